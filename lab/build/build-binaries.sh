@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Build kube-apiserver, kube-controller-manager (from the k8s.io/kubernetes Go module) and etcd
+# (from go.etcd.io/etcd/server/v3) at the versions in versions.env, once per machine.
+# Output: $LAB_CACHE/bin/<k8s-version>/{kube-apiserver,kube-controller-manager} and
+#         $LAB_CACHE/bin/etcd-<etcd-version>/etcd
+# Binaries are cached outside the repository and never committed.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+LAB_CACHE="${LAB_CACHE:-$HOME/.cache/segmented-registry-lab}"
+k8s_out="$LAB_CACHE/bin/kubernetes-$LAB_KUBERNETES_VERSION"
+etcd_out="$LAB_CACHE/bin/etcd-$LAB_ETCD_VERSION"
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+build_kubernetes() {
+  if [ -x "$k8s_out/kube-apiserver" ] && [ -x "$k8s_out/kube-controller-manager" ]; then
+    echo "kubernetes $LAB_KUBERNETES_VERSION: cached in $k8s_out"; return
+  fi
+  local mod="$LAB_CACHE/src/kubernetes-$LAB_KUBERNETES_VERSION"
+  mkdir -p "$mod" "$k8s_out"
+  local v="${LAB_KUBERNETES_VERSION#v}"
+  local major="${v%%.*}" rest="${v#*.}"; local minor="${rest%%.*}"
+  local gomod
+  gomod="$(cd "$mod" && go mod download -json "k8s.io/kubernetes@$LAB_KUBERNETES_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  # Wrapper module (kubernetes/kubernetes#79384): require k8s.io/kubernetes and point every staging
+  # module its go.mod replaces with a local path at the published v0.N.P of the same release.
+  {
+    echo "module lab.local/kubernetes"
+    echo
+    echo "go $(awk '/^go /{print $2; exit}' "$gomod")"
+    echo
+    echo "require k8s.io/kubernetes $LAB_KUBERNETES_VERSION"
+    echo
+    echo "replace ("
+    awk '/=> \.\/staging\/src\// {print $1}' "$gomod" | sort -u | while read -r m; do
+      echo "	$m => $m v0.$minor.${rest#*.}"
+    done
+    echo ")"
+  } > "$mod/go.mod"
+  cat > "$mod/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
+GO
+  (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true; cd "$mod" && go mod download)
+  local ld=""
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $p.gitVersion=$LAB_KUBERNETES_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+    ld="$ld -X $p.gitTreeState=clean"
+  done
+  for cmd in kube-apiserver kube-controller-manager; do
+    echo "building $cmd $LAB_KUBERNETES_VERSION ..."
+    (cd "$mod" && go build -mod=mod -tags selinux,notest,grpcnotrace -trimpath -ldflags "-s -w $ld" \
+      -o "$k8s_out/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
+    mv "$k8s_out/$cmd.tmp" "$k8s_out/$cmd"
+  done
+}
+
+build_etcd() {
+  if [ -x "$etcd_out/etcd" ]; then echo "etcd $LAB_ETCD_VERSION: cached in $etcd_out"; return; fi
+  local mod="$LAB_CACHE/src/etcd-$LAB_ETCD_VERSION"
+  mkdir -p "$mod" "$etcd_out"
+  cat > "$mod/go.mod" <<GOMOD
+module lab.local/etcd
+
+go 1.24
+
+require go.etcd.io/etcd/server/v3 $LAB_ETCD_VERSION
+GOMOD
+  cat > "$mod/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+  (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true)
+  echo "building etcd $LAB_ETCD_VERSION ..."
+  (cd "$mod" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$etcd_out/etcd.tmp" go.etcd.io/etcd/server/v3)
+  mv "$etcd_out/etcd.tmp" "$etcd_out/etcd"
+}
+
+case "${1:-all}" in
+  kubernetes) build_kubernetes ;;
+  etcd) build_etcd ;;
+  all) build_etcd; build_kubernetes ;;
+  paths) echo "$k8s_out $etcd_out" ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|paths]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""labctl: the local lab of real clusters and registries that every run and test stands on.
+
+  labctl up       build (once, cached) and start etcd, a kube-apiserver and kube-controller-manager
+                  per cluster, the registry token server and one registry per environment
+  labctl down     stop everything (--purge also deletes the state: certificates, storage)
+  labctl status   what runs, whether it answers, memory in use
+  labctl push     build a multi-layer image, push it to the integrated registry, record it in
+                  the ImageStream like OpenShift's registry does
+  labctl where    every repository:tag and digest in every registry of the lab
+
+What the lab consists of is read from inventories/lab (the same inventory the playbooks use).
+"""
+import argparse
+import base64
+import concurrent.futures
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import jinja2
+import requests
+import yaml
+from kubernetes import client as kclient
+from kubernetes import config as kconfig
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import image  # noqa: E402
+import pki  # noqa: E402
+import processes  # noqa: E402
+
+ETCD_CLIENT_PORT = 12379
+ETCD_PEER_PORT = 12380
+TOKEN_SERVER_PORT = 5110
+SERVICE_CIDR = "10.96.0.0/16"  # virtual service IPs; the lab never sends traffic to them
+INTEGRATED_SERVICE = "integrated"
+REGISTRY_TEMPLATE = os.path.join(REPO, "roles", "registry_cluster", "templates", "registry-config.yml.j2")
+KCM_CONTROLLERS = ",".join([
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "garbage-collector-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
+])
+
+
+class LabError(Exception):
+    pass
+
+
+def state_dir():
+    return os.environ.get("SEGMENTED_REGISTRY_LAB_STATE") or os.path.join(REPO, "lab", ".state")
+
+
+def venv_bin(name):
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def wait_for(what, probe, timeout=120, interval=0.5):
+    """Call ``probe`` until it returns a true value; raise LabError naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = probe()
+            if result:
+                return result
+        except Exception as exc:  # a probe fails in many ways while a server starts
+            last = exc
+        time.sleep(interval)
+    raise LabError("%s did not become ready in %ds%s" % (what, timeout, ": %s" % last if last else ""))
+
+
+class Layout:
+    """Which clusters, registries and ports make the lab: read from inventories/lab."""
+
+    def __init__(self, inventory=os.path.join(REPO, "inventories", "lab")):
+        out = subprocess.run(
+            [venv_bin("ansible-inventory"), "-i", inventory, "--list"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        hostvars = json.loads(out)["_meta"]["hostvars"]
+        self.clusters = []  # [(name, apiserver port)]
+        self.registry_cluster = None
+        self.integrated_endpoint = None
+        environments = None
+        for name, hv in sorted(hostvars.items()):
+            if "segmented_registry_lab_apiserver_port" not in hv:
+                continue
+            self.clusters.append((name, int(hv["segmented_registry_lab_apiserver_port"])))
+            if hv.get("segmented_registry_role") == "registry":
+                self.registry_cluster = name
+                self.integrated_endpoint = hv["segmented_registry_integrated_registry"]
+            environments = hv.get("segmented_registry_environments", environments)
+        if not self.registry_cluster or not environments:
+            raise LabError("inventories/lab must name a registry cluster and its environments")
+        # (environment, endpoint host:port, token service, SubjectAccessReview namespace rule)
+        self.registries = [("default", self.integrated_endpoint, INTEGRATED_SERVICE, {"namespace_from": "repository"})]
+        for env in environments:
+            self.registries.append((env["name"], env["endpoint"], "env-" + env["name"], {"namespace": env["name"]}))
+
+
+class Lab:
+    def __init__(self, state=None, layout=None):
+        self.state = state or state_dir()
+        os.makedirs(self.state, mode=0o700, exist_ok=True)
+        self.layout = layout or Layout()
+        self.procs = processes.Supervisor(self.state)
+        self.kubeconfig = os.path.join(self.state, "kubeconfig")
+        self.trust_dir = os.path.join(self.state, "trust")  # only ca.crt: a cert dir for skopeo
+        self._ca = None
+
+    # -- certificates -------------------------------------------------------------------
+    @property
+    def ca(self):
+        if self._ca is None:
+            self._ca = pki.Authority(os.path.join(self.state, "pki"))
+            os.makedirs(self.trust_dir, exist_ok=True)
+            shutil.copyfile(self._ca.cert_path, os.path.join(self.trust_dir, "ca.crt"))
+        return self._ca
+
+    def _server_cert(self, name):
+        return self.ca.issue(name, name, hosts=("127.0.0.1", "localhost"), server=True)
+
+    def _admin_cert(self):
+        return self.ca.issue("admin", "lab-admin", organizations=("system:masters",), client=True)
+
+    # -- binaries -----------------------------------------------------------------------
+    def binaries(self):
+        script = os.path.join(HERE, "build", "build-binaries.sh")
+        subprocess.run(["bash", script, "all"], check=True, stdout=sys.stderr)
+        k8s_dir, etcd_dir = subprocess.run(
+            ["bash", script, "paths"], check=True, capture_output=True, text=True
+        ).stdout.split()
+        return {
+            "kube-apiserver": os.path.join(k8s_dir, "kube-apiserver"),
+            "kube-controller-manager": os.path.join(k8s_dir, "kube-controller-manager"),
+            "etcd": os.path.join(etcd_dir, "etcd"),
+        }
+
+    # -- etcd ---------------------------------------------------------------------------
+    def start_etcd(self, etcd):
+        cert, key = self._server_cert("etcd")
+        self.procs.start("etcd", [
+            etcd, "--name", "lab", "--data-dir", os.path.join(self.state, "etcd"),
+            "--listen-client-urls", "https://127.0.0.1:%d" % ETCD_CLIENT_PORT,
+            "--advertise-client-urls", "https://127.0.0.1:%d" % ETCD_CLIENT_PORT,
+            "--listen-peer-urls", "http://127.0.0.1:%d" % ETCD_PEER_PORT,
+            "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % ETCD_PEER_PORT,
+            "--initial-cluster", "lab=http://127.0.0.1:%d" % ETCD_PEER_PORT,
+            "--cert-file", cert, "--key-file", key,
+            "--client-cert-auth", "--trusted-ca-file", self.ca.cert_path,
+            "--listen-metrics-urls", "http://127.0.0.1:12381",
+            "--unsafe-no-fsync",  # a lab on one disk: durability is not what we test
+            "--log-level", "warn",
+        ])
+        wait_for("etcd", lambda: requests.get("http://127.0.0.1:12381/health", timeout=2).json()["health"] == "true")
+
+    # -- API servers --------------------------------------------------------------------
+    def start_apiserver(self, binary, cluster, port):
+        cert, key = self._server_cert("apiserver-" + cluster)
+        etcd_cert, etcd_key = self.ca.issue("etcd-client", "kube-apiserver-etcd-client", client=True)
+        sa_key = self.ca.signing_key("sa-" + cluster)
+        self.procs.start("apiserver-" + cluster, [
+            binary,
+            "--etcd-servers", "https://127.0.0.1:%d" % ETCD_CLIENT_PORT,
+            "--etcd-prefix", "/clusters/" + cluster,
+            "--etcd-cafile", self.ca.cert_path, "--etcd-certfile", etcd_cert, "--etcd-keyfile", etcd_key,
+            "--secure-port", str(port), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--tls-cert-file", cert, "--tls-private-key-file", key,
+            "--client-ca-file", self.ca.cert_path,
+            "--authorization-mode", "RBAC",
+            "--service-account-issuer", "https://127.0.0.1:%d" % port,
+            "--service-account-key-file", sa_key, "--service-account-signing-key-file", sa_key,
+            "--service-cluster-ip-range", SERVICE_CIDR,
+            "--cert-dir", os.path.join(self.state, "apiserver-" + cluster),
+            "--profiling=false", "--v=1",
+        ])
+
+    def api_client(self, cluster):
+        return kconfig.new_client_from_config(config_file=self.kubeconfig, context=cluster)
+
+    def _ready(self, cluster, port):
+        cert, key = self._admin_cert()
+        response = requests.get(
+            "https://127.0.0.1:%d/readyz" % port, cert=(cert, key), verify=self.ca.cert_path, timeout=5
+        )
+        return response.status_code == 200
+
+    def write_kubeconfig(self):
+        cert, key = self._admin_cert()
+
+        def b64(path):
+            with open(path, "rb") as handle:
+                return base64.b64encode(handle.read()).decode()
+
+        config = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [
+                {"name": name, "cluster": {"server": "https://127.0.0.1:%d" % port,
+                                           "certificate-authority-data": b64(self.ca.cert_path)}}
+                for name, port in self.layout.clusters
+            ],
+            "users": [{"name": "lab-admin", "user": {"client-certificate-data": b64(cert),
+                                                     "client-key-data": b64(key)}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": "lab-admin"}}
+                         for name, _ in self.layout.clusters],
+            "current-context": self.layout.registry_cluster,
+        }
+        fd = os.open(self.kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            yaml.safe_dump(config, handle)
+
+    def bootstrap(self, cluster):
+        """Make a bare Kubernetes look like the OpenShift the collection expects."""
+        dyn = DynamicClient(self.api_client(cluster))
+        documents = []
+        for folder in ("crds", "rbac"):
+            for name in sorted(os.listdir(os.path.join(HERE, folder))):
+                with open(os.path.join(HERE, folder, name)) as handle:
+                    documents.extend(d for d in yaml.safe_load_all(handle) if d)
+        for doc in documents:
+            resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+            resource.server_side_apply(body=doc, field_manager="labctl", force_conflicts=True)
+        crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
+
+        def established():
+            for doc in documents:
+                if doc["kind"] != "CustomResourceDefinition":
+                    continue
+                conditions = crds.get(name=doc["metadata"]["name"]).status.conditions or []
+                if not any(c.type == "Established" and c.status == "True" for c in conditions):
+                    return False
+            return True
+
+        wait_for("CRDs on " + cluster, established, timeout=60)
+        dyn = DynamicClient(self.api_client(cluster))  # rediscover: the new kinds are served now
+        # What every OpenShift cluster has: the cluster image config and the global pull secret.
+        for doc in [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "openshift-config"}},
+            {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+             "metadata": {"name": "pull-secret", "namespace": "openshift-config"},
+             "data": {".dockerconfigjson": base64.b64encode(b'{"auths":{}}').decode()}},
+            {"apiVersion": "config.openshift.io/v1", "kind": "Image", "metadata": {"name": "cluster"}, "spec": {}},
+        ]:
+            resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+            try:
+                resource.create(body=doc, namespace=doc["metadata"].get("namespace"))
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+
+    def start_controller_manager(self, binary, cluster):
+        kubeconfig = os.path.join(self.state, "kcm-%s.kubeconfig" % cluster)
+        with open(self.kubeconfig) as handle:
+            config = yaml.safe_load(handle)
+        config["current-context"] = cluster
+        fd = os.open(kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            yaml.safe_dump(config, handle)
+        self.procs.start("kcm-" + cluster, [
+            binary, "--kubeconfig", kubeconfig,
+            "--controllers", KCM_CONTROLLERS,
+            "--service-account-private-key-file", self.ca.signing_key("sa-" + cluster),
+            "--root-ca-file", self.ca.cert_path,
+            "--leader-elect=false", "--use-service-account-credentials=false",
+            "--secure-port=0", "--v=1",
+        ])
+
+        def default_sa():
+            kclient.CoreV1Api(self.api_client(cluster)).read_namespaced_service_account("default", "default")
+            return True
+
+        wait_for("kube-controller-manager of " + cluster + " (default service account)", default_sa, timeout=90)
+
+    # -- registries ---------------------------------------------------------------------
+    def start_token_server(self):
+        cert, key = self._server_cert("tokenserver")
+        signing_cert, signing_key = self.ca.issue("token-signing", "segmented-registry-lab token signer")
+        config = {
+            "listen": "127.0.0.1:%d" % TOKEN_SERVER_PORT, "tls_cert": cert, "tls_key": key,
+            "signing_cert": signing_cert, "signing_key": signing_key, "token_ttl_seconds": 300,
+            "kubeconfig": self.kubeconfig, "context": self.layout.registry_cluster,
+            "services": {service: dict(rule, issuer="segmented-registry-lab")
+                         for _, _, service, rule in self.layout.registries},
+        }
+        path = os.path.join(self.state, "tokenserver.json")
+        with open(path, "w") as handle:
+            json.dump(config, handle, indent=1)
+        self.procs.start("tokenserver", [sys.executable, os.path.join(HERE, "tokenserver.py"), "--config", path])
+        wait_for("token server", lambda: requests.get(
+            "https://127.0.0.1:%d/healthz" % TOKEN_SERVER_PORT, verify=self.ca.cert_path, timeout=2).ok)
+        return signing_cert
+
+    def _http_secret(self):
+        path = os.path.join(self.state, "registry-http-secret")
+        if not os.path.exists(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        with open(path) as handle:
+            return handle.read().strip()
+
+    def start_registries(self, signing_cert):
+        with open(REGISTRY_TEMPLATE) as handle:
+            template = jinja2.Template(handle.read(), undefined=jinja2.StrictUndefined)
+        for env, endpoint, service, _ in self.layout.registries:
+            folder = os.path.join(self.state, "registries", env)
+            os.makedirs(os.path.join(folder, "storage"), exist_ok=True)
+            cert, key = self._server_cert("registry-" + env)
+            config = template.render(
+                registry_cluster_config_environment=env,
+                registry_cluster_config_storage_root=os.path.join(folder, "storage"),
+                registry_cluster_config_listen="127.0.0.1:" + endpoint.rsplit(":", 1)[1],
+                registry_cluster_config_tls_cert=cert,
+                registry_cluster_config_tls_key=key,
+                registry_cluster_config_token_realm="https://localhost:%d/token" % TOKEN_SERVER_PORT,
+                registry_cluster_config_token_service=service,
+                registry_cluster_config_token_issuer="segmented-registry-lab",
+                registry_cluster_config_token_rootcertbundle=signing_cert,
+            )
+            with open(os.path.join(folder, "config.yml"), "w") as handle:
+                handle.write(config)
+            self.procs.start("registry-" + env, ["docker-registry", "serve", os.path.join(folder, "config.yml")],
+                             env={"REGISTRY_HTTP_SECRET": self._http_secret()})
+        for env, endpoint, _, _ in self.layout.registries:
+            wait_for("registry " + env, lambda e=endpoint: requests.get(
+                "https://%s/v2/" % e, verify=self.ca.cert_path, timeout=2).status_code == 401)
+
+    # -- the whole lab ------------------------------------------------------------------
+    def up(self):
+        started = time.monotonic()
+        bins = self.binaries()
+        built = time.monotonic()
+        self.start_etcd(bins["etcd"])
+        for cluster, port in self.layout.clusters:
+            self.start_apiserver(bins["kube-apiserver"], cluster, port)
+        self.write_kubeconfig()
+        for cluster, port in self.layout.clusters:
+            try:
+                wait_for("kube-apiserver of " + cluster, lambda c=cluster, p=port: self._ready(c, p), timeout=180)
+            except LabError as exc:
+                raise LabError("%s\n%s" % (exc, self.procs.tail("apiserver-" + cluster)))
+        with concurrent.futures.ThreadPoolExecutor(len(self.layout.clusters)) as pool:
+            list(pool.map(self.bootstrap, [c for c, _ in self.layout.clusters]))
+            list(pool.map(lambda c: self.start_controller_manager(bins["kube-controller-manager"], c),
+                          [c for c, _ in self.layout.clusters]))
+        signing_cert = self.start_token_server()
+        self.start_registries(signing_cert)
+        done = time.monotonic()
+        return {"start_seconds": round(done - built, 1), "build_or_cache_seconds": round(built - started, 1)}
+
+    def components(self):
+        names = ["etcd"]
+        for cluster, _ in self.layout.clusters:
+            names += ["apiserver-" + cluster, "kcm-" + cluster]
+        names.append("tokenserver")
+        names += ["registry-" + env for env, _, _, _ in self.layout.registries]
+        return names
+
+    def down(self, purge=False):
+        for name in reversed(self.components()):
+            self.procs.stop(name)
+        if purge:
+            shutil.rmtree(self.state, ignore_errors=True)
+
+    def status(self):
+        rows = []
+        for name in self.components():
+            pid = self.procs.pid(name)
+            rows.append({"component": name, "pid": pid, "running": bool(pid),
+                         "rss_mib": round(self.procs.rss_bytes(name) / 2**20, 1)})
+        return {
+            "state": self.state, "kubeconfig": self.kubeconfig, "ca": os.path.join(self.trust_dir, "ca.crt"),
+            "components": rows,
+            "all_running": all(r["running"] for r in rows),
+            "memory_mib": round(sum(r["rss_mib"] for r in rows), 1),
+            "clusters": {c: "https://127.0.0.1:%d" % p for c, p in self.layout.clusters},
+            "registries": {env: endpoint for env, endpoint, _, _ in self.layout.registries},
+        }
+
+    # -- an image, pushed the way a build pushes it -------------------------------------
+    def builder_token(self, namespace, seconds=3600):
+        """A TokenRequest token of the ``builder`` service account of ``namespace`` on the registry
+        cluster, bound to system:image-builder as OpenShift does for every project."""
+        api = self.api_client(self.layout.registry_cluster)
+        core, rbac = kclient.CoreV1Api(api), kclient.RbacAuthorizationV1Api(api)
+        for create in (
+            lambda: core.create_namespace({"metadata": {"name": namespace}}),
+            lambda: core.create_namespaced_service_account(namespace, {"metadata": {"name": "builder"}}),
+            lambda: rbac.create_namespaced_role_binding(namespace, {
+                "metadata": {"name": "system:image-builders"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "system:image-builder"},
+                "subjects": [{"kind": "ServiceAccount", "name": "builder", "namespace": namespace}]}),
+        ):
+            try:
+                create()
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        request = core.create_namespaced_service_account_token(
+            "builder", namespace, {"spec": {"expirationSeconds": seconds}})
+        return request.status.token
+
+    def push(self, namespace, stream, tag, layers, layer_size, seed=None):
+        token = self.builder_token(namespace)
+        with tempfile.TemporaryDirectory(prefix="labpush-") as tmp:
+            layout = os.path.join(tmp, "oci")
+            image.build_oci_layout(layout, layers=layers, layer_size=layer_size,
+                                   seed=seed or "%s/%s:%s" % (namespace, stream, tag))
+            registry = self.layout.integrated_endpoint
+            digest = image.push(layout, "%s/%s/%s:%s" % (registry, namespace, stream, tag),
+                                username="builder", password=token, ca_dir=self.trust_dir)
+        image.record_push(self.api_client(self.layout.registry_cluster), namespace, stream, tag, digest, registry)
+        return {"reference": "%s/%s/%s:%s" % (registry, namespace, stream, tag), "digest": digest}
+
+
+    # -- what landed where --------------------------------------------------------------
+    def service_account_token(self, namespace, name, cluster_role, seconds=600):
+        """A TokenRequest token of service account ``namespace/name`` on the registry cluster,
+        which gets ``cluster_role`` in every namespace (a ClusterRoleBinding)."""
+        api = self.api_client(self.layout.registry_cluster)
+        core, rbac = kclient.CoreV1Api(api), kclient.RbacAuthorizationV1Api(api)
+        for create in (
+            lambda: core.create_namespace({"metadata": {"name": namespace}}),
+            lambda: core.create_namespaced_service_account(namespace, {"metadata": {"name": name}}),
+            lambda: rbac.create_cluster_role_binding({
+                "metadata": {"name": "%s:%s:%s" % (cluster_role, namespace, name)},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}),
+        ):
+            try:
+                create()
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        return core.create_namespaced_service_account_token(
+            name, namespace, {"spec": {"expirationSeconds": seconds}}).status.token
+
+    def where(self):
+        """Every repository:tag and its digest in every registry of the lab."""
+        token = self.service_account_token("segmented-registry-lab", "auditor", "registry-viewer")
+        session = requests.Session()
+        session.verify = self.ca.cert_path
+        report = {}
+        for env, endpoint, service, _ in self.layout.registries:
+            def bearer(scope, service=service):
+                answer = session.get("https://localhost:%d/token" % TOKEN_SERVER_PORT,
+                                     params={"service": service, "scope": scope}, auth=("auditor", token))
+                answer.raise_for_status()
+                return {"Authorization": "Bearer " + answer.json()["token"]}
+
+            base = "https://%s/v2/" % endpoint
+            catalog = session.get(base + "_catalog", headers=bearer("registry:catalog:*"))
+            catalog.raise_for_status()
+            tags = {}
+            for repo in catalog.json().get("repositories") or []:
+                headers = bearer("repository:%s:pull" % repo)
+                listing = session.get(base + repo + "/tags/list", headers=headers)
+                listing.raise_for_status()
+                for tag in sorted(listing.json().get("tags") or []):
+                    head = session.head(base + "%s/manifests/%s" % (repo, tag), headers=dict(headers, Accept=", ".join(
+                        image.MANIFEST_MEDIA_TYPES)))
+                    head.raise_for_status()
+                    tags["%s:%s" % (repo, tag)] = head.headers.get("Docker-Content-Digest")
+            report[env] = {"endpoint": endpoint, "tags": tags}
+        return report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="labctl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the lab (builds the binaries once)")
+    down = sub.add_parser("down", help="stop the lab")
+    down.add_argument("--purge", action="store_true", help="also delete certificates, etcd data and storage")
+    sub.add_parser("status", help="show what runs (exit 1 if anything is down)")
+    push = sub.add_parser("push", help="push a built multi-layer image to the integrated registry")
+    push.add_argument("--namespace", default="myproject")
+    push.add_argument("--stream", default="app")
+    push.add_argument("--tag", default="v1")
+    push.add_argument("--layers", type=int, default=3)
+    push.add_argument("--layer-size", type=int, default=1 << 20, help="bytes of content per layer")
+    push.add_argument("--seed", help="content seed (default: the reference; same seed, same digest)")
+    sub.add_parser("where", help="list every repository:tag and digest in every registry")
+    args = parser.parse_args(argv)
+    try:
+        lab = Lab()
+        if args.command == "up":
+            timing = lab.up()
+            result = dict(lab.status(), **timing)
+        elif args.command == "down":
+            lab.down(purge=args.purge)
+            result = {"stopped": True, "purged": args.purge}
+        elif args.command == "status":
+            result = lab.status()
+        elif args.command == "where":
+            result = lab.where()
+        else:
+            result = lab.push(args.namespace, args.stream, args.tag, args.layers, args.layer_size, args.seed)
+    except (LabError, subprocess.CalledProcessError, ApiException, requests.RequestException,
+            image.ImageError) as exc:
+        print("labctl %s: %s" % (args.command, exc), file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=1))
+    return 0 if args.command != "status" or result["all_running"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for the lab and the tests; every step is skipped when already done.
+#   - Debian packages: docker-registry (CNCF distribution) and skopeo
+#   - .venv with tests/requirements.txt (ansible 12 brings kubernetes.core; no Galaxy needed)
+#   - .venv/collections: this checkout seen as the collection segmented.registry (ansible.cfg)
+#   - etcd, kube-apiserver, kube-controller-manager built from their Go modules (cached by version)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+missing=()
+for pkg in docker-registry skopeo; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v go >/dev/null || { echo "setup: Go (1.26) is needed to build the lab's control plane" >&2; exit 1; }
+
+stamp=".venv/.requirements.sha256"
+want="$(cat requirements.txt tests/requirements.txt | sha256sum | cut -d' ' -f1)"
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r tests/requirements.txt
+  echo "$want" > "$stamp"
+fi
+mkdir -p .venv/collections/ansible_collections/segmented
+ln -sfn ../../../.. .venv/collections/ansible_collections/segmented/registry
+
+bash lab/build/build-binaries.sh all
