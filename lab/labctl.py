@@ -44,6 +44,11 @@ ETCD_PEER_PORT = 12380
 TOKEN_SERVER_PORT = 5110
 SERVICE_CIDR = "10.96.0.0/16"  # virtual service IPs; the lab never sends traffic to them
 INTEGRATED_SERVICE = "integrated"
+MANIFEST_ACCEPT = ", ".join([
+    "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
 REGISTRY_TEMPLATE = os.path.join(REPO, "roles", "registry_cluster", "templates", "registry-config.yml.j2")
 KCM_CONTROLLERS = ",".join([
     "namespace-controller",
@@ -453,6 +458,7 @@ class Lab:
         """Every repository:tag and its digest in every registry of the lab."""
         token = self.service_account_token("segmented-registry-lab", "auditor", "registry-viewer")
         session = requests.Session()
+        session.trust_env = False  # REQUESTS_CA_BUNDLE would override the lab CA
         session.verify = self.ca.cert_path
         report = {}
         for env, endpoint, service, _ in self.layout.registries:
@@ -471,8 +477,8 @@ class Lab:
                 listing = session.get(base + repo + "/tags/list", headers=headers)
                 listing.raise_for_status()
                 for tag in sorted(listing.json().get("tags") or []):
-                    head = session.head(base + "%s/manifests/%s" % (repo, tag), headers=dict(headers, Accept=", ".join(
-                        image.MANIFEST_MEDIA_TYPES)))
+                    head = session.head(base + "%s/manifests/%s" % (repo, tag),
+                                        headers=dict(headers, Accept=MANIFEST_ACCEPT))
                     head.raise_for_status()
                     tags["%s:%s" % (repo, tag)] = head.headers.get("Docker-Content-Digest")
             report[env] = {"endpoint": endpoint, "tags": tags}
@@ -511,7 +517,7 @@ def main(argv=None):
         else:
             result = lab.push(args.namespace, args.stream, args.tag, args.layers, args.layer_size, args.seed)
     except (LabError, subprocess.CalledProcessError, ApiException, requests.RequestException,
-            image.ImageError) as exc:
+            image.PushError, image.RecordError) as exc:
         print("labctl %s: %s" % (args.command, exc), file=sys.stderr)
         return 1
     print(json.dumps(result, indent=1))

@@ -1,0 +1,140 @@
+"""Fixtures for tests that stand on the running lab (scripts/test.sh brings it up)."""
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import ansible_runner
+import pytest
+from kubernetes import client as kclient
+from kubernetes.client.rest import ApiException
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "lab"))
+
+import image  # noqa: E402
+import labctl  # noqa: E402
+
+LAB_INVENTORY = os.path.join(REPO, "inventories", "lab")
+
+
+def pytest_collection_modifyitems(items):
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    lab = labctl.Lab()
+    status = lab.status()
+    down = [c["component"] for c in status["components"] if not c["running"]]
+    if down:
+        pytest.fail("the lab is not running (%s down): bring it up with lab/labctl up" % ", ".join(down))
+    return lab
+
+
+@pytest.fixture
+def unique():
+    """A short unique DNS-1123 suffix so tests never collide with each other or earlier runs."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def run_playbook():
+    """Run a playbook with ansible-runner (as AWX does) against an inventory; return the runner."""
+    def run(playbook, inventory=LAB_INVENTORY, extravars=None, envvars=None):
+        data_dir = tempfile.mkdtemp(prefix="runner-")
+        try:
+            runner = ansible_runner.run(
+                private_data_dir=data_dir,
+                playbook=os.path.join(REPO, playbook) if not os.path.isabs(playbook) else playbook,
+                inventory=inventory,
+                extravars=extravars or {},
+                envvars=dict({"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg")}, **(envvars or {})),
+                quiet=True,
+            )
+            runner.stdout_text = runner.stdout.read()
+            return runner
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return run
+
+
+@pytest.fixture(scope="session")
+def make_token(lab):
+    """make_token(namespace, name, roles={namespace: cluster_role}) -> a TokenRequest token of a
+    service account on the registry cluster with those role bindings."""
+    def make(namespace, name, roles=None, cluster=None):
+        api = lab.api_client(cluster or lab.layout.registry_cluster)
+        core, rbac = kclient.CoreV1Api(api), kclient.RbacAuthorizationV1Api(api)
+        namespaces = {namespace, *(roles or {})}
+        for ns in namespaces:
+            try:
+                core.create_namespace({"metadata": {"name": ns}})
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+        for ns, role in (roles or {}).items():
+            rbac.create_namespaced_role_binding(ns, {
+                "metadata": {"name": "%s-%s-%s" % (role.replace(":", "-"), namespace, name)},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]})
+        return core.create_namespaced_service_account_token(
+            name, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    return make
+
+
+@pytest.fixture(scope="session")
+def oci_layout(tmp_path_factory):
+    """A real three-layer image as an OCI layout on disk, and its manifest digest."""
+    path = str(tmp_path_factory.mktemp("image") / "oci")
+    digest = image.build_oci_layout(path, layers=3, layer_size=256 * 1024, seed="integration")
+    return path, digest
+
+
+@pytest.fixture(scope="session")
+def skopeo(lab, tmp_path_factory):
+    """skopeo(subcommand, *args, token=None, registry=None, trust=True) -> CompletedProcess.
+
+    The token goes through a 0600 auth file (never argv); ``trust`` adds the lab CA."""
+    def run(subcommand, *args, token=None, registry=None, trust=True):
+        flags = []
+        if token is not None:
+            auth = str(tmp_path_factory.mktemp("auth") / "auth.json")
+            fd = os.open(auth, os.O_WRONLY | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"auths": {registry: {"auth": base64.b64encode(("sa:" + token).encode()).decode()}}},
+                          handle)
+            flags.append("--authfile=" + auth)
+        if trust:
+            if subcommand == "copy":
+                flags += ["--src-cert-dir=" + lab.trust_dir, "--dest-cert-dir=" + lab.trust_dir]
+            else:
+                flags.append("--cert-dir=" + lab.trust_dir)
+        argv = ["skopeo", "--command-timeout", "60s", subcommand] + flags + list(args)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    return run
+
+
+@pytest.fixture(scope="session")
+def eventually():
+    """eventually(probe, timeout) -> the first result of probe() that raises nothing (controllers
+    act asynchronously); re-raises the last error at the deadline."""
+    def wait(probe, timeout=30, interval=0.2):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return probe()
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(interval)
+    return wait

@@ -1,0 +1,162 @@
+"""The lab is real: what every other integration test stands on."""
+import json
+
+import pytest
+import requests
+from kubernetes import client as kclient
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+
+
+def _clusters(lab):
+    return [name for name, _ in lab.layout.clusters]
+
+
+def test_kubernetes_core_creates_objects_on_every_cluster(lab, run_playbook, unique):
+    namespace = "labtest-" + unique
+    runner = run_playbook("tests/integration/playbooks/objects_on_every_cluster.yml",
+                          extravars={"lab_test_namespace": namespace})
+    assert runner.status == "successful", runner.stdout_text
+    for cluster in _clusters(lab):
+        api = lab.api_client(cluster)
+        assert kclient.CoreV1Api(api).read_namespaced_service("docker-registry", namespace).spec.selector is None
+        slice_ = kclient.DiscoveryV1Api(api).read_namespaced_endpoint_slice("docker-registry-1", namespace)
+        assert slice_.endpoints[0].addresses == ["192.0.2.10"]
+        stream = DynamicClient(api).resources.get(api_version="image.openshift.io/v1", kind="ImageStream").get(
+            name="app", namespace=namespace)
+        assert stream.spec.tags[0].annotations.description == "made by a test"
+    rerun = run_playbook("tests/integration/playbooks/objects_on_every_cluster.yml",
+                         extravars={"lab_test_namespace": namespace})
+    assert rerun.status == "successful"
+    assert not any(rerun.stats["changed"].values()), "second run must change nothing"
+    assert sum(rerun.stats["ok"].values()) == 4 * len(_clusters(lab))
+
+
+@pytest.mark.parametrize("cluster", ["registry", "test", "uat", "prod"])
+def test_stale_resource_version_gets_409(lab, cluster, unique):
+    api = lab.api_client(cluster)
+    streams = DynamicClient(api).resources.get(api_version="image.openshift.io/v1", kind="ImageStream")
+    kclient.CoreV1Api(api).create_namespace({"metadata": {"name": "rv-" + unique}})
+    created = streams.create(namespace="rv-" + unique, body={
+        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream", "metadata": {"name": "app"}, "spec": {}})
+    stale = created.metadata.resourceVersion
+    body = created.to_dict()
+    body["spec"] = {"tags": [{"name": "a", "annotations": {"k": "1"}}]}
+    fresh = streams.replace(namespace="rv-" + unique, body=body)
+    assert fresh.metadata.resourceVersion != stale
+    body["spec"] = {"tags": [{"name": "b"}]}
+    body["metadata"]["resourceVersion"] = stale
+    with pytest.raises(ApiException) as conflict:
+        streams.replace(namespace="rv-" + unique, body=body)
+    assert conflict.value.status == 409
+    assert streams.get(name="app", namespace="rv-" + unique).spec.tags[0].name == "a"
+
+
+@pytest.mark.parametrize("cluster", ["registry", "test", "uat", "prod"])
+def test_token_request_authenticates_as_its_service_account(lab, cluster, make_token, unique, eventually):
+    namespace = "sa-" + unique
+    token = make_token(namespace, "robot", cluster=cluster)
+    port = dict(lab.layout.clusters)[cluster]
+    who = requests.post(
+        "https://127.0.0.1:%d/apis/authentication.k8s.io/v1/selfsubjectreviews" % port,
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        headers={"Authorization": "Bearer " + token}, verify=lab.ca.cert_path, timeout=10)
+    assert who.status_code == 201, who.text
+    user = who.json()["status"]["userInfo"]
+    assert user["username"] == "system:serviceaccount:%s:robot" % namespace
+    assert "system:serviceaccounts:" + namespace in user["groups"]
+    # kube-controller-manager runs: every namespace gets its default service account and CA bundle
+    core = kclient.CoreV1Api(lab.api_client(cluster))
+    assert eventually(lambda: core.read_namespaced_service_account("default", namespace))
+    assert "ca.crt" in eventually(lambda: core.read_namespaced_config_map("kube-root-ca.crt", namespace)).data
+    bad = requests.post(
+        "https://127.0.0.1:%d/apis/authentication.k8s.io/v1/selfsubjectreviews" % port,
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        headers={"Authorization": "Bearer " + token[:-4] + "AAAA"}, verify=lab.ca.cert_path, timeout=10)
+    assert bad.status_code == 401
+
+
+def test_every_cluster_serves_the_openshift_kinds(lab):
+    for cluster in _clusters(lab):
+        dyn = DynamicClient(lab.api_client(cluster))
+        for api_version, kind in [("image.openshift.io/v1", "ImageStream"), ("route.openshift.io/v1", "Route"),
+                                  ("config.openshift.io/v1", "Image"), ("config.openshift.io/v1", "ImageTagMirrorSet"),
+                                  ("config.openshift.io/v1", "ImageDigestMirrorSet")]:
+            assert dyn.resources.get(api_version=api_version, kind=kind)
+        image_config = dyn.resources.get(api_version="config.openshift.io/v1", kind="Image").get(name="cluster")
+        assert image_config.metadata.name == "cluster"
+
+
+def _env_registries(lab):
+    return [(env, endpoint) for env, endpoint, _, _ in lab.layout.registries if env != "default"]
+
+
+@pytest.mark.parametrize("env", ["test", "uat", "prod"])
+def test_environment_registry_push_pull_with_right_credentials_only(lab, env, make_token, skopeo, oci_layout,
+                                                                   unique):
+    endpoint = dict(_env_registries(lab))[env]
+    other_env, other_endpoint = [(e, ep) for e, ep in _env_registries(lab) if e != env][0]
+    layout, digest = oci_layout
+    ref = "docker://%s/project-%s/app:v1" % (endpoint, unique)
+    pusher = make_token("lab-" + unique, "pusher-" + env, roles={env: "system:image-pusher"})
+    puller = make_token("lab-" + unique, "puller-" + env, roles={env: "system:image-puller"})
+    nobody = make_token("lab-" + unique, "nobody-" + env)
+
+    pushed = skopeo("copy", "oci:" + layout, ref, token=pusher, registry=endpoint)
+    assert pushed.returncode == 0, pushed.stderr
+    seen = skopeo("inspect", "--raw", ref, token=puller, registry=endpoint)
+    assert seen.returncode == 0, seen.stderr
+    assert json.loads(seen.stdout)["layers"] and len(json.loads(seen.stdout)["layers"]) == 3
+    inspected = skopeo("inspect", ref, token=puller, registry=endpoint)
+    assert json.loads(inspected.stdout)["Digest"] == digest  # bytes unchanged: same digest
+
+    denied = [
+        ("puller cannot push", skopeo("copy", "oci:" + layout, ref.replace(":v1", ":v2"), token=puller,
+                                      registry=endpoint)),
+        ("no role cannot pull", skopeo("inspect", ref, token=nobody, registry=endpoint)),
+        ("forged token cannot pull", skopeo("inspect", ref, token=pusher[:-6] + "AAAAAA", registry=endpoint)),
+        ("anonymous cannot pull", skopeo("inspect", "--no-creds", ref)),
+        ("a role in %s does not open %s" % (env, other_env),
+         skopeo("inspect", "docker://%s/project-%s/app:v1" % (other_endpoint, unique), token=pusher,
+                registry=other_endpoint)),
+    ]
+    for what, result in denied:
+        assert result.returncode != 0, what
+        assert "unauthorized" in result.stderr.lower() or "denied" in result.stderr.lower(), (what, result.stderr)
+    untrusted = skopeo("inspect", ref, token=puller, registry=endpoint, trust=False)
+    assert untrusted.returncode != 0 and "certificate" in untrusted.stderr
+
+
+def test_integrated_registry_authorizes_like_openshift(lab, make_token, skopeo, oci_layout, unique):
+    registry = lab.layout.integrated_endpoint
+    layout, digest = oci_layout
+    own, other = "build-" + unique, "other-" + unique
+    builder = make_token(own, "builder", roles={own: "system:image-builder"})
+    make_token(other, "builder", roles={other: "system:image-builder"})
+    ok = skopeo("copy", "oci:" + layout, "docker://%s/%s/app:v1" % (registry, own), token=builder, registry=registry)
+    assert ok.returncode == 0, ok.stderr
+    foreign = skopeo("copy", "oci:" + layout, "docker://%s/%s/app:v1" % (registry, other), token=builder,
+                     registry=registry)
+    assert foreign.returncode != 0 and ("denied" in foreign.stderr.lower() or "unauthorized" in foreign.stderr.lower())
+
+
+def test_lab_push_records_status_only_like_openshift(lab, unique):
+    namespace = "push-" + unique
+    first = lab.push(namespace, "app", "v1", layers=3, layer_size=64 * 1024)
+    second = lab.push(namespace, "app", "v2", layers=2, layer_size=64 * 1024)
+    stream = DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(
+        api_version="image.openshift.io/v1", kind="ImageStream").get(name="app", namespace=namespace)
+    assert not (stream.spec.tags or []), "a push never creates a spec tag"
+    tags = {t.tag: t.items[0] for t in stream.status.tags}
+    assert tags["v1"].image == first["digest"] and tags["v2"].image == second["digest"]
+    assert tags["v1"].dockerImageReference == "%s/%s/app@%s" % (lab.layout.integrated_endpoint, namespace,
+                                                                first["digest"])
+    where = lab.where()
+    assert where["default"]["tags"]["%s/app:v1" % namespace] == first["digest"]
+    assert all("%s/app:v1" % namespace not in where[env]["tags"] for env, _ in _env_registries(lab)), \
+        "environment registries start empty: only promotion copies into them"
+
+
+def test_validate_playbook_accepts_the_lab_inventory(run_playbook):
+    runner = run_playbook("playbooks/validate.yml")
+    assert runner.status == "successful", runner.stdout_text
