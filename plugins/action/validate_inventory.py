@@ -1,0 +1,146 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""Action plugin of segmented.registry.validate_inventory.
+
+On the controller: gathers the ``segmented_registry_*`` variables of every host in the
+``all`` group (templated; an undefined value counts as absent), checks the inventory (the
+same pure code the module runs, so a bad inventory fails before anything runs on the
+target), then runs the module, which checks that every managed cluster answers.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleUndefinedVariable
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.segmented.registry.plugins.module_utils.topology import (
+    HOST_VARS,
+    PREFIX,
+    Problem,
+    TopologyError,
+    VAR_ENVIRONMENTS,
+    VAR_K8S_AUTH,
+    build_topology,
+    clusters_to_hosts,
+    hosts_to_clusters,
+    misspelt_variables,
+    unreachable_problems,
+)
+
+MODULE = "segmented.registry.validate_inventory"
+# An undefined value counts as absent, except where "absent" would mean something else: without
+# segmented_registry_k8s_auth a cluster is reached through the K8S_AUTH_* environment variables,
+# which may well lead to another cluster.
+_UNDEFINED_IS_A_PROBLEM = (VAR_K8S_AUTH,)
+
+
+def _first_line(error):
+    text = str(getattr(error, "message", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("environments", "clusters", "check_reachable", "timeout"))
+
+    def _host_templar(self, raw_vars):
+        return self._templar.copy_with_new_env(available_variables=raw_vars)
+
+    def _template(self, templar, value):
+        """``(templated value, None)``, or ``(None, reason)`` when it uses an undefined variable."""
+        try:
+            return templar.template(value), None
+        except AnsibleUndefinedVariable as error:
+            return None, _first_line(error)
+
+    def gather(self, task_vars):
+        """``(environments, hosts, problems, warnings)`` from the inventory."""
+        hostvars = task_vars.get("hostvars") or {}
+        names = list((task_vars.get("groups") or {}).get("all") or [])
+        environments, source = None, None
+        hosts, problems, warnings = {}, [], []
+        for host in names:
+            raw = hostvars.raw_get(host) if hasattr(hostvars, "raw_get") else hostvars.get(host, {})
+            if not hasattr(raw, "get"):  # an undefined marker: host unknown to the inventory
+                continue
+            templar = self._host_templar(raw)
+            values = {}
+            for name in HOST_VARS:
+                if name in raw:
+                    value, undefined = self._template(templar, raw[name])
+                    if undefined and name in _UNDEFINED_IS_A_PROBLEM:
+                        problems.append(Problem(host, name, "uses an undefined variable ({0}); define it (a vaulted "
+                                                "variable, for a secret) or remove {1}".format(undefined, name)))
+                    elif value is not None:
+                        values[name] = value
+            hosts[host] = values
+            if VAR_ENVIRONMENTS in raw:
+                value, undefined = self._template(templar, raw[VAR_ENVIRONMENTS])
+                if undefined:
+                    problems.append(Problem(host, VAR_ENVIRONMENTS, "uses an undefined variable ({0}); define it or "
+                                            "write the environments out".format(undefined)))
+                elif value is not None:
+                    if source is None:
+                        environments, source = value, host
+                    elif value != environments:
+                        problems.append(Problem(host, VAR_ENVIRONMENTS, "differs from its value on {0}; define the "
+                                                "environments once, in group_vars/all".format(source)))
+            for name, suggestion in misspelt_variables(n for n in raw if isinstance(n, str) and n.startswith(PREFIX)).items():
+                warnings.append("{0}: {1} is not a variable of segmented.registry and is ignored; did you mean "
+                                "{2}?".format(host, name, suggestion))
+        return environments, hosts, problems, warnings
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp  # tmp no longer has any effect
+        task_vars = task_vars or {}
+        args = dict(self._task.args)
+
+        problems, warnings = [], []
+        if args.get("environments") is None or args.get("clusters") is None:
+            environments, hosts, problems, warnings = self.gather(task_vars)
+            if args.get("environments") is None:
+                args["environments"] = environments
+            if args.get("clusters") is None:
+                args["clusters"] = hosts_to_clusters(hosts)
+        if warnings:
+            result.setdefault("warnings", []).extend(warnings)
+
+        # Check the inventory here first: the module's argument spec would reject some of the
+        # same mistakes with less helpful messages (and one at a time).
+        topology = None
+        try:
+            topology = build_topology(args["environments"], clusters_to_hosts(args["clusters"]))
+        except TopologyError as error:
+            problems.extend(error.problems)
+        if problems:
+            error = TopologyError(problems)
+            result.update(failed=True, msg=error.text, problems=[problem.to_dict() for problem in problems], clusters={})
+            return result
+
+        # Only keep the options the module knows; None means "not set" to the argument spec.
+        module_args = dict((key, value) for key, value in args.items() if value is not None)
+        module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+
+        # The module masks every no_log value in its output, kubeconfig paths included: report
+        # the topology and the credential sources as computed here, on the controller.
+        report = topology.to_dict()
+        if module_result.get("failed") and module_result.get("clusters"):
+            unreachable = unreachable_problems(topology, module_result["clusters"])
+            if unreachable:
+                module_result["msg"] = TopologyError(unreachable).text
+                module_result["problems"] = [problem.to_dict() for problem in unreachable]
+        elif not module_result.get("failed"):
+            module_result["topology"] = report
+            module_result["summary"] = topology.summary()
+            module_result["ansible_facts"] = {"segmented_registry_topology": report}
+        if warnings:
+            module_result.setdefault("warnings", []).extend(warnings)
+        result.update(module_result)
+        return result

@@ -1,0 +1,304 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+DOCUMENTATION = r"""
+module: validate_inventory
+short_description: Check the segmented registry inventory and reach every managed cluster
+version_added: 0.1.0
+author:
+  - segmented.registry contributors (!UNKNOWN)
+description:
+  - Checks the inventory of a segmented registry (one registry cluster hosting one registry per
+    lifecycle environment, consumer clusters each assigned one environment) and reports every
+    problem at once, each naming the inventory host, the variable, the bad value and the fix.
+  - Then checks that every managed cluster (the registry cluster and every consumer with an
+    environment) answers, in parallel and with a timeout, and reports every unreachable one with
+    its API server URL and the error.
+  - Changes nothing. Every playbook of this collection runs it first (see C(segmented.registry.validate)).
+  - Its action plugin gathers the variables from the inventory, so it is normally called without
+    O(environments) and O(clusters). Run it in a play on V(localhost).
+extends_documentation_fragment:
+  - segmented.registry.inventory
+  - segmented.registry.attributes
+  - segmented.registry.attributes.READ_ONLY
+  - segmented.registry.attributes.FACTS
+  - segmented.registry.attributes.ACTION
+options:
+  check_reachable:
+    description:
+      - Whether to check that every managed cluster answers (C(GET /version), then who we are
+        authenticated as, where the server supports it).
+      - V(false) only checks the inventory, without any network access.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for each request to a cluster's API server.
+    type: int
+    default: 10
+requirements:
+  - python >= 3.9
+  - kubernetes >= 30.1.0
+notes:
+  - Not in the C(segmented.registry.registry) action group on purpose; it takes one set of
+    credentials per cluster, not the module-level ones that C(module_defaults) would set.
+seealso:
+  - module: kubernetes.core.k8s_info
+"""
+
+EXAMPLES = r"""
+- name: Check the inventory and every managed cluster
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Validate the inventory
+      segmented.registry.validate_inventory:
+      register: inventory
+
+    - name: Show which cluster serves which environment
+      ansible.builtin.debug:
+        var: inventory.summary
+
+- name: Only check the inventory, offline
+  segmented.registry.validate_inventory:
+    check_reachable: false
+
+- name: Check an inventory given explicitly
+  segmented.registry.validate_inventory:
+    environments:
+      - name: test
+        route_host: test-registry.apps.registry.example.com
+      - name: prod
+        route_host: prod-registry.apps.registry.example.com
+        policy:
+          after: test
+    clusters:
+      - name: registry-cluster
+        role: registry
+        k8s_auth:
+          kubeconfig: ~/.kube/config
+          context: registry
+      - name: prod-east
+        environment: prod
+        k8s_auth:
+          host: https://api.prod-east.example.com:6443
+          api_key: "{{ vault_prod_east_token }}"
+"""
+
+RETURN = r"""
+topology:
+  description:
+    - The validated inventory. It holds no secret; the credentials of each cluster are described
+      by their source only (C(kubeconfig <path> context <name>), C(host <url>) or
+      C(K8S_AUTH_* environment)).
+    - Also set as the fact C(segmented_registry_topology).
+  returned: success
+  type: dict
+  contains:
+    environments:
+      description: The environments by name, in the order they are defined, with their consumers.
+      returned: success
+      type: dict
+      sample:
+        test:
+          name: test
+          namespace: test
+          route_host: test-registry.apps.registry.example.com
+          endpoint: test-registry.apps.registry.example.com
+          ca_cert: null
+          validate_certs: true
+          storage: {size: 100Gi, storage_class: null, claim_name: null}
+          policy: {after: null, scan_gate: null}
+          consumers: [test-east]
+    promotion_order:
+      description: The environment names, each after the one its C(policy.after) names.
+      returned: success
+      type: list
+      elements: str
+      sample: [test, uat, prod]
+    registry_cluster:
+      description: The registry cluster.
+      returned: success
+      type: dict
+      sample: {name: registry-cluster, role: registry, environment: null,
+               auth: kubeconfig ~/.kube/config context registry, integrated_registry: null}
+    consumer_clusters:
+      description: The consumer clusters, each with its environment.
+      returned: success
+      type: list
+      elements: dict
+      sample: [{name: test-east, role: consumer, environment: test, auth: K8S_AUTH_* environment}]
+    default_clusters:
+      description: The inventory hosts without an environment (or with V(default)), left alone.
+      returned: success
+      type: list
+      elements: str
+      sample: [legacy-cluster]
+summary:
+  description: Short lines telling which cluster serves which environment.
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - registry cluster registry-cluster (kubeconfig ~/.kube/config context registry) hosts test, prod
+    - "test: registry test-registry.apps.registry.example.com in namespace test, consumers: test-east"
+    - "left alone (no environment): legacy-cluster"
+clusters:
+  description:
+    - What each managed cluster answered, by inventory host name.
+    - Empty when O(check_reachable=false).
+  returned: always
+  type: dict
+  sample:
+    registry-cluster:
+      reachable: true
+      server: https://api.registry.example.com:6443
+      version: v1.31.4
+      user: system:serviceaccount:registry-admin:automation
+problems:
+  description:
+    - Every problem found, each naming the inventory host (or C(segmented_registry_environments[<i>])
+      or C(inventory)), the field and what to do.
+  returned: failure
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: The inventory host, C(segmented_registry_environments[<i>] (<name>)) or C(inventory).
+      type: str
+      returned: failure
+    field:
+      description: The variable or key at fault.
+      type: str
+      returned: failure
+    message:
+      description: What is wrong and how to fix it.
+      type: str
+      returned: failure
+    text:
+      description: The three above in one line.
+      type: str
+      returned: failure
+"""
+
+import copy
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+from ansible_collections.segmented.registry.plugins.module_utils.topology import (
+    TopologyError,
+    build_topology,
+    clusters_to_hosts,
+    unreachable_problems,
+)
+
+try:
+    from ansible_collections.segmented.registry.plugins.module_utils.cluster_client import (
+        HAS_KUBERNETES,
+        KUBERNETES_IMPORT_ERROR,
+        probe_all,
+    )
+except ImportError:  # pragma: no cover - kubernetes.core's client layer missing its dependencies
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+
+
+def argument_spec():
+    return dict(
+        environments=dict(
+            type="list",
+            elements="dict",
+            options=dict(
+                name=dict(type="str", required=True),
+                route_host=dict(type="str", required=True),
+                endpoint=dict(type="str"),
+                ca_cert=dict(type="path"),
+                validate_certs=dict(type="bool", default=True),
+                storage=dict(
+                    type="dict",
+                    options=dict(
+                        size=dict(type="str"),
+                        storage_class=dict(type="str"),
+                        claim_name=dict(type="str"),
+                    ),
+                ),
+                policy=dict(
+                    type="dict",
+                    options=dict(
+                        after=dict(type="str"),
+                        scan_gate=dict(
+                            type="dict",
+                            options=dict(
+                                annotation=dict(type="str", required=True),
+                                value=dict(type="str", default="passed"),
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        ),
+        clusters=dict(
+            type="list",
+            elements="dict",
+            options=dict(
+                name=dict(type="str", required=True),
+                role=dict(type="str", choices=["registry", "consumer"]),
+                environment=dict(type="raw"),
+                integrated_registry=dict(type="str"),
+                k8s_auth=dict(type="dict", options=copy.deepcopy(AUTH_ARG_SPEC)),
+            ),
+        ),
+        check_reachable=dict(type="bool", default=True),
+        timeout=dict(type="int", default=10),
+    )
+
+
+def fail(module, problems, **kwargs):
+    error = TopologyError(problems)
+    module.fail_json(msg=error.text, problems=[problem.to_dict() for problem in problems], **kwargs)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+
+    try:
+        hosts = clusters_to_hosts(module.params["clusters"])
+        topology = build_topology(module.params["environments"], hosts)
+    except TopologyError as error:
+        fail(module, error.problems, clusters={})
+
+    results = {}
+    if module.params["check_reachable"]:
+        if not HAS_KUBERNETES:
+            module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+        results = probe_all(
+            dict((cluster.name, cluster.auth.client_kwargs()) for cluster in topology.managed_clusters),
+            timeout=module.params["timeout"],
+        )
+        problems = unreachable_problems(topology, results)
+        if problems:
+            fail(module, problems, clusters=results)
+
+    report = topology.to_dict()
+    module.exit_json(
+        changed=False,
+        topology=report,
+        summary=topology.summary(),
+        clusters=results,
+        ansible_facts={"segmented_registry_topology": report},
+    )
+
+
+if __name__ == "__main__":
+    main()

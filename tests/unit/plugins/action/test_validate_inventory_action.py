@@ -1,0 +1,221 @@
+# -*- coding: utf-8 -*-
+"""validate_inventory end to end: the action plugin gathering the inventory, then the module.
+
+Runs the real ansible / ansible-playbook commands against small inventories written to a
+temporary folder (no cluster: reachability is either off or checked against a stand-in API
+server on loopback).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fake_apiserver import FakeAPIServer
+
+REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+BIN = os.path.dirname(sys.executable)
+TOKEN = "sha256~action-test-token-7f3a"
+
+
+@pytest.fixture
+def ansible(collections_path, tmp_path):
+    def run(inventory, *args, command="ansible", extra_env=None):
+        if isinstance(inventory, str) and not os.path.exists(inventory):
+            path = tmp_path / "hosts.yml"
+            path.write_text(textwrap.dedent(inventory))
+            inventory = str(path)
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                   ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="0",
+                   ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+        env.pop("ANSIBLE_CONFIG", None)
+        for name in list(env):
+            if name.startswith("K8S_AUTH_"):
+                env.pop(name)
+        env.update(extra_env or {})
+        argv = [os.path.join(BIN, command), "-i", inventory] + list(args)
+        if command == "ansible":
+            argv = argv[:1] + ["localhost"] + argv[1:] + ["-m", "segmented.registry.validate_inventory"]
+        process = subprocess.run(argv, env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+                                 universal_newlines=True, timeout=120)
+        output = process.stdout
+        try:
+            report = json.loads(output[output.index("{"):])
+        except ValueError:
+            raise AssertionError("no JSON output:\n" + output + process.stderr)
+        return process, report
+
+    return run
+
+
+def task_result(report):
+    tasks = report["plays"][0]["tasks"]
+    return tasks[0]["hosts"]["localhost"]
+
+
+INVENTORY = """
+all:
+  vars:
+    ansible_connection: local
+    segmented_registry_environments:
+      - {name: test, route_host: test-registry.apps.registry.example.com}
+      - {name: prod, route_host: prod-registry.apps.registry.example.com, policy: {after: test}}
+    kubeconfig_path: /srv/kube/config
+  hosts:
+    hub:
+      segmented_registry_role: registry
+      segmented_registry_k8s_auth: {kubeconfig: "{{ kubeconfig_path }}", context: hub}
+    test-east:
+      segmented_registry_environment: "{{ 'test' }}"
+      segmented_registry_k8s_auth: {kubeconfig: "{{ kubeconfig_path }}", context: test-east}
+    prod-east:
+      segmented_registry_environment: prod
+      segmented_registry_k8s_auth:
+        host: https://api.prod-east.example.com:6443
+        api_key: "%s"
+    legacy:
+      segmented_registry_environment: default
+""" % TOKEN
+
+
+def test_gathers_the_inventory_offline(ansible):
+    process, report = ansible(INVENTORY, "-a", "check_reachable=false")
+    result = task_result(report)
+    assert process.returncode == 0, result
+    topology = result["topology"]
+    assert topology["registry_cluster"]["name"] == "hub"
+    # kubeconfig paths are reported as they are: the module masks no_log values, the action plugin does not need to
+    assert topology["registry_cluster"]["auth"] == "kubeconfig /srv/kube/config context hub"
+    assert [(c["name"], c["environment"]) for c in topology["consumer_clusters"]] == [
+        ("test-east", "test"), ("prod-east", "prod")]
+    assert topology["default_clusters"] == ["legacy"]
+    assert result["ansible_facts"]["segmented_registry_topology"] == topology
+    assert result["changed"] is False
+    assert TOKEN not in json.dumps(report)
+
+
+def test_reports_every_problem_and_warns_about_typos(ansible):
+    inventory = """
+    all:
+      vars:
+        ansible_connection: local
+        segmented_registry_environments:
+          - {name: test, route_host: test-registry.apps.registry.example.com}
+      hosts:
+        hub:
+          segmented_registry_role: registry
+          segmented_registry_k8s_auth: {host: "https://api.hub.example.com", api_key: "{{ vault_hub_token }}"}
+        a:
+          segmented_registry_enviroment: test
+        b:
+          segmented_registry_environment: [test, prod]
+        c:
+          segmented_registry_environment: test
+          segmented_registry_environments:
+            - {name: test, route_host: other.example.com}
+    """
+    process, report = ansible(inventory, "-a", "check_reachable=false")
+    result = task_result(report)
+    assert process.returncode != 0
+    texts = [p["text"] for p in result["problems"]]
+    assert "hub: segmented_registry_k8s_auth: uses an undefined variable ('vault_hub_token' is undefined); define it " \
+           "(a vaulted variable, for a secret) or remove segmented_registry_k8s_auth" in texts
+    assert any(t.startswith("c: segmented_registry_environments: differs from its value on ") for t in texts), texts
+    assert any(t.startswith("b: segmented_registry_environment: [\"test\", \"prod\"] names 2 environments") for t in texts)
+    assert result["msg"].startswith("The inventory has {0} problems:".format(len(texts)))
+    assert any("a: segmented_registry_enviroment is not a variable of segmented.registry and is ignored; did you mean "
+               "segmented_registry_environment?" in w for w in result.get("warnings", [])), result.get("warnings")
+
+
+def test_explicit_arguments_replace_the_inventory(ansible, tmp_path):
+    args = {"check_reachable": False,
+            "environments": [{"name": "uat", "route_host": "uat-registry.example.com"}],
+            "clusters": [{"name": "hub", "role": "registry", "k8s_auth": {"kubeconfig": "/k"}},
+                         {"name": "uat-1", "environment": "uat", "k8s_auth": {"kubeconfig": "/k", "context": "u"}}]}
+    process, report = ansible(INVENTORY, "-a", json.dumps(args))
+    result = task_result(report)
+    assert process.returncode == 0, result
+    assert list(result["topology"]["environments"]) == ["uat"]
+    assert result["topology"]["default_clusters"] == []
+
+
+def test_unknown_option_is_refused(ansible):
+    process, report = ansible(INVENTORY, "-a", "check_reachability=false")
+    result = task_result(report)
+    assert process.returncode != 0
+    assert "check_reachability" in result["msg"]
+
+
+def test_reaches_every_managed_cluster(ansible):
+    with FakeAPIServer(token=TOKEN, username="system:serviceaccount:ops:automation") as hub, \
+            FakeAPIServer(token=TOKEN + "-test") as test_cluster:
+        inventory = """
+        all:
+          vars:
+            ansible_connection: local
+            ansible_python_interpreter: "{{ ansible_playbook_python }}"
+            segmented_registry_environments:
+              - {name: test, route_host: test-registry.apps.registry.example.com}
+          hosts:
+            hub:
+              segmented_registry_role: registry
+              segmented_registry_k8s_auth: {host: "%s", api_key: "%s"}
+            test-1:
+              segmented_registry_environment: test
+              segmented_registry_k8s_auth: {host: "%s", api_key: "%s-test"}
+        """ % (hub.url, TOKEN, test_cluster.url, TOKEN)
+        process, report = ansible(inventory, "-vvv")
+    result = task_result(report)
+    assert process.returncode == 0, result
+    assert result["clusters"]["hub"] == {"reachable": True, "server": hub.url, "version": "v1.36.3",
+                                         "user": "system:serviceaccount:ops:automation"}
+    assert result["clusters"]["test-1"]["server"] == test_cluster.url
+    assert TOKEN not in json.dumps(report) + process.stderr
+
+
+def test_unreachable_cluster_fails_naming_host_server_and_error(ansible, tmp_path):
+    with FakeAPIServer(token="the-real-token") as hub:
+        inventory = """
+        all:
+          vars:
+            ansible_connection: local
+            ansible_python_interpreter: "{{ ansible_playbook_python }}"
+            segmented_registry_environments:
+              - {name: test, route_host: test-registry.apps.registry.example.com}
+          hosts:
+            hub:
+              segmented_registry_role: registry
+              segmented_registry_k8s_auth: {host: "%s", api_key: "%s"}
+            test-1:
+              segmented_registry_environment: test
+              segmented_registry_k8s_auth: {kubeconfig: "%s/missing-kubeconfig", context: test-1}
+        """ % (hub.url, TOKEN, tmp_path)
+        process, report = ansible(inventory)
+    result = task_result(report)
+    assert process.returncode != 0
+    texts = [p["text"] for p in result["problems"]]
+    assert len(texts) == 2, texts
+    assert texts[0].startswith("hub: segmented_registry_k8s_auth: cannot reach the cluster at {0} (credentials from "
+                               "host {0}): GET {0}/version failed: HTTP 401".format(hub.url)), texts[0]
+    assert texts[1].startswith("test-1: segmented_registry_k8s_auth: cannot reach the cluster at an unknown API server "
+                               "(credentials from kubeconfig {0}/missing-kubeconfig context test-1)".format(tmp_path))
+    assert TOKEN not in json.dumps(report)
+
+
+def test_validate_playbook_with_the_example_inventory(ansible):
+    process, report = ansible(os.path.join(REPO, "inventories", "example"), "segmented.registry.validate",
+                              "-e", "segmented_registry_check_reachable=false", "-e", "vault_prod_cluster_token=x",
+                              command="ansible-playbook")
+    assert process.returncode == 0, report
+    tasks = report["plays"][0]["tasks"]
+    summary = tasks[1]["hosts"]["localhost"]["msg"]
+    assert summary[0].startswith("registry cluster registry-cluster (kubeconfig ~/.kube/segmented-registry.kubeconfig "
+                                 "context registry) hosts test, uat, prod")
+    assert "left alone (no environment): legacy-cluster" in summary

@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+"""The validate_inventory module, run in-process with its arguments patched in."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible.module_utils import basic
+
+from ansible_collections.segmented.registry.plugins.modules import validate_inventory
+
+TOKEN = "sha256~module-test-token"
+
+ENVIRONMENTS = [
+    {"name": "test", "route_host": "test-registry.apps.registry.example.com"},
+    {"name": "prod", "route_host": "prod-registry.apps.registry.example.com", "policy": {"after": "test"}},
+]
+CLUSTERS = [
+    {"name": "registry-cluster", "role": "registry", "k8s_auth": {"kubeconfig": "/k", "context": "registry"}},
+    {"name": "test-cluster", "environment": "test", "k8s_auth": {"kubeconfig": "/k", "context": "test"}},
+    {"name": "prod-cluster", "environment": "prod",
+     "k8s_auth": {"host": "https://api.prod.example.com:6443", "api_key": TOKEN}},
+    {"name": "legacy-cluster"},
+]
+
+
+class Exit(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+@pytest.fixture
+def run(monkeypatch):
+    def exit_json(self, **kwargs):
+        raise Exit(kwargs)
+
+    def fail_json(self, **kwargs):
+        raise Fail(kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+
+    def runner(args, expect=Exit):
+        try:
+            from ansible.module_utils.testing import patch_module_args
+        except ImportError:  # ansible-core < 2.19
+            monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
+            patch = None
+        else:
+            patch = patch_module_args(args)
+        with pytest.raises(expect) as info:
+            if patch is None:
+                validate_inventory.main()
+            else:
+                with patch:
+                    validate_inventory.main()
+        return info.value.args[0]
+
+    return runner
+
+
+def test_valid_inventory_offline(run, monkeypatch):
+    monkeypatch.setattr(validate_inventory, "probe_all", lambda *a, **k: pytest.fail("no network expected"))
+    result = run({"environments": ENVIRONMENTS, "clusters": CLUSTERS, "check_reachable": False})
+    assert result["changed"] is False
+    assert result["clusters"] == {}
+    assert result["topology"]["registry_cluster"]["name"] == "registry-cluster"
+    assert result["topology"]["default_clusters"] == ["legacy-cluster"]
+    assert result["ansible_facts"] == {"segmented_registry_topology": result["topology"]}
+    assert any("prod: registry prod-registry" in line for line in result["summary"])
+    assert TOKEN not in json.dumps(result)
+
+
+def test_reachability_is_checked_for_managed_clusters_only(run, monkeypatch):
+    calls = {}
+
+    def fake_probe_all(clusters, timeout):
+        calls.update(clusters=clusters, timeout=timeout)
+        return dict((name, {"reachable": True, "server": "https://x", "version": "v1", "user": "u"})
+                    for name in clusters)
+
+    monkeypatch.setattr(validate_inventory, "probe_all", fake_probe_all)
+    result = run({"environments": ENVIRONMENTS, "clusters": CLUSTERS, "timeout": 3, "_ansible_check_mode": True})
+    assert sorted(calls["clusters"]) == ["prod-cluster", "registry-cluster", "test-cluster"]
+    assert calls["clusters"]["prod-cluster"] == {"host": "https://api.prod.example.com:6443", "api_key": TOKEN}
+    assert calls["clusters"]["registry-cluster"] == {"kubeconfig": "/k", "context": "registry"}
+    assert calls["timeout"] == 3
+    assert result["changed"] is False and set(result["clusters"]) == set(calls["clusters"])
+
+
+def test_unreachable_clusters_fail_with_every_problem(run, monkeypatch):
+    monkeypatch.setattr(validate_inventory, "probe_all", lambda clusters, timeout: {
+        "registry-cluster": {"reachable": True},
+        "test-cluster": {"reachable": False, "server": "https://api.test:6443", "error": "connection refused"},
+        "prod-cluster": {"reachable": False, "server": "https://api.prod.example.com:6443", "error": "timed out"},
+    })
+    result = run({"environments": ENVIRONMENTS, "clusters": CLUSTERS}, expect=Fail)
+    assert [p["host"] for p in result["problems"]] == ["test-cluster", "prod-cluster"]
+    lines = result["msg"].splitlines()
+    assert lines[0] == "The inventory has 2 problems:"
+    assert "test-cluster: segmented_registry_k8s_auth: cannot reach the cluster at https://api.test:6443" in lines[1]
+    assert "connection refused" in lines[1]
+    assert "timed out" in lines[2]
+    assert result["clusters"]["test-cluster"]["reachable"] is False
+
+
+def test_bad_inventory_fails_with_every_problem(run, monkeypatch):
+    monkeypatch.setattr(validate_inventory, "probe_all", lambda *a, **k: pytest.fail("no network expected"))
+    clusters = CLUSTERS + [{"name": "qa-cluster", "environment": "qa"},
+                           {"name": "both", "environment": ["test", "prod"]}]
+    result = run({"environments": ENVIRONMENTS + [{"name": "Staging", "route_host": "s.example.com"}],
+                  "clusters": clusters}, expect=Fail)
+    texts = [p["text"] for p in result["problems"]]
+    assert len(texts) == 3, texts
+    assert texts[0].startswith("segmented_registry_environments[2] (Staging): name:")
+    assert texts[1].startswith("qa-cluster: segmented_registry_environment: \"qa\" is not a known environment")
+    assert texts[2].startswith("both: segmented_registry_environment:")
+    assert result["msg"].splitlines()[1:] == ["- " + text for text in texts]
+
+
+def test_secrets_are_no_log_in_the_argument_spec():
+    spec = validate_inventory.argument_spec()
+    auth = spec["clusters"]["options"]["k8s_auth"]["options"]
+    for name in ("api_key", "password", "kubeconfig"):
+        assert auth[name].get("no_log") is True, name
+    for name in ("proxy_basic_auth", "basic_auth"):
+        assert auth["proxy_headers"]["options"][name].get("no_log") is True, name
+    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+    assert set(auth) == set(AUTH_ARG_SPEC)
+
+
+def test_documentation_matches_the_argument_spec(collections_path, tmp_path):
+    """A quick local version of ansible-test's validate-modules for the options tree (via ansible-doc)."""
+    ansible_doc = os.path.join(os.path.dirname(sys.executable), "ansible-doc")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path)
+    env.pop("ANSIBLE_CONFIG", None)
+    output = subprocess.run([ansible_doc, "-j", "segmented.registry.validate_inventory"], env=env, check=True,
+                            cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True).stdout
+    doc = json.loads(output)["segmented.registry.validate_inventory"]["doc"]
+
+    def compare(documented, spec, where):
+        assert set(documented) == set(spec), where
+        for name, item in spec.items():
+            options = item.get("options")
+            assert documented[name].get("type", "str") == item.get("type", "str"), where + name
+            assert sorted(documented[name].get("aliases", [])) == sorted(item.get("aliases", [])), where + name
+            assert documented[name].get("default") == item.get("default"), where + name
+            assert bool(documented[name].get("required")) == bool(item.get("required")), where + name
+            if options:
+                compare(documented[name]["suboptions"], options, where + name + ".")
+
+    compare(doc["options"], validate_inventory.argument_spec(), "")
+    assert set(doc["attributes"]) == {"check_mode", "diff_mode", "idempotent", "facts", "action"}
+    assert doc["attributes"]["check_mode"]["support"] == "full"
