@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 
 import ansible_runner
@@ -48,8 +49,11 @@ def unique():
 
 @pytest.fixture(scope="session")
 def run_playbook():
-    """Run a playbook with ansible-runner (as AWX does) against an inventory; return the runner."""
-    def run(playbook, inventory=LAB_INVENTORY, extravars=None, envvars=None):
+    """Run a playbook with ansible-runner (as AWX does) against an inventory.
+
+    Returns what the run left behind, read before its private data dir is removed:
+    ``status``, ``rc``, ``stats``, ``events`` and ``stdout_text``."""
+    def run(playbook, inventory=LAB_INVENTORY, extravars=None, envvars=None, **options):
         data_dir = tempfile.mkdtemp(prefix="runner-")
         try:
             runner = ansible_runner.run(
@@ -59,9 +63,10 @@ def run_playbook():
                 extravars=extravars or {},
                 envvars=dict({"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg")}, **(envvars or {})),
                 quiet=True,
+                **options
             )
-            runner.stdout_text = runner.stdout.read()
-            return runner
+            return types.SimpleNamespace(status=runner.status, rc=runner.rc, stats=runner.stats,
+                                         events=list(runner.events), stdout_text=runner.stdout.read())
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
     return run
