@@ -475,6 +475,10 @@ class Lab:
             for repo in catalog.json().get("repositories") or []:
                 headers = bearer("repository:%s:pull" % repo)
                 listing = session.get(base + repo + "/tags/list", headers=headers)
+                if listing.status_code == 404 and "NAME_UNKNOWN" in listing.text:
+                    # blobs but no manifest yet (a cross-repository mount, an interrupted push): the
+                    # catalog lists the repository, its tag list is NAME_UNKNOWN. No tags.
+                    continue
                 listing.raise_for_status()
                 for tag in sorted(listing.json().get("tags") or []):
                     head = session.head(base + "%s/manifests/%s" % (repo, tag),

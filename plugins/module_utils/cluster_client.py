@@ -23,6 +23,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import re
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,8 @@ _CONFIGURATION_LOCK = threading.RLock()
 #: Options whose values are scrubbed from error texts, in case a library repeats them.
 _SECRET_OPTIONS = ("api_key", "password")
 DEFAULT_TIMEOUT = 10
+#: The user a Forbidden Status names: ``<resource> is forbidden: User "<name>" cannot <verb> ...``.
+_FORBIDDEN_USER = re.compile(r'\bUser "([^"]*)" cannot ')
 
 
 class ClusterUnreachable(Exception):
@@ -107,14 +110,9 @@ def describe_error(error):
     """A one-line description of a client error (never the request headers)."""
     if isinstance(error, ApiException):
         text = "HTTP {0} {1}".format(getattr(error, "status", "?"), getattr(error, "reason", "") or "")
-        body = getattr(error, "body", None)
-        if body:
-            try:
-                message = json.loads(body).get("message")
-            except (ValueError, AttributeError, TypeError):
-                message = None
-            if message:
-                text += ": {0}".format(message)
+        message = _status_message(error)
+        if message:
+            text += ": {0}".format(message)
         return text.strip()
     reason = getattr(error, "reason", None)  # urllib3's MaxRetryError
     if reason is not None and not isinstance(reason, str):
@@ -122,11 +120,42 @@ def describe_error(error):
     return "{0}: {1}".format(type(error).__name__, error)
 
 
+def _status_message(error):
+    body = getattr(error, "body", None)
+    if not body:
+        return None
+    try:
+        return json.loads(body).get("message")
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def review_error_user(error, server, auth=None):
+    """Who a failed SelfSubjectReview says we are, from its error alone.
+
+    - 401: the server rejected the credentials: raises ``ClusterUnreachable``;
+    - 403: RBAC forbids the review, which every authenticated user may create by default
+      (ClusterRole ``system:basic-user``), so it is normally an anonymous request; the user the
+      Status message names (``User "system:anonymous" cannot create resource ...``), or None;
+    - anything else (404: a server older than the API, ...): None, the user is unknown.
+    """
+    status = getattr(error, "status", None)
+    if status == 401:
+        raise ClusterUnreachable(_scrub("the API server at {0} rejected the credentials: {1}".format(
+            server, describe_error(error)), auth or {}), server=server)
+    if status == 403:
+        match = _FORBIDDEN_USER.search(_status_message(error) or "")
+        if match:
+            return match.group(1)
+    return None
+
+
 def probe(auth, timeout=DEFAULT_TIMEOUT):
     """Check that one cluster answers, with bounded requests.
 
     ``GET /version`` (a rejected token already fails there with 401), then a SelfSubjectReview
-    to learn who we are (best effort: older servers do not serve it). Returns
+    to learn who we are (best effort: older servers do not serve it; a review forbidden to
+    ``system:anonymous`` means no credentials were sent, see ``review_error_user``). Returns
     ``{"server", "version", "user"}``; raises ``ClusterUnreachable``.
     """
     try:
@@ -153,9 +182,7 @@ def probe(auth, timeout=DEFAULT_TIMEOUT):
                     body=review_class(), _request_timeout=timeout)
                 user = review.status.user_info.username
             except ApiException as error:
-                if error.status == 401:
-                    raise ClusterUnreachable(_scrub("the API server at {0} rejected the credentials: {1}".format(
-                        server, describe_error(error)), auth), server=server)
+                user = review_error_user(error, server, auth)
             except Exception:  # pylint: disable=broad-except
                 user = None
         if user == "system:anonymous":

@@ -22,6 +22,12 @@ import image  # noqa: E402
 import labctl  # noqa: E402
 
 LAB_INVENTORY = os.path.join(REPO, "inventories", "lab")
+# The collection's own Python (ansible_collections.segmented.registry.plugins...), importable as
+# ansible finds it: scripts/setup.sh links this checkout into .venv/collections (ansible.cfg's
+# collections_path); kubernetes.core stays in site-packages (ansible_collections is a namespace).
+COLLECTIONS_PATH = os.path.join(REPO, ".venv", "collections")
+if os.path.isdir(COLLECTIONS_PATH) and COLLECTIONS_PATH not in sys.path:
+    sys.path.insert(0, COLLECTIONS_PATH)
 
 
 def pytest_collection_modifyitems(items):
@@ -125,7 +131,7 @@ def skopeo(lab, tmp_path_factory):
             else:
                 flags.append("--cert-dir=" + lab.trust_dir)
         argv = ["skopeo", "--command-timeout", "60s", subcommand] + flags + list(args)
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     return run
 
 

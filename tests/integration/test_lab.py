@@ -9,7 +9,7 @@ from kubernetes.dynamic import DynamicClient
 
 
 def _clusters(lab):
-    return [name for name, _ in lab.layout.clusters]
+    return [name for name, _port in lab.layout.clusters]
 
 
 def test_kubernetes_core_creates_objects_on_every_cluster(lab, run_playbook, unique):
@@ -88,12 +88,12 @@ def test_every_cluster_serves_the_openshift_kinds(lab):
 
 
 def _env_registries(lab):
-    return [(env, endpoint) for env, endpoint, _, _ in lab.layout.registries if env != "default"]
+    return [(env, endpoint) for env, endpoint, _service, _rule in lab.layout.registries if env != "default"]
 
 
 @pytest.mark.parametrize("env", ["test", "uat", "prod"])
-def test_environment_registry_push_pull_with_right_credentials_only(lab, env, make_token, skopeo, oci_layout,
-                                                                   unique):
+def test_environment_registry_push_pull_with_right_credentials_only(
+        lab, env, make_token, skopeo, oci_layout, unique):
     endpoint = dict(_env_registries(lab))[env]
     other_env, other_endpoint = [(e, ep) for e, ep in _env_registries(lab) if e != env][0]
     layout, digest = oci_layout
@@ -153,7 +153,7 @@ def test_lab_push_records_status_only_like_openshift(lab, unique):
                                                                 first["digest"])
     where = lab.where()
     assert where["default"]["tags"]["%s/app:v1" % namespace] == first["digest"]
-    assert all("%s/app:v1" % namespace not in where[env]["tags"] for env, _ in _env_registries(lab)), \
+    assert all("%s/app:v1" % namespace not in where[env]["tags"] for env, _endpoint in _env_registries(lab)), \
         "environment registries start empty: only promotion copies into them"
 
 

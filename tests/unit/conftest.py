@@ -43,9 +43,6 @@ def _collections_path():
 COLLECTIONS_PATH = _collections_path()
 if COLLECTIONS_PATH not in sys.path:
     sys.path.insert(0, COLLECTIONS_PATH)
-# Shared test helpers (fake_apiserver.py) live beside this file.
-if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
-    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ def layout(tmp_path_factory):
 # --- OCI layout --------------------------------------------------------------------------------
 
 def test_layout_files_and_blob_digests(layout):
-    path, _ = layout
+    path = layout[0]
     assert json.loads((path / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
     blobs = list((path / "blobs" / "sha256").iterdir())
     assert len(blobs) == 5  # 3 layers, config, manifest
@@ -79,8 +79,8 @@ def test_index_manifest_config_layers_are_consistent(layout):
 def test_layer_tar_content(layout):
     path, digest = layout
     manifest = json.loads(_blob(path, digest))
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(_blob(path, manifest["layers"][1]
-                                                                ["digest"])))) as tar:
+    layer = gzip.decompress(_blob(path, manifest["layers"][1]["digest"]))
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
         members = tar.getmembers()
         names = [m.name for m in members]
         assert names == ["app", "app/layer-02", "app/layer-02/README",
@@ -91,7 +91,7 @@ def test_layer_tar_content(layout):
 
 
 def test_same_seed_same_digest_different_seed_different(tmp_path, layout):
-    _, digest = layout
+    digest = layout[1]
     again = image.build_oci_layout(str(tmp_path / "again"), layers=3, layer_size=200 * KiB,
                                    seed="unit")
     assert again == digest
@@ -191,7 +191,7 @@ def fake_skopeo(tmp_path, monkeypatch):
 
 
 def test_push_passes_credentials_only_through_a_private_authfile(layout, fake_skopeo):
-    path, _ = layout
+    path = layout[0]
     skopeo, record, cadir = fake_skopeo
     digest = image.push(str(path), "localhost:5100/myproject/app:v1", username="u",
                         password="s3cret-token", ca_dir=cadir, skopeo=skopeo)
@@ -209,8 +209,8 @@ def test_push_passes_credentials_only_through_a_private_authfile(layout, fake_sk
 
 
 def test_push_failure_does_not_leak_credentials(layout, fake_skopeo, monkeypatch):
-    path, _ = layout
-    skopeo, _, cadir = fake_skopeo
+    path = layout[0]
+    skopeo, cadir = fake_skopeo[0], fake_skopeo[2]
     monkeypatch.setenv("FAKE_SKOPEO_FAIL", "1")
     with pytest.raises(image.PushError) as err:
         image.push(str(path), "localhost:5100/myproject/app:v1", username="u",
