@@ -1,0 +1,324 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: tag_environments
+short_description: Promote or demote an image tag by editing its environment whitelist
+version_added: 0.1.0
+author:
+  - segmented.registry contributors (!UNKNOWN)
+description:
+  - Edits the list of lifecycle environments (test, uat, prod, ...) that one image stream tag on
+    the registry cluster is approved for. Promoting adds an environment, demoting removes one;
+    the exact list can also be set.
+  - The list is an annotation of the ImageStreamTag. OpenShift stores a tag's annotations only
+    in C(ImageStream.spec.tags[<tag>].annotations), so the module reads the
+    C(image.openshift.io/v1) ImageStream and writes the whole ImageStream back, changing only that
+    one annotation of that one tag; every other tag, field and annotation is kept.
+  - A tag that was only pushed (it has a C(status.tags) entry and no spec tag) gets a spec tag
+    with its name, the annotation and C(referencePolicy.type=Source), without C(from), which is
+    what OpenShift itself requires to annotate it.
+  - The stored value has one canonical form, the environment names sorted and joined by commas
+    without spaces (C(prod,test,uat)), easy to read and to edit by hand. Reading tolerates what
+    people write by hand (spaces, newlines, any order, duplicates, a JSON or YAML list such as
+    C(["test", "uat"]) or C([test, uat])). A value that cannot be read (C(test;uat), C(Test),
+    C(te st)) is an error that shows the value; it is never taken as empty. The annotation is
+    rewritten only when the list changes.
+  - The C(default) environment. A tag without the annotation lives only in C(default), the
+    integrated registry of the registry cluster, where builds push; it is reported as
+    C(["default"]). The stored list never contains C(default), and giving C(default) in I(add),
+    I(remove) or I(environments) is an error. A tag leaves C(default) when it gets its first
+    environment; when its last environment is removed the annotation is deleted and the tag is
+    back in C(default) only.
+  - Safe under concurrency. Every write is conditional on the resourceVersion that was read. A
+    push or an import to any tag of the stream changes that version, and so does another
+    promotion; on 409 Conflict the module reads the ImageStream again, recomputes the list and
+    retries, at most I(max_attempts) times, waiting in between with exponential back-off and
+    jitter (about 0.25 seconds at first, doubling up to 8 seconds, so at most about 40 seconds in
+    all with the default I(max_attempts)). Two promotions racing both land.
+  - The registry itself never reads the annotation. What an environment may pull is enforced by
+    what is copied into its registry, by RBAC and by the clusters' allowed registries.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - segmented.registry.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Nothing is written; the update is sent as a server-side dry run, so permissions and
+        validation are checked, and the result says what would change.
+  diff_mode:
+    support: full
+    details:
+      - The environment list before and after.
+  idempotent:
+    support: full
+options:
+  namespace:
+    description: Namespace (project) of the image stream on the registry cluster.
+    type: str
+    required: true
+  name:
+    description:
+      - The image stream tag as C(<stream>:<tag>), like C(app:v1.2.3).
+      - Give either I(name), or I(stream) and I(tag).
+    type: str
+  stream:
+    description: Name of the image stream. Goes with I(tag); excludes I(name).
+    type: str
+  tag:
+    description: Name of the tag in I(stream). Goes with I(stream); excludes I(name).
+    type: str
+  add:
+    description:
+      - Environments to add to the tag's list (promote).
+      - Each must be a DNS-1123 label, not C(default), and one of I(known_environments) when that is given.
+    type: list
+    elements: str
+  remove:
+    description:
+      - Environments to remove from the tag's list (demote). Removing an environment the tag does
+        not have changes nothing. Removing the last one sends the tag back to C(default).
+      - With I(known_environments), a name that is neither known nor on the tag is an error.
+    type: list
+    elements: str
+  environments:
+    description:
+      - The exact list of environments. C([]) removes the annotation (the tag is back in C(default)).
+      - Mutually exclusive with I(add) and I(remove).
+      - This is also how to repair an annotation that cannot be read. The exact list replaces the
+        unreadable value (with a warning that shows it), where I(add) and I(remove) fail.
+    type: list
+    elements: str
+  known_environments:
+    description:
+      - The environments that exist (playbooks pass the names of the inventory's
+        C(segmented_registry_environments)). Adding or setting an environment outside this list
+        is an error that lists the known ones.
+      - When not given, any valid name is accepted.
+    type: list
+    elements: str
+  annotation_key:
+    description:
+      - The annotation that holds the list.
+      - The default is this collection's C(segmented.registry/environments). The design
+        proposal's plain C(environment) key is also supported; any valid annotation key is accepted.
+      - Use the same key everywhere (the info module and the promotion jobs read it).
+    type: str
+    default: segmented.registry/environments
+  max_attempts:
+    description:
+      - How many times to read, recompute and write when the ImageStream keeps changing (409 Conflict)
+        before giving up with an error. Nothing is written by a failed run.
+    type: int
+    default: 10
+requirements:
+  - python >= 3.9
+  - kubernetes >= 24.2.0
+notes:
+  - Needs C(get) and C(update) on C(imagestreams) (C(image.openshift.io)) in the namespace, for
+    example the C(registry-editor) role.
+  - The auth options fall back to the C(K8S_AUTH_*) environment variables, which AWX's
+    OpenShift or Kubernetes API Bearer Token credential sets.
+  - C(oc tag) to an existing tag replaces the destination's annotations, environment list included.
+seealso:
+  - module: segmented.registry.tag_environments_info
+"""
+
+EXAMPLES = r"""
+- name: Promote app:v1.2.3 to uat
+  segmented.registry.tag_environments:
+    namespace: myproject
+    name: app:v1.2.3
+    add: [uat]
+    known_environments: [test, uat, prod]
+
+- name: Demote it from prod (with the auth AWX injects as K8S_AUTH_*)
+  segmented.registry.tag_environments:
+    namespace: myproject
+    stream: app
+    tag: v1.2.3
+    remove: [prod]
+
+- name: Set the exact list, on the design proposal's annotation key
+  segmented.registry.tag_environments:
+    namespace: myproject
+    name: app:v1.2.3
+    environments: [test, uat]
+    annotation_key: environment
+    kubeconfig: ~/.kube/registry-cluster
+    context: registry
+
+- name: Send a tag back to default (no environment at all)
+  segmented.registry.tag_environments:
+    namespace: myproject
+    name: app:v1.2.3
+    environments: []
+"""
+
+RETURN = r"""
+changed:
+  description: Whether the environment list changed (or would change, in check mode).
+  returned: always
+  type: bool
+environments_before:
+  description:
+    - The tag's environments before the edit; C(["default"]) when the tag had none.
+    - Null when the old value could not be read and I(environments) replaced it (a warning shows the old value).
+  returned: success
+  type: list
+  elements: str
+  sample: [test]
+environments_after:
+  description: The tag's environments after the edit (what it would be, in check mode); C(["default"]) when none is left.
+  returned: success
+  type: list
+  elements: str
+  sample: [test, uat]
+digest:
+  description: The tag's current image (C(status.tags[<tag>].items[0].image)), or null when nothing was pushed or imported yet.
+  returned: success
+  type: str
+  sample: sha256:4a5f1b0a0c3d2e...
+attempts:
+  description: How many read-compute-write rounds it took (more than 1 when the ImageStream changed meanwhile).
+  returned: success
+  type: int
+  sample: 1
+namespace:
+  description: Namespace of the image stream.
+  returned: success
+  type: str
+stream:
+  description: Name of the image stream.
+  returned: success
+  type: str
+tag:
+  description: Name of the tag.
+  returned: success
+  type: str
+annotation_key:
+  description: The annotation that holds the list.
+  returned: success
+  type: str
+annotation_value:
+  description: The annotation's value after the edit; null when the annotation is absent (the tag is in C(default)).
+  returned: success
+  type: str
+  sample: test,uat
+diff:
+  description: The list before and after.
+  returned: in diff mode
+  type: dict
+  contains:
+    before:
+      description: The list before, under the key C(environments).
+      type: dict
+      sample: {environments: [test]}
+    after:
+      description: The list after, under the key C(environments).
+      type: dict
+      sample: {environments: [test, uat]}
+"""
+
+import copy
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+from ansible_collections.segmented.registry.plugins.module_utils.environments import (
+    DEFAULT_ANNOTATION_KEY,
+    EnvironmentsError,
+    apply_change,
+    check_annotation_key,
+    check_known,
+    effective,
+    format_value,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.imagestreams import (
+    ImageStreamError,
+    Registry,
+    check_namespace,
+    edit_tag_environments,
+    resolve_tag_reference,
+)
+
+
+def argument_spec():
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(
+        namespace=dict(type="str", required=True),
+        name=dict(type="str"),
+        stream=dict(type="str"),
+        tag=dict(type="str"),
+        add=dict(type="list", elements="str"),
+        remove=dict(type="list", elements="str"),
+        environments=dict(type="list", elements="str"),
+        known_environments=dict(type="list", elements="str"),
+        annotation_key=dict(type="str", default=DEFAULT_ANNOTATION_KEY, no_log=False),
+        max_attempts=dict(type="int", default=10),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleK8SModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=[("name", "stream"), ("name", "tag")],
+        required_together=[("stream", "tag")],
+    )
+    params = module.params
+    try:
+        namespace = check_namespace(params["namespace"])
+        stream, tag = resolve_tag_reference(params["name"], params["stream"], params["tag"])
+        key = check_annotation_key(params["annotation_key"])
+        known = check_known(params["known_environments"])
+        if params["max_attempts"] < 1:
+            raise ImageStreamError("max_attempts must be at least 1, not {0}".format(params["max_attempts"]))
+        if params["add"] is None and params["remove"] is None and params["environments"] is None:
+            raise EnvironmentsError("nothing to do: give add (promote), remove (demote) or environments (the exact "
+                                    "list)")
+
+        def change(current):
+            return apply_change(current, params["add"], params["remove"], params["environments"], known)
+
+        # Check the request before any call to the cluster: a bad or unknown name never reaches it.
+        # (The names to remove count as stored here: removing a retired environment that the tag
+        # still carries is allowed, and only the ImageStream tells.)
+        change(params["remove"] or [])
+        registry = Registry.connect(module)
+        outcome = edit_tag_environments(registry, namespace, stream, tag, change, key,
+                                        max_attempts=params["max_attempts"],
+                                        replace_unreadable=params["environments"] is not None)
+    except (EnvironmentsError, ImageStreamError) as exc:
+        module.fail_json(msg=str(exc))
+
+    if outcome["unreadable"]:
+        module.warn("replaced an unreadable value ({0})".format(outcome["unreadable"]))
+    before = None if outcome["before"] is None else effective(outcome["before"])
+    after = effective(outcome["after"])
+    result = dict(
+        changed=outcome["changed"],
+        namespace=namespace, stream=stream, tag=tag, annotation_key=key,
+        annotation_value=format_value(outcome["after"]),
+        environments_before=before,
+        environments_after=after,
+        digest=outcome["digest"],
+        attempts=outcome["attempts"],
+    )
+    if module._diff:
+        header = "{0}/{1}:{2} {3}".format(namespace, stream, tag, key)
+        result["diff"] = dict(before={"environments": before}, after={"environments": after},
+                              before_header=header, after_header=header)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

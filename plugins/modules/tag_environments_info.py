@@ -1,0 +1,171 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: tag_environments_info
+short_description: List image tags with their environment whitelists and digests
+version_added: 0.1.0
+author:
+  - segmented.registry contributors (!UNKNOWN)
+description:
+  - Lists the image stream tags of the registry cluster with the environments each is approved
+    for (the annotation that M(segmented.registry.tag_environments) edits) and its current image
+    digest, for one namespace, several, or the whole cluster.
+  - Reads with one C(image.openshift.io/v1) ImageStream list call per namespace, or a single
+    cluster-wide list call; never one call per tag.
+  - Every tag of a stream is listed, spec tags and tags that were only pushed.
+  - A tag without the annotation is in the C(default) environment only (the integrated registry)
+    and is reported as C(["default"]).
+  - A tag whose annotation cannot be read is reported with an C(error) (and in I(errors)); the rest
+    of the listing is unaffected.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - segmented.registry.attributes
+  - segmented.registry.attributes.READ_ONLY
+options:
+  namespace:
+    description:
+      - Namespace, or list of namespaces, to list. One list call each.
+      - When not given, the whole cluster is listed with one cluster-wide list call (needs C(list
+        imagestreams) cluster-wide, like the C(registry-viewer) cluster role).
+    type: list
+    elements: str
+  environment:
+    description:
+      - Only the tags approved for this environment. C(default) selects the tags without any environment.
+      - Tags whose annotation cannot be read are then left out of I(tags) and reported in I(errors).
+    type: str
+  annotation_key:
+    description:
+      - The annotation that holds the list; C(segmented.registry/environments) by default, or the
+        design proposal's C(environment). See M(segmented.registry.tag_environments).
+    type: str
+    default: segmented.registry/environments
+requirements:
+  - python >= 3.9
+  - kubernetes >= 24.2.0
+notes:
+  - The auth options fall back to the C(K8S_AUTH_*) environment variables (AWX credentials).
+seealso:
+  - module: segmented.registry.tag_environments
+"""
+
+EXAMPLES = r"""
+- name: What may run in prod, in two namespaces
+  segmented.registry.tag_environments_info:
+    namespace: [myproject, payments]
+    environment: prod
+  register: prod_tags
+
+- name: Everything on the registry cluster
+  segmented.registry.tag_environments_info:
+  register: all_tags
+
+- name: Tags still only in default (never promoted)
+  segmented.registry.tag_environments_info:
+    namespace: myproject
+    environment: default
+"""
+
+RETURN = r"""
+tags:
+  description: The tags, sorted by namespace, stream and tag.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    namespace:
+      description: Namespace of the image stream.
+      type: str
+    stream:
+      description: Name of the image stream.
+      type: str
+    tag:
+      description: Name of the tag.
+      type: str
+    environments:
+      description: The environments the tag is approved for; C(["default"]) when none; null when the annotation cannot be read.
+      type: list
+      elements: str
+      sample: [test, uat]
+    digest:
+      description: The tag's current image (C(status.tags[<tag>].items[0].image)), or null.
+      type: str
+    error:
+      description: Why the annotation cannot be read (the value, the key and the fix).
+      type: str
+      returned: when the annotation cannot be read
+errors:
+  description: The tags whose annotation cannot be read, with namespace, stream, tag and error.
+  returned: always
+  type: list
+  elements: dict
+namespaces:
+  description: The namespaces listed, or C(["*"]) for the whole cluster.
+  returned: always
+  type: list
+  elements: str
+list_calls:
+  description: How many list calls were made (one per namespace, or one).
+  returned: always
+  type: int
+"""
+
+import copy
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+from ansible_collections.segmented.registry.plugins.module_utils.environments import (
+    DEFAULT_ANNOTATION_KEY,
+    DEFAULT_ENVIRONMENT,
+    EnvironmentsError,
+    check_annotation_key,
+    name_problem,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.imagestreams import (
+    ImageStreamError,
+    Registry,
+    check_namespace,
+    list_tags,
+)
+
+
+def argument_spec():
+    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec.update(
+        namespace=dict(type="list", elements="str"),
+        environment=dict(type="str"),
+        annotation_key=dict(type="str", default=DEFAULT_ANNOTATION_KEY, no_log=False),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    try:
+        key = check_annotation_key(params["annotation_key"])
+        namespaces = params["namespace"]
+        if namespaces is not None:
+            namespaces = sorted(set(check_namespace(namespace) for namespace in namespaces))
+        environment = params["environment"]
+        if environment is not None and environment != DEFAULT_ENVIRONMENT and name_problem(environment):
+            raise EnvironmentsError("environment: {0}".format(name_problem(environment)))
+        registry = Registry.connect(module)
+        listing = list_tags(registry, namespaces, key, environment)
+    except (EnvironmentsError, ImageStreamError) as exc:
+        module.fail_json(msg=str(exc))
+    for error in listing["errors"]:
+        module.warn(error["error"])
+    module.exit_json(changed=False, **listing)
+
+
+if __name__ == "__main__":
+    main()
