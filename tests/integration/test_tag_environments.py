@@ -583,7 +583,7 @@ def test_info_lists_namespaces_cluster_and_filters(lab, registry_api, streams, m
 def test_promote_and_demote_playbooks(lab, registry_api, streams, namespace, run_playbook):
     make_stream(streams, namespace, "app")
     digest = record_push(registry_api, lab, namespace, "app", "v1", namespace)
-    survey = {"namespace": namespace, "image": "app:v1", "environment": "uat"}
+    survey = {"project": namespace, "image": "app:v1", "env": "uat"}
 
     promoted = run_playbook("playbooks/promote.yml", extravars=survey)
     assert promoted.status == "successful", promoted.stdout_text[-4000:]
@@ -595,21 +595,21 @@ def test_promote_and_demote_playbooks(lab, registry_api, streams, namespace, run
     assert again.status == "successful"
     assert "environments uat -> uat (unchanged: nothing to do)" in text(again) and changed_count(again) == 0
 
-    promoted = run_playbook("playbooks/promote.yml", extravars={"namespace": namespace, "stream": "app", "tag": "v1",
-                                                                "environment": "prod"})
+    promoted = run_playbook("playbooks/promote.yml", extravars={"project": namespace, "stream": "app", "tag": "v1",
+                                                                "env": "prod"})
     assert promoted.status == "successful", promoted.stdout_text[-4000:]
     assert spec_annotations(get_stream(streams, namespace, "app"), "v1") == {KEY: "prod,uat"}
 
     for environment, after in (("uat", "prod"), ("prod", None)):
-        demoted = run_playbook("playbooks/demote.yml", extravars=dict(survey, environment=environment))
+        demoted = run_playbook("playbooks/demote.yml", extravars=dict(survey, env=environment))
         assert demoted.status == "successful", demoted.stdout_text[-4000:]
         assert (spec_annotations(get_stream(streams, namespace, "app"), "v1") or {}).get(KEY) == after
     assert "environments prod -> default (changed)" in text(demoted)
 
-    unknown = run_playbook("playbooks/promote.yml", extravars=dict(survey, environment="qa"))
+    unknown = run_playbook("playbooks/promote.yml", extravars=dict(survey, env="qa"))
     assert unknown.status == "failed"
     assert '"qa" is not a known environment' in text(unknown)
-    incomplete = run_playbook("playbooks/promote.yml", extravars={"namespace": namespace, "environment": "uat"})
+    incomplete = run_playbook("playbooks/promote.yml", extravars={"project": namespace, "env": "uat"})
     assert incomplete.status == "failed"
     assert "Give the image stream tag and the environment as extra variables" in text(incomplete)
     assert (spec_annotations(get_stream(streams, namespace, "app"), "v1") or {}).get(KEY) is None
@@ -633,7 +633,7 @@ def test_promote_uses_k8s_auth_environment_when_the_inventory_has_no_credentials
     envvars = {"K8S_AUTH_HOST": "https://127.0.0.1:%d" % port, "K8S_AUTH_API_KEY": token,
                "K8S_AUTH_SSL_CA_CERT": lab.ca.cert_path}
     runner = run_playbook("playbooks/promote.yml", inventory=str(path), envvars=envvars,
-                          extravars={"namespace": namespace, "image": "app:v1", "environment": "test",
+                          extravars={"project": namespace, "image": "app:v1", "env": "test",
                                      "segmented_registry_check_reachable": False})
     assert runner.status == "successful", scrub(runner.stdout_text[-4000:], token)
     assert token not in runner.stdout_text
