@@ -29,6 +29,8 @@ __metaclass__ = type
 import json
 import re
 
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_qualified_name
+
 DEFAULT_ENVIRONMENT = "default"
 #: The annotation key this collection uses unless told otherwise.
 DEFAULT_ANNOTATION_KEY = "segmented.registry/environments"
@@ -38,8 +40,6 @@ PROPOSAL_ANNOTATION_KEY = "environment"
 SEPARATOR = ","
 MAX_NAME_LENGTH = 63
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _CANONICAL_HINT = "write the environment names separated by commas, like test,uat,prod"
 
 
@@ -70,15 +70,15 @@ def name_problem(name):
         return "an empty name is not an environment"
     if len(name) > MAX_NAME_LENGTH:
         return "{0} is longer than {1} characters".format(_show(name), MAX_NAME_LENGTH)
-    if _DNS1123_LABEL.match(name):
+    if is_dns1123_label(name):
         return None
     hint = ""
     pieces = [piece for piece in re.split(r"[;|/\s]+", name.strip()) if piece]
     fixed = re.sub(r"[^a-z0-9-]+", "-", name.strip().lower()).strip("-")
-    if len(pieces) > 1 and all(_DNS1123_LABEL.match(piece.lower()) for piece in pieces):
+    if len(pieces) > 1 and all(is_dns1123_label(piece.lower()) for piece in pieces):
         hint = " (to give several environments, separate them with commas: {0})".format(
             _show(SEPARATOR.join(piece.lower() for piece in pieces)))
-    elif fixed and fixed != name and _DNS1123_LABEL.match(fixed):
+    elif fixed and fixed != name and is_dns1123_label(fixed):
         hint = " (did you mean {0}?)".format(_show(fixed))
     return ("{0} is not a valid environment name: use a DNS-1123 label, lowercase letters, digits "
             "and '-', starting and ending with a letter or digit{1}".format(_show(name), hint))
@@ -90,15 +90,7 @@ def is_environment_name(name):
 
 def is_annotation_key(key):
     """A Kubernetes annotation key (a qualified name): ``[prefix/]name``."""
-    if not isinstance(key, str) or not key:
-        return False
-    prefix, slash, name = key.rpartition("/")
-    if slash:
-        if not prefix or len(prefix) > 253:
-            return False
-        if not all(_DNS1123_LABEL.match(label) and len(label) <= 63 for label in prefix.split(".")):
-            return False
-    return len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
+    return is_qualified_name(key)
 
 
 def check_annotation_key(key):

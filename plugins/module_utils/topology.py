@@ -27,6 +27,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.segmented.registry.plugins.module_utils.names import (  # noqa: F401 (re-exported)
+    is_dns1123_label,
+    is_dns1123_subdomain,
+    is_qualified_name,
+)
+
 # ---------------------------------------------------------------------------------------------
 # Variable names (the inventory contract)
 # ---------------------------------------------------------------------------------------------
@@ -91,8 +97,6 @@ K8S_AUTH_ENVIRONMENT = "K8S_AUTH_* environment"
 _RESERVED_NAMESPACES = ("openshift", "kube-system", "kube-public", "kube-node-lease")
 _RESERVED_NAMESPACE_PREFIXES = ("openshift-", "kube-")
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _IPV4 = re.compile(r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$")
 _IPV6_BRACKETED = re.compile(r"^\[[0-9A-Fa-f:.]+\]$")
 # A Kubernetes resource.Quantity without a sign (a storage size is never negative).
@@ -306,26 +310,6 @@ class Topology:
 # ---------------------------------------------------------------------------------------------
 # Small validators (pure)
 # ---------------------------------------------------------------------------------------------
-
-
-def is_dns1123_label(value):
-    return isinstance(value, str) and len(value) <= 63 and bool(_DNS1123_LABEL.match(value))
-
-
-def is_dns1123_subdomain(value):
-    if not isinstance(value, str) or not value or len(value) > 253:
-        return False
-    return all(is_dns1123_label(label) for label in value.split("."))
-
-
-def is_qualified_name(value):
-    """A Kubernetes qualified name (annotation or label key): ``[prefix/]name``."""
-    if not isinstance(value, str) or not value:
-        return False
-    prefix, slash, name = value.rpartition("/")
-    if slash and not is_dns1123_subdomain(prefix):
-        return False
-    return len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
 
 
 def is_quantity(value):

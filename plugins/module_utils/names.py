@@ -1,0 +1,41 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""Kubernetes name rules (pure): DNS-1123 labels and subdomains, qualified names.
+
+Environment names become namespaces and host names (DNS-1123 labels); route hosts and storage
+class names are DNS-1123 subdomains; annotation and label keys are qualified names.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def is_dns1123_label(value):
+    """At most 63 lowercase letters, digits and '-', starting and ending with a letter or digit."""
+    return isinstance(value, str) and len(value) <= 63 and bool(_DNS1123_LABEL.match(value))
+
+
+def is_dns1123_subdomain(value):
+    """Dot-separated DNS-1123 labels, at most 253 characters."""
+    if not isinstance(value, str) or not value or len(value) > 253:
+        return False
+    return all(is_dns1123_label(label) for label in value.split("."))
+
+
+def is_qualified_name(value):
+    """A Kubernetes qualified name (annotation or label key): ``[prefix/]name``."""
+    if not isinstance(value, str) or not value:
+        return False
+    prefix, slash, name = value.rpartition("/")
+    if slash and not is_dns1123_subdomain(prefix):
+        return False
+    return len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
