@@ -235,6 +235,9 @@ class Lab:
             for name in sorted(os.listdir(os.path.join(HERE, folder))):
                 with open(os.path.join(HERE, folder, name)) as handle:
                     documents.extend(d for d in yaml.safe_load_all(handle) if d)
+        if cluster == self.layout.registry_cluster:  # the promotion job's service account
+            with open(os.path.join(HERE, "promoter.yml")) as handle:
+                documents.extend(d for d in yaml.safe_load_all(handle) if d)
         for doc in documents:
             resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
             resource.server_side_apply(body=doc, field_manager="labctl", force_conflicts=True)
@@ -454,8 +457,8 @@ class Lab:
         return core.create_namespaced_service_account_token(
             name, namespace, {"spec": {"expirationSeconds": seconds}}).status.token
 
-    def where(self):
-        """Every repository:tag and its digest in every registry of the lab."""
+    def where(self, namespace=None):
+        """Every repository:tag and its digest in every registry of the lab (of one namespace)."""
         token = self.service_account_token("segmented-registry-lab", "auditor", "registry-viewer")
         session = requests.Session()
         session.trust_env = False  # REQUESTS_CA_BUNDLE would override the lab CA
@@ -473,6 +476,8 @@ class Lab:
             catalog.raise_for_status()
             tags = {}
             for repo in catalog.json().get("repositories") or []:
+                if namespace and not repo.startswith(namespace + "/"):
+                    continue
                 headers = bearer("repository:%s:pull" % repo)
                 listing = session.get(base + repo + "/tags/list", headers=headers)
                 if listing.status_code == 404 and "NAME_UNKNOWN" in listing.text:
@@ -504,7 +509,8 @@ def main(argv=None):
     push.add_argument("--layers", type=int, default=3)
     push.add_argument("--layer-size", type=int, default=1 << 20, help="bytes of content per layer")
     push.add_argument("--seed", help="content seed (default: the reference; same seed, same digest)")
-    sub.add_parser("where", help="list every repository:tag and digest in every registry")
+    where = sub.add_parser("where", help="list every repository:tag and digest in every registry")
+    where.add_argument("--namespace", help="only the repositories of this namespace (project)")
     args = parser.parse_args(argv)
     try:
         lab = Lab()
@@ -517,7 +523,7 @@ def main(argv=None):
         elif args.command == "status":
             result = lab.status()
         elif args.command == "where":
-            result = lab.where()
+            result = lab.where(args.namespace)
         else:
             result = lab.push(args.namespace, args.stream, args.tag, args.layers, args.layer_size, args.seed)
     except (LabError, subprocess.CalledProcessError, ApiException, requests.RequestException,

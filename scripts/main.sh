@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the local lab: set up, bring the lab up, validate the inventory, push an image
-# the way a build does, and show what landed in which registry.
+# The main job on the local lab: set up, bring the lab up, run the site playbook (inventory
+# validation), push an image the way a build does, promote it test -> uat -> prod (each
+# promotion edits the tag's whitelist and copies the image by digest into that environment's
+# registry), then show the audit and every tag in every registry.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -9,4 +11,8 @@ lab/labctl up >/dev/null
 export PATH="$repo/.venv/bin:$PATH"
 ansible-playbook -i inventories/lab playbooks/site.yml
 lab/labctl push --namespace myproject --stream app --tag v1 --layers 5
-lab/labctl where
+for env in test uat prod; do
+  ansible-playbook -i inventories/lab playbooks/promote.yml -e project=myproject -e image=app:v1 -e env="$env"
+done
+ansible-playbook -i inventories/lab playbooks/audit.yml -e project=myproject
+lab/labctl where --namespace myproject

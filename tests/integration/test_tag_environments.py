@@ -583,7 +583,9 @@ def test_info_lists_namespaces_cluster_and_filters(lab, registry_api, streams, m
 def test_promote_and_demote_playbooks(lab, registry_api, streams, namespace, run_playbook):
     make_stream(streams, namespace, "app")
     digest = record_push(registry_api, lab, namespace, "app", "v1", namespace)
-    survey = {"project": namespace, "image": "app:v1", "env": "uat"}
+    # reconcile=false: the whitelist edits alone (the recorded digests are not real images; the
+    # promotion that follows an edit is tested in test_reconcile.py)
+    survey = {"project": namespace, "image": "app:v1", "env": "uat", "reconcile": False}
 
     promoted = run_playbook("playbooks/promote.yml", extravars=survey)
     assert promoted.status == "successful", promoted.stdout_text[-4000:]
@@ -596,7 +598,7 @@ def test_promote_and_demote_playbooks(lab, registry_api, streams, namespace, run
     assert "environments uat -> uat (unchanged: nothing to do)" in text(again) and changed_count(again) == 0
 
     promoted = run_playbook("playbooks/promote.yml", extravars={"project": namespace, "stream": "app", "tag": "v1",
-                                                                "env": "prod"})
+                                                                "env": "prod", "reconcile": False})
     assert promoted.status == "successful", promoted.stdout_text[-4000:]
     assert spec_annotations(get_stream(streams, namespace, "app"), "v1") == {KEY: "prod,uat"}
 
@@ -633,7 +635,7 @@ def test_promote_uses_k8s_auth_environment_when_the_inventory_has_no_credentials
     envvars = {"K8S_AUTH_HOST": "https://127.0.0.1:%d" % port, "K8S_AUTH_API_KEY": token,
                "K8S_AUTH_SSL_CA_CERT": lab.ca.cert_path}
     runner = run_playbook("playbooks/promote.yml", inventory=str(path), envvars=envvars,
-                          extravars={"project": namespace, "image": "app:v1", "env": "test",
+                          extravars={"project": namespace, "image": "app:v1", "env": "test", "reconcile": False,
                                      "segmented_registry_check_reachable": False})
     assert runner.status == "successful", scrub(runner.stdout_text[-4000:], token)
     assert token not in runner.stdout_text

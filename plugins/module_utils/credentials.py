@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""Registry credentials: short-lived service account tokens (TokenRequest).
+
+OpenShift's registry (and the lab's token server) takes an API token of the registry cluster as
+the basic-auth password. Instead of a long-lived token Secret, a job mints a TokenRequest token
+of a service account it names, valid for minutes, and uses it for the run. The token is only
+returned to the caller: never logged, never part of an error text or a report.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import re
+
+#: The TokenRequest API refuses expirationSeconds below 10 minutes.
+MIN_TOKEN_SECONDS = 600
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+class CredentialsError(Exception):
+    """A token could not be minted; the message says why and how to fix it."""
+
+
+def parse_service_account(value):
+    """``(namespace, name)`` from ``namespace/name``."""
+    parts = (value or "").split("/")
+    if len(parts) != 2 or not all(_NAME.match(part) and len(part) <= 253 for part in parts):
+        raise CredentialsError("service_account {0} is not namespace/name, like segmented-registry/promoter".format(
+            json.dumps(value)))
+    return parts[0], parts[1]
+
+
+def mint_token(api_client, service_account, seconds=MIN_TOKEN_SECONDS, audiences=None):
+    """A TokenRequest token of ``namespace/name`` on the cluster of ``api_client`` (a kubernetes
+    ApiClient). Needs ``create`` on ``serviceaccounts/token`` in that namespace."""
+    from kubernetes import client as kclient
+
+    namespace, name = parse_service_account(service_account)
+    seconds = max(MIN_TOKEN_SECONDS, int(seconds))
+    spec = {"expirationSeconds": seconds}
+    if audiences:
+        spec["audiences"] = list(audiences)
+    try:
+        answer = kclient.CoreV1Api(api_client).create_namespaced_service_account_token(name, namespace, {"spec": spec})
+    except Exception as exc:
+        status = getattr(exc, "status", None)
+        if status == 404:
+            raise CredentialsError("service account {0}/{1} does not exist on the registry cluster: create it (the "
+                                   "promoter of lab/promoter.yml, or your own) or name another with "
+                                   "service_account".format(namespace, name))
+        if status == 403:
+            raise CredentialsError("no permission to mint a token for service account {0}/{1} (create "
+                                   "serviceaccounts/token in namespace {0}); grant it to the credentials the job "
+                                   "runs with, or pass registry_token".format(namespace, name))
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise CredentialsError("could not mint a token for service account {0}/{1}: {2}{3}".format(
+            namespace, name, "HTTP {0} ".format(status) if status else "", reason))
+    token = getattr(getattr(answer, "status", None), "token", None)
+    if not token:
+        raise CredentialsError("the TokenRequest for {0}/{1} returned no token".format(namespace, name))
+    return token

@@ -1,0 +1,851 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""A client of the OCI distribution API (CNCF distribution, OpenShift's registry, Quay, ...).
+
+What the promotion engine needs, and only that:
+
+- one pooled ``requests.Session`` per registry (connections are reused across threads);
+- authentication from the registry's ``WWW-Authenticate`` challenge: ``Bearer`` (basic
+  credentials sent to the token realm, one token per scope set, cached until shortly before it
+  expires; tokens for many repositories can be fetched in one request with ``prefetch_tokens``)
+  or ``Basic``;
+- manifests: HEAD, GET, PUT and DELETE (by digest), exact bytes and media type preserved (OCI
+  image manifest and index, Docker v2 manifest and manifest list);
+- blobs: HEAD, cross-repository mount, and a streamed copy from another registry: the source
+  GET response is read a block at a time straight into the destination's upload request (one
+  PATCH, then a PUT that commits the digest). A layer is never held in memory;
+- tag listing and the catalog, with pagination (``Link: <...>; rel="next"``).
+
+TLS is verified with the system trust store or with ``ca_cert``; ``validate_certs=False`` (an
+explicit opt-out of one endpoint) turns verification off. Requests that can be repeated are
+retried a bounded number of times with exponential back-off on connection errors, timeouts, 429
+and 5xx. Errors (``RegistryError``) name the registry, the repository, the operation and the
+HTTP status. Credentials never appear in an error, a log or a report: they are sent only in the
+``Authorization`` header of the token request (or of a Basic-auth registry).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import time
+import traceback
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+    HTTPAdapter = object
+else:
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+
+# ---------------------------------------------------------------------------------------------
+# Media types and manifests (pure)
+# ---------------------------------------------------------------------------------------------
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+#: What we ask for: the four kinds we copy unchanged (never Docker schema 1, deprecated and
+#: signed by the registry itself, so its bytes cannot survive a copy).
+ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
+#: Layers that live outside the registry (Windows base layers): never copied, as in docker/skopeo.
+FOREIGN_LAYER_TYPES = (
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+)
+#: The OCI "empty" descriptor's blob (``{}``), the config of artifacts and placeholders.
+EMPTY_JSON = b"{}"
+EMPTY_JSON_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+EMPTY_JSON_TYPE = "application/vnd.oci.empty.v1+json"
+
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+REPOSITORY_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*$")
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+
+DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.5
+BACKOFF_CAP = 8.0
+TOKEN_MARGIN_SECONDS = 30
+DEFAULT_TOKEN_SECONDS = 60  # the token specification's default when expires_in is absent
+BLOCK_SIZE = 256 * 1024
+PAGE_SIZE = 1000
+#: Scopes per token request in prefetch_tokens (each scope adds to the JWT's size).
+SCOPES_PER_TOKEN = 40
+
+
+def sha256_digest(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def is_digest(reference):
+    return bool(DIGEST_RE.match(reference or ""))
+
+
+class ManifestError(ValueError):
+    """Manifest bytes that cannot be copied as they are."""
+
+
+def media_type_of(data, content_type=None):
+    """The manifest's media type: its ``mediaType`` field, else the Content-Type it was served
+    with (OCI manifests may omit the field), else guessed from its shape."""
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ManifestError("the manifest is not JSON")
+    if not isinstance(document, dict):
+        raise ManifestError("the manifest is not a JSON object")
+    declared = document.get("mediaType")
+    served = (content_type or "").split(";")[0].strip() or None
+    if declared:
+        return declared
+    if served in INDEX_TYPES + MANIFEST_TYPES:
+        return served
+    if "manifests" in document:
+        return OCI_INDEX
+    if "layers" in document or "config" in document:
+        return OCI_MANIFEST
+    raise ManifestError("cannot tell the manifest's media type (no mediaType field, Content-Type {0})".format(served))
+
+
+def parse_manifest(data, media_type):
+    """What a manifest refers to: ``{"index": bool, "children": [descriptor], "blobs":
+    [descriptor]}``. An index's children are manifests; a manifest's blobs are its config and
+    layers (foreign layers and layers with ``urls`` excluded). ``subject`` is not followed: a
+    referrer is copied on its own."""
+    if media_type not in INDEX_TYPES + MANIFEST_TYPES:
+        raise ManifestError("media type {0} is not one that can be copied unchanged (expected one of: {1})".format(
+            media_type, ACCEPT))
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ManifestError("the manifest is not JSON")
+    if document.get("schemaVersion") != 2:
+        raise ManifestError("schemaVersion {0!r} is not 2 (Docker schema 1 cannot be copied by digest)".format(
+            document.get("schemaVersion")))
+    if media_type in INDEX_TYPES:
+        children = []
+        for item in document.get("manifests") or []:
+            _check_descriptor(item)
+            children.append(dict(digest=item["digest"], size=item.get("size"), mediaType=item.get("mediaType"),
+                                 platform=item.get("platform")))
+        return {"index": True, "children": children, "blobs": []}
+    blobs = []
+    config = document.get("config")
+    if config:
+        _check_descriptor(config)
+        blobs.append({"digest": config["digest"], "size": config.get("size"), "mediaType": config.get("mediaType")})
+    for layer in document.get("layers") or []:
+        _check_descriptor(layer)
+        if layer.get("mediaType") in FOREIGN_LAYER_TYPES or layer.get("urls"):
+            continue
+        blobs.append({"digest": layer["digest"], "size": layer.get("size"), "mediaType": layer.get("mediaType")})
+    unique = []
+    seen = set()
+    for blob in blobs:
+        if blob["digest"] not in seen:
+            seen.add(blob["digest"])
+            unique.append(blob)
+    return {"index": False, "children": [], "blobs": unique}
+
+
+def _check_descriptor(item):
+    if not isinstance(item, dict) or not is_digest(item.get("digest")):
+        raise ManifestError("a descriptor without a sha256 digest: {0}".format(json.dumps(item)[:200]))
+
+
+def placeholder_manifest(note):
+    """A tiny OCI artifact manifest (no layers, the empty config) that is unique per ``note``.
+
+    Used to remove one tag from a registry that deletes by digest: the tag is first pointed at
+    this placeholder, then the placeholder's digest is deleted, which takes only that tag."""
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": EMPTY_JSON_TYPE, "digest": EMPTY_JSON_DIGEST, "size": len(EMPTY_JSON)},
+        "layers": [],
+        "annotations": {"io.segmented-registry.placeholder": note},
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def artifact_tags(digest):
+    """The tags cosign gives the signature, attestation and SBOM of ``digest``."""
+    hexpart = digest.split(":", 1)[1]
+    return ["sha256-{0}.{1}".format(hexpart, suffix) for suffix in ("sig", "att", "sbom")]
+
+
+_ARTIFACT_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")
+
+
+def artifact_subject(tag):
+    """The digest a cosign artifact tag belongs to, or None for an ordinary tag."""
+    match = _ARTIFACT_TAG.match(tag or "")
+    return "sha256:" + match.group(1) if match else None
+
+
+def parse_challenge(header):
+    """``(scheme, {param: value})`` of a ``WWW-Authenticate`` header, like
+    ``Bearer realm="https://auth/token",service="registry",scope="repository:a/b:pull"``."""
+    if not header:
+        return None, {}
+    scheme, _sep, rest = header.strip().partition(" ")
+    params = {}
+    for match in re.finditer(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))', rest):
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        params[match.group(1).lower()] = value.replace('\\"', '"')
+    return scheme.lower(), params
+
+
+def next_link(header):
+    """The target of ``Link: <url>; rel="next"``, or None."""
+    for part in (header or "").split(","):
+        match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', part)
+        if match:
+            return match.group(1)
+    return None
+
+
+def backoff_seconds(attempt, base=DEFAULT_BACKOFF, cap=BACKOFF_CAP):
+    """Wait after failed attempt ``attempt`` (1-based): base * 2**(attempt-1), capped."""
+    return min(cap, base * (2 ** (attempt - 1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+class RegistryError(Exception):
+    """A registry operation failed. ``status`` is the HTTP status (None: no answer)."""
+
+    def __init__(self, message, registry=None, repository=None, status=None, code=None):
+        super(RegistryError, self).__init__(message)
+        self.registry = registry
+        self.repository = repository
+        self.status = status
+        self.code = code
+
+
+class SourceMoved(RegistryError):
+    """The source serves another digest than the planned one."""
+
+
+def _error_detail(response):
+    """``CODE: message`` from a distribution error body, or a short text."""
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        errors = []
+    if errors:
+        return "; ".join("{0}: {1}".format(e.get("code"), e.get("message")) for e in errors if isinstance(e, dict))
+    text = (response.text or "").strip() if response.request.method != "HEAD" else ""
+    return text[:200]
+
+
+def _error_code(response):
+    try:
+        errors = response.json().get("errors") or []
+        return errors[0].get("code") if errors else None
+    except (ValueError, AttributeError, IndexError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming (pure helpers)
+# ---------------------------------------------------------------------------------------------
+
+
+class StreamReader:
+    """A file-like view of a source blob response for an upload body.
+
+    ``requests`` sends an object with ``read`` and ``__len__`` as a body of that
+    Content-Length, ``read(blocksize)`` at a time, so the blob goes from the source socket to the
+    destination socket a block at a time. Counts the bytes and checks the total at the end.
+    """
+
+    def __init__(self, raw, size, on_bytes=None):
+        self._raw = raw
+        self._size = size
+        self.sent = 0
+        self._on_bytes = on_bytes
+
+    def __len__(self):
+        return self._size
+
+    def read(self, amount=-1):
+        if amount is None or amount < 0:
+            amount = self._size - self.sent
+        amount = min(amount, self._size - self.sent, BLOCK_SIZE * 4)
+        if amount <= 0:
+            return b""
+        data = self._raw.read(amount)
+        if not data:
+            raise IOError("the source ended after {0} of {1} bytes".format(self.sent, self._size))
+        self.sent += len(data)
+        if self._on_bytes is not None:
+            self._on_bytes(len(data))
+        return data
+
+
+class _Adapter(HTTPAdapter):
+    """An HTTPAdapter whose connections write upload bodies in large blocks."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs.setdefault("blocksize", BLOCK_SIZE)
+        try:
+            super(_Adapter, self).init_poolmanager(*args, **kwargs)
+        except TypeError:  # urllib3 < 2 has no blocksize
+            kwargs.pop("blocksize", None)
+            super(_Adapter, self).init_poolmanager(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The client (I/O)
+# ---------------------------------------------------------------------------------------------
+
+
+class Stats:
+    """Thread-safe counters shared by the clients of one run."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.by_method = {}
+        self.token_requests = 0
+        self.retries = 0
+        self.blob_bytes_sent = 0
+
+    def count(self, method):
+        with self._lock:
+            self.requests += 1
+            self.by_method[method] = self.by_method.get(method, 0) + 1
+
+    def add(self, name, amount=1):
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+    def to_dict(self):
+        with self._lock:
+            return {"requests": self.requests, "by_method": dict(self.by_method),
+                    "token_requests": self.token_requests, "retries": self.retries,
+                    "blob_bytes_sent": self.blob_bytes_sent}
+
+
+class RegistryClient:
+    """One registry (``host[:port]``), shared by the threads of a run.
+
+    ``name`` says which registry this is in messages (an environment name); ``username`` and
+    ``password`` are the basic credentials given to the token realm (OpenShift ignores the user
+    name and takes an API token as password). ``validate_certs=False`` disables TLS
+    verification for this endpoint; otherwise ``ca_cert`` (a PEM file) or the system store.
+    """
+
+    def __init__(self, host, username=None, password=None, ca_cert=None, validate_certs=True, name=None,
+                 timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES, backoff=DEFAULT_BACKOFF, pool_size=16,
+                 stats=None, sleep=time.sleep, scheme="https", user_agent="segmented.registry"):
+        if not HAS_REQUESTS:
+            raise RegistryError("the Python library requests is required")
+        self.host = host
+        self.name = name or host
+        self.base = "{0}://{1}".format(scheme, host)
+        self._username = username or "segmented-registry"
+        self._password = password
+        self.verify = False if not validate_certs else (ca_cert or True)
+        self.timeout = timeout if isinstance(timeout, tuple) else (min(10.0, float(timeout)), float(timeout))
+        self.retries = max(0, int(retries))
+        self.backoff = backoff
+        self.stats = stats or Stats()
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._challenge = None  # (scheme, params) once known
+        self._tokens = []  # [(resource -> set of actions, token, expires (monotonic))]
+        self._fetching = {}  # frozenset(scopes) -> lock: one fetch per scope set at a time
+        self.session = requests.Session()
+        # Not trust_env: ~/.netrc would replace our Authorization header and REQUESTS_CA_BUNDLE
+        # would replace the CA file we were given. Proxies from the environment are kept.
+        self.session.trust_env = False
+        self.session.proxies = requests.utils.get_environ_proxies(self.base)
+        adapter = _Adapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount(self.base + "/", adapter)
+        self.session.headers["User-Agent"] = user_agent
+
+    def close(self):
+        self.session.close()
+
+    def __repr__(self):  # never the credentials
+        return "RegistryClient({0!r}, name={1!r})".format(self.host, self.name)
+
+    # -- errors ---------------------------------------------------------------------------
+    def _where(self, repository=None):
+        where = "registry {0}".format(self.host)
+        if self.name != self.host:
+            where += " ({0})".format(self.name)
+        if repository:
+            where += ", repository {0}".format(repository)
+        return where
+
+    def error(self, doing, repository=None, response=None, reason=None, cls=RegistryError):
+        status = response.status_code if response is not None else None
+        text = "{0}: {1} failed".format(self._where(repository), doing)
+        if response is not None:
+            text += ": HTTP {0}".format(status)
+            detail = _error_detail(response)
+            if detail:
+                text += " ({0})".format(detail)
+            attempts = getattr(response, "attempts", 1)
+            if attempts > 1:
+                text += " after {0} attempts".format(attempts)
+            if status == 401:
+                text += ("; the registry did not accept the token: the credentials were refused or lack the "
+                         "permission for this repository")
+            elif status == 403:
+                text += "; the credentials lack the permission"
+        if reason:
+            text += ": {0}".format(reason)
+        return cls(text, registry=self.host, repository=repository, status=status,
+                   code=_error_code(response) if response is not None else None)
+
+    # -- authentication ---------------------------------------------------------------------
+    def _basic(self):
+        pair = "{0}:{1}".format(self._username, self._password or "").encode("utf-8")
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def challenge(self):
+        """The registry's challenge (scheme, params), from ``GET /v2/`` once per client."""
+        if self._challenge is None:
+            response = self._raw("GET", self.base + "/v2/", "reaching the registry (GET /v2/)", None, {}, retry=True)
+            response.close()
+            if response.status_code == 401:
+                self._challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
+            elif response.status_code == 200:
+                self._challenge = (None, {})
+            else:
+                raise self.error("checking the API version (GET /v2/)", response=response)
+        return self._challenge
+
+    def _cached_token(self, scopes):
+        """A cached token whose scopes cover ``scopes`` (same resources, at least those actions)."""
+        wanted = _access(scopes)
+        now = time.monotonic()
+        with self._lock:
+            self._tokens = [item for item in self._tokens if item[2] > now]
+            for access, token, _expires in self._tokens:
+                if all(resource in access and actions <= access[resource] for resource, actions in wanted.items()):
+                    return token
+        return None
+
+    def _token(self, scopes, repository=None):
+        """A token for ``scopes``: from the cache, else fetched once however many threads ask."""
+        token = self._cached_token(scopes)
+        if token is not None:
+            return token
+        key = frozenset(scopes)
+        with self._lock:
+            lock = self._fetching.setdefault(key, threading.Lock())
+        with lock:
+            token = self._cached_token(scopes)
+            if token is None:
+                token = self._fetch_token(scopes, repository)[0]
+        return token
+
+    def _fetch_token(self, scopes, repository=None):
+        scheme, params = self.challenge()
+        realm = params.get("realm")
+        if not realm:
+            raise RegistryError("{0}: the Bearer challenge names no realm".format(self._where(repository)),
+                                registry=self.host, repository=repository)
+        query = [("service", params["service"])] if params.get("service") else []
+        query.extend(("scope", scope) for scope in sorted(scopes))
+        headers = {"Authorization": self._basic()} if self._password else {}
+        self.stats.add("token_requests")
+        last = None
+        for attempt in range(1, self.retries + 2):
+            try:
+                self.stats.count("GET")
+                response = self.session.get(realm, params=query, headers=headers, timeout=self.timeout,
+                                            verify=self.verify)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = "{0}: {1}".format(type(exc).__name__, _first_line(exc))
+                response = None
+            if response is not None and response.status_code < 500 and response.status_code != 429:
+                break
+            if attempt <= self.retries:
+                self.stats.add("retries")
+                self._sleep(backoff_seconds(attempt, self.backoff))
+        if response is None:
+            raise RegistryError("{0}: the token server {1} did not answer: {2}".format(
+                self._where(repository), realm, last), registry=self.host, repository=repository)
+        if response.status_code != 200:
+            detail = _error_detail(response)
+            hint = ""
+            if response.status_code == 401:
+                hint = "; the token server did not accept the credentials (an expired or wrong token?)"
+            raise RegistryError("{0}: the token server {1} answered HTTP {2}{3}{4}".format(
+                self._where(repository), realm, response.status_code, " ({0})".format(detail) if detail else "", hint),
+                registry=self.host, repository=repository, status=response.status_code)
+        try:
+            body = response.json()
+            token = body.get("token") or body.get("access_token")
+            lifetime = int(body.get("expires_in") or DEFAULT_TOKEN_SECONDS)
+        except (ValueError, AttributeError, TypeError):
+            token = None
+        if not token:
+            raise RegistryError("{0}: the token server {1} answered without a token".format(
+                self._where(repository), realm), registry=self.host, repository=repository)
+        expires = time.monotonic() + max(1, lifetime - TOKEN_MARGIN_SECONDS)
+        with self._lock:
+            self._tokens.append((_access(scopes), token, expires))
+        return token, expires
+
+    def _authorization(self, scopes, repository=None, refresh=False):
+        scheme = self.challenge()[0]
+        if scheme == "basic":
+            return self._basic()
+        if scheme != "bearer":
+            return None
+        if refresh:
+            return "Bearer " + self._fetch_token(scopes, repository)[0]
+        return "Bearer " + self._token(scopes, repository)
+
+    def prefetch_tokens(self, repositories, actions="pull"):
+        """Fetch the tokens of many repositories with few token requests (up to
+        SCOPES_PER_TOKEN scopes each); each repository's scope is then served from the cache."""
+        if self.challenge()[0] != "bearer":
+            return
+        wanted = [repo for repo in sorted(set(repositories))
+                  if self._cached_token([scope(repo, actions)]) is None]
+        if len(wanted) == 1:
+            self._token([scope(wanted[0], actions)], wanted[0])
+            return
+        for start in range(0, len(wanted), SCOPES_PER_TOKEN):
+            self._fetch_token([scope(repo, actions) for repo in wanted[start:start + SCOPES_PER_TOKEN]])
+
+    # -- requests ---------------------------------------------------------------------------
+    def _raw(self, method, url, doing, repository, headers, data=None, stream=False, retry=True,
+             allow_redirects=False):
+        last = None
+        attempts = self.retries + 1 if retry else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self.stats.count(method)
+                response = self.session.request(method, url, headers=headers, data=data, stream=stream,
+                                                timeout=self.timeout, verify=self.verify,
+                                                allow_redirects=allow_redirects)
+            except requests.exceptions.SSLError as exc:
+                raise RegistryError("{0}: {1} failed: TLS: {2}. {3}".format(
+                    self._where(repository), doing, _first_line(exc),
+                    "Give the CA bundle that signs the registry's certificate (ca_cert)" if self.verify else
+                    "The TLS handshake failed"), registry=self.host, repository=repository)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = exc
+                if attempt < attempts:
+                    self.stats.add("retries")
+                    self._sleep(backoff_seconds(attempt, self.backoff))
+                    continue
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
+                raise RegistryError("{0}: {1} failed: {2} ({3}) after {4} attempt{5}".format(
+                    self._where(repository), doing, kind, _first_line(exc), attempt, "" if attempt == 1 else "s"),
+                    registry=self.host, repository=repository)
+            if (response.status_code >= 500 or response.status_code == 429) and attempt < attempts:
+                response.close()
+                self.stats.add("retries")
+                self._sleep(backoff_seconds(attempt, self.backoff))
+                continue
+            response.attempts = attempt
+            return response
+        raise last  # pragma: no cover - the loop always returns or raises
+
+    def request(self, method, path, doing, repository=None, scopes=(), headers=None, data=None, stream=False,
+                retry=True, allow_redirects=False):
+        """An authenticated request to ``path`` (below the registry, or an absolute URL of it).
+
+        A 401 leads to one fresh token for the scopes the challenge names (plus ``scopes``)."""
+        url = path if path.startswith("http") else self.base + path
+        auth = self._authorization(scopes, repository) if scopes else None
+        base_headers = dict(headers or {})
+        if auth:
+            base_headers["Authorization"] = auth
+        response = self._raw(method, url, doing, repository, base_headers, data=data, stream=stream, retry=retry,
+                             allow_redirects=allow_redirects)
+        if response.status_code == 401 and not hasattr(data, "read"):
+            scheme, params = parse_challenge(response.headers.get("WWW-Authenticate"))
+            wanted = set(scopes)
+            if params.get("scope"):
+                wanted.update(params["scope"].split(" "))
+            if scheme in ("bearer", "basic") and wanted:
+                response.close()
+                if scheme == "bearer":
+                    self._challenge = (scheme, dict(self.challenge()[1], **{k: v for k, v in params.items()
+                                                                            if k in ("realm", "service")}))
+                base_headers["Authorization"] = self._authorization(sorted(wanted), repository, refresh=True)
+                response = self._raw(method, url, doing, repository, base_headers, data=data, stream=stream,
+                                     retry=retry, allow_redirects=allow_redirects)
+        return response
+
+    # -- manifests --------------------------------------------------------------------------
+    def head_manifest(self, repository, reference):
+        """``{"digest", "media_type", "size"}`` of a manifest, or None when it does not exist."""
+        doing = "HEAD manifest {0}:{1}".format(repository, reference)
+        response = self.request("HEAD", "/v2/{0}/manifests/{1}".format(repository, reference), doing, repository,
+                                [scope(repository, "pull")], {"Accept": ACCEPT})
+        response.close()
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self.error(doing, repository, response)
+        digest = response.headers.get("Docker-Content-Digest")
+        if not is_digest(digest):  # a registry that does not say: read the bytes
+            manifest = self.get_manifest(repository, reference)
+            return None if manifest is None else {"digest": manifest["digest"], "media_type": manifest["media_type"],
+                                                  "size": len(manifest["data"])}
+        return {"digest": digest, "media_type": (response.headers.get("Content-Type") or "").split(";")[0],
+                "size": int(response.headers.get("Content-Length") or 0)}
+
+    def get_manifest(self, repository, reference):
+        """``{"data", "media_type", "digest"}`` (the exact bytes), or None when it does not exist.
+        A digest reference is checked against the bytes."""
+        doing = "GET manifest {0}:{1}".format(repository, reference) if not is_digest(reference) else \
+            "GET manifest {0}@{1}".format(repository, reference)
+        response = self.request("GET", "/v2/{0}/manifests/{1}".format(repository, reference), doing, repository,
+                                [scope(repository, "pull")], {"Accept": ACCEPT})
+        if response.status_code == 404:
+            response.close()
+            return None
+        if response.status_code != 200:
+            raise self.error(doing, repository, response)
+        data = response.content
+        digest = sha256_digest(data)
+        if is_digest(reference) and digest != reference:
+            raise self.error(doing, repository, reason="the bytes served have digest {0}".format(digest))
+        try:
+            media_type = media_type_of(data, response.headers.get("Content-Type"))
+        except ManifestError as exc:
+            raise self.error(doing, repository, reason=str(exc))
+        return {"data": data, "media_type": media_type, "digest": digest}
+
+    def put_manifest(self, repository, reference, data, media_type):
+        """PUT the exact bytes under a tag or digest; returns the digest, checked against the bytes."""
+        doing = "PUT manifest {0}{1}{2}".format(repository, "@" if is_digest(reference) else ":", reference)
+        response = self.request("PUT", "/v2/{0}/manifests/{1}".format(repository, reference), doing, repository,
+                                [scope(repository, "pull,push")], {"Content-Type": media_type}, data=data)
+        response.close()
+        if response.status_code not in (200, 201, 202):
+            raise self.error(doing, repository, response)
+        expected = sha256_digest(data)
+        served = response.headers.get("Docker-Content-Digest")
+        if served and served != expected:
+            raise self.error(doing, repository, reason="the registry stored digest {0}, not {1}".format(served, expected))
+        return expected
+
+    def delete_manifest(self, repository, digest):
+        """DELETE a manifest by digest (with every tag pointing at it); False when it was not there."""
+        if not is_digest(digest):
+            raise RegistryError("{0}: refusing to DELETE {1}: only digests can be deleted".format(
+                self._where(repository), digest), registry=self.host, repository=repository)
+        doing = "DELETE manifest {0}@{1}".format(repository, digest)
+        response = self.request("DELETE", "/v2/{0}/manifests/{1}".format(repository, digest), doing, repository,
+                                [scope(repository, "delete")])
+        response.close()
+        if response.status_code == 404:
+            return False
+        if response.status_code not in (200, 202):
+            raise self.error(doing, repository, response)
+        return True
+
+    # -- tags -------------------------------------------------------------------------------
+    def list_tags(self, repository, page_size=PAGE_SIZE):
+        """Every tag of a repository (all pages); [] when the repository does not exist."""
+        path = "/v2/{0}/tags/list?n={1}".format(repository, page_size)
+        tags = []
+        doing = "list tags of {0}".format(repository)
+        while path:
+            response = self.request("GET", path, doing, repository, [scope(repository, "pull")],
+                                    {"Accept": "application/json"})
+            if response.status_code == 404:
+                response.close()
+                return []
+            if response.status_code != 200:
+                raise self.error(doing, repository, response)
+            try:
+                tags.extend(response.json().get("tags") or [])
+            except ValueError:
+                raise self.error(doing, repository, reason="the answer is not JSON")
+            link = next_link(response.headers.get("Link"))
+            path = None if not link else (link if link.startswith("http") else self.base + link)
+        return tags
+
+    def catalog(self, page_size=PAGE_SIZE):
+        """Every repository of the registry (all pages)."""
+        path = "/v2/_catalog?n={0}".format(page_size)
+        repositories = []
+        while path:
+            response = self.request("GET", path, "list repositories (catalog)", None, ["registry:catalog:*"],
+                                    {"Accept": "application/json"})
+            if response.status_code != 200:
+                raise self.error("list repositories (catalog)", None, response)
+            repositories.extend(response.json().get("repositories") or [])
+            link = next_link(response.headers.get("Link"))
+            path = None if not link else (link if link.startswith("http") else self.base + link)
+        return repositories
+
+    # -- blobs ------------------------------------------------------------------------------
+    def head_blob(self, repository, digest):
+        """The blob's size, or None when the repository does not have it."""
+        doing = "HEAD blob {0}@{1}".format(repository, digest)
+        response = self.request("HEAD", "/v2/{0}/blobs/{1}".format(repository, digest), doing, repository,
+                                [scope(repository, "pull")], allow_redirects=True)
+        response.close()
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self.error(doing, repository, response)
+        return int(response.headers.get("Content-Length") or 0)
+
+    def mount_blob(self, repository, digest, from_repository):
+        """Cross-repository mount. Returns ``(True, None)`` when mounted, else ``(False,
+        upload_url)``: the registry opened an upload session instead (mount refused)."""
+        doing = "mount blob {0} from {1} into {2}".format(digest, from_repository, repository)
+        response = self.request(
+            "POST", "/v2/{0}/blobs/uploads/?mount={1}&from={2}".format(repository, digest, from_repository), doing,
+            repository, [scope(repository, "pull,push"), scope(from_repository, "pull")], {"Content-Length": "0"})
+        response.close()
+        if response.status_code == 201:
+            return True, None
+        if response.status_code == 202:
+            return False, self._location(response, doing, repository)
+        raise self.error(doing, repository, response)
+
+    def start_upload(self, repository):
+        doing = "start a blob upload to {0}".format(repository)
+        response = self.request("POST", "/v2/{0}/blobs/uploads/".format(repository), doing, repository,
+                                [scope(repository, "pull,push")], {"Content-Length": "0"})
+        response.close()
+        if response.status_code != 202:
+            raise self.error(doing, repository, response)
+        return self._location(response, doing, repository)
+
+    def _location(self, response, doing, repository):
+        location = response.headers.get("Location")
+        if not location:
+            raise self.error(doing, repository, response, reason="no Location header")
+        return location if location.startswith("http") else self.base + location
+
+    def open_blob(self, repository, digest):
+        """The source side of a copy: a streamed GET response (the caller closes it)."""
+        doing = "GET blob {0}@{1}".format(repository, digest)
+        response = self.request("GET", "/v2/{0}/blobs/{1}".format(repository, digest), doing, repository,
+                                [scope(repository, "pull")], stream=True, allow_redirects=True)
+        if response.status_code != 200:
+            response.close()
+            raise self.error(doing, repository, response)
+        return response
+
+    def upload_stream(self, repository, digest, size, reader, location=None):
+        """Stream ``reader`` (``read(n)``, ``len``) into a new blob: one PATCH, then the PUT that
+        commits ``digest`` (the registry checks the digest of what it received). Not retried:
+        the caller retries the whole blob with a fresh source stream."""
+        location = location or self.start_upload(repository)
+        doing = "upload blob {0} to {1}".format(digest, repository)
+        headers = {"Content-Type": "application/octet-stream"}
+        body = reader if size else b""
+        response = self.request("PATCH", location, doing, repository, [scope(repository, "pull,push")], headers,
+                                data=body, retry=False)
+        response.close()
+        if response.status_code != 202:
+            raise self.error(doing, repository, response)
+        location = self._location(response, doing, repository)
+        separator = "&" if "?" in location else "?"
+        response = self.request("PUT", "{0}{1}digest={2}".format(location, separator, digest), doing, repository,
+                                [scope(repository, "pull,push")], {"Content-Length": "0"}, data=b"", retry=False)
+        response.close()
+        if response.status_code != 201:
+            raise self.error(doing, repository, response)
+
+    def upload_bytes(self, repository, digest, data):
+        """A small blob from memory (monolithic POST + PUT); used for the empty config."""
+        location = self.start_upload(repository)
+        separator = "&" if "?" in location else "?"
+        doing = "upload blob {0} to {1}".format(digest, repository)
+        response = self.request("PUT", "{0}{1}digest={2}".format(location, separator, digest), doing, repository,
+                                [scope(repository, "pull,push")], {"Content-Type": "application/octet-stream"},
+                                data=data, retry=False)
+        response.close()
+        if response.status_code != 201:
+            raise self.error(doing, repository, response)
+
+
+def scope(repository, actions):
+    return "repository:{0}:{1}".format(repository, actions)
+
+
+def _access(scopes):
+    """``{"repository:a/b": {"pull", "push"}}`` from scope strings (type:name:actions)."""
+    access = {}
+    for item in scopes:
+        resource, _sep, actions = item.rpartition(":")
+        access.setdefault(resource, set()).update(actions.split(","))
+    return access
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def copy_blob(source, source_repository, destination, repository, digest, size, location=None, attempts=None):
+    """Stream one blob from ``source`` to ``destination``; returns the bytes sent.
+
+    The whole transfer (source GET, destination upload) is retried with back-off, at most
+    ``attempts`` times (default: the destination's retries + 1), on connection errors, timeouts
+    and 5xx; a 4xx answer is not retried. An upload URL given by a refused mount is used for
+    the first attempt only."""
+    attempts = attempts or destination.retries + 1
+    for attempt in range(1, attempts + 1):
+        response = None
+        reader = None
+        try:
+            response = source.open_blob(source_repository, digest)
+            length = response.headers.get("Content-Length")
+            total = size if size is not None else (int(length) if length else None)
+            if total is None:
+                raise source.error("GET blob {0}@{1}".format(source_repository, digest), source_repository,
+                                   reason="the size is unknown")
+            reader = StreamReader(response.raw, total)
+            destination.upload_stream(repository, digest, total, reader, location if attempt == 1 else None)
+            destination.stats.add("blob_bytes_sent", reader.sent)
+            return reader.sent
+        except (RegistryError, IOError, requests.RequestException) as exc:
+            if reader is not None:
+                destination.stats.add("blob_bytes_sent", reader.sent)
+            status = getattr(exc, "status", None)
+            final = attempt >= attempts or (status is not None and 400 <= status < 500 and status != 429)
+            if final:
+                if isinstance(exc, RegistryError):
+                    raise
+                raise RegistryError("{0}: copy of blob {1} from {2} failed: {3}".format(
+                    destination._where(repository), digest, source._where(source_repository), _first_line(exc)),
+                    registry=destination.host, repository=repository)
+            destination.stats.add("retries")
+            destination._sleep(backoff_seconds(attempt, destination.backoff))
+        finally:
+            if response is not None:
+                response.close()
+    raise RegistryError("unreachable")  # pragma: no cover

@@ -1,0 +1,415 @@
+"""What the promotion tests (test_reconcile.py) and the benchmark need on top of the lab.
+
+- ``promoter_token``: a TokenRequest token of the promoter service account (``lab/promoter.yml``,
+  which labctl applies when it brings the lab up).
+- ``ExtraRegistry``: our OWN CNCF distribution process on a free loopback port 15000-15999, with
+  the lab's token server (service ``env-test``: access is decided in namespace ``test``), the lab
+  registry certificate and its own storage: a registry the tests may kill and restart. The lab's
+  registries are never touched.
+- ``FaultProxy``: a fault injector, not an imitation registry: a loopback TLS proxy in front of
+  a real registry that forwards every request unchanged unless a rule says to answer 503, to hang,
+  or to run a hook (for instance kill the registry) first. It counts what it saw.
+- Image builders: a two-platform OCI index and a cosign-style signature artifact, pushed to the
+  integrated registry with the collection's own client (plugins/module_utils/oci.py), and
+  recorded in the ImageStream the way OpenShift's registry does.
+"""
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import requests
+import yaml
+from kubernetes import client as kclient
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "lab"))
+
+
+def _collection_importable():
+    """tests/unit/conftest.py lays the checkout out as ansible_collections/segmented/registry and
+    puts that on sys.path; load it under its own name (pytest owns the name ``conftest``)."""
+    spec = importlib.util.spec_from_file_location("segmented_registry_unit_conftest",
+                                                  os.path.join(REPO, "tests", "unit", "conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.COLLECTIONS_PATH
+
+
+COLLECTIONS_PATH = _collection_importable()
+
+import image  # noqa: E402
+
+from ansible_collections.segmented.registry.plugins.module_utils import oci  # noqa: E402
+
+PROMOTER = "segmented-registry/promoter"
+
+
+# ---------------------------------------------------------------------------------------------
+# The promoter service account
+# ---------------------------------------------------------------------------------------------
+
+
+def promoter_token(lab, seconds=3600):
+    core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
+    return core.create_namespaced_service_account_token(
+        "promoter", "segmented-registry", {"spec": {"expirationSeconds": seconds}}).status.token
+
+
+def lab_environments(lab):
+    """The lab inventory's environments, as the module takes them."""
+    with open(os.path.join(REPO, "inventories", "lab", "group_vars", "all.yml")) as handle:
+        raw = yaml.safe_load(handle)["segmented_registry_environments"]
+    result = []
+    for env in raw:
+        item = dict(env)
+        item["ca_cert"] = lab.ca.cert_path
+        result.append(item)
+    return result
+
+
+def client(lab, endpoint, token, name=None, **options):
+    return oci.RegistryClient(endpoint, password=token, ca_cert=lab.ca.cert_path, name=name or endpoint, **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# Our own registry process
+# ---------------------------------------------------------------------------------------------
+
+
+def free_port(low=15000, high=15999):
+    ports = list(range(low, high + 1))
+    random.shuffle(ports)
+    for port in ports:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in %d-%d" % (low, high))
+
+
+class ExtraRegistry:
+    """A CNCF distribution registry of our own (``docker-registry serve``), token auth through the
+    lab's token server as service ``env-test``. ``kill()`` is SIGKILL; ``start()`` again reuses
+    the same port and storage."""
+
+    def __init__(self, lab, workdir, service="env-test"):
+        self.lab = lab
+        self.port = free_port()
+        self.endpoint = "localhost:%d" % self.port
+        self.storage = os.path.join(workdir, "storage")
+        self.config = os.path.join(workdir, "config.yml")
+        self.log = os.path.join(workdir, "registry.log")
+        os.makedirs(self.storage, exist_ok=True)
+        pki = os.path.join(lab.state, "pki")
+        config = {
+            "version": 0.1,
+            "log": {"level": "info", "fields": {"service": "registry", "environment": "extra"}},
+            "storage": {"filesystem": {"rootdirectory": self.storage}, "delete": {"enabled": True},
+                        "maintenance": {"uploadpurging": {"enabled": False}}},
+            "http": {"addr": "127.0.0.1:%d" % self.port,
+                     "tls": {"certificate": os.path.join(pki, "registry-test.crt"),
+                             "key": os.path.join(pki, "registry-test.key")}},
+            "auth": {"token": {"realm": "https://localhost:5110/token", "service": service,
+                               "issuer": "segmented-registry-lab",
+                               "rootcertbundle": os.path.join(pki, "token-signing.crt")}},
+        }
+        with open(self.config, "w") as handle:
+            yaml.safe_dump(config, handle)
+        self.proc = None
+
+    def start(self, timeout=30):
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen(["docker-registry", "serve", self.config], stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env=dict(os.environ, REGISTRY_HTTP_SECRET="extra-registry-test-secret"))
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get("https://%s/v2/" % self.endpoint, verify=self.lab.ca.cert_path,
+                                timeout=2).status_code == 401:
+                    return self
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("docker-registry exited: %s" % open(self.log).read()[-2000:])
+            time.sleep(0.2)
+        raise RuntimeError("docker-registry on %s did not answer" % self.endpoint)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+# ---------------------------------------------------------------------------------------------
+# The fault injector
+# ---------------------------------------------------------------------------------------------
+
+
+class FaultProxy:
+    """A TLS proxy on a free loopback port in front of ``upstream`` (host:port).
+
+    ``rule(method, path) -> None | ("status", code) | ("hang", seconds) | ("hook", callable)``
+    decides per request: forward unchanged, answer ``code`` with a distribution error body,
+    wait then drop the connection without an answer, or call the hook and then forward. ``seen``
+    lists ``(method, path, what happened)``. The Host header is passed on, so the registry's
+    upload URLs point back at the proxy."""
+
+    def __init__(self, lab, upstream, rule=None):
+        self.lab = lab
+        self.upstream = upstream
+        self.rule = rule or (lambda method, path: None)
+        self.seen = []
+        self._lock = threading.Lock()
+        self.port = free_port()
+        self.endpoint = "localhost:%d" % self.port
+        self.session = requests.Session()
+        self.session.trust_env = False
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _body(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    data = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return data
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _handle(self):
+                body = self._body()
+                decision = proxy.rule(self.command, self.path)
+                kind = decision[0] if decision else "forward"
+                proxy._note(self.command, self.path, kind)
+                if kind == "status":
+                    payload = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "injected fault"}]}).encode()
+                    self.send_response(decision[1])
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                    return
+                if kind == "hang":
+                    time.sleep(decision[1])
+                    self.close_connection = True
+                    return
+                if kind == "hook":
+                    decision[1]()
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive")}
+                try:
+                    answer = proxy.session.request(self.command, "https://%s%s" % (proxy.upstream, self.path),
+                                                   headers=headers, data=body if body else None,
+                                                   verify=proxy.lab.ca.cert_path, allow_redirects=False, timeout=60)
+                except requests.RequestException:
+                    proxy._note(self.command, self.path, "upstream down")
+                    self.close_connection = True  # like a registry that died: no answer at all
+                    return
+                content = answer.content
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() in ("connection", "transfer-encoding", "content-length", "keep-alive",
+                                       "content-encoding"):
+                        continue
+                    self.send_header(key, value)
+                if self.command == "HEAD":
+                    self.send_header("Content-Length", answer.headers.get("Content-Length", "0"))
+                else:
+                    self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(content)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
+
+        pki = os.path.join(lab.state, "pki")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(os.path.join(pki, "registry-test.crt"), os.path.join(pki, "registry-test.key"))
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _note(self, method, path, what):
+        with self._lock:
+            self.seen.append((method, path, what))
+
+    def count(self, method, fragment, what=None):
+        with self._lock:
+            return sum(1 for m, p, w in self.seen if m == method and fragment in p and (what is None or w == what))
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------
+
+
+def _put_blob(registry, repository, data):
+    digest = oci.sha256_digest(data)
+    if registry.head_blob(repository, digest) is None:
+        registry.upload_bytes(repository, digest, data)
+    return {"digest": digest, "size": len(data)}
+
+
+def push_index(lab, namespace, stream, tag, layer_size=64 * 1024):
+    """A two-platform OCI index at ``namespace/stream:tag`` in the integrated registry (linux/amd64
+    and linux/arm64, each a real image with its own layers), recorded in the ImageStream. Returns
+    ``{"index": digest, "children": [digest, digest]}``."""
+    amd64 = lab.push(namespace, stream, tag + "-amd64", 2, layer_size, seed="%s/%s:%s amd64" % (namespace, stream, tag))
+    arm_base = lab.push(namespace, stream, tag + "-arm64-base", 2, layer_size,
+                        seed="%s/%s:%s arm64" % (namespace, stream, tag))
+    builder = client(lab, lab.layout.integrated_endpoint, lab.builder_token(namespace), name="integrated")
+    repository = "%s/%s" % (namespace, stream)
+    try:
+        base = builder.get_manifest(repository, arm_base["digest"])
+        manifest = json.loads(base["data"])
+        config_response = builder.open_blob(repository, manifest["config"]["digest"])
+        config = json.loads(config_response.content)
+        config_response.close()
+        config["architecture"] = "arm64"
+        config["variant"] = "v8"
+        config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+        descriptor = _put_blob(builder, repository, config_bytes)
+        manifest["config"] = dict(manifest["config"], digest=descriptor["digest"], size=descriptor["size"])
+        arm_bytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+        arm64 = builder.put_manifest(repository, oci.sha256_digest(arm_bytes), arm_bytes, oci.OCI_MANIFEST)
+        amd_size = len(builder.get_manifest(repository, amd64["digest"])["data"])
+        index = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": [
+            {"mediaType": oci.OCI_MANIFEST, "digest": amd64["digest"], "size": amd_size,
+             "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": oci.OCI_MANIFEST, "digest": arm64, "size": len(arm_bytes),
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}}]}
+        index_bytes = json.dumps(index, indent=2).encode()
+        digest = builder.put_manifest(repository, tag, index_bytes, oci.OCI_INDEX)
+    finally:
+        builder.close()
+    image.record_push(lab.api_client(lab.layout.registry_cluster), namespace, stream, tag, digest,
+                      lab.layout.integrated_endpoint)
+    return {"index": digest, "children": [amd64["digest"], arm64]}
+
+
+def push_signature(lab, namespace, stream, digest, kind="sig"):
+    """A cosign-style artifact of ``digest`` as tag ``sha256-<hex>.<kind>`` in the integrated
+    registry: a simple-signing payload layer with a signature annotation (not a valid signature:
+    the tests check that it travels, not that it verifies). Returns its digest."""
+    builder = client(lab, lab.layout.integrated_endpoint, lab.builder_token(namespace), name="integrated")
+    repository = "%s/%s" % (namespace, stream)
+    try:
+        payload = json.dumps({"critical": {"identity": {"docker-reference": "%s/%s" % (
+            lab.layout.integrated_endpoint, repository)}, "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature"}, "optional": None}).encode()
+        layer = _put_blob(builder, repository, payload)
+        config = _put_blob(builder, repository, json.dumps({"architecture": "", "os": "", "config": {},
+                                                            "rootfs": {"type": "layers", "diff_ids": [
+                                                                layer["digest"]]}}).encode())
+        manifest = {"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST,
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+                    "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", **layer,
+                                "annotations": {"dev.cosignproject.cosign/signature": hashlib.sha256(
+                                    payload).hexdigest()}}]}
+        data = json.dumps(manifest).encode()
+        return builder.put_manifest(repository, "sha256-%s.%s" % (digest.split(":")[1], kind), data, oci.OCI_MANIFEST)
+    finally:
+        builder.close()
+
+
+def tag_in_source(lab, namespace, stream, tag, digest, record=True, from_stream=None):
+    """Give ``digest`` another tag in the integrated registry (a PUT of the same manifest bytes;
+    ``from_stream``: the image is in that stream, its blobs are mounted first) and, with
+    ``record``, in the ImageStream."""
+    builder = client(lab, lab.layout.integrated_endpoint, lab.builder_token(namespace), name="integrated")
+    repository = "%s/%s" % (namespace, stream)
+    origin = "%s/%s" % (namespace, from_stream or stream)
+    try:
+        manifest = builder.get_manifest(origin, digest)
+        if origin != repository:
+            for blob in oci.parse_manifest(manifest["data"], manifest["media_type"])["blobs"]:
+                mounted = builder.mount_blob(repository, blob["digest"], origin)[0]
+                assert mounted, "the integrated registry refused to mount %s" % blob["digest"]
+        builder.put_manifest(repository, tag, manifest["data"], manifest["media_type"])
+    finally:
+        builder.close()
+    if record:
+        image.record_push(lab.api_client(lab.layout.registry_cluster), namespace, stream, tag, digest,
+                          lab.layout.integrated_endpoint)
+
+
+def push_unrecorded(lab, namespace, stream, tag, seed, layers=2, layer_size=64 * 1024):
+    """Push an image to the integrated registry WITHOUT recording it in the ImageStream (the
+    registry tag moves, the ImageStream still says the old digest). Returns its digest."""
+    with tempfile.TemporaryDirectory(prefix="unrecorded-") as tmp:
+        layout = os.path.join(tmp, "oci")
+        image.build_oci_layout(layout, layers=layers, layer_size=layer_size, seed=seed)
+        return image.push(layout, "%s/%s/%s:%s" % (lab.layout.integrated_endpoint, namespace, stream, tag),
+                          username="builder", password=lab.builder_token(namespace), ca_dir=lab.trust_dir)
+
+
+def registry_consistency(registry, repository):
+    """Problems found: a tag whose manifest (or a child, or a blob) the registry cannot serve."""
+    problems = []
+    try:
+        tags = registry.list_tags(repository)
+    except oci.RegistryError as exc:
+        return [], "unreadable: %s" % exc
+    for tag in tags:
+        problems.extend(_tree_problems(registry, repository, tag))
+    return problems, None
+
+
+def _tree_problems(registry, repository, reference):
+    manifest = registry.get_manifest(repository, reference)
+    if manifest is None:
+        return []  # removed between the listing and now
+    refs = oci.parse_manifest(manifest["data"], manifest["media_type"])
+    problems = []
+    for child in refs["children"]:
+        if registry.head_manifest(repository, child["digest"]) is None:
+            problems.append("%s:%s: child manifest %s missing" % (repository, reference, child["digest"]))
+        else:
+            problems.extend(_tree_problems(registry, repository, child["digest"]))
+    for blob in refs["blobs"]:
+        if registry.head_blob(repository, blob["digest"]) is None:
+            problems.append("%s:%s: blob %s missing" % (repository, reference, blob["digest"]))
+    return problems
