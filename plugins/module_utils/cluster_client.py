@@ -35,6 +35,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
     _set_header,
     get_api_client,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.topology import K8S_AUTH_SECRET_OPTIONS
 
 try:
     import kubernetes
@@ -52,7 +53,6 @@ else:
 
 _CONFIGURATION_LOCK = threading.RLock()
 #: Options whose values are scrubbed from error texts, in case a library repeats them.
-_SECRET_OPTIONS = ("api_key", "password")
 DEFAULT_TIMEOUT = 10
 #: The user a Forbidden Status names: ``<resource> is forbidden: User "<name>" cannot <verb> ...``.
 _FORBIDDEN_USER = re.compile(r'\bUser "([^"]*)" cannot ')
@@ -99,11 +99,30 @@ def get_client(auth):
 
 
 def _scrub(text, auth):
-    for name in _SECRET_OPTIONS:
-        secret = auth.get(name)
+    """Mask every secret of ``auth`` in ``text``: tokens, passwords, proxy credentials, the
+    values of an inline kubeconfig (a kubeconfig path is not a secret and stays readable)."""
+    secrets = []
+    for name in K8S_AUTH_SECRET_OPTIONS:
+        value = auth.get(name)
+        if isinstance(value, dict):
+            secrets.extend(_strings(value))
+        elif name != "kubeconfig":
+            secrets.append(value)
+    for secret in secrets:
         if isinstance(secret, str) and secret:
             text = text.replace(secret, "********")
     return text
+
+
+def _strings(value):
+    """Every string inside a nested dict/list."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
 
 
 def describe_error(error):

@@ -36,16 +36,13 @@ def parse_service_account(value):
     return parts[0], parts[1]
 
 
-def mint_token(api_client, service_account, seconds=MIN_TOKEN_SECONDS, audiences=None):
+def mint_token(api_client, service_account, seconds=MIN_TOKEN_SECONDS):
     """A TokenRequest token of ``namespace/name`` on the cluster of ``api_client`` (a kubernetes
     ApiClient). Needs ``create`` on ``serviceaccounts/token`` in that namespace."""
     from kubernetes import client as kclient
 
     namespace, name = parse_service_account(service_account)
-    seconds = max(MIN_TOKEN_SECONDS, int(seconds))
-    spec = {"expirationSeconds": seconds}
-    if audiences:
-        spec["audiences"] = list(audiences)
+    spec = {"expirationSeconds": int(seconds)}
     try:
         answer = kclient.CoreV1Api(api_client).create_namespaced_service_account_token(name, namespace, {"spec": spec})
     except Exception as exc:

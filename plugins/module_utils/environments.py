@@ -84,10 +84,6 @@ def name_problem(name):
             "and '-', starting and ending with a letter or digit{1}".format(_show(name), hint))
 
 
-def is_environment_name(name):
-    return name_problem(name) is None
-
-
 def is_annotation_key(key):
     """A Kubernetes annotation key (a qualified name): ``[prefix/]name``."""
     return is_qualified_name(key)

@@ -76,8 +76,6 @@ EMPTY_JSON_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c0
 EMPTY_JSON_TYPE = "application/vnd.oci.empty.v1+json"
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-REPOSITORY_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*)*$")
-TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 DEFAULT_RETRIES = 3
@@ -281,11 +279,10 @@ class StreamReader:
     destination socket a block at a time. Counts the bytes and checks the total at the end.
     """
 
-    def __init__(self, raw, size, on_bytes=None):
+    def __init__(self, raw, size):
         self._raw = raw
         self._size = size
         self.sent = 0
-        self._on_bytes = on_bytes
 
     def __len__(self):
         return self._size
@@ -300,8 +297,6 @@ class StreamReader:
         if not data:
             raise IOError("the source ended after {0} of {1} bytes".format(self.sent, self._size))
         self.sent += len(data)
-        if self._on_bytes is not None:
-            self._on_bytes(len(data))
         return data
 
 

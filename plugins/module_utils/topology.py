@@ -88,7 +88,6 @@ K8S_AUTH_PROXY_HEADERS_KEYS = ("proxy_basic_auth", "basic_auth", "user_agent")
 K8S_AUTH_SECRET_OPTIONS = ("kubeconfig", "api_key", "password", "proxy_headers")
 _K8S_AUTH_ALIASES = dict((alias, name) for name, aliases in K8S_AUTH_OPTIONS.items() for alias in aliases)
 _K8S_AUTH_BOOLS = ("validate_certs", "persist_config")
-_K8S_AUTH_PATHS = ("ca_cert", "client_cert", "client_key")
 #: The environment variables kubernetes.core falls back to (AWX's Kubernetes credential sets
 #: K8S_AUTH_HOST, K8S_AUTH_API_KEY, K8S_AUTH_VERIFY_SSL and K8S_AUTH_SSL_CA_CERT).
 K8S_AUTH_ENVIRONMENT = "K8S_AUTH_* environment"

@@ -271,7 +271,11 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 from ansible_collections.segmented.registry.plugins.module_utils import oci, sync
-from ansible_collections.segmented.registry.plugins.module_utils.credentials import CredentialsError, mint_token
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import (
+    MIN_TOKEN_SECONDS,
+    CredentialsError,
+    mint_token,
+)
 from ansible_collections.segmented.registry.plugins.module_utils.environments import (
     DEFAULT_ANNOTATION_KEY,
     EnvironmentsError,
@@ -365,6 +369,9 @@ def main():
             module.fail_json(msg="{0} must be at least 1, not {1}".format(name, params[name]))
     if params["retries"] < 0:
         module.fail_json(msg="retries must not be negative")
+    if params["token_duration"] < MIN_TOKEN_SECONDS:
+        module.fail_json(msg="token_duration must be at least {0} seconds (the TokenRequest API's minimum), "
+                             "not {1}".format(MIN_TOKEN_SECONDS, params["token_duration"]))
     try:
         topology = build_topology(params["environments"], {"registry cluster": {
             VAR_ROLE: "registry", VAR_INTEGRATED_REGISTRY: params["integrated_registry"]}})
@@ -376,6 +383,7 @@ def main():
         token = params["registry_token"]
         if token is None:
             token = mint_token(registry.client.client.client, params["service_account"], params["token_duration"])
+            module._module.no_log_values.add(token)  # (the AnsibleModule inside) masked wherever echoed
             api_calls += 1
     except TopologyError as exc:
         module.fail_json(msg=exc.text, problems=[problem.to_dict() for problem in exc.problems])
