@@ -411,6 +411,15 @@ def _listing_order(item):
     return (item["namespace"] or "", item["stream"] or "", item["tag"])
 
 
+def list_streams(registry, namespaces):
+    """(ImageStreams, list calls): one list call per namespace, or one cluster-wide call when
+    ``namespaces`` is None; never one call per tag."""
+    streams = []
+    for namespace in ([None] if namespaces is None else namespaces):
+        streams.extend(registry.list(namespace))
+    return streams, 1 if namespaces is None else len(namespaces)
+
+
 def list_tags(registry, namespaces, annotation_key, environment=None):
     """Tags of the ImageStreams of ``namespaces`` (one list call each) or of the whole cluster
     (``namespaces`` None: one cluster-wide list call), with their environments and digests.
@@ -419,11 +428,7 @@ def list_tags(registry, namespaces, annotation_key, environment=None):
     environments); tags whose annotation cannot be read are then left out of ``tags`` but are
     always in ``errors``. Returns {tags, errors, namespaces, list_calls}.
     """
-    streams = []
-    calls = 0
-    for namespace in ([None] if namespaces is None else namespaces):
-        streams.extend(registry.list(namespace))
-        calls += 1
+    streams, calls = list_streams(registry, namespaces)
     tags = []
     errors = []
     for imagestream in streams:

@@ -592,6 +592,15 @@ def _parse_environments(environments, out):
     return parsed
 
 
+def _claim(owners, key, where, out, field, message):
+    """Record ``where`` as the owner of ``key``, or report ``message`` (its ``{owner}`` filled in)
+    when another entry owns it already: names, route hosts and endpoints must be unique."""
+    if key in owners:
+        out.add(where, field, message.format(owner=owners[key]))
+    else:
+        owners[key] = where
+
+
 def _check_environment_set(parsed, raw_environments, out):
     """Uniqueness and policy.after references (needs every entry)."""
     names = {}
@@ -603,27 +612,17 @@ def _check_environment_set(parsed, raw_environments, out):
         where = _environment_label(index, raw)
         name = raw.get("name")
         if isinstance(name, str) and name:
-            if name in names:
-                out.add(where, "name", "{0} is already defined by {1}; environment names must be unique".format(
-                    _show(name), names[name]))
-            else:
-                names[name] = where
+            _claim(names, name, where, out, "name", "{0} is already defined by {{owner}}; environment names must be "
+                   "unique".format(_show(name)))
         route_host = raw.get("route_host")
         if isinstance(route_host, str) and route_host:
-            key = route_host.lower()
-            if key in route_hosts:
-                out.add(where, "route_host", "{0} is already the route_host of {1}; each environment needs its own "
-                        "registry host".format(_show(route_host), route_hosts[key]))
-            else:
-                route_hosts[key] = where
+            _claim(route_hosts, route_host.lower(), where, out, "route_host", "{0} is already the route_host of "
+                   "{{owner}}; each environment needs its own registry host".format(_show(route_host)))
         endpoint = raw.get("endpoint") or route_host
         if isinstance(endpoint, str) and endpoint:
-            key = endpoint.lower()
-            if key in endpoints:
-                out.add(where, "endpoint", "{0} is already the endpoint of {1}; clients could not tell the "
-                        "environments apart: give each its own host[:port]".format(_show(endpoint), endpoints[key]))
-            else:
-                endpoints[key] = where
+            _claim(endpoints, endpoint.lower(), where, out, "endpoint", "{0} is already the endpoint of {{owner}}; "
+                   "clients could not tell the environments apart: give each its own host[:port]".format(
+                       _show(endpoint)))
     # policy.after: known, not itself, no cycle (checked on every entry, even one with other problems)
     afters = {}
     for index, raw in enumerate(raw_environments if isinstance(raw_environments, Sequence) else ()):

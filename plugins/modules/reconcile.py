@@ -287,6 +287,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.imagestreams im
     check_namespace,
     check_stream,
     check_tag,
+    list_streams,
     tag_entries,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.topology import (
@@ -343,13 +344,12 @@ def build_scope(params, topology):
 
 def read_whitelists(registry, namespaces, annotation_key):
     """(entries, stream annotations, list calls): one list call per namespace, or one in all."""
-    entries, annotations, calls = [], {}, 0
-    for namespace in namespaces or [None]:
-        for imagestream in registry.list(namespace):
-            meta = imagestream.get("metadata") or {}
-            annotations["{0}/{1}".format(meta.get("namespace"), meta.get("name"))] = meta.get("annotations") or {}
-            entries.extend(tag_entries(imagestream, annotation_key))
-        calls += 1
+    entries, annotations = [], {}
+    streams, calls = list_streams(registry, namespaces or None)
+    for imagestream in streams:
+        meta = imagestream.get("metadata") or {}
+        annotations["{0}/{1}".format(meta.get("namespace"), meta.get("name"))] = meta.get("annotations") or {}
+        entries.extend(tag_entries(imagestream, annotation_key))
     return entries, annotations, calls
 
 
