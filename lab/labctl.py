@@ -31,24 +31,18 @@ from kubernetes import config as kconfig
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import CredentialsError, mint_token
+from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient, RegistryError
+from lab import image, pki, processes
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-
-import image  # noqa: E402
-import pki  # noqa: E402
-import processes  # noqa: E402
 
 ETCD_CLIENT_PORT = 12379
 ETCD_PEER_PORT = 12380
 TOKEN_SERVER_PORT = 5110
 SERVICE_CIDR = "10.96.0.0/16"  # virtual service IPs; the lab never sends traffic to them
 INTEGRATED_SERVICE = "integrated"
-MANIFEST_ACCEPT = ", ".join([
-    "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
 REGISTRY_TEMPLATE = os.path.join(REPO, "roles", "registry_cluster", "templates", "registry-config.yml.j2")
 KCM_CONTROLLERS = ",".join([
     "namespace-controller",
@@ -418,9 +412,7 @@ class Lab:
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-        request = core.create_namespaced_service_account_token(
-            "builder", namespace, {"spec": {"expirationSeconds": seconds}})
-        return request.status.token
+        return mint_token(api, f"{namespace}/builder", seconds)
 
     def push(self, namespace, stream, tag, layers, layer_size, seed=None):
         token = self.builder_token(namespace)
@@ -454,42 +446,25 @@ class Lab:
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-        return core.create_namespaced_service_account_token(
-            name, namespace, {"spec": {"expirationSeconds": seconds}}).status.token
+        return mint_token(api, f"{namespace}/{name}", seconds)
 
     def where(self, namespace=None):
-        """Every repository:tag and its digest in every registry of the lab (of one namespace)."""
+        """Every repository:tag and its digest in every registry of the lab (of one namespace),
+        read with the collection's own registry client."""
         token = self.service_account_token("segmented-registry-lab", "auditor", "registry-viewer")
-        session = requests.Session()
-        session.trust_env = False  # REQUESTS_CA_BUNDLE would override the lab CA
-        session.verify = self.ca.cert_path
         report = {}
-        for env, endpoint, service, _ in self.layout.registries:
-            def bearer(scope, service=service):
-                answer = session.get("https://localhost:%d/token" % TOKEN_SERVER_PORT,
-                                     params={"service": service, "scope": scope}, auth=("auditor", token))
-                answer.raise_for_status()
-                return {"Authorization": "Bearer " + answer.json()["token"]}
-
-            base = "https://%s/v2/" % endpoint
-            catalog = session.get(base + "_catalog", headers=bearer("registry:catalog:*"))
-            catalog.raise_for_status()
-            tags = {}
-            for repo in catalog.json().get("repositories") or []:
-                if namespace and not repo.startswith(namespace + "/"):
-                    continue
-                headers = bearer("repository:%s:pull" % repo)
-                listing = session.get(base + repo + "/tags/list", headers=headers)
-                if listing.status_code == 404 and "NAME_UNKNOWN" in listing.text:
-                    # blobs but no manifest yet (a cross-repository mount, an interrupted push): the
-                    # catalog lists the repository, its tag list is NAME_UNKNOWN. No tags.
-                    continue
-                listing.raise_for_status()
-                for tag in sorted(listing.json().get("tags") or []):
-                    head = session.head(base + "%s/manifests/%s" % (repo, tag),
-                                        headers=dict(headers, Accept=MANIFEST_ACCEPT))
-                    head.raise_for_status()
-                    tags["%s:%s" % (repo, tag)] = head.headers.get("Docker-Content-Digest")
+        for env, endpoint, _service, _ in self.layout.registries:
+            client = RegistryClient(endpoint, password=token, ca_cert=self.ca.cert_path, name=env)
+            try:
+                tags = {}
+                for repo in client.catalog():
+                    if namespace and not repo.startswith(namespace + "/"):
+                        continue
+                    for tag in sorted(client.list_tags(repo)):
+                        found = client.head_manifest(repo, tag)
+                        tags[f"{repo}:{tag}"] = found["digest"] if found else None
+            finally:
+                client.close()
             report[env] = {"endpoint": endpoint, "tags": tags}
         return report
 
@@ -526,8 +501,8 @@ def main(argv=None):
             result = lab.where(args.namespace)
         else:
             result = lab.push(args.namespace, args.stream, args.tag, args.layers, args.layer_size, args.seed)
-    except (LabError, subprocess.CalledProcessError, ApiException, requests.RequestException,
-            image.PushError, image.RecordError) as exc:
+    except (LabError, subprocess.CalledProcessError, ApiException, requests.RequestException, RegistryError,
+            CredentialsError, image.PushError, image.RecordError) as exc:
         print("labctl %s: %s" % (args.command, exc), file=sys.stderr)
         return 1
     print(json.dumps(result, indent=1))

@@ -11,26 +11,24 @@ same pure code the module runs, so a bad inventory fails before anything runs on
 target), then runs the module, which checks that every managed cluster answers.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 from ansible.errors import AnsibleUndefinedVariable
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.segmented.registry.plugins.module_utils.topology import (
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import misspelt_variables
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     HOST_VARS,
     PREFIX,
-    Problem,
-    TopologyError,
     VAR_ENVIRONMENTS,
     VAR_K8S_AUTH,
-    build_topology,
+    Problem,
+    TopologyError,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.options import (
     clusters_to_hosts,
     hosts_to_clusters,
-    misspelt_variables,
-    unreachable_problems,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import unreachable_problems
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import TOUCH_ALL, build_topology
 
 MODULE = "segmented.registry.validate_inventory"
 # An undefined value counts as absent, except where "absent" would mean something else: without
@@ -47,7 +45,7 @@ def _first_line(error):
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("environments", "clusters", "check_reachable", "timeout"))
+    _VALID_ARGS = frozenset(("environments", "clusters", "check_reachable", "touch", "timeout"))
 
     def _host_templar(self, raw_vars):
         return self._templar.copy_with_new_env(available_variables=raw_vars)
@@ -97,7 +95,7 @@ class ActionModule(ActionBase):
         return environments, hosts, problems, warnings
 
     def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         del tmp  # tmp no longer has any effect
         task_vars = task_vars or {}
         args = dict(self._task.args)
@@ -116,7 +114,8 @@ class ActionModule(ActionBase):
         # same mistakes with less helpful messages (and one at a time).
         topology = None
         try:
-            topology = build_topology(args["environments"], clusters_to_hosts(args["clusters"]))
+            topology = build_topology(args["environments"], clusters_to_hosts(args["clusters"]),
+                                      touch=args.get("touch") or TOUCH_ALL)
         except TopologyError as error:
             problems.extend(error.problems)
         if problems:

@@ -15,12 +15,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-import re
+from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
+from ansible_collections.segmented.registry.plugins.module_utils.text import show
 
 #: The TokenRequest API refuses expirationSeconds below 10 minutes.
 MIN_TOKEN_SECONDS = 600
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 class CredentialsError(Exception):
@@ -30,9 +30,8 @@ class CredentialsError(Exception):
 def parse_service_account(value):
     """``(namespace, name)`` from ``namespace/name``."""
     parts = (value or "").split("/")
-    if len(parts) != 2 or not all(_NAME.match(part) and len(part) <= 253 for part in parts):
-        raise CredentialsError("service_account {0} is not namespace/name, like segmented-registry/promoter".format(
-            json.dumps(value)))
+    if len(parts) != 2 or not is_dns1123_label(parts[0]) or not is_dns1123_subdomain(parts[1]):
+        raise CredentialsError(f"service_account {show(value)} is not namespace/name, like segmented-registry/promoter")
     return parts[0], parts[1]
 
 
@@ -46,7 +45,7 @@ def mint_token(api_client, service_account, seconds=MIN_TOKEN_SECONDS):
     try:
         answer = kclient.CoreV1Api(api_client).create_namespaced_service_account_token(name, namespace, {"spec": spec})
     except Exception as exc:
-        status = getattr(exc, "status", None)
+        status = kube.status_of(exc)
         if status == 404:
             raise CredentialsError("service account {0}/{1} does not exist on the registry cluster: create it (the "
                                    "promoter of lab/promoter.yml, or your own) or name another with "

@@ -4,13 +4,9 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 DOCUMENTATION = r"""
 module: tag_environments
-short_description: Promote or demote an image tag by editing its environment whitelist
+short_description: Promote or demote an image tag by editing its approval list
 version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
@@ -228,41 +224,31 @@ diff:
       sample: {environments: [test, uat]}
 """
 
-import copy
-
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-from ansible_collections.segmented.registry.plugins.module_utils.environments import (
+from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
     DEFAULT_ANNOTATION_KEY,
     EnvironmentsError,
-    apply_change,
-    check_annotation_key,
-    check_known,
-    effective,
-    format_value,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.imagestreams import (
+from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import TagEdit
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
+    ImageStreamAPI,
     ImageStreamError,
-    Registry,
-    check_namespace,
-    edit_tag_environments,
-    resolve_tag_reference,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
 
 
 def argument_spec():
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec = auth_argument_spec()
     spec.update(
-        namespace=dict(type="str", required=True),
-        name=dict(type="str"),
-        stream=dict(type="str"),
-        tag=dict(type="str"),
-        add=dict(type="list", elements="str"),
-        remove=dict(type="list", elements="str"),
-        environments=dict(type="list", elements="str"),
-        known_environments=dict(type="list", elements="str"),
-        annotation_key=dict(type="str", default=DEFAULT_ANNOTATION_KEY, no_log=False),
-        max_attempts=dict(type="int", default=10),
+        namespace={"type": "str", "required": True},
+        name={"type": "str"},
+        stream={"type": "str"},
+        tag={"type": "str"},
+        add={"type": "list", "elements": "str"},
+        remove={"type": "list", "elements": "str"},
+        environments={"type": "list", "elements": "str"},
+        known_environments={"type": "list", "elements": "str"},
+        annotation_key={"type": "str", "default": DEFAULT_ANNOTATION_KEY, "no_log": False},
+        max_attempts={"type": "int", "default": 10},
     )
     return spec
 
@@ -276,48 +262,15 @@ def main():
     )
     params = module.params
     try:
-        namespace = check_namespace(params["namespace"])
-        stream, tag = resolve_tag_reference(params["name"], params["stream"], params["tag"])
-        key = check_annotation_key(params["annotation_key"])
-        known = check_known(params["known_environments"])
-        if params["max_attempts"] < 1:
-            raise ImageStreamError("max_attempts must be at least 1, not {0}".format(params["max_attempts"]))
-        if params["add"] is None and params["remove"] is None and params["environments"] is None:
-            raise EnvironmentsError("nothing to do: give add (promote), remove (demote) or environments (the exact "
-                                    "list)")
-
-        def change(current):
-            return apply_change(current, params["add"], params["remove"], params["environments"], known)
-
-        # Check the request before any call to the cluster: a bad or unknown name never reaches it.
-        # (The names to remove count as stored here: removing a retired environment that the tag
-        # still carries is allowed, and only the ImageStream tells.)
-        change(params["remove"] or [])
-        registry = Registry.connect(module)
-        outcome = edit_tag_environments(registry, namespace, stream, tag, change, key,
-                                        max_attempts=params["max_attempts"],
-                                        replace_unreadable=params["environments"] is not None)
+        edit = TagEdit(params["namespace"], params["name"], params["stream"], params["tag"], add=params["add"],
+                       remove=params["remove"], exact=params["environments"], known=params["known_environments"],
+                       annotation_key=params["annotation_key"], max_attempts=params["max_attempts"])
+        outcome = edit.apply(ImageStreamAPI.connect(module))
     except (EnvironmentsError, ImageStreamError) as exc:
         module.fail_json(msg=str(exc))
-
-    if outcome["unreadable"]:
-        module.warn("replaced an unreadable value ({0})".format(outcome["unreadable"]))
-    before = None if outcome["before"] is None else effective(outcome["before"])
-    after = effective(outcome["after"])
-    result = dict(
-        changed=outcome["changed"],
-        namespace=namespace, stream=stream, tag=tag, annotation_key=key,
-        annotation_value=format_value(outcome["after"]),
-        environments_before=before,
-        environments_after=after,
-        digest=outcome["digest"],
-        attempts=outcome["attempts"],
-    )
-    if module._diff:
-        header = "{0}/{1}:{2} {3}".format(namespace, stream, tag, key)
-        result["diff"] = dict(before={"environments": before}, after={"environments": after},
-                              before_header=header, after_header=header)
-    module.exit_json(**result)
+    for warning in edit.warnings(outcome):
+        module.warn(warning)
+    module.exit_json(**edit.result(outcome, diff=module._diff))
 
 
 if __name__ == "__main__":

@@ -4,13 +4,9 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 DOCUMENTATION = r"""
 module: tag_environments_info
-short_description: List image tags with their environment whitelists and digests
+short_description: List image tags with their approval lists and digests
 version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
@@ -42,6 +38,13 @@ options:
       - Only the tags approved for this environment. C(default) selects the tags without any environment.
       - Tags whose annotation cannot be read are then left out of I(tags) and reported in I(errors).
     type: str
+  known_environments:
+    description:
+      - The environments of the inventory. When given, each tag gets C(unknown_environments), the
+        names of its list that are not among them (a typo, or a retired environment), and a warning
+        says so: nothing is copied for such a name.
+    type: list
+    elements: str
   annotation_key:
     description:
       - The annotation that holds the list; C(segmented.registry/environments) by default, or the
@@ -98,6 +101,11 @@ tags:
     digest:
       description: The tag's current image (C(status.tags[<tag>].items[0].image)), or null.
       type: str
+    unknown_environments:
+      description: The names of the list that I(known_environments) does not have.
+      type: list
+      elements: str
+      returned: when I(known_environments) is given
     error:
       description: Why the annotation cannot be read (the value, the key and the fix).
       type: str
@@ -118,31 +126,30 @@ list_calls:
   type: int
 """
 
-import copy
-
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-from ansible_collections.segmented.registry.plugins.module_utils.environments import (
+from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
     DEFAULT_ANNOTATION_KEY,
     DEFAULT_ENVIRONMENT,
     EnvironmentsError,
     check_annotation_key,
+    check_known,
     name_problem,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.imagestreams import (
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
+    ImageStreamAPI,
     ImageStreamError,
-    Registry,
     check_namespace,
     list_tags,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
 
 
 def argument_spec():
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
+    spec = auth_argument_spec()
     spec.update(
-        namespace=dict(type="list", elements="str"),
-        environment=dict(type="str"),
-        annotation_key=dict(type="str", default=DEFAULT_ANNOTATION_KEY, no_log=False),
+        namespace={"type": "list", "elements": "str"},
+        environment={"type": "str"},
+        known_environments={"type": "list", "elements": "str"},
+        annotation_key={"type": "str", "default": DEFAULT_ANNOTATION_KEY, "no_log": False},
     )
     return spec
 
@@ -152,18 +159,26 @@ def main():
     params = module.params
     try:
         key = check_annotation_key(params["annotation_key"])
+        known = check_known(params["known_environments"])
         namespaces = params["namespace"]
         if namespaces is not None:
-            namespaces = sorted(set(check_namespace(namespace) for namespace in namespaces))
+            namespaces = sorted({check_namespace(namespace) for namespace in namespaces})
         environment = params["environment"]
         if environment is not None and environment != DEFAULT_ENVIRONMENT and name_problem(environment):
-            raise EnvironmentsError("environment: {0}".format(name_problem(environment)))
-        registry = Registry.connect(module)
-        listing = list_tags(registry, namespaces, key, environment)
+            raise EnvironmentsError(f"environment: {name_problem(environment)}")
+        listing = list_tags(ImageStreamAPI.connect(module), namespaces, key, environment)
     except (EnvironmentsError, ImageStreamError) as exc:
         module.fail_json(msg=str(exc))
     for error in listing["errors"]:
         module.warn(error["error"])
+    if known is not None:
+        for entry in listing["tags"]:
+            entry["unknown_environments"] = [env for env in entry["environments"] or []
+                                             if env != DEFAULT_ENVIRONMENT and env not in known]
+            if entry["unknown_environments"]:
+                module.warn(f"{entry['namespace']}/{entry['stream']}:{entry['tag']} is approved for "
+                            f"{', '.join(entry['unknown_environments'])}, which the inventory does not define "
+                            f"(known: {', '.join(known)}); nothing is copied there")
     module.exit_json(changed=False, **listing)
 
 

@@ -4,10 +4,6 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
 
 DOCUMENTATION = r"""
 module: validate_inventory
@@ -39,6 +35,19 @@ options:
       - V(false) only checks the inventory, without any network access.
     type: bool
     default: true
+  touch:
+    description:
+      - Which clusters the playbook that runs this check will touch.
+      - V(all), for the site playbook, reaches every managed cluster, and no two of them may share
+        credentials.
+      - V(registry), for promote, demote, reconcile and audit, which only talk to the registry
+        cluster, reaches the registry cluster alone; the consumer clusters may then be unreachable
+        or rely on the same C(K8S_AUTH_*) environment (one AWX Kubernetes credential) without
+        failing the job.
+      - The inventory itself is checked in full either way.
+    type: str
+    choices: [all, registry]
+    default: all
   timeout:
     description:
       - Seconds to wait for each request to a cluster's API server.
@@ -48,7 +57,7 @@ requirements:
   - python >= 3.9
   - kubernetes >= 30.1.0
 notes:
-  - Not in the C(segmented.registry.registry) action group on purpose; it takes one set of
+  - Not in the C(segmented.registry.cluster) action group on purpose; it takes one set of
     credentials per cluster, not the module-level ones that C(module_defaults) would set.
 seealso:
   - module: kubernetes.core.k8s_info
@@ -189,25 +198,27 @@ problems:
       returned: failure
 """
 
-import copy
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-
-from ansible_collections.segmented.registry.plugins.module_utils.topology import (
-    TopologyError,
+from ansible_collections.segmented.registry.plugins.module_utils.inventory import schema
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import TopologyError
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.options import clusters_to_hosts
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import (
+    TOUCH_ALL,
+    TOUCH_REGISTRY,
     build_topology,
-    clusters_to_hosts,
-    unreachable_problems,
 )
 
 try:
-    from ansible_collections.segmented.registry.plugins.module_utils.cluster_client import (
+    from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import (
+        probe_all,
+        unreachable_problems,
+    )
+    from ansible_collections.segmented.registry.plugins.module_utils.kube import (
         HAS_KUBERNETES,
         KUBERNETES_IMPORT_ERROR,
-        probe_all,
+        auth_argument_spec,
     )
 except ImportError:  # pragma: no cover - kubernetes.core's client layer missing its dependencies
     HAS_KUBERNETES = False
@@ -215,53 +226,23 @@ except ImportError:  # pragma: no cover - kubernetes.core's client layer missing
 
 
 def argument_spec():
-    return dict(
-        environments=dict(
-            type="list",
-            elements="dict",
-            options=dict(
-                name=dict(type="str", required=True),
-                route_host=dict(type="str", required=True),
-                endpoint=dict(type="str"),
-                ca_cert=dict(type="path"),
-                validate_certs=dict(type="bool", default=True),
-                storage=dict(
-                    type="dict",
-                    options=dict(
-                        size=dict(type="str"),
-                        storage_class=dict(type="str"),
-                        claim_name=dict(type="str"),
-                    ),
-                ),
-                policy=dict(
-                    type="dict",
-                    options=dict(
-                        after=dict(type="str"),
-                        scan_gate=dict(
-                            type="dict",
-                            options=dict(
-                                annotation=dict(type="str", required=True),
-                                value=dict(type="str", default="passed"),
-                            ),
-                        ),
-                    ),
-                ),
-            ),
-        ),
-        clusters=dict(
-            type="list",
-            elements="dict",
-            options=dict(
-                name=dict(type="str", required=True),
-                role=dict(type="str", choices=["registry", "consumer"]),
-                environment=dict(type="raw"),
-                integrated_registry=dict(type="str"),
-                k8s_auth=dict(type="dict", options=copy.deepcopy(AUTH_ARG_SPEC)),
-            ),
-        ),
-        check_reachable=dict(type="bool", default=True),
-        timeout=dict(type="int", default=10),
-    )
+    return {
+        "environments": schema.argument_spec(),
+        "clusters": {
+            "type": "list",
+            "elements": "dict",
+            "options": {
+                "name": {"type": "str", "required": True},
+                "role": {"type": "str", "choices": ["registry", "consumer"]},
+                "environment": {"type": "raw"},
+                "integrated_registry": {"type": "str"},
+                "k8s_auth": {"type": "dict", "options": auth_argument_spec()},
+            },
+        },
+        "check_reachable": {"type": "bool", "default": True},
+        "touch": {"type": "str", "choices": [TOUCH_ALL, TOUCH_REGISTRY], "default": TOUCH_ALL},
+        "timeout": {"type": "int", "default": 10},
+    }
 
 
 def fail(module, problems, **kwargs):
@@ -274,7 +255,7 @@ def main():
 
     try:
         hosts = clusters_to_hosts(module.params["clusters"])
-        topology = build_topology(module.params["environments"], hosts)
+        topology = build_topology(module.params["environments"], hosts, touch=module.params["touch"])
     except TopologyError as error:
         fail(module, error.problems, clusters={})
 
@@ -282,10 +263,9 @@ def main():
     if module.params["check_reachable"]:
         if not HAS_KUBERNETES:
             module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
-        results = probe_all(
-            dict((cluster.name, cluster.auth.client_kwargs()) for cluster in topology.managed_clusters),
-            timeout=module.params["timeout"],
-        )
+        reached = topology.managed_clusters if module.params["touch"] == TOUCH_ALL else (topology.registry,)
+        results = probe_all({cluster.name: cluster.auth.client_kwargs() for cluster in reached},
+                            timeout=module.params["timeout"])
         problems = unreachable_problems(topology, results)
         if problems:
             fail(module, problems, clusters=results)

@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import types
@@ -15,19 +14,10 @@ import pytest
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 
+from lab import image, labctl
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "lab"))
-
-import image  # noqa: E402
-import labctl  # noqa: E402
-
 LAB_INVENTORY = os.path.join(REPO, "inventories", "lab")
-# The collection's own Python (ansible_collections.segmented.registry.plugins...), importable as
-# ansible finds it: scripts/setup.sh links this checkout into .venv/collections (ansible.cfg's
-# collections_path); kubernetes.core stays in site-packages (ansible_collections is a namespace).
-COLLECTIONS_PATH = os.path.join(REPO, ".venv", "collections")
-if os.path.isdir(COLLECTIONS_PATH) and COLLECTIONS_PATH not in sys.path:
-    sys.path.insert(0, COLLECTIONS_PATH)
 
 
 def pytest_collection_modifyitems(items):

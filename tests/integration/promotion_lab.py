@@ -14,7 +14,6 @@
   recorded in the ImageStream the way OpenShift's registry does.
 """
 import hashlib
-import importlib.util
 import json
 import os
 import random
@@ -22,7 +21,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,26 +30,11 @@ import requests
 import yaml
 from kubernetes import client as kclient
 
+from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
+from ansible_collections.segmented.registry.plugins.module_utils.oci import manifests
+from lab import image
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "lab"))
-
-
-def _collection_importable():
-    """tests/unit/conftest.py lays the checkout out as ansible_collections/segmented/registry and
-    puts that on sys.path; load it under its own name (pytest owns the name ``conftest``)."""
-    spec = importlib.util.spec_from_file_location("segmented_registry_unit_conftest",
-                                                  os.path.join(REPO, "tests", "unit", "conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.COLLECTIONS_PATH
-
-
-COLLECTIONS_PATH = _collection_importable()
-
-import image  # noqa: E402
-
-from ansible_collections.segmented.registry.plugins.module_utils import oci  # noqa: E402
 
 PROMOTER = "segmented-registry/promoter"
 
@@ -287,7 +270,7 @@ class FaultProxy:
 
 
 def _put_blob(registry, repository, data):
-    digest = oci.sha256_digest(data)
+    digest = manifests.sha256_digest(data)
     if registry.head_blob(repository, digest) is None:
         registry.upload_bytes(repository, digest, data)
     return {"digest": digest, "size": len(data)}
@@ -314,15 +297,15 @@ def push_index(lab, namespace, stream, tag, layer_size=64 * 1024):
         descriptor = _put_blob(builder, repository, config_bytes)
         manifest["config"] = dict(manifest["config"], digest=descriptor["digest"], size=descriptor["size"])
         arm_bytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-        arm64 = builder.put_manifest(repository, oci.sha256_digest(arm_bytes), arm_bytes, oci.OCI_MANIFEST)
+        arm64 = builder.put_manifest(repository, manifests.sha256_digest(arm_bytes), arm_bytes, manifests.OCI_MANIFEST)
         amd_size = len(builder.get_manifest(repository, amd64["digest"])["data"])
-        index = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": [
-            {"mediaType": oci.OCI_MANIFEST, "digest": amd64["digest"], "size": amd_size,
+        index = {"schemaVersion": 2, "mediaType": manifests.OCI_INDEX, "manifests": [
+            {"mediaType": manifests.OCI_MANIFEST, "digest": amd64["digest"], "size": amd_size,
              "platform": {"architecture": "amd64", "os": "linux"}},
-            {"mediaType": oci.OCI_MANIFEST, "digest": arm64, "size": len(arm_bytes),
+            {"mediaType": manifests.OCI_MANIFEST, "digest": arm64, "size": len(arm_bytes),
              "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}}]}
         index_bytes = json.dumps(index, indent=2).encode()
-        digest = builder.put_manifest(repository, tag, index_bytes, oci.OCI_INDEX)
+        digest = builder.put_manifest(repository, tag, index_bytes, manifests.OCI_INDEX)
     finally:
         builder.close()
     image.record_push(lab.api_client(lab.layout.registry_cluster), namespace, stream, tag, digest,
@@ -344,13 +327,13 @@ def push_signature(lab, namespace, stream, digest, kind="sig"):
         config = _put_blob(builder, repository, json.dumps({"architecture": "", "os": "", "config": {},
                                                             "rootfs": {"type": "layers", "diff_ids": [
                                                                 layer["digest"]]}}).encode())
-        manifest = {"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST,
+        manifest = {"schemaVersion": 2, "mediaType": manifests.OCI_MANIFEST,
                     "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
                     "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", **layer,
                                 "annotations": {"dev.cosignproject.cosign/signature": hashlib.sha256(
                                     payload).hexdigest()}}]}
         data = json.dumps(manifest).encode()
-        return builder.put_manifest(repository, "sha256-%s.%s" % (digest.split(":")[1], kind), data, oci.OCI_MANIFEST)
+        return builder.put_manifest(repository, "sha256-%s.%s" % (digest.split(":")[1], kind), data, manifests.OCI_MANIFEST)
     finally:
         builder.close()
 
@@ -365,7 +348,7 @@ def tag_in_source(lab, namespace, stream, tag, digest, record=True, from_stream=
     try:
         manifest = builder.get_manifest(origin, digest)
         if origin != repository:
-            for blob in oci.parse_manifest(manifest["data"], manifest["media_type"])["blobs"]:
+            for blob in manifests.parse_manifest(manifest["data"], manifest["media_type"])["blobs"]:
                 mounted = builder.mount_blob(repository, blob["digest"], origin)[0]
                 assert mounted, "the integrated registry refused to mount %s" % blob["digest"]
         builder.put_manifest(repository, tag, manifest["data"], manifest["media_type"])
@@ -402,7 +385,7 @@ def _tree_problems(registry, repository, reference):
     manifest = registry.get_manifest(repository, reference)
     if manifest is None:
         return []  # removed between the listing and now
-    refs = oci.parse_manifest(manifest["data"], manifest["media_type"])
+    refs = manifests.parse_manifest(manifest["data"], manifest["media_type"])
     problems = []
     for child in refs["children"]:
         if registry.head_manifest(repository, child["digest"]) is None:

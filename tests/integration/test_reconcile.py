@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
-import promotion_lab as pl
+from tests.integration import promotion_lab as pl
 
 RC = "tests/integration/playbooks/reconcile.yml"
 TE = "tests/integration/playbooks/tag_environments.yml"
@@ -197,7 +197,7 @@ def test_two_platform_index_and_its_signature_travel(lab, token, namespace, appr
     repo = "%s/multi" % namespace
     index = raw_manifest(ENDPOINTS["test"], "%s:v1" % repo)
     assert sha(index) == built["index"]
-    assert json.loads(index)["mediaType"] == pl.oci.OCI_INDEX
+    assert json.loads(index)["mediaType"] == pl.manifests.OCI_INDEX
     for child in built["children"]:
         assert sha(raw_manifest(ENDPOINTS["test"], "%s@%s" % (repo, child))) == child
     hexpart = built["index"].split(":")[1]

@@ -18,7 +18,7 @@ from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
-import image  # lab/image.py (conftest puts lab/ on sys.path)
+from lab import image
 
 KEY = "segmented.registry/environments"
 KNOWN = ["test", "uat", "prod"]

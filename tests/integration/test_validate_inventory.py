@@ -17,18 +17,18 @@ import yaml
 from kubernetes import client as kclient
 from kubernetes.config import kube_config
 
-from ansible_collections.segmented.registry.plugins.module_utils.cluster_client import (
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import (
     ClusterUnreachable,
-    get_client,
     probe,
     probe_all,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.kube import get_client
 
 LAB_INVENTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "inventories", "lab")
 VERSION = "v1.36.3"
 ADMIN = "lab-admin"  # the CN of the lab kubeconfig's client certificate
-VALIDATE_TASK = "Check the inventory and reach every managed cluster"
+VALIDATE_TASK = "Check the inventory and reach the clusters this job touches"
 SUMMARY_TASK = "Show which cluster serves which environment"
 SELF_SUBJECT_REVIEW = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
 

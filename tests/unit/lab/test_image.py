@@ -13,7 +13,7 @@ import tarfile
 
 import pytest
 
-import image
+from lab import image
 
 KiB = 1024
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-import tokenserver as ts
+from lab import tokenserver as ts
 
 INTEGRATED = ts.ServiceConfig(name="integrated", issuer="segmented-registry-lab",
                               namespace_from="repository")

@@ -1,23 +1,34 @@
 # -*- coding: utf-8 -*-
-"""The promotion planner (sync.plan), the audit view and the executor's wave ordering: pure."""
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+"""The promotion planner, the audit view and the executor's wave ordering: pure."""
 
 import hashlib
 import json
 
 import pytest
 
-from ansible_collections.segmented.registry.plugins.module_utils import oci, sync
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
+    Environment,
+    ScanGate,
+    promotion_order,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import audit_rows, format_table
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import _removal_groups, _waves
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import plan, summarize
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 
 
 def d(seed):
     return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
 
 
-ENVS = {"test": {}, "uat": {}, "prod": {"after": "uat"}}
+def environments(**policies):
+    """The inventory's ``{name: Environment}``, in the order given, with these policies."""
+    return {name: Environment(name=name, route_host=f"{name}-registry.apps.example.com",
+                              endpoint=f"{name}-registry.apps.example.com", **policy)
+            for name, policy in policies.items()}
+
+
+ENVS = environments(test={}, uat={}, prod={"after": "uat"})
 
 
 def entry(tag, digest, envs, namespace="ns", stream="app", error=None):
@@ -40,15 +51,15 @@ def one(actions, **kw):
 
 
 def test_copy_into_each_approved_environment_and_nothing_else():
-    plan = sync.plan([entry("v1", d("a"), ["test", "uat"])], ENVS, {})
-    actions = plan["actions"]
+    result = plan([entry("v1", d("a"), ["test", "uat"])], ENVS, {})
+    actions = result["actions"]
     assert [(a["action"], a["environment"]) for a in actions] == [("copy", "test"), ("copy", "uat")]
     assert all(a["repository"] == "ns/app" and a["digest"] == d("a") for a in actions)
 
 
 def test_skip_when_the_same_digest_is_there_and_copy_when_another_is():
     actual = {"test": {"ns/app": {"v1": d("a"), "v2": d("old")}}}
-    actions = sync.plan([entry("v1", d("a"), ["test"]), entry("v2", d("b"), ["test"])], ENVS, actual)["actions"]
+    actions = plan([entry("v1", d("a"), ["test"]), entry("v2", d("b"), ["test"])], ENVS, actual)["actions"]
     assert one(actions, tag="v1")["action"] == "skip"
     retarget = one(actions, tag="v2")
     assert retarget["action"] == "copy" and retarget["current"] == d("old") and retarget["digest"] == d("b")
@@ -56,27 +67,27 @@ def test_skip_when_the_same_digest_is_there_and_copy_when_another_is():
 
 def test_default_only_tags_are_not_copied_and_are_removed_where_present():
     actual = {"test": {"ns/app": {"v1": d("a")}}}
-    actions = sync.plan([entry("v1", d("a"), ["default"])], ENVS, actual)["actions"]
+    actions = plan([entry("v1", d("a"), ["default"])], ENVS, actual)["actions"]
     removal = one(actions, kind="remove")
     assert removal["environment"] == "test" and removal["method"] == "delete" and removal["keeps"] == []
 
 
 def test_prune_false_removes_nothing():
     actual = {"test": {"ns/app": {"v1": d("a"), "gone": d("g")}}}
-    actions = sync.plan([entry("v1", d("a"), ["default"])], ENVS, actual, prune=False)["actions"]
+    actions = plan([entry("v1", d("a"), ["default"])], ENVS, actual, prune=False)["actions"]
     assert by(actions, kind="remove") == []
 
 
 def test_tags_of_deleted_streams_are_removed_but_foreign_repositories_are_not():
     actual = {"test": {"ns/deleted": {"x": d("x")}, "toplevel": {"y": d("y")}, "a/b/c": {"z": d("z")}}}
-    actions = sync.plan([], ENVS, actual)["actions"]
+    actions = plan([], ENVS, actual)["actions"]
     assert [(a["repository"], a["tag"]) for a in by(actions, kind="remove")] == [("ns/deleted", "x")]
 
 
 def test_demotion_with_a_shared_digest_retargets_and_keeps_the_other_tag():
     actual = {"prod": {"ns/app": {"v1": d("a"), "stable": d("a")}}}
     entries = [entry("v1", d("a"), ["default"]), entry("stable", d("a"), ["test", "uat", "prod"])]
-    actions = sync.plan(entries, ENVS, actual, scope=sync.Scope(environments=["prod"]))["actions"]
+    actions = plan(entries, ENVS, actual, scope=Scope(environments=["prod"]))["actions"]
     removal = one(actions, kind="remove")
     assert removal["tag"] == "v1" and removal["method"] == "retarget" and removal["keeps"] == ["stable"]
     assert "stable" in removal["reason"] and "placeholder" in removal["reason"]
@@ -88,24 +99,24 @@ def test_shared_digest_counts_a_tag_that_this_run_will_copy():
     # undone by deleting the digest.
     actual = {"uat": {"ns/app": {"v1": d("a")}}, "prod": {"ns/app": {"v1": d("a")}}}
     entries = [entry("v1", d("a"), ["uat"]), entry("v2", d("a"), ["uat", "prod"])]
-    actions = sync.plan(entries, ENVS, actual)["actions"]
+    actions = plan(entries, ENVS, actual)["actions"]
     removal = one(actions, kind="remove")
     assert removal["environment"] == "prod" and removal["method"] == "retarget" and removal["keeps"] == ["v2"]
 
 
 def test_all_tags_of_a_digest_leaving_go_with_one_delete():
     actual = {"test": {"ns/app": {"v1": d("a"), "v1-copy": d("a")}}}
-    actions = sync.plan([], ENVS, actual)["actions"]
+    actions = plan([], ENVS, actual)["actions"]
     removals = by(actions, kind="remove")
     assert {a["method"] for a in removals} == {"delete"}
     assert one(actions, tag="v1")["removes_with"] == ["v1-copy"]
-    assert len(sync._removal_groups(removals)) == 1
+    assert len(_removal_groups(removals)) == 1
 
 
 def test_narrowed_to_one_tag_removal_always_retargets():
     actual = {"test": {"ns/app": {"v1": d("a")}}}
-    scope = sync.Scope(namespaces=["ns"], stream="app", tag="v1")
-    actions = sync.plan([entry("v1", d("a"), ["default"])], ENVS, actual, scope=scope)["actions"]
+    scope = Scope(namespaces=["ns"], stream="app", tag="v1")
+    actions = plan([entry("v1", d("a"), ["default"])], ENVS, actual, scope=scope)["actions"]
     removal = one(actions, kind="remove")
     assert removal["method"] == "retarget" and "narrowed" in removal["reason"]
 
@@ -114,82 +125,82 @@ def test_scope_limits_what_is_planned():
     entries = [entry("v1", d("a"), ["test"]), entry("v2", d("b"), ["test"]),
                entry("v1", d("c"), ["test"], stream="other"), entry("v1", d("e"), ["test"], namespace="ns2")]
     actual = {"test": {"ns/app": {"stale": d("s")}, "ns2/app": {"stale": d("s")}}}
-    actions = sync.plan(entries, ENVS, actual, scope=sync.Scope(namespaces=["ns"], stream="app", tag="v2"))["actions"]
+    actions = plan(entries, ENVS, actual, scope=Scope(namespaces=["ns"], stream="app", tag="v2"))["actions"]
     assert [(a["action"], a["repository"], a["tag"]) for a in actions] == [("copy", "ns/app", "v2")]
-    actions = sync.plan(entries, ENVS, actual, scope=sync.Scope(namespaces=["ns"]))["actions"]
+    actions = plan(entries, ENVS, actual, scope=Scope(namespaces=["ns"]))["actions"]
     assert sorted((a["action"], a["repository"], a["tag"]) for a in actions) == [
         ("copy", "ns/app", "v1"), ("copy", "ns/app", "v2"), ("copy", "ns/other", "v1"), ("remove", "ns/app", "stale")]
-    actions = sync.plan(entries, ENVS, {}, scope=sync.Scope(environments=["uat"]))["actions"]
+    actions = plan(entries, ENVS, {}, scope=Scope(environments=["uat"]))["actions"]
     assert actions == []
 
 
 def test_after_gate_holds_back_until_the_digest_is_in_the_earlier_environment():
-    actions = sync.plan([entry("v1", d("a"), ["prod"])], ENVS, {"uat": {"ns/app": {}}})["actions"]
+    actions = plan([entry("v1", d("a"), ["prod"])], ENVS, {"uat": {"ns/app": {}}})["actions"]
     gated = one(actions, env="prod")
     assert gated["action"] == "gated" and "after uat" in gated["reason"]
     # present in uat under any tag of the same repository: prod takes it
-    actions = sync.plan([entry("v1", d("a"), ["prod"])], ENVS, {"uat": {"ns/app": {"rc": d("a")}}})["actions"]
+    actions = plan([entry("v1", d("a"), ["prod"])], ENVS, {"uat": {"ns/app": {"rc": d("a")}}})["actions"]
     assert one(actions, env="prod")["action"] == "copy" and "requires" not in one(actions, env="prod")
 
 
 def test_after_gate_is_satisfied_by_a_copy_earlier_in_the_same_run():
-    actions = sync.plan([entry("v1", d("a"), ["uat", "prod"])], ENVS, {})["actions"]
+    actions = plan([entry("v1", d("a"), ["uat", "prod"])], ENVS, {})["actions"]
     assert [a["environment"] for a in actions] == ["uat", "prod"]  # promotion order
     prod = one(actions, env="prod")
     assert prod["action"] == "copy" and prod["requires"] == {"environment": "uat", "repository": "ns/app",
                                                              "digest": d("a")}
-    waves = sync._waves(by(actions, kind="copy"))
+    waves = _waves(by(actions, kind="copy"))
     assert [[a["environment"] for a in wave] for wave in waves] == [["uat"], ["prod"]]
 
 
 def test_gated_keeps_what_is_there_and_says_so():
     actual = {"prod": {"ns/app": {"v1": d("old")}}, "uat": {"ns/app": {}}}
-    actions = sync.plan([entry("v1", d("new"), ["prod"])], ENVS, actual)["actions"]
+    actions = plan([entry("v1", d("new"), ["prod"])], ENVS, actual)["actions"]
     gated = one(actions, env="prod")
     assert gated["action"] == "gated" and d("old") in gated["reason"]
     assert by(actions, kind="remove") == []
 
 
 def test_scan_gate_reads_a_digest_keyed_json_annotation():
-    envs = {"test": {"scan_gate": {"annotation": "scan.example.com/result", "value": "passed"}}}
+    envs = environments(test={"scan_gate": ScanGate(annotation="scan.example.com/result", value="passed")})
     entries = [entry("v1", d("a"), ["test"]), entry("v2", d("b"), ["test"]), entry("v3", d("c"), ["test"])]
     annotations = {"ns/app": {"scan.example.com/result": json.dumps({d("a"): "passed", d("b"): "failed"})}}
-    actions = sync.plan(entries, envs, {}, stream_annotations=annotations)["actions"]
+    actions = plan(entries, envs, {}, stream_annotations=annotations)["actions"]
     assert one(actions, tag="v1")["action"] == "copy"
     assert one(actions, tag="v2")["action"] == "gated" and "'failed'" in one(actions, tag="v2")["reason"]
     assert one(actions, tag="v3")["action"] == "gated" and "no result" in one(actions, tag="v3")["reason"]
     broken = {"ns/app": {"scan.example.com/result": "passed"}}
-    actions = sync.plan(entries[:1], envs, {}, stream_annotations=broken)["actions"]
+    actions = plan(entries[:1], envs, {}, stream_annotations=broken)["actions"]
     assert one(actions, tag="v1")["action"] == "gated" and "JSON object" in one(actions, tag="v1")["reason"]
 
 
 def test_unreadable_whitelist_fails_that_tag_and_protects_it_everywhere():
     actual = {"test": {"ns/app": {"v1": d("a")}}}
-    actions = sync.plan([entry("v1", d("a"), None, error="cannot read 'te st'")], ENVS, actual)["actions"]
+    actions = plan([entry("v1", d("a"), None, error="cannot read 'te st'")], ENVS, actual)["actions"]
     assert [a["action"] for a in actions] == ["failed"]
     assert "te st" in actions[0]["reason"]
 
 
 def test_approved_tag_without_an_image_is_reported_and_protected():
     actual = {"test": {"ns/app": {"v1": d("a")}}}
-    actions = sync.plan([entry("v1", None, ["test"])], ENVS, actual)["actions"]
+    actions = plan([entry("v1", None, ["test"])], ENVS, actual)["actions"]
     assert [a["action"] for a in actions] == ["skip"] and "no image" in actions[0]["reason"]
 
 
 def test_read_errors_fail_the_tags_and_block_removal_there():
     actual = {"test": {}}
     errors = {("test", "ns/app"): "registry localhost:5101: HTTP 503"}
-    actions = sync.plan([entry("v1", d("a"), ["test"])], ENVS, actual, read_errors=errors)["actions"]
+    actions = plan([entry("v1", d("a"), ["test"])], ENVS, actual, read_errors=errors)["actions"]
     assert [(a["action"], a["reason"]) for a in actions] == [("failed", "registry localhost:5101: HTTP 503")]
     errors = {("uat", None): "unreachable"}
-    actions = sync.plan([entry("v1", d("a"), ["prod"])], ENVS, {}, read_errors=errors)["actions"]
+    actions = plan([entry("v1", d("a"), ["prod"])], ENVS, {}, read_errors=errors)["actions"]
     assert one(actions, env="prod")["action"] == "gated" and "could not be read" in one(actions, env="prod")["reason"]
 
 
 def test_unknown_environments_in_a_whitelist_are_listed_not_used():
-    plan = sync.plan([entry("v1", d("a"), ["test", "retired"])], ENVS, {})
-    assert plan["unknown_environments"] == ["retired"]
-    assert [a["environment"] for a in plan["actions"]] == ["test"]
+    result = plan([entry("v1", d("a"), ["test", "retired"])], ENVS, {})
+    assert result["unknown_environments"] == ["retired"]
+    assert [a["environment"] for a in result["actions"]] == ["test"]
 
 
 def test_cosign_artifacts_travel_with_the_digest_and_leave_with_it():
@@ -197,7 +208,7 @@ def test_cosign_artifacts_travel_with_the_digest_and_leave_with_it():
     att = "sha256-{0}.att".format(d("a").split(":")[1])
     artifacts = {"ns/app": {sig: d("sig"), att: d("att")}}
     actual = {"test": {"ns/app": {att: d("att")}}}
-    actions = sync.plan([entry("v1", d("a"), ["test"]), entry("v1-b", d("a"), ["test"])], ENVS, actual,
+    actions = plan([entry("v1", d("a"), ["test"]), entry("v1-b", d("a"), ["test"])], ENVS, actual,
                         source_artifacts=artifacts)["actions"]
     sig_copy = one(actions, tag=sig)
     assert sig_copy["action"] == "copy" and sig_copy["artifact_of"] == d("a")
@@ -205,14 +216,14 @@ def test_cosign_artifacts_travel_with_the_digest_and_leave_with_it():
     assert one(actions, tag=att)["action"] == "skip"
     # once the digest leaves test, its artifacts leave too
     actual = {"test": {"ns/app": {"v1": d("a"), sig: d("sig")}}}
-    actions = sync.plan([entry("v1", d("a"), ["default"])], ENVS, actual, source_artifacts=artifacts)["actions"]
+    actions = plan([entry("v1", d("a"), ["default"])], ENVS, actual, source_artifacts=artifacts)["actions"]
     assert sorted(a["tag"] for a in by(actions, kind="remove")) == sorted(["v1", sig])
     assert one(actions, tag=sig)["artifact_of"] == d("a")
 
 
 def test_artifacts_of_a_gated_digest_are_not_copied():
     sig = "sha256-{0}.sig".format(d("a").split(":")[1])
-    actions = sync.plan([entry("v1", d("a"), ["prod"])], ENVS, {"uat": {"ns/app": {}}},
+    actions = plan([entry("v1", d("a"), ["prod"])], ENVS, {"uat": {"ns/app": {}}},
                         source_artifacts={"ns/app": {sig: d("sig")}})["actions"]
     assert [a["action"] for a in actions] == ["gated"]
 
@@ -221,59 +232,29 @@ def test_rerun_of_a_converged_state_is_all_skips():
     entries = [entry("v1", d("a"), ["test", "uat", "prod"]), entry("v2", d("b"), ["test"])]
     actual = {"test": {"ns/app": {"v1": d("a"), "v2": d("b")}}, "uat": {"ns/app": {"v1": d("a")}},
               "prod": {"ns/app": {"v1": d("a")}}}
-    actions = sync.plan(entries, ENVS, actual)["actions"]
-    assert sync.summarize(actions) == {"skip": 4}
+    actions = plan(entries, ENVS, actual)["actions"]
+    assert summarize(actions) == {"skip": 4}
 
 
 def test_promotion_order_and_scope_validation():
-    assert sync.promotion_order({"prod": {"after": "uat"}, "uat": {"after": "test"}, "test": {}}) == [
+    assert promotion_order(environments(prod={"after": "uat"}, uat={"after": "test"}, test={})) == [
         "test", "uat", "prod"]
     with pytest.raises(ValueError):
-        sync.Scope(tag="v1")
+        Scope(tag="v1")
     with pytest.raises(ValueError):
-        sync.Scope(stream="app")
+        Scope(stream="app")
 
 
 def test_audit_rows_show_drift_both_ways():
     entries = [entry("v1", d("a"), ["test", "uat"]), entry("v2", d("b"), ["default"])]
     actual = {"test": {"ns/app": {"v1": d("a"), "v2": d("b"), "orphan": d("o")}}, "uat": {"ns/app": {"v1": d("x")}}}
-    rows = sync.audit_rows(entries, ENVS, actual)
+    rows = audit_rows(entries, ENVS, actual)
     v1 = [r for r in rows if r["tag"] == "ns/app:v1"][0]
     assert v1["present"] == ["test"] and v1["drift"] == ["uat: serves " + d("x")[:19]]
     v2 = [r for r in rows if r["tag"] == "ns/app:v2"][0]
     assert v2["drift"] == ["test: not approved"]
     orphan = [r for r in rows if r["tag"] == "ns/app:orphan"][0]
     assert orphan["present"] == ["test"] and "not in any ImageStream" in orphan["drift"][0]
-    table = sync.format_table(rows)
+    table = format_table(rows)
     assert table[0].split() == ["TAG", "DIGEST", "APPROVED", "PRESENT", "DRIFT"]
     assert any(line.startswith("ns/app:v1 ") and "test,uat" in line for line in table)
-
-
-def test_oci_pure_helpers():
-    scheme, params = oci.parse_challenge(
-        'Bearer realm="https://localhost:5110/token",service="env-test",scope="repository:a/b:pull,push"')
-    assert scheme == "bearer" and params == {"realm": "https://localhost:5110/token", "service": "env-test",
-                                             "scope": "repository:a/b:pull,push"}
-    assert oci.next_link('</v2/a/tags/list?last=x&n=2>; rel="next"') == "/v2/a/tags/list?last=x&n=2"
-    assert oci.next_link(None) is None
-    assert oci.artifact_subject("sha256-" + "a" * 64 + ".sig") == "sha256:" + "a" * 64
-    assert oci.artifact_subject("v1") is None
-    placeholder = oci.placeholder_manifest("x")
-    assert oci.parse_manifest(placeholder, oci.OCI_MANIFEST)["blobs"][0]["digest"] == oci.EMPTY_JSON_DIGEST
-    assert oci.sha256_digest(oci.EMPTY_JSON) == oci.EMPTY_JSON_DIGEST
-    assert oci.placeholder_manifest("x") != oci.placeholder_manifest("y")
-    index = json.dumps({"schemaVersion": 2, "mediaType": oci.OCI_INDEX,
-                        "manifests": [{"digest": d("p1"), "size": 1, "mediaType": oci.OCI_MANIFEST}]}).encode()
-    parsed = oci.parse_manifest(index, oci.media_type_of(index))
-    assert parsed["index"] and [c["digest"] for c in parsed["children"]] == [d("p1")]
-    manifest = json.dumps({"schemaVersion": 2, "config": {"digest": d("c"), "size": 2},
-                           "layers": [{"digest": d("l"), "size": 3},
-                                      {"digest": d("f"), "size": 4, "urls": ["https://x"]},
-                                      {"digest": d("l"), "size": 3}]}).encode()
-    assert oci.media_type_of(manifest, "application/vnd.docker.distribution.manifest.v2+json") == oci.DOCKER_MANIFEST
-    assert [b["digest"] for b in oci.parse_manifest(manifest, oci.OCI_MANIFEST)["blobs"]] == [d("c"), d("l")]
-    with pytest.raises(oci.ManifestError):
-        oci.parse_manifest(json.dumps({"schemaVersion": 1}).encode(), oci.DOCKER_MANIFEST)
-    with pytest.raises(oci.ManifestError):
-        oci.parse_manifest(b"{}", "application/vnd.docker.distribution.manifest.v1+prettyjws")
-    assert [oci.backoff_seconds(n, 0.5, 3) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 3]

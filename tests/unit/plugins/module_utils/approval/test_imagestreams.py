@@ -11,11 +11,11 @@ import functools
 
 import pytest
 
-from ansible_collections.segmented.registry.plugins.module_utils.environments import (
+from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
     EnvironmentsError,
     apply_change,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.imagestreams import (
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
     Conflict,

@@ -26,17 +26,18 @@ __metaclass__ = type
 
 import copy
 import json
-import os
 import random
 import re
 import time
 
-from ansible_collections.segmented.registry.plugins.module_utils.environments import (
+from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
     EnvironmentsError,
     effective,
     format_value,
     parse_value,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label
 
 API_VERSION = "image.openshift.io/v1"
 KIND = "ImageStream"
@@ -46,7 +47,6 @@ FIELD_MANAGER = "segmented.registry"
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 8.0
 
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # OpenShift validates ImageStream names as path segments matching a docker repository component.
 _STREAM = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
@@ -62,7 +62,7 @@ class ImageStreamError(Exception):
 
 
 def check_namespace(namespace, option="namespace"):
-    if not isinstance(namespace, str) or len(namespace) > 63 or not _NAMESPACE.match(namespace):
+    if not isinstance(namespace, str) or not is_dns1123_label(namespace):
         raise ImageStreamError("{0} {1} is not a namespace name: use a DNS-1123 label (lowercase letters, digits "
                                "and '-', like myproject)".format(option, json.dumps(namespace)))
     return namespace
@@ -239,71 +239,28 @@ def backoff_delay(attempt, rng=random.random, base=BACKOFF_BASE_SECONDS, cap=BAC
 # ---------------------------------------------------------------------------------------------
 
 
-def _status_of(exc):
-    return getattr(exc, "status", None)
-
-
-def _server_message(exc):
-    body = getattr(exc, "body", None)
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        message = json.loads(body).get("message")
-    except (TypeError, ValueError, AttributeError):
-        message = None
-    return message or getattr(exc, "reason", None) or str(exc).splitlines()[0]
-
-
-def _is_unreachable(exc):
-    names = set(cls.__name__ for cls in type(exc).__mro__)
-    return bool(names & {"MaxRetryError", "NewConnectionError", "ProtocolError", "ConnectionError",
-                         "SSLError", "TimeoutError", "ConnectTimeoutError", "ReadTimeoutError", "OSError"})
-
-
-class Registry:
-    """ImageStreams of one cluster through kubernetes.core's client (``get_api_client``)."""
+class ImageStreamAPI:
+    """The ImageStreams of one cluster (the registry cluster), through kubernetes.core's client."""
 
     def __init__(self, client, host=None):
         self.client = client
-        self.host = host or getattr(getattr(client, "configuration", None), "host", None) or "(unknown)"
+        self.host = host or kube.host_of(client)
         self._resource = None
 
     @classmethod
     def connect(cls, module):
-        """The client of the cluster named by the module's auth options (K8S_AUTH_* fallbacks)."""
-        from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-
-        host = module.params.get("host") or os.environ.get("K8S_AUTH_HOST")
+        """The API of the cluster named by the module's auth options (K8S_AUTH_* fallbacks)."""
         try:
-            client = get_api_client(module=module)
-        except Exception as exc:  # discovery runs here: an unreachable or refusing API server
-            if type(exc).__name__ == "CoreException":  # kubernetes.core: no usable configuration
-                raise ImageStreamError("could not set up the API client from the auth options: {0}".format(
-                    str(exc).replace("Could not create API client: ", "")))
-            raise ImageStreamError(cls._api_problem(exc, "discover its APIs", host))
-        return cls(client)
-
-    @staticmethod
-    def _api_problem(exc, doing, host):
-        where = " at {0}".format(host) if host else ""
-        status = _status_of(exc)
-        if status == 401:
-            return ("the API server{0} did not accept the credentials (401 Unauthorized) while trying to {1}: "
-                    "check api_key / kubeconfig / K8S_AUTH_* (an expired token?)".format(where, doing))
-        if status == 403:
-            return ("no permission to {0} (403 Forbidden{1}): {2}. Editing environments needs get and update "
-                    "on imagestreams (image.openshift.io) in the namespace, for example the registry-editor "
-                    "role; listing needs list (registry-viewer)".format(doing, where, _server_message(exc)))
-        if status is not None:
-            return "the API server{0} refused to {1} ({2}): {3}".format(where, doing, status, _server_message(exc))
-        if _is_unreachable(exc):
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return ("cannot reach the API server{0} to {1}: {2}. Check host / kubeconfig / context (or "
-                    "K8S_AUTH_HOST) and that the cluster is up".format(where, doing, reason))
-        return "could not {0}{1}: {2}: {3}".format(doing, where, type(exc).__name__, exc)
+            return cls(kube.connect(module))
+        except kube.ClusterError as exc:
+            raise ImageStreamError(str(exc))
 
     def _fail(self, exc, doing):
-        raise ImageStreamError(self._api_problem(exc, doing, self.host))
+        message = kube.api_problem(exc, doing, self.host)
+        if kube.status_of(exc) == 403:
+            message += (". Editing environments needs get and update on imagestreams (image.openshift.io) in the "
+                        "namespace, for example the registry-editor role; listing needs list (registry-viewer)")
+        raise ImageStreamError(message)
 
     @property
     def resource(self):
@@ -311,7 +268,7 @@ class Registry:
             try:
                 self._resource = self.client.resource(KIND, API_VERSION)
             except Exception as exc:
-                if type(exc).__name__ in ("ResourceNotFoundError",):
+                if kube.is_missing_kind(exc):
                     raise ImageStreamError(
                         "the cluster at {0} does not serve {1} {2}: it is not an OpenShift cluster; point the "
                         "auth options at the registry cluster".format(self.host, API_VERSION, KIND))
@@ -323,7 +280,7 @@ class Registry:
         try:
             return self.client.get(resource, name=stream, namespace=namespace).to_dict()
         except Exception as exc:
-            if _status_of(exc) == 404:
+            if kube.status_of(exc) == 404:
                 raise ImageStreamError("image stream {0}/{1} not found on the registry cluster ({2}): check "
                                        "namespace and stream".format(namespace, stream, self.host))
             self._fail(exc, "read imagestream {0}/{1}".format(namespace, stream))
@@ -349,9 +306,9 @@ class Registry:
             return self.client.replace(self.resource, body, name=meta["name"], namespace=meta["namespace"],
                                        field_manager=FIELD_MANAGER).to_dict()
         except Exception as exc:
-            if _status_of(exc) == 409:
-                raise Conflict(_server_message(exc))
-            if _status_of(exc) == 404:
+            if kube.status_of(exc) == 409:
+                raise Conflict(kube.server_message(exc))
+            if kube.status_of(exc) == 404:
                 raise ImageStreamError("image stream {0}/{1} was deleted while its tag was being edited; nothing "
                                        "was written".format(meta["namespace"], meta["name"]))
             self._fail(exc, "update imagestream {0}/{1}".format(meta["namespace"], meta["name"]))
@@ -361,7 +318,7 @@ class Conflict(Exception):
     """409: the ImageStream changed since it was read."""
 
 
-def edit_tag_environments(registry, namespace, stream, tag, change, annotation_key, max_attempts=10,
+def edit_tag_environments(api, namespace, stream, tag, change, annotation_key, max_attempts=10,
                           sleep=time.sleep, rng=random.random, replace_unreadable=False):
     """Read, recompute and conditionally write a tag's environment list until it lands.
 
@@ -379,7 +336,7 @@ def edit_tag_environments(registry, namespace, stream, tag, change, annotation_k
     attempt = 0
     while True:
         attempt += 1
-        current = registry.get(namespace, stream)
+        current = api.get(namespace, stream)
         require_tag(current, tag)
         unreadable = None
         try:
@@ -394,7 +351,7 @@ def edit_tag_environments(registry, namespace, stream, tag, change, annotation_k
                     "attempts": attempt, "imagestream": current, "unreadable": None}
         body = with_environments(current, tag, annotation_key, after)
         try:
-            stored = registry.replace(body)
+            stored = api.replace(body)
         except Conflict as exc:
             if attempt >= max_attempts:
                 raise ImageStreamError(
@@ -411,16 +368,16 @@ def _listing_order(item):
     return (item["namespace"] or "", item["stream"] or "", item["tag"])
 
 
-def list_streams(registry, namespaces):
+def list_streams(api, namespaces):
     """(ImageStreams, list calls): one list call per namespace, or one cluster-wide call when
     ``namespaces`` is None; never one call per tag."""
     streams = []
     for namespace in ([None] if namespaces is None else namespaces):
-        streams.extend(registry.list(namespace))
+        streams.extend(api.list(namespace))
     return streams, 1 if namespaces is None else len(namespaces)
 
 
-def list_tags(registry, namespaces, annotation_key, environment=None):
+def list_tags(api, namespaces, annotation_key, environment=None):
     """Tags of the ImageStreams of ``namespaces`` (one list call each) or of the whole cluster
     (``namespaces`` None: one cluster-wide list call), with their environments and digests.
 
@@ -428,7 +385,7 @@ def list_tags(registry, namespaces, annotation_key, environment=None):
     environments); tags whose annotation cannot be read are then left out of ``tags`` but are
     always in ``errors``. Returns {tags, errors, namespaces, list_calls}.
     """
-    streams, calls = list_streams(registry, namespaces)
+    streams, calls = list_streams(api, namespaces)
     tags = []
     errors = []
     for imagestream in streams:

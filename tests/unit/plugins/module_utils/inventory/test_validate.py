@@ -13,20 +13,27 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.segmented.registry.plugins.module_utils import topology as topo
-from ansible_collections.segmented.registry.plugins.module_utils.topology import (
+from ansible_collections.segmented.registry.plugins.module_utils.inventory import checks, schema, validate
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import misspelt_variables, split_host_port
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     K8S_AUTH_ENVIRONMENT,
     Problem,
+    ScanGate,
+    Storage,
     TopologyError,
-    build_topology,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.options import (
     clusters_to_hosts,
     hosts_to_clusters,
-    misspelt_variables,
-    split_host_port,
-    unreachable_problems,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import unreachable_problems
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import (
+    build_environments,
+    build_topology,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.kube import AUTH_OPTIONS
 
-REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", ".."))
 TOKEN = "sha256~VerySecretToken-0123456789"
 PASSWORD = "hunter2-but-longer"
 
@@ -124,13 +131,13 @@ def test_valid_inventory():
 
     test, uat, prod = (topology.environments[name] for name in ("test", "uat", "prod"))
     assert test.endpoint == test.route_host and test.namespace == "test"
-    assert test.storage == topo.Storage(size="100Gi", storage_class="gp3-csi")
+    assert test.storage == Storage(size="100Gi", storage_class="gp3-csi")
     assert uat.endpoint == "uat-registry.example.com:8443" and uat.ca_cert == "/etc/pki/router-ca.crt"
     assert uat.validate_certs is True and uat.storage is None
     assert prod.validate_certs is False
     assert prod.storage.claim_name == "prod-registry-storage"
     assert prod.after == "uat"
-    assert prod.scan_gate == topo.ScanGate(annotation="security.example.com/scan-result", value="passed")
+    assert prod.scan_gate == ScanGate(annotation="security.example.com/scan-result", value="passed")
 
 
 def test_auth_sources_and_client_kwargs():
@@ -183,10 +190,10 @@ def test_values_after_the_module_argument_spec():
     """The module passes every suboption, unset ones as None, and keeps aliases beside their option."""
     environments = copy.deepcopy(ENVIRONMENTS)
     for item in environments:
-        for key in topo.ENVIRONMENT_KEYS:
+        for key in schema.ENVIRONMENT_KEYS:
             item.setdefault(key, None)
     inventory = hosts(test_cluster={"segmented_registry_k8s_auth": dict(
-        dict((key, None) for key in topo.K8S_AUTH_OPTIONS), kubeconfig="/k", context="test", validate_certs=False,
+        dict((key, None) for key in AUTH_OPTIONS), kubeconfig="/k", context="test", validate_certs=False,
         verify_ssl="no")})
     topology = build_topology(environments, inventory)
     assert topology.environments["test"].validate_certs is True
@@ -198,9 +205,9 @@ def test_storage_size_as_number_and_quantities():
     topology = build_topology(env(**{"0__storage": {"size": 1073741824}}), HOSTS)
     assert topology.environments["test"].storage.size == "1073741824"
     for good in ("100Gi", "1.5Ti", "500M", "1e3", "0.5Gi", "128974848"):
-        assert topo.is_quantity(good), good
+        assert checks.is_quantity(good), good
     for bad in ("100 Gi", "100GB", "-1Gi", "0", "Gi", "1.2.3Gi", "", "0Gi"):
-        assert not topo.is_quantity(bad), bad
+        assert not checks.is_quantity(bad), bad
 
 
 def test_promotion_order_follows_after():
@@ -371,7 +378,7 @@ def test_bad_policy(policy, field, words):
 
 def test_scan_gate_without_prefix_and_custom_value():
     topology = build_topology(env(**{"2__policy": {"scan_gate": {"annotation": "scanned", "value": "clean"}}}), HOSTS)
-    assert topology.environments["prod"].scan_gate == topo.ScanGate("scanned", "clean")
+    assert topology.environments["prod"].scan_gate == ScanGate("scanned", "clean")
 
 
 def test_policy_cycle_reported_once():
@@ -663,25 +670,15 @@ def test_misspelt_variables():
     }
 
 
-def test_auth_options_match_kubernetes_core():
-    from ansible_collections.kubernetes.core.plugins.module_utils.args_common import (
-        AUTH_ARG_SPEC, AUTH_PROXY_HEADERS_SPEC)
-    assert set(topo.K8S_AUTH_OPTIONS) == set(AUTH_ARG_SPEC)
-    for name, spec in AUTH_ARG_SPEC.items():
-        assert tuple(spec.get("aliases", ())) == topo.K8S_AUTH_OPTIONS[name], name
-        if spec.get("no_log"):
-            assert name in topo.K8S_AUTH_SECRET_OPTIONS, name
-    assert set(topo.K8S_AUTH_PROXY_HEADERS_KEYS) == set(AUTH_PROXY_HEADERS_SPEC)
-
-
 def test_build_topology_is_pure():
     environments, inventory = copy.deepcopy(ENVIRONMENTS), copy.deepcopy(HOSTS)
     build_topology(environments, inventory)
     assert environments == ENVIRONMENTS and inventory == HOSTS
-    with open(topo.__file__) as handle:
-        source = handle.read()
-    # pure: no ansible-core imports (the collection's own pure helpers are fine)
-    assert not re.search(r"^\s*(from|import) ansible(\.|\s)", source, re.MULTILINE)
+    for module in (validate, checks, schema):
+        with open(module.__file__) as handle:
+            source = handle.read()
+        # pure: no ansible-core imports (the collection's own pure helpers are fine)
+        assert not re.search(r"^\s*(from|import) ansible(\.|\s)", source, re.MULTILINE)
 
 
 # --- the example inventory ----------------------------------------------------------------
@@ -697,7 +694,7 @@ def test_example_inventory_is_valid():
 
     def walk(group):
         for host, variables in ((group or {}).get("hosts") or {}).items():
-            found[host] = topo.gather_host_variables(variables or {})
+            found[host] = {name: value for name, value in (variables or {}).items() if name.startswith("segmented_registry_")}
         for child in ((group or {}).get("children") or {}).values():
             walk(child)
 
@@ -711,3 +708,14 @@ def test_example_inventory_is_valid():
     assert topology.default_clusters == ("legacy-cluster",)
     assert topology.environments["prod"].after == "uat"
     assert topology.environments["prod"].scan_gate.annotation == "security.example.com/scan-result"
+
+
+def test_environments_validate_alone_without_any_cluster():
+    """What a promotion needs: the environments, checked without inventing a registry cluster."""
+    environments = build_environments(copy.deepcopy(ENVIRONMENTS))
+    assert list(environments) == [item["name"] for item in ENVIRONMENTS]
+    with pytest.raises(TopologyError) as info:
+        build_environments([{"name": "Bad", "route_host": "bad.example.com"}, {"route_host": "x.example.com"}])
+    assert [(problem.host, problem.field) for problem in info.value.problems] == [
+        ("segmented_registry_environments[0] (Bad)", "name"), ("segmented_registry_environments[1]", "name")]
+    assert "segmented_registry_role" not in info.value.text

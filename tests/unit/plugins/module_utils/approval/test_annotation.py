@@ -7,7 +7,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.segmented.registry.plugins.module_utils.environments import (
+from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
     DEFAULT_ANNOTATION_KEY,
     EnvironmentsError,
     apply_change,

@@ -3,7 +3,7 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""Environment whitelists of image tags: names, the annotation's format, and list edits.
+"""Approval lists of image tags: environment names, the annotation's format, and list edits.
 
 Which environments an image tag may live in is kept in one annotation of the tag
 (``segmented.registry/environments`` unless told otherwise). This module is pure: no I/O and
@@ -29,9 +29,10 @@ __metaclass__ = type
 import json
 import re
 
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import DEFAULT_ENVIRONMENT
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_qualified_name
+from ansible_collections.segmented.registry.plugins.module_utils.text import show
 
-DEFAULT_ENVIRONMENT = "default"
 #: The annotation key this collection uses unless told otherwise.
 DEFAULT_ANNOTATION_KEY = "segmented.registry/environments"
 #: The key of the design proposal ("Central Segmented Registry"), allowed as a choice.
@@ -47,12 +48,6 @@ class EnvironmentsError(ValueError):
     """A bad environment name, list or annotation value; the message says how to fix it."""
 
 
-def _show(value):
-    """A short, readable rendering of a value for a message (never a secret here)."""
-    text = json.dumps(value) if isinstance(value, str) else repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 # ---------------------------------------------------------------------------------------------
 # Names
 # ---------------------------------------------------------------------------------------------
@@ -65,11 +60,11 @@ def name_problem(name):
     most 63 lowercase letters, digits and ``-``, starting and ending with a letter or digit.
     """
     if not isinstance(name, str):
-        return "{0} is not a string".format(_show(name))
+        return "{0} is not a string".format(show(name))
     if name == "":
         return "an empty name is not an environment"
     if len(name) > MAX_NAME_LENGTH:
-        return "{0} is longer than {1} characters".format(_show(name), MAX_NAME_LENGTH)
+        return "{0} is longer than {1} characters".format(show(name), MAX_NAME_LENGTH)
     if is_dns1123_label(name):
         return None
     hint = ""
@@ -77,11 +72,11 @@ def name_problem(name):
     fixed = re.sub(r"[^a-z0-9-]+", "-", name.strip().lower()).strip("-")
     if len(pieces) > 1 and all(is_dns1123_label(piece.lower()) for piece in pieces):
         hint = " (to give several environments, separate them with commas: {0})".format(
-            _show(SEPARATOR.join(piece.lower() for piece in pieces)))
+            show(SEPARATOR.join(piece.lower() for piece in pieces)))
     elif fixed and fixed != name and is_dns1123_label(fixed):
-        hint = " (did you mean {0}?)".format(_show(fixed))
+        hint = " (did you mean {0}?)".format(show(fixed))
     return ("{0} is not a valid environment name: use a DNS-1123 label, lowercase letters, digits "
-            "and '-', starting and ending with a letter or digit{1}".format(_show(name), hint))
+            "and '-', starting and ending with a letter or digit{1}".format(show(name), hint))
 
 
 def is_annotation_key(key):
@@ -94,7 +89,7 @@ def check_annotation_key(key):
         raise EnvironmentsError(
             "annotation_key {0} is not a valid annotation key: use [prefix/]name, where the optional prefix "
             "is a lowercase DNS name and name is up to 63 letters, digits, '-', '_' or '.', like {1} "
-            "or {2}".format(_show(key), DEFAULT_ANNOTATION_KEY, PROPOSAL_ANNOTATION_KEY))
+            "or {2}".format(show(key), DEFAULT_ANNOTATION_KEY, PROPOSAL_ANNOTATION_KEY))
     return key
 
 
@@ -114,7 +109,7 @@ def check_names(names, option, known=None):
     if names is None:
         return None
     if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)):
-        raise EnvironmentsError("{0} must be a list of environment names, not {1}".format(option, _show(names)))
+        raise EnvironmentsError("{0} must be a list of environment names, not {1}".format(option, show(names)))
     problems = []
     for name in names:
         if name == DEFAULT_ENVIRONMENT:
@@ -154,7 +149,7 @@ def _unknown(names, known, option):
     if not unknown:
         return None
     return "{0}: {1} {2}; the known environments (the inventory's segmented_registry_environments) are: {3}".format(
-        option, ", ".join(_show(name) for name in unknown),
+        option, ", ".join(show(name) for name in unknown),
         "is not a known environment" if len(unknown) == 1 else "are not known environments",
         ", ".join(sorted(known)) or "(none)")
 
@@ -241,14 +236,14 @@ def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
         return []
     if not isinstance(value, str):
         raise EnvironmentsError("annotation {0} holds {1}, not a string; {2}".format(
-            annotation_key, _show(value), _CANONICAL_HINT))
+            annotation_key, show(value), _CANONICAL_HINT))
     items = _split(value)
 
     def fail(reason):
         raise EnvironmentsError(
             "annotation {0} has the value {1}, which cannot be read as a list of environments: {2}. "
             "Fix the annotation by hand ({3}), or replace the whole list with the environments "
-            "option".format(annotation_key, _show(value), reason, _CANONICAL_HINT))
+            "option".format(annotation_key, show(value), reason, _CANONICAL_HINT))
 
     if items is None:
         fail("it is neither a comma-separated list nor a JSON/YAML list")
@@ -310,7 +305,7 @@ def apply_change(current, add=None, remove=None, exact=None, known=None):
     both = sorted(set(add_names) & set(remove_names))
     if both:
         raise EnvironmentsError("{0} {1} in both add and remove; give each environment in one of them".format(
-            ", ".join(_show(name) for name in both), "is" if len(both) == 1 else "are"))
+            ", ".join(show(name) for name in both), "is" if len(both) == 1 else "are"))
     if known_set is not None:
         problem = _unknown([name for name in remove_names if name not in current], known_set, "remove")
         if problem:

@@ -3,56 +3,31 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""Reach several clusters from one module run, on top of kubernetes.core's client layer.
+"""Can each managed cluster be reached? Bounded requests, in parallel, before anything changes.
 
-kubernetes.core builds one client per module run. This collection talks to several clusters
-in one run, which needs two precautions:
-
-- kubernetes.core's ``_create_configuration`` loads a kubeconfig by setting the kubernetes
-  client's process-wide *default* ``Configuration`` and then copying it. Two clusters built
-  at the same time (threads) could get each other's configuration, and a cluster given by
-  ``host`` + ``api_key`` inherits whatever the previous kubeconfig left there (its CA, its
-  client certificate). Every configuration is therefore built under one lock, from a reset
-  default.
-- ``get_api_client`` discovers the API (``/version``, ``/api``, ``/apis``) while it builds the
-  client, without a timeout. ``probe`` checks a cluster with bounded requests first.
+``GET /version`` (a rejected token already fails there with 401), then a SelfSubjectReview to
+learn who we are. Credentials never appear in a result or an error: every secret of the auth
+options is masked in the texts of the client's errors.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
-
-import json
 import re
-import threading
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
-    _create_auth_spec,
-    _create_configuration,
-    _create_headers,
-    _set_header,
-    get_api_client,
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import VAR_K8S_AUTH, Problem
+from ansible_collections.segmented.registry.plugins.module_utils.kube import (
+    AUTH_SECRET_OPTIONS,
+    ApiException,
+    build_configuration,
+    describe_error,
+    new_api_client,
+    status_message,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.topology import K8S_AUTH_SECRET_OPTIONS
 
 try:
     import kubernetes
-    from kubernetes.client.rest import ApiException
-except ImportError:
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+except ImportError:  # reported by the module (kube.HAS_KUBERNETES)
+    pass
 
-    class ApiException(Exception):  # type: ignore[no-redef]
-        pass
-
-else:
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
-
-_CONFIGURATION_LOCK = threading.RLock()
-#: Options whose values are scrubbed from error texts, in case a library repeats them.
 DEFAULT_TIMEOUT = 10
 #: The user a Forbidden Status names: ``<resource> is forbidden: User "<name>" cannot <verb> ...``.
 _FORBIDDEN_USER = re.compile(r'\bUser "([^"]*)" cannot ')
@@ -62,47 +37,15 @@ class ClusterUnreachable(Exception):
     """A cluster could not be reached; ``server`` is its API URL when known."""
 
     def __init__(self, message, server=None):
-        super(ClusterUnreachable, self).__init__(message)
+        super().__init__(message)
         self.server = server
-
-
-def _reset_default_configuration():
-    kubernetes.client.Configuration.set_default(None)
-
-
-def build_configuration(auth):
-    """``(configuration, headers)`` for kubernetes.core auth options, as ``get_api_client`` builds them.
-
-    Unset options fall back to the ``K8S_AUTH_*`` environment variables, then to the in-cluster
-    configuration, then to ``~/.kube/config``, exactly as in kubernetes.core.
-    """
-    with _CONFIGURATION_LOCK:
-        _reset_default_configuration()
-        try:
-            configuration = _create_configuration(_create_auth_spec(None, **auth))
-        finally:
-            _reset_default_configuration()
-    return configuration, _create_headers(None, **auth)
-
-
-def get_client(auth):
-    """kubernetes.core's ``K8SClient`` for one cluster, safe to call for several clusters.
-
-    Call it after ``probe`` succeeded: it discovers the API without a timeout.
-    """
-    with _CONFIGURATION_LOCK:
-        _reset_default_configuration()
-        try:
-            return get_api_client(**auth)
-        finally:
-            _reset_default_configuration()
 
 
 def _scrub(text, auth):
     """Mask every secret of ``auth`` in ``text``: tokens, passwords, proxy credentials, the
     values of an inline kubeconfig (a kubeconfig path is not a secret and stays readable)."""
     secrets = []
-    for name in K8S_AUTH_SECRET_OPTIONS:
+    for name in AUTH_SECRET_OPTIONS:
         value = auth.get(name)
         if isinstance(value, dict):
             secrets.extend(_strings(value))
@@ -125,30 +68,6 @@ def _strings(value):
     return []
 
 
-def describe_error(error):
-    """A one-line description of a client error (never the request headers)."""
-    if isinstance(error, ApiException):
-        text = "HTTP {0} {1}".format(getattr(error, "status", "?"), getattr(error, "reason", "") or "")
-        message = _status_message(error)
-        if message:
-            text += ": {0}".format(message)
-        return text.strip()
-    reason = getattr(error, "reason", None)  # urllib3's MaxRetryError
-    if reason is not None and not isinstance(reason, str):
-        return "{0}: {1}".format(type(reason).__name__, reason)
-    return "{0}: {1}".format(type(error).__name__, error)
-
-
-def _status_message(error):
-    body = getattr(error, "body", None)
-    if not body:
-        return None
-    try:
-        return json.loads(body).get("message")
-    except (ValueError, AttributeError, TypeError):
-        return None
-
-
 def review_error_user(error, server, auth=None):
     """Who a failed SelfSubjectReview says we are, from its error alone.
 
@@ -163,7 +82,7 @@ def review_error_user(error, server, auth=None):
         raise ClusterUnreachable(_scrub("the API server at {0} rejected the credentials: {1}".format(
             server, describe_error(error)), auth or {}), server=server)
     if status == 403:
-        match = _FORBIDDEN_USER.search(_status_message(error) or "")
+        match = _FORBIDDEN_USER.search(status_message(error) or "")
         if match:
             return match.group(1)
     return None
@@ -184,10 +103,8 @@ def probe(auth, timeout=DEFAULT_TIMEOUT):
     server = getattr(configuration, "host", None)
     if hasattr(configuration, "retries"):
         configuration.retries = 1
-    api_client = kubernetes.client.ApiClient(configuration)
+    api_client = new_api_client(configuration, headers)
     try:
-        for header, value in headers.items():
-            _set_header(api_client, header, value)
         try:
             version = kubernetes.client.VersionApi(api_client).get_code(_request_timeout=timeout)
         except Exception as error:
@@ -238,3 +155,20 @@ def probe_all(clusters, timeout=DEFAULT_TIMEOUT, max_workers=8):
         for name, result in pool.map(one, list(clusters.items())):
             results[name] = result
     return results
+
+
+def unreachable_problems(topology, results):
+    """Problems for the managed clusters that did not answer.
+
+    ``results`` maps a cluster name to ``{"reachable": bool, "server": url, "error": text}``.
+    """
+    problems = []
+    for cluster in topology.managed_clusters:
+        result = results.get(cluster.name)
+        if result and not result.get("reachable"):
+            problems.append(Problem(
+                cluster.name, VAR_K8S_AUTH, "cannot reach the cluster at {0} (credentials from {1}): {2}; check "
+                "that the API server is up and that {3} points at it".format(
+                    result.get("server") or "an unknown API server", cluster.auth.source, result.get("error"),
+                    VAR_K8S_AUTH)))
+    return problems

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""cluster_client's pure parts: per-cluster configurations, error texts, what a failed review means.
+"""Reachability and the kube seam's client builders, without a network: per-cluster configurations, error texts, what a failed review means.
 
 No network: probes of real API servers are in tests/integration/test_validate_inventory.py.
 """
@@ -14,14 +14,14 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from ansible_collections.segmented.registry.plugins.module_utils import cluster_client
-from ansible_collections.segmented.registry.plugins.module_utils.cluster_client import (
+from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import (
     ClusterUnreachable,
-    build_configuration,
     probe,
     probe_all,
     review_error_user,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.kube import build_configuration
 
 TOKEN = "sha256~not-for-your-eyes-42"
 
@@ -123,5 +123,5 @@ def test_impersonation_options_become_request_headers():
 def test_describe_error_uses_the_status_message():
     error = ApiException(status=403, reason="Forbidden")
     error.body = '{"message": "namespaces is forbidden: User \\"x\\" cannot list"}'
-    assert cluster_client.describe_error(error) == 'HTTP 403 Forbidden: namespaces is forbidden: User "x" cannot list'
-    assert cluster_client.describe_error(ValueError("boom")) == "ValueError: boom"
+    assert kube.describe_error(error) == 'HTTP 403 Forbidden: namespaces is forbidden: User "x" cannot list'
+    assert kube.describe_error(ValueError("boom")) == "ValueError: boom"

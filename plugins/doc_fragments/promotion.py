@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+# The options of a promotion job, shared by the reconcile and promote modules, documented once
+# next to plugins/module_utils/promotion/job.py (its argument_spec; a unit test compares them).
+
+
+class ModuleDocFragment:
+
+    DOCUMENTATION = r"""
+options:
+  environments:
+    description:
+      - The environments, exactly as the inventory variable C(segmented_registry_environments)
+        (each with C(name), C(route_host), and optionally C(endpoint), C(ca_cert), C(validate_certs),
+        C(policy)). See M(segmented.registry.validate_inventory) for the meaning of each key.
+      - They are validated as the inventory is; every problem is reported at once.
+    type: list
+    elements: dict
+    required: true
+  integrated_registry:
+    description:
+      - C(host[:port]) of the registry cluster's integrated registry, the source of every copy
+        (the inventory variable C(segmented_registry_integrated_registry)).
+    type: str
+    required: true
+  integrated_ca_cert:
+    description:
+      - Path of the PEM bundle that signs the integrated registry's certificate, when the system
+        trust store does not.
+    type: path
+  integrated_validate_certs:
+    description:
+      - Whether to verify the integrated registry's TLS certificate. V(false) is an explicit opt-out.
+    type: bool
+    default: true
+  service_account:
+    description:
+      - C(namespace/name) of the service account on the registry cluster whose short-lived
+        TokenRequest token is the registry password (for the integrated registry and every environment
+        registry). Minted with the module's Kubernetes credentials for each run; nothing long-lived is
+        stored.
+      - It needs C(registry-viewer) (list image streams, the catalog) and C(system:image-puller)
+        cluster-wide, C(system:image-pusher) in each environment namespace, and C(delete) on
+        C(images.image.openshift.io) cluster-wide to remove tags (see C(lab/promoter.yml)).
+      - Mutually exclusive with I(registry_token); one of them is required.
+    type: str
+  token_duration:
+    description: Lifetime in seconds of the minted token (at least 600, the TokenRequest API's minimum).
+    type: int
+    default: 900
+  registry_token:
+    description:
+      - An API token of the registry cluster to use as the registry password instead of minting one.
+    type: str
+  annotation_key:
+    description: The annotation that holds a tag's environments (see M(segmented.registry.tag_environments)).
+    type: str
+    default: segmented.registry/environments
+  prune:
+    description: Remove tags that are no longer approved. V(false) only copies.
+    type: bool
+    default: true
+  parallel_images:
+    description: How many images are copied at once.
+    type: int
+    default: 4
+  parallel_blobs:
+    description: How many blobs are copied at once (over all images).
+    type: int
+    default: 6
+  retries:
+    description: How many times a registry request is retried after a connection error, a timeout, 429 or 5xx.
+    type: int
+    default: 3
+  timeout:
+    description: Seconds to wait for a registry to answer (read timeout; connecting waits at most 10 seconds).
+    type: int
+    default: 60
+  report_file:
+    description:
+      - Also write the result (every action, the audit rows and the counters) as JSON to this file
+        on the managed node (mode 0600). Written in check mode too.
+    type: path
+"""

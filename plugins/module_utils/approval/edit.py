@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""One edit of one tag's approval list, as the ``tag_environments`` and ``promote`` modules make it:
+the request checked before any call to the cluster, the conditional write, and the result fields."""
+
+from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
+    EnvironmentsError,
+    apply_change,
+    check_annotation_key,
+    check_known,
+    effective,
+    format_value,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
+    ImageStreamError,
+    check_namespace,
+    edit_tag_environments,
+    resolve_tag_reference,
+)
+
+
+class TagEdit:
+    """Add, remove or set (``exact``) environments on ``namespace``/``stream:tag``.
+
+    Every check runs in the constructor, before any call to the cluster: a bad or unknown name
+    never reaches it (names to remove count as stored here: removing a retired environment that
+    the tag still carries is allowed, and only the ImageStream tells). Raises
+    ``EnvironmentsError`` or ``ImageStreamError``."""
+
+    def __init__(self, namespace, name=None, stream=None, tag=None, add=None, remove=None, exact=None, known=None,
+                 annotation_key=None, max_attempts=10):
+        self.namespace = check_namespace(namespace)
+        self.stream, self.tag = resolve_tag_reference(name, stream, tag)
+        self.annotation_key = check_annotation_key(annotation_key)
+        self.known = check_known(known)
+        if max_attempts < 1:
+            raise ImageStreamError(f"max_attempts must be at least 1, not {max_attempts}")
+        if add is None and remove is None and exact is None:
+            raise EnvironmentsError("nothing to do: give add (promote), remove (demote) or environments (the exact "
+                                    "list)")
+        self.add, self.remove, self.exact = add, remove, exact
+        self.max_attempts = max_attempts
+        self.change(remove or [])
+
+    def change(self, current):
+        return apply_change(current, self.add, self.remove, self.exact, self.known)
+
+    def apply(self, api):
+        """Write the edit (a server-side dry run in check mode); returns the outcome of
+        ``imagestreams.edit_tag_environments``."""
+        return edit_tag_environments(api, self.namespace, self.stream, self.tag, self.change, self.annotation_key,
+                                     max_attempts=self.max_attempts, replace_unreadable=self.exact is not None)
+
+    def result(self, outcome, diff=False):
+        """The module result fields of an applied edit (and ``warnings`` to show)."""
+        before = None if outcome["before"] is None else effective(outcome["before"])
+        after = effective(outcome["after"])
+        result = {
+            "changed": outcome["changed"],
+            "namespace": self.namespace, "stream": self.stream, "tag": self.tag,
+            "annotation_key": self.annotation_key,
+            "annotation_value": format_value(outcome["after"]),
+            "environments_before": before,
+            "environments_after": after,
+            "digest": outcome["digest"],
+            "attempts": outcome["attempts"],
+        }
+        if diff:
+            header = f"{self.namespace}/{self.stream}:{self.tag} {self.annotation_key}"
+            result["diff"] = {"before": {"environments": before}, "after": {"environments": after},
+                              "before_header": header, "after_header": header}
+        return result
+
+    def warnings(self, outcome):
+        if outcome["unreadable"]:
+            return [f"replaced an unreadable value ({outcome['unreadable']})"]
+        return []

@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""Small checks of inventory values and the wording of their problems (pure)."""
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import INVENTORY_VARS
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_subdomain
+from ansible_collections.segmented.registry.plugins.module_utils.text import show
+
+_IPV4 = re.compile(r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$")
+_IPV6_BRACKETED = re.compile(r"^\[[0-9A-Fa-f:.]+\]$")
+# A Kubernetes resource.Quantity without a sign (a storage size is never negative).
+_QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][-+]?[0-9]+)?$")
+_TRUE_STRINGS = ("yes", "on", "1", "true", "y", "t")
+_FALSE_STRINGS = ("no", "off", "0", "false", "n", "f")
+
+
+def is_quantity(value):
+    """A positive Kubernetes quantity such as ``100Gi`` or ``500M``."""
+    match = _QUANTITY.match(value) if isinstance(value, str) else None
+    return bool(match) and float(match.group("number")) > 0
+
+
+def split_host_port(value):
+    """Split ``host[:port]``; returns ``(host, port or None)`` or raises ValueError with the reason."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("it must be a non-empty string like registry.example.com or registry.example.com:5000")
+    if "://" in value:
+        raise ValueError("drop the scheme: give host[:port] only, like registry.example.com:5000")
+    if "/" in value:
+        raise ValueError("give host[:port] only, without a path")
+    host, port = value, None
+    if value.startswith("["):
+        close = value.find("]")
+        if close < 0:
+            raise ValueError("an IPv6 address must be written in brackets, like [fd00::1]:5000")
+        host, rest = value[:close + 1], value[close + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError("expected :port after the bracketed IPv6 address")
+            port = rest[1:]
+    elif ":" in value:
+        host, port = value.rsplit(":", 1)
+    if port is not None:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("the port must be a number from 1 to 65535")
+        port = int(port)
+    if _IPV6_BRACKETED.match(host) or _IPV4.match(host):
+        return host, port
+    if not is_dns1123_subdomain(host):
+        raise ValueError("the host must be a lowercase DNS name (letters, digits, '-' and '.') or an IP address")
+    return host, port
+
+
+def to_bool(value):
+    """Ansible's booleans (true/false, yes/no, on/off, 1/0); raises ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE_STRINGS:
+            return True
+        if lowered in _FALSE_STRINGS:
+            return False
+    raise ValueError(value)
+
+
+def suggest(name, candidates):
+    """The closest candidate to a misspelt name, or None."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
+def misspelt_variables(names):
+    """``{name: suggestion}`` for variable names that look like a typo of one of ours.
+
+    Only near misses are reported: roles of this collection have other ``segmented_registry_*``
+    variables, which must not be flagged.
+    """
+    result = {}
+    for name in names:
+        if name in INVENTORY_VARS or not isinstance(name, str):
+            continue
+        match = difflib.get_close_matches(name, INVENTORY_VARS, n=1, cutoff=0.9)
+        if match:
+            result[name] = match[0]
+    return result
+
+
+def type_name(value):
+    # isinstance, not type(): templated values may be subclasses (tagged str, dict, ...)
+    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (Mapping, "a mapping"),
+                       (Sequence, "a list"), (type(None), "null")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def unknown_key_message(key, known):
+    hint = suggest(str(key), known)
+    text = "unknown key {0}".format(show(key))
+    if hint:
+        text += "; did you mean {0!r}?".format(hint)
+    return text + " (known keys: {0})".format(", ".join(known))

@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""The audit (pure): for every tag, where it is approved, where its digest is served, and the
+drift between the two (what a reconcile run would change). Environments are listed in promotion
+order in every column."""
+
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import promotion_order
+from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import artifact_subject
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
+
+
+def audit_rows(entries, environments, actual, scope=None):
+    """One row per approval-list tag and per registry tag that no approval list knows: tag,
+    digest, approved environments, environments serving that digest, and the drift.
+
+    ``environments`` is the inventory's ``{name: Environment}``; an approval list naming an
+    environment the inventory does not know shows it as drift (nothing is copied for it)."""
+    scope = scope or Scope()
+    order = promotion_order(environments)
+    names = scope.environments_of(order)
+    rows = []
+    seen = set()
+    for entry in entries:
+        if not scope.entry_in_scope(entry):
+            continue
+        repo, tag, digest = f"{entry['namespace']}/{entry['stream']}", entry["tag"], entry.get("digest")
+        seen.add((repo, tag))
+        if entry.get("environments") is None:
+            rows.append({"tag": f"{repo}:{tag}", "digest": digest, "approved": None,
+                         "present": _present(names, actual, repo, tag, digest),
+                         "drift": [f"approval list unreadable: {entry.get('error')}"]})
+            continue
+        listed = entry["environments"]
+        approved = [env for env in order if env in listed]
+        drift = []
+        for env in names:
+            current = ((actual.get(env) or {}).get(repo) or {}).get(tag)
+            if env in approved and digest and current != digest:
+                drift.append(f"{env}: {'missing' if current is None else 'serves ' + _short(current)}")
+            elif env not in approved and current is not None:
+                drift.append(f"{env}: not approved")
+        drift.extend(f"{env}: not an environment of the inventory (ignored)" for env in listed
+                     if env not in environments and env != "default")
+        rows.append({"tag": f"{repo}:{tag}", "digest": digest, "approved": approved,
+                     "present": _present(names, actual, repo, tag, digest), "drift": drift})
+    orphans = {}
+    for env in names:
+        for repo, tags in sorted((actual.get(env) or {}).items()):
+            if not scope.repository_in_scope(repo):
+                continue
+            for tag, digest in sorted((tags or {}).items()):
+                if (repo, tag) in seen or artifact_subject(tag) or not scope.tag_in_scope(tag):
+                    continue
+                row = orphans.setdefault((repo, tag), {"tag": f"{repo}:{tag}", "digest": None,
+                                                       "approved": [], "present": [], "drift": []})
+                row["present"].append(env)
+                row["drift"].append(f"{env}: not in any ImageStream ({_short(digest)})")
+    rows.extend(orphans[key] for key in sorted(orphans))
+    return rows
+
+
+def _present(names, actual, repo, tag, digest):
+    return [env for env in names if digest is not None and
+            ((actual.get(env) or {}).get(repo) or {}).get(tag) == digest]
+
+
+def _short(digest):
+    return digest[:19] if digest else "-"
+
+
+def format_table(rows):
+    """The audit rows as aligned text lines (a header first)."""
+    header = ("TAG", "DIGEST", "APPROVED", "PRESENT", "DRIFT")
+    lines = [header]
+    for row in rows:
+        approved = "?" if row["approved"] is None else (",".join(row["approved"]) or "-")
+        lines.append((row["tag"], _short(row["digest"]), approved, ",".join(row["present"]) or "-",
+                      "; ".join(row["drift"]) or "none"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return ["  ".join([cell.ljust(width) for cell, width in zip(line[:-1], widths)] + [line[-1]]).rstrip()
+            for line in lines]

@@ -1,0 +1,342 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""Carrying out a plan (I/O): copies by digest and removals, with bounded thread pools.
+
+Per copy: the source must still serve the planned digest under the tag (else a "source moved"
+failure for that tag: a different digest is never tagged); every blob is HEADed at the
+destination, else mounted from another repository of the same registry that has it, else
+streamed from the source; an index's child manifests are copied first; the manifest (its exact
+bytes) is PUT last, so the destination never serves a tag whose blobs are missing. Removals
+follow the method the plan chose (``delete`` or ``retarget``, see ``plan``).
+"""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.segmented.registry.plugins.module_utils.oci.client import (
+    RegistryError,
+    SourceMoved,
+    copy_blob,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import (
+    EMPTY_JSON,
+    EMPTY_JSON_DIGEST,
+    OCI_MANIFEST,
+    ManifestError,
+    parse_manifest,
+    placeholder_manifest,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
+
+
+class Executor:
+    """Carries out a plan's copies and removals.
+
+    ``source``: the client of the registry images come from (the integrated registry);
+    ``destinations``: ``{environment: client}``; ``actual``: the state the plan was made from
+    (which repositories hold which digests: mount sources). ``image_workers`` images are copied
+    at once and ``blob_workers`` blobs (over all images); the pools are separate, so an image
+    waiting for its blobs never holds up a blob.
+    """
+
+    def __init__(self, source, destinations, actual=None, image_workers=4, blob_workers=6, clock=time.monotonic):
+        self.source = source
+        self.destinations = destinations
+        self.image_workers = max(1, image_workers)
+        self.blob_workers = max(1, blob_workers)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._manifests = {}  # digest -> (data, media type) from the source
+        self._blob_home = {}  # (env, blob digest) -> a repository of env that has it
+        self._inflight = {}  # (env, blob digest) -> threading.Event, set once the first attempt ended
+        self._images = {}  # (env, digest) -> set of repositories that hold the manifest (mount candidates)
+        self._present = set()  # (env, repo, digest) there now (from the state, or copied in this run)
+        for env, repos in (actual or {}).items():
+            for repo, tags in (repos or {}).items():
+                for digest in (tags or {}).values():
+                    self._images.setdefault((env, digest), set()).add(repo)
+                    self._present.add((env, repo, digest))
+        self._blob_pool = None
+
+    # -- the run ----------------------------------------------------------------------------
+    def execute(self, actions):
+        """Execute ``actions`` (the plan's) in place: each gets ``result`` (copied, skipped,
+        removed, gated, failed) and, for copies, the bytes and blobs moved. Returns them."""
+        copies = [a for a in actions if a["action"] == COPY]
+        removals = [a for a in actions if a["action"] == REMOVE]
+        for item in actions:
+            if item["action"] == SKIP:
+                item["result"] = "skipped"
+            elif item["action"] in (GATED, FAILED):
+                item["result"] = item["action"]
+        waves = _waves(copies)
+        with ThreadPoolExecutor(max_workers=self.blob_workers) as blob_pool:
+            self._blob_pool = blob_pool
+            with ThreadPoolExecutor(max_workers=self.image_workers) as image_pool:
+                for wave in waves:
+                    list(image_pool.map(self._run_copy, wave))
+                list(image_pool.map(self._run_removal, _removal_groups(removals)))
+        self._blob_pool = None
+        return actions
+
+    def estimate(self, actions):
+        """For a check-mode preview: each copy gets ``bytes_planned``, the size of every blob its
+        image refers to (every platform of an index). An upper bound: blobs the destination already
+        has are mounted or skipped, not sent. Reads manifests from the source only."""
+        for item in actions:
+            if item["action"] != COPY:
+                continue
+            try:
+                item["bytes_planned"] = self._size(item.get("source_repository") or item["repository"], item["digest"])
+            except (RegistryError, ManifestError) as exc:
+                item["bytes_planned"] = None
+                item["estimate_error"] = str(exc)
+        return actions
+
+    def _size(self, repository, digest):
+        data, media_type = self._manifest(repository, digest)
+        refs = parse_manifest(data, media_type)
+        total = sum(blob.get("size") or 0 for blob in refs["blobs"])
+        return total + sum(self._size(repository, child["digest"]) for child in refs["children"])
+
+    def _run_copy(self, item):
+        started = self.clock()
+        requires = item.get("requires")
+        if requires and (requires["environment"], requires["repository"], requires["digest"]) not in self._present:
+            item["result"] = GATED
+            if item.get("artifact_of"):
+                item["reason"] = "not copied: its image {0} did not reach {1} in this run".format(
+                    requires["digest"], item["environment"])
+            else:
+                item["reason"] = "policy after {0}: its copy into {0} did not succeed in this run".format(
+                    requires["environment"])
+            return
+        counters = {"bytes_sent": 0, "blobs_sent": 0, "blobs_mounted": 0, "blobs_present": 0, "manifests_put": 0}
+        item.update(counters)
+        try:
+            self.copy(item["environment"], item["repository"], item["tag"], item["digest"], counters,
+                      source_repository=item.get("source_repository"))
+        except RegistryError as exc:
+            item["result"] = FAILED
+            item["error"] = str(exc)
+        except Exception as exc:  # a bug must not stop the other tags; it is reported as a failure
+            item["result"] = FAILED
+            item["error"] = "{0}: {1}".format(type(exc).__name__, exc)
+        else:
+            item["result"] = "copied"
+        item.update(counters)
+        item["seconds"] = round(self.clock() - started, 3)
+
+    # -- copies -----------------------------------------------------------------------------
+    def copy(self, env, repository, tag, digest, counters, source_repository=None):
+        """Copy ``digest`` into ``env``'s registry as ``repository:tag`` (the steps in the module
+        docstring). Raises ``SourceMoved`` when the source serves another digest under the
+        tag, ``RegistryError`` otherwise."""
+        destination = self.destinations[env]
+        source_repository = source_repository or repository
+        destination.prefetch_tokens([repository], "pull,push")  # one token for every request of this copy
+        served = self.source.head_manifest(source_repository, tag)
+        if served is None or served["digest"] != digest:
+            raise SourceMoved(
+                "source moved: {0}/{1}:{2} now {3}, but the plan (the ImageStream's status) says {4}; nothing was "
+                "copied for this tag (a different digest is never tagged). Run again once the ImageStream shows the "
+                "new image, or approve it again".format(
+                    self.source.host, source_repository, tag,
+                    "serves " + served["digest"] if served else "does not exist", digest),
+                registry=self.source.host, repository=source_repository)
+        data, media_type = self._copy_tree(env, destination, source_repository, repository, digest, counters)
+        destination.put_manifest(repository, tag, data, media_type)
+        counters["manifests_put"] += 1
+        self._record_image(env, repository, digest)
+
+    def _manifest(self, repository, digest):
+        with self._lock:
+            cached = self._manifests.get(digest)
+        if cached:
+            return cached
+        manifest = self.source.get_manifest(repository, digest)
+        if manifest is None:
+            raise SourceMoved("source moved: {0}/{1}@{2} no longer exists in the source registry".format(
+                self.source.host, repository, digest), registry=self.source.host, repository=repository)
+        value = (manifest["data"], manifest["media_type"])
+        with self._lock:
+            self._manifests[digest] = value
+        return value
+
+    def _copy_tree(self, env, destination, source_repository, repository, digest, counters):
+        """Everything ``digest`` refers to, into the destination (not the manifest itself);
+        returns its (bytes, media type)."""
+        data, media_type = self._manifest(source_repository, digest)
+        try:
+            refs = parse_manifest(data, media_type)
+        except ManifestError as exc:
+            raise RegistryError("{0}/{1}@{2}: {3}".format(self.source.host, source_repository, digest, exc),
+                                    registry=self.source.host, repository=source_repository)
+        if refs["index"]:
+            for child in refs["children"]:
+                if (env, repository, child["digest"]) in self._present or \
+                        destination.head_manifest(repository, child["digest"]) is not None:
+                    continue
+                child_data, child_type = self._copy_tree(env, destination, source_repository, repository,
+                                                         child["digest"], counters)
+                destination.put_manifest(repository, child["digest"], child_data, child_type)
+                counters["manifests_put"] += 1
+                self._record_image(env, repository, child["digest"])
+            return data, media_type
+        hints = sorted(self._images.get((env, digest)) or [])
+        # the largest blobs first, so that the small ones (the config) fill in at the end
+        blobs = sorted(refs["blobs"], key=lambda blob: -(blob.get("size") or 0))
+        futures = [self._blob_pool.submit(self._ensure_blob, env, destination, source_repository, repository, blob,
+                                          hints, counters) for blob in blobs]
+        errors = []
+        for future in futures:
+            try:
+                future.result()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        return data, media_type
+
+    def _record_image(self, env, repository, digest):
+        with self._lock:
+            self._images.setdefault((env, digest), set()).add(repository)
+            self._present.add((env, repository, digest))
+
+    def _ensure_blob(self, env, destination, source_repository, repository, blob, hints, counters):
+        digest = blob["digest"]
+        key = (env, digest)
+        with self._lock:
+            event = self._inflight.get(key)
+            owner = event is None
+            if owner:
+                event = self._inflight[key] = threading.Event()
+        if not owner:
+            event.wait()  # another image is bringing this blob into this registry: mount it after
+        try:
+            self._ensure_blob_once(env, destination, source_repository, repository, blob, hints, counters)
+        finally:
+            if owner:
+                event.set()
+
+    def _ensure_blob_once(self, env, destination, source_repository, repository, blob, hints, counters):
+        digest = blob["digest"]
+        if destination.head_blob(repository, digest) is not None:
+            self._add(counters, "blobs_present")
+            self._home(env, digest, repository)
+            return
+        with self._lock:
+            home = self._blob_home.get((env, digest))
+        candidates = [home] if home else []
+        candidates += [repo for repo in hints if repo not in candidates]
+        location = None
+        for candidate in candidates:
+            if candidate == repository:
+                continue
+            mounted, location = destination.mount_blob(repository, digest, candidate)
+            if mounted:
+                self._add(counters, "blobs_mounted")
+                self._home(env, digest, repository)
+                return
+            break  # refused (an upload session was opened instead): stream into it
+        sent = copy_blob(self.source, source_repository, destination, repository, digest, blob.get("size"),
+                             location=location)
+        self._add(counters, "blobs_sent")
+        self._add(counters, "bytes_sent", sent)
+        self._home(env, digest, repository)
+
+    def _home(self, env, digest, repository):
+        with self._lock:
+            self._blob_home.setdefault((env, digest), repository)
+
+    def _add(self, counters, name, amount=1):
+        with self._lock:
+            counters[name] += amount
+
+    # -- removals ---------------------------------------------------------------------------
+    def _run_removal(self, group):
+        first = group[0]
+        env, repository, digest, method = first["environment"], first["repository"], first["digest"], first["method"]
+        destination = self.destinations[env]
+        try:
+            live = []
+            for item in group:  # remove only what still is as planned
+                found = destination.head_manifest(repository, item["tag"])
+                if found is None:
+                    item["result"] = "skipped"
+                    item["reason"] = "already gone"
+                elif found["digest"] != digest:
+                    item["result"] = "skipped"
+                    item["reason"] = "changed since the plan (now {0}); left for the next run".format(found["digest"])
+                else:
+                    live.append(item)
+            if not live:
+                return
+            if method == "delete":
+                destination.delete_manifest(repository, digest)
+                for item in live:
+                    item["result"] = "removed"
+                return
+            self._ensure_empty_config(destination, repository)
+            for item in live:
+                try:
+                    note = "{0}:{1} removed at {2:.6f}".format(repository, item["tag"], time.time())
+                    placeholder = placeholder_manifest(note)
+                    pdigest = destination.put_manifest(repository, item["tag"], placeholder, OCI_MANIFEST)
+                    destination.delete_manifest(repository, pdigest)
+                    item["result"] = "removed"
+                    item["placeholder"] = pdigest
+                except RegistryError as exc:
+                    item["result"] = FAILED
+                    item["error"] = str(exc)
+        except Exception as exc:  # a RegistryError, or a bug: reported on these tags, the others go on
+            text = str(exc) if isinstance(exc, RegistryError) else "{0}: {1}".format(type(exc).__name__, exc)
+            for item in group:
+                if "result" not in item:
+                    item["result"] = FAILED
+                    item["error"] = text
+
+    def _ensure_empty_config(self, destination, repository):
+        if destination.head_blob(repository, EMPTY_JSON_DIGEST) is None:
+            destination.upload_bytes(repository, EMPTY_JSON_DIGEST, EMPTY_JSON)
+
+
+def _waves(copies):
+    """Copies grouped so that each one's ``requires`` is copied in an earlier wave."""
+    produced = {}
+    for item in copies:
+        produced.setdefault((item["environment"], item["repository"], item["digest"]), []).append(item)
+    depth = {}
+
+    def depth_of(item, seen=()):
+        key = id(item)
+        if key in depth:
+            return depth[key]
+        requires = item.get("requires")
+        level = 0
+        if requires and key not in seen:
+            producers = [p for p in produced.get((requires["environment"], requires["repository"],
+                                                  requires["digest"])) or [] if p is not item]
+            if producers:
+                level = 1 + max(depth_of(p, seen + (key,)) for p in producers)
+        depth[key] = level
+        return level
+
+    waves = {}
+    for item in copies:
+        waves.setdefault(depth_of(item), []).append(item)
+    return [waves[level] for level in sorted(waves)]
+
+
+def _removal_groups(removals):
+    """Removals grouped: one group per digest deleted outright (its tags go together), one group
+    per digest for retargeted tags (done one by one)."""
+    groups = {}
+    for item in removals:
+        key = (item["environment"], item["repository"], item["digest"], item["method"])
+        groups.setdefault(key, []).append(item)
+    return [groups[key] for key in sorted(groups)]

@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""A promotion job as the modules run it (``reconcile`` and ``promote``): their shared options, the
+registry cluster's API, the short-lived registry token, the registry clients, and the result.
+
+Options are documented once, in the ``segmented.registry.promotion`` doc fragment; a unit test
+checks it against ``argument_spec()``.
+"""
+
+import json
+import os
+import time
+
+from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
+    DEFAULT_ANNOTATION_KEY,
+    EnvironmentsError,
+    check_annotation_key,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
+    ImageStreamAPI,
+    ImageStreamError,
+    list_streams,
+    tag_entries,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import (
+    MIN_TOKEN_SECONDS,
+    CredentialsError,
+    mint_token,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import TopologyError
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_environments
+from ansible_collections.segmented.registry.plugins.module_utils.oci.client import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    RegistryClient,
+    RegistryError,
+    Stats,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import format_table
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
+
+#: What a job's module call may fail with before anything is written: a clear message.
+JOB_ERRORS = (ValueError, EnvironmentsError, ImageStreamError)
+
+
+def argument_spec():
+    """The options every promotion job takes (see the ``promotion`` doc fragment)."""
+    spec = kube.auth_argument_spec()
+    spec.update(
+        environments={"type": "list", "elements": "dict", "required": True},
+        integrated_registry={"type": "str", "required": True},
+        integrated_ca_cert={"type": "path"},
+        integrated_validate_certs={"type": "bool", "default": True},
+        service_account={"type": "str"},
+        token_duration={"type": "int", "default": 900, "no_log": False},
+        registry_token={"type": "str", "no_log": True},
+        annotation_key={"type": "str", "default": DEFAULT_ANNOTATION_KEY, "no_log": False},
+        prune={"type": "bool", "default": True},
+        parallel_images={"type": "int", "default": 4},
+        parallel_blobs={"type": "int", "default": 6},
+        retries={"type": "int", "default": 3},
+        timeout={"type": "int", "default": 60},
+        report_file={"type": "path"},
+    )
+    return spec
+
+
+#: Keyword arguments of ``AnsibleK8SModule`` for a job's options.
+MODULE_KWARGS = {
+    "mutually_exclusive": [("service_account", "registry_token")],
+    "required_one_of": [("service_account", "registry_token")],
+}
+
+
+class Job:
+    """One module run of a promotion job. ``fail`` is ``module.fail_json``."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.started = time.monotonic()
+        self.api_calls = 0
+        self.token = None
+        self.api = None
+        params = self.params
+        if not HAS_REQUESTS:
+            from ansible.module_utils.basic import missing_required_lib
+
+            module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+        for name in ("parallel_images", "parallel_blobs", "timeout"):
+            if params[name] < 1:
+                module.fail_json(msg=f"{name} must be at least 1, not {params[name]}")
+        if params["retries"] < 0:
+            module.fail_json(msg="retries must not be negative")
+        if params["token_duration"] < MIN_TOKEN_SECONDS:
+            module.fail_json(msg=f"token_duration must be at least {MIN_TOKEN_SECONDS} seconds (the TokenRequest "
+                                 f"API's minimum), not {params['token_duration']}")
+        try:
+            self.environments = build_environments(params["environments"])
+            self.annotation_key = check_annotation_key(params["annotation_key"])
+        except TopologyError as exc:
+            module.fail_json(msg=exc.text, problems=[problem.to_dict() for problem in exc.problems])
+        except EnvironmentsError as exc:
+            module.fail_json(msg=str(exc))
+        self._warn_unverified()
+
+    def _warn_unverified(self):
+        """``validate_certs: false`` is an explicit opt-out, but never a silent one: one warning
+        per endpoint per run."""
+        if not self.params["integrated_validate_certs"]:
+            self.module.warn(f"the integrated registry {self.params['integrated_registry']}: TLS certificates are not "
+                             "verified (integrated_validate_certs: false)")
+        for env in self.environments.values():
+            if not env.validate_certs:
+                self.module.warn(f"environment {env.name}: the TLS certificate of {env.endpoint} is not verified "
+                                 "(validate_certs: false in segmented_registry_environments); prefer ca_cert")
+
+    def connect(self):
+        """The registry cluster's ImageStream API."""
+        self.api = ImageStreamAPI.connect(self.module)
+        return self.api
+
+    def _registry_token(self):
+        """The registry password: ``registry_token``, or a TokenRequest token of
+        ``service_account`` minted once per run (masked wherever the module's output would echo it)."""
+        if self.token is None:
+            self.token = self.params["registry_token"]
+        if self.token is None:
+            try:
+                self.token = mint_token(kube.api_client_of(self.api.client), self.params["service_account"],
+                                        self.params["token_duration"])
+            except CredentialsError as exc:
+                self.module.fail_json(msg=str(exc))
+            kube.mask(self.module, self.token)
+            self.api_calls += 1
+        return self.token
+
+    def read_approvals(self, namespaces):
+        """``(entries, stream annotations)`` of ``namespaces`` (None: every namespace): one list
+        call per namespace, or one cluster-wide call."""
+        streams, calls = list_streams(self.api, namespaces or None)
+        self.api_calls += calls
+        return approvals_of(streams, self.annotation_key)
+
+    def run(self, entries, annotations, scope, check_mode):
+        """Read the registries in scope, plan and (unless ``check_mode``) execute; returns the
+        module result (``changed``, the actions by kind, the audit, the counters)."""
+        params = self.params
+        token = self._registry_token()
+        stats = Stats()
+        timeout = (min(10.0, float(params["timeout"])), float(params["timeout"]))
+        pool = params["parallel_images"] + params["parallel_blobs"] + 4
+
+        def client(host, ca_cert, validate_certs, name):
+            return RegistryClient(host, password=token, ca_cert=ca_cert, validate_certs=validate_certs,
+                                  name=name, timeout=timeout, retries=params["retries"], stats=stats, pool_size=pool)
+
+        source = client(params["integrated_registry"], params["integrated_ca_cert"],
+                        params["integrated_validate_certs"], "default (integrated registry)")
+        destinations = {env.name: client(env.endpoint, env.ca_cert, env.validate_certs, env.name)
+                        for env in self.environments.values()}
+        try:
+            outcome = reconcile(entries, self.environments, source, destinations, scope=scope, prune=params["prune"],
+                                check_mode=check_mode, stream_annotations=annotations,
+                                image_workers=params["parallel_images"], blob_workers=params["parallel_blobs"])
+        except RegistryError as exc:
+            self.module.fail_json(msg=str(exc))
+        finally:
+            for item in [source] + list(destinations.values()):
+                item.close()
+        return self._result(outcome, stats, scope, check_mode)
+
+    def _result(self, outcome, stats, scope, check_mode):
+        actions = outcome["actions"]
+
+        def outcome_of(item):
+            return item.get("result") or item["action"]
+
+        changing = [a for a in actions if a.get("result") in ("copied", "removed") or
+                    (check_mode and a["action"] in (COPY, REMOVE))]
+        counters = stats.to_dict()
+        result = {
+            "changed": bool(changing),
+            "summary": outcome["summary"],
+            "copies": [a for a in actions if a["action"] == COPY],
+            "skips": [a for a in actions if a["action"] == SKIP],
+            "removals": [a for a in actions if a["action"] == REMOVE],
+            "gated": [a for a in actions if outcome_of(a) == GATED],
+            "failures": [a for a in actions if outcome_of(a) == FAILED],
+            "bytes_moved": sum(a.get("bytes_sent") or 0 for a in actions),
+            "audit": outcome["audit"],
+            "table": format_table(outcome["audit"]),
+            "unknown_environments": outcome["unknown_environments"],
+            "scope": scope.to_dict(),
+            "stats": {"api_calls": self.api_calls, "registry_requests": counters["requests"],
+                      "registry_requests_by_method": counters["by_method"],
+                      "token_requests": counters["token_requests"], "retries": counters["retries"],
+                      "seconds": dict(outcome["seconds"], total=round(time.monotonic() - self.started, 3))},
+        }
+        if check_mode:
+            result["bytes_planned"] = sum(a.get("bytes_planned") or 0 for a in result["copies"])
+        for warning in outcome["warnings"]:
+            self.module.warn(warning)
+        if outcome["unknown_environments"]:
+            self.module.warn(f"approval lists name environments that the inventory does not define: "
+                             f"{', '.join(outcome['unknown_environments'])}; nothing is copied for them (fix the "
+                             "annotation, or add the environment to segmented_registry_environments)")
+        return result
+
+    def finish(self, result, **extra):
+        """Write the report file (if asked), then exit: failed when any tag failed."""
+        result = dict(result, **extra)
+        if self.params["report_file"]:
+            report = dict(result, check_mode=self.module.check_mode)
+            try:
+                fd = os.open(self.params["report_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(report, handle, indent=1, sort_keys=True)
+            except OSError as exc:
+                self.module.fail_json(msg=f"cannot write report_file {self.params['report_file']}: {exc}", **result)
+        failures = result.get("failures") or []
+        if failures:
+            shown = "; ".join(f"{f.get('environment') or '-'} {f['repository']}:{f['tag']}: "
+                              f"{f.get('error') or f.get('reason')}" for f in failures[:5])
+            more = "; ..." if len(failures) > 5 else ""
+            self.module.fail_json(msg=f"{len(failures)} tag{'' if len(failures) == 1 else 's'} failed (the others "
+                                      f"went through): {shown}{more}", **result)
+        self.module.exit_json(**result)
+
+
+def approvals_of(streams, annotation_key):
+    """``(entries, stream annotations)`` of ImageStreams: one entry per tag (see
+    ``approval.imagestreams.tag_entries``) and ``{"<namespace>/<stream>": metadata.annotations}``."""
+    entries, annotations = [], {}
+    for imagestream in streams:
+        meta = imagestream.get("metadata") or {}
+        annotations[f"{meta.get('namespace')}/{meta.get('name')}"] = meta.get("annotations") or {}
+        entries.extend(tag_entries(imagestream, annotation_key))
+    return entries, annotations

@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""One promotion run (I/O): read every registry in scope, plan, and execute unless in check mode."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import promotion_order
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import audit_rows
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import plan, summarize
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.state import read_artifacts, read_state
+
+
+def reconcile(entries, environments, source, destinations, scope=None, prune=True, check_mode=False,
+              stream_annotations=None, image_workers=4, blob_workers=6, read_workers=8, clock=time.monotonic):
+    """Read every registry in scope, plan, and (unless ``check_mode``) execute.
+
+    ``entries`` and ``stream_annotations`` come from the ImageStreams (see ``plan``);
+    ``environments`` is the inventory's ``{name: Environment}``; ``destinations`` maps every
+    environment in scope, and every environment one of them waits on (``after``), to its
+    ``RegistryClient``; ``source`` is the integrated registry's client.
+
+    Returns ``{"actions", "summary", "unknown_environments", "warnings", "audit", "seconds"}``;
+    in check mode the actions are the plan, each copy with ``bytes_planned`` (nothing is written
+    anywhere).
+    """
+    scope = scope or Scope()
+    started = clock()
+    in_scope = scope.environments_of(promotion_order(environments))
+    to_read = list(in_scope)
+    for env in in_scope:
+        after = environments[env].after
+        if after and after in environments and after not in to_read:
+            to_read.append(after)
+    repos = sorted(set("{0}/{1}".format(e["namespace"], e["stream"]) for e in entries if scope.entry_in_scope(e)))
+
+    actual, read_errors, warnings = {}, {}, []
+
+    def read(env):
+        return env, read_state(destinations[env], repos, scope, use_catalog=(env in in_scope and scope.stream is None),
+                               workers=read_workers)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(to_read))) as pool:
+        for env, (state, errors) in pool.map(read, to_read):
+            actual[env] = state
+            for repo, error in errors.items():
+                if repo is None and state:
+                    warnings.append("{0}: {1}".format(env, error))  # catalog refused: the known repositories were read
+                    continue
+                read_errors[(env, repo)] = error
+    wanted = {}
+    for item in entries:
+        if scope.entry_in_scope(item) and item.get("digest") and item.get("environments"):
+            if any(env in in_scope for env in item["environments"]):
+                wanted.setdefault("{0}/{1}".format(item["namespace"], item["stream"]), set()).add(item["digest"])
+    artifacts, artifact_warnings = read_artifacts(source, wanted, workers=read_workers)
+    warnings.extend(artifact_warnings)
+    read_seconds = clock() - started
+
+    planned = plan(entries, environments, actual, scope=scope, prune=prune, source_artifacts=artifacts,
+                   stream_annotations=stream_annotations, read_errors=read_errors)
+    actions = planned["actions"]
+    audit = audit_rows(entries, environments, actual, scope)
+    executor = Executor(source, destinations, actual, image_workers=image_workers, blob_workers=blob_workers,
+                        clock=clock)
+    if check_mode:
+        executor.estimate(actions)
+    else:
+        executor.execute(actions)
+    return {
+        "actions": actions,
+        "summary": summarize(actions),
+        "unknown_environments": planned["unknown_environments"],
+        "warnings": warnings,
+        "audit": audit,
+        "seconds": {"read": round(read_seconds, 3), "total": round(clock() - started, 3)},
+    }

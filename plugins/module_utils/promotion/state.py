@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""Reading environment registries (I/O): what each one holds, and the source's cosign artifacts.
+
+One tag listing per repository and one manifest HEAD per tag, in parallel; what cannot be read is
+reported per repository (never taken as empty).
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryError
+from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import artifact_subject
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
+
+
+def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
+    """What one registry holds: ``({repository: {tag: digest}}, {repository or None: error})``.
+
+    ``repositories``: the ones to read; with ``use_catalog`` the registry's catalog adds every
+    repository in scope (so tags of streams that no longer exist are seen). Tags outside the
+    scope are left out. One tag listing per repository, one manifest HEAD per tag, in parallel.
+    """
+    scope = scope or Scope()
+    errors = {}
+    repos = set(repositories)
+    if use_catalog:
+        try:
+            repos.update(repo for repo in client.catalog() if scope.repository_in_scope(repo))
+        except RegistryError as exc:
+            errors[None] = "cannot list the registry's repositories (catalog), so tags of deleted image streams " \
+                           "are not seen: {0}".format(exc)
+    if repos:
+        client.prefetch_tokens(repos, "pull")
+    state = {}
+
+    def listing(repo):
+        try:
+            return repo, [t for t in client.list_tags(repo) if scope.tag_in_scope(t)], None
+        except RegistryError as exc:
+            return repo, None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        listed = list(pool.map(listing, sorted(repos)))
+        heads = []
+        for repo, tags, error in listed:
+            if error:
+                errors[repo] = error
+                continue
+            state[repo] = {}
+            heads.extend((repo, tag) for tag in tags)
+
+        def head(item):
+            repo, tag = item
+            try:
+                found = client.head_manifest(repo, tag)
+                return repo, tag, found["digest"] if found else None, None
+            except RegistryError as exc:
+                return repo, tag, None, str(exc)
+
+        for repo, tag, digest, error in pool.map(head, heads):
+            if error:
+                errors[repo] = error
+            elif digest:
+                state[repo][tag] = digest
+    for repo in list(state):
+        if repo in errors:
+            del state[repo]
+    return state, errors
+
+
+def read_artifacts(client, wanted, workers=8):
+    """Cosign artifact tags in the source: ``({repository: {tag: digest}}, warnings)`` for
+    ``wanted`` = ``{repository: set(digests)}``. One tag listing per repository, one HEAD per
+    artifact found."""
+    found, warnings = {}, []
+    if not wanted:
+        return found, warnings
+    client.prefetch_tokens(wanted, "pull")
+
+    def one(repo):
+        try:
+            tags = client.list_tags(repo)
+        except RegistryError as exc:
+            return repo, {}, "cosign artifacts of {0} not looked for: {1}".format(repo, exc)
+        result = {}
+        for tag in tags:
+            subject = artifact_subject(tag)
+            if subject and subject in wanted[repo]:
+                try:
+                    head = client.head_manifest(repo, tag)
+                except RegistryError as exc:
+                    return repo, {}, "cosign artifact {0}:{1} not read: {2}".format(repo, tag, exc)
+                if head:
+                    result[tag] = head["digest"]
+        return repo, result, None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for repo, result, warning in pool.map(one, sorted(wanted)):
+            if result:
+                found[repo] = result
+            if warning:
+                warnings.append(warning)
+    return found, warnings

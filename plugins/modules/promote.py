@@ -1,0 +1,226 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+DOCUMENTATION = r"""
+module: promote
+short_description: Promote or demote one image tag and bring the environment registries in line, in one step
+version_added: 0.1.0
+author:
+  - segmented.registry contributors (!UNKNOWN)
+description:
+  - Adds (I(state=present), promote) or removes (I(state=absent), demote) environments on the
+    approval list of one image stream tag on the registry cluster, exactly as
+    M(segmented.registry.tag_environments) does, then reconciles that one tag, exactly as
+    M(segmented.registry.reconcile) does: the image is copied, by digest, into (or removed from) the
+    environment registries before the module returns.
+  - One module process, one connection to the registry cluster, one short-lived registry token:
+    the job an AWX promote or demote template runs.
+  - In check mode the approval list is edited with a server-side dry run, and the reconcile step
+    plans against the list as it would be stored, so the preview shows which digest would be copied
+    or removed where, how many bytes at most, and what a policy would hold back.
+  - Environments to add must be environments of the inventory (I(environments)); a name to remove
+    may be one the inventory no longer has (a retired environment the tag still carries).
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - segmented.registry.promotion
+  - segmented.registry.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The edit is a server-side dry run; the reconcile step only plans (see description).
+  diff_mode:
+    support: full
+    details:
+      - The approval list before and after.
+  idempotent:
+    support: full
+    details:
+      - A second run finds the environment on the list and the image in place.
+options:
+  namespace:
+    description: Namespace (project) of the image stream on the registry cluster.
+    type: str
+    required: true
+  name:
+    description: The tag as C(<stream>:<tag>), like C(app:v1.2.3). Or give I(stream) and I(tag).
+    type: str
+  stream:
+    description: Name of the image stream (with I(tag)).
+    type: str
+  tag:
+    description: Name of the tag (with I(stream)).
+    type: str
+  environment:
+    description: The environments to add (promote) or remove (demote).
+    type: list
+    elements: str
+    required: true
+  state:
+    description: V(present) promotes (adds), V(absent) demotes (removes).
+    type: str
+    choices: [present, absent]
+    default: present
+  reconcile:
+    description: V(false) only edits the approval list (a later M(segmented.registry.reconcile) run copies).
+    type: bool
+    default: true
+  max_attempts:
+    description: Attempts of the approval-list write when the ImageStream keeps changing (see M(segmented.registry.tag_environments)).
+    type: int
+    default: 10
+requirements:
+  - python >= 3.9
+  - kubernetes >= 24.2.0
+  - requests >= 2.32
+notes:
+  - The auth options fall back to the C(K8S_AUTH_*) environment variables (AWX credentials).
+seealso:
+  - module: segmented.registry.tag_environments
+  - module: segmented.registry.reconcile
+"""
+
+EXAMPLES = r"""
+- name: Promote app:v1.2.3 to uat, copying it into the uat registry
+  segmented.registry.promote:
+    namespace: myproject
+    name: app:v1.2.3
+    environment: [uat]
+    environments: "{{ segmented_registry_environments }}"
+    integrated_registry: image-registry.apps.registry.example.com
+    service_account: segmented-registry/promoter
+
+- name: Demote it from prod, removing it from the prod registry
+  segmented.registry.promote:
+    namespace: myproject
+    name: app:v1.2.3
+    environment: [prod]
+    state: absent
+    environments: "{{ segmented_registry_environments }}"
+    integrated_registry: image-registry.apps.registry.example.com
+    service_account: segmented-registry/promoter
+"""
+
+RETURN = r"""
+changed:
+  description: Whether the approval list or a registry changed (or would, in check mode).
+  returned: always
+  type: bool
+environments_before:
+  description: The tag's environments before the edit; C(["default"]) when it had none.
+  returned: success
+  type: list
+  elements: str
+environments_after:
+  description: The tag's environments after the edit (as it would be, in check mode).
+  returned: success
+  type: list
+  elements: str
+digest:
+  description: The tag's current image, or null when nothing was pushed yet.
+  returned: success
+  type: str
+attempts:
+  description: How many read-compute-write rounds the edit took.
+  returned: success
+  type: int
+namespace:
+  description: Namespace of the image stream.
+  returned: success
+  type: str
+stream:
+  description: Name of the image stream.
+  returned: success
+  type: str
+tag:
+  description: Name of the tag.
+  returned: success
+  type: str
+annotation_key:
+  description: The annotation that holds the list.
+  returned: success
+  type: str
+annotation_value:
+  description: The annotation's value after the edit; null when the tag is back in C(default).
+  returned: success
+  type: str
+reconcile:
+  description:
+    - What the reconcile step of this tag did (or would do, in check mode), with the same fields
+      as M(segmented.registry.reconcile) returns (C(copies), C(removals), C(gated), C(failures),
+      C(bytes_moved), C(bytes_planned), C(audit), C(table), C(stats), ...).
+  returned: when I(reconcile=true)
+  type: dict
+failures:
+  description: Every tag the reconcile step could not copy or remove, with the reason.
+  returned: always
+  type: list
+  elements: dict
+diff:
+  description: The list before and after.
+  returned: in diff mode
+  type: dict
+"""
+
+from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import TagEdit
+from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
+
+
+def argument_spec():
+    spec = job.argument_spec()
+    spec.update(
+        namespace={"type": "str", "required": True},
+        name={"type": "str"},
+        stream={"type": "str"},
+        tag={"type": "str"},
+        environment={"type": "list", "elements": "str", "required": True},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        reconcile={"type": "bool", "default": True},
+        max_attempts={"type": "int", "default": 10},
+    )
+    return spec
+
+
+def main():
+    module = AnsibleK8SModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=job.MODULE_KWARGS["mutually_exclusive"] + [("name", "stream"), ("name", "tag")],
+        required_one_of=job.MODULE_KWARGS["required_one_of"],
+        required_together=[("stream", "tag")],
+    )
+    params = module.params
+    run = job.Job(module)
+    promote = params["state"] == "present"
+    try:
+        edit = TagEdit(params["namespace"], params["name"], params["stream"], params["tag"],
+                       add=params["environment"] if promote else None,
+                       remove=None if promote else params["environment"],
+                       known=list(run.environments), annotation_key=params["annotation_key"],
+                       max_attempts=params["max_attempts"])
+        outcome = edit.apply(run.connect())
+    except job.JOB_ERRORS as exc:
+        module.fail_json(msg=str(exc))
+    for warning in edit.warnings(outcome):
+        module.warn(warning)
+    result = edit.result(outcome, diff=module._diff)
+    result["failures"] = []
+    if params["reconcile"]:
+        # The ImageStream as stored (or, in check mode, as the dry run says it would be stored):
+        # the reconcile step plans against the edited list.
+        entries, annotations = job.approvals_of([outcome["imagestream"]], edit.annotation_key)
+        scope = Scope(namespaces=[edit.namespace], stream=edit.stream, tag=edit.tag)
+        reconciled = run.run(entries, annotations, scope, module.check_mode)
+        result["reconcile"] = reconciled
+        result["failures"] = reconciled["failures"]
+        result["changed"] = result["changed"] or reconciled["changed"]
+    run.finish(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+# -*- coding: utf-8 -*-
+"""Each doc fragment documents exactly the options its one source defines (names, types,
+required, defaults, suboptions): the environment schema, and a promotion job's argument spec."""
+
+import yaml
+
+from ansible_collections.segmented.registry.plugins.doc_fragments import inventory, promotion
+from ansible_collections.segmented.registry.plugins.module_utils.inventory import schema
+from ansible_collections.segmented.registry.plugins.module_utils.kube import AUTH_OPTIONS
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
+
+
+def documented(options):
+    """{name: (type, required, default, suboptions)} of documented options."""
+    return {name: (doc.get("type", "str"), bool(doc.get("required", False)), doc.get("default"),
+                   documented(doc.get("suboptions") or {}))
+            for name, doc in options.items()}
+
+
+def specified(spec):
+    """The same shape, from an argument spec."""
+    return {name: (item.get("type", "str"), bool(item.get("required", False)), item.get("default"),
+                   specified(item.get("options") or {}))
+            for name, item in spec.items()}
+
+
+def test_inventory_fragment_documents_the_environment_schema():
+    options = yaml.safe_load(inventory.ModuleDocFragment.DOCUMENTATION)["options"]
+    environments = documented(options)["environments"]
+    assert environments[:3] == ("list", False, None)
+    assert environments[3] == specified(schema.ENVIRONMENT)
+
+
+def test_promotion_fragment_documents_the_job_options():
+    options = yaml.safe_load(promotion.ModuleDocFragment.DOCUMENTATION)["options"]
+    spec = {name: item for name, item in job.argument_spec().items() if name not in AUTH_OPTIONS}
+    assert documented(options) == specified(spec)

@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+"""The seam to kubernetes.core (plugins/module_utils/kube.py).
+
+These tests fail when a kubernetes.core (or kubernetes client) upgrade moves or reshapes anything
+the seam reaches into: private client builders, the ApiClient inside K8SClient, the AnsibleModule
+inside AnsibleK8SModule, the exceptions. tests/integration/test_validate_inventory.py uses the same
+seam against real API servers.
+"""
+
+import inspect
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s import client as k8s_client
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+from ansible_collections.kubernetes.core.plugins.module_utils.k8sdynamicclient import K8SDynamicClient
+from ansible_collections.segmented.registry.plugins.module_utils import kube
+
+
+def parameters(function):
+    return list(inspect.signature(function).parameters)
+
+
+def test_private_client_builders_have_the_signatures_the_seam_calls():
+    assert parameters(k8s_client._create_auth_spec)[:1] == ["module"]
+    assert parameters(k8s_client._create_configuration) == ["auth"]
+    assert parameters(k8s_client._create_headers)[:1] == ["module"]
+    assert parameters(k8s_client._set_header) == ["client", "header", "value"]
+    assert parameters(k8s_client.get_api_client)[:1] == ["module"]
+
+
+def test_the_api_client_inside_k8sclient_is_where_the_seam_looks():
+    # K8SClient(configuration, client): .client is the dynamic client, whose .client is the ApiClient.
+    assert parameters(k8s_client.K8SClient.__init__)[:3] == ["self", "configuration", "client"]
+    assert issubclass(K8SDynamicClient, DynamicClient)
+    assert "self.client = client" in inspect.getsource(DynamicClient.__init__)
+
+    class Inner:
+        client = object()
+
+    wrapped = k8s_client.K8SClient(configuration=None, client=Inner())
+    assert kube.api_client_of(wrapped) is Inner.client
+
+
+def test_mask_reaches_the_ansible_module_inside_ansiblek8smodule(capsys):
+    with patch_module_args({}):
+        module = kube.AnsibleK8SModule(argument_spec={})
+        kube.mask(module, "sha256~seam-secret-value")
+        assert "sha256~seam-secret-value" in module._module.no_log_values
+        with pytest.raises(SystemExit):
+            module.exit_json(changed=False, echoed="token sha256~seam-secret-value")
+    out = json.loads(capsys.readouterr().out)
+    assert "sha256~seam-secret-value" not in json.dumps(out)
+
+
+def test_auth_options_are_kubernetes_cores_own():
+    assert set(kube.AUTH_OPTIONS) == set(AUTH_ARG_SPEC)
+    for name, spec in AUTH_ARG_SPEC.items():
+        assert kube.AUTH_OPTIONS[name] == tuple(spec.get("aliases") or ()), name
+    assert {"kubeconfig", "api_key", "password", "proxy_headers"} <= set(kube.AUTH_SECRET_OPTIONS)
+    assert set(kube.AUTH_BOOL_OPTIONS) == {"validate_certs", "persist_config"}
+    assert kube.auth_argument_spec() == AUTH_ARG_SPEC and kube.auth_argument_spec() is not AUTH_ARG_SPEC
+
+
+def test_errors_are_classified_by_type():
+    conflict = ApiException(status=409, reason="Conflict")
+    conflict.body = json.dumps({"kind": "Status", "message": "the object has been modified"})
+    assert kube.status_of(conflict) == 409
+    assert kube.server_message(conflict) == "the object has been modified"
+    refused = MaxRetryError(None, "/version", NewConnectionError(None, "Connection refused"))
+    assert kube.is_unreachable(refused) and kube.is_unreachable(ConnectionRefusedError())
+    assert not kube.is_unreachable(conflict)
+    assert kube.is_missing_kind(ResourceNotFoundError("no ImageStream"))
+    assert "cannot reach the API server at https://x" in kube.api_problem(refused, "list", "https://x")
+    assert "401 Unauthorized" in kube.api_problem(ApiException(status=401), "list", "https://x")
+
+
+def test_connect_turns_kubernetes_core_errors_into_one_message(monkeypatch):
+    class Module:
+        params = {"host": "https://api.example.com:6443"}
+
+    def no_configuration(module=None, **kwargs):
+        raise CoreException("Could not create API client: no kubeconfig")
+
+    monkeypatch.setattr(kube, "get_api_client", no_configuration)
+    with pytest.raises(kube.ClusterError, match="could not set up the API client from the auth options: no kubeconfig"):
+        kube.connect(Module())
+
+    def unreachable(module=None, **kwargs):
+        raise MaxRetryError(None, "/version", NewConnectionError(None, "Connection refused"))
+
+    monkeypatch.setattr(kube, "get_api_client", unreachable)
+    with pytest.raises(kube.ClusterError, match="cannot reach the API server at https://api.example.com:6443"):
+        kube.connect(Module())
