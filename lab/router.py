@@ -360,6 +360,8 @@ class Router:
 
     def _reload(self, files):
         """Write the files and reload HAProxy if they changed (after checking the new config)."""
+        if files == self.written and self.haproxy is not None and self.haproxy.poll() is None:
+            return True
         staged = tempfile.mkdtemp(prefix="check-", dir=self.work)
         try:
             cfg = os.path.join(staged, "haproxy.cfg")
@@ -434,8 +436,12 @@ class Router:
 
     def run(self):
         os.makedirs(os.path.join(self.work, "run"), mode=0o700, exist_ok=True)
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        def stop(*_):
+            self.stopping.set()
+            self.changed.set()  # wake the main loop now
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         self._reload(render([], [], {}, self.settings))
         for kind in self.resources:
             threading.Thread(target=self._watch, args=(kind,), daemon=True).start()
@@ -452,6 +458,7 @@ class Router:
             if self.haproxy is not None and self.haproxy.poll() is not None:
                 LOG.error("haproxy exited with %s; starting it again", self.haproxy.returncode)
                 self.written = {}
+                self.changed.set()
         self.stop()
 
     def stop(self):
