@@ -52,6 +52,9 @@ INTEGRATED_SERVICE = "integrated"
 ROUTER_DOMAIN = "apps.registry.lab.local"  # the registry cluster's ingress domain (*.apps...)
 ROUTER_HTTPS_PORT = 443
 ROUTER_HTTP_PORT = 80
+# EndpointSlices refuse loopback addresses (127.0.0.0/8), so lab processes that back a Service
+# listen on this address, which labctl up adds to the loopback interface (traffic stays on lo).
+ENDPOINT_ADDRESS = "198.18.0.1"
 MANIFEST_ACCEPT = ", ".join([
     "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -355,6 +358,13 @@ class Lab:
                 "https://%s/v2/" % e, verify=self.ca.cert_path, timeout=2).status_code == 401)
 
     # -- the router (lab/router.py) -----------------------------------------------------
+    @staticmethod
+    def ensure_endpoint_address():
+        shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "lo"], check=True,
+                               capture_output=True, text=True).stdout
+        if " %s/" % ENDPOINT_ADDRESS not in shown:
+            subprocess.run(["ip", "addr", "add", ENDPOINT_ADDRESS + "/32", "dev", "lo"], check=True)
+
     def start_router(self):
         """HAProxy configured from the registry cluster's Routes, on 127.0.0.1:443 (and :80)."""
         folder = os.path.join(self.state, "router")
@@ -407,6 +417,7 @@ class Lab:
                           [c for c, _ in self.layout.clusters]))
         signing_cert = self.start_token_server()
         self.start_registries(signing_cert)
+        self.ensure_endpoint_address()
         self.start_router()
         done = time.monotonic()
         return {"start_seconds": round(done - built, 1), "build_or_cache_seconds": round(built - started, 1)}
@@ -440,7 +451,7 @@ class Lab:
             "clusters": {c: "https://127.0.0.1:%d" % p for c, p in self.layout.clusters},
             "registries": {env: endpoint for env, endpoint, _, _ in self.layout.registries},
             "router": {"https": "127.0.0.1:%d" % ROUTER_HTTPS_PORT, "http": "127.0.0.1:%d" % ROUTER_HTTP_PORT,
-                       "domain": ROUTER_DOMAIN, "hosts_file": "/etc/hosts"},
+                       "domain": ROUTER_DOMAIN, "hosts_file": "/etc/hosts", "endpoint_address": ENDPOINT_ADDRESS},
         }
 
     # -- an image, pushed the way a build pushes it -------------------------------------

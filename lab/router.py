@@ -364,21 +364,19 @@ class Router:
             return True
         staged = tempfile.mkdtemp(prefix="check-", dir=self.work)
         try:
-            cfg = os.path.join(staged, "haproxy.cfg")
-            text = files["haproxy.cfg"]
             for name, content in files.items():  # check against the new maps and certificates
-                if name != "haproxy.cfg":
-                    text = text.replace(os.path.join(self.work, name), os.path.join(staged, name))
-                    os.makedirs(os.path.dirname(os.path.join(staged, name)), exist_ok=True)
-                    with open(os.path.join(staged, name), "w") as handle:
-                        handle.write(content)
-            with open(cfg, "w") as handle:
-                handle.write(text)
-            check = subprocess.run(["haproxy", "-c", "-q", "-f", cfg], capture_output=True, text=True)
+                for other in files:
+                    content = content.replace(os.path.join(self.work, other), os.path.join(staged, other))
+                os.makedirs(os.path.dirname(os.path.join(staged, name)), exist_ok=True)
+                with open(os.path.join(staged, name), "w") as handle:
+                    handle.write(content)
+            check = subprocess.run(["haproxy", "-c", "-f", os.path.join(staged, "haproxy.cfg")],
+                                   capture_output=True, text=True)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
         if check.returncode != 0:
-            LOG.error("new haproxy configuration refused, keeping the running one: %s", check.stderr.strip())
+            LOG.error("new haproxy configuration refused, keeping the running one: %s",
+                      (check.stderr or check.stdout).strip()[-2000:])
             return False
         if not self._write_files(files):
             return True

@@ -105,12 +105,13 @@ class ExtraRegistry:
     """A CNCF distribution registry of our own (``docker-registry serve``), token auth through the
     lab's token server as service ``env-test``. ``kill()`` is SIGKILL; ``start()`` again reuses
     the same port and storage. ``tls``: (certificate, key) paths (default: the lab's test registry
-    certificate, for 127.0.0.1 and localhost), or False for plain HTTP."""
+    certificate, for 127.0.0.1 and localhost), or False for plain HTTP. ``address``: where it
+    listens (labctl.ENDPOINT_ADDRESS for a registry that backs a Service)."""
 
-    def __init__(self, lab, workdir, service="env-test", tls=None):
+    def __init__(self, lab, workdir, service="env-test", tls=None, address="127.0.0.1"):
         self.lab = lab
         self.port = free_port()
-        self.endpoint = "localhost:%d" % self.port
+        self.endpoint = "%s:%d" % ("localhost" if address == "127.0.0.1" else address, self.port)
         self.scheme = "http" if tls is False else "https"
         self.storage = os.path.join(workdir, "storage")
         self.config = os.path.join(workdir, "config.yml")
@@ -122,7 +123,7 @@ class ExtraRegistry:
             "log": {"level": "info", "fields": {"service": "registry", "environment": "extra"}},
             "storage": {"filesystem": {"rootdirectory": self.storage}, "delete": {"enabled": True},
                         "maintenance": {"uploadpurging": {"enabled": False}}},
-            "http": {"addr": "127.0.0.1:%d" % self.port},
+            "http": {"addr": "%s:%d" % (address, self.port)},
             "auth": {"token": {"realm": "https://localhost:5110/token", "service": service,
                                "issuer": "segmented-registry-lab",
                                "rootcertbundle": os.path.join(pki, "token-signing.crt")}},

@@ -48,13 +48,30 @@ def workdir():
 
 
 @pytest.fixture
+def certificate(lab, cluster):
+    """A serving certificate from the lab CA for ``hosts`` (removed afterwards)."""
+    issued = []
+
+    def issue(*hosts):
+        issued.extend(lab.ca.issue("router-test-%s-%d" % (cluster["namespace"], len(issued)), hosts[0],
+                                   hosts=hosts, server=True))
+        return issued[-2:]
+
+    yield issue
+    for path in issued:
+        os.unlink(path)
+
+
+@pytest.fixture
 def registries(lab, workdir):
+    """Registries of our own listening on the lab's endpoint address (EndpointSlices refuse
+    loopback addresses), as pods would on their pod IPs."""
     started = []
 
-    def start(name, tls=None):
+    def start(name, tls):
         folder = os.path.join(workdir, name)
         os.makedirs(folder)
-        started.append(ExtraRegistry(lab, folder, tls=tls).start())
+        started.append(ExtraRegistry(lab, folder, tls=tls, address=labctl.ENDPOINT_ADDRESS).start())
         return started[-1]
 
     yield start
@@ -153,7 +170,7 @@ def push_and_pull(lab, cluster, workdir, reference):
 def test_edge_route_terminates_tls_with_the_default_certificate_and_reaches_a_plain_http_registry(
         lab, cluster, registries, workdir):
     registry = registries("plain", tls=False)
-    backend(cluster, "registry", "127.0.0.1", registry.port)
+    backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
     create_route(cluster, "edge", "registry", tls={"termination": "edge"})
     entry = ingress(cluster, "edge")
     host = "edge-%s.%s" % (cluster["namespace"], labctl.ROUTER_DOMAIN)
@@ -166,22 +183,18 @@ def test_edge_route_terminates_tls_with_the_default_certificate_and_reaches_a_pl
     push_and_pull(lab, cluster, workdir, "%s/%s/app:v1" % (host, "test"))
 
 
-def test_edge_route_with_its_own_certificate_serves_it(lab, cluster, registries, workdir):
+def test_edge_route_with_its_own_certificate_serves_it(lab, cluster, registries, certificate):
     registry = registries("plain", tls=False)
-    backend(cluster, "registry", "127.0.0.1", registry.port)
-    host = "own-cert.%s" % labctl.ROUTER_DOMAIN
-    cert, key = lab.ca.issue("router-test-" + cluster["namespace"], host, hosts=(host,), server=True)
-    try:
-        with open(cert) as c, open(key) as k:
-            create_route(cluster, "edge", "registry", host=host,
-                         tls={"termination": "edge", "certificate": c.read(), "key": k.read()})
-        assert ingress(cluster, "edge")["conditions"][0]["status"] == "True"
-        assert answers(lab, host).status_code == 401
-        with open(cert, "rb") as c:
-            assert served_certificate(host).serial_number == x509.load_pem_x509_certificate(c.read()).serial_number
-    finally:
-        os.unlink(cert)
-        os.unlink(key)
+    backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
+    host = "own-cert-%s.%s" % (cluster["namespace"], labctl.ROUTER_DOMAIN)
+    cert, key = certificate(host)
+    with open(cert) as c, open(key) as k:
+        create_route(cluster, "edge", "registry", host=host,
+                     tls={"termination": "edge", "certificate": c.read(), "key": k.read()})
+    assert ingress(cluster, "edge")["conditions"][0]["status"] == "True"
+    assert answers(lab, host).status_code == 401
+    with open(cert, "rb") as c:
+        assert served_certificate(host).serial_number == x509.load_pem_x509_certificate(c.read()).serial_number
 
 
 def _other_ca_pem():
@@ -196,38 +209,47 @@ def _other_ca_pem():
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def test_reencrypt_route_verifies_the_backend_against_the_destination_ca(lab, cluster, registries, workdir):
-    registry = registries("tls")  # the lab's registry certificate, signed by the lab CA
-    backend(cluster, "registry", "127.0.0.1", registry.port)
+def test_reencrypt_route_verifies_the_backend_against_the_destination_ca(
+        lab, cluster, registries, workdir, certificate):
+    # the registry's serving certificate, from the lab CA, names the Service as the service CA would
+    service_name = "registry.%s.svc" % cluster["namespace"]
+    registry = registries("tls", tls=certificate(service_name, labctl.ENDPOINT_ADDRESS))
+    backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
     with open(lab.ca.cert_path) as handle:
         lab_ca = handle.read()
     create_route(cluster, "reencrypt", "registry",
                  tls={"termination": "reencrypt", "destinationCACertificate": lab_ca})
+    create_route(cluster, "service-ca", "registry", tls={"termination": "reencrypt"})
     create_route(cluster, "wrong-ca", "registry",
                  tls={"termination": "reencrypt", "destinationCACertificate": _other_ca_pem()})
     host = ingress(cluster, "reencrypt")["host"]
-    wrong = ingress(cluster, "wrong-ca")["host"]
     assert answers(lab, host).status_code == 401
     push_and_pull(lab, cluster, workdir, "%s/%s/app:v1" % (host, "test"))
+    # no destinationCACertificate: the default destination CA and the name <service>.<namespace>.svc
+    assert answers(lab, ingress(cluster, "service-ca")["host"]).status_code == 401
     # the backend's certificate is not signed by that route's destinationCACertificate: no backend
-    assert answers(lab, wrong, timeout=3).status_code == 503
+    assert answers(lab, ingress(cluster, "wrong-ca")["host"], timeout=3).status_code == 503
 
 
-def test_passthrough_route_hands_the_tls_connection_to_the_registry(lab, cluster, registries, workdir):
+def test_reencrypt_without_destination_ca_checks_the_service_name(lab, cluster, registries, certificate):
+    registry = registries("tls", tls=certificate("another.%s.svc" % cluster["namespace"], labctl.ENDPOINT_ADDRESS))
+    backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
+    create_route(cluster, "service-ca", "registry", tls={"termination": "reencrypt"})
+    assert answers(lab, ingress(cluster, "service-ca")["host"], timeout=3).status_code == 503
+
+
+def test_passthrough_route_hands_the_tls_connection_to_the_registry(
+        lab, cluster, registries, workdir, certificate):
     host = "passthrough-%s.%s" % (cluster["namespace"], labctl.ROUTER_DOMAIN)
-    cert, key = lab.ca.issue("router-test-" + cluster["namespace"], host, hosts=(host,), server=True)
-    try:
-        registry = registries("passthrough", tls=(cert, key))
-        backend(cluster, "registry", "127.0.0.1", registry.port)
-        create_route(cluster, "passthrough", "registry", tls={"termination": "passthrough"})
-        assert ingress(cluster, "passthrough")["host"] == host
-        assert answers(lab, host).status_code == 401
-        with open(cert, "rb") as c:  # the registry's own certificate, not the router's
-            assert served_certificate(host).serial_number == x509.load_pem_x509_certificate(c.read()).serial_number
-        push_and_pull(lab, cluster, workdir, "%s/%s/app:v1" % (host, "test"))
-    finally:
-        os.unlink(cert)
-        os.unlink(key)
+    cert, key = certificate(host, labctl.ENDPOINT_ADDRESS)
+    registry = registries("passthrough", tls=(cert, key))
+    backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
+    create_route(cluster, "passthrough", "registry", tls={"termination": "passthrough"})
+    assert ingress(cluster, "passthrough")["host"] == host
+    assert answers(lab, host).status_code == 401
+    with open(cert, "rb") as c:  # the registry's own certificate, not the router's
+        assert served_certificate(host).serial_number == x509.load_pem_x509_certificate(c.read()).serial_number
+    push_and_pull(lab, cluster, workdir, "%s/%s/app:v1" % (host, "test"))
 
 
 def test_route_without_endpoints_answers_503_and_a_claimed_host_is_rejected(lab, cluster):
