@@ -40,11 +40,16 @@ def setup(lab, unique):
             digests = {image.push(layout, "%s/%s:v1" % (r.endpoint, repo), username="puller", password=token,
                                   ca_dir=lab.trust_dir) for r in registries}
             assert len(digests) == 1
+            only_source = os.path.join(work, "only-source")
+            image.build_oci_layout(only_source, layers=1, layer_size=64 * 1024, seed=namespace + "-only-source")
+            only_source_digest = image.push(only_source, "%s/%s:v2" % (source.endpoint, repo), username="puller",
+                                            password=token, ca_dir=lab.trust_dir)
             auth = os.path.join(work, "auth.json")
             with open(auth, "w") as handle:
                 json.dump({"auths": {r.endpoint: image.auth_config(r.endpoint, "puller", token)["auths"][r.endpoint]
                                      for r in registries}}, handle)
             yield {"source": source, "mirror": mirror, "repo": repo, "digest": digests.pop(), "auth": auth,
+                   "only_source_digest": only_source_digest,
                    "dyn": DynamicClient(lab.api_client(CLUSTER)), "name": "lab-pull-" + unique}
         finally:
             for registry in registries:
@@ -102,16 +107,21 @@ def test_pull_by_digest_follows_the_digest_mirror_set_and_never_contacts_the_sou
         assert result["digest"] == setup["digest"]
         assert "/v2/%s/manifests/%s" % (setup["repo"], setup["digest"]) in mirror_log.new()
         assert "/v2/" not in source_log.new()  # never contacted
-        with open(result["registries_conf"]) as handle:
-            conf = handle.read()
-        assert ('location = "%s/%s"\n  blocked = true' % (source.endpoint, setup["repo"])) in conf
-        assert 'pull-from-mirror = "digest-only"' in conf
 
+        # an image only the source has: the mirror lacks it and the source may not be asked
+        code, _, err = labctl_pull("%s/%s@%s" % (source.endpoint, setup["repo"], setup["only_source_digest"]),
+                                   setup["auth"])
+        assert code == 1 and "cannot pull" in err
+        assert "/v2/" not in source_log.new()
         # a tag is not mirrored by an ImageDigestMirrorSet, and the source is blocked: refused, uncontacted
         code, _, err = labctl_pull("%s/%s:v1" % (source.endpoint, setup["repo"]), setup["auth"])
         assert code == 1
         assert "cannot pull" in err and "blocked" in err
         assert "/v2/" not in source_log.new()
+        with open(result["registries_conf"]) as handle:
+            conf = handle.read()
+        assert ('location = "%s/%s"\n  blocked = true' % (source.endpoint, setup["repo"])) in conf
+        assert 'pull-from-mirror = "digest-only"' in conf
     finally:
         idms.delete(name=setup["name"])
 
