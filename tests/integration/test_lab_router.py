@@ -129,6 +129,8 @@ def answers(lab, host, timeout=30):
         except requests.RequestException as exc:  # not yet in /etc/hosts, or haproxy reloading
             last = exc
         time.sleep(0.3)
+    if isinstance(last, Exception):
+        raise AssertionError("https://%s/ did not answer through the router: %s" % (host, last))
     return last
 
 
