@@ -17,8 +17,8 @@ Debian's ``haproxy``. It
   with the route certificates, or the default wildcard certificate); ``edge`` sends plain HTTP to
   the endpoints, ``reencrypt`` opens TLS to them and verifies it against the Route's
   ``destinationCACertificate`` (else the default destination CA and the name
-  ``<service>.<namespace>.svc``); a plain HTTP port serves unsecured Routes and edge Routes with
-  ``insecureEdgeTerminationPolicy`` Allow or Redirect; a Route whose Service has no ready
+  ``<service>.<namespace>.svc``); a plain HTTP port serves unsecured Routes and edge or reencrypt
+  Routes with ``insecureEdgeTerminationPolicy`` Allow or Redirect; a Route whose Service has no ready
   endpoints answers 503;
 - reloads HAProxy gracefully (master-worker mode, SIGUSR2) when the rendered files change;
 - makes admitted hosts resolve: a managed block of ``<ip> <host>`` lines in a hosts file
@@ -181,17 +181,15 @@ def render(routes, slices, decisions, settings):
             lines += ["  server %s %s weight 1 ssl %s" % (s[0], s[1], verify) for s in servers]
         else:
             name = ("be_edge_http:" if termination == "edge" else "be_http:") + key
-            if termination == "edge":
-                https_map.append("%s %s" % (host, name))
-                policy = tls.get("insecureEdgeTerminationPolicy") or "None"
-                if policy == "Allow":
-                    http_map.append("%s %s" % (host, name))
-                elif policy == "Redirect":
-                    redirect_map.append("%s 1" % host)
-            else:
-                http_map.append("%s %s" % (host, name))
+            (https_map if termination == "edge" else http_map).append("%s %s" % (host, name))
             lines = ["backend " + name, "  mode http", "  balance leastconn"]
             lines += ["  server %s %s weight 1" % s for s in servers]
+        if termination in ("edge", "reencrypt"):  # plain HTTP for a terminated route: its policy says
+            policy = tls.get("insecureEdgeTerminationPolicy") or "None"
+            if policy == "Allow":
+                http_map.append("%s %s" % (host, name))
+            elif policy == "Redirect":
+                redirect_map.append("%s 1" % host)
         if termination in ("edge", "reencrypt") and tls.get("certificate"):
             pem = "\n".join(p.strip() for p in (tls["certificate"], tls["key"], tls.get("caCertificate") or "") if p)
             cert = out.add("certs/%s.pem" % key, pem + "\n")

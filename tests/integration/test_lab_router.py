@@ -185,6 +185,26 @@ def test_edge_route_terminates_tls_with_the_default_certificate_and_reaches_a_pl
     push_and_pull(lab, cluster, workdir, "%s/%s/app:v1" % (host, "test"))
 
 
+def test_plain_http_port_follows_the_insecure_edge_termination_policy(lab, cluster, registries):
+    registry = registries("plain", tls=False)
+    backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
+    create_route(cluster, "allow", "registry", tls={"termination": "edge", "insecureEdgeTerminationPolicy": "Allow"})
+    create_route(cluster, "redirect", "registry",
+                 tls={"termination": "edge", "insecureEdgeTerminationPolicy": "Redirect"})
+    create_route(cluster, "none", "registry", tls={"termination": "edge"})
+    hosts = {name: ingress(cluster, name)["host"] for name in ("allow", "redirect", "none")}
+    for host in hosts.values():
+        answers(lab, host)  # admitted and served over TLS
+
+    def plain(host):
+        return requests.get("http://%s/v2/" % host, allow_redirects=False, timeout=5)
+
+    assert plain(hosts["allow"]).status_code == 401
+    redirected = plain(hosts["redirect"])
+    assert redirected.status_code == 302 and redirected.headers["Location"] == "https://%s/v2/" % hosts["redirect"]
+    assert plain(hosts["none"]).status_code == 503
+
+
 def test_edge_route_with_its_own_certificate_serves_it(lab, cluster, registries, certificate):
     registry = registries("plain", tls=False)
     backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)

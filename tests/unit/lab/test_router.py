@@ -68,3 +68,12 @@ def test_hosts_block_is_replaced_and_removed_leaving_other_lines():
         router.HOSTS_BEGIN, router.HOSTS_END)
     assert router.hosts_block(with_block, {"a.apps.lab"}).count("apps.lab") == 1
     assert router.hosts_block(with_block, set()) == text
+
+
+def test_insecure_edge_termination_policy_allows_or_redirects_plain_http():
+    routes = [_route("allow", tls={"termination": "edge", "insecureEdgeTerminationPolicy": "Allow"}),
+              _route("redirect", tls={"termination": "reencrypt", "insecureEdgeTerminationPolicy": "Redirect"}),
+              _route("none", tls={"termination": "edge"}), _route("plain")]
+    files = router.render(routes, [], router.admit(routes, "apps.lab"), SETTINGS)
+    assert files["os_http_be.map"] == "allow-ns.apps.lab be_edge_http:ns:allow\nplain-ns.apps.lab be_http:ns:plain\n"
+    assert files["os_route_http_redirect.map"] == "redirect-ns.apps.lab 1\n"
