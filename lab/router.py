@@ -431,7 +431,8 @@ class Router:
         self._update_status(routes, decisions)
 
     def run(self):
-        os.makedirs(os.path.join(self.work, "run"), mode=0o700, exist_ok=True)
+        shutil.rmtree(self.work, ignore_errors=True)  # files of an earlier run (keys of deleted routes)
+        os.makedirs(os.path.join(self.work, "run"), mode=0o700)
         def stop(*_):
             self.stopping.set()
             self.changed.set()  # wake the main loop now
