@@ -8,6 +8,9 @@
   labctl push     build a multi-layer image, push it to the integrated registry, record it in
                   the ImageStream like OpenShift's registry does
   labctl where    every repository:tag and digest in every registry of the lab
+  labctl pull     pull an image as a node of one cluster would: with the registries.conf and
+                  policy.json rendered from that cluster's Image, ImageDigestMirrorSets and
+                  ImageTagMirrorSets (lab/nodepull.py), through containers/image (skopeo)
 
 What the lab consists of is read from inventories/lab (the same inventory the playbooks use).
 """
@@ -18,6 +21,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +37,7 @@ from kubernetes.dynamic import DynamicClient
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import CredentialsError, mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient, RegistryError
-from lab import image, pki, processes
+from lab import image, nodepull, pki, processes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -43,6 +47,12 @@ ETCD_PEER_PORT = 12380
 TOKEN_SERVER_PORT = 5110
 SERVICE_CIDR = "10.96.0.0/16"  # virtual service IPs; the lab never sends traffic to them
 INTEGRATED_SERVICE = "integrated"
+ROUTER_DOMAIN = "apps.registry.lab.local"  # the registry cluster's ingress domain (*.apps...)
+ROUTER_HTTPS_PORT = 443
+ROUTER_HTTP_PORT = 80
+# EndpointSlices refuse loopback addresses (127.0.0.0/8), so lab processes that back a Service
+# listen on this address, which labctl up adds to the loopback interface (traffic stays on lo).
+ENDPOINT_ADDRESS = "198.18.0.1"
 REGISTRY_TEMPLATE = os.path.join(REPO, "roles", "registry_cluster", "templates", "registry-config.yml.j2")
 KCM_CONTROLLERS = ",".join([
     "namespace-controller",
@@ -340,6 +350,46 @@ class Lab:
             wait_for("registry " + env, lambda e=endpoint: requests.get(
                 "https://%s/v2/" % e, verify=self.ca.cert_path, timeout=2).status_code == 401)
 
+    # -- the router (lab/router.py) -----------------------------------------------------
+    @staticmethod
+    def ensure_endpoint_address():
+        shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "lo"], check=True,
+                               capture_output=True, text=True).stdout
+        if " %s/" % ENDPOINT_ADDRESS not in shown:
+            subprocess.run(["ip", "addr", "add", ENDPOINT_ADDRESS + "/32", "dev", "lo"], check=True)
+
+    def start_router(self):
+        """HAProxy configured from the registry cluster's Routes, on 127.0.0.1:443 (and :80)."""
+        folder = os.path.join(self.state, "router")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        cert, key = self.ca.issue("router-default", "*." + ROUTER_DOMAIN, hosts=("*." + ROUTER_DOMAIN,), server=True)
+        default = os.path.join(folder, "default.pem")
+        fd = os.open(default, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            for path in (cert, key):
+                with open(path) as part:
+                    handle.write(part.read())
+        settings = {
+            "kubeconfig": self.kubeconfig, "context": self.layout.registry_cluster,
+            "work_dir": os.path.join(folder, "haproxy"), "domain": ROUTER_DOMAIN,
+            "https_bind": "127.0.0.1:%d" % ROUTER_HTTPS_PORT, "http_bind": "127.0.0.1:%d" % ROUTER_HTTP_PORT,
+            "default_certificate": default, "default_destination_ca": self.ca.cert_path,
+            "router_name": "default", "canonical_hostname": "router-default." + ROUTER_DOMAIN,
+            "hosts_file": "/etc/hosts", "hosts_address": "127.0.0.1",
+        }
+        path = os.path.join(self.state, "router.json")
+        with open(path, "w") as handle:
+            json.dump(settings, handle, indent=1)
+        self.procs.start("router", [sys.executable, os.path.join(HERE, "router.py"), "--config", path])
+
+        def listening():
+            if not self.procs.pid("router"):
+                raise LabError("the router exited:\n" + self.procs.tail("router"))
+            with socket.create_connection(("127.0.0.1", ROUTER_HTTPS_PORT), timeout=2):
+                return True
+
+        wait_for("router (haproxy on 127.0.0.1:%d)" % ROUTER_HTTPS_PORT, listening, timeout=60)
+
     # -- the whole lab ------------------------------------------------------------------
     def up(self):
         started = time.monotonic()
@@ -360,6 +410,8 @@ class Lab:
                           [c for c, _ in self.layout.clusters]))
         signing_cert = self.start_token_server()
         self.start_registries(signing_cert)
+        self.ensure_endpoint_address()
+        self.start_router()
         done = time.monotonic()
         return {"start_seconds": round(done - built, 1), "build_or_cache_seconds": round(built - started, 1)}
 
@@ -369,6 +421,7 @@ class Lab:
             names += ["apiserver-" + cluster, "kcm-" + cluster]
         names.append("tokenserver")
         names += ["registry-" + env for env, _, _, _ in self.layout.registries]
+        names.append("router")
         return names
 
     def down(self, purge=False):
@@ -390,6 +443,8 @@ class Lab:
             "memory_mib": round(sum(r["rss_mib"] for r in rows), 1),
             "clusters": {c: "https://127.0.0.1:%d" % p for c, p in self.layout.clusters},
             "registries": {env: endpoint for env, endpoint, _, _ in self.layout.registries},
+            "router": {"https": "127.0.0.1:%d" % ROUTER_HTTPS_PORT, "http": "127.0.0.1:%d" % ROUTER_HTTP_PORT,
+                       "domain": ROUTER_DOMAIN, "hosts_file": "/etc/hosts", "endpoint_address": ENDPOINT_ADDRESS},
         }
 
     # -- an image, pushed the way a build pushes it -------------------------------------
@@ -426,6 +481,64 @@ class Lab:
         image.record_push(self.api_client(self.layout.registry_cluster), namespace, stream, tag, digest, registry)
         return {"reference": "%s/%s/%s:%s" % (registry, namespace, stream, tag), "digest": digest}
 
+
+    # -- a pull as a node of a cluster pulls ---------------------------------------------
+    def node_pull_files(self, cluster):
+        """registries.conf and policy.json of a node of ``cluster``, rendered from its Image
+        ``cluster``, ImageDigestMirrorSets and ImageTagMirrorSets as the machine-config operator
+        renders them; written to <state>/nodes/<cluster>/. Returns {file name: path}."""
+        dyn = DynamicClient(self.api_client(cluster))
+
+        def items(kind):
+            listing = dyn.resources.get(api_version="config.openshift.io/v1", kind=kind).get()
+            return sorted((o.to_dict() for o in listing.items), key=lambda o: o["metadata"]["name"])
+
+        image_config = next((o for o in items("Image") if o["metadata"]["name"] == "cluster"), None)
+        try:
+            files = nodepull.render(image_config, items("ImageDigestMirrorSet"), items("ImageTagMirrorSet"))
+        except nodepull.RenderError as exc:
+            raise LabError("cluster %s: %s" % (cluster, exc))
+        folder = os.path.join(self.state, "nodes", cluster)
+        os.makedirs(folder, exist_ok=True)
+        paths = {}
+        for name, text in files.items():
+            paths[name] = os.path.join(folder, name)
+            with open(paths[name], "w") as handle:
+                handle.write(text)
+        return paths
+
+    def pull(self, cluster, reference, authfile=None):
+        """Pull ``reference`` with skopeo (containers/image, as CRI-O) through ``cluster``'s node
+        files. Credentials: ``authfile``, else the cluster's global pull secret
+        (openshift-config/pull-secret), which is what a node uses."""
+        if cluster not in dict(self.layout.clusters):
+            raise LabError("--cluster %r is not a lab cluster; use one of %s"
+                           % (cluster, ", ".join(c for c, _ in self.layout.clusters)))
+        paths = self.node_pull_files(cluster)
+        with tempfile.TemporaryDirectory(prefix="labpull-") as tmp:
+            if authfile is None:
+                secret = kclient.CoreV1Api(self.api_client(cluster)).read_namespaced_secret(
+                    "pull-secret", "openshift-config")
+                authfile = os.path.join(tmp, "auth.json")
+                fd = os.open(authfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(base64.b64decode((secret.data or {}).get(".dockerconfigjson", "")))
+            digestfile = os.path.join(tmp, "digest")
+            proc = subprocess.run(
+                ["skopeo", "--registries-conf", paths["registries.conf"], "--policy", paths["policy.json"],
+                 "copy", "--quiet", "--src-authfile", authfile, "--src-cert-dir", self.trust_dir,
+                 "--digestfile", digestfile, "docker://" + reference, "dir:" + os.path.join(tmp, "image")],
+                capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "REGISTRY_AUTH_FILE"})
+            if proc.returncode != 0:
+                detail = proc.stderr.strip()[-1500:]
+                if "rejected by policy" in detail:
+                    raise LabError("the policy.json of cluster %s refuses %s (config.openshift.io/v1 Image cluster, "
+                                   "spec.registrySources): %s" % (cluster, reference, detail))
+                raise LabError("a node of cluster %s cannot pull %s: %s" % (cluster, reference, detail))
+            with open(digestfile) as handle:
+                digest = handle.read().strip()
+        return {"cluster": cluster, "image": reference, "digest": digest,
+                "registries_conf": paths["registries.conf"], "policy_json": paths["policy.json"]}
 
     # -- what landed where --------------------------------------------------------------
     def service_account_token(self, namespace, name, cluster_role, seconds=600):
@@ -486,6 +599,11 @@ def main(argv=None):
     push.add_argument("--seed", help="content seed (default: the reference; same seed, same digest)")
     where = sub.add_parser("where", help="list every repository:tag and digest in every registry")
     where.add_argument("--namespace", help="only the repositories of this namespace (project)")
+    pull = sub.add_parser("pull", help="pull an image as a node of a cluster would (its registries.conf, policy.json)")
+    pull.add_argument("--cluster", required=True, help="the cluster whose node configuration applies")
+    pull.add_argument("--authfile", help="credentials (containers-auth.json); default: the cluster's global "
+                                         "pull secret, openshift-config/pull-secret")
+    pull.add_argument("image", help="image reference, e.g. registry.example.com/ns/app@sha256:...")
     args = parser.parse_args(argv)
     try:
         lab = Lab()
@@ -499,6 +617,8 @@ def main(argv=None):
             result = lab.status()
         elif args.command == "where":
             result = lab.where(args.namespace)
+        elif args.command == "pull":
+            result = lab.pull(args.cluster, args.image, args.authfile)
         else:
             result = lab.push(args.namespace, args.stream, args.tag, args.layers, args.layer_size, args.seed)
     except (LabError, subprocess.CalledProcessError, ApiException, requests.RequestException, RegistryError,

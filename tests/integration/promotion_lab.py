@@ -87,12 +87,15 @@ def free_port(low=15000, high=15999):
 class ExtraRegistry:
     """A CNCF distribution registry of our own (``docker-registry serve``), token auth through the
     lab's token server as service ``env-test``. ``kill()`` is SIGKILL; ``start()`` again reuses
-    the same port and storage."""
+    the same port and storage. ``tls``: (certificate, key) paths (default: the lab's test registry
+    certificate, for 127.0.0.1 and localhost), or False for plain HTTP. ``address``: where it
+    listens (labctl.ENDPOINT_ADDRESS for a registry that backs a Service)."""
 
-    def __init__(self, lab, workdir, service="env-test"):
+    def __init__(self, lab, workdir, service="env-test", tls=None, address="127.0.0.1"):
         self.lab = lab
         self.port = free_port()
-        self.endpoint = "localhost:%d" % self.port
+        self.endpoint = "%s:%d" % ("localhost" if address == "127.0.0.1" else address, self.port)
+        self.scheme = "http" if tls is False else "https"
         self.storage = os.path.join(workdir, "storage")
         self.config = os.path.join(workdir, "config.yml")
         self.log = os.path.join(workdir, "registry.log")
@@ -103,13 +106,14 @@ class ExtraRegistry:
             "log": {"level": "info", "fields": {"service": "registry", "environment": "extra"}},
             "storage": {"filesystem": {"rootdirectory": self.storage}, "delete": {"enabled": True},
                         "maintenance": {"uploadpurging": {"enabled": False}}},
-            "http": {"addr": "127.0.0.1:%d" % self.port,
-                     "tls": {"certificate": os.path.join(pki, "registry-test.crt"),
-                             "key": os.path.join(pki, "registry-test.key")}},
+            "http": {"addr": "%s:%d" % (address, self.port)},
             "auth": {"token": {"realm": "https://localhost:5110/token", "service": service,
                                "issuer": "segmented-registry-lab",
                                "rootcertbundle": os.path.join(pki, "token-signing.crt")}},
         }
+        if tls is not False:
+            cert, key = tls or (os.path.join(pki, "registry-test.crt"), os.path.join(pki, "registry-test.key"))
+            config["http"]["tls"] = {"certificate": cert, "key": key}
         with open(self.config, "w") as handle:
             yaml.safe_dump(config, handle)
         self.proc = None
@@ -123,7 +127,7 @@ class ExtraRegistry:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if requests.get("https://%s/v2/" % self.endpoint, verify=self.lab.ca.cert_path,
+                if requests.get("%s://%s/v2/" % (self.scheme, self.endpoint), verify=self.lab.ca.cert_path,
                                 timeout=2).status_code == 401:
                     return self
             except requests.RequestException:
