@@ -61,7 +61,7 @@ def setup(lab, unique):
 
 def labctl_pull(reference, auth):
     """Run the command itself; returns (exit code, parsed stdout or None, stderr)."""
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "lab", "labctl.py"), "pull", "--cluster", CLUSTER,
+    proc = subprocess.run([os.path.join(REPO, "lab", "labctl"), "pull", "--cluster", CLUSTER,
                            "--authfile", auth, reference], capture_output=True, text=True, timeout=300)
     return proc.returncode, (json.loads(proc.stdout) if proc.returncode == 0 else None), proc.stderr
 
