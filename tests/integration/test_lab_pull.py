@@ -6,7 +6,6 @@ one was contacted."""
 import json
 import os
 import subprocess
-import sys
 import tempfile
 
 import pytest
