@@ -84,4 +84,6 @@ options:
       - Also write the result (every action, the audit rows and the counters) as JSON to this file
         on the managed node (mode 0600). Written in check mode too.
     type: path
+requirements:
+  - requests >= 2.32
 """

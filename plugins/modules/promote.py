@@ -14,19 +14,15 @@ description:
   - Adds (I(state=present), promote) or removes (I(state=absent), demote) environments on the
     approval list of one image stream tag on the registry cluster, exactly as
     M(segmented.registry.tag_environments) does, then reconciles that one tag, exactly as
-    M(segmented.registry.reconcile) does: the image is copied, by digest, into (or removed from) the
+    M(segmented.registry.reconcile) does, so the image is copied, by digest, into (or removed from) the
     environment registries before the module returns.
-  - One module process, one connection to the registry cluster, one short-lived registry token:
+  - One module process, one connection to the registry cluster, one short-lived registry token;
     the job an AWX promote or demote template runs.
   - In check mode the approval list is edited with a server-side dry run, and the reconcile step
     plans against the list as it would be stored, so the preview shows which digest would be copied
     or removed where, how many bytes at most, and what a policy would hold back.
   - Environments to add must be environments of the inventory (I(environments)); a name to remove
     may be one the inventory no longer has (a retired environment the tag still carries).
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - segmented.registry.promotion
-  - segmented.registry.attributes
 attributes:
   check_mode:
     support: full
@@ -41,19 +37,6 @@ attributes:
     details:
       - A second run finds the environment on the list and the image in place.
 options:
-  namespace:
-    description: Namespace (project) of the image stream on the registry cluster.
-    type: str
-    required: true
-  name:
-    description: The tag as C(<stream>:<tag>), like C(app:v1.2.3). Or give I(stream) and I(tag).
-    type: str
-  stream:
-    description: Name of the image stream (with I(tag)).
-    type: str
-  tag:
-    description: Name of the tag (with I(stream)).
-    type: str
   environment:
     description: The environments to add (promote) or remove (demote).
     type: list
@@ -68,19 +51,15 @@ options:
     description: V(false) only edits the approval list (a later M(segmented.registry.reconcile) run copies).
     type: bool
     default: true
-  max_attempts:
-    description: Attempts of the approval-list write when the ImageStream keeps changing (see M(segmented.registry.tag_environments)).
-    type: int
-    default: 10
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - requests >= 2.32
-notes:
-  - The auth options fall back to the C(K8S_AUTH_*) environment variables (AWX credentials).
 seealso:
   - module: segmented.registry.tag_environments
   - module: segmented.registry.reconcile
+extends_documentation_fragment:
+  - segmented.registry.attributes
+  - segmented.registry.tag
+  - segmented.registry.promotion
+  - kubernetes.core.k8s_auth_options
+  - segmented.registry.cluster
 """
 
 EXAMPLES = r"""
@@ -128,25 +107,25 @@ attempts:
   returned: success
   type: int
 namespace:
-  description: Namespace of the image stream.
-  returned: success
+  description: The project of the image stream, as checked.
   type: str
+  returned: success
 stream:
-  description: Name of the image stream.
-  returned: success
+  description: The image stream, as checked.
   type: str
+  returned: success
 tag:
-  description: Name of the tag.
-  returned: success
+  description: The tag, as checked.
   type: str
+  returned: success
 annotation_key:
-  description: The annotation that holds the list.
-  returned: success
+  description: Where the approval list is kept.
   type: str
+  returned: success
 annotation_value:
-  description: The annotation's value after the edit; null when the tag is back in C(default).
-  returned: success
+  description: The approval list as stored after the edit (null once the tag is back in C(default)).
   type: str
+  returned: success
 reconcile:
   description:
     - What the reconcile step of this tag did (or would do, in check mode), with the same fields
@@ -165,7 +144,12 @@ diff:
   type: dict
 """
 
-from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import TagEdit
+from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import (
+    TAG_MUTUALLY_EXCLUSIVE,
+    TAG_REQUIRED_TOGETHER,
+    TagEdit,
+    tag_argument_spec,
+)
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
@@ -173,15 +157,11 @@ from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope
 
 def argument_spec():
     spec = job.argument_spec()
+    spec.update(tag_argument_spec())
     spec.update(
-        namespace={"type": "str", "required": True},
-        name={"type": "str"},
-        stream={"type": "str"},
-        tag={"type": "str"},
         environment={"type": "list", "elements": "str", "required": True},
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         reconcile={"type": "bool", "default": True},
-        max_attempts={"type": "int", "default": 10},
     )
     return spec
 
@@ -190,9 +170,9 @@ def main():
     module = AnsibleK8SModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        mutually_exclusive=job.MODULE_KWARGS["mutually_exclusive"] + [("name", "stream"), ("name", "tag")],
+        mutually_exclusive=job.MODULE_KWARGS["mutually_exclusive"] + TAG_MUTUALLY_EXCLUSIVE,
         required_one_of=job.MODULE_KWARGS["required_one_of"],
-        required_together=[("stream", "tag")],
+        required_together=TAG_REQUIRED_TOGETHER,
     )
     params = module.params
     run = job.Job(module)

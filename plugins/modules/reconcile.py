@@ -45,6 +45,7 @@ description:
     reported, not copied, and what the registry serves under that tag is left as it is.'
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - segmented.registry.cluster
   - segmented.registry.promotion
   - segmented.registry.attributes
 attributes:
@@ -83,18 +84,14 @@ options:
       - Only these environments. An environment they wait on (C(policy.after)) is still read, not changed.
     type: list
     elements: str
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - requests >= 2.32
 notes:
   - Blob garbage collection is the registry's job. After removals, the manifests are unlinked but the
     blobs stay on storage until C(registry garbage-collect) runs; schedule it on the registry cluster,
     with the registry read-only or stopped, as the distribution documentation requires. Do not use
     C(--delete-untagged) with distribution 2.8.x, which also deletes the untagged platform manifests of
     multi-arch images (distribution issue 3178).
-  - The auth options fall back to the C(K8S_AUTH_*) environment variables (AWX credentials).
 seealso:
+  - module: segmented.registry.promote
   - module: segmented.registry.tag_environments
   - module: segmented.registry.validate_inventory
 """

@@ -43,6 +43,8 @@ description:
     what is copied into its registry, by RBAC and by the clusters' allowed registries.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - segmented.registry.cluster
+  - segmented.registry.tag
   - segmented.registry.attributes
 attributes:
   check_mode:
@@ -57,21 +59,6 @@ attributes:
   idempotent:
     support: full
 options:
-  namespace:
-    description: Namespace (project) of the image stream on the registry cluster.
-    type: str
-    required: true
-  name:
-    description:
-      - The image stream tag as C(<stream>:<tag>), like C(app:v1.2.3).
-      - Give either I(name), or I(stream) and I(tag).
-    type: str
-  stream:
-    description: Name of the image stream. Goes with I(tag); excludes I(name).
-    type: str
-  tag:
-    description: Name of the tag in I(stream). Goes with I(stream); excludes I(name).
-    type: str
   add:
     description:
       - Environments to add to the tag's list (promote).
@@ -109,15 +96,6 @@ options:
       - Use the same key everywhere (the info module and the promotion jobs read it).
     type: str
     default: segmented.registry/environments
-  max_attempts:
-    description:
-      - How many times to read, recompute and write when the ImageStream keeps changing (409 Conflict)
-        before giving up with an error. Nothing is written by a failed run.
-    type: int
-    default: 10
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
 notes:
   - Needs C(get) and C(update) on C(imagestreams) (C(image.openshift.io)) in the namespace, for
     example the C(registry-editor) role.
@@ -228,7 +206,12 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     DEFAULT_ANNOTATION_KEY,
     EnvironmentsError,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import TagEdit
+from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import (
+    TAG_MUTUALLY_EXCLUSIVE,
+    TAG_REQUIRED_TOGETHER,
+    TagEdit,
+    tag_argument_spec,
+)
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
     ImageStreamAPI,
     ImageStreamError,
@@ -238,17 +221,13 @@ from ansible_collections.segmented.registry.plugins.module_utils.kube import Ans
 
 def argument_spec():
     spec = auth_argument_spec()
+    spec.update(tag_argument_spec())
     spec.update(
-        namespace={"type": "str", "required": True},
-        name={"type": "str"},
-        stream={"type": "str"},
-        tag={"type": "str"},
         add={"type": "list", "elements": "str"},
         remove={"type": "list", "elements": "str"},
         environments={"type": "list", "elements": "str"},
         known_environments={"type": "list", "elements": "str"},
         annotation_key={"type": "str", "default": DEFAULT_ANNOTATION_KEY, "no_log": False},
-        max_attempts={"type": "int", "default": 10},
     )
     return spec
 
@@ -257,8 +236,8 @@ def main():
     module = AnsibleK8SModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
-        mutually_exclusive=[("name", "stream"), ("name", "tag")],
-        required_together=[("stream", "tag")],
+        mutually_exclusive=TAG_MUTUALLY_EXCLUSIVE,
+        required_together=TAG_REQUIRED_TOGETHER,
     )
     params = module.params
     try:

@@ -23,6 +23,7 @@ description:
     of the listing is unaffected.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - segmented.registry.cluster
   - segmented.registry.attributes
   - segmented.registry.attributes.READ_ONLY
 options:
@@ -42,7 +43,7 @@ options:
     description:
       - The environments of the inventory. When given, each tag gets C(unknown_environments), the
         names of its list that are not among them (a typo, or a retired environment), and a warning
-        says so: nothing is copied for such a name.
+        says so; nothing is copied for such a name.
     type: list
     elements: str
   annotation_key:
@@ -51,11 +52,6 @@ options:
         design proposal's C(environment). See M(segmented.registry.tag_environments).
     type: str
     default: segmented.registry/environments
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-notes:
-  - The auth options fall back to the C(K8S_AUTH_*) environment variables (AWX credentials).
 seealso:
   - module: segmented.registry.tag_environments
 """

@@ -22,6 +22,23 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
 )
 
 
+def tag_argument_spec():
+    """The options that name one tag and bound its write: ``namespace`` + ``name``
+    (``<stream>:<tag>``) or ``stream`` and ``tag``, ``max_attempts``."""
+    return {
+        "namespace": {"type": "str", "required": True},
+        "name": {"type": "str"},
+        "stream": {"type": "str"},
+        "tag": {"type": "str"},
+        "max_attempts": {"type": "int", "default": 10},
+    }
+
+
+#: Their constraints, as ``AnsibleModule`` keyword arguments.
+TAG_MUTUALLY_EXCLUSIVE = [("name", "stream"), ("name", "tag")]
+TAG_REQUIRED_TOGETHER = [("stream", "tag")]
+
+
 class TagEdit:
     """Add, remove or set (``exact``) environments on ``namespace``/``stream:tag``.
 

@@ -4,7 +4,8 @@ required, defaults, suboptions): the environment schema, and a promotion job's a
 
 import yaml
 
-from ansible_collections.segmented.registry.plugins.doc_fragments import inventory, promotion
+from ansible_collections.segmented.registry.plugins.doc_fragments import inventory, promotion, tag
+from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import tag_argument_spec
 from ansible_collections.segmented.registry.plugins.module_utils.inventory import schema
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AUTH_OPTIONS
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
@@ -35,3 +36,8 @@ def test_promotion_fragment_documents_the_job_options():
     options = yaml.safe_load(promotion.ModuleDocFragment.DOCUMENTATION)["options"]
     spec = {name: item for name, item in job.argument_spec().items() if name not in AUTH_OPTIONS}
     assert documented(options) == specified(spec)
+
+
+def test_tag_fragment_documents_the_tag_options():
+    options = yaml.safe_load(tag.ModuleDocFragment.DOCUMENTATION)["options"]
+    assert documented(options) == specified(tag_argument_spec())

@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+# The options that name one image stream tag and bound its write, shared by the tag_environments
+# and promote modules, documented once next to plugins/module_utils/approval/edit.py (its
+# tag_argument_spec; a unit test compares them).
+
+
+class ModuleDocFragment:
+
+    DOCUMENTATION = r"""
+options:
+  namespace:
+    description: Namespace (project) of the image stream on the registry cluster.
+    type: str
+    required: true
+  name:
+    description:
+      - The image stream tag as C(<stream>:<tag>), like C(app:v1.2.3).
+      - Give either I(name), or I(stream) and I(tag).
+    type: str
+  stream:
+    description: Name of the image stream. Goes with I(tag); excludes I(name).
+    type: str
+  tag:
+    description: Name of the tag in I(stream). Goes with I(stream); excludes I(name).
+    type: str
+  max_attempts:
+    description:
+      - How many times to read, recompute and write when the ImageStream keeps changing (409 Conflict)
+        before giving up with an error. Nothing is written by a failed run.
+    type: int
+    default: 10
+"""
