@@ -1,0 +1,176 @@
+"""promote.yml / demote.yml as an AWX job runs them (segmented.registry.promote: the edit and the
+reconcile of one tag in one module run), and what every promotion job reports on the way:
+check-mode previews, environments the inventory does not know, unverified TLS, and clusters the
+job does not touch."""
+import copy
+import json
+import os
+import re
+
+import pytest
+import yaml
+from kubernetes import client as kclient
+from kubernetes.dynamic import DynamicClient
+
+from tests.integration import promotion_lab as pl
+
+SMALL = 64 * 1024
+LAB_INVENTORY = os.path.join(pl.REPO, "inventories", "lab")
+
+
+@pytest.fixture
+def namespace(lab, unique):
+    name = "pm-" + unique
+    kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture(scope="module")
+def streams(lab):
+    return DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(
+        api_version="image.openshift.io/v1", kind="ImageStream")
+
+
+@pytest.fixture
+def inventory(lab, tmp_path):
+    """inventory(edit) -> the path of a copy of the lab inventory, with its templated paths
+    resolved and ``edit(hosts, group_vars)`` applied to it."""
+    with open(os.path.join(LAB_INVENTORY, "hosts.yml")) as handle:
+        hosts = yaml.safe_load(handle)
+    with open(os.path.join(LAB_INVENTORY, "group_vars", "all.yml")) as handle:
+        group_vars = yaml.safe_load(handle)
+    group_vars.update(segmented_registry_lab_state=lab.state, segmented_registry_lab_kubeconfig=lab.kubeconfig,
+                      segmented_registry_lab_ca=lab.ca.cert_path)
+
+    def make(edit=None):
+        h, g = copy.deepcopy(hosts), copy.deepcopy(group_vars)
+        if edit:
+            edit(h["all"]["children"]["clusters"]["hosts"], g)
+        folder = tmp_path / ("inventory-%d" % len(list(tmp_path.iterdir())))
+        (folder / "group_vars").mkdir(parents=True)
+        (folder / "hosts.yml").write_text(yaml.safe_dump(h))
+        (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(g))
+        return str(folder)
+    return make
+
+
+def task_result(runner, prefix):
+    """The registered result of the first task whose name starts with ``prefix``."""
+    for event in runner.events:
+        data = event.get("event_data") or {}
+        if event.get("event") in ("runner_on_ok", "runner_on_failed") and (data.get("task") or "").startswith(prefix):
+            return data["res"]
+    raise AssertionError("no result of a task named %s... in:\n%s" % (prefix, runner.stdout_text[-3000:]))
+
+
+def plain(text):
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def words(text):
+    """The output as one line of words (the YAML callback wraps long messages)."""
+    return " ".join(plain(text).split())
+
+
+def test_check_mode_previews_the_whole_promotion_and_writes_nothing(lab, namespace, streams, run_playbook):
+    pushed = lab.push(namespace, "app", "v1", 2, SMALL)
+    before = streams.get(name="app", namespace=namespace).to_dict()
+    survey = {"project": namespace, "image": "app:v1", "env": "test"}
+
+    preview = run_playbook("playbooks/promote.yml", extravars=survey, cmdline="--check")
+    assert preview.status == "successful", preview.stdout_text[-3000:]
+    result = task_result(preview, "Promote: add test")
+    assert result["changed"] and result["environments_after"] == ["test"]
+    copies = result["reconcile"]["copies"]
+    assert [(c["environment"], c["repository"], c["tag"], c["digest"]) for c in copies] == [
+        ("test", f"{namespace}/app", "v1", pushed["digest"])]
+    assert copies[0]["bytes_planned"] >= 2 * SMALL and result["reconcile"]["bytes_planned"] == copies[0]["bytes_planned"]
+    assert "bytes of blobs at most to send" in words(preview.stdout_text)
+
+    after = streams.get(name="app", namespace=namespace).to_dict()
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "check mode wrote"
+    assert lab.where(namespace)["test"]["tags"] == {}, "check mode copied"
+
+    done = run_playbook("playbooks/promote.yml", extravars=survey)
+    assert done.status == "successful", done.stdout_text[-3000:]
+    assert lab.where(namespace)["test"]["tags"] == {f"{namespace}/app:v1": pushed["digest"]}
+    again = task_result(run_playbook("playbooks/promote.yml", extravars=survey), "Promote: add test")
+    assert not again["changed"] and again["reconcile"]["summary"] == {"skipped": 1}
+
+
+def test_consumers_the_job_does_not_touch_never_stop_a_promotion(lab, namespace, run_playbook, inventory):
+    def edit(hosts, group_vars):
+        # test: an API server that is down; uat and prod: no credentials of their own, so both
+        # would rely on the K8S_AUTH_* environment (one AWX Kubernetes credential)
+        hosts["test"]["segmented_registry_k8s_auth"] = {"host": "https://127.0.0.1:1",
+                                                       "api_key": "sha256~never-shown-0123456789"}
+        del hosts["uat"]["segmented_registry_k8s_auth"]
+        del hosts["prod"]["segmented_registry_k8s_auth"]
+
+    broken = inventory(edit)
+    pushed = lab.push(namespace, "app", "v1", 1, SMALL)
+    survey = {"project": namespace, "image": "app:v1", "env": "test"}
+    promoted = run_playbook("playbooks/promote.yml", inventory=broken, extravars=survey)
+    assert promoted.status == "successful", promoted.stdout_text[-3000:]
+    assert lab.where(namespace)["test"]["tags"] == {f"{namespace}/app:v1": pushed["digest"]}
+    for playbook in ("playbooks/reconcile.yml", "playbooks/audit.yml"):
+        run = run_playbook(playbook, inventory=broken, extravars={"project": namespace})
+        assert run.status == "successful", (playbook, run.stdout_text[-3000:])
+
+    # the site's validation touches every cluster: the shared credentials are a problem there
+    site = run_playbook("playbooks/validate.yml", inventory=broken)
+    assert site.status == "failed"
+    text = words(site.stdout_text)
+    assert "prod, uat all rely on the K8S_AUTH_* environment variables" in text, text[-3000:]
+    assert "never-shown" not in text
+
+
+def test_an_environment_the_inventory_does_not_know_is_reported_everywhere(
+        lab, namespace, run_playbook, tmp_path):
+    pushed = lab.push(namespace, "app", "v1", 1, SMALL)
+    out = tmp_path / "te.json"
+    auth = {"kubeconfig": lab.kubeconfig, "context": lab.layout.registry_cluster}
+    # written by hand (no known_environments): a typo the inventory does not define
+    edit = run_playbook("tests/integration/playbooks/tag_environments.yml", extravars={
+        "te_args": {"namespace": namespace, "name": "app:v1", "environments": ["test", "tset"]},
+        "te_auth": auth, "te_out": str(out)})
+    assert edit.status == "successful", edit.stdout_text[-3000:]
+
+    reconciled = run_playbook("playbooks/reconcile.yml", extravars={"project": namespace})
+    assert reconciled.status == "successful", reconciled.stdout_text[-3000:]
+    result = task_result(reconciled, "Reconcile the environment registries")
+    assert result["unknown_environments"] == ["tset"]
+    assert any("do not define: tset" in warning for warning in result["warnings"])
+    assert lab.where(namespace)["test"]["tags"] == {f"{namespace}/app:v1": pushed["digest"]}
+
+    audit = run_playbook("playbooks/audit.yml", extravars={"project": namespace})
+    line = [row for row in plain(audit.stdout_text).splitlines() if f"{namespace}/app:v1" in row][0]
+    assert "tset: not an environment of the inventory (ignored)" in line
+
+    promoted = run_playbook("playbooks/promote.yml", extravars={"project": namespace, "image": "app:v1",
+                                                                "env": "uat"})
+    assert promoted.status == "successful", promoted.stdout_text[-3000:]
+    assert any("do not define: tset" in w for w in task_result(promoted, "Promote: add uat")["warnings"])
+
+    info = run_playbook("tests/integration/playbooks/tag_environments_info.yml", extravars={
+        "te_args": {"namespace": [namespace], "known_environments": ["test", "uat", "prod"]}, "te_auth": auth,
+        "te_out": str(tmp_path / "ti.json")})
+    assert info.status == "successful", info.stdout_text[-3000:]
+    listing = json.loads((tmp_path / "ti.json").read_text())
+    assert [t["unknown_environments"] for t in listing["tags"]] == [["tset"]]
+    assert any("tset" in w for w in listing["warnings"])
+
+
+def test_unverified_tls_is_an_explicit_opt_out_never_a_silent_one(lab, namespace, run_playbook, inventory):
+    def edit(hosts, group_vars):
+        for env in group_vars["segmented_registry_environments"]:
+            if env["name"] == "uat":
+                env["validate_certs"] = False
+
+    run = run_playbook("playbooks/reconcile.yml", inventory=inventory(edit), extravars={"project": namespace},
+                       cmdline="--check")
+    assert run.status == "successful", run.stdout_text[-3000:]
+    warnings = task_result(run, "Plan (check mode) the environment registries").get("warnings") or []
+    unverified = [w for w in warnings if "not verified" in w]
+    assert unverified == ["environment uat: the TLS certificate of localhost:5102 is not verified "
+                          "(validate_certs: false in segmented_registry_environments); prefer ca_cert"]
