@@ -202,26 +202,43 @@ def test_a_service_endpoint_registry_runs_in_the_endpoint_namespace_and_dies_whe
         registry.stop()
 
 
-def test_endpoint_namespace_is_made_completed_and_removed(monkeypatch, unique):
+def test_endpoint_namespace_is_made_repaired_and_removed(monkeypatch, unique):
     """What labctl up and down do, on a scratch namespace and pair of this test's own."""
     monkeypatch.setattr(netns, "NAME", "seglab-test-" + unique)
     monkeypatch.setattr(netns, "HOST_VETH", "sl%sh" % unique[:6])
     monkeypatch.setattr(netns, "NAMESPACE_VETH", "sl%sn" % unique[:6])
     monkeypatch.setattr(netns, "HOST_ADDRESS", "172.31.254.5")
     monkeypatch.setattr(netns, "ADDRESS", "172.31.254.6")
+
+    def host_end():
+        return subprocess.run(["ip", "link", "show", netns.HOST_VETH], capture_output=True).returncode == 0
+
+    holders = []
     try:
         assert not netns.exists()
         netns.ensure()
         assert netns.exists()
+        assert "<LOOPBACK,UP," in subprocess.run(["ip", "-n", netns.NAME, "-o", "link", "show", "lo"],
+                                                 check=True, capture_output=True, text=True).stdout
         with pytest.raises(ConnectionRefusedError):  # the namespace's kernel answers through the pair
             socket.create_connection(("172.31.254.6", 1), timeout=5)
-        subprocess.run(["ip", "-n", netns.NAME, "link", "del", netns.NAMESPACE_VETH], check=True)
-        assert not netns.exists()
-        netns.ensure()  # a namespace without its end of the pair gets a new pair
+        subprocess.run(["ip", "-n", netns.NAME, "addr", "flush", "dev", netns.NAMESPACE_VETH], check=True)
+        assert not netns.exists(), "no endpoint address, no endpoint namespace"
+        netns.ensure()
+        assert netns.exists()
+        # the name deleted while a process still runs inside: that namespace and its pair live on
+        holders.append(subprocess.Popen(netns.command(["sleep", "120"])))
+        subprocess.run(["ip", "netns", "del", netns.NAME], check=True)
+        assert not netns.exists() and host_end()
+        netns.ensure()  # a new namespace, and a new pair instead of the orphaned host end
         assert netns.exists()
         assert len([line for line in _ip("addr", "show").splitlines() if " 172.31.254.5/30 " in line]) == 1
+        holders.append(subprocess.Popen(netns.command(["sleep", "120"])))
+        netns.remove()  # labctl down while a process runs inside
+        assert not netns.exists() and not host_end()
+        assert netns.NAME not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     finally:
         netns.remove()
-    assert not netns.exists()
-    assert netns.NAME not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert subprocess.run(["ip", "link", "show", netns.HOST_VETH], capture_output=True).returncode != 0
+        for holder in holders:
+            holder.kill()
+            holder.wait()
