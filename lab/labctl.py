@@ -37,7 +37,7 @@ from kubernetes.dynamic import DynamicClient
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import CredentialsError, mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient, RegistryError
-from lab import image, nodepull, pki, processes
+from lab import image, netns, nodepull, pki, processes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -51,8 +51,9 @@ ROUTER_DOMAIN = "apps.registry.lab.local"  # the registry cluster's ingress doma
 ROUTER_HTTPS_PORT = 443
 ROUTER_HTTP_PORT = 80
 # EndpointSlices refuse loopback addresses (127.0.0.0/8), so lab processes that back a Service
-# listen on this address, which labctl up adds to the loopback interface (traffic stays on lo).
-ENDPOINT_ADDRESS = "198.18.0.1"
+# run inside the lab's endpoint network namespace (lab/netns.py, made by labctl up) and listen on
+# its address (netns.command(argv) is the command line that runs argv there).
+ENDPOINT_ADDRESS = netns.ADDRESS
 REGISTRY_TEMPLATE = os.path.join(REPO, "roles", "registry_cluster", "templates", "registry-config.yml.j2")
 KCM_CONTROLLERS = ",".join([
     "namespace-controller",
@@ -351,13 +352,6 @@ class Lab:
                 "https://%s/v2/" % e, verify=self.ca.cert_path, timeout=2).status_code == 401)
 
     # -- the router (lab/router.py) -----------------------------------------------------
-    @staticmethod
-    def ensure_endpoint_address():
-        shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "lo"], check=True,
-                               capture_output=True, text=True).stdout
-        if " %s/" % ENDPOINT_ADDRESS not in shown:
-            subprocess.run(["ip", "addr", "add", ENDPOINT_ADDRESS + "/32", "dev", "lo"], check=True)
-
     def start_router(self):
         """HAProxy configured from the registry cluster's Routes, on 127.0.0.1:443 (and :80)."""
         folder = os.path.join(self.state, "router")
@@ -410,7 +404,7 @@ class Lab:
                           [c for c, _ in self.layout.clusters]))
         signing_cert = self.start_token_server()
         self.start_registries(signing_cert)
-        self.ensure_endpoint_address()
+        netns.ensure()
         self.start_router()
         done = time.monotonic()
         return {"start_seconds": round(done - built, 1), "build_or_cache_seconds": round(built - started, 1)}
@@ -427,6 +421,7 @@ class Lab:
     def down(self, purge=False):
         for name in reversed(self.components()):
             self.procs.stop(name)
+        netns.remove()
         if purge:
             shutil.rmtree(self.state, ignore_errors=True)
 
@@ -439,12 +434,13 @@ class Lab:
         return {
             "state": self.state, "kubeconfig": self.kubeconfig, "ca": os.path.join(self.trust_dir, "ca.crt"),
             "components": rows,
-            "all_running": all(r["running"] for r in rows),
+            "endpoint_namespace": {"name": netns.NAME, "address": ENDPOINT_ADDRESS, "present": netns.exists()},
+            "all_running": all(r["running"] for r in rows) and netns.exists(),
             "memory_mib": round(sum(r["rss_mib"] for r in rows), 1),
             "clusters": {c: "https://127.0.0.1:%d" % p for c, p in self.layout.clusters},
             "registries": {env: endpoint for env, endpoint, _, _ in self.layout.registries},
             "router": {"https": "127.0.0.1:%d" % ROUTER_HTTPS_PORT, "http": "127.0.0.1:%d" % ROUTER_HTTP_PORT,
-                       "domain": ROUTER_DOMAIN, "hosts_file": "/etc/hosts", "endpoint_address": ENDPOINT_ADDRESS},
+                       "domain": ROUTER_DOMAIN, "hosts_file": "/etc/hosts"},
         }
 
     # -- an image, pushed the way a build pushes it -------------------------------------

@@ -32,7 +32,7 @@ from kubernetes import client as kclient
 
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci import manifests
-from lab import image
+from lab import image, netns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -88,13 +88,16 @@ class ExtraRegistry:
     """A CNCF distribution registry of our own (``docker-registry serve``), token auth through the
     lab's token server as service ``env-test``. ``kill()`` is SIGKILL; ``start()`` again reuses
     the same port and storage. ``tls``: (certificate, key) paths (default: the lab's test registry
-    certificate, for 127.0.0.1 and localhost), or False for plain HTTP. ``address``: where it
-    listens (labctl.ENDPOINT_ADDRESS for a registry that backs a Service)."""
+    certificate, for 127.0.0.1 and localhost), or False for plain HTTP. ``service_endpoint``: run
+    inside the lab's endpoint network namespace (lab/netns.py) on its address, as a registry that
+    backs a Service must (EndpointSlices refuse loopback addresses); else on 127.0.0.1."""
 
-    def __init__(self, lab, workdir, service="env-test", tls=None, address="127.0.0.1"):
+    def __init__(self, lab, workdir, service="env-test", tls=None, service_endpoint=False):
         self.lab = lab
         self.port = free_port()
-        self.endpoint = "%s:%d" % ("localhost" if address == "127.0.0.1" else address, self.port)
+        self.service_endpoint = service_endpoint
+        address = netns.ADDRESS if service_endpoint else "127.0.0.1"
+        self.endpoint = "%s:%d" % (netns.ADDRESS if service_endpoint else "localhost", self.port)
         self.scheme = "http" if tls is False else "https"
         self.storage = os.path.join(workdir, "storage")
         self.config = os.path.join(workdir, "config.yml")
@@ -120,7 +123,8 @@ class ExtraRegistry:
 
     def start(self, timeout=30):
         log = open(self.log, "ab")
-        self.proc = subprocess.Popen(["docker-registry", "serve", self.config], stdin=subprocess.DEVNULL,
+        argv = ["docker-registry", "serve", self.config]
+        self.proc = subprocess.Popen(netns.command(argv) if self.service_endpoint else argv, stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                      env=dict(os.environ, REGISTRY_HTTP_SECRET="extra-registry-test-secret"))
         log.close()

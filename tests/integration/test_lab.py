@@ -1,11 +1,17 @@
 """The lab is real: what every other integration test stands on."""
 import json
+import os
+import socket
+import subprocess
 
 import pytest
 import requests
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
+
+from lab import netns
+from tests.integration.promotion_lab import ExtraRegistry
 
 
 def _clusters(lab):
@@ -160,3 +166,79 @@ def test_lab_push_records_status_only_like_openshift(lab, unique):
 def test_validate_playbook_accepts_the_lab_inventory(run_playbook):
     runner = run_playbook("playbooks/validate.yml")
     assert runner.status == "successful", runner.stdout_text
+
+
+def _ip(*args):
+    return subprocess.run(["ip", "-4", "-o", *args], check=True, capture_output=True, text=True).stdout
+
+
+def test_endpoint_namespace_is_the_labs_own_and_joined_to_the_host_by_its_veth_only(lab):
+    netns.ensure()  # labctl up made it; again changes nothing
+    assert lab.status()["endpoint_namespace"]["present"]
+    inside = _ip("-n", netns.NAME, "addr", "show")
+    assert [line.split()[1:4] for line in inside.splitlines()] == [
+        ["lo", "inet", "127.0.0.1/8"], [netns.NAMESPACE_VETH, "inet", "%s/%d" % (netns.ADDRESS, netns.PREFIX)]]
+    assert _ip("-n", netns.NAME, "route", "show", "default") == "", "the namespace has no way out"
+    host = _ip("addr", "show")
+    assert [line.split()[3] for line in host.splitlines() if line.split()[1] == netns.HOST_VETH] == [
+        "%s/%d" % (netns.HOST_ADDRESS, netns.PREFIX)]
+    assert " %s/" % netns.ADDRESS not in host, "the endpoint address is the namespace's, not the host's"
+
+
+def test_a_service_endpoint_registry_runs_in_the_endpoint_namespace_and_dies_when_killed(lab, tmp_path):
+    registry = ExtraRegistry(lab, str(tmp_path), tls=False, service_endpoint=True).start()
+    try:
+        process_netns = os.stat("/proc/%d/ns/net" % registry.proc.pid).st_ino
+        assert process_netns == os.stat("/run/netns/" + netns.NAME).st_ino
+        assert process_netns != os.stat("/proc/self/ns/net").st_ino
+        assert registry.endpoint == "%s:%d" % (netns.ADDRESS, registry.port)
+        assert requests.get("http://%s/v2/" % registry.endpoint, timeout=5).status_code == 401  # over the veth
+        with pytest.raises(requests.ConnectionError):  # not on the host's loopback
+            requests.get("http://127.0.0.1:%d/v2/" % registry.port, timeout=5)
+        registry.kill()  # the pid the tests hold is the registry itself, not a wrapper around it
+        with pytest.raises(requests.ConnectionError):
+            requests.get("http://%s/v2/" % registry.endpoint, timeout=5)
+    finally:
+        registry.stop()
+
+
+def test_endpoint_namespace_is_made_repaired_and_removed(monkeypatch, unique):
+    """What labctl up and down do, on a scratch namespace and pair of this test's own."""
+    monkeypatch.setattr(netns, "NAME", "seglab-test-" + unique)
+    monkeypatch.setattr(netns, "HOST_VETH", "sl%sh" % unique[:6])
+    monkeypatch.setattr(netns, "NAMESPACE_VETH", "sl%sn" % unique[:6])
+    monkeypatch.setattr(netns, "HOST_ADDRESS", "172.31.254.5")
+    monkeypatch.setattr(netns, "ADDRESS", "172.31.254.6")
+
+    def host_end():
+        return subprocess.run(["ip", "link", "show", netns.HOST_VETH], capture_output=True).returncode == 0
+
+    holders = []
+    try:
+        assert not netns.exists()
+        netns.ensure()
+        assert netns.exists()
+        assert "<LOOPBACK,UP," in subprocess.run(["ip", "-n", netns.NAME, "-o", "link", "show", "lo"],
+                                                 check=True, capture_output=True, text=True).stdout
+        with pytest.raises(ConnectionRefusedError):  # the namespace's kernel answers through the pair
+            socket.create_connection(("172.31.254.6", 1), timeout=5)
+        subprocess.run(["ip", "-n", netns.NAME, "addr", "flush", "dev", netns.NAMESPACE_VETH], check=True)
+        assert not netns.exists(), "no endpoint address, no endpoint namespace"
+        netns.ensure()
+        assert netns.exists()
+        # the name deleted while a process still runs inside: that namespace and its pair live on
+        holders.append(subprocess.Popen(netns.command(["sleep", "120"])))
+        subprocess.run(["ip", "netns", "del", netns.NAME], check=True)
+        assert not netns.exists() and host_end()
+        netns.ensure()  # a new namespace, and a new pair instead of the orphaned host end
+        assert netns.exists()
+        assert len([line for line in _ip("addr", "show").splitlines() if " 172.31.254.5/30 " in line]) == 1
+        holders.append(subprocess.Popen(netns.command(["sleep", "120"])))
+        netns.remove()  # labctl down while a process runs inside
+        assert not netns.exists() and not host_end()
+        assert netns.NAME not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    finally:
+        netns.remove()
+        for holder in holders:
+            holder.kill()
+            holder.wait()

@@ -64,14 +64,14 @@ def certificate(lab, cluster):
 
 @pytest.fixture
 def registries(lab, workdir):
-    """Registries of our own listening on the lab's endpoint address (EndpointSlices refuse
-    loopback addresses), as pods would on their pod IPs."""
+    """Registries of our own in the lab's endpoint network namespace, on its address (EndpointSlices
+    refuse loopback addresses), as pods would be on their pod IPs."""
     started = []
 
     def start(name, tls):
         folder = os.path.join(workdir, name)
         os.makedirs(folder)
-        started.append(ExtraRegistry(lab, folder, tls=tls, address=labctl.ENDPOINT_ADDRESS).start())
+        started.append(ExtraRegistry(lab, folder, tls=tls, service_endpoint=True).start())
         return started[-1]
 
     yield start
