@@ -258,3 +258,17 @@ def test_audit_rows_show_drift_both_ways():
     table = format_table(rows)
     assert table[0].split() == ["TAG", "DIGEST", "APPROVED", "PRESENT", "DRIFT"]
     assert any(line.startswith("ns/app:v1 ") and "test,uat" in line for line in table)
+
+
+def test_audit_lists_environments_in_promotion_order_in_every_column():
+    # stored lists are sorted by name (prod,test,uat); the table follows promotion order
+    entries = [entry("v1", d("a"), ["prod", "test", "uat"])]
+    actual = {env: {"ns/app": {"v1": d("a")}} for env in ("prod", "uat", "test")}
+    row = audit_rows(entries, ENVS, actual)[0]
+    assert row["approved"] == ["test", "uat", "prod"] and row["present"] == ["test", "uat", "prod"]
+    assert format_table([row])[1].split()[2:4] == ["test,uat,prod", "test,uat,prod"]
+
+
+def test_audit_names_an_environment_the_inventory_does_not_know():
+    row = audit_rows([entry("v1", d("a"), ["test", "tset"])], ENVS, {"test": {"ns/app": {"v1": d("a")}}})[0]
+    assert row["approved"] == ["test"] and row["drift"] == ["tset: not an environment of the inventory (ignored)"]
