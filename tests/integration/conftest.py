@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import mint_token
 from lab import image, labctl
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -88,8 +89,7 @@ def make_token(lab):
                 "metadata": {"name": "%s-%s-%s" % (role.replace(":", "-"), namespace, name)},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]})
-        return core.create_namespaced_service_account_token(
-            name, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+        return mint_token(api, f"{namespace}/{name}", 3600)
     return make
 
 
