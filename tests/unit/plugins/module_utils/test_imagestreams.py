@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import copy
 import functools
+import json
 
 import pytest
 
@@ -21,6 +22,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.imagestreams im
     BACKOFF_CAP_SECONDS,
     Conflict,
     ImageStreamError,
+    Registry,
     backoff_delay,
     digest,
     edit_tag_environments,
@@ -530,3 +532,61 @@ def test_an_exact_list_replaces_an_unreadable_annotation():
                                    replace_unreadable=True)
     assert result["changed"] and result["before"] is None and "test;uat" in result["unreadable"]
     assert fake.stored["spec"]["tags"][1]["annotations"][KEY] == "test,uat"
+
+
+# --- how Registry.patch reads the API server's answers ---------------------------------------
+
+
+class ApiError(Exception):
+    def __init__(self, status, body):
+        super().__init__("(%d)" % status)
+        self.status, self.body = status, json.dumps(body).encode()
+
+
+class RefusingClient:
+    """kubernetes.core's client, answering every patch with ``error``; records the calls."""
+
+    def __init__(self, error):
+        self.error = error
+        self.calls = []
+
+    def resource(self, kind, api_version):
+        return "imagestreams"
+
+    def patch(self, resource, body, **params):
+        self.calls.append((resource, body, params))
+        raise self.error
+
+
+# the answers of kube-apiserver 1.36 (the lab's), as sent
+NOT_APPLIED = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422, "reason": "Invalid",
+               "message": "the server rejected our request due to an error in our request", "details": {}}
+INVALID = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422, "reason": "Invalid",
+           "message": 'ImageStream.image.openshift.io "app" is invalid: spec.tags[2]: Duplicate value: {"name":"v1"}',
+           "details": {"name": "app", "group": "image.openshift.io", "kind": "ImageStream",
+                       "causes": [{"reason": "FieldValueDuplicate", "field": "spec.tags[2]"}]}}
+
+
+def test_patch_sends_a_json_patch_and_reads_a_failed_test_as_a_conflict():
+    client = RefusingClient(ApiError(422, NOT_APPLIED))
+    operations = tag_patch(imagestream(), "v2", KEY, "prod")
+    with pytest.raises(Conflict):
+        Registry(client, host="https://api.example.com").patch("myproject", "app", operations)
+    assert client.calls == [("imagestreams", operations, {
+        "name": "app", "namespace": "myproject", "content_type": "application/json-patch+json",
+        "field_manager": "segmented.registry"})]
+    with pytest.raises(Conflict):
+        Registry(RefusingClient(ApiError(409, {"code": 409, "reason": "Conflict"}))).patch("myproject", "app", [])
+
+
+@pytest.mark.parametrize("status, body, words", [
+    (422, INVALID, ["refused to update imagestream myproject/app (422)", "Duplicate value"]),
+    (403, {"code": 403, "message": "forbidden"}, ["no permission to update imagestream myproject/app",
+                                                  "get and patch"]),
+    (404, {"code": 404}, ["was deleted while its tag was being edited", "nothing was written"]),
+])
+def test_patch_reports_other_refusals_as_errors(status, body, words):
+    with pytest.raises(ImageStreamError) as info:
+        Registry(RefusingClient(ApiError(status, body)), host="https://api.example.com").patch("myproject", "app", [])
+    for word in words:
+        assert word in str(info.value)
