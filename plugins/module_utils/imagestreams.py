@@ -50,9 +50,15 @@ FIELD_MANAGER = "segmented.registry"
 #: API server takes at most 10,000 operations in one JSON patch).
 MAX_NAME_TESTS = 1000
 
-#: Back-off after a 409: min(CAP, BASE * 2 ** (attempt - 1)), half of it random (equal jitter).
+#: Back-off after a refused write: min(CAP, SLOT * 2 ** (attempt - 1)), half of it random (equal
+#: jitter), where SLOT is the larger of BASE and the refused attempt's own round trip (read and
+#: write): on a busy API server, where that window is long, racing writers spread out as widely.
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 8.0
+
+#: A write refused because another edit landed first (a failed test) does not count against
+#: max_attempts; a run still stops after this many times max_attempts attempts in all.
+LOST_RACES_FACTOR = 4
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # OpenShift validates ImageStream names as path segments matching a docker repository component.
@@ -263,11 +269,13 @@ def tag_patch(imagestream, tag, annotation_key, value):
     return operations
 
 
-def backoff_delay(attempt, rng=random.random, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS):
-    """Seconds to wait after failed attempt number ``attempt`` (1-based): exponential, capped,
-    with "equal jitter" (half fixed, half random), so that writers that collided spread out and
-    one that keeps losing waits longer each time."""
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
+def backoff_delay(attempt, rng=random.random, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS, round_trip=0.0):
+    """Seconds to wait after refused attempt number ``attempt`` (1-based): exponential in units
+    of the larger of ``base`` and the attempt's ``round_trip`` (seconds from its read to the
+    refusal), capped, with "equal jitter" (half fixed, half random), so that writers that
+    collided spread out over windows as long as their own, and one that keeps losing waits
+    longer each time."""
+    ceiling = min(cap, max(base, round_trip) * (2 ** (attempt - 1)))
     return ceiling / 2 + rng() * ceiling / 2
 
 
@@ -408,7 +416,7 @@ class Registry:
             if _status_of(exc) == 409:
                 raise Conflict(_server_message(exc))
             if _patch_did_not_apply(exc):
-                raise Conflict("a test of the patch failed (422)")
+                raise Conflict("a test of the patch failed (422)", lost_race=True)
             if _status_of(exc) == 404:
                 raise ImageStreamError("image stream {0}/{1} was deleted while its tag was being edited; nothing "
                                        "was written".format(namespace, stream))
@@ -416,17 +424,28 @@ class Registry:
 
 
 class Conflict(Exception):
-    """The ImageStream changed since it was read: a ``test`` of the patch failed (422), or 409."""
+    """The write was refused because the ImageStream changed since it was read: ``lost_race``
+    when a ``test`` of the patch failed (422: another edit landed first), else a 409."""
+
+    def __init__(self, message, lost_race=False):
+        super().__init__(message)
+        self.lost_race = lost_race
 
 
 def edit_tag_environments(registry, namespace, stream, tag, change, annotation_key, max_attempts=10,
-                          sleep=time.sleep, rng=random.random, replace_unreadable=False):
-    """Read, recompute and conditionally write a tag's environment list until it lands.
+                          sleep=time.sleep, rng=random.random, clock=time.monotonic, replace_unreadable=False):
+    """Read, recompute and write (``tag_patch``) a tag's environment list until it lands.
 
     ``change(stored_list) -> new stored list`` may raise EnvironmentsError. Returns a dict:
     changed, before and after (stored lists), digest, attempts, imagestream (as stored, or as
     the dry run answered), unreadable (why the old value could not be read, or None). Raises
     ImageStreamError / EnvironmentsError; nothing is written then.
+
+    A refused write is retried after ``backoff_delay``. Only refusals without another edit
+    landing first (409) count against ``max_attempts``: a failed test means another edit of the
+    tag (or, for a new spec tag, of the list) landed, so the tag moved forward, and N writers of
+    one tag all land (each loses at most N - 1 times); a run still stops after LOST_RACES_FACTOR
+    times ``max_attempts`` attempts in all.
 
     An unreadable annotation is an error, unless ``replace_unreadable`` (the change sets an
     exact list, which does not depend on the old one): ``before`` is then None and the value is
@@ -434,9 +453,10 @@ def edit_tag_environments(registry, namespace, stream, tag, change, annotation_k
     """
     if max_attempts < 1:
         raise ImageStreamError("max_attempts must be at least 1, not {0}".format(max_attempts))
-    attempt = 0
+    attempt = counted = 0
     while True:
         attempt += 1
+        started = clock()
         current = registry.get(namespace, stream)
         require_tag(current, tag)
         unreadable = None
@@ -453,12 +473,13 @@ def edit_tag_environments(registry, namespace, stream, tag, change, annotation_k
         try:
             stored = registry.patch(namespace, stream, tag_patch(current, tag, annotation_key, format_value(after)))
         except Conflict as exc:
-            if attempt >= max_attempts:
+            counted += 0 if exc.lost_race else 1
+            if counted >= max_attempts or attempt >= LOST_RACES_FACTOR * max_attempts:
                 raise ImageStreamError(
-                    "image stream tag {0}/{1}:{2} kept changing under the edit: {3} attempts found it changed since "
-                    "it was read (last: {4}); nothing was written. Run again, or raise max_attempts".format(
-                        namespace, stream, tag, attempt, exc))
-            sleep(backoff_delay(attempt, rng))
+                    "image stream tag {0}/{1}:{2} kept changing under the edit: {3} attempts were refused because "
+                    "it had changed since it was read (last: {4}); nothing was written. Run again, or raise "
+                    "max_attempts".format(namespace, stream, tag, attempt, exc))
+            sleep(backoff_delay(attempt, rng, round_trip=clock() - started))
             continue
         return {"changed": True, "before": before, "after": after, "digest": digest(stored, tag) or digest(current, tag),
                 "attempts": attempt, "imagestream": stored, "unreadable": unreadable}

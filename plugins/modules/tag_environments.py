@@ -41,10 +41,11 @@ description:
     annotation still hold what was read, and carries no resourceVersion, so pushes and imports (to
     any tag) and edits of other tags of the stream never make it retry. When another edit of the
     same tag lands between the read and the write, the test fails and the module reads the
-    ImageStream again, recomputes the list and retries, at most I(max_attempts) times, waiting in
-    between with exponential back-off and jitter (about 0.25 seconds at first, doubling up to 8
-    seconds, so at most about 40 seconds in all with the default I(max_attempts)). Two promotions
-    racing both land.
+    ImageStream again, recomputes the list and retries, waiting in between with exponential
+    back-off and jitter (0.25 seconds at first, or the refused attempt's own duration when the API
+    server is slower, doubling up to 8 seconds). Such a lost race does not count against
+    I(max_attempts), because the tag moved forward: any number of promotions racing on one tag all
+    land.
   - The registry itself never reads the annotation. What an environment may pull is enforced by
     what is copied into its registry, by RBAC and by the clusters' allowed registries.
 extends_documentation_fragment:
@@ -117,9 +118,10 @@ options:
     default: segmented.registry/environments
   max_attempts:
     description:
-      - How many times to read, recompute and write when other edits of the same tag keep landing
-        between the read and the write, before giving up with an error. Nothing is written by a
-        failed run.
+      - How many refused writes to accept before giving up with an error, counting only those
+        that did not lose a race to another edit of the tag (the API server's own 409 Conflict).
+        Lost races are retried too, up to four times I(max_attempts) attempts in all. Nothing is
+        written by a failed run.
     type: int
     default: 10
 requirements:

@@ -151,7 +151,8 @@ def test_tag_entries_reports_a_bad_annotation_in_its_entry_only():
 def apply_like_the_api_server(stream, operations):
     """Apply a JSON patch as the Kubernetes API server's library (evanphx/json-patch) does: a
     ``test`` of a missing member with value null passes, index -1 is the last element, a failed
-    test raises Conflict (the module's reading of the server's 422). Returns the patched copy."""
+    test raises Conflict(lost_race=True) (the module's reading of the server's 422). Returns the
+    patched copy."""
     doc = copy.deepcopy(stream)
     for operation in operations:
         parts = [part.replace("~1", "/").replace("~0", "~") for part in operation["path"].split("/")[1:]]
@@ -160,7 +161,7 @@ def apply_like_the_api_server(stream, operations):
             try:
                 parent = parent[int(part)] if isinstance(parent, list) else parent[part]
             except (KeyError, IndexError, TypeError):
-                raise Conflict("test operation does not apply: is missing path: %s" % operation["path"])
+                raise Conflict("test operation does not apply: is missing path: %s" % operation["path"], lost_race=True)
         key = parts[-1]
         if isinstance(parent, list) and key != "-":
             key = int(key)
@@ -168,11 +169,11 @@ def apply_like_the_api_server(stream, operations):
             try:
                 value = parent[key]
             except IndexError:
-                raise Conflict("error in test for path: %r" % operation["path"])
+                raise Conflict("error in test for path: %r" % operation["path"], lost_race=True)
             except KeyError:
                 value = None
             if value != operation["value"]:
-                raise Conflict("testing value %s failed: test failed" % operation["path"])
+                raise Conflict("testing value %s failed: test failed" % operation["path"], lost_race=True)
         elif operation["op"] == "add" and key == "-":
             parent.append(copy.deepcopy(operation["value"]))
         elif operation["op"] == "add":
@@ -334,6 +335,10 @@ def test_backoff_grows_exponentially_and_is_capped():
     assert backoff_delay(1, rng=lambda: 0.0) == pytest.approx(BACKOFF_BASE_SECONDS / 2)
     lows = [backoff_delay(attempt, rng=lambda: 0.0) for attempt in range(1, 12)]
     assert lows == sorted(lows)  # a writer that keeps losing waits longer each time
+    # a slow round trip widens the slot; a fast one never shrinks it below the base
+    assert backoff_delay(2, rng=lambda: 1.0, round_trip=1.0) == pytest.approx(2.0)
+    assert backoff_delay(2, rng=lambda: 1.0, round_trip=0.01) == pytest.approx(2 * BACKOFF_BASE_SECONDS)
+    assert backoff_delay(9, rng=lambda: 1.0, round_trip=5.0) == BACKOFF_CAP_SECONDS
 
 
 # --- the retry loop -------------------------------------------------------------------------
@@ -441,8 +446,8 @@ def test_a_racing_first_edit_of_a_pushed_only_tag_is_recomputed():
                                                "referencePolicy": {"type": "Source"}}]
 
 
-def test_bounded_attempts_then_a_clear_error():
-    count = iter(range(100))
+def test_lost_races_do_not_count_but_a_run_is_still_bounded():
+    count = iter(range(1000))
     fake = FakeRegistry(imagestream(), before_write=lambda fake: fake.bump(
         lambda stream: stream["spec"]["tags"][0]["annotations"].update({KEY: "env-%d" % next(count)})))
     sleeps = []
@@ -450,8 +455,55 @@ def test_bounded_attempts_then_a_clear_error():
         edit_tag_environments(fake, "myproject", "app", "latest", change(add=["test"]), KEY, max_attempts=4,
                               sleep=sleeps.append, rng=lambda: 0.5)
     message = str(info.value)
-    assert "myproject/app:latest" in message and "4 attempts" in message and "nothing was written" in message
-    assert len(sleeps) == 3 and fake.reads == 4 and fake.writes == []
+    assert "myproject/app:latest" in message and "16 attempts" in message and "nothing was written" in message
+    assert len(sleeps) == 15 and fake.reads == 16 and fake.writes == []
+
+
+def test_a_tag_that_others_keep_winning_lands_once_they_are_done():
+    """23 other writers of the same tag each land once between this writer's read and write: it
+    loses 23 races (more than max_attempts), and lands on the 24th attempt with all of theirs."""
+    others = iter("env-%02d" % index for index in range(2, 25))
+
+    def another_promotion(fake):
+        env = next(others, None)
+        if env:
+            fake.bump(lambda stream: stream["spec"]["tags"][1]["annotations"].update(
+                {KEY: ",".join(sorted(stream["spec"]["tags"][1]["annotations"][KEY].split(",") + [env]))}))
+
+    fake = FakeRegistry(imagestream(), before_write=another_promotion)
+    result = edit_tag_environments(fake, "myproject", "app", "v2", change(add=["env-01"]), KEY, sleep=lambda s: None)
+    assert result["attempts"] == 24
+    assert fake.stored["spec"]["tags"][1]["annotations"][KEY] == ",".join(
+        sorted(["test"] + ["env-%02d" % index for index in range(1, 25)]))
+
+
+class Refusing409(FakeRegistry):
+    def patch(self, namespace, stream, operations):
+        self.patches.append(operations)
+        raise Conflict("the object has been modified")
+
+
+def test_refusals_without_a_lost_race_count_against_max_attempts():
+    fake = Refusing409(imagestream())
+    sleeps = []
+    with pytest.raises(ImageStreamError, match="4 attempts"):
+        edit_tag_environments(fake, "myproject", "app", "latest", change(add=["test"]), KEY, max_attempts=4,
+                              sleep=sleeps.append, rng=lambda: 0.5)
+    assert len(sleeps) == 3 and fake.reads == 4
+
+
+def test_backoff_slot_is_the_attempts_own_round_trip_when_longer():
+    def two_promotions(fake):
+        if len(fake.patches) < 2:
+            fake.bump(lambda stream: stream["spec"]["tags"][1]["annotations"].update({KEY: "env-%d" % len(fake.patches)}))
+
+    fake = FakeRegistry(imagestream(), before_write=two_promotions)
+    ticks = iter([0.0, 1.5, 10.0, 13.0, 20.0, 20.1])  # read at 0, refused at 1.5; read at 10, refused at 13
+    sleeps = []
+    result = edit_tag_environments(fake, "myproject", "app", "v2", change(add=["prod"]), KEY, sleep=sleeps.append,
+                                   rng=lambda: 1.0, clock=lambda: next(ticks))
+    assert result["attempts"] == 3
+    assert sleeps == [pytest.approx(1.5), pytest.approx(min(BACKOFF_CAP_SECONDS, 3.0 * 2))]
 
 
 def test_malformed_annotation_stops_before_any_write():
