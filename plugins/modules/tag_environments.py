@@ -44,8 +44,8 @@ description:
     ImageStream again, recomputes the list and retries, waiting in between with exponential
     back-off and jitter (0.25 seconds at first, or the refused attempt's own duration when the API
     server is slower, doubling up to 8 seconds). Such a lost race does not count against
-    I(max_attempts), because the tag moved forward: any number of promotions racing on one tag all
-    land.
+    I(max_attempts), because the tag moved forward; N promotions of one tag racing each lose at most
+    N - 1 times, and all land.
   - The registry itself never reads the annotation. What an environment may pull is enforced by
     what is copied into its registry, by RBAC and by the clusters' allowed registries.
 extends_documentation_fragment:
