@@ -29,8 +29,10 @@ options:
     type: str
   max_attempts:
     description:
-      - How many times to read, recompute and write when the ImageStream keeps changing (409 Conflict)
-        before giving up with an error. Nothing is written by a failed run.
+      - How many refused writes to accept before giving up with an error, counting only those
+        that did not lose a race to another edit of the tag (the API server's own 409 Conflict).
+        Lost races are retried too, up to four times I(max_attempts) attempts in all. Nothing is
+        written by a failed run.
     type: int
     default: 10
 """

@@ -16,8 +16,8 @@ description:
     the exact list can also be set.
   - The list is an annotation of the ImageStreamTag. OpenShift stores a tag's annotations only
     in C(ImageStream.spec.tags[<tag>].annotations), so the module reads the
-    C(image.openshift.io/v1) ImageStream and writes the whole ImageStream back, changing only that
-    one annotation of that one tag; every other tag, field and annotation is kept.
+    C(image.openshift.io/v1) ImageStream and writes a JSON patch that changes only that one
+    annotation of that one tag; every other tag, field and annotation is kept.
   - A tag that was only pushed (it has a C(status.tags) entry and no spec tag) gets a spec tag
     with its name, the annotation and C(referencePolicy.type=Source), without C(from), which is
     what OpenShift itself requires to annotate it.
@@ -33,12 +33,15 @@ description:
     I(remove) or I(environments) is an error. A tag leaves C(default) when it gets its first
     environment; when its last environment is removed the annotation is deleted and the tag is
     back in C(default) only.
-  - Safe under concurrency. Every write is conditional on the resourceVersion that was read. A
-    push or an import to any tag of the stream changes that version, and so does another
-    promotion; on 409 Conflict the module reads the ImageStream again, recomputes the list and
-    retries, at most I(max_attempts) times, waiting in between with exponential back-off and
-    jitter (about 0.25 seconds at first, doubling up to 8 seconds, so at most about 40 seconds in
-    all with the default I(max_attempts)). Two promotions racing both land.
+  - Safe under concurrency. The patch tests, on the API server, that the tag's entry and the
+    annotation still hold what was read, and carries no resourceVersion, so pushes and imports (to
+    any tag) and edits of other tags of the stream never make it retry. When another edit of the
+    same tag lands between the read and the write, the test fails and the module reads the
+    ImageStream again, recomputes the list and retries, waiting in between with exponential
+    back-off and jitter (0.25 seconds at first, or the refused attempt's own duration when the API
+    server is slower, doubling up to 8 seconds). Such a lost race does not count against
+    I(max_attempts), because the tag moved forward; N promotions of one tag racing each lose at most
+    N - 1 times, and all land.
   - The registry itself never reads the annotation. What an environment may pull is enforced by
     what is copied into its registry, by RBAC and by the clusters' allowed registries.
 extends_documentation_fragment:
@@ -97,7 +100,7 @@ options:
     type: str
     default: segmented.registry/environments
 notes:
-  - Needs C(get) and C(update) on C(imagestreams) (C(image.openshift.io)) in the namespace, for
+  - Needs C(get) and C(patch) on C(imagestreams) (C(image.openshift.io)) in the namespace, for
     example the C(registry-editor) role.
   - The auth options fall back to the C(K8S_AUTH_*) environment variables, which AWX's
     OpenShift or Kubernetes API Bearer Token credential sets.

@@ -4,12 +4,17 @@ demote.yml, on the lab's registry cluster (issue 3).
 Every module run goes through ansible-playbook (ansible-runner, as AWX runs it)."""
 import copy
 import hashlib
+import http.client
+import http.server
 import json
 import re
 import socket
+import ssl
+import statistics
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 
 import pytest
@@ -18,7 +23,7 @@ from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from lab import image
+from lab import image, pki
 
 KEY = "segmented.registry/environments"
 KNOWN = ["test", "uat", "prod"]
@@ -112,7 +117,7 @@ def tag_environments(run_playbook, lab_auth, tmp_path):
     registered result (a failed one too: check result['failed'])."""
     def run(check=False, diff=False, auth=None, envvars=None, **args):
         out = tmp_path / ("result-%s.json" % uuid.uuid4().hex)
-        runner = run_playbook(TE, extravars={"te_args": args, "te_auth": lab_auth if auth is None else auth,
+        runner = run_playbook(TE, extravars={"te_args": args, "te_auth": dict(lab_auth if auth is None else auth),
                                              "te_check": check, "te_diff": diff, "te_out": str(out)},
                               envvars=envvars)
         secrets = [(auth or {}).get("api_key"), (envvars or {}).get("K8S_AUTH_API_KEY")]
@@ -148,6 +153,109 @@ def changed_count(runner, host="localhost"):
 def ok(result):
     assert not result.get("failed"), result.get("msg")
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# a TLS proxy in front of the registry cluster's API server: what reached it, and a write that
+# lands between the module's read and its own write
+# ---------------------------------------------------------------------------------------------
+
+
+class ApiProxy(http.server.ThreadingHTTPServer):
+    """Forwards every request to the API server and records (method, path, query, content type,
+    body, status) in ``requests``. ``before_write(method, path)``, when set, runs just before a
+    write request (PATCH, PUT, POST, DELETE) is forwarded: a push or another edit landing
+    between the module's read and its write. Its own errors go to ``errors``."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream_port, upstream_ca, cert, key):
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.upstream_port = upstream_port
+        self.upstream_context = ssl.create_default_context(cafile=upstream_ca)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+        self.url = "https://127.0.0.1:%d" % self.server_address[1]
+        self.requests = []
+        self.errors = []
+        self.before_write = None
+        self.lock = threading.Lock()
+
+    def writes(self, path_suffix=""):
+        return [r for r in self.requests if r["method"] in ("PATCH", "PUT", "POST", "DELETE")
+                and r["path"].endswith(path_suffix)]
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _forward(self):
+        proxy = self.server
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        url = urllib.parse.urlsplit(self.path)
+        if self.command in ("PATCH", "PUT", "POST", "DELETE") and proxy.before_write:
+            try:
+                proxy.before_write(self.command, url.path)
+            except Exception as exc:  # reported by the test, never hidden
+                proxy.errors.append(repr(exc))
+        upstream = http.client.HTTPSConnection("127.0.0.1", proxy.upstream_port, context=proxy.upstream_context,
+                                               timeout=60)
+        headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in ("host", "connection"))
+        upstream.request(self.command, self.path, body=body or None, headers=headers)
+        answer = upstream.getresponse()
+        payload = answer.read()
+        upstream.close()
+        with proxy.lock:
+            proxy.requests.append({"method": self.command, "path": url.path, "query": urllib.parse.parse_qs(url.query),
+                                   "content_type": self.headers.get("Content-Type"), "body": body,
+                                   "status": answer.status})
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_PATCH = do_PUT = do_POST = do_DELETE = _forward
+
+
+@pytest.fixture
+def api_proxy(lab, tmp_path):
+    """An ApiProxy in front of the registry cluster, with a server certificate of its own CA."""
+    authority = pki.Authority(str(tmp_path / "proxy-pki"))
+    cert, key = authority.issue("proxy", "proxy", hosts=("127.0.0.1",), server=True)
+    proxy = ApiProxy(dict(lab.layout.clusters)[lab.layout.registry_cluster], lab.ca.cert_path, cert, key)
+    proxy.ca_cert = authority.cert_path
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    yield proxy
+    proxy.shutdown()
+    proxy.server_close()
+    assert not proxy.errors, proxy.errors
+
+
+class Auth(dict):
+    """Auth options whose token never shows in a test report (pytest prints arguments)."""
+
+    def __repr__(self):
+        return repr(dict(self, api_key="***") if "api_key" in self else dict(self))
+
+
+@pytest.fixture
+def proxied_auth(api_proxy, make_token, namespace, unique):
+    """Auth options that reach the registry cluster through ``api_proxy`` as an editor of
+    ``namespace`` (registry-editor)."""
+    token = make_token("sa-" + unique, "editor", roles={namespace: "registry-editor"})
+    return Auth(host=api_proxy.url, ca_cert=api_proxy.ca_cert, api_key=token)
+
+
+def stream_writes(proxy, namespace, stream):
+    return proxy.writes("/namespaces/%s/imagestreams/%s" % (namespace, stream))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,13 +305,20 @@ def test_pushed_only_tag_add_remove_exact_each_idempotent(lab, streams, namespac
                                       "referencePolicy": {"type": "Source"}}]
 
 
-def test_check_mode_writes_nothing_and_reports(lab, registry_api, streams, namespace, tag_environments):
+def test_check_mode_writes_nothing_and_reports(lab, registry_api, streams, namespace, tag_environments, api_proxy,
+                                               proxied_auth):
+    """Check mode sends the patch as a server-side dry run: the API server sees it (dryRun=All),
+    writes nothing, and refuses it when its guard is stale, which the module then re-reads and
+    retries like a real write."""
     make_stream(streams, namespace, "app")
     record_push(registry_api, lab, namespace, "app", "v1", namespace)
     version = get_stream(streams, namespace, "app")["metadata"]["resourceVersion"]
 
-    checked = ok(tag_environments(check=True, namespace=namespace, name="app:v1", add=["uat"]))
-    assert checked["changed"] is True and checked["environments_after"] == ["uat"]
+    checked = ok(tag_environments(check=True, auth=proxied_auth, namespace=namespace, name="app:v1", add=["uat"]))
+    assert checked["changed"] is True and checked["environments_after"] == ["uat"] and checked["attempts"] == 1
+    writes = stream_writes(api_proxy, namespace, "app")
+    assert [(w["method"], w["query"].get("dryRun"), w["status"]) for w in writes] == [("PATCH", ["All"], 200)]
+    assert writes[0]["content_type"] == "application/json-patch+json"
     stream = get_stream(streams, namespace, "app")
     assert stream["metadata"]["resourceVersion"] == version and spec_annotations(stream, "v1") is None
 
@@ -214,6 +329,21 @@ def test_check_mode_writes_nothing_and_reports(lab, registry_api, streams, names
     checked = ok(tag_environments(check=True, namespace=namespace, name="app:v1", add=["uat"]))
     assert checked["changed"] is False
     assert get_stream(streams, namespace, "app")["metadata"]["resourceVersion"] == version
+
+    # Someone promotes the tag to test between the check run's read and its dry run: the server
+    # refuses the stale dry run (422), the module reads again and previews the list with test in it.
+    def promotion_meanwhile(method, path):
+        if method == "PATCH" and path.endswith("/imagestreams/app") and not stream_writes(api_proxy, namespace, "app"):
+            set_annotation_by_hand(streams, namespace, "app", "v1", "test,uat")
+
+    del api_proxy.requests[:]
+    api_proxy.before_write = promotion_meanwhile
+    checked = ok(tag_environments(check=True, auth=proxied_auth, namespace=namespace, name="app:v1", add=["prod"]))
+    assert checked["attempts"] == 2 and checked["environments_before"] == ["test", "uat"]
+    assert checked["environments_after"] == ["prod", "test", "uat"]
+    writes = stream_writes(api_proxy, namespace, "app")
+    assert [(w["query"].get("dryRun"), w["status"]) for w in writes] == [(["All"], 422), (["All"], 200)]
+    assert spec_annotations(get_stream(streams, namespace, "app"), "v1") == {KEY: "test,uat"}
 
 
 def test_diff_shows_the_list_before_and_after(lab, registry_api, streams, namespace, tag_environments):
@@ -308,80 +438,147 @@ def test_auth_from_k8s_auth_environment_variables(lab, registry_api, streams, na
 # ---------------------------------------------------------------------------------------------
 
 
-def test_sibling_pushes_between_read_and_write_are_retried(lab, registry_api, streams, namespace, tag_environments):
-    """A thread keeps recording pushes to another tag of the stream (each bumps the
-    resourceVersion) while the module edits this tag: the module must retry (attempts > 1 at
-    least once), land its edit, and lose none of the pushes."""
-    make_stream(streams, namespace, "app", spec={"tags": [{"name": "base", "annotations": {"note": "keep"}}]})
-    record_push(registry_api, lab, namespace, "app", "v1", namespace)
-    stop = threading.Event()
-    pushed = []
-    errors = []
-    resource = DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(
-        api_version="image.openshift.io/v1", kind="ImageStream")
+def first_patch_of(proxy, namespace, stream, action):
+    """A before_write hook: ``action()`` once, just before the first PATCH of the stream."""
+    def hook(method, path):
+        if method == "PATCH" and path.endswith("/namespaces/%s/imagestreams/%s" % (namespace, stream)) \
+                and not stream_writes(proxy, namespace, stream):
+            action()
+    return hook
 
-    def pusher():
-        count = 0
-        while not stop.is_set():
-            count += 1
-            digest = fake_digest("%s-sibling-%d" % (namespace, count))
-            current = resource.get(name="app", namespace=namespace).to_dict()
-            updated, _changed = image.apply_push(current, "sibling", digest, lab.layout.integrated_endpoint,
+
+def test_a_push_or_an_edit_of_another_tag_between_read_and_write_needs_no_retry(
+        lab, registry_api, streams, namespace, tag_environments, api_proxy, proxied_auth):
+    """Pushes (status writes, to this tag and another) and an edit of another tag's annotation
+    land between the module's read and its write, for a spec tag and for a pushed-only tag: the
+    patch applies at once (attempts 1, one PATCH), and nothing of theirs is lost."""
+    make_stream(streams, namespace, "app", spec={"tags": [
+        {"name": "base", "annotations": {"note": "keep"}},
+        {"name": "other", "annotations": {KEY: "test"}}]})
+    for tag in ("base", "v1", "sibling"):
+        record_push(registry_api, lab, namespace, "app", tag, namespace + tag)
+    pushed = []
+
+    def meanwhile(tag, other):
+        def act():
+            before = get_stream(streams, namespace, "app")["metadata"]["resourceVersion"]
+            for target in (tag, "sibling"):
+                pushed.append((target, record_push(registry_api, lab, namespace, "app", target,
+                                                   "%s-%s-%d" % (namespace, target, len(pushed)))))
+            set_annotation_by_hand(streams, namespace, "app", "other", other)
+            assert get_stream(streams, namespace, "app")["metadata"]["resourceVersion"] != before
+        return act
+
+    for tag, env, other in (("base", "uat", "prod"), ("v1", "prod", "prod,test")):  # a spec tag, a pushed-only tag
+        del api_proxy.requests[:]
+        api_proxy.before_write = first_patch_of(api_proxy, namespace, "app", meanwhile(tag, other))
+        result = ok(tag_environments(auth=proxied_auth, namespace=namespace, name="app:" + tag, add=[env]))
+        assert result["changed"] and result["attempts"] == 1, result
+        writes = stream_writes(api_proxy, namespace, "app")
+        assert [(w["method"], w["status"]) for w in writes] == [("PATCH", 200)], tag
+        assert b"resourceVersion" not in writes[0]["body"]
+        assert result["digest"] == pushed[-2][1]  # the answer shows the push that landed meanwhile
+    final = get_stream(streams, namespace, "app")
+    assert spec_annotations(final, "base") == {"note": "keep", KEY: "uat"}
+    assert spec_annotations(final, "v1") == {KEY: "prod"}
+    assert spec_annotations(final, "other") == {KEY: "prod,test"}
+    for tag in ("base", "v1", "sibling"):
+        images = [event["image"] for item in final["status"]["tags"] if item["tag"] == tag for event in item["items"]]
+        assert images[0] == [d for t, d in pushed if t == tag][-1], tag  # every push stands
+        assert {d for t, d in pushed if t == tag} <= set(images), tag
+
+
+def test_an_edit_of_the_same_tag_between_read_and_write_is_retried_and_kept(
+        lab, registry_api, streams, namespace, tag_environments, api_proxy, proxied_auth):
+    """Another promotion of the same tag lands between the module's read and its write, on a
+    spec tag and on a pushed-only tag (which it turns into a spec tag): the server refuses the
+    module's patch (its test fails: 422), the module reads again, recomputes, and both edits
+    stand (attempts 2)."""
+    make_stream(streams, namespace, "app", spec={"tags": [{"name": "spec", "annotations": {KEY: "test"}}]})
+    record_push(registry_api, lab, namespace, "app", "pushed", namespace)
+
+    def spec_tag_promoted():
+        set_annotation_by_hand(streams, namespace, "app", "spec", "test,uat")
+
+    def pushed_tag_promoted():
+        current = get_stream(streams, namespace, "app")
+        current["spec"]["tags"].append({"name": "pushed", "annotations": {KEY: "uat"},
+                                        "referencePolicy": {"type": "Source"}})
+        streams.replace(body=current, namespace=namespace)
+
+    for tag, action, expected in (("spec", spec_tag_promoted, "prod,test,uat"),
+                                  ("pushed", pushed_tag_promoted, "prod,uat")):
+        del api_proxy.requests[:]
+        api_proxy.before_write = first_patch_of(api_proxy, namespace, "app", action)
+        result = ok(tag_environments(auth=proxied_auth, namespace=namespace, name="app:" + tag, add=["prod"]))
+        assert result["attempts"] == 2 and result["environments_after"] == expected.split(","), result
+        assert [w["status"] for w in stream_writes(api_proxy, namespace, "app")] == [422, 200], tag
+        entries = [t for t in get_stream(streams, namespace, "app")["spec"]["tags"] if t["name"] == tag]
+        assert len(entries) == 1 and entries[0]["annotations"][KEY] == expected, entries
+
+
+class Pusher(threading.Thread):
+    """Records pushes to ``tag`` of a stream (status writes, as the integrated registry does),
+    one every few milliseconds, until stopped; ``pushed`` lists the digests that landed."""
+
+    def __init__(self, lab, namespace, stream, tag):
+        super().__init__(daemon=True)
+        self.resource = DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(
+            api_version="image.openshift.io/v1", kind="ImageStream")
+        self.lab, self.namespace, self.stream, self.tag = lab, namespace, stream, tag
+        self.stop = threading.Event()
+        self.pushed = []
+        self.errors = []
+
+    def run(self):
+        while not self.stop.is_set():
+            digest = fake_digest("%s-%s-%d" % (self.namespace, self.tag, len(self.pushed)))
+            current = self.resource.get(name=self.stream, namespace=self.namespace).to_dict()
+            updated, _changed = image.apply_push(current, self.tag, digest, self.lab.layout.integrated_endpoint,
                                                  image.rfc3339_now())
             try:
-                resource.status.replace(body=updated, namespace=namespace)
-                pushed.append(digest)
+                self.resource.status.replace(body=updated, namespace=self.namespace)
+                self.pushed.append(digest)
             except ApiException as exc:
                 if exc.status != 409:
-                    errors.append(exc.status)
+                    self.errors.append(exc.status)
                     return
             time.sleep(0.002)
 
-    thread = threading.Thread(target=pusher, daemon=True)
-    thread.start()
-    attempts = []
-    expected = []
-    try:
-        for round_ in range(8):
-            env = "env-%02d" % round_
-            # the pusher writes every few milliseconds, far more often than real pushes land on
-            # one stream: on 2 busy cores the default 10 attempts ran out once in a CI run
-            result = ok(tag_environments(namespace=namespace, name="app:v1", add=[env], max_attempts=30))
-            assert result["changed"] is True
-            expected.append(env)
-            attempts.append(result["attempts"])
-            if round_ >= 2 and any(a > 1 for a in attempts):
-                break
-    finally:
-        stop.set()
-        thread.join(30)
-    assert not errors, errors
-    assert len(pushed) > 10, "the sibling pusher did not run"
-    assert any(a > 1 for a in attempts), "no run met a conflict: attempts %s" % attempts
-    final = get_stream(streams, namespace, "app")
-    assert spec_annotations(final, "v1") == {KEY: ",".join(sorted(expected))}
-    assert spec_annotations(final, "base") == {"note": "keep"}
-    sibling = [item for item in final["status"]["tags"] if item["tag"] == "sibling"][0]
-    assert [event["image"] for event in sibling["items"]][0] == pushed[-1]  # the last push stands
-    assert {event["image"] for event in sibling["items"]} == set(pushed)  # none lost
-    print("\nsibling pushes: %d; module attempts per run: %s" % (len(pushed), attempts))
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.join(30)
+
+    def check(self, imagestream, at_least):
+        """No push was lost, the last one stands, and at least ``at_least`` landed."""
+        assert not self.errors, self.errors
+        assert len(self.pushed) >= at_least, "the pusher recorded only %d pushes" % len(self.pushed)
+        item = [item for item in imagestream["status"]["tags"] if item["tag"] == self.tag][0]
+        assert item["items"][0]["image"] == self.pushed[-1]
+        assert {event["image"] for event in item["items"]} == set(self.pushed)
 
 
 STORM_HOSTS = 24
 STORM_TAGS = ["pushed-a", "spec", "pushed-b"]
 
 
-def storm_inventory(path, lab, namespace, stream, out):
+def storm_inventory(path, lab, namespace, stream, out, count=STORM_HOSTS, tags=lambda index: STORM_TAGS, old=True):
+    """Hosts storm-01.. (``count``): host i adds env-i to ``tags(i)`` (and, with ``old``, the even
+    ones remove old-i)."""
     hosts = {}
-    for index in range(1, STORM_HOSTS + 1):
-        host = {"storm_env": "env-%02d" % index}
-        if index % 2 == 0:
+    for index in range(1, count + 1):
+        host = {"storm_env": "env-%02d" % index, "storm_tags": tags(index)}
+        if old and index % 2 == 0:
             host["storm_old"] = "old-%02d" % index
         hosts["storm-%02d" % index] = host
     inventory = {"all": {"children": {"storm": {
         "hosts": hosts,
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                 "storm_namespace": namespace, "storm_stream": stream, "storm_tags": STORM_TAGS,
+                 "storm_namespace": namespace, "storm_stream": stream,
                  "storm_kubeconfig": lab.kubeconfig, "storm_context": lab.layout.registry_cluster,
                  "storm_out": out}}}}}
     with open(path, "w") as handle:
@@ -408,11 +605,12 @@ def serial_result(hosts, initial):
     return dict((tag, ",".join(sorted(values))) for tag, values in lists.items())
 
 
-def run_storm(run_playbook, tmp_path, lab, namespace, stream, forks, label):
+def run_storm(run_playbook, tmp_path, lab, namespace, stream, forks, label, **inventory_options):
+    """Run the storm playbook (default max_attempts); every edit must succeed."""
     out = tmp_path / label
     out.mkdir()
     inventory = tmp_path / ("%s-inventory.yml" % label)
-    hosts = storm_inventory(str(inventory), lab, namespace, stream, str(out))
+    hosts = storm_inventory(str(inventory), lab, namespace, stream, str(out), **inventory_options)
     started = time.monotonic()
     runner = run_playbook(STORM, inventory=str(inventory), envvars={"ANSIBLE_FORKS": str(forks)})
     seconds = time.monotonic() - started
@@ -421,9 +619,16 @@ def run_storm(run_playbook, tmp_path, lab, namespace, stream, forks, label):
     for name in hosts:
         with open(out / ("%s.json" % name)) as handle:
             results.extend(json.load(handle))
-    assert len(results) == len(hosts) * len(STORM_TAGS)
-    assert not any(result.get("failed") for result in results)
+    assert len(results) == sum(len(host["storm_tags"]) for host in hosts.values())
+    assert not [result.get("msg") for result in results if result.get("failed")]
     return hosts, results, seconds
+
+
+def attempts_summary(results):
+    """min / median / max attempts and the histogram {attempts: runs}."""
+    attempts = [result["attempts"] for result in results]
+    return {"min": min(attempts), "median": statistics.median(attempts), "max": max(attempts),
+            "histogram": dict((n, attempts.count(n)) for n in sorted(set(attempts)))}
 
 
 def final_lists(streams, namespace, stream):
@@ -434,20 +639,22 @@ def final_lists(streams, namespace, stream):
 def test_storm_of_parallel_runs_equals_the_serial_result(lab, registry_api, streams, namespace, run_playbook,
                                                          tmp_path):
     """24 hosts, forks 24: each adds its environment to the 3 tags of one stream (and the even
-    ones remove their old environment), all at once; three rounds, each on a fresh stream, must
-    end exactly where the same edits run one at a time (forks 1) end."""
+    ones remove their old environment), all at once, with the default max_attempts; three
+    rounds, each on a fresh stream, must end exactly where the same edits run one at a time
+    (forks 1) end, and the writers must have met (retries)."""
     initial = {"pushed-a": set(), "pushed-b": set(),
                "spec": {"keep"} | {"old-%02d" % i for i in range(2, STORM_HOSTS + 1, 2)}}
 
     storm_stream(registry_api, lab, streams, namespace, "serial")
-    hosts, _results, serial_seconds = run_storm(run_playbook, tmp_path, lab, namespace, "serial", 1, "serial")
+    hosts, serial_results, serial_seconds = run_storm(run_playbook, tmp_path, lab, namespace, "serial", 1, "serial")
+    assert all(result["attempts"] == 1 for result in serial_results)
     serial, _stream = final_lists(streams, namespace, "serial")
     expected = serial_result(hosts, initial)
     assert serial == expected
     assert expected["pushed-a"] == ",".join("env-%02d" % i for i in range(1, STORM_HOSTS + 1))
     assert expected["spec"] == ",".join(["env-%02d" % i for i in range(1, STORM_HOSTS + 1)] + ["keep"])
 
-    timings = []
+    retries = []
     for round_ in range(1, 4):
         name = "storm-%d" % round_
         storm_stream(registry_api, lab, streams, namespace, name)
@@ -461,12 +668,55 @@ def test_storm_of_parallel_runs_equals_the_serial_result(lab, registry_api, stre
         spec_after = [t for t in after["spec"]["tags"] if t["name"] == "spec"][0]
         assert spec_after["from"] == spec_before["from"]
         assert spec_after["annotations"]["description"] == "spec tag"
-        attempts = [result["attempts"] for result in results]
-        timings.append((round_, round(seconds, 1), max(attempts), sum(1 for a in attempts if a > 1)))
-        histogram = dict((n, attempts.count(n)) for n in sorted(set(attempts)))
-        print("\nstorm round %d: %.1fs, attempts histogram %s" % (round_, seconds, histogram))
-    print("\nstorm: %d hosts x %d tags; serial (forks 1) %.1fs; parallel rounds (round, seconds, max attempts, "
-          "runs that retried): %s" % (STORM_HOSTS, len(STORM_TAGS), serial_seconds, timings))
+        summary = attempts_summary(results)
+        retries.append(sum(result["attempts"] - 1 for result in results))
+        print("\nstorm round %d: %.1fs, attempts %s" % (round_, seconds, summary))
+    # The writers really raced: edits of the same tag met each other between read and write
+    # (each retry is a write of the same tag that landed in that window; a serial run has none).
+    assert sum(retries) >= 3, "the storm's writers never met: retries per round %s" % retries
+    print("\nstorm: %d hosts x %d tags, default max_attempts; serial (forks 1) %.1fs; retries per round %s"
+          % (STORM_HOSTS, len(STORM_TAGS), serial_seconds, retries))
+
+
+SCALE_HOSTS = 16
+
+
+def test_dozens_of_parallel_edits_on_one_stream_while_builds_push(lab, registry_api, streams, namespace, run_playbook,
+                                                                   tmp_path):
+    """16 hosts at once (forks 16) each promote one shared tag and a tag of their own (32 edits on
+    one ImageStream; the shared tag and half of their own tags only pushed, so their first edit
+    creates the spec tag) while a build keeps pushing to the stream every few milliseconds:
+    with the default max_attempts no edit fails, every edit lands, no push is lost, and pushes
+    cause no retry (only edits of the same tag, or new spec tags meeting, can)."""
+    name = "scale"
+    own = ["own-%02d" % index for index in range(1, SCALE_HOSTS + 1)]
+    make_stream(streams, namespace, name, spec={"tags": [
+        {"name": tag, "annotations": {"description": "spec tag"}} for tag in own[1::2]]})
+    for tag in ["shared"] + own[0::2]:
+        record_push(registry_api, lab, namespace, name, tag, "%s/%s:%s" % (namespace, name, tag))
+
+    with Pusher(lab, namespace, name, "build") as pusher:
+        _hosts, results, seconds = run_storm(run_playbook, tmp_path, lab, namespace, name, SCALE_HOSTS, name,
+                                             count=SCALE_HOSTS, tags=lambda index: ["shared", own[index - 1]],
+                                             old=False)
+    final = get_stream(streams, namespace, name)
+    pusher.check(final, at_least=100)
+    assert spec_annotations(final, "shared")[KEY] == ",".join("env-%02d" % i for i in range(1, SCALE_HOSTS + 1))
+    for index, tag in enumerate(own, 1):
+        expected = {KEY: "env-%02d" % index}
+        if index % 2 == 0:
+            expected["description"] = "spec tag"
+        assert spec_annotations(final, tag) == expected, tag
+    assert len(final["spec"]["tags"]) == len(own) + 1
+    # A tag of its own that already had a spec tag has one writer: the pushes and the 31 other
+    # edits landing all around it never made it retry.
+    alone = [r["attempts"] for r in results if r["tag"] in own[1::2]]
+    assert alone == [1] * len(own[1::2]), alone
+    by_tag = {"shared": [r for r in results if r["tag"] == "shared"], "own": [r for r in results if r["tag"] != "shared"]}
+    print("\nscale: %d edits on one stream (forks %d) in %.1fs while %d pushes landed; attempts: shared tag %s, "
+          "own tags %s, all %s" % (len(results), SCALE_HOSTS, seconds, len(pusher.pushed),
+                                   attempts_summary(by_tag["shared"]), attempts_summary(by_tag["own"]),
+                                   attempts_summary(results)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,34 +755,59 @@ BAD_INPUTS = {
 }
 
 
+#: The cases that need the cluster to tell (the others are rejected before any request).
+BAD_INPUTS_THAT_ASK_THE_CLUSTER = {"malformed-annotation", "missing-stream", "missing-tag", "no-permission",
+                                   "read-only"}
+
+
+def resource_version(streams, namespace, name):
+    """The ImageStream's resourceVersion, or None when there is none (404, or a namespace name
+    the API server refuses)."""
+    try:
+        return get_stream(streams, namespace, name)["metadata"]["resourceVersion"]
+    except ApiException as exc:
+        if exc.status not in (400, 404):
+            raise
+        return None
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_a_clear_error_and_writes_nothing(case, lab, registry_api, streams, namespace, make_token,
-                                                       tag_environments, unique):
+                                                       tag_environments, unique, api_proxy, proxied_auth):
+    """Each bad input fails with a message naming the problem, and writes nothing: the ImageStream
+    it names keeps its resourceVersion (the one it names stays missing), no write that reached
+    the API server (through a recording proxy) succeeded, and the inputs that are wrong in
+    themselves never reach the API server at all."""
     options, setup, words = BAD_INPUTS[case]
     make_stream(streams, namespace, "app", spec={"tags": [
         {"name": "spec", "annotations": {KEY: "test", "description": "x"}}]})
     record_push(registry_api, lab, namespace, "app", "v1", namespace)
-    auth = None
-    port = dict(lab.layout.clusters)[lab.layout.registry_cluster]
+    auth = proxied_auth
     if setup == "malformed":
         set_annotation_by_hand(streams, namespace, "app", "spec", "test;uat")
     elif setup == "no-rights":
-        auth = {"host": "https://127.0.0.1:%d" % port, "ca_cert": lab.ca.cert_path,
-                "api_key": make_token("sa-" + unique, "nobody")}
+        auth = Auth(proxied_auth, api_key=make_token("sa2-" + unique, "nobody"))
     elif setup == "read-only":
-        auth = {"host": "https://127.0.0.1:%d" % port, "ca_cert": lab.ca.cert_path,
-                "api_key": make_token("sa-" + unique, "viewer", roles={namespace: "registry-viewer"})}
+        auth = Auth(proxied_auth, api_key=make_token("sa2-" + unique, "viewer", roles={namespace: "registry-viewer"}))
     elif setup == "unreachable":
-        auth = {"host": "https://127.0.0.1:%d" % closed_port(), "api_key": "not-a-real-token"}
-    before = get_stream(streams, namespace, "app")
+        auth = Auth(host="https://127.0.0.1:%d" % closed_port(), api_key="not-a-real-token")
+    options = dict({"namespace": namespace}, **options)
+    target = (options["namespace"], (options.get("name") or "").partition(":")[0].partition("/")[0] or options["stream"])
+    before = resource_version(streams, *target)
+    assert (before is None) == (case in ("missing-stream", "bad-namespace")), (case, target)
 
-    result = tag_environments(auth=auth, **dict({"namespace": namespace}, **options))
+    result = tag_environments(auth=auth, **options)
 
     assert result.get("failed") is True, "%s: no error: %s" % (case, result)
     for word in words:
         assert word in result["msg"], "%s: %r not in %r" % (case, word, result["msg"])
-    after = get_stream(streams, namespace, "app")
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], case
+    assert resource_version(streams, *target) == before, case
+    assert [w for w in api_proxy.writes() if w["status"] < 300] == [], case
+    if case not in BAD_INPUTS_THAT_ASK_THE_CLUSTER:
+        assert api_proxy.requests == [], "%s reached the API server: %s" % (
+            case, [(r["method"], r["path"]) for r in api_proxy.requests])
+    elif setup == "read-only":
+        assert [(w["method"], w["status"]) for w in stream_writes(api_proxy, namespace, "app")] == [("PATCH", 403)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,11 +10,15 @@ only in ``ImageStream.spec.tags[<tag>].annotations``. A tag that exists only bec
 was pushed has a ``status.tags`` entry and no spec tag; annotating it means creating the spec
 tag ``{name, annotations, referencePolicy: {type: Source}}`` without ``from``.
 
-Every write replaces the whole ImageStream carrying the resourceVersion that was read (status
-is ignored by the main resource), changing nothing but the one annotation (or adding the one
-spec tag). Any push or import to any tag of the stream bumps that version, so a 409 Conflict is
-expected: the edit is re-read, recomputed and retried with bounded exponential back-off and
-jitter.
+Every write is a JSON patch (RFC 6902) that touches only the tag's own entry of ``spec.tags``:
+``test`` operations check that the entry at the index that was read still has the tag's name and
+that the annotation still has the value that was read, then one ``add`` or ``remove`` writes the
+new value (a tag without a spec tag gets its entry appended, guarded by tests that the list still
+holds exactly the entries that were read). The patch carries no resourceVersion, so a push or an
+import (a status write) and an edit of another tag never make it fail; only a change of the same
+tag's annotation (or of the list's entries, for a new spec tag) does: the API server answers 422
+to a failed ``test``, and the edit is re-read, recomputed and retried with bounded exponential
+back-off and jitter.
 
 The functions above the I/O section are pure and take ImageStreams as dicts. The I/O goes
 through kubernetes.core's client layer (``get_api_client``), imported only when used.
@@ -43,9 +47,19 @@ API_VERSION = "image.openshift.io/v1"
 KIND = "ImageStream"
 FIELD_MANAGER = "segmented.registry"
 
-#: Back-off after a 409: min(CAP, BASE * 2 ** (attempt - 1)), half of it random (equal jitter).
+#: A new spec tag's patch tests each entry's name up to this many entries, else the whole list (the
+#: API server takes at most 10,000 operations in one JSON patch).
+MAX_NAME_TESTS = 1000
+
+#: Back-off after a refused write: min(CAP, SLOT * 2 ** (attempt - 1)), half of it random (equal
+#: jitter), where SLOT is the larger of BASE and the refused attempt's own round trip (read and
+#: write): on a busy API server, where that window is long, racing writers spread out as widely.
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 8.0
+
+#: A write refused because another edit landed first (a failed test) does not count against
+#: max_attempts; a run still stops after this many times max_attempts attempts in all.
+LOST_RACES_FACTOR = 4
 
 # OpenShift validates ImageStream names as path segments matching a docker repository component.
 _STREAM = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$")
@@ -195,48 +209,96 @@ def tag_entries(imagestream, annotation_key):
 # ---------------------------------------------------------------------------------------------
 
 
-def new_spec_tags(imagestream, tag, annotation_key, value):
-    """``spec.tags`` with annotation ``annotation_key`` of ``tag`` set to ``value`` (deleted
-    when None). Every other tag, field and annotation is kept as it is. A tag without a spec
-    tag (pushed only) gets one: ``{name, annotations, referencePolicy: {type: Source}}``,
-    without ``from``."""
-    tags = copy.deepcopy(_spec_tags(imagestream))
-    for item in tags:
-        if item.get("name") == tag:
-            annotations = dict(item.get("annotations") or {})
-            if value is None:
-                annotations.pop(annotation_key, None)
-            else:
-                annotations[annotation_key] = value
-            item["annotations"] = annotations
-            return tags
-    if value is not None:
-        tags.append({"name": tag, "annotations": {annotation_key: value}, "referencePolicy": {"type": "Source"}})
-    return tags
+def _pointer(*parts):
+    """A JSON pointer (RFC 6901) to ``parts``."""
+    return "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
-def with_environments(imagestream, tag, annotation_key, names):
-    """A copy of ``imagestream`` whose tag carries the stored list ``names`` (canonical form;
-    the annotation is deleted for an empty list). metadata (with its resourceVersion) and
-    everything else are kept, so the write is conditional on the version that was read."""
-    updated = copy.deepcopy(imagestream)
-    updated.setdefault("spec", {})
-    updated["spec"] = dict(updated["spec"] or {})
-    updated["spec"]["tags"] = new_spec_tags(imagestream, tag, annotation_key, format_value(names))
-    return updated
+def _test(path, value):
+    return {"op": "test", "path": path, "value": value}
 
 
-def backoff_delay(attempt, rng=random.random, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS):
-    """Seconds to wait after failed attempt number ``attempt`` (1-based): exponential, capped,
-    with "equal jitter" (half fixed, half random), so that writers that collided spread out and
-    one that keeps losing waits longer each time."""
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
+def tag_patch(imagestream, tag, annotation_key, value):
+    """The JSON patch (a list of RFC 6902 operations) that sets annotation ``annotation_key`` of
+    ``tag`` to ``value`` (removes it when None) in the ImageStream that was read, touching
+    nothing else, guarded by ``test`` operations so that it applies only if what it depends on
+    is still as read:
+
+    - a spec tag at index i: ``test`` that entry i is still named ``tag`` and that the
+      annotation still has its old value (absent: ``null``; an absent or null annotations map is
+      tested and written as a whole), then ``add`` (sets) or ``remove`` the annotation;
+    - no spec tag (pushed only): ``test`` that every entry of ``spec.tags`` still has the name
+      that was read and that the last one is the last (so the list still has the same entries,
+      and none is ``tag``), then append ``{name, annotations, referencePolicy: {type: Source}}``
+      without ``from`` (an absent ``spec.tags`` or ``spec`` is tested ``null`` and added; a list
+      longer than MAX_NAME_TESTS is tested as a whole).
+
+    ``[]`` (nothing to write) when ``value`` is None and the annotation is absent. Index ``-1``
+    (the last element) is an extension of RFC 6902 that the Kubernetes API server's JSON patch
+    library (evanphx/json-patch, which openshift-apiserver uses too) supports.
+    """
+    if value is None and annotation_value(imagestream, tag, annotation_key) is None:
+        return []
+    for index, item in enumerate(_spec_tags(imagestream)):
+        if item.get("name") != tag:
+            continue
+        operations = [_test(_pointer("spec", "tags", index, "name"), tag)]
+        annotations = item.get("annotations")
+        if annotations is None:
+            return operations + [_test(_pointer("spec", "tags", index, "annotations"), None),
+                                 {"op": "add", "path": _pointer("spec", "tags", index, "annotations"),
+                                  "value": {annotation_key: value}}]
+        path = _pointer("spec", "tags", index, "annotations", annotation_key)
+        operations.append(_test(path, annotations.get(annotation_key)))
+        operations.append({"op": "remove", "path": path} if value is None else
+                          {"op": "add", "path": path, "value": value})
+        return operations
+    entry = {"name": tag, "annotations": {annotation_key: value}, "referencePolicy": {"type": "Source"}}
+    spec = imagestream.get("spec")
+    if spec is None:
+        return [_test("/spec", None), {"op": "add", "path": "/spec", "value": {"tags": [entry]}}]
+    names = [item.get("name") for item in spec.get("tags") or []]
+    if not names:
+        return [_test("/spec/tags", spec.get("tags")), {"op": "add", "path": "/spec/tags", "value": [entry]}]
+    if len(names) > MAX_NAME_TESTS:
+        operations = [_test("/spec/tags", copy.deepcopy(spec["tags"]))]
+    else:
+        operations = [_test(_pointer("spec", "tags", index, "name"), name) for index, name in enumerate(names)]
+        operations.append(_test("/spec/tags/-1/name", names[-1]))  # the API server's index -1: the last entry
+    operations.append({"op": "add", "path": "/spec/tags/-", "value": entry})
+    return operations
+
+
+def backoff_delay(attempt, rng=random.random, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS, round_trip=0.0):
+    """Seconds to wait after refused attempt number ``attempt`` (1-based): exponential in units
+    of the larger of ``base`` and the attempt's ``round_trip`` (seconds from its read to the
+    refusal), capped, with "equal jitter" (half fixed, half random), so that writers that
+    collided spread out over windows as long as their own, and one that keeps losing waits
+    longer each time."""
+    ceiling = min(cap, max(base, round_trip) * (2 ** (attempt - 1)))
     return ceiling / 2 + rng() * ceiling / 2
 
 
 # ---------------------------------------------------------------------------------------------
 # I/O
 # ---------------------------------------------------------------------------------------------
+
+
+def _patch_did_not_apply(exc):
+    """A 422 answer to a JSON patch that the API server could not apply (a failed ``test``): it
+    carries no details, where a 422 for an invalid object names it (``details.kind``, ``name``).
+    The server does not say which operation failed; the patches of ``tag_patch`` test every path
+    they write first, so it is one of their tests."""
+    if kube.status_of(exc) != 422:
+        return False
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        details = json.loads(body).get("details") or {}
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return not details.get("kind") and not details.get("name")
 
 
 class ImageStreamAPI:
@@ -258,7 +320,7 @@ class ImageStreamAPI:
     def _fail(self, exc, doing):
         message = kube.api_problem(exc, doing, self.host)
         if kube.status_of(exc) == 403:
-            message += (". Editing environments needs get and update on imagestreams (image.openshift.io) in the "
+            message += (". Editing environments needs get and patch on imagestreams (image.openshift.io) in the "
                         "namespace, for example the registry-editor role; listing needs list (registry-viewer)")
         raise ImageStreamError(message)
 
@@ -298,34 +360,49 @@ class ImageStreamAPI:
                 "in namespace " + namespace if namespace else "in all namespaces (cluster-wide)"))
         return answer.to_dict().get("items") or []
 
-    def replace(self, body):
-        """PUT the ImageStream; conditional on body.metadata.resourceVersion. A server-side dry
-        run in check mode (kubernetes.core's client sets it). Raises ``Conflict`` on 409."""
-        meta = body["metadata"]
+    def patch(self, namespace, stream, operations):
+        """Apply a JSON patch (``tag_patch``) to the ImageStream, without a resourceVersion: its
+        ``test`` operations are the guard. A server-side dry run in check mode (kubernetes.core's
+        client sets it), where the tests are checked too. Raises ``Conflict`` when a test fails
+        (the API server answers 422) or on 409."""
         try:
-            return self.client.replace(self.resource, body, name=meta["name"], namespace=meta["namespace"],
-                                       field_manager=FIELD_MANAGER).to_dict()
+            return self.client.patch(self.resource, operations, name=stream, namespace=namespace,
+                                     content_type="application/json-patch+json",
+                                     field_manager=FIELD_MANAGER).to_dict()
         except Exception as exc:
             if kube.status_of(exc) == 409:
                 raise Conflict(kube.server_message(exc))
+            if _patch_did_not_apply(exc):
+                raise Conflict("a test of the patch failed (422)", lost_race=True)
             if kube.status_of(exc) == 404:
                 raise ImageStreamError("image stream {0}/{1} was deleted while its tag was being edited; nothing "
-                                       "was written".format(meta["namespace"], meta["name"]))
-            self._fail(exc, "update imagestream {0}/{1}".format(meta["namespace"], meta["name"]))
+                                       "was written".format(namespace, stream))
+            self._fail(exc, "update imagestream {0}/{1}".format(namespace, stream))
 
 
 class Conflict(Exception):
-    """409: the ImageStream changed since it was read."""
+    """The write was refused because the ImageStream changed since it was read: ``lost_race``
+    when a ``test`` of the patch failed (422: another edit landed first), else a 409."""
+
+    def __init__(self, message, lost_race=False):
+        super().__init__(message)
+        self.lost_race = lost_race
 
 
 def edit_tag_environments(api, namespace, stream, tag, change, annotation_key, max_attempts=10,
-                          sleep=time.sleep, rng=random.random, replace_unreadable=False):
-    """Read, recompute and conditionally write a tag's environment list until it lands.
+                          sleep=time.sleep, rng=random.random, clock=time.monotonic, replace_unreadable=False):
+    """Read, recompute and write (``tag_patch``) a tag's environment list until it lands.
 
     ``change(stored_list) -> new stored list`` may raise EnvironmentsError. Returns a dict:
     changed, before and after (stored lists), digest, attempts, imagestream (as stored, or as
     the dry run answered), unreadable (why the old value could not be read, or None). Raises
     ImageStreamError / EnvironmentsError; nothing is written then.
+
+    A refused write is retried after ``backoff_delay``. Only refusals without another edit
+    landing first (409) count against ``max_attempts``: a failed test means another edit of the
+    tag (or, for a new spec tag, of the list) landed, so the tag moved forward, and N writers of
+    one tag all land (each loses at most N - 1 times); a run still stops after LOST_RACES_FACTOR
+    times ``max_attempts`` attempts in all.
 
     An unreadable annotation is an error, unless ``replace_unreadable`` (the change sets an
     exact list, which does not depend on the old one): ``before`` is then None and the value is
@@ -333,9 +410,10 @@ def edit_tag_environments(api, namespace, stream, tag, change, annotation_key, m
     """
     if max_attempts < 1:
         raise ImageStreamError("max_attempts must be at least 1, not {0}".format(max_attempts))
-    attempt = 0
+    attempt = counted = 0
     while True:
         attempt += 1
+        started = clock()
         current = api.get(namespace, stream)
         require_tag(current, tag)
         unreadable = None
@@ -349,16 +427,16 @@ def edit_tag_environments(api, namespace, stream, tag, change, annotation_key, m
         if after == before:
             return {"changed": False, "before": before, "after": after, "digest": digest(current, tag),
                     "attempts": attempt, "imagestream": current, "unreadable": None}
-        body = with_environments(current, tag, annotation_key, after)
         try:
-            stored = api.replace(body)
+            stored = api.patch(namespace, stream, tag_patch(current, tag, annotation_key, format_value(after)))
         except Conflict as exc:
-            if attempt >= max_attempts:
+            counted += 0 if exc.lost_race else 1
+            if counted >= max_attempts or attempt >= LOST_RACES_FACTOR * max_attempts:
                 raise ImageStreamError(
-                    "image stream {0}/{1} kept changing under the edit: {2} attempts ended in 409 Conflict (last: "
-                    "{3}); nothing was written. Run again, or raise max_attempts".format(
-                        namespace, stream, attempt, exc))
-            sleep(backoff_delay(attempt, rng))
+                    "image stream tag {0}/{1}:{2} kept changing under the edit: {3} attempts were refused because "
+                    "it had changed since it was read (last: {4}); nothing was written. Run again, or raise "
+                    "max_attempts".format(namespace, stream, tag, attempt, exc))
+            sleep(backoff_delay(attempt, rng, round_trip=clock() - started))
             continue
         return {"changed": True, "before": before, "after": after, "digest": digest(stored, tag) or digest(current, tag),
                 "attempts": attempt, "imagestream": stored, "unreadable": unreadable}

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-"""Unit tests of the pure parts of plugins/module_utils/imagestreams.py and of its retry loop
-(with an in-memory stand-in for the API server that answers 409 like the real one)."""
+"""Unit tests of the pure parts of plugins/module_utils/approval/imagestreams.py (the JSON patch of an
+edit, applied here the way the API server applies it) and of its retry loop. That the API server
+really answers so is shown on the lab (tests/integration/test_tag_environments.py)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -8,6 +9,7 @@ __metaclass__ = type
 
 import copy
 import functools
+import json
 
 import pytest
 
@@ -20,19 +22,20 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
     BACKOFF_CAP_SECONDS,
     Conflict,
     ImageStreamError,
+    ImageStreamAPI,
     backoff_delay,
     digest,
     edit_tag_environments,
     list_tags,
-    new_spec_tags,
     require_tag,
     resolve_tag_reference,
     split_name,
     stored_environments,
     tag_entries,
     tag_names,
-    with_environments,
+    tag_patch,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.approval import imagestreams
 
 KEY = "segmented.registry/environments"
 D1 = "sha256:" + "1" * 64
@@ -142,69 +145,182 @@ def test_tag_entries_reports_a_bad_annotation_in_its_entry_only():
     assert entries["v2"]["environments"] == ["test"] and "error" not in entries["v2"]
 
 
-# --- computing the write ---------------------------------------------------------------------
+# --- computing the write: the JSON patch -----------------------------------------------------
 
 
-def test_pushed_only_tag_gets_a_spec_tag_without_from():
+def apply_like_the_api_server(stream, operations):
+    """Apply a JSON patch as the Kubernetes API server's library (evanphx/json-patch) does: a
+    ``test`` of a missing member with value null passes, index -1 is the last element, a failed
+    test raises Conflict(lost_race=True) (the module's reading of the server's 422). Returns the
+    patched copy."""
+    doc = copy.deepcopy(stream)
+    for operation in operations:
+        parts = [part.replace("~1", "/").replace("~0", "~") for part in operation["path"].split("/")[1:]]
+        parent = doc
+        for part in parts[:-1]:
+            try:
+                parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+            except (KeyError, IndexError, TypeError):
+                raise Conflict("test operation does not apply: is missing path: %s" % operation["path"], lost_race=True)
+        key = parts[-1]
+        if isinstance(parent, list) and key != "-":
+            key = int(key)
+        if operation["op"] == "test":
+            try:
+                value = parent[key]
+            except IndexError:
+                raise Conflict("error in test for path: %r" % operation["path"], lost_race=True)
+            except KeyError:
+                value = None
+            if value != operation["value"]:
+                raise Conflict("testing value %s failed: test failed" % operation["path"], lost_race=True)
+        elif operation["op"] == "add" and key == "-":
+            parent.append(copy.deepcopy(operation["value"]))
+        elif operation["op"] == "add":
+            parent[key] = copy.deepcopy(operation["value"])
+        elif operation["op"] == "remove":
+            del parent[key]
+        else:
+            raise AssertionError("unexpected operation %r" % operation)
+    return doc
+
+
+def spec_tag_of(stream, tag):
+    return [item for item in stream["spec"]["tags"] if item["name"] == tag]
+
+
+def test_patch_of_a_spec_tag_tests_its_name_and_old_value_then_sets_it():
     stream = imagestream()
-    tags = new_spec_tags(stream, "v1", KEY, "test,uat")
-    assert tags[:2] == stream["spec"]["tags"]  # the other tags untouched
-    assert tags[2] == {"name": "v1", "annotations": {KEY: "test,uat"}, "referencePolicy": {"type": "Source"}}
-    assert "from" not in tags[2]
+    assert tag_patch(stream, "v2", KEY, "prod,test") == [
+        {"op": "test", "path": "/spec/tags/1/name", "value": "v2"},
+        {"op": "test", "path": "/spec/tags/1/annotations/segmented.registry~1environments", "value": "test"},
+        {"op": "add", "path": "/spec/tags/1/annotations/segmented.registry~1environments", "value": "prod,test"},
+    ]
+    patched = apply_like_the_api_server(stream, tag_patch(stream, "v2", KEY, "prod,test"))
+    expected = copy.deepcopy(stream)
+    expected["spec"]["tags"][1]["annotations"][KEY] = "prod,test"
+    assert patched == expected  # nothing else: no metadata (no resourceVersion), no status, no other tag
 
 
-def test_spec_tag_keeps_other_annotations_and_fields():
+def test_patch_of_an_absent_annotation_tests_it_is_absent():
     stream = imagestream()
-    tags = new_spec_tags(stream, "latest", KEY, "prod")
-    expected = copy.deepcopy(stream["spec"]["tags"][0])
-    expected["annotations"][KEY] = "prod"
-    assert tags[0] == expected
-    assert tags[1] == stream["spec"]["tags"][1]
-    assert len(tags) == 2
+    operations = tag_patch(stream, "latest", KEY, "uat")
+    assert operations[1] == {"op": "test", "path": "/spec/tags/0/annotations/segmented.registry~1environments",
+                             "value": None}
+    patched = apply_like_the_api_server(stream, operations)
+    assert patched["spec"]["tags"][0]["annotations"] == {"description": "tracks upstream",
+                                                         "openshift.io/display-name": "App", KEY: "uat"}
+    assert patched["spec"]["tags"][0]["from"] == stream["spec"]["tags"][0]["from"]
 
 
-def test_removing_the_annotation_keeps_the_spec_tag_and_other_annotations():
+def test_patch_removing_the_last_environment_removes_the_annotation_only():
     stream = imagestream()
-    stream["spec"]["tags"][0]["annotations"][KEY] = "prod"
-    tags = new_spec_tags(stream, "latest", KEY, None)
-    assert tags[0]["annotations"] == {"description": "tracks upstream", "openshift.io/display-name": "App"}
-    assert tags[0]["from"] == stream["spec"]["tags"][0]["from"]
+    operations = tag_patch(stream, "v2", KEY, None)
+    assert operations[-1] == {"op": "remove", "path": "/spec/tags/1/annotations/segmented.registry~1environments"}
+    patched = apply_like_the_api_server(stream, operations)
+    assert patched["spec"]["tags"][1] == {"name": "v2", "annotations": {},
+                                          "from": {"kind": "ImageStreamTag", "name": "app:v1"},
+                                          "referencePolicy": {"type": "Source"}}
 
 
-def test_removing_from_a_pushed_only_tag_adds_nothing():
+def test_patch_of_a_spec_tag_without_annotations_tests_and_adds_the_map():
     stream = imagestream()
-    assert new_spec_tags(stream, "v1", KEY, None) == stream["spec"]["tags"]
+    del stream["spec"]["tags"][1]["annotations"]
+    operations = tag_patch(stream, "v2", KEY, "uat")
+    assert operations == [{"op": "test", "path": "/spec/tags/1/name", "value": "v2"},
+                          {"op": "test", "path": "/spec/tags/1/annotations", "value": None},
+                          {"op": "add", "path": "/spec/tags/1/annotations", "value": {KEY: "uat"}}]
+    assert apply_like_the_api_server(stream, operations)["spec"]["tags"][1]["annotations"] == {KEY: "uat"}
 
 
-def test_input_is_not_mutated():
+def test_patch_of_a_pushed_only_tag_appends_a_spec_tag_without_from_guarded_by_the_list():
     stream = imagestream()
-    before = copy.deepcopy(stream)
-    new_spec_tags(stream, "latest", KEY, "prod")
-    with_environments(stream, "v1", KEY, ["test"])
-    assert stream == before
+    operations = tag_patch(stream, "v1", KEY, "test,uat")
+    assert operations == [
+        {"op": "test", "path": "/spec/tags/0/name", "value": "latest"},
+        {"op": "test", "path": "/spec/tags/1/name", "value": "v2"},
+        {"op": "test", "path": "/spec/tags/-1/name", "value": "v2"},
+        {"op": "add", "path": "/spec/tags/-",
+         "value": {"name": "v1", "annotations": {KEY: "test,uat"}, "referencePolicy": {"type": "Source"}}},
+    ]
+    patched = apply_like_the_api_server(stream, operations)
+    assert patched["spec"]["tags"][:2] == stream["spec"]["tags"]
+    assert "from" not in patched["spec"]["tags"][2]
 
 
-def test_with_environments_keeps_everything_else_and_the_resource_version():
+@pytest.mark.parametrize("race", ["same tag added", "other tag added", "entry removed"])
+def test_patch_of_a_pushed_only_tag_fails_when_the_list_changed(race):
     stream = imagestream()
-    updated = with_environments(stream, "v2", KEY, ["uat", "test"])
-    assert updated["metadata"] == stream["metadata"]  # resourceVersion "41": the write is conditional on it
-    assert updated["status"] == stream["status"]
-    assert updated["spec"]["lookupPolicy"] == {"local": True}
-    assert updated["spec"]["tags"][1]["annotations"] == {KEY: "test,uat"}
-    assert updated["spec"]["tags"][0] == stream["spec"]["tags"][0]
+    operations = tag_patch(stream, "v1", KEY, "test")
+    if race == "same tag added":
+        stream["spec"]["tags"].append({"name": "v1", "annotations": {KEY: "prod"}})
+    elif race == "other tag added":
+        stream["spec"]["tags"].append({"name": "v9"})
+    else:
+        del stream["spec"]["tags"][0]
+    with pytest.raises(Conflict):
+        apply_like_the_api_server(stream, operations)
 
 
-def test_with_environments_on_a_stream_without_spec():
+def test_patch_of_a_pushed_only_tag_ignores_other_tags_annotations():
+    stream = imagestream()
+    operations = tag_patch(stream, "v1", KEY, "test")
+    stream["spec"]["tags"][1]["annotations"][KEY] = "prod,test"  # a sibling edit meanwhile
+    stream["status"]["tags"][0]["items"].insert(0, {"image": D1})  # a push meanwhile
+    patched = apply_like_the_api_server(stream, operations)
+    assert spec_tag_of(patched, "v1")[0]["annotations"] == {KEY: "test"}
+    assert spec_tag_of(patched, "v2")[0]["annotations"] == {KEY: "prod,test"}
+
+
+def test_patch_of_a_long_list_tests_it_whole(monkeypatch):
+    monkeypatch.setattr(imagestreams, "MAX_NAME_TESTS", 1)
+    stream = imagestream()
+    operations = tag_patch(stream, "v1", KEY, "test")
+    assert operations[0] == {"op": "test", "path": "/spec/tags", "value": stream["spec"]["tags"]}
+    assert len(operations) == 2
+    stream["spec"]["tags"][1]["annotations"][KEY] = "uat"
+    with pytest.raises(Conflict):
+        apply_like_the_api_server(stream, operations)
+
+
+@pytest.mark.parametrize("spec", [None, {}, {"tags": []}])
+def test_patch_of_a_stream_without_spec_tags(spec):
     stream = {"metadata": {"name": "s", "namespace": "n", "resourceVersion": "1"},
               "status": {"tags": [{"tag": "t", "items": [{"image": D1}]}]}}
-    updated = with_environments(stream, "t", KEY, ["test"])
-    assert updated["spec"] == {"tags": [{"name": "t", "annotations": {KEY: "test"},
-                                         "referencePolicy": {"type": "Source"}}]}
+    if spec is not None:
+        stream["spec"] = spec
+    patched = apply_like_the_api_server(stream, tag_patch(stream, "t", KEY, "test"))
+    assert patched["spec"]["tags"] == [{"name": "t", "annotations": {KEY: "test"},
+                                        "referencePolicy": {"type": "Source"}}]
+    assert patched["status"] == stream["status"]
+    raced = copy.deepcopy(stream)
+    raced["spec"] = {"tags": [{"name": "t"}]}
+    with pytest.raises(Conflict):
+        apply_like_the_api_server(raced, tag_patch(stream, "t", KEY, "test"))
 
 
-def test_with_environments_other_annotation_key():
-    updated = with_environments(imagestream(), "v2", "environment", ["prod"])
-    assert updated["spec"]["tags"][1]["annotations"] == {KEY: "test", "environment": "prod"}
+def test_patch_of_nothing_to_remove_is_empty():
+    assert tag_patch(imagestream(), "v1", KEY, None) == []  # pushed only, no spec tag
+    assert tag_patch(imagestream(), "latest", KEY, None) == []  # spec tag without the annotation
+
+
+def test_patch_other_annotation_key_and_a_changed_old_value():
+    stream = imagestream()
+    operations = tag_patch(stream, "v2", "environment", "prod")
+    assert apply_like_the_api_server(stream, operations)["spec"]["tags"][1]["annotations"] == {
+        KEY: "test", "environment": "prod"}
+    operations = tag_patch(stream, "v2", KEY, "prod,test")
+    stream["spec"]["tags"][1]["annotations"][KEY] = "test,uat"  # someone else's edit meanwhile
+    with pytest.raises(Conflict):
+        apply_like_the_api_server(stream, operations)
+
+
+def test_patch_does_not_mutate_its_input():
+    stream = imagestream()
+    before = copy.deepcopy(stream)
+    for tag, value in (("latest", "prod"), ("v1", "test"), ("v2", None)):
+        tag_patch(stream, tag, KEY, value)
+    assert stream == before
 
 
 # --- back-off --------------------------------------------------------------------------------
@@ -219,42 +335,41 @@ def test_backoff_grows_exponentially_and_is_capped():
     assert backoff_delay(1, rng=lambda: 0.0) == pytest.approx(BACKOFF_BASE_SECONDS / 2)
     lows = [backoff_delay(attempt, rng=lambda: 0.0) for attempt in range(1, 12)]
     assert lows == sorted(lows)  # a writer that keeps losing waits longer each time
+    # a slow round trip widens the slot; a fast one never shrinks it below the base
+    assert backoff_delay(2, rng=lambda: 1.0, round_trip=1.0) == pytest.approx(2.0)
+    assert backoff_delay(2, rng=lambda: 1.0, round_trip=0.01) == pytest.approx(2 * BACKOFF_BASE_SECONDS)
+    assert backoff_delay(9, rng=lambda: 1.0, round_trip=5.0) == BACKOFF_CAP_SECONDS
 
 
-# --- the retry loop against an in-memory API server ------------------------------------------
+# --- the retry loop -------------------------------------------------------------------------
 
 
-class FakeRegistry:
-    """Stores one ImageStream; PUT with a stale resourceVersion gets Conflict, like the API
-    server. ``before_write`` runs between the module's read and its write (a push, say)."""
+class FakeImageStreamAPI:
+    """Stores one ImageStream and applies JSON patches to it the way the API server does
+    (``apply_like_the_api_server``: no resourceVersion involved; a failed test is a Conflict).
+    ``before_write`` runs between the module's read and its write (a push, another edit)."""
 
     def __init__(self, stream, before_write=None):
         self.stored = copy.deepcopy(stream)
-        self.version = int(stream["metadata"]["resourceVersion"])
         self.before_write = before_write
         self.reads = 0
+        self.patches = []
         self.writes = []
 
     def bump(self, mutate):
         mutate(self.stored)
-        self.version += 1
-        self.stored["metadata"]["resourceVersion"] = str(self.version)
+        self.stored["metadata"]["resourceVersion"] = str(int(self.stored["metadata"]["resourceVersion"]) + 1)
 
     def get(self, namespace, stream):
         self.reads += 1
         return copy.deepcopy(self.stored)
 
-    def replace(self, body):
+    def patch(self, namespace, stream, operations):
         if self.before_write:
             self.before_write(self)
-        if body["metadata"]["resourceVersion"] != str(self.version):
-            raise Conflict("the object has been modified")
-        self.writes.append(copy.deepcopy(body))
-        status = self.stored["status"]
-        self.stored = copy.deepcopy(body)
-        self.stored["status"] = status  # the main resource ignores status
-        self.version += 1
-        self.stored["metadata"]["resourceVersion"] = str(self.version)
+        self.patches.append(copy.deepcopy(operations))
+        self.bump(lambda stored: stored.update(apply_like_the_api_server(stored, operations)))
+        self.writes.append(copy.deepcopy(operations))
         return copy.deepcopy(self.stored)
 
 
@@ -273,78 +388,142 @@ def change(**kwargs):
 
 
 def test_edit_unchanged_writes_nothing():
-    fake = FakeRegistry(imagestream())
+    fake = FakeImageStreamAPI(imagestream())
     result = edit_tag_environments(fake, "myproject", "app", "v2", change(add=["test"]), KEY)
-    assert result["changed"] is False and result["attempts"] == 1 and fake.writes == []
+    assert result["changed"] is False and result["attempts"] == 1 and fake.patches == []
 
 
-def test_edit_writes_once_conditionally():
-    fake = FakeRegistry(imagestream())
+def test_edit_writes_one_patch_without_a_resource_version():
+    fake = FakeImageStreamAPI(imagestream())
     result = edit_tag_environments(fake, "myproject", "app", "v1", change(add=["uat"]), KEY)
     assert result["changed"] and result["before"] == [] and result["after"] == ["uat"]
     assert result["digest"] == D1 and result["attempts"] == 1
-    assert fake.writes[0]["metadata"]["resourceVersion"] == "41"
+    assert fake.patches == [tag_patch(imagestream(), "v1", KEY, "uat")]
+    assert "resourceVersion" not in repr(fake.patches)
+    assert result["imagestream"] == fake.stored  # what the server answered
 
 
-def test_a_push_to_a_sibling_between_read_and_write_is_retried_and_kept():
-    pushes = iter([push("v1", D3), push("v2", D2)])
+def test_pushes_and_sibling_edits_between_read_and_write_need_no_retry():
+    def meanwhile(fake):
+        fake.bump(push("v1", D3))
+        fake.bump(push("latest", D2))
+        fake.bump(lambda stream: stream["spec"]["tags"][1]["annotations"].update({KEY: "prod,test"}))
 
-    def sibling_push(fake):
-        mutate = next(pushes, None)
-        if mutate:
-            fake.bump(mutate)
-
-    fake = FakeRegistry(imagestream(), before_write=sibling_push)
-    sleeps = []
-    result = edit_tag_environments(fake, "myproject", "app", "latest", change(add=["prod"]), KEY,
-                                   sleep=sleeps.append, rng=lambda: 1.0)
-    assert result["changed"] and result["attempts"] == 3 and fake.reads == 3
-    assert sleeps == [pytest.approx(BACKOFF_BASE_SECONDS), pytest.approx(2 * BACKOFF_BASE_SECONDS)]
-    assert len(fake.writes) == 1
-    assert fake.stored["status"]["tags"][1]["items"][0]["image"] == D3  # the pushes are kept
-    assert fake.stored["status"]["tags"][2]["items"][0]["image"] == D2
-    assert fake.stored["spec"]["tags"][0]["annotations"][KEY] == "prod"
+    for tag in ("latest", "v1"):  # a spec tag, a pushed-only tag
+        fake = FakeImageStreamAPI(imagestream(), before_write=meanwhile)
+        result = edit_tag_environments(fake, "myproject", "app", tag, change(add=["uat"]), KEY,
+                                       sleep=pytest.fail)
+        assert result["attempts"] == 1 and fake.reads == 1, tag
+        assert spec_tag_of(fake.stored, tag)[0]["annotations"][KEY] == "uat"
+        assert fake.stored["status"]["tags"][1]["items"][0]["image"] == D3  # the pushes are kept
+        assert spec_tag_of(fake.stored, "v2")[0]["annotations"][KEY] == "prod,test"  # the sibling edit too
 
 
-def test_a_racing_promotion_is_recomputed_not_overwritten():
+def test_a_racing_edit_of_the_same_tag_is_recomputed_not_overwritten():
     def racing_promotion(fake):
-        if not fake.writes and fake.version == 41:  # someone else adds uat to the same tag first
+        if not fake.patches:  # someone else adds uat to the same tag first
             fake.bump(lambda stream: stream["spec"]["tags"][1]["annotations"].update({KEY: "test,uat"}))
 
-    fake = FakeRegistry(imagestream(), before_write=racing_promotion)
-    result = edit_tag_environments(fake, "myproject", "app", "v2", change(add=["prod"]), KEY, sleep=lambda s: None)
-    assert result["attempts"] == 2 and result["before"] == ["test", "uat"]
+    fake = FakeImageStreamAPI(imagestream(), before_write=racing_promotion)
+    sleeps = []
+    result = edit_tag_environments(fake, "myproject", "app", "v2", change(add=["prod"]), KEY,
+                                   sleep=sleeps.append, rng=lambda: 1.0)
+    assert result["attempts"] == 2 and result["before"] == ["test", "uat"] and fake.reads == 2
+    assert sleeps == [pytest.approx(BACKOFF_BASE_SECONDS)]
     assert fake.stored["spec"]["tags"][1]["annotations"][KEY] == "prod,test,uat"  # both landed
 
 
-def test_bounded_attempts_then_a_clear_error():
-    fake = FakeRegistry(imagestream(), before_write=lambda fake: fake.bump(push("v1", D2)))
+def test_a_racing_first_edit_of_a_pushed_only_tag_is_recomputed():
+    def racing_first_promotion(fake):
+        if not fake.patches:
+            fake.bump(lambda stream: stream["spec"]["tags"].append(
+                {"name": "v1", "annotations": {KEY: "test"}, "referencePolicy": {"type": "Source"}}))
+
+    fake = FakeImageStreamAPI(imagestream(), before_write=racing_first_promotion)
+    result = edit_tag_environments(fake, "myproject", "app", "v1", change(add=["prod"]), KEY, sleep=lambda s: None)
+    assert result["attempts"] == 2 and result["before"] == ["test"]
+    assert spec_tag_of(fake.stored, "v1") == [{"name": "v1", "annotations": {KEY: "prod,test"},
+                                               "referencePolicy": {"type": "Source"}}]
+
+
+def test_lost_races_do_not_count_but_a_run_is_still_bounded():
+    count = iter(range(1000))
+    fake = FakeImageStreamAPI(imagestream(), before_write=lambda fake: fake.bump(
+        lambda stream: stream["spec"]["tags"][0]["annotations"].update({KEY: "env-%d" % next(count)})))
     sleeps = []
     with pytest.raises(ImageStreamError) as info:
-        edit_tag_environments(fake, "myproject", "app", "v1", change(add=["test"]), KEY, max_attempts=4,
+        edit_tag_environments(fake, "myproject", "app", "latest", change(add=["test"]), KEY, max_attempts=4,
                               sleep=sleeps.append, rng=lambda: 0.5)
-    assert "4 attempts" in str(info.value) and "nothing was written" in str(info.value)
-    assert len(sleeps) == 3 and fake.writes == [] and fake.reads == 4
+    message = str(info.value)
+    assert "myproject/app:latest" in message and "16 attempts" in message and "nothing was written" in message
+    assert len(sleeps) == 15 and fake.reads == 16 and fake.writes == []
+
+
+def test_a_tag_that_others_keep_winning_lands_once_they_are_done():
+    """23 other writers of the same tag each land once between this writer's read and write: it
+    loses 23 races (more than max_attempts), and lands on the 24th attempt with all of theirs."""
+    others = iter("env-%02d" % index for index in range(2, 25))
+
+    def another_promotion(fake):
+        env = next(others, None)
+        if env:
+            fake.bump(lambda stream: stream["spec"]["tags"][1]["annotations"].update(
+                {KEY: ",".join(sorted(stream["spec"]["tags"][1]["annotations"][KEY].split(",") + [env]))}))
+
+    fake = FakeImageStreamAPI(imagestream(), before_write=another_promotion)
+    result = edit_tag_environments(fake, "myproject", "app", "v2", change(add=["env-01"]), KEY, sleep=lambda s: None)
+    assert result["attempts"] == 24
+    assert fake.stored["spec"]["tags"][1]["annotations"][KEY] == ",".join(
+        sorted(["test"] + ["env-%02d" % index for index in range(1, 25)]))
+
+
+class Refusing409(FakeImageStreamAPI):
+    def patch(self, namespace, stream, operations):
+        self.patches.append(operations)
+        raise Conflict("the object has been modified")
+
+
+def test_refusals_without_a_lost_race_count_against_max_attempts():
+    fake = Refusing409(imagestream())
+    sleeps = []
+    with pytest.raises(ImageStreamError, match="4 attempts"):
+        edit_tag_environments(fake, "myproject", "app", "latest", change(add=["test"]), KEY, max_attempts=4,
+                              sleep=sleeps.append, rng=lambda: 0.5)
+    assert len(sleeps) == 3 and fake.reads == 4
+
+
+def test_backoff_slot_is_the_attempts_own_round_trip_when_longer():
+    def two_promotions(fake):
+        if len(fake.patches) < 2:
+            fake.bump(lambda stream: stream["spec"]["tags"][1]["annotations"].update({KEY: "env-%d" % len(fake.patches)}))
+
+    fake = FakeImageStreamAPI(imagestream(), before_write=two_promotions)
+    ticks = iter([0.0, 1.5, 10.0, 13.0, 20.0, 20.1])  # read at 0, refused at 1.5; read at 10, refused at 13
+    sleeps = []
+    result = edit_tag_environments(fake, "myproject", "app", "v2", change(add=["prod"]), KEY, sleep=sleeps.append,
+                                   rng=lambda: 1.0, clock=lambda: next(ticks))
+    assert result["attempts"] == 3
+    assert sleeps == [pytest.approx(1.5), pytest.approx(min(BACKOFF_CAP_SECONDS, 3.0 * 2))]
 
 
 def test_malformed_annotation_stops_before_any_write():
     stream = imagestream()
     stream["spec"]["tags"][1]["annotations"][KEY] = "test;uat"
-    fake = FakeRegistry(stream)
+    fake = FakeImageStreamAPI(stream)
     with pytest.raises(EnvironmentsError, match="test;uat"):
         edit_tag_environments(fake, "myproject", "app", "v2", change(add=["prod"]), KEY)
-    assert fake.writes == []
+    assert fake.patches == []
 
 
 def test_missing_tag_stops_before_any_write():
-    fake = FakeRegistry(imagestream())
+    fake = FakeImageStreamAPI(imagestream())
     with pytest.raises(ImageStreamError, match="no tag"):
         edit_tag_environments(fake, "myproject", "app", "v9", change(add=["prod"]), KEY)
-    assert fake.writes == []
+    assert fake.patches == []
 
 
 def test_removing_the_last_environment_deletes_the_annotation():
-    fake = FakeRegistry(imagestream())
+    fake = FakeImageStreamAPI(imagestream())
     result = edit_tag_environments(fake, "myproject", "app", "v2", change(remove=["test"]), KEY)
     assert result["after"] == [] and result["changed"]
     assert KEY not in fake.stored["spec"]["tags"][1]["annotations"]
@@ -400,8 +579,66 @@ def test_list_tags_filter():
 def test_an_exact_list_replaces_an_unreadable_annotation():
     stream = imagestream()
     stream["spec"]["tags"][1]["annotations"][KEY] = "test;uat"
-    fake = FakeRegistry(stream)
+    fake = FakeImageStreamAPI(stream)
     result = edit_tag_environments(fake, "myproject", "app", "v2", change(exact=["uat", "test"]), KEY,
                                    replace_unreadable=True)
     assert result["changed"] and result["before"] is None and "test;uat" in result["unreadable"]
     assert fake.stored["spec"]["tags"][1]["annotations"][KEY] == "test,uat"
+
+
+# --- how ImageStreamAPI.patch reads the API server's answers ---------------------------------------
+
+
+class ApiError(Exception):
+    def __init__(self, status, body):
+        super().__init__("(%d)" % status)
+        self.status, self.body = status, json.dumps(body).encode()
+
+
+class RefusingClient:
+    """kubernetes.core's client, answering every patch with ``error``; records the calls."""
+
+    def __init__(self, error):
+        self.error = error
+        self.calls = []
+
+    def resource(self, kind, api_version):
+        return "imagestreams"
+
+    def patch(self, resource, body, **params):
+        self.calls.append((resource, body, params))
+        raise self.error
+
+
+# the answers of kube-apiserver 1.36 (the lab's), as sent
+NOT_APPLIED = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422, "reason": "Invalid",
+               "message": "the server rejected our request due to an error in our request", "details": {}}
+INVALID = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422, "reason": "Invalid",
+           "message": 'ImageStream.image.openshift.io "app" is invalid: spec.tags[2]: Duplicate value: {"name":"v1"}',
+           "details": {"name": "app", "group": "image.openshift.io", "kind": "ImageStream",
+                       "causes": [{"reason": "FieldValueDuplicate", "field": "spec.tags[2]"}]}}
+
+
+def test_patch_sends_a_json_patch_and_reads_a_failed_test_as_a_conflict():
+    client = RefusingClient(ApiError(422, NOT_APPLIED))
+    operations = tag_patch(imagestream(), "v2", KEY, "prod")
+    with pytest.raises(Conflict):
+        ImageStreamAPI(client, host="https://api.example.com").patch("myproject", "app", operations)
+    assert client.calls == [("imagestreams", operations, {
+        "name": "app", "namespace": "myproject", "content_type": "application/json-patch+json",
+        "field_manager": "segmented.registry"})]
+    with pytest.raises(Conflict):
+        ImageStreamAPI(RefusingClient(ApiError(409, {"code": 409, "reason": "Conflict"}))).patch("myproject", "app", [])
+
+
+@pytest.mark.parametrize("status, body, words", [
+    (422, INVALID, ["refused to update imagestream myproject/app (422)", "Duplicate value"]),
+    (403, {"code": 403, "message": "forbidden"}, ["no permission to update imagestream myproject/app",
+                                                  "get and patch"]),
+    (404, {"code": 404}, ["was deleted while its tag was being edited", "nothing was written"]),
+])
+def test_patch_reports_other_refusals_as_errors(status, body, words):
+    with pytest.raises(ImageStreamError) as info:
+        ImageStreamAPI(RefusingClient(ApiError(status, body)), host="https://api.example.com").patch("myproject", "app", [])
+    for word in words:
+        assert word in str(info.value)
