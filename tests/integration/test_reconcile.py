@@ -449,17 +449,26 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
                                                           extra_registry):
     """The registry is killed while a layer's bytes are flowing into it (the proxy streams the
     upload and pulls the trigger after 1 MiB), never serves the tag meanwhile, and a rerun
-    completes the copy. The order is checked on the wire, where the registry's own refusal of a
-    manifest with missing blobs does not help: no PUT of the tag before every blob of the image
-    was answered as in place. A watcher reads the registry throughout; if it dies, the test fails."""
-    layer = 4 * 1024 * 1024
-    digest = lab.push(namespace, "app", "v1", 3, layer)["digest"]
+    completes the copy of a two-platform index. The order is checked on the wire, where the
+    registry's own refusal of a manifest with missing references does not help: no PUT of a
+    platform manifest before each of its blobs, and none of the index before each platform
+    manifest, was answered as in place. A watcher reads the registry throughout; if it dies, the
+    test fails."""
+    layer = 2 * 1024 * 1024
+    digest = pl.push_index(lab, namespace, "app", "v1", layer_size=layer)["index"]
     approve(namespace, "app:v1", add=["chaos"])
     repository = "%s/app" % namespace
     killed = {}
 
-    def kill():  # uploads in parallel may each pull the trigger: the first one counts
-        killed.setdefault("at", time.monotonic())
+    def partial_uploads():  # sizes of the upload sessions in the registry's storage
+        return [os.path.getsize(os.path.join(root, "data")) for root, _dirs, files in os.walk(extra_registry.storage)
+                if "_uploads" in root and "data" in files]
+
+    def kill():  # once the registry has written some of the body (the proxy holds the rest back)
+        deadline = time.monotonic() + 10
+        while not any(partial_uploads()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        killed.setdefault("at", time.monotonic())  # uploads in parallel may each pull the trigger
         extra_registry.kill()
 
     def kill_while_uploading(method, path):
@@ -478,7 +487,7 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
             return "down", [], []
         return "up", tags, problems
 
-    watcher = pl.Sampler(probe, pause=0.01).start()
+    watcher = pl.Sampler(probe, pause=0.05).start()
     try:
         result = reconcile(namespace=[namespace], environment=["chaos"],
                            environments=chaos_environments(lab, proxy.endpoint), retries=1, timeout=5)
@@ -487,9 +496,7 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
         failure = results(result, "failed", tag="v1")[0]
         assert "registry %s (chaos)" % proxy.endpoint in failure["error"]
         assert repository in failure["error"]
-        # the registry had received part of a layer when it died
-        partial = [os.path.getsize(os.path.join(root, "data")) for root, _dirs, files in os.walk(extra_registry.storage)
-                   if "_uploads" in root and "data" in files]
+        partial = partial_uploads()  # the registry had received part of a layer when it died
         assert any(0 < size < layer for size in partial), "no partly received layer in the registry: %s" % partial
 
         extra_registry.start()  # same storage, same port: what survived the kill
@@ -501,6 +508,9 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
         assert rerun["summary"] == {"copied": 1}
         manifest = direct.get_manifest(repository, "v1")
         assert manifest["digest"] == digest
+        children = {child["digest"]: direct.get_manifest(repository, child["digest"]) for child in
+                    pl.oci.parse_manifest(manifest["data"], manifest["media_type"])["children"]}
+        assert len(children) == 2
         done = time.monotonic()
         assert watcher.wait_for(lambda samples: sum(1 for started, _, (state, tags, _) in samples
                                                     if started > done and "v1" in tags) >= 3), \
@@ -518,9 +528,12 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
     violations = [p for _s, _e, (_state, _tags, problems) in watcher.samples for p in problems]
     assert violations == [], violations[:5]
 
-    refs = pl.oci.parse_manifest(manifest["data"], manifest["media_type"])
-    puts, disorder = pl.manifest_puts_out_of_order(proxy.events, repository, "v1", refs)
-    assert [put["status"] for put in puts] == [201], puts
+    disorder = []
+    for reference, manifest in [("v1", manifest)] + list(children.items()):
+        puts, problems = pl.manifest_puts_out_of_order(proxy.events, repository, reference,
+                                                       pl.oci.parse_manifest(manifest["data"], manifest["media_type"]))
+        assert [put["status"] for put in puts] == [201], (reference, puts)
+        disorder.extend(problems)
     assert disorder == [], disorder
     assert any(e["method"] == "PATCH" and e["what"] == "upstream down" for e in proxy.events)
 
