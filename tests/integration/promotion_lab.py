@@ -494,7 +494,8 @@ def tree_problems(registry, repository, reference):
 
 
 class Sampler:
-    """Calls ``probe()`` back to back (``pause`` seconds apart) in a thread until ``stop()``.
+    """Calls ``probe()`` back to back (``pause`` seconds apart) in a thread until ``stop()``, from
+    ``start()`` on or, given ``trigger`` (a threading.Event), from when it is set.
 
     ``samples``: ``(started, ended, value)`` with ``time.monotonic()`` times, so a sample lies in
     a window when ``start <= started and ended <= end``. An exception in the probe ends the thread
@@ -506,10 +507,14 @@ class Sampler:
         self.samples = []
         self.error = None
         self._stop = threading.Event()
+        self._trigger = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         try:
+            while self._trigger is not None and not self._trigger.wait(0.05):
+                if self._stop.is_set():
+                    return
             while not self._stop.is_set():
                 started = time.monotonic()
                 value = self.probe()
@@ -519,7 +524,8 @@ class Sampler:
         except BaseException as exc:  # handed to the test by stop()
             self.error = exc
 
-    def start(self):
+    def start(self, trigger=None):
+        self._trigger = trigger
         self._thread.start()
         return self
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import uuid
 
@@ -273,8 +274,9 @@ def test_demotion_with_a_shared_digest_keeps_the_other_approved_tag(
         lab, token, namespace, approve, reconcile, extra_registry):
     """`stable` is served at every moment while `v1` (same digest) is removed. The proxy holds
     every manifest PUT and DELETE of the demotion back for DELAY seconds, so a step that takes
-    `stable` away (a delete-then-re-tag) leaves a gap that long; a watcher HEADs `stable`
-    directly at the registry back to back and must have sampled that window many times."""
+    `stable` away (a delete-then-re-tag) leaves a gap that long; from the run's first request
+    to the registry on, a watcher HEADs `stable` directly at the registry every few ms and must
+    have sampled that window many times."""
     delay = 0.3
     digest = lab.push(namespace, "app", "v1", 2, SMALL)["digest"]
     pl.tag_in_source(lab, namespace, "app", "stable", digest)
@@ -288,10 +290,15 @@ def test_demotion_with_a_shared_digest_keeps_the_other_approved_tag(
         assert reconcile(namespace=[namespace], environment=["chaos"], environments=environments)["summary"] == {
             "copied": 2}
         approve(namespace, "app:v1", remove=["chaos"])
-        proxy.rule = lambda method, path: ("delay", delay) if (
-            method in ("PUT", "DELETE") and "/%s/manifests/" % repository in path) else None
+        running = threading.Event()
+
+        def hold_back(method, path):
+            running.set()
+            return ("delay", delay) if method in ("PUT", "DELETE") and "/%s/manifests/" % repository in path else None
+
+        proxy.rule = hold_back
         direct.head_manifest(repository, "stable")  # the watcher's token, fetched before it starts
-        watcher = pl.Sampler(lambda: direct.head_manifest(repository, "stable")).start()
+        watcher = pl.Sampler(lambda: direct.head_manifest(repository, "stable"), pause=0.005).start(running)
         try:
             result = reconcile(namespace=[namespace], environment=["chaos"], environments=environments)
         finally:
