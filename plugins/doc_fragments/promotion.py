@@ -24,8 +24,8 @@ options:
     description:
       - C(host[:port]) of the registry cluster's integrated registry, the source of every copy
         (the inventory variable C(segmented_registry_integrated_registry)).
+      - Required to reconcile (M(segmented.registry.promote) with I(reconcile=false) does not need it).
     type: str
-    required: true
   integrated_ca_cert:
     description:
       - Path of the PEM bundle that signs the integrated registry's certificate, when the system

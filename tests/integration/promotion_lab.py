@@ -9,14 +9,19 @@
 - ``FaultProxy``: a fault injector, not an imitation registry: a loopback TLS proxy in front of
   a real registry that forwards every request unchanged unless a rule says to answer 503, to hang,
   or to run a hook (for instance kill the registry) first. It counts what it saw.
+- ``Sampler``, ``manifest_puts_out_of_order``, ``RegistryLog``: a watcher thread whose death
+  fails the test, the order of requests a FaultProxy saw (a manifest PUT after its blobs and
+  children were in place), and the requests a lab registry itself logged.
 - Image builders: a two-platform OCI index and a cosign-style signature artifact, pushed to the
   integrated registry with the collection's own client (plugins/module_utils/oci.py), and
   recorded in the ImageStream the way OpenShift's registry does.
 """
+import base64
 import hashlib
 import json
 import os
 import random
+import re
 import signal
 import socket
 import ssl
@@ -25,6 +30,7 @@ import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 import yaml
@@ -32,7 +38,7 @@ from kubernetes import client as kclient
 
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci import manifests
-from lab import image, netns
+from lab import image, labctl, netns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -86,13 +92,15 @@ def free_port(low=15000, high=15999):
 
 class ExtraRegistry:
     """A CNCF distribution registry of our own (``docker-registry serve``), token auth through the
-    lab's token server as service ``env-test``. ``kill()`` is SIGKILL; ``start()`` again reuses
-    the same port and storage. ``tls``: (certificate, key) paths (default: the lab's test registry
-    certificate, for 127.0.0.1 and localhost), or False for plain HTTP. ``service_endpoint``: run
-    inside the lab's endpoint network namespace (lab/netns.py) on its address, as a registry that
-    backs a Service must (EndpointSlices refuse loopback addresses); else on 127.0.0.1."""
+    lab's token server as service ``env-test`` (``realm``: where clients are sent for tokens,
+    for instance a FaultProxy in front of the token server; default the lab's token server).
+    ``kill()`` is SIGKILL; ``start()`` again reuses the same port and storage. ``tls``:
+    (certificate, key) paths (default: the lab's test registry certificate, for 127.0.0.1 and
+    localhost), or False for plain HTTP. ``service_endpoint``: run inside the lab's endpoint
+    network namespace (lab/netns.py) on its address, as a registry that backs a Service must
+    (EndpointSlices refuse loopback addresses); else on 127.0.0.1."""
 
-    def __init__(self, lab, workdir, service="env-test", tls=None, service_endpoint=False):
+    def __init__(self, lab, workdir, service="env-test", tls=None, service_endpoint=False, realm=None):
         self.lab = lab
         self.port = free_port()
         self.service_endpoint = service_endpoint
@@ -110,7 +118,8 @@ class ExtraRegistry:
             "storage": {"filesystem": {"rootdirectory": self.storage}, "delete": {"enabled": True},
                         "maintenance": {"uploadpurging": {"enabled": False}}},
             "http": {"addr": "%s:%d" % (address, self.port)},
-            "auth": {"token": {"realm": "https://localhost:5110/token", "service": service,
+            "auth": {"token": {"realm": realm or "https://localhost:%d/token" % labctl.TOKEN_SERVER_PORT,
+                               "service": service,
                                "issuer": "segmented-registry-lab",
                                "rootcertbundle": os.path.join(pki, "token-signing.crt")}},
         }
@@ -163,17 +172,29 @@ class ExtraRegistry:
 class FaultProxy:
     """A TLS proxy on a free loopback port in front of ``upstream`` (host:port).
 
-    ``rule(method, path) -> None | ("status", code) | ("hang", seconds) | ("hook", callable)``
-    decides per request: forward unchanged, answer ``code`` with a distribution error body,
-    wait then drop the connection without an answer, or call the hook and then forward. ``seen``
-    lists ``(method, path, what happened)``. The Host header is passed on, so the registry's
-    upload URLs point back at the proxy."""
+    ``rule(method, path) -> None | ("status", code) | ("hang", seconds) | ("hook", callable) |
+    ("delay", seconds) | ("after_bytes", count, callable)`` decides per request: forward
+    unchanged, answer ``code`` with a distribution error body, wait then drop the connection
+    without an answer, call the hook and then forward, wait and then forward, or forward the
+    body and call the hook once ``count`` bytes of it have gone upstream (the registry is then
+    receiving the body). Request bodies of known length are streamed upstream as they arrive.
+
+    ``seen`` lists ``(method, path, what happened)``; ``events`` the same requests in order, each
+    a dict with ``start`` and ``end`` (one sequence shared by both, so "answered before that one
+    was received" is ``a["end"] < b["start"]``), ``method``, ``path``, ``what`` and ``status``.
+    ``credentials``: the basic-auth ``(user, password)`` pairs clients sent (kept in memory,
+    never printed). ``t_start`` / ``t_end`` of an event are ``time.monotonic()``. The
+    Host header is passed on, so the registry's upload URLs point back at the proxy."""
 
     def __init__(self, lab, upstream, rule=None):
         self.lab = lab
         self.upstream = upstream
         self.rule = rule or (lambda method, path: None)
         self.seen = []
+        self.events = []
+        self.credentials = set()
+        self.forwarded_bytes = 0
+        self._sequence = 0
         self._lock = threading.Lock()
         self.port = free_port()
         self.endpoint = "localhost:%d" % self.port
@@ -181,13 +202,34 @@ class FaultProxy:
         self.session.trust_env = False
         proxy = self
 
+        class Body:
+            """The request body, read from the client as the upstream request sends it."""
+
+            def __init__(self, rfile, length, after=None):
+                self.rfile, self.length, self.sent, self.after = rfile, length, 0, after
+
+            def __len__(self):
+                return self.length
+
+            def read(self, amount=-1):
+                if amount is None or amount < 0:
+                    amount = self.length - self.sent
+                data = self.rfile.read(min(amount, self.length - self.sent, 64 * 1024))
+                self.sent += len(data)
+                with proxy._lock:
+                    proxy.forwarded_bytes += len(data)
+                if self.after and self.sent >= self.after[0]:
+                    hook, self.after = self.after[1], None
+                    hook()
+                return data
+
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def log_message(self, *args):
                 pass
 
-            def _body(self):
+            def _body(self, after):
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                     data = b""
                     while True:
@@ -198,13 +240,19 @@ class FaultProxy:
                         data += self.rfile.read(size)
                         self.rfile.readline()
                 length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
+                return Body(self.rfile, length, after) if length else None
 
             def _handle(self):
-                body = self._body()
+                event = proxy._begin(self.command, self.path)
+                proxy._credentials(self.headers.get("Authorization"))
                 decision = proxy.rule(self.command, self.path)
                 kind = decision[0] if decision else "forward"
+                event["what"] = kind
                 proxy._note(self.command, self.path, kind)
+                body = self._body(decision[1:] if kind == "after_bytes" else None)
+                if kind not in ("forward", "hook", "delay", "after_bytes") and isinstance(body, Body):
+                    while body.read():  # drained, not forwarded
+                        pass
                 if kind == "status":
                     payload = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "injected fault"}]}).encode()
                     self.send_response(decision[1])
@@ -213,22 +261,28 @@ class FaultProxy:
                     self.end_headers()
                     if self.command != "HEAD":
                         self.wfile.write(payload)
+                    proxy._end(event, decision[1])
                     return
                 if kind == "hang":
                     time.sleep(decision[1])
                     self.close_connection = True
+                    proxy._end(event, None)
                     return
                 if kind == "hook":
                     decision[1]()
+                if kind == "delay":
+                    time.sleep(decision[1])
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive")}
                 try:
                     answer = proxy.session.request(self.command, "https://%s%s" % (proxy.upstream, self.path),
-                                                   headers=headers, data=body if body else None,
+                                                   headers=headers, data=body,
                                                    verify=proxy.lab.ca.cert_path, allow_redirects=False, timeout=60)
                 except requests.RequestException:
                     proxy._note(self.command, self.path, "upstream down")
+                    event["what"] = "upstream down"
                     self.close_connection = True  # like a registry that died: no answer at all
+                    proxy._end(event, None)
                     return
                 content = answer.content
                 self.send_response(answer.status_code)
@@ -244,6 +298,7 @@ class FaultProxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(content)
+                proxy._end(event, answer.status_code)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
@@ -258,6 +313,25 @@ class FaultProxy:
     def _note(self, method, path, what):
         with self._lock:
             self.seen.append((method, path, what))
+
+    def _begin(self, method, path):
+        with self._lock:
+            self._sequence += 1
+            event = {"start": self._sequence, "end": None, "method": method, "path": path, "what": None,
+                     "status": None, "t_start": time.monotonic(), "t_end": None}
+            self.events.append(event)
+            return event
+
+    def _end(self, event, status):
+        with self._lock:
+            self._sequence += 1
+            event["end"], event["status"], event["t_end"] = self._sequence, status, time.monotonic()
+
+    def _credentials(self, header):
+        if header and header.startswith("Basic "):
+            user, _sep, password = base64.b64decode(header[6:]).decode("utf-8", "replace").partition(":")
+            with self._lock:
+                self.credentials.add((user, password))
 
     def count(self, method, fragment, what=None):
         with self._lock:
@@ -385,11 +459,12 @@ def registry_consistency(registry, repository):
     except oci.RegistryError as exc:
         return [], "unreadable: %s" % exc
     for tag in tags:
-        problems.extend(_tree_problems(registry, repository, tag))
+        problems.extend(tree_problems(registry, repository, tag))
     return problems, None
 
 
-def _tree_problems(registry, repository, reference):
+def tree_problems(registry, repository, reference):
+    """Problems of one tag or digest: its manifest's children and blobs the registry cannot serve."""
     manifest = registry.get_manifest(repository, reference)
     if manifest is None:
         return []  # removed between the listing and now
@@ -399,8 +474,126 @@ def _tree_problems(registry, repository, reference):
         if registry.head_manifest(repository, child["digest"]) is None:
             problems.append("%s:%s: child manifest %s missing" % (repository, reference, child["digest"]))
         else:
-            problems.extend(_tree_problems(registry, repository, child["digest"]))
+            problems.extend(tree_problems(registry, repository, child["digest"]))
     for blob in refs["blobs"]:
         if registry.head_blob(repository, blob["digest"]) is None:
             problems.append("%s:%s: blob %s missing" % (repository, reference, blob["digest"]))
     return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Observing a registry while the engine works on it
+# ---------------------------------------------------------------------------------------------
+
+
+class Sampler:
+    """Calls ``probe()`` back to back (``pause`` seconds apart) in a thread until ``stop()``, from
+    ``start()`` on or, given ``trigger`` (a threading.Event), from when it is set.
+
+    ``samples``: ``(started, ended, value)`` with ``time.monotonic()`` times, so a sample lies in
+    a window when ``start <= started and ended <= end``. An exception in the probe ends the thread
+    and ``stop()`` raises it again: a watcher that died fails the test instead of checking nothing."""
+
+    def __init__(self, probe, pause=0.0):
+        self.probe = probe
+        self.pause = pause
+        self.samples = []
+        self.error = None
+        self._stop = threading.Event()
+        self._trigger = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            while self._trigger is not None and not self._trigger.wait(0.05):
+                if self._stop.is_set():
+                    return
+            while not self._stop.is_set():
+                started = time.monotonic()
+                value = self.probe()
+                self.samples.append((started, time.monotonic(), value))
+                if self.pause:
+                    self._stop.wait(self.pause)
+        except BaseException as exc:  # handed to the test by stop()
+            self.error = exc
+
+    def start(self, trigger=None):
+        self._trigger = trigger
+        self._thread.start()
+        return self
+
+    def wait_for(self, condition, timeout=30):
+        """Until ``condition(samples)`` holds; False at the deadline or when the probe died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._thread.is_alive():
+            if condition(list(self.samples)):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self, timeout=30):
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise AssertionError("the watcher thread did not stop within %ss" % timeout)
+        if self.error is not None:
+            raise AssertionError("the watcher thread died: %r" % (self.error,)) from self.error
+
+    def within(self, start, end):
+        return [value for started, ended, value in self.samples if start <= started and ended <= end]
+
+
+def _confirms(event, repository, kind, digest):
+    """Whether a proxied request answered that ``digest`` is in ``repository`` (a blob, or a
+    manifest): a HEAD 200, a committed upload (PUT ...?digest= 201), a mount 201, a manifest PUT 201."""
+    path = unquote(event["path"])
+    base = "/v2/%s/" % repository
+    if not path.startswith(base) or event["status"] not in (200, 201):
+        return False
+    rest = path[len(base):]
+    if kind == "manifest":
+        return event["method"] in ("HEAD", "PUT") and rest == "manifests/" + digest
+    if event["method"] == "HEAD":
+        return rest == "blobs/" + digest
+    if event["method"] == "PUT" and rest.startswith("blobs/uploads/"):
+        return parse_qs(urlsplit(path).query).get("digest") == [digest]
+    if event["method"] == "POST" and rest.startswith("blobs/uploads/"):
+        return event["status"] == 201 and parse_qs(urlsplit(path).query).get("mount") == [digest]
+    return False
+
+
+def manifest_puts_out_of_order(events, repository, reference, manifest):
+    """``(puts, problems)``: every PUT of ``repository``'s manifest ``reference`` the proxy saw
+    and, for each, the blobs and child manifests of ``manifest`` (``manifests.parse_manifest``'s
+    answer) that no earlier answered request had confirmed in that repository when the PUT
+    arrived. The registry refuses some of these PUTs itself; this check does not rely on it."""
+    target = "/v2/%s/manifests/%s" % (repository, reference)
+    puts = [e for e in events if e["method"] == "PUT" and unquote(urlsplit(e["path"]).path) == target]
+    wanted = [("blob", b["digest"]) for b in manifest["blobs"]] + [("manifest", c["digest"])
+                                                                    for c in manifest["children"]]
+    problems = []
+    for put in puts:
+        for kind, digest in wanted:
+            if not any(e["end"] is not None and e["end"] < put["start"] and _confirms(e, repository, kind, digest)
+                       for e in events):
+                problems.append("PUT %s (request %d) before %s %s was in place" % (target, put["start"], kind, digest))
+    return puts, problems
+
+
+class RegistryLog:
+    """The requests a lab registry logged from now on (its own access log, not the engine's
+    counters). ``requests(fragment)`` -> ``[(method, uri, status)]`` of the new lines whose URI
+    contains ``fragment``."""
+
+    LINE = re.compile(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d{3})')
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = os.path.getsize(path)
+
+    def requests(self, fragment):
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            text = handle.read().decode("utf-8", "replace")
+        return [(m.group(1), m.group(2), int(m.group(3))) for m in self.LINE.finditer(text)
+                if fragment in unquote(m.group(2))]

@@ -20,11 +20,13 @@ import pytest
 from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
+from lab import labctl
 from tests.integration import promotion_lab as pl
 
 RC = "tests/integration/playbooks/reconcile.yml"
 TE = "tests/integration/playbooks/tag_environments.yml"
-ENDPOINTS = {"test": "localhost:5101", "uat": "localhost:5102", "prod": "localhost:5103"}
+# the environment registries, as inventories/lab defines them
+ENDPOINTS = {env: endpoint for env, endpoint, *_ in labctl.Layout().registries if env != "default"}
 SMALL = 64 * 1024
 
 
@@ -50,18 +52,24 @@ def namespace(lab, unique):
     return name
 
 
+def rc_extravars(lab, lab_auth, out, check=False, **args):
+    """The extra vars of one reconcile.yml run; an option given as None is left out."""
+    options = {"environments": pl.lab_environments(lab), "integrated_registry": lab.layout.integrated_endpoint,
+               "integrated_ca_cert": lab.ca.cert_path}
+    options.update(args)
+    options = {key: value for key, value in options.items() if value is not None}
+    return {"rc_args": options, "rc_auth": lab_auth, "rc_check": check, "rc_out": str(out)}
+
+
 @pytest.fixture
 def reconcile(lab, token, run_playbook, lab_auth, tmp_path):
     """reconcile(check=False, environments=None, **options) -> the module's registered result."""
     def run(check=False, **args):
         out = tmp_path / ("rc-%s.json" % uuid.uuid4().hex)
         # the token given as registry_token (no_log): the leak checks below look for the very
-        # secret the module uses; the playbook tests cover the minted-token path
-        options = {"environments": pl.lab_environments(lab), "integrated_registry": lab.layout.integrated_endpoint,
-                   "integrated_ca_cert": lab.ca.cert_path, "registry_token": token}
-        options.update(args)
-        runner = run_playbook(RC, extravars={"rc_args": options, "rc_auth": lab_auth, "rc_check": check,
-                                             "rc_out": str(out)})
+        # secret the module uses; test_minted_token_never_leaks covers the minted-token path
+        args.setdefault("registry_token", token)
+        runner = run_playbook(RC, extravars=rc_extravars(lab, lab_auth, out, check, **args))
         assert runner.status == "successful", runner.stdout_text[-3000:]
         result = json.loads(out.read_text())
         assert token not in json.dumps(result), "a registry token leaked into the result"
@@ -127,6 +135,18 @@ def results(result, kind=None, env=None, tag=None):
             and (env is None or a.get("environment") == env) and (tag is None or a["tag"] == tag)]
 
 
+def jwt_claims(token):
+    """The claims of a JWT (not verified: only to tell whose token it is)."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def secret_pieces(text, width=32, step=8):
+    """``width``-character pieces of ``text`` every ``step`` characters: any
+    ``width + step - 1`` consecutive characters of ``text`` contain one."""
+    return {text[i:i + width] for i in range(0, max(len(text) - width, 0) + 1, step)}
+
+
 # ---------------------------------------------------------------------------------------------
 # copies by digest, rerun, check mode
 # ---------------------------------------------------------------------------------------------
@@ -164,15 +184,26 @@ def test_check_mode_plans_then_copy_by_digest_then_rerun_skips(lab, namespace, a
 
 
 def test_second_tag_of_a_present_digest_sends_no_blob(lab, token, namespace, approve, reconcile, raw_manifest):
+    """No blob byte goes to the registry: counted in the test registry's own access log (no
+    upload PATCH or PUT of this namespace), not only in the module's counters."""
     digest = lab.push(namespace, "app", "v1", 2, SMALL)["digest"]
     approve(namespace, "app:v1", add=["test"])
+    log = pl.RegistryLog(lab.procs.log_path("registry-test"))
     assert reconcile(namespace=[namespace])["summary"] == {"copied": 1}
+    first = log.requests("/v2/%s/" % namespace)
+    uploads = [r for r in first if r[0] in ("PATCH", "PUT") and "/blobs/uploads/" in r[1]]
+    assert len([r for r in uploads if r[0] == "PATCH"]) == 3, first  # the log does show uploads
     pl.tag_in_source(lab, namespace, "app", "v1-ga", digest)
     pl.tag_in_source(lab, namespace, "other", "v1", digest, from_stream="app")  # same image, another stream
     approve(namespace, "app:v1-ga", add=["test"])
     approve(namespace, "other:v1", add=["test"])
+    log = pl.RegistryLog(lab.procs.log_path("registry-test"))
     result = reconcile(namespace=[namespace])
     assert not result.get("failed"), result.get("msg")
+    seen = log.requests("/v2/%s/" % namespace)
+    assert [r for r in seen if r[0] in ("PATCH", "PUT") and "/blobs/uploads/" in r[1]] == [], seen
+    mounts = [r for r in seen if r[0] == "POST" and "mount=" in r[1] and r[2] == 201]
+    assert len(mounts) == 3 and all("/v2/%s/other/" % namespace in r[1] for r in mounts), seen
     copies = {(a["repository"], a["tag"]): a for a in result["copies"]}
     same_repo = copies[("%s/app" % namespace, "v1-ga")]
     other_repo = copies[("%s/other" % namespace, "v1")]
@@ -242,43 +273,55 @@ def test_demotion_removes_the_tag(lab, token, namespace, approve, reconcile, raw
 
 
 def test_demotion_with_a_shared_digest_keeps_the_other_approved_tag(
-        lab, token, namespace, approve, reconcile, raw_manifest):
+        lab, token, namespace, approve, reconcile, extra_registry):
+    """`stable` is served at every moment while `v1` (same digest) is removed. The proxy holds
+    every manifest PUT and DELETE of the demotion back for DELAY seconds, so a step that takes
+    `stable` away (a delete-then-re-tag) leaves a gap that long; from the run's first request
+    to the registry on, a watcher HEADs `stable` directly at the registry every few ms and must
+    have sampled that window many times."""
+    delay = 0.3
     digest = lab.push(namespace, "app", "v1", 2, SMALL)["digest"]
     pl.tag_in_source(lab, namespace, "app", "stable", digest)
-    approve(namespace, "app:v1", add=["test", "uat"])
-    approve(namespace, "app:stable", add=["test", "uat"])
-    assert reconcile(namespace=[namespace], environment=["test"])["summary"] == {"copied": 2}
-
-    approve(namespace, "app:v1", remove=["test"])
-    stop = threading.Event()
-    gaps = []
-
-    def watch():  # `stable` must be served at every moment of the demotion
-        registry = pl.client(lab, ENDPOINTS["test"], token)
-        try:
-            while not stop.is_set():
-                found = registry.head_manifest("%s/app" % namespace, "stable")
-                if not found or found["digest"] != digest:
-                    gaps.append(found)
-                time.sleep(0.005)
-        finally:
-            registry.close()
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
+    approve(namespace, "app:v1", add=["chaos"])
+    approve(namespace, "app:stable", add=["chaos"])
+    repository = "%s/app" % namespace
+    proxy = pl.FaultProxy(lab, extra_registry.endpoint).start()
+    environments = chaos_environments(lab, proxy.endpoint)
+    direct = pl.client(lab, extra_registry.endpoint, token)
     try:
-        result = reconcile(namespace=[namespace], environment=["test"])
+        assert reconcile(namespace=[namespace], environment=["chaos"], environments=environments)["summary"] == {
+            "copied": 2}
+        approve(namespace, "app:v1", remove=["chaos"])
+        running = threading.Event()
+
+        def hold_back(method, path):
+            running.set()
+            return ("delay", delay) if method in ("PUT", "DELETE") and "/%s/manifests/" % repository in path else None
+
+        proxy.rule = hold_back
+        direct.head_manifest(repository, "stable")  # the watcher's token, fetched before it starts
+        watcher = pl.Sampler(lambda: direct.head_manifest(repository, "stable"), pause=0.005).start(running)
+        try:
+            result = reconcile(namespace=[namespace], environment=["chaos"], environments=environments)
+        finally:
+            watcher.stop()
+        assert not result.get("failed"), result.get("msg")
+        removal = results(result, "removed", tag="v1")[0]
+        assert removal["method"] == "retarget" and removal["keeps"] == ["stable"]
+        assert "stable" in removal["reason"]
+        assert tags_of(lab, token, extra_registry.endpoint, repository) == ["stable"]
+        assert direct.get_manifest(repository, "stable")["digest"] == digest
+        proxy.rule = lambda method, path: None
+        assert reconcile(namespace=[namespace], environment=["chaos"], environments=environments)["changed"] is False
     finally:
-        stop.set()
-        watcher.join()
-    assert not result.get("failed"), result.get("msg")
-    removal = results(result, "removed", tag="v1")[0]
-    assert removal["method"] == "retarget" and removal["keeps"] == ["stable"]
-    assert "stable" in removal["reason"]
-    assert tags_of(lab, token, ENDPOINTS["test"], "%s/app" % namespace) == ["stable"]
-    assert sha(raw_manifest(ENDPOINTS["test"], "%s/app:stable" % namespace)) == digest
+        proxy.stop()
+        direct.close()
+    gaps = [found for _s, _e, found in watcher.samples if not found or found["digest"] != digest]
     assert gaps == [], "the approved tag was not served for a moment: %s" % gaps[:3]
-    assert reconcile(namespace=[namespace], environment=["test"])["changed"] is False
+    steps = [e for e in proxy.events if e["what"] == "delay"]
+    assert [e["method"] for e in steps] == ["PUT", "DELETE"], steps  # the placeholder, then its digest
+    window = watcher.within(steps[0]["t_start"], steps[-1]["t_end"])
+    assert len(window) >= 20, "only %d samples while the demotion ran" % len(window)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,60 +456,147 @@ def test_5xx_and_hanging_registry_bounded_retries_then_per_tag_failure(
 
 def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace, approve, reconcile,
                                                           extra_registry):
-    digest = lab.push(namespace, "app", "v1", 4, 256 * 1024)["digest"]
+    """The registry is killed while a layer's bytes are flowing into it (the proxy streams the
+    upload; after 1 MiB it waits until the registry has written part of it to its storage, then
+    kills it), never serves the tag meanwhile, and a rerun completes the copy of a two-platform
+    index. The order is checked on the wire, where the registry's own refusal of a manifest with
+    missing references does not help: no PUT of a platform manifest before each of its blobs,
+    and none of the index before each platform manifest, was answered as in place. A watcher
+    reads the registry throughout; if it dies, the test fails."""
+    layer = 2 * 1024 * 1024
+    digest = pl.push_index(lab, namespace, "app", "v1", layer_size=layer)["index"]
     approve(namespace, "app:v1", add=["chaos"])
-    killed = threading.Event()
+    repository = "%s/app" % namespace
+    killed = {}
 
-    def kill_on_first_upload(method, path):
-        if method == "PATCH" and "/blobs/uploads/" in path and not killed.is_set():
-            def kill():
-                killed.set()
-                extra_registry.kill()
-            return ("hook", kill)
+    def partial_uploads():  # sizes of the upload sessions in the registry's storage
+        return [os.path.getsize(os.path.join(root, "data")) for root, _dirs, files in os.walk(extra_registry.storage)
+                if "_uploads" in root and "data" in files]
+
+    def kill():  # once the registry has written some of the body (the proxy holds the rest back)
+        deadline = time.monotonic() + 10
+        while not any(partial_uploads()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        killed.setdefault("at", time.monotonic())  # uploads in parallel may each pull the trigger
+        extra_registry.kill()
+
+    def kill_while_uploading(method, path):
+        if method == "PATCH" and "/blobs/uploads/" in path and not killed:
+            return ("after_bytes", 1024 * 1024, kill)
         return None
 
-    proxy = pl.FaultProxy(lab, extra_registry.endpoint, kill_on_first_upload).start()
+    proxy = pl.FaultProxy(lab, extra_registry.endpoint, kill_while_uploading).start()
     direct = pl.client(lab, extra_registry.endpoint, token, retries=1, backoff=0.05, timeout=(2.0, 5.0))
-    stop = threading.Event()
-    violations, checks = [], []
 
-    def watch():  # at no time may the destination serve a tag whose blobs are missing
-        while not stop.is_set():
-            try:
-                problems, error = pl.registry_consistency(direct, "%s/app" % namespace)
-            except pl.oci.RegistryError:
-                problems, error = [], "down"
-            checks.append("down" if error else "ok")
-            violations.extend(problems)
-            time.sleep(0.02)
+    def probe():  # what the registry serves now: a tag whose manifest, child or blob is missing is a problem
+        try:
+            tags = direct.list_tags(repository)
+            problems = [p for tag in tags for p in pl.tree_problems(direct, repository, tag)]
+        except pl.oci.RegistryError:
+            return "down", [], []
+        return "up", tags, problems
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
+    watcher = pl.Sampler(probe, pause=0.05).start()
     try:
         result = reconcile(namespace=[namespace], environment=["chaos"],
                            environments=chaos_environments(lab, proxy.endpoint), retries=1, timeout=5)
-        assert killed.is_set()
+        assert killed, "the registry was never killed"
         assert result.get("failed") is True
         failure = results(result, "failed", tag="v1")[0]
         assert "registry %s (chaos)" % proxy.endpoint in failure["error"]
-        assert "%s/app" % namespace in failure["error"]
+        assert repository in failure["error"]
+        partial = partial_uploads()  # the registry had received part of a layer when it died
+        assert any(0 < size < layer for size in partial), "no partly received layer in the registry: %s" % partial
 
         extra_registry.start()  # same storage, same port: what survived the kill
-        assert "v1" not in (direct.list_tags("%s/app" % namespace) or [])
+        restarted = time.monotonic()
+        assert direct.head_manifest(repository, "v1") is None
         rerun = reconcile(namespace=[namespace], environment=["chaos"],
                           environments=chaos_environments(lab, proxy.endpoint))
         assert not rerun.get("failed"), rerun.get("msg")
         assert rerun["summary"] == {"copied": 1}
-        manifest = direct.get_manifest("%s/app" % namespace, "v1")
+        manifest = direct.get_manifest(repository, "v1")
         assert manifest["digest"] == digest
-        time.sleep(0.2)
+        children = {child["digest"]: direct.get_manifest(repository, child["digest"]) for child in
+                    pl.manifests.parse_manifest(manifest["data"], manifest["media_type"])["children"]}
+        assert len(children) == 2
+        done = time.monotonic()
+        assert watcher.wait_for(lambda samples: sum(1 for started, _, (state, tags, _) in samples
+                                                    if started > done and "v1" in tags) >= 3), \
+            "the watcher never saw the copied tag"
     finally:
-        stop.set()
-        watcher.join()
         proxy.stop()
-        direct.close()
-    assert "ok" in checks and "down" in checks, "the watcher must have seen the registry up and down"
-    assert violations == []
+        try:
+            watcher.stop()
+        finally:
+            direct.close()
+
+    states = [value[0] for value in watcher.within(0, killed["at"])]
+    assert states.count("up") >= 3, "too few samples before the kill: %s" % states
+    assert "down" in [value[0] for value in watcher.within(killed["at"], restarted)]
+    violations = [p for _s, _e, (_state, _tags, problems) in watcher.samples for p in problems]
+    assert violations == [], violations[:5]
+
+    disorder, answers = [], {}
+    for reference, manifest in [("v1", manifest)] + list(children.items()):
+        puts, problems = pl.manifest_puts_out_of_order(proxy.events, repository, reference,
+                                                       pl.manifests.parse_manifest(manifest["data"], manifest["media_type"]))
+        answers[reference] = [put["status"] for put in puts]
+        disorder.extend(problems)
+    assert disorder == [], disorder
+    assert answers == {reference: [201] for reference in answers}, answers  # each manifest PUT once
+    assert any(e["method"] == "PATCH" and e["what"] == "upstream down" for e in proxy.events)
+
+
+# ---------------------------------------------------------------------------------------------
+# secrets
+# ---------------------------------------------------------------------------------------------
+
+
+def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, lab_auth, tmp_path):
+    """The default path: no registry_token, the module mints a TokenRequest token of its
+    service_account. The test learns that token where it can be observed without changing the
+    product: our own registry sends clients for registry tokens to a proxy in front of the lab's
+    token server, which keeps the basic-auth password it is given (the minted token). No 39
+    characters of it, raw or as the basic-auth header's base64, may appear in the -vvv output,
+    the registered result, the report file or any other file the run left."""
+    lab.push(namespace, "app", "v1", 1, SMALL)
+    approve(namespace, "app:v1", add=["chaos"])
+    realm = pl.FaultProxy(lab, "localhost:%d" % labctl.TOKEN_SERVER_PORT).start()
+    registry = pl.ExtraRegistry(lab, str(tmp_path / "extra"), realm="https://%s/token" % realm.endpoint)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    try:
+        registry.start()
+        extravars = rc_extravars(lab, lab_auth, run_dir / "result.json", namespace=[namespace],
+                                 environment=["chaos"], environments=chaos_environments(lab, registry.endpoint),
+                                 service_account="segmented-registry/promoter",
+                                 report_file=str(run_dir / "report.json"))
+        runner = run_playbook(RC, extravars=extravars, verbosity=3, artifact_dir=str(run_dir / "artifacts"))
+    finally:
+        registry.stop()
+        realm.stop()
+    minted = sorted(pair for pair in realm.credentials if pair[1] != token)
+    assert len(minted) == 1, "the token realm saw %d passwords besides the test's own token, not 1" % len(minted)
+    user, secret = minted[0]
+    assert jwt_claims(secret)["sub"] == "system:serviceaccount:segmented-registry:promoter"
+    header, rest = secret.split(".", 1)
+    basic = base64.b64encode(("%s:%s" % (user, secret)).encode()).decode()
+    skip = 4 * ((len(user) + len(header) + 2) // 3) + 4  # the base64 of "user:<JWT header>." is not secret
+    pieces = secret_pieces(rest) | secret_pieces(basic[skip:])
+
+    assert runner.status == "successful", runner.stdout_text[-3000:].replace(secret, "<minted token>")
+    result = json.loads((run_dir / "result.json").read_text())
+    assert not result.get("failed"), result.get("msg")
+    assert result["summary"] == {"copied": 1} and result["stats"]["api_calls"] == 2  # the list, the TokenRequest
+    verbose = "module_args" in runner.stdout_text  # (not in the assertion: pytest would print the output)
+    assert verbose, "not the -vvv output (the full result, with the module's arguments)"
+    written = {str(path.relative_to(run_dir)): path.read_bytes().decode("utf-8", "replace")
+               for path in run_dir.rglob("*") if path.is_file()}
+    assert {"report.json", "result.json"} <= set(written) and any(name.startswith("artifacts/") for name in written)
+    where = dict(written, **{"the -vvv output": runner.stdout_text})
+    leaks = sorted(name for name, text in where.items() if any(piece in text for piece in pieces))
+    assert leaks == [], "the minted token leaked into: %s" % ", ".join(leaks)
 
 
 # ---------------------------------------------------------------------------------------------

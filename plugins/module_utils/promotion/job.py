@@ -53,7 +53,7 @@ def argument_spec():
     spec = kube.auth_argument_spec()
     spec.update(
         environments={"type": "list", "elements": "dict", "required": True},
-        integrated_registry={"type": "str", "required": True},
+        integrated_registry={"type": "str"},
         integrated_ca_cert={"type": "path"},
         integrated_validate_certs={"type": "bool", "default": True},
         service_account={"type": "str"},
@@ -151,6 +151,10 @@ class Job:
         """Read the registries in scope, plan and (unless ``check_mode``) execute; returns the
         module result (``changed``, the actions by kind, the audit, the counters)."""
         params = self.params
+        if not params["integrated_registry"]:
+            self.module.fail_json(msg="integrated_registry is required to bring the environment registries in line: "
+                                      "give the host[:port] of the registry cluster's integrated registry (the "
+                                      "inventory variable segmented_registry_integrated_registry)")
         token = self._registry_token()
         stats = Stats()
         timeout = (min(10.0, float(params["timeout"])), float(params["timeout"]))

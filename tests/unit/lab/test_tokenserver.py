@@ -202,14 +202,21 @@ def test_sign_jwt_verifies_with_certificate_and_carries_x5c(signer):
 
 
 def test_sign_jwt_rejects_tampering(signer):
+    """The genuine token verifies, and changing its claims or its signature by one bit breaks it:
+    an all-zero (or otherwise fake) signature fails the first check."""
+    from cryptography.exceptions import InvalidSignature
     key, cert = signer
     token = ts.sign_jwt({"sub": "a"}, key, ts.x5c_chain([cert]))
-    signature = _decode(token)[2]
+    header, claims, signature_text = token.split(".")
+    signature = ts.b64url_decode(signature_text)
+    assert len(signature) == key.key_size // 8
+    cert.public_key().verify(signature, f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
     forged = ts.b64url(json.dumps({"sub": "root"}).encode())
-    signing_input = f"{token.split('.')[0]}.{forged}".encode()
-    from cryptography.exceptions import InvalidSignature
     with pytest.raises(InvalidSignature):
-        cert.public_key().verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+        cert.public_key().verify(signature, f"{header}.{forged}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    with pytest.raises(InvalidSignature):
+        cert.public_key().verify(flipped, f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
 
 
 def test_sign_jwt_needs_rsa():
