@@ -38,7 +38,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
     _set_header,
     get_api_client,
 )
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule  # noqa: F401
+from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule as _AnsibleK8SModule
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 
 try:
@@ -62,6 +62,10 @@ except ImportError:
 else:
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
+
+#: kubernetes.core's module class (check mode becomes a server-side dry run), for this collection's
+#: modules that talk to one cluster.
+AnsibleK8SModule = _AnsibleK8SModule
 
 # ---------------------------------------------------------------------------------------------
 # Authentication options (kubernetes.core's own, never a copy)

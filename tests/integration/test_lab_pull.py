@@ -61,7 +61,7 @@ def setup(lab, unique):
 def labctl_pull(reference, auth):
     """Run the command itself; returns (exit code, parsed stdout or None, stderr)."""
     proc = subprocess.run([os.path.join(REPO, "lab", "labctl"), "pull", "--cluster", CLUSTER,
-                           "--authfile", auth, reference], capture_output=True, text=True, timeout=300)
+                           "--authfile", auth, reference], capture_output=True, text=True, timeout=300, check=False)
     return proc.returncode, (json.loads(proc.stdout) if proc.returncode == 0 else None), proc.stderr
 
 
@@ -108,12 +108,12 @@ def test_pull_by_digest_follows_the_digest_mirror_set_and_never_contacts_the_sou
         assert "/v2/" not in source_log.new()  # never contacted
 
         # an image only the source has: the mirror lacks it and the source may not be asked
-        code, _, err = labctl_pull("%s/%s@%s" % (source.endpoint, setup["repo"], setup["only_source_digest"]),
+        code, _out, err = labctl_pull("%s/%s@%s" % (source.endpoint, setup["repo"], setup["only_source_digest"]),
                                    setup["auth"])
         assert code == 1 and "cannot pull" in err
         assert "/v2/" not in source_log.new()
         # a tag is not mirrored by an ImageDigestMirrorSet, and the source is blocked: refused, uncontacted
-        code, _, err = labctl_pull("%s/%s:v1" % (source.endpoint, setup["repo"]), setup["auth"])
+        code, _out, err = labctl_pull("%s/%s:v1" % (source.endpoint, setup["repo"]), setup["auth"])
         assert code == 1
         assert "cannot pull" in err and "blocked" in err
         assert "/v2/" not in source_log.new()
@@ -131,7 +131,7 @@ def test_allowed_registries_reject_every_other_registry_with_a_clear_refusal(set
     images.patch(name="cluster", content_type="application/merge-patch+json",
                  body={"spec": {"registrySources": {"allowedRegistries": [setup["mirror"].endpoint]}}})
     try:
-        code, _, err = labctl_pull("%s/%s@%s" % (setup["source"].endpoint, setup["repo"], setup["digest"]),
+        code, _out, err = labctl_pull("%s/%s@%s" % (setup["source"].endpoint, setup["repo"], setup["digest"]),
                                    setup["auth"])
         assert code == 1
         assert "the policy.json of cluster prod refuses" in err and "rejected by policy" in err

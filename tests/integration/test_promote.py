@@ -102,8 +102,8 @@ def test_consumers_the_job_does_not_touch_never_stop_a_promotion(lab, namespace,
     def edit(hosts, group_vars):
         # test: an API server that is down; uat and prod: no credentials of their own, so both
         # would rely on the K8S_AUTH_* environment (one AWX Kubernetes credential)
-        hosts["test"]["segmented_registry_k8s_auth"] = {"host": "https://127.0.0.1:1",
-                                                       "api_key": "sha256~never-shown-0123456789"}
+        hosts["test"]["segmented_registry_k8s_auth"] = {
+            "host": "https://127.0.0.1:1", "api_key": "sha256~never-shown-0123456789"}
         del hosts["uat"]["segmented_registry_k8s_auth"]
         del hosts["prod"]["segmented_registry_k8s_auth"]
 
@@ -173,7 +173,7 @@ def test_unverified_tls_is_an_explicit_opt_out_never_a_silent_one(lab, namespace
                        cmdline="--check")
     assert run.status == "successful", run.stdout_text[-3000:]
     text = words(run.stdout_text)
-    endpoint = {env: endpoint for env, endpoint, *_ in lab.layout.registries}["uat"]
+    endpoint = {env: endpoint for env, endpoint, *_rest in lab.layout.registries}["uat"]
     warning = (f"environment uat: the TLS certificate of {endpoint} is not verified (validate_certs: false in "
                "segmented_registry_environments); prefer ca_cert")
     assert text.count(warning) == 1, text[-3000:]

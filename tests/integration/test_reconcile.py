@@ -26,7 +26,7 @@ from tests.integration import promotion_lab as pl
 RC = "tests/integration/playbooks/reconcile.yml"
 TE = "tests/integration/playbooks/tag_environments.yml"
 # the environment registries, as inventories/lab defines them
-ENDPOINTS = {env: endpoint for env, endpoint, *_ in labctl.Layout().registries if env != "default"}
+ENDPOINTS = {env: endpoint for env, endpoint, *_rest in labctl.Layout().registries if env != "default"}
 SMALL = 64 * 1024
 
 

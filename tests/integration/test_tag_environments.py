@@ -905,7 +905,7 @@ def test_promote_uses_k8s_auth_environment_when_the_inventory_has_no_credentials
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                  "segmented_registry_environments": [
                      {"name": name, "route_host": "%s-registry.apps.registry.lab.local" % name,
-                      "endpoint": endpoint} for name, endpoint, *_ in lab.layout.registries if name in ("test", "uat")]},
+                      "endpoint": endpoint} for name, endpoint, *_rest in lab.layout.registries if name in ("test", "uat")]},
         "hosts": {"registry": {"segmented_registry_role": "registry"}}}}
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory))

@@ -175,7 +175,7 @@ class Executor:
             refs = parse_manifest(data, media_type)
         except ManifestError as exc:
             raise RegistryError("{0}/{1}@{2}: {3}".format(self.source.host, source_repository, digest, exc),
-                                    registry=self.source.host, repository=source_repository)
+                                registry=self.source.host, repository=source_repository)
         if refs["index"]:
             for child in refs["children"]:
                 if (env, repository, child["digest"]) in self._present or \
@@ -244,7 +244,7 @@ class Executor:
                 return
             break  # refused (an upload session was opened instead): stream into it
         sent = copy_blob(self.source, source_repository, destination, repository, digest, blob.get("size"),
-                             location=location)
+                         location=location)
         self._add(counters, "blobs_sent")
         self._add(counters, "bytes_sent", sent)
         self._home(env, digest, repository)

@@ -209,7 +209,7 @@ def test_cosign_artifacts_travel_with_the_digest_and_leave_with_it():
     artifacts = {"ns/app": {sig: d("sig"), att: d("att")}}
     actual = {"test": {"ns/app": {att: d("att")}}}
     actions = plan([entry("v1", d("a"), ["test"]), entry("v1-b", d("a"), ["test"])], ENVS, actual,
-                        source_artifacts=artifacts)["actions"]
+                   source_artifacts=artifacts)["actions"]
     sig_copy = one(actions, tag=sig)
     assert sig_copy["action"] == "copy" and sig_copy["artifact_of"] == d("a")
     assert sig_copy["requires"] == {"environment": "test", "repository": "ns/app", "digest": d("a")}
@@ -224,7 +224,7 @@ def test_cosign_artifacts_travel_with_the_digest_and_leave_with_it():
 def test_artifacts_of_a_gated_digest_are_not_copied():
     sig = "sha256-{0}.sig".format(d("a").split(":")[1])
     actions = plan([entry("v1", d("a"), ["prod"])], ENVS, {"uat": {"ns/app": {}}},
-                        source_artifacts={"ns/app": {sig: d("sig")}})["actions"]
+                   source_artifacts={"ns/app": {sig: d("sig")}})["actions"]
     assert [a["action"] for a in actions] == ["gated"]
 
 
