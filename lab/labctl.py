@@ -408,7 +408,7 @@ class Lab:
         signing_cert = self.start_token_server()
         self.start_registries(signing_cert)
         result = {}
-        if with_node:
+        if with_node or self.node().configured():  # a node once brought up comes back with the lab
             result["images"] = self.up_node(bins)
         done = time.monotonic()
         return dict(result, start_seconds=round(done - built, 1), build_or_cache_seconds=round(built - started, 1))
@@ -552,7 +552,8 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the lab (builds the binaries once)")
     up.add_argument("--node", action="store_true",
-                    help="also run the registry cluster's node (containerd, kubelet, kube-proxy, kube-scheduler)")
+                    help="also run the registry cluster's node (containerd, kubelet, kube-proxy, kube-scheduler);"
+                         " it then comes back with every up until down --purge")
     down = sub.add_parser("down", help="stop the lab")
     down.add_argument("--purge", action="store_true", help="also delete certificates, etcd data and storage")
     sub.add_parser("status", help="show what runs (exit 1 if anything is down)")
