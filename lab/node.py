@@ -54,19 +54,21 @@ def _write(path, text, private=False):
 
 
 def guard_port(port):
-    """Accept TCP connections to ``port`` from loopback and the bridge only (the registry cluster's
-    API server listens on every address so that pods reach it at the node's bridge address)."""
+    """Accept TCP connections to ``port`` from loopback and the bridge only, over IPv4 and IPv6 (the
+    registry cluster's API server listens on every address so that pods reach it at the node's
+    bridge address)."""
     rules = [["-i", "lo", "-j", "ACCEPT"], ["-i", BRIDGE, "-j", "ACCEPT"], ["-j", "DROP"]]
     for rule in rules:
         rule[:0] = ["INPUT", "-p", "tcp", "--dport", str(port)]
         rule[-2:-2] = ["-m", "comment", "--comment", "segmented-registry lab: API server for loopback and pods only"]
-    if all(_run(["iptables", "-C"] + rule, check=False).returncode == 0 for rule in rules):
-        return
-    for rule in rules:  # drop any partial set, then append the three in order
-        while _run(["iptables", "-D"] + rule, check=False).returncode == 0:
-            pass
-    for rule in rules:
-        _run(["iptables", "-A"] + rule)
+    for tool in ("iptables", "ip6tables"):
+        if all(_run([tool, "-C"] + rule, check=False).returncode == 0 for rule in rules):
+            continue
+        for rule in rules:  # drop any partial set, then append the three in order
+            while _run([tool, "-D"] + rule, check=False).returncode == 0:
+                pass
+        for rule in rules:
+            _run([tool, "-A"] + rule)
 
 
 class Node:
