@@ -6,8 +6,8 @@ Everything runs on this machine as root and keeps its state under ``<state>/node
   network-namespace folder, pulling through ``certs.d`` hosts files that trust the lab CA;
 * CNI: Debian's containernetworking-plugins (bridge, host-local, loopback, portmap) on the bridge
   ``labbr0`` (10.244.0.1/24, made here). Pods get routes to the pod and service ranges only, no
-  default route; the host forwards only bridge-to-bridge traffic, so nothing a pod sends leaves
-  the machine;
+  default route; ``_fence`` keeps forwarding on the bridge and Services in the pod range, so
+  nothing a pod (or a Service) sends leaves the machine;
 * kubelet, kube-proxy (iptables) and kube-scheduler built by ``lab/build/build-binaries.sh``, each
   with a certificate of its usual identity (``system:node:<node>``, ``system:kube-proxy``,
   ``system:kube-scheduler``) from the lab CA.
@@ -98,20 +98,30 @@ class Node:
         _run(["ip", "link", "set", BRIDGE, "up"])
         # Service IPs that kube-proxy does not translate go onto the bridge, never out of eth0.
         _run(["ip", "route", "replace", service_cidr, "dev", BRIDGE])
-        # pod -> service -> pod is routed back onto the bridge; the machine's ip_forward stays as it is
-        _run(["sysctl", "-q", "-w", "net.ipv4.conf.%s.forwarding=1" % BRIDGE])
-        # Forwarding only from the bridge back onto the bridge.
-        rule = ["FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE, "-m", "comment", "--comment",
-                "segmented-registry lab: pods never leave the machine", "-j", "DROP"]
-        if _run(["iptables", "-C"] + rule, check=False).returncode != 0:
-            _run(["iptables", "-I"] + rule)
+        for rule in self._fence(service_cidr):
+            if _run(["iptables", "-t", "mangle", "-C"] + rule, check=False).returncode != 0:
+                _run(["iptables", "-t", "mangle", "-I"] + rule)
+
+    @staticmethod
+    def _fence(service_cidr):
+        """Rules that keep the node's traffic on this machine. The bridge plugin turns ip_forward on
+        (as on every node); in the mangle table, which kube-proxy leaves alone and which comes before
+        its filter rules: nothing is forwarded between the bridge and another interface, and no
+        connection to a Service IP is translated to an address outside the pod range (a Service
+        whose EndpointSlice names another host leads nowhere, for pods and for this machine)."""
+        comment = ["-m", "comment", "--comment", "segmented-registry lab: node traffic stays on this machine"]
+        return [
+            ["FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE] + comment + ["-j", "DROP"],
+            ["FORWARD", "!", "-i", BRIDGE, "-o", BRIDGE] + comment + ["-j", "DROP"],
+            ["POSTROUTING", "-m", "conntrack", "--ctstate", "DNAT", "--ctorigdst", service_cidr,
+             "!", "-d", POD_CIDR] + comment + ["-j", "DROP"],
+        ]
 
     def teardown_network(self, service_cidr):
-        rule = ["FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE, "-m", "comment", "--comment",
-                "segmented-registry lab: pods never leave the machine", "-j", "DROP"]
         if self.bins.get("kube-proxy"):
             _run([self.bins["kube-proxy"], "--cleanup"], check=False)
-        _run(["iptables", "-D"] + rule, check=False)
+        for rule in self._fence(service_cidr):
+            _run(["iptables", "-t", "mangle", "-D"] + rule, check=False)
         _run(["ip", "route", "del", service_cidr, "dev", BRIDGE], check=False)
         _run(["ip", "link", "del", BRIDGE], check=False)
 
