@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import time
 
+import requests
 import yaml
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
@@ -321,6 +322,9 @@ class Node:
         self.start_kube_proxy()
         self.start_kubelet()
         self._wait("kubelet", self.ready, timeout=90, what="node %s Ready" % NODE_NAME)
+        # healthy once its first sync has programmed every Service (the `kubernetes` one included)
+        self._wait("kube-proxy", lambda: requests.get(
+            "http://127.0.0.1:%d/healthz" % PROXY_HEALTHZ_PORT, timeout=2).status_code == 200, timeout=60)
 
     def _wait(self, name, probe, timeout, what=None):
         try:

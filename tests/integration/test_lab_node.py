@@ -158,6 +158,13 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
     assert claim.status.phase == "Bound"
     volume_path = core.read_persistent_volume(claim.spec.volume_name).spec.host_path.path
 
+    def served():  # kube-proxy programs the Service once the EndpointSlice lists the Ready pod
+        try:
+            return requests.get("https://%s/v2/" % address, verify=lab.ca.cert_path, timeout=5).status_code == 401
+        except requests.ConnectionError:
+            return False
+
+    _wait(served, 30, "the registry answering through its Service")
     # push through the Service (kube-proxy) with a token the lab's token server turns into a JWT
     builder = lab.builder_token(namespace)
     layout = str(tmp_path / "oci")
