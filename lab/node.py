@@ -17,6 +17,7 @@ A pod reaches the API server through the ``kubernetes`` Service: the registry cl
 advertises the bridge address (an endpoint may not be a loopback address) and kube-proxy DNATs
 10.96.0.1:443 to it; ``guard_port`` lets only loopback and the bridge connect.
 """
+import datetime
 import glob
 import json
 import os
@@ -305,10 +306,13 @@ class Node:
             "--leader-elect=false", "--secure-port=0", "--v=1",
         ])
 
-    def ready(self):
+    def ready(self, since=None):
+        """The node reports Ready (in a heartbeat sent at or after ``since``, a UTC datetime: a
+        restarted kubelet's node keeps its old status until the kubelet posts a new one)."""
         core = kclient.CoreV1Api(self.lab.api_client(self.cluster))
         node = core.read_node(NODE_NAME)
-        return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        return any(c.type == "Ready" and c.status == "True" and (since is None or c.last_heartbeat_time >= since)
+                   for c in node.status.conditions or [])
 
     def up(self, service_cidr, mirror_host, sandbox_image):
         os.makedirs(self.dir, exist_ok=True)
@@ -320,8 +324,9 @@ class Node:
         self.ensure_storage_class()
         self.start_scheduler()
         self.start_kube_proxy()
+        started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         self.start_kubelet()
-        self._wait("kubelet", self.ready, timeout=90, what="node %s Ready" % NODE_NAME)
+        self._wait("kubelet", lambda: self.ready(since=started), timeout=90, what="node %s Ready" % NODE_NAME)
         # healthy once its first sync has programmed every Service (the `kubernetes` one included)
         self._wait("kube-proxy", lambda: requests.get(
             "http://127.0.0.1:%d/healthz" % PROXY_HEALTHZ_PORT, timeout=2).status_code == 200, timeout=60)
