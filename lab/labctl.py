@@ -158,7 +158,7 @@ class Lab:
     def binaries(self):
         script = os.path.join(HERE, "build", "build-binaries.sh")
         subprocess.run(["bash", script, "all"], check=True, stdout=sys.stderr)
-        k8s_dir, etcd_dir, distribution_dir = subprocess.run(
+        k8s_dir, etcd_dir, distribution_dir, containerd_dir = subprocess.run(
             ["bash", script, "paths"], check=True, capture_output=True, text=True
         ).stdout.split()
         bins = {name: os.path.join(k8s_dir, name) for name in (
@@ -167,6 +167,7 @@ class Lab:
         bins["etcd"] = os.path.join(etcd_dir, "etcd")
         bins["distribution"] = os.path.join(distribution_dir, "registry")
         bins["distribution-version"] = os.path.basename(distribution_dir).split("-", 1)[1]
+        bins.update({name: os.path.join(containerd_dir, name) for name in ("containerd", "ctr")})
         return bins
 
     # -- etcd ---------------------------------------------------------------------------
@@ -424,7 +425,7 @@ class Lab:
         return names
 
     def down(self, purge=False):
-        lab_node = self.node(self.binaries() if purge else None)
+        lab_node = self.node(self.binaries())
         if lab_node.configured():
             lab_node.down(purge=purge, service_cidr=SERVICE_CIDR)
         for name in reversed(self.components()):

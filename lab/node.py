@@ -2,8 +2,9 @@
 
 Everything runs on this machine as root and keeps its state under ``<state>/node``:
 
-* containerd (Debian's 1.6, CRI plugin, overlayfs, runc) with its own root, state, socket and
-  network-namespace folder, pulling through ``certs.d`` hosts files that trust the lab CA;
+* containerd v2 (built from its Go module, CRI plugin, overlayfs) with Debian's runc, its own root,
+  state, socket and network-namespace folder, pulling through ``certs.d`` hosts files that trust
+  the lab CA;
 * CNI: Debian's containernetworking-plugins (bridge, host-local, loopback, portmap) on the bridge
   ``labbr0`` (10.244.0.1/24, made here). Pods get routes to the pod and service ranges only, no
   default route; ``_fence`` keeps forwarding on the bridge and Services in the pod range, so
@@ -147,41 +148,42 @@ class Node:
     def write_containerd_config(self, mirror_host, sandbox_image):
         base = os.path.join(self.dir, "containerd")
         certs = os.path.join(self.dir, "certs.d", mirror_host)
-        for path in (base, certs, os.path.join(self.dir, "netns")):
+        for path in (base, certs):
             os.makedirs(path, exist_ok=True)
         shutil.copyfile(self.lab.ca.cert_path, os.path.join(certs, "ca.crt"))
-        # The CA for the host and for the server itself: containerd tries the server after the
-        # hosts, so without it there a missing image would be reported as an x509 error.
-        ca = os.path.join(certs, "ca.crt")
-        _write(os.path.join(certs, "hosts.toml"), 'server = "https://%s"\nca = "%s"\n\n[host."https://%s"]\n'
-               '  capabilities = ["pull", "resolve"]\n  ca = "%s"\n' % (mirror_host, ca, mirror_host, ca))
-        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        _write(os.path.join(certs, "hosts.toml"), 'server = "https://%s"\nca = "%s"\n'
+               % (mirror_host, os.path.join(certs, "ca.crt")))
+        runtime, images = 'plugins."io.containerd.cri.v1.runtime"', 'plugins."io.containerd.cri.v1.images"'
         config = "\n".join([
-            "version = 2",
+            "version = 4",
             'root = "%s"' % os.path.join(base, "root"),
             'state = "%s"' % os.path.join(base, "state"),
-            "[grpc]", '  address = "%s"' % self.sock,
-            "[ttrpc]", '  address = "%s.ttrpc"' % self.sock,
-            "[metrics]", '  address = ""',
+            "imports = []",
+            '[plugins."io.containerd.server.v1.grpc"]', '  address = "%s"' % self.sock,
+            '[plugins."io.containerd.server.v1.ttrpc"]', '  address = "%s.ttrpc"' % self.sock,
             '[plugins."io.containerd.internal.v1.opt"]', '  path = "%s"' % os.path.join(base, "opt"),
-            "[%s]" % cri,
-            '  sandbox_image = "%s"' % sandbox_image,
-            # this VM withholds CAP_SYS_RESOURCE: a negative oom_score_adj fails every sandbox
-            "  restrict_oom_score_adj = true",
+            '[plugins."io.containerd.grpc.v1.cri"]',
+            "  disable_tcp_service = true",
             '  stream_server_address = "127.0.0.1"',
             '  stream_server_port = "0"',
-            '  netns_mounts_under = "%s"' % os.path.join(self.dir, "netns"),
-            "[%s.containerd]" % cri,
-            '  snapshotter = "overlayfs"',
+            "[%s]" % runtime,
+            # this VM withholds CAP_SYS_RESOURCE: a negative oom_score_adj fails every sandbox
+            "  restrict_oom_score_adj = true",
+            "  netns_mounts_under_state_dir = true",  # network namespaces under <state>/node too
+            "[%s.containerd]" % runtime,
             '  default_runtime_name = "runc"',
-            "[%s.containerd.runtimes.runc]" % cri,
+            "[%s.containerd.runtimes.runc]" % runtime,
             '  runtime_type = "io.containerd.runc.v2"',
-            "[%s.containerd.runtimes.runc.options]" % cri,
+            "[%s.containerd.runtimes.runc.options]" % runtime,
             "  SystemdCgroup = false",
-            "[%s.cni]" % cri,
-            '  bin_dir = "%s"' % CNI_BIN_DIR,
+            "[%s.cni]" % runtime,
+            '  bin_dirs = ["%s"]' % CNI_BIN_DIR,
             '  conf_dir = "%s"' % os.path.join(self.dir, "cni", "net.d"),
-            "[%s.registry]" % cri,
+            "[%s]" % images,
+            '  snapshotter = "overlayfs"',
+            "[%s.pinned_images]" % images,
+            '  sandbox = "%s"' % sandbox_image,
+            "[%s.registry]" % images,
             '  config_path = "%s"' % os.path.join(self.dir, "certs.d"),
             "",
         ])
@@ -246,9 +248,12 @@ class Node:
 
     # -- processes ------------------------------------------------------------------------
     def start_containerd(self, config):
-        self.lab.procs.start("containerd", ["containerd", "--config", config, "--log-level", "warn"])
+        # its shim is found on PATH: the one built with it first
+        path = os.path.dirname(self.bins["containerd"]) + os.pathsep + os.environ.get("PATH", "")
+        self.lab.procs.start("containerd", [self.bins["containerd"], "--config", config, "--log-level", "warn"],
+                             env={"PATH": path})
         self._wait("containerd", lambda: os.path.exists(self.sock) and _run(
-            ["ctr", "--address", self.sock, "version"], check=False).returncode == 0, timeout=30)
+            [self.bins["ctr"], "--address", self.sock, "version"], check=False).returncode == 0, timeout=30)
 
     def start_kubelet(self):
         kubelet_dir = os.path.join(self.dir, "kubelet")
@@ -358,7 +363,7 @@ class Node:
         processes, and unmount what they mounted under the node's folder."""
         self.lab.procs.stop("kubelet")
         if self.lab.procs.pid("containerd"):
-            ctr = ["ctr", "--address", self.sock, "--namespace", "k8s.io"]
+            ctr = [self.bins["ctr"], "--address", self.sock, "--namespace", "k8s.io"]
             for task in _run(ctr + ["tasks", "ls", "--quiet"], check=False).stdout.split():
                 _run(ctr + ["tasks", "delete", "--force", task], check=False)
         for name in ("kube-proxy", "kube-scheduler", "containerd"):

@@ -3,9 +3,11 @@
 # kube-scheduler, kubelet, kube-proxy, and kubectl for the lab's in-cluster client image, from the
 # k8s.io/kubernetes Go module), etcd (from go.etcd.io/etcd/server/v3) and the registry of the lab's
 # registry image (CNCF distribution, from github.com/distribution/distribution/v3) at the versions
-# in versions.env, once per machine.
+# in versions.env, and the node's container runtime (containerd v2, from
+# github.com/containerd/containerd/v2), once per machine.
 # Output: $LAB_CACHE/bin/kubernetes-<k8s-version>/{kube-apiserver,...,kubectl},
-#         $LAB_CACHE/bin/etcd-<etcd-version>/etcd and $LAB_CACHE/bin/distribution-<version>/registry
+#         $LAB_CACHE/bin/etcd-<etcd-version>/etcd, $LAB_CACHE/bin/distribution-<version>/registry
+#         and $LAB_CACHE/bin/containerd-<version>/{containerd,containerd-shim-runc-v2,ctr}
 # Binaries are cached outside the repository and never committed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,6 +17,8 @@ LAB_CACHE="${LAB_CACHE:-$HOME/.cache/segmented-registry-lab}"
 k8s_out="$LAB_CACHE/bin/kubernetes-$LAB_KUBERNETES_VERSION"
 etcd_out="$LAB_CACHE/bin/etcd-$LAB_ETCD_VERSION"
 distribution_out="$LAB_CACHE/bin/distribution-$LAB_DISTRIBUTION_VERSION"
+containerd_out="$LAB_CACHE/bin/containerd-$LAB_CONTAINERD_VERSION"
+containerd_cmds=(containerd containerd-shim-runc-v2 ctr)
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
@@ -117,11 +121,43 @@ GO
   mv "$distribution_out/registry.tmp" "$distribution_out/registry"
 }
 
+build_containerd() {
+  local missing=() cmd
+  for cmd in "${containerd_cmds[@]}"; do [ -x "$containerd_out/$cmd" ] || missing+=("$cmd"); done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    echo "containerd $LAB_CONTAINERD_VERSION: cached in $containerd_out"; return
+  fi
+  local mod="$LAB_CACHE/src/containerd-$LAB_CONTAINERD_VERSION"
+  mkdir -p "$mod" "$containerd_out"
+  cat > "$mod/go.mod" <<GOMOD
+module lab.local/containerd
+
+go 1.24
+
+require github.com/containerd/containerd/v2 $LAB_CONTAINERD_VERSION
+GOMOD
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "${containerd_cmds[@]}"; do printf '\t_ "github.com/containerd/containerd/v2/cmd/%s"\n' "$cmd"; done
+    printf ')\n'
+  } > "$mod/tools.go"
+  (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true)
+  for cmd in "${missing[@]}"; do
+    echo "building $cmd $LAB_CONTAINERD_VERSION ..."
+    # static (CGO_ENABLED=0): without the btrfs, devmapper and zfs snapshotters, which need cgo
+    (cd "$mod" && go build -mod=mod -tags no_btrfs,no_devmapper,no_zfs -trimpath \
+      -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$LAB_CONTAINERD_VERSION" \
+      -o "$containerd_out/$cmd.tmp" "github.com/containerd/containerd/v2/cmd/$cmd")
+    mv "$containerd_out/$cmd.tmp" "$containerd_out/$cmd"
+  done
+}
+
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   distribution) build_distribution ;;
-  all) build_etcd; build_kubernetes; build_distribution ;;
-  paths) echo "$k8s_out $etcd_out $distribution_out" ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|distribution|paths]" >&2; exit 2 ;;
+  containerd) build_containerd ;;
+  all) build_etcd; build_kubernetes; build_distribution; build_containerd ;;
+  paths) echo "$k8s_out $etcd_out $distribution_out $containerd_out" ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|distribution|containerd|paths]" >&2; exit 2 ;;
 esac
