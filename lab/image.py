@@ -377,23 +377,29 @@ def _copy_ca_files(ca_dir: str, dest: str) -> None:
         shutil.copyfile(crt, os.path.join(dest, os.path.basename(crt)))
 
 
-def push(layout: str, dest_ref: str, *, username: str, password: str, ca_dir: str,
-         skopeo: str = "skopeo", timeout: float = 900, extra_args: Iterable[str] = ()) -> str:
+def push(layout: str, dest_ref: str, *, ca_dir: str, username: str | None = None,
+         password: str | None = None, skopeo: str = "skopeo", timeout: float = 900,
+         extra_args: Iterable[str] = ()) -> str:
     """``skopeo copy oci:<layout> docker://<dest_ref>``; returns the pushed manifest digest.
 
     Credentials go through a temporary auth file (mode 0600 inside a 0700 directory, removed
     afterwards) so they appear neither on the command line (visible in ps) nor in errors.
+    Without ``password`` the push is anonymous (the lab's mirror registry).
     """
     layout = os.path.abspath(layout)
     if ":" in layout:
         raise ValueError("the layout path must not contain ':' (skopeo's oci: syntax)")
     host = registry_host_of(dest_ref)
-    secrets_ = [password, auth_config(host, username, password)["auths"][host]["auth"]]
+    secrets_ = [password, auth_config(host, username, password)["auths"][host]["auth"]] if password else []
     with tempfile.TemporaryDirectory(prefix="lab-image-push-") as tmp:
-        authfile = os.path.join(tmp, "auth.json")
-        fd = os.open(authfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(auth_config(host, username, password), fh)
+        if password:
+            authfile = os.path.join(tmp, "auth.json")
+            fd = os.open(authfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(auth_config(host, username, password), fh)
+            auth_args = ["--dest-authfile", authfile]
+        else:
+            auth_args = ["--dest-no-creds"]
         policy = os.path.join(tmp, "policy.json")
         with open(policy, "w") as fh:
             json.dump({"default": [{"type": "insecureAcceptAnything"}]}, fh)
@@ -401,7 +407,7 @@ def push(layout: str, dest_ref: str, *, username: str, password: str, ca_dir: st
         _copy_ca_files(ca_dir, certs)
         digestfile = os.path.join(tmp, "digest")
         cmd = [skopeo, "--policy", policy, "copy", "--quiet",
-               "--dest-authfile", authfile, "--dest-cert-dir", certs,
+               *auth_args, "--dest-cert-dir", certs,
                "--digestfile", digestfile, *extra_args,
                f"oci:{layout}", f"docker://{dest_ref}"]
         env = {k: v for k, v in os.environ.items() if k != "REGISTRY_AUTH_FILE"}

@@ -3,6 +3,7 @@
 
   labctl up       build (once, cached) and start etcd, a kube-apiserver and kube-controller-manager
                   per cluster, the registry token server and one registry per environment
+                  (--node: also the registry cluster's node, its images and their mirror registry)
   labctl down     stop everything (--purge also deletes the state: certificates, storage)
   labctl status   what runs, whether it answers, memory in use
   labctl push     build a multi-layer image, push it to the integrated registry, record it in
@@ -37,7 +38,7 @@ from kubernetes.dynamic import DynamicClient
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import CredentialsError, mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient, RegistryError
-from lab import image, netns, nodepull, pki, processes
+from lab import image, images, netns, node, nodepull, pki, processes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -45,7 +46,9 @@ REPO = os.path.dirname(HERE)
 ETCD_CLIENT_PORT = 12379
 ETCD_PEER_PORT = 12380
 TOKEN_SERVER_PORT = 5110
-SERVICE_CIDR = "10.96.0.0/16"  # virtual service IPs; the lab never sends traffic to them
+SERVICE_CIDR = "10.96.0.0/16"  # virtual service IPs; on the node's cluster kube-proxy maps them to pods
+KUBERNETES_SERVICE_NAMES = ("10.96.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                            "kubernetes.default.svc.cluster.local")  # how pods address the API server
 INTEGRATED_SERVICE = "integrated"
 ROUTER_DOMAIN = "apps.registry.lab.local"  # the registry cluster's ingress domain (*.apps...)
 ROUTER_HTTPS_PORT = 443
@@ -62,6 +65,14 @@ KCM_CONTROLLERS = ",".join([
     "garbage-collector-controller",
     "root-ca-certificate-publisher-controller",
     "clusterrole-aggregation-controller",
+    # what Deployments, Jobs, Services and volumes need (pods run on the registry cluster's node)
+    "deployment-controller", "replicaset-controller", "statefulset-controller", "daemonset-controller",
+    "job-controller", "cronjob-controller", "ttl-after-finished-controller", "disruption-controller",
+    "endpoints-controller", "endpointslice-controller", "endpointslice-mirroring-controller",
+    "persistentvolume-binder-controller", "persistentvolume-protection-controller",
+    "persistentvolumeclaim-protection-controller", "persistentvolume-expander-controller",
+    "persistentvolume-attach-detach-controller", "ephemeral-volume-controller", "resourcequota-controller",
+    "node-lifecycle-controller", "taint-eviction-controller", "pod-garbage-collector-controller",
 ])
 
 
@@ -140,8 +151,8 @@ class Lab:
             shutil.copyfile(self._ca.cert_path, os.path.join(self.trust_dir, "ca.crt"))
         return self._ca
 
-    def _server_cert(self, name):
-        return self.ca.issue(name, name, hosts=("127.0.0.1", "localhost"), server=True)
+    def _server_cert(self, name, extra_hosts=()):
+        return self.ca.issue(name, name, hosts=("127.0.0.1", "localhost") + tuple(extra_hosts), server=True)
 
     def _admin_cert(self):
         return self.ca.issue("admin", "lab-admin", organizations=("system:masters",), client=True)
@@ -150,14 +161,17 @@ class Lab:
     def binaries(self):
         script = os.path.join(HERE, "build", "build-binaries.sh")
         subprocess.run(["bash", script, "all"], check=True, stdout=sys.stderr)
-        k8s_dir, etcd_dir = subprocess.run(
+        k8s_dir, etcd_dir, distribution_dir, containerd_dir = subprocess.run(
             ["bash", script, "paths"], check=True, capture_output=True, text=True
         ).stdout.split()
-        return {
-            "kube-apiserver": os.path.join(k8s_dir, "kube-apiserver"),
-            "kube-controller-manager": os.path.join(k8s_dir, "kube-controller-manager"),
-            "etcd": os.path.join(etcd_dir, "etcd"),
-        }
+        bins = {name: os.path.join(k8s_dir, name) for name in (
+            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl")}
+        bins["kubernetes-version"] = os.path.basename(k8s_dir).split("-", 1)[1]
+        bins["etcd"] = os.path.join(etcd_dir, "etcd")
+        bins["distribution"] = os.path.join(distribution_dir, "registry")
+        bins["distribution-version"] = os.path.basename(distribution_dir).split("-", 1)[1]
+        bins.update({name: os.path.join(containerd_dir, name) for name in ("containerd", "ctr")})
+        return bins
 
     # -- etcd ---------------------------------------------------------------------------
     def start_etcd(self, etcd):
@@ -179,7 +193,21 @@ class Lab:
 
     # -- API servers --------------------------------------------------------------------
     def start_apiserver(self, binary, cluster, port):
-        cert, key = self._server_cert("apiserver-" + cluster)
+        cert, key = self._server_cert("apiserver-" + cluster, KUBERNETES_SERVICE_NAMES + (node.NODE_IP,))
+        listen = ["--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1"]
+        node_flags = []
+        if cluster == self.layout.registry_cluster:
+            # The `kubernetes` Service cannot point at a loopback address: this API server advertises
+            # the node's bridge address and listens there too (only loopback and the bridge may
+            # connect: node.guard_port). Logs and exec: it calls the kubelet with a client certificate.
+            node.guard_port(port)
+            listen = ["--bind-address", "0.0.0.0", "--advertise-address", node.NODE_IP]
+            kubelet_cert, kubelet_key = self.ca.issue(
+                "apiserver-kubelet-client", "kube-apiserver-kubelet-client", organizations=("system:masters",),
+                client=True)
+            node_flags = ["--kubelet-client-certificate", kubelet_cert, "--kubelet-client-key", kubelet_key,
+                          "--kubelet-certificate-authority", self.ca.cert_path,
+                          "--kubelet-preferred-address-types", "InternalIP"]
         etcd_cert, etcd_key = self.ca.issue("etcd-client", "kube-apiserver-etcd-client", client=True)
         sa_key = self.ca.signing_key("sa-" + cluster)
         self.procs.start("apiserver-" + cluster, [
@@ -187,7 +215,7 @@ class Lab:
             "--etcd-servers", "https://127.0.0.1:%d" % ETCD_CLIENT_PORT,
             "--etcd-prefix", "/clusters/" + cluster,
             "--etcd-cafile", self.ca.cert_path, "--etcd-certfile", etcd_cert, "--etcd-keyfile", etcd_key,
-            "--secure-port", str(port), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--secure-port", str(port), *listen,
             "--tls-cert-file", cert, "--tls-private-key-file", key,
             "--client-ca-file", self.ca.cert_path,
             "--authorization-mode", "RBAC",
@@ -196,7 +224,7 @@ class Lab:
             "--service-cluster-ip-range", SERVICE_CIDR,
             "--cert-dir", os.path.join(self.state, "apiserver-" + cluster),
             "--profiling=false", "--v=1",
-        ])
+        ] + node_flags)
 
     def api_client(self, cluster):
         return kconfig.new_client_from_config(config_file=self.kubeconfig, context=cluster)
@@ -289,7 +317,7 @@ class Lab:
             "--root-ca-file", self.ca.cert_path,
             "--leader-elect=false", "--use-service-account-credentials=false",
             "--secure-port=0", "--v=1",
-        ])
+        ] + (["--enable-hostpath-provisioner"] if cluster == self.layout.registry_cluster else []))
 
         def default_sa():
             kclient.CoreV1Api(self.api_client(cluster)).read_namespaced_service_account("default", "default")
@@ -385,7 +413,19 @@ class Lab:
         wait_for("router (haproxy on 127.0.0.1:%d)" % ROUTER_HTTPS_PORT, listening, timeout=60)
 
     # -- the whole lab ------------------------------------------------------------------
-    def up(self):
+    def node(self, bins=None):
+        return node.Node(self, wait_for, bins)
+
+    def up_node(self, bins):
+        """The registry cluster's node, with the images its pods run served by the mirror registry."""
+        images.start_mirror(self)
+        wait_for("registry mirror", lambda: requests.get(
+            "https://%s/v2/" % images.MIRROR_HOST, verify=self.ca.cert_path, timeout=2).ok)
+        refs = images.publish(self, bins)
+        self.node(bins).up(SERVICE_CIDR, images.MIRROR_HOST, refs["pause"])
+        return refs
+
+    def up(self, with_node=False):
         started = time.monotonic()
         bins = self.binaries()
         built = time.monotonic()
@@ -406,8 +446,11 @@ class Lab:
         self.start_registries(signing_cert)
         netns.ensure()
         self.start_router()
+        result = {}
+        if with_node or self.node().configured():  # a node once brought up comes back with the lab
+            result["images"] = self.up_node(bins)
         done = time.monotonic()
-        return {"start_seconds": round(done - built, 1), "build_or_cache_seconds": round(built - started, 1)}
+        return dict(result, start_seconds=round(done - built, 1), build_or_cache_seconds=round(built - started, 1))
 
     def components(self):
         names = ["etcd"]
@@ -416,9 +459,14 @@ class Lab:
         names.append("tokenserver")
         names += ["registry-" + env for env, _, _, _ in self.layout.registries]
         names.append("router")
+        if self.node().configured():
+            names += ["registry-mirror"] + list(node.COMPONENTS)
         return names
 
     def down(self, purge=False):
+        lab_node = self.node(self.binaries())
+        if lab_node.configured():
+            lab_node.down(purge=purge, service_cidr=SERVICE_CIDR)
         for name in reversed(self.components()):
             self.procs.stop(name)
         netns.remove()
@@ -431,6 +479,9 @@ class Lab:
             pid = self.procs.pid(name)
             rows.append({"component": name, "pid": pid, "running": bool(pid),
                          "rss_mib": round(self.procs.rss_bytes(name) / 2**20, 1)})
+        if self.node().configured():  # containerd shims and the pods' own processes
+            rss = self.node().pod_rss_bytes()
+            rows.append({"component": "pods", "pid": None, "running": True, "rss_mib": round(rss / 2**20, 1)})
         return {
             "state": self.state, "kubeconfig": self.kubeconfig, "ca": os.path.join(self.trust_dir, "ca.crt"),
             "components": rows,
@@ -582,7 +633,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="labctl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the lab (builds the binaries once)")
+    up = sub.add_parser("up", help="start the lab (builds the binaries once)")
+    up.add_argument("--node", action="store_true",
+                    help="also run the registry cluster's node (containerd, kubelet, kube-proxy, kube-scheduler);"
+                         " it then comes back with every up until down --purge")
     down = sub.add_parser("down", help="stop the lab")
     down.add_argument("--purge", action="store_true", help="also delete certificates, etcd data and storage")
     sub.add_parser("status", help="show what runs (exit 1 if anything is down)")
@@ -604,7 +658,7 @@ def main(argv=None):
     try:
         lab = Lab()
         if args.command == "up":
-            timing = lab.up()
+            timing = lab.up(with_node=args.node)
             result = dict(lab.status(), **timing)
         elif args.command == "down":
             lab.down(purge=args.purge)

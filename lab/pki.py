@@ -37,6 +37,27 @@ def _load_cert(path):
         return x509.load_pem_x509_certificate(handle.read())
 
 
+def _covers(cert_path, hosts):
+    """True when the certificate at ``cert_path`` names every one of ``hosts``."""
+    if not hosts:
+        return True
+    try:
+        names = _load_cert(cert_path).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    present = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    present.update(names.get_values_for_type(x509.DNSName))
+    return all(str(ipaddress.ip_address(h)) in present if _is_ip(h) else h in present for h in hosts)
+
+
+def _is_ip(host):
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
 class Authority:
     """The lab CA in ``directory``; ``issue`` makes (or reuses) a key pair signed by it."""
 
@@ -78,13 +99,14 @@ class Authority:
         _write(self.cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
     def issue(self, name, common_name, *, hosts=(), organizations=(), server=False, client=False):
-        """Return (cert_path, key_path) for ``name``, creating them on first use.
+        """Return (cert_path, key_path) for ``name``, creating them on first use, and again when the
+        existing certificate lacks one of ``hosts`` (servers reload their certificate files).
 
         ``hosts`` become subjectAltNames (IP addresses or DNS names).
         """
         cert_path = os.path.join(self.directory, name + ".crt")
         key_path = os.path.join(self.directory, name + ".key")
-        if os.path.exists(cert_path) and os.path.exists(key_path):
+        if os.path.exists(cert_path) and os.path.exists(key_path) and _covers(cert_path, hosts):
             return cert_path, key_path
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for the lab and the tests; every step is skipped when already done.
 #   - Debian packages: docker-registry (CNCF distribution), skopeo, haproxy (the lab's router),
-#     shellcheck (ansible-test sanity)
+#     shellcheck (ansible-test sanity); for the registry cluster's node: runc,
+#     containernetworking-plugins (CNI), busybox-static (the lab's busybox and pause images),
+#     iptables (kube-proxy)
 #   - .venv with tests/requirements.txt (ansible 12 brings kubernetes.core; no Galaxy needed)
 #   - .venv/collections: this checkout seen as the collection segmented.registry (ansible.cfg)
-#   - etcd, kube-apiserver, kube-controller-manager built from their Go modules (cached by version)
+#   - etcd, the Kubernetes components, the distribution registry and containerd built from their
+#     Go modules (cached by version)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 missing=()
-for pkg in docker-registry skopeo haproxy shellcheck; do
+for pkg in docker-registry skopeo haproxy shellcheck runc containernetworking-plugins busybox-static iptables; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Build kube-apiserver, kube-controller-manager (from the k8s.io/kubernetes Go module) and etcd
-# (from go.etcd.io/etcd/server/v3) at the versions in versions.env, once per machine.
-# Output: $LAB_CACHE/bin/<k8s-version>/{kube-apiserver,kube-controller-manager} and
-#         $LAB_CACHE/bin/etcd-<etcd-version>/etcd
+# Build the control plane and the registry cluster's node (kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet, kube-proxy, and kubectl for the lab's in-cluster client image, from the
+# k8s.io/kubernetes Go module), etcd (from go.etcd.io/etcd/server/v3) and the registry of the lab's
+# registry image (CNCF distribution, from github.com/distribution/distribution/v3) at the versions
+# in versions.env, and the node's container runtime (containerd v2, from
+# github.com/containerd/containerd/v2), once per machine.
+# Output: $LAB_CACHE/bin/kubernetes-<k8s-version>/{kube-apiserver,...,kubectl},
+#         $LAB_CACHE/bin/etcd-<etcd-version>/etcd, $LAB_CACHE/bin/distribution-<version>/registry
+#         and $LAB_CACHE/bin/containerd-<version>/{containerd,containerd-shim-runc-v2,ctr}
 # Binaries are cached outside the repository and never committed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,10 +16,16 @@ source "$here/versions.env"
 LAB_CACHE="${LAB_CACHE:-$HOME/.cache/segmented-registry-lab}"
 k8s_out="$LAB_CACHE/bin/kubernetes-$LAB_KUBERNETES_VERSION"
 etcd_out="$LAB_CACHE/bin/etcd-$LAB_ETCD_VERSION"
+distribution_out="$LAB_CACHE/bin/distribution-$LAB_DISTRIBUTION_VERSION"
+containerd_out="$LAB_CACHE/bin/containerd-$LAB_CONTAINERD_VERSION"
+containerd_cmds=(containerd containerd-shim-runc-v2 ctr)
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
 build_kubernetes() {
-  if [ -x "$k8s_out/kube-apiserver" ] && [ -x "$k8s_out/kube-controller-manager" ]; then
+  local missing=() cmd
+  for cmd in "${k8s_cmds[@]}"; do [ -x "$k8s_out/$cmd" ] || missing+=("$cmd"); done
+  if [ "${#missing[@]}" -eq 0 ]; then
     echo "kubernetes $LAB_KUBERNETES_VERSION: cached in $k8s_out"; return
   fi
   local mod="$LAB_CACHE/src/kubernetes-$LAB_KUBERNETES_VERSION"
@@ -38,23 +49,18 @@ build_kubernetes() {
     done
     echo ")"
   } > "$mod/go.mod"
-  cat > "$mod/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-)
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "${k8s_cmds[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+    printf ')\n'
+  } > "$mod/tools.go"
   (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true; cd "$mod" && go mod download)
   local ld=""
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=$LAB_KUBERNETES_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
     ld="$ld -X $p.gitTreeState=clean"
   done
-  for cmd in kube-apiserver kube-controller-manager; do
+  for cmd in "${missing[@]}"; do
     echo "building $cmd $LAB_KUBERNETES_VERSION ..."
     (cd "$mod" && go build -mod=mod -tags selinux,notest,grpcnotrace -trimpath -ldflags "-s -w $ld" \
       -o "$k8s_out/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
@@ -86,10 +92,72 @@ GO
   mv "$etcd_out/etcd.tmp" "$etcd_out/etcd"
 }
 
+build_distribution() {
+  if [ -x "$distribution_out/registry" ]; then
+    echo "distribution $LAB_DISTRIBUTION_VERSION: cached in $distribution_out"; return
+  fi
+  local mod="$LAB_CACHE/src/distribution-$LAB_DISTRIBUTION_VERSION"
+  mkdir -p "$mod" "$distribution_out"
+  cat > "$mod/go.mod" <<GOMOD
+module lab.local/distribution
+
+go 1.24
+
+require github.com/distribution/distribution/v3 $LAB_DISTRIBUTION_VERSION
+GOMOD
+  cat > "$mod/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/distribution/distribution/v3/cmd/registry"
+GO
+  (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true)
+  echo "building distribution $LAB_DISTRIBUTION_VERSION ..."
+  # a static binary (CGO_ENABLED=0, exported above): the image it goes into has nothing else
+  (cd "$mod" && go build -mod=mod -trimpath \
+    -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$LAB_DISTRIBUTION_VERSION" \
+    -o "$distribution_out/registry.tmp" github.com/distribution/distribution/v3/cmd/registry)
+  mv "$distribution_out/registry.tmp" "$distribution_out/registry"
+}
+
+build_containerd() {
+  local missing=() cmd
+  for cmd in "${containerd_cmds[@]}"; do [ -x "$containerd_out/$cmd" ] || missing+=("$cmd"); done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    echo "containerd $LAB_CONTAINERD_VERSION: cached in $containerd_out"; return
+  fi
+  local mod="$LAB_CACHE/src/containerd-$LAB_CONTAINERD_VERSION"
+  mkdir -p "$mod" "$containerd_out"
+  cat > "$mod/go.mod" <<GOMOD
+module lab.local/containerd
+
+go 1.24
+
+require github.com/containerd/containerd/v2 $LAB_CONTAINERD_VERSION
+GOMOD
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "${containerd_cmds[@]}"; do printf '\t_ "github.com/containerd/containerd/v2/cmd/%s"\n' "$cmd"; done
+    printf ')\n'
+  } > "$mod/tools.go"
+  (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true)
+  for cmd in "${missing[@]}"; do
+    echo "building $cmd $LAB_CONTAINERD_VERSION ..."
+    # static (CGO_ENABLED=0): without the btrfs, devmapper and zfs snapshotters, which need cgo
+    (cd "$mod" && go build -mod=mod -tags no_btrfs,no_devmapper,no_zfs -trimpath \
+      -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$LAB_CONTAINERD_VERSION" \
+      -o "$containerd_out/$cmd.tmp" "github.com/containerd/containerd/v2/cmd/$cmd")
+    mv "$containerd_out/$cmd.tmp" "$containerd_out/$cmd"
+  done
+}
+
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
-  all) build_etcd; build_kubernetes ;;
-  paths) echo "$k8s_out $etcd_out" ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|paths]" >&2; exit 2 ;;
+  distribution) build_distribution ;;
+  containerd) build_containerd ;;
+  all) build_etcd; build_kubernetes; build_distribution; build_containerd ;;
+  paths) echo "$k8s_out $etcd_out $distribution_out $containerd_out" ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|distribution|containerd|paths]" >&2; exit 2 ;;
 esac

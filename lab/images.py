@@ -1,0 +1,203 @@
+"""The OCI images the lab's pods run, built here, and the mirror registry the node pulls them from.
+
+No image comes from outside: as a disconnected OpenShift pulls from its mirror registry, the node
+pulls from the lab's ``mirror`` registry (127.0.0.1:5104, TLS from the lab CA, read by the node
+through containerd's ``certs.d``). Images, each one gzip layer written deterministically (same
+inputs, same digests):
+
+* ``lab/registry:<distribution version>``: CNCF distribution v3 built ``CGO_ENABLED=0`` by
+  ``lab/build/build-binaries.sh``, with distribution's default configuration at
+  ``/etc/distribution/config.yml`` (a Deployment mounts its own over it);
+* ``lab/pause:<busybox version>``: Debian's static busybox and its applets, running
+  ``sleep infinity``: the pod sandbox image;
+* ``lab/kubectl:<kubernetes version>``: kubectl (built with the control plane) and the same
+  busybox: a shell and an in-cluster client that verifies the API server's certificate.
+
+Tags carry the version of what is inside and are never rewritten: an image whose tag the mirror
+already serves is not built again.
+"""
+import gzip
+import os
+import subprocess
+import tarfile
+import tempfile
+
+import requests
+
+from lab import image
+
+MIRROR_PORT = 5104
+MIRROR_HOST = "localhost:%d" % MIRROR_PORT
+BUSYBOX = "/bin/busybox"  # Debian's busybox-static
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# distribution's own default configuration (cmd/registry/config-example.yml in its repository)
+REGISTRY_DEFAULT_CONFIG = """version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+"""
+MIRROR_CONFIG = """version: 0.1
+log:
+  level: warn
+  fields:
+    service: registry
+    environment: mirror
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:{port}
+  tls:
+    certificate: {cert}
+    key: {key}
+  headers:
+    X-Content-Type-Options: [nosniff]
+"""
+
+
+def _entry(name, *, data=None, source=None, mode=0o644, directory=False, link=None):
+    info = tarfile.TarInfo(name)
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    if directory:
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+    elif link is not None:
+        info.type, info.linkname, info.mode = tarfile.SYMTYPE, link, 0o777
+    else:
+        info.mode = mode
+        info.size = len(data) if data is not None else os.path.getsize(source)
+    return info, data, source
+
+
+def write_image(layout, entries, config, ref_name):
+    """Write an OCI layout at ``layout`` holding one image: one gzip layer made of ``entries``
+    (from ``_entry``) and the runtime ``config`` (Entrypoint, Cmd, ...); returns its digest."""
+    os.makedirs(os.path.join(layout, "blobs", "sha256"), exist_ok=True)
+    image._write_atomic(os.path.join(layout, "oci-layout"), image._canonical_json({"imageLayoutVersion": "1.0.0"}))
+    fd, tmp = tempfile.mkstemp(prefix=".layer-", dir=os.path.join(layout, "blobs", "sha256"))
+    with os.fdopen(fd, "wb") as raw:
+        compressed = image._HashingWriter(raw)
+        with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, compresslevel=6, mtime=0) as gz:
+            uncompressed = image._HashingWriter(gz)
+            with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for info, data, source in entries:
+                    if data is not None:
+                        tar.addfile(info, image._BytesReader(data))
+                    elif source is not None:
+                        with open(source, "rb") as handle:
+                            tar.addfile(info, handle)
+                    else:
+                        tar.addfile(info)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, image._blob_path(layout, compressed.digest))
+    layer = {"mediaType": image.MEDIA_LAYER_GZIP, "digest": compressed.digest, "size": compressed.size}
+    config_blob = image._put_blob(layout, image._canonical_json({
+        "created": image.EPOCH, "architecture": "amd64", "os": "linux",
+        "config": dict({"Env": [PATH_ENV]}, **config),
+        "rootfs": {"type": "layers", "diff_ids": [uncompressed.digest]},
+        "history": [{"created": image.EPOCH, "created_by": "segmented.registry lab/images.py"}],
+    }), image.MEDIA_CONFIG)
+    manifest = image._put_blob(layout, image._canonical_json({
+        "schemaVersion": 2, "mediaType": image.MEDIA_MANIFEST, "config": config_blob, "layers": [layer],
+    }), image.MEDIA_MANIFEST)
+    image._write_atomic(os.path.join(layout, "index.json"), image._canonical_json({
+        "schemaVersion": 2, "mediaType": image.MEDIA_INDEX,
+        "manifests": [dict(manifest, annotations={image.REF_NAME_ANNOTATION: ref_name})],
+    }))
+    return manifest["digest"]
+
+
+def busybox_version():
+    out = subprocess.run([BUSYBOX], capture_output=True, text=True).stdout
+    return out.split()[1].lstrip("v")  # "BusyBox v1.35.0 (Debian 1:1.35.0-4+b3) multi-call binary."
+
+
+def busybox_entries():
+    applets = subprocess.run([BUSYBOX, "--list-full"], check=True, capture_output=True, text=True).stdout.split()
+    folders = sorted({os.path.dirname(a) for a in applets} | {"bin", "tmp", "etc"})
+    entries = [_entry(f, directory=True) for f in folders]
+    entries[folders.index("tmp")][0].mode = 0o1777
+    entries.append(_entry("bin/busybox", source=BUSYBOX, mode=0o755))
+    entries += [_entry(a, link="/bin/busybox") for a in sorted(applets) if a != "bin/busybox"]
+    entries.append(_entry("etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"))
+    entries.append(_entry("etc/group", data=b"root:x:0:\nnobody:x:65534:\n"))
+    return entries
+
+
+def registry_entries(binary):
+    return [
+        _entry("bin", directory=True), _entry("etc", directory=True), _entry("tmp", directory=True),
+        _entry("etc/distribution", directory=True), _entry("var", directory=True),
+        _entry("var/lib", directory=True), _entry("var/lib/registry", directory=True),
+        _entry("bin/registry", source=binary, mode=0o755),
+        _entry("etc/distribution/config.yml", data=REGISTRY_DEFAULT_CONFIG.encode()),
+    ]
+
+
+def references(distribution_version, kubernetes_version):
+    busybox = busybox_version()
+    return {
+        "registry": "%s/lab/registry:%s" % (MIRROR_HOST, distribution_version),
+        "pause": "%s/lab/pause:%s" % (MIRROR_HOST, busybox),
+        "kubectl": "%s/lab/kubectl:%s" % (MIRROR_HOST, kubernetes_version),
+    }
+
+
+def start_mirror(lab):
+    folder = os.path.join(lab.state, "registries", "mirror")
+    os.makedirs(os.path.join(folder, "storage"), exist_ok=True)
+    cert, key = lab.ca.issue("registry-mirror", "registry-mirror", hosts=("127.0.0.1", "localhost"), server=True)
+    config = os.path.join(folder, "config.yml")
+    with open(config, "w") as handle:
+        handle.write(MIRROR_CONFIG.format(storage=os.path.join(folder, "storage"), port=MIRROR_PORT,
+                                          cert=cert, key=key))
+    lab.procs.start("registry-mirror", ["docker-registry", "serve", config])
+
+
+def mirror_has(lab, reference):
+    """True when the mirror serves ``reference``'s tag."""
+    repository, tag = reference.split("/", 1)[1].rsplit(":", 1)
+    response = requests.head("https://%s/v2/%s/manifests/%s" % (MIRROR_HOST, repository, tag),
+                             headers={"Accept": image.MEDIA_MANIFEST}, verify=lab.ca.cert_path, timeout=10)
+    return response.status_code == 200
+
+
+def publish(lab, bins):
+    """Build the lab's images the mirror does not serve yet and push them; returns the references
+    by name. ``bins``: labctl's binaries (distribution, kubectl and their versions)."""
+    refs = references(bins["distribution-version"], bins["kubernetes-version"])
+    contents = {
+        "registry": (lambda: registry_entries(bins["distribution"]),
+                     {"Entrypoint": ["/bin/registry"], "Cmd": ["serve", "/etc/distribution/config.yml"],
+                      # v3 exports OpenTelemetry traces to localhost:4318 unless told not to
+                      "Env": [PATH_ENV, "OTEL_TRACES_EXPORTER=none"],
+                      "ExposedPorts": {"5000/tcp": {}}, "Volumes": {"/var/lib/registry": {}}}),
+        "pause": (busybox_entries, {"Entrypoint": ["/bin/sleep", "infinity"]}),
+        "kubectl": (lambda: busybox_entries() + [_entry("bin/kubectl", source=bins["kubectl"], mode=0o755)],
+                    {"Env": [PATH_ENV, "HOME=/tmp"], "Entrypoint": ["/bin/kubectl"]}),
+    }
+    with tempfile.TemporaryDirectory(prefix="lab-images-") as tmp:
+        for name, (entries, config) in contents.items():
+            if mirror_has(lab, refs[name]):
+                continue
+            layout = os.path.join(tmp, name)
+            write_image(layout, entries(), config, refs[name].rsplit(":", 1)[1])
+            image.push(layout, refs[name], ca_dir=lab.trust_dir)
+    return refs

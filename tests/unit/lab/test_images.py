@@ -1,0 +1,68 @@
+"""Unit tests of lab/images.py (the OCI images the node runs) and of the lab CA re-issuing a
+certificate that lacks a requested name (lab/pki.py). No network, no cluster."""
+
+import gzip
+import io
+import json
+import os
+import tarfile
+
+from cryptography import x509
+
+from lab import image, images, pki
+
+
+def _entries(tmp_path):
+    binary = tmp_path / "tool"
+    binary.write_bytes(b"\x7fELF pretend binary")
+    return [images._entry("bin", directory=True), images._entry("tmp", directory=True),
+            images._entry("bin/tool", source=str(binary), mode=0o755),
+            images._entry("bin/sh", link="/bin/tool"),
+            images._entry("etc/motd", data=b"hello\n")]
+
+
+def test_write_image_is_deterministic_and_a_valid_layout(tmp_path):
+    first = images.write_image(str(tmp_path / "a"), _entries(tmp_path), {"Entrypoint": ["/bin/tool"]}, "v1")
+    second = images.write_image(str(tmp_path / "b"), _entries(tmp_path), {"Entrypoint": ["/bin/tool"]}, "v1")
+    assert first == second
+    assert image.verify_layout(str(tmp_path / "a")) == []
+    digest, manifest = image.load_manifest(str(tmp_path / "a"), "v1")
+    assert digest == first and len(manifest["layers"]) == 1
+    with open(image._blob_path(str(tmp_path / "a"), manifest["config"]["digest"]), "rb") as handle:
+        config = json.load(handle)
+    assert config["config"]["Entrypoint"] == ["/bin/tool"] and config["config"]["Env"] == [images.PATH_ENV]
+    with open(image._blob_path(str(tmp_path / "a"), manifest["layers"][0]["digest"]), "rb") as handle:
+        layer = tarfile.open(fileobj=io.BytesIO(gzip.decompress(handle.read())))
+    members = {m.name: m for m in layer.getmembers()}
+    assert members["bin/tool"].mode == 0o755 and members["bin/tool"].mtime == 0
+    assert members["bin/sh"].issym() and members["bin/sh"].linkname == "/bin/tool"
+    assert layer.extractfile("etc/motd").read() == b"hello\n"
+
+
+def test_a_changed_file_changes_the_digest(tmp_path):
+    before = images.write_image(str(tmp_path / "a"), _entries(tmp_path), {}, "v1")
+    entries = _entries(tmp_path)
+    (tmp_path / "tool").write_bytes(b"\x7fELF another binary")  # same size, other bytes
+    after = images.write_image(str(tmp_path / "b"), entries, {}, "v1")
+    assert before != after
+
+
+def _names(cert_path):
+    with open(cert_path, "rb") as handle:
+        cert = x509.load_pem_x509_certificate(handle.read())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} | set(san.get_values_for_type(x509.DNSName))
+
+
+def test_a_certificate_is_reissued_only_when_it_lacks_a_requested_name(tmp_path):
+    ca = pki.Authority(str(tmp_path / "pki"))
+    cert, _key = ca.issue("apiserver", "apiserver", hosts=("127.0.0.1", "localhost"), server=True)
+    with open(cert, "rb") as handle:
+        original = handle.read()
+    ca.issue("apiserver", "apiserver", hosts=("localhost", "127.0.0.1"), server=True)
+    with open(cert, "rb") as handle:
+        assert handle.read() == original  # same names: reused
+    ca.issue("apiserver", "apiserver", hosts=("127.0.0.1", "localhost", "10.96.0.1", "kubernetes.default.svc"),
+             server=True)
+    assert _names(cert) == {"127.0.0.1", "localhost", "10.96.0.1", "kubernetes.default.svc"}
+    assert os.stat(cert).st_size > 0
