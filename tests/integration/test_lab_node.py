@@ -14,6 +14,7 @@ import pytest
 import requests
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
 
 from lab import image, images, labctl, node
 
@@ -79,7 +80,9 @@ def _ready(pod):
     return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
-def _registry_objects(lab, namespace, service_ip, refs):
+def _registry_objects(lab, namespace, service_ip, refs, tls=True):
+    """What a registry Deployment needs; ``tls=False``: the pod serves plain HTTP (behind an edge
+    Route, which terminates TLS at the router)."""
     cert, key = lab.ca.issue("node-test-registry-" + namespace, "registry." + namespace,
                              hosts=(service_ip, "registry.%s.svc" % namespace), server=True)
     with open(TEMPLATE) as handle:
@@ -87,7 +90,7 @@ def _registry_objects(lab, namespace, service_ip, refs):
             registry_cluster_config_environment="node-test",
             registry_cluster_config_storage_root="/var/lib/registry",
             registry_cluster_config_listen=":5000",
-            registry_cluster_config_tls_cert="/etc/registry-tls/tls.crt",
+            registry_cluster_config_tls_cert="/etc/registry-tls/tls.crt" if tls else "",
             registry_cluster_config_tls_key="/etc/registry-tls/tls.key",
             registry_cluster_config_token_realm="https://localhost:%d/token" % labctl.TOKEN_SERVER_PORT,
             registry_cluster_config_token_service=TOKEN_SERVICE,
@@ -184,6 +187,62 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
     _wait(lambda: not _pods(core, namespace, "app=registry"), 60, "the registry pod gone")
     with pytest.raises(requests.ConnectionError):
         requests.get("https://%s/v2/" % address, verify=lab.ca.cert_path, timeout=5)
+
+
+def test_registry_deployment_behind_an_edge_route_answers_on_the_route_host(lab, core, refs, namespace, skopeo,
+                                                                           unique, tmp_path):
+    """What the registry-cluster role creates, end to end: a Deployment of the registry image with
+    its configuration mounted from a ConfigMap, a Service, and an edge Route that the lab's router
+    serves on the route host over TLS (the router's certificate, from the lab CA)."""
+    apps = kclient.AppsV1Api(lab.api_client(lab.layout.registry_cluster))
+    routes = DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(
+        api_version="route.openshift.io/v1", kind="Route")
+    service = core.create_namespaced_service(namespace, {
+        "metadata": {"name": "registry"},
+        "spec": {"selector": {"app": "registry"}, "ports": [{"name": "http", "port": 5000, "targetPort": 5000}]}})
+    objects = _registry_objects(lab, namespace, service.spec.cluster_ip, refs, tls=False)
+    core.create_namespaced_config_map(namespace, objects["config"])
+    core.create_namespaced_config_map(namespace, objects["token"])
+    core.create_namespaced_secret(namespace, objects["tls"])
+    core.create_namespaced_secret(namespace, objects["http"])
+    core.create_namespaced_persistent_volume_claim(namespace, objects["claim"])
+    apps.create_namespaced_deployment(namespace, objects["deployment"])
+    host = "registry-%s.%s" % (namespace, labctl.ROUTER_DOMAIN)
+    routes.create(namespace=namespace, body={
+        "apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "registry"},
+        "spec": {"host": host, "to": {"kind": "Service", "name": "registry"}, "port": {"targetPort": "http"},
+                 "tls": {"termination": "edge"}}})
+    _wait(lambda: next((p for p in _pods(core, namespace, "app=registry") if _ready(p)), None), 120,
+          "a Ready registry pod")
+
+    def admitted():
+        ingress = (routes.get(name="registry", namespace=namespace).to_dict().get("status") or {}).get("ingress")
+        return any(c.get("type") == "Admitted" and c.get("status") == "True"
+                   for item in ingress or [] for c in item.get("conditions") or [])
+
+    _wait(admitted, 30, "the Route admitted by the lab's router")
+
+    def answers():
+        try:
+            return requests.get("https://%s/v2/" % host, verify=lab.ca.cert_path, timeout=5).status_code == 401
+        except requests.ConnectionError:
+            return False
+
+    _wait(answers, 60, "the registry answering on the route host")
+    builder = lab.builder_token(namespace)
+    layout = str(tmp_path / "oci")
+    digest = image.build_oci_layout(layout, layers=2, layer_size=64 * 1024, seed="route-" + unique)
+    reference = "docker://%s/%s/app:v1" % (host, namespace)
+    pushed = skopeo("copy", "oci:" + layout, reference, token=builder, registry=host)
+    assert pushed.returncode == 0, pushed.stderr
+    pulled = skopeo("inspect", reference, token=builder, registry=host)
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["Digest"] == digest
+
+    apps.delete_namespaced_deployment("registry", namespace, propagation_policy="Foreground")
+    _wait(lambda: not _pods(core, namespace, "app=registry"), 60, "the registry pod gone")
+    _wait(lambda: requests.get("https://%s/v2/" % host, verify=lab.ca.cert_path, timeout=5).status_code == 503,
+          30, "the route answering 503 without endpoints")
 
 
 def test_unpullable_image_reports_err_image_pull(core, namespace, unique):
