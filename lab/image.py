@@ -39,7 +39,8 @@ import tempfile
 import time
 import zlib
 from datetime import datetime, timezone
-from typing import Callable, Iterable
+from typing import Callable
+from collections.abc import Iterable
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -351,7 +352,7 @@ def registry_host_of(ref: str) -> str:
 
 def auth_config(registry_host: str, username: str, password: str) -> dict:
     """A containers-auth.json / docker config.json document for one registry."""
-    auth = base64.b64encode(f"{username}:{password}".encode("utf-8")).decode("ascii")
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     return {"auths": {registry_host: {"auth": auth}}}
 
 

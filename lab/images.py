@@ -154,9 +154,9 @@ def registry_entries(binary):
 def references(distribution_version, kubernetes_version):
     busybox = busybox_version()
     return {
-        "registry": "%s/lab/registry:%s" % (MIRROR_HOST, distribution_version),
-        "pause": "%s/lab/pause:%s" % (MIRROR_HOST, busybox),
-        "kubectl": "%s/lab/kubectl:%s" % (MIRROR_HOST, kubernetes_version),
+        "registry": f"{MIRROR_HOST}/lab/registry:{distribution_version}",
+        "pause": f"{MIRROR_HOST}/lab/pause:{busybox}",
+        "kubectl": f"{MIRROR_HOST}/lab/kubectl:{kubernetes_version}",
     }
 
 
@@ -174,7 +174,7 @@ def start_mirror(lab):
 def mirror_has(lab, reference):
     """True when the mirror serves ``reference``'s tag."""
     repository, tag = reference.split("/", 1)[1].rsplit(":", 1)
-    response = requests.head("https://%s/v2/%s/manifests/%s" % (MIRROR_HOST, repository, tag),
+    response = requests.head(f"https://{MIRROR_HOST}/v2/{repository}/manifests/{tag}",
                              headers={"Accept": image.MEDIA_MANIFEST}, verify=lab.ca.cert_path, timeout=10)
     return response.status_code == 200
 

@@ -303,7 +303,7 @@ class Lab:
                     raise
 
     def start_controller_manager(self, binary, cluster):
-        kubeconfig = os.path.join(self.state, "kcm-%s.kubeconfig" % cluster)
+        kubeconfig = os.path.join(self.state, f"kcm-{cluster}.kubeconfig")
         with open(self.kubeconfig) as handle:
             config = yaml.safe_load(handle)
         config["current-context"] = cluster
@@ -377,7 +377,7 @@ class Lab:
                              env={"REGISTRY_HTTP_SECRET": self._http_secret()})
         for env, endpoint, _, _ in self.layout.registries:
             wait_for("registry " + env, lambda e=endpoint: requests.get(
-                "https://%s/v2/" % e, verify=self.ca.cert_path, timeout=2).status_code == 401)
+                f"https://{e}/v2/", verify=self.ca.cert_path, timeout=2).status_code == 401)
 
     # -- the router (lab/router.py) -----------------------------------------------------
     def start_router(self):
@@ -420,7 +420,7 @@ class Lab:
         """The registry cluster's node, with the images its pods run served by the mirror registry."""
         images.start_mirror(self)
         wait_for("registry mirror", lambda: requests.get(
-            "https://%s/v2/" % images.MIRROR_HOST, verify=self.ca.cert_path, timeout=2).ok)
+            f"https://{images.MIRROR_HOST}/v2/", verify=self.ca.cert_path, timeout=2).ok)
         refs = images.publish(self, bins)
         self.node(bins).up(SERVICE_CIDR, images.MIRROR_HOST, refs["pause"])
         return refs
@@ -437,7 +437,7 @@ class Lab:
             try:
                 wait_for("kube-apiserver of " + cluster, lambda c=cluster, p=port: self._ready(c, p), timeout=180)
             except LabError as exc:
-                raise LabError("%s\n%s" % (exc, self.procs.tail("apiserver-" + cluster)))
+                raise LabError(f"{exc}\n{self.procs.tail('apiserver-' + cluster)}")
         with concurrent.futures.ThreadPoolExecutor(len(self.layout.clusters)) as pool:
             list(pool.map(self.bootstrap, [c for c, _ in self.layout.clusters]))
             list(pool.map(lambda c: self.start_controller_manager(bins["kube-controller-manager"], c),
@@ -521,15 +521,15 @@ class Lab:
         with tempfile.TemporaryDirectory(prefix="labpush-") as tmp:
             layout = os.path.join(tmp, "oci")
             image.build_oci_layout(layout, layers=layers, layer_size=layer_size,
-                                   seed=seed or "%s/%s:%s" % (namespace, stream, tag))
+                                   seed=seed or f"{namespace}/{stream}:{tag}")
             registry = self.layout.integrated_endpoint
-            digest = image.push(layout, "%s/%s/%s:%s" % (registry, namespace, stream, tag),
+            digest = image.push(layout, f"{registry}/{namespace}/{stream}:{tag}",
                                 username="builder", password=token, ca_dir=self.trust_dir)
         image.record_push(self.api_client(self.layout.registry_cluster), namespace, stream, tag, digest, registry)
-        return {"reference": "%s/%s/%s:%s" % (registry, namespace, stream, tag), "digest": digest}
-
+        return {"reference": f"{registry}/{namespace}/{stream}:{tag}", "digest": digest}
 
     # -- a pull as a node of a cluster pulls ---------------------------------------------
+
     def node_pull_files(self, cluster):
         """registries.conf and policy.json of a node of ``cluster``, rendered from its Image
         ``cluster``, ImageDigestMirrorSets and ImageTagMirrorSets as the machine-config operator
@@ -544,7 +544,7 @@ class Lab:
         try:
             files = nodepull.render(image_config, items("ImageDigestMirrorSet"), items("ImageTagMirrorSet"))
         except nodepull.RenderError as exc:
-            raise LabError("cluster %s: %s" % (cluster, exc))
+            raise LabError(f"cluster {cluster}: {exc}")
         folder = os.path.join(self.state, "nodes", cluster)
         os.makedirs(folder, exist_ok=True)
         paths = {}
@@ -581,7 +581,7 @@ class Lab:
                 if "rejected by policy" in detail:
                     raise LabError("the policy.json of cluster %s refuses %s (config.openshift.io/v1 Image cluster, "
                                    "spec.registrySources): %s" % (cluster, reference, detail))
-                raise LabError("a node of cluster %s cannot pull %s: %s" % (cluster, reference, detail))
+                raise LabError(f"a node of cluster {cluster} cannot pull {reference}: {detail}")
             with open(digestfile) as handle:
                 digest = handle.read().strip()
         return {"cluster": cluster, "image": reference, "digest": digest,
@@ -597,7 +597,7 @@ class Lab:
             lambda: core.create_namespace({"metadata": {"name": namespace}}),
             lambda: core.create_namespaced_service_account(namespace, {"metadata": {"name": name}}),
             lambda: rbac.create_cluster_role_binding({
-                "metadata": {"name": "%s:%s:%s" % (cluster_role, namespace, name)},
+                "metadata": {"name": f"{cluster_role}:{namespace}:{name}"},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}),
         ):
@@ -673,7 +673,7 @@ def main(argv=None):
             result = lab.push(args.namespace, args.stream, args.tag, args.layers, args.layer_size, args.seed)
     except (LabError, subprocess.CalledProcessError, ApiException, requests.RequestException, RegistryError,
             CredentialsError, image.PushError, image.RecordError) as exc:
-        print("labctl %s: %s" % (args.command, exc), file=sys.stderr)
+        print(f"labctl {args.command}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=1))
     return 0 if args.command != "status" or result["all_running"] else 1

@@ -156,35 +156,35 @@ class Node:
         runtime, images = 'plugins."io.containerd.cri.v1.runtime"', 'plugins."io.containerd.cri.v1.images"'
         config = "\n".join([
             "version = 4",
-            'root = "%s"' % os.path.join(base, "root"),
-            'state = "%s"' % os.path.join(base, "state"),
+            f"root = \"{os.path.join(base, 'root')}\"",
+            f"state = \"{os.path.join(base, 'state')}\"",
             "imports = []",
-            '[plugins."io.containerd.server.v1.grpc"]', '  address = "%s"' % self.sock,
-            '[plugins."io.containerd.server.v1.ttrpc"]', '  address = "%s.ttrpc"' % self.sock,
-            '[plugins."io.containerd.internal.v1.opt"]', '  path = "%s"' % os.path.join(base, "opt"),
+            '[plugins."io.containerd.server.v1.grpc"]', f'  address = "{self.sock}"',
+            '[plugins."io.containerd.server.v1.ttrpc"]', f'  address = "{self.sock}.ttrpc"',
+            '[plugins."io.containerd.internal.v1.opt"]', f"  path = \"{os.path.join(base, 'opt')}\"",
             '[plugins."io.containerd.grpc.v1.cri"]',
             "  disable_tcp_service = true",
             '  stream_server_address = "127.0.0.1"',
             '  stream_server_port = "0"',
-            "[%s]" % runtime,
+            f"[{runtime}]",
             # this VM withholds CAP_SYS_RESOURCE: a negative oom_score_adj fails every sandbox
             "  restrict_oom_score_adj = true",
             "  netns_mounts_under_state_dir = true",  # network namespaces under <state>/node too
-            "[%s.containerd]" % runtime,
+            f"[{runtime}.containerd]",
             '  default_runtime_name = "runc"',
-            "[%s.containerd.runtimes.runc]" % runtime,
+            f"[{runtime}.containerd.runtimes.runc]",
             '  runtime_type = "io.containerd.runc.v2"',
-            "[%s.containerd.runtimes.runc.options]" % runtime,
+            f"[{runtime}.containerd.runtimes.runc.options]",
             "  SystemdCgroup = false",
-            "[%s.cni]" % runtime,
-            '  bin_dirs = ["%s"]' % CNI_BIN_DIR,
-            '  conf_dir = "%s"' % os.path.join(self.dir, "cni", "net.d"),
-            "[%s]" % images,
+            f"[{runtime}.cni]",
+            f'  bin_dirs = ["{CNI_BIN_DIR}"]',
+            f"  conf_dir = \"{os.path.join(self.dir, 'cni', 'net.d')}\"",
+            f"[{images}]",
             '  snapshotter = "overlayfs"',
-            "[%s.pinned_images]" % images,
-            '  sandbox = "%s"' % sandbox_image,
-            "[%s.registry]" % images,
-            '  config_path = "%s"' % os.path.join(self.dir, "certs.d"),
+            f"[{images}.pinned_images]",
+            f'  sandbox = "{sandbox_image}"',
+            f"[{images}.registry]",
+            f"  config_path = \"{os.path.join(self.dir, 'certs.d')}\"",
             "",
         ])
         return _write(os.path.join(base, "config.toml"), config)
@@ -331,7 +331,7 @@ class Node:
         self.start_kube_proxy()
         started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         self.start_kubelet()
-        self._wait("kubelet", lambda: self.ready(since=started), timeout=90, what="node %s Ready" % NODE_NAME)
+        self._wait("kubelet", lambda: self.ready(since=started), timeout=90, what=f"node {NODE_NAME} Ready")
         # healthy once its first sync has programmed every Service (the `kubernetes` one included)
         self._wait("kube-proxy", lambda: requests.get(
             "http://127.0.0.1:%d/healthz" % PROXY_HEALTHZ_PORT, timeout=2).status_code == 200, timeout=60)
@@ -340,7 +340,7 @@ class Node:
         try:
             self.wait_for(what or name, probe, timeout=timeout)
         except Exception as exc:
-            raise type(exc)("%s\n%s" % (exc, self.lab.procs.tail(name))) from None
+            raise type(exc)(f"{exc}\n{self.lab.procs.tail(name)}") from None
 
     # -- stop -----------------------------------------------------------------------------
     def _shims(self):
@@ -350,7 +350,7 @@ class Node:
             if not entry.isdigit():
                 continue
             try:
-                with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
                     argv = handle.read().split(b"\0")
             except OSError:
                 continue
@@ -395,7 +395,7 @@ class Node:
     def pod_rss_bytes(self):
         """Resident memory of the shims and of every process in the node's pod cgroups."""
         pids = set(self._shims())
-        for procs in glob.glob("/sys/fs/cgroup/memory%s/**/cgroup.procs" % CGROUP_ROOT, recursive=True):
+        for procs in glob.glob(f"/sys/fs/cgroup/memory{CGROUP_ROOT}/**/cgroup.procs", recursive=True):
             try:
                 with open(procs) as handle:
                     pids.update(int(p) for p in handle.read().split())

@@ -235,21 +235,21 @@ def _toml_string(value):
 
 
 def _registries_text(registries):
-    lines = ["unqualified-search-registries = [%s]" % ", ".join(_toml_string(s) for s in SEARCH_REGISTRIES),
+    lines = [f"unqualified-search-registries = [{', '.join((_toml_string(s) for s in SEARCH_REGISTRIES))}]",
              'short-name-mode = ""', 'additional-layer-store-auth-helper = ""']
     for reg in registries:
-        lines += ["", "[[registry]]", "  prefix = %s" % _toml_string(reg.prefix)]
+        lines += ["", "[[registry]]", f"  prefix = {_toml_string(reg.prefix)}"]
         if reg.location:
-            lines.append("  location = %s" % _toml_string(reg.location))
+            lines.append(f"  location = {_toml_string(reg.location)}")
         if reg.insecure:
             lines.append("  insecure = true")
         if reg.blocked:
             lines.append("  blocked = true")
         for mirror in reg.mirrors:
-            lines += ["", "  [[registry.mirror]]", "    location = %s" % _toml_string(mirror["location"])]
+            lines += ["", "  [[registry.mirror]]", f"    location = {_toml_string(mirror['location'])}"]
             if mirror["insecure"]:
                 lines.append("    insecure = true")
-            lines.append("    pull-from-mirror = %s" % _toml_string(mirror["pull-from-mirror"]))
+            lines.append(f"    pull-from-mirror = {_toml_string(mirror['pull-from-mirror'])}")
     return "\n".join(lines) + "\n"
 
 

@@ -57,11 +57,11 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 def route_host(route, domain):
     spec = route.get("spec") or {}
     meta = route["metadata"]
-    return (spec.get("host") or "%s-%s.%s" % (meta["name"], meta["namespace"], domain)).lower()
+    return (spec.get("host") or f"{meta['name']}-{meta['namespace']}.{domain}").lower()
 
 
 def _key(obj):
-    return "%s:%s" % (obj["metadata"]["namespace"], obj["metadata"]["name"])
+    return f"{obj['metadata']['namespace']}:{obj['metadata']['name']}"
 
 
 def _check_tls(tls):
@@ -79,7 +79,7 @@ def _check_tls(tls):
             if tls.get(field):
                 x509.load_pem_x509_certificates(tls[field].encode())
     except ValueError as exc:
-        return "unreadable TLS material: %s" % exc
+        return f"unreadable TLS material: {exc}"
     return None
 
 
@@ -102,7 +102,7 @@ def admit(routes, domain):
         elif termination and _check_tls(tls):
             problem = ("ExtendedValidationFailed", _check_tls(tls))
         elif host in owners:
-            problem = ("HostAlreadyClaimed", "route %s already exposes %s and is older" % (owners[host], host))
+            problem = ("HostAlreadyClaimed", f"route {owners[host]} already exposes {host} and is older")
         if problem:
             decisions[key] = {"host": host, "admitted": False, "reason": problem[0], "message": problem[1]}
         else:
@@ -129,7 +129,7 @@ def endpoints_of(slices, namespace, service, prefer_port):
                     continue
                 ip = endpoint["addresses"][0]
                 address = "[%s]:%d" % (ip, port["port"]) if ":" in ip else "%s:%d" % (ip, port["port"])
-                servers.add(("pod:%s:%s:%s:%s" % (namespace, service, port.get("name") or port["port"], address),
+                servers.add((f"pod:{namespace}:{service}:{port.get('name') or port['port']}:{address}",
                              address))
     return sorted(servers)
 
@@ -165,35 +165,35 @@ def render(routes, slices, decisions, settings):
         servers = endpoints_of(slices, namespace, service, prefer)
         if termination == "passthrough":
             name = "be_tcp:" + key
-            tcp_map.append("%s %s" % (host, name))
+            tcp_map.append(f"{host} {name}")
             lines = ["backend " + name, "  mode tcp", "  balance source"]
             lines += ["  server %s %s weight 1" % s for s in servers]
         elif termination == "reencrypt":
             name = "be_secure:" + key
-            https_map.append("%s %s" % (host, name))
+            https_map.append(f"{host} {name}")
             if tls.get("destinationCACertificate"):
-                ca = out.add("cacerts/%s.pem" % key, tls["destinationCACertificate"].strip() + "\n")
-                verify = "verify required ca-file %s" % os.path.join(work, ca)
+                ca = out.add(f"cacerts/{key}.pem", tls["destinationCACertificate"].strip() + "\n")
+                verify = f"verify required ca-file {os.path.join(work, ca)}"
             else:  # the service CA signs <service>.<namespace>.svc
-                verify = "verifyhost %s.%s.svc verify required ca-file %s" % (
+                verify = "verifyhost {}.{}.svc verify required ca-file {}".format(
                     service, namespace, settings["default_destination_ca"])
             lines = ["backend " + name, "  mode http", "  balance leastconn"]
-            lines += ["  server %s %s weight 1 ssl %s" % (s[0], s[1], verify) for s in servers]
+            lines += [f"  server {s[0]} {s[1]} weight 1 ssl {verify}" for s in servers]
         else:
             name = ("be_edge_http:" if termination == "edge" else "be_http:") + key
-            (https_map if termination == "edge" else http_map).append("%s %s" % (host, name))
+            (https_map if termination == "edge" else http_map).append(f"{host} {name}")
             lines = ["backend " + name, "  mode http", "  balance leastconn"]
             lines += ["  server %s %s weight 1" % s for s in servers]
         if termination in ("edge", "reencrypt"):  # plain HTTP for a terminated route: its policy says
             policy = tls.get("insecureEdgeTerminationPolicy") or "None"
             if policy == "Allow":
-                http_map.append("%s %s" % (host, name))
+                http_map.append(f"{host} {name}")
             elif policy == "Redirect":
-                redirect_map.append("%s 1" % host)
+                redirect_map.append(f"{host} 1")
         if termination in ("edge", "reencrypt") and tls.get("certificate"):
             pem = "\n".join(p.strip() for p in (tls["certificate"], tls["key"], tls.get("caCertificate") or "") if p)
-            cert = out.add("certs/%s.pem" % key, pem + "\n")
-            crt_list.append("%s %s" % (os.path.join(work, cert), host))
+            cert = out.add(f"certs/{key}.pem", pem + "\n")
+            crt_list.append(f"{os.path.join(work, cert)} {host}")
         backends.append("\n".join(lines))
     maps = {
         "tcp": out.add("os_tcp_be.map", "".join(line + "\n" for line in tcp_map)),
@@ -219,16 +219,16 @@ def render(routes, slices, decisions, settings):
         "  timeout tunnel 1h",
         "",
         "frontend public",
-        "  bind %s" % settings["http_bind"],
+        f"  bind {settings['http_bind']}",
         "  mode http",
         "  option forwardfor",
         "  http-request set-header X-Forwarded-Proto http",
-        "  http-request redirect scheme https code 302 if { %s,map(%s) -m found }" % (host_key, path["redirect"]),
-        "  use_backend %%[%s,map(%s)]" % (host_key, path["http"]),
+        f"  http-request redirect scheme https code 302 if {{ {host_key},map({path['redirect']}) -m found }}",
+        f"  use_backend %[{host_key},map({path['http']})]",
         "  default_backend openshift_default",
         "",
         "frontend public_ssl",
-        "  bind %s" % settings["https_bind"],
+        f"  bind {settings['https_bind']}",
         "  mode tcp",
         "  tcp-request inspect-delay 5s",
         "  tcp-request content accept if { req_ssl_hello_type 1 }",
@@ -238,15 +238,15 @@ def render(routes, slices, decisions, settings):
         "",
         "backend be_sni",
         "  mode tcp",
-        "  server fe_sni unix@%s weight 1 send-proxy" % sni_socket,
+        f"  server fe_sni unix@{sni_socket} weight 1 send-proxy",
         "",
         "frontend fe_sni",
-        "  bind unix@%s ssl crt %s crt-list %s accept-proxy" % (sni_socket, settings["default_certificate"], path["crt"]),
+        f"  bind unix@{sni_socket} ssl crt {settings['default_certificate']} crt-list {path['crt']} accept-proxy",
         "  mode http",
         "  option forwardfor",
         "  http-request set-header X-Forwarded-Proto https",
         "  http-request set-header X-Forwarded-Host %[req.hdr(host)]",
-        "  use_backend %%[%s,map(%s)]" % (host_key, path["https"]),
+        f"  use_backend %[{host_key},map({path['https']})]",
         "  default_backend openshift_default",
         "",
         "backend openshift_default",
@@ -283,7 +283,7 @@ def hosts_block(text, hosts, address="127.0.0.1"):
         elif not inside:
             lines.append(line)
     if hosts:
-        lines += [HOSTS_BEGIN] + ["%s %s" % (address, h) for h in sorted(hosts)] + [HOSTS_END]
+        lines += [HOSTS_BEGIN] + [f"{address} {h}" for h in sorted(hosts)] + [HOSTS_END]
     return "\n".join(lines) + "\n"
 
 
@@ -433,6 +433,7 @@ class Router:
     def run(self):
         shutil.rmtree(self.work, ignore_errors=True)  # files of an earlier run (keys of deleted routes)
         os.makedirs(os.path.join(self.work, "run"), mode=0o700)
+
         def stop(*_):
             self.stopping.set()
             self.changed.set()  # wake the main loop now

@@ -53,7 +53,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable
+from collections.abc import Iterable, Mapping, Sequence
 
 LOG = logging.getLogger("segmented.tokenserver")
 
@@ -174,7 +175,7 @@ class ServiceConfig:
                 f"service {self.name!r}: namespace_from must be 'repository', "
                 f"not {self.namespace_from!r}")
         if self.namespace is not None and not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-                                                        self.namespace):
+                                                       self.namespace):
             raise ValueError(f"service {self.name!r}: invalid namespace {self.namespace!r}")
 
 

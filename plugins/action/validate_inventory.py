@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -73,25 +71,25 @@ class ActionModule(ActionBase):
                 if name in raw:
                     value, undefined = self._template(templar, raw[name])
                     if undefined and name in _UNDEFINED_IS_A_PROBLEM:
-                        problems.append(Problem(host, name, "uses an undefined variable ({0}); define it (a vaulted "
-                                                "variable, for a secret) or remove {1}".format(undefined, name)))
+                        problems.append(Problem(host, name, "uses an undefined variable ({}); define it (a vaulted "
+                                                "variable, for a secret) or remove {}".format(undefined, name)))
                     elif value is not None:
                         values[name] = value
             hosts[host] = values
             if VAR_ENVIRONMENTS in raw:
                 value, undefined = self._template(templar, raw[VAR_ENVIRONMENTS])
                 if undefined:
-                    problems.append(Problem(host, VAR_ENVIRONMENTS, "uses an undefined variable ({0}); define it or "
+                    problems.append(Problem(host, VAR_ENVIRONMENTS, "uses an undefined variable ({}); define it or "
                                             "write the environments out".format(undefined)))
                 elif value is not None:
                     if source is None:
                         environments, source = value, host
                     elif value != environments:
-                        problems.append(Problem(host, VAR_ENVIRONMENTS, "differs from its value on {0}; define the "
+                        problems.append(Problem(host, VAR_ENVIRONMENTS, "differs from its value on {}; define the "
                                                 "environments once, in group_vars/all".format(source)))
             for name, suggestion in misspelt_variables(n for n in raw if isinstance(n, str) and n.startswith(PREFIX)).items():
-                warnings.append("{0}: {1} is not a variable of segmented.registry and is ignored; did you mean "
-                                "{2}?".format(host, name, suggestion))
+                warnings.append("{}: {} is not a variable of segmented.registry and is ignored; did you mean "
+                                "{}?".format(host, name, suggestion))
         return environments, hosts, problems, warnings
 
     def run(self, tmp=None, task_vars=None):
@@ -124,7 +122,7 @@ class ActionModule(ActionBase):
             return result
 
         # Only keep the options the module knows; None means "not set" to the argument spec.
-        module_args = dict((key, value) for key, value in args.items() if value is not None)
+        module_args = {key: value for key, value in args.items() if value is not None}
         module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
 
         # The module masks every no_log value in its output, kubeconfig paths included: report

@@ -1,16 +1,10 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
 # Attributes of this collection's actions, after community.docker's attributes fragment.
 
-from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
-
-
-class ModuleDocFragment(object):
+class ModuleDocFragment:
 
     # Standard documentation fragment: what each attribute means.
     DOCUMENTATION = r"""

@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -11,9 +9,6 @@ of a service account it names, valid for minutes, and uses it for the run. The t
 returned to the caller: never logged, never part of an error text or a report.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
@@ -47,7 +42,7 @@ def mint_token(api_client, service_account, seconds=MIN_TOKEN_SECONDS):
     except Exception as exc:
         status = kube.status_of(exc)
         if status == 404:
-            raise CredentialsError("service account {0}/{1} does not exist on the registry cluster: create it (the "
+            raise CredentialsError("service account {}/{} does not exist on the registry cluster: create it (the "
                                    "promoter of lab/promoter.yml, or your own) or name another with "
                                    "service_account".format(namespace, name))
         if status == 403:
@@ -55,9 +50,9 @@ def mint_token(api_client, service_account, seconds=MIN_TOKEN_SECONDS):
                                    "serviceaccounts/token in namespace {0}); grant it to the credentials the job "
                                    "runs with, or pass registry_token".format(namespace, name))
         reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise CredentialsError("could not mint a token for service account {0}/{1}: {2}{3}".format(
-            namespace, name, "HTTP {0} ".format(status) if status else "", reason))
+        raise CredentialsError("could not mint a token for service account {}/{}: {}{}".format(
+            namespace, name, f"HTTP {status} " if status else "", reason))
     token = getattr(getattr(answer, "status", None), "token", None)
     if not token:
-        raise CredentialsError("the TokenRequest for {0}/{1} returned no token".format(namespace, name))
+        raise CredentialsError(f"the TokenRequest for {namespace}/{name} returned no token")
     return token

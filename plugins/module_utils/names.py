@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -9,9 +7,6 @@ Environment names become namespaces and host names (DNS-1123 labels); route host
 class names are DNS-1123 subdomains; annotation and label keys are qualified names.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import re
 

@@ -34,7 +34,7 @@ def lab():
     status = lab.status()
     down = [c["component"] for c in status["components"] if not c["running"]]
     if down:
-        pytest.fail("the lab is not running (%s down): bring it up with lab/labctl up" % ", ".join(down))
+        pytest.fail(f"the lab is not running ({', '.join(down)} down): bring it up with lab/labctl up")
     return lab
 
 
@@ -86,7 +86,7 @@ def make_token(lab):
         core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
         for ns, role in (roles or {}).items():
             rbac.create_namespaced_role_binding(ns, {
-                "metadata": {"name": "%s-%s-%s" % (role.replace(":", "-"), namespace, name)},
+                "metadata": {"name": f"{role.replace(':', '-')}-{namespace}-{name}"},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]})
         return mint_token(api, f"{namespace}/{name}", 3600)

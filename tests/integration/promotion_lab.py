@@ -140,15 +140,15 @@ class ExtraRegistry:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if requests.get("%s://%s/v2/" % (self.scheme, self.endpoint), verify=self.lab.ca.cert_path,
+                if requests.get(f"{self.scheme}://{self.endpoint}/v2/", verify=self.lab.ca.cert_path,
                                 timeout=2).status_code == 401:
                     return self
             except requests.RequestException:
                 pass
             if self.proc.poll() is not None:
-                raise RuntimeError("docker-registry exited: %s" % open(self.log).read()[-2000:])
+                raise RuntimeError(f"docker-registry exited: {open(self.log).read()[-2000:]}")
             time.sleep(0.2)
-        raise RuntimeError("docker-registry on %s did not answer" % self.endpoint)
+        raise RuntimeError(f"docker-registry on {self.endpoint} did not answer")
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
@@ -275,7 +275,7 @@ class FaultProxy:
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive")}
                 try:
-                    answer = proxy.session.request(self.command, "https://%s%s" % (proxy.upstream, self.path),
+                    answer = proxy.session.request(self.command, f"https://{proxy.upstream}{self.path}",
                                                    headers=headers, data=body,
                                                    verify=proxy.lab.ca.cert_path, allow_redirects=False, timeout=60)
                 except requests.RequestException:
@@ -362,11 +362,11 @@ def push_index(lab, namespace, stream, tag, layer_size=64 * 1024):
     """A two-platform OCI index at ``namespace/stream:tag`` in the integrated registry (linux/amd64
     and linux/arm64, each a real image with its own layers), recorded in the ImageStream. Returns
     ``{"index": digest, "children": [digest, digest]}``."""
-    amd64 = lab.push(namespace, stream, tag + "-amd64", 2, layer_size, seed="%s/%s:%s amd64" % (namespace, stream, tag))
+    amd64 = lab.push(namespace, stream, tag + "-amd64", 2, layer_size, seed=f"{namespace}/{stream}:{tag} amd64")
     arm_base = lab.push(namespace, stream, tag + "-arm64-base", 2, layer_size,
-                        seed="%s/%s:%s arm64" % (namespace, stream, tag))
+                        seed=f"{namespace}/{stream}:{tag} arm64")
     builder = client(lab, lab.layout.integrated_endpoint, lab.builder_token(namespace), name="integrated")
-    repository = "%s/%s" % (namespace, stream)
+    repository = f"{namespace}/{stream}"
     try:
         base = builder.get_manifest(repository, arm_base["digest"])
         manifest = json.loads(base["data"])
@@ -400,9 +400,9 @@ def push_signature(lab, namespace, stream, digest, kind="sig"):
     registry: a simple-signing payload layer with a signature annotation (not a valid signature:
     the tests check that it travels, not that it verifies). Returns its digest."""
     builder = client(lab, lab.layout.integrated_endpoint, lab.builder_token(namespace), name="integrated")
-    repository = "%s/%s" % (namespace, stream)
+    repository = f"{namespace}/{stream}"
     try:
-        payload = json.dumps({"critical": {"identity": {"docker-reference": "%s/%s" % (
+        payload = json.dumps({"critical": {"identity": {"docker-reference": "{}/{}".format(
             lab.layout.integrated_endpoint, repository)}, "image": {"docker-manifest-digest": digest},
             "type": "cosign container image signature"}, "optional": None}).encode()
         layer = _put_blob(builder, repository, payload)
@@ -415,7 +415,7 @@ def push_signature(lab, namespace, stream, digest, kind="sig"):
                                 "annotations": {"dev.cosignproject.cosign/signature": hashlib.sha256(
                                     payload).hexdigest()}}]}
         data = json.dumps(manifest).encode()
-        return builder.put_manifest(repository, "sha256-%s.%s" % (digest.split(":")[1], kind), data, manifests.OCI_MANIFEST)
+        return builder.put_manifest(repository, f"sha256-{digest.split(':')[1]}.{kind}", data, manifests.OCI_MANIFEST)
     finally:
         builder.close()
 
@@ -425,14 +425,14 @@ def tag_in_source(lab, namespace, stream, tag, digest, record=True, from_stream=
     ``from_stream``: the image is in that stream, its blobs are mounted first) and, with
     ``record``, in the ImageStream."""
     builder = client(lab, lab.layout.integrated_endpoint, lab.builder_token(namespace), name="integrated")
-    repository = "%s/%s" % (namespace, stream)
-    origin = "%s/%s" % (namespace, from_stream or stream)
+    repository = f"{namespace}/{stream}"
+    origin = f"{namespace}/{from_stream or stream}"
     try:
         manifest = builder.get_manifest(origin, digest)
         if origin != repository:
             for blob in manifests.parse_manifest(manifest["data"], manifest["media_type"])["blobs"]:
                 mounted = builder.mount_blob(repository, blob["digest"], origin)[0]
-                assert mounted, "the integrated registry refused to mount %s" % blob["digest"]
+                assert mounted, f"the integrated registry refused to mount {blob['digest']}"
         builder.put_manifest(repository, tag, manifest["data"], manifest["media_type"])
     finally:
         builder.close()
@@ -447,7 +447,7 @@ def push_unrecorded(lab, namespace, stream, tag, seed, layers=2, layer_size=64 *
     with tempfile.TemporaryDirectory(prefix="unrecorded-") as tmp:
         layout = os.path.join(tmp, "oci")
         image.build_oci_layout(layout, layers=layers, layer_size=layer_size, seed=seed)
-        return image.push(layout, "%s/%s/%s:%s" % (lab.layout.integrated_endpoint, namespace, stream, tag),
+        return image.push(layout, f"{lab.layout.integrated_endpoint}/{namespace}/{stream}:{tag}",
                           username="builder", password=lab.builder_token(namespace), ca_dir=lab.trust_dir)
 
 
@@ -457,7 +457,7 @@ def registry_consistency(registry, repository):
     try:
         tags = registry.list_tags(repository)
     except oci.RegistryError as exc:
-        return [], "unreadable: %s" % exc
+        return [], f"unreadable: {exc}"
     for tag in tags:
         problems.extend(tree_problems(registry, repository, tag))
     return problems, None
@@ -472,12 +472,12 @@ def tree_problems(registry, repository, reference):
     problems = []
     for child in refs["children"]:
         if registry.head_manifest(repository, child["digest"]) is None:
-            problems.append("%s:%s: child manifest %s missing" % (repository, reference, child["digest"]))
+            problems.append(f"{repository}:{reference}: child manifest {child['digest']} missing")
         else:
             problems.extend(tree_problems(registry, repository, child["digest"]))
     for blob in refs["blobs"]:
         if registry.head_blob(repository, blob["digest"]) is None:
-            problems.append("%s:%s: blob %s missing" % (repository, reference, blob["digest"]))
+            problems.append(f"{repository}:{reference}: blob {blob['digest']} missing")
     return problems
 
 
@@ -535,9 +535,9 @@ class Sampler:
         self._stop.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
-            raise AssertionError("the watcher thread did not stop within %ss" % timeout)
+            raise AssertionError(f"the watcher thread did not stop within {timeout}s")
         if self.error is not None:
-            raise AssertionError("the watcher thread died: %r" % (self.error,)) from self.error
+            raise AssertionError(f"the watcher thread died: {self.error!r}") from self.error
 
     def within(self, start, end):
         return [value for started, ended, value in self.samples if start <= started and ended <= end]
@@ -547,7 +547,7 @@ def _confirms(event, repository, kind, digest):
     """Whether a proxied request answered that ``digest`` is in ``repository`` (a blob, or a
     manifest): a HEAD 200, a committed upload (PUT ...?digest= 201), a mount 201, a manifest PUT 201."""
     path = unquote(event["path"])
-    base = "/v2/%s/" % repository
+    base = f"/v2/{repository}/"
     if not path.startswith(base) or event["status"] not in (200, 201):
         return False
     rest = path[len(base):]
@@ -567,10 +567,10 @@ def manifest_puts_out_of_order(events, repository, reference, manifest):
     and, for each, the blobs and child manifests of ``manifest`` (``manifests.parse_manifest``'s
     answer) that no earlier answered request had confirmed in that repository when the PUT
     arrived. The registry refuses some of these PUTs itself; this check does not rely on it."""
-    target = "/v2/%s/manifests/%s" % (repository, reference)
+    target = f"/v2/{repository}/manifests/{reference}"
     puts = [e for e in events if e["method"] == "PUT" and unquote(urlsplit(e["path"]).path) == target]
     wanted = [("blob", b["digest"]) for b in manifest["blobs"]] + [("manifest", c["digest"])
-                                                                    for c in manifest["children"]]
+                                                                   for c in manifest["children"]]
     problems = []
     for put in puts:
         for kind, digest in wanted:

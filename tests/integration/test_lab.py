@@ -70,7 +70,7 @@ def test_token_request_authenticates_as_its_service_account(lab, cluster, make_t
         headers={"Authorization": "Bearer " + token}, verify=lab.ca.cert_path, timeout=10)
     assert who.status_code == 201, who.text
     user = who.json()["status"]["userInfo"]
-    assert user["username"] == "system:serviceaccount:%s:robot" % namespace
+    assert user["username"] == f"system:serviceaccount:{namespace}:robot"
     assert "system:serviceaccounts:" + namespace in user["groups"]
     # kube-controller-manager runs: every namespace gets its default service account and CA bundle
     core = kclient.CoreV1Api(lab.api_client(cluster))
@@ -104,7 +104,7 @@ def test_environment_registry_push_pull_with_right_credentials_only(
     endpoint = dict(_env_registries(lab))[env]
     other_env, other_endpoint = [(e, ep) for e, ep in _env_registries(lab) if e != env][0]
     layout, digest = oci_layout
-    ref = "docker://%s/project-%s/app:v1" % (endpoint, unique)
+    ref = f"docker://{endpoint}/project-{unique}/app:v1"
     pusher = make_token("lab-" + unique, "pusher-" + env, roles={env: "system:image-pusher"})
     puller = make_token("lab-" + unique, "puller-" + env, roles={env: "system:image-puller"})
     nobody = make_token("lab-" + unique, "nobody-" + env)
@@ -123,8 +123,8 @@ def test_environment_registry_push_pull_with_right_credentials_only(
         ("no role cannot pull", skopeo("inspect", ref, token=nobody, registry=endpoint)),
         ("forged token cannot pull", skopeo("inspect", ref, token=pusher[:-6] + "AAAAAA", registry=endpoint)),
         ("anonymous cannot pull", skopeo("inspect", "--no-creds", ref)),
-        ("a role in %s does not open %s" % (env, other_env),
-         skopeo("inspect", "docker://%s/project-%s/app:v1" % (other_endpoint, unique), token=pusher,
+        (f"a role in {env} does not open {other_env}",
+         skopeo("inspect", f"docker://{other_endpoint}/project-{unique}/app:v1", token=pusher,
                 registry=other_endpoint)),
     ]
     for what, result in denied:
@@ -140,9 +140,9 @@ def test_integrated_registry_authorizes_like_openshift(lab, make_token, skopeo, 
     own, other = "build-" + unique, "other-" + unique
     builder = make_token(own, "builder", roles={own: "system:image-builder"})
     make_token(other, "builder", roles={other: "system:image-builder"})
-    ok = skopeo("copy", "oci:" + layout, "docker://%s/%s/app:v1" % (registry, own), token=builder, registry=registry)
+    ok = skopeo("copy", "oci:" + layout, f"docker://{registry}/{own}/app:v1", token=builder, registry=registry)
     assert ok.returncode == 0, ok.stderr
-    foreign = skopeo("copy", "oci:" + layout, "docker://%s/%s/app:v1" % (registry, other), token=builder,
+    foreign = skopeo("copy", "oci:" + layout, f"docker://{registry}/{other}/app:v1", token=builder,
                      registry=registry)
     assert foreign.returncode != 0 and ("denied" in foreign.stderr.lower() or "unauthorized" in foreign.stderr.lower())
 
@@ -156,11 +156,10 @@ def test_lab_push_records_status_only_like_openshift(lab, unique):
     assert not (stream.spec.tags or []), "a push never creates a spec tag"
     tags = {t.tag: t.items[0] for t in stream.status.tags}
     assert tags["v1"].image == first["digest"] and tags["v2"].image == second["digest"]
-    assert tags["v1"].dockerImageReference == "%s/%s/app@%s" % (lab.layout.integrated_endpoint, namespace,
-                                                                first["digest"])
+    assert tags["v1"].dockerImageReference == f"{lab.layout.integrated_endpoint}/{namespace}/app@{first['digest']}"
     where = lab.where()
-    assert where["default"]["tags"]["%s/app:v1" % namespace] == first["digest"]
-    assert all("%s/app:v1" % namespace not in where[env]["tags"] for env, _endpoint in _env_registries(lab)), \
+    assert where["default"]["tags"][f"{namespace}/app:v1"] == first["digest"]
+    assert all(f"{namespace}/app:v1" not in where[env]["tags"] for env, _endpoint in _env_registries(lab)), \
         "environment registries start empty: only promotion copies into them"
 
 
@@ -183,7 +182,7 @@ def test_endpoint_namespace_is_the_labs_own_and_joined_to_the_host_by_its_veth_o
     host = _ip("addr", "show")
     assert [line.split()[3] for line in host.splitlines() if line.split()[1] == netns.HOST_VETH] == [
         "%s/%d" % (netns.HOST_ADDRESS, netns.PREFIX)]
-    assert " %s/" % netns.ADDRESS not in host, "the endpoint address is the namespace's, not the host's"
+    assert f" {netns.ADDRESS}/" not in host, "the endpoint address is the namespace's, not the host's"
 
 
 def test_a_service_endpoint_registry_runs_in_the_endpoint_namespace_and_dies_when_killed(lab, tmp_path):
@@ -193,12 +192,12 @@ def test_a_service_endpoint_registry_runs_in_the_endpoint_namespace_and_dies_whe
         assert process_netns == os.stat("/run/netns/" + netns.NAME).st_ino
         assert process_netns != os.stat("/proc/self/ns/net").st_ino
         assert registry.endpoint == "%s:%d" % (netns.ADDRESS, registry.port)
-        assert requests.get("http://%s/v2/" % registry.endpoint, timeout=5).status_code == 401  # over the veth
+        assert requests.get(f"http://{registry.endpoint}/v2/", timeout=5).status_code == 401  # over the veth
         with pytest.raises(requests.ConnectionError):  # not on the host's loopback
             requests.get("http://127.0.0.1:%d/v2/" % registry.port, timeout=5)
         registry.kill()  # the pid the tests hold is the registry itself, not a wrapper around it
         with pytest.raises(requests.ConnectionError):
-            requests.get("http://%s/v2/" % registry.endpoint, timeout=5)
+            requests.get(f"http://{registry.endpoint}/v2/", timeout=5)
     finally:
         registry.stop()
 
@@ -206,8 +205,8 @@ def test_a_service_endpoint_registry_runs_in_the_endpoint_namespace_and_dies_whe
 def test_endpoint_namespace_is_made_repaired_and_removed(monkeypatch, unique):
     """What labctl up and down do, on a scratch namespace and pair of this test's own."""
     monkeypatch.setattr(netns, "NAME", "seglab-test-" + unique)
-    monkeypatch.setattr(netns, "HOST_VETH", "sl%sh" % unique[:6])
-    monkeypatch.setattr(netns, "NAMESPACE_VETH", "sl%sn" % unique[:6])
+    monkeypatch.setattr(netns, "HOST_VETH", f"sl{unique[:6]}h")
+    monkeypatch.setattr(netns, "NAMESPACE_VETH", f"sl{unique[:6]}n")
     monkeypatch.setattr(netns, "HOST_ADDRESS", "172.31.254.5")
     monkeypatch.setattr(netns, "ADDRESS", "172.31.254.6")
 

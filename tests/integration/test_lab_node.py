@@ -84,7 +84,7 @@ def _registry_objects(lab, namespace, service_ip, refs, tls=True):
     """What a registry Deployment needs; ``tls=False``: the pod serves plain HTTP (behind an edge
     Route, which terminates TLS at the router)."""
     cert, key = lab.ca.issue("node-test-registry-" + namespace, "registry." + namespace,
-                             hosts=(service_ip, "registry.%s.svc" % namespace), server=True)
+                             hosts=(service_ip, f"registry.{namespace}.svc"), server=True)
     with open(TEMPLATE) as handle:
         config = jinja2.Template(handle.read(), undefined=jinja2.StrictUndefined).render(
             registry_cluster_config_environment="node-test",
@@ -141,7 +141,7 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
     service = core.create_namespaced_service(namespace, {
         "metadata": {"name": "registry"},
         "spec": {"selector": {"app": "registry"}, "ports": [{"port": 5000, "targetPort": 5000}]}})
-    address = "%s:5000" % service.spec.cluster_ip
+    address = f"{service.spec.cluster_ip}:5000"
     objects = _registry_objects(lab, namespace, service.spec.cluster_ip, refs)
     core.create_namespaced_config_map(namespace, objects["config"])
     core.create_namespaced_config_map(namespace, objects["token"])
@@ -160,7 +160,7 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
 
     def served():  # kube-proxy programs the Service once the EndpointSlice lists the Ready pod
         try:
-            return requests.get("https://%s/v2/" % address, verify=lab.ca.cert_path, timeout=5).status_code == 401
+            return requests.get(f"https://{address}/v2/", verify=lab.ca.cert_path, timeout=5).status_code == 401
         except requests.ConnectionError:
             return False
 
@@ -169,7 +169,7 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
     builder = lab.builder_token(namespace)
     layout = str(tmp_path / "oci")
     digest = image.build_oci_layout(layout, layers=2, layer_size=64 * 1024, seed="node-" + unique)
-    reference = "docker://%s/%s/app:v1" % (address, namespace)
+    reference = f"docker://{address}/{namespace}/app:v1"
     pushed = skopeo("copy", "oci:" + layout, reference, token=builder, registry=address)
     assert pushed.returncode == 0, pushed.stderr
     raw = skopeo("inspect", "--raw", reference, token=builder, registry=address)
@@ -186,11 +186,11 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
     apps.delete_namespaced_deployment("registry", namespace, propagation_policy="Foreground")
     _wait(lambda: not _pods(core, namespace, "app=registry"), 60, "the registry pod gone")
     with pytest.raises(requests.ConnectionError):
-        requests.get("https://%s/v2/" % address, verify=lab.ca.cert_path, timeout=5)
+        requests.get(f"https://{address}/v2/", verify=lab.ca.cert_path, timeout=5)
 
 
 def test_registry_deployment_behind_an_edge_route_answers_on_the_route_host(lab, core, refs, namespace, skopeo,
-                                                                           unique, tmp_path):
+                                                                            unique, tmp_path):
     """What the registry-cluster role creates, end to end: a Deployment of the registry image with
     its configuration mounted from a ConfigMap, a Service, and an edge Route that the lab's router
     serves on the route host over TLS (the router's certificate, from the lab CA)."""
@@ -207,7 +207,7 @@ def test_registry_deployment_behind_an_edge_route_answers_on_the_route_host(lab,
     core.create_namespaced_secret(namespace, objects["http"])
     core.create_namespaced_persistent_volume_claim(namespace, objects["claim"])
     apps.create_namespaced_deployment(namespace, objects["deployment"])
-    host = "registry-%s.%s" % (namespace, labctl.ROUTER_DOMAIN)
+    host = f"registry-{namespace}.{labctl.ROUTER_DOMAIN}"
     routes.create(namespace=namespace, body={
         "apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "registry"},
         "spec": {"host": host, "to": {"kind": "Service", "name": "registry"}, "port": {"targetPort": "http"},
@@ -224,7 +224,7 @@ def test_registry_deployment_behind_an_edge_route_answers_on_the_route_host(lab,
 
     def answers():
         try:
-            return requests.get("https://%s/v2/" % host, verify=lab.ca.cert_path, timeout=5).status_code == 401
+            return requests.get(f"https://{host}/v2/", verify=lab.ca.cert_path, timeout=5).status_code == 401
         except requests.ConnectionError:
             return False
 
@@ -232,7 +232,7 @@ def test_registry_deployment_behind_an_edge_route_answers_on_the_route_host(lab,
     builder = lab.builder_token(namespace)
     layout = str(tmp_path / "oci")
     digest = image.build_oci_layout(layout, layers=2, layer_size=64 * 1024, seed="route-" + unique)
-    reference = "docker://%s/%s/app:v1" % (host, namespace)
+    reference = f"docker://{host}/{namespace}/app:v1"
     pushed = skopeo("copy", "oci:" + layout, reference, token=builder, registry=host)
     assert pushed.returncode == 0, pushed.stderr
     pulled = skopeo("inspect", reference, token=builder, registry=host)
@@ -241,14 +241,14 @@ def test_registry_deployment_behind_an_edge_route_answers_on_the_route_host(lab,
 
     apps.delete_namespaced_deployment("registry", namespace, propagation_policy="Foreground")
     _wait(lambda: not _pods(core, namespace, "app=registry"), 60, "the registry pod gone")
-    _wait(lambda: requests.get("https://%s/v2/" % host, verify=lab.ca.cert_path, timeout=5).status_code == 503,
+    _wait(lambda: requests.get(f"https://{host}/v2/", verify=lab.ca.cert_path, timeout=5).status_code == 503,
           30, "the route answering 503 without endpoints")
 
 
 def test_unpullable_image_reports_err_image_pull(core, namespace, unique):
     core.create_namespaced_pod(namespace, {
         "metadata": {"name": "missing"},
-        "spec": {"containers": [{"name": "c", "image": "%s/lab/no-such-image:%s" % (images.MIRROR_HOST, unique)}]}})
+        "spec": {"containers": [{"name": "c", "image": f"{images.MIRROR_HOST}/lab/no-such-image:{unique}"}]}})
 
     def reason():
         statuses = core.read_namespaced_pod("missing", namespace).status.container_statuses or []
@@ -257,7 +257,7 @@ def test_unpullable_image_reports_err_image_pull(core, namespace, unique):
 
     waiting = _wait(reason, 60, "ErrImagePull or ImagePullBackOff")
     # the mirror was reached and trusted: it just has no such image
-    assert "lab/no-such-image:%s: not found" % unique in waiting.message
+    assert f"lab/no-such-image:{unique}: not found" in waiting.message
     assert "x509" not in waiting.message
 
 
@@ -283,7 +283,7 @@ def test_pod_writes_its_claim_and_calls_the_api_server_through_the_kubernetes_se
     terminated = pod.status.container_statuses[0].state.terminated
     assert pod.status.phase == "Succeeded", terminated
     review = json.loads(terminated.message)
-    assert review["status"]["userInfo"]["username"] == "system:serviceaccount:%s:default" % namespace
+    assert review["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:default"
     claim = core.read_namespaced_persistent_volume_claim("data", namespace)
     path = core.read_persistent_volume(claim.spec.volume_name).spec.host_path.path
     with open(os.path.join(path, "review.json")) as handle:

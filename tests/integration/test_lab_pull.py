@@ -36,12 +36,12 @@ def setup(lab, unique):
             layout = os.path.join(work, "layout")
             image.build_oci_layout(layout, layers=2, layer_size=128 * 1024, seed=namespace)
             repo = "test/app-" + unique
-            digests = {image.push(layout, "%s/%s:v1" % (r.endpoint, repo), username="puller", password=token,
+            digests = {image.push(layout, f"{r.endpoint}/{repo}:v1", username="puller", password=token,
                                   ca_dir=lab.trust_dir) for r in registries}
             assert len(digests) == 1
             only_source = os.path.join(work, "only-source")
             image.build_oci_layout(only_source, layers=1, layer_size=64 * 1024, seed=namespace + "-only-source")
-            only_source_digest = image.push(only_source, "%s/%s:v2" % (source.endpoint, repo), username="puller",
+            only_source_digest = image.push(only_source, f"{source.endpoint}/{repo}:v2", username="puller",
                                             password=token, ca_dir=lab.trust_dir)
             auth = os.path.join(work, "auth.json")
             with open(auth, "w") as handle:
@@ -54,7 +54,7 @@ def setup(lab, unique):
             for registry in registries:
                 registry.stop()
             kclient.RbacAuthorizationV1Api(registry_api).delete_cluster_role_binding(
-                "system:image-pusher:%s:puller" % namespace)
+                f"system:image-pusher:{namespace}:puller")
             kclient.CoreV1Api(registry_api).delete_namespace(namespace)
 
 
@@ -83,20 +83,20 @@ def _mirror_set(setup, policy):
     idms.create(body={
         "apiVersion": "config.openshift.io/v1", "kind": "ImageDigestMirrorSet", "metadata": {"name": setup["name"]},
         "spec": {"imageDigestMirrors": [{
-            "source": "%s/%s" % (setup["source"].endpoint, setup["repo"]),
-            "mirrors": ["%s/%s" % (setup["mirror"].endpoint, setup["repo"])],
+            "source": f"{setup['source'].endpoint}/{setup['repo']}",
+            "mirrors": [f"{setup['mirror'].endpoint}/{setup['repo']}"],
             "mirrorSourcePolicy": policy}]}})
     return idms
 
 
 def test_pull_by_digest_follows_the_digest_mirror_set_and_never_contacts_the_source(setup):
     source, mirror = setup["source"], setup["mirror"]
-    by_digest = "%s/%s@%s" % (source.endpoint, setup["repo"], setup["digest"])
+    by_digest = f"{source.endpoint}/{setup['repo']}@{setup['digest']}"
     # without a mirror set the node pulls from the source itself, and its log shows it
     log = Log(source)
     code, result, err = labctl_pull(by_digest, setup["auth"])
     assert code == 0, err
-    assert "/v2/%s/manifests/%s" % (setup["repo"], setup["digest"]) in log.new()
+    assert f"/v2/{setup['repo']}/manifests/{setup['digest']}" in log.new()
 
     idms = _mirror_set(setup, "NeverContactSource")
     try:
@@ -104,22 +104,22 @@ def test_pull_by_digest_follows_the_digest_mirror_set_and_never_contacts_the_sou
         code, result, err = labctl_pull(by_digest, setup["auth"])
         assert code == 0, err
         assert result["digest"] == setup["digest"]
-        assert "/v2/%s/manifests/%s" % (setup["repo"], setup["digest"]) in mirror_log.new()
+        assert f"/v2/{setup['repo']}/manifests/{setup['digest']}" in mirror_log.new()
         assert "/v2/" not in source_log.new()  # never contacted
 
         # an image only the source has: the mirror lacks it and the source may not be asked
-        code, _out, err = labctl_pull("%s/%s@%s" % (source.endpoint, setup["repo"], setup["only_source_digest"]),
-                                   setup["auth"])
+        code, _out, err = labctl_pull(f"{source.endpoint}/{setup['repo']}@{setup['only_source_digest']}",
+                                      setup["auth"])
         assert code == 1 and "cannot pull" in err
         assert "/v2/" not in source_log.new()
         # a tag is not mirrored by an ImageDigestMirrorSet, and the source is blocked: refused, uncontacted
-        code, _out, err = labctl_pull("%s/%s:v1" % (source.endpoint, setup["repo"]), setup["auth"])
+        code, _out, err = labctl_pull(f"{source.endpoint}/{setup['repo']}:v1", setup["auth"])
         assert code == 1
         assert "cannot pull" in err and "blocked" in err
         assert "/v2/" not in source_log.new()
         with open(result["registries_conf"]) as handle:
             conf = handle.read()
-        assert ('location = "%s/%s"\n  blocked = true' % (source.endpoint, setup["repo"])) in conf
+        assert (f"location = \"{source.endpoint}/{setup['repo']}\"\n  blocked = true") in conf
         assert 'pull-from-mirror = "digest-only"' in conf
     finally:
         idms.delete(name=setup["name"])
@@ -131,11 +131,11 @@ def test_allowed_registries_reject_every_other_registry_with_a_clear_refusal(set
     images.patch(name="cluster", content_type="application/merge-patch+json",
                  body={"spec": {"registrySources": {"allowedRegistries": [setup["mirror"].endpoint]}}})
     try:
-        code, _out, err = labctl_pull("%s/%s@%s" % (setup["source"].endpoint, setup["repo"], setup["digest"]),
-                                   setup["auth"])
+        code, _out, err = labctl_pull(f"{setup['source'].endpoint}/{setup['repo']}@{setup['digest']}",
+                                      setup["auth"])
         assert code == 1
         assert "the policy.json of cluster prod refuses" in err and "rejected by policy" in err
-        code, result, err = labctl_pull("%s/%s:v1" % (setup["mirror"].endpoint, setup["repo"]), setup["auth"])
+        code, result, err = labctl_pull(f"{setup['mirror'].endpoint}/{setup['repo']}:v1", setup["auth"])
         assert code == 0, err
         assert result["digest"] == setup["digest"]
         with open(result["policy_json"]) as handle:
@@ -150,7 +150,7 @@ def test_allowed_registries_reject_every_other_registry_with_a_clear_refusal(set
 def test_objects_the_operator_would_refuse_are_a_clear_error(setup, lab):
     idms = setup["dyn"].resources.get(api_version="config.openshift.io/v1", kind="ImageDigestMirrorSet")
     itms = setup["dyn"].resources.get(api_version="config.openshift.io/v1", kind="ImageTagMirrorSet")
-    source = "%s/%s" % (setup["source"].endpoint, setup["repo"])
+    source = f"{setup['source'].endpoint}/{setup['repo']}"
     idms.create(body={"apiVersion": "config.openshift.io/v1", "kind": "ImageDigestMirrorSet",
                       "metadata": {"name": setup["name"]},
                       "spec": {"imageDigestMirrors": [{"source": source, "mirrors": ["other.example.com/app"],
@@ -162,7 +162,7 @@ def test_objects_the_operator_would_refuse_are_a_clear_error(setup, lab):
     try:
         with pytest.raises(labctl.LabError) as error:
             lab.pull(CLUSTER, source + "@" + setup["digest"], setup["auth"])
-        assert "ImageTagMirrorSet %s: spec.imageTagMirrors[0].mirrorSourcePolicy" % setup["name"] in str(error.value)
+        assert f"ImageTagMirrorSet {setup['name']}: spec.imageTagMirrors[0].mirrorSourcePolicy" in str(error.value)
     finally:
         idms.delete(name=setup["name"])
         itms.delete(name=setup["name"])

@@ -37,7 +37,7 @@ def cluster(lab, unique):
         yield {"namespace": namespace, "api": api, "dyn": DynamicClient(api), "token": token}
     finally:
         kclient.RbacAuthorizationV1Api(api).delete_cluster_role_binding(
-            "system:image-pusher:%s:pusher" % namespace)
+            f"system:image-pusher:{namespace}:pusher")
         kclient.CoreV1Api(api).delete_namespace(namespace)
 
 
@@ -53,7 +53,7 @@ def certificate(lab, cluster):
     issued = []
 
     def issue(*hosts):
-        issued.extend(lab.ca.issue("router-test-%s-%d" % (cluster["namespace"], len(issued)), hosts[0],
+        issued.extend(lab.ca.issue(f"router-test-{cluster['namespace']}-{len(issued)}", hosts[0],
                                    hosts=hosts, server=True))
         return issued[-2:]
 
@@ -123,14 +123,14 @@ def answers(lab, host, timeout=30):
     last = None
     while time.monotonic() < deadline:
         try:
-            last = requests.get("https://%s/v2/" % host, verify=lab.ca.cert_path, timeout=5)
+            last = requests.get(f"https://{host}/v2/", verify=lab.ca.cert_path, timeout=5)
             if last.status_code != 503:
                 return last
         except requests.RequestException as exc:  # not yet in /etc/hosts, or haproxy reloading
             last = exc
         time.sleep(0.3)
     if isinstance(last, Exception):
-        raise AssertionError("https://%s/ did not answer through the router: %s" % (host, last))
+        raise AssertionError(f"https://{host}/ did not answer through the router: {last}")
     return last
 
 
@@ -176,14 +176,14 @@ def test_edge_route_terminates_tls_with_the_default_certificate_and_reaches_a_pl
     backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
     create_route(cluster, "edge", "registry", tls={"termination": "edge"})
     entry = ingress(cluster, "edge")
-    host = "edge-%s.%s" % (cluster["namespace"], labctl.ROUTER_DOMAIN)
+    host = f"edge-{cluster['namespace']}.{labctl.ROUTER_DOMAIN}"
     assert entry["host"] == host
     assert entry["conditions"][0]["type"] == "Admitted" and entry["conditions"][0]["status"] == "True"
     assert entry["routerCanonicalHostname"] == "router-default." + labctl.ROUTER_DOMAIN
     assert answers(lab, host).status_code == 401  # the registry's own answer: it wants a token
     names = served_certificate(host).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["*." + labctl.ROUTER_DOMAIN]
-    push_and_pull(lab, cluster, workdir, "%s/%s/app:v1" % (host, "test"))
+    push_and_pull(lab, cluster, workdir, f"{host}/test/app:v1")
 
 
 def test_plain_http_port_follows_the_insecure_edge_termination_policy(lab, cluster, registries):
@@ -198,18 +198,18 @@ def test_plain_http_port_follows_the_insecure_edge_termination_policy(lab, clust
         answers(lab, host)  # admitted and served over TLS
 
     def plain(host):
-        return requests.get("http://%s/v2/" % host, allow_redirects=False, timeout=5)
+        return requests.get(f"http://{host}/v2/", allow_redirects=False, timeout=5)
 
     assert plain(hosts["allow"]).status_code == 401
     redirected = plain(hosts["redirect"])
-    assert redirected.status_code == 302 and redirected.headers["Location"] == "https://%s/v2/" % hosts["redirect"]
+    assert redirected.status_code == 302 and redirected.headers["Location"] == f"https://{hosts['redirect']}/v2/"
     assert plain(hosts["none"]).status_code == 503
 
 
 def test_edge_route_with_its_own_certificate_serves_it(lab, cluster, registries, certificate):
     registry = registries("plain", tls=False)
     backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
-    host = "own-cert-%s.%s" % (cluster["namespace"], labctl.ROUTER_DOMAIN)
+    host = f"own-cert-{cluster['namespace']}.{labctl.ROUTER_DOMAIN}"
     cert, key = certificate(host)
     with open(cert) as c, open(key) as k:
         create_route(cluster, "edge", "registry", host=host,
@@ -235,7 +235,7 @@ def _other_ca_pem():
 def test_reencrypt_route_verifies_the_backend_against_the_destination_ca(
         lab, cluster, registries, workdir, certificate):
     # the registry's serving certificate, from the lab CA, names the Service as the service CA would
-    service_name = "registry.%s.svc" % cluster["namespace"]
+    service_name = f"registry.{cluster['namespace']}.svc"
     registry = registries("tls", tls=certificate(service_name, labctl.ENDPOINT_ADDRESS))
     backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
     with open(lab.ca.cert_path) as handle:
@@ -247,7 +247,7 @@ def test_reencrypt_route_verifies_the_backend_against_the_destination_ca(
                  tls={"termination": "reencrypt", "destinationCACertificate": _other_ca_pem()})
     host = ingress(cluster, "reencrypt")["host"]
     assert answers(lab, host).status_code == 401
-    push_and_pull(lab, cluster, workdir, "%s/%s/app:v1" % (host, "test"))
+    push_and_pull(lab, cluster, workdir, f"{host}/test/app:v1")
     # no destinationCACertificate: the default destination CA and the name <service>.<namespace>.svc
     assert answers(lab, ingress(cluster, "service-ca")["host"]).status_code == 401
     # the backend's certificate is not signed by that route's destinationCACertificate: no backend
@@ -255,7 +255,7 @@ def test_reencrypt_route_verifies_the_backend_against_the_destination_ca(
 
 
 def test_reencrypt_without_destination_ca_checks_the_service_name(lab, cluster, registries, certificate):
-    registry = registries("tls", tls=certificate("another.%s.svc" % cluster["namespace"], labctl.ENDPOINT_ADDRESS))
+    registry = registries("tls", tls=certificate(f"another.{cluster['namespace']}.svc", labctl.ENDPOINT_ADDRESS))
     backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
     create_route(cluster, "service-ca", "registry", tls={"termination": "reencrypt"})
     assert answers(lab, ingress(cluster, "service-ca")["host"], timeout=3).status_code == 503
@@ -263,7 +263,7 @@ def test_reencrypt_without_destination_ca_checks_the_service_name(lab, cluster, 
 
 def test_passthrough_route_hands_the_tls_connection_to_the_registry(
         lab, cluster, registries, workdir, certificate):
-    host = "passthrough-%s.%s" % (cluster["namespace"], labctl.ROUTER_DOMAIN)
+    host = f"passthrough-{cluster['namespace']}.{labctl.ROUTER_DOMAIN}"
     cert, key = certificate(host, labctl.ENDPOINT_ADDRESS)
     registry = registries("passthrough", tls=(cert, key))
     backend(cluster, "registry", labctl.ENDPOINT_ADDRESS, registry.port)
@@ -272,7 +272,7 @@ def test_passthrough_route_hands_the_tls_connection_to_the_registry(
     assert answers(lab, host).status_code == 401
     with open(cert, "rb") as c:  # the registry's own certificate, not the router's
         assert served_certificate(host).serial_number == x509.load_pem_x509_certificate(c.read()).serial_number
-    push_and_pull(lab, cluster, workdir, "%s/%s/app:v1" % (host, "test"))
+    push_and_pull(lab, cluster, workdir, f"{host}/test/app:v1")
 
 
 def test_route_without_endpoints_answers_503_and_a_claimed_host_is_rejected(lab, cluster):
@@ -297,7 +297,7 @@ def test_route_without_endpoints_answers_503_and_a_claimed_host_is_rejected(lab,
                 break
         time.sleep(0.3)
     else:
-        raise AssertionError("%s still in /etc/hosts after its route was deleted" % entry["host"])
+        raise AssertionError(f"{entry['host']} still in /etc/hosts after its route was deleted")
 
 
 def test_route_with_unusable_tls_material_is_not_admitted(cluster):

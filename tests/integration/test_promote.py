@@ -46,7 +46,7 @@ def inventory(lab, tmp_path):
         h, g = copy.deepcopy(hosts), copy.deepcopy(group_vars)
         if edit:
             edit(h["all"]["children"]["clusters"]["hosts"], g)
-        folder = tmp_path / ("inventory-%d" % len(list(tmp_path.iterdir())))
+        folder = tmp_path / (f"inventory-{len(list(tmp_path.iterdir()))}")
         (folder / "group_vars").mkdir(parents=True)
         (folder / "hosts.yml").write_text(yaml.safe_dump(h))
         (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(g))
@@ -60,7 +60,7 @@ def task_result(runner, prefix):
         data = event.get("event_data") or {}
         if event.get("event") in ("runner_on_ok", "runner_on_failed") and (data.get("task") or "").startswith(prefix):
             return data["res"]
-    raise AssertionError("no result of a task named %s... in:\n%s" % (prefix, runner.stdout_text[-3000:]))
+    raise AssertionError(f"no result of a task named {prefix}... in:\n{runner.stdout_text[-3000:]}")
 
 
 def plain(text):

@@ -65,7 +65,7 @@ def rc_extravars(lab, lab_auth, out, check=False, **args):
 def reconcile(lab, token, run_playbook, lab_auth, tmp_path):
     """reconcile(check=False, environments=None, **options) -> the module's registered result."""
     def run(check=False, **args):
-        out = tmp_path / ("rc-%s.json" % uuid.uuid4().hex)
+        out = tmp_path / (f"rc-{uuid.uuid4().hex}.json")
         # the token given as registry_token (no_log): the leak checks below look for the very
         # secret the module uses; test_minted_token_never_leaks covers the minted-token path
         args.setdefault("registry_token", token)
@@ -82,7 +82,7 @@ def reconcile(lab, token, run_playbook, lab_auth, tmp_path):
 def approve(run_playbook, lab_auth, tmp_path):
     """approve(namespace, "stream:tag", add=[...] / remove=[...]): issue 3's module."""
     def run(namespace, name, **change):
-        out = tmp_path / ("te-%s.json" % uuid.uuid4().hex)
+        out = tmp_path / (f"te-{uuid.uuid4().hex}.json")
         runner = run_playbook(TE, extravars={"te_args": dict(change, namespace=namespace, name=name),
                                              "te_auth": lab_auth, "te_out": str(out)})
         assert runner.status == "successful", runner.stdout_text[-3000:]
@@ -104,7 +104,7 @@ def raw_manifest(lab, token, tmp_path):
 
     def run(endpoint, reference):
         proc = subprocess.run(["skopeo", "--command-timeout", "60s", "inspect", "--raw", "--authfile", str(auth),
-                               "--cert-dir", lab.trust_dir, "docker://%s/%s" % (endpoint, reference)],
+                               "--cert-dir", lab.trust_dir, f"docker://{endpoint}/{reference}"],
                               capture_output=True, timeout=120, check=False)
         if proc.returncode != 0:
             if b"manifest unknown" in proc.stderr or b"not found" in proc.stderr:
@@ -163,15 +163,15 @@ def test_check_mode_plans_then_copy_by_digest_then_rerun_skips(lab, namespace, a
     assert sorted((a["environment"], a["action"], a["digest"]) for a in plan["copies"]) == [
         ("test", "copy", digest), ("uat", "copy", digest)]
     assert plan["bytes_moved"] == 0
-    assert raw_manifest(ENDPOINTS["test"], "%s/app:v1" % namespace) is None, "check mode copied something"
+    assert raw_manifest(ENDPOINTS["test"], f"{namespace}/app:v1") is None, "check mode copied something"
 
     done = reconcile(namespace=[namespace])
     assert not done.get("failed"), done.get("msg")
     assert done["changed"] is True and done["summary"] == {"copied": 2}
     for env in ("test", "uat"):
-        data = raw_manifest(ENDPOINTS[env], "%s/app:v1" % namespace)
-        assert sha(data) == digest, "%s serves other bytes than the source" % env
-    assert raw_manifest(ENDPOINTS["prod"], "%s/app:v1" % namespace) is None
+        data = raw_manifest(ENDPOINTS[env], f"{namespace}/app:v1")
+        assert sha(data) == digest, f"{env} serves other bytes than the source"
+    assert raw_manifest(ENDPOINTS["prod"], f"{namespace}/app:v1") is None
     copies = {a["environment"]: a for a in done["copies"]}
     assert copies["test"]["blobs_sent"] == 4 and copies["test"]["bytes_sent"] > 3 * SMALL
     assert done["bytes_moved"] == sum(a["bytes_sent"] for a in done["copies"])
@@ -190,7 +190,7 @@ def test_second_tag_of_a_present_digest_sends_no_blob(lab, token, namespace, app
     approve(namespace, "app:v1", add=["test"])
     log = pl.RegistryLog(lab.procs.log_path("registry-test"))
     assert reconcile(namespace=[namespace])["summary"] == {"copied": 1}
-    first = log.requests("/v2/%s/" % namespace)
+    first = log.requests(f"/v2/{namespace}/")
     uploads = [r for r in first if r[0] in ("PATCH", "PUT") and "/blobs/uploads/" in r[1]]
     assert len([r for r in uploads if r[0] == "PATCH"]) == 3, first  # the log does show uploads
     pl.tag_in_source(lab, namespace, "app", "v1-ga", digest)
@@ -200,17 +200,17 @@ def test_second_tag_of_a_present_digest_sends_no_blob(lab, token, namespace, app
     log = pl.RegistryLog(lab.procs.log_path("registry-test"))
     result = reconcile(namespace=[namespace])
     assert not result.get("failed"), result.get("msg")
-    seen = log.requests("/v2/%s/" % namespace)
+    seen = log.requests(f"/v2/{namespace}/")
     assert [r for r in seen if r[0] in ("PATCH", "PUT") and "/blobs/uploads/" in r[1]] == [], seen
     mounts = [r for r in seen if r[0] == "POST" and "mount=" in r[1] and r[2] == 201]
-    assert len(mounts) == 3 and all("/v2/%s/other/" % namespace in r[1] for r in mounts), seen
+    assert len(mounts) == 3 and all(f"/v2/{namespace}/other/" in r[1] for r in mounts), seen
     copies = {(a["repository"], a["tag"]): a for a in result["copies"]}
-    same_repo = copies[("%s/app" % namespace, "v1-ga")]
-    other_repo = copies[("%s/other" % namespace, "v1")]
+    same_repo = copies[(f"{namespace}/app", "v1-ga")]
+    other_repo = copies[(f"{namespace}/other", "v1")]
     assert same_repo["bytes_sent"] == 0 and same_repo["blobs_present"] == 3
     assert other_repo["bytes_sent"] == 0 and other_repo["blobs_mounted"] == 3  # cross-repository mount
     assert result["bytes_moved"] == 0
-    assert sha(raw_manifest(ENDPOINTS["test"], "%s/other:v1" % namespace)) == digest
+    assert sha(raw_manifest(ENDPOINTS["test"], f"{namespace}/other:v1")) == digest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,17 +225,17 @@ def test_two_platform_index_and_its_signature_travel(lab, token, namespace, appr
     approve(namespace, "multi:v1", add=["test"])
     result = reconcile(namespace=[namespace], stream="multi", tag="v1")
     assert not result.get("failed"), result.get("msg")
-    repo = "%s/multi" % namespace
-    index = raw_manifest(ENDPOINTS["test"], "%s:v1" % repo)
+    repo = f"{namespace}/multi"
+    index = raw_manifest(ENDPOINTS["test"], f"{repo}:v1")
     assert sha(index) == built["index"]
     assert json.loads(index)["mediaType"] == pl.manifests.OCI_INDEX
     for child in built["children"]:
-        assert sha(raw_manifest(ENDPOINTS["test"], "%s@%s" % (repo, child))) == child
+        assert sha(raw_manifest(ENDPOINTS["test"], f"{repo}@{child}")) == child
     hexpart = built["index"].split(":")[1]
     for suffix, digest in (("sig", signature), ("att", attestation)):
-        assert sha(raw_manifest(ENDPOINTS["test"], "%s:sha256-%s.%s" % (repo, hexpart, suffix))) == digest
+        assert sha(raw_manifest(ENDPOINTS["test"], f"{repo}:sha256-{hexpart}.{suffix}")) == digest
     artifacts = [a for a in result["copies"] if a.get("artifact_of")]
-    assert sorted(a["tag"] for a in artifacts) == ["sha256-%s.att" % hexpart, "sha256-%s.sig" % hexpart]
+    assert sorted(a["tag"] for a in artifacts) == [f"sha256-{hexpart}.att", f"sha256-{hexpart}.sig"]
     registry = pl.client(lab, ENDPOINTS["test"], token)
     try:
         problems, error = pl.registry_consistency(registry, repo)
@@ -248,7 +248,7 @@ def test_two_platform_index_and_its_signature_travel(lab, token, namespace, appr
     result = reconcile(namespace=[namespace])
     assert not result.get("failed"), result.get("msg")
     assert sorted(a["tag"] for a in result["removals"]) == sorted(
-        ["v1", "sha256-%s.sig" % hexpart, "sha256-%s.att" % hexpart])
+        ["v1", f"sha256-{hexpart}.sig", f"sha256-{hexpart}.att"])
     assert tags_of(lab, token, ENDPOINTS["test"], repo) == []
 
 
@@ -268,7 +268,7 @@ def test_demotion_removes_the_tag(lab, token, namespace, approve, reconcile, raw
     assert not result.get("failed"), result.get("msg")
     removal = results(result, "removed", tag="v1")[0]
     assert removal["method"] == "delete" and removal["environment"] == "test"
-    assert tags_of(lab, token, ENDPOINTS["test"], "%s/app" % namespace) == ["v2"]
+    assert tags_of(lab, token, ENDPOINTS["test"], f"{namespace}/app") == ["v2"]
     assert reconcile(namespace=[namespace])["changed"] is False
 
 
@@ -284,7 +284,7 @@ def test_demotion_with_a_shared_digest_keeps_the_other_approved_tag(
     pl.tag_in_source(lab, namespace, "app", "stable", digest)
     approve(namespace, "app:v1", add=["chaos"])
     approve(namespace, "app:stable", add=["chaos"])
-    repository = "%s/app" % namespace
+    repository = f"{namespace}/app"
     proxy = pl.FaultProxy(lab, extra_registry.endpoint).start()
     environments = chaos_environments(lab, proxy.endpoint)
     direct = pl.client(lab, extra_registry.endpoint, token)
@@ -296,7 +296,7 @@ def test_demotion_with_a_shared_digest_keeps_the_other_approved_tag(
 
         def hold_back(method, path):
             running.set()
-            return ("delay", delay) if method in ("PUT", "DELETE") and "/%s/manifests/" % repository in path else None
+            return ("delay", delay) if method in ("PUT", "DELETE") and f"/{repository}/manifests/" in path else None
 
         proxy.rule = hold_back
         direct.head_manifest(repository, "stable")  # the watcher's token, fetched before it starts
@@ -317,11 +317,11 @@ def test_demotion_with_a_shared_digest_keeps_the_other_approved_tag(
         proxy.stop()
         direct.close()
     gaps = [found for _s, _e, found in watcher.samples if not found or found["digest"] != digest]
-    assert gaps == [], "the approved tag was not served for a moment: %s" % gaps[:3]
+    assert gaps == [], f"the approved tag was not served for a moment: {gaps[:3]}"
     steps = [e for e in proxy.events if e["what"] == "delay"]
     assert [e["method"] for e in steps] == ["PUT", "DELETE"], steps  # the placeholder, then its digest
     window = watcher.within(steps[0]["t_start"], steps[-1]["t_end"])
-    assert len(window) >= 20, "only %d samples while the demotion ran" % len(window)
+    assert len(window) >= 20, f"only {len(window)} samples while the demotion ran"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ def test_after_gate_prod_only_takes_digests_in_uat(lab, token, namespace, approv
     assert result["changed"] is False
     gated = results(result, "gated", env="prod")
     assert len(gated) == 1 and "after uat" in gated[0]["reason"]
-    assert raw_manifest(ENDPOINTS["prod"], "%s/app:v1" % namespace) is None
+    assert raw_manifest(ENDPOINTS["prod"], f"{namespace}/app:v1") is None
 
     approve(namespace, "app:v1", add=["uat"])
     result = reconcile(namespace=[namespace])
@@ -345,7 +345,7 @@ def test_after_gate_prod_only_takes_digests_in_uat(lab, token, namespace, approv
     copies = {a["environment"]: a for a in result["copies"]}
     assert copies["uat"]["result"] == "copied" and copies["prod"]["result"] == "copied"
     assert copies["prod"]["requires"]["environment"] == "uat"
-    assert sha(raw_manifest(ENDPOINTS["prod"], "%s/app:v1" % namespace)) == digest
+    assert sha(raw_manifest(ENDPOINTS["prod"], f"{namespace}/app:v1")) == digest
 
 
 def test_scan_gate_reads_the_verdict_per_digest(lab, token, namespace, approve, reconcile):
@@ -387,15 +387,15 @@ def test_source_retargeted_between_plan_and_copy_is_not_copied(lab, token, names
     failure = results(result, "failed", tag="v1")[0]
     assert "source moved" in failure["error"] and moved in failure["error"] and planned in failure["error"]
     assert results(result, "copied", tag="v2"), "the other tag must still be copied"
-    assert raw_manifest(ENDPOINTS["test"], "%s/app:v1" % namespace) is None
-    assert raw_manifest(ENDPOINTS["test"], "%s/app@%s" % (namespace, moved)) is None, "the moved digest was copied"
+    assert raw_manifest(ENDPOINTS["test"], f"{namespace}/app:v1") is None
+    assert raw_manifest(ENDPOINTS["test"], f"{namespace}/app@{moved}") is None, "the moved digest was copied"
     assert "1 tag failed" in result["msg"]
 
     pl.image.record_push(lab.api_client(lab.layout.registry_cluster), namespace, "app", "v1", moved,
                          lab.layout.integrated_endpoint)
     result = reconcile(namespace=[namespace])
     assert not result.get("failed"), result.get("msg")
-    assert sha(raw_manifest(ENDPOINTS["test"], "%s/app:v1" % namespace)) == moved
+    assert sha(raw_manifest(ENDPOINTS["test"], f"{namespace}/app:v1")) == moved
 
 
 @pytest.fixture
@@ -415,7 +415,7 @@ def test_5xx_and_hanging_registry_bounded_retries_then_per_tag_failure(
         lab, namespace, approve, reconcile, extra_registry):
     for stream in ("good", "flaky", "broken", "hangs"):
         lab.push(namespace, stream, "v1", 1, SMALL)
-        approve(namespace, "%s:v1" % stream, add=["chaos"])
+        approve(namespace, f"{stream}:v1", add=["chaos"])
     flaky_seen = []
 
     def rule(method, path):
@@ -440,11 +440,11 @@ def test_5xx_and_hanging_registry_bounded_retries_then_per_tag_failure(
     assert result.get("failed") is True
     assert sorted(a["repository"].split("/")[1] for a in results(result, "copied")) == ["flaky", "good"]
     broken = results(result, "failed", tag="v1")
-    by_stream = dict((a["repository"].split("/")[1], a["error"]) for a in broken)
+    by_stream = {a["repository"].split("/")[1]: a["error"] for a in broken}
     assert sorted(by_stream) == ["broken", "hangs"]
     assert "HTTP 503" in by_stream["broken"] and "after 3 attempts" in by_stream["broken"]
-    assert "registry %s (chaos)" % proxy.endpoint in by_stream["broken"]
-    assert "%s/broken" % namespace in by_stream["broken"]
+    assert f"registry {proxy.endpoint} (chaos)" in by_stream["broken"]
+    assert f"{namespace}/broken" in by_stream["broken"]
     assert "timed out" in by_stream["hangs"] and "after 3 attempts" in by_stream["hangs"]
     # bounded: retries=2 means exactly 3 attempts of the failing request, no more
     assert proxy.count("PUT", "/broken/manifests/", "status") == 3
@@ -466,7 +466,7 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
     layer = 2 * 1024 * 1024
     digest = pl.push_index(lab, namespace, "app", "v1", layer_size=layer)["index"]
     approve(namespace, "app:v1", add=["chaos"])
-    repository = "%s/app" % namespace
+    repository = f"{namespace}/app"
     killed = {}
 
     def partial_uploads():  # sizes of the upload sessions in the registry's storage
@@ -503,10 +503,10 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
         assert killed, "the registry was never killed"
         assert result.get("failed") is True
         failure = results(result, "failed", tag="v1")[0]
-        assert "registry %s (chaos)" % proxy.endpoint in failure["error"]
+        assert f"registry {proxy.endpoint} (chaos)" in failure["error"]
         assert repository in failure["error"]
         partial = partial_uploads()  # the registry had received part of a layer when it died
-        assert any(0 < size < layer for size in partial), "no partly received layer in the registry: %s" % partial
+        assert any(0 < size < layer for size in partial), f"no partly received layer in the registry: {partial}"
 
         extra_registry.start()  # same storage, same port: what survived the kill
         restarted = time.monotonic()
@@ -532,7 +532,7 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
             direct.close()
 
     states = [value[0] for value in watcher.within(0, killed["at"])]
-    assert states.count("up") >= 3, "too few samples before the kill: %s" % states
+    assert states.count("up") >= 3, f"too few samples before the kill: {states}"
     assert "down" in [value[0] for value in watcher.within(killed["at"], restarted)]
     violations = [p for _s, _e, (_state, _tags, problems) in watcher.samples for p in problems]
     assert violations == [], violations[:5]
@@ -563,7 +563,7 @@ def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, 
     lab.push(namespace, "app", "v1", 1, SMALL)
     approve(namespace, "app:v1", add=["chaos"])
     realm = pl.FaultProxy(lab, "localhost:%d" % labctl.TOKEN_SERVER_PORT).start()
-    registry = pl.ExtraRegistry(lab, str(tmp_path / "extra"), realm="https://%s/token" % realm.endpoint)
+    registry = pl.ExtraRegistry(lab, str(tmp_path / "extra"), realm=f"https://{realm.endpoint}/token")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     try:
@@ -577,11 +577,11 @@ def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, 
         registry.stop()
         realm.stop()
     minted = sorted(pair for pair in realm.credentials if pair[1] != token)
-    assert len(minted) == 1, "the token realm saw %d passwords besides the test's own token, not 1" % len(minted)
+    assert len(minted) == 1, f"the token realm saw {len(minted)} passwords besides the test's own token, not 1"
     user, secret = minted[0]
     assert jwt_claims(secret)["sub"] == "system:serviceaccount:segmented-registry:promoter"
     header, rest = secret.split(".", 1)
-    basic = base64.b64encode(("%s:%s" % (user, secret)).encode()).decode()
+    basic = base64.b64encode(f"{user}:{secret}".encode()).decode()
     skip = 4 * ((len(user) + len(header) + 2) // 3) + 4  # the base64 of "user:<JWT header>." is not secret
     pieces = secret_pieces(rest) | secret_pieces(basic[skip:])
 
@@ -596,7 +596,7 @@ def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, 
     assert {"report.json", "result.json"} <= set(written) and any(name.startswith("artifacts/") for name in written)
     where = dict(written, **{"the -vvv output": runner.stdout_text})
     leaks = sorted(name for name, text in where.items() if any(piece in text for piece in pieces))
-    assert leaks == [], "the minted token leaked into: %s" % ", ".join(leaks)
+    assert leaks == [], f"the minted token leaked into: {', '.join(leaks)}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,16 +609,16 @@ def test_reconcile_and_audit_playbooks(lab, token, namespace, approve, run_playb
     approve(namespace, "app:v1", add=["test"])
     audit = run_playbook("playbooks/audit.yml", extravars={"project": namespace})
     assert audit.status == "successful", audit.stdout_text[-3000:]
-    assert "%s/app:v1" % namespace in audit.stdout_text and "test: missing" in audit.stdout_text
+    assert f"{namespace}/app:v1" in audit.stdout_text and "test: missing" in audit.stdout_text
 
     run = run_playbook("playbooks/reconcile.yml", extravars={"project": namespace})
     assert run.status == "successful", run.stdout_text[-3000:]
-    assert sha(raw_manifest(ENDPOINTS["test"], "%s/app:v1" % namespace)) == digest
+    assert sha(raw_manifest(ENDPOINTS["test"], f"{namespace}/app:v1")) == digest
 
     audit = run_playbook("playbooks/audit.yml", extravars={"project": namespace})
     assert audit.status == "successful", audit.stdout_text[-3000:]
     text = re.sub(r"\x1b\[[0-9;]*m", "", audit.stdout_text)
-    line = [row for row in text.splitlines() if "%s/app:v1" % namespace in row][0]
+    line = [row for row in text.splitlines() if f"{namespace}/app:v1" in row][0]
     cells = line.split()
     assert cells[-1] == "none" and cells[-2] == "test" and cells[-3] == "test", line
 
@@ -629,15 +629,15 @@ def test_promote_and_demote_playbooks_reconcile_the_tag(lab, token, namespace, r
     survey = {"project": namespace, "image": "app:v1", "env": "test"}
     promoted = run_playbook("playbooks/promote.yml", extravars=survey)
     assert promoted.status == "successful", promoted.stdout_text[-3000:]
-    assert sha(raw_manifest(ENDPOINTS["test"], "%s/app:v1" % namespace)) == digest
-    assert raw_manifest(ENDPOINTS["test"], "%s/app@%s" % (namespace, other)) is None  # only the tag it changed
+    assert sha(raw_manifest(ENDPOINTS["test"], f"{namespace}/app:v1")) == digest
+    assert raw_manifest(ENDPOINTS["test"], f"{namespace}/app@{other}") is None  # only the tag it changed
     assert '{"copied": 1}' in " ".join(promoted.stdout_text.split())
 
     demoted = run_playbook("playbooks/demote.yml", extravars=survey)
     assert demoted.status == "successful", demoted.stdout_text[-3000:]
     assert '{"removed": 1}' in " ".join(demoted.stdout_text.split())
-    assert tags_of(lab, token, ENDPOINTS["test"], "%s/app" % namespace) == []
+    assert tags_of(lab, token, ENDPOINTS["test"], f"{namespace}/app") == []
 
     whitelist_only = run_playbook("playbooks/promote.yml", extravars=dict(survey, reconcile=False))
     assert whitelist_only.status == "successful", whitelist_only.stdout_text[-3000:]
-    assert tags_of(lab, token, ENDPOINTS["test"], "%s/app" % namespace) == []
+    assert tags_of(lab, token, ENDPOINTS["test"], f"{namespace}/app") == []

@@ -116,7 +116,7 @@ def tag_environments(run_playbook, lab_auth, tmp_path):
     """tag_environments(check=False, diff=False, auth=None, envvars=None, **module options) -> the
     registered result (a failed one too: check result['failed'])."""
     def run(check=False, diff=False, auth=None, envvars=None, **args):
-        out = tmp_path / ("result-%s.json" % uuid.uuid4().hex)
+        out = tmp_path / (f"result-{uuid.uuid4().hex}.json")
         runner = run_playbook(TE, extravars={"te_args": args, "te_auth": dict(lab_auth if auth is None else auth),
                                              "te_check": check, "te_diff": diff, "te_out": str(out)},
                               envvars=envvars)
@@ -133,7 +133,7 @@ def tag_environments(run_playbook, lab_auth, tmp_path):
 @pytest.fixture
 def tag_environments_info(run_playbook, lab_auth, tmp_path):
     def run(**args):
-        out = tmp_path / ("info-%s.json" % uuid.uuid4().hex)
+        out = tmp_path / (f"info-{uuid.uuid4().hex}.json")
         runner = run_playbook(TE_INFO, extravars={"te_args": args, "te_auth": lab_auth, "te_out": str(out)})
         assert runner.status == "successful", runner.stdout_text
         return json.loads(out.read_text())
@@ -204,7 +204,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
                 proxy.errors.append(repr(exc))
         upstream = http.client.HTTPSConnection("127.0.0.1", proxy.upstream_port, context=proxy.upstream_context,
                                                timeout=60)
-        headers = dict((k, v) for k, v in self.headers.items() if k.lower() not in ("host", "connection"))
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
         upstream.request(self.command, self.path, body=body or None, headers=headers)
         answer = upstream.getresponse()
         payload = answer.read()
@@ -255,7 +255,7 @@ def proxied_auth(api_proxy, make_token, namespace, unique):
 
 
 def stream_writes(proxy, namespace, stream):
-    return proxy.writes("/namespaces/%s/imagestreams/%s" % (namespace, stream))
+    return proxy.writes(f"/namespaces/{namespace}/imagestreams/{stream}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,7 +441,7 @@ def test_auth_from_k8s_auth_environment_variables(lab, registry_api, streams, na
 def first_patch_of(proxy, namespace, stream, action):
     """A before_write hook: ``action()`` once, just before the first PATCH of the stream."""
     def hook(method, path):
-        if method == "PATCH" and path.endswith("/namespaces/%s/imagestreams/%s" % (namespace, stream)) \
+        if method == "PATCH" and path.endswith(f"/namespaces/{namespace}/imagestreams/{stream}") \
                 and not stream_writes(proxy, namespace, stream):
             action()
     return hook
@@ -464,7 +464,7 @@ def test_a_push_or_an_edit_of_another_tag_between_read_and_write_needs_no_retry(
             before = get_stream(streams, namespace, "app")["metadata"]["resourceVersion"]
             for target in (tag, "sibling"):
                 pushed.append((target, record_push(registry_api, lab, namespace, "app", target,
-                                                   "%s-%s-%d" % (namespace, target, len(pushed)))))
+                                                   f"{namespace}-{target}-{len(pushed)}")))
             set_annotation_by_hand(streams, namespace, "app", "other", other)
             assert get_stream(streams, namespace, "app")["metadata"]["resourceVersion"] != before
         return act
@@ -532,7 +532,7 @@ class Pusher(threading.Thread):
 
     def run(self):
         while not self.stop.is_set():
-            digest = fake_digest("%s-%s-%d" % (self.namespace, self.tag, len(self.pushed)))
+            digest = fake_digest(f"{self.namespace}-{self.tag}-{len(self.pushed)}")
             current = self.resource.get(name=self.stream, namespace=self.namespace).to_dict()
             updated, _changed = image.apply_push(current, self.tag, digest, self.lab.layout.integrated_endpoint,
                                                  image.rfc3339_now())
@@ -556,7 +556,7 @@ class Pusher(threading.Thread):
     def check(self, imagestream, at_least):
         """No push was lost, the last one stands, and at least ``at_least`` landed."""
         assert not self.errors, self.errors
-        assert len(self.pushed) >= at_least, "the pusher recorded only %d pushes" % len(self.pushed)
+        assert len(self.pushed) >= at_least, f"the pusher recorded only {len(self.pushed)} pushes"
         item = [item for item in imagestream["status"]["tags"] if item["tag"] == self.tag][0]
         assert item["items"][0]["image"] == self.pushed[-1]
         assert {event["image"] for event in item["items"]} == set(self.pushed)
@@ -592,24 +592,24 @@ def storm_stream(registry_api, lab, streams, namespace, name):
         {"name": "spec", "annotations": {KEY: old, "description": "spec tag"},
          "from": {"kind": "DockerImage", "name": "quay.example.com/app:spec"}, "referencePolicy": {"type": "Source"}}]})
     for tag in ("pushed-a", "pushed-b", "spec"):
-        record_push(registry_api, lab, namespace, name, tag, "%s/%s:%s" % (namespace, name, tag))
+        record_push(registry_api, lab, namespace, name, tag, f"{namespace}/{name}:{tag}")
 
 
 def serial_result(hosts, initial):
     """The lists after applying every host's edits one after the other."""
-    lists = dict((tag, set(values)) for tag, values in initial.items())
+    lists = {tag: set(values) for tag, values in initial.items()}
     for name in sorted(hosts):
         for tag in STORM_TAGS:
             lists[tag] |= {hosts[name]["storm_env"]}
             lists[tag] -= {hosts[name].get("storm_old")}
-    return dict((tag, ",".join(sorted(values))) for tag, values in lists.items())
+    return {tag: ",".join(sorted(values)) for tag, values in lists.items()}
 
 
 def run_storm(run_playbook, tmp_path, lab, namespace, stream, forks, label, **inventory_options):
     """Run the storm playbook (default max_attempts); every edit must succeed."""
     out = tmp_path / label
     out.mkdir()
-    inventory = tmp_path / ("%s-inventory.yml" % label)
+    inventory = tmp_path / (f"{label}-inventory.yml")
     hosts = storm_inventory(str(inventory), lab, namespace, stream, str(out), **inventory_options)
     started = time.monotonic()
     runner = run_playbook(STORM, inventory=str(inventory), envvars={"ANSIBLE_FORKS": str(forks)})
@@ -617,7 +617,7 @@ def run_storm(run_playbook, tmp_path, lab, namespace, stream, forks, label, **in
     assert runner.status == "successful", runner.stdout_text[-5000:]
     results = []
     for name in hosts:
-        with open(out / ("%s.json" % name)) as handle:
+        with open(out / (f"{name}.json")) as handle:
             results.extend(json.load(handle))
     assert len(results) == sum(len(host["storm_tags"]) for host in hosts.values())
     assert not [result.get("msg") for result in results if result.get("failed")]
@@ -628,12 +628,12 @@ def attempts_summary(results):
     """min / median / max attempts and the histogram {attempts: runs}."""
     attempts = [result["attempts"] for result in results]
     return {"min": min(attempts), "median": statistics.median(attempts), "max": max(attempts),
-            "histogram": dict((n, attempts.count(n)) for n in sorted(set(attempts)))}
+            "histogram": {n: attempts.count(n) for n in sorted(set(attempts))}}
 
 
 def final_lists(streams, namespace, stream):
     current = get_stream(streams, namespace, stream)
-    return dict((tag, (spec_annotations(current, tag) or {}).get(KEY)) for tag in STORM_TAGS), current
+    return {tag: (spec_annotations(current, tag) or {}).get(KEY) for tag in STORM_TAGS}, current
 
 
 def test_storm_of_parallel_runs_equals_the_serial_result(lab, registry_api, streams, namespace, run_playbook,
@@ -673,7 +673,7 @@ def test_storm_of_parallel_runs_equals_the_serial_result(lab, registry_api, stre
         print("\nstorm round %d: %.1fs, attempts %s" % (round_, seconds, summary))
     # The writers really raced: edits of the same tag met each other between read and write
     # (each retry is a write of the same tag that landed in that window; a serial run has none).
-    assert sum(retries) >= 3, "the storm's writers never met: retries per round %s" % retries
+    assert sum(retries) >= 3, f"the storm's writers never met: retries per round {retries}"
     print("\nstorm: %d hosts x %d tags, default max_attempts; serial (forks 1) %.1fs; retries per round %s"
           % (STORM_HOSTS, len(STORM_TAGS), serial_seconds, retries))
 
@@ -682,7 +682,7 @@ SCALE_HOSTS = 16
 
 
 def test_dozens_of_parallel_edits_on_one_stream_while_builds_push(lab, registry_api, streams, namespace, run_playbook,
-                                                                   tmp_path):
+                                                                  tmp_path):
     """16 hosts at once (forks 16) each promote one shared tag and a tag of their own (32 edits on
     one ImageStream; the shared tag and half of their own tags only pushed, so their first edit
     creates the spec tag) while a build keeps pushing to the stream every few milliseconds:
@@ -693,7 +693,7 @@ def test_dozens_of_parallel_edits_on_one_stream_while_builds_push(lab, registry_
     make_stream(streams, namespace, name, spec={"tags": [
         {"name": tag, "annotations": {"description": "spec tag"}} for tag in own[1::2]]})
     for tag in ["shared"] + own[0::2]:
-        record_push(registry_api, lab, namespace, name, tag, "%s/%s:%s" % (namespace, name, tag))
+        record_push(registry_api, lab, namespace, name, tag, f"{namespace}/{name}:{tag}")
 
     with Pusher(lab, namespace, name, "build") as pusher:
         _hosts, results, seconds = run_storm(run_playbook, tmp_path, lab, namespace, name, SCALE_HOSTS, name,
@@ -798,13 +798,13 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(case, lab, registry_api, 
 
     result = tag_environments(auth=auth, **options)
 
-    assert result.get("failed") is True, "%s: no error: %s" % (case, result)
+    assert result.get("failed") is True, f"{case}: no error: {result}"
     for word in words:
-        assert word in result["msg"], "%s: %r not in %r" % (case, word, result["msg"])
+        assert word in result["msg"], f"{case}: {word!r} not in {result['msg']!r}"
     assert resource_version(streams, *target) == before, case
     assert [w for w in api_proxy.writes() if w["status"] < 300] == [], case
     if case not in BAD_INPUTS_THAT_ASK_THE_CLUSTER:
-        assert api_proxy.requests == [], "%s reached the API server: %s" % (
+        assert api_proxy.requests == [], "{} reached the API server: {}".format(
             case, [(r["method"], r["path"]) for r in api_proxy.requests])
     elif setup == "read-only":
         assert [(w["method"], w["status"]) for w in stream_writes(api_proxy, namespace, "app")] == [("PATCH", 403)]
@@ -868,7 +868,7 @@ def test_promote_and_demote_playbooks(lab, registry_api, streams, namespace, run
     promoted = run_playbook("playbooks/promote.yml", extravars=survey)
     assert promoted.status == "successful", promoted.stdout_text[-4000:]
     assert spec_annotations(get_stream(streams, namespace, "app"), "v1") == {KEY: "uat"}
-    assert "%s/app:v1 (%s): environments default -> uat (changed)" % (namespace, digest) in text(promoted)
+    assert f"{namespace}/app:v1 ({digest}): environments default -> uat (changed)" in text(promoted)
     assert changed_count(promoted) == 1
 
     again = run_playbook("playbooks/promote.yml", extravars=survey)
@@ -904,7 +904,7 @@ def test_promote_uses_k8s_auth_environment_when_the_inventory_has_no_credentials
     inventory = {"all": {
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                  "segmented_registry_environments": [
-                     {"name": name, "route_host": "%s-registry.apps.registry.lab.local" % name,
+                     {"name": name, "route_host": f"{name}-registry.apps.registry.lab.local",
                       "endpoint": endpoint} for name, endpoint, *_rest in lab.layout.registries if name in ("test", "uat")]},
         "hosts": {"registry": {"segmented_registry_role": "registry"}}}}
     path = tmp_path / "inventory.yml"

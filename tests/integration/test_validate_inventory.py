@@ -50,7 +50,7 @@ def closed_port():
 
 
 def service_account(namespace, name):
-    return "system:serviceaccount:%s:%s" % (namespace, name)
+    return f"system:serviceaccount:{namespace}:{name}"
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_probe_forged_token_names_the_server_never_the_token(lab, hermetic, make
         probe({"host": server, "api_key": forged, "ca_cert": lab.ca.cert_path}, timeout=10)
     text = str(info.value)
     assert info.value.server == server
-    assert "GET {0}/version failed: HTTP 401".format(server) in text
+    assert f"GET {server}/version failed: HTTP 401" in text
     assert "Unauthorized" in text
     for secret in (token, forged, forged[-40:]):
         assert secret not in text and secret not in repr(info.value.args)
@@ -166,7 +166,7 @@ def test_probe_anonymous_is_a_problem(lab, hermetic, how):
     with pytest.raises(ClusterUnreachable) as info:
         probe(auth, timeout=10)
     assert info.value.server == server
-    assert str(info.value).startswith("the API server at {0} answered, but as system:anonymous".format(server))
+    assert str(info.value).startswith(f"the API server at {server} answered, but as system:anonymous")
 
 
 def test_probe_connection_refused(lab, hermetic, make_token, unique):
@@ -176,7 +176,7 @@ def test_probe_connection_refused(lab, hermetic, make_token, unique):
         probe({"host": server, "api_key": token, "ca_cert": lab.ca.cert_path}, timeout=2)
     text = str(info.value)
     assert info.value.server == server
-    assert "GET {0}/version failed".format(server) in text
+    assert f"GET {server}/version failed" in text
     assert "refused" in text.lower()
     assert token not in text
 
@@ -188,7 +188,7 @@ def test_probe_is_bounded_by_the_timeout(lab, hermetic, silent_server):
     elapsed = time.monotonic() - started
     assert elapsed < 15, elapsed  # 2 s per attempt; generous slack for a loaded machine
     assert info.value.server == silent_server
-    assert "GET {0}/version failed".format(silent_server) in str(info.value)
+    assert f"GET {silent_server}/version failed" in str(info.value)
     assert "timed out" in str(info.value).lower() or "timeout" in str(info.value).lower()
     assert "never-checked" not in str(info.value)
 
@@ -265,7 +265,7 @@ def task_result(runner, task=VALIDATE_TASK):
         data = event.get("event_data") or {}
         if event.get("event") in ("runner_on_ok", "runner_on_failed") and data.get("task") == task:
             return data["res"]
-    raise AssertionError("no result of %r in:\n%s" % (task, runner.stdout_text))
+    raise AssertionError(f"no result of {task!r} in:\n{runner.stdout_text}")
 
 
 def kubeconfig_secrets(lab):
@@ -342,7 +342,7 @@ def test_validate_playbook_with_a_service_account_token(lab, run_playbook, make_
         assert clusters[cluster] == {"reachable": True, "server": server_of(lab, cluster), "version": VERSION,
                                      "user": ADMIN}
     summary = task_result(runner, SUMMARY_TASK)["msg"]
-    assert summary[0].startswith("registry cluster registry (host {0}) hosts".format(server_of(lab, "registry")))
+    assert summary[0].startswith(f"registry cluster registry (host {server_of(lab, 'registry')}) hosts")
     assert "ESTABLISH LOCAL CONNECTION" in runner.stdout_text, "not verbose: the secret check proves little"
     assert_no_secret(runner, [token] + kubeconfig_secrets(lab))
 
@@ -386,7 +386,7 @@ def test_validate_playbook_forged_token_and_missing_kubeconfig(lab, run_playbook
     assert texts[0].startswith("test: segmented_registry_k8s_auth: cannot reach the cluster at {0} (credentials from "
                                "host {0}): GET {0}/version failed: HTTP 401".format(server)), texts[0]
     assert texts[1].startswith("uat: segmented_registry_k8s_auth: cannot reach the cluster at an unknown API server "
-                               "(credentials from kubeconfig {0} context uat)".format(missing)), texts[1]
+                               "(credentials from kubeconfig {} context uat)".format(missing)), texts[1]
     assert result["msg"].startswith("The inventory has 2 problems:"), result["msg"]
     assert result["clusters"]["registry"]["reachable"] is True and result["clusters"]["prod"]["reachable"] is True
     assert_no_secret(runner, [token, forged] + kubeconfig_secrets(lab))

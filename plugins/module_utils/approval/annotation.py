@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -22,9 +20,6 @@ never contains ``default``: a tag leaves ``default`` when it gets its first envi
 returns to it when its last environment is removed (the annotation is then deleted).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import json
 import re
@@ -60,23 +55,23 @@ def name_problem(name):
     most 63 lowercase letters, digits and ``-``, starting and ending with a letter or digit.
     """
     if not isinstance(name, str):
-        return "{0} is not a string".format(show(name))
+        return f"{show(name)} is not a string"
     if name == "":
         return "an empty name is not an environment"
     if len(name) > MAX_NAME_LENGTH:
-        return "{0} is longer than {1} characters".format(show(name), MAX_NAME_LENGTH)
+        return f"{show(name)} is longer than {MAX_NAME_LENGTH} characters"
     if is_dns1123_label(name):
         return None
     hint = ""
     pieces = [piece for piece in re.split(r"[;|/\s]+", name.strip()) if piece]
     fixed = re.sub(r"[^a-z0-9-]+", "-", name.strip().lower()).strip("-")
     if len(pieces) > 1 and all(is_dns1123_label(piece.lower()) for piece in pieces):
-        hint = " (to give several environments, separate them with commas: {0})".format(
+        hint = " (to give several environments, separate them with commas: {})".format(
             show(SEPARATOR.join(piece.lower() for piece in pieces)))
     elif fixed and fixed != name and is_dns1123_label(fixed):
-        hint = " (did you mean {0}?)".format(show(fixed))
-    return ("{0} is not a valid environment name: use a DNS-1123 label, lowercase letters, digits "
-            "and '-', starting and ending with a letter or digit{1}".format(show(name), hint))
+        hint = f" (did you mean {show(fixed)}?)"
+    return ("{} is not a valid environment name: use a DNS-1123 label, lowercase letters, digits "
+            "and '-', starting and ending with a letter or digit{}".format(show(name), hint))
 
 
 def is_annotation_key(key):
@@ -87,9 +82,9 @@ def is_annotation_key(key):
 def check_annotation_key(key):
     if not is_annotation_key(key):
         raise EnvironmentsError(
-            "annotation_key {0} is not a valid annotation key: use [prefix/]name, where the optional prefix "
-            "is a lowercase DNS name and name is up to 63 letters, digits, '-', '_' or '.', like {1} "
-            "or {2}".format(show(key), DEFAULT_ANNOTATION_KEY, PROPOSAL_ANNOTATION_KEY))
+            "annotation_key {} is not a valid annotation key: use [prefix/]name, where the optional prefix "
+            "is a lowercase DNS name and name is up to 63 letters, digits, '-', '_' or '.', like {} "
+            "or {}".format(show(key), DEFAULT_ANNOTATION_KEY, PROPOSAL_ANNOTATION_KEY))
     return key
 
 
@@ -109,7 +104,7 @@ def check_names(names, option, known=None):
     if names is None:
         return None
     if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)):
-        raise EnvironmentsError("{0} must be a list of environment names, not {1}".format(option, show(names)))
+        raise EnvironmentsError(f"{option} must be a list of environment names, not {show(names)}")
     problems = []
     for name in names:
         if name == DEFAULT_ENVIRONMENT:
@@ -117,7 +112,7 @@ def check_names(names, option, known=None):
             continue
         problem = name_problem(name)
         if problem:
-            problems.append("{0}: {1}".format(option, problem))
+            problems.append(f"{option}: {problem}")
     if problems:
         raise EnvironmentsError("; ".join(_unique(problems)))
     result = sorted(set(names))
@@ -138,17 +133,17 @@ def check_known(known):
             continue  # the inventory may list it; it is always known
         problem = name_problem(name)
         if problem:
-            problems.append("known_environments: {0}".format(problem))
+            problems.append(f"known_environments: {problem}")
     if problems:
         raise EnvironmentsError("; ".join(problems))
-    return sorted(set(name for name in known if name != DEFAULT_ENVIRONMENT))
+    return sorted({name for name in known if name != DEFAULT_ENVIRONMENT})
 
 
 def _unknown(names, known, option):
     unknown = [name for name in names if name not in known]
     if not unknown:
         return None
-    return "{0}: {1} {2}; the known environments (the inventory's segmented_registry_environments) are: {3}".format(
+    return "{}: {} {}; the known environments (the inventory's segmented_registry_environments) are: {}".format(
         option, ", ".join(show(name) for name in unknown),
         "is not a known environment" if len(unknown) == 1 else "are not known environments",
         ", ".join(sorted(known)) or "(none)")
@@ -235,14 +230,13 @@ def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
     if value is None:
         return []
     if not isinstance(value, str):
-        raise EnvironmentsError("annotation {0} holds {1}, not a string; {2}".format(
-            annotation_key, show(value), _CANONICAL_HINT))
+        raise EnvironmentsError(f"annotation {annotation_key} holds {show(value)}, not a string; {_CANONICAL_HINT}")
     items = _split(value)
 
     def fail(reason):
         raise EnvironmentsError(
-            "annotation {0} has the value {1}, which cannot be read as a list of environments: {2}. "
-            "Fix the annotation by hand ({3}), or replace the whole list with the environments "
+            "annotation {} has the value {}, which cannot be read as a list of environments: {}. "
+            "Fix the annotation by hand ({}), or replace the whole list with the environments "
             "option".format(annotation_key, show(value), reason, _CANONICAL_HINT))
 
     if items is None:
@@ -304,7 +298,7 @@ def apply_change(current, add=None, remove=None, exact=None, known=None):
     remove_names = check_names(remove or [], "remove")
     both = sorted(set(add_names) & set(remove_names))
     if both:
-        raise EnvironmentsError("{0} {1} in both add and remove; give each environment in one of them".format(
+        raise EnvironmentsError("{} {} in both add and remove; give each environment in one of them".format(
             ", ".join(show(name) for name in both), "is" if len(both) == 1 else "are"))
     if known_set is not None:
         problem = _unknown([name for name in remove_names if name not in current], known_set, "remove")

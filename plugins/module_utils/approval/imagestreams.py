@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -24,9 +22,6 @@ The functions above the I/O section are pure and take ImageStreams as dicts. The
 through kubernetes.core's client layer (``get_api_client``), imported only when used.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import copy
 import json
@@ -77,21 +72,21 @@ class ImageStreamError(Exception):
 
 def check_namespace(namespace, option="namespace"):
     if not isinstance(namespace, str) or not is_dns1123_label(namespace):
-        raise ImageStreamError("{0} {1} is not a namespace name: use a DNS-1123 label (lowercase letters, digits "
+        raise ImageStreamError("{} {} is not a namespace name: use a DNS-1123 label (lowercase letters, digits "
                                "and '-', like myproject)".format(option, json.dumps(namespace)))
     return namespace
 
 
 def check_stream(stream, option="stream"):
     if not isinstance(stream, str) or not stream or len(stream) > 255 or not _STREAM.match(stream):
-        raise ImageStreamError("{0} {1} is not an image stream name: use lowercase letters and digits, "
+        raise ImageStreamError("{} {} is not an image stream name: use lowercase letters and digits, "
                                "separated by '.', '_' or '-' (like app or my-app)".format(option, json.dumps(stream)))
     return stream
 
 
 def check_tag(tag, option="tag"):
     if not isinstance(tag, str) or not _TAG.match(tag):
-        raise ImageStreamError("{0} {1} is not an image tag: up to 128 letters, digits, '_', '.' and '-', not "
+        raise ImageStreamError("{} {} is not an image tag: up to 128 letters, digits, '_', '.' and '-', not "
                                "starting with '.' or '-' (like v1.2.3 or latest)".format(option, json.dumps(tag)))
     return tag
 
@@ -100,10 +95,10 @@ def split_name(name):
     """``stream:tag`` -> (stream, tag), validated."""
     fix = "write it as <stream>:<tag>, like app:v1.2.3 (or give stream and tag separately)"
     if not isinstance(name, str) or name.count(":") != 1 or "@" in name or "/" in name:
-        raise ImageStreamError("name {0} is not an image stream tag: {1}".format(json.dumps(name), fix))
+        raise ImageStreamError(f"name {json.dumps(name)} is not an image stream tag: {fix}")
     stream, tag = name.split(":")
     if not stream or not tag:
-        raise ImageStreamError("name {0} is not an image stream tag: {1}".format(json.dumps(name), fix))
+        raise ImageStreamError(f"name {json.dumps(name)} is not an image stream tag: {fix}")
     return check_stream(stream, "the stream in name"), check_tag(tag, "the tag in name")
 
 
@@ -147,7 +142,7 @@ def status_tag(imagestream, tag):
 
 def tag_names(imagestream):
     """Every tag of the stream: spec tags and pushed (status-only) tags, sorted."""
-    names = set(item.get("name") for item in _spec_tags(imagestream))
+    names = {item.get("name") for item in _spec_tags(imagestream)}
     names.update(item.get("tag") for item in _status_tags(imagestream))
     names.discard(None)
     return sorted(names)
@@ -167,15 +162,15 @@ def annotation_value(imagestream, tag, annotation_key):
 
 def describe(imagestream):
     meta = imagestream.get("metadata") or {}
-    return "{0}/{1}".format(meta.get("namespace"), meta.get("name"))
+    return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
 def require_tag(imagestream, tag):
     if spec_tag(imagestream, tag) is None and status_tag(imagestream, tag) is None:
         names = tag_names(imagestream)
-        raise ImageStreamError("image stream {0} has no tag {1} (neither a spec tag nor a pushed tag); its tags "
-                               "are: {2}".format(describe(imagestream), json.dumps(tag),
-                                                 ", ".join(names) if names else "(none)"))
+        raise ImageStreamError("image stream {} has no tag {} (neither a spec tag nor a pushed tag); its tags "
+                               "are: {}".format(describe(imagestream), json.dumps(tag),
+                                                ", ".join(names) if names else "(none)"))
 
 
 def stored_environments(imagestream, tag, annotation_key):
@@ -184,7 +179,7 @@ def stored_environments(imagestream, tag, annotation_key):
     try:
         return parse_value(value, annotation_key)
     except EnvironmentsError as exc:
-        raise EnvironmentsError("{0}:{1}: {2}".format(describe(imagestream), tag, exc))
+        raise EnvironmentsError(f"{describe(imagestream)}:{tag}: {exc}")
 
 
 def tag_entries(imagestream, annotation_key):
@@ -332,9 +327,9 @@ class ImageStreamAPI:
             except Exception as exc:
                 if kube.is_missing_kind(exc):
                     raise ImageStreamError(
-                        "the cluster at {0} does not serve {1} {2}: it is not an OpenShift cluster; point the "
+                        "the cluster at {} does not serve {} {}: it is not an OpenShift cluster; point the "
                         "auth options at the registry cluster".format(self.host, API_VERSION, KIND))
-                self._fail(exc, "discover the {0} API".format(KIND))
+                self._fail(exc, f"discover the {KIND} API")
         return self._resource
 
     def get(self, namespace, stream):
@@ -343,9 +338,9 @@ class ImageStreamAPI:
             return self.client.get(resource, name=stream, namespace=namespace).to_dict()
         except Exception as exc:
             if kube.status_of(exc) == 404:
-                raise ImageStreamError("image stream {0}/{1} not found on the registry cluster ({2}): check "
+                raise ImageStreamError("image stream {}/{} not found on the registry cluster ({}): check "
                                        "namespace and stream".format(namespace, stream, self.host))
-            self._fail(exc, "read imagestream {0}/{1}".format(namespace, stream))
+            self._fail(exc, f"read imagestream {namespace}/{stream}")
 
     def list(self, namespace=None):
         """The ImageStreams of one namespace (one LIST call), or of the cluster (namespace None)."""
@@ -356,7 +351,7 @@ class ImageStreamAPI:
             else:
                 answer = self.client.get(resource, namespace=namespace)
         except Exception as exc:
-            self._fail(exc, "list imagestreams {0}".format(
+            self._fail(exc, "list imagestreams {}".format(
                 "in namespace " + namespace if namespace else "in all namespaces (cluster-wide)"))
         return answer.to_dict().get("items") or []
 
@@ -375,9 +370,9 @@ class ImageStreamAPI:
             if _patch_did_not_apply(exc):
                 raise Conflict("a test of the patch failed (422)", lost_race=True)
             if kube.status_of(exc) == 404:
-                raise ImageStreamError("image stream {0}/{1} was deleted while its tag was being edited; nothing "
+                raise ImageStreamError("image stream {}/{} was deleted while its tag was being edited; nothing "
                                        "was written".format(namespace, stream))
-            self._fail(exc, "update imagestream {0}/{1}".format(namespace, stream))
+            self._fail(exc, f"update imagestream {namespace}/{stream}")
 
 
 class Conflict(Exception):
@@ -409,7 +404,7 @@ def edit_tag_environments(api, namespace, stream, tag, change, annotation_key, m
     replaced.
     """
     if max_attempts < 1:
-        raise ImageStreamError("max_attempts must be at least 1, not {0}".format(max_attempts))
+        raise ImageStreamError(f"max_attempts must be at least 1, not {max_attempts}")
     attempt = counted = 0
     while True:
         attempt += 1
@@ -433,8 +428,8 @@ def edit_tag_environments(api, namespace, stream, tag, change, annotation_key, m
             counted += 0 if exc.lost_race else 1
             if counted >= max_attempts or attempt >= LOST_RACES_FACTOR * max_attempts:
                 raise ImageStreamError(
-                    "image stream tag {0}/{1}:{2} kept changing under the edit: {3} attempts were refused because "
-                    "it had changed since it was read (last: {4}); nothing was written. Run again, or raise "
+                    "image stream tag {}/{}:{} kept changing under the edit: {} attempts were refused because "
+                    "it had changed since it was read (last: {}); nothing was written. Run again, or raise "
                     "max_attempts".format(namespace, stream, tag, attempt, exc))
             sleep(backoff_delay(attempt, rng, round_trip=clock() - started))
             continue
@@ -469,7 +464,7 @@ def list_tags(api, namespaces, annotation_key, environment=None):
     for imagestream in streams:
         for entry in tag_entries(imagestream, annotation_key):
             if "error" in entry:
-                errors.append(dict((k, entry[k]) for k in ("namespace", "stream", "tag", "error")))
+                errors.append({k: entry[k] for k in ("namespace", "stream", "tag", "error")})
                 if environment is not None:
                     continue
             elif environment is not None and environment not in entry["environments"]:

@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -38,13 +36,13 @@ def parse_k8s_auth(host, value, out):
         return ClusterAuth()
     if not isinstance(value, Mapping):
         out.add(host, VAR_K8S_AUTH, "must be a mapping of kubernetes.core authentication options (kubeconfig, "
-                "context, host, api_key, ...), not {0}".format(type_name(value)))
+                "context, host, api_key, ...), not {}".format(type_name(value)))
         return None
     options = {}
     ok = True
     known = sorted(list(AUTH_OPTIONS) + list(_ALIASES))
     for key, item in value.items():
-        field_name = "{0}.{1}".format(VAR_K8S_AUTH, key)
+        field_name = f"{VAR_K8S_AUTH}.{key}"
         canonical = key if key in AUTH_OPTIONS else _ALIASES.get(key)
         if canonical is None:
             out.add(host, field_name, unknown_key_message(key, known))
@@ -56,43 +54,43 @@ def parse_k8s_auth(host, value, out):
             try:
                 item = to_bool(item)
             except ValueError:
-                out.add(host, field_name, "{0} is not a boolean; write true or false".format(show(item)))
+                out.add(host, field_name, f"{show(item)} is not a boolean; write true or false")
                 ok = False
                 continue
         elif canonical == "kubeconfig":
             if not (isinstance(item, str) and item) and not isinstance(item, Mapping):
                 out.add(host, field_name, "must be the path of a kubeconfig file or an inline kubeconfig mapping, "
-                        "not {0}".format(type_name(item)))
+                        "not {}".format(type_name(item)))
                 ok = False
                 continue
         elif canonical == "proxy_headers":
             if not isinstance(item, Mapping):
                 out.add(host, field_name, "must be a mapping with proxy_basic_auth, basic_auth and/or user_agent, "
-                        "not {0}".format(type_name(item)))
+                        "not {}".format(type_name(item)))
                 ok = False
                 continue
             bad = [str(k) for k in item if k not in AUTH_PROXY_HEADERS_KEYS]
             if bad:
                 for k in bad:
-                    out.add(host, "{0}.{1}".format(field_name, k), unknown_key_message(k, AUTH_PROXY_HEADERS_KEYS))
+                    out.add(host, f"{field_name}.{k}", unknown_key_message(k, AUTH_PROXY_HEADERS_KEYS))
                 ok = False
                 continue
         elif canonical == "impersonate_groups":
             if isinstance(item, str):
                 item = [group for group in item.split(",") if group]
             if not isinstance(item, Sequence) or not all(isinstance(group, str) for group in item):
-                out.add(host, field_name, "must be a list of group names, not {0}".format(show(item)))
+                out.add(host, field_name, f"must be a list of group names, not {show(item)}")
                 ok = False
                 continue
             item = list(item)
         elif not isinstance(item, str) or (not item and canonical not in AUTH_SECRET_OPTIONS):
             shown = "a secret" if canonical in AUTH_SECRET_OPTIONS else show(item)
-            out.add(host, field_name, "must be a non-empty string, not {0}".format(
+            out.add(host, field_name, "must be a non-empty string, not {}".format(
                 type_name(item) if canonical in AUTH_SECRET_OPTIONS else shown))
             ok = False
             continue
         if canonical == "host" and not _URL.match(item):
-            out.add(host, field_name, "{0} is not the API server URL; write it with its scheme, like "
+            out.add(host, field_name, "{} is not the API server URL; write it with its scheme, like "
                     "https://api.cluster.example.com:6443".format(show(item)))
             ok = False
             continue
@@ -112,9 +110,9 @@ def _auth_from_options(options):
     context = options.get("context")
     if host:
         normalized = host.rstrip("/").lower()
-        source = "host {0}".format(host.rstrip("/"))
+        source = f"host {host.rstrip('/')}"
         if options.get("username") and not options.get("api_key"):
-            source += " as {0}".format(options["username"])
+            source += f" as {options['username']}"
         return ClusterAuth(options=options, source=source, identity=("host", normalized))
     if kubeconfig or context:
         if isinstance(kubeconfig, Mapping):
@@ -126,6 +124,6 @@ def _auth_from_options(options):
         else:
             where = "(K8S_AUTH_KUBECONFIG or ~/.kube/config)"
             key = ""
-        source = "kubeconfig {0} context {1}".format(where, context or "(current)")
+        source = f"kubeconfig {where} context {context or '(current)'}"
         return ClusterAuth(options=options, source=source, identity=("kubeconfig", key, context or ""))
     return ClusterAuth(options=options, source=K8S_AUTH_ENVIRONMENT, identity=("environment",))

@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -106,7 +104,7 @@ def type_name(value):
 
 def unknown_key_message(key, known):
     hint = suggest(str(key), known)
-    text = "unknown key {0}".format(show(key))
+    text = f"unknown key {show(key)}"
     if hint:
-        text += "; did you mean {0!r}?".format(hint)
-    return text + " (known keys: {0})".format(", ".join(known))
+        text += f"; did you mean {hint!r}?"
+    return text + f" (known keys: {', '.join(known)})"

@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -14,7 +12,7 @@ a problem or in ``Topology.to_dict()``.
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.schema import SCAN_GATE_DEFAULT_VALUE
 
@@ -84,7 +82,7 @@ class Problem:
     message: str
 
     def __str__(self):
-        return "{0}: {1}: {2}".format(self.host, self.field, self.message)
+        return f"{self.host}: {self.field}: {self.message}"
 
     def to_dict(self):
         return {"host": self.host, "field": self.field, "message": self.message, "text": str(self)}
@@ -95,13 +93,13 @@ class TopologyError(ValueError):
 
     def __init__(self, problems):
         self.problems = list(problems)
-        super(TopologyError, self).__init__(self.text)
+        super().__init__(self.text)
 
     @property
     def text(self):
         count = len(self.problems)
-        head = "The inventory has {0} problem{1}:".format(count, "" if count == 1 else "s")
-        return "\n".join([head] + ["- {0}".format(problem) for problem in self.problems])
+        head = f"The inventory has {count} problem{'' if count == 1 else 's'}:"
+        return "\n".join([head] + [f"- {problem}" for problem in self.problems])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,9 +167,9 @@ class ClusterAuth:
     ``repr`` and of every report; ``source`` says where the credentials come from instead.
     """
 
-    options: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     source: str = K8S_AUTH_ENVIRONMENT
-    identity: Tuple[str, ...] = field(default=("environment",), repr=False)
+    identity: tuple[str, ...] = field(default=("environment",), repr=False)
 
     @property
     def uses_environment(self):
@@ -180,7 +178,7 @@ class ClusterAuth:
 
     def client_kwargs(self):
         """Keyword arguments for kubernetes.core's ``get_api_client(**kwargs)``."""
-        return dict((key, value) for key, value in self.options.items() if value is not None)
+        return {key: value for key, value in self.options.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -204,10 +202,10 @@ class Cluster:
 class Topology:
     """The validated inventory."""
 
-    environments: Dict[str, Environment]
+    environments: dict[str, Environment]
     registry: Cluster
-    consumers: Tuple[Cluster, ...] = ()
-    default_clusters: Tuple[str, ...] = ()
+    consumers: tuple[Cluster, ...] = ()
+    default_clusters: tuple[str, ...] = ()
 
     @property
     def managed_clusters(self):
@@ -239,14 +237,14 @@ class Topology:
 
     def summary(self):
         """Short human-readable lines: which cluster serves which environment."""
-        lines = ["registry cluster {0} ({1}) hosts {2}".format(
+        lines = ["registry cluster {} ({}) hosts {}".format(
             self.registry.name, self.registry.auth.source, ", ".join(self.environments) or "no environment")]
         if self.registry.integrated_registry:
-            lines.append("default: integrated registry {0}".format(self.registry.integrated_registry))
+            lines.append(f"default: integrated registry {self.registry.integrated_registry}")
         for name, environment in self.environments.items():
             consumers = [cluster.name for cluster in self.consumers_of(name)]
-            lines.append("{0}: registry {1} in namespace {2}, consumers: {3}".format(
+            lines.append("{}: registry {} in namespace {}, consumers: {}".format(
                 name, environment.endpoint, environment.namespace, ", ".join(consumers) or "none"))
         if self.default_clusters:
-            lines.append("left alone (no environment): {0}".format(", ".join(self.default_clusters)))
+            lines.append(f"left alone (no environment): {', '.join(self.default_clusters)}")
         return lines

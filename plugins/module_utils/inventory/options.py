@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -47,14 +45,14 @@ def clusters_to_hosts(clusters):
     for index, item in enumerate(clusters or ()):
         name = item.get("name") if isinstance(item, Mapping) else None
         if not isinstance(name, str) or not name:
-            problems.append(Problem("clusters[{0}]".format(index), "name", "each cluster needs the name of its "
-                                    "inventory host, not {0}".format(show(name))))
+            problems.append(Problem(f"clusters[{index}]", "name", "each cluster needs the name of its "
+                                    "inventory host, not {}".format(show(name))))
             continue
         if name in hosts:
             problems.append(Problem(name, "name", "is listed twice in clusters; list each inventory host once"))
             continue
-        hosts[name] = dict((variable, item.get(option)) for option, variable in CLUSTER_OPTIONS
-                           if item.get(option) is not None)
+        hosts[name] = {variable: item.get(option) for option, variable in CLUSTER_OPTIONS
+                       if item.get(option) is not None}
     if problems:
         raise TopologyError(problems)
     return hosts

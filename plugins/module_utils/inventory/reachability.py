@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -79,7 +77,7 @@ def review_error_user(error, server, auth=None):
     """
     status = getattr(error, "status", None)
     if status == 401:
-        raise ClusterUnreachable(_scrub("the API server at {0} rejected the credentials: {1}".format(
+        raise ClusterUnreachable(_scrub("the API server at {} rejected the credentials: {}".format(
             server, describe_error(error)), auth or {}), server=server)
     if status == 403:
         match = _FORBIDDEN_USER.search(status_message(error) or "")
@@ -99,7 +97,7 @@ def probe(auth, timeout=DEFAULT_TIMEOUT):
     try:
         configuration, headers = build_configuration(auth)
     except Exception as error:  # kubeconfig missing, context unknown, ...
-        raise ClusterUnreachable(_scrub("cannot build a client: {0}".format(describe_error(error)), auth))
+        raise ClusterUnreachable(_scrub(f"cannot build a client: {describe_error(error)}", auth))
     server = getattr(configuration, "host", None)
     if hasattr(configuration, "retries"):
         configuration.retries = 1
@@ -108,7 +106,7 @@ def probe(auth, timeout=DEFAULT_TIMEOUT):
         try:
             version = kubernetes.client.VersionApi(api_client).get_code(_request_timeout=timeout)
         except Exception as error:
-            raise ClusterUnreachable(_scrub("GET {0}/version failed: {1}".format(server, describe_error(error)), auth),
+            raise ClusterUnreachable(_scrub(f"GET {server}/version failed: {describe_error(error)}", auth),
                                      server=server)
         user = None
         review_class = getattr(kubernetes.client, "V1SelfSubjectReview", None)
@@ -122,7 +120,7 @@ def probe(auth, timeout=DEFAULT_TIMEOUT):
             except Exception:  # pylint: disable=broad-except
                 user = None
         if user == "system:anonymous":
-            raise ClusterUnreachable("the API server at {0} answered, but as system:anonymous: no credentials were "
+            raise ClusterUnreachable("the API server at {} answered, but as system:anonymous: no credentials were "
                                      "sent; check the token, the client certificate or the kubeconfig user".format(server),
                                      server=server)
         return {"server": server, "version": getattr(version, "git_version", None), "user": user}
@@ -167,8 +165,8 @@ def unreachable_problems(topology, results):
         result = results.get(cluster.name)
         if result and not result.get("reachable"):
             problems.append(Problem(
-                cluster.name, VAR_K8S_AUTH, "cannot reach the cluster at {0} (credentials from {1}): {2}; check "
-                "that the API server is up and that {3} points at it".format(
+                cluster.name, VAR_K8S_AUTH, "cannot reach the cluster at {} (credentials from {}): {}; check "
+                "that the API server is up and that {} points at it".format(
                     result.get("server") or "an unknown API server", cluster.auth.source, result.get("error"),
                     VAR_K8S_AUTH)))
     return problems

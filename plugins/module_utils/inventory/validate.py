@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -71,9 +69,9 @@ class _Collector:
 
 def _environment_label(index, raw):
     name = raw.get("name") if isinstance(raw, Mapping) else None
-    label = "{0}[{1}]".format(VAR_ENVIRONMENTS, index)
+    label = f"{VAR_ENVIRONMENTS}[{index}]"
     if isinstance(name, str) and name:
-        label += " ({0})".format(name)
+        label += f" ({name})"
     return label
 
 
@@ -81,24 +79,24 @@ def _parse_storage(where, value, out):
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        out.add(where, "storage", "must be a mapping with size and storage_class, or claim_name, not {0} {1}".format(
+        out.add(where, "storage", "must be a mapping with size and storage_class, or claim_name, not {} {}".format(
             type_name(value), show(value)))
         return None
     for key in value:
         if key not in STORAGE_KEYS:
-            out.add(where, "storage.{0}".format(key), unknown_key_message(key, STORAGE_KEYS))
+            out.add(where, f"storage.{key}", unknown_key_message(key, STORAGE_KEYS))
     size, storage_class, claim_name = value.get("size"), value.get("storage_class"), value.get("claim_name")
     if isinstance(size, int) and not isinstance(size, bool):
         size = str(size)
     if size is not None and not is_quantity(size):
-        out.add(where, "storage.size", "{0} is not a Kubernetes quantity; write a positive size like 100Gi or 500G".format(
+        out.add(where, "storage.size", "{} is not a Kubernetes quantity; write a positive size like 100Gi or 500G".format(
             show(size)))
     if storage_class is not None and not is_dns1123_subdomain(storage_class):
-        out.add(where, "storage.storage_class", "{0} is not a StorageClass name; use a lowercase DNS name like "
+        out.add(where, "storage.storage_class", "{} is not a StorageClass name; use a lowercase DNS name like "
                 "gp3-csi, or leave it out for the cluster's default StorageClass".format(show(storage_class)))
     if claim_name is not None:
         if not is_dns1123_subdomain(claim_name):
-            out.add(where, "storage.claim_name", "{0} is not a PersistentVolumeClaim name; use a lowercase DNS name "
+            out.add(where, "storage.claim_name", "{} is not a PersistentVolumeClaim name; use a lowercase DNS name "
                     "like registry-storage".format(show(claim_name)))
         if size is not None or storage_class is not None:
             out.add(where, "storage.claim_name", "claim_name (an existing PersistentVolumeClaim) excludes size and "
@@ -111,16 +109,14 @@ def _parse_policy(where, value, out):
     if value is None:
         return None, None
     if not isinstance(value, Mapping):
-        out.add(where, "policy", "must be a mapping with after and/or scan_gate, not {0} {1}".format(
-            type_name(value), show(value)))
+        out.add(where, "policy", f"must be a mapping with after and/or scan_gate, not {type_name(value)} {show(value)}")
         return None, None
     for key in value:
         if key not in POLICY_KEYS:
-            out.add(where, "policy.{0}".format(key), unknown_key_message(key, POLICY_KEYS))
+            out.add(where, f"policy.{key}", unknown_key_message(key, POLICY_KEYS))
     after = value.get("after")
     if after is not None and not isinstance(after, str):
-        out.add(where, "policy.after", "must be the name of another environment, not {0} {1}".format(
-            type_name(after), show(after)))
+        out.add(where, "policy.after", f"must be the name of another environment, not {type_name(after)} {show(after)}")
         after = None
     scan_gate = None
     gate = value.get("scan_gate")
@@ -131,7 +127,7 @@ def _parse_policy(where, value, out):
         else:
             for key in gate:
                 if key not in SCAN_GATE_KEYS:
-                    out.add(where, "policy.scan_gate.{0}".format(key), unknown_key_message(key, SCAN_GATE_KEYS))
+                    out.add(where, f"policy.scan_gate.{key}", unknown_key_message(key, SCAN_GATE_KEYS))
             annotation = gate.get("annotation")
             gate_value = gate.get("value")
             if gate_value is None:
@@ -142,11 +138,11 @@ def _parse_policy(where, value, out):
                         "sets, like security.example.com/scan-result")
                 ok = False
             elif not is_qualified_name(annotation):
-                out.add(where, "policy.scan_gate.annotation", "{0} is not a Kubernetes annotation key; use "
+                out.add(where, "policy.scan_gate.annotation", "{} is not a Kubernetes annotation key; use "
                         "[prefix/]name, like security.example.com/scan-result".format(show(annotation)))
                 ok = False
             if not isinstance(gate_value, str) or not gate_value:
-                out.add(where, "policy.scan_gate.value", "must be a non-empty string (default {0!r}), not {1}".format(
+                out.add(where, "policy.scan_gate.value", "must be a non-empty string (default {!r}), not {}".format(
                     SCAN_GATE_DEFAULT_VALUE, show(gate_value)))
                 ok = False
             if ok:
@@ -162,7 +158,7 @@ def _parse_environments(environments, out):
                 "like [{name: test, route_host: test-registry.apps.registry.example.com}]")
         return parsed
     if not isinstance(environments, Sequence) or isinstance(environments, (str, bytes)):
-        out.add("inventory", VAR_ENVIRONMENTS, "must be a list of environments, not {0} {1}".format(
+        out.add("inventory", VAR_ENVIRONMENTS, "must be a list of environments, not {} {}".format(
             type_name(environments), show(environments)))
         return parsed
     if not environments:
@@ -172,7 +168,7 @@ def _parse_environments(environments, out):
     for index, raw in enumerate(environments):
         where = _environment_label(index, raw)
         if not isinstance(raw, Mapping):
-            out.add(where, "", "each environment must be a mapping with at least name and route_host, not {0} {1}".format(
+            out.add(where, "", "each environment must be a mapping with at least name and route_host, not {} {}".format(
                 type_name(raw), show(raw)))
             continue
         before = len(out.problems)
@@ -184,21 +180,21 @@ def _parse_environments(environments, out):
         if name is None:
             out.add(where, "name", "is required: a lowercase DNS label like test, uat or prod")
         elif not is_dns1123_label(name):
-            out.add(where, "name", "{0} is not a DNS-1123 label (it becomes a namespace); use at most 63 lowercase "
+            out.add(where, "name", "{} is not a DNS-1123 label (it becomes a namespace); use at most 63 lowercase "
                     "letters, digits and '-', starting and ending with a letter or digit, like uat".format(show(name)))
         elif name == DEFAULT_ENVIRONMENT:
             out.add(where, "name", "'default' is reserved for the integrated registry (clusters left alone); "
                     "choose another name")
         elif name in _RESERVED_NAMESPACES or name.startswith(_RESERVED_NAMESPACE_PREFIXES):
-            out.add(where, "name", "{0} is a namespace OpenShift reserves (openshift, openshift-*, kube-*); "
+            out.add(where, "name", "{} is a namespace OpenShift reserves (openshift, openshift-*, kube-*); "
                     "choose another name".format(show(name)))
 
         route_host = raw.get("route_host")
         if route_host is None:
             out.add(where, "route_host", "is required: the host name of this environment's registry Route, like "
-                    "{0}-registry.apps.registry.example.com".format(name if is_dns1123_label(name) else "test"))
+                    "{}-registry.apps.registry.example.com".format(name if is_dns1123_label(name) else "test"))
         elif not is_dns1123_subdomain(route_host):
-            out.add(where, "route_host", "{0} is not a DNS-1123 subdomain; use a lowercase host name without "
+            out.add(where, "route_host", "{} is not a DNS-1123 subdomain; use a lowercase host name without "
                     "scheme, port or path, like test-registry.apps.registry.example.com".format(show(route_host)))
 
         endpoint = raw.get("endpoint")
@@ -206,11 +202,11 @@ def _parse_environments(environments, out):
             try:
                 split_host_port(endpoint)
             except ValueError as err:
-                out.add(where, "endpoint", "{0} is not host[:port]: {1}".format(show(endpoint), err))
+                out.add(where, "endpoint", f"{show(endpoint)} is not host[:port]: {err}")
 
         ca_cert = raw.get("ca_cert")
         if ca_cert is not None and (not isinstance(ca_cert, str) or not ca_cert):
-            out.add(where, "ca_cert", "must be the path of a PEM file, not {0}".format(show(ca_cert)))
+            out.add(where, "ca_cert", f"must be the path of a PEM file, not {show(ca_cert)}")
 
         validate_certs = raw.get("validate_certs")
         if validate_certs is None:
@@ -219,7 +215,7 @@ def _parse_environments(environments, out):
             try:
                 validate_certs = to_bool(validate_certs)
             except ValueError:
-                out.add(where, "validate_certs", "{0} is not a boolean; write true (the default) or false".format(
+                out.add(where, "validate_certs", "{} is not a boolean; write true (the default) or false".format(
                     show(validate_certs)))
 
         storage = _parse_storage(where, raw.get("storage"), out)
@@ -275,11 +271,11 @@ def _check_environment_set(parsed, raw_environments, out):
             continue
         where = _environment_label(index, raw)
         if after == name:
-            out.add(where, "policy.after", "{0} is this environment itself; name the environment whose registry must "
+            out.add(where, "policy.after", "{} is this environment itself; name the environment whose registry must "
                     "hold a digest first (for prod, usually uat)".format(show(after)))
         elif after not in names or after == DEFAULT_ENVIRONMENT:
             known = sorted(known_name for known_name in names if known_name != DEFAULT_ENVIRONMENT)
-            out.add(where, "policy.after", "{0} is not a known environment; use one of: {1}".format(
+            out.add(where, "policy.after", "{} is not a known environment; use one of: {}".format(
                 show(after), ", ".join(known) or "(none defined)"))
         elif isinstance(name, str) and name not in afters:
             afters[name] = (where, after)
@@ -293,7 +289,7 @@ def _check_environment_set(parsed, raw_environments, out):
                 cycle = path[path.index(current):]
                 if not reported.intersection(cycle):
                     reported.update(cycle)
-                    out.add(afters[cycle[0]][0], "policy.after", "the environments wait on each other in a cycle ({0}); "
+                    out.add(afters[cycle[0]][0], "policy.after", "the environments wait on each other in a cycle ({}); "
                             "remove policy.after from one of them".format(" -> ".join(cycle + [current])))
                 break
             path.append(current)
@@ -307,13 +303,12 @@ def _parse_environment_value(host, value, out):
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         items = list(value)
         if len(items) != 1:
-            out.add(host, VAR_ENVIRONMENT, "{0} names {1} environments, but a consumer is assigned exactly one "
+            out.add(host, VAR_ENVIRONMENT, "{} names {} environments, but a consumer is assigned exactly one "
                     "environment; keep one name (a string)".format(show(items), len(items)))
             return "invalid", None
         value = items[0]
     if not isinstance(value, str):
-        out.add(host, VAR_ENVIRONMENT, "must be an environment name (a string), not {0} {1}".format(
-            type_name(value), show(value)))
+        out.add(host, VAR_ENVIRONMENT, f"must be an environment name (a string), not {type_name(value)} {show(value)}")
         return "invalid", None
     if value == "" or value == DEFAULT_ENVIRONMENT:
         return "default", None
@@ -349,7 +344,7 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
     out = _Collector()
     parsed = _parse_environments(environments, out)
     names, endpoints = _check_environment_set(parsed, environments, out)
-    envs = dict((env.name, env) for _where, env in parsed)
+    envs = {env.name: env for _where, env in parsed}
     known_names = sorted(set(envs) | out.broken_names)
 
     registries = []
@@ -369,24 +364,24 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
         auth = parse_k8s_auth(host, hostvars.get(VAR_K8S_AUTH), out)
 
         if role is not None and role not in ROLES:
-            out.add(host, VAR_ROLE, "{0} is not a role; use registry (the one cluster hosting the environment "
+            out.add(host, VAR_ROLE, "{} is not a role; use registry (the one cluster hosting the environment "
                     "registries) or consumer, or leave it out (a host with an environment is a consumer)".format(
                         show(role)))
             continue
 
         if role == ROLE_REGISTRY:
             if kind == "environment":
-                out.add(host, VAR_ENVIRONMENT, "{0} is set on the registry cluster, which hosts every environment; "
+                out.add(host, VAR_ENVIRONMENT, "{} is set on the registry cluster, which hosts every environment; "
                         "remove segmented_registry_environment from this host".format(show(environment)))
             if integrated is not None:
                 try:
                     split_host_port(integrated)
                 except ValueError as err:
-                    out.add(host, VAR_INTEGRATED_REGISTRY, "{0} is not host[:port]: {1}".format(show(integrated), err))
+                    out.add(host, VAR_INTEGRATED_REGISTRY, f"{show(integrated)} is not host[:port]: {err}")
                     integrated = None
                 else:
                     if integrated.lower() in endpoints:
-                        out.add(host, VAR_INTEGRATED_REGISTRY, "{0} is also the endpoint of an environment; the "
+                        out.add(host, VAR_INTEGRATED_REGISTRY, "{} is also the endpoint of an environment; the "
                                 "integrated registry (default) needs a host of its own".format(show(integrated)))
             registries.append(Cluster(name=host, role=ROLE_REGISTRY, auth=auth or ClusterAuth(),
                                       integrated_registry=integrated))
@@ -400,7 +395,7 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
 
         if kind == "environment":
             if environment not in known_names:
-                out.add(host, VAR_ENVIRONMENT, "{0} is not a known environment; use one of: {1} (or default to leave "
+                out.add(host, VAR_ENVIRONMENT, "{} is not a known environment; use one of: {} (or default to leave "
                         "this cluster alone)".format(show(environment), ", ".join(known_names) or "(none defined)"))
                 continue
             if environment in envs:
@@ -410,7 +405,7 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
                 environment_users.append((host, auth))
         elif kind == "absent" and role == ROLE_CONSUMER:
             out.add(host, VAR_ENVIRONMENT, "is not set, but segmented_registry_role is consumer; assign one "
-                    "environment ({0}) or set it to default to leave this cluster alone".format(
+                    "environment ({}) or set it to default to leave this cluster alone".format(
                         ", ".join(known_names) or "none defined"))
         elif kind in ("absent", "default"):
             defaults.append(host)
@@ -419,14 +414,14 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
         out.add("inventory", VAR_ROLE, "no host has segmented_registry_role: registry; mark exactly one host (the "
                 "cluster that hosts the environment registries) with it")
     elif len(registries) > 1:
-        out.add("inventory", VAR_ROLE, "{0} hosts have segmented_registry_role: registry ({1}); exactly one cluster "
+        out.add("inventory", VAR_ROLE, "{} hosts have segmented_registry_role: registry ({}); exactly one cluster "
                 "hosts the environment registries, keep the role on one of them".format(
                     len(registries), ", ".join(cluster.name for cluster in registries)))
 
     # Managed clusters must be told apart.
     env_reliant = [host for host, auth in environment_users if auth.uses_environment]
     if len(env_reliant) > 1:
-        out.add("inventory", VAR_K8S_AUTH, "{0} all rely on the K8S_AUTH_* environment variables (no "
+        out.add("inventory", VAR_K8S_AUTH, "{} all rely on the K8S_AUTH_* environment variables (no "
                 "segmented_registry_k8s_auth), so they would silently reach the same cluster; give each managed "
                 "cluster its own segmented_registry_k8s_auth (kubeconfig + context, or host + api_key); at most one "
                 "may use the environment".format(", ".join(env_reliant)))
@@ -434,7 +429,7 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
         if auth.uses_environment:
             continue
         if auth.identity in identities:
-            out.add(host, VAR_K8S_AUTH, "reaches the same cluster as {0} ({1}); each inventory host must be a "
+            out.add(host, VAR_K8S_AUTH, "reaches the same cluster as {} ({}); each inventory host must be a "
                     "different cluster".format(identities[auth.identity], auth.source))
         else:
             identities[auth.identity] = host

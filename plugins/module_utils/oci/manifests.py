@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -10,9 +8,6 @@ and layers), the placeholder manifest used to remove one tag from a registry tha
 digest, and the tags cosign gives a digest's signature, attestation and SBOM.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import hashlib
 import json
@@ -73,7 +68,7 @@ def media_type_of(data, content_type=None):
         return OCI_INDEX
     if "layers" in document or "config" in document:
         return OCI_MANIFEST
-    raise ManifestError("cannot tell the manifest's media type (no mediaType field, Content-Type {0})".format(served))
+    raise ManifestError(f"cannot tell the manifest's media type (no mediaType field, Content-Type {served})")
 
 
 def parse_manifest(data, media_type):
@@ -82,14 +77,14 @@ def parse_manifest(data, media_type):
     layers (foreign layers and layers with ``urls`` excluded). ``subject`` is not followed: a
     referrer is copied on its own."""
     if media_type not in INDEX_TYPES + MANIFEST_TYPES:
-        raise ManifestError("media type {0} is not one that can be copied unchanged (expected one of: {1})".format(
+        raise ManifestError("media type {} is not one that can be copied unchanged (expected one of: {})".format(
             media_type, ACCEPT))
     try:
         document = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise ManifestError("the manifest is not JSON")
     if document.get("schemaVersion") != 2:
-        raise ManifestError("schemaVersion {0!r} is not 2 (Docker schema 1 cannot be copied by digest)".format(
+        raise ManifestError("schemaVersion {!r} is not 2 (Docker schema 1 cannot be copied by digest)".format(
             document.get("schemaVersion")))
     if media_type in INDEX_TYPES:
         children = []
@@ -119,7 +114,7 @@ def parse_manifest(data, media_type):
 
 def _check_descriptor(item):
     if not isinstance(item, dict) or not is_digest(item.get("digest")):
-        raise ManifestError("a descriptor without a sha256 digest: {0}".format(json.dumps(item)[:200]))
+        raise ManifestError(f"a descriptor without a sha256 digest: {json.dumps(item)[:200]}")
 
 
 def placeholder_manifest(note):
@@ -140,7 +135,7 @@ def placeholder_manifest(note):
 def artifact_tags(digest):
     """The tags cosign gives the signature, attestation and SBOM of ``digest``."""
     hexpart = digest.split(":", 1)[1]
-    return ["sha256-{0}.{1}".format(hexpart, suffix) for suffix in ("sig", "att", "sbom")]
+    return [f"sha256-{hexpart}.{suffix}" for suffix in ("sig", "att", "sbom")]
 
 
 _ARTIFACT_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")

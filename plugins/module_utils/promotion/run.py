@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -37,7 +35,7 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
         after = environments[env].after
         if after and after in environments and after not in to_read:
             to_read.append(after)
-    repos = sorted(set("{0}/{1}".format(e["namespace"], e["stream"]) for e in entries if scope.entry_in_scope(e)))
+    repos = sorted({f"{e['namespace']}/{e['stream']}" for e in entries if scope.entry_in_scope(e)})
 
     actual, read_errors, warnings = {}, {}, []
 
@@ -50,14 +48,14 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
             actual[env] = state
             for repo, error in errors.items():
                 if repo is None and state:
-                    warnings.append("{0}: {1}".format(env, error))  # catalog refused: the known repositories were read
+                    warnings.append(f"{env}: {error}")  # catalog refused: the known repositories were read
                     continue
                 read_errors[(env, repo)] = error
     wanted = {}
     for item in entries:
         if scope.entry_in_scope(item) and item.get("digest") and item.get("environments"):
             if any(env in in_scope for env in item["environments"]):
-                wanted.setdefault("{0}/{1}".format(item["namespace"], item["stream"]), set()).add(item["digest"])
+                wanted.setdefault(f"{item['namespace']}/{item['stream']}", set()).add(item["digest"])
     artifacts, artifact_warnings = read_artifacts(source, wanted, workers=read_workers)
     warnings.extend(artifact_warnings)
     read_seconds = clock() - started

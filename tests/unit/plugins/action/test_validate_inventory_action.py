@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """validate_inventory end to end: the action plugin gathering the inventory, then the module.
 
 Runs the real ansible / ansible-playbook commands against small inventories written to a
@@ -6,9 +5,6 @@ temporary folder, offline (check_reachable false): reaching real clusters is tes
 in tests/integration/test_validate_inventory.py.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import json
 import os
@@ -41,8 +37,8 @@ def ansible(collections_path, tmp_path):
         argv = [os.path.join(BIN, command), "-i", inventory] + list(args)
         if command == "ansible":
             argv = argv[:1] + ["localhost"] + argv[1:] + ["-m", "segmented.registry.validate_inventory"]
-        process = subprocess.run(argv, env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
-                                 universal_newlines=True, timeout=120)
+        process = subprocess.run(argv, env=env, cwd=str(tmp_path), capture_output=True, check=False,
+                                 text=True, timeout=120)
         output = process.stdout
         try:
             report = json.loads(output[output.index("{"):])
@@ -127,7 +123,7 @@ def test_reports_every_problem_and_warns_about_typos(ansible):
            "(a vaulted variable, for a secret) or remove segmented_registry_k8s_auth" in texts
     assert any(t.startswith("c: segmented_registry_environments: differs from its value on ") for t in texts), texts
     assert any(t.startswith("b: segmented_registry_environment: [\"test\", \"prod\"] names 2 environments") for t in texts)
-    assert result["msg"].startswith("The inventory has {0} problems:".format(len(texts)))
+    assert result["msg"].startswith(f"The inventory has {len(texts)} problems:")
     assert any("a: segmented_registry_enviroment is not a variable of segmented.registry and is ignored; did you mean "
                "segmented_registry_environment?" in w for w in result.get("warnings", [])), result.get("warnings")
 

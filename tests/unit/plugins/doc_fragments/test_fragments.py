@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Each doc fragment documents exactly the options its one source defines (names, types,
 required, defaults, suboptions): the environment schema, and a promotion job's argument spec."""
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """The seam to kubernetes.core (plugins/module_utils/kube.py).
 
 These tests fail when a kubernetes.core (or kubernetes client) upgrade moves or reshapes anything

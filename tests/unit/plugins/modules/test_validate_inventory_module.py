@@ -1,9 +1,5 @@
-# -*- coding: utf-8 -*-
 """The validate_inventory module, run in-process with its arguments patched in."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import json
 import os
@@ -86,8 +82,8 @@ def test_reachability_is_checked_for_managed_clusters_only(run, monkeypatch):
 
     def fake_probe_all(clusters, timeout):
         calls.update(clusters=clusters, timeout=timeout)
-        return dict((name, {"reachable": True, "server": "https://x", "version": "v1", "user": "u"})
-                    for name in clusters)
+        return {name: {"reachable": True, "server": "https://x", "version": "v1", "user": "u"}
+                for name in clusters}
 
     monkeypatch.setattr(validate_inventory, "probe_all", fake_probe_all)
     result = run({"environments": ENVIRONMENTS, "clusters": CLUSTERS, "timeout": 3, "_ansible_check_mode": True})
@@ -146,7 +142,7 @@ def test_documentation_matches_the_argument_spec(collections_path, tmp_path):
     env.pop("ANSIBLE_CONFIG", None)
     output = subprocess.run([ansible_doc, "-j", "segmented.registry.validate_inventory"], env=env, check=True,
                             cwd=str(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True).stdout
+                            capture_output=True, text=True).stdout
     doc = json.loads(output)["segmented.registry.validate_inventory"]["doc"]
 
     def compare(documented, spec, where):

@@ -1,9 +1,5 @@
-# -*- coding: utf-8 -*-
 """Unit tests of plugins/module_utils/environments.py: names, the annotation's format, edits."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import pytest
 

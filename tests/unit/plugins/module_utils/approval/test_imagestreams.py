@@ -1,11 +1,7 @@
-# -*- coding: utf-8 -*-
 """Unit tests of the pure parts of plugins/module_utils/approval/imagestreams.py (the JSON patch of an
 edit, applied here the way the API server applies it) and of its retry loop. That the API server
 really answers so is shown on the lab (tests/integration/test_tag_environments.py)."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import copy
 import functools
@@ -138,7 +134,7 @@ def test_stored_environments_names_the_tag_on_error():
 def test_tag_entries_reports_a_bad_annotation_in_its_entry_only():
     stream = imagestream()
     stream["spec"]["tags"][0]["annotations"][KEY] = "Prod"
-    entries = dict((entry["tag"], entry) for entry in tag_entries(stream, KEY))
+    entries = {entry["tag"]: entry for entry in tag_entries(stream, KEY)}
     assert entries["latest"]["environments"] is None and '"Prod"' in entries["latest"]["error"]
     assert entries["v1"] == {"namespace": "myproject", "stream": "app", "tag": "v1", "digest": D1,
                              "environments": ["default"]}
@@ -161,7 +157,7 @@ def apply_like_the_api_server(stream, operations):
             try:
                 parent = parent[int(part)] if isinstance(parent, list) else parent[part]
             except (KeyError, IndexError, TypeError):
-                raise Conflict("test operation does not apply: is missing path: %s" % operation["path"], lost_race=True)
+                raise Conflict(f"test operation does not apply: is missing path: {operation['path']}", lost_race=True)
         key = parts[-1]
         if isinstance(parent, list) and key != "-":
             key = int(key)
@@ -169,11 +165,11 @@ def apply_like_the_api_server(stream, operations):
             try:
                 value = parent[key]
             except IndexError:
-                raise Conflict("error in test for path: %r" % operation["path"], lost_race=True)
+                raise Conflict(f"error in test for path: {operation['path']!r}", lost_race=True)
             except KeyError:
                 value = None
             if value != operation["value"]:
-                raise Conflict("testing value %s failed: test failed" % operation["path"], lost_race=True)
+                raise Conflict(f"testing value {operation['path']} failed: test failed", lost_race=True)
         elif operation["op"] == "add" and key == "-":
             parent.append(copy.deepcopy(operation["value"]))
         elif operation["op"] == "add":
@@ -181,7 +177,7 @@ def apply_like_the_api_server(stream, operations):
         elif operation["op"] == "remove":
             del parent[key]
         else:
-            raise AssertionError("unexpected operation %r" % operation)
+            raise AssertionError(f"unexpected operation {operation!r}")
     return doc
 
 
@@ -495,7 +491,7 @@ def test_refusals_without_a_lost_race_count_against_max_attempts():
 def test_backoff_slot_is_the_attempts_own_round_trip_when_longer():
     def two_promotions(fake):
         if len(fake.patches) < 2:
-            fake.bump(lambda stream: stream["spec"]["tags"][1]["annotations"].update({KEY: "env-%d" % len(fake.patches)}))
+            fake.bump(lambda stream: stream["spec"]["tags"][1]["annotations"].update({KEY: f"env-{len(fake.patches)}"}))
 
     fake = FakeImageStreamAPI(imagestream(), before_write=two_promotions)
     ticks = iter([0.0, 1.5, 10.0, 13.0, 20.0, 20.1])  # read at 0, refused at 1.5; read at 10, refused at 13

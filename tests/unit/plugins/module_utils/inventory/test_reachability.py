@@ -1,12 +1,8 @@
-# -*- coding: utf-8 -*-
 """Reachability and the kube seam's client builders, without a network: per-cluster configurations, error texts, what a failed review means.
 
 No network: probes of real API servers are in tests/integration/test_validate_inventory.py.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import json
 
@@ -66,8 +62,7 @@ def test_review_rejected_credentials_name_the_server_not_the_token():
     with pytest.raises(ClusterUnreachable) as info:
         review_error_user(error, SERVER, {"host": SERVER, "api_key": TOKEN})
     assert info.value.server == SERVER
-    assert str(info.value).startswith("the API server at {0} rejected the credentials: HTTP 401 Unauthorized".format(
-        SERVER))
+    assert str(info.value).startswith(f"the API server at {SERVER} rejected the credentials: HTTP 401 Unauthorized")
     assert TOKEN not in str(info.value)
 
 

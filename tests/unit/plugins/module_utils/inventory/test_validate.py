@@ -1,9 +1,5 @@
-# -*- coding: utf-8 -*-
 """The inventory model: the valid example, every error case, all problems at once, no secrets."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import copy
 import re
@@ -109,9 +105,9 @@ def assert_problem(problem, host, field, *words):
     text = str(problem)
     assert problem.host == host, text
     assert problem.field == field, text
-    assert text.startswith("{0}: {1}: ".format(host, field)), text
+    assert text.startswith(f"{host}: {field}: "), text
     for word in words:
-        assert word in text, "{0!r} not in {1!r}".format(word, text)
+        assert word in text, f"{word!r} not in {text!r}"
 
 
 # --- the valid inventory ---------------------------------------------------------------------
@@ -142,7 +138,7 @@ def test_valid_inventory():
 
 def test_auth_sources_and_client_kwargs():
     topology = build_topology(ENVIRONMENTS, HOSTS)
-    by_name = dict((c.name, c) for c in topology.managed_clusters)
+    by_name = {c.name: c for c in topology.managed_clusters}
     assert by_name["registry-cluster"].auth.source == "kubeconfig /home/ops/.kube/config context registry"
     assert by_name["prod-cluster"].auth.source == "host https://api.prod.example.com:6443"
     assert by_name["uat-cluster"].auth.source == K8S_AUTH_ENVIRONMENT
@@ -167,7 +163,7 @@ def test_inline_kubeconfig_and_default_kubeconfig():
         {"name": "u", "user": {"token": TOKEN}}]}, "context": "t"}},
         uat_cluster={"segmented_registry_k8s_auth": {"context": "uat"}})
     topology = build_topology(ENVIRONMENTS, inventory)
-    sources = dict((c.name, c.auth.source) for c in topology.consumers)
+    sources = {c.name: c.auth.source for c in topology.consumers}
     assert sources["test-cluster"] == "kubeconfig (inline) context t"
     assert sources["uat-cluster"] == "kubeconfig (K8S_AUTH_KUBECONFIG or ~/.kube/config) context uat"
     assert TOKEN not in json.dumps(topology.to_dict())
@@ -193,7 +189,7 @@ def test_values_after_the_module_argument_spec():
         for key in schema.ENVIRONMENT_KEYS:
             item.setdefault(key, None)
     inventory = hosts(test_cluster={"segmented_registry_k8s_auth": dict(
-        dict((key, None) for key in AUTH_OPTIONS), kubeconfig="/k", context="test", validate_certs=False,
+        {key: None for key in AUTH_OPTIONS}, kubeconfig="/k", context="test", validate_certs=False,
         verify_ssl="no")})
     topology = build_topology(environments, inventory)
     assert topology.environments["test"].validate_certs is True
@@ -240,7 +236,7 @@ def test_summary_names_every_cluster():
 def test_bad_environment_name(name, words):
     problem = only_problem(ENVIRONMENTS + [{"name": name, "route_host": "extra-registry.apps.registry.example.com"}])
     assert_problem(problem, "segmented_registry_environments[3]" + (
-        " ({0})".format(name) if isinstance(name, str) else ""), "name", *words)
+        f" ({name})" if isinstance(name, str) else ""), "name", *words)
 
 
 def test_environment_name_required():
@@ -580,7 +576,7 @@ def test_all_problems_are_reported_at_once():
         legacy_cluster={"segmented_registry_role": "master"},
     )
     problems = problems_of(environments, inventory)
-    seen = set((p.host, p.field) for p in problems)
+    seen = {(p.host, p.field) for p in problems}
     assert seen == {
         ("segmented_registry_environments[0] (Test)", "name"),
         ("segmented_registry_environments[1] (uat)", "storage.size"),

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """The promotion planner, the audit view and the executor's wave ordering: pure."""
 
 import hashlib
@@ -204,8 +203,8 @@ def test_unknown_environments_in_a_whitelist_are_listed_not_used():
 
 
 def test_cosign_artifacts_travel_with_the_digest_and_leave_with_it():
-    sig = "sha256-{0}.sig".format(d("a").split(":")[1])
-    att = "sha256-{0}.att".format(d("a").split(":")[1])
+    sig = f"sha256-{d('a').split(':')[1]}.sig"
+    att = f"sha256-{d('a').split(':')[1]}.att"
     artifacts = {"ns/app": {sig: d("sig"), att: d("att")}}
     actual = {"test": {"ns/app": {att: d("att")}}}
     actions = plan([entry("v1", d("a"), ["test"]), entry("v1-b", d("a"), ["test"])], ENVS, actual,
@@ -222,7 +221,7 @@ def test_cosign_artifacts_travel_with_the_digest_and_leave_with_it():
 
 
 def test_artifacts_of_a_gated_digest_are_not_copied():
-    sig = "sha256-{0}.sig".format(d("a").split(":")[1])
+    sig = f"sha256-{d('a').split(':')[1]}.sig"
     actions = plan([entry("v1", d("a"), ["prod"])], ENVS, {"uat": {"ns/app": {}}},
                    source_artifacts={"ns/app": {sig: d("sig")}})["actions"]
     assert [a["action"] for a in actions] == ["gated"]
