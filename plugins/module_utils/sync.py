@@ -438,7 +438,8 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
 
     ``repositories``: the ones to read; with ``use_catalog`` the registry's catalog adds every
     repository in scope (so tags of streams that no longer exist are seen). Tags outside the
-    scope are left out. One tag listing per repository, one manifest HEAD per tag, in parallel.
+    scope are left out. One tag listing per repository, one manifest HEAD per tag, in parallel
+    batches that each connection sends back to back (``oci.RegistryClient.head_manifests``).
     """
     scope = scope or Scope()
     errors = {}
@@ -461,27 +462,28 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         listed = list(pool.map(listing, sorted(repos)))
-        heads = []
+        batches = []  # (repo, tags): the HEADs one connection sends back to back (oci.head_manifests)
         for repo, tags, error in listed:
             if error:
                 errors[repo] = error
                 continue
             state[repo] = {}
-            heads.extend((repo, tag) for tag in tags)
+            batches.extend((repo, tags[start:start + oci.PIPELINE_DEPTH])
+                           for start in range(0, len(tags), oci.PIPELINE_DEPTH))
 
-        def head(item):
-            repo, tag = item
+        def heads(batch):
+            repo, tags = batch
             try:
-                found = client.head_manifest(repo, tag)
-                return repo, tag, found["digest"] if found else None, None
+                return repo, client.head_manifests(repo, tags), None
             except oci.RegistryError as exc:
-                return repo, tag, None, str(exc)
+                return repo, [], str(exc)
 
-        for repo, tag, digest, error in pool.map(head, heads):
+        for repo, found, error in pool.map(heads, batches):
             if error:
                 errors[repo] = error
-            elif digest:
-                state[repo][tag] = digest
+            for tag, head in found:
+                if head:
+                    state[repo][tag] = head["digest"]
     for repo in list(state):
         if repo in errors:
             del state[repo]
@@ -550,6 +552,7 @@ class Executor:
         self._inflight = {}  # (env, blob digest) -> threading.Event, set once the first attempt ended
         self._images = {}  # (env, digest) -> set of repositories that hold the manifest (mount candidates)
         self._present = set()  # (env, repo, digest) there now (from the state, or copied in this run)
+        self._source_checks = {}  # (source repo, tag, digest) -> [Event set once checked, error or None]
         for env, repos in (actual or {}).items():
             for repo, tags in (repos or {}).items():
                 for digest in (tags or {}).values():
@@ -614,19 +617,45 @@ class Executor:
         destination = self.destinations[env]
         source_repository = source_repository or repository
         destination.prefetch_tokens([repository], "pull,push")  # one token for every request of this copy
-        served = self.source.head_manifest(source_repository, tag)
-        if served is None or served["digest"] != digest:
-            raise oci.SourceMoved(
-                "source moved: {0}/{1}:{2} now {3}, but the plan (the ImageStream's status) says {4}; nothing was "
-                "copied for this tag (a different digest is never tagged). Run again once the ImageStream shows the "
-                "new image, or approve it again".format(
-                    self.source.host, source_repository, tag,
-                    "serves " + served["digest"] if served else "does not exist", digest),
-                registry=self.source.host, repository=source_repository)
-        data, media_type = self._copy_tree(env, destination, source_repository, repository, digest, counters)
+        self._check_source(source_repository, tag, digest)
+        if (env, repository, digest) in self._present or destination.head_manifest(repository, digest) is not None:
+            # the repository holds the image (under another tag; a run narrowed to one tag does not
+            # read the others): its blobs and child manifests are there, only the tag is missing
+            data, media_type = self._manifest(source_repository, digest)
+        else:
+            data, media_type = self._copy_tree(env, destination, source_repository, repository, digest, counters)
         destination.put_manifest(repository, tag, data, media_type)
         counters["manifests_put"] += 1
         self._record_image(env, repository, digest)
+
+    def _check_source(self, source_repository, tag, digest):
+        """Raise ``oci.SourceMoved`` unless the source serves ``digest`` under ``tag``: one HEAD per
+        (repository, tag, digest) in a run, whichever environment asks first; the others wait
+        for its answer."""
+        key = (source_repository, tag, digest)
+        with self._lock:
+            check = self._source_checks.get(key)
+            owner = check is None
+            if owner:
+                check = self._source_checks[key] = [threading.Event(), None]
+        if owner:
+            try:
+                served = self.source.head_manifest(source_repository, tag)
+                if served is None or served["digest"] != digest:
+                    check[1] = oci.SourceMoved(
+                        "source moved: {0}/{1}:{2} now {3}, but the plan (the ImageStream's status) says {4}; nothing "
+                        "was copied for this tag (a different digest is never tagged). Run again once the ImageStream "
+                        "shows the new image, or approve it again".format(
+                            self.source.host, source_repository, tag,
+                            "serves " + served["digest"] if served else "does not exist", digest),
+                        registry=self.source.host, repository=source_repository)
+            except Exception as exc:  # a RegistryError, or a bug: every environment waiting on it fails alike
+                check[1] = exc
+            finally:
+                check[0].set()
+        check[0].wait()
+        if check[1] is not None:
+            raise check[1]
 
     def _manifest(self, repository, digest):
         with self._lock:

@@ -253,7 +253,8 @@ unknown_environments:
   type: list
   elements: str
 stats:
-  description: C(api_calls) to the registry cluster, C(registry_requests) (by method), C(token_requests), C(retries), C(seconds).
+  description: C(api_calls) to the registry cluster, C(registry_requests) (by method), C(token_requests), C(retries),
+    C(blob_bytes_sent) (every blob byte sent, retried attempts included), C(seconds).
   returned: success
   type: dict
 scope:
@@ -440,6 +441,7 @@ def main():
         stats=dict(api_calls=api_calls, registry_requests=registry_stats["requests"],
                    registry_requests_by_method=registry_stats["by_method"],
                    token_requests=registry_stats["token_requests"], retries=registry_stats["retries"],
+                   blob_bytes_sent=registry_stats["blob_bytes_sent"],
                    seconds=dict(outcome["seconds"], total=round(time.monotonic() - started, 3))),
     )
     for warning in outcome["warnings"]:
