@@ -157,12 +157,26 @@ class Bench:
 # ---------------------------------------------------------------------------------------------
 
 
-class ModuleMemory:
-    """Samples the peak resident memory (VmHWM) and the lifetime of every process whose command
-    line names ``needle`` (the module AnsiballZ runs) while a playbook runs."""
+def _descends_from(pid, root):
+    while pid and pid != "1":
+        if pid == root:
+            return True
+        try:
+            with open("/proc/%s/stat" % pid) as handle:
+                pid = handle.read().rsplit(")", 1)[1].split()[1]  # the parent's pid
+        except (OSError, IndexError):
+            return False
+    return False
 
-    def __init__(self, needle, interval=0.05):
+
+class ModuleMemory:
+    """Samples the peak resident memory (VmHWM) and the lifetime of the processes below ``root``
+    (a pid) whose command line names ``needle`` (the module AnsiballZ runs) while a playbook runs;
+    other runs of the module on the machine are not counted."""
+
+    def __init__(self, needle, root, interval=0.05):
         self.needle = needle.encode()
+        self.root = str(root)
         self.interval = interval
         self.peak_kib = 0
         self.seen = {}  # pid -> (first seen, last seen)
@@ -177,7 +191,7 @@ class ModuleMemory:
                     continue
                 try:
                     with open("/proc/%s/cmdline" % pid, "rb") as handle:
-                        if self.needle not in handle.read():
+                        if self.needle not in handle.read() or not _descends_from(pid, self.root):
                             continue
                     with open("/proc/%s/status" % pid) as handle:
                         for line in handle:
@@ -213,16 +227,17 @@ def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, module=None)
         argv += ["-e", json.dumps(extravars)]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=VENV_BIN + ":" + os.environ["PATH"],
                ANSIBLE_NOCOLOR="1")
-    memory = ModuleMemory("AnsiballZ_%s" % module) if module else None
     started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    memory = ModuleMemory("AnsiballZ_%s" % module, proc.pid) if module else None
     if memory:
         memory.__enter__()
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+        stdout = proc.communicate()[0]
     finally:
         seconds = time.monotonic() - started
         if memory:
             memory.__exit__()
     if proc.returncode != 0:
-        raise RuntimeError("%s failed:\n%s" % (playbook, proc.stdout[-3000:]))
-    return seconds, proc.stdout, memory
+        raise RuntimeError("%s failed:\n%s" % (playbook, stdout[-3000:]))
+    return seconds, stdout, memory
