@@ -1,23 +1,33 @@
-"""Benchmarks of the promotion engine (issue 4), on the running lab. Figures, not asserts.
+"""Benchmarks of the promotion engine on the running lab, measured side by side in one run.
+Figures, not asserts.
 
-    .venv/bin/python bench/bench_promote.py [--only a,b,c] [--runs 3] [--json out.json]
+    .venv/bin/python bench/bench_promote.py [--only a,b,c,e] [--runs 3] [--scales 100,1000,10000] [--json out.json]
 
-(a) copy: a 5-layer image of about 200 MB (5 x 40 MiB of incompressible data) from the test
-    registry to the uat registry: segmented.registry's copier (plugins/module_utils/sync.py,
-    in-process, fresh clients, tokens and destination repository every run) against
-    ``skopeo copy --all`` (fresh blob-info cache, i.e. fresh $HOME, every run) on the same
-    registries in the same run, interleaved. Median of each, ratio of medians.
+(a) copy: a 5-layer image of 210 MB (5 x 40 MiB of incompressible data) from the test registry
+    to the uat registry, a fresh destination repository every run, interleaved:
+    - ours: the engine's copier (plugins/module_utils/sync.py Executor, in-process, fresh
+      clients, tokens and connections every run);
+    - the ingest limit: the same blobs PUT from memory into uat by the simplest client (requests,
+      one monolithic upload per blob, 5 in parallel, token fetched beforehand);
+    - skopeo copy --all --preserve-digests (an empty blob-info cache every run);
+    - end to end as a user runs it: ansible-playbook playbooks/promote.yml for one tag of that
+      image (integrated registry -> uat).
 (b) second tag: promote another tag of a digest the test registry already holds, in the same
-    repository and in another repository (mount): blob bytes sent and time of the reconcile.
-(c) steady state: 1,000 tags (20 streams x 50 tags) approved for test, uat and prod and already
-    in place; a reconcile run of the module (ansible-playbook, as a job runs it) that finds nothing
-    to do: wall time, API calls, registry requests. Against a naive playbook that loops over the
-    tags with kubernetes.core.k8s_info + ansible.builtin.uri (a token and a manifest HEAD per
-    environment); the loop runs over a sample (50 tags by default) and is extrapolated linearly to
-    1,000 tags. Ratio of the two.
+    repository and in another repository (mount): blob bytes sent, requests, time.
+(c) steady state at each scale (100, 1,000, 10,000 tags, 50 tags per stream, approved for test,
+    uat and prod and already in place): ansible-playbook playbooks/reconcile.yml -e project=<ns>
+    as a job runs it, which finds nothing to do: wall time, the module's own time, API calls,
+    registry requests, the module process's peak resident memory. In the same run, before each
+    playbook run, (d) the registries' own cost of answering those manifest HEADs: curl over HTTP/2,
+    8 parallel streams per registry, the three registries at once, one token per repository
+    fetched beforehand. And a bare one-task playbook (bench/noop.yml) on the same inventory: the
+    floor of an ansible-playbook run. At 1,000 tags, a naive playbook (k8s_info + uri per tag)
+    over a sample, extrapolated linearly.
+(e) promote.yml end to end for one small tag (a fresh repository each run, into test), and a
+    promotion with nothing to do, against the bare one-task playbook.
 
-Sized for a 2-core machine; it runs on demand, never in CI. It needs the lab up (lab/labctl up) and
-applies lab/promoter.yml. Setup for (c) is kept in namespace ``bench-steady`` and reused.
+Sized for a 2-core machine; it runs on demand, never in CI. It needs the lab up (lab/labctl up).
+Setup for (c) is kept in namespaces ``bench-steady-<tags>`` and reused.
 """
 import argparse
 import base64
@@ -26,85 +36,31 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-sys.path.insert(0, os.path.join(REPO, "lab"))
+import requests
 
-import promotion_lab as pl  # noqa: E402  (lays out ansible_collections, lab helpers)
-from kubernetes import client as kclient  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
-from kubernetes.dynamic import DynamicClient  # noqa: E402
-
-import labctl  # noqa: E402
-from ansible_collections.segmented.registry.plugins.module_utils import imagestreams, oci, sync  # noqa: E402
+from labkit import HERE, KEY, REPO, Bench, log, run_playbook
+from ansible_collections.segmented.registry.plugins.module_utils import imagestreams, oci, sync
 
 MiB = 1024 * 1024
-KEY = "segmented.registry/environments"
-ENVS = {"test": "localhost:5101", "uat": "localhost:5102", "prod": "localhost:5103"}
-STEADY_NS = "bench-steady"
-VENV_BIN = os.path.join(REPO, ".venv", "bin")
+COUNTERS = ("bytes_sent", "blobs_sent", "blobs_mounted", "blobs_present", "manifests_put")
+TAGS_PER_STREAM = 50
+NOOP = os.path.join(HERE, "noop.yml")
+PROMOTE = os.path.join(REPO, "playbooks", "promote.yml")
+RECONCILE = os.path.join(REPO, "playbooks", "reconcile.yml")
 
 
-def log(text):
-    print(text, file=sys.stderr, flush=True)
+def median(values):
+    return round(statistics.median(values), 3)
 
 
-def ensure_namespace(lab, name):
-    try:
-        kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).create_namespace({"metadata": {"name": name}})
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-
-
-def streams_resource(lab):
-    return DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(
-        api_version="image.openshift.io/v1", kind="ImageStream")
-
-
-def approve_all(lab, namespace, stream, tags, value):
-    """Write the whitelist annotation on every tag of a stream in one ImageStream update."""
-    resource = streams_resource(lab)
-    for _attempt in range(10):
-        body = resource.get(name=stream, namespace=namespace).to_dict()
-        spec_tags = {t["name"]: t for t in (body.get("spec") or {}).get("tags") or []}
-        for tag in tags:
-            item = spec_tags.setdefault(tag, {"name": tag, "referencePolicy": {"type": "Source"}})
-            item.setdefault("annotations", {})[KEY] = value
-        body.setdefault("spec", {})["tags"] = [spec_tags[name] for name in sorted(spec_tags)]
-        try:
-            resource.replace(body=body, namespace=namespace)
-            return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-    raise RuntimeError("could not annotate %s/%s" % (namespace, stream))
-
-
-def record_all(lab, namespace, stream, tags, digest):
-    """Record many tags of one digest in the ImageStream status in one status update."""
-    resource = streams_resource(lab)
-    for _attempt in range(10):
-        body = resource.get(name=stream, namespace=namespace).to_dict()
-        status = body.get("status") or {}
-        for tag in tags:
-            status, _changed = pl.image.add_tag_event(status, tag, pl.image.make_tag_event(
-                lab.layout.integrated_endpoint, namespace, stream, digest, body["metadata"].get("generation") or 1,
-                pl.image.rfc3339_now()))
-        body["status"] = status
-        try:
-            resource.status.replace(body=body, namespace=namespace)
-            return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-    raise RuntimeError("could not record %s/%s" % (namespace, stream))
+def loadavg():
+    with open("/proc/loadavg") as handle:
+        return [float(x) for x in handle.read().split()[:3]]
 
 
 class _Client:
@@ -120,9 +76,10 @@ class _Client:
         return self.dyn.get(resource, **kwargs)
 
 
-def whitelist(lab, namespace):
-    """Entries and stream annotations through issue 3's reader: one list call."""
-    registry = imagestreams.Registry(_Client(DynamicClient(lab.api_client(lab.layout.registry_cluster))))
+def whitelist(bench, namespace):
+    """Entries and stream annotations through the collection's reader: one list call."""
+    from kubernetes.dynamic import DynamicClient
+    registry = imagestreams.Registry(_Client(DynamicClient(bench.api())))
     entries, annotations = [], {}
     for stream in registry.list(namespace):
         meta = stream["metadata"]
@@ -131,97 +88,154 @@ def whitelist(lab, namespace):
     return entries, annotations
 
 
-def clients(lab, token, stats=None):
-    stats = stats or oci.Stats()
-    source = pl.client(lab, lab.layout.integrated_endpoint, token, name="default", stats=stats)
-    destinations = dict((env, pl.client(lab, endpoint, token, name=env, stats=stats))
-                        for env, endpoint in ENVS.items())
-    return source, destinations, stats
+def engine_copy(bench, source_env, env, source_repo, repository, digest, workers):
+    """One image copied by the engine (Executor.copy, as a reconcile runs it), fresh clients."""
+    stats = oci.Stats()
+    source, destination = bench.client(source_env, stats=stats), bench.client(env, stats=stats)
+    executor = sync.Executor(source, {env: destination}, image_workers=1, blob_workers=workers)
+    counters = dict.fromkeys(COUNTERS, 0)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            executor._blob_pool = pool  # Executor.copy outside execute() needs its blob pool
+            executor.copy(env, repository, "v1", digest, counters, source_repository=source_repo)
+    finally:
+        source.close()
+        destination.close()
+    return counters, stats.to_dict()
 
 
 # ---------------------------------------------------------------------------------------------
-# (a) a 200 MB copy: ours vs skopeo
+# (a) a 210 MB copy: ours vs the ingest limit vs skopeo; promote.yml end to end
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_copy(lab, token, runs, layers, layer_size, workers):
+def ingest(bench, env, repository, blobs, parallel):
+    """The registry's ingest limit: ``blobs`` ({digest: bytes}) PUT from memory into a fresh
+    repository, one monolithic upload (POST, then PUT with the body) per blob, ``parallel`` at once.
+    Returns the seconds of the uploads (the token is fetched before the clock starts)."""
+    endpoint = bench.environments[env]
+    headers = {"Authorization": "Bearer " + bench.bearer(env, [repository], "pull,push")}
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = bench.ca
+    session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=parallel))
+
+    def upload(item):
+        digest, data = item
+        started = session.post("https://%s/v2/%s/blobs/uploads/" % (endpoint, repository), headers=headers)
+        started.raise_for_status()
+        location = started.headers["Location"]
+        location = location if location.startswith("http") else "https://%s%s" % (endpoint, location)
+        put = session.put(location + ("&" if "?" in location else "?") + "digest=" + digest, data=data,
+                          headers=dict(headers, **{"Content-Type": "application/octet-stream"}))
+        put.raise_for_status()
+
+    begin = time.monotonic()
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        list(pool.map(upload, sorted(blobs.items())))
+    seconds = time.monotonic() - begin
+    session.close()
+    return seconds
+
+
+def skopeo_copy(bench, authfile, home, source, destination):
+    argv = ["skopeo", "copy", "--all", "--preserve-digests", "--quiet", "--authfile", authfile,
+            "--src-cert-dir", bench.lab.trust_dir, "--dest-cert-dir", bench.lab.trust_dir,
+            "docker://" + source, "docker://" + destination]
+    run_home = tempfile.mkdtemp(prefix="home-", dir=home)
+    started = time.monotonic()
+    proc = subprocess.run(fresh_cache(argv), capture_output=True, text=True, env=dict(os.environ, HOME=run_home),
+                          timeout=900, check=False)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise RuntimeError("skopeo copy failed: %s" % proc.stderr[-1000:])
+    return seconds
+
+
+def bench_copy(bench, runs, layers, layer_size, workers):
     namespace = "bench-copy"
-    ensure_namespace(lab, namespace)
-    pushed = lab.push(namespace, "big", "v1", layers, layer_size, seed="bench-copy %d x %d" % (layers, layer_size))
-    digest = pushed["digest"]
+    bench.ensure_namespace(namespace)
+    digest = bench.lab.push(namespace, "big", "v1", layers, layer_size,
+                            seed="bench-copy %d x %d" % (layers, layer_size))["digest"]
     source_repo = "%s/big" % namespace
-    # the image, into the test registry (the source of the measured copies)
-    integrated = pl.client(lab, lab.layout.integrated_endpoint, token, name="default")
-    test = pl.client(lab, ENVS["test"], token, name="test")
-    executor = sync.Executor(integrated, {"test": test}, image_workers=1, blob_workers=workers)
-    with executor_pool(executor):
-        counters = {"bytes_sent": 0, "blobs_sent": 0, "blobs_mounted": 0, "blobs_present": 0, "manifests_put": 0}
-        executor.copy("test", source_repo, "v1", digest, counters)
-    size = sum(b["size"] or 0 for b in oci.parse_manifest(*_manifest(test, source_repo, digest))["blobs"])
-    log("(a) image %s: %d layers, %.1f MB of blobs, in test" % (digest[:19], layers, size / 1e6))
+    engine_copy(bench, "default", "test", source_repo, source_repo, digest, workers)  # the source of (a): test
+    test = bench.client("test")
+    manifest = test.get_manifest(source_repo, digest)
+    refs = oci.parse_manifest(manifest["data"], manifest["media_type"])["blobs"]
+    blobs = {}
+    for blob in refs:
+        response = test.open_blob(source_repo, blob["digest"])
+        blobs[blob["digest"]] = response.content
+        response.close()
+    test.close()
+    size = sum(len(data) for data in blobs.values())
+    log("(a) image %s: %d layers, %.1f MB of blobs, in test; load %s" % (digest[:19], layers, size / 1e6, loadavg()))
 
     home = tempfile.mkdtemp(prefix="bench-skopeo-")
     authfile = os.path.join(home, "auth.json")
-    with open(authfile, "w") as handle:
-        json.dump({"auths": {e: {"auth": base64.b64encode(("promoter:" + token).encode()).decode()}
-                             for e in ENVS.values()}}, handle)
-    os.chmod(authfile, 0o600)
-    ours, theirs, sent, uploads = [], [], [], []
+    fd = os.open(authfile, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"auths": {e: {"auth": base64.b64encode(("promoter:" + bench.token).encode()).decode()}
+                             for e in bench.environments.values()}}, handle)
+    e2e_ns = "bench-e2e-copy"
+    bench.ensure_namespace(e2e_ns)
+    e2e_digest = bench.lab.push(e2e_ns, "big", "v1", layers, layer_size,
+                                seed="bench-copy %d x %d" % (layers, layer_size))["digest"]
+    rows = []
     try:
         for run in range(runs):
             tag = uuid.uuid4().hex[:8]
-            # ours: fresh clients (new connections, new tokens), fresh destination repository
+            row = {}
             started = time.monotonic()
-            src = pl.client(lab, ENVS["test"], token, name="test")
-            dst = pl.client(lab, ENVS["uat"], token, name="uat")
-            executor = sync.Executor(src, {"uat": dst}, image_workers=1, blob_workers=workers)
-            with executor_pool(executor):
-                counters = {"bytes_sent": 0, "blobs_sent": 0, "blobs_mounted": 0, "blobs_present": 0,
-                            "manifests_put": 0}
-                executor.copy("uat", "bench-ours-%s/big" % tag, "v1", digest, counters, source_repository=source_repo)
-            ours.append(time.monotonic() - started)
-            sent.append(counters["bytes_sent"])
-            src.close()
-            dst.close()
-            # skopeo: fresh $HOME (no blob-info cache: no mount shortcut), fresh destination repository
-            run_home = tempfile.mkdtemp(prefix="home-", dir=home)
-            started = time.monotonic()
-            argv = ["skopeo", "copy", "--all", "--preserve-digests", "--quiet", "--authfile", authfile,
-                    "--src-cert-dir", lab.trust_dir, "--dest-cert-dir", lab.trust_dir,
-                    "docker://%s/%s:v1" % (ENVS["test"], source_repo),
-                    "docker://%s/bench-skopeo-%s/big:v1" % (ENVS["uat"], tag)]
-            proc = subprocess.run(fresh_cache(argv), capture_output=True, text=True, env=dict(os.environ, HOME=run_home),
-                                  timeout=900, check=False)
-            theirs.append(time.monotonic() - started)
-            if proc.returncode != 0:
-                raise RuntimeError("skopeo copy failed: %s" % proc.stderr[-1000:])
-            uploads.append((count_uploads(lab, "uat", "bench-ours-%s/big" % tag),
-                            count_uploads(lab, "uat", "bench-skopeo-%s/big" % tag)))
-            log("(a) run %d: ours %.2f s (%d bytes of blobs sent, %d blob uploads), skopeo %.2f s (%d blob uploads)" % (
-                run + 1, ours[-1], sent[-1], uploads[-1][0], theirs[-1], uploads[-1][1]))
+            counters, stats = engine_copy(bench, "test", "uat", source_repo, "bench-ours-%s/big" % tag, digest, workers)
+            row["ours"] = time.monotonic() - started
+            row["ours_bytes_sent"] = counters["bytes_sent"]
+            row["ours_requests"] = stats["by_method"]
+            row["ingest"] = ingest(bench, "uat", "bench-ingest-%s/big" % tag, blobs, len(blobs))
+            row["skopeo"] = skopeo_copy(bench, authfile, home, "%s/%s:v1" % (bench.environments["test"], source_repo),
+                                        "%s/bench-skopeo-%s/big:v1" % (bench.environments["uat"], tag))
+            # end to end: a fresh stream of the same image in the integrated registry, promoted to uat
+            stream = "big-%s" % tag
+            bench.tag_in_source(e2e_ns, stream, ["v1"], e2e_digest, from_stream="big")
+            row["promote_yml"] = run_playbook(PROMOTE, {"project": e2e_ns, "image": stream + ":v1", "env": "uat"})[0]
+            row["uploads_ours_skopeo"] = (count_uploads(bench, "uat", "bench-ours-%s/big" % tag),
+                                          count_uploads(bench, "uat", "bench-skopeo-%s/big" % tag),
+                                          count_uploads(bench, "uat", "%s/%s" % (e2e_ns, stream)))
+            rows.append(row)
+            log("(a) run %d: ours %.2f s (%d bytes sent), ingest limit %.2f s, skopeo %.2f s, promote.yml %.2f s; "
+                "blob uploads ours/skopeo/promote.yml %s" % (
+                    run + 1, row["ours"], row["ours_bytes_sent"], row["ingest"], row["skopeo"], row["promote_yml"],
+                    row["uploads_ours_skopeo"]))
     finally:
         shutil.rmtree(home, ignore_errors=True)
-        cleanup(lab, token, "uat", ["bench-ours-", "bench-skopeo-"], digest)
+        cleanup(bench, "uat", ["bench-ours-", "bench-ingest-", "bench-skopeo-", e2e_ns + "/big-"], digest)
+    ours, limit, skopeo = (median([r[k] for r in rows]) for k in ("ours", "ingest", "skopeo"))
+    e2e = median([r["promote_yml"] for r in rows])
     return {
         "image_bytes": size, "layers": layers, "runs": runs, "blob_workers": workers,
-        "ours_seconds": [round(s, 3) for s in ours], "skopeo_seconds": [round(s, 3) for s in theirs],
-        "ours_median": round(statistics.median(ours), 3), "skopeo_median": round(statistics.median(theirs), 3),
-        "speedup_vs_skopeo": round(statistics.median(theirs) / statistics.median(ours), 2),
-        "ours_MBps": round(size / 1e6 / statistics.median(ours), 1),
-        "bytes_sent_per_run": sent,
-        "blob_uploads_per_run_ours_skopeo": uploads,
-        "note": "both tools copy every blob every run (blob uploads counted in the destination registry's access "
-                "log); skopeo runs with an empty private blob-info cache so that it cannot mount blobs it saw before",
+        "ours_seconds": [round(r["ours"], 3) for r in rows], "ours_median": ours,
+        "ingest_limit_seconds": [round(r["ingest"], 3) for r in rows], "ingest_limit_median": limit,
+        "skopeo_seconds": [round(r["skopeo"], 3) for r in rows], "skopeo_median": skopeo,
+        "promote_yml_seconds": [round(r["promote_yml"], 3) for r in rows], "promote_yml_median": e2e,
+        "ours_vs_ingest_limit": round(ours / limit, 2),
+        "skopeo_vs_ingest_limit": round(skopeo / limit, 2),
+        "speedup_vs_skopeo": round(skopeo / ours, 2),
+        "promote_yml_vs_skopeo": round(e2e / skopeo, 2),
+        "ours_MBps": round(size / 1e6 / ours, 1), "ingest_limit_MBps": round(size / 1e6 / limit, 1),
+        "ours_requests_per_run": rows[0]["ours_requests"],
+        "bytes_sent_per_run": [r["ours_bytes_sent"] for r in rows],
+        "blob_uploads_per_run_ours_skopeo_promote_yml": [r["uploads_ours_skopeo"] for r in rows],
+        "load_after": loadavg(),
     }
 
 
 SYSTEM_BLOB_CACHE = "/var/lib/containers/cache"
 
 
-def cleanup(lab, token, env, prefixes, digest):
+def cleanup(bench, env, prefixes, digest):
     """Unlink the benchmark's copies from ``env``'s registry (the blobs stay until a garbage
     collection; they are shared by every copy of the image anyway)."""
-    registry = pl.client(lab, ENVS[env], token, name=env)
+    registry = bench.client(env)
     try:
         for repository in registry.catalog():
             if repository.startswith(tuple(prefixes)):
@@ -230,10 +244,11 @@ def cleanup(lab, token, env, prefixes, digest):
         registry.close()
 
 
-def count_uploads(lab, env, repository):
-    """Blob uploads (PATCH requests) into ``repository`` in the access log of ``env``'s registry."""
-    needle = '"PATCH /v2/%s/blobs/uploads/' % repository
-    with open(lab.procs.log_path("registry-" + env), errors="replace") as handle:
+def count_uploads(bench, env, repository):
+    """Blob uploads into ``repository`` in ``env``'s access log: each one ends with the PUT that
+    commits its digest, whether the bytes came in PATCH requests or in that PUT."""
+    needle = '"PUT /v2/%s/blobs/uploads/' % repository
+    with open(bench.access_log(env), errors="replace") as handle:
         return sum(1 for line in handle if needle in line)
 
 
@@ -247,200 +262,271 @@ def fresh_cache(argv):
     return ["unshare", "--mount", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"', SYSTEM_BLOB_CACHE] + argv
 
 
-class executor_pool:
-    """Executor.copy outside execute(): give it its blob pool."""
-
-    def __init__(self, executor):
-        self.executor = executor
-
-    def __enter__(self):
-        from concurrent.futures import ThreadPoolExecutor
-        self.pool = ThreadPoolExecutor(max_workers=self.executor.blob_workers)
-        self.executor._blob_pool = self.pool
-        return self.executor
-
-    def __exit__(self, *exc):
-        self.pool.shutdown()
-
-
-def _manifest(registry, repository, digest):
-    manifest = registry.get_manifest(repository, digest)
-    return manifest["data"], manifest["media_type"]
-
-
 # ---------------------------------------------------------------------------------------------
 # (b) a second tag of a present digest
 # ---------------------------------------------------------------------------------------------
 
 
-def bench_second_tag(lab, token, layer_size):
+def bench_second_tag(bench, layer_size):
     namespace = "bench-tag-%s" % uuid.uuid4().hex[:6]
-    ensure_namespace(lab, namespace)
-    digest = lab.push(namespace, "app", "v1", 5, layer_size, seed="bench second tag %s" % namespace)["digest"]
-    approve_all(lab, namespace, "app", ["v1"], "test")
+    bench.ensure_namespace(namespace)
+    digest = bench.lab.push(namespace, "app", "v1", 5, layer_size, seed="bench second tag %s" % namespace)["digest"]
+    bench.approve_all(namespace, "app", ["v1"], "test")
     policies = {"test": {}, "uat": {}, "prod": {"after": "uat"}}
-    entries, annotations = whitelist(lab, namespace)
-    source, destinations, stats = clients(lab, token)
-    first = sync.reconcile(entries, policies, source, destinations, scope=sync.Scope(namespaces=[namespace]),
-                           stream_annotations=annotations)
-    moved_first = sum(a.get("bytes_sent") or 0 for a in first["actions"])
-    pl.tag_in_source(lab, namespace, "app", "v1-ga", digest)
-    pl.tag_in_source(lab, namespace, "app-mirror", "v1", digest, from_stream="app")
-    approve_all(lab, namespace, "app", ["v1-ga"], "test")
-    approve_all(lab, namespace, "app-mirror", ["v1"], "test")
-    entries, annotations = whitelist(lab, namespace)
-    source, destinations, stats = clients(lab, token)
-    started = time.monotonic()
-    second = sync.reconcile(entries, policies, source, destinations, scope=sync.Scope(namespaces=[namespace]),
-                            stream_annotations=annotations)
-    seconds = time.monotonic() - started
+
+    def reconcile():
+        entries, annotations = whitelist(bench, namespace)
+        stats = oci.Stats()
+        source = bench.client("default", stats=stats)
+        destinations = {env: bench.client(env, stats=stats) for env in bench.environments}
+        started = time.monotonic()
+        outcome = sync.reconcile(entries, policies, source, destinations, scope=sync.Scope(namespaces=[namespace]),
+                                 stream_annotations=annotations)
+        return outcome, stats.to_dict(), time.monotonic() - started
+
+    first = reconcile()[0]
+    bench.tag_in_source(namespace, "app", ["v1-ga"], digest, from_stream="app")
+    bench.tag_in_source(namespace, "app-mirror", ["v1"], digest, from_stream="app")
+    bench.approve_all(namespace, "app", ["v1-ga"], "test")
+    bench.approve_all(namespace, "app-mirror", ["v1"], "test")
+    second, stats, seconds = reconcile()
     copies = [a for a in second["actions"] if a.get("result") == "copied"]
     return {
-        "image_bytes_first_copy": moved_first,
-        "second_tag_same_repository": {k: v for k, v in copies[0].items() if k in (
-            "repository", "tag", "bytes_sent", "blobs_sent", "blobs_present", "blobs_mounted")}
-        if copies else None,
-        "copies": [{k: a.get(k) for k in ("repository", "tag", "bytes_sent", "blobs_sent", "blobs_present",
-                                          "blobs_mounted", "seconds")} for a in copies],
+        "image_bytes_first_copy": sum(a.get("bytes_sent") or 0 for a in first["actions"]),
+        "copies": [{k: a.get(k) for k in ("repository", "tag") + COUNTERS + ("seconds",)} for a in copies],
         "bytes_sent": sum(a.get("bytes_sent") or 0 for a in copies),
+        "blob_bytes_sent": stats["blob_bytes_sent"],
         "reconcile_seconds": round(seconds, 3),
-        "registry_requests": stats.to_dict()["requests"],
+        "registry_requests": stats["requests"], "registry_requests_by_method": stats["by_method"],
     }
 
 
 # ---------------------------------------------------------------------------------------------
-# (c) steady state, 1,000 tags x 3 environments
+# (c) steady state at 100, 1,000, 10,000 tags x 3 environments; (d) the HEAD baseline
 # ---------------------------------------------------------------------------------------------
 
 
-def steady_setup(lab, token, streams, per_stream):
-    ensure_namespace(lab, STEADY_NS)
-    names = ["s%02d" % i for i in range(streams)]
-    tags = ["t%03d" % i for i in range(per_stream)]
-    entries = whitelist(lab, STEADY_NS)[0]
-    approved = [e for e in entries if e["stream"] in names and e["tag"] in tags
-                and e.get("environments") == ["prod", "test", "uat"] and e.get("digest")]
-    if len(approved) < streams * per_stream:
-        log("(c) setup: %d streams x %d tags in namespace %s" % (streams, per_stream, STEADY_NS))
-        for name in names:
-            digest = lab.push(STEADY_NS, name, tags[0], 1, 16 * 1024, seed="steady %s" % name)["digest"]
-            builder = pl.client(lab, lab.layout.integrated_endpoint, lab.builder_token(STEADY_NS), name="integrated")
-            manifest = builder.get_manifest("%s/%s" % (STEADY_NS, name), digest)
-            for tag in tags[1:]:
-                builder.put_manifest("%s/%s" % (STEADY_NS, name), tag, manifest["data"], manifest["media_type"])
-            builder.close()
-            record_all(lab, STEADY_NS, name, tags, digest)
-            approve_all(lab, STEADY_NS, name, tags, "prod,test,uat")
-    entries, annotations = whitelist(lab, STEADY_NS)
-    source, destinations, stats = clients(lab, token)
+def steady_names(tags):
+    streams = max(1, tags // TAGS_PER_STREAM)
+    return ["s%03d" % i for i in range(streams)], ["t%03d" % i for i in range(min(tags, TAGS_PER_STREAM))]
+
+
+def steady_setup(bench, tags):
+    """Namespace bench-steady-<tags>: streams of 50 tags of one small image, approved for every
+    environment and copied there. Cheap: one push, then per stream a mount and one manifest PUT
+    per tag, one status update and one spec update."""
+    namespace = "bench-steady-%d" % tags
+    names, tag_names = steady_names(tags)
+    bench.ensure_namespace(namespace)
+    entries = whitelist(bench, namespace)[0]
+    wanted = ",".join(sorted(bench.environments))
+    ready = [e for e in entries if e.get("digest") and ",".join(e.get("environments") or []) == wanted]
+    if len(ready) >= len(names) * len(tag_names):
+        return namespace, names, tag_names
     started = time.monotonic()
-    converge = sync.reconcile(entries, {"test": {}, "uat": {}, "prod": {"after": "uat"}}, source, destinations,
-                              scope=sync.Scope(namespaces=[STEADY_NS]), stream_annotations=annotations,
-                              image_workers=8, blob_workers=8)
-    log("(c) converge: %s in %.1f s" % (converge["summary"], time.monotonic() - started))
-    return names, tags
+    log("(c) setup: %d streams x %d tags in namespace %s" % (len(names), len(tag_names), namespace))
+    digest = bench.lab.push(namespace, names[0], tag_names[0], 1, 16 * 1024, seed="steady")["digest"]
+
+    def one(name):
+        bench.tag_in_source(namespace, name, tag_names, digest, from_stream=names[0])
+        bench.approve_all(namespace, name, tag_names, wanted)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(one, names))
+    entries, annotations = whitelist(bench, namespace)
+    source = bench.client("default")
+    destinations = {env: bench.client(env) for env in bench.environments}
+    policies = {env: {} for env in bench.environments}
+    outcome = sync.reconcile(entries, policies, source, destinations, scope=sync.Scope(namespaces=[namespace]),
+                             stream_annotations=annotations, image_workers=8, blob_workers=8)
+    log("(c) setup of %d tags: %s in %.0f s" % (tags, outcome["summary"], time.monotonic() - started))
+    return namespace, names, tag_names
 
 
-def run_playbook(playbook, extravars, inventory=None):
-    argv = [os.path.join(VENV_BIN, "ansible-playbook"), playbook, "-e", json.dumps(extravars)]
-    if inventory:
-        argv[2:2] = ["-i", inventory]
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=VENV_BIN + ":" + os.environ["PATH"],
-               ANSIBLE_NOCOLOR="1")
-    started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        raise RuntimeError("%s failed:\n%s" % (playbook, proc.stdout[-3000:]))
-    return seconds, proc.stdout
+def curl_heads(bench, namespace, names, tag_names, parallel=8):
+    """(d) The registries' own cost of answering the manifest HEADs of a steady-state run: every
+    (tag, environment) HEADed by curl over HTTP/2, ``parallel`` streams per registry, the three
+    registries at once (as the module reads them). One pull token per repository, fetched first."""
+    work = tempfile.mkdtemp(prefix="bench-heads-")
+    try:
+        configs = {}
+        for env, endpoint in bench.environments.items():
+            lines = []
+            for name in names:
+                auth = "Authorization: Bearer " + bench.bearer(env, ["%s/%s" % (namespace, name)])
+                for tag in tag_names:
+                    lines += ['url = "https://%s/v2/%s/%s/manifests/%s"' % (endpoint, namespace, name, tag),
+                              'header = "%s"' % auth, 'header = "Accept: %s"' % oci.ACCEPT,
+                              "head", "http2", 'cacert = "%s"' % bench.ca, "silent", "next"]
+            path = os.path.join(work, env + ".cfg")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)  # it holds tokens
+            with os.fdopen(fd, "w") as handle:
+                handle.write("\n".join(lines[:-1]) + "\n")
+            configs[env] = path
+        started = time.monotonic()
+        procs = {env: subprocess.Popen(["curl", "--parallel", "--parallel-max", str(parallel), "--config", path],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for env, path in configs.items()}
+        outputs = {env: proc.communicate() for env, proc in procs.items()}
+        seconds = time.monotonic() - started
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    expected = len(names) * len(tag_names)
+    for env, (out, err) in outputs.items():
+        answered = out.count(b"HTTP/2 200") + out.count(b"HTTP/2 404")  # a missing tag costs its HEAD too
+        if answered != expected:
+            raise RuntimeError("curl HEADs on %s: %d of %d answered HTTP/2 200 or 404: %s" % (
+                env, answered, expected, err.decode(errors="replace")[-500:]))
+    heads = expected * len(configs)
+    return {"heads": heads, "seconds": round(seconds, 3), "ms_per_head": round(seconds / heads * 1000, 3)}
 
 
-def bench_steady(lab, token, runs, streams, per_stream, sample):
-    names, tags = steady_setup(lab, token, streams, per_stream)
-    total = len(names) * len(tags)
+def bench_steady(bench, scales, runs, sample):
+    noop = [run_playbook(NOOP)[0] for _ in range(runs)]
+    log("(c) bare one-task playbook: %s s" % [round(s, 2) for s in noop])
+    figures = {"bare_playbook_seconds": [round(s, 2) for s in noop], "bare_playbook_median": median(noop),
+               "scales": {}}
     out_dir = tempfile.mkdtemp(prefix="bench-steady-")
     try:
-        ours = []
-        for run in range(runs):
-            out = os.path.join(out_dir, "rc-%d.json" % run)
-            seconds = run_playbook(os.path.join(REPO, "tests", "integration", "playbooks", "reconcile.yml"), {
-                "rc_args": {"environments": pl.lab_environments(lab),
-                            "integrated_registry": lab.layout.integrated_endpoint,
-                            "integrated_ca_cert": lab.ca.cert_path, "service_account": pl.PROMOTER,
-                            "namespace": [STEADY_NS]},
-                "rc_auth": {"kubeconfig": lab.kubeconfig, "context": lab.layout.registry_cluster},
-                "rc_out": out})[0]
-            with open(out) as handle:
-                result = json.load(handle)
-            if result.get("failed") or result.get("changed"):
-                raise RuntimeError("steady-state run was not a no-op: %s" % result.get("msg") or result["summary"])
-            ours.append((seconds, result))
-            log("(c) ours run %d: %.2f s wall (module %.2f s), %s, %d API calls, %d registry requests" % (
-                run + 1, seconds, result["stats"]["seconds"]["total"], result["summary"],
-                result["stats"]["api_calls"], result["stats"]["registry_requests"]))
-        # the naive loop, over a sample
-        sample_tags = [{"stream": names[i % len(names)], "tag": tags[(i * 7) % len(tags)]} for i in range(sample)]
-        seconds, stdout = run_playbook(os.path.join(HERE, "naive_loop.yml"), {
-            "naive_namespace": STEADY_NS, "naive_tags": sample_tags, "naive_token": token,
-            "naive_ca": lab.ca.cert_path, "naive_kubeconfig": lab.kubeconfig,
-            "naive_context": lab.layout.registry_cluster,
-            "naive_environments": [{"name": env, "endpoint": endpoint, "service": "env-" + env}
-                                   for env, endpoint in ENVS.items()]})
-        if "NAIVE-DRIFT" in stdout:
-            raise RuntimeError("the naive loop saw drift; the setup is not converged")
-        log("(c) naive loop: %d tags in %.1f s" % (sample, seconds))
+        for tags in scales:
+            namespace, names, tag_names = steady_setup(bench, tags)
+            total = len(names) * len(tag_names)
+            rows = []
+            for run in range(runs if tags <= 1000 else 1):
+                for attempt in range(2):  # a setup left incomplete (a lab restart) is completed by the first
+                    heads = curl_heads(bench, namespace, names, tag_names)
+                    report = os.path.join(out_dir, "rc-%d-%d.json" % (tags, run))
+                    wall, _stdout, memory = run_playbook(RECONCILE, {
+                        "project": namespace, "segmented_registry_reconcile_report_file": report},
+                        module="reconcile")
+                    with open(report) as handle:
+                        result = json.load(handle)
+                    if not (result.get("changed") or result.get("failures")):
+                        break
+                    log("(c) %d tags: not a no-op (%s); measuring again" % (tags, result["summary"]))
+                else:
+                    raise RuntimeError("the steady-state run of %d tags was not a no-op: %s" % (
+                        tags, result["summary"]))
+                stats = result["stats"]
+                rows.append({"wall": wall, "module": stats["seconds"]["total"], "read": stats["seconds"]["read"],
+                             "process": memory.lifetime(), "rss_mib": round(memory.peak_kib / 1024, 1),
+                             "api_calls": stats["api_calls"], "registry_requests": stats["registry_requests"],
+                             "by_method": stats["registry_requests_by_method"],
+                             "token_requests": stats["token_requests"], "curl": heads, "load": loadavg()})
+                log("(c) %d tags run %d: wall %.2f s, module %.2f s (read %.2f s, process %.2f s), %d API calls, "
+                    "%d registry requests, peak RSS %.0f MiB; curl HEADs %.3f ms each; load %s" % (
+                        total, run + 1, wall, rows[-1]["module"], rows[-1]["read"], rows[-1]["process"] or 0,
+                        stats["api_calls"], stats["registry_requests"], rows[-1]["rss_mib"], heads["ms_per_head"],
+                        rows[-1]["load"]))
+            module, wall = median([r["module"] for r in rows]), median([r["wall"] for r in rows])
+            curl = median([r["curl"]["ms_per_head"] for r in rows])
+            per = module / (total * len(bench.environments)) * 1000
+            figures["scales"][total] = {
+                "streams": len(names), "runs": len(rows),
+                "wall_seconds": [round(r["wall"], 2) for r in rows], "wall_median": wall,
+                "module_seconds": [r["module"] for r in rows], "module_median": module,
+                "module_read_seconds": [r["read"] for r in rows],
+                "module_process_seconds": [r["process"] for r in rows],
+                "module_ms_per_tag_and_environment": round(per, 3),
+                "curl_http2_ms_per_head": [r["curl"]["ms_per_head"] for r in rows], "curl_median_ms": curl,
+                "module_vs_curl_head": round(per / curl, 2),
+                "overhead_seconds": round(wall - module, 2),
+                "overhead_vs_bare_playbook": round((wall - module) / figures["bare_playbook_median"], 2),
+                "api_calls": rows[0]["api_calls"], "registry_requests": rows[0]["registry_requests"],
+                "registry_requests_by_method": rows[0]["by_method"], "token_requests": rows[0]["token_requests"],
+                "peak_rss_mib": max(r["rss_mib"] for r in rows), "load": [r["load"] for r in rows],
+            }
+            if total == 1000 and sample:
+                figures["naive_loop"] = naive_loop(bench, namespace, names, tag_names, sample, wall, total)
+        scales_done = figures["scales"]
+        if 1000 in scales_done and 10000 in scales_done:
+            figures["cost_10000_vs_1000"] = {
+                "module": round(scales_done[10000]["module_median"] / scales_done[1000]["module_median"], 2),
+                "wall": round(scales_done[10000]["wall_median"] / scales_done[1000]["wall_median"], 2)}
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    walls = [item[0] for item in ours]
-    median_run = sorted(ours, key=lambda item: item[0])[len(ours) // 2][1]
-    naive_total = seconds / sample * total
-    return {
-        "tags": total, "environments": 3, "runs": runs,
-        "ours_wall_seconds": [round(s, 2) for s in walls], "ours_wall_median": round(statistics.median(walls), 2),
-        "ours_module_seconds": median_run["stats"]["seconds"],
-        "ours_api_calls": median_run["stats"]["api_calls"],
-        "ours_registry_requests": median_run["stats"]["registry_requests"],
-        "ours_registry_requests_by_method": median_run["stats"]["registry_requests_by_method"],
-        "ours_token_requests": median_run["stats"]["token_requests"],
-        "naive_sample_tags": sample, "naive_sample_seconds": round(seconds, 1),
-        "naive_api_calls_per_tag": 1, "naive_registry_requests_per_tag": 6,
-        "naive_extrapolated_seconds": round(naive_total, 0),
-        "naive_extrapolated_api_calls": total, "naive_extrapolated_registry_requests": total * 6,
-        "speedup_vs_naive": round(naive_total / statistics.median(walls), 1),
-        "note": "the naive loop ran over %d tags and is extrapolated linearly to %d" % (sample, total),
-    }
+    return figures
+
+
+def naive_loop(bench, namespace, names, tag_names, sample, ours_wall, total):
+    """The naive alternative over a sample of tags, extrapolated linearly to ``total``."""
+    sample_tags = [{"stream": names[i % len(names)], "tag": tag_names[(i * 7) % len(tag_names)]}
+                   for i in range(sample)]
+    seconds, stdout, _memory = run_playbook(os.path.join(HERE, "naive_loop.yml"), {
+        "naive_namespace": namespace, "naive_tags": sample_tags, "naive_token": bench.token,
+        "naive_ca": bench.ca, "naive_kubeconfig": bench.lab.kubeconfig,
+        "naive_context": bench.lab.layout.registry_cluster, "naive_realm": bench.realm("test"),
+        "naive_environments": [{"name": env, "endpoint": endpoint, "service": bench.services[env]}
+                               for env, endpoint in bench.environments.items()]})
+    if "NAIVE-DRIFT" in stdout:
+        raise RuntimeError("the naive loop saw drift; the setup is not converged")
+    extrapolated = seconds / sample * total
+    log("(c) naive loop: %d tags in %.1f s" % (sample, seconds))
+    return {"sample_tags": sample, "sample_seconds": round(seconds, 1), "extrapolated_seconds": round(extrapolated),
+            "api_calls": total, "registry_requests": total * 6,
+            "ours_speedup": round(extrapolated / ours_wall, 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) promote.yml end to end for one small tag, against the bare playbook
+# ---------------------------------------------------------------------------------------------
+
+
+def bench_promote(bench, runs):
+    namespace = "bench-e2e-small"
+    bench.ensure_namespace(namespace)
+    digest = bench.lab.push(namespace, "small", "v1", 1, 64 * 1024, seed="bench e2e small")["digest"]
+    rows = []
+    try:
+        for run in range(runs):
+            stream = "small-%s" % uuid.uuid4().hex[:8]
+            bench.tag_in_source(namespace, stream, ["v1"], digest, from_stream="small")
+            request = {"project": namespace, "image": stream + ":v1", "env": "test"}
+            copy = run_playbook(PROMOTE, request)[0]
+            again = run_playbook(PROMOTE, request)[0]
+            bare = run_playbook(NOOP)[0]
+            rows.append((copy, again, bare))
+            log("(e) run %d: promote.yml %.2f s (copy), %.2f s (nothing to do), bare playbook %.2f s" % (
+                run + 1, copy, again, bare))
+    finally:
+        cleanup(bench, "test", [namespace + "/small-"], digest)
+    copy, again, bare = (median([r[i] for r in rows]) for i in range(3))
+    return {"runs": runs, "promote_seconds": [round(r[0], 2) for r in rows], "promote_median": copy,
+            "nothing_to_do_seconds": [round(r[1], 2) for r in rows], "nothing_to_do_median": again,
+            "bare_playbook_seconds": [round(r[2], 2) for r in rows], "bare_playbook_median": bare,
+            "promote_vs_bare": round(copy / bare, 2), "nothing_to_do_vs_bare": round(again / bare, 2),
+            "load_after": loadavg()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="a,b,c", help="which benchmarks (a,b,c)")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="a,b,c,e", help="which benchmarks (a,b,c,e; c includes d)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each (c at 10,000 tags: one)")
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--layer-size", type=int, default=40 * MiB)
     parser.add_argument("--blob-workers", type=int, default=6)
-    parser.add_argument("--streams", type=int, default=20)
-    parser.add_argument("--tags-per-stream", type=int, default=50)
-    parser.add_argument("--sample", type=int, default=50)
+    parser.add_argument("--scales", default="100,1000,10000", help="tag counts of (c), multiples of 50")
+    parser.add_argument("--sample", type=int, default=10, help="tags of the naive loop at 1,000 tags (0: skip)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    lab = labctl.Lab()
-    if not lab.status()["all_running"]:
-        sys.exit("the lab is not running: lab/labctl up")
-    token = pl.promoter_token(lab)
-    figures = {"machine": {"cpus": os.cpu_count()}}
+    bench = Bench()
+    figures = {"machine": {"cpus": os.cpu_count(), "load_before": loadavg()}}
     wanted = set(args.only.split(","))
-    if "a" in wanted:
-        figures["a_copy_200MB"] = bench_copy(lab, token, args.runs, args.layers, args.layer_size, args.blob_workers)
-    if "b" in wanted:
-        figures["b_second_tag"] = bench_second_tag(lab, token, 4 * MiB)
-    if "c" in wanted:
-        figures["c_steady_state"] = bench_steady(lab, token, args.runs, args.streams, args.tags_per_stream,
-                                                 args.sample)
-    text = json.dumps(figures, indent=1)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as handle:
-            handle.write(text)
+    sections = [
+        ("a", "a_copy_210MB", lambda: bench_copy(bench, args.runs, args.layers, args.layer_size, args.blob_workers)),
+        ("b", "b_second_tag", lambda: bench_second_tag(bench, 4 * MiB)),
+        ("c", "c_steady_state", lambda: bench_steady(bench, [int(x) for x in args.scales.split(",")], args.runs,
+                                                     args.sample)),
+        ("e", "e_promote_yml", lambda: bench_promote(bench, args.runs)),
+    ]
+    for letter, name, measure in sections:
+        if letter not in wanted:
+            continue
+        figures[name] = measure()
+        if args.json:  # after each section: a later failure keeps what was measured
+            with open(args.json, "w") as handle:
+                json.dump(figures, handle, indent=1)
+    print(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

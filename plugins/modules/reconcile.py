@@ -180,7 +180,8 @@ unknown_environments:
   type: list
   elements: str
 stats:
-  description: C(api_calls) to the registry cluster, C(registry_requests) (by method), C(token_requests), C(retries), C(seconds).
+  description: C(api_calls) to the registry cluster, C(registry_requests) (by method), C(token_requests), C(retries),
+    C(blob_bytes_sent) (every blob byte sent, retried attempts included), C(seconds).
   returned: success
   type: dict
 scope:

@@ -33,6 +33,8 @@ __metaclass__ = type
 
 import base64
 import re
+import socket
+import ssl
 import threading
 import time
 import traceback
@@ -66,6 +68,8 @@ BLOCK_SIZE = 256 * 1024
 PAGE_SIZE = 1000
 #: Scopes per token request in prefetch_tokens (each scope adds to the JWT's size).
 SCOPES_PER_TOKEN = 40
+#: Manifest HEADs written at once on one connection by head_manifests (HTTP/1.1 pipelining).
+PIPELINE_DEPTH = 32
 
 
 def parse_challenge(header):
@@ -250,9 +254,16 @@ class RegistryClient:
         adapter = _Adapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self.session.mount(self.base + "/", adapter)
         self.session.headers["User-Agent"] = user_agent
+        self._scheme = scheme
+        self._idle = []  # pipelining connections (sockets with their reader) ready for head_manifests
+        self._tls = None  # their TLS context, made once
 
     def close(self):
         self.session.close()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for sock, _reader in idle:
+            sock.close()
 
     def __repr__(self):  # never the credentials
         return "RegistryClient({0!r}, name={1!r})".format(self.host, self.name)
@@ -338,32 +349,21 @@ class RegistryClient:
                                 registry=self.host, repository=repository)
         query = [("service", params["service"])] if params.get("service") else []
         query.extend(("scope", scope) for scope in sorted(scopes))
+        url = requests.Request("GET", realm, params=query).prepare().url
         headers = {"Authorization": self._basic()} if self._password else {}
         self.stats.add("token_requests")
-        last = None
-        for attempt in range(1, self.retries + 2):
-            try:
-                self.stats.count("GET")
-                response = self.session.get(realm, params=query, headers=headers, timeout=self.timeout,
-                                            verify=self.verify)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last = "{0}: {1}".format(type(exc).__name__, _first_line(exc))
-                response = None
-            if response is not None and response.status_code < 500 and response.status_code != 429:
-                break
-            if attempt <= self.retries:
-                self.stats.add("retries")
-                self._sleep(backoff_seconds(attempt, self.backoff))
-        if response is None:
-            raise RegistryError("{0}: the token server {1} did not answer: {2}".format(
-                self._where(repository), realm, last), registry=self.host, repository=repository)
+        # the one retry path of every request (connection errors, timeouts, 429, 5xx; TLS hint)
+        response = self._raw("GET", url, "token request to {0}".format(realm), repository, headers)
+        response.close()
         if response.status_code != 200:
             detail = _error_detail(response)
             hint = ""
             if response.status_code == 401:
                 hint = "; the token server did not accept the credentials (an expired or wrong token?)"
-            raise RegistryError("{0}: the token server {1} answered HTTP {2}{3}{4}".format(
-                self._where(repository), realm, response.status_code, " ({0})".format(detail) if detail else "", hint),
+            raise RegistryError("{0}: the token server {1} answered HTTP {2}{3}{4}{5}".format(
+                self._where(repository), realm, response.status_code,
+                " after {0} attempts".format(response.attempts) if response.attempts > 1 else "",
+                " ({0})".format(detail) if detail else "", hint),
                 registry=self.host, repository=repository, status=response.status_code)
         try:
             body = response.json()
@@ -416,7 +416,8 @@ class RegistryClient:
             except requests.exceptions.SSLError as exc:
                 raise RegistryError("{0}: {1} failed: TLS: {2}. {3}".format(
                     self._where(repository), doing, _first_line(exc),
-                    "Give the CA bundle that signs the registry's certificate (ca_cert)" if self.verify else
+                    "Give the CA bundle that signs the certificate of {0} (ca_cert)".format(
+                        requests.utils.urlparse(url).netloc) if self.verify else
                     "The TLS handshake failed"), registry=self.host, repository=repository)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last = exc
@@ -482,6 +483,101 @@ class RegistryClient:
                                                   "size": len(manifest["data"])}
         return {"digest": digest, "media_type": (response.headers.get("Content-Type") or "").split(";")[0],
                 "size": int(response.headers.get("Content-Length") or 0)}
+
+    def head_manifests(self, repository, references):
+        """``[(reference, head_manifest's answer)]`` for many references of one repository.
+
+        The HEADs are pipelined: up to PIPELINE_DEPTH requests are written at once on one HTTP/1.1
+        connection and their answers read in order, so the registry answers them back to back
+        instead of one round trip (and one trip through ``requests``) each. An answer other than
+        200 with a digest or 404 (a 401 for an expired token, 429, 5xx), a connection that closes,
+        or a proxy in the way: those references are asked again one by one with ``head_manifest``,
+        which authenticates, retries and reports errors as every request does."""
+        found = {}
+        pending = list(references)
+        proxied = self.session.proxies.get(self._scheme) or self.session.proxies.get("all")
+        while pending and not proxied:
+            answered = self._pipelined_heads(repository, pending[:PIPELINE_DEPTH])
+            found.update(answered)
+            if len(answered) < min(len(pending), PIPELINE_DEPTH):
+                break  # the connection ended early or answered otherwise: the rest one by one
+            pending = pending[PIPELINE_DEPTH:]
+        for reference in references:
+            if reference not in found:
+                found[reference] = self.head_manifest(repository, reference)
+        return [(reference, found[reference]) for reference in references]
+
+    def _pipelined_heads(self, repository, references):
+        """``{reference: head or None}`` for the leading references that got a 200 (with a digest)
+        or a 404 on one connection; it stops at the first other answer."""
+        auth = self._authorization([scope(repository, "pull")], repository)
+        head = "Host: {0}\r\nUser-Agent: {1}\r\nAccept: {2}\r\n{3}\r\n".format(
+            self.host, self.session.headers["User-Agent"], ACCEPT,
+            "Authorization: {0}\r\n".format(auth) if auth else "")
+        payload = "".join("HEAD /v2/{0}/manifests/{1} HTTP/1.1\r\n{2}".format(repository, reference, head)
+                          for reference in references).encode("utf-8")
+        answered = {}
+        connection = None
+        try:
+            connection = self._pipeline_connection()
+            sock, reader = connection
+            for _reference in references:
+                self.stats.count("HEAD")
+            sock.sendall(payload)
+            for reference in references:
+                status, headers = _read_head(reader)
+                digest = headers.get("docker-content-digest")
+                if status == 404:
+                    answered[reference] = None
+                elif status == 200 and is_digest(digest):
+                    answered[reference] = {"digest": digest,
+                                           "media_type": headers.get("content-type", "").split(";")[0],
+                                           "size": int(headers.get("content-length") or 0)}
+                else:
+                    break
+                if headers.get("connection", "").lower() == "close":
+                    break
+            else:
+                with self._lock:
+                    self._idle.append(connection)
+                connection = None
+        except (socket.error, ssl.SSLError, ValueError):
+            pass  # whatever was not answered goes one by one, through the retrying path
+        finally:
+            if connection is not None:
+                connection[0].close()
+        return answered
+
+    def _pipeline_connection(self):
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        host, _sep, port = self.host.rpartition(":") if ":" in self.host else (self.host, "", "")
+        port = int(port) if port else (443 if self._scheme == "https" else 80)
+        sock = socket.create_connection((host, port), timeout=self.timeout[0])
+        try:
+            sock.settimeout(self.timeout[1])
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._scheme == "https":
+                sock = self._tls_context().wrap_socket(sock, server_hostname=host)
+        except Exception:
+            sock.close()
+            raise
+        return sock, sock.makefile("rb")
+
+    def _tls_context(self):
+        with self._lock:
+            if self._tls is None:
+                if self.verify is False:
+                    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                else:  # as requests verifies: the given CA bundle, else its default bundle
+                    context = ssl.create_default_context(cafile=self.verify if self.verify is not True else
+                                                         requests.utils.DEFAULT_CA_BUNDLE_PATH)
+                context.set_alpn_protocols(["http/1.1"])
+                self._tls = context
+            return self._tls
 
     def get_manifest(self, repository, reference):
         """``{"data", "media_type", "digest"}`` (the exact bytes), or None when it does not exist.
@@ -654,6 +750,23 @@ class RegistryClient:
         response.close()
         if response.status_code != 201:
             raise self.error(doing, repository, response)
+
+
+def _read_head(reader):
+    """``(status, {lower-case header: value})`` of one answer to a HEAD (which has no body)."""
+    line = reader.readline(65537)
+    parts = line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+        raise ValueError("not an HTTP/1.1 answer: {0!r}".format(line[:80]))
+    headers = {}
+    while True:
+        line = reader.readline(65537)
+        if line in (b"\r\n", b"\n"):
+            return int(parts[1]), headers
+        if not line:
+            raise ValueError("the connection closed inside an answer")
+        name, _sep, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
 
 
 def scope(repository, actions):

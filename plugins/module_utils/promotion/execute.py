@@ -55,6 +55,8 @@ class Executor:
         self._inflight = {}  # (env, blob digest) -> threading.Event, set once the first attempt ended
         self._images = {}  # (env, digest) -> set of repositories that hold the manifest (mount candidates)
         self._present = set()  # (env, repo, digest) there now (from the state, or copied in this run)
+        self._source_checks = {}  # (source repo, tag, digest) -> [Event set once checked, error or None]
+        self._image_locks = {}  # (env, repo, digest) -> Lock: one copy of an image into a repository at a time
         for env, repos in (actual or {}).items():
             for repo, tags in (repos or {}).items():
                 for digest in (tags or {}).values():
@@ -139,19 +141,53 @@ class Executor:
         destination = self.destinations[env]
         source_repository = source_repository or repository
         destination.prefetch_tokens([repository], "pull,push")  # one token for every request of this copy
-        served = self.source.head_manifest(source_repository, tag)
-        if served is None or served["digest"] != digest:
-            raise SourceMoved(
-                "source moved: {0}/{1}:{2} now {3}, but the plan (the ImageStream's status) says {4}; nothing was "
-                "copied for this tag (a different digest is never tagged). Run again once the ImageStream shows the "
-                "new image, or approve it again".format(
-                    self.source.host, source_repository, tag,
-                    "serves " + served["digest"] if served else "does not exist", digest),
-                registry=self.source.host, repository=source_repository)
-        data, media_type = self._copy_tree(env, destination, source_repository, repository, digest, counters)
-        destination.put_manifest(repository, tag, data, media_type)
-        counters["manifests_put"] += 1
-        self._record_image(env, repository, digest)
+        self._check_source(source_repository, tag, digest)
+        with self._lock:
+            image_lock = self._image_locks.setdefault((env, repository, digest), threading.Lock())
+        # Tags of one image into one repository go one at a time: the first copies the tree, the
+        # others only PUT their tag. (Eight at once into one repository of CNCF distribution 2.8
+        # made it answer 500 "blob unknown" and 400 "manifest blob unknown" now and then.)
+        with image_lock:
+            if (env, repository, digest) in self._present or \
+                    destination.head_manifest(repository, digest) is not None:
+                # the repository holds the image (under another tag; a run narrowed to one tag does
+                # not read the others): its blobs and child manifests are there, only the tag is missing
+                data, media_type = self._manifest(source_repository, digest)
+            else:
+                data, media_type = self._copy_tree(env, destination, source_repository, repository, digest,
+                                                   counters)
+            destination.put_manifest(repository, tag, data, media_type)
+            counters["manifests_put"] += 1
+            self._record_image(env, repository, digest)
+
+    def _check_source(self, source_repository, tag, digest):
+        """Raise ``SourceMoved`` unless the source serves ``digest`` under ``tag``: one HEAD per
+        (repository, tag, digest) in a run, whichever environment asks first; the others wait
+        for its answer."""
+        key = (source_repository, tag, digest)
+        with self._lock:
+            check = self._source_checks.get(key)
+            owner = check is None
+            if owner:
+                check = self._source_checks[key] = [threading.Event(), None]
+        if owner:
+            try:
+                served = self.source.head_manifest(source_repository, tag)
+                if served is None or served["digest"] != digest:
+                    check[1] = SourceMoved(
+                        "source moved: {0}/{1}:{2} now {3}, but the plan (the ImageStream's status) says {4}; nothing "
+                        "was copied for this tag (a different digest is never tagged). Run again once the ImageStream "
+                        "shows the new image, or approve it again".format(
+                            self.source.host, source_repository, tag,
+                            "serves " + served["digest"] if served else "does not exist", digest),
+                        registry=self.source.host, repository=source_repository)
+            except Exception as exc:  # a RegistryError, or a bug: every environment waiting on it fails alike
+                check[1] = exc
+            finally:
+                check[0].set()
+        check[0].wait()
+        if check[1] is not None:
+            raise check[1]
 
     def _manifest(self, repository, digest):
         with self._lock:

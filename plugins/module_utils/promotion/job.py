@@ -202,6 +202,7 @@ class Job:
             "stats": {"api_calls": self.api_calls, "registry_requests": counters["requests"],
                       "registry_requests_by_method": counters["by_method"],
                       "token_requests": counters["token_requests"], "retries": counters["retries"],
+                      "blob_bytes_sent": counters["blob_bytes_sent"],
                       "seconds": dict(outcome["seconds"], total=round(time.monotonic() - self.started, 3))},
         }
         if check_mode:

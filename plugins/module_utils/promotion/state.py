@@ -11,7 +11,7 @@ reported per repository (never taken as empty).
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryError
+from ansible_collections.segmented.registry.plugins.module_utils.oci.client import PIPELINE_DEPTH, RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import artifact_subject
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 
@@ -21,7 +21,8 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
 
     ``repositories``: the ones to read; with ``use_catalog`` the registry's catalog adds every
     repository in scope (so tags of streams that no longer exist are seen). Tags outside the
-    scope are left out. One tag listing per repository, one manifest HEAD per tag, in parallel.
+    scope are left out. One tag listing per repository, one manifest HEAD per tag, in parallel
+    batches that each connection sends back to back (``oci.RegistryClient.head_manifests``).
     """
     scope = scope or Scope()
     errors = {}
@@ -44,27 +45,28 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         listed = list(pool.map(listing, sorted(repos)))
-        heads = []
+        batches = []  # (repo, tags): the HEADs one connection sends back to back (oci.head_manifests)
         for repo, tags, error in listed:
             if error:
                 errors[repo] = error
                 continue
             state[repo] = {}
-            heads.extend((repo, tag) for tag in tags)
+            batches.extend((repo, tags[start:start + PIPELINE_DEPTH])
+                           for start in range(0, len(tags), PIPELINE_DEPTH))
 
-        def head(item):
-            repo, tag = item
+        def heads(batch):
+            repo, tags = batch
             try:
-                found = client.head_manifest(repo, tag)
-                return repo, tag, found["digest"] if found else None, None
+                return repo, client.head_manifests(repo, tags), None
             except RegistryError as exc:
-                return repo, tag, None, str(exc)
+                return repo, [], str(exc)
 
-        for repo, tag, digest, error in pool.map(head, heads):
+        for repo, found, error in pool.map(heads, batches):
             if error:
                 errors[repo] = error
-            elif digest:
-                state[repo][tag] = digest
+            for tag, head in found:
+                if head:
+                    state[repo][tag] = head["digest"]
     for repo in list(state):
         if repo in errors:
             del state[repo]

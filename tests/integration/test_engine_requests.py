@@ -1,0 +1,110 @@
+"""What the promotion engine asks of the registries, counted by the registries themselves.
+
+Each lab registry writes an access log line per request; these tests read the lines of their
+own (unique) namespace that a promotion added, so the counts do not rest on the module's own
+counters. Promotions run as a user runs them: ansible-playbook playbooks/promote.yml on the lab
+inventory (through ansible-runner, as AWX runs it)."""
+import json
+import os
+import re
+
+import pytest
+
+from tests.integration import promotion_lab as pl
+
+SMALL = 64 * 1024
+ENVIRONMENTS = ("test", "uat", "prod")
+REQUEST = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (/v2/\S+) HTTP/[0-9.]+"')
+
+
+class AccessLogs:
+    """The requests each lab registry logged since the last ``since()`` call."""
+
+    def __init__(self, lab):
+        self.paths = {env: lab.procs.log_path("registry-" + env) for env, _e, _s, _r in lab.layout.registries}
+        self.offsets = {env: os.path.getsize(path) for env, path in self.paths.items()}
+
+    def since(self, repository):
+        """``{environment: [(method, path)]}`` of requests to ``repository`` logged since the last call."""
+        seen = {}
+        for env, path in self.paths.items():
+            with open(path, "rb") as handle:
+                handle.seek(self.offsets[env])
+                data = handle.read()
+            self.offsets[env] += len(data)
+            seen[env] = [(m.group(1), m.group(2).split("?")[0]) for m in REQUEST.finditer(data.decode(errors="replace"))
+                         if m.group(2).startswith("/v2/%s/" % repository)]
+        return seen
+
+
+def count(requests, method, prefix):
+    return sum(1 for m, path in requests if m == method and path.startswith(prefix))
+
+
+@pytest.fixture
+def job(run_playbook, tmp_path):
+    """job(playbook, **extravars) -> the reconcile module's report of that playbook run (None: none)."""
+    def run(playbook, **extravars):
+        report = tmp_path / "report-{0}.json".format(len(list(tmp_path.iterdir())))
+        runner = run_playbook(playbook, extravars=dict(extravars, segmented_registry_reconcile_report_file=str(report)))
+        assert runner.status == "successful", runner.stdout_text[-3000:]
+        return json.loads(report.read_text()) if report.exists() else None
+    return run
+
+
+def test_source_checked_once_per_tag_and_no_blob_request_for_a_digest_already_there(lab, unique, job):
+    namespace = "er-" + unique
+    digest = lab.push(namespace, "app", "v1", 3, SMALL)["digest"]
+    pl.tag_in_source(lab, namespace, "app", "v2", digest)  # more tags of the same image
+    pl.tag_in_source(lab, namespace, "app", "v3", digest)
+    repository = namespace + "/app"
+    source = pl.client(lab, lab.layout.integrated_endpoint, pl.promoter_token(lab))
+    try:
+        manifest = source.get_manifest(repository, digest)
+    finally:
+        source.close()
+    blobs = pl.manifests.parse_manifest(manifest["data"], manifest["media_type"])["blobs"]
+    image_bytes = sum(blob["size"] for blob in blobs)
+    logs = AccessLogs(lab)
+    everywhere = ",".join(ENVIRONMENTS)
+
+    # v1 into three environments (prod after uat, in a later wave): every blob uploaded once per
+    # registry, the source asked once whether the tag still serves the planned digest
+    first = job("playbooks/promote.yml", project=namespace, image="app:v1", env=everywhere)
+    seen = logs.since(repository)
+    assert first["summary"] == {"copied": 3}, first["summary"]
+    assert count(seen["default"], "HEAD", "/v2/%s/manifests/v1" % repository) == 1, seen["default"]
+    for env in ENVIRONMENTS:
+        assert count(seen[env], "PATCH", "/v2/%s/blobs/uploads/" % repository) == len(blobs), (env, seen[env])
+        assert count(seen[env], "PUT", "/v2/%s/manifests/v1" % repository) == 1, (env, seen[env])
+    assert first["stats"]["blob_bytes_sent"] == len(ENVIRONMENTS) * image_bytes == first["bytes_moved"]
+
+    # v2, the same digest, already in each repository; promote.yml reconciles v2 alone, so its
+    # state read does not see v1: one manifest HEAD by digest says the image is there, then only
+    # the tag is PUT, no blob request at all; the source checked once for the three environments
+    second = job("playbooks/promote.yml", project=namespace, image="app:v2", env=everywhere)
+    seen = logs.since(repository)
+    assert second["summary"] == {"copied": 3}, second["summary"]
+    assert count(seen["default"], "HEAD", "/v2/%s/manifests/v2" % repository) == 1, seen["default"]
+    for env in ENVIRONMENTS:
+        assert count(seen[env], "HEAD", "/v2/%s/blobs/" % repository) == 0, (env, seen[env])
+        assert count(seen[env], "POST", "/v2/%s/blobs/uploads/" % repository) == 0, (env, seen[env])
+        assert count(seen[env], "HEAD", "/v2/%s/manifests/%s" % (repository, digest)) == 1, (env, seen[env])
+        assert count(seen[env], "PUT", "/v2/%s/manifests/v2" % repository) == 1, (env, seen[env])
+    for copy in second["copies"]:
+        assert (copy["blobs_present"], copy["blobs_sent"], copy["bytes_sent"]) == (0, 0, 0), copy
+    assert second["stats"]["blob_bytes_sent"] == 0
+
+    # v3 approved, then a reconcile of the whole namespace: its state read shows the digest in
+    # each repository, so not even the manifest HEAD by digest is needed
+    job("playbooks/promote.yml", project=namespace, image="app:v3", env=everywhere, reconcile=False)
+    logs.since(repository)
+    third = job("playbooks/reconcile.yml", project=namespace)
+    seen = logs.since(repository)
+    assert third["summary"] == {"copied": 3, "skipped": 6}, third["summary"]
+    assert count(seen["default"], "HEAD", "/v2/%s/manifests/v3" % repository) == 1, seen["default"]
+    for env in ENVIRONMENTS:
+        assert count(seen[env], "HEAD", "/v2/%s/blobs/" % repository) == 0, (env, seen[env])
+        assert count(seen[env], "HEAD", "/v2/%s/manifests/%s" % (repository, digest)) == 0, (env, seen[env])
+        assert count(seen[env], "PUT", "/v2/%s/manifests/v3" % repository) == 1, (env, seen[env])
+    assert third["stats"]["blob_bytes_sent"] == 0
