@@ -14,10 +14,10 @@
 
 CLI::
 
-    python lab/image.py push --kubeconfig K --context registry --registry localhost:5100 \\
+    python -m lab.image push --kubeconfig K --context registry --registry localhost:5100 \\
         --ca-dir DIR --namespace myproject --stream app --tag v1 --layers 3 \\
         --layer-size 1048576 --token-file F
-    python lab/image.py build --out DIR [--layers N] [--layer-size BYTES] [--seed TEXT]
+    python -m lab.image build --out DIR [--layers N] [--layer-size BYTES] [--seed TEXT]
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ import zlib
 from datetime import datetime, timezone
 from typing import Callable
 from collections.abc import Iterable
+
+from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -548,7 +550,7 @@ def record_push(api_client, namespace: str, stream: str, tag: str, digest: str,
         try:
             return resource.status.replace(body=updated, namespace=namespace).to_dict()
         except ConflictError:
-            sleep(min(0.1 * 2 ** attempt, 2.0))
+            sleep(backoff(attempt + 1, 0.1, 2.0))
     raise RecordError(f"imagestream {namespace}/{stream}: status update still conflicting "
                       f"after {max_attempts} attempts")
 

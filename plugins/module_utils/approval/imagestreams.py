@@ -37,6 +37,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     parse_value,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label
+from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
 API_VERSION = "image.openshift.io/v1"
 KIND = "ImageStream"
@@ -270,8 +271,7 @@ def backoff_delay(attempt, rng=random.random, base=BACKOFF_BASE_SECONDS, cap=BAC
     refusal), capped, with "equal jitter" (half fixed, half random), so that writers that
     collided spread out over windows as long as their own, and one that keeps losing waits
     longer each time."""
-    ceiling = min(cap, max(base, round_trip) * (2 ** (attempt - 1)))
-    return ceiling / 2 + rng() * ceiling / 2
+    return backoff(attempt, max(base, round_trip), cap, jitter=rng)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 
+from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import (
     ACCEPT,
     ManifestError,
@@ -92,11 +93,6 @@ def next_link(header):
         if match:
             return match.group(1)
     return None
-
-
-def backoff_seconds(attempt, base=DEFAULT_BACKOFF, cap=BACKOFF_CAP):
-    """Wait after failed attempt ``attempt`` (1-based): base * 2**(attempt-1), capped."""
-    return min(cap, base * (2 ** (attempt - 1)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,7 +419,7 @@ class RegistryClient:
                 last = exc
                 if attempt < attempts:
                     self.stats.add("retries")
-                    self._sleep(backoff_seconds(attempt, self.backoff))
+                    self._sleep(backoff(attempt, self.backoff, BACKOFF_CAP))
                     continue
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
                 raise RegistryError("{0}: {1} failed: {2} ({3}) after {4} attempt{5}".format(
@@ -432,7 +428,7 @@ class RegistryClient:
             if (response.status_code >= 500 or response.status_code == 429) and attempt < attempts:
                 response.close()
                 self.stats.add("retries")
-                self._sleep(backoff_seconds(attempt, self.backoff))
+                self._sleep(backoff(attempt, self.backoff, BACKOFF_CAP))
                 continue
             response.attempts = attempt
             return response
@@ -821,7 +817,7 @@ def copy_blob(source, source_repository, destination, repository, digest, size, 
                     destination._where(repository), digest, source._where(source_repository), _first_line(exc)),
                     registry=destination.host, repository=repository)
             destination.stats.add("retries")
-            destination._sleep(backoff_seconds(attempt, destination.backoff))
+            destination._sleep(backoff(attempt, destination.backoff, BACKOFF_CAP))
         finally:
             if response is not None:
                 response.close()

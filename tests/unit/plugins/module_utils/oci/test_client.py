@@ -18,6 +18,7 @@ import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import OCI_MANIFEST
+from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
 DIGEST = "sha256:" + "ab" * 32
 PASSWORD = "not-a-real-token-5f1c"
@@ -132,7 +133,7 @@ def test_token_request_is_retried_on_5xx_through_the_clients_retry_path(servers)
     finally:
         client.close()
     assert auth.count("GET", "/token") == 3
-    assert slept == [oci.backoff_seconds(1, 0.5), oci.backoff_seconds(2, 0.5)]
+    assert slept == [backoff(1, 0.5, oci.BACKOFF_CAP), backoff(2, 0.5, oci.BACKOFF_CAP)]
     stats = client.stats.to_dict()
     assert stats["token_requests"] == 1 and stats["retries"] == 2
     # the basic credentials went to the token server only

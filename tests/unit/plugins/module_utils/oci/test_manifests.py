@@ -41,4 +41,3 @@ def test_oci_pure_helpers():
         manifests.parse_manifest(json.dumps({"schemaVersion": 1}).encode(), manifests.DOCKER_MANIFEST)
     with pytest.raises(manifests.ManifestError):
         manifests.parse_manifest(b"{}", "application/vnd.docker.distribution.manifest.v1+prettyjws")
-    assert [oci_client.backoff_seconds(n, 0.5, 3) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 3]
