@@ -42,6 +42,8 @@ from lab import image, images, netns, node, nodepull, pki, processes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+#: The lab's own processes run as modules of the lab package, beside the collection's code.
+PACKAGE_ENV = {"PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, ".venv", "collections")])}
 
 ETCD_CLIENT_PORT = 12379
 ETCD_PEER_PORT = 12380
@@ -339,7 +341,7 @@ class Lab:
         path = os.path.join(self.state, "tokenserver.json")
         with open(path, "w") as handle:
             json.dump(config, handle, indent=1)
-        self.procs.start("tokenserver", [sys.executable, os.path.join(HERE, "tokenserver.py"), "--config", path])
+        self.procs.start("tokenserver", [sys.executable, "-m", "lab.tokenserver", "--config", path], env=PACKAGE_ENV)
         wait_for("token server", lambda: requests.get(
             "https://127.0.0.1:%d/healthz" % TOKEN_SERVER_PORT, verify=self.ca.cert_path, timeout=2).ok)
         return signing_cert
@@ -402,7 +404,7 @@ class Lab:
         path = os.path.join(self.state, "router.json")
         with open(path, "w") as handle:
             json.dump(settings, handle, indent=1)
-        self.procs.start("router", [sys.executable, os.path.join(HERE, "router.py"), "--config", path])
+        self.procs.start("router", [sys.executable, "-m", "lab.router", "--config", path], env=PACKAGE_ENV)
 
         def listening():
             if not self.procs.pid("router"):

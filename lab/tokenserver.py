@@ -56,6 +56,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from collections.abc import Iterable, Mapping, Sequence
 
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label
+
 LOG = logging.getLogger("segmented.tokenserver")
 
 IMAGE_GROUP = "image.openshift.io"
@@ -174,8 +176,7 @@ class ServiceConfig:
             raise ValueError(
                 f"service {self.name!r}: namespace_from must be 'repository', "
                 f"not {self.namespace_from!r}")
-        if self.namespace is not None and not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-                                                       self.namespace):
+        if self.namespace is not None and not is_dns1123_label(self.namespace):
             raise ValueError(f"service {self.name!r}: invalid namespace {self.namespace!r}")
 
 

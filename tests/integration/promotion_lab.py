@@ -34,8 +34,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 import yaml
-from kubernetes import client as kclient
 
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci import manifests
 from lab import image, labctl, netns
@@ -51,9 +51,7 @@ PROMOTER = "segmented-registry/promoter"
 
 
 def promoter_token(lab, seconds=3600):
-    core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
-    return core.create_namespaced_service_account_token(
-        "promoter", "segmented-registry", {"spec": {"expirationSeconds": seconds}}).status.token
+    return mint_token(lab.api_client(lab.layout.registry_cluster), PROMOTER, seconds)
 
 
 def lab_environments(lab):
