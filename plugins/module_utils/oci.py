@@ -35,6 +35,7 @@ __metaclass__ = type
 import base64
 import hashlib
 import json
+import os
 import re
 import socket
 import ssl
@@ -704,6 +705,8 @@ class RegistryClient:
                     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
+                elif self.verify is not True and os.path.isdir(self.verify):  # as requests takes a CA directory
+                    context = ssl.create_default_context(capath=self.verify)
                 else:  # as requests verifies: the given CA bundle, else its default bundle
                     context = ssl.create_default_context(cafile=self.verify if self.verify is not True else
                                                          requests.utils.DEFAULT_CA_BUNDLE_PATH)
