@@ -13,7 +13,8 @@ What the promotion engine needs, and only that:
   expires; tokens for many repositories can be fetched in one request with ``prefetch_tokens``)
   or ``Basic``;
 - manifests: HEAD, GET, PUT and DELETE (by digest), exact bytes and media type preserved (OCI
-  image manifest and index, Docker v2 manifest and manifest list);
+  image manifest and index, Docker v2 manifest and manifest list); many HEADs of one repository
+  pipelined on one connection (``head_manifests``), for reading a registry's state;
 - blobs: HEAD, cross-repository mount, and a streamed copy from another registry: the source
   GET response is read a block at a time straight into the destination's upload request (one
   PATCH, then a PUT that commits the digest). A layer is never held in memory;
@@ -22,7 +23,7 @@ What the promotion engine needs, and only that:
 TLS is verified with the system trust store or with ``ca_cert``; ``validate_certs=False`` (an
 explicit opt-out of one endpoint) turns verification off. Requests that can be repeated are
 retried a bounded number of times with exponential back-off on connection errors, timeouts, 429
-and 5xx. Errors (``RegistryError``) name the registry, the repository, the operation and the
+and 5xx, token requests included. Errors (``RegistryError``) name the registry, the repository, the operation and the
 HTTP status. Credentials never appear in an error, a log or a report: they are sent only in the
 ``Authorization`` header of the token request (or of a Basic-auth registry).
 """
@@ -32,6 +33,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import os
 import re
 import socket
 import ssl
@@ -568,6 +570,8 @@ class RegistryClient:
                     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
+                elif self.verify is not True and os.path.isdir(self.verify):  # as requests takes a CA directory
+                    context = ssl.create_default_context(capath=self.verify)
                 else:  # as requests verifies: the given CA bundle, else its default bundle
                     context = ssl.create_default_context(cafile=self.verify if self.verify is not True else
                                                          requests.utils.DEFAULT_CA_BUNDLE_PATH)
