@@ -5,7 +5,7 @@ Figures, not asserts.
 
 (a) copy: a 5-layer image of 210 MB (5 x 40 MiB of incompressible data) from the test registry
     to the uat registry, a fresh destination repository every run, interleaved:
-    - ours: the engine's copier (plugins/module_utils/sync.py Executor, in-process, fresh
+    - ours: the engine's copier (plugins/module_utils/promotion/execute.py Executor, in-process, fresh
       clients, tokens and connections every run);
     - the ingest limit: the same blobs PUT from memory into uat by the simplest client (requests,
       one monolithic upload per blob, 5 in parallel, token fetched beforehand);
@@ -43,8 +43,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from labkit import HERE, KEY, REPO, Bench, log, run_playbook
-from ansible_collections.segmented.registry.plugins.module_utils import imagestreams, oci, sync
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
+from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
+from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import ACCEPT, parse_manifest
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.job import approvals_of
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
+from bench.labkit import HERE, KEY, REPO, Bench, log, run_playbook
 
 MiB = 1024 * 1024
 COUNTERS = ("bytes_sent", "blobs_sent", "blobs_mounted", "blobs_present", "manifests_put")
@@ -64,7 +70,7 @@ def loadavg():
 
 
 class _Client:
-    """What imagestreams.Registry needs of kubernetes.core's client, over a plain DynamicClient."""
+    """What ImageStreamAPI needs of kubernetes.core's client, over a plain DynamicClient."""
 
     def __init__(self, dyn):
         self.dyn = dyn
@@ -76,23 +82,18 @@ class _Client:
         return self.dyn.get(resource, **kwargs)
 
 
-def whitelist(bench, namespace):
+def approvals(bench, namespace):
     """Entries and stream annotations through the collection's reader: one list call."""
     from kubernetes.dynamic import DynamicClient
-    registry = imagestreams.Registry(_Client(DynamicClient(bench.api())))
-    entries, annotations = [], {}
-    for stream in registry.list(namespace):
-        meta = stream["metadata"]
-        annotations["%s/%s" % (meta["namespace"], meta["name"])] = meta.get("annotations") or {}
-        entries.extend(imagestreams.tag_entries(stream, KEY))
-    return entries, annotations
+    api = ImageStreamAPI(_Client(DynamicClient(bench.api())))
+    return approvals_of(api.list(namespace), KEY)
 
 
 def engine_copy(bench, source_env, env, source_repo, repository, digest, workers):
     """One image copied by the engine (Executor.copy, as a reconcile runs it), fresh clients."""
     stats = oci.Stats()
     source, destination = bench.client(source_env, stats=stats), bench.client(env, stats=stats)
-    executor = sync.Executor(source, {env: destination}, image_workers=1, blob_workers=workers)
+    executor = Executor(source, {env: destination}, image_workers=1, blob_workers=workers)
     counters = dict.fromkeys(COUNTERS, 0)
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -122,10 +123,10 @@ def ingest(bench, env, repository, blobs, parallel):
 
     def upload(item):
         digest, data = item
-        started = session.post("https://%s/v2/%s/blobs/uploads/" % (endpoint, repository), headers=headers)
+        started = session.post(f"https://{endpoint}/v2/{repository}/blobs/uploads/", headers=headers)
         started.raise_for_status()
         location = started.headers["Location"]
-        location = location if location.startswith("http") else "https://%s%s" % (endpoint, location)
+        location = location if location.startswith("http") else f"https://{endpoint}{location}"
         put = session.put(location + ("&" if "?" in location else "?") + "digest=" + digest, data=data,
                           headers=dict(headers, **{"Content-Type": "application/octet-stream"}))
         put.raise_for_status()
@@ -148,7 +149,7 @@ def skopeo_copy(bench, authfile, home, source, destination):
                           timeout=900, check=False)
     seconds = time.monotonic() - started
     if proc.returncode != 0:
-        raise RuntimeError("skopeo copy failed: %s" % proc.stderr[-1000:])
+        raise RuntimeError(f"skopeo copy failed: {proc.stderr[-1000:]}")
     return seconds
 
 
@@ -157,11 +158,11 @@ def bench_copy(bench, runs, layers, layer_size, workers):
     bench.ensure_namespace(namespace)
     digest = bench.lab.push(namespace, "big", "v1", layers, layer_size,
                             seed="bench-copy %d x %d" % (layers, layer_size))["digest"]
-    source_repo = "%s/big" % namespace
+    source_repo = f"{namespace}/big"
     engine_copy(bench, "default", "test", source_repo, source_repo, digest, workers)  # the source of (a): test
     test = bench.client("test")
     manifest = test.get_manifest(source_repo, digest)
-    refs = oci.parse_manifest(manifest["data"], manifest["media_type"])["blobs"]
+    refs = parse_manifest(manifest["data"], manifest["media_type"])["blobs"]
     blobs = {}
     for blob in refs:
         response = test.open_blob(source_repo, blob["digest"])
@@ -187,20 +188,20 @@ def bench_copy(bench, runs, layers, layer_size, workers):
             tag = uuid.uuid4().hex[:8]
             row = {}
             started = time.monotonic()
-            counters, stats = engine_copy(bench, "test", "uat", source_repo, "bench-ours-%s/big" % tag, digest, workers)
+            counters, stats = engine_copy(bench, "test", "uat", source_repo, f"bench-ours-{tag}/big", digest, workers)
             row["ours"] = time.monotonic() - started
             row["ours_bytes_sent"] = counters["bytes_sent"]
             row["ours_requests"] = stats["by_method"]
-            row["ingest"] = ingest(bench, "uat", "bench-ingest-%s/big" % tag, blobs, len(blobs))
-            row["skopeo"] = skopeo_copy(bench, authfile, home, "%s/%s:v1" % (bench.environments["test"], source_repo),
-                                        "%s/bench-skopeo-%s/big:v1" % (bench.environments["uat"], tag))
+            row["ingest"] = ingest(bench, "uat", f"bench-ingest-{tag}/big", blobs, len(blobs))
+            row["skopeo"] = skopeo_copy(bench, authfile, home, f"{bench.environments['test']}/{source_repo}:v1",
+                                        f"{bench.environments['uat']}/bench-skopeo-{tag}/big:v1")
             # end to end: a fresh stream of the same image in the integrated registry, promoted to uat
-            stream = "big-%s" % tag
+            stream = f"big-{tag}"
             bench.tag_in_source(e2e_ns, stream, ["v1"], e2e_digest, from_stream="big")
             row["promote_yml"] = run_playbook(PROMOTE, {"project": e2e_ns, "image": stream + ":v1", "env": "uat"})[0]
-            row["uploads_ours_skopeo"] = (count_uploads(bench, "uat", "bench-ours-%s/big" % tag),
-                                          count_uploads(bench, "uat", "bench-skopeo-%s/big" % tag),
-                                          count_uploads(bench, "uat", "%s/%s" % (e2e_ns, stream)))
+            row["uploads_ours_skopeo"] = (count_uploads(bench, "uat", f"bench-ours-{tag}/big"),
+                                          count_uploads(bench, "uat", f"bench-skopeo-{tag}/big"),
+                                          count_uploads(bench, "uat", f"{e2e_ns}/{stream}"))
             rows.append(row)
             log("(a) run %d: ours %.2f s (%d bytes sent), ingest limit %.2f s, skopeo %.2f s, promote.yml %.2f s; "
                 "blob uploads ours/skopeo/promote.yml %s" % (
@@ -247,7 +248,7 @@ def cleanup(bench, env, prefixes, digest):
 def count_uploads(bench, env, repository):
     """Blob uploads into ``repository`` in ``env``'s access log: each one ends with the PUT that
     commits its digest, whether the bytes came in PATCH requests or in that PUT."""
-    needle = '"PUT /v2/%s/blobs/uploads/' % repository
+    needle = f'"PUT /v2/{repository}/blobs/uploads/'
     with open(bench.access_log(env), errors="replace") as handle:
         return sum(1 for line in handle if needle in line)
 
@@ -268,20 +269,20 @@ def fresh_cache(argv):
 
 
 def bench_second_tag(bench, layer_size):
-    namespace = "bench-tag-%s" % uuid.uuid4().hex[:6]
+    namespace = f"bench-tag-{uuid.uuid4().hex[:6]}"
     bench.ensure_namespace(namespace)
-    digest = bench.lab.push(namespace, "app", "v1", 5, layer_size, seed="bench second tag %s" % namespace)["digest"]
+    digest = bench.lab.push(namespace, "app", "v1", 5, layer_size, seed=f"bench second tag {namespace}")["digest"]
     bench.approve_all(namespace, "app", ["v1"], "test")
-    policies = {"test": {}, "uat": {}, "prod": {"after": "uat"}}
+    policies = bench.inventory_environments(prod={"after": "uat"})
 
     def reconcile():
-        entries, annotations = whitelist(bench, namespace)
+        entries, annotations = approvals(bench, namespace)
         stats = oci.Stats()
         source = bench.client("default", stats=stats)
         destinations = {env: bench.client(env, stats=stats) for env in bench.environments}
         started = time.monotonic()
-        outcome = sync.reconcile(entries, policies, source, destinations, scope=sync.Scope(namespaces=[namespace]),
-                                 stream_annotations=annotations)
+        outcome = reconcile(entries, policies, source, destinations, scope=Scope(namespaces=[namespace]),
+                            stream_annotations=annotations)
         return outcome, stats.to_dict(), time.monotonic() - started
 
     first = reconcile()[0]
@@ -318,13 +319,13 @@ def steady_setup(bench, tags):
     namespace = "bench-steady-%d" % tags
     names, tag_names = steady_names(tags)
     bench.ensure_namespace(namespace)
-    entries = whitelist(bench, namespace)[0]
+    entries = approvals(bench, namespace)[0]
     wanted = ",".join(sorted(bench.environments))
     ready = [e for e in entries if e.get("digest") and ",".join(e.get("environments") or []) == wanted]
     if len(ready) >= len(names) * len(tag_names):
         return namespace, names, tag_names
     started = time.monotonic()
-    log("(c) setup: %d streams x %d tags in namespace %s" % (len(names), len(tag_names), namespace))
+    log(f"(c) setup: {len(names)} streams x {len(tag_names)} tags in namespace {namespace}")
     digest = bench.lab.push(namespace, names[0], tag_names[0], 1, 16 * 1024, seed="steady")["digest"]
 
     def one(name):
@@ -333,12 +334,12 @@ def steady_setup(bench, tags):
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(one, names))
-    entries, annotations = whitelist(bench, namespace)
+    entries, annotations = approvals(bench, namespace)
     source = bench.client("default")
     destinations = {env: bench.client(env) for env in bench.environments}
-    policies = {env: {} for env in bench.environments}
-    outcome = sync.reconcile(entries, policies, source, destinations, scope=sync.Scope(namespaces=[namespace]),
-                             stream_annotations=annotations, image_workers=8, blob_workers=8)
+    policies = bench.inventory_environments()
+    outcome = reconcile(entries, policies, source, destinations, scope=Scope(namespaces=[namespace]),
+                        stream_annotations=annotations, image_workers=8, blob_workers=8)
     log("(c) setup of %d tags: %s in %.0f s" % (tags, outcome["summary"], time.monotonic() - started))
     return namespace, names, tag_names
 
@@ -353,11 +354,11 @@ def curl_heads(bench, namespace, names, tag_names, parallel=8):
         for env, endpoint in bench.environments.items():
             lines = []
             for name in names:
-                auth = "Authorization: Bearer " + bench.bearer(env, ["%s/%s" % (namespace, name)])
+                auth = "Authorization: Bearer " + bench.bearer(env, [f"{namespace}/{name}"])
                 for tag in tag_names:
-                    lines += ['url = "https://%s/v2/%s/%s/manifests/%s"' % (endpoint, namespace, name, tag),
-                              'header = "%s"' % auth, 'header = "Accept: %s"' % oci.ACCEPT,
-                              "head", "http2", 'cacert = "%s"' % bench.ca, "silent", "next"]
+                    lines += [f'url = "https://{endpoint}/v2/{namespace}/{name}/manifests/{tag}"',
+                              f'header = "{auth}"', f'header = "Accept: {ACCEPT}"',
+                              "head", "http2", f'cacert = "{bench.ca}"', "silent", "next"]
             path = os.path.join(work, env + ".cfg")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)  # it holds tokens
             with os.fdopen(fd, "w") as handle:
@@ -479,7 +480,7 @@ def bench_promote(bench, runs):
     rows = []
     try:
         for run in range(runs):
-            stream = "small-%s" % uuid.uuid4().hex[:8]
+            stream = f"small-{uuid.uuid4().hex[:8]}"
             bench.tag_in_source(namespace, stream, ["v1"], digest, from_stream="small")
             request = {"project": namespace, "image": stream + ":v1", "env": "test"}
             copy = run_playbook(PROMOTE, request)[0]

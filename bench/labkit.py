@@ -10,23 +10,20 @@ import sys
 import threading
 import time
 
+import requests
+from kubernetes import client as kclient
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import mint_token
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment
+from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
+from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import parse_manifest
+from lab import image, labctl
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
-# the lab's modules, and the collection as ansible finds it (scripts/setup.sh links the checkout
-# into .venv/collections as ansible_collections/segmented/registry)
-for _path in (os.path.join(REPO, "lab"), os.path.join(REPO, ".venv", "collections")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-import requests  # noqa: E402
-from kubernetes import client as kclient  # noqa: E402
-from kubernetes.client.rest import ApiException  # noqa: E402
-from kubernetes.dynamic import DynamicClient  # noqa: E402
-
-import image  # noqa: E402
-import labctl  # noqa: E402
-from ansible_collections.segmented.registry.plugins.module_utils import oci  # noqa: E402
 
 LAB_INVENTORY = os.path.join(REPO, "inventories", "lab")
 PROMOTER = ("segmented-registry", "promoter")  # lab/promoter.yml
@@ -50,11 +47,17 @@ class Bench:
                              if env != "default"}
         self.services = {env: service for env, _endpoint, service, _rule in layout.registries}
         self.ca = self.lab.ca.cert_path
-        self.token = kclient.CoreV1Api(self.api()).create_namespaced_service_account_token(
-            PROMOTER[1], PROMOTER[0], {"spec": {"expirationSeconds": 7200}}).status.token
+        self.token = mint_token(self.api(), "/".join(PROMOTER), 7200)
 
     def api(self):
         return self.lab.api_client(self.lab.layout.registry_cluster)
+
+    def inventory_environments(self, **policies):
+        """The lab's environments as the engine takes them (``{name: Environment}``), with
+        ``policies`` (``{name: {"after": ...}}``)."""
+        return {env: Environment(name=env, route_host=endpoint.split(":")[0], endpoint=endpoint,
+                                 ca_cert=self.ca, **policies.get(env, {}))
+                for env, endpoint in self.environments.items()}
 
     def client(self, env, stats=None, token=None, **options):
         """The collection's OCI client of environment ``env`` (``default``: the integrated registry)."""
@@ -65,12 +68,12 @@ class Bench:
     def realm(self, env):
         """The token realm the registry of ``env`` names in its challenge."""
         endpoint = self.integrated if env == "default" else self.environments[env]
-        answer = requests.get("https://%s/v2/" % endpoint, verify=self.ca, timeout=10)
+        answer = requests.get(f"https://{endpoint}/v2/", verify=self.ca, timeout=10)
         return oci.parse_challenge(answer.headers.get("WWW-Authenticate"))[1]["realm"]
 
     def bearer(self, env, repositories, actions="pull"):
         """A registry token for ``repositories`` from the token server, as the simplest client gets it."""
-        query = [("service", self.services[env])] + [("scope", "repository:%s:%s" % (repo, actions))
+        query = [("service", self.services[env])] + [("scope", f"repository:{repo}:{actions}")
                                                      for repo in sorted(repositories)]
         answer = requests.get(self.realm(env), params=query, auth=("promoter", self.token), verify=self.ca,
                               timeout=30)
@@ -99,7 +102,7 @@ class Bench:
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-        raise RuntimeError("could not update %s/%s" % (namespace, stream))
+        raise RuntimeError(f"could not update {namespace}/{stream}")
 
     def approve_all(self, namespace, stream, tags, value):
         """Write the approval annotation on many tags of a stream in one ImageStream update."""
@@ -121,13 +124,14 @@ class Bench:
         except ApiException as exc:
             if exc.status != 409:
                 raise
+
         def change(body):
             status = body.get("status") or {}
             for tag in tags:
                 status = image.add_tag_event(status, tag, image.make_tag_event(
                     self.integrated, namespace, stream, digest, body["metadata"].get("generation") or 1,
                     image.rfc3339_now()))[0]
-            status["dockerImageRepository"] = "%s/%s/%s" % (self.integrated, namespace, stream)
+            status["dockerImageRepository"] = f"{self.integrated}/{namespace}/{stream}"
             body["status"] = status
         self._update(namespace, stream, change, status=True)
 
@@ -135,13 +139,13 @@ class Bench:
         """Tags of ``digest`` (in ``from_stream``) in ``stream`` of the integrated registry: its blobs
         mounted, its manifest PUT under each tag; recorded in the ImageStream."""
         builder = self.client("default", token=self.lab.builder_token(namespace))
-        origin, repository = "%s/%s" % (namespace, from_stream), "%s/%s" % (namespace, stream)
+        origin, repository = f"{namespace}/{from_stream}", f"{namespace}/{stream}"
         try:
             manifest = builder.get_manifest(origin, digest)
             if origin != repository:
-                for blob in oci.parse_manifest(manifest["data"], manifest["media_type"])["blobs"]:
+                for blob in parse_manifest(manifest["data"], manifest["media_type"])["blobs"]:
                     if not builder.mount_blob(repository, blob["digest"], origin)[0]:
-                        raise RuntimeError("the integrated registry refused to mount %s" % blob["digest"])
+                        raise RuntimeError(f"the integrated registry refused to mount {blob['digest']}")
             for tag in tags:
                 builder.put_manifest(repository, tag, manifest["data"], manifest["media_type"])
         finally:
@@ -162,7 +166,7 @@ def _descends_from(pid, root):
         if pid == root:
             return True
         try:
-            with open("/proc/%s/stat" % pid) as handle:
+            with open(f"/proc/{pid}/stat") as handle:
                 pid = handle.read().rsplit(")", 1)[1].split()[1]  # the parent's pid
         except (OSError, IndexError):
             return False
@@ -190,10 +194,10 @@ class ModuleMemory:
                 if not pid.isdigit():
                     continue
                 try:
-                    with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                    with open(f"/proc/{pid}/cmdline", "rb") as handle:
                         if self.needle not in handle.read() or not _descends_from(pid, self.root):
                             continue
-                    with open("/proc/%s/status" % pid) as handle:
+                    with open(f"/proc/{pid}/status") as handle:
                         for line in handle:
                             if line.startswith("VmHWM:"):
                                 self.peak_kib = max(self.peak_kib, int(line.split()[1]))
@@ -229,7 +233,7 @@ def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, module=None)
                ANSIBLE_NOCOLOR="1")
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
-    memory = ModuleMemory("AnsiballZ_%s" % module, proc.pid) if module else None
+    memory = ModuleMemory(f"AnsiballZ_{module}", proc.pid) if module else None
     if memory:
         memory.__enter__()
     try:
@@ -239,5 +243,5 @@ def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, module=None)
         if memory:
             memory.__exit__()
     if proc.returncode != 0:
-        raise RuntimeError("%s failed:\n%s" % (playbook, stdout[-3000:]))
+        raise RuntimeError(f"{playbook} failed:\n{stdout[-3000:]}")
     return seconds, stdout, memory

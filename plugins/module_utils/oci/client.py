@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -28,9 +26,6 @@ HTTP status. Credentials never appear in an error, a log or a report: they are s
 ``Authorization`` header of the token request (or of a Basic-auth registry).
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
 
 import base64
 import os
@@ -106,7 +101,7 @@ class RegistryError(Exception):
     """A registry operation failed. ``status`` is the HTTP status (None: no answer)."""
 
     def __init__(self, message, registry=None, repository=None, status=None, code=None):
-        super(RegistryError, self).__init__(message)
+        super().__init__(message)
         self.registry = registry
         self.repository = repository
         self.status = status
@@ -124,7 +119,7 @@ def _error_detail(response):
     except (ValueError, AttributeError):
         errors = []
     if errors:
-        return "; ".join("{0}: {1}".format(e.get("code"), e.get("message")) for e in errors if isinstance(e, dict))
+        return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict))
     text = (response.text or "").strip() if response.request.method != "HEAD" else ""
     return text[:200]
 
@@ -166,7 +161,7 @@ class StreamReader:
             return b""
         data = self._raw.read(amount)
         if not data:
-            raise IOError("the source ended after {0} of {1} bytes".format(self.sent, self._size))
+            raise OSError(f"the source ended after {self.sent} of {self._size} bytes")
         self.sent += len(data)
         return data
 
@@ -177,10 +172,10 @@ class _Adapter(HTTPAdapter):
     def init_poolmanager(self, *args, **kwargs):
         kwargs.setdefault("blocksize", BLOCK_SIZE)
         try:
-            super(_Adapter, self).init_poolmanager(*args, **kwargs)
+            super().init_poolmanager(*args, **kwargs)
         except TypeError:  # urllib3 < 2 has no blocksize
             kwargs.pop("blocksize", None)
-            super(_Adapter, self).init_poolmanager(*args, **kwargs)
+            super().init_poolmanager(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +226,7 @@ class RegistryClient:
             raise RegistryError("the Python library requests is required")
         self.host = host
         self.name = name or host
-        self.base = "{0}://{1}".format(scheme, host)
+        self.base = f"{scheme}://{host}"
         self._username = username or "segmented-registry"
         self._password = password
         self.verify = False if not validate_certs else (ca_cert or True)
@@ -264,41 +259,41 @@ class RegistryClient:
             sock.close()
 
     def __repr__(self):  # never the credentials
-        return "RegistryClient({0!r}, name={1!r})".format(self.host, self.name)
+        return f"RegistryClient({self.host!r}, name={self.name!r})"
 
     # -- errors ---------------------------------------------------------------------------
     def _where(self, repository=None):
-        where = "registry {0}".format(self.host)
+        where = f"registry {self.host}"
         if self.name != self.host:
-            where += " ({0})".format(self.name)
+            where += f" ({self.name})"
         if repository:
-            where += ", repository {0}".format(repository)
+            where += f", repository {repository}"
         return where
 
     def error(self, doing, repository=None, response=None, reason=None, cls=RegistryError):
         status = response.status_code if response is not None else None
-        text = "{0}: {1} failed".format(self._where(repository), doing)
+        text = f"{self._where(repository)}: {doing} failed"
         if response is not None:
-            text += ": HTTP {0}".format(status)
+            text += f": HTTP {status}"
             detail = _error_detail(response)
             if detail:
-                text += " ({0})".format(detail)
+                text += f" ({detail})"
             attempts = getattr(response, "attempts", 1)
             if attempts > 1:
-                text += " after {0} attempts".format(attempts)
+                text += f" after {attempts} attempts"
             if status == 401:
                 text += ("; the registry did not accept the token: the credentials were refused or lack the "
                          "permission for this repository")
             elif status == 403:
                 text += "; the credentials lack the permission"
         if reason:
-            text += ": {0}".format(reason)
+            text += f": {reason}"
         return cls(text, registry=self.host, repository=repository, status=status,
                    code=_error_code(response) if response is not None else None)
 
     # -- authentication ---------------------------------------------------------------------
     def _basic(self):
-        pair = "{0}:{1}".format(self._username, self._password or "").encode("utf-8")
+        pair = f"{self._username}:{self._password or ''}".encode("utf-8")
         return "Basic " + base64.b64encode(pair).decode("ascii")
 
     def challenge(self):
@@ -343,7 +338,7 @@ class RegistryClient:
         scheme, params = self.challenge()
         realm = params.get("realm")
         if not realm:
-            raise RegistryError("{0}: the Bearer challenge names no realm".format(self._where(repository)),
+            raise RegistryError(f"{self._where(repository)}: the Bearer challenge names no realm",
                                 registry=self.host, repository=repository)
         query = [("service", params["service"])] if params.get("service") else []
         query.extend(("scope", scope) for scope in sorted(scopes))
@@ -351,17 +346,17 @@ class RegistryClient:
         headers = {"Authorization": self._basic()} if self._password else {}
         self.stats.add("token_requests")
         # the one retry path of every request (connection errors, timeouts, 429, 5xx; TLS hint)
-        response = self._raw("GET", url, "token request to {0}".format(realm), repository, headers)
+        response = self._raw("GET", url, f"token request to {realm}", repository, headers)
         response.close()
         if response.status_code != 200:
             detail = _error_detail(response)
             hint = ""
             if response.status_code == 401:
                 hint = "; the token server did not accept the credentials (an expired or wrong token?)"
-            raise RegistryError("{0}: the token server {1} answered HTTP {2}{3}{4}{5}".format(
+            raise RegistryError("{}: the token server {} answered HTTP {}{}{}{}".format(
                 self._where(repository), realm, response.status_code,
-                " after {0} attempts".format(response.attempts) if response.attempts > 1 else "",
-                " ({0})".format(detail) if detail else "", hint),
+                f" after {response.attempts} attempts" if response.attempts > 1 else "",
+                f" ({detail})" if detail else "", hint),
                 registry=self.host, repository=repository, status=response.status_code)
         try:
             body = response.json()
@@ -370,7 +365,7 @@ class RegistryClient:
         except (ValueError, AttributeError, TypeError):
             token = None
         if not token:
-            raise RegistryError("{0}: the token server {1} answered without a token".format(
+            raise RegistryError("{}: the token server {} answered without a token".format(
                 self._where(repository), realm), registry=self.host, repository=repository)
         expires = time.monotonic() + max(1, lifetime - TOKEN_MARGIN_SECONDS)
         with self._lock:
@@ -412,9 +407,9 @@ class RegistryClient:
                                                 timeout=self.timeout, verify=self.verify,
                                                 allow_redirects=allow_redirects)
             except requests.exceptions.SSLError as exc:
-                raise RegistryError("{0}: {1} failed: TLS: {2}. {3}".format(
+                raise RegistryError("{}: {} failed: TLS: {}. {}".format(
                     self._where(repository), doing, _first_line(exc),
-                    "Give the CA bundle that signs the certificate of {0} (ca_cert)".format(
+                    "Give the CA bundle that signs the certificate of {} (ca_cert)".format(
                         requests.utils.urlparse(url).netloc) if self.verify else
                     "The TLS handshake failed"), registry=self.host, repository=repository)
             except (requests.ConnectionError, requests.Timeout) as exc:
@@ -424,7 +419,7 @@ class RegistryClient:
                     self._sleep(backoff(attempt, self.backoff, BACKOFF_CAP))
                     continue
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
-                raise RegistryError("{0}: {1} failed: {2} ({3}) after {4} attempt{5}".format(
+                raise RegistryError("{}: {} failed: {} ({}) after {} attempt{}".format(
                     self._where(repository), doing, kind, _first_line(exc), attempt, "" if attempt == 1 else "s"),
                     registry=self.host, repository=repository)
             if (response.status_code >= 500 or response.status_code == 429) and attempt < attempts:
@@ -466,8 +461,8 @@ class RegistryClient:
     # -- manifests --------------------------------------------------------------------------
     def head_manifest(self, repository, reference):
         """``{"digest", "media_type", "size"}`` of a manifest, or None when it does not exist."""
-        doing = "HEAD manifest {0}:{1}".format(repository, reference)
-        response = self.request("HEAD", "/v2/{0}/manifests/{1}".format(repository, reference), doing, repository,
+        doing = f"HEAD manifest {repository}:{reference}"
+        response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", doing, repository,
                                 [scope(repository, "pull")], {"Accept": ACCEPT})
         response.close()
         if response.status_code == 404:
@@ -509,10 +504,10 @@ class RegistryClient:
         """``{reference: head or None}`` for the leading references that got a 200 (with a digest)
         or a 404 on one connection; it stops at the first other answer."""
         auth = self._authorization([scope(repository, "pull")], repository)
-        head = "Host: {0}\r\nUser-Agent: {1}\r\nAccept: {2}\r\n{3}\r\n".format(
+        head = "Host: {}\r\nUser-Agent: {}\r\nAccept: {}\r\n{}\r\n".format(
             self.host, self.session.headers["User-Agent"], ACCEPT,
-            "Authorization: {0}\r\n".format(auth) if auth else "")
-        payload = "".join("HEAD /v2/{0}/manifests/{1} HTTP/1.1\r\n{2}".format(repository, reference, head)
+            f"Authorization: {auth}\r\n" if auth else "")
+        payload = "".join(f"HEAD /v2/{repository}/manifests/{reference} HTTP/1.1\r\n{head}"
                           for reference in references).encode("utf-8")
         answered = {}
         connection = None
@@ -539,7 +534,7 @@ class RegistryClient:
                 with self._lock:
                     self._idle.append(connection)
                 connection = None
-        except (socket.error, ssl.SSLError, ValueError):
+        except (OSError, ssl.SSLError, ValueError):
             pass  # whatever was not answered goes one by one, through the retrying path
         finally:
             if connection is not None:
@@ -582,9 +577,9 @@ class RegistryClient:
     def get_manifest(self, repository, reference):
         """``{"data", "media_type", "digest"}`` (the exact bytes), or None when it does not exist.
         A digest reference is checked against the bytes."""
-        doing = "GET manifest {0}:{1}".format(repository, reference) if not is_digest(reference) else \
-            "GET manifest {0}@{1}".format(repository, reference)
-        response = self.request("GET", "/v2/{0}/manifests/{1}".format(repository, reference), doing, repository,
+        doing = f"GET manifest {repository}:{reference}" if not is_digest(reference) else \
+            f"GET manifest {repository}@{reference}"
+        response = self.request("GET", f"/v2/{repository}/manifests/{reference}", doing, repository,
                                 [scope(repository, "pull")], {"Accept": ACCEPT})
         if response.status_code == 404:
             response.close()
@@ -594,7 +589,7 @@ class RegistryClient:
         data = response.content
         digest = sha256_digest(data)
         if is_digest(reference) and digest != reference:
-            raise self.error(doing, repository, reason="the bytes served have digest {0}".format(digest))
+            raise self.error(doing, repository, reason=f"the bytes served have digest {digest}")
         try:
             media_type = media_type_of(data, response.headers.get("Content-Type"))
         except ManifestError as exc:
@@ -603,8 +598,8 @@ class RegistryClient:
 
     def put_manifest(self, repository, reference, data, media_type):
         """PUT the exact bytes under a tag or digest; returns the digest, checked against the bytes."""
-        doing = "PUT manifest {0}{1}{2}".format(repository, "@" if is_digest(reference) else ":", reference)
-        response = self.request("PUT", "/v2/{0}/manifests/{1}".format(repository, reference), doing, repository,
+        doing = f"PUT manifest {repository}{'@' if is_digest(reference) else ':'}{reference}"
+        response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", doing, repository,
                                 [scope(repository, "pull,push")], {"Content-Type": media_type}, data=data)
         response.close()
         if response.status_code not in (200, 201, 202):
@@ -612,16 +607,16 @@ class RegistryClient:
         expected = sha256_digest(data)
         served = response.headers.get("Docker-Content-Digest")
         if served and served != expected:
-            raise self.error(doing, repository, reason="the registry stored digest {0}, not {1}".format(served, expected))
+            raise self.error(doing, repository, reason=f"the registry stored digest {served}, not {expected}")
         return expected
 
     def delete_manifest(self, repository, digest):
         """DELETE a manifest by digest (with every tag pointing at it); False when it was not there."""
         if not is_digest(digest):
-            raise RegistryError("{0}: refusing to DELETE {1}: only digests can be deleted".format(
+            raise RegistryError("{}: refusing to DELETE {}: only digests can be deleted".format(
                 self._where(repository), digest), registry=self.host, repository=repository)
-        doing = "DELETE manifest {0}@{1}".format(repository, digest)
-        response = self.request("DELETE", "/v2/{0}/manifests/{1}".format(repository, digest), doing, repository,
+        doing = f"DELETE manifest {repository}@{digest}"
+        response = self.request("DELETE", f"/v2/{repository}/manifests/{digest}", doing, repository,
                                 [scope(repository, "delete")])
         response.close()
         if response.status_code == 404:
@@ -633,9 +628,9 @@ class RegistryClient:
     # -- tags -------------------------------------------------------------------------------
     def list_tags(self, repository, page_size=PAGE_SIZE):
         """Every tag of a repository (all pages); [] when the repository does not exist."""
-        path = "/v2/{0}/tags/list?n={1}".format(repository, page_size)
+        path = f"/v2/{repository}/tags/list?n={page_size}"
         tags = []
-        doing = "list tags of {0}".format(repository)
+        doing = f"list tags of {repository}"
         while path:
             response = self.request("GET", path, doing, repository, [scope(repository, "pull")],
                                     {"Accept": "application/json"})
@@ -654,7 +649,7 @@ class RegistryClient:
 
     def catalog(self, page_size=PAGE_SIZE):
         """Every repository of the registry (all pages)."""
-        path = "/v2/_catalog?n={0}".format(page_size)
+        path = f"/v2/_catalog?n={page_size}"
         repositories = []
         while path:
             response = self.request("GET", path, "list repositories (catalog)", None, ["registry:catalog:*"],
@@ -669,8 +664,8 @@ class RegistryClient:
     # -- blobs ------------------------------------------------------------------------------
     def head_blob(self, repository, digest):
         """The blob's size, or None when the repository does not have it."""
-        doing = "HEAD blob {0}@{1}".format(repository, digest)
-        response = self.request("HEAD", "/v2/{0}/blobs/{1}".format(repository, digest), doing, repository,
+        doing = f"HEAD blob {repository}@{digest}"
+        response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", doing, repository,
                                 [scope(repository, "pull")], allow_redirects=True)
         response.close()
         if response.status_code == 404:
@@ -682,9 +677,9 @@ class RegistryClient:
     def mount_blob(self, repository, digest, from_repository):
         """Cross-repository mount. Returns ``(True, None)`` when mounted, else ``(False,
         upload_url)``: the registry opened an upload session instead (mount refused)."""
-        doing = "mount blob {0} from {1} into {2}".format(digest, from_repository, repository)
+        doing = f"mount blob {digest} from {from_repository} into {repository}"
         response = self.request(
-            "POST", "/v2/{0}/blobs/uploads/?mount={1}&from={2}".format(repository, digest, from_repository), doing,
+            "POST", f"/v2/{repository}/blobs/uploads/?mount={digest}&from={from_repository}", doing,
             repository, [scope(repository, "pull,push"), scope(from_repository, "pull")], {"Content-Length": "0"})
         response.close()
         if response.status_code == 201:
@@ -694,8 +689,8 @@ class RegistryClient:
         raise self.error(doing, repository, response)
 
     def start_upload(self, repository):
-        doing = "start a blob upload to {0}".format(repository)
-        response = self.request("POST", "/v2/{0}/blobs/uploads/".format(repository), doing, repository,
+        doing = f"start a blob upload to {repository}"
+        response = self.request("POST", f"/v2/{repository}/blobs/uploads/", doing, repository,
                                 [scope(repository, "pull,push")], {"Content-Length": "0"})
         response.close()
         if response.status_code != 202:
@@ -710,8 +705,8 @@ class RegistryClient:
 
     def open_blob(self, repository, digest):
         """The source side of a copy: a streamed GET response (the caller closes it)."""
-        doing = "GET blob {0}@{1}".format(repository, digest)
-        response = self.request("GET", "/v2/{0}/blobs/{1}".format(repository, digest), doing, repository,
+        doing = f"GET blob {repository}@{digest}"
+        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", doing, repository,
                                 [scope(repository, "pull")], stream=True, allow_redirects=True)
         if response.status_code != 200:
             response.close()
@@ -723,7 +718,7 @@ class RegistryClient:
         commits ``digest`` (the registry checks the digest of what it received). Not retried:
         the caller retries the whole blob with a fresh source stream."""
         location = location or self.start_upload(repository)
-        doing = "upload blob {0} to {1}".format(digest, repository)
+        doing = f"upload blob {digest} to {repository}"
         headers = {"Content-Type": "application/octet-stream"}
         body = reader if size else b""
         response = self.request("PATCH", location, doing, repository, [scope(repository, "pull,push")], headers,
@@ -733,7 +728,7 @@ class RegistryClient:
             raise self.error(doing, repository, response)
         location = self._location(response, doing, repository)
         separator = "&" if "?" in location else "?"
-        response = self.request("PUT", "{0}{1}digest={2}".format(location, separator, digest), doing, repository,
+        response = self.request("PUT", f"{location}{separator}digest={digest}", doing, repository,
                                 [scope(repository, "pull,push")], {"Content-Length": "0"}, data=b"", retry=False)
         response.close()
         if response.status_code != 201:
@@ -743,8 +738,8 @@ class RegistryClient:
         """A small blob from memory (monolithic POST + PUT); used for the empty config."""
         location = self.start_upload(repository)
         separator = "&" if "?" in location else "?"
-        doing = "upload blob {0} to {1}".format(digest, repository)
-        response = self.request("PUT", "{0}{1}digest={2}".format(location, separator, digest), doing, repository,
+        doing = f"upload blob {digest} to {repository}"
+        response = self.request("PUT", f"{location}{separator}digest={digest}", doing, repository,
                                 [scope(repository, "pull,push")], {"Content-Type": "application/octet-stream"},
                                 data=data, retry=False)
         response.close()
@@ -757,7 +752,7 @@ def _read_head(reader):
     line = reader.readline(65537)
     parts = line.split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-        raise ValueError("not an HTTP/1.1 answer: {0!r}".format(line[:80]))
+        raise ValueError(f"not an HTTP/1.1 answer: {line[:80]!r}")
     headers = {}
     while True:
         line = reader.readline(65537)
@@ -770,7 +765,7 @@ def _read_head(reader):
 
 
 def scope(repository, actions):
-    return "repository:{0}:{1}".format(repository, actions)
+    return f"repository:{repository}:{actions}"
 
 
 def _access(scopes):
@@ -803,13 +798,13 @@ def copy_blob(source, source_repository, destination, repository, digest, size, 
             length = response.headers.get("Content-Length")
             total = size if size is not None else (int(length) if length else None)
             if total is None:
-                raise source.error("GET blob {0}@{1}".format(source_repository, digest), source_repository,
+                raise source.error(f"GET blob {source_repository}@{digest}", source_repository,
                                    reason="the size is unknown")
             reader = StreamReader(response.raw, total)
             destination.upload_stream(repository, digest, total, reader, location if attempt == 1 else None)
             destination.stats.add("blob_bytes_sent", reader.sent)
             return reader.sent
-        except (RegistryError, IOError, requests.RequestException) as exc:
+        except (RegistryError, OSError, requests.RequestException) as exc:
             if reader is not None:
                 destination.stats.add("blob_bytes_sent", reader.sent)
             status = getattr(exc, "status", None)
@@ -817,7 +812,7 @@ def copy_blob(source, source_repository, destination, repository, digest, size, 
             if final:
                 if isinstance(exc, RegistryError):
                     raise
-                raise RegistryError("{0}: copy of blob {1} from {2} failed: {3}".format(
+                raise RegistryError("{}: copy of blob {} from {} failed: {}".format(
                     destination._where(repository), digest, source._where(source_repository), _first_line(exc)),
                     registry=destination.host, repository=repository)
             destination.stats.add("retries")

@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -111,7 +109,7 @@ class Executor:
         if requires and (requires["environment"], requires["repository"], requires["digest"]) not in self._present:
             item["result"] = GATED
             if item.get("artifact_of"):
-                item["reason"] = "not copied: its image {0} did not reach {1} in this run".format(
+                item["reason"] = "not copied: its image {} did not reach {} in this run".format(
                     requires["digest"], item["environment"])
             else:
                 item["reason"] = "policy after {0}: its copy into {0} did not succeed in this run".format(
@@ -127,7 +125,7 @@ class Executor:
             item["error"] = str(exc)
         except Exception as exc:  # a bug must not stop the other tags; it is reported as a failure
             item["result"] = FAILED
-            item["error"] = "{0}: {1}".format(type(exc).__name__, exc)
+            item["error"] = f"{type(exc).__name__}: {exc}"
         else:
             item["result"] = "copied"
         item.update(counters)
@@ -175,7 +173,7 @@ class Executor:
                 served = self.source.head_manifest(source_repository, tag)
                 if served is None or served["digest"] != digest:
                     check[1] = SourceMoved(
-                        "source moved: {0}/{1}:{2} now {3}, but the plan (the ImageStream's status) says {4}; nothing "
+                        "source moved: {}/{}:{} now {}, but the plan (the ImageStream's status) says {}; nothing "
                         "was copied for this tag (a different digest is never tagged). Run again once the ImageStream "
                         "shows the new image, or approve it again".format(
                             self.source.host, source_repository, tag,
@@ -196,7 +194,7 @@ class Executor:
             return cached
         manifest = self.source.get_manifest(repository, digest)
         if manifest is None:
-            raise SourceMoved("source moved: {0}/{1}@{2} no longer exists in the source registry".format(
+            raise SourceMoved("source moved: {}/{}@{} no longer exists in the source registry".format(
                 self.source.host, repository, digest), registry=self.source.host, repository=repository)
         value = (manifest["data"], manifest["media_type"])
         with self._lock:
@@ -210,7 +208,7 @@ class Executor:
         try:
             refs = parse_manifest(data, media_type)
         except ManifestError as exc:
-            raise RegistryError("{0}/{1}@{2}: {3}".format(self.source.host, source_repository, digest, exc),
+            raise RegistryError(f"{self.source.host}/{source_repository}@{digest}: {exc}",
                                 registry=self.source.host, repository=source_repository)
         if refs["index"]:
             for child in refs["children"]:
@@ -307,7 +305,7 @@ class Executor:
                     item["reason"] = "already gone"
                 elif found["digest"] != digest:
                     item["result"] = "skipped"
-                    item["reason"] = "changed since the plan (now {0}); left for the next run".format(found["digest"])
+                    item["reason"] = f"changed since the plan (now {found['digest']}); left for the next run"
                 else:
                     live.append(item)
             if not live:
@@ -320,7 +318,7 @@ class Executor:
             self._ensure_empty_config(destination, repository)
             for item in live:
                 try:
-                    note = "{0}:{1} removed at {2:.6f}".format(repository, item["tag"], time.time())
+                    note = f"{repository}:{item['tag']} removed at {time.time():.6f}"
                     placeholder = placeholder_manifest(note)
                     pdigest = destination.put_manifest(repository, item["tag"], placeholder, OCI_MANIFEST)
                     destination.delete_manifest(repository, pdigest)
@@ -330,7 +328,7 @@ class Executor:
                     item["result"] = FAILED
                     item["error"] = str(exc)
         except Exception as exc:  # a RegistryError, or a bug: reported on these tags, the others go on
-            text = str(exc) if isinstance(exc, RegistryError) else "{0}: {1}".format(type(exc).__name__, exc)
+            text = str(exc) if isinstance(exc, RegistryError) else f"{type(exc).__name__}: {exc}"
             for item in group:
                 if "result" not in item:
                     item["result"] = FAILED

@@ -1,5 +1,3 @@
-# -*- coding: utf-8 -*-
-
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
@@ -32,7 +30,7 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
             repos.update(repo for repo in client.catalog() if scope.repository_in_scope(repo))
         except RegistryError as exc:
             errors[None] = "cannot list the registry's repositories (catalog), so tags of deleted image streams " \
-                           "are not seen: {0}".format(exc)
+                           "are not seen: {}".format(exc)
     if repos:
         client.prefetch_tokens(repos, "pull")
     state = {}
@@ -86,7 +84,7 @@ def read_artifacts(client, wanted, workers=8):
         try:
             tags = client.list_tags(repo)
         except RegistryError as exc:
-            return repo, {}, "cosign artifacts of {0} not looked for: {1}".format(repo, exc)
+            return repo, {}, f"cosign artifacts of {repo} not looked for: {exc}"
         result = {}
         for tag in tags:
             subject = artifact_subject(tag)
@@ -94,7 +92,7 @@ def read_artifacts(client, wanted, workers=8):
                 try:
                     head = client.head_manifest(repo, tag)
                 except RegistryError as exc:
-                    return repo, {}, "cosign artifact {0}:{1} not read: {2}".format(repo, tag, exc)
+                    return repo, {}, f"cosign artifact {repo}:{tag} not read: {exc}"
                 if head:
                     result[tag] = head["digest"]
         return repo, result, None

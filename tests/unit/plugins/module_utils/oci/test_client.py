@@ -1,11 +1,9 @@
-# -*- coding: utf-8 -*-
 """The OCI client (oci.RegistryClient) against real loopback HTTP servers, no lab:
 
 - the token request goes through the client's one retry path (retries on 5xx, back-off,
   counted), and a TLS failure at the token server is reported at once with the ca_cert hint;
 - head_manifests pipelines its HEADs on one connection, and whatever the pipeline does not
   answer (an error status, a connection that closes) is asked again one by one."""
-
 
 
 import json
@@ -77,7 +75,7 @@ class Server:
         self.httpd.daemon_threads = True
         if context is not None:
             self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.endpoint = "127.0.0.1:{0}".format(self.httpd.server_address[1])
+        self.endpoint = f"127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -92,7 +90,7 @@ class Server:
 def registry_routes(realm):
     """A registry that sends clients to ``realm`` and serves one manifest to token ``t1``."""
     def challenge(handler):
-        handler.answer(401, {"WWW-Authenticate": 'Bearer realm="{0}",service="svc"'.format(realm)})
+        handler.answer(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="svc"'})
 
     def manifest(handler):
         if handler.headers.get("Authorization") != "Bearer t1":
@@ -124,7 +122,7 @@ def test_token_request_is_retried_on_5xx_through_the_clients_retry_path(servers)
         handler.answer(status, {"Content-Type": "application/json"}, body)
 
     auth = servers({("GET", "/token"): token})
-    registry = servers(registry_routes("http://{0}/token".format(auth.endpoint)))
+    registry = servers(registry_routes(f"http://{auth.endpoint}/token"))
     slept = []
     client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", retries=3, backoff=0.5,
                                 sleep=slept.append)
@@ -144,7 +142,7 @@ def test_token_request_is_retried_on_5xx_through_the_clients_retry_path(servers)
 def test_token_server_that_keeps_failing_is_reported_with_the_attempts(servers):
     auth = servers({("GET", "/token"): lambda handler: handler.answer(503, {"Content-Type": "application/json"},
                                                                       b'{"errors": []}')})
-    registry = servers(registry_routes("http://{0}/token".format(auth.endpoint)))
+    registry = servers(registry_routes(f"http://{auth.endpoint}/token"))
     client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", retries=2,
                                 sleep=lambda seconds: None)
     try:
@@ -174,7 +172,7 @@ def test_tls_failure_at_the_token_server_names_it_and_gives_the_ca_cert_hint_at_
     handshakes = []
     context.set_servername_callback(lambda *args: handshakes.append(1))  # called on each ClientHello with SNI
     auth = servers({("GET", "/token"): lambda handler: handler.answer(200, {}, b'{"token": "t1"}')}, context)
-    realm = "https://localhost:{0}/token".format(auth.endpoint.split(":")[1])
+    realm = f"https://localhost:{auth.endpoint.split(':')[1]}/token"
     registry = servers(registry_routes(realm))
     client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", retries=3,
                                 sleep=lambda seconds: None)
@@ -184,8 +182,8 @@ def test_tls_failure_at_the_token_server_names_it_and_gives_the_ca_cert_hint_at_
     finally:
         client.close()
     message = str(raised.value)
-    assert "token request to {0} failed: TLS:".format(realm) in message, message
-    assert "Give the CA bundle that signs the certificate of localhost:{0} (ca_cert)".format(
+    assert f"token request to {realm} failed: TLS:" in message, message
+    assert "Give the CA bundle that signs the certificate of localhost:{} (ca_cert)".format(
         auth.endpoint.split(":")[1]) in message, message
     assert PASSWORD not in message
     assert len(handshakes) == 1, "a certificate problem is not retried"
@@ -197,7 +195,7 @@ def pipelined_registry(servers, failures=(), **options):
     missing (404), even ones serve a digest of their own; ``failures`` answer 503 once each."""
     auth = servers({("GET", "/token"): lambda handler: handler.answer(
         200, {"Content-Type": "application/json"}, b'{"token": "t1", "expires_in": 300}')})
-    routes = registry_routes("http://{0}/token".format(auth.endpoint))
+    routes = registry_routes(f"http://{auth.endpoint}/token")
     once = set(failures)
 
     def manifest(handler):
@@ -215,7 +213,7 @@ def pipelined_registry(servers, failures=(), **options):
     return servers(routes, **options)
 
 
-TAGS = ["t{0:03d}".format(i) for i in range(100)]
+TAGS = [f"t{i:03d}" for i in range(100)]
 
 
 def expected(tag):
@@ -250,6 +248,6 @@ def test_head_manifests_asks_one_by_one_what_the_pipeline_did_not_answer(servers
         client.close()
     assert found == [(tag, expected(tag)) for tag in TAGS]
     heads = [p for m, p, _a in registry.seen if m == "HEAD"]
-    assert set(heads) == set("/v2/ns/app/manifests/" + tag for tag in TAGS)
+    assert set(heads) == {"/v2/ns/app/manifests/" + tag for tag in TAGS}
     for tag in case.get("failures", ()):
         assert heads.count("/v2/ns/app/manifests/" + tag) == 2  # the 503 in the pipeline, then one by one

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """OCI manifests and the registry client's pure helpers (no network)."""
 
 import hashlib
