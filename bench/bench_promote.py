@@ -157,7 +157,7 @@ def bench_copy(bench, runs, layers, layer_size, workers):
     namespace = "bench-copy"
     bench.ensure_namespace(namespace)
     digest = bench.lab.push(namespace, "big", "v1", layers, layer_size,
-                            seed="bench-copy %d x %d" % (layers, layer_size))["digest"]
+                            seed=f"bench-copy {int(layers)} x {int(layer_size)}")["digest"]
     source_repo = f"{namespace}/big"
     engine_copy(bench, "default", "test", source_repo, source_repo, digest, workers)  # the source of (a): test
     test = bench.client("test")
@@ -170,7 +170,7 @@ def bench_copy(bench, runs, layers, layer_size, workers):
         response.close()
     test.close()
     size = sum(len(data) for data in blobs.values())
-    log("(a) image %s: %d layers, %.1f MB of blobs, in test; load %s" % (digest[:19], layers, size / 1e6, loadavg()))
+    log(f"(a) image {digest[:19]}: {int(layers)} layers, {size / 1000000.0:.1f} MB of blobs, in test; load {loadavg()}")
 
     home = tempfile.mkdtemp(prefix="bench-skopeo-")
     authfile = os.path.join(home, "auth.json")
@@ -181,7 +181,7 @@ def bench_copy(bench, runs, layers, layer_size, workers):
     e2e_ns = "bench-e2e-copy"
     bench.ensure_namespace(e2e_ns)
     e2e_digest = bench.lab.push(e2e_ns, "big", "v1", layers, layer_size,
-                                seed="bench-copy %d x %d" % (layers, layer_size))["digest"]
+                                seed=f"bench-copy {int(layers)} x {int(layer_size)}")["digest"]
     rows = []
     try:
         for run in range(runs):
@@ -309,14 +309,14 @@ def bench_second_tag(bench, layer_size):
 
 def steady_names(tags):
     streams = max(1, tags // TAGS_PER_STREAM)
-    return ["s%03d" % i for i in range(streams)], ["t%03d" % i for i in range(min(tags, TAGS_PER_STREAM))]
+    return [f"s{int(i):03}" for i in range(streams)], [f"t{int(i):03}" for i in range(min(tags, TAGS_PER_STREAM))]
 
 
 def steady_setup(bench, tags):
     """Namespace bench-steady-<tags>: streams of 50 tags of one small image, approved for every
     environment and copied there. Cheap: one push, then per stream a mount and one manifest PUT
     per tag, one status update and one spec update."""
-    namespace = "bench-steady-%d" % tags
+    namespace = f"bench-steady-{int(tags)}"
     names, tag_names = steady_names(tags)
     bench.ensure_namespace(namespace)
     entries = approvals(bench, namespace)[0]
@@ -340,7 +340,7 @@ def steady_setup(bench, tags):
     policies = bench.inventory_environments()
     outcome = reconcile(entries, policies, source, destinations, scope=Scope(namespaces=[namespace]),
                         stream_annotations=annotations, image_workers=8, blob_workers=8)
-    log("(c) setup of %d tags: %s in %.0f s" % (tags, outcome["summary"], time.monotonic() - started))
+    log(f"(c) setup of {int(tags)} tags: {outcome['summary']} in {time.monotonic() - started:.0f} s")
     return namespace, names, tag_names
 
 
@@ -376,8 +376,7 @@ def curl_heads(bench, namespace, names, tag_names, parallel=8):
     for env, (out, err) in outputs.items():
         answered = out.count(b"HTTP/2 200") + out.count(b"HTTP/2 404")  # a missing tag costs its HEAD too
         if answered != expected:
-            raise RuntimeError("curl HEADs on %s: %d of %d answered HTTP/2 200 or 404: %s" % (
-                env, answered, expected, err.decode(errors="replace")[-500:]))
+            raise RuntimeError(f"curl HEADs on {env}: {int(answered)} of {int(expected)} answered HTTP/2 200 or 404: {err.decode(errors='replace')[-500:]}")
     heads = expected * len(configs)
     return {"heads": heads, "seconds": round(seconds, 3), "ms_per_head": round(seconds / heads * 1000, 3)}
 
@@ -396,7 +395,7 @@ def bench_steady(bench, scales, runs, sample):
             for run in range(runs if tags <= 1000 else 1):
                 for attempt in range(2):  # a setup left incomplete (a lab restart) is completed by the first
                     heads = curl_heads(bench, namespace, names, tag_names)
-                    report = os.path.join(out_dir, "rc-%d-%d.json" % (tags, run))
+                    report = os.path.join(out_dir, f"rc-{int(tags)}-{int(run)}.json")
                     wall, _stdout, memory = run_playbook(RECONCILE, {
                         "project": namespace, "segmented_registry_reconcile_report_file": report},
                         module="reconcile")
@@ -404,10 +403,9 @@ def bench_steady(bench, scales, runs, sample):
                         result = json.load(handle)
                     if not (result.get("changed") or result.get("failures")):
                         break
-                    log("(c) %d tags: not a no-op (%s); measuring again" % (tags, result["summary"]))
+                    log(f"(c) {int(tags)} tags: not a no-op ({result['summary']}); measuring again")
                 else:
-                    raise RuntimeError("the steady-state run of %d tags was not a no-op: %s" % (
-                        tags, result["summary"]))
+                    raise RuntimeError(f"the steady-state run of {int(tags)} tags was not a no-op: {result['summary']}")
                 stats = result["stats"]
                 rows.append({"wall": wall, "module": stats["seconds"]["total"], "read": stats["seconds"]["read"],
                              "process": memory.lifetime(), "rss_mib": round(memory.peak_kib / 1024, 1),
@@ -462,7 +460,7 @@ def naive_loop(bench, namespace, names, tag_names, sample, ours_wall, total):
     if "NAIVE-DRIFT" in stdout:
         raise RuntimeError("the naive loop saw drift; the setup is not converged")
     extrapolated = seconds / sample * total
-    log("(c) naive loop: %d tags in %.1f s" % (sample, seconds))
+    log(f"(c) naive loop: {int(sample)} tags in {seconds:.1f} s")
     return {"sample_tags": sample, "sample_seconds": round(seconds, 1), "extrapolated_seconds": round(extrapolated),
             "api_calls": total, "registry_requests": total * 6,
             "ours_speedup": round(extrapolated / ours_wall, 1)}
@@ -487,8 +485,7 @@ def bench_promote(bench, runs):
             again = run_playbook(PROMOTE, request)[0]
             bare = run_playbook(NOOP)[0]
             rows.append((copy, again, bare))
-            log("(e) run %d: promote.yml %.2f s (copy), %.2f s (nothing to do), bare playbook %.2f s" % (
-                run + 1, copy, again, bare))
+            log(f"(e) run {int(run + 1)}: promote.yml {copy:.2f} s (copy), {again:.2f} s (nothing to do), bare playbook {bare:.2f} s")
     finally:
         cleanup(bench, "test", [namespace + "/small-"], digest)
     copy, again, bare = (median([r[i] for r in rows]) for i in range(3))

@@ -27,7 +27,7 @@ import requests
 from lab import image
 
 MIRROR_PORT = 5104
-MIRROR_HOST = "localhost:%d" % MIRROR_PORT
+MIRROR_HOST = f"localhost:{int(MIRROR_PORT)}"
 BUSYBOX = "/bin/busybox"  # Debian's busybox-static
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # distribution's own default configuration (cmd/registry/config-example.yml in its repository)

@@ -180,11 +180,11 @@ class Lab:
         cert, key = self._server_cert("etcd")
         self.procs.start("etcd", [
             etcd, "--name", "lab", "--data-dir", os.path.join(self.state, "etcd"),
-            "--listen-client-urls", "https://127.0.0.1:%d" % ETCD_CLIENT_PORT,
-            "--advertise-client-urls", "https://127.0.0.1:%d" % ETCD_CLIENT_PORT,
-            "--listen-peer-urls", "http://127.0.0.1:%d" % ETCD_PEER_PORT,
-            "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % ETCD_PEER_PORT,
-            "--initial-cluster", "lab=http://127.0.0.1:%d" % ETCD_PEER_PORT,
+            "--listen-client-urls", f"https://127.0.0.1:{int(ETCD_CLIENT_PORT)}",
+            "--advertise-client-urls", f"https://127.0.0.1:{int(ETCD_CLIENT_PORT)}",
+            "--listen-peer-urls", f"http://127.0.0.1:{int(ETCD_PEER_PORT)}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{int(ETCD_PEER_PORT)}",
+            "--initial-cluster", f"lab=http://127.0.0.1:{int(ETCD_PEER_PORT)}",
             "--cert-file", cert, "--key-file", key,
             "--client-cert-auth", "--trusted-ca-file", self.ca.cert_path,
             "--listen-metrics-urls", "http://127.0.0.1:12381",
@@ -214,14 +214,14 @@ class Lab:
         sa_key = self.ca.signing_key("sa-" + cluster)
         self.procs.start("apiserver-" + cluster, [
             binary,
-            "--etcd-servers", "https://127.0.0.1:%d" % ETCD_CLIENT_PORT,
+            "--etcd-servers", f"https://127.0.0.1:{int(ETCD_CLIENT_PORT)}",
             "--etcd-prefix", "/clusters/" + cluster,
             "--etcd-cafile", self.ca.cert_path, "--etcd-certfile", etcd_cert, "--etcd-keyfile", etcd_key,
             "--secure-port", str(port), *listen,
             "--tls-cert-file", cert, "--tls-private-key-file", key,
             "--client-ca-file", self.ca.cert_path,
             "--authorization-mode", "RBAC",
-            "--service-account-issuer", "https://127.0.0.1:%d" % port,
+            "--service-account-issuer", f"https://127.0.0.1:{int(port)}",
             "--service-account-key-file", sa_key, "--service-account-signing-key-file", sa_key,
             "--service-cluster-ip-range", SERVICE_CIDR,
             "--cert-dir", os.path.join(self.state, "apiserver-" + cluster),
@@ -234,7 +234,7 @@ class Lab:
     def _ready(self, cluster, port):
         cert, key = self._admin_cert()
         response = requests.get(
-            "https://127.0.0.1:%d/readyz" % port, cert=(cert, key), verify=self.ca.cert_path, timeout=5
+            f"https://127.0.0.1:{int(port)}/readyz", cert=(cert, key), verify=self.ca.cert_path, timeout=5
         )
         return response.status_code == 200
 
@@ -248,7 +248,7 @@ class Lab:
         config = {
             "apiVersion": "v1", "kind": "Config", "preferences": {},
             "clusters": [
-                {"name": name, "cluster": {"server": "https://127.0.0.1:%d" % port,
+                {"name": name, "cluster": {"server": f"https://127.0.0.1:{int(port)}",
                                            "certificate-authority-data": b64(self.ca.cert_path)}}
                 for name, port in self.layout.clusters
             ],
@@ -332,7 +332,7 @@ class Lab:
         cert, key = self._server_cert("tokenserver")
         signing_cert, signing_key = self.ca.issue("token-signing", "segmented-registry-lab token signer")
         config = {
-            "listen": "127.0.0.1:%d" % TOKEN_SERVER_PORT, "tls_cert": cert, "tls_key": key,
+            "listen": f"127.0.0.1:{int(TOKEN_SERVER_PORT)}", "tls_cert": cert, "tls_key": key,
             "signing_cert": signing_cert, "signing_key": signing_key, "token_ttl_seconds": 300,
             "kubeconfig": self.kubeconfig, "context": self.layout.registry_cluster,
             "services": {service: dict(rule, issuer="segmented-registry-lab")
@@ -343,7 +343,7 @@ class Lab:
             json.dump(config, handle, indent=1)
         self.procs.start("tokenserver", [sys.executable, "-m", "lab.tokenserver", "--config", path], env=PACKAGE_ENV)
         wait_for("token server", lambda: requests.get(
-            "https://127.0.0.1:%d/healthz" % TOKEN_SERVER_PORT, verify=self.ca.cert_path, timeout=2).ok)
+            f"https://127.0.0.1:{int(TOKEN_SERVER_PORT)}/healthz", verify=self.ca.cert_path, timeout=2).ok)
         return signing_cert
 
     def _http_secret(self):
@@ -368,7 +368,7 @@ class Lab:
                 registry_cluster_config_listen="127.0.0.1:" + endpoint.rsplit(":", 1)[1],
                 registry_cluster_config_tls_cert=cert,
                 registry_cluster_config_tls_key=key,
-                registry_cluster_config_token_realm="https://localhost:%d/token" % TOKEN_SERVER_PORT,
+                registry_cluster_config_token_realm=f"https://localhost:{int(TOKEN_SERVER_PORT)}/token",
                 registry_cluster_config_token_service=service,
                 registry_cluster_config_token_issuer="segmented-registry-lab",
                 registry_cluster_config_token_rootcertbundle=signing_cert,
@@ -396,7 +396,7 @@ class Lab:
         settings = {
             "kubeconfig": self.kubeconfig, "context": self.layout.registry_cluster,
             "work_dir": os.path.join(folder, "haproxy"), "domain": ROUTER_DOMAIN,
-            "https_bind": "127.0.0.1:%d" % ROUTER_HTTPS_PORT, "http_bind": "127.0.0.1:%d" % ROUTER_HTTP_PORT,
+            "https_bind": f"127.0.0.1:{int(ROUTER_HTTPS_PORT)}", "http_bind": f"127.0.0.1:{int(ROUTER_HTTP_PORT)}",
             "default_certificate": default, "default_destination_ca": self.ca.cert_path,
             "router_name": "default", "canonical_hostname": "router-default." + ROUTER_DOMAIN,
             "hosts_file": "/etc/hosts", "hosts_address": "127.0.0.1",
@@ -412,7 +412,7 @@ class Lab:
             with socket.create_connection(("127.0.0.1", ROUTER_HTTPS_PORT), timeout=2):
                 return True
 
-        wait_for("router (haproxy on 127.0.0.1:%d)" % ROUTER_HTTPS_PORT, listening, timeout=60)
+        wait_for(f"router (haproxy on 127.0.0.1:{int(ROUTER_HTTPS_PORT)})", listening, timeout=60)
 
     # -- the whole lab ------------------------------------------------------------------
     def node(self, bins=None):
@@ -490,9 +490,9 @@ class Lab:
             "endpoint_namespace": {"name": netns.NAME, "address": ENDPOINT_ADDRESS, "present": netns.exists()},
             "all_running": all(r["running"] for r in rows) and netns.exists(),
             "memory_mib": round(sum(r["rss_mib"] for r in rows), 1),
-            "clusters": {c: "https://127.0.0.1:%d" % p for c, p in self.layout.clusters},
+            "clusters": {c: f"https://127.0.0.1:{int(p)}" for c, p in self.layout.clusters},
             "registries": {env: endpoint for env, endpoint, _, _ in self.layout.registries},
-            "router": {"https": "127.0.0.1:%d" % ROUTER_HTTPS_PORT, "http": "127.0.0.1:%d" % ROUTER_HTTP_PORT,
+            "router": {"https": f"127.0.0.1:{int(ROUTER_HTTPS_PORT)}", "http": f"127.0.0.1:{int(ROUTER_HTTP_PORT)}",
                        "domain": ROUTER_DOMAIN, "hosts_file": "/etc/hosts"},
         }
 
@@ -561,8 +561,7 @@ class Lab:
         files. Credentials: ``authfile``, else the cluster's global pull secret
         (openshift-config/pull-secret), which is what a node uses."""
         if cluster not in dict(self.layout.clusters):
-            raise LabError("--cluster %r is not a lab cluster; use one of %s"
-                           % (cluster, ", ".join(c for c, _ in self.layout.clusters)))
+            raise LabError(f"--cluster {cluster!r} is not a lab cluster; use one of {', '.join((c for c, _ in self.layout.clusters))}")
         paths = self.node_pull_files(cluster)
         with tempfile.TemporaryDirectory(prefix="labpull-") as tmp:
             if authfile is None:

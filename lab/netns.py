@@ -26,7 +26,7 @@ def exists():
     if NAME not in _ip("netns", "list").stdout.split():
         return False
     shown = _ip("-n", NAME, "-4", "-o", "addr", "show", "dev", NAMESPACE_VETH, check=False)
-    return shown.returncode == 0 and " %s/%d " % (ADDRESS, PREFIX) in shown.stdout
+    return shown.returncode == 0 and f" {ADDRESS}/{int(PREFIX)} " in shown.stdout
 
 
 def ensure():
@@ -37,9 +37,9 @@ def ensure():
     if _ip("-n", NAME, "link", "show", NAMESPACE_VETH, check=False).returncode != 0:
         _ip("link", "del", HOST_VETH, check=False)  # a host end whose peer is not in the namespace
         _ip("link", "add", HOST_VETH, "type", "veth", "peer", "name", NAMESPACE_VETH, "netns", NAME)
-    _ip("addr", "replace", "%s/%d" % (HOST_ADDRESS, PREFIX), "dev", HOST_VETH)
+    _ip("addr", "replace", f"{HOST_ADDRESS}/{int(PREFIX)}", "dev", HOST_VETH)
     _ip("link", "set", HOST_VETH, "up")
-    _ip("-n", NAME, "addr", "replace", "%s/%d" % (ADDRESS, PREFIX), "dev", NAMESPACE_VETH)
+    _ip("-n", NAME, "addr", "replace", f"{ADDRESS}/{int(PREFIX)}", "dev", NAMESPACE_VETH)
     _ip("-n", NAME, "link", "set", NAMESPACE_VETH, "up")
 
 

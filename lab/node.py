@@ -151,8 +151,7 @@ class Node:
         for path in (base, certs):
             os.makedirs(path, exist_ok=True)
         shutil.copyfile(self.lab.ca.cert_path, os.path.join(certs, "ca.crt"))
-        _write(os.path.join(certs, "hosts.toml"), 'server = "https://%s"\nca = "%s"\n'
-               % (mirror_host, os.path.join(certs, "ca.crt")))
+        _write(os.path.join(certs, "hosts.toml"), f"server = \"https://{mirror_host}\"\nca = \"{os.path.join(certs, 'ca.crt')}\"\n")
         runtime, images = 'plugins."io.containerd.cri.v1.runtime"', 'plugins."io.containerd.cri.v1.images"'
         config = "\n".join([
             "version = 4",
@@ -209,7 +208,7 @@ class Node:
         config = {
             "apiVersion": "v1", "kind": "Config",
             "clusters": [{"name": self.cluster, "cluster": {
-                "server": "https://127.0.0.1:%d" % self.port, "certificate-authority": self.lab.ca.cert_path}}],
+                "server": f"https://127.0.0.1:{int(self.port)}", "certificate-authority": self.lab.ca.cert_path}}],
             "users": [{"name": common_name, "user": {"client-certificate": cert, "client-key": key}}],
             "contexts": [{"name": self.cluster, "context": {"cluster": self.cluster, "user": common_name}}],
             "current-context": self.cluster,
@@ -295,8 +294,8 @@ class Node:
             "clientConnection": {"kubeconfig": kubeconfig},
             "hostnameOverride": NODE_NAME, "mode": "iptables", "clusterCIDR": POD_CIDR,
             "bindAddress": NODE_IP,
-            "healthzBindAddress": "127.0.0.1:%d" % PROXY_HEALTHZ_PORT,
-            "metricsBindAddress": "127.0.0.1:%d" % PROXY_METRICS_PORT,
+            "healthzBindAddress": f"127.0.0.1:{int(PROXY_HEALTHZ_PORT)}",
+            "metricsBindAddress": f"127.0.0.1:{int(PROXY_METRICS_PORT)}",
             "nodePortAddresses": [POD_CIDR],  # NodePorts on the bridge only, never on eth0
             # leave the machine's conntrack settings alone
             "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
@@ -334,7 +333,7 @@ class Node:
         self._wait("kubelet", lambda: self.ready(since=started), timeout=90, what=f"node {NODE_NAME} Ready")
         # healthy once its first sync has programmed every Service (the `kubernetes` one included)
         self._wait("kube-proxy", lambda: requests.get(
-            "http://127.0.0.1:%d/healthz" % PROXY_HEALTHZ_PORT, timeout=2).status_code == 200, timeout=60)
+            f"http://127.0.0.1:{int(PROXY_HEALTHZ_PORT)}/healthz", timeout=2).status_code == 200, timeout=60)
 
     def _wait(self, name, probe, timeout, what=None):
         try:
@@ -404,7 +403,7 @@ class Node:
         total = 0
         for pid in pids:
             try:
-                with open("/proc/%d/status" % pid) as handle:
+                with open(f"/proc/{int(pid)}/status") as handle:
                     total += next((int(line.split()[1]) * 1024 for line in handle if line.startswith("VmRSS:")), 0)
             except OSError:
                 continue

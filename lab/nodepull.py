@@ -151,27 +151,23 @@ def _mirror_entries(objects, kind, field, where):
     for obj in objects:
         name = (obj.get("metadata") or {}).get("name", "?")
         for i, item in enumerate((obj.get("spec") or {}).get(field) or []):
-            path = "%s %s: spec.%s[%d]" % (kind, name, field, i)
+            path = f"{kind} {name}: spec.{field}[{int(i)}]"
             source = item.get("source") or ""
             mirrors = [str(m) for m in item.get("mirrors") or []]
             policy = item.get("mirrorSourcePolicy") or ALLOW_CONTACTING_SOURCE
             if not _SOURCE.match(source):
-                raise RenderError("%s.source %r is not a registry scope (host[:port][/namespace...] or "
-                                  "*.domain); fix the source" % (path, source))
+                raise RenderError(f"{path}.source {source!r} is not a registry scope (host[:port][/namespace...] or *.domain); fix the source")
             if policy not in (NEVER_CONTACT_SOURCE, ALLOW_CONTACTING_SOURCE):
-                raise RenderError("%s.mirrorSourcePolicy %r must be NeverContactSource or AllowContactingSource"
-                                  % (path, policy))
+                raise RenderError(f"{path}.mirrorSourcePolicy {policy!r} must be NeverContactSource or AllowContactingSource")
             if where.setdefault(source, (policy, path))[0] != policy:
                 raise RenderError("%s.mirrorSourcePolicy %s conflicts with %s for the same source %r; "
                                   "give every mirror set of one source the same policy"
                                   % (path, policy, where[source][1], source))
             for mirror in mirrors:
                 if not _MIRROR.match(mirror):
-                    raise RenderError("%s.mirrors has %r, not a host[:port][/namespace...]; fix the mirror"
-                                      % (path, mirror))
+                    raise RenderError(f"{path}.mirrors has {mirror!r}, not a host[:port][/namespace...]; fix the mirror")
                 if policy == NEVER_CONTACT_SOURCE and mirror == source:
-                    raise RenderError("%s: NeverContactSource with the source %r among its mirrors; "
-                                      "remove it from mirrors" % (path, source))
+                    raise RenderError(f"{path}: NeverContactSource with the source {source!r} among its mirrors; remove it from mirrors")
             entries.append((source, mirrors, policy))
     return entries
 

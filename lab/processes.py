@@ -35,7 +35,7 @@ class Supervisor:
             return None
         # a zombie or a recycled pid is not ours
         try:
-            with open("/proc/%d/stat" % pid) as handle:
+            with open(f"/proc/{int(pid)}/stat") as handle:
                 if handle.read().split(")")[-1].split()[0] == "Z":
                     return None
         except OSError:
@@ -79,7 +79,7 @@ class Supervisor:
         if not pid:
             return 0
         try:
-            with open("/proc/%d/status" % pid) as handle:
+            with open(f"/proc/{int(pid)}/status") as handle:
                 for line in handle:
                     if line.startswith("VmRSS:"):
                         return int(line.split()[1]) * 1024

@@ -97,8 +97,7 @@ def admit(routes, domain):
         if (spec.get("to") or {}).get("kind", "Service") != "Service":
             problem = ("RouteNotAdmitted", "spec.to.kind must be Service")
         elif termination not in (None, "edge", "reencrypt", "passthrough"):
-            problem = ("ExtendedValidationFailed", "spec.tls.termination %r is not edge, reencrypt or passthrough"
-                       % termination)
+            problem = ("ExtendedValidationFailed", f"spec.tls.termination {termination!r} is not edge, reencrypt or passthrough")
         elif termination and _check_tls(tls):
             problem = ("ExtendedValidationFailed", _check_tls(tls))
         elif host in owners:
@@ -128,7 +127,7 @@ def endpoints_of(slices, namespace, service, prefer_port):
                 if (endpoint.get("conditions") or {}).get("ready") is False or not endpoint.get("addresses"):
                     continue
                 ip = endpoint["addresses"][0]
-                address = "[%s]:%d" % (ip, port["port"]) if ":" in ip else "%s:%d" % (ip, port["port"])
+                address = f"[{ip}]:{int(port['port'])}" if ":" in ip else f"{ip}:{int(port['port'])}"
                 servers.add((f"pod:{namespace}:{service}:{port.get('name') or port['port']}:{address}",
                              address))
     return sorted(servers)
@@ -175,8 +174,7 @@ def render(routes, slices, decisions, settings):
                 ca = out.add(f"cacerts/{key}.pem", tls["destinationCACertificate"].strip() + "\n")
                 verify = f"verify required ca-file {os.path.join(work, ca)}"
             else:  # the service CA signs <service>.<namespace>.svc
-                verify = "verifyhost {}.{}.svc verify required ca-file {}".format(
-                    service, namespace, settings["default_destination_ca"])
+                verify = f"verifyhost {service}.{namespace}.svc verify required ca-file {settings['default_destination_ca']}"
             lines = ["backend " + name, "  mode http", "  balance leastconn"]
             lines += [f"  server {s[0]} {s[1]} weight 1 ssl {verify}" for s in servers]
         else:

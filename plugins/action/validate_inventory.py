@@ -79,17 +79,14 @@ class ActionModule(ActionBase):
             if VAR_ENVIRONMENTS in raw:
                 value, undefined = self._template(templar, raw[VAR_ENVIRONMENTS])
                 if undefined:
-                    problems.append(Problem(host, VAR_ENVIRONMENTS, "uses an undefined variable ({}); define it or "
-                                            "write the environments out".format(undefined)))
+                    problems.append(Problem(host, VAR_ENVIRONMENTS, f"uses an undefined variable ({undefined}); define it or write the environments out"))
                 elif value is not None:
                     if source is None:
                         environments, source = value, host
                     elif value != environments:
-                        problems.append(Problem(host, VAR_ENVIRONMENTS, "differs from its value on {}; define the "
-                                                "environments once, in group_vars/all".format(source)))
+                        problems.append(Problem(host, VAR_ENVIRONMENTS, f"differs from its value on {source}; define the environments once, in group_vars/all"))
             for name, suggestion in misspelt_variables(n for n in raw if isinstance(n, str) and n.startswith(PREFIX)).items():
-                warnings.append("{}: {} is not a variable of segmented.registry and is ignored; did you mean "
-                                "{}?".format(host, name, suggestion))
+                warnings.append(f"{host}: {name} is not a variable of segmented.registry and is ignored; did you mean {suggestion}?")
         return environments, hosts, problems, warnings
 
     def run(self, tmp=None, task_vars=None):

@@ -50,8 +50,7 @@ def mint_token(api_client, service_account, seconds=MIN_TOKEN_SECONDS):
                                    "serviceaccounts/token in namespace {0}); grant it to the credentials the job "
                                    "runs with, or pass registry_token".format(namespace, name))
         reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise CredentialsError("could not mint a token for service account {}/{}: {}{}".format(
-            namespace, name, f"HTTP {status} " if status else "", reason))
+        raise CredentialsError(f"could not mint a token for service account {namespace}/{name}: {(f'HTTP {status} ' if status else '')}{reason}")
     token = getattr(getattr(answer, "status", None), "token", None)
     if not token:
         raise CredentialsError(f"the TokenRequest for {namespace}/{name} returned no token")

@@ -85,7 +85,7 @@ def free_port(low=15000, high=15999):
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in %d-%d" % (low, high))
+    raise RuntimeError(f"no free port in {int(low)}-{int(high)}")
 
 
 class ExtraRegistry:
@@ -103,7 +103,7 @@ class ExtraRegistry:
         self.port = free_port()
         self.service_endpoint = service_endpoint
         address = netns.ADDRESS if service_endpoint else "127.0.0.1"
-        self.endpoint = "%s:%d" % (netns.ADDRESS if service_endpoint else "localhost", self.port)
+        self.endpoint = f"{netns.ADDRESS if service_endpoint else 'localhost'}:{int(self.port)}"
         self.scheme = "http" if tls is False else "https"
         self.storage = os.path.join(workdir, "storage")
         self.config = os.path.join(workdir, "config.yml")
@@ -115,8 +115,8 @@ class ExtraRegistry:
             "log": {"level": "info", "fields": {"service": "registry", "environment": "extra"}},
             "storage": {"filesystem": {"rootdirectory": self.storage}, "delete": {"enabled": True},
                         "maintenance": {"uploadpurging": {"enabled": False}}},
-            "http": {"addr": "%s:%d" % (address, self.port)},
-            "auth": {"token": {"realm": realm or "https://localhost:%d/token" % labctl.TOKEN_SERVER_PORT,
+            "http": {"addr": f"{address}:{int(self.port)}"},
+            "auth": {"token": {"realm": realm or f"https://localhost:{int(labctl.TOKEN_SERVER_PORT)}/token",
                                "service": service,
                                "issuer": "segmented-registry-lab",
                                "rootcertbundle": os.path.join(pki, "token-signing.crt")}},
@@ -195,7 +195,7 @@ class FaultProxy:
         self._sequence = 0
         self._lock = threading.Lock()
         self.port = free_port()
-        self.endpoint = "localhost:%d" % self.port
+        self.endpoint = f"localhost:{int(self.port)}"
         self.session = requests.Session()
         self.session.trust_env = False
         proxy = self
@@ -574,7 +574,7 @@ def manifest_puts_out_of_order(events, repository, reference, manifest):
         for kind, digest in wanted:
             if not any(e["end"] is not None and e["end"] < put["start"] and _confirms(e, repository, kind, digest)
                        for e in events):
-                problems.append("PUT %s (request %d) before %s %s was in place" % (target, put["start"], kind, digest))
+                problems.append(f"PUT {target} (request {int(put['start'])}) before {kind} {digest} was in place")
     return puts, problems
 
 

@@ -33,7 +33,7 @@ class AccessLogs:
                 data = handle.read()
             self.offsets[env] += len(data)
             seen[env] = [(m.group(1), m.group(2).split("?")[0]) for m in REQUEST.finditer(data.decode(errors="replace"))
-                         if m.group(2).startswith("/v2/%s/" % repository)]
+                         if m.group(2).startswith(f"/v2/{repository}/")]
         return seen
 
 
@@ -45,7 +45,7 @@ def count(requests, method, prefix):
 def job(run_playbook, tmp_path):
     """job(playbook, **extravars) -> the reconcile module's report of that playbook run (None: none)."""
     def run(playbook, **extravars):
-        report = tmp_path / "report-{0}.json".format(len(list(tmp_path.iterdir())))
+        report = tmp_path / f"report-{len(list(tmp_path.iterdir()))}.json"
         runner = run_playbook(playbook, extravars=dict(extravars, segmented_registry_reconcile_report_file=str(report)))
         assert runner.status == "successful", runner.stdout_text[-3000:]
         return json.loads(report.read_text()) if report.exists() else None
@@ -73,10 +73,10 @@ def test_source_checked_once_per_tag_and_no_blob_request_for_a_digest_already_th
     first = job("playbooks/promote.yml", project=namespace, image="app:v1", env=everywhere)
     seen = logs.since(repository)
     assert first["summary"] == {"copied": 3}, first["summary"]
-    assert count(seen["default"], "HEAD", "/v2/%s/manifests/v1" % repository) == 1, seen["default"]
+    assert count(seen["default"], "HEAD", f"/v2/{repository}/manifests/v1") == 1, seen["default"]
     for env in ENVIRONMENTS:
-        assert count(seen[env], "PATCH", "/v2/%s/blobs/uploads/" % repository) == len(blobs), (env, seen[env])
-        assert count(seen[env], "PUT", "/v2/%s/manifests/v1" % repository) == 1, (env, seen[env])
+        assert count(seen[env], "PATCH", f"/v2/{repository}/blobs/uploads/") == len(blobs), (env, seen[env])
+        assert count(seen[env], "PUT", f"/v2/{repository}/manifests/v1") == 1, (env, seen[env])
     assert first["stats"]["blob_bytes_sent"] == len(ENVIRONMENTS) * image_bytes == first["bytes_moved"]
 
     # v2, the same digest, already in each repository; promote.yml reconciles v2 alone, so its
@@ -85,12 +85,12 @@ def test_source_checked_once_per_tag_and_no_blob_request_for_a_digest_already_th
     second = job("playbooks/promote.yml", project=namespace, image="app:v2", env=everywhere)
     seen = logs.since(repository)
     assert second["summary"] == {"copied": 3}, second["summary"]
-    assert count(seen["default"], "HEAD", "/v2/%s/manifests/v2" % repository) == 1, seen["default"]
+    assert count(seen["default"], "HEAD", f"/v2/{repository}/manifests/v2") == 1, seen["default"]
     for env in ENVIRONMENTS:
-        assert count(seen[env], "HEAD", "/v2/%s/blobs/" % repository) == 0, (env, seen[env])
-        assert count(seen[env], "POST", "/v2/%s/blobs/uploads/" % repository) == 0, (env, seen[env])
-        assert count(seen[env], "HEAD", "/v2/%s/manifests/%s" % (repository, digest)) == 1, (env, seen[env])
-        assert count(seen[env], "PUT", "/v2/%s/manifests/v2" % repository) == 1, (env, seen[env])
+        assert count(seen[env], "HEAD", f"/v2/{repository}/blobs/") == 0, (env, seen[env])
+        assert count(seen[env], "POST", f"/v2/{repository}/blobs/uploads/") == 0, (env, seen[env])
+        assert count(seen[env], "HEAD", f"/v2/{repository}/manifests/{digest}") == 1, (env, seen[env])
+        assert count(seen[env], "PUT", f"/v2/{repository}/manifests/v2") == 1, (env, seen[env])
     for copy in second["copies"]:
         assert (copy["blobs_present"], copy["blobs_sent"], copy["bytes_sent"]) == (0, 0, 0), copy
     assert second["stats"]["blob_bytes_sent"] == 0
@@ -102,9 +102,9 @@ def test_source_checked_once_per_tag_and_no_blob_request_for_a_digest_already_th
     third = job("playbooks/reconcile.yml", project=namespace)
     seen = logs.since(repository)
     assert third["summary"] == {"copied": 3, "skipped": 6}, third["summary"]
-    assert count(seen["default"], "HEAD", "/v2/%s/manifests/v3" % repository) == 1, seen["default"]
+    assert count(seen["default"], "HEAD", f"/v2/{repository}/manifests/v3") == 1, seen["default"]
     for env in ENVIRONMENTS:
-        assert count(seen[env], "HEAD", "/v2/%s/blobs/" % repository) == 0, (env, seen[env])
-        assert count(seen[env], "HEAD", "/v2/%s/manifests/%s" % (repository, digest)) == 0, (env, seen[env])
-        assert count(seen[env], "PUT", "/v2/%s/manifests/v3" % repository) == 1, (env, seen[env])
+        assert count(seen[env], "HEAD", f"/v2/{repository}/blobs/") == 0, (env, seen[env])
+        assert count(seen[env], "HEAD", f"/v2/{repository}/manifests/{digest}") == 0, (env, seen[env])
+        assert count(seen[env], "PUT", f"/v2/{repository}/manifests/v3") == 1, (env, seen[env])
     assert third["stats"]["blob_bytes_sent"] == 0

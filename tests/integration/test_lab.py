@@ -65,7 +65,7 @@ def test_token_request_authenticates_as_its_service_account(lab, cluster, make_t
     token = make_token(namespace, "robot", cluster=cluster)
     port = dict(lab.layout.clusters)[cluster]
     who = requests.post(
-        "https://127.0.0.1:%d/apis/authentication.k8s.io/v1/selfsubjectreviews" % port,
+        f"https://127.0.0.1:{int(port)}/apis/authentication.k8s.io/v1/selfsubjectreviews",
         json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
         headers={"Authorization": "Bearer " + token}, verify=lab.ca.cert_path, timeout=10)
     assert who.status_code == 201, who.text
@@ -77,7 +77,7 @@ def test_token_request_authenticates_as_its_service_account(lab, cluster, make_t
     assert eventually(lambda: core.read_namespaced_service_account("default", namespace))
     assert "ca.crt" in eventually(lambda: core.read_namespaced_config_map("kube-root-ca.crt", namespace)).data
     bad = requests.post(
-        "https://127.0.0.1:%d/apis/authentication.k8s.io/v1/selfsubjectreviews" % port,
+        f"https://127.0.0.1:{int(port)}/apis/authentication.k8s.io/v1/selfsubjectreviews",
         json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
         headers={"Authorization": "Bearer " + token[:-4] + "AAAA"}, verify=lab.ca.cert_path, timeout=10)
     assert bad.status_code == 401
@@ -177,24 +177,24 @@ def test_endpoint_namespace_is_the_labs_own_and_joined_to_the_host_by_its_veth_o
     assert lab.status()["endpoint_namespace"]["present"]
     inside = _ip("-n", netns.NAME, "addr", "show")
     assert [line.split()[1:4] for line in inside.splitlines()] == [
-        ["lo", "inet", "127.0.0.1/8"], [netns.NAMESPACE_VETH, "inet", "%s/%d" % (netns.ADDRESS, netns.PREFIX)]]
+        ["lo", "inet", "127.0.0.1/8"], [netns.NAMESPACE_VETH, "inet", f"{netns.ADDRESS}/{int(netns.PREFIX)}"]]
     assert _ip("-n", netns.NAME, "route", "show", "default") == "", "the namespace has no way out"
     host = _ip("addr", "show")
     assert [line.split()[3] for line in host.splitlines() if line.split()[1] == netns.HOST_VETH] == [
-        "%s/%d" % (netns.HOST_ADDRESS, netns.PREFIX)]
+        f"{netns.HOST_ADDRESS}/{int(netns.PREFIX)}"]
     assert f" {netns.ADDRESS}/" not in host, "the endpoint address is the namespace's, not the host's"
 
 
 def test_a_service_endpoint_registry_runs_in_the_endpoint_namespace_and_dies_when_killed(lab, tmp_path):
     registry = ExtraRegistry(lab, str(tmp_path), tls=False, service_endpoint=True).start()
     try:
-        process_netns = os.stat("/proc/%d/ns/net" % registry.proc.pid).st_ino
+        process_netns = os.stat(f"/proc/{int(registry.proc.pid)}/ns/net").st_ino
         assert process_netns == os.stat("/run/netns/" + netns.NAME).st_ino
         assert process_netns != os.stat("/proc/self/ns/net").st_ino
-        assert registry.endpoint == "%s:%d" % (netns.ADDRESS, registry.port)
+        assert registry.endpoint == f"{netns.ADDRESS}:{int(registry.port)}"
         assert requests.get(f"http://{registry.endpoint}/v2/", timeout=5).status_code == 401  # over the veth
         with pytest.raises(requests.ConnectionError):  # not on the host's loopback
-            requests.get("http://127.0.0.1:%d/v2/" % registry.port, timeout=5)
+            requests.get(f"http://127.0.0.1:{int(registry.port)}/v2/", timeout=5)
         registry.kill()  # the pid the tests hold is the registry itself, not a wrapper around it
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://{registry.endpoint}/v2/", timeout=5)

@@ -27,8 +27,7 @@ def lab_node(lab):
     rows = {row["component"]: row["running"] for row in lab.status()["components"]}
     down = [name for name in node.COMPONENTS + ("registry-mirror",) if not rows.get(name)]
     if down:
-        pytest.fail("the registry cluster's node is not running (%s): bring it up with lab/labctl up --node"
-                    % ", ".join(down))
+        pytest.fail(f"the registry cluster's node is not running ({', '.join(down)}): bring it up with lab/labctl up --node")
     return lab.node()
 
 
@@ -68,7 +67,7 @@ def _wait(probe, timeout, what):
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail("%s within %ds (last: %r)" % (what, timeout, value))
+            pytest.fail(f"{what} within {int(timeout)}s (last: {value!r})")
         time.sleep(0.5)
 
 
@@ -92,7 +91,7 @@ def _registry_objects(lab, namespace, service_ip, refs, tls=True):
             registry_cluster_config_listen=":5000",
             registry_cluster_config_tls_cert="/etc/registry-tls/tls.crt" if tls else "",
             registry_cluster_config_tls_key="/etc/registry-tls/tls.key",
-            registry_cluster_config_token_realm="https://localhost:%d/token" % labctl.TOKEN_SERVER_PORT,
+            registry_cluster_config_token_realm=f"https://localhost:{int(labctl.TOKEN_SERVER_PORT)}/token",
             registry_cluster_config_token_service=TOKEN_SERVICE,
             registry_cluster_config_token_issuer="segmented-registry-lab",
             registry_cluster_config_token_rootcertbundle="/etc/registry-token/signing.crt")

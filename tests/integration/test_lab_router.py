@@ -113,7 +113,7 @@ def ingress(cluster, name, timeout=30):
             if entry.get("routerName") == "default" and entry.get("conditions"):
                 return entry
         time.sleep(0.3)
-    raise AssertionError("route %s got no status.ingress from the router in %ds" % (name, timeout))
+    raise AssertionError(f"route {name} got no status.ingress from the router in {int(timeout)}s")
 
 
 def answers(lab, host, timeout=30):

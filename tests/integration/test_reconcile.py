@@ -562,7 +562,7 @@ def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, 
     the registered result, the report file or any other file the run left."""
     lab.push(namespace, "app", "v1", 1, SMALL)
     approve(namespace, "app:v1", add=["chaos"])
-    realm = pl.FaultProxy(lab, "localhost:%d" % labctl.TOKEN_SERVER_PORT).start()
+    realm = pl.FaultProxy(lab, f"localhost:{int(labctl.TOKEN_SERVER_PORT)}").start()
     registry = pl.ExtraRegistry(lab, str(tmp_path / "extra"), realm=f"https://{realm.endpoint}/token")
     run_dir = tmp_path / "run"
     run_dir.mkdir()

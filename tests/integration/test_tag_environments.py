@@ -176,7 +176,7 @@ class ApiProxy(http.server.ThreadingHTTPServer):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         self.socket = context.wrap_socket(self.socket, server_side=True)
-        self.url = "https://127.0.0.1:%d" % self.server_address[1]
+        self.url = f"https://127.0.0.1:{int(self.server_address[1])}"
         self.requests = []
         self.errors = []
         self.before_write = None
@@ -425,7 +425,7 @@ def test_auth_from_k8s_auth_environment_variables(lab, registry_api, streams, na
     make_stream(streams, namespace, "app")
     record_push(registry_api, lab, namespace, "app", "v1", namespace)
     token = make_token("sa-" + unique, "promoter", roles={namespace: "registry-editor"})
-    envvars = {"K8S_AUTH_HOST": "https://127.0.0.1:%d" % dict(lab.layout.clusters)[lab.layout.registry_cluster],
+    envvars = {"K8S_AUTH_HOST": f"https://127.0.0.1:{int(dict(lab.layout.clusters)[lab.layout.registry_cluster])}",
                "K8S_AUTH_API_KEY": token, "K8S_AUTH_SSL_CA_CERT": lab.ca.cert_path}
     result = ok(tag_environments(auth={}, envvars=envvars, namespace=namespace, name="app:v1", add=["uat"]))
     assert result["changed"] and spec_annotations(get_stream(streams, namespace, "app"), "v1") == {KEY: "uat"}
@@ -571,10 +571,10 @@ def storm_inventory(path, lab, namespace, stream, out, count=STORM_HOSTS, tags=l
     ones remove old-i)."""
     hosts = {}
     for index in range(1, count + 1):
-        host = {"storm_env": "env-%02d" % index, "storm_tags": tags(index)}
+        host = {"storm_env": f"env-{int(index):02}", "storm_tags": tags(index)}
         if old and index % 2 == 0:
-            host["storm_old"] = "old-%02d" % index
-        hosts["storm-%02d" % index] = host
+            host["storm_old"] = f"old-{int(index):02}"
+        hosts[f"storm-{int(index):02}"] = host
     inventory = {"all": {"children": {"storm": {
         "hosts": hosts,
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
@@ -587,7 +587,7 @@ def storm_inventory(path, lab, namespace, stream, out, count=STORM_HOSTS, tags=l
 
 
 def storm_stream(registry_api, lab, streams, namespace, name):
-    old = ",".join(["keep"] + ["old-%02d" % i for i in range(2, STORM_HOSTS + 1, 2)])
+    old = ",".join(["keep"] + [f"old-{int(i):02}" for i in range(2, STORM_HOSTS + 1, 2)])
     make_stream(streams, namespace, name, spec={"tags": [
         {"name": "spec", "annotations": {KEY: old, "description": "spec tag"},
          "from": {"kind": "DockerImage", "name": "quay.example.com/app:spec"}, "referencePolicy": {"type": "Source"}}]})
@@ -643,7 +643,7 @@ def test_storm_of_parallel_runs_equals_the_serial_result(lab, registry_api, stre
     rounds, each on a fresh stream, must end exactly where the same edits run one at a time
     (forks 1) end, and the writers must have met (retries)."""
     initial = {"pushed-a": set(), "pushed-b": set(),
-               "spec": {"keep"} | {"old-%02d" % i for i in range(2, STORM_HOSTS + 1, 2)}}
+               "spec": {"keep"} | {f"old-{int(i):02}" for i in range(2, STORM_HOSTS + 1, 2)}}
 
     storm_stream(registry_api, lab, streams, namespace, "serial")
     hosts, serial_results, serial_seconds = run_storm(run_playbook, tmp_path, lab, namespace, "serial", 1, "serial")
@@ -651,17 +651,17 @@ def test_storm_of_parallel_runs_equals_the_serial_result(lab, registry_api, stre
     serial, _stream = final_lists(streams, namespace, "serial")
     expected = serial_result(hosts, initial)
     assert serial == expected
-    assert expected["pushed-a"] == ",".join("env-%02d" % i for i in range(1, STORM_HOSTS + 1))
-    assert expected["spec"] == ",".join(["env-%02d" % i for i in range(1, STORM_HOSTS + 1)] + ["keep"])
+    assert expected["pushed-a"] == ",".join(f"env-{int(i):02}" for i in range(1, STORM_HOSTS + 1))
+    assert expected["spec"] == ",".join([f"env-{int(i):02}" for i in range(1, STORM_HOSTS + 1)] + ["keep"])
 
     retries = []
     for round_ in range(1, 4):
-        name = "storm-%d" % round_
+        name = f"storm-{int(round_)}"
         storm_stream(registry_api, lab, streams, namespace, name)
         before = get_stream(streams, namespace, name)
         _hosts, results, seconds = run_storm(run_playbook, tmp_path, lab, namespace, name, STORM_HOSTS, name)
         lists, after = final_lists(streams, namespace, name)
-        assert lists == serial, "round %d" % round_
+        assert lists == serial, f"round {int(round_)}"
         # Everything else is as it was: the spec tag's other fields, every push.
         assert after["status"] == before["status"]
         spec_before = [t for t in before["spec"]["tags"] if t["name"] == "spec"][0]
@@ -670,7 +670,7 @@ def test_storm_of_parallel_runs_equals_the_serial_result(lab, registry_api, stre
         assert spec_after["annotations"]["description"] == "spec tag"
         summary = attempts_summary(results)
         retries.append(sum(result["attempts"] - 1 for result in results))
-        print("\nstorm round %d: %.1fs, attempts %s" % (round_, seconds, summary))
+        print(f"\nstorm round {int(round_)}: {seconds:.1f}s, attempts {summary}")
     # The writers really raced: edits of the same tag met each other between read and write
     # (each retry is a write of the same tag that landed in that window; a serial run has none).
     assert sum(retries) >= 3, f"the storm's writers never met: retries per round {retries}"
@@ -689,7 +689,7 @@ def test_dozens_of_parallel_edits_on_one_stream_while_builds_push(lab, registry_
     with the default max_attempts no edit fails, every edit lands, no push is lost, and pushes
     cause no retry (only edits of the same tag, or new spec tags meeting, can)."""
     name = "scale"
-    own = ["own-%02d" % index for index in range(1, SCALE_HOSTS + 1)]
+    own = [f"own-{int(index):02}" for index in range(1, SCALE_HOSTS + 1)]
     make_stream(streams, namespace, name, spec={"tags": [
         {"name": tag, "annotations": {"description": "spec tag"}} for tag in own[1::2]]})
     for tag in ["shared"] + own[0::2]:
@@ -701,9 +701,9 @@ def test_dozens_of_parallel_edits_on_one_stream_while_builds_push(lab, registry_
                                              old=False)
     final = get_stream(streams, namespace, name)
     pusher.check(final, at_least=100)
-    assert spec_annotations(final, "shared")[KEY] == ",".join("env-%02d" % i for i in range(1, SCALE_HOSTS + 1))
+    assert spec_annotations(final, "shared")[KEY] == ",".join(f"env-{int(i):02}" for i in range(1, SCALE_HOSTS + 1))
     for index, tag in enumerate(own, 1):
-        expected = {KEY: "env-%02d" % index}
+        expected = {KEY: f"env-{int(index):02}"}
         if index % 2 == 0:
             expected["description"] = "spec tag"
         assert spec_annotations(final, tag) == expected, tag
@@ -790,7 +790,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(case, lab, registry_api, 
     elif setup == "read-only":
         auth = Auth(proxied_auth, api_key=make_token("sa2-" + unique, "viewer", roles={namespace: "registry-viewer"}))
     elif setup == "unreachable":
-        auth = Auth(host="https://127.0.0.1:%d" % closed_port(), api_key="not-a-real-token")
+        auth = Auth(host=f"https://127.0.0.1:{int(closed_port())}", api_key="not-a-real-token")
     options = dict({"namespace": namespace}, **options)
     target = (options["namespace"], (options.get("name") or "").partition(":")[0].partition("/")[0] or options["stream"])
     before = resource_version(streams, *target)
@@ -804,8 +804,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(case, lab, registry_api, 
     assert resource_version(streams, *target) == before, case
     assert [w for w in api_proxy.writes() if w["status"] < 300] == [], case
     if case not in BAD_INPUTS_THAT_ASK_THE_CLUSTER:
-        assert api_proxy.requests == [], "{} reached the API server: {}".format(
-            case, [(r["method"], r["path"]) for r in api_proxy.requests])
+        assert api_proxy.requests == [], f"{case} reached the API server: {[(r['method'], r['path']) for r in api_proxy.requests]}"
     elif setup == "read-only":
         assert [(w["method"], w["status"]) for w in stream_writes(api_proxy, namespace, "app")] == [("PATCH", 403)]
 
@@ -910,7 +909,7 @@ def test_promote_uses_k8s_auth_environment_when_the_inventory_has_no_credentials
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory))
     port = dict(lab.layout.clusters)[lab.layout.registry_cluster]
-    envvars = {"K8S_AUTH_HOST": "https://127.0.0.1:%d" % port, "K8S_AUTH_API_KEY": token,
+    envvars = {"K8S_AUTH_HOST": f"https://127.0.0.1:{int(port)}", "K8S_AUTH_API_KEY": token,
                "K8S_AUTH_SSL_CA_CERT": lab.ca.cert_path}
     runner = run_playbook("playbooks/promote.yml", inventory=str(path), envvars=envvars,
                           extravars={"project": namespace, "image": "app:v1", "env": "test", "reconcile": False,

@@ -34,7 +34,7 @@ SELF_SUBJECT_REVIEW = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSu
 
 
 def server_of(lab, cluster):
-    return "https://127.0.0.1:%d" % dict(lab.layout.clusters)[cluster]
+    return f"https://127.0.0.1:{int(dict(lab.layout.clusters)[cluster])}"
 
 
 def forge(token):
@@ -92,7 +92,7 @@ def silent_server():
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield "https://127.0.0.1:%d" % listener.getsockname()[1]
+        yield f"https://127.0.0.1:{int(listener.getsockname()[1])}"
     finally:
         stop.set()
         thread.join(5)
@@ -171,7 +171,7 @@ def test_probe_anonymous_is_a_problem(lab, hermetic, how):
 
 def test_probe_connection_refused(lab, hermetic, make_token, unique):
     token = make_token("probe-" + unique, "automation")
-    server = "https://127.0.0.1:%d" % closed_port()
+    server = f"https://127.0.0.1:{int(closed_port())}"
     with pytest.raises(ClusterUnreachable) as info:
         probe({"host": server, "api_key": token, "ca_cert": lab.ca.cert_path}, timeout=2)
     text = str(info.value)
@@ -221,7 +221,7 @@ def test_probes_in_parallel_keep_each_cluster_configuration(lab, hermetic, make_
                                 "impersonate_user": service_account(namespace, "robot")}
     expected["impersonated"] = {"reachable": True, "server": server_of(lab, "uat"), "version": VERSION,
                                 "user": service_account(namespace, "robot")}
-    refused = "https://127.0.0.1:%d" % closed_port()
+    refused = f"https://127.0.0.1:{int(closed_port())}"
     clusters["hung"] = {"host": silent_server, "api_key": "sha256~hung", "ca_cert": lab.ca.cert_path}
     clusters["refused"] = {"host": refused, "api_key": "sha256~refused", "ca_cert": lab.ca.cert_path}
 
@@ -350,7 +350,7 @@ def test_validate_playbook_with_a_service_account_token(lab, run_playbook, make_
 def test_validate_playbook_fails_on_a_closed_port(lab, run_playbook, make_token, unique, lab_inventory_copy,
                                                   lab_state):
     token = make_token("validate-" + unique, "automation", cluster="uat")
-    server = "https://127.0.0.1:%d" % closed_port()
+    server = f"https://127.0.0.1:{int(closed_port())}"
     inventory = lab_inventory_copy(uat={"host": server, "api_key": token, "ca_cert": lab.ca.cert_path})
     runner = run_playbook("playbooks/validate.yml", inventory=inventory, envvars=lab_state, verbosity=3)
     assert runner.status == "failed", runner.stdout_text

@@ -66,8 +66,7 @@ def name_problem(name):
     pieces = [piece for piece in re.split(r"[;|/\s]+", name.strip()) if piece]
     fixed = re.sub(r"[^a-z0-9-]+", "-", name.strip().lower()).strip("-")
     if len(pieces) > 1 and all(is_dns1123_label(piece.lower()) for piece in pieces):
-        hint = " (to give several environments, separate them with commas: {})".format(
-            show(SEPARATOR.join(piece.lower() for piece in pieces)))
+        hint = f" (to give several environments, separate them with commas: {show(SEPARATOR.join((piece.lower() for piece in pieces)))})"
     elif fixed and fixed != name and is_dns1123_label(fixed):
         hint = f" (did you mean {show(fixed)}?)"
     return ("{} is not a valid environment name: use a DNS-1123 label, lowercase letters, digits "

@@ -338,8 +338,7 @@ class ImageStreamAPI:
             return self.client.get(resource, name=stream, namespace=namespace).to_dict()
         except Exception as exc:
             if kube.status_of(exc) == 404:
-                raise ImageStreamError("image stream {}/{} not found on the registry cluster ({}): check "
-                                       "namespace and stream".format(namespace, stream, self.host))
+                raise ImageStreamError(f"image stream {namespace}/{stream} not found on the registry cluster ({self.host}): check namespace and stream")
             self._fail(exc, f"read imagestream {namespace}/{stream}")
 
     def list(self, namespace=None):
@@ -351,8 +350,7 @@ class ImageStreamAPI:
             else:
                 answer = self.client.get(resource, namespace=namespace)
         except Exception as exc:
-            self._fail(exc, "list imagestreams {}".format(
-                "in namespace " + namespace if namespace else "in all namespaces (cluster-wide)"))
+            self._fail(exc, f"list imagestreams {'in namespace ' + namespace if namespace else 'in all namespaces (cluster-wide)'}")
         return answer.to_dict().get("items") or []
 
     def patch(self, namespace, stream, operations):
@@ -370,8 +368,7 @@ class ImageStreamAPI:
             if _patch_did_not_apply(exc):
                 raise Conflict("a test of the patch failed (422)", lost_race=True)
             if kube.status_of(exc) == 404:
-                raise ImageStreamError("image stream {}/{} was deleted while its tag was being edited; nothing "
-                                       "was written".format(namespace, stream))
+                raise ImageStreamError(f"image stream {namespace}/{stream} was deleted while its tag was being edited; nothing was written")
             self._fail(exc, f"update imagestream {namespace}/{stream}")
 
 

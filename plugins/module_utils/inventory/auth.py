@@ -59,14 +59,12 @@ def parse_k8s_auth(host, value, out):
                 continue
         elif canonical == "kubeconfig":
             if not (isinstance(item, str) and item) and not isinstance(item, Mapping):
-                out.add(host, field_name, "must be the path of a kubeconfig file or an inline kubeconfig mapping, "
-                        "not {}".format(type_name(item)))
+                out.add(host, field_name, f"must be the path of a kubeconfig file or an inline kubeconfig mapping, not {type_name(item)}")
                 ok = False
                 continue
         elif canonical == "proxy_headers":
             if not isinstance(item, Mapping):
-                out.add(host, field_name, "must be a mapping with proxy_basic_auth, basic_auth and/or user_agent, "
-                        "not {}".format(type_name(item)))
+                out.add(host, field_name, f"must be a mapping with proxy_basic_auth, basic_auth and/or user_agent, not {type_name(item)}")
                 ok = False
                 continue
             bad = [str(k) for k in item if k not in AUTH_PROXY_HEADERS_KEYS]
@@ -85,17 +83,15 @@ def parse_k8s_auth(host, value, out):
             item = list(item)
         elif not isinstance(item, str) or (not item and canonical not in AUTH_SECRET_OPTIONS):
             shown = "a secret" if canonical in AUTH_SECRET_OPTIONS else show(item)
-            out.add(host, field_name, "must be a non-empty string, not {}".format(
-                type_name(item) if canonical in AUTH_SECRET_OPTIONS else shown))
+            out.add(host, field_name, f"must be a non-empty string, not {type_name(item) if canonical in AUTH_SECRET_OPTIONS else shown}")
             ok = False
             continue
         if canonical == "host" and not _URL.match(item):
-            out.add(host, field_name, "{} is not the API server URL; write it with its scheme, like "
-                    "https://api.cluster.example.com:6443".format(show(item)))
+            out.add(host, field_name, f"{show(item)} is not the API server URL; write it with its scheme, like https://api.cluster.example.com:6443")
             ok = False
             continue
         if canonical in options and options[canonical] != item:
-            out.add(host, field_name, "{0} and its alias both set with different values; keep only {0}".format(canonical))
+            out.add(host, field_name, f"{canonical} and its alias both set with different values; keep only {canonical}")
             ok = False
             continue
         options[canonical] = item

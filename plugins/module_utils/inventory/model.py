@@ -237,14 +237,12 @@ class Topology:
 
     def summary(self):
         """Short human-readable lines: which cluster serves which environment."""
-        lines = ["registry cluster {} ({}) hosts {}".format(
-            self.registry.name, self.registry.auth.source, ", ".join(self.environments) or "no environment")]
+        lines = [f"registry cluster {self.registry.name} ({self.registry.auth.source}) hosts {', '.join(self.environments) or 'no environment'}"]
         if self.registry.integrated_registry:
             lines.append(f"default: integrated registry {self.registry.integrated_registry}")
         for name, environment in self.environments.items():
             consumers = [cluster.name for cluster in self.consumers_of(name)]
-            lines.append("{}: registry {} in namespace {}, consumers: {}".format(
-                name, environment.endpoint, environment.namespace, ", ".join(consumers) or "none"))
+            lines.append(f"{name}: registry {environment.endpoint} in namespace {environment.namespace}, consumers: {', '.join(consumers) or 'none'}")
         if self.default_clusters:
             lines.append(f"left alone (no environment): {', '.join(self.default_clusters)}")
         return lines

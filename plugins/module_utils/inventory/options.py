@@ -45,8 +45,7 @@ def clusters_to_hosts(clusters):
     for index, item in enumerate(clusters or ()):
         name = item.get("name") if isinstance(item, Mapping) else None
         if not isinstance(name, str) or not name:
-            problems.append(Problem(f"clusters[{index}]", "name", "each cluster needs the name of its "
-                                    "inventory host, not {}".format(show(name))))
+            problems.append(Problem(f"clusters[{index}]", "name", f"each cluster needs the name of its inventory host, not {show(name)}"))
             continue
         if name in hosts:
             problems.append(Problem(name, "name", "is listed twice in clusters; list each inventory host once"))

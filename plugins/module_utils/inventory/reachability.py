@@ -77,8 +77,7 @@ def review_error_user(error, server, auth=None):
     """
     status = getattr(error, "status", None)
     if status == 401:
-        raise ClusterUnreachable(_scrub("the API server at {} rejected the credentials: {}".format(
-            server, describe_error(error)), auth or {}), server=server)
+        raise ClusterUnreachable(_scrub(f"the API server at {server} rejected the credentials: {describe_error(error)}", auth or {}), server=server)
     if status == 403:
         match = _FORBIDDEN_USER.search(status_message(error) or "")
         if match:

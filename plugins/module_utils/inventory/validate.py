@@ -79,8 +79,7 @@ def _parse_storage(where, value, out):
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        out.add(where, "storage", "must be a mapping with size and storage_class, or claim_name, not {} {}".format(
-            type_name(value), show(value)))
+        out.add(where, "storage", f"must be a mapping with size and storage_class, or claim_name, not {type_name(value)} {show(value)}")
         return None
     for key in value:
         if key not in STORAGE_KEYS:
@@ -89,15 +88,13 @@ def _parse_storage(where, value, out):
     if isinstance(size, int) and not isinstance(size, bool):
         size = str(size)
     if size is not None and not is_quantity(size):
-        out.add(where, "storage.size", "{} is not a Kubernetes quantity; write a positive size like 100Gi or 500G".format(
-            show(size)))
+        out.add(where, "storage.size", f"{show(size)} is not a Kubernetes quantity; write a positive size like 100Gi or 500G")
     if storage_class is not None and not is_dns1123_subdomain(storage_class):
         out.add(where, "storage.storage_class", "{} is not a StorageClass name; use a lowercase DNS name like "
                 "gp3-csi, or leave it out for the cluster's default StorageClass".format(show(storage_class)))
     if claim_name is not None:
         if not is_dns1123_subdomain(claim_name):
-            out.add(where, "storage.claim_name", "{} is not a PersistentVolumeClaim name; use a lowercase DNS name "
-                    "like registry-storage".format(show(claim_name)))
+            out.add(where, "storage.claim_name", f"{show(claim_name)} is not a PersistentVolumeClaim name; use a lowercase DNS name like registry-storage")
         if size is not None or storage_class is not None:
             out.add(where, "storage.claim_name", "claim_name (an existing PersistentVolumeClaim) excludes size and "
                     "storage_class, which describe a claim to create; keep one or the other")
@@ -122,8 +119,7 @@ def _parse_policy(where, value, out):
     gate = value.get("scan_gate")
     if gate is not None:
         if not isinstance(gate, Mapping):
-            out.add(where, "policy.scan_gate", "must be a mapping like {{annotation: example.com/scan, value: passed}}, "
-                    "not {0} {1}".format(type_name(gate), show(gate)))
+            out.add(where, "policy.scan_gate", f"must be a mapping like {{annotation: example.com/scan, value: passed}}, not {type_name(gate)} {show(gate)}")
         else:
             for key in gate:
                 if key not in SCAN_GATE_KEYS:
@@ -142,8 +138,7 @@ def _parse_policy(where, value, out):
                         "[prefix/]name, like security.example.com/scan-result".format(show(annotation)))
                 ok = False
             if not isinstance(gate_value, str) or not gate_value:
-                out.add(where, "policy.scan_gate.value", "must be a non-empty string (default {!r}), not {}".format(
-                    SCAN_GATE_DEFAULT_VALUE, show(gate_value)))
+                out.add(where, "policy.scan_gate.value", f"must be a non-empty string (default {SCAN_GATE_DEFAULT_VALUE!r}), not {show(gate_value)}")
                 ok = False
             if ok:
                 scan_gate = ScanGate(annotation=annotation, value=gate_value)
@@ -158,8 +153,7 @@ def _parse_environments(environments, out):
                 "like [{name: test, route_host: test-registry.apps.registry.example.com}]")
         return parsed
     if not isinstance(environments, Sequence) or isinstance(environments, (str, bytes)):
-        out.add("inventory", VAR_ENVIRONMENTS, "must be a list of environments, not {} {}".format(
-            type_name(environments), show(environments)))
+        out.add("inventory", VAR_ENVIRONMENTS, f"must be a list of environments, not {type_name(environments)} {show(environments)}")
         return parsed
     if not environments:
         out.add("inventory", VAR_ENVIRONMENTS, "is empty; define at least one environment, like "
@@ -168,8 +162,7 @@ def _parse_environments(environments, out):
     for index, raw in enumerate(environments):
         where = _environment_label(index, raw)
         if not isinstance(raw, Mapping):
-            out.add(where, "", "each environment must be a mapping with at least name and route_host, not {} {}".format(
-                type_name(raw), show(raw)))
+            out.add(where, "", f"each environment must be a mapping with at least name and route_host, not {type_name(raw)} {show(raw)}")
             continue
         before = len(out.problems)
         for key in raw:
@@ -186,8 +179,7 @@ def _parse_environments(environments, out):
             out.add(where, "name", "'default' is reserved for the integrated registry (clusters left alone); "
                     "choose another name")
         elif name in _RESERVED_NAMESPACES or name.startswith(_RESERVED_NAMESPACE_PREFIXES):
-            out.add(where, "name", "{} is a namespace OpenShift reserves (openshift, openshift-*, kube-*); "
-                    "choose another name".format(show(name)))
+            out.add(where, "name", f"{show(name)} is a namespace OpenShift reserves (openshift, openshift-*, kube-*); choose another name")
 
         route_host = raw.get("route_host")
         if route_host is None:
@@ -215,8 +207,7 @@ def _parse_environments(environments, out):
             try:
                 validate_certs = to_bool(validate_certs)
             except ValueError:
-                out.add(where, "validate_certs", "{} is not a boolean; write true (the default) or false".format(
-                    show(validate_certs)))
+                out.add(where, "validate_certs", f"{show(validate_certs)} is not a boolean; write true (the default) or false")
 
         storage = _parse_storage(where, raw.get("storage"), out)
         after, scan_gate = _parse_policy(where, raw.get("policy"), out)
@@ -250,8 +241,7 @@ def _check_environment_set(parsed, raw_environments, out):
         where = _environment_label(index, raw)
         name = raw.get("name")
         if isinstance(name, str) and name:
-            _claim(names, name, where, out, "name", "{0} is already defined by {{owner}}; environment names must be "
-                   "unique".format(show(name)))
+            _claim(names, name, where, out, "name", f"{show(name)} is already defined by {{owner}}; environment names must be unique")
         route_host = raw.get("route_host")
         if isinstance(route_host, str) and route_host:
             _claim(route_hosts, route_host.lower(), where, out, "route_host", "{0} is already the route_host of "
@@ -275,8 +265,7 @@ def _check_environment_set(parsed, raw_environments, out):
                     "hold a digest first (for prod, usually uat)".format(show(after)))
         elif after not in names or after == DEFAULT_ENVIRONMENT:
             known = sorted(known_name for known_name in names if known_name != DEFAULT_ENVIRONMENT)
-            out.add(where, "policy.after", "{} is not a known environment; use one of: {}".format(
-                show(after), ", ".join(known) or "(none defined)"))
+            out.add(where, "policy.after", f"{show(after)} is not a known environment; use one of: {', '.join(known) or '(none defined)'}")
         elif isinstance(name, str) and name not in afters:
             afters[name] = (where, after)
     reported = set()

@@ -365,8 +365,7 @@ class RegistryClient:
         except (ValueError, AttributeError, TypeError):
             token = None
         if not token:
-            raise RegistryError("{}: the token server {} answered without a token".format(
-                self._where(repository), realm), registry=self.host, repository=repository)
+            raise RegistryError(f"{self._where(repository)}: the token server {realm} answered without a token", registry=self.host, repository=repository)
         expires = time.monotonic() + max(1, lifetime - TOKEN_MARGIN_SECONDS)
         with self._lock:
             self._tokens.append((_access(scopes), token, expires))

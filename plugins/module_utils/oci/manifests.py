@@ -77,15 +77,13 @@ def parse_manifest(data, media_type):
     layers (foreign layers and layers with ``urls`` excluded). ``subject`` is not followed: a
     referrer is copied on its own."""
     if media_type not in INDEX_TYPES + MANIFEST_TYPES:
-        raise ManifestError("media type {} is not one that can be copied unchanged (expected one of: {})".format(
-            media_type, ACCEPT))
+        raise ManifestError(f"media type {media_type} is not one that can be copied unchanged (expected one of: {ACCEPT})")
     try:
         document = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise ManifestError("the manifest is not JSON")
     if document.get("schemaVersion") != 2:
-        raise ManifestError("schemaVersion {!r} is not 2 (Docker schema 1 cannot be copied by digest)".format(
-            document.get("schemaVersion")))
+        raise ManifestError(f"schemaVersion {document.get('schemaVersion')!r} is not 2 (Docker schema 1 cannot be copied by digest)")
     if media_type in INDEX_TYPES:
         children = []
         for item in document.get("manifests") or []:

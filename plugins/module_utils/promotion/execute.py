@@ -109,11 +109,9 @@ class Executor:
         if requires and (requires["environment"], requires["repository"], requires["digest"]) not in self._present:
             item["result"] = GATED
             if item.get("artifact_of"):
-                item["reason"] = "not copied: its image {} did not reach {} in this run".format(
-                    requires["digest"], item["environment"])
+                item["reason"] = f"not copied: its image {requires['digest']} did not reach {item['environment']} in this run"
             else:
-                item["reason"] = "policy after {0}: its copy into {0} did not succeed in this run".format(
-                    requires["environment"])
+                item["reason"] = f"policy after {requires['environment']}: its copy into {requires['environment']} did not succeed in this run"
             return
         counters = {"bytes_sent": 0, "blobs_sent": 0, "blobs_mounted": 0, "blobs_present": 0, "manifests_put": 0}
         item.update(counters)

@@ -29,8 +29,7 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
         try:
             repos.update(repo for repo in client.catalog() if scope.repository_in_scope(repo))
         except RegistryError as exc:
-            errors[None] = "cannot list the registry's repositories (catalog), so tags of deleted image streams " \
-                           "are not seen: {}".format(exc)
+            errors[None] = f"cannot list the registry's repositories (catalog), so tags of deleted image streams are not seen: {exc}"
     if repos:
         client.prefetch_tokens(repos, "pull")
     state = {}

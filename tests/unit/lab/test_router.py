@@ -64,8 +64,7 @@ def test_a_rejected_route_gets_no_backend():
 def test_hosts_block_is_replaced_and_removed_leaving_other_lines():
     text = "127.0.0.1 localhost\n"
     with_block = router.hosts_block(text, {"b.apps.lab", "a.apps.lab"})
-    assert with_block == "127.0.0.1 localhost\n{}\n127.0.0.1 a.apps.lab\n127.0.0.1 b.apps.lab\n{}\n".format(
-        router.HOSTS_BEGIN, router.HOSTS_END)
+    assert with_block == f"127.0.0.1 localhost\n{router.HOSTS_BEGIN}\n127.0.0.1 a.apps.lab\n127.0.0.1 b.apps.lab\n{router.HOSTS_END}\n"
     assert router.hosts_block(with_block, {"a.apps.lab"}).count("apps.lab") == 1
     assert router.hosts_block(with_block, set()) == text
 

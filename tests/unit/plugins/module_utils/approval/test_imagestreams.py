@@ -445,7 +445,7 @@ def test_a_racing_first_edit_of_a_pushed_only_tag_is_recomputed():
 def test_lost_races_do_not_count_but_a_run_is_still_bounded():
     count = iter(range(1000))
     fake = FakeImageStreamAPI(imagestream(), before_write=lambda fake: fake.bump(
-        lambda stream: stream["spec"]["tags"][0]["annotations"].update({KEY: "env-%d" % next(count)})))
+        lambda stream: stream["spec"]["tags"][0]["annotations"].update({KEY: f"env-{int(next(count))}"})))
     sleeps = []
     with pytest.raises(ImageStreamError) as info:
         edit_tag_environments(fake, "myproject", "app", "latest", change(add=["test"]), KEY, max_attempts=4,
@@ -458,7 +458,7 @@ def test_lost_races_do_not_count_but_a_run_is_still_bounded():
 def test_a_tag_that_others_keep_winning_lands_once_they_are_done():
     """23 other writers of the same tag each land once between this writer's read and write: it
     loses 23 races (more than max_attempts), and lands on the 24th attempt with all of theirs."""
-    others = iter("env-%02d" % index for index in range(2, 25))
+    others = iter(f"env-{int(index):02}" for index in range(2, 25))
 
     def another_promotion(fake):
         env = next(others, None)
@@ -470,7 +470,7 @@ def test_a_tag_that_others_keep_winning_lands_once_they_are_done():
     result = edit_tag_environments(fake, "myproject", "app", "v2", change(add=["env-01"]), KEY, sleep=lambda s: None)
     assert result["attempts"] == 24
     assert fake.stored["spec"]["tags"][1]["annotations"][KEY] == ",".join(
-        sorted(["test"] + ["env-%02d" % index for index in range(1, 25)]))
+        sorted(["test"] + [f"env-{int(index):02}" for index in range(1, 25)]))
 
 
 class Refusing409(FakeImageStreamAPI):
@@ -587,7 +587,7 @@ def test_an_exact_list_replaces_an_unreadable_annotation():
 
 class ApiError(Exception):
     def __init__(self, status, body):
-        super().__init__("(%d)" % status)
+        super().__init__(f"({int(status)})")
         self.status, self.body = status, json.dumps(body).encode()
 
 

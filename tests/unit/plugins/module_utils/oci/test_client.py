@@ -183,8 +183,7 @@ def test_tls_failure_at_the_token_server_names_it_and_gives_the_ca_cert_hint_at_
         client.close()
     message = str(raised.value)
     assert f"token request to {realm} failed: TLS:" in message, message
-    assert "Give the CA bundle that signs the certificate of localhost:{} (ca_cert)".format(
-        auth.endpoint.split(":")[1]) in message, message
+    assert f"Give the CA bundle that signs the certificate of localhost:{auth.endpoint.split(':')[1]} (ca_cert)" in message, message
     assert PASSWORD not in message
     assert len(handshakes) == 1, "a certificate problem is not retried"
     assert client.stats.to_dict()["retries"] == 0
