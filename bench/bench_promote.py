@@ -48,7 +48,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci import clie
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import ACCEPT, parse_manifest
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.job import approvals_of
-from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import run as promotion
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 from bench.labkit import HERE, KEY, REPO, Bench, log, run_playbook
 
@@ -281,7 +281,7 @@ def bench_second_tag(bench, layer_size):
         source = bench.client("default", stats=stats)
         destinations = {env: bench.client(env, stats=stats) for env in bench.environments}
         started = time.monotonic()
-        outcome = reconcile(entries, policies, source, destinations, scope=Scope(namespaces=[namespace]),
+        outcome = promotion.reconcile(entries, policies, source, destinations, scope=Scope(namespaces=[namespace]),
                             stream_annotations=annotations)
         return outcome, stats.to_dict(), time.monotonic() - started
 
@@ -338,7 +338,7 @@ def steady_setup(bench, tags):
     source = bench.client("default")
     destinations = {env: bench.client(env) for env in bench.environments}
     policies = bench.inventory_environments()
-    outcome = reconcile(entries, policies, source, destinations, scope=Scope(namespaces=[namespace]),
+    outcome = promotion.reconcile(entries, policies, source, destinations, scope=Scope(namespaces=[namespace]),
                         stream_annotations=annotations, image_workers=8, blob_workers=8)
     log(f"(c) setup of {int(tags)} tags: {outcome['summary']} in {time.monotonic() - started:.0f} s")
     return namespace, names, tag_names
