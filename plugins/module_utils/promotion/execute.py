@@ -3,9 +3,10 @@
 
 """Carrying out a plan (I/O): copies by digest and removals, with bounded thread pools.
 
-Per copy: the source must still serve the planned digest under the tag (else a "source moved"
-failure for that tag: a different digest is never tagged); every blob is HEADed at the
-destination, else mounted from another repository of the same registry that has it, else
+Per copy: the source must still serve the planned digest under the tag, checked once per tag and
+run (else a "source moved" failure for that tag: a different digest is never tagged); when the
+destination repository already holds the image, only the tag is put; else every blob is HEADed
+at the destination, else mounted from another repository of the same registry that has it, else
 streamed from the source; an index's child manifests are copied first; the manifest (its exact
 bytes) is PUT last, so the destination never serves a tag whose blobs are missing. Removals
 follow the method the plan chose (``delete`` or ``retarget``, see ``plan``).
