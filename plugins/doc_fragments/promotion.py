@@ -77,6 +77,15 @@ options:
     description: Seconds to wait for a registry to answer (read timeout; connecting waits at most 10 seconds).
     type: int
     default: 60
+  details:
+    description:
+      - V(all) returns every action and an audit row for every tag in scope. V(changes) leaves out
+        the skips (their count stays in C(summary)) and the audit rows without drift, which keeps
+        the result small when a run covers thousands of tags with nothing to do (the report file
+        holds the same).
+    type: str
+    choices: [all, changes]
+    default: all
   report_file:
     description:
       - Also write the result (every action, the audit rows and the counters) as JSON to this file

@@ -135,7 +135,9 @@ copies:
   type: list
   elements: dict
 skips:
-  description: Every tag already in place (same digest), and approved tags without an image.
+  description:
+    - Every tag already in place (same digest), and approved tags without an image.
+    - Empty with I(details=changes) (C(summary) counts them).
   returned: success
   type: list
   elements: dict
@@ -165,7 +167,9 @@ bytes_planned:
   returned: check mode
   type: int
 audit:
-  description: One row per tag (C(tag), C(digest), C(approved), C(present), C(drift)), as before the run.
+  description:
+    - One row per tag (C(tag), C(digest), C(approved), C(present), C(drift)), as before the run.
+    - With I(details=changes), only the rows with drift.
   returned: success
   type: list
   elements: dict

@@ -64,6 +64,7 @@ def argument_spec():
         retries={"type": "int", "default": 3},
         timeout={"type": "int", "default": 60},
         report_file={"type": "path"},
+        details={"type": "str", "choices": ["all", "changes"], "default": "all"},
     )
     return spec
 
@@ -186,17 +187,19 @@ class Job:
         changing = [a for a in actions if a.get("result") in ("copied", "removed") or
                     (check_mode and a["action"] in (COPY, REMOVE))]
         counters = stats.to_dict()
+        everything = self.params["details"] == "all"
+        audit = outcome["audit"] if everything else [row for row in outcome["audit"] if row["drift"]]
         result = {
             "changed": bool(changing),
             "summary": outcome["summary"],
             "copies": [a for a in actions if a["action"] == COPY],
-            "skips": [a for a in actions if a["action"] == SKIP],
+            "skips": [a for a in actions if a["action"] == SKIP] if everything else [],
             "removals": [a for a in actions if a["action"] == REMOVE],
             "gated": [a for a in actions if outcome_of(a) == GATED],
             "failures": [a for a in actions if outcome_of(a) == FAILED],
             "bytes_moved": sum(a.get("bytes_sent") or 0 for a in actions),
-            "audit": outcome["audit"],
-            "table": format_table(outcome["audit"]),
+            "audit": audit,
+            "table": format_table(audit),
             "unknown_environments": outcome["unknown_environments"],
             "scope": scope.to_dict(),
             "stats": {"api_calls": self.api_calls, "registry_requests": counters["requests"],
