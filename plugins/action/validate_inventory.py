@@ -10,6 +10,7 @@ target), then runs the module, which checks that every managed cluster answers.
 """
 
 from ansible.errors import AnsibleUndefinedVariable
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import misspelt_variables
@@ -120,7 +121,10 @@ class ActionModule(ActionBase):
 
         # Only keep the options the module knows; None means "not set" to the argument spec.
         module_args = {key: value for key, value in args.items() if value is not None}
-        module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+        if boolean(module_args.get("check_reachable", True), strict=False):
+            module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+        else:  # the inventory alone: nothing for the module to add (it would only check it again)
+            module_result = {"changed": False, "clusters": {}}
 
         # The module masks every no_log value in its output, kubeconfig paths included: report
         # the topology and the credential sources as computed here, on the controller.
