@@ -2,8 +2,9 @@
 """labctl: the local lab of real clusters and registries that every run and test stands on.
 
   labctl up       build (once, cached) and start etcd, a kube-apiserver and kube-controller-manager
-                  per cluster, the registry token server and one registry per environment
-                  (--node: also the registry cluster's node, its images and their mirror registry)
+                  per cluster, the registry token server, one registry per environment, the
+                  router, and the registry cluster's node with its images and their mirror
+                  registry (--no-node: without the node)
   labctl down     stop everything (--purge also deletes the state: certificates, storage)
   labctl status   what runs, whether it answers, memory in use
   labctl push     build a multi-layer image, push it to the integrated registry, record it in
@@ -427,7 +428,7 @@ class Lab:
         self.node(bins).up(SERVICE_CIDR, images.MIRROR_HOST, refs["pause"])
         return refs
 
-    def up(self, with_node=False):
+    def up(self, with_node=True):
         started = time.monotonic()
         bins = self.binaries()
         built = time.monotonic()
@@ -635,9 +636,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the lab (builds the binaries once)")
-    up.add_argument("--node", action="store_true",
-                    help="also run the registry cluster's node (containerd, kubelet, kube-proxy, kube-scheduler);"
-                         " it then comes back with every up until down --purge")
+    up.add_argument("--no-node", dest="node", action="store_false",
+                    help="without the registry cluster's node (containerd, kubelet, kube-proxy, kube-scheduler),"
+                         " unless a node was brought up before (it comes back with every up until down --purge)")
     down = sub.add_parser("down", help="stop the lab")
     down.add_argument("--purge", action="store_true", help="also delete certificates, etcd data and storage")
     sub.add_parser("status", help="show what runs (exit 1 if anything is down)")

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: set up, bring the lab up (with the registry cluster's node), run pytest
+# The whole test suite: set up, bring the lab up (the registry cluster's node included), run pytest
 # (unit, integration on the lab, ansible-test sanity). Extra arguments go to pytest.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 bash scripts/setup.sh
-lab/labctl up --node >/dev/null
+lab/labctl up >/dev/null
 export PATH="$repo/.venv/bin:$PATH"
 exec python -m pytest "$@"

@@ -1,4 +1,4 @@
-"""The registry cluster's node runs what a role creates (lab/node.py, lab/images.py; labctl up --node).
+"""The registry cluster's node runs what a role creates (lab/node.py, lab/images.py; labctl up).
 
 Real kubelet, containerd, runc, CNI bridge, kube-proxy and kube-scheduler; images built by the lab
 and pulled by the node from the lab's mirror registry; volumes from kube-controller-manager's
@@ -27,7 +27,7 @@ def lab_node(lab):
     rows = {row["component"]: row["running"] for row in lab.status()["components"]}
     down = [name for name in node.COMPONENTS + ("registry-mirror",) if not rows.get(name)]
     if down:
-        pytest.fail(f"the registry cluster's node is not running ({', '.join(down)}): bring it up with lab/labctl up --node")
+        pytest.fail(f"the registry cluster's node is not running ({', '.join(down)}): bring it up with lab/labctl up")
     return lab.node()
 
 
