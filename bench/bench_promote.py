@@ -282,7 +282,7 @@ def bench_second_tag(bench, layer_size):
         destinations = {env: bench.client(env, stats=stats) for env in bench.environments}
         started = time.monotonic()
         outcome = promotion.reconcile(entries, policies, source, destinations, scope=Scope(namespaces=[namespace]),
-                            stream_annotations=annotations)
+                                      stream_annotations=annotations)
         return outcome, stats.to_dict(), time.monotonic() - started
 
     first = reconcile()[0]
@@ -339,7 +339,7 @@ def steady_setup(bench, tags):
     destinations = {env: bench.client(env) for env in bench.environments}
     policies = bench.inventory_environments()
     outcome = promotion.reconcile(entries, policies, source, destinations, scope=Scope(namespaces=[namespace]),
-                        stream_annotations=annotations, image_workers=8, blob_workers=8)
+                                  stream_annotations=annotations, image_workers=8, blob_workers=8)
     log(f"(c) setup of {int(tags)} tags: {outcome['summary']} in {time.monotonic() - started:.0f} s")
     return namespace, names, tag_names
 
@@ -382,7 +382,7 @@ def curl_heads(bench, namespace, names, tag_names, parallel=8):
 
 
 def bench_steady(bench, scales, runs, sample):
-    noop = [run_playbook(NOOP)[0] for _ in range(runs)]
+    noop = [run_playbook(NOOP)[0] for _run in range(runs)]
     log("(c) bare one-task playbook: %s s" % [round(s, 2) for s in noop])
     figures = {"bare_playbook_seconds": [round(s, 2) for s in noop], "bare_playbook_median": median(noop),
                "scales": {}}

@@ -521,7 +521,7 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
                     pl.manifests.parse_manifest(manifest["data"], manifest["media_type"])["children"]}
         assert len(children) == 2
         done = time.monotonic()
-        assert watcher.wait_for(lambda samples: sum(1 for started, _, (state, tags, _) in samples
+        assert watcher.wait_for(lambda samples: sum(1 for started, _ended, (state, tags, _error) in samples
                                                     if started > done and "v1" in tags) >= 3), \
             "the watcher never saw the copied tag"
     finally:
