@@ -43,12 +43,16 @@ def count(requests, method, prefix):
 
 @pytest.fixture
 def job(run_playbook, tmp_path):
-    """job(playbook, **extravars) -> the reconcile module's report of that playbook run (None: none)."""
+    """job(playbook, **extravars) -> the report of the reconcile step of that playbook run (None:
+    none): the reconcile module's report, or the ``reconcile`` part of the promote module's."""
     def run(playbook, **extravars):
         report = tmp_path / f"report-{len(list(tmp_path.iterdir()))}.json"
         runner = run_playbook(playbook, extravars=dict(extravars, segmented_registry_reconcile_report_file=str(report)))
         assert runner.status == "successful", runner.stdout_text[-3000:]
-        return json.loads(report.read_text()) if report.exists() else None
+        if not report.exists():
+            return None
+        result = json.loads(report.read_text())
+        return result.get("reconcile", result)
     return run
 
 
