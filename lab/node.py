@@ -50,6 +50,15 @@ def _run(argv, check=True):
 
 
 def _write(path, text, private=False):
+    """Write ``text`` to ``path`` unless it holds that already: a running kube-proxy exits when
+    its configuration file changes (even to the same content), so ``labctl up`` on a running lab
+    must leave unchanged files alone."""
+    try:
+        with open(path) as handle:
+            if handle.read() == text:
+                return path
+    except FileNotFoundError:
+        pass
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
