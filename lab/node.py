@@ -337,7 +337,10 @@ class Node:
         self.ensure_storage_class()
         self.start_scheduler()
         self.start_kube_proxy()
-        started = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        # a kubelet started now must post a fresh status; one that was running already posts it only
+        # when something changes or every few minutes, and its Ready stands as it is
+        started = None if self.lab.procs.pid("kubelet") else \
+            datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         self.start_kubelet()
         self._wait("kubelet", lambda: self.ready(since=started), timeout=90, what=f"node {NODE_NAME} Ready")
         # healthy once its first sync has programmed every Service (the `kubernetes` one included)
