@@ -44,8 +44,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
-from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import ACCEPT, parse_manifest
+from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.job import approvals_of
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import run as promotion
@@ -91,7 +91,7 @@ def approvals(bench, namespace):
 
 def engine_copy(bench, source_env, env, source_repo, repository, digest, workers):
     """One image copied by the engine (Executor.copy, as a reconcile runs it), fresh clients."""
-    stats = oci.Stats()
+    stats = Stats()
     source, destination = bench.client(source_env, stats=stats), bench.client(env, stats=stats)
     executor = Executor(source, {env: destination}, image_workers=1, blob_workers=workers)
     counters = dict.fromkeys(COUNTERS, 0)
@@ -277,7 +277,7 @@ def bench_second_tag(bench, layer_size):
 
     def reconcile():
         entries, annotations = approvals(bench, namespace)
-        stats = oci.Stats()
+        stats = Stats()
         source = bench.client("default", stats=stats)
         destinations = {env: bench.client(env, stats=stats) for env in bench.environments}
         started = time.monotonic()

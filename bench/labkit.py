@@ -19,6 +19,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials imp
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import parse_manifest
+from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import parse_challenge
 from lab import image, labctl
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -69,7 +70,7 @@ class Bench:
         """The token realm the registry of ``env`` names in its challenge."""
         endpoint = self.integrated if env == "default" else self.environments[env]
         answer = requests.get(f"https://{endpoint}/v2/", verify=self.ca, timeout=10)
-        return oci.parse_challenge(answer.headers.get("WWW-Authenticate"))[1]["realm"]
+        return parse_challenge(answer.headers.get("WWW-Authenticate"))[1]["realm"]
 
     def bearer(self, env, repositories, actions="pull"):
         """A registry token for ``repositories`` from the token server, as the simplest client gets it."""

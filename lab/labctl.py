@@ -38,7 +38,8 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import CredentialsError, mint_token
-from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient, RegistryError
+from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
+from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from lab import image, images, netns, node, nodepull, pki, processes
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -13,7 +13,7 @@
   fails the test, the order of requests a FaultProxy saw (a manifest PUT after its blobs and
   children were in place), and the requests a lab registry itself logged.
 - Image builders: a two-platform OCI index and a cosign-style signature artifact, pushed to the
-  integrated registry with the collection's own client (plugins/module_utils/oci.py), and
+  integrated registry with the collection's own client (plugins/module_utils/oci/), and
   recorded in the ImageStream the way OpenShift's registry does.
 """
 import base64
@@ -37,6 +37,7 @@ import yaml
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
+from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci import manifests
 from lab import image, labctl, netns
 
@@ -454,7 +455,7 @@ def registry_consistency(registry, repository):
     problems = []
     try:
         tags = registry.list_tags(repository)
-    except oci.RegistryError as exc:
+    except RegistryError as exc:
         return [], f"unreadable: {exc}"
     for tag in tags:
         problems.extend(tree_problems(registry, repository, tag))

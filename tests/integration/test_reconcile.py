@@ -492,7 +492,7 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
         try:
             tags = direct.list_tags(repository)
             problems = [p for tag in tags for p in pl.tree_problems(direct, repository, tag)]
-        except pl.oci.RegistryError:
+        except pl.RegistryError:
             return "down", [], []
         return "up", tags, problems
 

@@ -28,10 +28,6 @@ HTTP status. Credentials never appear in an error, a log or a report: they are s
 
 
 import base64
-import os
-import re
-import socket
-import ssl
 import threading
 import time
 import traceback
@@ -47,6 +43,21 @@ else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 
+from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import (
+    RegistryError,
+    error_code,
+    error_detail,
+    first_line,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.oci.pipeline import PIPELINE_DEPTH, pipelined_heads
+from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import (
+    BlockAdapter,
+    Stats,
+    access,
+    next_link,
+    parse_challenge,
+    scope,
+)
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import (
     ACCEPT,
@@ -62,152 +73,9 @@ DEFAULT_BACKOFF = 0.5
 BACKOFF_CAP = 8.0
 TOKEN_MARGIN_SECONDS = 30
 DEFAULT_TOKEN_SECONDS = 60  # the token specification's default when expires_in is absent
-BLOCK_SIZE = 256 * 1024
 PAGE_SIZE = 1000
 #: Scopes per token request in prefetch_tokens (each scope adds to the JWT's size).
 SCOPES_PER_TOKEN = 40
-#: Manifest HEADs written at once on one connection by head_manifests (HTTP/1.1 pipelining).
-PIPELINE_DEPTH = 32
-
-
-def parse_challenge(header):
-    """``(scheme, {param: value})`` of a ``WWW-Authenticate`` header, like
-    ``Bearer realm="https://auth/token",service="registry",scope="repository:a/b:pull"``."""
-    if not header:
-        return None, {}
-    scheme, _sep, rest = header.strip().partition(" ")
-    params = {}
-    for match in re.finditer(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))', rest):
-        value = match.group(2) if match.group(2) is not None else match.group(3)
-        params[match.group(1).lower()] = value.replace('\\"', '"')
-    return scheme.lower(), params
-
-
-def next_link(header):
-    """The target of ``Link: <url>; rel="next"``, or None."""
-    for part in (header or "").split(","):
-        match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', part)
-        if match:
-            return match.group(1)
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors
-# ---------------------------------------------------------------------------------------------
-
-
-class RegistryError(Exception):
-    """A registry operation failed. ``status`` is the HTTP status (None: no answer)."""
-
-    def __init__(self, message, registry=None, repository=None, status=None, code=None):
-        super().__init__(message)
-        self.registry = registry
-        self.repository = repository
-        self.status = status
-        self.code = code
-
-
-class SourceMoved(RegistryError):
-    """The source serves another digest than the planned one."""
-
-
-def _error_detail(response):
-    """``CODE: message`` from a distribution error body, or a short text."""
-    try:
-        errors = response.json().get("errors") or []
-    except (ValueError, AttributeError):
-        errors = []
-    if errors:
-        return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict))
-    text = (response.text or "").strip() if response.request.method != "HEAD" else ""
-    return text[:200]
-
-
-def _error_code(response):
-    try:
-        errors = response.json().get("errors") or []
-        return errors[0].get("code") if errors else None
-    except (ValueError, AttributeError, IndexError):
-        return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Streaming (pure helpers)
-# ---------------------------------------------------------------------------------------------
-
-
-class StreamReader:
-    """A file-like view of a source blob response for an upload body.
-
-    ``requests`` sends an object with ``read`` and ``__len__`` as a body of that
-    Content-Length, ``read(blocksize)`` at a time, so the blob goes from the source socket to the
-    destination socket a block at a time. Counts the bytes and checks the total at the end.
-    """
-
-    def __init__(self, raw, size):
-        self._raw = raw
-        self._size = size
-        self.sent = 0
-
-    def __len__(self):
-        return self._size
-
-    def read(self, amount=-1):
-        if amount is None or amount < 0:
-            amount = self._size - self.sent
-        amount = min(amount, self._size - self.sent, BLOCK_SIZE * 4)
-        if amount <= 0:
-            return b""
-        data = self._raw.read(amount)
-        if not data:
-            raise OSError(f"the source ended after {self.sent} of {self._size} bytes")
-        self.sent += len(data)
-        return data
-
-
-class _Adapter(HTTPAdapter):
-    """An HTTPAdapter whose connections write upload bodies in large blocks."""
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs.setdefault("blocksize", BLOCK_SIZE)
-        try:
-            super().init_poolmanager(*args, **kwargs)
-        except TypeError:  # urllib3 < 2 has no blocksize
-            kwargs.pop("blocksize", None)
-            super().init_poolmanager(*args, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------
-# The client (I/O)
-# ---------------------------------------------------------------------------------------------
-
-
-class Stats:
-    """Thread-safe counters shared by the clients of one run."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.by_method = {}
-        self.token_requests = 0
-        self.retries = 0
-        self.blob_bytes_sent = 0
-
-    def count(self, method):
-        with self._lock:
-            self.requests += 1
-            self.by_method[method] = self.by_method.get(method, 0) + 1
-
-    def add(self, name, amount=1):
-        with self._lock:
-            setattr(self, name, getattr(self, name) + amount)
-
-    def to_dict(self):
-        with self._lock:
-            return {"requests": self.requests, "by_method": dict(self.by_method),
-                    "token_requests": self.token_requests, "retries": self.retries,
-                    "blob_bytes_sent": self.blob_bytes_sent}
 
 
 class RegistryClient:
@@ -244,7 +112,7 @@ class RegistryClient:
         # would replace the CA file we were given. Proxies from the environment are kept.
         self.session.trust_env = False
         self.session.proxies = requests.utils.get_environ_proxies(self.base)
-        adapter = _Adapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        adapter = BlockAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         self.session.mount(self.base + "/", adapter)
         self.session.headers["User-Agent"] = user_agent
         self._scheme = scheme
@@ -275,7 +143,7 @@ class RegistryClient:
         text = f"{self._where(repository)}: {doing} failed"
         if response is not None:
             text += f": HTTP {status}"
-            detail = _error_detail(response)
+            detail = error_detail(response)
             if detail:
                 text += f" ({detail})"
             attempts = getattr(response, "attempts", 1)
@@ -289,7 +157,7 @@ class RegistryClient:
         if reason:
             text += f": {reason}"
         return cls(text, registry=self.host, repository=repository, status=status,
-                   code=_error_code(response) if response is not None else None)
+                   code=error_code(response) if response is not None else None)
 
     # -- authentication ---------------------------------------------------------------------
     def _basic(self):
@@ -311,12 +179,12 @@ class RegistryClient:
 
     def _cached_token(self, scopes):
         """A cached token whose scopes cover ``scopes`` (same resources, at least those actions)."""
-        wanted = _access(scopes)
+        wanted = access(scopes)
         now = time.monotonic()
         with self._lock:
             self._tokens = [item for item in self._tokens if item[2] > now]
-            for access, token, _expires in self._tokens:
-                if all(resource in access and actions <= access[resource] for resource, actions in wanted.items()):
+            for granted, token, _expires in self._tokens:
+                if all(resource in granted and actions <= granted[resource] for resource, actions in wanted.items()):
                     return token
         return None
 
@@ -349,7 +217,7 @@ class RegistryClient:
         response = self._raw("GET", url, f"token request to {realm}", repository, headers)
         response.close()
         if response.status_code != 200:
-            detail = _error_detail(response)
+            detail = error_detail(response)
             hint = ""
             if response.status_code == 401:
                 hint = "; the token server did not accept the credentials (an expired or wrong token?)"
@@ -368,7 +236,7 @@ class RegistryClient:
             raise RegistryError(f"{self._where(repository)}: the token server {realm} answered without a token", registry=self.host, repository=repository)
         expires = time.monotonic() + max(1, lifetime - TOKEN_MARGIN_SECONDS)
         with self._lock:
-            self._tokens.append((_access(scopes), token, expires))
+            self._tokens.append((access(scopes), token, expires))
         return token, expires
 
     def _authorization(self, scopes, repository=None, refresh=False):
@@ -407,7 +275,7 @@ class RegistryClient:
                                                 allow_redirects=allow_redirects)
             except requests.exceptions.SSLError as exc:
                 raise RegistryError("{}: {} failed: TLS: {}. {}".format(
-                    self._where(repository), doing, _first_line(exc),
+                    self._where(repository), doing, first_line(exc),
                     "Give the CA bundle that signs the certificate of {} (ca_cert)".format(
                         requests.utils.urlparse(url).netloc) if self.verify else
                     "The TLS handshake failed"), registry=self.host, repository=repository)
@@ -419,7 +287,7 @@ class RegistryClient:
                     continue
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
                 raise RegistryError("{}: {} failed: {} ({}) after {} attempt{}".format(
-                    self._where(repository), doing, kind, _first_line(exc), attempt, "" if attempt == 1 else "s"),
+                    self._where(repository), doing, kind, first_line(exc), attempt, "" if attempt == 1 else "s"),
                     registry=self.host, repository=repository)
             if (response.status_code >= 500 or response.status_code == 429) and attempt < attempts:
                 response.close()
@@ -489,7 +357,7 @@ class RegistryClient:
         pending = list(references)
         proxied = self.session.proxies.get(self._scheme) or self.session.proxies.get("all")
         while pending and not proxied:
-            answered = self._pipelined_heads(repository, pending[:PIPELINE_DEPTH])
+            answered = pipelined_heads(self, repository, pending[:PIPELINE_DEPTH])
             found.update(answered)
             if len(answered) < min(len(pending), PIPELINE_DEPTH):
                 break  # the connection ended early or answered otherwise: the rest one by one
@@ -498,80 +366,6 @@ class RegistryClient:
             if reference not in found:
                 found[reference] = self.head_manifest(repository, reference)
         return [(reference, found[reference]) for reference in references]
-
-    def _pipelined_heads(self, repository, references):
-        """``{reference: head or None}`` for the leading references that got a 200 (with a digest)
-        or a 404 on one connection; it stops at the first other answer."""
-        auth = self._authorization([scope(repository, "pull")], repository)
-        head = "Host: {}\r\nUser-Agent: {}\r\nAccept: {}\r\n{}\r\n".format(
-            self.host, self.session.headers["User-Agent"], ACCEPT,
-            f"Authorization: {auth}\r\n" if auth else "")
-        payload = "".join(f"HEAD /v2/{repository}/manifests/{reference} HTTP/1.1\r\n{head}"
-                          for reference in references).encode("utf-8")
-        answered = {}
-        connection = None
-        try:
-            connection = self._pipeline_connection()
-            sock, reader = connection
-            for _reference in references:
-                self.stats.count("HEAD")
-            sock.sendall(payload)
-            for reference in references:
-                status, headers = _read_head(reader)
-                digest = headers.get("docker-content-digest")
-                if status == 404:
-                    answered[reference] = None
-                elif status == 200 and is_digest(digest):
-                    answered[reference] = {"digest": digest,
-                                           "media_type": headers.get("content-type", "").split(";")[0],
-                                           "size": int(headers.get("content-length") or 0)}
-                else:
-                    break
-                if headers.get("connection", "").lower() == "close":
-                    break
-            else:
-                with self._lock:
-                    self._idle.append(connection)
-                connection = None
-        except (OSError, ssl.SSLError, ValueError):
-            pass  # whatever was not answered goes one by one, through the retrying path
-        finally:
-            if connection is not None:
-                connection[0].close()
-        return answered
-
-    def _pipeline_connection(self):
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        host, _sep, port = self.host.rpartition(":") if ":" in self.host else (self.host, "", "")
-        port = int(port) if port else (443 if self._scheme == "https" else 80)
-        sock = socket.create_connection((host, port), timeout=self.timeout[0])
-        try:
-            sock.settimeout(self.timeout[1])
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._scheme == "https":
-                sock = self._tls_context().wrap_socket(sock, server_hostname=host)
-        except Exception:
-            sock.close()
-            raise
-        return sock, sock.makefile("rb")
-
-    def _tls_context(self):
-        with self._lock:
-            if self._tls is None:
-                if self.verify is False:
-                    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                elif self.verify is not True and os.path.isdir(self.verify):  # as requests takes a CA directory
-                    context = ssl.create_default_context(capath=self.verify)
-                else:  # as requests verifies: the given CA bundle, else its default bundle
-                    context = ssl.create_default_context(cafile=self.verify if self.verify is not True else
-                                                         requests.utils.DEFAULT_CA_BUNDLE_PATH)
-                context.set_alpn_protocols(["http/1.1"])
-                self._tls = context
-            return self._tls
 
     def get_manifest(self, repository, reference):
         """``{"data", "media_type", "digest"}`` (the exact bytes), or None when it does not exist.
@@ -744,79 +538,3 @@ class RegistryClient:
         response.close()
         if response.status_code != 201:
             raise self.error(doing, repository, response)
-
-
-def _read_head(reader):
-    """``(status, {lower-case header: value})`` of one answer to a HEAD (which has no body)."""
-    line = reader.readline(65537)
-    parts = line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
-        raise ValueError(f"not an HTTP/1.1 answer: {line[:80]!r}")
-    headers = {}
-    while True:
-        line = reader.readline(65537)
-        if line in (b"\r\n", b"\n"):
-            return int(parts[1]), headers
-        if not line:
-            raise ValueError("the connection closed inside an answer")
-        name, _sep, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-
-
-def scope(repository, actions):
-    return f"repository:{repository}:{actions}"
-
-
-def _access(scopes):
-    """``{"repository:a/b": {"pull", "push"}}`` from scope strings (type:name:actions)."""
-    access = {}
-    for item in scopes:
-        resource, _sep, actions = item.rpartition(":")
-        access.setdefault(resource, set()).update(actions.split(","))
-    return access
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-def copy_blob(source, source_repository, destination, repository, digest, size, location=None, attempts=None):
-    """Stream one blob from ``source`` to ``destination``; returns the bytes sent.
-
-    The whole transfer (source GET, destination upload) is retried with back-off, at most
-    ``attempts`` times (default: the destination's retries + 1), on connection errors, timeouts
-    and 5xx; a 4xx answer is not retried. An upload URL given by a refused mount is used for
-    the first attempt only."""
-    attempts = attempts or destination.retries + 1
-    for attempt in range(1, attempts + 1):
-        response = None
-        reader = None
-        try:
-            response = source.open_blob(source_repository, digest)
-            length = response.headers.get("Content-Length")
-            total = size if size is not None else (int(length) if length else None)
-            if total is None:
-                raise source.error(f"GET blob {source_repository}@{digest}", source_repository,
-                                   reason="the size is unknown")
-            reader = StreamReader(response.raw, total)
-            destination.upload_stream(repository, digest, total, reader, location if attempt == 1 else None)
-            destination.stats.add("blob_bytes_sent", reader.sent)
-            return reader.sent
-        except (RegistryError, OSError, requests.RequestException) as exc:
-            if reader is not None:
-                destination.stats.add("blob_bytes_sent", reader.sent)
-            status = getattr(exc, "status", None)
-            final = attempt >= attempts or (status is not None and 400 <= status < 500 and status != 429)
-            if final:
-                if isinstance(exc, RegistryError):
-                    raise
-                raise RegistryError("{}: copy of blob {} from {} failed: {}".format(
-                    destination._where(repository), digest, source._where(source_repository), _first_line(exc)),
-                    registry=destination.host, repository=repository)
-            destination.stats.add("retries")
-            destination._sleep(backoff(attempt, destination.backoff, BACKOFF_CAP))
-        finally:
-            if response is not None:
-                response.close()
-    raise RegistryError("unreachable")  # pragma: no cover

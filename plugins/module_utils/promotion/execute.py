@@ -16,11 +16,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.segmented.registry.plugins.module_utils.oci.client import (
-    RegistryError,
-    SourceMoved,
-    copy_blob,
-)
+from ansible_collections.segmented.registry.plugins.module_utils.oci.blobs import copy_blob
+from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError, SourceMoved
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import (
     EMPTY_JSON,
     EMPTY_JSON_DIGEST,

@@ -31,13 +31,9 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials imp
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import TopologyError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_environments
-from ansible_collections.segmented.registry.plugins.module_utils.oci.client import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
-    RegistryClient,
-    RegistryError,
-    Stats,
-)
+from ansible_collections.segmented.registry.plugins.module_utils.oci.client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient
+from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
+from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import format_table
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile

@@ -9,7 +9,8 @@ reported per repository (never taken as empty).
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.segmented.registry.plugins.module_utils.oci.client import PIPELINE_DEPTH, RegistryError
+from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
+from ansible_collections.segmented.registry.plugins.module_utils.oci.pipeline import PIPELINE_DEPTH
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import artifact_subject
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
+from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import OCI_MANIFEST
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
@@ -146,7 +147,7 @@ def test_token_server_that_keeps_failing_is_reported_with_the_attempts(servers):
     client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", retries=2,
                                 sleep=lambda seconds: None)
     try:
-        with pytest.raises(oci.RegistryError) as raised:
+        with pytest.raises(RegistryError) as raised:
             client.head_manifest("ns/app", "v1")
     finally:
         client.close()
@@ -177,7 +178,7 @@ def test_tls_failure_at_the_token_server_names_it_and_gives_the_ca_cert_hint_at_
     client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", retries=3,
                                 sleep=lambda seconds: None)
     try:
-        with pytest.raises(oci.RegistryError) as raised:
+        with pytest.raises(RegistryError) as raised:
             client.head_manifest("ns/app", "v1")
     finally:
         client.close()

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci_client
+from ansible_collections.segmented.registry.plugins.module_utils.oci import transport
 from ansible_collections.segmented.registry.plugins.module_utils.oci import manifests
 
 
@@ -14,12 +14,12 @@ def d(seed):
 
 
 def test_oci_pure_helpers():
-    scheme, params = oci_client.parse_challenge(
+    scheme, params = transport.parse_challenge(
         'Bearer realm="https://localhost:5110/token",service="env-test",scope="repository:a/b:pull,push"')
     assert scheme == "bearer" and params == {"realm": "https://localhost:5110/token", "service": "env-test",
                                              "scope": "repository:a/b:pull,push"}
-    assert oci_client.next_link('</v2/a/tags/list?last=x&n=2>; rel="next"') == "/v2/a/tags/list?last=x&n=2"
-    assert oci_client.next_link(None) is None
+    assert transport.next_link('</v2/a/tags/list?last=x&n=2>; rel="next"') == "/v2/a/tags/list?last=x&n=2"
+    assert transport.next_link(None) is None
     assert manifests.artifact_subject("sha256-" + "a" * 64 + ".sig") == "sha256:" + "a" * 64
     assert manifests.artifact_subject("v1") is None
     placeholder = manifests.placeholder_manifest("x")

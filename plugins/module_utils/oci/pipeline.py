@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""Pipelined manifest HEADs: up to PIPELINE_DEPTH requests written at once on one HTTP/1.1
+connection of a ``RegistryClient`` (which keeps the idle connections and the TLS context), and
+their answers read in order."""
+
+import os
+import socket
+import ssl
+
+try:
+    import requests
+except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
+    pass
+
+from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import ACCEPT, is_digest
+from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import read_head, scope
+
+#: HEADs written back to back on one connection before the first answer is read.
+PIPELINE_DEPTH = 32
+
+
+def pipelined_heads(client, repository, references):
+    """``{reference: head or None}`` for the leading references that got a 200 (with a digest)
+    or a 404 on one connection; it stops at the first other answer."""
+    auth = client._authorization([scope(repository, "pull")], repository)
+    head = "Host: {}\r\nUser-Agent: {}\r\nAccept: {}\r\n{}\r\n".format(
+        client.host, client.session.headers["User-Agent"], ACCEPT,
+        f"Authorization: {auth}\r\n" if auth else "")
+    payload = "".join(f"HEAD /v2/{repository}/manifests/{reference} HTTP/1.1\r\n{head}"
+                      for reference in references).encode("utf-8")
+    answered = {}
+    connection = None
+    try:
+        connection = _connection(client)
+        sock, reader = connection
+        for _reference in references:
+            client.stats.count("HEAD")
+        sock.sendall(payload)
+        for reference in references:
+            status, headers = read_head(reader)
+            digest = headers.get("docker-content-digest")
+            if status == 404:
+                answered[reference] = None
+            elif status == 200 and is_digest(digest):
+                answered[reference] = {"digest": digest,
+                                       "media_type": headers.get("content-type", "").split(";")[0],
+                                       "size": int(headers.get("content-length") or 0)}
+            else:
+                break
+            if headers.get("connection", "").lower() == "close":
+                break
+        else:
+            with client._lock:
+                client._idle.append(connection)
+            connection = None
+    except (OSError, ssl.SSLError, ValueError):
+        pass  # whatever was not answered goes one by one, through the retrying path
+    finally:
+        if connection is not None:
+            connection[0].close()
+    return answered
+
+def _connection(client):
+    with client._lock:
+        if client._idle:
+            return client._idle.pop()
+    host, _sep, port = client.host.rpartition(":") if ":" in client.host else (client.host, "", "")
+    port = int(port) if port else (443 if client._scheme == "https" else 80)
+    sock = socket.create_connection((host, port), timeout=client.timeout[0])
+    try:
+        sock.settimeout(client.timeout[1])
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if client._scheme == "https":
+            sock = _tls_context(client).wrap_socket(sock, server_hostname=host)
+    except Exception:
+        sock.close()
+        raise
+    return sock, sock.makefile("rb")
+
+def _tls_context(client):
+    with client._lock:
+        if client._tls is None:
+            if client.verify is False:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            elif client.verify is not True and os.path.isdir(client.verify):  # as requests takes a CA directory
+                context = ssl.create_default_context(capath=client.verify)
+            else:  # as requests verifies: the given CA bundle, else its default bundle
+                context = ssl.create_default_context(cafile=client.verify if client.verify is not True else
+                                                     requests.utils.DEFAULT_CA_BUNDLE_PATH)
+            context.set_alpn_protocols(["http/1.1"])
+            client._tls = context
+        return client._tls

@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""HTTP pieces of the OCI registry client (no registry state): the auth challenge, pagination
+links, token scopes, a block-wise upload body, large-block connections, one HEAD answer read off
+a raw connection, and the counters a run shares."""
+
+import re
+import threading
+
+try:
+    from requests.adapters import HTTPAdapter
+except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
+    HTTPAdapter = object
+
+BLOCK_SIZE = 256 * 1024
+
+
+def parse_challenge(header):
+    """``(scheme, {param: value})`` of a ``WWW-Authenticate`` header, like
+    ``Bearer realm="https://auth/token",service="registry",scope="repository:a/b:pull"``."""
+    if not header:
+        return None, {}
+    scheme, _sep, rest = header.strip().partition(" ")
+    params = {}
+    for match in re.finditer(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))', rest):
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        params[match.group(1).lower()] = value.replace('\\"', '"')
+    return scheme.lower(), params
+
+
+def next_link(header):
+    """The target of ``Link: <url>; rel="next"``, or None."""
+    for part in (header or "").split(","):
+        match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', part)
+        if match:
+            return match.group(1)
+    return None
+
+
+def scope(repository, actions):
+    return f"repository:{repository}:{actions}"
+
+
+def access(scopes):
+    """``{"repository:a/b": {"pull", "push"}}`` from scope strings (type:name:actions)."""
+    access = {}
+    for item in scopes:
+        resource, _sep, actions = item.rpartition(":")
+        access.setdefault(resource, set()).update(actions.split(","))
+    return access
+
+
+class StreamReader:
+    """A file-like view of a source blob response for an upload body.
+
+    ``requests`` sends an object with ``read`` and ``__len__`` as a body of that
+    Content-Length, ``read(blocksize)`` at a time, so the blob goes from the source socket to the
+    destination socket a block at a time. Counts the bytes and checks the total at the end.
+    """
+
+    def __init__(self, raw, size):
+        self._raw = raw
+        self._size = size
+        self.sent = 0
+
+    def __len__(self):
+        return self._size
+
+    def read(self, amount=-1):
+        if amount is None or amount < 0:
+            amount = self._size - self.sent
+        amount = min(amount, self._size - self.sent, BLOCK_SIZE * 4)
+        if amount <= 0:
+            return b""
+        data = self._raw.read(amount)
+        if not data:
+            raise OSError(f"the source ended after {self.sent} of {self._size} bytes")
+        self.sent += len(data)
+        return data
+
+
+class BlockAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections write upload bodies in large blocks."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs.setdefault("blocksize", BLOCK_SIZE)
+        try:
+            super().init_poolmanager(*args, **kwargs)
+        except TypeError:  # urllib3 < 2 has no blocksize
+            kwargs.pop("blocksize", None)
+            super().init_poolmanager(*args, **kwargs)
+
+
+class Stats:
+    """Thread-safe counters shared by the clients of one run."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.by_method = {}
+        self.token_requests = 0
+        self.retries = 0
+        self.blob_bytes_sent = 0
+
+    def count(self, method):
+        with self._lock:
+            self.requests += 1
+            self.by_method[method] = self.by_method.get(method, 0) + 1
+
+    def add(self, name, amount=1):
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+    def to_dict(self):
+        with self._lock:
+            return {"requests": self.requests, "by_method": dict(self.by_method),
+                    "token_requests": self.token_requests, "retries": self.retries,
+                    "blob_bytes_sent": self.blob_bytes_sent}
+
+
+def read_head(reader):
+    """``(status, {lower-case header: value})`` of one answer to a HEAD (which has no body)."""
+    line = reader.readline(65537)
+    parts = line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+        raise ValueError(f"not an HTTP/1.1 answer: {line[:80]!r}")
+    headers = {}
+    while True:
+        line = reader.readline(65537)
+        if line in (b"\r\n", b"\n"):
+            return int(parts[1]), headers
+        if not line:
+            raise ValueError("the connection closed inside an answer")
+        name, _sep, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
