@@ -1,31 +1,22 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""A client of the OCI distribution API (CNCF distribution, OpenShift's registry, Quay, ...).
+"""A client of the OCI distribution API (CNCF distribution, OpenShift's registry, Quay, ...): what
+the promotion engine needs, and only that.
 
-What the promotion engine needs, and only that:
+One pooled ``requests.Session`` per registry, shared by threads. Authentication follows the
+registry's ``WWW-Authenticate`` challenge: ``Basic``, or ``Bearer`` with tokens kept by scope
+(``tokens.py``; many repositories in one token request with ``prefetch_tokens``). Manifests: HEAD
+(many at once pipelined on one connection, ``pipeline.py``), GET, PUT and DELETE by digest, bytes
+and media type unchanged. Blobs: HEAD, cross-repository mount, streamed upload (``blobs.py``
+copies one between registries a block at a time). Tag listing and catalog, paginated.
 
-- one pooled ``requests.Session`` per registry (connections are reused across threads);
-- authentication from the registry's ``WWW-Authenticate`` challenge: ``Bearer`` (basic
-  credentials sent to the token realm, one token per scope set, cached until shortly before it
-  expires; tokens for many repositories can be fetched in one request with ``prefetch_tokens``)
-  or ``Basic``;
-- manifests: HEAD, GET, PUT and DELETE (by digest), exact bytes and media type preserved (OCI
-  image manifest and index, Docker v2 manifest and manifest list); many HEADs of one repository
-  pipelined on one connection (``head_manifests``), for reading a registry's state;
-- blobs: HEAD, cross-repository mount, and a streamed copy from another registry: the source
-  GET response is read a block at a time straight into the destination's upload request (one
-  PATCH, then a PUT that commits the digest). A layer is never held in memory;
-- tag listing and the catalog, with pagination (``Link: <...>; rel="next"``).
-
-TLS is verified with the system trust store or with ``ca_cert``; ``validate_certs=False`` (an
-explicit opt-out of one endpoint) turns verification off. Requests that can be repeated are
-retried a bounded number of times with exponential back-off on connection errors, timeouts, 429
-and 5xx, token requests included. Errors (``RegistryError``) name the registry, the repository, the operation and the
-HTTP status. Credentials never appear in an error, a log or a report: they are sent only in the
-``Authorization`` header of the token request (or of a Basic-auth registry).
+TLS is verified with the system trust store or ``ca_cert``; ``validate_certs=False`` is an
+explicit opt-out of one endpoint. Requests that can be repeated (token requests included) are
+retried a bounded number of times with back-off on connection errors, timeouts, 429 and 5xx.
+Errors (``errors.RegistryError``) name the registry, the repository, the operation and the HTTP
+status; credentials are only ever sent in ``Authorization`` headers, never in an error or a log.
 """
-
 
 import base64
 import threading
@@ -49,11 +40,11 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.errors impo
     error_detail,
     first_line,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.oci.pipeline import PIPELINE_DEPTH, pipelined_heads
+from ansible_collections.segmented.registry.plugins.module_utils.oci.pipeline import head_manifests
+from ansible_collections.segmented.registry.plugins.module_utils.oci.tokens import TokenCache
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import (
     BlockAdapter,
     Stats,
-    access,
     next_link,
     parse_challenge,
     scope,
@@ -105,8 +96,7 @@ class RegistryClient:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._challenge = None  # (scheme, params) once known
-        self._tokens = []  # [(resource -> set of actions, token, expires (monotonic))]
-        self._fetching = {}  # frozenset(scopes) -> lock: one fetch per scope set at a time
+        self.tokens = TokenCache()
         self.session = requests.Session()
         # Not trust_env: ~/.netrc would replace our Authorization header and REQUESTS_CA_BUNDLE
         # would replace the CA file we were given. Proxies from the environment are kept.
@@ -177,31 +167,6 @@ class RegistryClient:
                 raise self.error("checking the API version (GET /v2/)", response=response)
         return self._challenge
 
-    def _cached_token(self, scopes):
-        """A cached token whose scopes cover ``scopes`` (same resources, at least those actions)."""
-        wanted = access(scopes)
-        now = time.monotonic()
-        with self._lock:
-            self._tokens = [item for item in self._tokens if item[2] > now]
-            for granted, token, _expires in self._tokens:
-                if all(resource in granted and actions <= granted[resource] for resource, actions in wanted.items()):
-                    return token
-        return None
-
-    def _token(self, scopes, repository=None):
-        """A token for ``scopes``: from the cache, else fetched once however many threads ask."""
-        token = self._cached_token(scopes)
-        if token is not None:
-            return token
-        key = frozenset(scopes)
-        with self._lock:
-            lock = self._fetching.setdefault(key, threading.Lock())
-        with lock:
-            token = self._cached_token(scopes)
-            if token is None:
-                token = self._fetch_token(scopes, repository)[0]
-        return token
-
     def _fetch_token(self, scopes, repository=None):
         scheme, params = self.challenge()
         realm = params.get("realm")
@@ -235,8 +200,7 @@ class RegistryClient:
         if not token:
             raise RegistryError(f"{self._where(repository)}: the token server {realm} answered without a token", registry=self.host, repository=repository)
         expires = time.monotonic() + max(1, lifetime - TOKEN_MARGIN_SECONDS)
-        with self._lock:
-            self._tokens.append((access(scopes), token, expires))
+        self.tokens.add(scopes, token, expires)
         return token, expires
 
     def _authorization(self, scopes, repository=None, refresh=False):
@@ -247,7 +211,7 @@ class RegistryClient:
             return None
         if refresh:
             return "Bearer " + self._fetch_token(scopes, repository)[0]
-        return "Bearer " + self._token(scopes, repository)
+        return "Bearer " + self.tokens.get(scopes, lambda: self._fetch_token(scopes, repository)[0])
 
     def prefetch_tokens(self, repositories, actions="pull"):
         """Fetch the tokens of many repositories with few token requests (up to
@@ -255,9 +219,9 @@ class RegistryClient:
         if self.challenge()[0] != "bearer":
             return
         wanted = [repo for repo in sorted(set(repositories))
-                  if self._cached_token([scope(repo, actions)]) is None]
+                  if self.tokens.cached([scope(repo, actions)]) is None]
         if len(wanted) == 1:
-            self._token([scope(wanted[0], actions)], wanted[0])
+            self._authorization([scope(wanted[0], actions)], wanted[0])
             return
         for start in range(0, len(wanted), SCOPES_PER_TOKEN):
             self._fetch_token([scope(repo, actions) for repo in wanted[start:start + SCOPES_PER_TOKEN]])
@@ -345,27 +309,9 @@ class RegistryClient:
                 "size": int(response.headers.get("Content-Length") or 0)}
 
     def head_manifests(self, repository, references):
-        """``[(reference, head_manifest's answer)]`` for many references of one repository.
-
-        The HEADs are pipelined: up to PIPELINE_DEPTH requests are written at once on one HTTP/1.1
-        connection and their answers read in order, so the registry answers them back to back
-        instead of one round trip (and one trip through ``requests``) each. An answer other than
-        200 with a digest or 404 (a 401 for an expired token, 429, 5xx), a connection that closes,
-        or a proxy in the way: those references are asked again one by one with ``head_manifest``,
-        which authenticates, retries and reports errors as every request does."""
-        found = {}
-        pending = list(references)
-        proxied = self.session.proxies.get(self._scheme) or self.session.proxies.get("all")
-        while pending and not proxied:
-            answered = pipelined_heads(self, repository, pending[:PIPELINE_DEPTH])
-            found.update(answered)
-            if len(answered) < min(len(pending), PIPELINE_DEPTH):
-                break  # the connection ended early or answered otherwise: the rest one by one
-            pending = pending[PIPELINE_DEPTH:]
-        for reference in references:
-            if reference not in found:
-                found[reference] = self.head_manifest(repository, reference)
-        return [(reference, found[reference]) for reference in references]
+        """``[(reference, head_manifest's answer)]`` for many references of one repository,
+        pipelined on one connection (``pipeline.head_manifests``)."""
+        return head_manifests(self, repository, references)
 
     def get_manifest(self, repository, reference):
         """``{"data", "media_type", "digest"}`` (the exact bytes), or None when it does not exist.

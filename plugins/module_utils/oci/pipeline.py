@@ -96,3 +96,27 @@ def _tls_context(client):
             context.set_alpn_protocols(["http/1.1"])
             client._tls = context
         return client._tls
+
+
+def head_manifests(client, repository, references):
+    """``[(reference, head_manifest's answer)]`` for many references of one repository.
+
+    The HEADs are pipelined: up to PIPELINE_DEPTH requests are written at once on one HTTP/1.1
+    connection and their answers read in order, so the registry answers them back to back
+    instead of one round trip (and one trip through ``requests``) each. An answer other than
+    200 with a digest or 404 (a 401 for an expired token, 429, 5xx), a connection that closes,
+    or a proxy in the way: those references are asked again one by one with ``client.head_manifest``,
+    which authenticates, retries and reports errors as every request does."""
+    found = {}
+    pending = list(references)
+    proxied = client.session.proxies.get(client._scheme) or client.session.proxies.get("all")
+    while pending and not proxied:
+        answered = pipelined_heads(client, repository, pending[:PIPELINE_DEPTH])
+        found.update(answered)
+        if len(answered) < min(len(pending), PIPELINE_DEPTH):
+            break  # the connection ended early or answered otherwise: the rest one by one
+        pending = pending[PIPELINE_DEPTH:]
+    for reference in references:
+        if reference not in found:
+            found[reference] = client.head_manifest(repository, reference)
+    return [(reference, found[reference]) for reference in references]
