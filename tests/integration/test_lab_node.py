@@ -134,6 +134,35 @@ def _registry_objects(lab, namespace, service_ip, refs, tls=True):
     }
 
 
+def _create(core, apps, namespace, objects):
+    """The objects of ``_registry_objects``, the Deployment last."""
+    core.create_namespaced_config_map(namespace, objects["config"])
+    core.create_namespaced_config_map(namespace, objects["token"])
+    core.create_namespaced_secret(namespace, objects["tls"])
+    core.create_namespaced_secret(namespace, objects["http"])
+    core.create_namespaced_persistent_volume_claim(namespace, objects["claim"])
+    apps.create_namespaced_deployment(namespace, objects["deployment"])
+
+
+def _challenges(lab, address):
+    """The registry at ``address`` answers (with its 401 challenge) over TLS the lab CA vouches for."""
+    try:
+        return requests.get(f"https://{address}/v2/", verify=lab.ca.cert_path, timeout=5).status_code == 401
+    except requests.ConnectionError:
+        return False
+
+
+def _push(lab, skopeo, address, namespace, seed, tmp_path):
+    """Push a small image to ``address`` as the namespace's builder: (token, reference, digest)."""
+    builder = lab.builder_token(namespace)
+    layout = str(tmp_path / "oci")
+    digest = image.build_oci_layout(layout, layers=2, layer_size=64 * 1024, seed=seed)
+    reference = f"docker://{address}/{namespace}/app:v1"
+    pushed = skopeo("copy", "oci:" + layout, reference, token=builder, registry=address)
+    assert pushed.returncode == 0, pushed.stderr
+    return builder, reference, digest
+
+
 def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs, namespace, skopeo, unique,
                                                                  tmp_path):
     apps = kclient.AppsV1Api(lab.api_client(lab.layout.registry_cluster))
@@ -142,12 +171,7 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
         "spec": {"selector": {"app": "registry"}, "ports": [{"port": 5000, "targetPort": 5000}]}})
     address = f"{service.spec.cluster_ip}:5000"
     objects = _registry_objects(lab, namespace, service.spec.cluster_ip, refs)
-    core.create_namespaced_config_map(namespace, objects["config"])
-    core.create_namespaced_config_map(namespace, objects["token"])
-    core.create_namespaced_secret(namespace, objects["tls"])
-    core.create_namespaced_secret(namespace, objects["http"])
-    core.create_namespaced_persistent_volume_claim(namespace, objects["claim"])
-    apps.create_namespaced_deployment(namespace, objects["deployment"])
+    _create(core, apps, namespace, objects)
 
     pod = _wait(lambda: next((p for p in _pods(core, namespace, "app=registry") if _ready(p)), None), 120,
                 "a Ready registry pod")
@@ -157,20 +181,10 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
     assert claim.status.phase == "Bound"
     volume_path = core.read_persistent_volume(claim.spec.volume_name).spec.host_path.path
 
-    def served():  # kube-proxy programs the Service once the EndpointSlice lists the Ready pod
-        try:
-            return requests.get(f"https://{address}/v2/", verify=lab.ca.cert_path, timeout=5).status_code == 401
-        except requests.ConnectionError:
-            return False
-
-    _wait(served, 30, "the registry answering through its Service")
+    # kube-proxy programs the Service once the EndpointSlice lists the Ready pod
+    _wait(lambda: _challenges(lab, address), 30, "the registry answering through its Service")
     # push through the Service (kube-proxy) with a token the lab's token server turns into a JWT
-    builder = lab.builder_token(namespace)
-    layout = str(tmp_path / "oci")
-    digest = image.build_oci_layout(layout, layers=2, layer_size=64 * 1024, seed="node-" + unique)
-    reference = f"docker://{address}/{namespace}/app:v1"
-    pushed = skopeo("copy", "oci:" + layout, reference, token=builder, registry=address)
-    assert pushed.returncode == 0, pushed.stderr
+    builder, reference, digest = _push(lab, skopeo, address, namespace, "node-" + unique, tmp_path)
     raw = skopeo("inspect", "--raw", reference, token=builder, registry=address)
     assert raw.returncode == 0, raw.stderr
     assert "sha256:" + hashlib.sha256(raw.stdout.encode()).hexdigest() == digest
@@ -200,12 +214,7 @@ def test_registry_deployment_behind_an_edge_route_answers_on_the_route_host(lab,
         "metadata": {"name": "registry"},
         "spec": {"selector": {"app": "registry"}, "ports": [{"name": "http", "port": 5000, "targetPort": 5000}]}})
     objects = _registry_objects(lab, namespace, service.spec.cluster_ip, refs, tls=False)
-    core.create_namespaced_config_map(namespace, objects["config"])
-    core.create_namespaced_config_map(namespace, objects["token"])
-    core.create_namespaced_secret(namespace, objects["tls"])
-    core.create_namespaced_secret(namespace, objects["http"])
-    core.create_namespaced_persistent_volume_claim(namespace, objects["claim"])
-    apps.create_namespaced_deployment(namespace, objects["deployment"])
+    _create(core, apps, namespace, objects)
     host = f"registry-{namespace}.{labctl.ROUTER_DOMAIN}"
     routes.create(namespace=namespace, body={
         "apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "registry"},
@@ -221,19 +230,8 @@ def test_registry_deployment_behind_an_edge_route_answers_on_the_route_host(lab,
 
     _wait(admitted, 30, "the Route admitted by the lab's router")
 
-    def answers():
-        try:
-            return requests.get(f"https://{host}/v2/", verify=lab.ca.cert_path, timeout=5).status_code == 401
-        except requests.ConnectionError:
-            return False
-
-    _wait(answers, 60, "the registry answering on the route host")
-    builder = lab.builder_token(namespace)
-    layout = str(tmp_path / "oci")
-    digest = image.build_oci_layout(layout, layers=2, layer_size=64 * 1024, seed="route-" + unique)
-    reference = f"docker://{host}/{namespace}/app:v1"
-    pushed = skopeo("copy", "oci:" + layout, reference, token=builder, registry=host)
-    assert pushed.returncode == 0, pushed.stderr
+    _wait(lambda: _challenges(lab, host), 60, "the registry answering on the route host")
+    builder, reference, digest = _push(lab, skopeo, host, namespace, "route-" + unique, tmp_path)
     pulled = skopeo("inspect", reference, token=builder, registry=host)
     assert pulled.returncode == 0, pulled.stderr
     assert json.loads(pulled.stdout)["Digest"] == digest

@@ -140,19 +140,24 @@ def test_token_request_is_retried_on_5xx_through_the_clients_retry_path(servers)
     assert not any(a and a.startswith("Basic ") for m, p, a in registry.seen)
 
 
-def test_token_server_that_keeps_failing_is_reported_with_the_attempts(servers):
-    auth = servers({("GET", "/token"): lambda handler: handler.answer(503, {"Content-Type": "application/json"},
-                                                                      b'{"errors": []}')})
-    registry = servers(registry_routes(f"http://{auth.endpoint}/token"))
-    client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", retries=2,
+def head_error(registry, retries):
+    """(client, message) of a manifest HEAD at ``registry`` that must fail with a RegistryError."""
+    client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", retries=retries,
                                 sleep=lambda seconds: None)
     try:
         with pytest.raises(RegistryError) as raised:
             client.head_manifest("ns/app", "v1")
     finally:
         client.close()
+    return client, str(raised.value)
+
+
+def test_token_server_that_keeps_failing_is_reported_with_the_attempts(servers):
+    auth = servers({("GET", "/token"): lambda handler: handler.answer(503, {"Content-Type": "application/json"},
+                                                                      b'{"errors": []}')})
+    registry = servers(registry_routes(f"http://{auth.endpoint}/token"))
+    message = head_error(registry, retries=2)[1]
     assert auth.count("GET", "/token") == 3
-    message = str(raised.value)
     assert "answered HTTP 503 after 3 attempts" in message and PASSWORD not in message
 
 
@@ -175,14 +180,7 @@ def test_tls_failure_at_the_token_server_names_it_and_gives_the_ca_cert_hint_at_
     auth = servers({("GET", "/token"): lambda handler: handler.answer(200, {}, b'{"token": "t1"}')}, context)
     realm = f"https://localhost:{auth.endpoint.split(':')[1]}/token"
     registry = servers(registry_routes(realm))
-    client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", retries=3,
-                                sleep=lambda seconds: None)
-    try:
-        with pytest.raises(RegistryError) as raised:
-            client.head_manifest("ns/app", "v1")
-    finally:
-        client.close()
-    message = str(raised.value)
+    client, message = head_error(registry, retries=3)
     assert f"token request to {realm} failed: TLS:" in message, message
     assert f"Give the CA bundle that signs the certificate of localhost:{auth.endpoint.split(':')[1]} (ca_cert)" in message, message
     assert PASSWORD not in message
