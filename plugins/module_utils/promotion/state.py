@@ -21,7 +21,7 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
     ``repositories``: the ones to read; with ``use_catalog`` the registry's catalog adds every
     repository in scope (so tags of streams that no longer exist are seen). Tags outside the
     scope are left out. One tag listing per repository, one manifest HEAD per tag, in parallel
-    batches that each connection sends back to back (``oci.RegistryClient.head_manifests``).
+    batches that each connection sends back to back (``oci.pipeline.head_manifests``).
     """
     scope = scope or Scope()
     errors = {}
