@@ -25,11 +25,9 @@ import traceback
 
 try:
     import requests
-    from requests.adapters import HTTPAdapter
 except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
-    HTTPAdapter = object
 else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None

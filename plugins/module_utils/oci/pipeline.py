@@ -64,6 +64,7 @@ def pipelined_heads(client, repository, references):
             connection[0].close()
     return answered
 
+
 def _connection(client):
     with client._lock:
         if client._idle:
@@ -80,6 +81,7 @@ def _connection(client):
         sock.close()
         raise
     return sock, sock.makefile("rb")
+
 
 def _tls_context(client):
     with client._lock:

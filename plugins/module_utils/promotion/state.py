@@ -43,7 +43,7 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         listed = list(pool.map(listing, sorted(repos)))
-        batches = []  # (repo, tags): the HEADs one connection sends back to back (oci.head_manifests)
+        batches = []  # (repo, tags): the HEADs one connection sends back to back (oci.pipeline.head_manifests)
         for repo, tags, error in listed:
             if error:
                 errors[repo] = error
