@@ -44,9 +44,9 @@ class Bench:
             sys.exit("the lab is not running: lab/labctl up")
         layout = self.lab.layout
         self.integrated = layout.integrated_endpoint
-        self.environments = {env: endpoint for env, endpoint, _service, _rule in layout.registries
+        self.environments = {env: endpoint for env, endpoint in layout.registries
                              if env != "default"}
-        self.services = {env: service for env, _endpoint, service, _rule in layout.registries}
+        self.services = {env: "env-" + env if env != "default" else labctl.INTEGRATED_SERVICE for env, _endpoint in layout.registries}
         self.ca = self.lab.ca.cert_path
         self.token = mint_token(self.api(), "/".join(PROMOTER), 7200)
 

@@ -19,6 +19,7 @@ What the lab consists of is read from inventories/lab (the same inventory the pl
 import argparse
 import base64
 import concurrent.futures
+import glob
 import json
 import os
 import secrets
@@ -119,7 +120,7 @@ class Layout:
         self.clusters = []  # [(name, apiserver port)]
         self.registry_cluster = None
         self.integrated_endpoint = None
-        environments = None
+        environments, registry_vars = None, {}
         for name, hv in sorted(hostvars.items()):
             if "segmented_registry_lab_apiserver_port" not in hv:
                 continue
@@ -127,13 +128,18 @@ class Layout:
             if hv.get("segmented_registry_role") == "registry":
                 self.registry_cluster = name
                 self.integrated_endpoint = hv["segmented_registry_integrated_registry"]
+                registry_vars = hv
             environments = hv.get("segmented_registry_environments", environments)
         if not self.registry_cluster or not environments:
             raise LabError("inventories/lab must name a registry cluster and its environments")
-        # (environment, endpoint host:port, token service, SubjectAccessReview namespace rule)
-        self.registries = [("default", self.integrated_endpoint, INTEGRATED_SERVICE, {"namespace_from": "repository"})]
-        for env in environments:
-            self.registries.append((env["name"], env["endpoint"], "env-" + env["name"], {"namespace": env["name"]}))
+        # The integrated registry (``default``) is a lab process, as on OpenShift it belongs to the
+        # platform: (environment, endpoint host:port, token service, SubjectAccessReview rule).
+        self.lab_registries = [("default", self.integrated_endpoint, INTEGRATED_SERVICE, {"namespace_from": "repository"})]
+        # The environment registries are what roles/registry_cluster deploys on the registry
+        # cluster, reached through the router: (environment, endpoint).
+        self.token_server_host = registry_vars.get("registry_cluster_token_server_route_host")
+        self.registries = [("default", self.integrated_endpoint)] + [
+            (env["name"], env.get("endpoint") or env["route_host"]) for env in environments]
 
 
 class Lab:
@@ -338,7 +344,7 @@ class Lab:
             "signing_cert": signing_cert, "signing_key": signing_key, "token_ttl_seconds": 300,
             "kubeconfig": self.kubeconfig, "context": self.layout.registry_cluster,
             "services": {service: dict(rule, issuer="segmented-registry-lab")
-                         for _, _, service, rule in self.layout.registries},
+                         for _, _, service, rule in self.layout.lab_registries},
         }
         path = os.path.join(self.state, "tokenserver.json")
         with open(path, "w") as handle:
@@ -360,7 +366,7 @@ class Lab:
     def start_registries(self, signing_cert):
         with open(REGISTRY_TEMPLATE) as handle:
             template = jinja2.Template(handle.read(), undefined=jinja2.StrictUndefined)
-        for env, endpoint, service, _ in self.layout.registries:
+        for env, endpoint, service, _ in self.layout.lab_registries:
             folder = os.path.join(self.state, "registries", env)
             os.makedirs(os.path.join(folder, "storage"), exist_ok=True)
             cert, key = self._server_cert("registry-" + env)
@@ -379,7 +385,7 @@ class Lab:
                 handle.write(config)
             self.procs.start("registry-" + env, ["docker-registry", "serve", os.path.join(folder, "config.yml")],
                              env={"REGISTRY_HTTP_SECRET": self._http_secret()})
-        for env, endpoint, _, _ in self.layout.registries:
+        for env, endpoint, _, _ in self.layout.lab_registries:
             wait_for("registry " + env, lambda e=endpoint: requests.get(
                 f"https://{e}/v2/", verify=self.ca.cert_path, timeout=2).status_code == 401)
 
@@ -427,6 +433,9 @@ class Lab:
             f"https://{images.MIRROR_HOST}/v2/", verify=self.ca.cert_path, timeout=2).ok)
         refs = images.publish(self, bins)
         self.node(bins).up(SERVICE_CIDR, images.MIRROR_HOST, refs["pause"])
+        # what inventories/lab gives roles/registry_cluster as its images
+        with open(os.path.join(self.state, "images.json"), "w") as handle:
+            json.dump(refs, handle, indent=1, sort_keys=True)
         return refs
 
     def up(self, with_node=True):
@@ -461,7 +470,7 @@ class Lab:
         for cluster, _ in self.layout.clusters:
             names += ["apiserver-" + cluster, "kcm-" + cluster]
         names.append("tokenserver")
-        names += ["registry-" + env for env, _, _, _ in self.layout.registries]
+        names += ["registry-" + env for env, _, _, _ in self.layout.lab_registries]
         names.append("router")
         if self.node().configured():
             names += ["registry-mirror"] + list(node.COMPONENTS)
@@ -493,7 +502,7 @@ class Lab:
             "all_running": all(r["running"] for r in rows) and netns.exists(),
             "memory_mib": round(sum(r["rss_mib"] for r in rows), 1),
             "clusters": {c: f"https://127.0.0.1:{int(p)}" for c, p in self.layout.clusters},
-            "registries": {env: endpoint for env, endpoint, _, _ in self.layout.registries},
+            "registries": dict(self.layout.registries),
             "router": {"https": f"127.0.0.1:{int(ROUTER_HTTPS_PORT)}", "http": f"127.0.0.1:{int(ROUTER_HTTP_PORT)}",
                        "domain": ROUTER_DOMAIN, "hosts_file": "/etc/hosts"},
         }
@@ -590,6 +599,14 @@ class Lab:
         return {"cluster": cluster, "image": reference, "digest": digest,
                 "registries_conf": paths["registries.conf"], "policy_json": paths["policy.json"]}
 
+    def registry_logs(self, env):
+        """The log files of one registry: the integrated registry's process log, or the container
+        logs (CRI format, one file per container start) of an environment registry's pods."""
+        if env == "default":
+            return [self.procs.log_path("registry-default")]
+        pattern = os.path.join(self.node().dir, "pod-logs", f"{env}_registry-*", "registry", "*.log")
+        return sorted(glob.glob(pattern))
+
     # -- what landed where --------------------------------------------------------------
     def service_account_token(self, namespace, name, cluster_role, seconds=600):
         """A TokenRequest token of service account ``namespace/name`` on the registry cluster,
@@ -616,7 +633,7 @@ class Lab:
         read with the collection's own registry client."""
         token = self.service_account_token("segmented-registry-lab", "auditor", "registry-viewer")
         report = {}
-        for env, endpoint, _service, _ in self.layout.registries:
+        for env, endpoint in self.layout.registries:
             client = RegistryClient(endpoint, password=token, ca_cert=self.ca.cert_path, name=env)
             try:
                 tags = {}

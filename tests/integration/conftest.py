@@ -1,5 +1,6 @@
 """Fixtures for tests that stand on the running lab (scripts/test.sh brings it up)."""
 import base64
+import copy
 import json
 import os
 import shutil
@@ -11,11 +12,13 @@ import uuid
 
 import ansible_runner
 import pytest
+import yaml
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import mint_token
 from lab import image, labctl
+from tests.integration import promotion_lab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB_INVENTORY = os.path.join(REPO, "inventories", "lab")
@@ -36,6 +39,30 @@ def lab():
     if down:
         pytest.fail(f"the lab is not running ({', '.join(down)} down): bring it up with lab/labctl up")
     return lab
+
+
+def deploy_registries(lab, *args):
+    """Run playbooks/registry_cluster.yml on the lab inventory (roles/registry_cluster: the
+    environment registries and their token server as pods on the registry cluster's node);
+    ``args``: more ansible-playbook arguments. Returns the CompletedProcess."""
+    return subprocess.run(
+        [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", LAB_INVENTORY,
+         os.path.join(REPO, "playbooks", "registry_cluster.yml"), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+        env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+                 SEGMENTED_REGISTRY_LAB_STATE=lab.state))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def environment_registries(lab):
+    """The environment registries as a platform team has them: deployed by the role (a run on a
+    lab where they are deployed already changes nothing), each answering on its route host."""
+    run = deploy_registries(lab)
+    if run.returncode != 0:
+        pytest.fail("playbooks/registry_cluster.yml failed on the lab:\n" + run.stdout[-4000:] + run.stderr[-2000:])
+    for env, endpoint in lab.layout.registries[1:]:  # the router admits the Routes on its own
+        promotion_lab.wait_for_challenge(lab, endpoint)
+    return dict(lab.layout.registries[1:])
 
 
 @pytest.fixture
@@ -139,3 +166,26 @@ def eventually():
                     raise
                 time.sleep(interval)
     return wait
+
+
+@pytest.fixture
+def inventory(lab, tmp_path):
+    """inventory(edit) -> the path of a copy of the lab inventory, with its templated paths
+    resolved and ``edit(hosts, group_vars)`` applied to it."""
+    with open(os.path.join(LAB_INVENTORY, "hosts.yml")) as handle:
+        hosts = yaml.safe_load(handle)
+    with open(os.path.join(LAB_INVENTORY, "group_vars", "all.yml")) as handle:
+        group_vars = yaml.safe_load(handle)
+    group_vars.update(segmented_registry_lab_state=lab.state, segmented_registry_lab_kubeconfig=lab.kubeconfig,
+                      segmented_registry_lab_ca=lab.ca.cert_path)
+
+    def make(edit=None):
+        h, g = copy.deepcopy(hosts), copy.deepcopy(group_vars)
+        if edit:
+            edit(h["all"]["children"]["clusters"]["hosts"], g)
+        folder = tmp_path / (f"inventory-{len(list(tmp_path.iterdir()))}")
+        (folder / "group_vars").mkdir(parents=True)
+        (folder / "hosts.yml").write_text(yaml.safe_dump(h))
+        (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(g))
+        return str(folder)
+    return make

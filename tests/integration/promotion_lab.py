@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 import yaml
+from kubernetes import client as kclient
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
@@ -67,6 +68,22 @@ def lab_environments(lab):
     return result
 
 
+def wait_for_challenge(lab, address, timeout=120):
+    """The 401 challenge of the registry at ``address`` over TLS the lab CA vouches for, once it
+    answers (a new Route is admitted by the router, and its pod becomes ready, on their own)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = requests.get(f"https://{address}/v2/", verify=lab.ca.cert_path, timeout=5)
+            if answer.status_code == 401:
+                return answer
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the registry at {address} does not answer with its challenge")
+        time.sleep(0.5)
+
+
 def client(lab, endpoint, token, name=None, **options):
     return oci.RegistryClient(endpoint, password=token, ca_cert=lab.ca.cert_path, name=name or endpoint, **options)
 
@@ -89,15 +106,24 @@ def free_port(low=15000, high=15999):
     raise RuntimeError(f"no free port in {int(low)}-{int(high)}")
 
 
+def token_server(lab):
+    """(realm, issuer, signing certificate PEM) of the token server roles/registry_cluster
+    deployed on the lab's registry cluster (the environment registries' token server)."""
+    secret = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).read_namespaced_secret(
+        "token-server-signing", "segmented-registry")
+    return (f"https://{lab.layout.token_server_host}/token", "segmented-registry",
+            base64.b64decode(secret.data["tls.crt"]).decode())
+
+
 class ExtraRegistry:
     """A CNCF distribution registry of our own (``docker-registry serve``), token auth through the
-    lab's token server as service ``env-test`` (``realm``: where clients are sent for tokens,
-    for instance a FaultProxy in front of the token server; default the lab's token server).
+    deployed token server as service ``env-test`` (``realm``: where clients are sent for tokens,
+    for instance a FaultProxy in front of the token server; default the token server's Route).
     ``kill()`` is SIGKILL; ``start()`` again reuses the same port and storage. ``tls``:
-    (certificate, key) paths (default: the lab's test registry certificate, for 127.0.0.1 and
-    localhost), or False for plain HTTP. ``service_endpoint``: run inside the lab's endpoint
-    network namespace (lab/netns.py) on its address, as a registry that backs a Service must
-    (EndpointSlices refuse loopback addresses); else on 127.0.0.1."""
+    (certificate, key) paths (default: a lab certificate for 127.0.0.1, localhost and the
+    endpoint namespace's address), or False for plain HTTP. ``service_endpoint``: run inside the
+    lab's endpoint network namespace (lab/netns.py) on its address, as a registry that backs a
+    Service must (EndpointSlices refuse loopback addresses); else on 127.0.0.1."""
 
     def __init__(self, lab, workdir, service="env-test", tls=None, service_endpoint=False, realm=None):
         self.lab = lab
@@ -110,20 +136,22 @@ class ExtraRegistry:
         self.config = os.path.join(workdir, "config.yml")
         self.log = os.path.join(workdir, "registry.log")
         os.makedirs(self.storage, exist_ok=True)
-        pki = os.path.join(lab.state, "pki")
+        default_realm, issuer, signing_cert = token_server(lab)
+        bundle = os.path.join(workdir, "token-signing.crt")
+        with open(bundle, "w") as handle:
+            handle.write(signing_cert)
         config = {
             "version": 0.1,
             "log": {"level": "info", "fields": {"service": "registry", "environment": "extra"}},
             "storage": {"filesystem": {"rootdirectory": self.storage}, "delete": {"enabled": True},
                         "maintenance": {"uploadpurging": {"enabled": False}}},
             "http": {"addr": f"{address}:{int(self.port)}"},
-            "auth": {"token": {"realm": realm or f"https://localhost:{int(labctl.TOKEN_SERVER_PORT)}/token",
-                               "service": service,
-                               "issuer": "segmented-registry-lab",
-                               "rootcertbundle": os.path.join(pki, "token-signing.crt")}},
+            "auth": {"token": {"realm": realm or default_realm, "service": service, "issuer": issuer,
+                               "rootcertbundle": bundle}},
         }
         if tls is not False:
-            cert, key = tls or (os.path.join(pki, "registry-test.crt"), os.path.join(pki, "registry-test.key"))
+            cert, key = tls or lab.ca.issue("extra-registry", "localhost", server=True,
+                                            hosts=("127.0.0.1", "localhost", netns.ADDRESS))
             config["http"]["tls"] = {"certificate": cert, "key": key}
         with open(self.config, "w") as handle:
             yaml.safe_dump(config, handle)
@@ -183,11 +211,14 @@ class FaultProxy:
     was received" is ``a["end"] < b["start"]``), ``method``, ``path``, ``what`` and ``status``.
     ``credentials``: the basic-auth ``(user, password)`` pairs clients sent (kept in memory,
     never printed). ``t_start`` / ``t_end`` of an event are ``time.monotonic()``. The
-    Host header is passed on, so the registry's upload URLs point back at the proxy."""
+    Host header is passed on, so the registry's upload URLs point back at the proxy; with
+    ``pass_host=False`` the upstream's own host is sent instead (an upstream behind the router,
+    which routes by host)."""
 
-    def __init__(self, lab, upstream, rule=None):
+    def __init__(self, lab, upstream, rule=None, pass_host=True):
         self.lab = lab
         self.upstream = upstream
+        self.pass_host = pass_host
         self.rule = rule or (lambda method, path: None)
         self.seen = []
         self.events = []
@@ -271,8 +302,9 @@ class FaultProxy:
                     decision[1]()
                 if kind == "delay":
                     time.sleep(decision[1])
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("connection", "transfer-encoding", "content-length", "keep-alive")}
+                dropped = ("connection", "transfer-encoding", "content-length", "keep-alive") + (
+                    () if proxy.pass_host else ("host",))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
                 try:
                     answer = proxy.session.request(self.command, f"https://{proxy.upstream}{self.path}",
                                                    headers=headers, data=body,
@@ -301,9 +333,9 @@ class FaultProxy:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
-        pki = os.path.join(lab.state, "pki")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(os.path.join(pki, "registry-test.crt"), os.path.join(pki, "registry-test.key"))
+        context.load_cert_chain(*lab.ca.issue("extra-registry", "localhost", server=True,
+                                              hosts=("127.0.0.1", "localhost", netns.ADDRESS)))
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
@@ -580,19 +612,24 @@ def manifest_puts_out_of_order(events, repository, reference, manifest):
 
 
 class RegistryLog:
-    """The requests a lab registry logged from now on (its own access log, not the engine's
-    counters). ``requests(fragment)`` -> ``[(method, uri, status)]`` of the new lines whose URI
-    contains ``fragment``."""
+    """The requests one lab registry logged from now on (its own access log, not the engine's
+    counters: the integrated registry's process log, or the container logs of an environment
+    registry's pods). ``requests(fragment)`` -> ``[(method, uri, status)]`` of the new lines
+    whose URI contains ``fragment``."""
 
     LINE = re.compile(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d{3})')
 
-    def __init__(self, path):
-        self.path = path
-        self.offset = os.path.getsize(path)
+    def __init__(self, lab, env):
+        self.lab, self.env = lab, env
+        self.offsets = {path: os.path.getsize(path) for path in lab.registry_logs(env)}
 
     def requests(self, fragment):
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            text = handle.read().decode("utf-8", "replace")
+        text = ""
+        for path in self.lab.registry_logs(self.env):  # a pod started since: its log from the start
+            with open(path, "rb") as handle:
+                handle.seek(self.offsets.get(path, 0))
+                chunk = handle.read()
+            self.offsets[path] = self.offsets.get(path, 0) + len(chunk)
+            text += chunk.decode("utf-8", "replace")
         return [(m.group(1), m.group(2), int(m.group(3))) for m in self.LINE.finditer(text)
                 if fragment in unquote(m.group(2))]

@@ -5,8 +5,6 @@ own (unique) namespace that a promotion added, so the counts do not rest on the 
 counters. Promotions run as a user runs them: ansible-playbook playbooks/promote.yml on the lab
 inventory (through ansible-runner, as AWX runs it)."""
 import json
-import os
-import re
 
 import pytest
 
@@ -14,27 +12,18 @@ from tests.integration import promotion_lab as pl
 
 SMALL = 64 * 1024
 ENVIRONMENTS = ("test", "uat", "prod")
-REQUEST = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (/v2/\S+) HTTP/[0-9.]+"')
 
 
 class AccessLogs:
     """The requests each lab registry logged since the last ``since()`` call."""
 
     def __init__(self, lab):
-        self.paths = {env: lab.procs.log_path("registry-" + env) for env, _e, _s, _r in lab.layout.registries}
-        self.offsets = {env: os.path.getsize(path) for env, path in self.paths.items()}
+        self.logs = {env: pl.RegistryLog(lab, env) for env, _endpoint in lab.layout.registries}
 
     def since(self, repository):
         """``{environment: [(method, path)]}`` of requests to ``repository`` logged since the last call."""
-        seen = {}
-        for env, path in self.paths.items():
-            with open(path, "rb") as handle:
-                handle.seek(self.offsets[env])
-                data = handle.read()
-            self.offsets[env] += len(data)
-            seen[env] = [(m.group(1), m.group(2).split("?")[0]) for m in REQUEST.finditer(data.decode(errors="replace"))
-                         if m.group(2).startswith(f"/v2/{repository}/")]
-        return seen
+        return {env: [(method, uri.split("?")[0]) for method, uri, _status in log.requests(f"/v2/{repository}/")]
+                for env, log in self.logs.items()}
 
 
 def count(requests, method, prefix):

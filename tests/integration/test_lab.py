@@ -95,7 +95,7 @@ def test_every_cluster_serves_the_openshift_kinds(lab):
 
 
 def _env_registries(lab):
-    return [(env, endpoint) for env, endpoint, _service, _rule in lab.layout.registries if env != "default"]
+    return [(env, endpoint) for env, endpoint in lab.layout.registries if env != "default"]
 
 
 @pytest.mark.parametrize("env", ["test", "uat", "prod"])

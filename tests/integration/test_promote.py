@@ -2,20 +2,16 @@
 reconcile of one tag in one module run), and what every promotion job reports on the way:
 check-mode previews, environments the inventory does not know, unverified TLS, and clusters the
 job does not touch."""
-import copy
 import json
-import os
 import re
 
 import pytest
-import yaml
 from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
 from tests.integration import promotion_lab as pl
 
 SMALL = 64 * 1024
-LAB_INVENTORY = os.path.join(pl.REPO, "inventories", "lab")
 
 
 @pytest.fixture
@@ -29,29 +25,6 @@ def namespace(lab, unique):
 def streams(lab):
     return DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(
         api_version="image.openshift.io/v1", kind="ImageStream")
-
-
-@pytest.fixture
-def inventory(lab, tmp_path):
-    """inventory(edit) -> the path of a copy of the lab inventory, with its templated paths
-    resolved and ``edit(hosts, group_vars)`` applied to it."""
-    with open(os.path.join(LAB_INVENTORY, "hosts.yml")) as handle:
-        hosts = yaml.safe_load(handle)
-    with open(os.path.join(LAB_INVENTORY, "group_vars", "all.yml")) as handle:
-        group_vars = yaml.safe_load(handle)
-    group_vars.update(segmented_registry_lab_state=lab.state, segmented_registry_lab_kubeconfig=lab.kubeconfig,
-                      segmented_registry_lab_ca=lab.ca.cert_path)
-
-    def make(edit=None):
-        h, g = copy.deepcopy(hosts), copy.deepcopy(group_vars)
-        if edit:
-            edit(h["all"]["children"]["clusters"]["hosts"], g)
-        folder = tmp_path / (f"inventory-{len(list(tmp_path.iterdir()))}")
-        (folder / "group_vars").mkdir(parents=True)
-        (folder / "hosts.yml").write_text(yaml.safe_dump(h))
-        (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(g))
-        return str(folder)
-    return make
 
 
 def task_result(runner, prefix):

@@ -188,7 +188,7 @@ def test_second_tag_of_a_present_digest_sends_no_blob(lab, token, namespace, app
     upload PATCH or PUT of this namespace), not only in the module's counters."""
     digest = lab.push(namespace, "app", "v1", 2, SMALL)["digest"]
     approve(namespace, "app:v1", add=["test"])
-    log = pl.RegistryLog(lab.procs.log_path("registry-test"))
+    log = pl.RegistryLog(lab, "test")
     assert reconcile(namespace=[namespace])["summary"] == {"copied": 1}
     first = log.requests(f"/v2/{namespace}/")
     uploads = [r for r in first if r[0] in ("PATCH", "PUT") and "/blobs/uploads/" in r[1]]
@@ -197,7 +197,7 @@ def test_second_tag_of_a_present_digest_sends_no_blob(lab, token, namespace, app
     pl.tag_in_source(lab, namespace, "other", "v1", digest, from_stream="app")  # same image, another stream
     approve(namespace, "app:v1-ga", add=["test"])
     approve(namespace, "other:v1", add=["test"])
-    log = pl.RegistryLog(lab.procs.log_path("registry-test"))
+    log = pl.RegistryLog(lab, "test")
     result = reconcile(namespace=[namespace])
     assert not result.get("failed"), result.get("msg")
     seen = log.requests(f"/v2/{namespace}/")
@@ -556,13 +556,13 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
 def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, lab_auth, tmp_path):
     """The default path: no registry_token, the module mints a TokenRequest token of its
     service_account. The test learns that token where it can be observed without changing the
-    product: our own registry sends clients for registry tokens to a proxy in front of the lab's
+    product: our own registry sends clients for registry tokens to a proxy in front of the
     token server, which keeps the basic-auth password it is given (the minted token). No 39
     characters of it, raw or as the basic-auth header's base64, may appear in the -vvv output,
     the registered result, the report file or any other file the run left."""
     lab.push(namespace, "app", "v1", 1, SMALL)
     approve(namespace, "app:v1", add=["chaos"])
-    realm = pl.FaultProxy(lab, f"localhost:{int(labctl.TOKEN_SERVER_PORT)}").start()
+    realm = pl.FaultProxy(lab, f"{lab.layout.token_server_host}:443", pass_host=False).start()
     registry = pl.ExtraRegistry(lab, str(tmp_path / "extra"), realm=f"https://{realm.endpoint}/token")
     run_dir = tmp_path / "run"
     run_dir.mkdir()

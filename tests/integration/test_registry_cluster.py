@@ -1,0 +1,279 @@
+"""roles/registry_cluster on the lab: each environment registry is a pod on the registry
+cluster's node, served by the router on its route host over TLS, and the registry enforces who
+may pull, push and delete (the token server the role deploys: TokenReview + SubjectAccessReview).
+
+The environment registries themselves are deployed once per session by the conftest fixture
+``environment_registries`` (playbooks/registry_cluster.yml on inventories/lab); the tests here
+run the role again, as a platform team would, with changes of their own."""
+import base64
+import hashlib
+import json
+
+import pytest
+import requests
+from kubernetes import client as kclient
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from tests.integration import promotion_lab as pl
+
+PLAYBOOK = "playbooks/registry_cluster.yml"
+ENVIRONMENTS = ("test", "uat", "prod")
+MANIFEST_TYPES = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+
+
+@pytest.fixture(scope="module")
+def core(lab):
+    return kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
+
+
+@pytest.fixture(scope="module")
+def apps(lab):
+    return kclient.AppsV1Api(lab.api_client(lab.layout.registry_cluster))
+
+
+def changed(runner, host="registry"):
+    return runner.stats["changed"].get(host, 0)
+
+
+def registry_call(lab, env, method, path, scope, password, **options):
+    """One registry request as a client makes it: a token from the realm (basic auth, the
+    registry cluster token as password) for ``scope``, then the request with that bearer token.
+    Returns the registry's answer, or the token server's when it refused the credentials."""
+    endpoint = dict(lab.layout.registries)[env]
+    ca = lab.ca.cert_path
+    challenge = requests.get(f"https://{endpoint}/v2/", verify=ca, timeout=10)
+    assert challenge.status_code == 401
+    realm = f"https://{lab.layout.token_server_host}/token"
+    assert f'realm="{realm}"' in challenge.headers["WWW-Authenticate"]
+    answer = requests.get(realm, params={"service": "env-" + env, "scope": scope}, auth=("user", password),
+                          verify=ca, timeout=10)
+    if answer.status_code != 200:
+        return answer
+    headers = dict(options.pop("headers", {}), Authorization="Bearer " + answer.json()["token"])
+    return requests.request(method, f"https://{endpoint}{path}", headers=headers, verify=ca, timeout=30, **options)
+
+
+def pushed_image(lab, skopeo, oci_layout, env, repository, token):
+    endpoint = dict(lab.layout.registries)[env]
+    layout, digest = oci_layout
+    copied = skopeo("copy", "oci:" + layout, f"docker://{endpoint}/{repository}:v1", token=token, registry=endpoint)
+    assert copied.returncode == 0, copied.stderr
+    return digest
+
+
+def registry_pods(core, env):
+    return [p for p in core.list_namespaced_pod(env, label_selector="app.kubernetes.io/name=registry").items
+            if p.metadata.deletion_timestamp is None]
+
+
+def test_each_environment_registry_is_a_pod_behind_its_route_with_tls(lab, core, apps, environment_registries):
+    custom = DynamicClient(lab.api_client(lab.layout.registry_cluster))
+    routes = custom.resources.get(api_version="route.openshift.io/v1", kind="Route")
+    for env in ENVIRONMENTS:
+        assert lab.procs.pid("registry-" + env) is None, "no hand-started environment registry process"
+        deployment = apps.read_namespaced_deployment("registry", env)
+        assert deployment.status.ready_replicas == 1
+        pods = registry_pods(core, env)
+        assert [p.status.phase for p in pods] == ["Running"]
+        assert pods[0].spec.containers[0].security_context.allow_privilege_escalation is False
+        assert pods[0].spec.automount_service_account_token is False
+        route = routes.get(name="registry", namespace=env)
+        assert route.spec.host == environment_registries[env] == f"{env}-registry.apps.registry.lab.local"
+        assert route.spec.tls.termination == "edge"
+        assert [c.type for c in route.status.ingress[0].conditions] == ["Admitted"]
+        claim = core.read_namespaced_persistent_volume_claim("registry-storage", env)
+        assert claim.status.phase == "Bound" and claim.spec.resources.requests["storage"] == "1Gi"
+        answer = requests.get(f"https://{environment_registries[env]}/v2/", verify=lab.ca.cert_path, timeout=10)
+        assert answer.status_code == 401 and answer.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
+        untrusted = requests.Session()
+        with pytest.raises(requests.exceptions.SSLError):
+            untrusted.get(f"https://{environment_registries[env]}/v2/", verify=True, timeout=10)
+    token_server = apps.read_namespaced_deployment("token-server", "segmented-registry")
+    assert token_server.status.ready_replicas == 1
+    assert lab.procs.pid("registry-default"), "the integrated registry stays the platform's (a lab process)"
+
+
+def test_pull_credential_of_test_pulls_there_only_and_never_pushes_or_deletes(
+        lab, make_token, skopeo, oci_layout, unique):
+    """A consumer's pull credential (system:image-puller in namespace test) against every
+    environment registry; the promoter's credential pushes and deletes."""
+    repository = f"ac-{unique}/app"
+    promoter = pl.promoter_token(lab)
+    digests = {env: pushed_image(lab, skopeo, oci_layout, env, repository, promoter) for env in ENVIRONMENTS}
+    puller = make_token("ac-" + unique, "test-puller", roles={"test": "system:image-puller"})
+    manifest = f"/v2/{repository}/manifests/v1"
+    accept = {"Accept": MANIFEST_TYPES}
+
+    pulled = registry_call(lab, "test", "GET", manifest, f"repository:{repository}:pull", puller, headers=accept)
+    assert pulled.status_code == 200
+    assert "sha256:" + hashlib.sha256(pulled.content).hexdigest() == digests["test"]
+
+    refused = {
+        "push to test": registry_call(lab, "test", "POST", f"/v2/{repository}/blobs/uploads/",
+                                      f"repository:{repository}:pull,push", puller),
+        "delete in test": registry_call(lab, "test", "DELETE", f"/v2/{repository}/manifests/{digests['test']}",
+                                        f"repository:{repository}:delete", puller),
+        "pull from uat": registry_call(lab, "uat", "GET", manifest, f"repository:{repository}:pull", puller,
+                                       headers=accept),
+        "pull from prod": registry_call(lab, "prod", "GET", manifest, f"repository:{repository}:pull", puller,
+                                        headers=accept),
+    }
+    for what, answer in refused.items():
+        assert answer.status_code in (401, 403), (what, answer.status_code, answer.text[:300])
+        assert answer.json()["errors"][0]["code"] in ("UNAUTHORIZED", "DENIED"), (what, answer.text[:300])
+    # the skopeo view of the same refusals (what a user sees)
+    endpoint = dict(lab.layout.registries)
+    denied_push = skopeo("copy", "oci:" + oci_layout[0], f"docker://{endpoint['test']}/{repository}:v2",
+                         token=puller, registry=endpoint["test"])
+    assert denied_push.returncode != 0 and "unauthorized" in denied_push.stderr.lower()
+    # a token minted for the test registry is no key to another one
+    stolen = requests.get(f"https://{lab.layout.token_server_host}/token", auth=("u", puller), verify=lab.ca.cert_path,
+                          params={"service": "env-test", "scope": f"repository:{repository}:pull"}, timeout=10)
+    replayed = requests.get(f"https://{endpoint['uat']}{manifest}", verify=lab.ca.cert_path, timeout=10,
+                            headers=dict(accept, Authorization="Bearer " + stolen.json()["token"]))
+    assert replayed.status_code == 401
+
+    deleted = registry_call(lab, "test", "DELETE", f"/v2/{repository}/manifests/{digests['test']}",
+                            f"repository:{repository}:delete", promoter)
+    assert deleted.status_code == 202, deleted.text
+    gone = registry_call(lab, "test", "GET", manifest, f"repository:{repository}:pull", puller, headers=accept)
+    assert gone.status_code == 404
+
+
+def test_second_run_and_check_mode_change_nothing(lab, run_playbook):
+    again = run_playbook(PLAYBOOK)
+    assert again.status == "successful", again.stdout_text[-3000:]
+    assert changed(again) == 0, again.stdout_text[-3000:]
+    preview = run_playbook(PLAYBOOK, cmdline="--check --diff")
+    assert preview.status == "successful", preview.stdout_text[-3000:]
+    assert changed(preview) == 0, preview.stdout_text[-3000:]
+
+
+def test_a_configuration_change_is_previewed_then_rolls_the_pod_and_the_images_stay(
+        lab, core, run_playbook, skopeo, oci_layout, unique):
+    """A new log level: check mode shows it and changes nothing; a real run rolls the registry
+    pod (a new configuration checksum) and every image is still served. The integrated
+    registry's stub ``default/docker-registry`` (if the cluster has one) is never touched."""
+    try:
+        core.create_namespaced_service("default", {"metadata": {"name": "docker-registry"},
+                                                   "spec": {"ports": [{"port": 5000}]}})
+    except ApiException as exc:
+        assert exc.status == 409
+    stub = core.read_namespaced_service("docker-registry", "default").metadata.resource_version
+    repository = f"roll-{unique}/app"
+    promoter = pl.promoter_token(lab)
+    digest = pushed_image(lab, skopeo, oci_layout, "uat", repository, promoter)
+    before = {p.metadata.uid for p in registry_pods(core, "uat")}
+
+    preview = run_playbook(PLAYBOOK, extravars={"registry_cluster_log_level": "debug"}, cmdline="--check --diff")
+    assert preview.status == "successful", preview.stdout_text[-3000:]
+    assert changed(preview) >= 3  # the configuration of test, uat and prod
+    assert "-  level: info" in preview.stdout_text and "+  level: debug" in preview.stdout_text
+    assert {p.metadata.uid for p in registry_pods(core, "uat")} == before, "check mode rolled a pod"
+    assert "level: info" in base64.b64decode(core.read_namespaced_secret("registry-config", "uat").data["config.yml"]).decode()
+
+    try:
+        rolled = run_playbook(PLAYBOOK, extravars={"registry_cluster_log_level": "debug"})
+        assert rolled.status == "successful", rolled.stdout_text[-3000:]
+        after = registry_pods(core, "uat")
+        assert len(after) == 1 and after[0].metadata.uid not in before and after[0].status.phase == "Running"
+        seen = registry_call(lab, "uat", "HEAD", f"/v2/{repository}/manifests/v1", f"repository:{repository}:pull",
+                             promoter, headers={"Accept": MANIFEST_TYPES})
+        assert seen.status_code == 200 and seen.headers["Docker-Content-Digest"] == digest
+    finally:
+        restored = run_playbook(PLAYBOOK)
+        assert restored.status == "successful", restored.stdout_text[-3000:]
+    assert core.read_namespaced_service("docker-registry", "default").metadata.resource_version == stub
+
+
+def _scratch_secret(core, namespace, name, cert, key, ca=None):
+    with open(cert) as c, open(key) as k:
+        data = {"tls.crt": c.read(), "tls.key": k.read()}
+    if ca:
+        with open(ca) as a:
+            data["ca.crt"] = a.read()
+    try:
+        core.create_namespace({"metadata": {"name": namespace}})
+    except ApiException as exc:
+        assert exc.status == 409
+    core.create_namespaced_secret(namespace, {"metadata": {"name": name}, "type": "kubernetes.io/tls",
+                                              "stringData": data})
+
+
+def test_reencrypt_and_passthrough_routes_and_an_absent_environment(lab, core, apps, inventory, run_playbook, unique):
+    """Two environments of a test's own: one behind a reencrypt Route (the pod serves a
+    certificate the router checks against the Secret's ca.crt), one behind a passthrough Route
+    (the pod's certificate is the one clients see). Then state: absent removes the registry and
+    keeps the storage; registry_cluster_remove_storage removes that too."""
+    reenc, passthrough = "re-" + unique, "pt-" + unique
+    hosts = {name: f"{name}-registry.apps.registry.lab.local" for name in (reenc, passthrough)}
+    cert, key = lab.ca.issue("scratch-" + reenc, "registry." + reenc, server=True, hosts=(f"registry.{reenc}.svc",))
+    _scratch_secret(core, reenc, "serving", cert, key, ca=lab.ca.cert_path)
+    cert, key = lab.ca.issue("scratch-" + passthrough, hosts[passthrough], server=True, hosts=(hosts[passthrough],))
+    _scratch_secret(core, passthrough, "serving", cert, key)
+
+    def with_scratch(state):
+        def edit(_hosts, group_vars):
+            group_vars["segmented_registry_environments"] += [
+                {"name": reenc, "route_host": hosts[reenc], "ca_cert": lab.ca.cert_path, "state": state,
+                 "storage": {"size": "64Mi"}, "tls": {"termination": "reencrypt", "serving_cert_secret": "serving"}},
+                {"name": passthrough, "route_host": hosts[passthrough], "ca_cert": lab.ca.cert_path, "state": state,
+                 "storage": {"size": "64Mi"}, "tls": {"termination": "passthrough", "serving_cert_secret": "serving"}}]
+        return inventory(edit)
+
+    try:
+        deployed = run_playbook(PLAYBOOK, inventory=with_scratch("present"))
+        assert deployed.status == "successful", deployed.stdout_text[-3000:]
+        for name in (reenc, passthrough):
+            answer = pl.wait_for_challenge(lab, hosts[name])
+            assert answer.status_code == 401, name
+            assert f'service="env-{name}"' in answer.headers["WWW-Authenticate"]
+        pod = registry_pods(core, reenc)[0]
+        assert pod.spec.containers[0].readiness_probe.http_get.scheme == "HTTPS"
+
+        absent = run_playbook(PLAYBOOK, inventory=with_scratch("absent"))
+        assert absent.status == "successful", absent.stdout_text[-3000:]
+        for name in (reenc, passthrough):
+            with pytest.raises(ApiException) as gone:
+                apps.read_namespaced_deployment("registry", name)
+            assert gone.value.status == 404
+            assert core.read_namespaced_persistent_volume_claim("registry-storage", name).status.phase == "Bound"
+            assert core.read_namespaced_secret("serving", name), "the user's own Secret stays"
+        config = json.loads(core.read_namespaced_config_map("token-server-config", "segmented-registry").data["config.json"])
+        assert {"env-test", "env-uat", "env-prod"} == set(config["services"])
+        again = run_playbook(PLAYBOOK, inventory=with_scratch("absent"))
+        assert changed(again) == 0, again.stdout_text[-3000:]
+    finally:
+        purged = run_playbook(PLAYBOOK, inventory=with_scratch("absent"),
+                              extravars={"registry_cluster_remove_storage": True})
+        assert purged.status == "successful", purged.stdout_text[-3000:]
+    for name in (reenc, passthrough):
+        assert name not in {n.metadata.name for n in core.list_namespace().items
+                            if n.status.phase != "Terminating"}
+
+
+BAD_INPUT = {
+    "storage size not a quantity": ({"storage": {"size": "lots"}}, "storage.size"),
+    "unknown TLS mode": ({"tls": {"termination": "mutual"}}, "tls.termination"),
+    "invalid route host": ({"route_host": "Bad_Host.example"}, "route_host"),
+    "two environments with one host": ({"route_host": "test-registry.apps.registry.lab.local"}, "route_host"),
+    "bucket without credentials": ({"storage": {"s3": {"bucket": "registry-bad"}}}, "storage.s3.credentials_secret"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_inventory_fails_in_validation_before_anything_is_created(lab, core, inventory, run_playbook, unique,
+                                                                        case):
+    change, field = BAD_INPUT[case]
+    name = "bad-" + unique
+
+    def edit(_hosts, group_vars):
+        group_vars["segmented_registry_environments"].append(
+            dict({"name": name, "route_host": f"{name}.apps.registry.lab.local"}, **change))
+    runner = run_playbook(PLAYBOOK, inventory=inventory(edit))
+    assert runner.status == "failed"
+    assert f"({name}).{field}" in runner.stdout_text or f"{name}).{field}" in runner.stdout_text, \
+        runner.stdout_text[-3000:]
+    assert changed(runner) == 0
+    assert name not in {n.metadata.name for n in core.list_namespace().items}
