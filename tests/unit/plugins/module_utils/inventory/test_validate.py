@@ -971,6 +971,12 @@ def test_example_inventory_is_valid():
     assert topology.default_clusters == ("legacy-cluster",)
     assert topology.environments["prod"].after == "uat"
     assert topology.environments["prod"].scan_gate.annotation == "security.example.com/scan-result"
+    prod = topology.to_dict()["environments"]["prod"]
+    assert prod["replicas"] == 2 and prod["storage"]["s3"]["bucket"] == "acme-prod-registry"
+    assert prod["tls"] == {"termination": "passthrough", "serving_cert_secret": "prod-registry-tls"}
+    assert topology.environments["uat"].tls.termination == "reencrypt"
+    assert topology.environments["staging"].state == "absent"
+    assert topology.promotion_order == ["test", "uat", "prod"]
 
 
 def test_environments_validate_alone_without_any_cluster():
