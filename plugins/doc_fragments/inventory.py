@@ -2,7 +2,8 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
 # The inventory contract of segmented.registry, documented once, next to the code that reads it
-# (plugins/module_utils/topology.py). Modules that take the inventory as options extend this.
+# (plugins/module_utils/inventory/schema.py; tests/unit/plugins/doc_fragments/test_fragments.py
+# checks that this documents exactly that tree). Modules that take the inventory as options extend this.
 
 
 class ModuleDocFragment:
@@ -35,6 +36,16 @@ options:
             subdomain such as C(test-registry.apps.registry.example.com). Unique among the environments.
         type: str
         required: true
+      state:
+        description:
+          - V(present) deploys this environment's registry and makes the environment a promotion target.
+          - V(absent) keeps the environment in the topology so that the registry-cluster role removes what
+            it made for it, but it is no promotion target. The promotion jobs never plan, copy to, remove
+            from or audit its registry, and promoting a tag to it is an error. No consumer cluster may be
+            assigned to it, and no O(environments[].policy.after) may name it.
+        type: str
+        choices: [present, absent]
+        default: present
       endpoint:
         description:
           - The C(host[:port]) that clients use to reach this environment's registry, when it is not
@@ -52,11 +63,41 @@ options:
           - V(false) is an explicit opt-out for this one endpoint; prefer O(environments[].ca_cert).
         type: bool
         default: true
+      replicas:
+        description:
+          - How many pods serve this environment's registry, from 1 to 10.
+          - More than one needs object storage (O(environments[].storage.s3)), because filesystem storage
+            on one volume serves one replica.
+        type: int
+        default: 1
+      tls:
+        description:
+          - How the Route of this environment's registry terminates TLS.
+        type: dict
+        suboptions:
+          termination:
+            description:
+              - V(edge) - the router ends TLS and talks plain HTTP to the registry pod.
+              - V(reencrypt) - the router ends TLS and opens a new TLS connection to the registry pod.
+              - V(passthrough) - the router passes TLS through; the registry pod serves the certificate
+                that clients see.
+            type: str
+            choices: [edge, reencrypt, passthrough]
+            default: edge
+          serving_cert_secret:
+            description:
+              - Name of a C(kubernetes.io/tls) Secret in the environment's namespace that the registry pod
+                serves TLS with.
+              - Required with V(passthrough). Optional with V(reencrypt); when omitted, OpenShift's service
+                CA issues the pod's certificate (the Service annotation
+                C(service.beta.openshift.io/serving-cert-secret-name)). Not allowed with V(edge).
+            type: str
       storage:
         description:
           - The storage of this environment's registry.
           - Either O(environments[].storage.size) and/or O(environments[].storage.storage_class)
-            (a claim to create), or O(environments[].storage.claim_name) (an existing claim), not both.
+            (a claim to create), or O(environments[].storage.claim_name) (an existing claim), not both;
+            or O(environments[].storage.s3) (a bucket), without any of those three.
         type: dict
         suboptions:
           size:
@@ -71,6 +112,43 @@ options:
             description:
               - Name of an existing PersistentVolumeClaim in the environment's namespace to use instead.
             type: str
+          s3:
+            description:
+              - An S3 bucket (AWS S3 or an S3-compatible server) that holds the registry's images instead of
+                a volume; needed for more than one replica.
+            type: dict
+            suboptions:
+              bucket:
+                description:
+                  - The bucket's name (3 to 63 lowercase letters, digits, C(.) and C(-), starting and ending
+                    with a letter or digit).
+                type: str
+                required: true
+              region:
+                description:
+                  - The bucket's region.
+                type: str
+                default: us-east-1
+              endpoint:
+                description:
+                  - The C(http(s)://host[:port]) URL of an S3-compatible server. Omit it for AWS S3.
+                type: str
+              credentials_secret:
+                description:
+                  - Name of a Secret in the environment's namespace with the keys C(access_key) and
+                    C(secret_key), the bucket's credentials. The inventory never holds them.
+                type: str
+                required: true
+              force_path_style:
+                description:
+                  - Whether to address the bucket in the URL path (C(host/bucket)) instead of the host name
+                    (C(bucket.host)), as many S3-compatible servers need.
+                type: bool
+                default: false
+              root_directory:
+                description:
+                  - A prefix in the bucket under which the registry keeps everything, starting with C(/).
+                type: str
       policy:
         description:
           - Promotion policy of this environment.

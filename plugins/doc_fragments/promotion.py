@@ -12,9 +12,12 @@ options:
   environments:
     description:
       - The environments, exactly as the inventory variable C(segmented_registry_environments)
-        (each with C(name), C(route_host), and optionally C(endpoint), C(ca_cert), C(validate_certs),
-        C(policy)). See M(segmented.registry.validate_inventory) for the meaning of each key.
+        (each with C(name), C(route_host), and optionally C(state), C(endpoint), C(ca_cert),
+        C(validate_certs), C(policy), and the deployment keys C(replicas), C(tls), C(storage), which
+        a promotion does not use). See M(segmented.registry.validate_inventory) for the meaning of each key.
       - They are validated as the inventory is; every problem is reported at once.
+      - An environment with C(state=absent) is no promotion target. Its registry is never read,
+        planned, copied to, removed from or audited, and adding it to a tag's approval list is an error.
     type: list
     elements: dict
     required: true

@@ -20,8 +20,9 @@ description:
   - In check mode the approval list is edited with a server-side dry run, and the reconcile step
     plans against the list as it would be stored, so the preview shows which digest would be copied
     or removed where, how many bytes at most, and what a policy would hold back.
-  - Environments to add must be environments of the inventory (I(environments)); a name to remove
-    may be one the inventory no longer has (a retired environment the tag still carries).
+  - Environments to add must be environments of the inventory (I(environments)) without C(state=absent);
+    adding one with C(state=absent) is an error that says so. A name to remove may be one the inventory
+    no longer has, or has with C(state=absent) (a retired environment the tag still carries).
 attributes:
   check_mode:
     support: full
@@ -180,7 +181,7 @@ def main():
         edit = TagEdit(params["namespace"], params["name"], params["stream"], params["tag"],
                        add=params["environment"] if promote else None,
                        remove=None if promote else params["environment"],
-                       known=list(run.environments), annotation_key=params["annotation_key"],
+                       known=list(run.targets), absent=run.absent, annotation_key=params["annotation_key"],
                        max_attempts=params["max_attempts"])
         outcome = edit.apply(run.connect())
     except job.JOB_ERRORS as exc:

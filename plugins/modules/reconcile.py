@@ -37,6 +37,9 @@ description:
     does not stop the others; the module fails at the end if any tag failed.
   - Cosign signatures, attestations and SBOMs of an approved digest (tags C(sha256-<hex>.sig),
     C(.att), C(.sbom) in the source repository) are copied with it and removed with it.
+  - An environment with C(state=absent) in I(environments) is no promotion target. Its registry is
+    never read, planned, written or audited, even when approval lists still name it (they are reported
+    in C(absent_environments), with a warning).
   - 'Policies per environment (from the inventory): C(after) - the digest must already be in that
     environment''s registry (same repository), or be copied there earlier in the same run;
     C(scan_gate) - a scanner''s verdict for the digest, recorded in an ImageStream annotation whose
@@ -81,6 +84,7 @@ options:
   environment:
     description:
       - Only these environments. An environment they wait on (C(policy.after)) is still read, not changed.
+      - An environment with C(state=absent) cannot be named (an error that says so).
     type: list
     elements: str
 notes:
@@ -183,6 +187,13 @@ unknown_environments:
   returned: success
   type: list
   elements: str
+absent_environments:
+  description:
+    - Environment names found in approval lists that the inventory has with C(state=absent) (ignored, with a
+      warning). They are no promotion target; their registries are never read, written or audited.
+  returned: success
+  type: list
+  elements: str
 stats:
   description: C(api_calls) to the registry cluster, C(registry_requests) (by method), C(token_requests), C(retries),
     C(blob_bytes_sent) (every blob byte sent, retried attempts included), C(seconds).
@@ -200,6 +211,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
     check_stream,
     check_tag,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import promotion_targets
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
@@ -217,6 +229,8 @@ def argument_spec():
 
 
 def build_scope(params, environments):
+    """The run's ``Scope``; ``environments`` is the inventory's ``{name: Environment}``, and only
+    those without ``state: absent`` can be named in ``environment``."""
     namespaces = params["namespace"]
     if namespaces is not None:
         namespaces = sorted({check_namespace(name) for name in namespaces})
@@ -228,10 +242,16 @@ def build_scope(params, environments):
         raise ValueError("tag needs stream (and namespace)")
     names = params["environment"]
     if names is not None:
+        targets = promotion_targets(environments)
         unknown = sorted(set(names) - set(environments))
         if unknown:
             raise ValueError(f"environment: {', '.join(unknown)} not in environments (known: "
-                             f"{', '.join(environments)})")
+                             f"{', '.join(targets)})")
+        absent = sorted(set(names) - set(targets))
+        if absent:
+            raise ValueError(f"environment: {', '.join(absent)} {'has' if len(absent) == 1 else 'have'} state: absent in "
+                             f"environments, so {'it is' if len(absent) == 1 else 'they are'} no promotion target and "
+                             f"never reconciled (promotion targets: {', '.join(targets)})")
     return Scope(namespaces=namespaces, stream=stream, tag=tag, environments=names)
 
 

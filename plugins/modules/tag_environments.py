@@ -88,6 +88,16 @@ options:
         C(segmented_registry_environments)). Adding or setting an environment outside this list
         is an error that lists the known ones.
       - When not given, any valid name is accepted.
+      - Leave out the environments with C(state=absent), which are no promotion target (give them in
+        I(absent_environments)).
+    type: list
+    elements: str
+  absent_environments:
+    description:
+      - The inventory's environments with C(state=absent) (their registries are removed; playbooks pass
+        the names whose C(state) is V(absent) in the fact C(segmented_registry_topology.environments)).
+      - Adding one, or setting a list with one, is an error that says it is C(state=absent); removing
+        one from a tag that still carries it is allowed.
     type: list
     elements: str
   annotation_key:
@@ -229,6 +239,7 @@ def argument_spec():
         remove={"type": "list", "elements": "str"},
         environments={"type": "list", "elements": "str"},
         known_environments={"type": "list", "elements": "str"},
+        absent_environments={"type": "list", "elements": "str"},
         annotation_key={"type": "str", "default": DEFAULT_ANNOTATION_KEY, "no_log": False},
     )
     return spec
@@ -245,7 +256,8 @@ def main():
     try:
         edit = TagEdit(params["namespace"], params["name"], params["stream"], params["tag"], add=params["add"],
                        remove=params["remove"], exact=params["environments"], known=params["known_environments"],
-                       annotation_key=params["annotation_key"], max_attempts=params["max_attempts"])
+                       annotation_key=params["annotation_key"], max_attempts=params["max_attempts"],
+                       absent=params["absent_environments"])
         outcome = edit.apply(ImageStreamAPI.connect(module))
     except (EnvironmentsError, ImageStreamError) as exc:
         module.fail_json(msg=str(exc))

@@ -112,22 +112,50 @@ topology:
   type: dict
   contains:
     environments:
-      description: The environments by name, in the order they are defined, with their consumers.
+      description:
+        - The environments by name, in the order they are defined, with their consumers.
+        - Every field is there, with its default when the inventory leaves it out (C(state),
+          C(replicas), C(tls), C(storage) and C(storage.s3)'s fields, C(policy)); C(storage.s3) and
+          C(policy.scan_gate) are null when not given.
+        - An environment with C(state=absent) is listed (the registry-cluster role removes what it
+          made for it) but is no promotion target and has no consumers.
       returned: success
       type: dict
       sample:
         test:
           name: test
           namespace: test
+          state: present
           route_host: test-registry.apps.registry.example.com
           endpoint: test-registry.apps.registry.example.com
           ca_cert: null
           validate_certs: true
-          storage: {size: 100Gi, storage_class: null, claim_name: null}
+          replicas: 1
+          tls: {termination: edge, serving_cert_secret: null}
+          storage: {size: 100Gi, storage_class: null, claim_name: null, s3: null}
           policy: {after: null, scan_gate: null}
           consumers: [test-east]
+        prod:
+          name: prod
+          namespace: prod
+          state: present
+          route_host: prod-registry.apps.registry.example.com
+          endpoint: prod-registry.apps.registry.example.com
+          ca_cert: null
+          validate_certs: true
+          replicas: 2
+          tls: {termination: reencrypt, serving_cert_secret: null}
+          storage:
+            size: null
+            storage_class: null
+            claim_name: null
+            s3: {bucket: acme-prod-registry, region: us-east-1, endpoint: null,
+                 credentials_secret: prod-registry-s3, force_path_style: false, root_directory: null}
+          policy: {after: test, scan_gate: null}
+          consumers: [prod-east]
     promotion_order:
-      description: The environment names, each after the one its C(policy.after) names.
+      description: The names of the environments images are promoted to (not C(state=absent)), each after
+        the one its C(policy.after) names.
       returned: success
       type: list
       elements: str

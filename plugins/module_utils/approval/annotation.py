@@ -94,11 +94,12 @@ def _default_given(option):
             "environments or set environments: [])".format(option, DEFAULT_ENVIRONMENT))
 
 
-def check_names(names, option, known=None):
+def check_names(names, option, known=None, absent=None):
     """Validate environment names given in option ``option``; return them sorted, unique.
 
-    ``known``: when given, the inventory's environments; a name outside it is an error that
-    lists them. Every problem is reported at once.
+    ``known``: when given, the inventory's environments that images can be promoted to; a name
+    outside it is an error that lists them. ``absent``: the inventory's environments with
+    ``state: absent``; naming one is an error that says so. Every problem is reported at once.
     """
     if names is None:
         return None
@@ -115,6 +116,9 @@ def check_names(names, option, known=None):
     if problems:
         raise EnvironmentsError("; ".join(_unique(problems)))
     result = sorted(set(names))
+    retired = [name for name in result if name in (absent or ())]
+    if retired:
+        raise EnvironmentsError(_absent(retired, known, option))
     if known is not None:
         unknown_problem = _unknown(result, known, option)
         if unknown_problem:
@@ -122,8 +126,9 @@ def check_names(names, option, known=None):
     return result
 
 
-def check_known(known):
-    """Validate the list of known environments (the inventory's); return it sorted, unique."""
+def check_known(known, option="known_environments"):
+    """Validate a list of the inventory's environments (``option`` names it in a problem);
+    return it sorted, unique."""
     if known is None:
         return None
     problems = []
@@ -132,7 +137,7 @@ def check_known(known):
             continue  # the inventory may list it; it is always known
         problem = name_problem(name)
         if problem:
-            problems.append(f"known_environments: {problem}")
+            problems.append(f"{option}: {problem}")
     if problems:
         raise EnvironmentsError("; ".join(problems))
     return sorted({name for name in known if name != DEFAULT_ENVIRONMENT})
@@ -146,6 +151,13 @@ def _unknown(names, known, option):
         option, ", ".join(show(name) for name in unknown),
         "is not a known environment" if len(unknown) == 1 else "are not known environments",
         ", ".join(sorted(known)) or "(none)")
+
+
+def _absent(names, known, option):
+    return ("{}: {} {} state: absent in the inventory's segmented_registry_environments: no promotion target (the "
+            "registry-cluster role removes its registry); use a present environment{}, or set the state of {} back "
+            "to present".format(option, ", ".join(show(name) for name in names), "has" if len(names) == 1 else "have",
+                                f" ({', '.join(sorted(known))})" if known else "", " and ".join(names)))
 
 
 def _unique(items):
@@ -278,29 +290,33 @@ def effective(names):
     return names if names else [DEFAULT_ENVIRONMENT]
 
 
-def apply_change(current, add=None, remove=None, exact=None, known=None):
+def apply_change(current, add=None, remove=None, exact=None, known=None, absent=None):
     """The stored list after an edit (sorted, unique, never containing ``default``).
 
     ``current`` is the stored list (``parse_value``). ``exact`` replaces the list and excludes
-    ``add``/``remove``. With ``known`` (the inventory's environments), adding or setting an
-    unknown name is an error; removing a name is allowed when it is stored, known or not, so a
-    retired environment can still be taken off a tag.
+    ``add``/``remove``. With ``known`` (the inventory's environments that images can be promoted
+    to), adding or setting an unknown name is an error; ``absent`` (the inventory's environments
+    with ``state: absent``) cannot be added or set either, with an error that says so. Removing a
+    name is allowed when it is stored, known or not, or absent, so a retired environment can still
+    be taken off a tag.
     """
     if exact is not None and (add is not None or remove is not None):
         raise EnvironmentsError("environments (the exact list) cannot be combined with add or remove; "
                                 "give either environments, or add and/or remove")
     known_set = set(check_known(known)) if known is not None else None
+    absent_set = set(check_known(absent, "absent_environments")) if absent is not None else set()
     current = sorted(set(current or []))
     if exact is not None:
-        return check_names(exact, "environments", known_set)
-    add_names = check_names(add or [], "add", known_set)
+        return check_names(exact, "environments", known_set, absent_set)
+    add_names = check_names(add or [], "add", known_set, absent_set)
     remove_names = check_names(remove or [], "remove")
     both = sorted(set(add_names) & set(remove_names))
     if both:
         raise EnvironmentsError("{} {} in both add and remove; give each environment in one of them".format(
             ", ".join(show(name) for name in both), "is" if len(both) == 1 else "are"))
     if known_set is not None:
-        problem = _unknown([name for name in remove_names if name not in current], known_set, "remove")
+        problem = _unknown([name for name in remove_names if name not in current and name not in absent_set],
+                           known_set, "remove")
         if problem:
             raise EnvironmentsError(problem)
     return sorted((set(current) | set(add_names)) - set(remove_names))

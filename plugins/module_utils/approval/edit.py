@@ -42,15 +42,18 @@ class TagEdit:
 
     Every check runs in the constructor, before any call to the cluster: a bad or unknown name
     never reaches it (names to remove count as stored here: removing a retired environment that
-    the tag still carries is allowed, and only the ImageStream tells). Raises
+    the tag still carries is allowed, and only the ImageStream tells). ``known``: the environments
+    images can be promoted to; ``absent``: the inventory's environments with ``state: absent``,
+    which cannot be added or set (an error that says so). Raises
     ``EnvironmentsError`` or ``ImageStreamError``."""
 
     def __init__(self, namespace, name=None, stream=None, tag=None, add=None, remove=None, exact=None, known=None,
-                 annotation_key=None, max_attempts=10):
+                 annotation_key=None, max_attempts=10, absent=None):
         self.namespace = check_namespace(namespace)
         self.stream, self.tag = resolve_tag_reference(name, stream, tag)
         self.annotation_key = check_annotation_key(annotation_key)
         self.known = check_known(known)
+        self.absent = check_known(absent, "absent_environments")
         if max_attempts < 1:
             raise ImageStreamError(f"max_attempts must be at least 1, not {max_attempts}")
         if add is None and remove is None and exact is None:
@@ -61,7 +64,7 @@ class TagEdit:
         self.change(remove or [])
 
     def change(self, current):
-        return apply_change(current, self.add, self.remove, self.exact, self.known)
+        return apply_change(current, self.add, self.remove, self.exact, self.known, self.absent)
 
     def apply(self, api):
         """Write the edit (a server-side dry run in check mode); returns the outcome of

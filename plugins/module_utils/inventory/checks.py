@@ -15,6 +15,11 @@ _IPV4 = re.compile(r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2
 _IPV6_BRACKETED = re.compile(r"^\[[0-9A-Fa-f:.]+\]$")
 # A Kubernetes resource.Quantity without a sign (a storage size is never negative).
 _QUANTITY = re.compile(r"^(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][-+]?[0-9]+)?$")
+# S3 bucket names (the general-purpose bucket rules): 3 to 63 lowercase letters, digits, '.' and
+# '-', starting and ending with a letter or digit.
+_S3_BUCKET_CHARACTERS = re.compile(r"^[a-z0-9.-]*$")
+_S3_BUCKET_ENDS = re.compile(r"^[a-z0-9](.*[a-z0-9])?$")
+_URL_SCHEMES = ("http://", "https://")
 _TRUE_STRINGS = ("yes", "on", "1", "true", "y", "t")
 _FALSE_STRINGS = ("no", "off", "0", "false", "n", "f")
 
@@ -54,6 +59,49 @@ def split_host_port(value):
     if not is_dns1123_subdomain(host):
         raise ValueError("the host must be a lowercase DNS name (letters, digits, '-' and '.') or an IP address")
     return host, port
+
+
+def s3_bucket_problem(value):
+    """Why ``value`` is not an S3 bucket name, or None when it is one."""
+    if not isinstance(value, str) or not value:
+        return "it must be a non-empty string"
+    if not 3 <= len(value) <= 63:
+        return f"it has {len(value)} characters, not 3 to 63"
+    if not _S3_BUCKET_CHARACTERS.match(value):
+        return "it has characters other than lowercase letters, digits, '.' and '-'"
+    if not _S3_BUCKET_ENDS.match(value):
+        return "it must start and end with a letter or digit"
+    if ".." in value:
+        return "two dots may not be adjacent"
+    if _IPV4.match(value):
+        return "it may not be an IP address"
+    return None
+
+
+def split_url(value):
+    """Split ``http(s)://host[:port]``; returns ``(scheme, host, port or None)`` or raises
+    ValueError with the reason."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("it must be a non-empty string like https://minio.example.com:9000")
+    scheme = next((prefix for prefix in _URL_SCHEMES if value.lower().startswith(prefix)), None)
+    if scheme is None:
+        raise ValueError("start it with http:// or https://, like https://minio.example.com:9000")
+    host, port = split_host_port(value[len(scheme):])
+    return scheme[:-3], host, port
+
+
+def to_int(value):
+    """A whole number given as a number or a string of digits; raises ValueError otherwise (a
+    boolean is not a number here)."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise ValueError(value)
 
 
 def to_bool(value):

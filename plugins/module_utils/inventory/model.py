@@ -14,7 +14,14 @@ a problem or in ``Topology.to_dict()``.
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.schema import SCAN_GATE_DEFAULT_VALUE
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.schema import (
+    REPLICAS_DEFAULT,
+    S3_REGION_DEFAULT,
+    SCAN_GATE_DEFAULT_VALUE,
+    STATE_ABSENT,
+    STATE_PRESENT,
+    TERMINATION_EDGE,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Variable names (the inventory contract)
@@ -44,10 +51,24 @@ DEFAULT_ENVIRONMENT = "default"
 K8S_AUTH_ENVIRONMENT = "K8S_AUTH_* environment"
 
 
+def promotion_targets(environments):
+    """The environments of ``environments`` (``{name: Environment}``) that images can be promoted
+    to: every one but those with ``state: absent`` (kept in the topology so that the
+    registry-cluster role removes what it made for them, but never planned, copied to or audited)."""
+    return {name: env for name, env in environments.items() if env.is_present}
+
+
+def absent_names(environments):
+    """Names of the environments with ``state: absent``, in inventory order."""
+    return [name for name, env in environments.items() if not env.is_present]
+
+
 def promotion_order(environments):
-    """Names of ``environments`` (``{name: Environment}``), each after its ``after`` (stable; an
-    ``after`` outside the mapping is ignored; a cycle, which validation rejects, is left in input
-    order). The one place that orders environments."""
+    """Names of the promotion targets of ``environments`` (``{name: Environment}``: those without
+    ``state: absent``), each after its ``after`` (stable; an ``after`` outside the targets is
+    ignored; a cycle, which validation rejects, is left in input order). The one place that orders
+    environments."""
+    environments = promotion_targets(environments)
     order, placed, pending = [], set(), list(environments)
     while pending:
         for name in pending:
@@ -108,13 +129,50 @@ class TopologyError(ValueError):
 
 
 @dataclass(frozen=True)
+class S3Storage:
+    """An S3 (or S3-compatible) bucket as the registry's storage; its credentials are the keys
+    ``access_key`` and ``secret_key`` of the Secret ``credentials_secret`` in the environment's
+    namespace (the inventory never holds them)."""
+
+    bucket: str
+    credentials_secret: str
+    region: str = S3_REGION_DEFAULT
+    endpoint: Optional[str] = None
+    force_path_style: bool = False
+    root_directory: Optional[str] = None
+
+    def to_dict(self):
+        return {"bucket": self.bucket, "region": self.region, "endpoint": self.endpoint,
+                "credentials_secret": self.credentials_secret, "force_path_style": self.force_path_style,
+                "root_directory": self.root_directory}
+
+
+@dataclass(frozen=True)
 class Storage:
+    """A claim to create (``size``, ``storage_class``), an existing claim (``claim_name``), or a
+    bucket (``s3``); all unset: a claim of the cluster's default size and StorageClass."""
+
     size: Optional[str] = None
     storage_class: Optional[str] = None
     claim_name: Optional[str] = None
+    s3: Optional[S3Storage] = None
 
     def to_dict(self):
-        return {"size": self.size, "storage_class": self.storage_class, "claim_name": self.claim_name}
+        return {"size": self.size, "storage_class": self.storage_class, "claim_name": self.claim_name,
+                "s3": self.s3.to_dict() if self.s3 else None}
+
+
+@dataclass(frozen=True)
+class Tls:
+    """How the registry's Route terminates TLS, and the Secret the registry pod serves with
+    (``reencrypt``, ``passthrough``; with ``reencrypt`` and no Secret, OpenShift's service CA
+    issues one)."""
+
+    termination: str = TERMINATION_EDGE
+    serving_cert_secret: Optional[str] = None
+
+    def to_dict(self):
+        return {"termination": self.termination, "serving_cert_secret": self.serving_cert_secret}
 
 
 @dataclass(frozen=True)
@@ -135,23 +193,34 @@ class Environment:
     endpoint: str
     ca_cert: Optional[str] = None
     validate_certs: bool = True
-    storage: Optional[Storage] = None
+    storage: Storage = field(default_factory=Storage)
     after: Optional[str] = None
     scan_gate: Optional[ScanGate] = None
+    state: str = STATE_PRESENT
+    replicas: int = REPLICAS_DEFAULT
+    tls: Tls = field(default_factory=Tls)
 
     @property
     def namespace(self):
         return self.name
 
+    @property
+    def is_present(self):
+        """False for ``state: absent``: no promotion target (see ``promotion_targets``)."""
+        return self.state != STATE_ABSENT
+
     def to_dict(self):
         return {
             "name": self.name,
             "namespace": self.namespace,
+            "state": self.state,
             "route_host": self.route_host,
             "endpoint": self.endpoint,
             "ca_cert": self.ca_cert,
             "validate_certs": self.validate_certs,
-            "storage": self.storage.to_dict() if self.storage else None,
+            "replicas": self.replicas,
+            "tls": self.tls.to_dict(),
+            "storage": (self.storage or Storage()).to_dict(),
             "policy": {
                 "after": self.after,
                 "scan_gate": self.scan_gate.to_dict() if self.scan_gate else None,
@@ -217,7 +286,8 @@ class Topology:
 
     @property
     def promotion_order(self):
-        """Environment names such that each comes after its ``policy.after``."""
+        """Names of the environments images are promoted to (not ``state: absent``), each after its
+        ``policy.after``."""
         return promotion_order(self.environments)
 
     def to_dict(self):
@@ -237,10 +307,14 @@ class Topology:
 
     def summary(self):
         """Short human-readable lines: which cluster serves which environment."""
-        lines = [f"registry cluster {self.registry.name} ({self.registry.auth.source}) hosts {', '.join(self.environments) or 'no environment'}"]
+        present = promotion_targets(self.environments)
+        lines = [f"registry cluster {self.registry.name} ({self.registry.auth.source}) hosts {', '.join(present) or 'no environment'}"]
         if self.registry.integrated_registry:
             lines.append(f"default: integrated registry {self.registry.integrated_registry}")
         for name, environment in self.environments.items():
+            if not environment.is_present:
+                lines.append(f"{name}: state absent: its registry in namespace {environment.namespace} is removed; not a promotion target")
+                continue
             consumers = [cluster.name for cluster in self.consumers_of(name)]
             lines.append(f"{name}: registry {environment.endpoint} in namespace {environment.namespace}, consumers: {', '.join(consumers) or 'none'}")
         if self.default_clusters:

@@ -15,7 +15,8 @@ def audit_rows(entries, environments, actual, scope=None):
     digest, approved environments, environments serving that digest, and the drift.
 
     ``environments`` is the inventory's ``{name: Environment}``; an approval list naming an
-    environment the inventory does not know shows it as drift (nothing is copied for it)."""
+    environment the inventory does not know shows it as drift (nothing is copied for it). An
+    environment with ``state: absent`` is not audited: it has no column and no drift."""
     scope = scope or Scope()
     order = promotion_order(environments)
     names = scope.environments_of(order)

@@ -29,7 +29,11 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials imp
     CredentialsError,
     mint_token,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import TopologyError
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
+    TopologyError,
+    absent_names,
+    promotion_targets,
+)
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_environments
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
@@ -96,7 +100,11 @@ class Job:
             module.fail_json(msg=f"token_duration must be at least {MIN_TOKEN_SECONDS} seconds (the TokenRequest "
                                  f"API's minimum), not {params['token_duration']}")
         try:
+            #: every environment of the inventory; ``targets``: those images are promoted to (not
+            #: ``state: absent``); ``absent``: the names of the others.
             self.environments = build_environments(params["environments"])
+            self.targets = promotion_targets(self.environments)
+            self.absent = absent_names(self.environments)
             self.annotation_key = check_annotation_key(params["annotation_key"])
         except TopologyError as exc:
             module.fail_json(msg=exc.text, problems=[problem.to_dict() for problem in exc.problems])
@@ -110,7 +118,7 @@ class Job:
         if not self.params["integrated_validate_certs"]:
             self.module.warn(f"the integrated registry {self.params['integrated_registry']}: TLS certificates are not "
                              "verified (integrated_validate_certs: false)")
-        for env in self.environments.values():
+        for env in self.targets.values():
             if not env.validate_certs:
                 self.module.warn(f"environment {env.name}: the TLS certificate of {env.endpoint} is not verified "
                                  "(validate_certs: false in segmented_registry_environments); prefer ca_cert")
@@ -162,7 +170,7 @@ class Job:
         source = client(params["integrated_registry"], params["integrated_ca_cert"],
                         params["integrated_validate_certs"], "default (integrated registry)")
         destinations = {env.name: client(env.endpoint, env.ca_cert, env.validate_certs, env.name)
-                        for env in self.environments.values()}
+                        for env in self.targets.values()}
         try:
             outcome = reconcile(entries, self.environments, source, destinations, scope=scope, prune=params["prune"],
                                 check_mode=check_mode, stream_annotations=annotations,
@@ -197,6 +205,7 @@ class Job:
             "audit": audit,
             "table": format_table(audit),
             "unknown_environments": outcome["unknown_environments"],
+            "absent_environments": outcome["absent_environments"],
             "scope": scope.to_dict(),
             "stats": {"api_calls": self.api_calls, "registry_requests": counters["requests"],
                       "registry_requests_by_method": counters["by_method"],
@@ -212,6 +221,10 @@ class Job:
             self.module.warn(f"approval lists name environments that the inventory does not define: "
                              f"{', '.join(outcome['unknown_environments'])}; nothing is copied for them (fix the "
                              "annotation, or add the environment to segmented_registry_environments)")
+        if outcome["absent_environments"]:
+            self.module.warn(f"approval lists name environments with state: absent: "
+                             f"{', '.join(outcome['absent_environments'])}; they are no promotion target, so nothing "
+                             "is copied to or removed from their registries (demote the tags from them)")
         return result
 
     def finish(self, result, **extra):

@@ -24,6 +24,7 @@ the digest is no longer approved in that repository.
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     DEFAULT_ENVIRONMENT,
     promotion_order,
+    promotion_targets,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import artifact_subject, artifact_tags
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.policy import hold_back
@@ -74,14 +75,18 @@ def plan(entries, environments, actual, scope=None, prune=True, source_artifacts
     ``{(environment, repository or None): message}`` for what could not be read (those tags fail
     instead of being planned; nothing is removed there).
 
-    Returns ``{"actions": [...], "unknown_environments": [...]}``; actions are sorted by
-    promotion order, repository and tag.
+    An environment with ``state: absent`` is no promotion target: nothing is planned for it (no
+    copy, no skip, no removal), whatever the approval lists or its registry hold.
+
+    Returns ``{"actions": [...], "unknown_environments": [...], "absent_environments": [...]}``
+    (the names that approval lists use but the inventory does not define, or has with ``state:
+    absent``); actions are sorted by promotion order, repository and tag.
     """
     scope = scope or Scope()
     state = _State(actual, read_errors or {})
     order = scope.environments_of(promotion_order(environments))
     actions = []
-    desired, protected, unknown = _desired(entries, environments, scope, order, actions)
+    desired, protected, unknown, absent = _desired(entries, environments, scope, order, actions)
     for env in order:
         for repo in sorted(desired[env]):
             actions.extend(_copies(environments[env], repo, desired[env][repo], state, source_artifacts or {},
@@ -93,17 +98,20 @@ def plan(entries, environments, actual, scope=None, prune=True, source_artifacts
                                              protected, scope))
     rank = {name: index for index, name in enumerate(order)}
     actions.sort(key=lambda a: (rank.get(a["environment"], -1), a["repository"], a["tag"], a["action"]))
-    return {"actions": actions, "unknown_environments": sorted(unknown)}
+    return {"actions": actions, "unknown_environments": sorted(unknown), "absent_environments": sorted(absent)}
 
 
 def _desired(entries, environments, scope, order, actions):
-    """``(desired, protected, unknown)``: ``{env: {repo: {tag: digest}}}`` approved, the
-    ``(repo, tag)`` pairs that must not be touched (unreadable list, no image yet), and the
-    environment names that approval lists use but the inventory does not know. Appends the
-    ``failed`` and ``skip`` actions found on the way."""
-    desired = {env: {} for env in environments}
+    """``(desired, protected, unknown, absent)``: ``{env: {repo: {tag: digest}}}`` approved for
+    the promotion targets, the ``(repo, tag)`` pairs that must not be touched (unreadable list, no
+    image yet), the environment names that approval lists use but the inventory does not know, and
+    those it has with ``state: absent``. Appends the ``failed`` and ``skip`` actions found on the
+    way."""
+    targets = promotion_targets(environments)
+    desired = {env: {} for env in targets}
     protected = set()
     unknown = set()
+    absent = set()
     for entry in entries:
         if not scope.entry_in_scope(entry):
             continue
@@ -116,8 +124,9 @@ def _desired(entries, environments, scope, order, actions):
             continue
         approved = [env for env in entry["environments"] if env != DEFAULT_ENVIRONMENT]
         unknown.update(env for env in approved if env not in environments)
+        absent.update(env for env in approved if env in environments and env not in targets)
         for env in approved:
-            if env not in environments:
+            if env not in targets:
                 continue
             if not entry.get("digest"):
                 protected.add((repo, tag))
@@ -126,7 +135,7 @@ def _desired(entries, environments, scope, order, actions):
                                           reason="approved, but the ImageStream has no image for this tag yet"))
                 continue
             desired[env].setdefault(repo, {})[tag] = entry["digest"]
-    return desired, protected, unknown
+    return desired, protected, unknown, absent
 
 
 def _copies(environment, repo, wanted, state, source_artifacts, stream_annotations):

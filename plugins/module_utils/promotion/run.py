@@ -6,7 +6,7 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import promotion_order
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import promotion_order, promotion_targets
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import audit_rows
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import plan, summarize
@@ -21,19 +21,22 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
     ``entries`` and ``stream_annotations`` come from the ImageStreams (see ``plan``);
     ``environments`` is the inventory's ``{name: Environment}``; ``destinations`` maps every
     environment in scope, and every environment one of them waits on (``after``), to its
-    ``RegistryClient``; ``source`` is the integrated registry's client.
+    ``RegistryClient``; ``source`` is the integrated registry's client. Environments with
+    ``state: absent`` are no promotion target: their registries are never read, planned, written
+    or audited (they need no client).
 
-    Returns ``{"actions", "summary", "unknown_environments", "warnings", "audit", "seconds"}``;
-    in check mode the actions are the plan, each copy with ``bytes_planned`` (nothing is written
-    anywhere).
+    Returns ``{"actions", "summary", "unknown_environments", "absent_environments", "warnings",
+    "audit", "seconds"}``; in check mode the actions are the plan, each copy with
+    ``bytes_planned`` (nothing is written anywhere).
     """
     scope = scope or Scope()
     started = clock()
+    targets = promotion_targets(environments)
     in_scope = scope.environments_of(promotion_order(environments))
     to_read = list(in_scope)
     for env in in_scope:
         after = environments[env].after
-        if after and after in environments and after not in to_read:
+        if after and after in targets and after not in to_read:
             to_read.append(after)
     repos = sorted({f"{e['namespace']}/{e['stream']}" for e in entries if scope.entry_in_scope(e)})
 
@@ -74,6 +77,7 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
         "actions": actions,
         "summary": summarize(actions),
         "unknown_environments": planned["unknown_environments"],
+        "absent_environments": planned["absent_environments"],
         "warnings": warnings,
         "audit": audit,
         "seconds": {"read": round(read_seconds, 3), "total": round(clock() - started, 3)},

@@ -1,5 +1,5 @@
 """Each doc fragment documents exactly the options its one source defines (names, types,
-required, defaults, suboptions): the environment schema, and a promotion job's argument spec."""
+required, defaults, choices, suboptions): the environment schema, and a promotion job's argument spec."""
 
 import yaml
 
@@ -11,24 +11,24 @@ from ansible_collections.segmented.registry.plugins.module_utils.promotion impor
 
 
 def documented(options):
-    """{name: (type, required, default, suboptions)} of documented options."""
+    """{name: (type, required, default, choices, suboptions)} of documented options."""
     return {name: (doc.get("type", "str"), bool(doc.get("required", False)), doc.get("default"),
-                   documented(doc.get("suboptions") or {}))
+                   doc.get("choices"), documented(doc.get("suboptions") or {}))
             for name, doc in options.items()}
 
 
 def specified(spec):
     """The same shape, from an argument spec."""
     return {name: (item.get("type", "str"), bool(item.get("required", False)), item.get("default"),
-                   specified(item.get("options") or {}))
+                   item.get("choices"), specified(item.get("options") or {}))
             for name, item in spec.items()}
 
 
 def test_inventory_fragment_documents_the_environment_schema():
     options = yaml.safe_load(inventory.ModuleDocFragment.DOCUMENTATION)["options"]
     environments = documented(options)["environments"]
-    assert environments[:3] == ("list", False, None)
-    assert environments[3] == specified(schema.ENVIRONMENT)
+    assert environments[:4] == ("list", False, None, None)
+    assert environments[4] == specified(schema.ENVIRONMENT)
 
 
 def test_promotion_fragment_documents_the_job_options():

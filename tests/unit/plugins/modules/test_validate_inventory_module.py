@@ -77,6 +77,37 @@ def test_valid_inventory_offline(run, monkeypatch):
     assert TOKEN not in json.dumps(result)
 
 
+def test_normalized_environments_through_the_argument_spec(run, monkeypatch):
+    """The fact segmented_registry_topology.environments as the module returns it: every field, its
+    default filled in, whatever the argument spec passed for what the inventory left out."""
+    monkeypatch.setattr(validate_inventory, "probe_all", lambda *a, **k: pytest.fail("no network expected"))
+    environments = ENVIRONMENTS + [
+        {"name": "uat", "route_host": "uat-registry.apps.registry.example.com", "replicas": "2",
+         "tls": {"termination": "reencrypt"},
+         "storage": {"s3": {"bucket": "acme-uat-registry", "credentials_secret": "uat-registry-s3"}}},
+        {"name": "old", "route_host": "old-registry.apps.registry.example.com", "state": "absent",
+         "tls": {"termination": "passthrough", "serving_cert_secret": "old-registry-tls"}},
+    ]
+    result = run({"environments": environments, "clusters": CLUSTERS, "check_reachable": False})
+    report = result["topology"]["environments"]
+    assert report["test"] == {
+        "name": "test", "namespace": "test", "state": "present",
+        "route_host": "test-registry.apps.registry.example.com", "endpoint": "test-registry.apps.registry.example.com",
+        "ca_cert": None, "validate_certs": True, "replicas": 1,
+        "tls": {"termination": "edge", "serving_cert_secret": None},
+        "storage": {"size": None, "storage_class": None, "claim_name": None, "s3": None},
+        "policy": {"after": None, "scan_gate": None},
+        "consumers": ["test-cluster"],
+    }
+    assert report["uat"]["replicas"] == 2
+    assert report["uat"]["tls"] == {"termination": "reencrypt", "serving_cert_secret": None}
+    assert report["uat"]["storage"]["s3"] == {"bucket": "acme-uat-registry", "region": "us-east-1", "endpoint": None,
+                                              "credentials_secret": "uat-registry-s3", "force_path_style": False,
+                                              "root_directory": None}
+    assert report["old"]["state"] == "absent"
+    assert result["topology"]["promotion_order"] == ["test", "prod", "uat"]
+
+
 def test_reachability_is_checked_for_managed_clusters_only(run, monkeypatch):
     calls = {}
 

@@ -254,6 +254,35 @@ def test_a_retired_environment_still_on_a_tag_can_be_removed():
     assert apply_change(["legacy", "test"], remove=["legacy"], known=["test", "uat"]) == ["test"]
 
 
+@pytest.mark.parametrize("kwargs, option", [({"add": ["uat"]}, "add"), ({"exact": ["test", "uat"]}, "environments"),
+                                            ({"add": ["uat"], "known": None}, "add")])
+def test_an_absent_environment_cannot_be_added_or_set(kwargs, option):
+    """Promoting to an environment with state: absent fails, naming it and saying so."""
+    kwargs = dict({"known": ["test", "prod"]}, **kwargs)
+    with pytest.raises(EnvironmentsError) as info:
+        apply_change(["test"], absent=["uat"], **kwargs)
+    message = str(info.value)
+    assert message.startswith(f'{option}: "uat" has state: absent in the inventory\'s segmented_registry_environments')
+    assert "no promotion target" in message
+    assert "set the state of uat back to present" in message
+    if kwargs["known"]:
+        assert "use a present environment (prod, test)" in message
+
+
+def test_an_absent_environment_can_still_be_removed():
+    known, absent = ["test", "prod"], ["uat"]
+    assert apply_change(["test", "uat"], remove=["uat"], known=known, absent=absent) == ["test"]
+    # not on the tag: nothing to do, and not "unknown" either
+    assert apply_change(["test"], remove=["uat"], known=known, absent=absent) == ["test"]
+    # other edits keep what the tag carries
+    assert apply_change(["test", "uat"], add=["prod"], known=known, absent=absent) == ["prod", "test", "uat"]
+
+
+def test_absent_environments_are_checked_names():
+    with pytest.raises(EnvironmentsError, match="absent_environments: .*DNS-1123"):
+        apply_change([], add=["test"], absent=["Bad Name"])
+
+
 def test_an_invalid_name_is_an_error_even_without_known():
     with pytest.raises(EnvironmentsError, match="DNS-1123"):
         apply_change([], add=["UAT"])

@@ -14,8 +14,10 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.check
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     K8S_AUTH_ENVIRONMENT,
     Problem,
+    S3Storage,
     ScanGate,
     Storage,
+    Tls,
     TopologyError,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.options import (
@@ -129,7 +131,8 @@ def test_valid_inventory():
     assert test.endpoint == test.route_host and test.namespace == "test"
     assert test.storage == Storage(size="100Gi", storage_class="gp3-csi")
     assert uat.endpoint == "uat-registry.example.com:8443" and uat.ca_cert == "/etc/pki/router-ca.crt"
-    assert uat.validate_certs is True and uat.storage is None
+    assert uat.validate_certs is True and uat.storage == Storage()
+    assert [(e.state, e.replicas, e.tls) for e in (test, uat, prod)] == [("present", 1, Tls("edge", None))] * 3
     assert prod.validate_certs is False
     assert prod.storage.claim_name == "prod-registry-storage"
     assert prod.after == "uat"
@@ -404,6 +407,270 @@ def test_environments_variable_itself(value, words):
 def test_environment_entry_not_a_mapping():
     problem = only_problem(ENVIRONMENTS + ["staging"])
     assert_problem(problem, "segmented_registry_environments[3]", "", "must be a mapping", "\"staging\"")
+
+
+# --- deployment fields: state, replicas, tls, storage.s3 ----------------------------------------
+
+S3 = {"bucket": "acme-prod-registry", "credentials_secret": "prod-registry-s3"}
+
+
+def test_normalized_environment_has_every_field_with_its_default():
+    """The fact segmented_registry_topology.environments: every key, defaults filled in."""
+    report = build_topology(ENVIRONMENTS, HOSTS).to_dict()
+    assert report["environments"]["uat"] == {
+        "name": "uat",
+        "namespace": "uat",
+        "state": "present",
+        "route_host": "uat-registry.apps.registry.example.com",
+        "endpoint": "uat-registry.example.com:8443",
+        "ca_cert": "/etc/pki/router-ca.crt",
+        "validate_certs": True,
+        "replicas": 1,
+        "tls": {"termination": "edge", "serving_cert_secret": None},
+        "storage": {"size": None, "storage_class": None, "claim_name": None, "s3": None},
+        "policy": {"after": None, "scan_gate": None},
+        "consumers": ["uat-cluster"],
+    }
+    assert report["environments"]["test"]["storage"] == {"size": "100Gi", "storage_class": "gp3-csi",
+                                                         "claim_name": None, "s3": None}
+    assert [list(item) for item in report["environments"].values()] == [list(report["environments"]["uat"])] * 3
+
+
+def test_s3_storage_tls_replicas_and_state_in_normalized_output():
+    environments = env(**{
+        "2__storage": {"s3": {"bucket": "acme-prod-registry", "credentials_secret": "prod-registry-s3",
+                              "region": "eu-west-1", "endpoint": "https://minio.example.com:9000",
+                              "force_path_style": "yes", "root_directory": "/registry"}},
+        "2__replicas": 3,
+        "2__tls": {"termination": "passthrough", "serving_cert_secret": "prod-registry-tls"},
+        "1__tls": {"termination": "reencrypt"},
+        "0__state": "present",
+    })
+    topology = build_topology(environments, HOSTS)
+    prod = topology.environments["prod"]
+    assert prod.storage == Storage(s3=S3Storage(bucket="acme-prod-registry", credentials_secret="prod-registry-s3",
+                                                region="eu-west-1", endpoint="https://minio.example.com:9000",
+                                                force_path_style=True, root_directory="/registry"))
+    assert prod.replicas == 3
+    report = topology.to_dict()["environments"]
+    assert report["prod"]["storage"] == {"size": None, "storage_class": None, "claim_name": None, "s3": {
+        "bucket": "acme-prod-registry", "region": "eu-west-1", "endpoint": "https://minio.example.com:9000",
+        "credentials_secret": "prod-registry-s3", "force_path_style": True, "root_directory": "/registry"}}
+    assert report["prod"]["tls"] == {"termination": "passthrough", "serving_cert_secret": "prod-registry-tls"}
+    # reencrypt without a Secret: OpenShift's service CA issues the pod's certificate
+    assert report["uat"]["tls"] == {"termination": "reencrypt", "serving_cert_secret": None}
+    assert report["test"]["state"] == "present"
+
+
+def test_s3_defaults_in_normalized_output():
+    report = build_topology(env(**{"2__storage": {"s3": dict(S3)}}), HOSTS).to_dict()
+    assert report["environments"]["prod"]["storage"]["s3"] == {
+        "bucket": "acme-prod-registry", "region": "us-east-1", "endpoint": None,
+        "credentials_secret": "prod-registry-s3", "force_path_style": False, "root_directory": None}
+
+
+def test_deployment_fields_after_the_module_argument_spec():
+    """The module fills in every suboption of a given mapping (unset ones as None, defaults as
+    defaults); a mapping not given stays None."""
+    environments = copy.deepcopy(ENVIRONMENTS)
+    for item in environments:
+        for key in schema.ENVIRONMENT_KEYS:
+            item.setdefault(key, None)
+    environments[0]["tls"] = {"termination": "edge", "serving_cert_secret": None}
+    environments[0]["storage"] = {"size": "100Gi", "storage_class": None, "claim_name": None, "s3": None}
+    environments[2]["storage"] = {"size": None, "storage_class": None, "claim_name": None, "s3": dict(
+        S3, region="us-east-1", endpoint=None, force_path_style=False, root_directory=None)}
+    environments[2]["replicas"] = 2
+    topology = build_topology(environments, HOSTS)
+    assert [(e.state, e.replicas, e.tls.termination) for e in topology.environments.values()] == [
+        ("present", 1, "edge"), ("present", 1, "edge"), ("present", 2, "edge")]
+    assert topology.environments["prod"].storage.s3.bucket == "acme-prod-registry"
+
+
+@pytest.mark.parametrize("state", ["gone", "Absent", True, ["absent"]])
+def test_bad_state(state):
+    problem = only_problem(env(**{"1__state": state}))
+    assert_problem(problem, "segmented_registry_environments[1] (uat)", "state", "is not a state",
+                   "use present (the default", "or absent (its registry is removed")
+
+
+@pytest.mark.parametrize("replicas", [0, 11, -1, "two", True, 2.5, [2]])
+def test_bad_replicas(replicas):
+    problem = only_problem(env(**{"2__replicas": replicas, "2__storage": {"s3": dict(S3)}}))
+    assert_problem(problem, "segmented_registry_environments[2] (prod)", "replicas", "is not a number of registry pods",
+                   "whole number from 1 to 10 (default 1)")
+
+
+def test_replicas_as_a_string_of_digits():
+    topology = build_topology(env(**{"2__replicas": "4", "2__storage": {"s3": dict(S3)}}), HOSTS)
+    assert topology.environments["prod"].replicas == 4
+
+
+@pytest.mark.parametrize("storage", [None, {"size": "10Gi"}, {"claim_name": "prod-registry-storage"}])
+def test_more_than_one_replica_needs_s3(storage):
+    problem = only_problem(env(**{"2__replicas": 2, "2__storage": storage}))
+    assert_problem(problem, "segmented_registry_environments[2] (prod)", "replicas",
+                   "2 registry pods need object storage", "filesystem storage on one volume serves one replica",
+                   "use storage.s3", "or set replicas: 1")
+
+
+def test_one_replica_explicitly_on_a_volume():
+    assert build_topology(env(**{"2__replicas": 1}), HOSTS).environments["prod"].replicas == 1
+
+
+@pytest.mark.parametrize("tls, field, words", [
+    ({"termination": "pass"}, "tls.termination",
+     ["\"pass\" is not a Route termination", "use edge (the default", "reencrypt", "or passthrough"]),
+    ({"termination": "Edge"}, "tls.termination", ["\"Edge\" is not a Route termination"]),
+    ({"termination": "edge", "serving_cert_secret": "uat-registry-tls"}, "tls.serving_cert_secret",
+     ["is not used with termination edge", "plain HTTP to the registry pod", "remove serving_cert_secret",
+      "set tls.termination to reencrypt or passthrough"]),
+    ({"serving_cert_secret": "uat-registry-tls"}, "tls.serving_cert_secret", ["is not used with termination edge"]),
+    ({"termination": "passthrough"}, "tls.serving_cert_secret",
+     ["is required with termination passthrough", "kubernetes.io/tls Secret in namespace uat",
+      "like uat-registry-tls", "or use termination reencrypt"]),
+    ({"termination": "reencrypt", "serving_cert_secret": "Bad_Name"}, "tls.serving_cert_secret",
+     ["\"Bad_Name\" is not a Secret name", "kubernetes.io/tls Secret in namespace uat"]),
+    ({"termination": "reencrypt", "cert": "x"}, "tls.cert", ["unknown key \"cert\"", "termination, serving_cert_secret"]),
+    ("edge", "tls", ["must be a mapping like {termination: reencrypt}", "\"edge\""]),
+])
+def test_bad_tls(tls, field, words):
+    problem = only_problem(env(**{"1__tls": tls}))
+    assert_problem(problem, "segmented_registry_environments[1] (uat)", field, *words)
+
+
+def test_tls_termination_null_is_edge():
+    assert build_topology(env(**{"1__tls": {"termination": None}}), HOSTS).environments["uat"].tls == Tls()
+
+
+@pytest.mark.parametrize("bucket, words", [
+    ("ab", ["2 characters, not 3 to 63"]),
+    ("a" * 64, ["64 characters, not 3 to 63"]),
+    ("Acme-Registry", ["it has characters other than lowercase letters, digits"]),
+    ("acme_registry", ["characters other than"]),
+    ("-acme", ["it must start and end with a letter or digit"]),
+    ("acme.", ["it must start and end with a letter or digit"]),
+    ("acme..registry", ["two dots may not be adjacent"]),
+    ("192.168.1.10", ["may not be an IP address"]),
+    (42, ["non-empty string"]),
+])
+def test_bad_s3_bucket(bucket, words):
+    problem = only_problem(env(**{"2__storage": {"s3": dict(S3, bucket=bucket)}}))
+    assert_problem(problem, "segmented_registry_environments[2] (prod)", "storage.s3.bucket", "is not an S3 bucket name",
+                   "3 to 63 lowercase letters, digits, '.' and '-'", "like acme-prod-registry", *words)
+
+
+@pytest.mark.parametrize("s3, field, words", [
+    ({"credentials_secret": "prod-registry-s3"}, "storage.s3.bucket", ["is required", "like acme-prod-registry"]),
+    ({"bucket": "acme-prod-registry"}, "storage.s3.credentials_secret",
+     ["is required with a bucket", "a Secret in namespace prod with the keys access_key and secret_key",
+      "like prod-registry-s3"]),
+    (dict(S3, credentials_secret="S3 Keys"), "storage.s3.credentials_secret",
+     ["\"S3 Keys\" is not a Secret name", "keys access_key and secret_key"]),
+    (dict(S3, region="eu west"), "storage.s3.region", ["\"eu west\" is not a region name", "like us-east-1 (the default)"]),
+    (dict(S3, region=""), "storage.s3.region", ["is not a region name"]),
+    (dict(S3, endpoint="minio.example.com:9000"), "storage.s3.endpoint",
+     ["is not an http(s)://host[:port] URL", "start it with http:// or https://", "leave it out for AWS S3"]),
+    (dict(S3, endpoint="https://minio.example.com:9000/bucket"), "storage.s3.endpoint", ["without a path"]),
+    (dict(S3, endpoint="https://minio.example.com:99999"), "storage.s3.endpoint", ["1 to 65535"]),
+    (dict(S3, endpoint="ftp://minio.example.com"), "storage.s3.endpoint", ["start it with http:// or https://"]),
+    (dict(S3, force_path_style="sometimes"), "storage.s3.force_path_style", ["not a boolean", "false (the default) or true"]),
+    (dict(S3, root_directory="registry"), "storage.s3.root_directory",
+     ["\"registry\" is not an absolute path", "starting with /, like /registry"]),
+    (dict(S3, access_key="AKIA"), "storage.s3.access_key", ["unknown key \"access_key\"", "credentials_secret"]),
+    ("acme-prod-registry", "storage.s3", ["must be a mapping like {bucket: acme-prod-registry, credentials_secret: "
+                                          "prod-registry-s3}", "\"acme-prod-registry\""]),
+])
+def test_bad_s3(s3, field, words):
+    problem = only_problem(env(**{"2__storage": {"s3": s3}}))
+    assert_problem(problem, "segmented_registry_environments[2] (prod)", field, *words)
+
+
+def test_s3_credentials_secret_problem_text():
+    problem = only_problem(env(**{"2__storage": {"s3": {"bucket": "acme-prod-registry"}}}))
+    assert str(problem).startswith("segmented_registry_environments[2] (prod): storage.s3.credentials_secret: is "
+                                   "required with a bucket: ")
+
+
+@pytest.mark.parametrize("volume, words", [
+    ({"size": "100Gi"}, ["a bucket excludes storage.size"]),
+    ({"storage_class": "gp3-csi"}, ["a bucket excludes storage.storage_class"]),
+    ({"claim_name": "prod-registry-storage"}, ["a bucket excludes storage.claim_name"]),
+    ({"size": "100Gi", "storage_class": "gp3-csi"}, ["excludes storage.size and storage.storage_class"]),
+])
+def test_s3_excludes_volume_settings(volume, words):
+    problem = only_problem(env(**{"2__storage": dict(volume, s3=dict(S3))}))
+    assert_problem(problem, "segmented_registry_environments[2] (prod)", "storage.s3", *words,
+                   "keep s3 or the volume settings, not both")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("https://minio.example.com:9000", ("https", "minio.example.com", 9000)),
+    ("http://10.0.0.5", ("http", "10.0.0.5", None)),
+    ("https://s3.eu-west-1.amazonaws.com", ("https", "s3.eu-west-1.amazonaws.com", None)),
+])
+def test_split_url(value, expected):
+    assert checks.split_url(value) == expected
+
+
+def test_duplicate_route_host_alone():
+    """Two environments with one route host (the endpoints told apart) is one problem, on the second."""
+    problem = only_problem(env(**{"1__route_host": "Test-Registry.apps.registry.example.com".lower()}))
+    assert_problem(problem, "segmented_registry_environments[1] (uat)", "route_host",
+                   "\"test-registry.apps.registry.example.com\" is already the route_host of "
+                   "segmented_registry_environments[0] (test)", "each environment needs its own registry host")
+
+
+# --- state: absent ---------------------------------------------------------------------------
+
+
+def retired(**changes):
+    """The environments with uat retired (state: absent), prod waiting on test instead."""
+    return env(**dict({"1__state": "absent", "2__policy": {"after": "test"}}, **changes))
+
+
+def without_uat_cluster():
+    return hosts(uat_cluster=None)
+
+
+def test_absent_environment_stays_in_the_topology_but_is_no_promotion_target():
+    topology = build_topology(retired(), without_uat_cluster())
+    assert list(topology.environments) == ["test", "uat", "prod"]
+    assert topology.environments["uat"].state == "absent"
+    assert topology.environments["uat"].is_present is False
+    assert topology.promotion_order == ["test", "prod"]
+    report = topology.to_dict()
+    assert report["environments"]["uat"]["state"] == "absent"
+    assert report["environments"]["uat"]["consumers"] == []
+    assert report["promotion_order"] == ["test", "prod"]
+    lines = topology.summary()
+    assert lines[0].endswith("hosts test, prod")
+    assert "uat: state absent: its registry in namespace uat is removed; not a promotion target" in lines
+
+
+def test_environments_alone_keep_absent_ones():
+    environments = build_environments(retired())
+    assert [(name, e.state) for name, e in environments.items()] == [
+        ("test", "present"), ("uat", "absent"), ("prod", "present")]
+
+
+def test_consumer_of_an_absent_environment():
+    problem = only_problem(retired())
+    assert_problem(problem, "uat-cluster", "segmented_registry_environment", "\"uat\" has state: absent",
+                   "no cluster can pull from it", "assign this cluster a present environment (prod, test)",
+                   "or default to leave it alone", "set the state of uat back to present")
+
+
+def test_policy_after_naming_an_absent_environment():
+    problem = only_problem(env(**{"1__state": "absent"}), without_uat_cluster())
+    assert_problem(problem, "segmented_registry_environments[2] (prod)", "policy.after", "\"uat\" has state: absent",
+                   "no promotion target", "point policy.after at a present environment (test)",
+                   "remove policy.after", "set the state of uat back to present")
+
+
+def test_absent_environments_are_not_offered_as_fixes():
+    problem = only_problem(retired(), hosts(uat_cluster={"segmented_registry_environment": "qa"}))
+    assert_problem(problem, "uat-cluster", "segmented_registry_environment", "use one of: prod, test (or default")
 
 
 # --- hosts ---------------------------------------------------------------------------------------
@@ -704,6 +971,12 @@ def test_example_inventory_is_valid():
     assert topology.default_clusters == ("legacy-cluster",)
     assert topology.environments["prod"].after == "uat"
     assert topology.environments["prod"].scan_gate.annotation == "security.example.com/scan-result"
+    prod = topology.to_dict()["environments"]["prod"]
+    assert prod["replicas"] == 2 and prod["storage"]["s3"]["bucket"] == "acme-prod-registry"
+    assert prod["tls"] == {"termination": "passthrough", "serving_cert_secret": "prod-registry-tls"}
+    assert topology.environments["uat"].tls.termination == "reencrypt"
+    assert topology.environments["staging"].state == "absent"
+    assert topology.promotion_order == ["test", "uat", "prod"]
 
 
 def test_environments_validate_alone_without_any_cluster():

@@ -8,11 +8,14 @@ import pytest
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     Environment,
     ScanGate,
+    absent_names,
     promotion_order,
+    promotion_targets,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import audit_rows, format_table
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import _removal_groups, _waves
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import plan, summarize
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 
 
@@ -271,3 +274,73 @@ def test_audit_lists_environments_in_promotion_order_in_every_column():
 def test_audit_names_an_environment_the_inventory_does_not_know():
     row = audit_rows([entry("v1", d("a"), ["test", "tset"])], ENVS, {"test": {"ns/app": {"v1": d("a")}}})[0]
     assert row["approved"] == ["test"] and row["drift"] == ["tset: not an environment of the inventory (ignored)"]
+
+
+# --- environments with state: absent ---------------------------------------------------------
+
+RETIRED = environments(test={}, uat={"state": "absent"}, prod={"after": "test"})
+
+
+def test_absent_environments_are_no_promotion_target():
+    assert promotion_order(RETIRED) == ["test", "prod"]
+    assert list(promotion_targets(RETIRED)) == ["test", "prod"]
+    assert absent_names(RETIRED) == ["uat"]
+    # an after naming an absent environment (validation refuses it) is ignored, as one outside the mapping
+    assert promotion_order(environments(prod={"after": "uat"}, uat={"state": "absent"})) == ["prod"]
+
+
+def test_absent_environments_are_not_planned():
+    """Nothing is copied to, skipped in or removed from an absent environment's registry, whatever
+    the approval lists and the registry hold; the lists naming it are reported."""
+    entries = [entry("v1", d("a"), ["test", "uat"]), entry("v2", d("b"), ["uat"]), entry("v3", d("c"), ["default"])]
+    actual = {"uat": {"ns/app": {"v1": d("a"), "v3": d("c"), "stale": d("s")}}, "test": {}}
+    result = plan(entries, RETIRED, actual)
+    assert [(a["action"], a["environment"], a["tag"]) for a in result["actions"]] == [("copy", "test", "v1")]
+    assert result["absent_environments"] == ["uat"]
+    assert result["unknown_environments"] == []
+    # narrowed to the absent environment by hand: still nothing
+    assert plan(entries, RETIRED, actual, scope=Scope(environments=["uat"]))["actions"] == []
+
+
+def test_absent_environments_are_not_audited():
+    entries = [entry("v1", d("a"), ["test", "uat"])]
+    actual = {"test": {"ns/app": {"v1": d("a")}}, "uat": {"ns/app": {"v1": d("x"), "orphan": d("o")}}}
+    rows = audit_rows(entries, RETIRED, actual)
+    assert rows == [{"tag": "ns/app:v1", "digest": d("a"), "approved": ["test"], "present": ["test"], "drift": []}]
+
+
+class FakeRegistry:
+    """Just enough of a RegistryClient for a read: ``repos`` is ``{repository: {tag: digest}}``."""
+
+    def __init__(self, name, repos):
+        self.name, self.repos, self.calls = name, repos, []
+
+    def catalog(self):
+        self.calls.append("catalog")
+        return sorted(self.repos)
+
+    def prefetch_tokens(self, repositories, action):
+        self.calls.append("token")
+
+    def list_tags(self, repository):
+        self.calls.append(f"tags {repository}")
+        return sorted(self.repos.get(repository) or {})
+
+    def head_manifests(self, repository, tags):
+        return [(tag, {"digest": self.repos[repository][tag]}) for tag in tags]
+
+    def head_manifest(self, repository, tag):
+        return {"digest": self.repos[repository][tag]}
+
+
+def test_a_run_never_reads_or_writes_an_absent_environment():
+    """The job gives no client for an absent environment (``Job.targets``): a run must not need one."""
+    entries = [entry("v1", d("a"), ["test", "uat", "prod"])]
+    registries = {"test": FakeRegistry("test", {"ns/app": {"v1": d("a")}}),
+                  "prod": FakeRegistry("prod", {"ns/app": {"v1": d("a")}})}
+    source = FakeRegistry("default", {"ns/app": {"v1": d("a")}})
+    outcome = reconcile(entries, RETIRED, source, registries, check_mode=True)
+    assert [(a["action"], a["environment"]) for a in outcome["actions"]] == [("skip", "test"), ("skip", "prod")]
+    assert outcome["absent_environments"] == ["uat"] and outcome["unknown_environments"] == []
+    assert [row["approved"] for row in outcome["audit"]] == [["test", "prod"]]
+    assert all(registry.calls for registry in registries.values())
