@@ -165,7 +165,7 @@ class Lab:
     def binaries(self):
         script = os.path.join(HERE, "build", "build-binaries.sh")
         subprocess.run(["bash", script, "all"], check=True, stdout=sys.stderr)
-        k8s_dir, etcd_dir, distribution_dir, containerd_dir = subprocess.run(
+        k8s_dir, etcd_dir, distribution_dir, containerd_dir, token_server_dir = subprocess.run(
             ["bash", script, "paths"], check=True, capture_output=True, text=True
         ).stdout.split()
         bins = {name: os.path.join(k8s_dir, name) for name in (
@@ -175,6 +175,8 @@ class Lab:
         bins["distribution"] = os.path.join(distribution_dir, "registry")
         bins["distribution-version"] = os.path.basename(distribution_dir).split("-", 1)[1]
         bins.update({name: os.path.join(containerd_dir, name) for name in ("containerd", "ctr")})
+        bins["token-server"] = os.path.join(token_server_dir, "token-server")
+        bins["token-server-version"] = os.path.basename(token_server_dir).split("-", 2)[2]
         return bins
 
     # -- etcd ---------------------------------------------------------------------------
