@@ -332,22 +332,33 @@ class Lab:
         wait_for("kube-controller-manager of " + cluster + " (default service account)", default_sa, timeout=90)
 
     # -- registries ---------------------------------------------------------------------
-    def start_token_server(self):
+    def start_token_server(self, binary):
+        """The collection's token server (components/token-server), reviewing tokens on the registry
+        cluster with the lab's admin client certificate."""
         cert, key = self._server_cert("tokenserver")
         signing_cert, signing_key = self.ca.issue("token-signing", "segmented-registry-lab token signer")
+        admin_cert, admin_key = self._admin_cert()
+        apiserver_port = dict(self.layout.clusters)[self.layout.registry_cluster]
         config = {
             "listen": f"127.0.0.1:{int(TOKEN_SERVER_PORT)}", "tls_cert": cert, "tls_key": key,
             "signing_cert": signing_cert, "signing_key": signing_key, "token_ttl_seconds": 300,
-            "kubeconfig": self.kubeconfig, "context": self.layout.registry_cluster,
+            "kubernetes": {"server": f"https://127.0.0.1:{int(apiserver_port)}", "ca_file": self.ca.cert_path,
+                           "client_cert": admin_cert, "client_key": admin_key},
             "services": {service: dict(rule, issuer="segmented-registry-lab")
                          for _, _, service, rule in self.layout.registries},
         }
         path = os.path.join(self.state, "tokenserver.json")
         with open(path, "w") as handle:
             json.dump(config, handle, indent=1)
-        self.procs.start("tokenserver", [sys.executable, "-m", "lab.tokenserver", "--config", path], env=PACKAGE_ENV)
-        wait_for("token server", lambda: requests.get(
-            f"https://127.0.0.1:{int(TOKEN_SERVER_PORT)}/healthz", verify=self.ca.cert_path, timeout=2).ok)
+        self.procs.start("tokenserver", [binary, "--config", path])
+
+        def healthy():
+            if not self.procs.pid("tokenserver"):  # a configuration error ends it: say why
+                raise LabError("the token server exited:\n" + self.procs.tail("tokenserver"))
+            return requests.get(f"https://127.0.0.1:{int(TOKEN_SERVER_PORT)}/healthz", verify=self.ca.cert_path,
+                                timeout=2).ok
+
+        wait_for("token server", healthy)
         return signing_cert
 
     def _http_secret(self):
@@ -448,7 +459,7 @@ class Lab:
             list(pool.map(self.bootstrap, [c for c, _ in self.layout.clusters]))
             list(pool.map(lambda c: self.start_controller_manager(bins["kube-controller-manager"], c),
                           [c for c, _ in self.layout.clusters]))
-        signing_cert = self.start_token_server()
+        signing_cert = self.start_token_server(bins["token-server"])
         self.start_registries(signing_cert)
         netns.ensure()
         self.start_router()
