@@ -11,7 +11,11 @@ inputs, same digests):
 * ``lab/pause:<busybox version>``: Debian's static busybox and its applets, running
   ``sleep infinity``: the pod sandbox image;
 * ``lab/kubectl:<kubernetes version>``: kubectl (built with the control plane) and the same
-  busybox: a shell and an in-cluster client that verifies the API server's certificate.
+  busybox: a shell and an in-cluster client that verifies the API server's certificate;
+* ``segmented-registry/token-server:<source hash>``: the collection's registry token server
+  (``components/token-server``) built ``CGO_ENABLED=0`` by ``lab/build/build-binaries.sh``, the
+  one file ``/token-server``, run as user 1001 with ``--config /etc/token-server/config.json``
+  (what its ``Containerfile`` builds); ``token_server_reference()`` names it.
 
 Tags carry the version of what is inside and are never rewritten: an image whose tag the mirror
 already serves is not built again.
@@ -50,6 +54,13 @@ health:
     interval: 10s
     threshold: 3
 """
+BUILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build", "build-binaries.sh")
+TOKEN_SERVER_REPOSITORY = "segmented-registry/token-server"
+TOKEN_SERVER_IMAGE_CONFIG = {  # as components/token-server/Containerfile
+    "Entrypoint": ["/token-server", "--config", "/etc/token-server/config.json"],
+    "User": "1001",
+    "ExposedPorts": {"8080/tcp": {}},
+}
 MIRROR_CONFIG = """version: 0.1
 log:
   level: warn
@@ -151,12 +162,27 @@ def registry_entries(binary):
     ]
 
 
-def references(distribution_version, kubernetes_version):
+def token_server_entries(binary):
+    return [_entry("token-server", source=binary, mode=0o755)]
+
+
+def token_server_reference(version=None):
+    """The lab mirror's reference of the token server image,
+    ``localhost:5104/segmented-registry/token-server:<version>``; ``version`` defaults to the one
+    build-binaries.sh gives the current sources (12 hex digits of their sha256)."""
+    if version is None:
+        version = subprocess.run(["bash", BUILD_SCRIPT, "token-server-version"], check=True, capture_output=True,
+                                 text=True).stdout.strip()
+    return f"{MIRROR_HOST}/{TOKEN_SERVER_REPOSITORY}:{version}"
+
+
+def references(distribution_version, kubernetes_version, token_server_version):
     busybox = busybox_version()
     return {
         "registry": f"{MIRROR_HOST}/lab/registry:{distribution_version}",
         "pause": f"{MIRROR_HOST}/lab/pause:{busybox}",
         "kubectl": f"{MIRROR_HOST}/lab/kubectl:{kubernetes_version}",
+        "token-server": token_server_reference(token_server_version),
     }
 
 
@@ -181,8 +207,8 @@ def mirror_has(lab, reference):
 
 def publish(lab, bins):
     """Build the lab's images the mirror does not serve yet and push them; returns the references
-    by name. ``bins``: labctl's binaries (distribution, kubectl and their versions)."""
-    refs = references(bins["distribution-version"], bins["kubernetes-version"])
+    by name. ``bins``: labctl's binaries (distribution, kubectl, the token server and their versions)."""
+    refs = references(bins["distribution-version"], bins["kubernetes-version"], bins["token-server-version"])
     contents = {
         "registry": (lambda: registry_entries(bins["distribution"]),
                      {"Entrypoint": ["/bin/registry"], "Cmd": ["serve", "/etc/distribution/config.yml"],
@@ -192,6 +218,7 @@ def publish(lab, bins):
         "pause": (busybox_entries, {"Entrypoint": ["/bin/sleep", "infinity"]}),
         "kubectl": (lambda: busybox_entries() + [_entry("bin/kubectl", source=bins["kubectl"], mode=0o755)],
                     {"Env": [PATH_ENV, "HOME=/tmp"], "Entrypoint": ["/bin/kubectl"]}),
+        "token-server": (lambda: token_server_entries(bins["token-server"]), TOKEN_SERVER_IMAGE_CONFIG),
     }
     with tempfile.TemporaryDirectory(prefix="lab-images-") as tmp:
         for name, (entries, config) in contents.items():

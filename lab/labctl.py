@@ -171,7 +171,7 @@ class Lab:
     def binaries(self):
         script = os.path.join(HERE, "build", "build-binaries.sh")
         subprocess.run(["bash", script, "all"], check=True, stdout=sys.stderr)
-        k8s_dir, etcd_dir, distribution_dir, containerd_dir = subprocess.run(
+        k8s_dir, etcd_dir, distribution_dir, containerd_dir, token_server_dir = subprocess.run(
             ["bash", script, "paths"], check=True, capture_output=True, text=True
         ).stdout.split()
         bins = {name: os.path.join(k8s_dir, name) for name in (
@@ -181,6 +181,8 @@ class Lab:
         bins["distribution"] = os.path.join(distribution_dir, "registry")
         bins["distribution-version"] = os.path.basename(distribution_dir).split("-", 1)[1]
         bins.update({name: os.path.join(containerd_dir, name) for name in ("containerd", "ctr")})
+        bins["token-server"] = os.path.join(token_server_dir, "token-server")
+        bins["token-server-version"] = os.path.basename(token_server_dir).split("-", 2)[2]
         return bins
 
     # -- etcd ---------------------------------------------------------------------------
@@ -336,22 +338,33 @@ class Lab:
         wait_for("kube-controller-manager of " + cluster + " (default service account)", default_sa, timeout=90)
 
     # -- registries ---------------------------------------------------------------------
-    def start_token_server(self):
+    def start_token_server(self, binary):
+        """The collection's token server (components/token-server), reviewing tokens on the registry
+        cluster with the lab's admin client certificate."""
         cert, key = self._server_cert("tokenserver")
         signing_cert, signing_key = self.ca.issue("token-signing", "segmented-registry-lab token signer")
+        admin_cert, admin_key = self._admin_cert()
+        apiserver_port = dict(self.layout.clusters)[self.layout.registry_cluster]
         config = {
             "listen": f"127.0.0.1:{int(TOKEN_SERVER_PORT)}", "tls_cert": cert, "tls_key": key,
             "signing_cert": signing_cert, "signing_key": signing_key, "token_ttl_seconds": 300,
-            "kubeconfig": self.kubeconfig, "context": self.layout.registry_cluster,
+            "kubernetes": {"server": f"https://127.0.0.1:{int(apiserver_port)}", "ca_file": self.ca.cert_path,
+                           "client_cert": admin_cert, "client_key": admin_key},
             "services": {service: dict(rule, issuer="segmented-registry-lab")
                          for _, _, service, rule in self.layout.lab_registries},
         }
         path = os.path.join(self.state, "tokenserver.json")
         with open(path, "w") as handle:
             json.dump(config, handle, indent=1)
-        self.procs.start("tokenserver", [sys.executable, "-m", "lab.tokenserver", "--config", path], env=PACKAGE_ENV)
-        wait_for("token server", lambda: requests.get(
-            f"https://127.0.0.1:{int(TOKEN_SERVER_PORT)}/healthz", verify=self.ca.cert_path, timeout=2).ok)
+        self.procs.start("tokenserver", [binary, "--config", path])
+
+        def healthy():
+            if not self.procs.pid("tokenserver"):  # a configuration error ends it: say why
+                raise LabError("the token server exited:\n" + self.procs.tail("tokenserver"))
+            return requests.get(f"https://127.0.0.1:{int(TOKEN_SERVER_PORT)}/healthz", verify=self.ca.cert_path,
+                                timeout=2).ok
+
+        wait_for("token server", healthy)
         return signing_cert
 
     def _http_secret(self):
@@ -455,7 +468,7 @@ class Lab:
             list(pool.map(self.bootstrap, [c for c, _ in self.layout.clusters]))
             list(pool.map(lambda c: self.start_controller_manager(bins["kube-controller-manager"], c),
                           [c for c, _ in self.layout.clusters]))
-        signing_cert = self.start_token_server()
+        signing_cert = self.start_token_server(bins["token-server"])
         self.start_registries(signing_cert)
         netns.ensure()
         self.start_router()

@@ -4,10 +4,12 @@
 # k8s.io/kubernetes Go module), etcd (from go.etcd.io/etcd/server/v3) and the registry of the lab's
 # registry image (CNCF distribution, from github.com/distribution/distribution/v3) at the versions
 # in versions.env, and the node's container runtime (containerd v2, from
-# github.com/containerd/containerd/v2), once per machine.
+# github.com/containerd/containerd/v2), once per machine; and this repository's registry token
+# server (components/token-server), once per version of its sources.
 # Output: $LAB_CACHE/bin/kubernetes-<k8s-version>/{kube-apiserver,...,kubectl},
-#         $LAB_CACHE/bin/etcd-<etcd-version>/etcd, $LAB_CACHE/bin/distribution-<version>/registry
-#         and $LAB_CACHE/bin/containerd-<version>/{containerd,containerd-shim-runc-v2,ctr}
+#         $LAB_CACHE/bin/etcd-<etcd-version>/etcd, $LAB_CACHE/bin/distribution-<version>/registry,
+#         $LAB_CACHE/bin/containerd-<version>/{containerd,containerd-shim-runc-v2,ctr}
+#         and $LAB_CACHE/bin/token-server-<source hash>/token-server
 # Binaries are cached outside the repository and never committed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,6 +20,12 @@ k8s_out="$LAB_CACHE/bin/kubernetes-$LAB_KUBERNETES_VERSION"
 etcd_out="$LAB_CACHE/bin/etcd-$LAB_ETCD_VERSION"
 distribution_out="$LAB_CACHE/bin/distribution-$LAB_DISTRIBUTION_VERSION"
 containerd_out="$LAB_CACHE/bin/containerd-$LAB_CONTAINERD_VERSION"
+# The token server's version: the first 12 hex digits of a sha256 over its sources (go.mod and
+# the .go files that are not tests, by path), so that a change of its code is a new build.
+token_server_src="$(cd "$here/../.." && pwd)/components/token-server"
+token_server_version="$(cd "$token_server_src" && find . -type f \( -name go.mod -o \( -name '*.go' ! -name '*_test.go' \) \) -print0 |
+  LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)"
+token_server_out="$LAB_CACHE/bin/token-server-$token_server_version"
 containerd_cmds=(containerd containerd-shim-runc-v2 ctr)
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
@@ -152,12 +160,25 @@ GOMOD
   done
 }
 
+build_token_server() {
+  if [ -x "$token_server_out/token-server" ]; then
+    echo "token-server $token_server_version: cached in $token_server_out"; return
+  fi
+  mkdir -p "$token_server_out"
+  echo "building token-server $token_server_version ..."
+  # static (CGO_ENABLED=0): its image holds this one file
+  (cd "$token_server_src" && go build -trimpath -ldflags "-s -w" -o "$token_server_out/token-server.tmp" .)
+  mv "$token_server_out/token-server.tmp" "$token_server_out/token-server"
+}
+
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   distribution) build_distribution ;;
   containerd) build_containerd ;;
-  all) build_etcd; build_kubernetes; build_distribution; build_containerd ;;
-  paths) echo "$k8s_out $etcd_out $distribution_out $containerd_out" ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|distribution|containerd|paths]" >&2; exit 2 ;;
+  token-server) build_token_server ;;
+  all) build_etcd; build_kubernetes; build_distribution; build_containerd; build_token_server ;;
+  paths) echo "$k8s_out $etcd_out $distribution_out $containerd_out $token_server_out" ;;
+  token-server-version) echo "$token_server_version" ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|distribution|containerd|token-server|paths|token-server-version]" >&2; exit 2 ;;
 esac

@@ -4,7 +4,8 @@
 # ansible-test wants the collection at .../ansible_collections/<namespace>/<name>/ inside a git
 # checkout, with the collections it depends on beside it. So this script:
 #   1. copies the collection's files (git-tracked and untracked-but-not-ignored, minus the
-#      folders galaxy.yml's build_ignore keeps out of the artifact: lab/, scripts/, .ci/) into
+#      folders galaxy.yml's build_ignore keeps out of the artifact and that are not Ansible
+#      content: lab/, components/ (Go sources, built into images), scripts/, .ci/) into
 #      a temporary ansible_collections/segmented/registry and makes that a git repository;
 #   2. puts kubernetes.core (from the ansible package's site-packages) beside it;
 #   3. seeds ~/.ansible/test/cache/get_pip_<version>.py: ansible-test bootstraps pip in each
@@ -35,7 +36,7 @@ mkdir -p "$dest"
 (cd "$repo" && git ls-files -co --exclude-standard -z) |
   while IFS= read -r -d '' file; do
     case "$file" in
-      lab/*|scripts/*|.ci/*|.venv/*) continue ;;
+      lab/*|components/*|scripts/*|.ci/*|.venv/*) continue ;;
     esac
     [ -e "$repo/$file" ] || [ -L "$repo/$file" ] || continue  # deleted but still tracked
     mkdir -p "$dest/$(dirname "$file")"

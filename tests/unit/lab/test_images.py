@@ -5,6 +5,8 @@ import gzip
 import io
 import json
 import os
+import re
+import subprocess
 import tarfile
 
 from cryptography import x509
@@ -45,6 +47,31 @@ def test_a_changed_file_changes_the_digest(tmp_path):
     (tmp_path / "tool").write_bytes(b"\x7fELF another binary")  # same size, other bytes
     after = images.write_image(str(tmp_path / "b"), entries, {}, "v1")
     assert before != after
+
+
+def test_token_server_image_is_the_one_binary_run_as_a_user(tmp_path):
+    binary = tmp_path / "token-server"
+    binary.write_bytes(b"\x7fELF pretend token server")
+    layout = str(tmp_path / "oci")
+    images.write_image(layout, images.token_server_entries(str(binary)), images.TOKEN_SERVER_IMAGE_CONFIG, "abc")
+    _digest, manifest = image.load_manifest(layout, "abc")
+    with open(image._blob_path(layout, manifest["config"]["digest"]), "rb") as handle:
+        config = json.load(handle)["config"]
+    assert config["Entrypoint"] == ["/token-server", "--config", "/etc/token-server/config.json"]
+    assert config["User"] == "1001" and config["ExposedPorts"] == {"8080/tcp": {}}
+    with open(image._blob_path(layout, manifest["layers"][0]["digest"]), "rb") as handle:
+        layer = tarfile.open(fileobj=io.BytesIO(gzip.decompress(handle.read())))
+    [member] = layer.getmembers()
+    assert member.name == "token-server" and member.mode == 0o755 and member.isfile()
+
+
+def test_token_server_reference_carries_the_source_hash_of_the_build():
+    assert images.token_server_reference("0123456789ab") == "localhost:5104/segmented-registry/token-server:0123456789ab"
+    reference = images.token_server_reference()
+    version = reference.rsplit(":", 1)[1]
+    assert re.fullmatch(r"[0-9a-f]{12}", version)
+    paths = subprocess.run(["bash", images.BUILD_SCRIPT, "paths"], check=True, capture_output=True, text=True).stdout
+    assert paths.split()[-1].endswith("/token-server-" + version)
 
 
 def _names(cert_path):

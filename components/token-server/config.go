@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The configuration file: JSON, relative paths resolved against the file's folder.
+//
+//	{"listen": ":8080",
+//	 "tls_cert": "tls.crt", "tls_key": "tls.key",
+//	 "signing_cert": "signing.crt", "signing_key": "signing.key",
+//	 "token_ttl_seconds": 300, "tokenreview_cache_seconds": 10,
+//	 "kubernetes": {"server": "https://api.example:6443", "ca_file": "ca.crt",
+//	                "token_file": "token" | "client_cert": "c.crt", "client_key": "c.key"},
+//	 "services": {"env-test": {"issuer": "segmented-registry", "namespace": "test"},
+//	              "integrated": {"issuer": "segmented-registry", "namespace_from": "repository"}}}
+
+const (
+	defaultListen      = ":8080"
+	defaultTokenTTL    = 300
+	minTokenTTL        = 60
+	maxTokenTTL        = 86400
+	defaultReviewCache = 10.0
+	maxReviewCache     = 300.0
+	serviceAccountDir  = "/var/run/secrets/kubernetes.io/serviceaccount" // a pod's token and CA
+)
+
+var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// Config is a validated configuration.
+type Config struct {
+	Listen                  string
+	TLSCert, TLSKey         string // both empty: plain HTTP
+	SigningCert, SigningKey string
+	TokenTTL                time.Duration
+	TokenReviewCache        time.Duration
+	Kubernetes              KubernetesConfig
+	Services                map[string]Service
+}
+
+// KubernetesConfig is how the server reaches the registry cluster's API server. InCluster: from
+// the pod's service account (KUBERNETES_SERVICE_HOST/PORT and its token and CA files).
+type KubernetesConfig struct {
+	Server                string
+	CAFile                string
+	TokenFile             string
+	ClientCert, ClientKey string
+	InCluster             bool
+}
+
+// TLS tells whether the server itself serves HTTPS.
+func (c *Config) TLS() bool { return c.TLSCert != "" }
+
+var topKeys = []string{"listen", "tls_cert", "tls_key", "signing_cert", "signing_key", "token_ttl_seconds",
+	"tokenreview_cache_seconds", "kubernetes", "services"}
+var kubernetesKeys = []string{"server", "ca_file", "token_file", "client_cert", "client_key"}
+var serviceKeys = []string{"issuer", "namespace_from", "namespace"}
+
+// LoadConfig reads and validates the configuration file at path. getenv reads the environment
+// (KUBERNETES_SERVICE_HOST/PORT when the kubernetes block is absent).
+func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the configuration: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ParseConfig(data, filepath.Dir(abs), getenv)
+	if err != nil {
+		return nil, fmt.Errorf("configuration %s:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig validates a configuration document; every problem is reported (errors.Join), each
+// naming the field and the fix. Relative paths are resolved against baseDir.
+func ParseConfig(data []byte, baseDir string, getenv func(string) string) (*Config, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, jsonError(data, err)
+	}
+	if raw == nil {
+		return nil, errors.New("the configuration must be a JSON object")
+	}
+	p := &parser{base: baseDir}
+	p.unknown("", raw, topKeys)
+	cfg := &Config{
+		Listen:           p.listen(raw),
+		SigningCert:      p.path(raw, "", "signing_cert", true, "the PEM signing certificate (leaf first) whose chain the registries trust in auth.token.rootcertbundle"),
+		SigningKey:       p.path(raw, "", "signing_key", true, "the PEM RSA private key of signing_cert"),
+		TLSCert:          p.path(raw, "", "tls_cert", false, ""),
+		TLSKey:           p.path(raw, "", "tls_key", false, ""),
+		TokenTTL:         time.Duration(p.integer(raw, "token_ttl_seconds", defaultTokenTTL, minTokenTTL, maxTokenTTL)) * time.Second,
+		TokenReviewCache: time.Duration(p.number(raw, "tokenreview_cache_seconds", defaultReviewCache, 0, maxReviewCache) * float64(time.Second)),
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		p.fail("tls_cert and tls_key: set both (HTTPS) or neither (plain HTTP, behind an edge Route)")
+	}
+	cfg.Kubernetes = p.kubernetes(raw, getenv)
+	cfg.Services = p.services(raw)
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+type parser struct {
+	base string
+	errs []error
+}
+
+func (p *parser) fail(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf(format, args...))
+}
+
+func (p *parser) unknown(prefix string, raw map[string]json.RawMessage, known []string) {
+	var extra []string
+	for key := range raw {
+		if !slices.Contains(known, key) {
+			extra = append(extra, key)
+		}
+	}
+	slices.Sort(extra)
+	for _, key := range extra {
+		p.fail("%s%s: unknown key; the keys are %s", prefix, key, strings.Join(known, ", "))
+	}
+}
+
+func (p *parser) str(raw map[string]json.RawMessage, prefix, key string) (string, bool) {
+	value, present := raw[key]
+	if !present || isNull(value) {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(value, &s); err != nil {
+		p.fail("%s%s: must be a string, not %s", prefix, key, value)
+		return "", false
+	}
+	return s, true
+}
+
+// path returns the key's file path, resolved against the configuration's folder.
+func (p *parser) path(raw map[string]json.RawMessage, prefix, key string, required bool, what string) string {
+	s, present := p.str(raw, prefix, key)
+	if !present || s == "" {
+		if required {
+			p.fail("%s%s is required: the path of %s", prefix, key, what)
+		}
+		return ""
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(p.base, s)
+	}
+	return filepath.Clean(s)
+}
+
+func (p *parser) listen(raw map[string]json.RawMessage) string {
+	s, present := p.str(raw, "", "listen")
+	if !present {
+		return defaultListen
+	}
+	_, port, err := net.SplitHostPort(s)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+		p.fail("listen: %q is not host:port (port 1-65535); for instance \":8080\" (every address) or \"127.0.0.1:5110\"", s)
+		return ""
+	}
+	return s
+}
+
+func (p *parser) integer(raw map[string]json.RawMessage, key string, def, lo, hi int64) int64 {
+	value, present := raw[key]
+	if !present || isNull(value) {
+		return def
+	}
+	var n int64
+	if err := json.Unmarshal(value, &n); err != nil || n < lo || n > hi {
+		p.fail("%s: must be a whole number of seconds from %d to %d, not %s", key, lo, hi, value)
+		return def
+	}
+	return n
+}
+
+func (p *parser) number(raw map[string]json.RawMessage, key string, def, lo, hi float64) float64 {
+	value, present := raw[key]
+	if !present || isNull(value) {
+		return def
+	}
+	var n float64
+	if err := json.Unmarshal(value, &n); err != nil || math.IsNaN(n) || n < lo || n > hi {
+		p.fail("%s: must be a number of seconds from %g to %g (0: no cache), not %s", key, lo, hi, value)
+		return def
+	}
+	return n
+}
+
+func (p *parser) object(raw map[string]json.RawMessage, prefix, key string) (map[string]json.RawMessage, bool) {
+	value, present := raw[key]
+	if !present || isNull(value) {
+		return nil, false
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(value, &obj); err != nil {
+		p.fail("%s%s: must be an object, not %s", prefix, key, value)
+		return nil, false
+	}
+	return obj, true
+}
+
+func (p *parser) kubernetes(raw map[string]json.RawMessage, getenv func(string) string) KubernetesConfig {
+	obj, present := p.object(raw, "", "kubernetes")
+	if !present {
+		host, port := getenv("KUBERNETES_SERVICE_HOST"), getenv("KUBERNETES_SERVICE_PORT")
+		if host == "" || port == "" {
+			p.fail("kubernetes: absent, so the server runs in-cluster, but KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set; outside a pod give kubernetes.server, kubernetes.ca_file and kubernetes.token_file (or client_cert and client_key)")
+			return KubernetesConfig{}
+		}
+		return KubernetesConfig{
+			Server:    "https://" + net.JoinHostPort(host, port),
+			CAFile:    filepath.Join(serviceAccountDir, "ca.crt"),
+			TokenFile: filepath.Join(serviceAccountDir, "token"),
+			InCluster: true,
+		}
+	}
+	p.unknown("kubernetes.", obj, kubernetesKeys)
+	k := KubernetesConfig{
+		CAFile:     p.path(obj, "kubernetes.", "ca_file", true, "the PEM CA bundle that signed the API server's certificate (TLS to the API server is always verified)"),
+		TokenFile:  p.path(obj, "kubernetes.", "token_file", false, ""),
+		ClientCert: p.path(obj, "kubernetes.", "client_cert", false, ""),
+		ClientKey:  p.path(obj, "kubernetes.", "client_key", false, ""),
+	}
+	server, _ := p.str(obj, "kubernetes.", "server")
+	if u, err := url.Parse(server); server == "" || err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		p.fail("kubernetes.server: %q is not the API server's https URL; for instance \"https://api.cluster.example.com:6443\"", server)
+	} else {
+		k.Server = strings.TrimSuffix(server, "/")
+	}
+	if (k.ClientCert == "") != (k.ClientKey == "") {
+		p.fail("kubernetes.client_cert and kubernetes.client_key: set both or neither")
+	}
+	switch {
+	case k.TokenFile != "" && k.ClientCert != "":
+		p.fail("kubernetes: set token_file or client_cert and client_key, not both")
+	case k.TokenFile == "" && k.ClientCert == "" && k.ClientKey == "":
+		p.fail("kubernetes: no credentials; set token_file (a service account token of the registry cluster) or client_cert and client_key")
+	}
+	return k
+}
+
+func (p *parser) services(raw map[string]json.RawMessage) map[string]Service {
+	obj, ok := p.object(raw, "", "services")
+	if _, wrongType := raw["services"]; wrongType && !ok && !isNull(raw["services"]) {
+		return nil // reported by object
+	}
+	if len(obj) == 0 {
+		p.fail(`services is required: one entry per registry, named like the registry's auth.token.service, e.g. {"integrated": {"issuer": "segmented-registry", "namespace_from": "repository"}, "env-test": {"issuer": "segmented-registry", "namespace": "test"}}`)
+		return nil
+	}
+	services := map[string]Service{}
+	for _, name := range slices.Sorted(maps.Keys(obj)) {
+		prefix := "services." + name
+		svc, ok := p.object(obj, "services.", name)
+		if !ok {
+			if isNull(obj[name]) {
+				p.fail("%s: must be an object with issuer and namespace or namespace_from", prefix)
+			}
+			continue
+		}
+		if name == "" {
+			p.fail("services: a service name is empty; use the registry's auth.token.service")
+		}
+		p.unknown(prefix+".", svc, serviceKeys)
+		issuer, _ := p.str(svc, prefix+".", "issuer")
+		if issuer == "" {
+			p.fail("%s.issuer is required: the iss of its tokens, equal to the registry's auth.token.issuer", prefix)
+		}
+		from, hasFrom := p.str(svc, prefix+".", "namespace_from")
+		namespace, hasNamespace := p.str(svc, prefix+".", "namespace")
+		switch {
+		case hasFrom == hasNamespace:
+			p.fail(`%s: set exactly one of "namespace_from": "repository" (the integrated registry: the repository's first segment is the namespace) or "namespace": "<namespace>" (an environment registry)`, prefix)
+		case hasFrom && from != "repository":
+			p.fail(`%s.namespace_from: must be "repository", not %q`, prefix, from)
+		case hasNamespace && (len(namespace) > 63 || !dns1123Label.MatchString(namespace)):
+			p.fail("%s.namespace: %q is not a namespace name (a DNS-1123 label: lower-case letters, digits and dashes, at most 63)", prefix, namespace)
+		}
+		services[name] = Service{Name: name, Issuer: issuer, NamespaceFromRepository: hasFrom, Namespace: namespace}
+	}
+	return services
+}
+
+func isNull(value json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(value), []byte("null")) }
+
+// jsonError says where a document stops being JSON.
+func jsonError(data []byte, err error) error {
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		line := 1 + bytes.Count(data[:min(int(syntax.Offset), len(data))], []byte("\n"))
+		return fmt.Errorf("not valid JSON at line %d: %v (comments are not allowed)", line, err)
+	}
+	return fmt.Errorf("the configuration must be a JSON object: %v", err)
+}

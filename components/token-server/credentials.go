@@ -1,0 +1,58 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+	"unicode/utf8"
+)
+
+// CredentialError is an Authorization header that cannot be read. Its text never holds the
+// secret.
+type CredentialError struct{ msg string }
+
+func (e *CredentialError) Error() string { return e.msg }
+
+// Credentials are what a client presented: the basic-auth user name (kept for logs only; OpenShift
+// ignores it too) and the secret, an API token of the registry cluster.
+type Credentials struct {
+	Account string
+	Secret  string
+}
+
+// CredentialsFromHeader reads an Authorization header: Basic (user name and token as password)
+// or Bearer (the token). It returns nil and no error when there is no header (anonymous).
+func CredentialsFromHeader(value string) (*Credentials, error) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return nil, nil
+	}
+	scheme, rest, _ := strings.Cut(value, " ")
+	rest = strings.TrimSpace(rest)
+	switch {
+	case strings.EqualFold(scheme, "basic"):
+		decoded, err := base64.StdEncoding.DecodeString(rest)
+		if err != nil || !utf8.Valid(decoded) {
+			return nil, &CredentialError{"malformed basic credentials"}
+		}
+		account, password, found := strings.Cut(string(decoded), ":")
+		if !found {
+			return nil, &CredentialError{"malformed basic credentials"}
+		}
+		if password == "" {
+			return nil, &CredentialError{"empty password"}
+		}
+		return &Credentials{Account: account, Secret: password}, nil
+	case strings.EqualFold(scheme, "bearer") && rest != "":
+		return &Credentials{Secret: rest}, nil
+	}
+	return nil, &CredentialError{"unsupported authorization scheme"}
+}
+
+// Fingerprint is the hex sha256 of a secret: the TokenReview cache key, and the most of a token
+// that may appear in a log (shortened there).
+func Fingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,3 @@
+module github.com/segmented-registry/token-server
+
+go 1.26

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Turning one token request into an answer: the service, the scopes, the credentials, the reviews,
+// the signed token. No I/O but through the Reviewer; secrets are never logged (a token appears
+// in a log line as a short sha256 fingerprint at most).
+
+const (
+	realmName         = "segmented-registry"
+	fingerprintLength = 12
+)
+
+// Response is the status, JSON body and extra headers of an answer.
+type Response struct {
+	Status  int
+	Body    any
+	Headers map[string]string
+}
+
+// ErrorBody is the body of an error answer, as the distribution API writes errors.
+type ErrorBody struct {
+	Errors []ErrorEntry `json:"errors"`
+}
+
+// ErrorEntry is one error of an ErrorBody.
+type ErrorEntry struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// TokenBody is the body of a successful answer.
+type TokenBody struct {
+	Token       string `json:"token"`
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int64  `json:"expires_in"`
+	IssuedAt    string `json:"issued_at"`
+}
+
+func errorResponse(status int, code, message string, headers map[string]string) Response {
+	return Response{Status: status, Body: ErrorBody{[]ErrorEntry{{code, message}}}, Headers: headers}
+}
+
+// Issuer answers token requests.
+type Issuer struct {
+	Services map[string]Service
+	Signer   *Signer
+	Reviewer Reviewer
+	TTL      time.Duration
+	Clock    func() time.Time
+	Log      *slog.Logger
+}
+
+var challenge = map[string]string{"WWW-Authenticate": fmt.Sprintf("Basic realm=%q", realmName)}
+
+// TokenRequest is one token request as the HTTP layer read it.
+type TokenRequest struct {
+	Service string
+	Account string   // the account parameter (logs only)
+	Scopes  []string // the scope values, each one or more space-separated scopes
+	// Credentials are nil for an anonymous request; CredentialError is an Authorization header
+	// that could not be read.
+	Credentials     *Credentials
+	CredentialError error
+	Client          string // who asks, for logs
+}
+
+// Handle answers a token request.
+func (i *Issuer) Handle(ctx context.Context, req TokenRequest) Response {
+	log := i.Log.With("client", req.Client, "service", req.Service)
+	service, known := i.Services[req.Service]
+	if !known {
+		log.Info("deny", "reason", "unknown service")
+		return errorResponse(http.StatusBadRequest, "UNSUPPORTED", fmt.Sprintf("unknown service %q", req.Service), nil)
+	}
+	scopes, err := ParseScopes(req.Scopes)
+	if err != nil {
+		log.Info("deny", "reason", err.Error())
+		return errorResponse(http.StatusBadRequest, "INVALID_SCOPE", err.Error(), nil)
+	}
+	log = log.With("scopes", scopeText(scopes))
+	if req.CredentialError != nil {
+		log.Info("deny", "reason", req.CredentialError.Error())
+		return errorResponse(http.StatusUnauthorized, "UNAUTHORIZED", req.CredentialError.Error(), challenge)
+	}
+	creds := req.Credentials
+	if creds == nil {
+		log.Info("deny", "reason", "anonymous")
+		return errorResponse(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required", challenge)
+	}
+	account := req.Account
+	if creds.Account != "" {
+		account = creds.Account
+	}
+	log = log.With("account", account, "token_sha256", Fingerprint(creds.Secret)[:fingerprintLength])
+	user, err := i.Reviewer.Authenticate(ctx, creds.Secret)
+	if err != nil {
+		return unavailable(log, err)
+	}
+	if user == nil {
+		log.Info("deny", "reason", "token not authenticated")
+		return errorResponse(http.StatusUnauthorized, "UNAUTHORIZED", "invalid credentials", challenge)
+	}
+	access, err := DecideAccess(scopes, service, func(attrs ResourceAttributes) (bool, error) {
+		return i.Reviewer.Allowed(ctx, user, attrs)
+	})
+	if err != nil {
+		return unavailable(log, err)
+	}
+	now := i.Clock()
+	token, err := i.sign(service, user, access, now)
+	if err != nil {
+		log.Error("error", "reason", "cannot sign: "+err.Error())
+		return errorResponse(http.StatusInternalServerError, "UNKNOWN", "cannot issue a token", nil)
+	}
+	log.Info("issue", "user", user.Username, "granted", accessText(access))
+	return Response{Status: http.StatusOK, Body: TokenBody{Token: token, AccessToken: token,
+		ExpiresIn: int64(i.TTL / time.Second), IssuedAt: RFC3339(now)}}
+}
+
+func (i *Issuer) sign(service Service, user *ReviewedUser, access []Access, now time.Time) (string, error) {
+	jti, err := NewJTI()
+	if err != nil {
+		return "", err
+	}
+	return i.Signer.Sign(BuildClaims(service.Issuer, user.Username, service.Name, access, now, i.TTL, jti))
+}
+
+// unavailable answers a review the registry cluster could not give (not a denial).
+func unavailable(log *slog.Logger, err error) Response {
+	log.Warn("error", "reason", err.Error())
+	return errorResponse(http.StatusServiceUnavailable, "UNAVAILABLE", "authorization backend unavailable", nil)
+}
+
+func scopeText(scopes []Scope) string {
+	parts := make([]string, len(scopes))
+	for n, s := range scopes {
+		parts[n] = s.String()
+	}
+	return orDash(strings.Join(parts, " "))
+}
+
+func accessText(access []Access) string {
+	parts := make([]string, len(access))
+	for n, a := range access {
+		parts[n] = Scope{Type: a.Type, Name: a.Name, Actions: a.Actions}.String()
+	}
+	return orDash(strings.Join(parts, " "))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

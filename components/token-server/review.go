@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Reviews on the registry cluster: a TokenReview (authentication.k8s.io/v1) tells who a token
+// is, SubjectAccessReviews (authorization.k8s.io/v1) what that user may do. Authenticated
+// TokenReview results are cached for a few seconds, keyed by sha256(token), so the many blob
+// requests of one pull do not each cost a review.
+
+const maxCacheEntries = 4096
+
+// ReviewedUser is the user a TokenReview found, as a SubjectAccessReview names it.
+type ReviewedUser struct {
+	Username string              `json:"username"`
+	UID      string              `json:"uid,omitempty"`
+	Groups   []string            `json:"groups,omitempty"`
+	Extra    map[string][]string `json:"extra,omitempty"`
+}
+
+// ReviewError is the registry cluster not answering a review (not a denial).
+type ReviewError struct{ msg string }
+
+func (e *ReviewError) Error() string { return e.msg }
+
+// Reviewer authenticates tokens and authorizes users.
+type Reviewer interface {
+	// Authenticate returns the token's user, or nil when the token is not authenticated.
+	Authenticate(ctx context.Context, token string) (*ReviewedUser, error)
+	// Allowed tells whether user may do what attrs describe.
+	Allowed(ctx context.Context, user *ReviewedUser, attrs ResourceAttributes) (bool, error)
+}
+
+// KubeReviewer is the Reviewer of a real API server.
+type KubeReviewer struct {
+	client *KubeClient
+	cache  *ttlCache
+}
+
+// NewKubeReviewer caches authenticated TokenReviews for cacheTTL (0: no cache).
+func NewKubeReviewer(client *KubeClient, cacheTTL time.Duration, clock func() time.Time) *KubeReviewer {
+	return &KubeReviewer{client: client, cache: newTTLCache(cacheTTL, clock)}
+}
+
+// Authenticate creates a TokenReview of token.
+func (r *KubeReviewer) Authenticate(ctx context.Context, token string) (*ReviewedUser, error) {
+	key := Fingerprint(token)
+	if user := r.cache.get(key); user != nil {
+		return user, nil
+	}
+	request := map[string]any{
+		"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+		"spec": map[string]any{"token": token},
+	}
+	var review struct {
+		Status struct {
+			Authenticated bool          `json:"authenticated"`
+			User          *ReviewedUser `json:"user"`
+		} `json:"status"`
+	}
+	if err := r.client.Create(ctx, "/apis/authentication.k8s.io/v1/tokenreviews", "TokenReview", request, &review); err != nil {
+		// the API server does not echo the token; make sure of it
+		return nil, &ReviewError{strings.ReplaceAll(err.Error(), token, "<token>")}
+	}
+	if !review.Status.Authenticated || review.Status.User == nil {
+		return nil, nil
+	}
+	r.cache.put(key, review.Status.User)
+	return review.Status.User, nil
+}
+
+// Allowed creates a SubjectAccessReview for user (name, uid, groups, extra) and attrs.
+func (r *KubeReviewer) Allowed(ctx context.Context, user *ReviewedUser, attrs ResourceAttributes) (bool, error) {
+	request := map[string]any{
+		"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+		"spec": struct {
+			User               string              `json:"user"`
+			UID                string              `json:"uid,omitempty"`
+			Groups             []string            `json:"groups,omitempty"`
+			Extra              map[string][]string `json:"extra,omitempty"`
+			ResourceAttributes ResourceAttributes  `json:"resourceAttributes"`
+		}{user.Username, user.UID, user.Groups, user.Extra, attrs},
+	}
+	var review struct {
+		Status struct {
+			Allowed bool `json:"allowed"`
+		} `json:"status"`
+	}
+	if err := r.client.Create(ctx, "/apis/authorization.k8s.io/v1/subjectaccessreviews", "SubjectAccessReview", request, &review); err != nil {
+		return false, err
+	}
+	return review.Status.Allowed, nil
+}
+
+// ttlCache is a small thread-safe cache of reviewed users whose entries expire; keys are
+// already hashed by the caller. When full, expired entries go, and if none had expired, all.
+type ttlCache struct {
+	ttl   time.Duration
+	clock func() time.Time
+	mu    sync.Mutex
+	data  map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	expires time.Time
+	user    *ReviewedUser
+}
+
+func newTTLCache(ttl time.Duration, clock func() time.Time) *ttlCache {
+	return &ttlCache{ttl: ttl, clock: clock, data: map[string]cacheEntry{}}
+}
+
+func (c *ttlCache) get(key string) *ReviewedUser {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	entry, ok := c.data[key]
+	if !ok {
+		return nil
+	}
+	if !c.clock().Before(entry.expires) {
+		delete(c.data, key)
+		return nil
+	}
+	return entry.user
+}
+
+func (c *ttlCache) put(key string, user *ReviewedUser) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock()
+	if len(c.data) >= maxCacheEntries {
+		for k, entry := range c.data {
+			if !now.Before(entry.expires) {
+				delete(c.data, k)
+			}
+		}
+		if len(c.data) >= maxCacheEntries {
+			clear(c.data)
+		}
+	}
+	c.data[key] = cacheEntry{expires: now.Add(c.ttl), user: user}
+}

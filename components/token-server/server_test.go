@@ -1,0 +1,143 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func testServer(t *testing.T) (*httptest.Server, *fakeReviewer, *logBuffer) {
+	t.Helper()
+	reviewer := newFakeReviewer([3]string{"get", "imagestreams", "myproject"})
+	issuer, logs := testIssuer(t, reviewer)
+	server := httptest.NewServer(NewHandler(issuer, issuer.Log))
+	t.Cleanup(server.Close)
+	return server, reviewer, logs
+}
+
+func do(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &body); err != nil {
+			t.Fatalf("not JSON: %s", data)
+		}
+	}
+	return resp, body
+}
+
+func newRequest(t *testing.T, method, target string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, target, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func TestGetToken(t *testing.T) {
+	server, _, logs := testServer(t)
+	req := newRequest(t, "GET", server.URL+"/token?service=integrated&scope=repository:myproject/app:pull,push&account=bob", nil)
+	req.Header.Set("Authorization", basic("bob", secret))
+	resp, body := do(t, req)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("HTTP %d %v %v", resp.StatusCode, resp.Header, body)
+	}
+	claims := decodeJWT(t, body["token"].(string)).claims
+	if claims.Access[0].Name != "myproject/app" || strings.Join(claims.Access[0].Actions, ",") != "pull" {
+		t.Errorf("claims %#v", claims)
+	}
+	if text := logs.String(); strings.Contains(text, secret) || strings.Contains(text, body["token"].(string)) ||
+		strings.Contains(text, "scope=repository") || !strings.Contains(text, "msg=request method=GET path=/token status=200") {
+		t.Errorf("log %s", text)
+	}
+}
+
+func TestGetTokenWithoutCredentialsIsChallenged(t *testing.T) {
+	server, _, _ := testServer(t)
+	resp, body := do(t, newRequest(t, "GET", server.URL+"/token?service=integrated&scope=repository:myproject/app:pull", nil))
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Basic realm="segmented-registry"` || body["token"] != nil {
+		t.Errorf("HTTP %d %v %v", resp.StatusCode, resp.Header, body)
+	}
+}
+
+func TestHeadTokenHasNoBody(t *testing.T) {
+	server, _, _ := testServer(t)
+	req := newRequest(t, "HEAD", server.URL+"/token?service=integrated", nil)
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, body := do(t, req)
+	if resp.StatusCode != 200 || body != nil {
+		t.Errorf("HTTP %d %v", resp.StatusCode, body)
+	}
+}
+
+func TestPostTokenPasswordGrant(t *testing.T) {
+	server, reviewer, logs := testServer(t)
+	form := url.Values{"grant_type": {"password"}, "username": {"us:er"}, "password": {secret},
+		"service": {"integrated"}, "scope": {"repository:myproject/app:pull repository:other/app:pull"}, "client_id": {"docker"}}
+	req := newRequest(t, "POST", server.URL+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, body := do(t, req)
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTP %d %v", resp.StatusCode, body)
+	}
+	claims := decodeJWT(t, body["access_token"].(string)).claims
+	if len(claims.Access) != 1 || claims.Access[0].Name != "myproject/app" {
+		t.Errorf("claims %#v", claims)
+	}
+	if reviewer.tokens[0] != secret {
+		t.Errorf("a user name with a colon must not change the password: %q", reviewer.tokens[0])
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("log %s", logs)
+	}
+	for name, form := range map[string]url.Values{
+		"refresh grant": {"grant_type": {"refresh_token"}, "refresh_token": {"x"}, "service": {"integrated"}},
+		"no password":   {"grant_type": {"password"}, "username": {"u"}, "service": {"integrated"}},
+	} {
+		resp, body := do(t, newRequest(t, "POST", server.URL+"/token", strings.NewReader(form.Encode())))
+		want := map[string]int{"refresh grant": 400, "no password": 401}[name]
+		if resp.StatusCode != want || body["errors"] == nil {
+			t.Errorf("%s: HTTP %d %v", name, resp.StatusCode, body)
+		}
+	}
+	huge := newRequest(t, "POST", server.URL+"/token", strings.NewReader("grant_type=password&password="+strings.Repeat("x", maxFormBytes)))
+	if resp, _ := do(t, huge); resp.StatusCode != 400 {
+		t.Errorf("an oversized form: HTTP %d", resp.StatusCode)
+	}
+}
+
+func TestHealthzNotFoundAndMethods(t *testing.T) {
+	server, _, logs := testServer(t)
+	if resp, body := do(t, newRequest(t, "GET", server.URL+"/healthz", nil)); resp.StatusCode != 200 || body["status"] != "ok" {
+		t.Errorf("healthz: HTTP %d %v", resp.StatusCode, body)
+	}
+	if resp, body := do(t, newRequest(t, "GET", server.URL+"/v2/", nil)); resp.StatusCode != 404 || body["errors"] == nil {
+		t.Errorf("404: HTTP %d %v", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, newRequest(t, "PUT", server.URL+"/token", nil)); resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD, POST" {
+		t.Errorf("PUT: HTTP %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp, _ := do(t, newRequest(t, "POST", server.URL+"/healthz", nil)); resp.StatusCode != 405 {
+		t.Errorf("POST /healthz: HTTP %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, newRequest(t, "GET", server.URL+"/token?service=%zz", nil)); resp.StatusCode != 400 {
+		t.Errorf("a malformed query: HTTP %d", resp.StatusCode)
+	}
+	if !strings.Contains(logs.String(), "level=DEBUG msg=request method=GET path=/healthz") {
+		t.Errorf("health probes are logged at debug level: %s", logs)
+	}
+}
