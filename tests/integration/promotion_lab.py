@@ -40,7 +40,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials imp
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci import manifests
-from lab import image, labctl, netns
+from lab import image, netns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

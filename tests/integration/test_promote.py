@@ -9,7 +9,6 @@ import pytest
 from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
-from tests.integration import promotion_lab as pl
 
 SMALL = 64 * 1024
 

@@ -263,8 +263,8 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_inventory_fails_in_validation_before_anything_is_created(lab, core, inventory, run_playbook, unique,
-                                                                        case):
+def test_bad_inventory_fails_in_validation_before_anything_is_created(
+        lab, core, inventory, run_playbook, unique, case):
     change, field = BAD_INPUT[case]
     name = "bad-" + unique
 
