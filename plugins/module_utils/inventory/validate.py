@@ -199,8 +199,8 @@ def _parse_s3(where, value, namespace, out):
                     namespace))
         ok = False
     elif not is_dns1123_subdomain(secret):
-        out.add(where, "storage.s3.credentials_secret", "{} is not a Secret name; name a Secret in namespace {} with "
-                "the keys access_key and secret_key, like {}-registry-s3".format(show(secret), namespace, namespace))
+        out.add(where, "storage.s3.credentials_secret", "{0} is not a Secret name; name a Secret in namespace {1} with "
+                "the keys access_key and secret_key, like {1}-registry-s3".format(show(secret), namespace))
         ok = False
     force_path_style = value.get("force_path_style")
     if force_path_style is None:
@@ -213,7 +213,8 @@ def _parse_s3(where, value, namespace, out):
             ok = False
     root_directory = value.get("root_directory")
     if root_directory is not None and (not isinstance(root_directory, str) or not root_directory.startswith("/")):
-        out.add(where, "storage.s3.root_directory", f"{show(root_directory)} is not an absolute path; write the prefix in the bucket starting with /, like /registry")
+        out.add(where, "storage.s3.root_directory", f"{show(root_directory)} is not an absolute path; write the prefix "
+                "in the bucket starting with /, like /registry")
         ok = False
     if not ok:
         return None
