@@ -40,7 +40,8 @@ ENVIRONMENT = {
     "replicas": {"type": "int", "default": REPLICAS_DEFAULT},
     "tls": {"type": "dict", "options": {
         "termination": {"type": "str", "default": TERMINATION_EDGE, "choices": list(TERMINATIONS)},
-        "serving_cert_secret": {"type": "str", "no_log": False},  # a Secret's name, not a secret
+        # the name of a Secret, not a secret
+        "serving_cert_secret": {"type": "str", "no_log": False},
     }},
     "storage": {"type": "dict", "options": {
         "size": {"type": "str"},
@@ -50,7 +51,7 @@ ENVIRONMENT = {
             "bucket": {"type": "str", "required": True},
             "region": {"type": "str", "default": S3_REGION_DEFAULT},
             "endpoint": {"type": "str"},
-            "credentials_secret": {"type": "str", "required": True, "no_log": False},  # a Secret's name
+            "credentials_secret": {"type": "str", "required": True, "no_log": False},
             "force_path_style": {"type": "bool", "default": False},
             "root_directory": {"type": "str"},
         }},

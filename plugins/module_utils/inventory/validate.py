@@ -213,7 +213,8 @@ def _parse_s3(where, value, namespace, out):
             ok = False
     root_directory = value.get("root_directory")
     if root_directory is not None and (not isinstance(root_directory, str) or not root_directory.startswith("/")):
-        out.add(where, "storage.s3.root_directory", f"{show(root_directory)} is not an absolute path; write the prefix in the bucket starting with /, like /registry")
+        out.add(where, "storage.s3.root_directory", f"{show(root_directory)} is not an absolute path; write the prefix "
+                "in the bucket starting with /, like /registry")
         ok = False
     if not ok:
         return None
