@@ -8,6 +8,7 @@ run the role again, as a platform team would, with changes of their own."""
 import base64
 import hashlib
 import json
+import re
 
 import pytest
 import requests
@@ -169,7 +170,12 @@ def test_a_configuration_change_is_previewed_then_rolls_the_pod_and_the_images_s
     preview = run_playbook(PLAYBOOK, extravars={"registry_cluster_log_level": "debug"}, cmdline="--check --diff")
     assert preview.status == "successful", preview.stdout_text[-3000:]
     assert changed(preview) >= 3  # the configuration of test, uat and prod
-    assert "-  level: info" in preview.stdout_text and "+  level: debug" in preview.stdout_text
+    # the diff: each configuration Secret (base64, as Secrets are) and each pod template's checksum
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", preview.stdout_text).splitlines()]
+    new_configs = [base64.b64decode(line.split("config.yml:", 1)[1].strip()).decode()
+                   for line in lines if line.startswith("+") and "config.yml:" in line]
+    assert len(new_configs) == 3 and all("level: debug" in c for c in new_configs), new_configs
+    assert sum(1 for line in lines if line.startswith("+") and "segmented.registry/config-checksum:" in line) == 3
     assert {p.metadata.uid for p in registry_pods(core, "uat")} == before, "check mode rolled a pod"
     assert "level: info" in base64.b64decode(core.read_namespaced_secret("registry-config", "uat").data["config.yml"]).decode()
 
@@ -273,7 +279,6 @@ def test_bad_inventory_fails_in_validation_before_anything_is_created(
             dict({"name": name, "route_host": f"{name}.apps.registry.lab.local"}, **change))
     runner = run_playbook(PLAYBOOK, inventory=inventory(edit))
     assert runner.status == "failed"
-    assert f"({name}).{field}" in runner.stdout_text or f"{name}).{field}" in runner.stdout_text, \
-        runner.stdout_text[-3000:]
+    assert f"({name}): {field}: " in runner.stdout_text, runner.stdout_text[-3000:]
     assert changed(runner) == 0
     assert name not in {n.metadata.name for n in core.list_namespace().items}
