@@ -93,10 +93,10 @@ def test_garbage_collection_reclaims_unreferenced_blobs_and_keeps_every_tagged_i
         for repository in (f"{namespace}/app", f"{namespace}/multi"):
             assert registry.head_manifest(repository, "v1") is not None
             assert pl.tree_problems(registry, repository, "v1") == []
-        # back in service: the read-only setting is gone and the registry takes pushes again
+        # back in service: the pods read config.yml again and the registry takes pushes
         deployment = apps.read_namespaced_deployment("registry", ENV)
-        env_names = [e.name for e in deployment.spec.template.spec.containers[0].env or []]
-        assert "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED" not in env_names
+        assert deployment.spec.template.spec.volumes[0].secret.items[0].key == "config.yml"
+        assert log.count("deployment.apps/registry patched") == 2, log[-3000:]  # read-only, then back
         after = [p for p in core.list_namespaced_pod(ENV, label_selector="app.kubernetes.io/name=registry").items
                  if p.metadata.deletion_timestamp is None]
         assert len(after) == 1 and after[0].metadata.uid not in before  # read-only, then back: two rollouts
