@@ -3,11 +3,13 @@
 # kube-scheduler, kubelet, kube-proxy, and kubectl for the lab's in-cluster client image, from the
 # k8s.io/kubernetes Go module), etcd (from go.etcd.io/etcd/server/v3) and the registry of the lab's
 # registry image (CNCF distribution, from github.com/distribution/distribution/v3) at the versions
-# in versions.env, and the node's container runtime (containerd v2, from
-# github.com/containerd/containerd/v2), once per machine.
+# in versions.env, the node's container runtime (containerd v2, from
+# github.com/containerd/containerd/v2) and the lab's S3-compatible object store (s3server: the
+# small main in s3server/ over github.com/johannesboyne/gofakes3), once per machine.
 # Output: $LAB_CACHE/bin/kubernetes-<k8s-version>/{kube-apiserver,...,kubectl},
 #         $LAB_CACHE/bin/etcd-<etcd-version>/etcd, $LAB_CACHE/bin/distribution-<version>/registry
-#         and $LAB_CACHE/bin/containerd-<version>/{containerd,containerd-shim-runc-v2,ctr}
+#         $LAB_CACHE/bin/containerd-<version>/{containerd,containerd-shim-runc-v2,ctr}
+#         and $LAB_CACHE/bin/s3server-<gofakes3 version>-<hash of s3server/>/s3server
 # Binaries are cached outside the repository and never committed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,6 +21,10 @@ etcd_out="$LAB_CACHE/bin/etcd-$LAB_ETCD_VERSION"
 distribution_out="$LAB_CACHE/bin/distribution-$LAB_DISTRIBUTION_VERSION"
 containerd_out="$LAB_CACHE/bin/containerd-$LAB_CONTAINERD_VERSION"
 containerd_cmds=(containerd containerd-shim-runc-v2 ctr)
+# s3server's own code is part of its version: a changed main.go is a new binary (and image tag)
+s3server_src="$here/s3server"
+s3server_version="$LAB_GOFAKES3_VERSION-$(sha256sum < "$s3server_src/main.go" | cut -c1-12)"
+s3server_out="$LAB_CACHE/bin/s3server-$s3server_version"
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
@@ -152,12 +158,34 @@ GOMOD
   done
 }
 
+build_s3server() {
+  if [ -x "$s3server_out/s3server" ]; then echo "s3server $s3server_version: cached in $s3server_out"; return; fi
+  local mod="$LAB_CACHE/src/s3server-$s3server_version"
+  mkdir -p "$mod" "$s3server_out"
+  cat > "$mod/go.mod" <<GOMOD
+module lab.local/s3server
+
+go 1.24
+
+require (
+	github.com/johannesboyne/gofakes3 $LAB_GOFAKES3_VERSION
+	go.etcd.io/bbolt $LAB_BBOLT_VERSION
+)
+GOMOD
+  cp "$s3server_src/main.go" "$mod/main.go"
+  (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true)
+  echo "building s3server $s3server_version ..."
+  (cd "$mod" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$s3server_out/s3server.tmp" .)
+  mv "$s3server_out/s3server.tmp" "$s3server_out/s3server"
+}
+
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   distribution) build_distribution ;;
   containerd) build_containerd ;;
-  all) build_etcd; build_kubernetes; build_distribution; build_containerd ;;
-  paths) echo "$k8s_out $etcd_out $distribution_out $containerd_out" ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|distribution|containerd|paths]" >&2; exit 2 ;;
+  s3server) build_s3server ;;
+  all) build_etcd; build_kubernetes; build_distribution; build_containerd; build_s3server ;;
+  paths) echo "$k8s_out $etcd_out $distribution_out $containerd_out $s3server_out" ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|distribution|containerd|s3server|paths]" >&2; exit 2 ;;
 esac
