@@ -11,7 +11,9 @@ inputs, same digests):
 * ``lab/pause:<busybox version>``: Debian's static busybox and its applets, running
   ``sleep infinity``: the pod sandbox image;
 * ``lab/kubectl:<kubernetes version>``: kubectl (built with the control plane) and the same
-  busybox: a shell and an in-cluster client that verifies the API server's certificate.
+  busybox: a shell and an in-cluster client that verifies the API server's certificate;
+* ``lab/s3:<gofakes3 version>-<hash of its main.go>``: the lab's S3-compatible object store
+  (``lab/build/s3server``, built ``CGO_ENABLED=0``), alone; ``lab/objectstore.py`` runs it.
 
 Tags carry the version of what is inside and are never rewritten: an image whose tag the mirror
 already serves is not built again.
@@ -151,13 +153,23 @@ def registry_entries(binary):
     ]
 
 
-def references(distribution_version, kubernetes_version):
+def s3server_entries(binary):
+    return [
+        _entry("bin", directory=True), _entry("tmp", directory=True), _entry("data", directory=True),
+        _entry("bin/s3server", source=binary, mode=0o755),
+    ]
+
+
+def references(distribution_version, kubernetes_version, s3server_version=None):
     busybox = busybox_version()
-    return {
+    refs = {
         "registry": f"{MIRROR_HOST}/lab/registry:{distribution_version}",
         "pause": f"{MIRROR_HOST}/lab/pause:{busybox}",
         "kubectl": f"{MIRROR_HOST}/lab/kubectl:{kubernetes_version}",
     }
+    if s3server_version:
+        refs["s3"] = f"{MIRROR_HOST}/lab/s3:{s3server_version}"
+    return refs
 
 
 def start_mirror(lab):
@@ -181,8 +193,8 @@ def mirror_has(lab, reference):
 
 def publish(lab, bins):
     """Build the lab's images the mirror does not serve yet and push them; returns the references
-    by name. ``bins``: labctl's binaries (distribution, kubectl and their versions)."""
-    refs = references(bins["distribution-version"], bins["kubernetes-version"])
+    by name. ``bins``: labctl's binaries (distribution, kubectl, s3server and their versions)."""
+    refs = references(bins["distribution-version"], bins["kubernetes-version"], bins["s3server-version"])
     contents = {
         "registry": (lambda: registry_entries(bins["distribution"]),
                      {"Entrypoint": ["/bin/registry"], "Cmd": ["serve", "/etc/distribution/config.yml"],
@@ -192,6 +204,9 @@ def publish(lab, bins):
         "pause": (busybox_entries, {"Entrypoint": ["/bin/sleep", "infinity"]}),
         "kubectl": (lambda: busybox_entries() + [_entry("bin/kubectl", source=bins["kubectl"], mode=0o755)],
                     {"Env": [PATH_ENV, "HOME=/tmp"], "Entrypoint": ["/bin/kubectl"]}),
+        "s3": (lambda: s3server_entries(bins["s3server"]),
+               {"Entrypoint": ["/bin/s3server"], "Cmd": ["-listen", ":9000", "-db", "/data/s3.db"],
+                "ExposedPorts": {"9000/tcp": {}}, "Volumes": {"/data": {}}}),
     }
     with tempfile.TemporaryDirectory(prefix="lab-images-") as tmp:
         for name, (entries, config) in contents.items():
