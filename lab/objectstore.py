@@ -28,6 +28,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 
 import requests
+from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
 NAMESPACE = "lab-objectstore"
@@ -113,14 +114,24 @@ def healthy(endpoint=ENDPOINT):
 
 def apply(lab, image, wait_for, timeout=180):
     """Apply ``manifests`` on the registry cluster (server-side apply: a second run changes nothing)
-    and wait until the store answers at ``ENDPOINT`` from this machine."""
+    and wait until the Deployment has rolled out (a new image replaces the pod) and the store
+    answers at ``ENDPOINT`` from this machine."""
     data_dir = os.path.join(lab.state, DATA_DIR)
-    dyn = DynamicClient(lab.api_client(lab.layout.registry_cluster))
+    api = lab.api_client(lab.layout.registry_cluster)
+    dyn = DynamicClient(api)
     for doc in manifests(image, data_dir):
         resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
         resource.server_side_apply(body=doc, namespace=doc["metadata"].get("namespace"),
                                    field_manager="labctl", force_conflicts=True)
-    wait_for(f"object store ({ENDPOINT}{HEALTH_PATH})", healthy, timeout=timeout)
+    apps = kclient.AppsV1Api(api)
+
+    def rolled_out():
+        deployment = apps.read_namespaced_deployment(NAME, NAMESPACE)
+        status = deployment.status
+        return ((status.observed_generation or 0) >= deployment.metadata.generation
+                and status.replicas == status.updated_replicas == status.ready_replicas == 1 and healthy())
+
+    wait_for(f"object store (Deployment {NAMESPACE}/{NAME}, {ENDPOINT}{HEALTH_PATH})", rolled_out, timeout=timeout)
     return {"endpoint": ENDPOINT, "buckets": list(BUCKETS)}
 
 

@@ -76,7 +76,8 @@ func main() {
 	if accessKey == "" || secretKey == "" {
 		log.Fatal("s3server: S3SERVER_ACCESS_KEY and S3SERVER_SECRET_KEY must both be set")
 	}
-	db, err := bolt.Open(*dbPath, 0o600, &bolt.Options{Timeout: 10 * time.Second})
+	// a replacement pod waits here for the one it replaces to close the file
+	db, err := bolt.Open(*dbPath, 0o600, &bolt.Options{Timeout: 2 * time.Minute})
 	if err != nil {
 		log.Fatalf("s3server: open %s: %v", *dbPath, err)
 	}
