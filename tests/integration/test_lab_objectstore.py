@@ -196,8 +196,7 @@ def test_store_answers_on_its_service_ip_and_accepts_only_its_signed_key_pair(la
     assert objectstore.list_objects(BUCKET, key) == {}
 
 
-def test_distribution_process_pushes_pulls_redirects_and_deletes_on_the_object_store(registry_process, unique,
-                                                                                   tmp_path):
+def test_distribution_process_pushes_pulls_redirects_and_deletes_on_the_object_store(registry_process, unique, tmp_path):
     root = f"selftest/process-{unique}"
     registry = registry_process("/" + root)
     layout = str(tmp_path / "oci")
