@@ -16,6 +16,8 @@ inputs, same digests):
   (``components/token-server``) built ``CGO_ENABLED=0`` by ``lab/build/build-binaries.sh``, the
   one file ``/token-server``, run as user 1001 with ``--config /etc/token-server/config.json``
   (what its ``Containerfile`` builds); ``token_server_reference()`` names it.
+* ``lab/s3:<gofakes3 version>-<hash of its main.go>``: the lab's S3-compatible object store
+  (``lab/build/s3server``, built ``CGO_ENABLED=0``), alone; ``lab/objectstore.py`` runs it.
 
 Tags carry the version of what is inside and are never rewritten: an image whose tag the mirror
 already serves is not built again.
@@ -176,14 +178,24 @@ def token_server_reference(version=None):
     return f"{MIRROR_HOST}/{TOKEN_SERVER_REPOSITORY}:{version}"
 
 
-def references(distribution_version, kubernetes_version, token_server_version):
+def s3server_entries(binary):
+    return [
+        _entry("bin", directory=True), _entry("tmp", directory=True), _entry("data", directory=True),
+        _entry("bin/s3server", source=binary, mode=0o755),
+    ]
+
+
+def references(distribution_version, kubernetes_version, token_server_version, s3server_version=None):
     busybox = busybox_version()
-    return {
+    refs = {
         "registry": f"{MIRROR_HOST}/lab/registry:{distribution_version}",
         "pause": f"{MIRROR_HOST}/lab/pause:{busybox}",
         "kubectl": f"{MIRROR_HOST}/lab/kubectl:{kubernetes_version}",
         "token-server": token_server_reference(token_server_version),
     }
+    if s3server_version:
+        refs["s3"] = f"{MIRROR_HOST}/lab/s3:{s3server_version}"
+    return refs
 
 
 def start_mirror(lab):
@@ -207,8 +219,10 @@ def mirror_has(lab, reference):
 
 def publish(lab, bins):
     """Build the lab's images the mirror does not serve yet and push them; returns the references
-    by name. ``bins``: labctl's binaries (distribution, kubectl, the token server and their versions)."""
-    refs = references(bins["distribution-version"], bins["kubernetes-version"], bins["token-server-version"])
+    by name. ``bins``: labctl's binaries (distribution, kubectl, the token server, s3server and their
+    versions)."""
+    refs = references(bins["distribution-version"], bins["kubernetes-version"], bins["token-server-version"],
+                      bins["s3server-version"])
     contents = {
         "registry": (lambda: registry_entries(bins["distribution"]),
                      {"Entrypoint": ["/bin/registry"], "Cmd": ["serve", "/etc/distribution/config.yml"],
@@ -219,6 +233,9 @@ def publish(lab, bins):
         "kubectl": (lambda: busybox_entries() + [_entry("bin/kubectl", source=bins["kubectl"], mode=0o755)],
                     {"Env": [PATH_ENV, "HOME=/tmp"], "Entrypoint": ["/bin/kubectl"]}),
         "token-server": (lambda: token_server_entries(bins["token-server"]), TOKEN_SERVER_IMAGE_CONFIG),
+        "s3": (lambda: s3server_entries(bins["s3server"]),
+               {"Entrypoint": ["/bin/s3server"], "Cmd": ["-listen", ":9000", "-db", "/data/s3.db"],
+                "ExposedPorts": {"9000/tcp": {}}, "Volumes": {"/data": {}}}),
     }
     with tempfile.TemporaryDirectory(prefix="lab-images-") as tmp:
         for name, (entries, config) in contents.items():

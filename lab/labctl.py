@@ -3,8 +3,9 @@
 
   labctl up       build (once, cached) and start etcd, a kube-apiserver and kube-controller-manager
                   per cluster, the registry token server, one registry per environment, the
-                  router, and the registry cluster's node with its images and their mirror
-                  registry (--no-node: without the node)
+                  router, and the registry cluster's node with its images, their mirror
+                  registry and the lab's S3 object store (lab/objectstore.py) as a pod
+                  (--no-node: without the node)
   labctl down     stop everything (--purge also deletes the state: certificates, storage)
   labctl status   what runs, whether it answers, memory in use
   labctl push     build a multi-layer image, push it to the integrated registry, record it in
@@ -41,7 +42,7 @@ from kubernetes.dynamic import DynamicClient
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import CredentialsError, mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
-from lab import image, images, netns, node, nodepull, pki, processes
+from lab import image, images, netns, node, nodepull, objectstore, pki, processes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -171,7 +172,7 @@ class Lab:
     def binaries(self):
         script = os.path.join(HERE, "build", "build-binaries.sh")
         subprocess.run(["bash", script, "all"], check=True, stdout=sys.stderr)
-        k8s_dir, etcd_dir, distribution_dir, containerd_dir, token_server_dir = subprocess.run(
+        k8s_dir, etcd_dir, distribution_dir, containerd_dir, token_server_dir, s3server_dir = subprocess.run(
             ["bash", script, "paths"], check=True, capture_output=True, text=True
         ).stdout.split()
         bins = {name: os.path.join(k8s_dir, name) for name in (
@@ -183,6 +184,8 @@ class Lab:
         bins.update({name: os.path.join(containerd_dir, name) for name in ("containerd", "ctr")})
         bins["token-server"] = os.path.join(token_server_dir, "token-server")
         bins["token-server-version"] = os.path.basename(token_server_dir).split("-", 2)[2]
+        bins["s3server"] = os.path.join(s3server_dir, "s3server")
+        bins["s3server-version"] = os.path.basename(s3server_dir).split("-", 1)[1]
         return bins
 
     # -- etcd ---------------------------------------------------------------------------
@@ -449,6 +452,7 @@ class Lab:
         # what inventories/lab gives roles/registry_cluster as its images
         with open(os.path.join(self.state, "images.json"), "w") as handle:
             json.dump(refs, handle, indent=1, sort_keys=True)
+        objectstore.apply(self, refs["s3"], wait_for)
         return refs
 
     def up(self, with_node=True):
@@ -505,10 +509,13 @@ class Lab:
             pid = self.procs.pid(name)
             rows.append({"component": name, "pid": pid, "running": bool(pid),
                          "rss_mib": round(self.procs.rss_bytes(name) / 2**20, 1)})
+        extra = {}
         if self.node().configured():  # containerd shims and the pods' own processes
             rss = self.node().pod_rss_bytes()
             rows.append({"component": "pods", "pid": None, "running": True, "rss_mib": round(rss / 2**20, 1)})
-        return {
+            extra["objectstore"] = {"endpoint": objectstore.ENDPOINT, "buckets": list(objectstore.BUCKETS),
+                                    "answers": objectstore.healthy()}
+        return dict({
             "state": self.state, "kubeconfig": self.kubeconfig, "ca": os.path.join(self.trust_dir, "ca.crt"),
             "components": rows,
             "endpoint_namespace": {"name": netns.NAME, "address": ENDPOINT_ADDRESS, "present": netns.exists()},
@@ -518,7 +525,7 @@ class Lab:
             "registries": dict(self.layout.registries),
             "router": {"https": f"127.0.0.1:{int(ROUTER_HTTPS_PORT)}", "http": f"127.0.0.1:{int(ROUTER_HTTP_PORT)}",
                        "domain": ROUTER_DOMAIN, "hosts_file": "/etc/hosts"},
-        }
+        }, **extra)
 
     # -- an image, pushed the way a build pushes it -------------------------------------
     def builder_token(self, namespace, seconds=3600):

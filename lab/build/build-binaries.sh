@@ -3,12 +3,14 @@
 # kube-scheduler, kubelet, kube-proxy, and kubectl for the lab's in-cluster client image, from the
 # k8s.io/kubernetes Go module), etcd (from go.etcd.io/etcd/server/v3) and the registry of the lab's
 # registry image (CNCF distribution, from github.com/distribution/distribution/v3) at the versions
-# in versions.env, and the node's container runtime (containerd v2, from
-# github.com/containerd/containerd/v2), once per machine; and this repository's registry token
-# server (components/token-server), once per version of its sources.
+# in versions.env, the node's container runtime (containerd v2, from
+# github.com/containerd/containerd/v2) and the lab's S3-compatible object store (s3server: the
+# small main in s3server/ over github.com/johannesboyne/gofakes3), once per machine; and this
+# repository's registry token server (components/token-server), once per version of its sources.
 # Output: $LAB_CACHE/bin/kubernetes-<k8s-version>/{kube-apiserver,...,kubectl},
 #         $LAB_CACHE/bin/etcd-<etcd-version>/etcd, $LAB_CACHE/bin/distribution-<version>/registry,
-#         $LAB_CACHE/bin/containerd-<version>/{containerd,containerd-shim-runc-v2,ctr}
+#         $LAB_CACHE/bin/containerd-<version>/{containerd,containerd-shim-runc-v2,ctr},
+#         $LAB_CACHE/bin/s3server-<gofakes3 version>-<hash of s3server/>/s3server
 #         and $LAB_CACHE/bin/token-server-<source hash>/token-server
 # Binaries are cached outside the repository and never committed.
 set -euo pipefail
@@ -27,6 +29,10 @@ token_server_version="$(cd "$token_server_src" && find . -type f \( -name go.mod
   LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)"
 token_server_out="$LAB_CACHE/bin/token-server-$token_server_version"
 containerd_cmds=(containerd containerd-shim-runc-v2 ctr)
+# s3server's own code is part of its version: a changed main.go is a new binary (and image tag)
+s3server_src="$here/s3server"
+s3server_version="$LAB_GOFAKES3_VERSION-$(sha256sum < "$s3server_src/main.go" | cut -c1-12)"
+s3server_out="$LAB_CACHE/bin/s3server-$s3server_version"
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
@@ -171,14 +177,36 @@ build_token_server() {
   mv "$token_server_out/token-server.tmp" "$token_server_out/token-server"
 }
 
+build_s3server() {
+  if [ -x "$s3server_out/s3server" ]; then echo "s3server $s3server_version: cached in $s3server_out"; return; fi
+  local mod="$LAB_CACHE/src/s3server-$s3server_version"
+  mkdir -p "$mod" "$s3server_out"
+  cat > "$mod/go.mod" <<GOMOD
+module lab.local/s3server
+
+go 1.24
+
+require (
+	github.com/johannesboyne/gofakes3 $LAB_GOFAKES3_VERSION
+	go.etcd.io/bbolt $LAB_BBOLT_VERSION
+)
+GOMOD
+  cp "$s3server_src/main.go" "$mod/main.go"
+  (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true)
+  echo "building s3server $s3server_version ..."
+  (cd "$mod" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$s3server_out/s3server.tmp" .)
+  mv "$s3server_out/s3server.tmp" "$s3server_out/s3server"
+}
+
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   distribution) build_distribution ;;
   containerd) build_containerd ;;
   token-server) build_token_server ;;
-  all) build_etcd; build_kubernetes; build_distribution; build_containerd; build_token_server ;;
-  paths) echo "$k8s_out $etcd_out $distribution_out $containerd_out $token_server_out" ;;
+  s3server) build_s3server ;;
+  all) build_etcd; build_kubernetes; build_distribution; build_containerd; build_token_server; build_s3server ;;
+  paths) echo "$k8s_out $etcd_out $distribution_out $containerd_out $token_server_out $s3server_out" ;;
   token-server-version) echo "$token_server_version" ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|distribution|containerd|token-server|paths|token-server-version]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|distribution|containerd|token-server|s3server|paths|token-server-version]" >&2; exit 2 ;;
 esac
