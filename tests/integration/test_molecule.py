@@ -1,6 +1,7 @@
 """The molecule scenarios of the collection's roles, run against the lab as a role author runs
 them (`molecule test` in the role's folder): destroy, converge, idempotence, verify, destroy."""
 import os
+import re
 import subprocess
 
 import pytest
@@ -22,8 +23,7 @@ def test_molecule_scenario(lab, role):
         capture_output=True, text=True, timeout=1200, check=False,
         env=dict(os.environ, PATH=venv + os.pathsep + os.environ["PATH"], SEGMENTED_REGISTRY_LAB_STATE=lab.state,
                  ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), NO_COLOR="1", ANSIBLE_FORCE_COLOR="0"))
-    output = run.stdout + run.stderr
+    output = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)
     assert run.returncode == 0, output[-5000:]
     for action in ("converge", "idempotence", "verify", "destroy"):
-        assert f"{action}" in output.lower(), output[-3000:]
-    assert "Idempotence completed successfully" in output, output[-3000:]
+        assert f"{action}: Executed: Successful" in output, output[-3000:]
