@@ -332,7 +332,7 @@ def test_object_storage_then_two_replicas_behind_a_budget(lab, core, apps, inven
         budget = kclient.PolicyV1Api(lab.api_client(lab.layout.registry_cluster)).read_namespaced_pod_disruption_budget(
             "registry", name)
         assert budget.spec.min_available == 1
-        for _ in range(4):  # through the Route, whichever of the two pods answers
+        for _attempt in range(4):  # through the Route, whichever of the two pods answers
             pulled = skopeo("inspect", f"docker://{host}/{repository}:v1", token=promoter, registry=host)
             assert pulled.returncode == 0 and json.loads(pulled.stdout)["Digest"] == oci_layout[1], pulled.stderr
     finally:
