@@ -619,6 +619,12 @@ class Lab:
         return {"cluster": cluster, "image": reference, "digest": digest,
                 "registries_conf": paths["registries.conf"], "policy_json": paths["policy.json"]}
 
+    def image_references(self):
+        """The references of the images the node's pods run, by name, as ``labctl up`` pushed them
+        to the mirror (and wrote them to <state>/images.json, which inventories/lab reads)."""
+        with open(os.path.join(self.state, "images.json")) as handle:
+            return json.load(handle)
+
     def registry_logs(self, env):
         """The log files of one registry: the integrated registry's process log, or the container
         logs (CRI format, one file per container start) of an environment registry's pods."""

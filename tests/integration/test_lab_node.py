@@ -38,8 +38,7 @@ def core(lab, lab_node):
 
 @pytest.fixture(scope="module")
 def refs(lab):
-    bins = lab.binaries()
-    return images.references(bins["distribution-version"], bins["kubernetes-version"])
+    return lab.image_references()
 
 
 @pytest.fixture

@@ -269,7 +269,7 @@ def test_registry_pod_on_the_node_stores_pushed_images_in_the_object_store(lab, 
     core, apps = kclient.CoreV1Api(api), kclient.AppsV1Api(api)
     namespace = "s3-" + unique
     root = f"selftest/pod-{unique}"
-    refs = images.references(bins["distribution-version"], bins["kubernetes-version"])
+    refs = lab.image_references()
     core.create_namespace({"metadata": {"name": namespace}})
     try:
         config = _registry_config(":5000", "/" + root)
