@@ -20,7 +20,7 @@ import requests
 import yaml
 from kubernetes import client as kclient
 
-from lab import image, images, node, objectstore
+from lab import image, node, objectstore
 
 MiB = 1 << 20
 BUCKET = objectstore.bucket("test")
