@@ -2,10 +2,12 @@
 """labctl: the local lab of real clusters and registries that every run and test stands on.
 
   labctl up       build (once, cached) and start etcd, a kube-apiserver and kube-controller-manager
-                  per cluster, the registry token server, one registry per environment, the
+                  per cluster, the integrated registry (default) and its token server, the
                   router, and the registry cluster's node with its images, their mirror
                   registry and the lab's S3 object store (lab/objectstore.py) as a pod
-                  (--no-node: without the node)
+                  (--no-node: without the node). The environment registries are not started
+                  here: roles/registry_cluster deploys them (playbooks/registry_cluster.yml,
+                  site.yml), as on a real registry cluster
   labctl down     stop everything (--purge also deletes the state: certificates, storage)
   labctl status   what runs, whether it answers, memory in use
   labctl push     build a multi-layer image, push it to the integrated registry, record it in
