@@ -338,3 +338,44 @@ def test_object_storage_then_two_replicas_behind_a_budget(lab, core, apps, inven
     finally:
         purged = run_playbook(PLAYBOOK, inventory=with_s3("absent"), extravars={"registry_cluster_remove_storage": True})
         assert purged.status == "successful", purged.stdout_text[-3000:]
+
+
+def test_signing_key_rotation_keeps_earlier_tokens_valid(lab, core, run_playbook, skopeo, oci_layout, unique):
+    """registry_cluster_rotate_signing_key: a new key signs from then on; the certificate it
+    replaced stays in every registry's bundle, so a token issued before the rotation still opens
+    the registry until it expires; a second rotation drops it."""
+    def certificates():
+        data = core.read_namespaced_secret("token-server-signing", "segmented-registry").data
+        return {key: base64.b64decode(value).decode() for key, value in data.items() if key.endswith(".crt")}
+
+    repository = f"rot-{unique}/app"
+    promoter = pl.promoter_token(lab)
+    pushed_image(lab, skopeo, oci_layout, "test", repository, promoter)
+    scope = f"repository:{repository}:pull"
+    old_token = requests.get(f"https://{lab.layout.token_server_host}/token", auth=("u", promoter),
+                             params={"service": "env-test", "scope": scope}, verify=lab.ca.cert_path,
+                             timeout=10).json()["token"]
+    before = certificates()
+
+    rotated = run_playbook(PLAYBOOK, extravars={"registry_cluster_rotate_signing_key": True})
+    assert rotated.status == "successful", rotated.stdout_text[-3000:]
+    after = certificates()
+    assert after["previous.crt"] == before["tls.crt"] and after["tls.crt"] != before["tls.crt"]
+    bundle = core.read_namespaced_config_map("registry-token-trust", "test").data["bundle.pem"]
+    assert bundle.count("BEGIN CERTIFICATE") == 2 and after["tls.crt"].strip() in bundle
+    assert "BEGIN RSA PRIVATE KEY" not in rotated.stdout_text and "PRIVATE KEY" not in rotated.stdout_text
+
+    endpoint = dict(lab.layout.registries)["test"]
+    manifest = f"https://{endpoint}/v2/{repository}/manifests/v1"
+    headers = {"Accept": MANIFEST_TYPES}
+    earlier = requests.head(manifest, headers=dict(headers, Authorization="Bearer " + old_token),
+                            verify=lab.ca.cert_path, timeout=10)
+    assert earlier.status_code == 200, "a token signed before the rotation is refused"
+    fresh = registry_call(lab, "test", "HEAD", f"/v2/{repository}/manifests/v1", scope, promoter, headers=headers)
+    assert fresh.status_code == 200
+
+    again = run_playbook(PLAYBOOK, extravars={"registry_cluster_rotate_signing_key": True})
+    assert again.status == "successful", again.stdout_text[-3000:]
+    stale = requests.head(manifest, headers=dict(headers, Authorization="Bearer " + old_token),
+                          verify=lab.ca.cert_path, timeout=10)
+    assert stale.status_code == 401, "two rotations later the first key's tokens are refused"
