@@ -71,7 +71,8 @@ def test_token_server_reference_carries_the_source_hash_of_the_build():
     version = reference.rsplit(":", 1)[1]
     assert re.fullmatch(r"[0-9a-f]{12}", version)
     paths = subprocess.run(["bash", images.BUILD_SCRIPT, "paths"], check=True, capture_output=True, text=True).stdout
-    assert [p for p in paths.split() if "/token-server-" in p] == [p for p in paths.split() if p.endswith("/token-server-" + version)] != []
+    built = [path for path in paths.split() if "/token-server-" in path]
+    assert built and all(path.endswith("/token-server-" + version) for path in built)
 
 
 def _names(cert_path):
