@@ -17,7 +17,7 @@ from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import mint_token
-from lab import image, labctl
+from lab import image, labctl, node
 from tests.integration import promotion_lab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -63,6 +63,16 @@ def environment_registries(lab):
     for env, endpoint in lab.layout.registries[1:]:  # the router admits the Routes on its own
         promotion_lab.wait_for_challenge(lab, endpoint)
     return dict(lab.layout.registries[1:])
+
+
+@pytest.fixture(scope="session")
+def lab_node(lab):
+    """The registry cluster's node (lab/node.py), running with its mirror registry."""
+    rows = {row["component"]: row["running"] for row in lab.status()["components"]}
+    down = [name for name in node.COMPONENTS + ("registry-mirror",) if not rows.get(name)]
+    if down:
+        pytest.fail(f"the registry cluster's node is not running ({', '.join(down)}): bring it up with lab/labctl up")
+    return lab.node()
 
 
 @pytest.fixture

@@ -23,15 +23,6 @@ TOKEN_SERVICE = labctl.INTEGRATED_SERVICE  # the repository names the namespace 
 
 
 @pytest.fixture(scope="module")
-def lab_node(lab):
-    rows = {row["component"]: row["running"] for row in lab.status()["components"]}
-    down = [name for name in node.COMPONENTS + ("registry-mirror",) if not rows.get(name)]
-    if down:
-        pytest.fail(f"the registry cluster's node is not running ({', '.join(down)}): bring it up with lab/labctl up")
-    return lab.node()
-
-
-@pytest.fixture(scope="module")
 def core(lab, lab_node):
     return kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
 

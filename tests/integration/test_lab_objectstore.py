@@ -29,11 +29,7 @@ V2 = "docker/registry/v2"
 
 
 @pytest.fixture(scope="module")
-def bins(lab):
-    rows = {row["component"]: row["running"] for row in lab.status()["components"]}
-    down = [name for name in node.COMPONENTS + ("registry-mirror",) if not rows.get(name)]
-    if down:
-        pytest.fail(f"the registry cluster's node is not running ({', '.join(down)}): bring it up with lab/labctl up")
+def bins(lab, lab_node):
     return lab.binaries()
 
 
