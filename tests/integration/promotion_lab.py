@@ -32,6 +32,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import pytest
 import requests
 import yaml
 from kubernetes import client as kclient
@@ -68,20 +69,28 @@ def lab_environments(lab):
     return result
 
 
+def wait_until(probe, timeout, what):
+    """The first true result of ``probe()``; fails naming ``what`` and the last value at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {int(timeout)}s (last: {value!r})")
+        time.sleep(0.5)
+
+
 def wait_for_challenge(lab, address, timeout=120):
     """The 401 challenge of the registry at ``address`` over TLS the lab CA vouches for, once it
     answers (a new Route is admitted by the router, and its pod becomes ready, on their own)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def challenge():
         try:
             answer = requests.get(f"https://{address}/v2/", verify=lab.ca.cert_path, timeout=5)
-            if answer.status_code == 401:
-                return answer
         except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the registry at {address} does not answer with its challenge")
-        time.sleep(0.5)
+            return None
+        return [answer] if answer.status_code == 401 else None  # a 401 Response is falsy itself
+    return wait_until(challenge, timeout, f"the registry at {address} answering with its challenge")[0]
 
 
 def client(lab, endpoint, token, name=None, **options):

@@ -17,6 +17,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from lab import image, images, labctl, node
+from tests.integration import promotion_lab as pl
 
 TEMPLATE = os.path.join(labctl.REPO, "roles", "registry_cluster", "templates", "registry-config.yml.j2")
 TOKEN_SERVICE = labctl.INTEGRATED_SERVICE  # the repository names the namespace to authorize in
@@ -47,18 +48,6 @@ def namespace(core, unique):
             time.sleep(0.2)
     yield name
     core.delete_namespace(name)
-
-
-def _wait(probe, timeout, what):
-    """The first true result of probe(); fails naming ``what`` and the last value at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {int(timeout)}s (last: {value!r})")
-        time.sleep(0.5)
 
 
 def _pods(core, namespace, selector):
@@ -134,14 +123,6 @@ def _create(core, apps, namespace, objects):
     apps.create_namespaced_deployment(namespace, objects["deployment"])
 
 
-def _challenges(lab, address):
-    """The registry at ``address`` answers (with its 401 challenge) over TLS the lab CA vouches for."""
-    try:
-        return requests.get(f"https://{address}/v2/", verify=lab.ca.cert_path, timeout=5).status_code == 401
-    except requests.ConnectionError:
-        return False
-
-
 def _push(lab, skopeo, address, namespace, seed, tmp_path):
     """Push a small image to ``address`` as the namespace's builder: (token, reference, digest)."""
     builder = lab.builder_token(namespace)
@@ -163,8 +144,8 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
     objects = _registry_objects(lab, namespace, service.spec.cluster_ip, refs)
     _create(core, apps, namespace, objects)
 
-    pod = _wait(lambda: next((p for p in _pods(core, namespace, "app=registry") if _ready(p)), None), 120,
-                "a Ready registry pod")
+    pod = pl.wait_until(lambda: next((p for p in _pods(core, namespace, "app=registry") if _ready(p)), None),
+                        120, "a Ready registry pod")
     assert pod.spec.node_name == node.NODE_NAME  # placed by kube-scheduler
     assert pod.status.pod_ip.startswith("10.244.0.")
     claim = core.read_namespaced_persistent_volume_claim("registry-storage", namespace)
@@ -172,7 +153,7 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
     volume_path = core.read_persistent_volume(claim.spec.volume_name).spec.host_path.path
 
     # kube-proxy programs the Service once the EndpointSlice lists the Ready pod
-    _wait(lambda: _challenges(lab, address), 30, "the registry answering through its Service")
+    pl.wait_for_challenge(lab, address, 30)
     # push through the Service (kube-proxy) with a token the lab's token server turns into a JWT
     builder, reference, digest = _push(lab, skopeo, address, namespace, "node-" + unique, tmp_path)
     raw = skopeo("inspect", "--raw", reference, token=builder, registry=address)
@@ -187,7 +168,7 @@ def test_registry_deployment_runs_serves_push_and_pull_and_stops(lab, core, refs
     assert os.path.isdir(os.path.join(volume_path, "docker", "registry", "v2", "repositories", namespace, "app"))
 
     apps.delete_namespaced_deployment("registry", namespace, propagation_policy="Foreground")
-    _wait(lambda: not _pods(core, namespace, "app=registry"), 60, "the registry pod gone")
+    pl.wait_until(lambda: not _pods(core, namespace, "app=registry"), 60, "the registry pod gone")
     with pytest.raises(requests.ConnectionError):
         requests.get(f"https://{address}/v2/", verify=lab.ca.cert_path, timeout=5)
 
@@ -210,26 +191,26 @@ def test_registry_deployment_behind_an_edge_route_answers_on_the_route_host(lab,
         "apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "registry"},
         "spec": {"host": host, "to": {"kind": "Service", "name": "registry"}, "port": {"targetPort": "http"},
                  "tls": {"termination": "edge"}}})
-    _wait(lambda: next((p for p in _pods(core, namespace, "app=registry") if _ready(p)), None), 120,
-          "a Ready registry pod")
+    pl.wait_until(lambda: next((p for p in _pods(core, namespace, "app=registry") if _ready(p)), None), 120,
+                  "a Ready registry pod")
 
     def admitted():
         ingress = (routes.get(name="registry", namespace=namespace).to_dict().get("status") or {}).get("ingress")
         return any(c.get("type") == "Admitted" and c.get("status") == "True"
                    for item in ingress or [] for c in item.get("conditions") or [])
 
-    _wait(admitted, 30, "the Route admitted by the lab's router")
+    pl.wait_until(admitted, 30, "the Route admitted by the lab's router")
 
-    _wait(lambda: _challenges(lab, host), 60, "the registry answering on the route host")
+    pl.wait_for_challenge(lab, host, 60)
     builder, reference, digest = _push(lab, skopeo, host, namespace, "route-" + unique, tmp_path)
     pulled = skopeo("inspect", reference, token=builder, registry=host)
     assert pulled.returncode == 0, pulled.stderr
     assert json.loads(pulled.stdout)["Digest"] == digest
 
     apps.delete_namespaced_deployment("registry", namespace, propagation_policy="Foreground")
-    _wait(lambda: not _pods(core, namespace, "app=registry"), 60, "the registry pod gone")
-    _wait(lambda: requests.get(f"https://{host}/v2/", verify=lab.ca.cert_path, timeout=5).status_code == 503,
-          30, "the route answering 503 without endpoints")
+    pl.wait_until(lambda: not _pods(core, namespace, "app=registry"), 60, "the registry pod gone")
+    pl.wait_until(lambda: requests.get(f"https://{host}/v2/", verify=lab.ca.cert_path, timeout=5).status_code == 503,
+                  30, "the route answering 503 without endpoints")
 
 
 def test_unpullable_image_reports_err_image_pull(core, namespace, unique):
@@ -242,7 +223,7 @@ def test_unpullable_image_reports_err_image_pull(core, namespace, unique):
         waiting = statuses and statuses[0].state.waiting
         return waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff") and waiting
 
-    waiting = _wait(reason, 60, "ErrImagePull or ImagePullBackOff")
+    waiting = pl.wait_until(reason, 60, "ErrImagePull or ImagePullBackOff")
     # the mirror was reached and trusted: it just has no such image
     assert f"lab/no-such-image:{unique}: not found" in waiting.message
     assert "x509" not in waiting.message
@@ -266,7 +247,7 @@ def test_pod_writes_its_claim_and_calls_the_api_server_through_the_kubernetes_se
         pod = core.read_namespaced_pod("client", namespace)
         return pod.status.phase in ("Succeeded", "Failed") and pod
 
-    pod = _wait(finished, 90, "the client pod finished")
+    pod = pl.wait_until(finished, 90, "the client pod finished")
     terminated = pod.status.container_statuses[0].state.terminated
     assert pod.status.phase == "Succeeded", terminated
     review = json.loads(terminated.message)

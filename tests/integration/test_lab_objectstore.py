@@ -11,7 +11,6 @@ which objects landed in the bucket.
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import time
 
@@ -21,6 +20,7 @@ import yaml
 from kubernetes import client as kclient
 
 from lab import image, node, objectstore
+from tests.integration import promotion_lab as pl
 
 MiB = 1 << 20
 BUCKET = objectstore.bucket("test")
@@ -43,23 +43,6 @@ def store(bins):
     return objectstore.ENDPOINT
 
 
-def _wait(probe, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {int(timeout)}s (last: {value!r})")
-        time.sleep(0.5)
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _registry_config(listen, rootdirectory, redirect=False):
     """A distribution configuration on the object store: no auth, plain HTTP (a test process)."""
     storage = objectstore.distribution_storage(BUCKET, rootdirectory, chunksize=CHUNK)
@@ -75,7 +58,7 @@ class Registry:
     """A distribution process on this machine with a configuration of ``_registry_config``."""
 
     def __init__(self, binary, folder, rootdirectory, redirect=False):
-        self.address = f"127.0.0.1:{_free_port()}"
+        self.address = f"127.0.0.1:{pl.free_port()}"
         config = os.path.join(folder, f"config-{self.address.rsplit(':', 1)[1]}.yml")
         with open(config, "w") as handle:
             yaml.safe_dump(_registry_config(self.address, rootdirectory, redirect), handle)
@@ -85,7 +68,7 @@ class Registry:
                    REGISTRY_STORAGE_S3_ACCESSKEY=objectstore.ACCESS_KEY,
                    REGISTRY_STORAGE_S3_SECRETKEY=objectstore.SECRET_KEY)
         self.proc = subprocess.Popen([binary, "serve", config], stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        _wait(self.answers, 30, f"the registry on {self.address} answering")
+        pl.wait_until(self.answers, 30, f"the registry on {self.address} answering")
 
     def answers(self):
         assert self.proc.poll() is None, self.tail()
@@ -185,8 +168,8 @@ def test_store_answers_on_its_service_ip_and_accepts_only_its_signed_key_pair(la
         return [p for p in current.items if p.metadata.uid != old and p.metadata.deletion_timestamp is None
                 and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
 
-    _wait(replaced, 120, "a new Ready object store pod")
-    _wait(objectstore.healthy, 30, "the new pod answering through the Service")
+    pl.wait_until(replaced, 120, "a new Ready object store pod")
+    pl.wait_until(objectstore.healthy, 30, "the new pod answering through the Service")
     assert objectstore.request("GET", objectstore.object_url(BUCKET, key)).content == body
     assert objectstore.request("DELETE", objectstore.object_url(BUCKET, key)).status_code == 204
     assert objectstore.list_objects(BUCKET, key) == {}
@@ -298,7 +281,7 @@ def test_registry_pod_on_the_node_stores_pushed_images_in_the_object_store(lab, 
             except requests.ConnectionError:
                 return False
 
-        _wait(answers, 120, "the registry pod answering through its Service")
+        pl.wait_until(answers, 120, "the registry pod answering through its Service")
         layout = str(tmp_path / "oci")
         image.build_oci_layout(layout, layers=2, layer_size=6 * MiB, seed="objectstore-pod-" + unique)
         digest, blobs = _layout_blobs(layout)
