@@ -41,25 +41,14 @@ def lab():
     return lab
 
 
-def deploy_registries(lab, *args):
-    """Run playbooks/registry_cluster.yml on the lab inventory (roles/registry_cluster: the
-    environment registries and their token server as pods on the registry cluster's node);
-    ``args``: more ansible-playbook arguments. Returns the CompletedProcess."""
-    return subprocess.run(
-        [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", LAB_INVENTORY,
-         os.path.join(REPO, "playbooks", "registry_cluster.yml"), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
-        env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-                 SEGMENTED_REGISTRY_LAB_STATE=lab.state))
-
-
 @pytest.fixture(scope="session", autouse=True)
-def environment_registries(lab):
-    """The environment registries as a platform team has them: deployed by the role (a run on a
-    lab where they are deployed already changes nothing), each answering on its route host."""
-    run = deploy_registries(lab)
-    if run.returncode != 0:
-        pytest.fail("playbooks/registry_cluster.yml failed on the lab:\n" + run.stdout[-4000:] + run.stderr[-2000:])
+def environment_registries(lab, run_playbook):
+    """The environment registries as a platform team has them: deployed by the role
+    (playbooks/registry_cluster.yml; a run on a lab where they are deployed already changes
+    nothing), each answering on its route host."""
+    run = run_playbook("playbooks/registry_cluster.yml")
+    if run.status != "successful":
+        pytest.fail("playbooks/registry_cluster.yml failed on the lab:\n" + run.stdout_text[-4000:])
     for env, endpoint in lab.layout.registries[1:]:  # the router admits the Routes on its own
         promotion_lab.wait_for_challenge(lab, endpoint)
     return dict(lab.layout.registries[1:])
