@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the local lab: set up, bring the lab up, run the site playbook (inventory
-# validation), push an image the way a build does, promote it test -> uat -> prod (each
+# validation, then roles/registry_cluster: the environment registries and their token server as
+# pods on the registry cluster), push an image the way a build does, promote it test -> uat -> prod (each
 # promotion edits the tag's approval list and copies the image by digest into that environment's
 # registry), then show the audit and every tag in every registry.
 set -euo pipefail
