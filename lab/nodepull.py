@@ -29,6 +29,8 @@ ClusterImagePolicy / ImagePolicy signature requirements and ImageContentSourcePo
 import json
 import re
 
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.scopes import nested, valid_scope
+
 # The files the operator's templates put on every node before any edit
 # (templates/*/01-*-container-runtime/_base/files/{container-registries,policy}.yaml).
 SEARCH_REGISTRIES = ("registry.access.redhat.com", "docker.io")
@@ -63,31 +65,6 @@ _MIRROR = re.compile(r"^((?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:(
 
 class RenderError(ValueError):
     """Objects that the operator would refuse; the message names the object and field."""
-
-
-# -- scopes ------------------------------------------------------------------------------------
-def valid_scope(scope):
-    """A registries.conf scope: host[:port][/namespace...], or a ``*.domain`` wildcard."""
-    if not scope:
-        return False
-    if "*" not in scope:
-        return True
-    return scope.startswith("*.") and not any(c in scope[2:] for c in "/@:*")
-
-
-def nested(sub, sup):
-    """True if scope ``sub`` lies inside scope ``sup`` (the same scope, a namespace below it, or a
-    host matched by a ``*.domain`` wildcard)."""
-    if sub == sup:
-        return True
-    if len(sub) > len(sup) and sub.startswith(sup) and sub[len(sup)] == "/":
-        return True
-    if sup.startswith("*."):
-        if ":" in sub:
-            host = sub.split(":")[0]
-            return host.endswith(sup[1:]) and "/" not in host
-        return sub.split("/")[0].endswith(sup[1:])
-    return False
 
 
 # -- mirror sets -------------------------------------------------------------------------------

@@ -88,14 +88,3 @@ def test_a_mirror_set_that_only_repeats_its_source_is_ignored():
 ])
 def test_merge_orders(lists, order):
     assert nodepull.merge_orders(lists) == order
-
-
-@pytest.mark.parametrize("sub, sup, expected", [
-    # runtime-utils TestScopeIsNestedInsideScope
-    ("quay.io", "quay.io", True), ("quay.io:443", "quay.io", False), ("quay.io2", "quay.io", False),
-    ("quay.io/ns1/ns2/ns3", "quay.io", True), ("bar/example.foo", "*.foo", False),
-    ("example/bar.foo:400", "*.foo", False), ("*.foo.example.com", "*.example.com", True),
-    ("foo.example.com:443/bar/baz", "*.example.com", True), ("foo.example.com", "*example.com", False),
-])
-def test_nested(sub, sup, expected):
-    assert nodepull.nested(sub, sup) is expected

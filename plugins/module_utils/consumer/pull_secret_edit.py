@@ -1,0 +1,70 @@
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""One run of the ``pull_secret`` module: read the source and the target Secret, merge
+(``pull_secret.merge_auths``), write only a change, with the resourceVersion that was read."""
+
+import copy
+
+from ansible_collections.segmented.registry.plugins.module_utils.consumer import pull_secret as ps
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import edit
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import read_record, write_record
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
+
+RECORD_KEY = "auths"
+
+
+def _split(value, option):
+    parts = (value or "").split("/")
+    if len(parts) != 2 or not is_dns1123_label(parts[0]) or not is_dns1123_subdomain(parts[1]):
+        raise ps.PullSecretError(f"{option} {value!r} is not namespace/name, like openshift-config/segmented-registry-pull")
+    return parts
+
+
+class PullSecretEdit:
+    def __init__(self, namespace, name, from_secret=None, auths=None):
+        self.namespace, self.name = _split(f"{namespace}/{name}", "namespace/name")
+        self.source = _split(from_secret, "from_secret") if from_secret else None
+        if auths is not None:
+            for registry, entry in auths.items():
+                if not isinstance(entry, dict) or not entry:
+                    raise ps.PullSecretError(f"auths[{registry!r}] must be an entry like {{auth: base64(user:password)}}")
+        self.auths = auths
+
+    def where(self):
+        return f"Secret {self.namespace}/{self.name}"
+
+    def _wanted(self, api, present):
+        if not present:
+            return {}
+        if self.source is None:
+            return dict(self.auths or {})
+        namespace, name = self.source
+        secret = api.get("v1", "Secret", name, namespace)
+        if secret is None:
+            raise ps.PullSecretError(f"from_secret {namespace}/{name} does not exist on the cluster at {api.host}: the "
+                                     "credentials role writes it (playbooks/credentials.yml); run that first")
+        return dict(ps.decode(secret, f"from_secret {namespace}/{name}").get("auths") or {})
+
+    def apply(self, api, present=True):
+        return edit(lambda: self._attempt(api, present))
+
+    def _attempt(self, api, present):
+        wanted = self._wanted(api, present)
+        secret = api.get("v1", "Secret", self.name, self.namespace)
+        if secret is None:
+            raise ps.PullSecretError(f"{self.where()} does not exist on the cluster at {api.host}: check namespace and name "
+                                     "(every OpenShift cluster has openshift-config/pull-secret)")
+        config = ps.decode(secret, self.where())
+        record = read_record(secret)
+        new_config, owned, changed = ps.merge_auths(config, record.get(RECORD_KEY), wanted, self.where())
+        new_record = {RECORD_KEY: owned} if owned else {}
+        before = sorted((config.get("auths") or {}))
+        writes = 0
+        if changed or new_record != record:
+            secret = copy.deepcopy(secret)
+            secret["data"] = dict(secret.get("data") or {}, **{ps.KEY: ps.encode(new_config)})
+            api.write(write_record(secret, new_record), "replace")
+            writes = 1
+        return {"changed": bool(writes), "registries": owned, "changed_registries": changed,
+                "diff": {"before": {"registries": before}, "after": {"registries": sorted(new_config["auths"])}}}

@@ -1,0 +1,125 @@
+#!/usr/bin/python
+
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+DOCUMENTATION = r"""
+module: pull_secret
+short_description: Merge registry credentials into a cluster's global pull secret
+version_added: 0.2.0
+author:
+  - segmented.registry contributors (!UNKNOWN)
+description:
+  - Nodes that pull through an C(ImageDigestMirrorSet) or C(ImageTagMirrorSet) authenticate to the
+    mirror with the cluster's global pull secret, C(openshift-config/pull-secret); a namespace's pull
+    secrets are not used for mirrors (unless a C(CRIOCredentialProviderConfig) lists the source
+    registry). This module merges C(auths) entries into that Secret (or another
+    C(kubernetes.io/dockerconfigjson) Secret), taken from a Secret the credentials role wrote
+    (I(from_secret)) or given directly (I(auths)).
+  - Every other entry stays as it is. An entry for the same registry that this module did not
+    write is an error, and nothing is written. Which entries are its own is kept on the Secret
+    (annotation C(segmented.registry/added), registry names only); entries it wrote earlier and that
+    are no longer given are removed, and O(state=absent) removes all of them.
+  - The merged value is written only when it changes; credentials never appear in the result, the
+    diff or an error message.
+  - On OpenShift a change of the global pull secret is rolled out to every node by the
+    machine-config operator (without a drain or reboot on current releases).
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - segmented.registry.cluster
+  - segmented.registry.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The write is sent as a server-side dry run.
+  diff_mode:
+    support: full
+    details:
+      - The registries that have an entry, before and after (never a credential).
+options:
+  state:
+    description: C(present) merges; C(absent) removes the entries this module wrote, and nothing else.
+    type: str
+    choices: [present, absent]
+    default: present
+  namespace:
+    description: Namespace of the Secret to merge into.
+    type: str
+    default: openshift-config
+  name:
+    description: Name of the Secret to merge into.
+    type: str
+    default: pull-secret
+  from_secret:
+    description:
+      - C(namespace/name) of a C(kubernetes.io/dockerconfigjson) Secret on the same cluster whose C(auths)
+        entries are merged (the credentials role writes C(openshift-config/segmented-registry-pull)).
+    type: str
+  auths:
+    description:
+      - The C(auths) entries to merge, registry to entry (C({auth: base64(user:password)})).
+    type: dict
+"""
+
+EXAMPLES = r"""
+- name: Nodes of this cluster pull from its environment registry with the credential the credentials role wrote
+  segmented.registry.pull_secret:
+    context: prod
+    from_secret: openshift-config/segmented-registry-pull
+
+- name: Remove the entries again
+  segmented.registry.pull_secret:
+    context: prod
+    state: absent
+"""
+
+RETURN = r"""
+registries:
+  description: The registries this module keeps an entry for, after the run.
+  returned: success
+  type: list
+  elements: str
+  sample: [prod-registry.apps.registry.example.com]
+changed_registries:
+  description: The registries whose entry was added, changed or removed.
+  returned: success
+  type: list
+  elements: str
+"""
+
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, ObjectsError
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import RecordError
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.pull_secret import PullSecretError
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.pull_secret_edit import PullSecretEdit
+from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
+
+
+def argument_spec():
+    spec = auth_argument_spec()
+    spec.update(
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        namespace={"type": "str", "default": "openshift-config"},
+        name={"type": "str", "default": "pull-secret"},
+        from_secret={"type": "str"},
+        auths={"type": "dict", "no_log": True},
+    )
+    return spec
+
+
+def main():
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True,
+                              mutually_exclusive=[("from_secret", "auths")])
+    params = module.params
+    try:
+        edit = PullSecretEdit(params["namespace"], params["name"], params["from_secret"], params["auths"])
+        result = edit.apply(ClusterObjects.connect(module), present=params["state"] == "present")
+    except (PullSecretError, ObjectsError, RecordError) as exc:
+        module.fail_json(msg=str(exc))
+    if not module._diff:
+        result.pop("diff")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
