@@ -9,7 +9,7 @@ author:
   - segmented.registry contributors (!UNKNOWN)
 description:
   - Resolves each term (a host name, or C(host:port)) on the controller with the system resolver
-    (C(/etc/hosts), then DNS: what C(getaddrinfo) returns) and returns its IPv4 and IPv6 addresses,
+    (C(/etc/hosts), then DNS, what C(getaddrinfo) returns) and returns its IPv4 and IPv6 addresses,
     sorted, as one list per term.
   - An EndpointSlice holds IP addresses only, and the API server refuses loopback, link-local and
     unspecified ones; such an address, or a name that does not resolve, is an error that says so.

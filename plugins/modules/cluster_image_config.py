@@ -33,7 +33,7 @@ description:
   - Every write carries the resourceVersion it read; an edit that lands in between makes the module
     read again and recompute.
   - A change of these objects makes the machine-config operator roll the new files out to every
-    node (a drain and reboot per node for registry sources on most OpenShift releases): run it in a
+    node (a drain and reboot per node for registry sources on most OpenShift releases); run it in a
     maintenance window, and change it rarely.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options

@@ -58,7 +58,7 @@ options:
     type: str
   auths:
     description:
-      - The C(auths) entries to merge, registry to entry (C({auth: base64(user:password)})).
+      - "The C(auths) entries to merge, registry to entry (C({auth: base64(user:password)}))."
     type: dict
 """
 

@@ -1,0 +1,313 @@
+"""roles/consumer_cluster on the lab's test, uat and prod clusters (playbooks/consumer_cluster.yml
+through ansible-runner, as AWX runs it): the objects each cluster gets, what its nodes can pull
+through the configuration OpenShift would render from them (labctl pull: containers/image with
+that registries.conf and policy.json), idempotence, check mode, restoring exactly what was there,
+and bad input that must change nothing."""
+import base64
+import copy
+import json
+
+import pytest
+from kubernetes import client as kclient
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from lab.labctl import LabError
+
+LOGICAL = "registry.apps.lab.local"
+CONSUMERS = ("test", "uat", "prod")
+SMALL = 64 * 1024
+VOLATILE = ("resourceVersion", "managedFields", "generation", "creationTimestamp", "uid")
+
+
+def endpoint(lab, env):
+    return dict(lab.layout.registries)[env]
+
+
+def objects(lab, cluster):
+    """Every object the role touches on ``cluster``: spec, data, labels and annotations, without
+    what the API server keeps for itself."""
+    api = lab.api_client(cluster)
+    dyn = DynamicClient(api)
+
+    def clean(obj):
+        obj = copy.deepcopy(obj)
+        for key in VOLATILE:
+            obj.get("metadata", {}).pop(key, None)
+        obj.pop("status", None)
+        return obj
+
+    def listing(api_version, kind, namespace=None):
+        try:
+            resource = dyn.resources.get(api_version=api_version, kind=kind)
+            return sorted((clean(o.to_dict()) for o in resource.get(namespace=namespace).items),
+                          key=lambda o: o["metadata"]["name"])
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+
+    return {
+        "images": listing("config.openshift.io/v1", "Image"),
+        "idms": listing("config.openshift.io/v1", "ImageDigestMirrorSet"),
+        "itms": listing("config.openshift.io/v1", "ImageTagMirrorSet"),
+        "providers": listing("config.openshift.io/v1alpha1", "CRIOCredentialProviderConfig"),
+        "configmaps": [o for o in listing("v1", "ConfigMap", "openshift-config") if o["metadata"]["name"] != "kube-root-ca.crt"],
+        "secrets": [o for o in listing("v1", "Secret", "openshift-config")],
+        "services": [o for o in listing("v1", "Service", "default") if o["metadata"]["name"] != "kubernetes"],
+        "slices": [o for o in listing("discovery.k8s.io/v1", "EndpointSlice", "default")
+                   if o["metadata"]["name"] != "kubernetes"],
+    }
+
+
+def image_config(lab, cluster):
+    return DynamicClient(lab.api_client(cluster)).resources.get(
+        api_version="config.openshift.io/v1", kind="Image").get(name="cluster").to_dict()
+
+
+def patch_image(lab, cluster, spec):
+    DynamicClient(lab.api_client(cluster)).resources.get(api_version="config.openshift.io/v1", kind="Image").patch(
+        name="cluster", body={"spec": spec}, content_type="application/merge-patch+json")
+
+
+def pull_secret_auths(lab, cluster):
+    secret = kclient.CoreV1Api(lab.api_client(cluster)).read_namespaced_secret("pull-secret", "openshift-config")
+    return json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))["auths"]
+
+
+def stats_changed(run):
+    return sum((run.stats or {}).get("changed", {}).values())
+
+
+@pytest.fixture(scope="module")
+def pull_credentials(lab, make_token):
+    """Each consumer's pull credential in openshift-config/segmented-registry-pull, as
+    roles/credentials writes it: a token of a registry-cluster service account that may pull from
+    that environment's registry only."""
+    written = {}
+    for env in CONSUMERS:
+        token = make_token("consumer-pull", f"{env}-nodes", roles={env: "system:image-puller"})
+        auth = base64.b64encode(f"{env}-nodes:{token}".encode()).decode()
+        config = {"auths": {endpoint(lab, env): {"auth": auth}}}
+        core = kclient.CoreV1Api(lab.api_client(env))
+        body = {"metadata": {"name": "segmented-registry-pull", "namespace": "openshift-config"},
+                "type": "kubernetes.io/dockerconfigjson",
+                "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}}
+        try:
+            core.create_namespaced_secret("openshift-config", body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            core.replace_namespaced_secret("segmented-registry-pull", "openshift-config", body)
+        written[env] = token
+    return written
+
+
+@pytest.fixture(scope="module")
+def images(lab, run_playbook):
+    """app:v1 promoted to test, uat and prod; app:v2 to test only."""
+    namespace = "consumer-images"
+    try:
+        kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).create_namespace({"metadata": {"name": namespace}})
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    pushed = {tag: lab.push(namespace, "app", tag, 2, SMALL, seed=f"consumer-{tag}")["digest"] for tag in ("v1", "v2")}
+    for tag, envs in (("v1", ("test", "uat", "prod")), ("v2", ("test",))):
+        for env in envs:
+            run = run_playbook("playbooks/promote.yml", extravars={"project": namespace, "image": f"app:{tag}", "env": env})
+            assert run.status == "successful", run.stdout_text[-3000:]
+    return namespace, pushed
+
+
+@pytest.fixture(scope="module")
+def before(lab, pull_credentials):
+    """The clusters as an administrator had them: prod with an allow list and a CA ConfigMap of
+    its own, uat with a block list, test with nothing; taken as the reference for state: absent."""
+    patch_image(lab, "prod", {"registrySources": {"allowedRegistries": ["quay.io"]},
+                              "additionalTrustedCA": {"name": "admin-ca"}})
+    core = kclient.CoreV1Api(lab.api_client("prod"))
+    try:
+        core.create_namespaced_config_map("openshift-config", {"metadata": {"name": "admin-ca"},
+                                                               "data": {"mirror.example.com": "-----BEGIN CERTIFICATE-----\nadmin\n"}})
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    patch_image(lab, "uat", {"registrySources": {"blockedRegistries": ["bad.example.com"]}})
+    snapshot = {cluster: objects(lab, cluster) for cluster in CONSUMERS}
+    yield snapshot
+    for cluster, spec in (("prod", {"registrySources": None, "additionalTrustedCA": None}),
+                          ("uat", {"registrySources": None})):
+        patch_image(lab, cluster, spec)
+    core.delete_namespaced_config_map("admin-ca", "openshift-config")
+
+
+@pytest.fixture(scope="module")
+def configured(lab, before, run_playbook):
+    run = run_playbook("playbooks/consumer_cluster.yml")
+    assert run.status == "successful", run.stdout_text[-4000:]
+    return run
+
+
+def test_check_mode_on_a_fresh_cluster_changes_nothing(lab, before, run_playbook):
+    run = run_playbook("playbooks/consumer_cluster.yml", cmdline="--check --diff")
+    assert run.status == "successful", run.stdout_text[-4000:]
+    assert stats_changed(run) > 0
+    assert {cluster: objects(lab, cluster) for cluster in CONSUMERS} == before
+
+
+def test_each_cluster_points_at_its_own_registry_and_no_other(lab, configured):
+    integrated = lab.layout.integrated_endpoint
+    for cluster in CONSUMERS:
+        own, others = endpoint(lab, cluster), [endpoint(lab, e) for e in CONSUMERS if e != cluster]
+        found = objects(lab, cluster)
+        for kind, field in (("idms", "imageDigestMirrors"), ("itms", "imageTagMirrors")):
+            assert [o["spec"][field] for o in found[kind]] == [
+                [{"source": LOGICAL, "mirrors": [own], "mirrorSourcePolicy": "NeverContactSource"}]]
+        [service] = found["services"]
+        assert service["spec"]["type"] == "ExternalName" and service["spec"]["externalName"] == own
+        sources = image_config(lab, cluster)["spec"]["registrySources"]
+        listed = sources.get("allowedRegistries") or sources.get("blockedRegistries")
+        assert not any(other in (sources.get("allowedRegistries") or []) for other in others)
+        if cluster == "uat":  # a block list: the other registries and the integrated one are blocked
+            assert sources["blockedRegistries"] == ["bad.example.com"] + others + [integrated]
+        elif cluster == "prod":  # an allow list of its own: kept, ours appended
+            assert listed == ["quay.io", LOGICAL, own]
+        else:  # no list before: the platform's registries first; builds push to the integrated registry
+            assert listed[-3:] == [LOGICAL, own, integrated]
+            assert "registry.redhat.io" in listed and "image-registry.openshift-image-registry.svc:5000" in listed
+        assert list(pull_secret_auths(lab, cluster)) == [own]
+    ca = kclient.CoreV1Api(lab.api_client("prod")).read_namespaced_config_map("admin-ca", "openshift-config")
+    assert sorted(ca.data) == ["mirror.example.com", endpoint(lab, "prod")]  # the administrator's ConfigMap, merged
+    test_ca = kclient.CoreV1Api(lab.api_client("test")).read_namespaced_config_map(
+        "segmented-registry-trusted-ca", "openshift-config")
+    assert list(test_ca.data) == [endpoint(lab, "test")] and "BEGIN CERTIFICATE" in test_ca.data[endpoint(lab, "test")]
+
+
+def test_one_name_pulls_each_environments_own_digest(lab, configured, images, pull_credentials):
+    namespace, pushed = images
+    for cluster in CONSUMERS:
+        got = lab.pull(cluster, f"{LOGICAL}/{namespace}/app:v1")
+        assert got["digest"] == pushed["v1"]
+        by_digest = lab.pull(cluster, f"{LOGICAL}/{namespace}/app@{pushed['v1']}")
+        assert by_digest["digest"] == pushed["v1"]
+    assert lab.pull("test", f"{LOGICAL}/{namespace}/app:v2")["digest"] == pushed["v2"]
+    # not promoted to prod: the prod registry does not have it, and the test registry is never asked
+    with pytest.raises(LabError) as error:
+        lab.pull("prod", f"{LOGICAL}/{namespace}/app:v2")
+    assert "manifest unknown" in str(error.value) or "not found" in str(error.value).lower()
+
+
+def test_a_direct_pull_from_another_environment_is_refused_by_the_policy(lab, configured, images, pull_credentials,
+                                                                          tmp_path):
+    namespace, pushed = images
+    test_registry = endpoint(lab, "test")
+    auth = tmp_path / "auth.json"
+    token = pull_credentials["test"]
+    auth.write_text(json.dumps({"auths": {test_registry: {
+        "auth": base64.b64encode(f"test-nodes:{token}".encode()).decode()}}}))
+    # the same credential works from a test node
+    assert lab.pull("test", f"{test_registry}/{namespace}/app:v2", str(auth))["digest"] == pushed["v2"]
+    for cluster in ("uat", "prod"):
+        with pytest.raises(LabError) as error:
+            lab.pull(cluster, f"{test_registry}/{namespace}/app:v2", str(auth))
+        assert f"the policy.json of cluster {cluster} refuses" in str(error.value), error.value
+
+
+def test_a_second_run_changes_nothing(lab, configured, run_playbook):
+    after_first = {cluster: objects(lab, cluster) for cluster in CONSUMERS}
+    again = run_playbook("playbooks/consumer_cluster.yml")
+    assert again.status == "successful", again.stdout_text[-3000:]
+    assert stats_changed(again) == 0, again.stdout_text[-3000:]
+    assert {cluster: objects(lab, cluster) for cluster in CONSUMERS} == after_first
+
+
+def test_endpointslice_mode_and_back(lab, configured, run_playbook):
+    run = run_playbook("playbooks/consumer_cluster.yml", extravars={
+        "consumer_cluster_service_mode": "endpointslice", "consumer_cluster_service_addresses": ["192.0.2.2"]},
+        limit="uat")
+    assert run.status == "successful", run.stdout_text[-3000:]
+    found = objects(lab, "uat")
+    [service] = found["services"]
+    assert service["spec"]["type"] == "ClusterIP" and "externalName" not in service["spec"]
+    [slice_] = found["slices"]
+    assert slice_["addressType"] == "IPv4" and slice_["endpoints"][0]["addresses"] == ["192.0.2.2"]
+    assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == "docker-registry"
+    back = run_playbook("playbooks/consumer_cluster.yml", limit="uat")
+    assert back.status == "successful", back.stdout_text[-3000:]
+    found = objects(lab, "uat")
+    assert found["slices"] == [] and found["services"][0]["spec"]["type"] == "ExternalName"
+
+
+def test_bad_input_changes_nothing(lab, configured, run_playbook, inventory):
+    now = objects(lab, "uat")
+    # an unresolvable registry host in EndpointSlice mode
+    def unresolvable(hosts, group_vars):
+        group_vars["segmented_registry_environments"][1]["route_host"] = "uat-registry.apps.nowhere.invalid"
+    run = run_playbook("playbooks/consumer_cluster.yml", inventory=inventory(unresolvable), limit="uat",
+                       extravars={"consumer_cluster_service_mode": "endpointslice"})
+    assert run.status == "failed" and "uat-registry.apps.nowhere.invalid does not resolve" in run.stdout_text
+    # the lab's route hosts resolve to loopback, which an EndpointSlice cannot hold
+    run = run_playbook("playbooks/consumer_cluster.yml", limit="uat", extravars={"consumer_cluster_service_mode": "endpointslice"})
+    assert run.status == "failed" and "loopback" in run.stdout_text
+    # a consumer of an environment that has no registry
+    def absent(hosts, group_vars):
+        group_vars["segmented_registry_environments"][1]["state"] = "absent"
+    run = run_playbook("playbooks/consumer_cluster.yml", inventory=inventory(absent), limit="uat")
+    assert run.status == "failed" and "state: absent" in " ".join(run.stdout_text.split())
+    assert objects(lab, "uat") == now
+
+
+def test_a_service_the_role_did_not_create_is_refused_unless_taken_over(lab, before, run_playbook):
+    core = kclient.CoreV1Api(lab.api_client("prod"))
+    reset = run_playbook("playbooks/consumer_cluster.yml", limit="prod", extravars={"consumer_cluster_state": "absent"})
+    assert reset.status == "successful", reset.stdout_text[-3000:]
+    core.create_namespaced_service("default", {"metadata": {"name": "docker-registry"}, "spec": {
+        "type": "ExternalName", "externalName": "legacy.example.com", "ports": [{"port": 5000}]}})
+    try:
+        snapshot = objects(lab, "prod")
+        run = run_playbook("playbooks/consumer_cluster.yml", limit="prod")
+        assert run.status == "failed"
+        assert "was not created by this role" in " ".join(run.stdout_text.split())
+        assert objects(lab, "prod") == snapshot, "a refused run wrote"
+        taken = run_playbook("playbooks/consumer_cluster.yml", limit="prod",
+                             extravars={"consumer_cluster_service_takeover": True})
+        assert taken.status == "successful", taken.stdout_text[-3000:]
+        service = core.read_namespaced_service("docker-registry", "default")
+        assert service.spec.external_name == endpoint(lab, "prod")
+        assert service.metadata.labels["app.kubernetes.io/managed-by"] == "segmented.registry"
+    finally:
+        run_playbook("playbooks/consumer_cluster.yml", limit="prod", extravars={"consumer_cluster_state": "absent"})
+        try:
+            core.delete_namespaced_service("docker-registry", "default")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def test_the_credential_provider_option(lab, configured, run_playbook):
+    run = run_playbook("playbooks/consumer_cluster.yml", limit="test",
+                       extravars={"consumer_cluster_pull_credentials": "credential_provider"})
+    assert run.status == "successful", run.stdout_text[-3000:]
+    [provider] = objects(lab, "test")["providers"]
+    assert provider["metadata"]["name"] == "cluster" and provider["spec"]["matchImages"] == [LOGICAL]
+    assert pull_secret_auths(lab, "test") == {}  # namespace pull secrets serve mirror pulls now
+    back = run_playbook("playbooks/consumer_cluster.yml", limit="test")
+    assert back.status == "successful", back.stdout_text[-3000:]
+    assert objects(lab, "test")["providers"] == [] and list(pull_secret_auths(lab, "test")) == [endpoint(lab, "test")]
+
+
+def test_a_cluster_left_alone_gets_no_request(lab, run_playbook, inventory):
+    def idle(hosts, group_vars):  # its API is a closed port: any request would fail the run
+        hosts["legacy"] = {"segmented_registry_k8s_auth": {"host": "https://127.0.0.1:9", "api_key": "unused"}}
+        hosts["legacy-default"] = {"segmented_registry_environment": "default",
+                                   "segmented_registry_k8s_auth": {"host": "https://127.0.0.1:9", "api_key": "unused"}}
+    run = run_playbook("playbooks/consumer_cluster.yml", inventory=inventory(idle), limit="legacy,legacy-default")
+    assert run.status == "successful", run.stdout_text[-3000:]
+    assert stats_changed(run) == 0
+
+
+def test_state_absent_restores_every_object_as_it_was(lab, before, configured, run_playbook):
+    run = run_playbook("playbooks/consumer_cluster.yml", extravars={"consumer_cluster_state": "absent"})
+    assert run.status == "successful", run.stdout_text[-4000:]
+    assert {cluster: objects(lab, cluster) for cluster in CONSUMERS} == before
