@@ -19,7 +19,9 @@ description:
   - Every other entry stays as it is. An entry for the same registry that this module did not
     write is an error, and nothing is written. Which entries are its own is kept on the Secret
     (annotation C(segmented.registry/added), registry names only); entries it wrote earlier and that
-    are no longer given are removed, and O(state=absent) removes all of them.
+    are no longer given are removed, and O(state=absent) removes all of them. Before its first entry
+    goes in, the Secret's value is kept byte for byte in C(<name>-segmented-registry-original) beside
+    it; when the last entry goes out, that value is written back, so the Secret is exactly as it was.
   - The merged value is written only when it changes; credentials never appear in the result, the
     diff or an error message.
   - On OpenShift a change of the global pull secret is rolled out to every node by the

@@ -6,6 +6,7 @@ and bad input that must change nothing."""
 import base64
 import copy
 import json
+import uuid
 
 import pytest
 from kubernetes import client as kclient
@@ -53,7 +54,8 @@ def objects(lab, cluster):
         "itms": listing("config.openshift.io/v1", "ImageTagMirrorSet"),
         "providers": listing("config.openshift.io/v1alpha1", "CRIOCredentialProviderConfig"),
         "configmaps": [o for o in listing("v1", "ConfigMap", "openshift-config") if o["metadata"]["name"] != "kube-root-ca.crt"],
-        "secrets": [o for o in listing("v1", "Secret", "openshift-config")],
+        # the one Secret the role writes (it only reads the credential roles/credentials wrote)
+        "secrets": [o for o in listing("v1", "Secret", "openshift-config") if o["metadata"]["name"] == "pull-secret"],
         "services": [o for o in listing("v1", "Service", "default") if o["metadata"]["name"] != "kubernetes"],
         "slices": [o for o in listing("discovery.k8s.io/v1", "EndpointSlice", "default")
                    if o["metadata"]["name"] != "kubernetes"],
@@ -65,14 +67,21 @@ def image_config(lab, cluster):
         api_version="config.openshift.io/v1", kind="Image").get(name="cluster").to_dict()
 
 
-def patch_image(lab, cluster, spec):
-    DynamicClient(lab.api_client(cluster)).resources.get(api_version="config.openshift.io/v1", kind="Image").patch(
-        name="cluster", body={"spec": spec}, content_type="application/merge-patch+json")
-
-
 def pull_secret_auths(lab, cluster):
     secret = kclient.CoreV1Api(lab.api_client(cluster)).read_namespaced_secret("pull-secret", "openshift-config")
     return json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))["auths"]
+
+
+def differences(found, expected):
+    """Which objects differ, by cluster, kind and name (for a readable failure)."""
+    out = []
+    for cluster in expected:
+        for kind in expected[cluster]:
+            a = {o["metadata"]["name"]: o for o in found[cluster][kind]}
+            b = {o["metadata"]["name"]: o for o in expected[cluster][kind]}
+            out.extend(f"{cluster} {kind} {name}: {a.get(name)} != {b.get(name)}"
+                       for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name))
+    return out
 
 
 def stats_changed(run):
@@ -80,13 +89,18 @@ def stats_changed(run):
 
 
 @pytest.fixture(scope="module")
-def pull_credentials(lab, make_token):
+def suffix():
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="module")
+def pull_credentials(lab, make_token, suffix):
     """Each consumer's pull credential in openshift-config/segmented-registry-pull, as
     roles/credentials writes it: a token of a registry-cluster service account that may pull from
     that environment's registry only."""
     written = {}
     for env in CONSUMERS:
-        token = make_token("consumer-pull", f"{env}-nodes", roles={env: "system:image-puller"})
+        token = make_token(f"consumer-pull-{suffix}", f"{env}-nodes", roles={env: "system:image-puller"})
         auth = base64.b64encode(f"{env}-nodes:{token}".encode()).decode()
         config = {"auths": {endpoint(lab, env): {"auth": auth}}}
         core = kclient.CoreV1Api(lab.api_client(env))
@@ -104,9 +118,9 @@ def pull_credentials(lab, make_token):
 
 
 @pytest.fixture(scope="module")
-def images(lab, run_playbook):
+def images(lab, run_playbook, suffix):
     """app:v1 promoted to test, uat and prod; app:v2 to test only."""
-    namespace = "consumer-images"
+    namespace = f"consumer-{suffix}"
     try:
         kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).create_namespace({"metadata": {"name": namespace}})
     except ApiException as exc:
@@ -120,26 +134,61 @@ def images(lab, run_playbook):
     return namespace, pushed
 
 
+ADMIN_AUTHS = {"quay.io": {"auth": base64.b64encode(b"admin:not-a-real-password").decode()}}
+ADMIN_SPECS = {
+    # prod: an allow list and a CA ConfigMap of the administrator's own
+    "prod": {"registrySources": {"allowedRegistries": ["quay.io"]}, "additionalTrustedCA": {"name": "admin-ca"}},
+    # uat: a block list
+    "uat": {"registrySources": {"blockedRegistries": ["bad.example.com"]}},
+    # test: nothing yet
+    "test": {},
+}
+
+
+def reset(lab, cluster, spec):
+    """Put ``cluster`` in the state an administrator had before the role ever ran, with the
+    kubernetes client alone (not with the role under test)."""
+    dyn = DynamicClient(lab.api_client(cluster))
+    core = kclient.CoreV1Api(lab.api_client(cluster))
+    images = dyn.resources.get(api_version="config.openshift.io/v1", kind="Image")
+    current = images.get(name="cluster").to_dict()
+    images.replace(body={"apiVersion": "config.openshift.io/v1", "kind": "Image",
+                         "metadata": {"name": "cluster", "resourceVersion": current["metadata"]["resourceVersion"]},
+                         "spec": spec})
+    for api_version, kind, name, namespace in (
+            ("config.openshift.io/v1", "ImageDigestMirrorSet", "segmented-registry", None),
+            ("config.openshift.io/v1", "ImageTagMirrorSet", "segmented-registry", None),
+            ("config.openshift.io/v1alpha1", "CRIOCredentialProviderConfig", "cluster", None),
+            ("v1", "Service", "docker-registry", "default"),
+            ("discovery.k8s.io/v1", "EndpointSlice", "docker-registry-ipv4", "default"),
+            ("v1", "ConfigMap", "segmented-registry-trusted-ca", "openshift-config"),
+            ("v1", "ConfigMap", "admin-ca", "openshift-config")):
+        try:
+            dyn.resources.get(api_version=api_version, kind=kind).delete(name=name, namespace=namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    if (spec.get("additionalTrustedCA") or {}).get("name"):
+        core.create_namespaced_config_map("openshift-config", {
+            "metadata": {"name": spec["additionalTrustedCA"]["name"]},
+            "data": {"mirror.example.com": "-----BEGIN CERTIFICATE-----\nadmin\n"}})
+    core.replace_namespaced_secret("pull-secret", "openshift-config", {
+        "metadata": {"name": "pull-secret", "namespace": "openshift-config"}, "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(json.dumps({"auths": ADMIN_AUTHS}).encode()).decode()}})
+
+
 @pytest.fixture(scope="module")
 def before(lab, pull_credentials):
-    """The clusters as an administrator had them: prod with an allow list and a CA ConfigMap of
-    its own, uat with a block list, test with nothing; taken as the reference for state: absent."""
-    patch_image(lab, "prod", {"registrySources": {"allowedRegistries": ["quay.io"]},
-                              "additionalTrustedCA": {"name": "admin-ca"}})
-    core = kclient.CoreV1Api(lab.api_client("prod"))
-    try:
-        core.create_namespaced_config_map("openshift-config", {"metadata": {"name": "admin-ca"},
-                                                               "data": {"mirror.example.com": "-----BEGIN CERTIFICATE-----\nadmin\n"}})
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-    patch_image(lab, "uat", {"registrySources": {"blockedRegistries": ["bad.example.com"]}})
-    snapshot = {cluster: objects(lab, cluster) for cluster in CONSUMERS}
-    yield snapshot
-    for cluster, spec in (("prod", {"registrySources": None, "additionalTrustedCA": None}),
-                          ("uat", {"registrySources": None})):
-        patch_image(lab, cluster, spec)
-    core.delete_namespaced_config_map("admin-ca", "openshift-config")
+    """The clusters as an administrator had them (ADMIN_SPECS, a pull secret with an entry of its
+    own); the reference for state: absent. Put back to the lab's bare state afterwards."""
+    for cluster, spec in ADMIN_SPECS.items():
+        reset(lab, cluster, spec)
+    yield {cluster: objects(lab, cluster) for cluster in CONSUMERS}
+    for cluster in CONSUMERS:
+        reset(lab, cluster, {})
+        kclient.CoreV1Api(lab.api_client(cluster)).replace_namespaced_secret("pull-secret", "openshift-config", {
+            "metadata": {"name": "pull-secret", "namespace": "openshift-config"}, "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64.b64encode(b'{"auths":{}}').decode()}})
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +202,7 @@ def test_check_mode_on_a_fresh_cluster_changes_nothing(lab, before, run_playbook
     run = run_playbook("playbooks/consumer_cluster.yml", cmdline="--check --diff")
     assert run.status == "successful", run.stdout_text[-4000:]
     assert stats_changed(run) > 0
-    assert {cluster: objects(lab, cluster) for cluster in CONSUMERS} == before
+    assert differences({cluster: objects(lab, cluster) for cluster in CONSUMERS}, before) == []
 
 
 def test_each_cluster_points_at_its_own_registry_and_no_other(lab, configured):
@@ -176,7 +225,8 @@ def test_each_cluster_points_at_its_own_registry_and_no_other(lab, configured):
         else:  # no list before: the platform's registries first; builds push to the integrated registry
             assert listed[-3:] == [LOGICAL, own, integrated]
             assert "registry.redhat.io" in listed and "image-registry.openshift-image-registry.svc:5000" in listed
-        assert list(pull_secret_auths(lab, cluster)) == [own]
+        auths = pull_secret_auths(lab, cluster)
+        assert sorted(auths) == sorted([own, "quay.io"]) and auths["quay.io"] == ADMIN_AUTHS["quay.io"]
     ca = kclient.CoreV1Api(lab.api_client("prod")).read_namespaced_config_map("admin-ca", "openshift-config")
     assert sorted(ca.data) == ["mirror.example.com", endpoint(lab, "prod")]  # the administrator's ConfigMap, merged
     test_ca = kclient.CoreV1Api(lab.api_client("test")).read_namespaced_config_map(
@@ -208,10 +258,16 @@ def test_a_direct_pull_from_another_environment_is_refused_by_the_policy(lab, co
         "auth": base64.b64encode(f"test-nodes:{token}".encode()).decode()}}}))
     # the same credential works from a test node
     assert lab.pull("test", f"{test_registry}/{namespace}/app:v2", str(auth))["digest"] == pushed["v2"]
-    for cluster in ("uat", "prod"):
-        with pytest.raises(LabError) as error:
-            lab.pull(cluster, f"{test_registry}/{namespace}/app:v2", str(auth))
-        assert f"the policy.json of cluster {cluster} refuses" in str(error.value), error.value
+    # prod (an allow list): its policy.json rejects the test registry
+    with pytest.raises(LabError) as error:
+        lab.pull("prod", f"{test_registry}/{namespace}/app:v2", str(auth))
+    assert "the policy.json of cluster prod refuses" in str(error.value), error.value
+    # uat (a block list): the test registry is blocked in its registries.conf (and rejected by its policy.json)
+    with pytest.raises(LabError) as error:
+        lab.pull("uat", f"{test_registry}/{namespace}/app:v2", str(auth))
+    assert f"{test_registry} is blocked in" in str(error.value), error.value
+    with open(lab.node_pull_files("uat")["policy.json"]) as handle:
+        assert json.load(handle)["transports"]["docker"][test_registry] == [{"type": "reject"}]
 
 
 def test_a_second_run_changes_nothing(lab, configured, run_playbook):
@@ -291,10 +347,11 @@ def test_the_credential_provider_option(lab, configured, run_playbook):
     assert run.status == "successful", run.stdout_text[-3000:]
     [provider] = objects(lab, "test")["providers"]
     assert provider["metadata"]["name"] == "cluster" and provider["spec"]["matchImages"] == [LOGICAL]
-    assert pull_secret_auths(lab, "test") == {}  # namespace pull secrets serve mirror pulls now
+    assert pull_secret_auths(lab, "test") == ADMIN_AUTHS  # namespace pull secrets serve mirror pulls now
     back = run_playbook("playbooks/consumer_cluster.yml", limit="test")
     assert back.status == "successful", back.stdout_text[-3000:]
-    assert objects(lab, "test")["providers"] == [] and list(pull_secret_auths(lab, "test")) == [endpoint(lab, "test")]
+    assert objects(lab, "test")["providers"] == []
+    assert sorted(pull_secret_auths(lab, "test")) == sorted(["quay.io", endpoint(lab, "test")])
 
 
 def test_a_cluster_left_alone_gets_no_request(lab, run_playbook, inventory):
@@ -310,4 +367,4 @@ def test_a_cluster_left_alone_gets_no_request(lab, run_playbook, inventory):
 def test_state_absent_restores_every_object_as_it_was(lab, before, configured, run_playbook):
     run = run_playbook("playbooks/consumer_cluster.yml", extravars={"consumer_cluster_state": "absent"})
     assert run.status == "successful", run.stdout_text[-4000:]
-    assert {cluster: objects(lab, cluster) for cluster in CONSUMERS} == before
+    assert differences({cluster: objects(lab, cluster) for cluster in CONSUMERS}, before) == []

@@ -2,13 +2,23 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
 """One run of the ``pull_secret`` module: read the source and the target Secret, merge
-(``pull_secret.merge_auths``), write only a change, with the resourceVersion that was read."""
+(``pull_secret.merge_auths``), write only a change, with the resourceVersion that was read.
+
+Before its first entry goes in, the Secret's value is copied, byte for byte, into a Secret beside
+it (``<name>-segmented-registry-original``, labelled as this collection's): when the last entry
+goes out and what remains is that value, the original bytes are written back (not a re-encoding of
+the same JSON) and the copy is deleted, so the Secret is exactly as it was."""
 
 import copy
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer import pull_secret as ps
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import edit
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import read_record, write_record
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    read_record,
+    write_record,
+)
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
 
 RECORD_KEY = "auths"
@@ -62,9 +72,23 @@ class PullSecretEdit:
         before = sorted((config.get("auths") or {}))
         writes = 0
         if changed or new_record != record:
+            original_name = f"{self.name}-segmented-registry-original"
+            original = api.get("v1", "Secret", original_name, self.namespace)
+            value = ps.encode(new_config)
+            if owned and not record and original is None:
+                api.write({"apiVersion": "v1", "kind": "Secret", "type": secret.get("type"),
+                           "metadata": {"name": original_name, "namespace": self.namespace,
+                                        "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+                           "data": {ps.KEY: secret["data"][ps.KEY]}}, "create")
+                writes += 1
+            if not owned and original is not None:
+                if ps.decode(original, f"Secret {self.namespace}/{original_name}") == new_config:
+                    value = original["data"][ps.KEY]
             secret = copy.deepcopy(secret)
-            secret["data"] = dict(secret.get("data") or {}, **{ps.KEY: ps.encode(new_config)})
+            secret["data"] = dict(secret.get("data") or {}, **{ps.KEY: value})
             api.write(write_record(secret, new_record), "replace")
-            writes = 1
+            writes += 1
+            if not owned and original is not None:
+                api.write(original, "delete")
         return {"changed": bool(writes), "registries": owned, "changed_registries": changed,
                 "diff": {"before": {"registries": before}, "after": {"registries": sorted(new_config["auths"])}}}
