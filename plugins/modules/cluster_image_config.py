@@ -48,6 +48,10 @@ attributes:
     support: full
     details:
       - The Image's C(spec), the CA ConfigMap's keys (certificates are public) and C(matchImages), before and after.
+  idempotent:
+    support: full
+    details:
+      - A second run with the same arguments finds every entry in place and writes nothing.
 options:
   state:
     description:

@@ -39,6 +39,10 @@ attributes:
     support: full
     details:
       - The registries that have an entry, before and after (never a credential).
+  idempotent:
+    support: full
+    details:
+      - The Secret is written only when an entry changes.
 options:
   state:
     description: C(present) merges; C(absent) removes the entries this module wrote, and nothing else.
@@ -103,7 +107,7 @@ def argument_spec():
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         namespace={"type": "str", "default": "openshift-config"},
         name={"type": "str", "default": "pull-secret"},
-        from_secret={"type": "str"},
+        from_secret={"type": "str", "no_log": False},
         auths={"type": "dict", "no_log": True},
     )
     return spec

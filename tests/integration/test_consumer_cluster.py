@@ -248,8 +248,8 @@ def test_one_name_pulls_each_environments_own_digest(lab, configured, images, pu
     assert "manifest unknown" in str(error.value) or "not found" in str(error.value).lower()
 
 
-def test_a_direct_pull_from_another_environment_is_refused_by_the_policy(lab, configured, images, pull_credentials,
-                                                                          tmp_path):
+def test_a_direct_pull_from_another_environment_is_refused_by_the_policy(
+        lab, configured, images, pull_credentials, tmp_path):
     namespace, pushed = images
     test_registry = endpoint(lab, "test")
     auth = tmp_path / "auth.json"
@@ -297,6 +297,7 @@ def test_endpointslice_mode_and_back(lab, configured, run_playbook):
 
 def test_bad_input_changes_nothing(lab, configured, run_playbook, inventory):
     now = objects(lab, "uat")
+
     # an unresolvable registry host in EndpointSlice mode
     def unresolvable(hosts, group_vars):
         group_vars["segmented_registry_environments"][1]["route_host"] = "uat-registry.apps.nowhere.invalid"
@@ -306,6 +307,7 @@ def test_bad_input_changes_nothing(lab, configured, run_playbook, inventory):
     # the lab's route hosts resolve to loopback, which an EndpointSlice cannot hold
     run = run_playbook("playbooks/consumer_cluster.yml", limit="uat", extravars={"consumer_cluster_service_mode": "endpointslice"})
     assert run.status == "failed" and "loopback" in run.stdout_text
+
     # a consumer of an environment that has no registry
     def absent(hosts, group_vars):
         group_vars["segmented_registry_environments"][1]["state"] = "absent"

@@ -28,7 +28,7 @@ def _split(value, option):
     parts = (value or "").split("/")
     if len(parts) != 2 or not is_dns1123_label(parts[0]) or not is_dns1123_subdomain(parts[1]):
         raise ps.PullSecretError(f"{option} {value!r} is not namespace/name, like openshift-config/segmented-registry-pull")
-    return parts
+    return parts[0], parts[1]
 
 
 class PullSecretEdit:
@@ -49,7 +49,7 @@ class PullSecretEdit:
             return {}
         if self.source is None:
             return dict(self.auths or {})
-        namespace, name = self.source
+        namespace, name = self.source[0], self.source[1]
         secret = api.get("v1", "Secret", name, namespace)
         if secret is None:
             raise ps.PullSecretError(f"from_secret {namespace}/{name} does not exist on the cluster at {api.host}: the "

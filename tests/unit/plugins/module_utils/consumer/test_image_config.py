@@ -6,8 +6,8 @@ from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned 
     RECORD_ANNOTATION, RecordError, merge_owned, read_record, write_record)
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.scopes import nested
 
-ALLOW = ["registry.apps.example.com", "prod-registry.apps.registry.example.com"]
-DENY = ["test-registry.apps.registry.example.com", "uat-registry.apps.registry.example.com"]
+ALLOW = ("registry.apps.example.com", "prod-registry.apps.registry.example.com")
+DENY = ("test-registry.apps.registry.example.com", "uat-registry.apps.registry.example.com")
 PLATFORM = ["registry.redhat.io", "quay.io/openshift-release-dev"]
 
 
@@ -32,7 +32,7 @@ def roundtrip(spec, record=None, allow=ALLOW, deny=DENY):
 def test_a_cluster_without_registry_sources_keeps_its_platform_registries():
     spec = {"additionalTrustedCA": {"name": "x"}}
     merged, record, restored = roundtrip(spec)
-    assert merged["registrySources"] == {"allowedRegistries": PLATFORM + ALLOW}
+    assert merged["registrySources"] == {"allowedRegistries": PLATFORM + list(ALLOW)}
     assert record["allowedRegistriesCreated"] and record["registrySourcesCreated"]
     assert restored == spec
 
@@ -52,14 +52,14 @@ def test_an_existing_allow_list_keeps_its_entries_and_order():
 def test_an_empty_allowed_list_is_restored_as_it_was():
     spec = {"registrySources": {"allowedRegistries": []}}
     merged, record, restored = roundtrip(spec)
-    assert merged["registrySources"]["allowedRegistries"] == PLATFORM + ALLOW
+    assert merged["registrySources"]["allowedRegistries"] == PLATFORM + list(ALLOW)
     assert restored == {"registrySources": {}} or restored == spec
 
 
 def test_blocked_registries_get_the_other_environments():
     spec = {"registrySources": {"blockedRegistries": ["bad.example.com", "*.apps.registry.example.com"]}}
-    merged, record, restored = roundtrip(spec, allow=["registry.apps.example.com"],
-                                         deny=DENY + ["other.example.com"])
+    merged, record, restored = roundtrip(spec, allow=("registry.apps.example.com",),
+                                         deny=DENY + ("other.example.com",))
     # the wildcard of the administrator already blocks the environment registries
     assert merged["registrySources"]["blockedRegistries"] == ["bad.example.com", "*.apps.registry.example.com",
                                                               "other.example.com"]
@@ -87,8 +87,8 @@ def test_both_lists_are_refused():
 def test_a_new_environment_replaces_the_old_one():
     merged, record = ic.merge_registry_sources({"registrySources": {"allowedRegistries": ["quay.io"]}}, {},
                                                ALLOW, DENY, PLATFORM)
-    moved, moved_record = ic.merge_registry_sources(merged, record, ["registry.apps.example.com", DENY[0]],
-                                                    [ALLOW[1], DENY[1]], PLATFORM)
+    moved, moved_record = ic.merge_registry_sources(merged, record, ("registry.apps.example.com", DENY[0]),
+                                                    (ALLOW[1], DENY[1]), PLATFORM)
     assert moved["registrySources"]["allowedRegistries"] == ["quay.io", "registry.apps.example.com", DENY[0]]
     assert ic.restore_registry_sources(moved, moved_record) == {"registrySources": {"allowedRegistries": ["quay.io"]}}
 
