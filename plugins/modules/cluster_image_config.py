@@ -159,9 +159,7 @@ changed_objects:
   sample: [ConfigMap openshift-config/segmented-registry-trusted-ca, Image cluster]
 """
 
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.image_config import ImageConfigError
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, ObjectsError
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import RecordError
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.module import run
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.node_config import NodeImageConfig
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
 
@@ -184,16 +182,9 @@ def argument_spec():
 def main():
     module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    try:
-        config = NodeImageConfig(params["allow"], params["deny"], params["platform_registries"],
-                                 params["trusted_ca"], params["trusted_ca_configmap"],
-                                 params["credential_provider_registries"])
-        result = config.apply(ClusterObjects.connect(module), present=params["state"] == "present")
-    except (ImageConfigError, ObjectsError, RecordError) as exc:
-        module.fail_json(msg=str(exc))
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    run(module, lambda: NodeImageConfig(params["allow"], params["deny"], params["platform_registries"],
+                                        params["trusted_ca"], params["trusted_ca_configmap"],
+                                        params["credential_provider_registries"]))
 
 
 if __name__ == "__main__":

@@ -94,9 +94,7 @@ changed_registries:
   elements: str
 """
 
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, ObjectsError
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import RecordError
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.pull_secret import PullSecretError
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.module import run
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.pull_secret_edit import PullSecretEdit
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
 
@@ -117,14 +115,7 @@ def main():
     module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True,
                               mutually_exclusive=[("from_secret", "auths")])
     params = module.params
-    try:
-        edit = PullSecretEdit(params["namespace"], params["name"], params["from_secret"], params["auths"])
-        result = edit.apply(ClusterObjects.connect(module), present=params["state"] == "present")
-    except (PullSecretError, ObjectsError, RecordError) as exc:
-        module.fail_json(msg=str(exc))
-    if not module._diff:
-        result.pop("diff")
-    module.exit_json(**result)
+    run(module, lambda: PullSecretEdit(params["namespace"], params["name"], params["from_secret"], params["auths"]))
 
 
 if __name__ == "__main__":
