@@ -4,7 +4,7 @@
 DOCUMENTATION = r"""
 name: addresses
 short_description: The IP addresses a host name resolves to, for an EndpointSlice
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:

@@ -6,7 +6,7 @@
 DOCUMENTATION = r"""
 module: cluster_image_config
 short_description: Merge registries into what a cluster's nodes may pull from and whom they trust
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:

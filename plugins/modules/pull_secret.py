@@ -6,7 +6,7 @@
 DOCUMENTATION = r"""
 module: pull_secret
 short_description: Merge registry credentials into a cluster's global pull secret
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
