@@ -6,7 +6,7 @@
 DOCUMENTATION = r"""
 module: reconcile
 short_description: Make every environment registry hold exactly the approved images, by digest
-version_added: 1.0.0
+version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
