@@ -285,9 +285,6 @@ class Lab:
             for name in sorted(os.listdir(os.path.join(HERE, folder))):
                 with open(os.path.join(HERE, folder, name)) as handle:
                     documents.extend(d for d in yaml.safe_load_all(handle) if d)
-        if cluster == self.layout.registry_cluster:  # the promotion job's service account
-            with open(os.path.join(HERE, "promoter.yml")) as handle:
-                documents.extend(d for d in yaml.safe_load_all(handle) if d)
         for doc in documents:
             resource = dyn.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
             resource.server_side_apply(body=doc, field_manager="labctl", force_conflicts=True)

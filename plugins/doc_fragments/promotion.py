@@ -45,7 +45,8 @@ options:
         stored.
       - It needs C(registry-viewer) (list image streams, the catalog) and C(system:image-puller)
         cluster-wide, C(system:image-pusher) in each environment namespace, and C(delete) on
-        C(images.image.openshift.io) cluster-wide to remove tags (see C(lab/promoter.yml)).
+        C(images.image.openshift.io) cluster-wide to remove tags (the registry-cluster role makes such an
+        account, C(registry_cluster_pushers)).
       - Mutually exclusive with I(registry_token); one of them is required.
     type: str
   token_duration:

@@ -1,7 +1,7 @@
 """What the promotion tests (test_reconcile.py) and the benchmark need on top of the lab.
 
-- ``promoter_token``: a TokenRequest token of the promoter service account (``lab/promoter.yml``,
-  which labctl applies when it brings the lab up).
+- ``promoter_token``: a TokenRequest token of the promoter service account (made by
+  ``roles/registry_cluster``, which the suite's session fixture deploys).
 - ``ExtraRegistry``: our OWN CNCF distribution process on a free loopback port 15000-15999, with
   the lab's token server (service ``env-test``: access is decided in namespace ``test``), the lab
   registry certificate and its own storage: a registry the tests may kill and restart. The lab's
