@@ -615,7 +615,10 @@ class Lab:
                 raise LabError(f"a node of cluster {cluster} cannot pull {reference}: {detail}")
             with open(digestfile) as handle:
                 digest = handle.read().strip()
+        with open(paths["registries.conf"]) as handle:
+            route = nodepull.mirrors_for(handle.read(), reference)
         return {"cluster": cluster, "image": reference, "digest": digest,
+                "mirrors": [m["location"] for m in route["mirrors"]], "source_blocked": route["source_blocked"],
                 "registries_conf": paths["registries.conf"], "policy_json": paths["policy.json"]}
 
     def image_references(self):

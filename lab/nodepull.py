@@ -28,6 +28,7 @@ ClusterImagePolicy / ImagePolicy signature requirements and ImageContentSourcePo
 """
 import json
 import re
+import tomllib
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.scopes import nested, valid_scope
 
@@ -281,3 +282,27 @@ def render(image=None, digest_mirror_sets=(), tag_mirror_sets=()):
         "registries.conf": render_registries_conf(image, digest_mirror_sets, tag_mirror_sets),
         "policy.json": render_policy_json(image),
     }
+
+
+def mirrors_for(registries_conf, reference):
+    """Where a node with this registries.conf (text) pulls ``reference`` from: the mirror locations
+    (with the reference's path below them) of the most specific registry entry that matches, in
+    order, that serve this kind of reference (``digest-only`` mirrors serve ``@sha256:`` references,
+    ``tag-only`` ones tags); and whether the source itself is blocked."""
+    config = tomllib.loads(registries_conf)
+    name = reference.split("@")[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    best = None
+    for entry in config.get("registry", []):
+        scope = entry.get("prefix") or entry.get("location")
+        if scope and nested(name, scope) and (best is None or len(scope) > len(best[0])):
+            best = (scope, entry)
+    if best is None:
+        return {"source_blocked": False, "mirrors": []}
+    scope, entry = best
+    suffix = name[len(scope):] if not scope.startswith("*.") else name[name.index("/"):] if "/" in name else ""
+    serves = ("all", DIGEST_ONLY if "@" in reference else TAG_ONLY)
+    return {"source_blocked": bool(entry.get("blocked")),
+            "mirrors": [{"location": m["location"] + suffix, "pull_from_mirror": m.get("pull-from-mirror", "all")}
+                        for m in entry.get("mirror", []) if m.get("pull-from-mirror", "all") in serves]}

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job on the local lab: set up, bring the lab up, run the site playbook (inventory
-# validation, then roles/registry_cluster: the environment registries and their token server as
-# pods on the registry cluster), push an image the way a build does, promote it test -> uat -> prod (each
-# promotion edits the tag's approval list and copies the image by digest into that environment's
-# registry), then show the audit and every tag in every registry.
+# validation; roles/registry_cluster: the environment registries and their token server as pods on
+# the registry cluster; roles/credentials: each consumer's pull credential; roles/consumer_cluster:
+# one logical registry name on every consumer cluster, each confined to its environment's registry),
+# push an image the way a build does, promote it test -> uat -> prod (each promotion edits the tag's
+# approval list and copies the image by digest into that environment's registry), then show the
+# audit, every tag in every registry, and what registry.apps.lab.local/myproject/app:v1 resolves
+# to on each consumer cluster (pulled as its nodes pull: labctl pull).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -17,3 +20,6 @@ for env in test uat prod; do
 done
 ansible-playbook -i inventories/lab playbooks/audit.yml -e project=myproject
 lab/labctl where --namespace myproject
+for cluster in test uat prod; do
+  lab/labctl pull --cluster "$cluster" registry.apps.lab.local/myproject/app:v1
+done

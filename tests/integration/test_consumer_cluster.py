@@ -239,6 +239,7 @@ def test_one_name_pulls_each_environments_own_digest(lab, configured, images, pu
     for cluster in CONSUMERS:
         got = lab.pull(cluster, f"{LOGICAL}/{namespace}/app:v1")
         assert got["digest"] == pushed["v1"]
+        assert got["mirrors"] == [f"{endpoint(lab, cluster)}/{namespace}/app"] and got["source_blocked"]
         by_digest = lab.pull(cluster, f"{LOGICAL}/{namespace}/app@{pushed['v1']}")
         assert by_digest["digest"] == pushed["v1"]
     assert lab.pull("test", f"{LOGICAL}/{namespace}/app:v2")["digest"] == pushed["v2"]

@@ -88,3 +88,17 @@ def test_a_mirror_set_that_only_repeats_its_source_is_ignored():
 ])
 def test_merge_orders(lists, order):
     assert nodepull.merge_orders(lists) == order
+
+
+def test_mirrors_for_names_where_a_reference_is_pulled_from():
+    mirror_set = {"source": "registry.apps.example.com", "mirrors": ["prod-registry.example.com"],
+                  "mirrorSourcePolicy": "NeverContactSource"}
+    conf = nodepull.render_registries_conf(
+        {"spec": {}}, [{"metadata": {"name": "a"}, "spec": {"imageDigestMirrors": [mirror_set]}}],
+        [{"metadata": {"name": "a"}, "spec": {"imageTagMirrors": [mirror_set]}}])
+    by_tag = nodepull.mirrors_for(conf, "registry.apps.example.com/myproject/app:v1")
+    assert by_tag == {"source_blocked": True, "mirrors": [
+        {"location": "prod-registry.example.com/myproject/app", "pull_from_mirror": "tag-only"}]}
+    by_digest = nodepull.mirrors_for(conf, "registry.apps.example.com/myproject/app@sha256:" + "0" * 64)
+    assert [m["pull_from_mirror"] for m in by_digest["mirrors"]] == ["digest-only"]
+    assert nodepull.mirrors_for(conf, "quay.io/x/y:v1") == {"source_blocked": False, "mirrors": []}
