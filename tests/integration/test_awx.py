@@ -1,0 +1,127 @@
+"""promote.yml, demote.yml and validate.yml as an AWX job template runs them on the lab: through
+ansible-runner (AWX's engine), with the clusters' credentials injected exactly as the credential
+type "Segmented registry kubeconfig" injects them (its file injector rendered with the lab's
+kubeconfig as the credential's input, written 0600 into the job's private data directory, its
+path in SEGMENTED_REGISTRY_KUBECONFIG), hosts that select their context as inventories/awx does,
+and extra variables shaped as the job template's survey sends them."""
+import os
+
+import pytest
+import yaml
+from kubernetes import client as kclient
+
+from tests import awx_as_code as awx
+
+SMALL = 64 * 1024
+
+
+@pytest.fixture
+def namespace(lab, unique):
+    name = "awx-" + unique
+    kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture
+def awx_inventory(lab, inventory):
+    """The lab inventory with each host's credentials in the form of inventories/awx: the
+    kubeconfig from SEGMENTED_REGISTRY_KUBECONFIG (the same variable and lookup), and the host's
+    context; nothing else points at the lab's kubeconfig."""
+    awx_hosts = awx.load_yaml(os.path.join(awx.AWX_INVENTORY, "hosts.yml"))
+    awx_vars = awx_hosts["all"]["vars"]
+    kubeconfig_template = awx_vars["segmented_registry_awx_kubeconfig"]
+    # every host of inventories/awx takes its kubeconfig from that variable
+    for group in awx_hosts["all"]["children"].values():
+        for host, hostvars in group["hosts"].items():
+            assert hostvars["segmented_registry_k8s_auth"]["kubeconfig"] == "{{ segmented_registry_awx_kubeconfig }}", host
+
+    def edit(hosts, group_vars):
+        group_vars["segmented_registry_awx_kubeconfig"] = kubeconfig_template
+        for name, hostvars in hosts.items():
+            context = hostvars["segmented_registry_k8s_auth"]["context"]
+            hostvars["segmented_registry_k8s_auth"] = {"kubeconfig": "{{ segmented_registry_awx_kubeconfig }}",
+                                                       "context": context}
+        del group_vars["segmented_registry_lab_kubeconfig"]
+
+    path = inventory(edit)
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            with open(os.path.join(root, name)) as handle:
+                assert lab.kubeconfig not in handle.read()
+    return path
+
+
+@pytest.fixture
+def credential(lab, tmp_path):
+    """The job's environment from a "Segmented registry kubeconfig" credential whose input is the
+    lab's kubeconfig (one context per cluster, certificates and keys embedded)."""
+    with open(lab.kubeconfig) as handle:
+        kubeconfig = handle.read()
+    contexts = {c["name"] for c in yaml.safe_load(kubeconfig)["contexts"]}
+    assert contexts == {"registry", "test", "uat", "prod"}
+    env, files = awx.inject(awx.credential_type(), {"kubeconfig": kubeconfig}, str(tmp_path / "job"))
+    assert oct(os.stat(files["template.kubeconfig"]).st_mode & 0o777) == "0o600"
+    return env
+
+
+def survey(template, **answers):
+    return awx.survey_extra_vars(awx.job_template(template)["survey"], answers)
+
+
+def test_promote_and_demote_as_awx_job_templates_run_them(lab, namespace, run_playbook, awx_inventory, credential):
+    pushed = lab.push(namespace, "app", "v1", 2, SMALL)
+    extravars = survey("promote", project=namespace, image="app:v1", env="test")
+    assert extravars == {"project": namespace, "image": "app:v1", "env": "test"}
+
+    promoted = run_playbook("playbooks/promote.yml", inventory=awx_inventory, extravars=extravars, envvars=credential)
+    assert promoted.status == "successful", promoted.stdout_text[-3000:]
+    assert promoted.stats["changed"] == {"localhost": 1}
+    assert lab.where(namespace)["test"]["tags"] == {f"{namespace}/app:v1": pushed["digest"]}
+    assert lab.where(namespace)["uat"]["tags"] == {}
+
+    demoted = run_playbook("playbooks/demote.yml", inventory=awx_inventory,
+                           extravars=survey("demote", project=namespace, image="app:v1", env="test"),
+                           envvars=credential)
+    assert demoted.status == "successful", demoted.stdout_text[-3000:]
+    assert lab.where(namespace)["test"]["tags"] == {}
+
+
+def test_the_job_reaches_the_registry_cluster_through_the_injected_file_only(
+        lab, namespace, run_playbook, awx_inventory, credential, tmp_path):
+    lab.push(namespace, "app", "v1", 1, SMALL)
+    extravars = survey("promote", project=namespace, image="app:v1", env="test")
+    # the same credential without the registry context: the job cannot reach the registry cluster
+    with open(lab.kubeconfig) as handle:
+        kubeconfig = yaml.safe_load(handle)
+    kubeconfig["contexts"] = [c for c in kubeconfig["contexts"] if c["name"] != "registry"]
+    kubeconfig["current-context"] = "test"
+    env, _files = awx.inject(awx.credential_type(), {"kubeconfig": yaml.safe_dump(kubeconfig)}, str(tmp_path / "job2"))
+    refused = run_playbook("playbooks/promote.yml", inventory=awx_inventory, extravars=extravars, envvars=env)
+    assert refused.status == "failed"
+    assert "Expected object with name registry in" in " ".join(refused.stdout_text.split()), refused.stdout_text[-3000:]
+    assert lab.where(namespace)["test"]["tags"] == {}
+    # and without the credential at all, validation names the field before anything is reached
+    missing = run_playbook("playbooks/promote.yml", inventory=awx_inventory, extravars=extravars)
+    assert missing.status == "failed"
+    assert "segmented_registry_k8s_auth.kubeconfig" in " ".join(missing.stdout_text.split())
+
+
+def test_validate_reaches_every_cluster_through_one_credential(lab, run_playbook, awx_inventory, credential):
+    run = run_playbook("playbooks/validate.yml", inventory=awx_inventory, envvars=credential)
+    assert run.status == "successful", run.stdout_text[-3000:]
+    result = task_result(run, "Check the inventory and reach the clusters this job touches")
+    path = credential["SEGMENTED_REGISTRY_KUBECONFIG"]
+    assert result["topology"]["registry_cluster"]["auth"] == f"kubeconfig {path} context registry"
+    assert {c["name"]: c["auth"] for c in result["topology"]["consumer_clusters"]} == {
+        env: f"kubeconfig {path} context {env}" for env in ("test", "uat", "prod")}
+    # one credential, four clusters, each answering as itself (the lab's API servers, one port each)
+    servers = {host: answer["server"] for host, answer in result["clusters"].items() if answer["reachable"]}
+    assert set(servers) == {"registry", "test", "uat", "prod"} and len(set(servers.values())) == 4, result["clusters"]
+
+
+def task_result(runner, name):
+    for event in runner.events:
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok" and data.get("task") == name:
+            return data["res"]
+    raise AssertionError(f"no result of {name!r} in:\n{runner.stdout_text[-3000:]}")
