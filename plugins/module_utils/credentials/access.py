@@ -52,9 +52,9 @@ def registry_rules(namespace, state_present=True):
 def consumer_rules(namespaces, state_present=True):
     """What a credential needs on the consumer cluster: its Secrets and the service accounts they
     are linked to in each target namespace, and finding what it made before (cluster-wide list)."""
-    rules = [rule("list", "secrets", None), rule("list", "serviceaccounts", None)]
+    rules = [rule("get", "namespaces", None), rule("list", "secrets", None), rule("list", "serviceaccounts", None)]
     for namespace in namespaces:
-        rules += [rule("get", "secrets", namespace), rule("delete", "secrets", namespace),
+        rules += [rule("get", "secrets", namespace), rule("delete", "secrets", namespace), rule("patch", "secrets", namespace),
                   rule("get", "serviceaccounts", namespace), rule("patch", "serviceaccounts", namespace)]
         if state_present:
             rules += [rule("create", "secrets", namespace), rule("update", "secrets", namespace)]
