@@ -85,21 +85,21 @@ class Registry:
     def __init__(self, lab, host):
         self.lab, self.host = lab, host
         self.session = requests.Session()
-        self.session.verify = lab.ca.cert_path
-        challenge = self.session.get(f"https://{host}/v2/", timeout=10)
+        self.ca = lab.ca.cert_path  # per request: a session's verify loses to REQUESTS_CA_BUNDLE
+        challenge = self.session.get(f"https://{host}/v2/", timeout=10, verify=self.ca)
         assert challenge.status_code == 401, challenge.status_code
         fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge.headers["WWW-Authenticate"]))
         self.realm, self.service = fields["realm"], fields["service"]
 
     def call(self, token, scope, method, path, **options):
         answer = self.session.get(self.realm, params={"service": self.service, "scope": scope},
-                                  auth=("serviceaccount", token), timeout=10)
+                                  auth=("serviceaccount", token), timeout=10, verify=self.ca)
         if answer.status_code != 200:
             return answer.status_code
         bearer = answer.json().get("token") or answer.json().get("access_token")
         headers = dict(options.pop("headers", {}), Authorization="Bearer " + bearer)
         return self.session.request(method, f"https://{self.host}{path}", headers=headers, timeout=30,
-                                    **options).status_code
+                                    verify=self.ca, **options).status_code
 
     def pull(self, token, repository=REPOSITORY, reference="v1"):
         return self.call(token, f"repository:{repository}:pull", "GET", f"/v2/{repository}/manifests/{reference}",
