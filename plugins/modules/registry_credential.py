@@ -275,6 +275,10 @@ options:
         type: list
         elements: str
         default: []
+      secret_name:
+        description:
+          - The Secret's name in this namespace. Default O(secret_name).
+        type: str
   token_type:
     description:
       - V(bound) - a TokenRequest token of O(duration) seconds, bound to its generation Secret.
@@ -444,6 +448,7 @@ def argument_spec():
         "targets": {"type": "list", "elements": "dict", "default": [], "options": {
             "namespace": {"type": "str", "required": True},
             "service_accounts": {"type": "list", "elements": "str", "default": []},
+            "secret_name": {"type": "str", "no_log": False},
         }},
         "token_type": {"type": "str", "choices": [labels.TOKEN_BOUND, labels.TOKEN_LONG_LIVED], "default": labels.TOKEN_BOUND,
                        "no_log": False},
@@ -477,7 +482,8 @@ def main():
     spec = Spec(
         cluster=params["cluster_name"], access=params["access"], namespace=params["namespace"],
         registry=params["registry"], secret_name=params["secret_name"] or DEFAULT_SECRETS[params["access"]],
-        targets=[Target(item["namespace"], list(item["service_accounts"] or ())) for item in params["targets"]],
+        targets=[Target(item["namespace"], list(item["service_accounts"] or ()), item.get("secret_name"))
+                 for item in params["targets"]],
         token_type=params["token_type"], duration=params["duration"], renew_before=params["renew_before"],
         rotate=params["rotate"], grace=params["grace"], state=params["state"])
     problems = spec_problems(spec)

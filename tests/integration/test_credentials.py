@@ -40,6 +40,17 @@ REPOSITORY = "myproject/credtest"
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
                   "application/vnd.docker.distribution.manifest.v2+json")
 MANAGED = "app.kubernetes.io/managed-by=segmented.registry"
+# The cluster-wide pull credential. Its contract name is openshift-config/segmented-registry-pull
+# (the default of credentials_global_pull_secret); on the shared lab another suite writes a Secret
+# of that name by hand (the consumer-cluster tests), which this role rightly refuses to overwrite,
+# so these tests give it a name of their own.
+GLOBAL = ("openshift-config", "segmented-registry-pull-credtest")
+EXTRA = {"credentials_global_pull_secret": "/".join(GLOBAL)}
+
+
+def play(run_playbook, playbook, extravars=None, **options):
+    """run_playbook with this module's EXTRA variables."""
+    return run_playbook(playbook, extravars=dict(EXTRA, **(extravars or {})), **options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +225,7 @@ def distributed(lab, run_playbook, image_everywhere):
             core.patch_namespaced_service_account("default", APP_NS, {
                 "imagePullSecrets": [{"name": ref.name} for ref in sa.image_pull_secrets or []] + [{"name": "someone-elses"}]})
     started = time.monotonic()
-    run = run_playbook(PLAYBOOK)
+    run = play(run_playbook, PLAYBOOK)
     assert run.status == "successful", run.stdout_text[-6000:]
     return {"run": run, "seconds": time.monotonic() - started, "digest": image_everywhere}
 
@@ -231,7 +242,7 @@ def _exists(core, namespace, name):
 def restore(run_playbook):
     """A normal run on the lab inventory after the test, whatever it did."""
     yield
-    run = run_playbook(PLAYBOOK)
+    run = play(run_playbook, PLAYBOOK)
     assert run.status == "successful", run.stdout_text[-4000:]
 
 
@@ -244,7 +255,7 @@ def test_pull_credential_pulls_from_its_environment_only(lab, distributed):
     """test's pull credential, read back from the consumer's Secrets (the cluster-wide one in
     openshift-config and the one linked to myproject/default): pulls from the test registry; 401/403
     from uat and prod; cannot push or delete anywhere."""
-    registry, token = credential(lab, "test", "openshift-config")
+    registry, token = credential(lab, "test", *GLOBAL)
     assert registry == endpoint(lab, "test")
     assert credential(lab, "test", APP_NS) == (registry, token)
     digest = distributed["digest"]
@@ -300,7 +311,7 @@ def test_builder_credential_pushes_to_its_namespace_only(lab, distributed, skope
 def test_second_run_changes_nothing(lab, distributed, run_playbook):
     before = versions(lab)
     started = time.monotonic()
-    run = run_playbook(PLAYBOOK)
+    run = play(run_playbook, PLAYBOOK)
     seconds = time.monotonic() - started
     assert run.status == "successful", run.stdout_text[-4000:]
     assert changed(run) == 0, run.stdout_text[-4000:]
@@ -318,13 +329,13 @@ def test_token_near_expiry_is_renewed_by_a_normal_run(lab, distributed, run_play
     old_generation = generation(lab, "uat", APP_NS)
     _, old_token = credential(lab, "uat", APP_NS)
     test_version = read_secret(lab, "test", APP_NS).metadata.resource_version
-    run = run_playbook(PLAYBOOK, extravars={"credentials_renew_before": 604799, "credentials_clusters": ["uat"]})
+    run = play(run_playbook, PLAYBOOK, extravars={"credentials_renew_before": 604799, "credentials_clusters": ["uat"]})
     assert run.status == "successful", run.stdout_text[-4000:]
     assert "its token is within renew_before of its expiry" in results(run)
     new_generation = generation(lab, "uat", APP_NS)
     _, new_token = credential(lab, "uat", APP_NS)
     assert new_generation != old_generation and new_token != old_token
-    assert generation(lab, "uat", "openshift-config") == new_generation
+    assert generation(lab, "uat", *GLOBAL) == new_generation
     uat = Registry(lab, endpoint(lab, "uat"))
     assert uat.pull(new_token) == 200
     old = core_of(lab, lab.layout.registry_cluster).read_namespaced_secret(old_generation.split("/")[1], "uat")
@@ -347,10 +358,10 @@ def test_moved_then_left_alone_then_removed(lab, distributed, run_playbook, inve
     # prod moves to uat: a uat credential replaces it, the prod identity is revoked
     def move(hosts, _group_vars):
         hosts["prod"]["segmented_registry_environment"] = "uat"
-    run = run_playbook(PLAYBOOK, inventory=inventory(move))
+    run = play(run_playbook, PLAYBOOK, inventory=inventory(move))
     assert run.status == "successful", run.stdout_text[-4000:]
     registry, moved_token = credential(lab, "prod", APP_NS)
-    assert registry == endpoint(lab, "uat") and credential(lab, "prod", "openshift-config")[0] == registry
+    assert registry == endpoint(lab, "uat") and credential(lab, "prod", *GLOBAL)[0] == registry
     assert uat_registry.pull(moved_token) == 200 and refused(prod_registry.pull(moved_token))
     assert refused(prod_registry.pull(prod_token)), "the old credential still pulls from prod"
     assert not identity_exists(lab, "prod", "segmented-pull-prod")
@@ -360,23 +371,23 @@ def test_moved_then_left_alone_then_removed(lab, distributed, run_playbook, inve
     def alone(hosts, _group_vars):
         hosts["prod"].pop("segmented_registry_environment")
         hosts["prod"].pop("segmented_registry_credentials")
-    run = run_playbook(PLAYBOOK, inventory=inventory(alone))
+    run = play(run_playbook, PLAYBOOK, inventory=inventory(alone))
     assert run.status == "successful", run.stdout_text[-4000:]
-    assert read_secret(lab, "prod", APP_NS) is None and read_secret(lab, "prod", "openshift-config") is None
+    assert read_secret(lab, "prod", APP_NS) is None and read_secret(lab, "prod", *GLOBAL) is None
     assert linked(lab, "prod", APP_NS, "default") == ["someone-elses"]
     assert refused(uat_registry.pull(moved_token))
     assert not identity_exists(lab, "uat", "segmented-pull-prod")
 
     # uat is removed from the inventory: its credential is revoked on the registry cluster (its
     # cluster cannot be reached any more: the Secret there keeps a dead token)
-    run = run_playbook(PLAYBOOK)  # back to the lab inventory first: prod gets its credential again
+    run = play(run_playbook, PLAYBOOK)  # back to the lab inventory first: prod gets its credential again
     assert run.status == "successful", run.stdout_text[-4000:]
     _, uat_token = credential(lab, "uat", APP_NS)
     assert uat_registry.pull(uat_token) == 200
 
     def removed(hosts, _group_vars):
         hosts.pop("uat")
-    run = run_playbook(PLAYBOOK, inventory=inventory(removed))
+    run = play(run_playbook, PLAYBOOK, inventory=inventory(removed))
     assert run.status == "successful", run.stdout_text[-4000:]
     assert "cluster no longer in the inventory" in results(run)
     assert not identity_exists(lab, "uat", "segmented-pull-uat")
@@ -445,7 +456,7 @@ def test_rotation_has_no_gap(lab, distributed, run_playbook):
     old_generation = generation(lab, "test", APP_NS)
     with PullLoop(lab) as loop:
         time.sleep(2)
-        run = run_playbook(ROTATE, extravars={"grace": 20, "credentials_clusters": ["test"]})
+        run = play(run_playbook, ROTATE, extravars={"grace": 20, "credentials_clusters": ["test"]})
         time.sleep(2)
     assert run.status == "successful", run.stdout_text[-4000:]
     assert not loop.errors, loop.errors
@@ -459,7 +470,7 @@ def test_rotation_has_no_gap(lab, distributed, run_playbook):
     test = Registry(lab, endpoint(lab, "test"))
     assert refused(test.pull(old_token)), "the old credential still pulls after the grace period"
     assert test.pull(new_token) == 200
-    assert generation(lab, "test", "openshift-config") == generation(lab, "test", APP_NS)
+    assert generation(lab, "test", *GLOBAL) == generation(lab, "test", APP_NS)
     _, builder_token = credential(lab, "test", APP_NS, PUSH)
     assert Registry(lab, lab.layout.integrated_endpoint).push(builder_token, f"{APP_NS}/rotated") == 202
 
@@ -516,7 +527,7 @@ def test_secrets_never_leak(lab, distributed, tmp_path):
         data_dir = str(tmp_path / f"runner-{len(data_dirs)}")
         data_dirs.append(data_dir)
         runner = ansible_runner.run(private_data_dir=data_dir, playbook=os.path.join(REPO, playbook),
-                                    inventory=LAB_INVENTORY, extravars=extravars, verbosity=3, quiet=True,
+                                    inventory=LAB_INVENTORY, extravars=dict(EXTRA, **extravars), verbosity=3, quiet=True,
                                     envvars={"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg")}, **options)
         text = runner.stdout.read()
         assert runner.status == "successful", text[-4000:]
@@ -557,7 +568,7 @@ def test_missing_service_account_writes_nothing(lab, distributed, run_playbook, 
     def edit(hosts, group_vars):
         group_vars["credentials_create_missing"] = False
         hosts["test"]["segmented_registry_credentials"]["pull"] += [f"{namespace}/default", f"{namespace}/nosuch"]
-    run = run_playbook(PLAYBOOK, inventory=inventory(edit))
+    run = play(run_playbook, PLAYBOOK, inventory=inventory(edit))
     assert run.status == "failed"
     message = failures(run)
     assert f"cluster test: service account {namespace}/nosuch does not exist" in message, message
@@ -569,7 +580,7 @@ def test_missing_service_account_writes_nothing(lab, distributed, run_playbook, 
 
 def test_unknown_cluster_is_refused(lab, distributed, run_playbook):
     before = versions(lab)
-    run = run_playbook(PLAYBOOK, extravars={"credentials_clusters": ["nosuch"]})
+    run = play(run_playbook, PLAYBOOK, extravars={"credentials_clusters": ["nosuch"]})
     assert run.status == "failed"
     assert "credentials_clusters: nosuch is not a consumer cluster of the inventory" in failures(run)
     assert versions(lab) == before

@@ -49,6 +49,8 @@ class Target:
 
     namespace: str
     service_accounts: list = field(default_factory=list)
+    #: The Secret's name in this namespace; None: the credential's ``secret_name``.
+    secret_name: str = None
 
 
 @dataclass
@@ -82,6 +84,9 @@ class Spec:
     def field(self):
         return link.field_for(self.access)
 
+    def secret_of(self, target):
+        return target.secret_name or self.secret_name
+
 
 def spec_problems(spec):
     """Everything wrong with ``spec`` (pure), each naming the option and the fix."""
@@ -109,6 +114,8 @@ def spec_problems(spec):
             problems.append(f"targets[{index}].namespace: {target.namespace} is listed twice; list each namespace once "
                             "with all its service accounts")
         seen.add(target.namespace)
+        if target.secret_name is not None and not is_dns1123_subdomain(target.secret_name):
+            problems.append(f"targets[{index}].secret_name: {show(target.secret_name)} is not a Secret name (a lowercase DNS name)")
         for name in target.service_accounts:
             if not is_dns1123_subdomain(name):
                 problems.append(f"targets[{index}].service_accounts: {show(name)} is not a service account name")
@@ -276,7 +283,7 @@ class Credential:
         entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
         return entries[self.spec.registry]["password"]
 
-    def _check_foreign(self, namespace, secret):
+    def _check_foreign(self, namespace, name, secret):
         spec = self.spec
         metadata = (secret or {}).get("metadata") or {}
         found = metadata.get("labels") or {}
@@ -284,7 +291,7 @@ class Credential:
                                    or found.get(labels.LABEL_CREDENTIAL) != spec.credential
                                    or found.get(labels.LABEL_CLUSTER) != spec.cluster):
             raise CredentialsError(
-                f"cluster {spec.cluster}: Secret {namespace}/{spec.secret_name} exists and is not this credential's "
+                f"cluster {spec.cluster}: Secret {namespace}/{name} exists and is not this credential's "
                 f"({spec.credential}, made by segmented.registry); it is left alone: delete it or choose another "
                 "secret_name. Nothing was changed")
 
@@ -315,13 +322,14 @@ class Credential:
                         f"cluster {spec.cluster}: service account {target.namespace}/{name} does not exist; create it "
                         "(oc create serviceaccount) or remove it from segmented_registry_credentials. Nothing was changed")
                 accounts[name] = found
-            secret = self._consumer_read(self.con.read_namespaced_secret, f"Secret {target.namespace}/{spec.secret_name}",
-                                         spec.secret_name, target.namespace)
-            self._check_foreign(target.namespace, secret)
+            name = spec.secret_of(target)
+            secret = self._consumer_read(self.con.read_namespaced_secret, f"Secret {target.namespace}/{name}",
+                                         name, target.namespace)
+            self._check_foreign(target.namespace, name, secret)
             consumer[target.namespace] = (target, secret, accounts)
-        wanted = {target.namespace for target in spec.targets}
+        wanted = {(target.namespace, spec.secret_of(target)) for target in spec.targets}
         stale = [secret for secret in self._ours_on_consumer({"credential": spec.credential, "cluster": spec.cluster})
-                 if secret["metadata"]["namespace"] not in wanted]
+                 if (secret["metadata"]["namespace"], secret["metadata"]["name"]) not in wanted]
         return account, binding, current, others, highest, consumer, stale
 
     def present(self):
@@ -344,7 +352,7 @@ class Credential:
                 else:
                     why_new = "no copy of its token is left on the cluster to write into a new namespace"
         self.before = {"generation": _name(current), "expires": _expiry(current),
-                       "secrets": {f"{ns}/{spec.secret_name}": _summary(secret) for ns, (_t, secret, _a) in consumer.items()}}
+                       "secrets": {f"{ns}/{spec.secret_of(t)}": _summary(secret) for ns, (t, secret, _a) in consumer.items()}}
         self.before["secrets"].update({f"{s['metadata']['namespace']}/{s['metadata']['name']}": _summary(s) for s in stale})
         generation = current
         replaced = []
@@ -360,7 +368,7 @@ class Credential:
         # The consumer's Secrets, then the links.
         secrets = []
         for namespace, (target, secret, accounts) in consumer.items():
-            secrets.append(f"{namespace}/{spec.secret_name}")
+            secrets.append(f"{namespace}/{spec.secret_of(target)}")
             self._write_secret(target, secret, generation, token, expires)
         for namespace, (target, secret, accounts) in consumer.items():
             self._link(target, secret, accounts)
@@ -385,7 +393,7 @@ class Credential:
                 self._revoke(old)
         name = generation["metadata"]["name"] if generation else None
         self.after = {"generation": name, "expires": labels.expires_text(expires) if name else None,
-                      "secrets": {f"{ns}/{spec.secret_name}": {
+                      "secrets": {f"{ns}/{spec.secret_of(target)}": {
                           "generation": f"{spec.namespace}/{name}", "registry": spec.registry,
                           "linked": labels.linked_text(target.service_accounts)} for ns, (target, _s, _a) in consumer.items()}}
         return {
@@ -477,7 +485,8 @@ class Credential:
         spec = self.spec
         linked = labels.linked_text(target.service_accounts)
         where = f"cluster {spec.cluster}"
-        path = f"{target.namespace}/{spec.secret_name}"
+        name = spec.secret_of(target)
+        path = f"{target.namespace}/{name}"
         annotations = {
             labels.ANNOTATION_IDENTITY: spec.identity_path,
             labels.ANNOTATION_GENERATION: f"{spec.namespace}/{generation['metadata']['name']}",
@@ -490,12 +499,12 @@ class Credential:
             found = secret["metadata"].get("annotations") or {}
             if found.get(labels.ANNOTATION_LINKED) != linked:
                 self._write(where, f"record the service accounts linked to Secret {path}",
-                            self.con.patch_namespaced_secret, spec.secret_name, target.namespace,
+                            self.con.patch_namespaced_secret, name, target.namespace,
                             {"metadata": {"annotations": {labels.ANNOTATION_LINKED: linked}}},
                             _content_type="application/merge-patch+json")
             return
         body = {"apiVersion": "v1", "kind": "Secret", "type": dockerconfig.SECRET_TYPE,
-                "metadata": {"name": spec.secret_name, "namespace": target.namespace,
+                "metadata": {"name": name, "namespace": target.namespace,
                              "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
                              "annotations": annotations}}
         if token is not None:
@@ -507,7 +516,7 @@ class Credential:
             body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
             self._write(where, f"replace Secret {path} ({spec.registry}, generation "
                         f"{generation['metadata']['name']})", self.con.replace_namespaced_secret,
-                        spec.secret_name, target.namespace, body)
+                        name, target.namespace, body)
 
     def _patch_account(self, namespace, name, present, account=None, secret_name=None):
         """Link or unlink the Secret; re-read and retry once when the list moved meanwhile."""
@@ -539,12 +548,13 @@ class Credential:
                 raise CredentialsError(kube.api_problem(exc, what, where))
 
     def _link(self, target, secret, accounts):
+        secret_name = self.spec.secret_of(target)
         for name in target.service_accounts:
-            self._patch_account(target.namespace, name, True, accounts.get(name))
+            self._patch_account(target.namespace, name, True, accounts.get(name), secret_name)
         before = labels.linked_list(((secret or {}).get("metadata", {}).get("annotations") or {}).get(labels.ANNOTATION_LINKED))
         for name in before:
             if name not in target.service_accounts:
-                self._patch_account(target.namespace, name, False)
+                self._patch_account(target.namespace, name, False, None, secret_name)
 
     def _unlink_everywhere(self, namespace, secret_name):
         """Unlink ``secret_name`` from every service account of ``namespace`` that lists it."""
