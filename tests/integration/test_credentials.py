@@ -525,6 +525,7 @@ def test_secrets_never_leak(lab, distributed, tmp_path):
     data_dirs = []
     for playbook, extravars, options in runs:
         data_dir = str(tmp_path / f"runner-{len(data_dirs)}")
+        os.makedirs(data_dir)
         data_dirs.append(data_dir)
         runner = ansible_runner.run(private_data_dir=data_dir, playbook=os.path.join(REPO, playbook),
                                     inventory=LAB_INVENTORY, extravars=dict(EXTRA, **extravars), verbosity=3, quiet=True,
@@ -538,6 +539,10 @@ def test_secrets_never_leak(lab, distributed, tmp_path):
     needles = _needles(before | after)
     hits = [f"output of run {index}" for index, text in enumerate(outputs) for needle in needles
             if needle.decode() in text]
+    # a positive control: a file written now with one needle must be found by the same scan
+    control = tmp_path / "control" / "leak.txt"
+    control.parent.mkdir()
+    control.write_bytes(b"x " + base64.b64encode(b"serviceaccount:" + sorted(after)[0].encode()) + b" x")
     skip = {os.path.join(lab.state, "etcd"), "/proc", "/sys"}
     roots = [tmp_path, "/tmp", "/var/tmp", os.path.expanduser("~/.ansible"), REPO, lab.state]
     scanned = 0
@@ -546,6 +551,8 @@ def test_secrets_never_leak(lab, distributed, tmp_path):
         with open(path, "rb") as handle:
             data = handle.read()
         hits += [path for needle in needles if needle in data]
+    assert str(control) in hits, "the scan missed the control file"
+    hits = [hit for hit in hits if hit != str(control)]
     print(f"leak check: {len(needles)} needles ({len(before | after)} tokens), {scanned} files written during the runs")
     assert scanned > 10  # the runner's artefacts at least
     assert hits == [], sorted(set(hits))[:20]
