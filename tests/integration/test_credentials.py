@@ -39,7 +39,8 @@ APP_NS = "myproject"
 REPOSITORY = "myproject/credtest"
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
                   "application/vnd.docker.distribution.manifest.v2+json")
-MANAGED = "app.kubernetes.io/managed-by=segmented.registry"
+# What this role made (the collection's other roles label their objects managed-by too)
+MANAGED = "app.kubernetes.io/managed-by=segmented.registry,segmented.registry/credential"
 # The cluster-wide pull credential. Its contract name is openshift-config/segmented-registry-pull
 # (the default of credentials_global_pull_secret); on the shared lab another suite writes a Secret
 # of that name by hand (the consumer-cluster tests), which this role rightly refuses to overwrite,
