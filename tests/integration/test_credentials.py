@@ -80,7 +80,7 @@ def credential(lab, cluster, namespace, name=PULL):
     auths = json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))["auths"]
     assert len(auths) == 1, list(auths)
     (registry, entry), = auths.items()
-    user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+    user, _sep, password = base64.b64decode(entry["auth"]).decode().partition(":")
     assert password == entry["password"] and user == entry["username"]
     return registry, password
 
@@ -328,13 +328,13 @@ def test_token_near_expiry_is_renewed_by_a_normal_run(lab, distributed, run_play
     run (uat only) makes a new generation; the old one stays valid until its own expiry (it is
     marked revoke-after), the new one pulls; test's Secrets are not touched."""
     old_generation = generation(lab, "uat", APP_NS)
-    _, old_token = credential(lab, "uat", APP_NS)
+    _key, old_token = credential(lab, "uat", APP_NS)
     test_version = read_secret(lab, "test", APP_NS).metadata.resource_version
     run = play(run_playbook, PLAYBOOK, extravars={"credentials_renew_before": 604799, "credentials_clusters": ["uat"]})
     assert run.status == "successful", run.stdout_text[-4000:]
     assert "its token is within renew_before of its expiry" in results(run)
     new_generation = generation(lab, "uat", APP_NS)
-    _, new_token = credential(lab, "uat", APP_NS)
+    _key, new_token = credential(lab, "uat", APP_NS)
     assert new_generation != old_generation and new_token != old_token
     assert generation(lab, "uat", *GLOBAL) == new_generation
     uat = Registry(lab, endpoint(lab, "uat"))
@@ -353,7 +353,7 @@ def test_token_near_expiry_is_renewed_by_a_normal_run(lab, distributed, run_play
 def test_moved_then_left_alone_then_removed(lab, distributed, run_playbook, inventory, restore):
     prod_registry = Registry(lab, endpoint(lab, "prod"))
     uat_registry = Registry(lab, endpoint(lab, "uat"))
-    _, prod_token = credential(lab, "prod", APP_NS)
+    _key, prod_token = credential(lab, "prod", APP_NS)
     assert prod_registry.pull(prod_token) == 200
 
     # prod moves to uat: a uat credential replaces it, the prod identity is revoked
@@ -383,7 +383,7 @@ def test_moved_then_left_alone_then_removed(lab, distributed, run_playbook, inve
     # cluster cannot be reached any more: the Secret there keeps a dead token)
     run = play(run_playbook, PLAYBOOK)  # back to the lab inventory first: prod gets its credential again
     assert run.status == "successful", run.stdout_text[-4000:]
-    _, uat_token = credential(lab, "uat", APP_NS)
+    _key, uat_token = credential(lab, "uat", APP_NS)
     assert uat_registry.pull(uat_token) == 200
 
     def removed(hosts, _group_vars):
@@ -394,7 +394,7 @@ def test_moved_then_left_alone_then_removed(lab, distributed, run_playbook, inve
     assert not identity_exists(lab, "uat", "segmented-pull-uat")
     assert refused(uat_registry.pull(uat_token))
     # the other consumers were not touched
-    _, test_token = credential(lab, "test", APP_NS)
+    _key, test_token = credential(lab, "test", APP_NS)
     assert Registry(lab, endpoint(lab, "test")).pull(test_token) == 200
 
 
@@ -433,7 +433,7 @@ class PullLoop:
 
     def __enter__(self):
         self.started = time.monotonic()
-        self.workers = [threading.Thread(target=self._run, daemon=True) for _ in range(self.threads)]
+        self.workers = [threading.Thread(target=self._run, daemon=True) for _index in range(self.threads)]
         for worker in self.workers:
             worker.start()
         return self
@@ -453,7 +453,7 @@ def test_rotation_has_no_gap(lab, distributed, run_playbook):
     """rotate_credentials.yml (test only, grace 20 s) while three threads pull through the
     distributed Secret: zero failed pulls at 10 pulls a second or more, the loop saw both tokens;
     after the grace period the old token is refused and the new one pulls."""
-    _, old_token = credential(lab, "test", APP_NS)
+    _key, old_token = credential(lab, "test", APP_NS)
     old_generation = generation(lab, "test", APP_NS)
     with PullLoop(lab) as loop:
         time.sleep(2)
@@ -466,13 +466,13 @@ def test_rotation_has_no_gap(lab, distributed, run_playbook):
     assert loop.failures == [], loop.failures[:10]
     assert loop.rate >= 10, f"{loop.rate:.1f} pulls/s"
     assert len(loop.tokens) == 2, "the loop did not see the old and the new token"
-    _, new_token = credential(lab, "test", APP_NS)
+    _key, new_token = credential(lab, "test", APP_NS)
     assert new_token != old_token and generation(lab, "test", APP_NS) != old_generation
     test = Registry(lab, endpoint(lab, "test"))
     assert refused(test.pull(old_token)), "the old credential still pulls after the grace period"
     assert test.pull(new_token) == 200
     assert generation(lab, "test", *GLOBAL) == generation(lab, "test", APP_NS)
-    _, builder_token = credential(lab, "test", APP_NS, PUSH)
+    _key, builder_token = credential(lab, "test", APP_NS, PUSH)
     assert Registry(lab, lab.layout.integrated_endpoint).push(builder_token, f"{APP_NS}/rotated") == 202
 
 
@@ -589,6 +589,9 @@ def test_missing_service_account_writes_nothing(lab, distributed, run_playbook, 
 def test_unknown_cluster_is_refused(lab, distributed, run_playbook):
     before = versions(lab)
     run = play(run_playbook, PLAYBOOK, extravars={"credentials_clusters": ["nosuch"]})
+    assert run.status == "failed"
+    assert "credentials_clusters: nosuch is not a consumer cluster of the inventory" in failures(run)
+    run = play(run_playbook, PLAYBOOK, extravars={"credentials_clusters": "test, nosuch"})  # an AWX survey's string
     assert run.status == "failed"
     assert "credentials_clusters: nosuch is not a consumer cluster of the inventory" in failures(run)
     assert versions(lab) == before

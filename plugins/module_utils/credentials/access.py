@@ -65,4 +65,3 @@ def problem(where, missing_rights, user=None):
     who = f" ({user})" if user else ""
     return (f"{where}: the credentials used{who} lack rights this run needs: {'; '.join(missing_rights)}. Grant them "
             "(for example cluster-admin, or a ClusterRole with these verbs) and run again; nothing was changed")
-

@@ -81,7 +81,7 @@ class Spec:
         return labels.credential_name(self.access, self.namespace)
 
     @property
-    def field(self):
+    def link_field(self):
         return link.field_for(self.access)
 
     def secret_of(self, target):
@@ -529,11 +529,11 @@ class Credential:
                                               f"service account {namespace}/{name}", name, namespace)
                 if account is None:
                     return
-            body = link.patch(account, spec.field, secret_name, present=present)
+            body = link.patch(account, spec.link_field, secret_name, present=present)
             if body is None:
                 return
             verb = "link" if present else "unlink"
-            what = f"{verb} Secret {secret_name} {'to' if present else 'from'} {namespace}/{name} ({spec.field})"
+            what = f"{verb} Secret {secret_name} {'to' if present else 'from'} {namespace}/{name} ({spec.link_field})"
             if self.check_mode:
                 self.changes.append(f"{where}: {what}")
                 return
@@ -565,7 +565,7 @@ class Credential:
             raise CredentialsError(kube.api_problem(exc, f"list the service accounts of {namespace}", f"cluster {spec.cluster}"))
         for item in accounts:
             account = self._dict(self.consumer_api, item)
-            if link.linked(account, spec.field, secret_name):
+            if link.linked(account, spec.link_field, secret_name):
                 self._patch_account(namespace, account["metadata"]["name"], False, account, secret_name)
 
     def _remove_consumer_secret(self, secret):

@@ -62,7 +62,7 @@ def parse(text):
         username, password = item.get("username"), item.get("password")
         if (not username or not password) and item.get("auth"):
             try:
-                username, _, password = base64.b64decode(item["auth"], validate=True).decode("utf-8").partition(":")
+                username, _sep, password = base64.b64decode(item["auth"], validate=True).decode("utf-8").partition(":")
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 raise DockerConfigError(f"the auth of {registry} is not base64 of user:password")
         result[registry] = {"username": username, "password": password}

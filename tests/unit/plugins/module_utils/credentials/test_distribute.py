@@ -59,7 +59,7 @@ class Cluster:
 def matches(obj, selector):
     found = obj["metadata"].get("labels") or {}
     for term in selector.split(","):
-        key, _, value = term.partition("=")
+        key, _sep, value = term.partition("=")
         if found.get(key) != value:
             return False
     return True
