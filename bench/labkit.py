@@ -15,7 +15,7 @@ from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from ansible_collections.segmented.registry.plugins.module_utils.credentials import mint_token
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import parse_manifest

@@ -302,13 +302,24 @@ options:
               - Groups to impersonate.
             type: list
             elements: str
+      credentials:
+        description:
+          - The inventory variable C(segmented_registry_credentials), consumer clusters with an environment
+            only - who on this cluster gets the registry credentials that the role
+            C(segmented.registry.credentials) mints.
+          - C(pull) - a list of C(namespace/serviceaccount); each namespace gets the environment registry's
+            pull Secret, linked to those service accounts' C(imagePullSecrets).
+          - C(builders) - a list of C({namespace, service_account}) (C(service_account) defaults to
+            V(builder)); the namespace gets a Secret that pushes to that namespace of the integrated
+            registry, linked to the builder's C(secrets).
+        type: raw
 notes:
   - "The inventory: every host is a cluster (with C(ansible_connection=local)). Variables:
     C(segmented_registry_environments) (all hosts, usually C(group_vars/all)) is O(environments);
     C(segmented_registry_role), C(segmented_registry_environment),
-    C(segmented_registry_integrated_registry) and C(segmented_registry_k8s_auth) (per host) are
-    O(clusters[].role), O(clusters[].environment), O(clusters[].integrated_registry) and
-    O(clusters[].k8s_auth)."
+    C(segmented_registry_integrated_registry), C(segmented_registry_k8s_auth) and
+    C(segmented_registry_credentials) (per host) are O(clusters[].role), O(clusters[].environment),
+    O(clusters[].integrated_registry), O(clusters[].k8s_auth) and O(clusters[].credentials)."
   - Every problem of the inventory is reported at once, each naming the inventory host (or the
     entry of C(segmented_registry_environments)), the variable, the bad value and the fix. Secret
     values are never repeated.

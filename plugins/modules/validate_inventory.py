@@ -264,6 +264,7 @@ def argument_spec():
                 "environment": {"type": "raw"},
                 "integrated_registry": {"type": "str"},
                 "k8s_auth": {"type": "dict", "options": auth_argument_spec()},
+                "credentials": {"type": "raw"},
             },
         },
         "check_reachable": {"type": "bool", "default": True},

@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 
-from ansible_collections.segmented.registry.plugins.module_utils.credentials import mint_token
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import mint_token
 from lab import image, labctl, node
 from tests.integration import promotion_lab
 

@@ -37,7 +37,7 @@ import requests
 import yaml
 from kubernetes import client as kclient
 
-from ansible_collections.segmented.registry.plugins.module_utils.credentials import mint_token
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci import manifests

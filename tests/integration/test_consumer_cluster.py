@@ -94,27 +94,21 @@ def suffix():
 
 
 @pytest.fixture(scope="module")
-def pull_credentials(lab, make_token, suffix):
-    """Each consumer's pull credential in openshift-config/segmented-registry-pull, as
-    roles/credentials writes it: a token of a registry-cluster service account that may pull from
-    that environment's registry only."""
-    written = {}
+def pull_credentials(lab, run_playbook):
+    """Each consumer's pull credential, written by roles/credentials (playbooks/credentials.yml) to
+    openshift-config/segmented-registry-pull: a token of a registry-cluster service account that may
+    pull from that environment's registry only. Returns {cluster: (user, token)} read back from it."""
+    run = run_playbook("playbooks/credentials.yml")
+    assert run.status == "successful", run.stdout_text[-4000:]
+    found = {}
     for env in CONSUMERS:
-        token = make_token(f"consumer-pull-{suffix}", f"{env}-nodes", roles={env: "system:image-puller"})
-        auth = base64.b64encode(f"{env}-nodes:{token}".encode()).decode()
-        config = {"auths": {endpoint(lab, env): {"auth": auth}}}
-        core = kclient.CoreV1Api(lab.api_client(env))
-        body = {"metadata": {"name": "segmented-registry-pull", "namespace": "openshift-config"},
-                "type": "kubernetes.io/dockerconfigjson",
-                "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}}
-        try:
-            core.create_namespaced_secret("openshift-config", body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            core.replace_namespaced_secret("segmented-registry-pull", "openshift-config", body)
-        written[env] = token
-    return written
+        secret = kclient.CoreV1Api(lab.api_client(env)).read_namespaced_secret("segmented-registry-pull",
+                                                                               "openshift-config")
+        auths = json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))["auths"]
+        assert list(auths) == [endpoint(lab, env)]
+        user, token = base64.b64decode(auths[endpoint(lab, env)]["auth"]).decode().split(":", 1)
+        found[env] = (user, token)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -254,9 +248,9 @@ def test_a_direct_pull_from_another_environment_is_refused_by_the_policy(
     namespace, pushed = images
     test_registry = endpoint(lab, "test")
     auth = tmp_path / "auth.json"
-    token = pull_credentials["test"]
+    user, token = pull_credentials["test"]
     auth.write_text(json.dumps({"auths": {test_registry: {
-        "auth": base64.b64encode(f"test-nodes:{token}".encode()).decode()}}}))
+        "auth": base64.b64encode(f"{user}:{token}".encode()).decode()}}}))
     # the same credential works from a test node
     assert lab.pull("test", f"{test_registry}/{namespace}/app:v2", str(auth))["digest"] == pushed["v2"]
     # prod (an allow list): its policy.json rejects the test registry

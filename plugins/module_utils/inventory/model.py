@@ -33,9 +33,10 @@ VAR_ROLE = "segmented_registry_role"
 VAR_ENVIRONMENT = "segmented_registry_environment"
 VAR_INTEGRATED_REGISTRY = "segmented_registry_integrated_registry"
 VAR_K8S_AUTH = "segmented_registry_k8s_auth"
+VAR_CREDENTIALS = "segmented_registry_credentials"
 
 #: The per-host variables, in the order they are reported.
-HOST_VARS = (VAR_ROLE, VAR_ENVIRONMENT, VAR_INTEGRATED_REGISTRY, VAR_K8S_AUTH)
+HOST_VARS = (VAR_ROLE, VAR_ENVIRONMENT, VAR_INTEGRATED_REGISTRY, VAR_K8S_AUTH, VAR_CREDENTIALS)
 #: Every variable this model reads.
 INVENTORY_VARS = (VAR_ENVIRONMENTS,) + HOST_VARS
 
@@ -259,11 +260,15 @@ class Cluster:
     environment: Optional[str] = None
     auth: ClusterAuth = field(default_factory=ClusterAuth)
     integrated_registry: Optional[str] = None
+    #: Who gets registry credentials on a consumer (``inventory/credentials.py``).
+    credentials: Optional[dict] = field(default=None, compare=False)
 
     def to_dict(self):
         result = {"name": self.name, "role": self.role, "environment": self.environment, "auth": self.auth.source}
         if self.role == ROLE_REGISTRY:
             result["integrated_registry"] = self.integrated_registry
+        else:
+            result["credentials"] = self.credentials or {"pull": [], "builders": []}
         return result
 
 

@@ -7,6 +7,7 @@
 from collections.abc import Mapping
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
+    VAR_CREDENTIALS,
     VAR_ENVIRONMENT,
     VAR_INTEGRATED_REGISTRY,
     VAR_K8S_AUTH,
@@ -23,6 +24,7 @@ CLUSTER_OPTIONS = (
     ("environment", VAR_ENVIRONMENT),
     ("integrated_registry", VAR_INTEGRATED_REGISTRY),
     ("k8s_auth", VAR_K8S_AUTH),
+    ("credentials", VAR_CREDENTIALS),
 )
 
 

@@ -11,6 +11,7 @@ the environment entry), the field, the bad value and the fix.
 from collections.abc import Mapping, Sequence
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.auth import parse_k8s_auth
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.credentials import parse_credentials
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import (
     split_host_port,
     to_bool,
@@ -28,6 +29,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.model
     ROLE_CONSUMER,
     ROLE_REGISTRY,
     ROLES,
+    VAR_CREDENTIALS,
     VAR_ENVIRONMENT,
     VAR_ENVIRONMENTS,
     VAR_INTEGRATED_REGISTRY,
@@ -345,6 +347,7 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
         kind, environment = _parse_environment_value(host, hostvars.get(VAR_ENVIRONMENT), out)
         integrated = hostvars.get(VAR_INTEGRATED_REGISTRY)
         auth = parse_k8s_auth(host, hostvars.get(VAR_K8S_AUTH), out)
+        credentials = parse_credentials(host, hostvars.get(VAR_CREDENTIALS), role, kind == "environment", out)
 
         if role is not None and role not in ROLES:
             out.add(host, VAR_ROLE, "{} is not a role; use registry (the one cluster hosting the environment "
@@ -389,7 +392,7 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
                 continue
             if environment in envs:
                 consumers.append(Cluster(name=host, role=ROLE_CONSUMER, environment=environment,
-                                         auth=auth or ClusterAuth()))
+                                         auth=auth or ClusterAuth(), credentials=credentials))
             if auth is not None and touch == TOUCH_ALL:
                 environment_users.append((host, auth))
         elif kind == "absent" and role == ROLE_CONSUMER:

@@ -24,7 +24,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
     list_streams,
     tag_entries,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.credentials import (
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
     MIN_TOKEN_SECONDS,
     CredentialsError,
     mint_token,

@@ -22,7 +22,6 @@ AWX_MODULES = os.path.join(os.path.dirname(sys.modules["ansible"].__file__ if "a
                            "..", "ansible_collections", "awx", "awx", "plugins", "modules")
 EXAMPLE_KUBECONFIG = os.path.join(awx.AWX, "credential_types", "kubeconfig.example.yml")
 #: Job templates whose playbook lands from another branch; checked in full once it is there.
-PENDING_PLAYBOOKS = {"playbooks/rotate_credentials.yml": "lands with the credentials role (branch credentials)"}
 #: Keys whose whole string value is a Jinja2 expression (no braces).
 CONDITIONAL_KEYS = {"when", "that", "failed_when", "changed_when", "until", "loop", "with_items"}
 JINJA = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)
@@ -123,15 +122,8 @@ def test_the_job_templates_issue_12_asks_for_are_there():
     assert [t["name"] for t in TEMPLATES if t.get("schedule")] == [awx.job_template("reconcile")["name"]]
 
 
-def _pending(template):
-    path = os.path.join(REPO, template["playbook"])
-    if not os.path.isfile(path) and template["playbook"] in PENDING_PLAYBOOKS:
-        pytest.xfail(f"{template['playbook']} {PENDING_PLAYBOOKS[template['playbook']]}")
-
-
 @pytest.mark.parametrize("template", TEMPLATES, ids=IDS)
 def test_every_job_template_runs_a_playbook_that_is_there(template):
-    _pending(template)
     assert os.path.isfile(os.path.join(REPO, template["playbook"])), template["playbook"]
     plays = awx.load_yaml(os.path.join(REPO, template["playbook"]))
     assert isinstance(plays, list) and plays, template["playbook"]
@@ -139,7 +131,6 @@ def test_every_job_template_runs_a_playbook_that_is_there(template):
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=IDS)
 def test_every_survey_variable_is_one_the_playbook_reads(template):
-    _pending(template)
     files = playbook_files(template["playbook"])
     unread = [q["variable"] for q in template["survey"] if not reads(files, q["variable"])]
     assert not unread, f"{template['name']}: {template['playbook']} (and what it imports) never reads {unread}"

@@ -1,0 +1,67 @@
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""Does the caller hold the rights a run needs? SelfSubjectAccessReviews, before anything is written."""
+
+
+def rule(verb, resource, namespace=None, group="", subresource=None):
+    """One right to check: ``verb`` on ``resource`` (``group``) in ``namespace`` (None: cluster-wide)."""
+    return {"verb": verb, "resource": resource, "namespace": namespace, "group": group, "subresource": subresource}
+
+
+def describe(item):
+    resource = item["resource"] + (f"/{item['subresource']}" if item.get("subresource") else "")
+    if item.get("group"):
+        resource += f".{item['group']}"
+    where = f"in namespace {item['namespace']}" if item.get("namespace") else "cluster-wide"
+    return f"{item['verb']} {resource} {where}"
+
+
+def missing(api_client, rules):
+    """The rules of ``rules`` the caller does not hold, described (``verb resource where``).
+    Raises the client's error when the review itself cannot be made."""
+    from kubernetes import client as kclient
+
+    api = kclient.AuthorizationV1Api(api_client)
+    result = []
+    for item in rules:
+        attributes = {key: value for key, value in (
+            ("verb", item["verb"]), ("resource", item["resource"]), ("group", item.get("group") or ""),
+            ("namespace", item.get("namespace")), ("subresource", item.get("subresource"))) if value is not None}
+        review = api.create_self_subject_access_review({"spec": {"resourceAttributes": attributes}})
+        if not getattr(review.status, "allowed", False):
+            result.append(describe(item))
+    return result
+
+
+def registry_rules(namespace, state_present=True):
+    """What a credential needs on the registry cluster, in the identity's namespace."""
+    rules = [rule("get", "namespaces", None), rule("get", "serviceaccounts", namespace),
+             rule("list", "secrets", namespace), rule("delete", "secrets", namespace),
+             rule("get", "rolebindings", namespace, "rbac.authorization.k8s.io"),
+             rule("delete", "rolebindings", namespace, "rbac.authorization.k8s.io"),
+             rule("delete", "serviceaccounts", namespace)]
+    if state_present:
+        rules += [rule("create", "serviceaccounts", namespace), rule("create", "secrets", namespace),
+                  rule("patch", "secrets", namespace),
+                  rule("create", "serviceaccounts", namespace, subresource="token"),
+                  rule("create", "rolebindings", namespace, "rbac.authorization.k8s.io")]
+    return rules
+
+
+def consumer_rules(namespaces, state_present=True):
+    """What a credential needs on the consumer cluster: its Secrets and the service accounts they
+    are linked to in each target namespace, and finding what it made before (cluster-wide list)."""
+    rules = [rule("get", "namespaces", None), rule("list", "secrets", None), rule("list", "serviceaccounts", None)]
+    for namespace in namespaces:
+        rules += [rule("get", "secrets", namespace), rule("delete", "secrets", namespace), rule("patch", "secrets", namespace),
+                  rule("get", "serviceaccounts", namespace), rule("patch", "serviceaccounts", namespace)]
+        if state_present:
+            rules += [rule("create", "secrets", namespace), rule("update", "secrets", namespace)]
+    return rules
+
+
+def problem(where, missing_rights, user=None):
+    who = f" ({user})" if user else ""
+    return (f"{where}: the credentials used{who} lack rights this run needs: {'; '.join(missing_rights)}. Grant them "
+            "(for example cluster-admin, or a ClusterRole with these verbs) and run again; nothing was changed")

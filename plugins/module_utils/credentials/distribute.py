@@ -1,0 +1,665 @@
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""One registry credential: minted on the registry cluster, written to a consumer cluster.
+
+``Credential.run`` reads both clusters and checks everything first (namespaces, service accounts,
+rights, Secrets of someone else's in the way); only then does it write, in an order that never
+leaves a consumer without a working credential and never links a Secret that was not written:
+
+1. registry cluster: the identity (ServiceAccount) and its RoleBinding, then, when needed, a new
+   generation Secret and its token;
+2. consumer cluster: the ``kubernetes.io/dockerconfigjson`` Secret in each target namespace, then
+   the links to the service accounts, then the Secrets of this credential in namespaces no longer
+   targeted (unlinked first, then deleted);
+3. registry cluster: generations replaced in this run are revoked (their Secret deleted) or, with a
+   grace period, marked ``revoke-after``; generations whose grace period is over are revoked.
+
+A generation is kept while it is far from expiry (``renew_before``), so a run with nothing to do
+writes nothing. Tokens never leave this module: results and diffs name Secrets and generations.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import access, dockerconfig, labels, link
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
+    MIN_TOKEN_SECONDS,
+    CredentialsError,
+    long_lived_token,
+    mint_bound_token,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import split_host_port
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
+from ansible_collections.segmented.registry.plugins.module_utils.text import show
+
+STATE_PRESENT = "present"
+STATE_ABSENT = "absent"
+#: How long to wait for the token controller to fill a long-lived token Secret.
+LONG_LIVED_WAIT = 30
+SECRET_TYPE_TOKEN = "kubernetes.io/service-account-token"
+SECRET_TYPE_OPAQUE = "Opaque"
+RENEW_REASON = "its token is within renew_before of its expiry"
+
+
+@dataclass
+class Target:
+    """A consumer namespace that gets the Secret, and the service accounts there it is linked to."""
+
+    namespace: str
+    service_accounts: list = field(default_factory=list)
+    #: The Secret's name in this namespace; None: the credential's ``secret_name``.
+    secret_name: str = None
+
+
+@dataclass
+class Spec:
+    cluster: str
+    access: str
+    namespace: str
+    registry: str = None
+    secret_name: str = None
+    targets: list = field(default_factory=list)
+    token_type: str = labels.TOKEN_BOUND
+    duration: int = 7 * 86400
+    renew_before: int = 86400
+    rotate: bool = False
+    grace: int = 0
+    state: str = STATE_PRESENT
+
+    @property
+    def identity(self):
+        return labels.identity_name(self.access, self.cluster)
+
+    @property
+    def identity_path(self):
+        return f"{self.namespace}/{self.identity}"
+
+    @property
+    def credential(self):
+        return labels.credential_name(self.access, self.namespace)
+
+    @property
+    def link_field(self):
+        return link.field_for(self.access)
+
+    def secret_of(self, target):
+        return target.secret_name or self.secret_name
+
+
+def spec_problems(spec):
+    """Everything wrong with ``spec`` (pure), each naming the option and the fix."""
+    problems = []
+    problem = labels.cluster_label_problem(spec.cluster)
+    if problem:
+        problems.append(f"cluster_name: {show(spec.cluster)}: {problem}")
+    if spec.access not in labels.CLUSTER_ROLES:
+        problems.append(f"access: {show(spec.access)} is not pull or push")
+    if not is_dns1123_label(spec.namespace):
+        problems.append(f"namespace: {show(spec.namespace)} is not a namespace name (a DNS-1123 label like test or myproject)")
+    if spec.state == STATE_ABSENT:
+        return problems
+    try:
+        split_host_port(spec.registry)
+    except ValueError as error:
+        problems.append(f"registry: {show(spec.registry)} is not host[:port]: {error}")
+    if not is_dns1123_subdomain(spec.secret_name):
+        problems.append(f"secret_name: {show(spec.secret_name)} is not a Secret name (a lowercase DNS name)")
+    seen = set()
+    for index, target in enumerate(spec.targets):
+        if not is_dns1123_label(target.namespace):
+            problems.append(f"targets[{index}].namespace: {show(target.namespace)} is not a namespace name")
+        elif target.namespace in seen:
+            problems.append(f"targets[{index}].namespace: {target.namespace} is listed twice; list each namespace once "
+                            "with all its service accounts")
+        seen.add(target.namespace)
+        if target.secret_name is not None and not is_dns1123_subdomain(target.secret_name):
+            problems.append(f"targets[{index}].secret_name: {show(target.secret_name)} is not a Secret name (a lowercase DNS name)")
+        for name in target.service_accounts:
+            if not is_dns1123_subdomain(name):
+                problems.append(f"targets[{index}].service_accounts: {show(name)} is not a service account name")
+    if spec.token_type not in (labels.TOKEN_BOUND, labels.TOKEN_LONG_LIVED):
+        problems.append(f"token_type: {show(spec.token_type)} is not bound or long_lived")
+    if spec.token_type == labels.TOKEN_BOUND:
+        if not isinstance(spec.duration, int) or spec.duration < MIN_TOKEN_SECONDS:
+            problems.append(f"duration: {show(spec.duration)} seconds; the TokenRequest API needs at least {MIN_TOKEN_SECONDS}")
+        elif not isinstance(spec.renew_before, int) or not 0 <= spec.renew_before < spec.duration:
+            problems.append(f"renew_before: {show(spec.renew_before)} must be from 0 to less than duration ({spec.duration}), "
+                            "or every run would mint a new token")
+    if not isinstance(spec.grace, int) or spec.grace < 0:
+        problems.append(f"grace: {show(spec.grace)} must be a number of seconds, 0 or more")
+    return problems
+
+
+class Credential:
+    """One credential run. ``registry`` and ``consumer`` are kubernetes ApiClients (``consumer``
+    may be None with ``state=absent``: only the registry side is then revoked). ``mask(value)``
+    registers a secret value with the module (no_log)."""
+
+    def __init__(self, spec, registry, consumer=None, check_mode=False, mask=None, now=None):
+        from kubernetes import client as kclient
+
+        self.spec = spec
+        self.check_mode = check_mode
+        self.mask = mask or (lambda value: None)
+        self.now = time.time() if now is None else now
+        self.registry_api = registry
+        self.consumer_api = consumer
+        self.reg = kclient.CoreV1Api(registry)
+        self.rbac = kclient.RbacAuthorizationV1Api(registry)
+        self.con = kclient.CoreV1Api(consumer) if consumer is not None else None
+        self.changes = []
+        self.revoked = []
+        self.retired = []
+        self.before = {}
+        self.after = {}
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _dict(self, api_client, obj):
+        return api_client.sanitize_for_serialization(obj) if obj is not None else None
+
+    def _read(self, api_client, call, what, where, *args):
+        try:
+            return self._dict(api_client, call(*args))
+        except Exception as exc:
+            if kube.status_of(exc) == 404:
+                return None
+            raise CredentialsError(kube.api_problem(exc, f"read {what}", where))
+
+    def _registry_read(self, call, what, *args):
+        return self._read(self.registry_api, call, what, "the registry cluster", *args)
+
+    def _consumer_read(self, call, what, *args):
+        return self._read(self.consumer_api, call, what, f"cluster {self.spec.cluster}", *args)
+
+    def _write(self, where, what, call, *args, **kwargs):
+        self.changes.append(f"{where}: {what}")
+        if self.check_mode:
+            return None
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            raise CredentialsError(kube.api_problem(exc, what, where))
+
+    def _check_rights(self):
+        spec = self.spec
+        present = spec.state == STATE_PRESENT
+        try:
+            missing = access.missing(self.registry_api, access.registry_rules(spec.namespace, present))
+        except Exception as exc:
+            raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)",
+                                                    "the registry cluster"))
+        if missing:
+            raise CredentialsError(access.problem("registry cluster", missing))
+        if self.consumer_api is None:
+            return
+        namespaces = [target.namespace for target in spec.targets]
+        try:
+            missing = access.missing(self.consumer_api, access.consumer_rules(namespaces, present))
+        except Exception as exc:
+            raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)",
+                                                    f"cluster {spec.cluster}"))
+        if missing:
+            raise CredentialsError(access.problem(f"cluster {spec.cluster}", missing))
+
+    def _generations(self):
+        """``(current, retired)``: the newest generation Secret not marked for revocation (or None)
+        and the others, as dicts."""
+        spec = self.spec
+        try:
+            items = self.reg.list_namespaced_secret(spec.namespace, label_selector=labels.selector(
+                identity=spec.identity)).items
+        except Exception as exc:
+            raise CredentialsError(kube.api_problem(exc, f"list the generation Secrets of {spec.identity_path}",
+                                                    "the registry cluster"))
+        generations = []
+        for item in items:
+            secret = self._dict(self.registry_api, item)
+            number = labels.generation_number(secret["metadata"]["name"], spec.identity)
+            if number is not None:
+                generations.append((number, secret))
+        generations.sort(key=lambda pair: pair[0])
+        live = [secret for _number, secret in generations
+                if labels.ANNOTATION_REVOKE_AFTER not in (secret["metadata"].get("annotations") or {})]
+        current = live[-1] if live else None
+        others = [secret for _number, secret in generations if secret is not current]
+        highest = generations[-1][0] if generations else 0
+        return current, others, highest
+
+    def _ours_on_consumer(self, selector_labels):
+        try:
+            items = self.con.list_secret_for_all_namespaces(label_selector=labels.selector(**selector_labels)).items
+        except Exception as exc:
+            raise CredentialsError(kube.api_problem(exc, "list the Secrets this collection made",
+                                                    f"cluster {self.spec.cluster}"))
+        return [self._dict(self.consumer_api, item) for item in items]
+
+    # -- present ------------------------------------------------------------------------------
+
+    def _generation_usable(self, generation, account):
+        """Why the current generation cannot be kept, or None."""
+        spec = self.spec
+        if generation is None:
+            return "no generation yet"
+        annotations = generation["metadata"].get("annotations") or {}
+        kind = generation.get("type")
+        if spec.rotate:
+            return "rotation asked for"
+        if account is None:
+            return "the identity does not exist"
+        if spec.token_type == labels.TOKEN_BOUND:
+            if kind != SECRET_TYPE_OPAQUE:
+                return "token_type changed to bound"
+            if annotations.get(labels.ANNOTATION_ACCOUNT_UID) != account["metadata"]["uid"]:
+                return "the identity was made again"
+            expires = labels.expires_epoch(annotations.get(labels.ANNOTATION_EXPIRES))
+            if not labels.keep_generation(expires, spec.renew_before, self.now):
+                return RENEW_REASON
+        else:
+            if kind != SECRET_TYPE_TOKEN:
+                return "token_type changed to long_lived"
+            if annotations.get("kubernetes.io/service-account.uid") not in (None, account["metadata"]["uid"]):
+                return "the identity was made again"
+        return None
+
+    def _up_to_date(self, secret, generation):
+        if secret is None or generation is None:
+            return False
+        annotations = secret["metadata"].get("annotations") or {}
+        if (annotations.get(labels.ANNOTATION_GENERATION_UID) != generation["metadata"]["uid"]
+                or annotations.get(labels.ANNOTATION_REGISTRY) != self.spec.registry
+                or annotations.get(labels.ANNOTATION_IDENTITY) != self.spec.identity_path
+                or secret.get("type") != dockerconfig.SECRET_TYPE):
+            return False
+        try:
+            entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
+        except dockerconfig.DockerConfigError:
+            return False
+        return list(entries) == [self.spec.registry] and bool(entries[self.spec.registry]["password"])
+
+    def _token_of(self, secret):
+        entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
+        return entries[self.spec.registry]["password"]
+
+    def _check_foreign(self, namespace, name, secret):
+        spec = self.spec
+        metadata = (secret or {}).get("metadata") or {}
+        found = metadata.get("labels") or {}
+        if secret is not None and (found.get(labels.MANAGED_BY) != labels.MANAGED_BY_VALUE
+                                   or found.get(labels.LABEL_CREDENTIAL) != spec.credential
+                                   or found.get(labels.LABEL_CLUSTER) != spec.cluster):
+            raise CredentialsError(
+                f"cluster {spec.cluster}: Secret {namespace}/{name} exists and is not this credential's "
+                f"({spec.credential}, made by segmented.registry); it is left alone: delete it or choose another "
+                "secret_name. Nothing was changed")
+
+    def _preflight_present(self):
+        spec = self.spec
+        if self._registry_read(self.reg.read_namespace, f"namespace {spec.namespace}", spec.namespace) is None:
+            what = "environment" if spec.access == labels.ACCESS_PULL else "build namespace"
+            raise CredentialsError(f"namespace {spec.namespace} (the {what}) does not exist on the registry cluster; "
+                                   "deploy the environment registries first (playbooks/registry_cluster.yml) or create "
+                                   "the build namespace there. Nothing was changed")
+        account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}",
+                                      spec.identity, spec.namespace)
+        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.identity_path}",
+                                      spec.identity, spec.namespace)
+        current, others, highest = self._generations()
+        consumer = {}
+        for target in spec.targets:
+            if self._consumer_read(self.con.read_namespace, f"namespace {target.namespace}", target.namespace) is None:
+                raise CredentialsError(f"cluster {spec.cluster}: namespace {target.namespace} does not exist; create it "
+                                       "or remove it from the credential's targets (segmented_registry_credentials). "
+                                       "Nothing was changed")
+            accounts = {}
+            for name in target.service_accounts:
+                found = self._consumer_read(self.con.read_namespaced_service_account,
+                                            f"service account {target.namespace}/{name}", name, target.namespace)
+                if found is None:
+                    raise CredentialsError(
+                        f"cluster {spec.cluster}: service account {target.namespace}/{name} does not exist; create it "
+                        "(oc create serviceaccount) or remove it from segmented_registry_credentials. Nothing was changed")
+                accounts[name] = found
+            name = spec.secret_of(target)
+            secret = self._consumer_read(self.con.read_namespaced_secret, f"Secret {target.namespace}/{name}",
+                                         name, target.namespace)
+            self._check_foreign(target.namespace, name, secret)
+            consumer[target.namespace] = (target, secret, accounts)
+        wanted = {(target.namespace, spec.secret_of(target)) for target in spec.targets}
+        stale = [secret for secret in self._ours_on_consumer({"credential": spec.credential, "cluster": spec.cluster})
+                 if (secret["metadata"]["namespace"], secret["metadata"]["name"]) not in wanted]
+        return account, binding, current, others, highest, consumer, stale
+
+    def present(self):
+        spec = self.spec
+        account, binding, current, others, highest, consumer, stale = self._preflight_present()
+
+        # Which generation, and where its token comes from.
+        why_new = self._generation_usable(current, account)
+        token, expires = None, None
+        if why_new is None:
+            expires = labels.expires_epoch(((current["metadata"].get("annotations") or {})).get(labels.ANNOTATION_EXPIRES))
+            if any(not self._up_to_date(secret, current) for _target, secret, _accounts in consumer.values()):
+                sources = [secret for _t, secret, _a in consumer.values() if self._up_to_date(secret, current)]
+                sources += [secret for secret in stale if self._up_to_date(secret, current)]
+                if current.get("type") == SECRET_TYPE_TOKEN:
+                    token = long_lived_token(current, spec.identity_path)
+                elif sources:
+                    token = self._token_of(sources[0])
+                    expires = labels.expires_epoch((sources[0]["metadata"].get("annotations") or {}).get(labels.ANNOTATION_EXPIRES))
+                else:
+                    why_new = "no copy of its token is left on the cluster to write into a new namespace"
+        self.before = {"generation": _name(current), "expires": _expiry(current),
+                       "secrets": {f"{ns}/{spec.secret_of(t)}": _summary(secret) for ns, (t, secret, _a) in consumer.items()}}
+        self.before["secrets"].update({f"{s['metadata']['namespace']}/{s['metadata']['name']}": _summary(s) for s in stale})
+        generation = current
+        replaced = []
+        if why_new is not None:
+            replaced = [current] if current is not None else []
+            generation, token, expires = self._new_generation(account, binding, highest + 1, why_new)
+        else:
+            self._ensure_identity(account, binding)
+        if token:
+            for form in dockerconfig.secret_forms(labels.USERNAME, token):
+                self.mask(form)
+
+        # The consumer's Secrets, then the links.
+        secrets = []
+        for namespace, (target, secret, accounts) in consumer.items():
+            secrets.append(f"{namespace}/{spec.secret_of(target)}")
+            self._write_secret(target, secret, generation, token, expires)
+        for namespace, (target, secret, accounts) in consumer.items():
+            self._link(target, secret, accounts)
+        for secret in stale:
+            self._remove_consumer_secret(secret)
+
+        # Revocations on the registry cluster. A generation replaced by rotation stays valid for
+        # the grace period; one replaced because it neared its expiry stays valid until then (no
+        # later than it would have anyway); any other is revoked now.
+        for old in replaced + [item for item in others if item not in replaced]:
+            annotations = old["metadata"].get("annotations") or {}
+            old_expires = labels.expires_epoch(annotations.get(labels.ANNOTATION_EXPIRES))
+            if labels.ANNOTATION_REVOKE_AFTER in annotations:
+                if labels.due_for_revocation(annotations, self.now):
+                    self._revoke(old)
+            elif old in replaced and spec.rotate and spec.grace > 0:
+                self._retire(old, self.now + spec.grace)
+            elif (old in replaced and why_new == RENEW_REASON and old.get("type") == SECRET_TYPE_OPAQUE
+                  and old_expires and old_expires > self.now):
+                self._retire(old, old_expires)
+            else:
+                self._revoke(old)
+        name = generation["metadata"]["name"] if generation else None
+        self.after = {"generation": name, "expires": labels.expires_text(expires) if name else None,
+                      "secrets": {f"{ns}/{spec.secret_of(target)}": {
+                          "generation": f"{spec.namespace}/{name}", "registry": spec.registry,
+                          "linked": labels.linked_text(target.service_accounts)} for ns, (target, _s, _a) in consumer.items()}}
+        return {
+            "identity": spec.identity_path,
+            "generation": name,
+            "new_generation": why_new is not None,
+            "reason": why_new,
+            "expires": expires,
+            "secrets": secrets,
+            "revoked": self.revoked,
+            "retired": self.retired,
+        }
+
+    def _ensure_identity(self, account, binding):
+        spec = self.spec
+        meta = {"name": spec.identity, "namespace": spec.namespace,
+                "labels": labels.base_labels(spec.credential, spec.cluster, spec.access)}
+        if account is None:
+            created = self._write("registry cluster", f"create ServiceAccount {spec.identity_path}",
+                                  self.reg.create_namespaced_service_account, spec.namespace, {"metadata": meta})
+            account = self._dict(self.registry_api, created) or {"metadata": dict(meta, uid="(new)")}
+        role = labels.CLUSTER_ROLES[spec.access]
+        ref = (binding or {}).get("roleRef") or {}
+        subjects = (binding or {}).get("subjects") or []
+        wanted_subject = {"kind": "ServiceAccount", "name": spec.identity, "namespace": spec.namespace}
+        if binding is not None and (ref.get("name") != role or ref.get("kind") != "ClusterRole"
+                                    or [{k: s.get(k) for k in wanted_subject} for s in subjects] != [wanted_subject]):
+            self._write("registry cluster", f"delete RoleBinding {spec.identity_path} (its role changed)",
+                        self.rbac.delete_namespaced_role_binding, spec.identity, spec.namespace)
+            binding = None
+        if binding is None:
+            self._write("registry cluster", f"create RoleBinding {spec.identity_path} to {role}",
+                        self.rbac.create_namespaced_role_binding, spec.namespace, {
+                            "metadata": meta,
+                            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                            "subjects": [wanted_subject]})
+        return account
+
+    def _new_generation(self, account, binding, number, why):
+        spec = self.spec
+        account = self._ensure_identity(account, binding)
+        name = labels.generation_name(spec.identity, number)
+        meta = {"name": name, "namespace": spec.namespace,
+                "labels": dict(labels.base_labels(spec.credential, spec.cluster, spec.access),
+                               **{labels.LABEL_IDENTITY: spec.identity}),
+                "annotations": {labels.ANNOTATION_ACCOUNT_UID: account["metadata"]["uid"]}}
+        if spec.token_type == labels.TOKEN_LONG_LIVED:
+            meta["annotations"]["kubernetes.io/service-account.name"] = spec.identity
+            body = {"metadata": meta, "type": SECRET_TYPE_TOKEN}
+        else:
+            meta["annotations"][labels.ANNOTATION_EXPIRES] = labels.expires_text(self.now + spec.duration)
+            body = {"metadata": meta, "type": SECRET_TYPE_OPAQUE}
+        created = self._write("registry cluster", f"create generation Secret {spec.namespace}/{name} ({why})",
+                              self.reg.create_namespaced_secret, spec.namespace, body)
+        if self.check_mode:
+            return {"metadata": dict(meta, uid="(new)")}, None, None
+        generation = self._dict(self.registry_api, created)
+        if spec.token_type == labels.TOKEN_LONG_LIVED:
+            token = self._wait_for_long_lived(name)
+            return generation, token, None
+        token, expires = mint_bound_token(self.registry_api, spec.identity_path, spec.duration, name,
+                                          generation["metadata"]["uid"])
+        self.mask(token)
+        if expires is not None:
+            patch = {"metadata": {"annotations": {labels.ANNOTATION_EXPIRES: labels.expires_text(expires)}}}
+            try:
+                self.reg.patch_namespaced_secret(name, spec.namespace, patch, _content_type="application/merge-patch+json")
+            except Exception as exc:
+                raise CredentialsError(kube.api_problem(exc, f"record the expiry of {spec.namespace}/{name}",
+                                                        "the registry cluster"))
+        return generation, token, expires
+
+    def _wait_for_long_lived(self, name):
+        spec = self.spec
+        deadline = time.monotonic() + LONG_LIVED_WAIT
+        while True:
+            secret = self._registry_read(self.reg.read_namespaced_secret, f"Secret {spec.namespace}/{name}", name,
+                                         spec.namespace)
+            token = long_lived_token(secret, spec.identity_path) if secret else None
+            if token:
+                self.mask(token)
+                return token
+            if time.monotonic() > deadline:
+                raise CredentialsError(f"the token controller did not fill the token Secret {spec.namespace}/{name} "
+                                       f"within {LONG_LIVED_WAIT}s (is kube-controller-manager's token controller running?)")
+            time.sleep(0.5)
+
+    def _write_secret(self, target, secret, generation, token, expires):
+        spec = self.spec
+        linked = labels.linked_text(target.service_accounts)
+        where = f"cluster {spec.cluster}"
+        name = spec.secret_of(target)
+        path = f"{target.namespace}/{name}"
+        annotations = {
+            labels.ANNOTATION_IDENTITY: spec.identity_path,
+            labels.ANNOTATION_GENERATION: f"{spec.namespace}/{generation['metadata']['name']}",
+            labels.ANNOTATION_GENERATION_UID: generation["metadata"]["uid"],
+            labels.ANNOTATION_EXPIRES: labels.expires_text(expires),
+            labels.ANNOTATION_REGISTRY: spec.registry,
+            labels.ANNOTATION_LINKED: linked,
+        }
+        if self._up_to_date(secret, generation):
+            found = secret["metadata"].get("annotations") or {}
+            if found.get(labels.ANNOTATION_LINKED) != linked:
+                self._write(where, f"record the service accounts linked to Secret {path}",
+                            self.con.patch_namespaced_secret, name, target.namespace,
+                            {"metadata": {"annotations": {labels.ANNOTATION_LINKED: linked}}},
+                            _content_type="application/merge-patch+json")
+            return
+        body = {"apiVersion": "v1", "kind": "Secret", "type": dockerconfig.SECRET_TYPE,
+                "metadata": {"name": name, "namespace": target.namespace,
+                             "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
+                             "annotations": annotations}}
+        if token is not None:
+            body["data"] = dockerconfig.secret_data(dockerconfig.build({spec.registry: (labels.USERNAME, token)}))
+        if secret is None:
+            self._write(where, f"create Secret {path} ({spec.registry})", self.con.create_namespaced_secret,
+                        target.namespace, body)
+        else:
+            body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
+            self._write(where, f"replace Secret {path} ({spec.registry}, generation "
+                        f"{generation['metadata']['name']})", self.con.replace_namespaced_secret,
+                        name, target.namespace, body)
+
+    def _patch_account(self, namespace, name, present, account=None, secret_name=None):
+        """Link or unlink the Secret; re-read and retry once when the list moved meanwhile."""
+        spec = self.spec
+        secret_name = secret_name or spec.secret_name
+        where = f"cluster {spec.cluster}"
+        for attempt in (1, 2):
+            if account is None or attempt == 2:
+                account = self._consumer_read(self.con.read_namespaced_service_account,
+                                              f"service account {namespace}/{name}", name, namespace)
+                if account is None:
+                    return
+            body = link.patch(account, spec.link_field, secret_name, present=present)
+            if body is None:
+                return
+            verb = "link" if present else "unlink"
+            what = f"{verb} Secret {secret_name} {'to' if present else 'from'} {namespace}/{name} ({spec.link_field})"
+            if self.check_mode:
+                self.changes.append(f"{where}: {what}")
+                return
+            try:
+                self.con.patch_namespaced_service_account(name, namespace, body,
+                                                          _content_type="application/json-patch+json")
+                self.changes.append(f"{where}: {what}")
+                return
+            except Exception as exc:
+                if kube.status_of(exc) in (409, 422) and attempt == 1:
+                    continue
+                raise CredentialsError(kube.api_problem(exc, what, where))
+
+    def _link(self, target, secret, accounts):
+        secret_name = self.spec.secret_of(target)
+        for name in target.service_accounts:
+            self._patch_account(target.namespace, name, True, accounts.get(name), secret_name)
+        before = labels.linked_list(((secret or {}).get("metadata", {}).get("annotations") or {}).get(labels.ANNOTATION_LINKED))
+        for name in before:
+            if name not in target.service_accounts:
+                self._patch_account(target.namespace, name, False, None, secret_name)
+
+    def _unlink_everywhere(self, namespace, secret_name):
+        """Unlink ``secret_name`` from every service account of ``namespace`` that lists it."""
+        spec = self.spec
+        try:
+            accounts = self.con.list_namespaced_service_account(namespace).items
+        except Exception as exc:
+            raise CredentialsError(kube.api_problem(exc, f"list the service accounts of {namespace}", f"cluster {spec.cluster}"))
+        for item in accounts:
+            account = self._dict(self.consumer_api, item)
+            if link.linked(account, spec.link_field, secret_name):
+                self._patch_account(namespace, account["metadata"]["name"], False, account, secret_name)
+
+    def _remove_consumer_secret(self, secret):
+        spec = self.spec
+        namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
+        self._unlink_everywhere(namespace, name)
+        self._write(f"cluster {spec.cluster}", f"delete Secret {namespace}/{name} (no longer a target)",
+                    self._delete_secret(self.con), name, namespace)
+
+    def _delete_secret(self, api):
+        def delete(name, namespace):
+            try:
+                return api.delete_namespaced_secret(name, namespace)
+            except Exception as exc:
+                if kube.status_of(exc) != 404:
+                    raise
+                return None
+        return delete
+
+    def _revoke(self, generation):
+        spec = self.spec
+        name = generation["metadata"]["name"]
+        self.revoked.append(f"{spec.namespace}/{name}")
+        self._write("registry cluster", f"revoke generation {spec.namespace}/{name} (delete its Secret)",
+                    self._delete_secret(self.reg), name, spec.namespace)
+
+    def _retire(self, generation, after):
+        spec = self.spec
+        name = generation["metadata"]["name"]
+        after = int(after)
+        self.retired.append(f"{spec.namespace}/{name}")
+        self._write("registry cluster", f"mark generation {spec.namespace}/{name} for revocation in "
+                    f"{max(0, int(after - self.now))}s",
+                    self.reg.patch_namespaced_secret, name, spec.namespace,
+                    {"metadata": {"annotations": {labels.ANNOTATION_REVOKE_AFTER: str(after)}}},
+                    _content_type="application/merge-patch+json")
+
+    # -- absent -------------------------------------------------------------------------------
+
+    def absent(self):
+        spec = self.spec
+        current, others, _highest = self._generations()
+        account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}",
+                                      spec.identity, spec.namespace)
+        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.identity_path}",
+                                      spec.identity, spec.namespace)
+        self.before = {"generation": _name(current), "identity": spec.identity_path if account else None}
+        self.after = {"generation": None, "identity": None}
+        secrets = []
+        if self.con is not None:
+            for secret in self._ours_on_consumer({"credential": spec.credential, "cluster": spec.cluster}):
+                if (secret["metadata"].get("annotations") or {}).get(labels.ANNOTATION_IDENTITY) == spec.identity_path:
+                    secrets.append(f"{secret['metadata']['namespace']}/{secret['metadata']['name']}")
+                    self._remove_consumer_secret(secret)
+        for generation in ([current] if current else []) + others:
+            self._revoke(generation)
+        if binding is not None:
+            self._write("registry cluster", f"delete RoleBinding {spec.identity_path}",
+                        self.rbac.delete_namespaced_role_binding, spec.identity, spec.namespace)
+        if account is not None:
+            self._write("registry cluster", f"delete ServiceAccount {spec.identity_path}",
+                        self.reg.delete_namespaced_service_account, spec.identity, spec.namespace)
+        return {"identity": spec.identity_path, "generation": None, "secrets": secrets, "revoked": self.revoked,
+                "retired": []}
+
+    # -- one run ------------------------------------------------------------------------------
+
+    def diff(self):
+        """Before and after, with generation names, expiries, registries and links: never a token."""
+        return {"before": self.before, "after": self.after}
+
+    def run(self):
+        """The result (``changed``, ``changes``, what was made or removed); raises ``CredentialsError``."""
+        self._check_rights()
+        result = self.present() if self.spec.state == STATE_PRESENT else self.absent()
+        result["changed"] = bool(self.changes)
+        result["changes"] = list(self.changes)
+        return result
+
+
+def _name(secret):
+    return secret["metadata"]["name"] if secret else None
+
+
+def _expiry(generation):
+    if not generation:
+        return None
+    return (generation["metadata"].get("annotations") or {}).get(labels.ANNOTATION_EXPIRES, labels.NEVER)
+
+
+def _summary(secret):
+    """What a diff shows of a consumer Secret: which generation and registry it holds, and its links."""
+    if secret is None:
+        return None
+    annotations = secret["metadata"].get("annotations") or {}
+    return {"generation": annotations.get(labels.ANNOTATION_GENERATION), "registry": annotations.get(labels.ANNOTATION_REGISTRY),
+            "linked": annotations.get(labels.ANNOTATION_LINKED, "")}

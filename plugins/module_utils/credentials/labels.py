@@ -1,0 +1,130 @@
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""What a credential is made of, and how each object is marked as ours (pure: no I/O).
+
+Everything is tracked with labels and annotations on the objects themselves, never with state kept
+on the controller:
+
+- On the **registry cluster**, in the namespace where the identity has its access (the
+  environment's namespace for a pull credential, the build namespace for a push credential): the
+  ServiceAccount (the identity), its RoleBinding, and one Secret per credential generation. A
+  TokenRequest token is bound to its generation Secret; deleting the Secret revokes the token. A
+  generation that rotation replaced carries ``revoke-after``; a later run deletes it after then.
+- On the **consumer cluster**: the ``kubernetes.io/dockerconfigjson`` Secrets, which name the
+  identity and generation they hold and the service accounts they were linked to.
+"""
+
+import time
+
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "segmented.registry"
+PREFIX = "segmented.registry/"
+LABEL_CREDENTIAL = PREFIX + "credential"          # the credential's name (pull, push-<namespace>)
+LABEL_CLUSTER = PREFIX + "cluster"                # the consumer cluster (inventory host)
+LABEL_ACCESS = PREFIX + "access"                  # pull or push
+LABEL_IDENTITY = PREFIX + "identity"              # on generation Secrets: the ServiceAccount's name
+ANNOTATION_IDENTITY = PREFIX + "identity"         # namespace/name of the ServiceAccount
+ANNOTATION_GENERATION = PREFIX + "generation"     # namespace/name of the generation Secret
+ANNOTATION_GENERATION_UID = PREFIX + "generation-uid"
+ANNOTATION_EXPIRES = PREFIX + "expires"           # epoch seconds, or "never"
+ANNOTATION_REGISTRY = PREFIX + "registry"         # the dockerconfigjson key (host[:port])
+ANNOTATION_LINKED = PREFIX + "linked"             # service accounts linked, comma-separated
+ANNOTATION_REVOKE_AFTER = PREFIX + "revoke-after"  # on a replaced generation: epoch seconds
+ANNOTATION_ACCOUNT_UID = PREFIX + "service-account-uid"
+
+ACCESS_PULL = "pull"
+ACCESS_PUSH = "push"
+#: The ClusterRole that gives the access, in the identity's namespace.
+CLUSTER_ROLES = {ACCESS_PULL: "system:image-puller", ACCESS_PUSH: "system:image-pusher"}
+#: The user name written into the dockerconfigjson (the registry ignores it).
+USERNAME = "serviceaccount"
+
+TOKEN_BOUND = "bound"
+TOKEN_LONG_LIVED = "long_lived"
+NEVER = "never"
+
+
+def base_labels(credential, cluster, access):
+    return {MANAGED_BY: MANAGED_BY_VALUE, LABEL_CREDENTIAL: credential, LABEL_CLUSTER: cluster, LABEL_ACCESS: access}
+
+
+def selector(**labels):
+    """A label selector for our objects with these extra labels (keys without the prefix)."""
+    items = [f"{MANAGED_BY}={MANAGED_BY_VALUE}"] + [f"{PREFIX}{key}={value}" for key, value in sorted(labels.items())]
+    return ",".join(items)
+
+
+def identity_name(access, cluster):
+    """The registry-cluster ServiceAccount of ``cluster``'s credential (its RoleBinding has the same name)."""
+    return f"segmented-{access}-{cluster}"
+
+
+def credential_name(access, namespace=None):
+    """``pull`` for a cluster's pull credential, ``push-<namespace>`` for a builder's."""
+    return ACCESS_PULL if access == ACCESS_PULL else f"{ACCESS_PUSH}-{namespace}"
+
+
+def generation_name(identity, number):
+    return f"{identity}-gen{int(number)}"
+
+
+def generation_number(name, identity):
+    """The number of a generation Secret's name, or None when it is not one of ``identity``'s."""
+    prefix = f"{identity}-gen"
+    if not name.startswith(prefix) or not name[len(prefix):].isdigit():
+        return None
+    return int(name[len(prefix):])
+
+
+def cluster_label_problem(cluster):
+    """Why ``cluster`` (an inventory host name) cannot name a credential, or None."""
+    if not is_dns1123_label(cluster) or len(cluster) > 40:
+        return ("credentials are named after the cluster, so its inventory host name must be a lowercase DNS label "
+                "of at most 40 characters (letters, digits, '-')")
+    return None
+
+
+def expires_text(epoch):
+    return NEVER if epoch is None else str(int(epoch))
+
+
+def expires_epoch(text):
+    """Epoch seconds from ``expires_text``; None for never; 0 (expired) for anything unreadable."""
+    if text == NEVER:
+        return None
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return 0
+
+
+def keep_generation(expires, renew_before, now=None):
+    """Whether a generation that expires at ``expires`` (epoch seconds, None: never) is kept: it is
+    renewed once it is within ``renew_before`` seconds of its expiry."""
+    if expires is None:
+        return True
+    now = time.time() if now is None else now
+    return expires - now > renew_before
+
+
+def due_for_revocation(annotations, now=None):
+    """Whether a replaced generation's grace period is over (one without ``revoke-after`` is current)."""
+    value = (annotations or {}).get(ANNOTATION_REVOKE_AFTER)
+    if value is None:
+        return False
+    now = time.time() if now is None else now
+    try:
+        return float(value) <= now
+    except ValueError:
+        return True
+
+
+def linked_list(text):
+    return [item for item in (text or "").split(",") if item]
+
+
+def linked_text(names):
+    return ",".join(sorted(set(names)))

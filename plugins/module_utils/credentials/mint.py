@@ -1,0 +1,104 @@
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""Registry credentials: service account tokens of the registry cluster.
+
+OpenShift's registry (and the collection's token server) takes an API token of the registry
+cluster as the basic-auth password. Three ways to get one, all for a service account named
+``namespace/name``:
+
+- ``mint_token``: a TokenRequest token, valid for minutes (a promotion job uses it for one run);
+- ``mint_bound_token``: a TokenRequest token bound to a Secret (``boundObjectRef``): the API server
+  accepts it only while that Secret exists with the same uid, so deleting the Secret revokes the
+  token before it expires (a TokenRequest token cannot be revoked by itself);
+- ``long_lived_token``: the token the token controller writes into a
+  ``kubernetes.io/service-account-token`` Secret annotated with the account's name; it never
+  expires and is revoked by deleting the Secret.
+
+A token is only returned to the caller: never logged, never part of an error text or a report.
+"""
+
+import base64
+import calendar
+import time
+
+
+from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
+from ansible_collections.segmented.registry.plugins.module_utils.text import show
+
+#: The TokenRequest API refuses expirationSeconds below 10 minutes.
+MIN_TOKEN_SECONDS = 600
+
+
+class CredentialsError(Exception):
+    """A token could not be minted; the message says why and how to fix it."""
+
+
+def parse_service_account(value):
+    """``(namespace, name)`` from ``namespace/name``."""
+    parts = (value or "").split("/")
+    if len(parts) != 2 or not is_dns1123_label(parts[0]) or not is_dns1123_subdomain(parts[1]):
+        raise CredentialsError(f"service_account {show(value)} is not namespace/name, like segmented-registry/promoter")
+    return parts[0], parts[1]
+
+
+def mint_token(api_client, service_account, seconds=MIN_TOKEN_SECONDS):
+    """A TokenRequest token of ``namespace/name`` on the cluster of ``api_client`` (a kubernetes
+    ApiClient). Needs ``create`` on ``serviceaccounts/token`` in that namespace."""
+    return _token_request(api_client, service_account, {"expirationSeconds": int(seconds)})[0]
+
+
+def mint_bound_token(api_client, service_account, seconds, secret_name, secret_uid):
+    """``(token, expiration timestamp as epoch seconds)``: a TokenRequest token of ``namespace/name``
+    bound to the Secret ``secret_name`` (uid ``secret_uid``) in the same namespace. Deleting that
+    Secret revokes the token."""
+    spec = {"expirationSeconds": int(seconds),
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": secret_name, "uid": secret_uid}}
+    return _token_request(api_client, service_account, spec)
+
+
+def long_lived_token(secret, service_account):
+    """The token of a ``kubernetes.io/service-account-token`` Secret (a dict as the API returns
+    it), or None while the token controller has not filled it in yet."""
+    if (secret.get("type") != "kubernetes.io/service-account-token"
+            or ((secret.get("metadata") or {}).get("annotations") or {}).get(
+                "kubernetes.io/service-account.name") != parse_service_account(service_account)[1]):
+        raise CredentialsError("Secret {} is not a token Secret of service account {}".format(
+            (secret.get("metadata") or {}).get("name"), service_account))
+    value = (secret.get("data") or {}).get("token")
+    return base64.b64decode(value).decode() if value else None
+
+
+def epoch_of(timestamp):
+    """Epoch seconds of an RFC 3339 time as the API server writes it (``2026-01-02T03:04:05Z``)
+    or of a ``datetime``."""
+    if hasattr(timestamp, "timestamp"):
+        return int(timestamp.timestamp())
+    return int(calendar.timegm(time.strptime(str(timestamp), "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def _token_request(api_client, service_account, spec):
+    from kubernetes import client as kclient
+
+    namespace, name = parse_service_account(service_account)
+    try:
+        answer = kclient.CoreV1Api(api_client).create_namespaced_service_account_token(name, namespace, {"spec": spec})
+    except Exception as exc:
+        status = kube.status_of(exc)
+        if status == 404:
+            raise CredentialsError("service account {}/{} does not exist on the registry cluster: create it (the "
+                                   "promoter of lab/promoter.yml, or your own) or name another with "
+                                   "service_account".format(namespace, name))
+        if status == 403:
+            raise CredentialsError("no permission to mint a token for service account {0}/{1} (create "
+                                   "serviceaccounts/token in namespace {0}); grant it to the credentials the job "
+                                   "runs with, or pass registry_token".format(namespace, name))
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise CredentialsError(f"could not mint a token for service account {namespace}/{name}: {(f'HTTP {status} ' if status else '')}{reason}")
+    status = getattr(answer, "status", None)
+    token = getattr(status, "token", None)
+    if not token:
+        raise CredentialsError(f"the TokenRequest for {namespace}/{name} returned no token")
+    expires = getattr(status, "expiration_timestamp", None)
+    return token, (epoch_of(expires) if expires else None)

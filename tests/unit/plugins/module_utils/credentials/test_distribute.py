@@ -1,0 +1,342 @@
+"""credentials.distribute.Credential against an in-memory stand-in for the two API servers: the
+decisions (keep, renew, rotate, revoke, unlink) and the order of writes. The lab proves the same on
+real API servers and registries (tests/integration/test_credentials.py)."""
+import base64
+import copy
+import itertools
+import json
+
+import pytest
+
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import distribute, labels
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.distribute import Credential, Spec, Target
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import CredentialsError
+
+NOW = 1_000_000
+
+
+class ApiError(Exception):
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
+class Obj:
+    """What a typed client returns: here just the dict, which sanitize_for_serialization passes on."""
+
+
+class Cluster:
+    """One API server: objects by (kind, namespace, name), a write log, SelfSubjectAccessReview
+    answers (``denied``: the rules refused)."""
+
+    uids = itertools.count(1)
+
+    def __init__(self, name):
+        self.name = name
+        self.objects = {}
+        self.writes = []
+        self.denied = set()
+        self.version = itertools.count(100)
+
+    def sanitize_for_serialization(self, obj):
+        return copy.deepcopy(obj)
+
+    def put(self, kind, namespace, body):
+        body = copy.deepcopy(body)
+        meta = body.setdefault("metadata", {})
+        meta.setdefault("uid", f"uid-{next(self.uids)}")
+        meta["namespace"] = namespace
+        meta["resourceVersion"] = str(next(self.version))
+        self.objects[(kind, namespace, meta["name"])] = body
+        return copy.deepcopy(body)
+
+    def get(self, kind, namespace, name):
+        if (kind, namespace, name) not in self.objects:
+            raise ApiError(404)
+        return copy.deepcopy(self.objects[(kind, namespace, name)])
+
+
+def matches(obj, selector):
+    found = obj["metadata"].get("labels") or {}
+    for term in selector.split(","):
+        key, _sep, value = term.partition("=")
+        if found.get(key) != value:
+            return False
+    return True
+
+
+class Core:
+    def __init__(self, cluster):
+        self.c = cluster
+
+    def read_namespace(self, name):
+        return self.c.get("Namespace", None, name)
+
+    def read_namespaced_service_account(self, name, namespace):
+        return self.c.get("ServiceAccount", namespace, name)
+
+    def read_namespaced_secret(self, name, namespace):
+        return self.c.get("Secret", namespace, name)
+
+    def list_namespaced_secret(self, namespace, label_selector):
+        return _List([o for (k, ns, _n), o in self.c.objects.items() if k == "Secret" and ns == namespace and matches(o, label_selector)])
+
+    def list_secret_for_all_namespaces(self, label_selector):
+        return _List([o for (k, _ns, _n), o in self.c.objects.items() if k == "Secret" and matches(o, label_selector)])
+
+    def list_namespaced_service_account(self, namespace):
+        return _List([o for (k, ns, _n), o in self.c.objects.items() if k == "ServiceAccount" and ns == namespace])
+
+    def create_namespaced_service_account(self, namespace, body):
+        self.c.writes.append(("create", "ServiceAccount", namespace, body["metadata"]["name"]))
+        return self.c.put("ServiceAccount", namespace, body)
+
+    def create_namespaced_secret(self, namespace, body):
+        self.c.writes.append(("create", "Secret", namespace, body["metadata"]["name"]))
+        if body.get("type") == distribute.SECRET_TYPE_TOKEN:
+            body = dict(body, data={"token": base64.b64encode(b"long-lived-" + body["metadata"]["name"].encode()).decode()})
+        return self.c.put("Secret", namespace, body)
+
+    def replace_namespaced_secret(self, name, namespace, body):
+        self.c.writes.append(("replace", "Secret", namespace, name))
+        assert self.c.get("Secret", namespace, name)["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"]
+        return self.c.put("Secret", namespace, body)
+
+    def patch_namespaced_secret(self, name, namespace, body, _content_type=None):
+        self.c.writes.append(("patch", "Secret", namespace, name))
+        obj = self.c.get("Secret", namespace, name)
+        obj["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
+        return self.c.put("Secret", namespace, obj)
+
+    def delete_namespaced_secret(self, name, namespace):
+        self.c.writes.append(("delete", "Secret", namespace, name))
+        self.c.get("Secret", namespace, name)
+        del self.c.objects[("Secret", namespace, name)]
+
+    def delete_namespaced_service_account(self, name, namespace):
+        self.c.writes.append(("delete", "ServiceAccount", namespace, name))
+        del self.c.objects[("ServiceAccount", namespace, name)]
+
+    def patch_namespaced_service_account(self, name, namespace, body, _content_type=None):
+        self.c.writes.append(("patch", "ServiceAccount", namespace, name))
+        obj = self.c.get("ServiceAccount", namespace, name)
+        test, change = body
+        if test["path"] == "/metadata/resourceVersion":
+            assert obj["metadata"]["resourceVersion"] == test["value"]
+        else:
+            assert obj.get(test["path"][1:]) == test["value"]
+        obj[change["path"][1:]] = change["value"]
+        return self.c.put("ServiceAccount", namespace, obj)
+
+    def create_namespaced_service_account_token(self, name, namespace, body):
+        self.c.get("ServiceAccount", namespace, name)
+        bound = body["spec"]["boundObjectRef"]
+        assert self.c.get("Secret", namespace, bound["name"])["metadata"]["uid"] == bound["uid"]
+        token = f"token-{namespace}-{name}-{bound['name']}"
+        return _Token(token)
+
+
+class _List:
+    def __init__(self, items):
+        self.items = [copy.deepcopy(item) for item in items]
+
+
+class _Token:
+    def __init__(self, token):
+        from datetime import datetime, timezone
+
+        self.status = type("S", (), {"token": token, "expiration_timestamp": datetime.fromtimestamp(NOW + 3600, timezone.utc)})()
+
+
+class Rbac:
+    def __init__(self, cluster):
+        self.c = cluster
+
+    def read_namespaced_role_binding(self, name, namespace):
+        return self.c.get("RoleBinding", namespace, name)
+
+    def create_namespaced_role_binding(self, namespace, body):
+        self.c.writes.append(("create", "RoleBinding", namespace, body["metadata"]["name"]))
+        return self.c.put("RoleBinding", namespace, body)
+
+    def delete_namespaced_role_binding(self, name, namespace):
+        self.c.writes.append(("delete", "RoleBinding", namespace, name))
+        del self.c.objects[("RoleBinding", namespace, name)]
+
+
+class Authz:
+    def __init__(self, cluster):
+        self.c = cluster
+
+    def create_self_subject_access_review(self, body):
+        attributes = body["spec"]["resourceAttributes"]
+        key = (attributes["verb"], attributes["resource"], attributes.get("namespace"))
+        return type("R", (), {"status": type("S", (), {"allowed": key not in self.c.denied})()})()
+
+
+@pytest.fixture
+def clusters(monkeypatch):
+    from kubernetes import client as kclient
+
+    registry, consumer = Cluster("registry"), Cluster("test")
+    monkeypatch.setattr(kclient, "CoreV1Api", Core)
+    monkeypatch.setattr(kclient, "RbacAuthorizationV1Api", Rbac)
+    monkeypatch.setattr(kclient, "AuthorizationV1Api", Authz)
+    registry.put("Namespace", None, {"metadata": {"name": "test"}})
+    for ns in ("myproject", "openshift-config"):
+        consumer.put("Namespace", None, {"metadata": {"name": ns}})
+    consumer.put("ServiceAccount", "myproject", {"metadata": {"name": "default"}, "imagePullSecrets": [{"name": "theirs"}]})
+    consumer.put("ServiceAccount", "myproject", {"metadata": {"name": "deployer"}})
+    return registry, consumer
+
+
+def spec(**changes):
+    values = dict(cluster="test", access="pull", namespace="test", registry="test-registry.example.com",
+                  secret_name="segmented-registry-pull", duration=3600, renew_before=600,
+                  targets=[Target("myproject", ["default"]), Target("openshift-config", [])])
+    values.update(changes)
+    return Spec(**values)
+
+
+def run(clusters, now=NOW, check_mode=False, **changes):
+    registry, consumer = clusters
+    masked = set()
+    credential = Credential(spec(**changes), registry, consumer, check_mode=check_mode, mask=masked.add, now=now)
+    result = credential.run()
+    return result, masked, credential
+
+
+def token_in(consumer, namespace):
+    secret = consumer.get("Secret", namespace, "segmented-registry-pull")
+    auths = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))["auths"]
+    return auths["test-registry.example.com"]["password"]
+
+
+def test_first_run_mints_writes_then_links(clusters):
+    registry, consumer = clusters
+    result, masked, credential = run(clusters)
+    assert result["changed"] and result["new_generation"]
+    assert result["generation"] == "segmented-pull-test-gen1"
+    assert registry.get("RoleBinding", "test", "segmented-pull-test")["roleRef"]["name"] == "system:image-puller"
+    token = token_in(consumer, "myproject")
+    assert token == token_in(consumer, "openshift-config") and token in masked
+    writes = consumer.writes
+    assert writes.index(("create", "Secret", "myproject", "segmented-registry-pull")) < writes.index(
+        ("patch", "ServiceAccount", "myproject", "default"))
+    assert consumer.get("ServiceAccount", "myproject", "default")["imagePullSecrets"] == [
+        {"name": "theirs"}, {"name": "segmented-registry-pull"}]
+    assert token not in json.dumps(result) and token not in json.dumps(credential.diff())
+
+
+def test_second_run_writes_nothing(clusters):
+    registry, consumer = clusters
+    run(clusters)
+    registry.writes.clear()
+    consumer.writes.clear()
+    result, _masked, _credential = run(clusters, now=NOW + 60)
+    assert not result["changed"] and result["changes"] == []
+    assert registry.writes == [] and consumer.writes == []
+
+
+def test_near_expiry_renews_and_keeps_the_old_until_its_expiry(clusters):
+    registry, consumer = clusters
+    run(clusters)
+    old = token_in(consumer, "myproject")
+    result, _masked, _credential = run(clusters, now=NOW + 3100)  # 500 s left, renew_before 600
+    assert result["reason"] == distribute.RENEW_REASON and result["generation"] == "segmented-pull-test-gen2"
+    assert token_in(consumer, "myproject") != old
+    annotations = registry.get("Secret", "test", "segmented-pull-test-gen1")["metadata"]["annotations"]
+    assert annotations[labels.ANNOTATION_REVOKE_AFTER] == str(NOW + 3600)
+    run(clusters, now=NOW + 3601)  # a later run revokes it
+    with pytest.raises(ApiError):
+        registry.get("Secret", "test", "segmented-pull-test-gen1")
+
+
+def test_rotation_with_grace_then_revocation(clusters):
+    registry, consumer = clusters
+    run(clusters)
+    result, _masked, _credential = run(clusters, now=NOW + 10, rotate=True, grace=30)
+    assert result["retired"] == ["test/segmented-pull-test-gen1"] and result["revoked"] == []
+    result, _masked, _credential = run(clusters, now=NOW + 20)
+    assert result["revoked"] == [] and not result["changed"]
+    result, _masked, _credential = run(clusters, now=NOW + 41)
+    assert result["revoked"] == ["test/segmented-pull-test-gen1"]
+    assert registry.get("Secret", "test", "segmented-pull-test-gen2")
+
+
+def test_a_new_namespace_gets_the_same_token(clusters):
+    registry, consumer = clusters
+    run(clusters)
+    token = token_in(consumer, "myproject")
+    consumer.put("Namespace", None, {"metadata": {"name": "other"}})
+    targets = [Target("myproject", ["default"]), Target("openshift-config", []), Target("other", [])]
+    result, _masked, _credential = run(clusters, now=NOW + 5, targets=targets)
+    assert not result["new_generation"] and token_in(consumer, "other") == token
+
+
+def test_dropped_namespace_and_account_are_unlinked_and_removed(clusters):
+    registry, consumer = clusters
+    run(clusters, targets=[Target("myproject", ["default", "deployer"]), Target("openshift-config", [])])
+    run(clusters, now=NOW + 5, targets=[Target("myproject", ["default"])])
+    assert "imagePullSecrets" not in consumer.get("ServiceAccount", "myproject", "deployer") or \
+        consumer.get("ServiceAccount", "myproject", "deployer")["imagePullSecrets"] == []
+    with pytest.raises(ApiError):
+        consumer.get("Secret", "openshift-config", "segmented-registry-pull")
+    run(clusters, now=NOW + 6, targets=[Target("openshift-config", [])])
+    assert consumer.get("ServiceAccount", "myproject", "default")["imagePullSecrets"] == [{"name": "theirs"}]
+
+
+def test_missing_service_account_writes_nothing(clusters):
+    registry, consumer = clusters
+    with pytest.raises(CredentialsError, match="service account myproject/nosuch does not exist"):
+        run(clusters, targets=[Target("myproject", ["default", "nosuch"])])
+    assert registry.writes == [] and consumer.writes == []
+
+
+def test_missing_rights_are_all_named_and_nothing_is_written(clusters):
+    registry, consumer = clusters
+    consumer.denied |= {("create", "secrets", "myproject"), ("patch", "serviceaccounts", "myproject")}
+    with pytest.raises(CredentialsError) as error:
+        run(clusters)
+    assert "create secrets in namespace myproject" in str(error.value)
+    assert "patch serviceaccounts in namespace myproject" in str(error.value)
+    assert registry.writes == [] and consumer.writes == []
+
+
+def test_foreign_secret_is_never_overwritten(clusters):
+    registry, consumer = clusters
+    consumer.put("Secret", "myproject", {"metadata": {"name": "segmented-registry-pull"}, "type": "Opaque"})
+    with pytest.raises(CredentialsError, match="is not this credential's"):
+        run(clusters)
+    assert registry.writes == [] and consumer.writes == []
+
+
+def test_check_mode_plans_without_writing(clusters):
+    registry, consumer = clusters
+    result, masked, _credential = run(clusters, check_mode=True)
+    assert result["changed"] and any("create generation Secret" in change for change in result["changes"])
+    assert registry.writes == [] and consumer.writes == [] and masked == set()
+
+
+def test_absent_revokes_and_removes_only_its_identity(clusters):
+    registry, consumer = clusters
+    run(clusters)
+    registry.writes.clear()
+    registry_, consumer_ = clusters
+    credential = Credential(spec(state="absent"), registry_, consumer_, now=NOW + 5)
+    result = credential.run()
+    assert result["revoked"] == ["test/segmented-pull-test-gen1"]
+    for kind, name in (("ServiceAccount", "segmented-pull-test"), ("RoleBinding", "segmented-pull-test")):
+        with pytest.raises(ApiError):
+            registry.get(kind, "test", name)
+    assert consumer.get("ServiceAccount", "myproject", "default")["imagePullSecrets"] == [{"name": "theirs"}]
+    with pytest.raises(ApiError):
+        consumer.get("Secret", "myproject", "segmented-registry-pull")
+
+
+def test_long_lived_token_is_read_from_its_secret(clusters):
+    registry, consumer = clusters
+    result, _masked, _credential = run(clusters, token_type="long_lived")
+    assert result["expires"] is None
+    assert token_in(consumer, "myproject") == "long-lived-segmented-pull-test-gen1"
+    assert not run(clusters, now=NOW + 10 ** 7, token_type="long_lived")[0]["changed"]
