@@ -87,9 +87,9 @@ def _token_request(api_client, service_account, spec):
     except Exception as exc:
         status = kube.status_of(exc)
         if status == 404:
-            raise CredentialsError("service account {}/{} does not exist on the registry cluster: create it (the "
-                                   "promoter of lab/promoter.yml, or your own) or name another with "
-                                   "service_account".format(namespace, name))
+            raise CredentialsError("service account {}/{} does not exist on the registry cluster: create it "
+                                   "(roles/registry_cluster makes the promoter, registry_cluster_pushers) or "
+                                   "name another with service_account".format(namespace, name))
         if status == 403:
             raise CredentialsError("no permission to mint a token for service account {0}/{1} (create "
                                    "serviceaccounts/token in namespace {0}); grant it to the credentials the job "
