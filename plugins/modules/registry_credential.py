@@ -403,10 +403,10 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import labels
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.distribute import (
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.distribute import Credential
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import (
     STATE_ABSENT,
     STATE_PRESENT,
-    Credential,
     Spec,
     Target,
     spec_problems,

@@ -20,22 +20,17 @@ writes nothing. Tokens never leave this module: results and diffs name Secrets a
 """
 
 import time
-from dataclasses import dataclass, field
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
-from ansible_collections.segmented.registry.plugins.module_utils.credentials import access, dockerconfig, labels, link
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import access, dockerconfig, labels
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.consumer import ConsumerSide
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
-    MIN_TOKEN_SECONDS,
     CredentialsError,
     long_lived_token,
     mint_bound_token,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import split_host_port
-from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
-from ansible_collections.segmented.registry.plugins.module_utils.text import show
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import STATE_PRESENT
 
-STATE_PRESENT = "present"
-STATE_ABSENT = "absent"
 #: How long to wait for the token controller to fill a long-lived token Secret.
 LONG_LIVED_WAIT = 30
 SECRET_TYPE_TOKEN = "kubernetes.io/service-account-token"
@@ -43,96 +38,7 @@ SECRET_TYPE_OPAQUE = "Opaque"
 RENEW_REASON = "its token is within renew_before of its expiry"
 
 
-@dataclass
-class Target:
-    """A consumer namespace that gets the Secret, and the service accounts there it is linked to."""
-
-    namespace: str
-    service_accounts: list = field(default_factory=list)
-    #: The Secret's name in this namespace; None: the credential's ``secret_name``.
-    secret_name: str = None
-
-
-@dataclass
-class Spec:
-    cluster: str
-    access: str
-    namespace: str
-    registry: str = None
-    secret_name: str = None
-    targets: list = field(default_factory=list)
-    token_type: str = labels.TOKEN_BOUND
-    duration: int = 7 * 86400
-    renew_before: int = 86400
-    rotate: bool = False
-    grace: int = 0
-    state: str = STATE_PRESENT
-
-    @property
-    def identity(self):
-        return labels.identity_name(self.access, self.cluster)
-
-    @property
-    def identity_path(self):
-        return f"{self.namespace}/{self.identity}"
-
-    @property
-    def credential(self):
-        return labels.credential_name(self.access, self.namespace)
-
-    @property
-    def link_field(self):
-        return link.field_for(self.access)
-
-    def secret_of(self, target):
-        return target.secret_name or self.secret_name
-
-
-def spec_problems(spec):
-    """Everything wrong with ``spec`` (pure), each naming the option and the fix."""
-    problems = []
-    problem = labels.cluster_label_problem(spec.cluster)
-    if problem:
-        problems.append(f"cluster_name: {show(spec.cluster)}: {problem}")
-    if spec.access not in labels.CLUSTER_ROLES:
-        problems.append(f"access: {show(spec.access)} is not pull or push")
-    if not is_dns1123_label(spec.namespace):
-        problems.append(f"namespace: {show(spec.namespace)} is not a namespace name (a DNS-1123 label like test or myproject)")
-    if spec.state == STATE_ABSENT:
-        return problems
-    try:
-        split_host_port(spec.registry)
-    except ValueError as error:
-        problems.append(f"registry: {show(spec.registry)} is not host[:port]: {error}")
-    if not is_dns1123_subdomain(spec.secret_name):
-        problems.append(f"secret_name: {show(spec.secret_name)} is not a Secret name (a lowercase DNS name)")
-    seen = set()
-    for index, target in enumerate(spec.targets):
-        if not is_dns1123_label(target.namespace):
-            problems.append(f"targets[{index}].namespace: {show(target.namespace)} is not a namespace name")
-        elif target.namespace in seen:
-            problems.append(f"targets[{index}].namespace: {target.namespace} is listed twice; list each namespace once "
-                            "with all its service accounts")
-        seen.add(target.namespace)
-        if target.secret_name is not None and not is_dns1123_subdomain(target.secret_name):
-            problems.append(f"targets[{index}].secret_name: {show(target.secret_name)} is not a Secret name (a lowercase DNS name)")
-        for name in target.service_accounts:
-            if not is_dns1123_subdomain(name):
-                problems.append(f"targets[{index}].service_accounts: {show(name)} is not a service account name")
-    if spec.token_type not in (labels.TOKEN_BOUND, labels.TOKEN_LONG_LIVED):
-        problems.append(f"token_type: {show(spec.token_type)} is not bound or long_lived")
-    if spec.token_type == labels.TOKEN_BOUND:
-        if not isinstance(spec.duration, int) or spec.duration < MIN_TOKEN_SECONDS:
-            problems.append(f"duration: {show(spec.duration)} seconds; the TokenRequest API needs at least {MIN_TOKEN_SECONDS}")
-        elif not isinstance(spec.renew_before, int) or not 0 <= spec.renew_before < spec.duration:
-            problems.append(f"renew_before: {show(spec.renew_before)} must be from 0 to less than duration ({spec.duration}), "
-                            "or every run would mint a new token")
-    if not isinstance(spec.grace, int) or spec.grace < 0:
-        problems.append(f"grace: {show(spec.grace)} must be a number of seconds, 0 or more")
-    return problems
-
-
-class Credential:
+class Credential(ConsumerSide):
     """One credential run. ``registry`` and ``consumer`` are kubernetes ApiClients (``consumer``
     may be None with ``state=absent``: only the registry side is then revoked). ``mask(value)``
     registers a secret value with the module (no_log)."""
@@ -228,14 +134,6 @@ class Credential:
         highest = generations[-1][0] if generations else 0
         return current, others, highest
 
-    def _ours_on_consumer(self, selector_labels):
-        try:
-            items = self.con.list_secret_for_all_namespaces(label_selector=labels.selector(**selector_labels)).items
-        except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, "list the Secrets this collection made",
-                                                    f"cluster {self.spec.cluster}"))
-        return [self._dict(self.consumer_api, item) for item in items]
-
     # -- present ------------------------------------------------------------------------------
 
     def _generation_usable(self, generation, account):
@@ -263,37 +161,6 @@ class Credential:
             if annotations.get("kubernetes.io/service-account.uid") not in (None, account["metadata"]["uid"]):
                 return "the identity was made again"
         return None
-
-    def _up_to_date(self, secret, generation):
-        if secret is None or generation is None:
-            return False
-        annotations = secret["metadata"].get("annotations") or {}
-        if (annotations.get(labels.ANNOTATION_GENERATION_UID) != generation["metadata"]["uid"]
-                or annotations.get(labels.ANNOTATION_REGISTRY) != self.spec.registry
-                or annotations.get(labels.ANNOTATION_IDENTITY) != self.spec.identity_path
-                or secret.get("type") != dockerconfig.SECRET_TYPE):
-            return False
-        try:
-            entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
-        except dockerconfig.DockerConfigError:
-            return False
-        return list(entries) == [self.spec.registry] and bool(entries[self.spec.registry]["password"])
-
-    def _token_of(self, secret):
-        entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
-        return entries[self.spec.registry]["password"]
-
-    def _check_foreign(self, namespace, name, secret):
-        spec = self.spec
-        metadata = (secret or {}).get("metadata") or {}
-        found = metadata.get("labels") or {}
-        if secret is not None and (found.get(labels.MANAGED_BY) != labels.MANAGED_BY_VALUE
-                                   or found.get(labels.LABEL_CREDENTIAL) != spec.credential
-                                   or found.get(labels.LABEL_CLUSTER) != spec.cluster):
-            raise CredentialsError(
-                f"cluster {spec.cluster}: Secret {namespace}/{name} exists and is not this credential's "
-                f"({spec.credential}, made by segmented.registry); it is left alone: delete it or choose another "
-                "secret_name. Nothing was changed")
 
     def _preflight_present(self):
         spec = self.spec
@@ -480,100 +347,6 @@ class Credential:
                 raise CredentialsError(f"the token controller did not fill the token Secret {spec.namespace}/{name} "
                                        f"within {LONG_LIVED_WAIT}s (is kube-controller-manager's token controller running?)")
             time.sleep(0.5)
-
-    def _write_secret(self, target, secret, generation, token, expires):
-        spec = self.spec
-        linked = labels.linked_text(target.service_accounts)
-        where = f"cluster {spec.cluster}"
-        name = spec.secret_of(target)
-        path = f"{target.namespace}/{name}"
-        annotations = {
-            labels.ANNOTATION_IDENTITY: spec.identity_path,
-            labels.ANNOTATION_GENERATION: f"{spec.namespace}/{generation['metadata']['name']}",
-            labels.ANNOTATION_GENERATION_UID: generation["metadata"]["uid"],
-            labels.ANNOTATION_EXPIRES: labels.expires_text(expires),
-            labels.ANNOTATION_REGISTRY: spec.registry,
-            labels.ANNOTATION_LINKED: linked,
-        }
-        if self._up_to_date(secret, generation):
-            found = secret["metadata"].get("annotations") or {}
-            if found.get(labels.ANNOTATION_LINKED) != linked:
-                self._write(where, f"record the service accounts linked to Secret {path}",
-                            self.con.patch_namespaced_secret, name, target.namespace,
-                            {"metadata": {"annotations": {labels.ANNOTATION_LINKED: linked}}},
-                            _content_type="application/merge-patch+json")
-            return
-        body = {"apiVersion": "v1", "kind": "Secret", "type": dockerconfig.SECRET_TYPE,
-                "metadata": {"name": name, "namespace": target.namespace,
-                             "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
-                             "annotations": annotations}}
-        if token is not None:
-            body["data"] = dockerconfig.secret_data(dockerconfig.build({spec.registry: (labels.USERNAME, token)}))
-        if secret is None:
-            self._write(where, f"create Secret {path} ({spec.registry})", self.con.create_namespaced_secret,
-                        target.namespace, body)
-        else:
-            body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
-            self._write(where, f"replace Secret {path} ({spec.registry}, generation "
-                        f"{generation['metadata']['name']})", self.con.replace_namespaced_secret,
-                        name, target.namespace, body)
-
-    def _patch_account(self, namespace, name, present, account=None, secret_name=None):
-        """Link or unlink the Secret; re-read and retry once when the list moved meanwhile."""
-        spec = self.spec
-        secret_name = secret_name or spec.secret_name
-        where = f"cluster {spec.cluster}"
-        for attempt in (1, 2):
-            if account is None or attempt == 2:
-                account = self._consumer_read(self.con.read_namespaced_service_account,
-                                              f"service account {namespace}/{name}", name, namespace)
-                if account is None:
-                    return
-            body = link.patch(account, spec.link_field, secret_name, present=present)
-            if body is None:
-                return
-            verb = "link" if present else "unlink"
-            what = f"{verb} Secret {secret_name} {'to' if present else 'from'} {namespace}/{name} ({spec.link_field})"
-            if self.check_mode:
-                self.changes.append(f"{where}: {what}")
-                return
-            try:
-                self.con.patch_namespaced_service_account(name, namespace, body,
-                                                          _content_type="application/json-patch+json")
-                self.changes.append(f"{where}: {what}")
-                return
-            except Exception as exc:
-                if kube.status_of(exc) in (409, 422) and attempt == 1:
-                    continue
-                raise CredentialsError(kube.api_problem(exc, what, where))
-
-    def _link(self, target, secret, accounts):
-        secret_name = self.spec.secret_of(target)
-        for name in target.service_accounts:
-            self._patch_account(target.namespace, name, True, accounts.get(name), secret_name)
-        before = labels.linked_list(((secret or {}).get("metadata", {}).get("annotations") or {}).get(labels.ANNOTATION_LINKED))
-        for name in before:
-            if name not in target.service_accounts:
-                self._patch_account(target.namespace, name, False, None, secret_name)
-
-    def _unlink_everywhere(self, namespace, secret_name):
-        """Unlink ``secret_name`` from every service account of ``namespace`` that lists it."""
-        spec = self.spec
-        try:
-            accounts = self.con.list_namespaced_service_account(namespace).items
-        except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, f"list the service accounts of {namespace}", f"cluster {spec.cluster}"))
-        for item in accounts:
-            account = self._dict(self.consumer_api, item)
-            if link.linked(account, spec.link_field, secret_name):
-                self._patch_account(namespace, account["metadata"]["name"], False, account, secret_name)
-
-    def _remove_consumer_secret(self, secret):
-        spec = self.spec
-        namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
-        self._unlink_everywhere(namespace, name)
-        self._write(f"cluster {spec.cluster}", f"delete Secret {namespace}/{name} (no longer a target)",
-                    self._delete_secret(self.con), name, namespace)
 
     def _delete_secret(self, api):
         def delete(name, namespace):

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import distribute, labels
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.distribute import Credential, Spec, Target
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.distribute import Credential
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import Spec, Target
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import CredentialsError
 
 NOW = 1_000_000

@@ -1,7 +1,7 @@
 import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import labels
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.distribute import Spec, Target, spec_problems
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import Spec, Target, spec_problems
 
 
 def test_names():

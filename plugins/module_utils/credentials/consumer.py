@@ -1,0 +1,149 @@
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""The consumer side of one credential run (``distribute.Credential`` inherits it): the
+``kubernetes.io/dockerconfigjson`` Secrets it writes, reads back and removes, and the links of
+those Secrets to service accounts (``imagePullSecrets`` or ``secrets``), never disturbing the other
+entries of those lists."""
+
+from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import dockerconfig, labels, link
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import CredentialsError
+
+
+class ConsumerSide:
+    """Needs ``spec``, ``con`` and ``consumer_api`` (the consumer's CoreV1Api and ApiClient),
+    ``check_mode``, ``changes`` and the reads and writes of ``distribute.Credential``."""
+
+    def _ours_on_consumer(self, selector_labels):
+        try:
+            items = self.con.list_secret_for_all_namespaces(label_selector=labels.selector(**selector_labels)).items
+        except Exception as exc:
+            raise CredentialsError(kube.api_problem(exc, "list the Secrets this collection made",
+                                                    f"cluster {self.spec.cluster}"))
+        return [self._dict(self.consumer_api, item) for item in items]
+
+    def _up_to_date(self, secret, generation):
+        if secret is None or generation is None:
+            return False
+        annotations = secret["metadata"].get("annotations") or {}
+        if (annotations.get(labels.ANNOTATION_GENERATION_UID) != generation["metadata"]["uid"]
+                or annotations.get(labels.ANNOTATION_REGISTRY) != self.spec.registry
+                or annotations.get(labels.ANNOTATION_IDENTITY) != self.spec.identity_path
+                or secret.get("type") != dockerconfig.SECRET_TYPE):
+            return False
+        try:
+            entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
+        except dockerconfig.DockerConfigError:
+            return False
+        return list(entries) == [self.spec.registry] and bool(entries[self.spec.registry]["password"])
+
+    def _token_of(self, secret):
+        entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
+        return entries[self.spec.registry]["password"]
+
+    def _check_foreign(self, namespace, name, secret):
+        spec = self.spec
+        metadata = (secret or {}).get("metadata") or {}
+        found = metadata.get("labels") or {}
+        if secret is not None and (found.get(labels.MANAGED_BY) != labels.MANAGED_BY_VALUE
+                                   or found.get(labels.LABEL_CREDENTIAL) != spec.credential
+                                   or found.get(labels.LABEL_CLUSTER) != spec.cluster):
+            raise CredentialsError(
+                f"cluster {spec.cluster}: Secret {namespace}/{name} exists and is not this credential's "
+                f"({spec.credential}, made by segmented.registry); it is left alone: delete it or choose another "
+                "secret_name. Nothing was changed")
+
+    def _write_secret(self, target, secret, generation, token, expires):
+        spec = self.spec
+        linked = labels.linked_text(target.service_accounts)
+        where = f"cluster {spec.cluster}"
+        name = spec.secret_of(target)
+        path = f"{target.namespace}/{name}"
+        annotations = {
+            labels.ANNOTATION_IDENTITY: spec.identity_path,
+            labels.ANNOTATION_GENERATION: f"{spec.namespace}/{generation['metadata']['name']}",
+            labels.ANNOTATION_GENERATION_UID: generation["metadata"]["uid"],
+            labels.ANNOTATION_EXPIRES: labels.expires_text(expires),
+            labels.ANNOTATION_REGISTRY: spec.registry,
+            labels.ANNOTATION_LINKED: linked,
+        }
+        if self._up_to_date(secret, generation):
+            found = secret["metadata"].get("annotations") or {}
+            if found.get(labels.ANNOTATION_LINKED) != linked:
+                self._write(where, f"record the service accounts linked to Secret {path}",
+                            self.con.patch_namespaced_secret, name, target.namespace,
+                            {"metadata": {"annotations": {labels.ANNOTATION_LINKED: linked}}},
+                            _content_type="application/merge-patch+json")
+            return
+        body = {"apiVersion": "v1", "kind": "Secret", "type": dockerconfig.SECRET_TYPE,
+                "metadata": {"name": name, "namespace": target.namespace,
+                             "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
+                             "annotations": annotations}}
+        if token is not None:
+            body["data"] = dockerconfig.secret_data(dockerconfig.build({spec.registry: (labels.USERNAME, token)}))
+        if secret is None:
+            self._write(where, f"create Secret {path} ({spec.registry})", self.con.create_namespaced_secret,
+                        target.namespace, body)
+        else:
+            body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
+            self._write(where, f"replace Secret {path} ({spec.registry}, generation "
+                        f"{generation['metadata']['name']})", self.con.replace_namespaced_secret,
+                        name, target.namespace, body)
+
+    def _patch_account(self, namespace, name, present, account=None, secret_name=None):
+        """Link or unlink the Secret; re-read and retry once when the list moved meanwhile."""
+        spec = self.spec
+        secret_name = secret_name or spec.secret_name
+        where = f"cluster {spec.cluster}"
+        for attempt in (1, 2):
+            if account is None or attempt == 2:
+                account = self._consumer_read(self.con.read_namespaced_service_account,
+                                              f"service account {namespace}/{name}", name, namespace)
+                if account is None:
+                    return
+            body = link.patch(account, spec.link_field, secret_name, present=present)
+            if body is None:
+                return
+            verb = "link" if present else "unlink"
+            what = f"{verb} Secret {secret_name} {'to' if present else 'from'} {namespace}/{name} ({spec.link_field})"
+            if self.check_mode:
+                self.changes.append(f"{where}: {what}")
+                return
+            try:
+                self.con.patch_namespaced_service_account(name, namespace, body,
+                                                          _content_type="application/json-patch+json")
+                self.changes.append(f"{where}: {what}")
+                return
+            except Exception as exc:
+                if kube.status_of(exc) in (409, 422) and attempt == 1:
+                    continue
+                raise CredentialsError(kube.api_problem(exc, what, where))
+
+    def _link(self, target, secret, accounts):
+        secret_name = self.spec.secret_of(target)
+        for name in target.service_accounts:
+            self._patch_account(target.namespace, name, True, accounts.get(name), secret_name)
+        before = labels.linked_list(((secret or {}).get("metadata", {}).get("annotations") or {}).get(labels.ANNOTATION_LINKED))
+        for name in before:
+            if name not in target.service_accounts:
+                self._patch_account(target.namespace, name, False, None, secret_name)
+
+    def _unlink_everywhere(self, namespace, secret_name):
+        """Unlink ``secret_name`` from every service account of ``namespace`` that lists it."""
+        spec = self.spec
+        try:
+            accounts = self.con.list_namespaced_service_account(namespace).items
+        except Exception as exc:
+            raise CredentialsError(kube.api_problem(exc, f"list the service accounts of {namespace}", f"cluster {spec.cluster}"))
+        for item in accounts:
+            account = self._dict(self.consumer_api, item)
+            if link.linked(account, spec.link_field, secret_name):
+                self._patch_account(namespace, account["metadata"]["name"], False, account, secret_name)
+
+    def _remove_consumer_secret(self, secret):
+        spec = self.spec
+        namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
+        self._unlink_everywhere(namespace, name)
+        self._write(f"cluster {spec.cluster}", f"delete Secret {namespace}/{name} (no longer a target)",
+                    self._delete_secret(self.con), name, namespace)

@@ -1,0 +1,105 @@
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""What one registry credential is (``Spec``, its ``Target`` namespaces) and everything wrong with
+one (``spec_problems``): pure, checked before any cluster is reached."""
+
+from dataclasses import dataclass, field
+
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import labels, link
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import MIN_TOKEN_SECONDS
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import split_host_port
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
+from ansible_collections.segmented.registry.plugins.module_utils.text import show
+
+STATE_PRESENT = "present"
+STATE_ABSENT = "absent"
+
+
+@dataclass
+class Target:
+    """A consumer namespace that gets the Secret, and the service accounts there it is linked to."""
+
+    namespace: str
+    service_accounts: list = field(default_factory=list)
+    #: The Secret's name in this namespace; None: the credential's ``secret_name``.
+    secret_name: str = None
+
+
+@dataclass
+class Spec:
+    cluster: str
+    access: str
+    namespace: str
+    registry: str = None
+    secret_name: str = None
+    targets: list = field(default_factory=list)
+    token_type: str = labels.TOKEN_BOUND
+    duration: int = 7 * 86400
+    renew_before: int = 86400
+    rotate: bool = False
+    grace: int = 0
+    state: str = STATE_PRESENT
+
+    @property
+    def identity(self):
+        return labels.identity_name(self.access, self.cluster)
+
+    @property
+    def identity_path(self):
+        return f"{self.namespace}/{self.identity}"
+
+    @property
+    def credential(self):
+        return labels.credential_name(self.access, self.namespace)
+
+    @property
+    def link_field(self):
+        return link.field_for(self.access)
+
+    def secret_of(self, target):
+        return target.secret_name or self.secret_name
+
+
+def spec_problems(spec):
+    """Everything wrong with ``spec`` (pure), each naming the option and the fix."""
+    problems = []
+    problem = labels.cluster_label_problem(spec.cluster)
+    if problem:
+        problems.append(f"cluster_name: {show(spec.cluster)}: {problem}")
+    if spec.access not in labels.CLUSTER_ROLES:
+        problems.append(f"access: {show(spec.access)} is not pull or push")
+    if not is_dns1123_label(spec.namespace):
+        problems.append(f"namespace: {show(spec.namespace)} is not a namespace name (a DNS-1123 label like test or myproject)")
+    if spec.state == STATE_ABSENT:
+        return problems
+    try:
+        split_host_port(spec.registry)
+    except ValueError as error:
+        problems.append(f"registry: {show(spec.registry)} is not host[:port]: {error}")
+    if not is_dns1123_subdomain(spec.secret_name):
+        problems.append(f"secret_name: {show(spec.secret_name)} is not a Secret name (a lowercase DNS name)")
+    seen = set()
+    for index, target in enumerate(spec.targets):
+        if not is_dns1123_label(target.namespace):
+            problems.append(f"targets[{index}].namespace: {show(target.namespace)} is not a namespace name")
+        elif target.namespace in seen:
+            problems.append(f"targets[{index}].namespace: {target.namespace} is listed twice; list each namespace once "
+                            "with all its service accounts")
+        seen.add(target.namespace)
+        if target.secret_name is not None and not is_dns1123_subdomain(target.secret_name):
+            problems.append(f"targets[{index}].secret_name: {show(target.secret_name)} is not a Secret name (a lowercase DNS name)")
+        for name in target.service_accounts:
+            if not is_dns1123_subdomain(name):
+                problems.append(f"targets[{index}].service_accounts: {show(name)} is not a service account name")
+    if spec.token_type not in (labels.TOKEN_BOUND, labels.TOKEN_LONG_LIVED):
+        problems.append(f"token_type: {show(spec.token_type)} is not bound or long_lived")
+    if spec.token_type == labels.TOKEN_BOUND:
+        if not isinstance(spec.duration, int) or spec.duration < MIN_TOKEN_SECONDS:
+            problems.append(f"duration: {show(spec.duration)} seconds; the TokenRequest API needs at least {MIN_TOKEN_SECONDS}")
+        elif not isinstance(spec.renew_before, int) or not 0 <= spec.renew_before < spec.duration:
+            problems.append(f"renew_before: {show(spec.renew_before)} must be from 0 to less than duration ({spec.duration}), "
+                            "or every run would mint a new token")
+    if not isinstance(spec.grace, int) or spec.grace < 0:
+        problems.append(f"grace: {show(spec.grace)} must be a number of seconds, 0 or more")
+    return problems
