@@ -55,7 +55,7 @@ options:
         C(K8S_AUTH_*) environment variables.
     type: dict
     default: {}
-    suboptions:
+    suboptions: &k8s_auth
       kubeconfig:
         description:
           - Path to a kubeconfig file, or an inline kubeconfig (a mapping).
@@ -78,7 +78,7 @@ options:
         type: str
       password:
         description:
-          - The password for O(registry_cluster.username).
+          - The password for C(username).
         type: str
       validate_certs:
         description:
@@ -97,7 +97,7 @@ options:
         aliases: [cert_file]
       client_key:
         description:
-          - Path to the key of O(registry_cluster.client_cert).
+          - Path to the key of C(client_cert).
         type: path
         aliases: [key_file]
       proxy:
@@ -106,7 +106,7 @@ options:
         type: str
       no_proxy:
         description:
-          - Comma-separated hosts, domains and networks not to reach through O(registry_cluster.proxy).
+          - Comma-separated hosts, domains and networks not to reach through C(proxy).
         type: str
       proxy_headers:
         description:
@@ -144,89 +144,7 @@ options:
       - Required with O(state=present). With O(state=absent) and without it, only the registry side is
         revoked (the consumer cluster left the inventory); its Secrets then hold a dead token.
     type: dict
-    suboptions:
-      kubeconfig:
-        description:
-          - Path to a kubeconfig file, or an inline kubeconfig (a mapping).
-        type: raw
-      context:
-        description:
-          - The name of a context in the kubeconfig.
-        type: str
-      host:
-        description:
-          - The URL of the API server, such as C(https://api.cluster.example.com:6443).
-        type: str
-      api_key:
-        description:
-          - A token to authenticate with the API. Keep it in a vault.
-        type: str
-      username:
-        description:
-          - A user name for HTTP basic authentication (rarely enabled on OpenShift).
-        type: str
-      password:
-        description:
-          - The password for O(cluster.username).
-        type: str
-      validate_certs:
-        description:
-          - Whether to verify the API server's TLS certificate.
-        type: bool
-        aliases: [verify_ssl]
-      ca_cert:
-        description:
-          - Path to the CA bundle that signs the API server's certificate.
-        type: path
-        aliases: [ssl_ca_cert]
-      client_cert:
-        description:
-          - Path to a client certificate to authenticate with the API.
-        type: path
-        aliases: [cert_file]
-      client_key:
-        description:
-          - Path to the key of O(cluster.client_cert).
-        type: path
-        aliases: [key_file]
-      proxy:
-        description:
-          - URL of an HTTP proxy to reach the API server through.
-        type: str
-      no_proxy:
-        description:
-          - Comma-separated hosts, domains and networks not to reach through O(cluster.proxy).
-        type: str
-      proxy_headers:
-        description:
-          - Headers for the proxy.
-        type: dict
-        suboptions:
-          proxy_basic_auth:
-            description:
-              - Colon-separated C(username:password) for proxy basic authentication.
-            type: str
-          basic_auth:
-            description:
-              - Colon-separated C(username:password) for basic authentication.
-            type: str
-          user_agent:
-            description:
-              - The user agent to send.
-            type: str
-      persist_config:
-        description:
-          - Whether to save refreshed kubeconfig tokens back to the kubeconfig file.
-        type: bool
-      impersonate_user:
-        description:
-          - A user name to impersonate.
-        type: str
-      impersonate_groups:
-        description:
-          - Groups to impersonate.
-        type: list
-        elements: str
+    suboptions: *k8s_auth
   cluster_name:
     description:
       - The consumer cluster's inventory host name; it names the identity and labels every object. A
