@@ -39,11 +39,15 @@ import socket
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import split_host_port
 
 
 def resolve(name):
     """Sorted IP addresses of ``name`` (IPv4 first); raises ValueError with the reason."""
-    host = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    try:
+        host = split_host_port(name)[0].strip("[]")
+    except ValueError as exc:
+        raise ValueError(f"{name!r} is not a registry host[:port]: {exc}")
     try:
         answers = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:

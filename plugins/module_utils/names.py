@@ -34,3 +34,12 @@ def is_qualified_name(value):
     if slash and not is_dns1123_subdomain(prefix):
         return False
     return len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
+
+
+def split_namespaced(value):
+    """``(namespace, name)`` from ``namespace/name`` (a DNS-1123 label, then a DNS-1123
+    subdomain), or None when ``value`` is not that."""
+    parts = value.split("/") if isinstance(value, str) else []
+    if len(parts) != 2 or not is_dns1123_label(parts[0]) or not is_dns1123_subdomain(parts[1]):
+        return None
+    return parts[0], parts[1]

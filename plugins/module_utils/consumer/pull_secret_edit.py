@@ -19,16 +19,16 @@ from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned 
     read_record,
     write_record,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
+from ansible_collections.segmented.registry.plugins.module_utils.names import split_namespaced
 
 RECORD_KEY = "auths"
 
 
 def _split(value, option):
-    parts = (value or "").split("/")
-    if len(parts) != 2 or not is_dns1123_label(parts[0]) or not is_dns1123_subdomain(parts[1]):
+    found = split_namespaced(value)
+    if found is None:
         raise ps.PullSecretError(f"{option} {value!r} is not namespace/name, like openshift-config/segmented-registry-pull")
-    return parts[0], parts[1]
+    return found
 
 
 class PullSecretEdit:

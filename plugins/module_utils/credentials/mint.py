@@ -24,7 +24,7 @@ import time
 
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
-from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
+from ansible_collections.segmented.registry.plugins.module_utils.names import split_namespaced
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
 
 #: The TokenRequest API refuses expirationSeconds below 10 minutes.
@@ -37,10 +37,10 @@ class CredentialsError(Exception):
 
 def parse_service_account(value):
     """``(namespace, name)`` from ``namespace/name``."""
-    parts = (value or "").split("/")
-    if len(parts) != 2 or not is_dns1123_label(parts[0]) or not is_dns1123_subdomain(parts[1]):
+    found = split_namespaced(value)
+    if found is None:
         raise CredentialsError(f"service_account {show(value)} is not namespace/name, like segmented-registry/promoter")
-    return parts[0], parts[1]
+    return found
 
 
 def mint_token(api_client, service_account, seconds=MIN_TOKEN_SECONDS):

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import type_name, unknown_key_message
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import VAR_CREDENTIALS
-from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain, split_namespaced
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
 
 KEYS = ("pull", "builders")
@@ -79,11 +79,11 @@ def parse_credentials(host, value, role, has_environment, out):
         items = ()
     for index, item in enumerate(items or ()):
         where = f"{VAR_CREDENTIALS}.pull[{index}]"
-        parts = item.split("/") if isinstance(item, str) else []
-        if len(parts) != 2 or not is_dns1123_label(parts[0]) or not is_dns1123_subdomain(parts[1]):
+        found = split_namespaced(item)
+        if found is None:
             out.add(host, where, f"{show(item)} is not namespace/serviceaccount; write it like myproject/default")
             continue
-        namespace, account = parts
+        namespace, account = found
         if namespace == GLOBAL_NAMESPACE:
             out.add(host, where, f"{show(item)}: the cluster-wide pull credential is always written to "
                     f"{GLOBAL_NAMESPACE}/segmented-registry-pull (for the global pull secret); remove this entry")
