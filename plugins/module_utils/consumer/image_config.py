@@ -77,14 +77,17 @@ def merge_registry_sources(spec, record, allow, deny, platform):
                 raise ImageConfigError(f"spec.registrySources.allowedRegistries entry {entry!r} allows {scope!r}, "
                                        "another environment's registry, which this cluster must never pull from: "
                                        "replace the entry with narrower ones")
-        created = record.get("allowedRegistriesCreated", not allowed)
-        wanted = (list(platform) if created else []) + list(allow)
+        # a cluster that allowed nothing yet keeps its platform's registries (and keeps them on
+        # later runs); the list's key itself may have been absent, or there and empty
+        with_platform = record.get("withPlatformRegistries", not allowed)
+        wanted = (list(platform) if with_platform else []) + list(allow)
         new_list, added = merge_owned(allowed, record.get(ALLOWED), wanted)
-        sources[ALLOWED] = new_list
         if added:
             new_record[ALLOWED] = added
-            if created:
-                new_record["allowedRegistriesCreated"] = True
+            new_record["allowedRegistriesCreated"] = record.get("allowedRegistriesCreated", ALLOWED not in sources)
+            if with_platform:
+                new_record["withPlatformRegistries"] = True
+        sources[ALLOWED] = new_list
     if new_record:
         new_record["registrySourcesCreated"] = record.get("registrySourcesCreated", SOURCES not in spec)
         spec[SOURCES] = sources

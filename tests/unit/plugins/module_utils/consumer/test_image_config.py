@@ -33,7 +33,7 @@ def test_a_cluster_without_registry_sources_keeps_its_platform_registries():
     spec = {"additionalTrustedCA": {"name": "x"}}
     merged, record, restored = roundtrip(spec)
     assert merged["registrySources"] == {"allowedRegistries": PLATFORM + list(ALLOW)}
-    assert record["allowedRegistriesCreated"] and record["registrySourcesCreated"]
+    assert record["allowedRegistriesCreated"] and record["registrySourcesCreated"] and record["withPlatformRegistries"]
     assert restored == spec
 
 
@@ -53,7 +53,8 @@ def test_an_empty_allowed_list_is_restored_as_it_was():
     spec = {"registrySources": {"allowedRegistries": []}}
     merged, record, restored = roundtrip(spec)
     assert merged["registrySources"]["allowedRegistries"] == PLATFORM + list(ALLOW)
-    assert restored == {"registrySources": {}} or restored == spec
+    assert record["withPlatformRegistries"] and not record["allowedRegistriesCreated"]
+    assert restored == spec  # the empty list is back, not dropped
 
 
 def test_blocked_registries_get_the_other_environments():
