@@ -75,11 +75,14 @@ class PullSecretEdit:
             original_name = f"{self.name}-segmented-registry-original"
             original = api.get("v1", "Secret", original_name, self.namespace)
             value = ps.encode(new_config)
-            if owned and not record and original is None:
-                api.write({"apiVersion": "v1", "kind": "Secret", "type": secret.get("type"),
-                           "metadata": {"name": original_name, "namespace": self.namespace,
-                                        "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
-                           "data": {ps.KEY: secret["data"][ps.KEY]}}, "create")
+            if owned and not record:  # the first entry goes in: keep the value as it is now
+                copy_ = {"apiVersion": "v1", "kind": "Secret", "type": secret.get("type"),
+                         "metadata": {"name": original_name, "namespace": self.namespace,
+                                      "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+                         "data": {ps.KEY: secret["data"][ps.KEY]}}
+                if original is not None:  # left by an earlier cycle whose record is gone: stale
+                    copy_["metadata"]["resourceVersion"] = original["metadata"]["resourceVersion"]
+                api.write(copy_, "create" if original is None else "replace")
                 writes += 1
             if not owned and original is not None:
                 if ps.decode(original, f"Secret {self.namespace}/{original_name}") == new_config:
