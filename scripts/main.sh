@@ -2,7 +2,8 @@
 # The main job on the local lab: set up, bring the lab up, run the site playbook (inventory
 # validation; roles/registry_cluster: the environment registries and their token server as pods on
 # the registry cluster; roles/credentials: each consumer's pull credential; roles/consumer_cluster:
-# one logical registry name on every consumer cluster, each confined to its environment's registry),
+# one logical registry name on every consumer cluster, each confined to its environment's registry;
+# then reconcile.yml: the environment registries brought in line with the approval lists),
 # push an image the way a build does, promote it test -> uat -> prod (each promotion edits the tag's
 # approval list and copies the image by digest into that environment's registry), then show the
 # audit, every tag in every registry, and what registry.apps.lab.local/myproject/app:v1 resolves

@@ -58,6 +58,7 @@ extends_documentation_fragment:
   - segmented.registry.attributes
   - segmented.registry.tag
   - segmented.registry.promotion
+  - segmented.registry.query
   - kubernetes.core.k8s_auth_options
   - segmented.registry.cluster
 """
@@ -84,6 +85,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+query_results:
+  description: The answer of each I(query) expression, by name.
+  returned: when I(query) is given
+  type: dict
+  sample: {drifted: ["myproject/app:v2"]}
 changed:
   description: Whether the approval list or a registry changed (or would, in check mode).
   returned: always

@@ -49,6 +49,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - segmented.registry.cluster
   - segmented.registry.promotion
+  - segmented.registry.query
   - segmented.registry.attributes
 attributes:
   check_mode:
@@ -118,9 +119,29 @@ EXAMPLES = r"""
     stream: app
     tag: v1.2.3
   check_mode: true
+
+- name: Which tags drift, and which does a policy hold back (JMESPath over the result)
+  segmented.registry.reconcile:
+    environments: "{{ segmented_registry_environments }}"
+    integrated_registry: image-registry.apps.registry.example.com
+    service_account: segmented-registry/promoter
+    query:
+      drifted: "audit[?length(drift) > `0`].tag"
+      held_back: "gated[].{tag: join(':', [repository, tag]), environment: environment, reason: reason}"
+  check_mode: true
+  register: audit
+
+- name: Fail the job when prod drifts
+  ansible.builtin.assert:
+    that: audit.query_results.drifted | length == 0
 """
 
 RETURN = r"""
+query_results:
+  description: The answer of each I(query) expression, by name.
+  returned: when I(query) is given
+  type: dict
+  sample: {drifted: ["myproject/app:v2"]}
 changed:
   description: Whether anything was copied or removed (in check mode, whether something would be).
   returned: always

@@ -23,6 +23,7 @@ description:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - segmented.registry.cluster
+  - segmented.registry.query
   - segmented.registry.attributes
   - segmented.registry.attributes.READ_ONLY
 options:
@@ -70,9 +71,21 @@ EXAMPLES = r"""
   segmented.registry.tag_environments_info:
     namespace: myproject
     environment: default
+
+- name: Only the names of myproject's tags approved for uat but not prod
+  segmented.registry.tag_environments_info:
+    namespace: myproject
+    query:
+      uat_only: "tags[?contains(environments, 'uat') && !contains(environments, 'prod')].join(':', [stream, tag])"
+  register: listing
 """
 
 RETURN = r"""
+query_results:
+  description: The answer of each I(query) expression, by name.
+  returned: when I(query) is given
+  type: dict
+  sample: {drifted: ["myproject/app:v2"]}
 tags:
   description: The tags, sorted by namespace, stream and tag.
   returned: always
@@ -136,6 +149,12 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
     list_tags,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
+from ansible_collections.segmented.registry.plugins.module_utils.query import (
+    ARGUMENT_SPEC as QUERY_SPEC,
+    QueryError,
+    compile_query_option,
+    run_queries,
+)
 
 
 def argument_spec():
@@ -145,6 +164,7 @@ def argument_spec():
         environment={"type": "str"},
         known_environments={"type": "list", "elements": "str"},
         annotation_key={"type": "str", "default": DEFAULT_ANNOTATION_KEY, "no_log": False},
+        **QUERY_SPEC,
     )
     return spec
 
@@ -152,6 +172,7 @@ def argument_spec():
 def main():
     module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
+    queries = compile_query_option(module)
     try:
         key = check_annotation_key(params["annotation_key"])
         known = check_known(params["known_environments"])
@@ -174,6 +195,11 @@ def main():
                 module.warn(f"{entry['namespace']}/{entry['stream']}:{entry['tag']} is approved for "
                             f"{', '.join(entry['unknown_environments'])}, which the inventory does not define "
                             f"(known: {', '.join(known)}); nothing is copied there")
+    if queries:
+        try:
+            listing["query_results"] = run_queries(queries, listing)
+        except QueryError as exc:
+            module.fail_json(msg=str(exc), **listing)
     module.exit_json(changed=False, **listing)
 
 

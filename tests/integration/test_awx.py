@@ -11,6 +11,7 @@ import yaml
 from kubernetes import client as kclient
 
 from tests import awx_as_code as awx
+from tests.integration.runs import task_result
 
 SMALL = 64 * 1024
 
@@ -119,9 +120,29 @@ def test_validate_reaches_every_cluster_through_one_credential(lab, run_playbook
     assert set(servers) == {"registry", "test", "uat", "prod"} and len(set(servers.values())) == 4, result["clusters"]
 
 
-def task_result(runner, name):
-    for event in runner.events:
-        data = event.get("event_data") or {}
-        if event.get("event") == "runner_on_ok" and data.get("task") == name:
-            return data["res"]
-    raise AssertionError(f"no result of {name!r} in:\n{runner.stdout_text[-3000:]}")
+
+
+def test_site_as_the_awx_job_template_runs_it(lab, namespace, run_playbook, awx_inventory, credential):
+    """site.yml through ansible-runner with the injected credential and the site survey's answer:
+    every step on every cluster, the last one copying an image that was approved but not yet
+    copied; a second run and a check-mode run change nothing on any host."""
+    pushed = lab.push(namespace, "app", "v1", 1, SMALL)
+    approved_only = run_playbook("playbooks/promote.yml", inventory=awx_inventory, envvars=credential,
+                                 extravars=dict(survey("promote", project=namespace, image="app:v1", env="uat"),
+                                                reconcile=False))
+    assert approved_only.status == "successful", approved_only.stdout_text[-3000:]
+    assert lab.where(namespace)["uat"]["tags"] == {}
+    extravars = survey("site", project=namespace)
+    assert extravars == {"project": namespace}
+
+    first = run_playbook("playbooks/site.yml", inventory=awx_inventory, extravars=extravars, envvars=credential)
+    assert first.status == "successful", first.stdout_text[-3000:]
+    assert set(first.stats["ok"]) == {"localhost", "registry", "test", "uat", "prod"}, first.stats
+    assert lab.where(namespace)["uat"]["tags"] == {f"{namespace}/app:v1": pushed["digest"]}
+    assert task_result(first, "Say what the run did")["msg"].startswith('{"copied": 1}'), first.stdout_text[-3000:]
+
+    for options in ({}, {"cmdline": "--check --diff"}):
+        again = run_playbook("playbooks/site.yml", inventory=awx_inventory, extravars=extravars, envvars=credential,
+                             **options)
+        assert again.status == "successful", again.stdout_text[-3000:]
+        assert not any(again.stats["changed"].values()), (options, again.stats["changed"])

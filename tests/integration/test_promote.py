@@ -9,6 +9,8 @@ import pytest
 from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
+from tests.integration.runs import task_result
+
 
 SMALL = 64 * 1024
 
@@ -24,15 +26,6 @@ def namespace(lab, unique):
 def streams(lab):
     return DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(
         api_version="image.openshift.io/v1", kind="ImageStream")
-
-
-def task_result(runner, prefix):
-    """The registered result of the first task whose name starts with ``prefix``."""
-    for event in runner.events:
-        data = event.get("event_data") or {}
-        if event.get("event") in ("runner_on_ok", "runner_on_failed") and (data.get("task") or "").startswith(prefix):
-            return data["res"]
-    raise AssertionError(f"no result of a task named {prefix}... in:\n{runner.stdout_text[-3000:]}")
 
 
 def plain(text):

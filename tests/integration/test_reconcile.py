@@ -22,6 +22,7 @@ from kubernetes.dynamic import DynamicClient
 
 from lab import labctl
 from tests.integration import promotion_lab as pl
+from tests.integration.runs import task_result
 
 RC = "tests/integration/playbooks/reconcile.yml"
 TE = "tests/integration/playbooks/tag_environments.yml"
@@ -605,22 +606,40 @@ def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, 
 
 
 def test_reconcile_and_audit_playbooks(lab, token, namespace, approve, run_playbook, raw_manifest):
+    """audit.yml shows the drift (its table, and the rows JMESPath selects from the result: the
+    module's query option), fails on it when asked, reconcile.yml removes it, and a bad JMESPath
+    expression is an error that names it."""
     digest = lab.push(namespace, "app", "v1", 1, SMALL)["digest"]
     approve(namespace, "app:v1", add=["test"])
-    audit = run_playbook("playbooks/audit.yml", extravars={"project": namespace})
-    assert audit.status == "successful", audit.stdout_text[-3000:]
+    survey = {"project": namespace, "select": "copies[].[environment, tag]", "fail_on_drift": "true"}
+    audit = run_playbook("playbooks/audit.yml", extravars=survey)
+    assert audit.status == "failed", audit.stdout_text[-3000:]  # fail_on_drift
     assert f"{namespace}/app:v1" in audit.stdout_text and "test: missing" in audit.stdout_text
+    assert task_result(audit, "Show the tags with drift")["msg"] == [{"tag": f"{namespace}/app:v1",
+                                                                     "drift": "test: missing"}]
+    assert task_result(audit, "Show the tags a policy holds back")["msg"] == []
+    assert task_result(audit, "Show the selection")["msg"] == [["test", "v1"]]
+    assert "1 tags drift and 0 are held back" in task_result(audit, "Fail when anything drifts")["msg"]
 
     run = run_playbook("playbooks/reconcile.yml", extravars={"project": namespace})
     assert run.status == "successful", run.stdout_text[-3000:]
     assert sha(raw_manifest(ENDPOINTS["test"], f"{namespace}/app:v1")) == digest
 
-    audit = run_playbook("playbooks/audit.yml", extravars={"project": namespace})
+    audit = run_playbook("playbooks/audit.yml", extravars={"project": namespace, "fail_on_drift": True})
     assert audit.status == "successful", audit.stdout_text[-3000:]
     text = re.sub(r"\x1b\[[0-9;]*m", "", audit.stdout_text)
     line = [row for row in text.splitlines() if f"{namespace}/app:v1" in row][0]
     cells = line.split()
     assert cells[-1] == "none" and cells[-2] == "test" and cells[-3] == "test", line
+    assert task_result(audit, "Show the tags with drift")["msg"] == []
+    assert not [event for event in audit.events if (event.get("event_data") or {}).get("task") == "Show the selection"
+                and event.get("event") == "runner_on_ok"], "a selection was shown without select"
+
+    bad = run_playbook("playbooks/audit.yml", extravars={"project": namespace, "select": "copies[?environment=="})
+    assert bad.status == "failed"
+    failed = [event["event_data"]["res"] for event in bad.events if event.get("event") == "runner_on_failed"][0]
+    assert failed["msg"].startswith("query.selected: 'copies[?environment==' is not a JMESPath expression"), failed
+    assert "summary" not in failed  # failed before reading any cluster
 
 
 def test_promote_and_demote_playbooks_reconcile_the_tag(lab, token, namespace, run_playbook, raw_manifest):

@@ -840,6 +840,13 @@ def test_info_lists_namespaces_cluster_and_filters(lab, registry_api, streams, m
     one = ok(tag_environments_info(namespace=second))
     assert one["list_calls"] == 1 and [t["tag"] for t in one["tags"]] == ["v1"]
 
+    # the query option: JMESPath over the module's own result
+    queried = ok(tag_environments_info(namespace=[first, second], query={
+        "prod_ready": "tags[?contains(environments || `[]`, 'prod')].join(':', [stream, tag])",
+        "unreadable": "length(errors)"}))
+    assert queried["query_results"] == {"prod_ready": ["app:spec"], "unreadable": 1}
+    assert queried["tags"] == both["tags"]
+
     prod = ok(tag_environments_info(namespace=[first, second], environment="prod"))
     assert [(t["namespace"], t["tag"]) for t in prod["tags"]] == [(first, "spec")]
     assert len(prod["errors"]) == 1  # left out of the filtered tags, still reported

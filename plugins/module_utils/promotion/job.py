@@ -41,6 +41,12 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.transport i
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import format_table
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
+from ansible_collections.segmented.registry.plugins.module_utils.query import (
+    ARGUMENT_SPEC as QUERY_SPEC,
+    QueryError,
+    compile_query_option,
+    run_queries,
+)
 
 #: What a job's module call may fail with before anything is written: a clear message.
 JOB_ERRORS = (ValueError, EnvironmentsError, ImageStreamError)
@@ -65,6 +71,7 @@ def argument_spec():
         timeout={"type": "int", "default": 60},
         report_file={"type": "path"},
         details={"type": "str", "choices": ["all", "changes"], "default": "all"},
+        **QUERY_SPEC,
     )
     return spec
 
@@ -110,6 +117,7 @@ class Job:
             module.fail_json(msg=exc.text, problems=[problem.to_dict() for problem in exc.problems])
         except EnvironmentsError as exc:
             module.fail_json(msg=str(exc))
+        self.queries = compile_query_option(module)
         self._warn_unverified()
 
     def _warn_unverified(self):
@@ -230,6 +238,11 @@ class Job:
     def finish(self, result, **extra):
         """Write the report file (if asked), then exit: failed when any tag failed."""
         result = dict(result, **extra)
+        if self.queries:
+            try:
+                result["query_results"] = run_queries(self.queries, result)
+            except QueryError as exc:
+                self.module.fail_json(msg=str(exc), **result)
         if self.params["report_file"]:
             report = dict(result, check_mode=self.module.check_mode)
             try:

@@ -21,7 +21,6 @@ AWX_MODULES = os.path.join(os.path.dirname(sys.modules["ansible"].__file__ if "a
                                            __import__("ansible").__file__),
                            "..", "ansible_collections", "awx", "awx", "plugins", "modules")
 EXAMPLE_KUBECONFIG = os.path.join(awx.AWX, "credential_types", "kubeconfig.example.yml")
-#: Job templates whose playbook lands from another branch; checked in full once it is there.
 #: Keys whose whole string value is a Jinja2 expression (no braces).
 CONDITIONAL_KEYS = {"when", "that", "failed_when", "changed_when", "until", "loop", "with_items"}
 JINJA = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)

@@ -1,13 +1,15 @@
 """Each doc fragment documents exactly the options its one source defines (names, types,
-required, defaults, choices, suboptions): the environment schema, and a promotion job's argument spec."""
+required, defaults, choices, suboptions): the environment schema, a promotion job's argument spec,
+the tag options and the query option."""
 
 import yaml
 
-from ansible_collections.segmented.registry.plugins.doc_fragments import inventory, promotion, tag
+from ansible_collections.segmented.registry.plugins.doc_fragments import inventory, promotion, query, tag
 from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import tag_argument_spec
 from ansible_collections.segmented.registry.plugins.module_utils.inventory import schema
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AUTH_OPTIONS
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
+from ansible_collections.segmented.registry.plugins.module_utils.query import ARGUMENT_SPEC as QUERY_SPEC
 
 
 def documented(options):
@@ -33,8 +35,13 @@ def test_inventory_fragment_documents_the_environment_schema():
 
 def test_promotion_fragment_documents_the_job_options():
     options = yaml.safe_load(promotion.ModuleDocFragment.DOCUMENTATION)["options"]
-    spec = {name: item for name, item in job.argument_spec().items() if name not in AUTH_OPTIONS}
+    spec = {name: item for name, item in job.argument_spec().items() if name not in AUTH_OPTIONS and name not in QUERY_SPEC}
     assert documented(options) == specified(spec)
+
+
+def test_query_fragment_documents_the_query_option():
+    options = yaml.safe_load(query.ModuleDocFragment.DOCUMENTATION)["options"]
+    assert documented(options) == specified(QUERY_SPEC)
 
 
 def test_tag_fragment_documents_the_tag_options():
