@@ -120,8 +120,6 @@ def test_validate_reaches_every_cluster_through_one_credential(lab, run_playbook
     assert set(servers) == {"registry", "test", "uat", "prod"} and len(set(servers.values())) == 4, result["clusters"]
 
 
-
-
 def test_site_as_the_awx_job_template_runs_it(lab, namespace, run_playbook, awx_inventory, credential):
     """site.yml through ansible-runner with the injected credential and the site survey's answer:
     every step on every cluster, the last one copying an image that was approved but not yet
