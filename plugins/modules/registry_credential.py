@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 module: registry_credential
 short_description: Mint a registry credential on the registry cluster and distribute it to a consumer cluster
-version_added: 1.1.0
+version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
