@@ -9,6 +9,9 @@ Figures, not asserts.
       clients, tokens and connections every run);
     - the ingest limit: the same blobs PUT from memory into uat by the simplest client (requests,
       one monolithic upload per blob, 5 in parallel, token fetched beforehand);
+    - the relay floor: the same blobs streamed from test into uat by that simplest client (a GET's
+      stream as the monolithic PUT's body, 5 in parallel, tokens fetched beforehand): the source's
+      reads paid as every copy pays them;
     - skopeo copy --all --preserve-digests (an empty blob-info cache every run);
     - end to end as a user runs it: ansible-playbook playbooks/promote.yml for one tag of that
       image (integrated registry -> uat).
@@ -110,33 +113,76 @@ def engine_copy(bench, source_env, env, source_repo, repository, digest, workers
 # ---------------------------------------------------------------------------------------------
 
 
+def simple_session(bench, pool):
+    """The simplest client's session: requests, the lab CA, ``pool`` connections per host."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = bench.ca
+    session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=pool))
+    return session
+
+
+def monolithic_upload(session, endpoint, repository, headers, digest, body, size=None):
+    """One blob as the simplest client uploads it: POST, then one PUT with the whole body."""
+    started = session.post(f"https://{endpoint}/v2/{repository}/blobs/uploads/", headers=headers)
+    started.raise_for_status()
+    location = started.headers["Location"]
+    location = location if location.startswith("http") else f"https://{endpoint}{location}"
+    extra = {"Content-Type": "application/octet-stream"}
+    if size is not None:
+        extra["Content-Length"] = str(size)
+    put = session.put(location + ("&" if "?" in location else "?") + "digest=" + digest, data=body,
+                      headers=dict(headers, **extra))
+    put.raise_for_status()
+
+
+def timed_parallel(work, items, parallel):
+    """Seconds to run ``work`` over ``items``, ``parallel`` at once."""
+    begin = time.monotonic()
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        list(pool.map(work, items))
+    return time.monotonic() - begin
+
+
 def ingest(bench, env, repository, blobs, parallel):
     """The registry's ingest limit: ``blobs`` ({digest: bytes}) PUT from memory into a fresh
     repository, one monolithic upload (POST, then PUT with the body) per blob, ``parallel`` at once.
     Returns the seconds of the uploads (the token is fetched before the clock starts)."""
     endpoint = bench.environments[env]
     headers = {"Authorization": "Bearer " + bench.bearer(env, [repository], "pull,push")}
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = bench.ca
-    session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=parallel))
+    session = simple_session(bench, parallel)
+    try:
+        return timed_parallel(lambda item: monolithic_upload(session, endpoint, repository, headers, *item),
+                              sorted(blobs.items()), parallel)
+    finally:
+        session.close()
 
-    def upload(item):
-        digest, data = item
-        started = session.post(f"https://{endpoint}/v2/{repository}/blobs/uploads/", headers=headers)
-        started.raise_for_status()
-        location = started.headers["Location"]
-        location = location if location.startswith("http") else f"https://{endpoint}{location}"
-        put = session.put(location + ("&" if "?" in location else "?") + "digest=" + digest, data=data,
-                          headers=dict(headers, **{"Content-Type": "application/octet-stream"}))
-        put.raise_for_status()
 
-    begin = time.monotonic()
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        list(pool.map(upload, sorted(blobs.items())))
-    seconds = time.monotonic() - begin
-    session.close()
-    return seconds
+def relay(bench, source_env, source_repository, env, repository, sizes, parallel):
+    """The relay floor: the same blobs ({digest: size}) streamed from ``source_env`` into a fresh
+    repository of ``env`` by the simplest client (one GET, then POST and a monolithic PUT whose body
+    is the GET's stream), ``parallel`` at once, tokens fetched beforehand. What any copy between two
+    registries on this machine costs, the source's reads included (the ingest limit has none).
+    Returns the seconds of the transfers."""
+    source_endpoint, endpoint = bench.environments[source_env], bench.environments[env]
+    pull = {"Authorization": "Bearer " + bench.bearer(source_env, [source_repository], "pull")}
+    push = {"Authorization": "Bearer " + bench.bearer(env, [repository], "pull,push")}
+    session = simple_session(bench, 2 * parallel)
+
+    def transfer(item):
+        digest, size = item
+        source = session.get(f"https://{source_endpoint}/v2/{source_repository}/blobs/{digest}", headers=pull,
+                             stream=True)
+        try:
+            source.raise_for_status()
+            monolithic_upload(session, endpoint, repository, push, digest, source.iter_content(1 << 20), size)
+        finally:
+            source.close()
+
+    try:
+        return timed_parallel(transfer, sorted(sizes.items()), parallel)
+    finally:
+        session.close()
 
 
 def skopeo_copy(bench, authfile, home, source, destination):
@@ -193,6 +239,8 @@ def bench_copy(bench, runs, layers, layer_size, workers):
             row["ours_bytes_sent"] = counters["bytes_sent"]
             row["ours_requests"] = stats["by_method"]
             row["ingest"] = ingest(bench, "uat", f"bench-ingest-{tag}/big", blobs, len(blobs))
+            row["relay"] = relay(bench, "test", source_repo, "uat", f"bench-relay-{tag}/big",
+                                 {blob: len(data) for blob, data in blobs.items()}, len(blobs))
             row["skopeo"] = skopeo_copy(bench, authfile, home, f"{bench.environments['test']}/{source_repo}:v1",
                                         f"{bench.environments['uat']}/bench-skopeo-{tag}/big:v1")
             # end to end: a fresh stream of the same image in the integrated registry, promoted to uat
@@ -203,22 +251,27 @@ def bench_copy(bench, runs, layers, layer_size, workers):
                                           count_uploads(bench, "uat", f"bench-skopeo-{tag}/big"),
                                           count_uploads(bench, "uat", f"{e2e_ns}/{stream}"))
             rows.append(row)
-            log("(a) run %d: ours %.2f s (%d bytes sent), ingest limit %.2f s, skopeo %.2f s, promote.yml %.2f s; "
-                "blob uploads ours/skopeo/promote.yml %s" % (
-                    run + 1, row["ours"], row["ours_bytes_sent"], row["ingest"], row["skopeo"], row["promote_yml"],
+            log("(a) run %d: ours %.2f s (%d bytes sent), ingest limit %.2f s, relay floor %.2f s, skopeo %.2f s, "
+                "promote.yml %.2f s; blob uploads ours/skopeo/promote.yml %s" % (
+                    run + 1, row["ours"], row["ours_bytes_sent"], row["ingest"], row["relay"], row["skopeo"],
+                    row["promote_yml"],
                     row["uploads_ours_skopeo"]))
     finally:
         shutil.rmtree(home, ignore_errors=True)
-        cleanup(bench, "uat", ["bench-ours-", "bench-ingest-", "bench-skopeo-", e2e_ns + "/big-"], digest)
-    ours, limit, skopeo = (median([r[k] for r in rows]) for k in ("ours", "ingest", "skopeo"))
+        cleanup(bench, "uat", ["bench-ours-", "bench-ingest-", "bench-relay-", "bench-skopeo-", e2e_ns + "/big-"],
+                digest)
+    ours, limit, floor, skopeo = (median([r[k] for r in rows]) for k in ("ours", "ingest", "relay", "skopeo"))
     e2e = median([r["promote_yml"] for r in rows])
     return {
         "image_bytes": size, "layers": layers, "runs": runs, "blob_workers": workers,
         "ours_seconds": [round(r["ours"], 3) for r in rows], "ours_median": ours,
         "ingest_limit_seconds": [round(r["ingest"], 3) for r in rows], "ingest_limit_median": limit,
+        "relay_floor_seconds": [round(r["relay"], 3) for r in rows], "relay_floor_median": floor,
         "skopeo_seconds": [round(r["skopeo"], 3) for r in rows], "skopeo_median": skopeo,
         "promote_yml_seconds": [round(r["promote_yml"], 3) for r in rows], "promote_yml_median": e2e,
         "ours_vs_ingest_limit": round(ours / limit, 2),
+        "ours_vs_relay_floor": round(ours / floor, 2),
+        "relay_floor_vs_ingest_limit": round(floor / limit, 2),
         "skopeo_vs_ingest_limit": round(skopeo / limit, 2),
         "speedup_vs_skopeo": round(skopeo / ours, 2),
         "promote_yml_vs_skopeo": round(e2e / skopeo, 2),
