@@ -6,6 +6,9 @@
 #     iptables (kube-proxy)
 #   - .venv with tests/requirements.txt (ansible 12 brings kubernetes.core; no Galaxy needed)
 #   - .venv/collections: this checkout seen as the collection segmented.registry (ansible.cfg)
+#   - .venv-oldest: the oldest ansible-core the collection supports (requires_ansible in
+#     meta/runtime.yml, latest patch) with ../requirements.txt, no ansible package: its
+#     collections (kubernetes.core, community.crypto) are .venv's (tests/integration/test_oldest_ansible.py)
 #   - etcd, the Kubernetes components, the distribution registry and containerd built from their
 #     Go modules (cached by version)
 set -euo pipefail
@@ -30,6 +33,17 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r tests/requirements.txt
+  echo "$want" > "$stamp"
+fi
+# The floor of meta/runtime.yml (">=2.17.0" -> 2.17): its latest patch release.
+oldest="$(sed -n 's/^requires_ansible: *">=\([0-9]*\.[0-9]*\)\(\.[0-9]*\)\?".*/\1/p' meta/runtime.yml)"
+[ -n "$oldest" ] || { echo "setup: no requires_ansible: \">=X.Y[.Z]\" in meta/runtime.yml" >&2; exit 1; }
+stamp=".venv-oldest/.requirements.sha256"
+want="$( (echo "ansible-core==$oldest.*"; cat requirements.txt) | sha256sum | cut -d' ' -f1)"
+if [ ! -x .venv-oldest/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: creating .venv-oldest (ansible-core $oldest)"
+  python3 -m venv --clear .venv-oldest
+  .venv-oldest/bin/pip install -q "ansible-core==$oldest.*" -r requirements.txt
   echo "$want" > "$stamp"
 fi
 mkdir -p .venv/collections/ansible_collections/segmented
