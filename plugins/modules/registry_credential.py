@@ -40,6 +40,9 @@ attributes:
     details:
       - Reads both clusters and reports every write it would make in RV(changes); nothing is written and
         no token is minted.
+      - A namespace or service account that is not there yet is a warning, not an error, so that a
+        check run of a whole site (where the registry-cluster role or C(credentials_create_missing)
+        would make it first) previews to the end; a real run fails on it and changes nothing.
   diff_mode:
     support: full
     details:
@@ -416,6 +419,8 @@ def main():
         result = credential.run()
     except CredentialsError as error:
         module.fail_json(msg=str(error), changed=bool(credential.changes), changes=credential.changes)
+    for warning in credential.warnings:
+        module.warn(warning)
     if module._diff:
         result["diff"] = credential.diff()
     module.exit_json(**result)

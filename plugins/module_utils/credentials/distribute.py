@@ -56,6 +56,7 @@ class Credential(ConsumerSide):
         self.rbac = kclient.RbacAuthorizationV1Api(registry)
         self.con = kclient.CoreV1Api(consumer) if consumer is not None else None
         self.changes = []
+        self.warnings = []
         self.revoked = []
         self.retired = []
         self.before = {}
@@ -162,13 +163,23 @@ class Credential(ConsumerSide):
                 return "the identity was made again"
         return None
 
+    def _missing(self, problem):
+        """A namespace or service account the credential needs is not there: an error that changes
+        nothing, except in check mode, where an earlier step of the same run would have made it
+        (the registry-cluster role, ``credentials_create_missing``) and the preview goes on with a
+        warning that says so."""
+        if not self.check_mode:
+            raise CredentialsError(problem + " Nothing was changed")
+        self.warnings.append(problem + " Check mode previews the credential as if an earlier step of the run had "
+                                       "made it; a real run without that step fails here")
+
     def _preflight_present(self):
         spec = self.spec
         if self._registry_read(self.reg.read_namespace, f"namespace {spec.namespace}", spec.namespace) is None:
             what = "environment" if spec.access == labels.ACCESS_PULL else "build namespace"
-            raise CredentialsError(f"namespace {spec.namespace} (the {what}) does not exist on the registry cluster; "
-                                   "deploy the environment registries first (playbooks/registry_cluster.yml) or create "
-                                   "the build namespace there. Nothing was changed")
+            self._missing(f"namespace {spec.namespace} (the {what}) does not exist on the registry cluster; "
+                          "deploy the environment registries first (playbooks/registry_cluster.yml) or create "
+                          "the build namespace there.")
         account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}",
                                       spec.identity, spec.namespace)
         binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.identity_path}",
@@ -177,17 +188,16 @@ class Credential(ConsumerSide):
         consumer = {}
         for target in spec.targets:
             if self._consumer_read(self.con.read_namespace, f"namespace {target.namespace}", target.namespace) is None:
-                raise CredentialsError(f"cluster {spec.cluster}: namespace {target.namespace} does not exist; create it "
-                                       "or remove it from the credential's targets (segmented_registry_credentials). "
-                                       "Nothing was changed")
+                self._missing(f"cluster {spec.cluster}: namespace {target.namespace} does not exist; create it "
+                              "or remove it from the credential's targets (segmented_registry_credentials).")
             accounts = {}
             for name in target.service_accounts:
                 found = self._consumer_read(self.con.read_namespaced_service_account,
                                             f"service account {target.namespace}/{name}", name, target.namespace)
                 if found is None:
-                    raise CredentialsError(
-                        f"cluster {spec.cluster}: service account {target.namespace}/{name} does not exist; create it "
-                        "(oc create serviceaccount) or remove it from segmented_registry_credentials. Nothing was changed")
+                    self._missing(f"cluster {spec.cluster}: service account {target.namespace}/{name} does not exist; "
+                                  "create it (oc create serviceaccount) or remove it from segmented_registry_credentials.")
+                    continue
                 accounts[name] = found
             name = spec.secret_of(target)
             secret = self._consumer_read(self.con.read_namespaced_secret, f"Secret {target.namespace}/{name}",

@@ -319,6 +319,26 @@ def test_check_mode_plans_without_writing(clusters):
     assert registry.writes == [] and consumer.writes == [] and masked == set()
 
 
+def test_check_mode_previews_what_an_earlier_step_would_make(clusters):
+    """A site's check run: the environment namespace (the registry-cluster role) and a target
+    namespace and service account (credentials_create_missing) are not there yet. The preview goes
+    on with a warning for each; a real run fails on the first and writes nothing."""
+    registry, consumer = clusters
+    targets = [Target("newteam", ["builder"]), Target("myproject", ["default", "nosuch"])]
+    result, _masked, credential = run(clusters, check_mode=True, namespace="newenv", targets=targets)
+    assert result["changed"] and any("create generation Secret" in change for change in result["changes"])
+    assert [warning.split(";")[0] for warning in credential.warnings] == [
+        "namespace newenv (the environment) does not exist on the registry cluster",
+        "cluster test: namespace newteam does not exist",
+        "cluster test: service account newteam/builder does not exist",
+        "cluster test: service account myproject/nosuch does not exist"]
+    assert all("Check mode previews" in warning for warning in credential.warnings)
+    assert registry.writes == [] and consumer.writes == []
+    with pytest.raises(CredentialsError, match="namespace newenv .* does not exist .* Nothing was changed"):
+        run(clusters, namespace="newenv", targets=targets)
+    assert registry.writes == [] and consumer.writes == []
+
+
 def test_absent_revokes_and_removes_only_its_identity(clusters):
     registry, consumer = clusters
     run(clusters)
