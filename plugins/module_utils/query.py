@@ -45,25 +45,23 @@ def compile_queries(queries):
         if not isinstance(expression, str) or not expression.strip():
             raise QueryError(f"query.{name}: give a JMESPath expression as a string, for example "
                              f"\"audit[?length(drift) > `0`].tag\" (got {expression!r})")
-        try:
-            compiled[name] = jmespath.compile(expression)
-        except JMESPathError as exc:
-            raise QueryError(f"query.{name}: {expression!r} is not a JMESPath expression: "
-                             f"{' '.join(str(exc).split())}") from None
+        compiled[name] = _jmespath(name, expression, "is not a JMESPath expression", jmespath.compile, expression)
     return compiled
 
 
 def run_queries(compiled, result):
     """``{name: value}``: each compiled query applied to ``result`` (the module result, without
     the queries' own output)."""
-    answers = {}
-    for name, expression in compiled.items():
-        try:
-            answers[name] = expression.search(result)
-        except JMESPathError as exc:
-            raise QueryError(f"query.{name}: {expression.expression!r} failed on the result: "
-                             f"{' '.join(str(exc).split())}") from None
-    return answers
+    return {name: _jmespath(name, expression.expression, "failed on the result", expression.search, result)
+            for name, expression in compiled.items()}
+
+
+def _jmespath(name, expression, failure, call, *args):
+    """``call(*args)``; a JMESPath error becomes a ``QueryError`` naming ``query.<name>``."""
+    try:
+        return call(*args)
+    except JMESPathError as exc:
+        raise QueryError(f"query.{name}: {expression!r} {failure}: {' '.join(str(exc).split())}") from None
 
 
 def compile_query_option(module):
