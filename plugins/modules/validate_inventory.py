@@ -63,17 +63,14 @@ seealso:
 """
 
 EXAMPLES = r"""
+# In a play on localhost (gather_facts: false): it reads the inventory and asks each cluster's API.
 - name: Check the inventory and every managed cluster
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Validate the inventory
-      segmented.registry.validate_inventory:
-      register: inventory
+  segmented.registry.validate_inventory:
+  register: inventory
 
-    - name: Show which cluster serves which environment
-      ansible.builtin.debug:
-        var: inventory.summary
+- name: Show which cluster serves which environment
+  ansible.builtin.debug:
+    var: inventory.summary
 
 - name: Only check the inventory, offline
   segmented.registry.validate_inventory:
