@@ -122,17 +122,28 @@ def simple_session(bench, pool):
     return session
 
 
-def monolithic_upload(session, endpoint, repository, headers, digest, body, size=None):
+class SizedStream:
+    """A response's raw stream as a request body of a known length (requests then sends a
+    Content-Length, not chunks), read a MiB at a time."""
+
+    def __init__(self, raw, size):
+        self.raw, self.size = raw, size
+
+    def __len__(self):
+        return self.size
+
+    def read(self, amount=-1):
+        return self.raw.read(1 << 20 if amount is None or amount < 0 else max(amount, 1 << 20))
+
+
+def monolithic_upload(session, endpoint, repository, headers, digest, body):
     """One blob as the simplest client uploads it: POST, then one PUT with the whole body."""
     started = session.post(f"https://{endpoint}/v2/{repository}/blobs/uploads/", headers=headers)
     started.raise_for_status()
     location = started.headers["Location"]
     location = location if location.startswith("http") else f"https://{endpoint}{location}"
-    extra = {"Content-Type": "application/octet-stream"}
-    if size is not None:
-        extra["Content-Length"] = str(size)
     put = session.put(location + ("&" if "?" in location else "?") + "digest=" + digest, data=body,
-                      headers=dict(headers, **extra))
+                      headers=dict(headers, **{"Content-Type": "application/octet-stream"}))
     put.raise_for_status()
 
 
@@ -175,7 +186,7 @@ def relay(bench, source_env, source_repository, env, repository, sizes, parallel
                              stream=True)
         try:
             source.raise_for_status()
-            monolithic_upload(session, endpoint, repository, push, digest, source.iter_content(1 << 20), size)
+            monolithic_upload(session, endpoint, repository, push, digest, SizedStream(source.raw, size))
         finally:
             source.close()
 
@@ -302,8 +313,11 @@ def count_uploads(bench, env, repository):
     """Blob uploads into ``repository`` in ``env``'s access log: each one ends with the PUT that
     commits its digest, whether the bytes came in PATCH requests or in that PUT."""
     needle = f'"PUT /v2/{repository}/blobs/uploads/'
-    with open(bench.access_log(env), errors="replace") as handle:
-        return sum(1 for line in handle if needle in line)
+    count = 0
+    for path in bench.access_logs(env):
+        with open(path, errors="replace") as handle:
+            count += sum(1 for line in handle if needle in line)
+    return count
 
 
 def fresh_cache(argv):

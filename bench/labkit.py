@@ -153,8 +153,10 @@ class Bench:
             builder.close()
         self.record_all(namespace, stream, tags, digest)
 
-    def access_log(self, env):
-        return self.lab.procs.log_path("registry-" + env)
+    def access_logs(self, env):
+        """The access log files of ``env``'s registry (its pods' container logs; the integrated
+        registry's process log for ``default``)."""
+        return self.lab.registry_logs(env)
 
 
 # ---------------------------------------------------------------------------------------------
