@@ -592,6 +592,26 @@ def test_missing_service_account_writes_nothing(lab, distributed, run_playbook, 
     assert versions(lab, (APP_NS, namespace)) == before
 
 
+def test_check_mode_previews_namespaces_and_accounts_an_earlier_step_would_make(lab, distributed, run_playbook,
+                                                                                  inventory, unique):
+    """credentials.yml --check with credentials_create_missing naming a namespace and a service
+    account that do not exist yet (as on a site not deployed): the preview runs to the end, warns
+    about each, and creates nothing anywhere."""
+    namespace = f"later-{unique}"
+    before = versions(lab)
+
+    def edit(hosts, group_vars):
+        group_vars["credentials_create_missing"] = True
+        hosts["test"]["segmented_registry_credentials"]["pull"] += [f"{namespace}/default", f"{namespace}/deployer"]
+    run = play(run_playbook, PLAYBOOK, inventory=inventory(edit), cmdline="--check --diff")
+    assert run.status == "successful", run.stdout_text[-3000:]
+    text = " ".join(run.stdout_text.split())
+    for missing in (f"namespace {namespace} does not exist", f"service account {namespace}/deployer does not exist"):
+        assert f"cluster test: {missing}" in text and "Check mode previews the credential" in text, missing
+    assert namespace not in {item.metadata.name for item in core_of(lab, "test").list_namespace().items}
+    assert versions(lab) == before
+
+
 def test_unknown_cluster_is_refused(lab, distributed, run_playbook):
     before = versions(lab)
     run = play(run_playbook, PLAYBOOK, extravars={"credentials_clusters": ["nosuch"]})
