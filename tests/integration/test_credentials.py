@@ -592,8 +592,8 @@ def test_missing_service_account_writes_nothing(lab, distributed, run_playbook, 
     assert versions(lab, (APP_NS, namespace)) == before
 
 
-def test_check_mode_previews_namespaces_and_accounts_an_earlier_step_would_make(lab, distributed, run_playbook,
-                                                                                  inventory, unique):
+def test_check_mode_previews_namespaces_and_accounts_an_earlier_step_would_make(
+        lab, distributed, run_playbook, inventory, unique):
     """credentials.yml --check with credentials_create_missing naming a namespace and a service
     account that do not exist yet (as on a site not deployed): the preview runs to the end, warns
     about each, and creates nothing anywhere."""
