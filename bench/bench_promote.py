@@ -48,7 +48,7 @@ import requests
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import ACCEPT, parse_manifest
-from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats
+from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats, StreamReader
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.job import approvals_of
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import run as promotion
@@ -122,20 +122,6 @@ def simple_session(bench, pool):
     return session
 
 
-class SizedStream:
-    """A response's raw stream as a request body of a known length (requests then sends a
-    Content-Length, not chunks), read a MiB at a time."""
-
-    def __init__(self, raw, size):
-        self.raw, self.size = raw, size
-
-    def __len__(self):
-        return self.size
-
-    def read(self, amount=-1):
-        return self.raw.read(1 << 20 if amount is None or amount < 0 else max(amount, 1 << 20))
-
-
 def monolithic_upload(session, endpoint, repository, headers, digest, body):
     """One blob as the simplest client uploads it: POST, then one PUT with the whole body."""
     started = session.post(f"https://{endpoint}/v2/{repository}/blobs/uploads/", headers=headers)
@@ -172,7 +158,8 @@ def ingest(bench, env, repository, blobs, parallel):
 def relay(bench, source_env, source_repository, env, repository, sizes, parallel):
     """The relay floor: the same blobs ({digest: size}) streamed from ``source_env`` into a fresh
     repository of ``env`` by the simplest client (one GET, then POST and a monolithic PUT whose body
-    is the GET's stream), ``parallel`` at once, tokens fetched beforehand. What any copy between two
+    is the GET's stream, sized by the engine's StreamReader so that it goes with a Content-Length),
+    ``parallel`` at once, tokens fetched beforehand. What any copy between two
     registries on this machine costs, the source's reads included (the ingest limit has none).
     Returns the seconds of the transfers."""
     source_endpoint, endpoint = bench.environments[source_env], bench.environments[env]
@@ -186,7 +173,7 @@ def relay(bench, source_env, source_repository, env, repository, sizes, parallel
                              stream=True)
         try:
             source.raise_for_status()
-            monolithic_upload(session, endpoint, repository, push, digest, SizedStream(source.raw, size))
+            monolithic_upload(session, endpoint, repository, push, digest, StreamReader(source.raw, size))
         finally:
             source.close()
 
