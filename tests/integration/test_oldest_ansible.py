@@ -15,6 +15,7 @@ from kubernetes import client as kclient
 
 from tests.integration import test_promote as promote_tests
 from tests.integration.conftest import REPO
+from tests.integration.runs import task_result
 
 OLDEST = os.path.join(REPO, ".venv-oldest", "bin")
 NEWEST = os.path.join(REPO, ".venv", "bin")
@@ -101,14 +102,14 @@ def test_validate_and_promote_run_under_the_oldest_ansible_core(oldest, lab, nam
     pushed = lab.push(namespace, "app", "v1", 2, promote_tests.SMALL)
     validated = run_oldest(run_playbook, "playbooks/validate.yml")
     assert validated.status == "successful", (oldest, validated.stdout_text[-3000:])
-    summary = promote_tests.task_result(validated, "Check the inventory and reach the clusters")
+    summary = task_result(validated, "Check the inventory and reach the clusters")
     reachable = {name: cluster["reachable"] for name, cluster in summary["clusters"].items()}
     assert reachable == dict.fromkeys(["registry", "test", "uat", "prod"], True), (oldest, summary["clusters"])
 
     promoted = run_oldest(run_playbook, "playbooks/promote.yml",
                           extravars={"project": namespace, "image": "app:v1", "env": "test"})
     assert promoted.status == "successful", (oldest, promoted.stdout_text[-3000:])
-    result = promote_tests.task_result(promoted, "Promote: add test")
+    result = task_result(promoted, "Promote: add test")
     assert result["changed"] and result["environments_after"] == ["test"], (oldest, result)
     assert lab.where(namespace)["test"]["tags"] == {f"{namespace}/app:v1": pushed["digest"]}
 
