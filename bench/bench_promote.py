@@ -15,12 +15,16 @@ Figures, not asserts.
     - skopeo copy --all --preserve-digests (an empty blob-info cache every run);
     - end to end as a user runs it: ansible-playbook playbooks/promote.yml for one tag of that
       image (integrated registry -> uat).
+    For each of the first four, the busy CPU seconds of the whole machine while it ran (registries,
+    router and client alike): divided by the cores, the least wall time that work can take here.
 (b) second tag: promote another tag of a digest the test registry already holds, in the same
     repository and in another repository (mount): blob bytes sent, requests, time.
 (c) steady state at each scale (100, 1,000, 10,000 tags, 50 tags per stream, approved for test,
     uat and prod and already in place): ansible-playbook playbooks/reconcile.yml -e project=<ns>
-    as a job runs it, which finds nothing to do: wall time, the module's own time, API calls,
-    registry requests, the module process's peak resident memory. In the same run, before each
+    as a job runs it, which finds nothing to do: wall time, the module's own time (from the first
+    line of the module file: its imports are its cost; what every module pays before, Python's start,
+    the AnsiballZ payload and ansible.module_utils.basic, is the playbook's, in the bare run too),
+    API calls, registry requests, the module process's peak resident memory. In the same run, before each
     playbook run, (d) the registries' own cost of answering those manifest HEADs: curl over HTTP/2,
     8 parallel streams per registry, the three registries at once, one token per repository
     fetched beforehand. And a bare one-task playbook (bench/noop.yml) on the same inventory: the
@@ -70,6 +74,22 @@ def median(values):
 def loadavg():
     with open("/proc/loadavg") as handle:
         return [float(x) for x in handle.read().split()[:3]]
+
+
+def cpu_busy_seconds():
+    """CPU seconds the whole machine has spent busy (every core: user, nice, system, irq, softirq,
+    steal; not idle or iowait) since boot, from /proc/stat."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:9]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(work):
+    """``(result of work(), busy CPU seconds of the whole machine while it ran)``: every process's
+    work, the registries', the router's and the client's alike."""
+    before = cpu_busy_seconds()
+    result = work()
+    return result, cpu_busy_seconds() - before
 
 
 class _Client:
@@ -231,16 +251,21 @@ def bench_copy(bench, runs, layers, layer_size, workers):
         for run in range(runs):
             tag = uuid.uuid4().hex[:8]
             row = {}
+            cpu = row["cpu"] = {}
             started = time.monotonic()
-            counters, stats = engine_copy(bench, "test", "uat", source_repo, f"bench-ours-{tag}/big", digest, workers)
+            (counters, stats), cpu["ours"] = with_cpu(lambda: engine_copy(
+                bench, "test", "uat", source_repo, f"bench-ours-{tag}/big", digest, workers))
             row["ours"] = time.monotonic() - started
             row["ours_bytes_sent"] = counters["bytes_sent"]
             row["ours_requests"] = stats["by_method"]
-            row["ingest"] = ingest(bench, "uat", f"bench-ingest-{tag}/big", blobs, len(blobs))
-            row["relay"] = relay(bench, "test", source_repo, "uat", f"bench-relay-{tag}/big",
-                                 {blob: len(data) for blob, data in blobs.items()}, len(blobs))
-            row["skopeo"] = skopeo_copy(bench, authfile, home, f"{bench.environments['test']}/{source_repo}:v1",
-                                        f"{bench.environments['uat']}/bench-skopeo-{tag}/big:v1")
+            row["ingest"], cpu["ingest"] = with_cpu(lambda: ingest(bench, "uat", f"bench-ingest-{tag}/big", blobs,
+                                                                   len(blobs)))
+            row["relay"], cpu["relay"] = with_cpu(lambda: relay(
+                bench, "test", source_repo, "uat", f"bench-relay-{tag}/big",
+                {blob: len(data) for blob, data in blobs.items()}, len(blobs)))
+            row["skopeo"], cpu["skopeo"] = with_cpu(lambda: skopeo_copy(
+                bench, authfile, home, f"{bench.environments['test']}/{source_repo}:v1",
+                f"{bench.environments['uat']}/bench-skopeo-{tag}/big:v1"))
             # end to end: a fresh stream of the same image in the integrated registry, promoted to uat
             stream = f"big-{tag}"
             bench.tag_in_source(e2e_ns, stream, ["v1"], e2e_digest, from_stream="big")
@@ -250,16 +275,18 @@ def bench_copy(bench, runs, layers, layer_size, workers):
                                           count_uploads(bench, "uat", f"{e2e_ns}/{stream}"))
             rows.append(row)
             log("(a) run %d: ours %.2f s (%d bytes sent), ingest limit %.2f s, relay floor %.2f s, skopeo %.2f s, "
-                "promote.yml %.2f s; blob uploads ours/skopeo/promote.yml %s" % (
+                "promote.yml %.2f s; blob uploads ours/skopeo/promote.yml %s; busy CPU seconds (the machine) %s" % (
                     run + 1, row["ours"], row["ours_bytes_sent"], row["ingest"], row["relay"], row["skopeo"],
-                    row["promote_yml"],
-                    row["uploads_ours_skopeo"]))
+                    row["promote_yml"], row["uploads_ours_skopeo"],
+                    {name: round(value, 2) for name, value in cpu.items()}))
     finally:
         shutil.rmtree(home, ignore_errors=True)
         cleanup(bench, "uat", ["bench-ours-", "bench-ingest-", "bench-relay-", "bench-skopeo-", e2e_ns + "/big-"],
                 digest)
     ours, limit, floor, skopeo = (median([r[k] for r in rows]) for k in ("ours", "ingest", "relay", "skopeo"))
     e2e = median([r["promote_yml"] for r in rows])
+    cores = os.cpu_count()
+    cpu = {name: median([r["cpu"][name] for r in rows]) for name in ("ours", "ingest", "relay", "skopeo")}
     return {
         "image_bytes": size, "layers": layers, "runs": runs, "blob_workers": workers,
         "ours_seconds": [round(r["ours"], 3) for r in rows], "ours_median": ours,
@@ -277,6 +304,12 @@ def bench_copy(bench, runs, layers, layer_size, workers):
         "ours_requests_per_run": rows[0]["ours_requests"],
         "bytes_sent_per_run": [r["ours_bytes_sent"] for r in rows],
         "blob_uploads_per_run_ours_skopeo_promote_yml": [r["uploads_ours_skopeo"] for r in rows],
+        # the machine's busy CPU seconds during each (every process: registries, router, client);
+        # divided by the cores, the least wall time that work can take here
+        "cores": cores, "cpu_busy_seconds_median": cpu,
+        "cpu_bound_seconds": {name: round(value / cores, 3) for name, value in cpu.items()},
+        "ours_cpu_vs_ingest_cpu": round(cpu["ours"] / cpu["ingest"], 2),
+        "relay_cpu_vs_ingest_cpu": round(cpu["relay"] / cpu["ingest"], 2),
         "load_after": loadavg(),
     }
 
@@ -462,13 +495,15 @@ def bench_steady(bench, scales, runs, sample):
                     raise RuntimeError(f"the steady-state run of {int(tags)} tags was not a no-op: {result['summary']}")
                 stats = result["stats"]
                 rows.append({"wall": wall, "module": stats["seconds"]["total"], "read": stats["seconds"]["read"],
+                             "startup": stats["seconds"]["startup"],
                              "process": memory.lifetime(), "rss_mib": round(memory.peak_kib / 1024, 1),
                              "api_calls": stats["api_calls"], "registry_requests": stats["registry_requests"],
                              "by_method": stats["registry_requests_by_method"],
                              "token_requests": stats["token_requests"], "curl": heads, "load": loadavg()})
-                log("(c) %d tags run %d: wall %.2f s, module %.2f s (read %.2f s, process %.2f s), %d API calls, "
-                    "%d registry requests, peak RSS %.0f MiB; curl HEADs %.3f ms each; load %s" % (
-                        total, run + 1, wall, rows[-1]["module"], rows[-1]["read"], rows[-1]["process"] or 0,
+                log("(c) %d tags run %d: wall %.2f s, module %.2f s (startup %.2f s, read %.2f s; process %.2f s), "
+                    "%d API calls, %d registry requests, peak RSS %.0f MiB; curl HEADs %.3f ms each; load %s" % (
+                        total, run + 1, wall, rows[-1]["module"], rows[-1]["startup"], rows[-1]["read"],
+                        rows[-1]["process"] or 0,
                         stats["api_calls"], stats["registry_requests"], rows[-1]["rss_mib"], heads["ms_per_head"],
                         rows[-1]["load"]))
             module, wall = median([r["module"] for r in rows]), median([r["wall"] for r in rows])
@@ -478,6 +513,7 @@ def bench_steady(bench, scales, runs, sample):
                 "streams": len(names), "runs": len(rows),
                 "wall_seconds": [round(r["wall"], 2) for r in rows], "wall_median": wall,
                 "module_seconds": [r["module"] for r in rows], "module_median": module,
+                "module_startup_seconds": [r["startup"] for r in rows],
                 "module_read_seconds": [r["read"] for r in rows],
                 "module_process_seconds": [r["process"] for r in rows],
                 "module_ms_per_tag_and_environment": round(per, 3),

@@ -19,8 +19,7 @@ A token is only returned to the caller: never logged, never part of an error tex
 """
 
 import base64
-import calendar
-import time
+import datetime
 
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
@@ -43,19 +42,20 @@ def parse_service_account(value):
     return found
 
 
-def mint_token(api_client, service_account, seconds=MIN_TOKEN_SECONDS):
-    """A TokenRequest token of ``namespace/name`` on the cluster of ``api_client`` (a kubernetes
-    ApiClient). Needs ``create`` on ``serviceaccounts/token`` in that namespace."""
-    return _token_request(api_client, service_account, {"expirationSeconds": int(seconds)})[0]
+def mint_token(client, service_account, seconds=MIN_TOKEN_SECONDS):
+    """A TokenRequest token of ``namespace/name`` on the cluster of ``client`` (kubernetes.core's
+    ``K8SClient`` or a kubernetes ``ApiClient``: see ``kube.create_token``). Needs ``create`` on
+    ``serviceaccounts/token`` in that namespace."""
+    return _token_request(client, service_account, {"expirationSeconds": int(seconds)})[0]
 
 
-def mint_bound_token(api_client, service_account, seconds, secret_name, secret_uid):
+def mint_bound_token(client, service_account, seconds, secret_name, secret_uid):
     """``(token, expiration timestamp as epoch seconds)``: a TokenRequest token of ``namespace/name``
     bound to the Secret ``secret_name`` (uid ``secret_uid``) in the same namespace. Deleting that
     Secret revokes the token."""
     spec = {"expirationSeconds": int(seconds),
             "boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": secret_name, "uid": secret_uid}}
-    return _token_request(api_client, service_account, spec)
+    return _token_request(client, service_account, spec)
 
 
 def long_lived_token(secret, service_account):
@@ -71,19 +71,19 @@ def long_lived_token(secret, service_account):
 
 
 def epoch_of(timestamp):
-    """Epoch seconds of an RFC 3339 time as the API server writes it (``2026-01-02T03:04:05Z``)
-    or of a ``datetime``."""
-    if hasattr(timestamp, "timestamp"):
-        return int(timestamp.timestamp())
-    return int(calendar.timegm(time.strptime(str(timestamp), "%Y-%m-%dT%H:%M:%SZ")))
+    """Epoch seconds of an RFC 3339 time as the API server writes it (``2026-01-02T03:04:05Z``), or
+    as the kubernetes client serializes one (``2026-01-02T03:04:05+00:00``)."""
+    text = str(timestamp)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    return int(datetime.datetime.fromisoformat(text).timestamp())
 
 
-def _token_request(api_client, service_account, spec):
-    from kubernetes import client as kclient
-
+def _token_request(client, service_account, spec):
     namespace, name = parse_service_account(service_account)
     try:
-        answer = kclient.CoreV1Api(api_client).create_namespaced_service_account_token(name, namespace, {"spec": spec})
+        answer = kube.create_token(client, namespace, name, {"apiVersion": "authentication.k8s.io/v1",
+                                                             "kind": "TokenRequest", "spec": spec})
     except Exception as exc:
         status = kube.status_of(exc)
         if status == 404:
@@ -96,9 +96,9 @@ def _token_request(api_client, service_account, spec):
                                    "runs with, or pass registry_token".format(namespace, name))
         reason = getattr(exc, "reason", None) or type(exc).__name__
         raise CredentialsError(f"could not mint a token for service account {namespace}/{name}: {(f'HTTP {status} ' if status else '')}{reason}")
-    status = getattr(answer, "status", None)
-    token = getattr(status, "token", None)
+    status = (answer or {}).get("status") or {}
+    token = status.get("token")
     if not token:
         raise CredentialsError(f"the TokenRequest for {namespace}/{name} returned no token")
-    expires = getattr(status, "expiration_timestamp", None)
+    expires = status.get("expirationTimestamp")
     return token, (epoch_of(expires) if expires else None)

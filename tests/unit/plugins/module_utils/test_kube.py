@@ -35,17 +35,28 @@ def test_private_client_builders_have_the_signatures_the_seam_calls():
     assert parameters(k8s_client.get_api_client)[:1] == ["module"]
 
 
-def test_the_api_client_inside_k8sclient_is_where_the_seam_looks():
-    # K8SClient(configuration, client): .client is the dynamic client, whose .client is the ApiClient.
+def test_the_dynamic_client_inside_k8sclient_is_where_the_seam_posts_a_token_request():
+    # K8SClient(configuration, client): .client is the dynamic client, whose request(method, path,
+    # body=...) sends any request through the kubernetes client's generation of ApiClient.
     assert parameters(k8s_client.K8SClient.__init__)[:3] == ["self", "configuration", "client"]
     assert issubclass(K8SDynamicClient, DynamicClient)
-    assert "self.client = client" in inspect.getsource(DynamicClient.__init__)
+    assert "def request(self, method, path, body=None, **params):" in inspect.getsource(DynamicClient)
 
-    class Inner:
-        client = object()
+    class Answer:
+        def to_dict(self):
+            return {"status": {"token": "t", "expirationTimestamp": "2026-01-02T03:04:05Z"}}
 
-    wrapped = k8s_client.K8SClient(configuration=None, client=Inner())
-    assert kube.api_client_of(wrapped) is Inner.client
+    class Dynamic:
+        sent = []
+
+        def request(self, method, path, body=None):
+            self.sent.append((method, path, body))
+            return Answer()
+
+    wrapped = k8s_client.K8SClient(configuration=None, client=Dynamic())
+    answer = kube.create_token(wrapped, "ns", "sa", {"spec": {}})
+    assert answer["status"]["token"] == "t"
+    assert Dynamic.sent == [("post", "/api/v1/namespaces/ns/serviceaccounts/sa/token", {"spec": {}})]
 
 
 def test_mask_reaches_the_ansible_module_inside_ansiblek8smodule(capsys):

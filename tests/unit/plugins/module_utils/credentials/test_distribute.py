@@ -142,11 +142,14 @@ class _List:
         self.items = [copy.deepcopy(item) for item in items]
 
 
-class _Token:
+class _Token(dict):
+    """A TokenRequest answer as sanitize_for_serialization gives it (the expiry an isoformat string)."""
+
     def __init__(self, token):
         from datetime import datetime, timezone
 
-        self.status = type("S", (), {"token": token, "expiration_timestamp": datetime.fromtimestamp(NOW + 3600, timezone.utc)})()
+        super().__init__(status={"token": token,
+                                 "expirationTimestamp": datetime.fromtimestamp(NOW + 3600, timezone.utc).isoformat()})
 
 
 class Rbac:
