@@ -217,8 +217,8 @@ absent_environments:
   elements: str
 stats:
   description: C(api_calls) to the registry cluster, C(registry_requests) (by method), C(token_requests), C(retries),
-    C(blob_bytes_sent) (every blob byte sent, retried attempts included), C(seconds) (C(startup): from the
-    module's first line to its job's start, its imports and argument checks; C(read): the state read; C(total): all).
+    C(blob_bytes_sent) (every blob byte sent, retried attempts included), C(seconds) (C(startup) from the
+    module's first line to its job's start, its imports and argument checks; C(read) the state read; C(total) all of it).
   returned: success
   type: dict
 scope:
