@@ -28,8 +28,10 @@ Figures, not asserts.
     playbook run, (d) the registries' own cost of answering those manifest HEADs: curl (HTTP/2 where
     the route offers it; the lab's router, as OpenShift's by default, speaks HTTP/1.1 to clients),
     8 parallel transfers per registry, the three registries at once, one token per repository
-    fetched beforehand. And a bare one-task playbook (bench/noop.yml) on the same inventory: the
-    floor of an ansible-playbook run. At 1,000 tags, a naive playbook (k8s_info + uri per tag)
+    fetched beforehand. Then a bare one-task playbook (bench/noop.yml) on the same inventory: the
+    floor of an ansible-playbook run, in the same conditions (after the same burst of HEADs);
+    the overhead of each run (wall minus module) against it. Between 1,000 and 10,000 tags, the
+    marginal cost of a tag and environment (the fixed cost left out). At 1,000 tags, a naive playbook (k8s_info + uri per tag)
     over a sample, extrapolated linearly.
 (e) promote.yml end to end for one small tag (a fresh repository each run, into test), and a
     promotion with nothing to do, against the bare one-task playbook.
@@ -475,19 +477,18 @@ def curl_heads(bench, namespace, names, tag_names, parallel=8):
 
 
 def bench_steady(bench, scales, runs, sample):
-    noop = [run_playbook(NOOP)[0] for _run in range(runs)]
-    log("(c) bare one-task playbook: %s s" % [round(s, 2) for s in noop])
-    figures = {"bare_playbook_seconds": [round(s, 2) for s in noop], "bare_playbook_median": median(noop),
-               "scales": {}}
+    figures = {"scales": {}}
     out_dir = tempfile.mkdtemp(prefix="bench-steady-")
     try:
         for tags in scales:
             namespace, names, tag_names = steady_setup(bench, tags)
             total = len(names) * len(tag_names)
             rows = []
-            for run in range(runs if tags <= 1000 else 1):
+            for run in range(runs):
                 for attempt in range(2):  # a setup left incomplete (a lab restart) is completed by the first
                     heads = curl_heads(bench, namespace, names, tag_names)
+                    # the floor, in the same conditions: right after the same burst of HEADs
+                    bare = run_playbook(NOOP)[0]
                     report = os.path.join(out_dir, f"rc-{int(tags)}-{int(run)}.json")
                     wall, _stdout, memory = run_playbook(RECONCILE, {
                         "project": namespace, "segmented_registry_reconcile_report_file": report},
@@ -500,19 +501,22 @@ def bench_steady(bench, scales, runs, sample):
                 else:
                     raise RuntimeError(f"the steady-state run of {int(tags)} tags was not a no-op: {result['summary']}")
                 stats = result["stats"]
-                rows.append({"wall": wall, "module": stats["seconds"]["total"], "read": stats["seconds"]["read"],
+                rows.append({"wall": wall, "bare": bare, "module": stats["seconds"]["total"],
+                             "read": stats["seconds"]["read"],
                              "startup": stats["seconds"]["startup"],
                              "process": memory.lifetime(), "rss_mib": round(memory.peak_kib / 1024, 1),
                              "api_calls": stats["api_calls"], "registry_requests": stats["registry_requests"],
                              "by_method": stats["registry_requests_by_method"],
                              "token_requests": stats["token_requests"], "curl": heads, "load": loadavg()})
                 log("(c) %d tags run %d: wall %.2f s, module %.2f s (startup %.2f s, read %.2f s; process %.2f s), "
-                    "%d API calls, %d registry requests, peak RSS %.0f MiB; curl HEADs %.3f ms each; load %s" % (
+                    "bare playbook %.2f s, %d API calls, %d registry requests, peak RSS %.0f MiB; curl HEADs %.3f ms "
+                    "each; load %s" % (
                         total, run + 1, wall, rows[-1]["module"], rows[-1]["startup"], rows[-1]["read"],
-                        rows[-1]["process"] or 0,
+                        rows[-1]["process"] or 0, bare,
                         stats["api_calls"], stats["registry_requests"], rows[-1]["rss_mib"], heads["ms_per_head"],
                         rows[-1]["load"]))
             module, wall = median([r["module"] for r in rows]), median([r["wall"] for r in rows])
+            overhead, bare = median([r["wall"] - r["module"] for r in rows]), median([r["bare"] for r in rows])
             curl = median([r["curl"]["ms_per_head"] for r in rows])
             per = module / (total * len(bench.environments)) * 1000
             figures["scales"][total] = {
@@ -526,8 +530,9 @@ def bench_steady(bench, scales, runs, sample):
                 "curl_protocol": sorted(set(r["curl"]["protocol"] for r in rows)),
                 "curl_ms_per_head": [r["curl"]["ms_per_head"] for r in rows], "curl_median_ms": curl,
                 "module_vs_curl_head": round(per / curl, 2),
-                "overhead_seconds": round(wall - module, 2),
-                "overhead_vs_bare_playbook": round((wall - module) / figures["bare_playbook_median"], 2),
+                "bare_playbook_seconds": [round(r["bare"], 2) for r in rows], "bare_playbook_median": bare,
+                "overhead_seconds": [round(r["wall"] - r["module"], 2) for r in rows], "overhead_median": overhead,
+                "overhead_vs_bare_playbook": round(overhead / bare, 2),
                 "api_calls": rows[0]["api_calls"], "registry_requests": rows[0]["registry_requests"],
                 "registry_requests_by_method": rows[0]["by_method"], "token_requests": rows[0]["token_requests"],
                 "peak_rss_mib": max(r["rss_mib"] for r in rows), "load": [r["load"] for r in rows],
@@ -536,9 +541,14 @@ def bench_steady(bench, scales, runs, sample):
                 figures["naive_loop"] = naive_loop(bench, namespace, names, tag_names, sample, wall, total)
         scales_done = figures["scales"]
         if 1000 in scales_done and 10000 in scales_done:
+            small, large = scales_done[1000], scales_done[10000]
+            # what each further tag and environment costs, the fixed cost (startup, client, lists) left out
+            marginal = (large["module_median"] - small["module_median"]) / (9000 * len(bench.environments)) * 1000
             figures["cost_10000_vs_1000"] = {
-                "module": round(scales_done[10000]["module_median"] / scales_done[1000]["module_median"], 2),
-                "wall": round(scales_done[10000]["wall_median"] / scales_done[1000]["wall_median"], 2)}
+                "module": round(large["module_median"] / small["module_median"], 2),
+                "wall": round(large["wall_median"] / small["wall_median"], 2),
+                "module_marginal_ms_per_tag_and_environment": round(marginal, 3),
+                "module_marginal_vs_curl_head": round(marginal / large["curl_median_ms"], 2)}
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     return figures
@@ -596,7 +606,7 @@ def bench_promote(bench, runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="a,b,c,e", help="which benchmarks (a,b,c,e; c includes d)")
-    parser.add_argument("--runs", type=int, default=3, help="runs of each (c at 10,000 tags: one)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each")
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--layer-size", type=int, default=40 * MiB)
     parser.add_argument("--blob-workers", type=int, default=6)

@@ -41,12 +41,19 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
     repos = sorted({f"{e['namespace']}/{e['stream']}" for e in entries if scope.entry_in_scope(e)})
 
     actual, read_errors, warnings = {}, {}, []
+    wanted = {}  # the approved digests whose cosign artifacts the source may hold
+    for item in entries:
+        if scope.entry_in_scope(item) and item.get("digest") and item.get("environments"):
+            if any(env in in_scope for env in item["environments"]):
+                wanted.setdefault(f"{item['namespace']}/{item['stream']}", set()).add(item["digest"])
 
     def read(env):
         return env, read_state(destinations[env], repos, scope, use_catalog=(env in in_scope and scope.stream is None),
                                workers=read_workers)
 
-    with ThreadPoolExecutor(max_workers=max(1, len(to_read))) as pool:
+    # the source's artifacts are read while the environment registries are
+    with ThreadPoolExecutor(max_workers=len(to_read) + 1) as pool:
+        source_read = pool.submit(read_artifacts, source, wanted, workers=read_workers)
         for env, (state, errors) in pool.map(read, to_read):
             actual[env] = state
             for repo, error in errors.items():
@@ -54,12 +61,7 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
                     warnings.append(f"{env}: {error}")  # catalog refused: the known repositories were read
                     continue
                 read_errors[(env, repo)] = error
-    wanted = {}
-    for item in entries:
-        if scope.entry_in_scope(item) and item.get("digest") and item.get("environments"):
-            if any(env in in_scope for env in item["environments"]):
-                wanted.setdefault(f"{item['namespace']}/{item['stream']}", set()).add(item["digest"])
-    artifacts, artifact_warnings = read_artifacts(source, wanted, workers=read_workers)
+        artifacts, artifact_warnings = source_read.result()
     warnings.extend(artifact_warnings)
     read_seconds = clock() - started
 
