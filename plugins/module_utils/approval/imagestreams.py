@@ -344,14 +344,12 @@ class ImageStreamAPI:
     def list(self, namespace=None):
         """The ImageStreams of one namespace (one LIST call), or of the cluster (namespace None)."""
         resource = self.resource
+        where = {} if namespace is None else {"namespace": namespace}
         try:
-            if namespace is None:
-                answer = self.client.get(resource)
-            else:
-                answer = self.client.get(resource, namespace=namespace)
+            answer = self.client.get(resource, serializer=kube.plain, **where)
         except Exception as exc:
             self._fail(exc, f"list imagestreams {'in namespace ' + namespace if namespace else 'in all namespaces (cluster-wide)'}")
-        return answer.to_dict().get("items") or []
+        return answer.get("items") or []
 
     def patch(self, namespace, stream, operations):
         """Apply a JSON patch (``tag_patch``) to the ImageStream, without a resourceVersion: its

@@ -12,6 +12,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 from kubernetes.client.rest import ApiException
+import kubernetes.dynamic.client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from urllib3.exceptions import MaxRetryError, NewConnectionError
@@ -57,6 +58,22 @@ def test_the_dynamic_client_inside_k8sclient_is_where_the_seam_posts_a_token_req
     answer = kube.create_token(wrapped, "ns", "sa", {"spec": {}})
     assert answer["status"]["token"] == "t"
     assert Dynamic.sent == [("post", "/api/v1/namespaces/ns/serviceaccounts/sa/token", {"spec": {}})]
+
+
+def test_the_dynamic_client_passes_the_answer_to_the_serializer_the_seam_gives():
+    # meta_request pops ``serializer`` and calls it with (client, the answer as json.loads made it)
+    source = inspect.getsource(kubernetes.dynamic.client.meta_request)
+    assert "kwargs.pop('serializer', ResourceInstance)" in source
+    assert "serializer(self, json.loads(resp.data.decode('utf8')))" in source
+
+    class Response:
+        data = b'{"kind": "ImageStreamList", "items": [{"metadata": {"name": "app"}}]}'
+
+    @kubernetes.dynamic.client.meta_request
+    def get(_self):
+        return Response()
+
+    assert get(None, serializer=kube.plain) == {"kind": "ImageStreamList", "items": [{"metadata": {"name": "app"}}]}
 
 
 def test_mask_reaches_the_ansible_module_inside_ansiblek8smodule(capsys):
