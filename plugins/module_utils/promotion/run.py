@@ -38,14 +38,18 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
         after = environments[env].after
         if after and after in targets and after not in to_read:
             to_read.append(after)
-    repos = sorted({f"{e['namespace']}/{e['stream']}" for e in entries if scope.entry_in_scope(e)})
-
-    actual, read_errors, warnings = {}, {}, []
+    repos = set()
     wanted = {}  # the approved digests whose cosign artifacts the source may hold
     for item in entries:
-        if scope.entry_in_scope(item) and item.get("digest") and item.get("environments"):
-            if any(env in in_scope for env in item["environments"]):
-                wanted.setdefault(f"{item['namespace']}/{item['stream']}", set()).add(item["digest"])
+        if not scope.entry_in_scope(item):
+            continue
+        repo = f"{item['namespace']}/{item['stream']}"
+        repos.add(repo)
+        if item.get("digest") and any(env in in_scope for env in item.get("environments") or ()):
+            wanted.setdefault(repo, set()).add(item["digest"])
+    repos = sorted(repos)
+
+    actual, read_errors, warnings = {}, {}, []
 
     def read(env):
         return env, read_state(destinations[env], repos, scope, use_catalog=(env in in_scope and scope.stream is None),
