@@ -22,17 +22,17 @@ Figures, not asserts.
 (c) steady state at each scale (100, 1,000, 10,000 tags, 50 tags per stream, approved for test,
     uat and prod and already in place): ansible-playbook playbooks/reconcile.yml -e project=<ns>
     as a job runs it, which finds nothing to do: wall time, the module's own time (from the first
-    line of the module file: its imports are its cost; what every module pays before, Python's start,
-    the AnsiballZ payload and ansible.module_utils.basic, is the playbook's, in the bare run too),
-    API calls, registry requests, the module process's peak resident memory. In the same run, before each
-    playbook run, (d) the registries' own cost of answering those manifest HEADs: curl (HTTP/2 where
-    the route offers it; the lab's router, as OpenShift's by default, speaks HTTP/1.1 to clients),
-    8 parallel transfers per registry, the three registries at once, one token per repository
-    fetched beforehand. Then a bare one-task playbook (bench/noop.yml) on the same inventory: the
-    floor of an ansible-playbook run, in the same conditions (after the same burst of HEADs);
-    the overhead of each run (wall minus module) against it. Between 1,000 and 10,000 tags, the
-    marginal cost of a tag and environment (the fixed cost left out). At 1,000 tags, a naive playbook (k8s_info + uri per tag)
-    over a sample, extrapolated linearly.
+    line of the module file: its imports are its cost; what every module pays before, Python's
+    start, the AnsiballZ payload and ansible.module_utils.basic, is the playbook's, in the bare run
+    too), API calls, registry requests, the module process's peak resident memory. In the same
+    run, before each playbook run, (d) the registries' own cost of answering those manifest HEADs:
+    curl (HTTP/2 where the route offers it; the lab's router, as OpenShift's by default, speaks
+    HTTP/1.1 to clients), 8 parallel transfers per registry, the three registries at once, one
+    token per repository fetched beforehand. Then a bare one-task playbook (bench/noop.yml) on the
+    same inventory: the floor of an ansible-playbook run, in the same conditions (after the same
+    burst of HEADs); the overhead of each run (wall minus module) against it. Between 1,000 and
+    10,000 tags, the marginal cost of a tag and environment (the fixed cost left out). At 1,000
+    tags, a naive playbook (k8s_info + uri per tag) over a sample, extrapolated linearly.
 (e) promote.yml end to end for one small tag (a fresh repository each run, into test), and a
     promotion with nothing to do, against the bare one-task playbook.
 
@@ -437,8 +437,8 @@ def steady_setup(bench, tags):
 
 def curl_heads(bench, namespace, names, tag_names, parallel=8):
     """(d) The registries' own cost of answering the manifest HEADs of a steady-state run: every
-    (tag, environment) HEADed by curl (HTTP/2 if offered), ``parallel`` transfers per registry, the three
-    registries at once (as the module reads them). One pull token per repository, fetched first."""
+    (tag, environment) HEADed by curl (HTTP/2 if offered), ``parallel`` transfers per registry, the
+    three registries at once (as the module reads them). One pull token per repository, fetched first."""
     work = tempfile.mkdtemp(prefix="bench-heads-")
     try:
         configs = {}
@@ -543,7 +543,8 @@ def bench_steady(bench, scales, runs, sample):
         if 1000 in scales_done and 10000 in scales_done:
             small, large = scales_done[1000], scales_done[10000]
             # what each further tag and environment costs, the fixed cost (startup, client, lists) left out
-            marginal = (large["module_median"] - small["module_median"]) / (9000 * len(bench.environments)) * 1000
+            further = (10000 - 1000) * len(bench.environments)  # tag and environment pairs
+            marginal = (large["module_median"] - small["module_median"]) / further * 1000
             figures["cost_10000_vs_1000"] = {
                 "module": round(large["module_median"] / small["module_median"], 2),
                 "wall": round(large["wall_median"] / small["wall_median"], 2),
