@@ -16,7 +16,9 @@ Figures, not asserts.
     - end to end as a user runs it: ansible-playbook playbooks/promote.yml for one tag of that
       image (integrated registry -> uat).
     For each of the first four, the busy CPU seconds of the whole machine while it ran (registries,
-    router and client alike): divided by the cores, the least wall time that work can take here.
+    router and client alike): divided by the cores, the least wall time that work can take here;
+    and the client's own share (this process, or skopeo): the rest, divided by the cores, is the
+    least time a copy could take with a client that cost nothing.
 (b) second tag: promote another tag of a digest the test registry already holds, in the same
     repository and in another repository (mount): blob bytes sent, requests, time.
 (c) steady state at each scale (100, 1,000, 10,000 tags, 50 tags per stream, approved for test,
