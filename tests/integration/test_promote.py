@@ -51,6 +51,8 @@ def test_check_mode_previews_the_whole_promotion_and_writes_nothing(lab, namespa
         ("test", f"{namespace}/app", "v1", pushed["digest"])]
     assert copies[0]["bytes_planned"] >= 2 * SMALL and result["reconcile"]["bytes_planned"] == copies[0]["bytes_planned"]
     assert "bytes of blobs at most to send" in words(preview.stdout_text)
+    shown = task_result(preview, "Say what changed")["msg"]  # the sentence, then the plan
+    assert "bytes of blobs at most to send" in shown[0] and shown[1:] == copies, shown
 
     after = streams.get(name="app", namespace=namespace).to_dict()
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "check mode wrote"

@@ -621,9 +621,17 @@ def test_reconcile_and_audit_playbooks(lab, token, namespace, approve, run_playb
     assert task_result(audit, "Show the selection")["msg"] == [["test", "v1"]]
     assert "1 tags drift and 0 are held back" in task_result(audit, "Fail when anything drifts")["msg"]
 
+    # a check run's last task prints the plan; a real run's, what it did
+    preview = run_playbook("playbooks/reconcile.yml", extravars={"project": namespace}, cmdline="--check")
+    assert preview.status == "successful", preview.stdout_text[-3000:]
+    plan = task_result(preview, "Say what the run did")["msg"]
+    assert [(c["environment"], c["repository"], c["tag"], c["digest"]) for c in plan] == [
+        ("test", f"{namespace}/app", "v1", digest)], plan
+
     run = run_playbook("playbooks/reconcile.yml", extravars={"project": namespace})
     assert run.status == "successful", run.stdout_text[-3000:]
     assert sha(raw_manifest(ENDPOINTS["test"], f"{namespace}/app:v1")) == digest
+    assert task_result(run, "Say what the run did")["msg"].startswith('{"copied": 1}, '), run.stdout_text[-3000:]
 
     audit = run_playbook("playbooks/audit.yml", extravars={"project": namespace, "fail_on_drift": True})
     assert audit.status == "successful", audit.stdout_text[-3000:]
