@@ -65,6 +65,11 @@ DEFAULT_TOKEN_SECONDS = 60  # the token specification's default when expires_in 
 PAGE_SIZE = 1000
 #: Scopes per token request in prefetch_tokens (each scope adds to the JWT's size).
 SCOPES_PER_TOKEN = 40
+#: Requests one token should go with when many requests are sent (``narrow_token``): each scope
+#: adds about 80 bytes to every request's Authorization header, against one more token request
+#: (measured on the lab: a 20-scope token made each manifest HEAD about 14 % dearer than a token of
+#: one scope; a token request costs about as much as 50 HEADs).
+REQUESTS_PER_TOKEN = 200
 
 
 class RegistryClient:
@@ -223,6 +228,17 @@ class RegistryClient:
             return
         for start in range(0, len(wanted), SCOPES_PER_TOKEN):
             self._fetch_token([scope(repo, actions) for repo in wanted[start:start + SCOPES_PER_TOKEN]])
+
+    def narrow_token(self, repositories, actions="pull"):
+        """Make sure a live token for at most these repositories (``token_groups``) is cached, so
+        that their many requests carry no more scopes than that; fetched once, however many
+        threads ask."""
+        if self.challenge()[0] != "bearer":
+            return
+        repositories = sorted(set(repositories))
+        scopes = [scope(repo, actions) for repo in repositories]
+        named = repositories[0] if len(repositories) == 1 else None
+        self.tokens.get(scopes, lambda: self._fetch_token(scopes, named)[0], most=len(scopes))
 
     # -- requests ---------------------------------------------------------------------------
     def _raw(self, method, url, doing, repository, headers, data=None, stream=False, retry=True,

@@ -5,7 +5,9 @@
 
 """The Bearer tokens of one registry, kept by scope: a token serves every request whose scopes it
 covers (the same resources, at least those actions) until shortly before it expires, and a scope
-set is fetched once however many threads ask for it."""
+set is fetched once however many threads ask for it. Of the tokens that cover a request, the one
+with the fewest resources goes with it: each scope in a token makes every request that carries it
+larger, and the router and the registry read it on every request (``token_groups``)."""
 
 import threading
 import time
@@ -19,27 +21,50 @@ class TokenCache:
         self._tokens = []  # [(resource -> set of actions, token, expires (monotonic))]
         self._fetching = {}  # frozenset(scopes) -> lock: one fetch per scope set at a time
 
-    def cached(self, scopes):
-        """A live token whose scopes cover ``scopes``, or None."""
+    def cached(self, scopes, most=None):
+        """The live token with the fewest resources whose scopes cover ``scopes`` (and, with
+        ``most``, that has at most that many resources), or None."""
         wanted = access(scopes)
         now = time.monotonic()
+        best = None
         with self._lock:
             self._tokens = [item for item in self._tokens if item[2] > now]
             for granted, token, _expires in self._tokens:
-                if all(resource in granted and actions <= granted[resource] for resource, actions in wanted.items()):
-                    return token
-        return None
+                if (most is None or len(granted) <= most) and (best is None or len(granted) < len(best[0])) and \
+                        all(resource in granted and actions <= granted[resource] for resource, actions in wanted.items()):
+                    best = (granted, token)
+        return best[1] if best else None
 
-    def get(self, scopes, fetch):
-        """A token for ``scopes``: from the cache, else ``fetch()`` (which ``add``s it), once."""
-        token = self.cached(scopes)
+    def get(self, scopes, fetch, most=None):
+        """A token for ``scopes`` (with at most ``most`` resources): from the cache, else
+        ``fetch()`` (which ``add``s it), once."""
+        token = self.cached(scopes, most)
         if token is not None:
             return token
         with self._lock:
             lock = self._fetching.setdefault(frozenset(scopes), threading.Lock())
         with lock:
-            return self.cached(scopes) or fetch()
+            return self.cached(scopes, most) or fetch()
 
     def add(self, scopes, token, expires):
         with self._lock:
             self._tokens.append((access(scopes), token, expires))
+
+
+def token_groups(requests, per_token, most):
+    """``requests`` = ``{repository: how many requests it will send}``: the repositories in groups
+    (sorted), one token each, so that each group's tokens go with at most ``per_token`` requests
+    and hold at most ``most`` scopes (a repository with more requests than that has a token of its
+    own). Few scopes where many requests carry them, many where few do: the bytes every request
+    carries against one more token request."""
+    groups, group, load = [], [], 0
+    for repository in sorted(requests):
+        count = requests[repository]
+        if group and (load + count > per_token or len(group) >= most):
+            groups.append(group)
+            group, load = [], 0
+        group.append(repository)
+        load += count
+    if group:
+        groups.append(group)
+    return groups

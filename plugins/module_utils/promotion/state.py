@@ -8,10 +8,13 @@ reported per repository (never taken as empty).
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from itertools import zip_longest
 
+from ansible_collections.segmented.registry.plugins.module_utils.oci.client import REQUESTS_PER_TOKEN, SCOPES_PER_TOKEN
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci.pipeline import PIPELINE_DEPTH
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import artifact_subject
+from ansible_collections.segmented.registry.plugins.module_utils.oci.tokens import token_groups
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 
 
@@ -21,7 +24,8 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
     ``repositories``: the ones to read; with ``use_catalog`` the registry's catalog adds every
     repository in scope (so tags of streams that no longer exist are seen). Tags outside the
     scope are left out. One tag listing per repository, one manifest HEAD per tag, in parallel
-    batches that each connection sends back to back (``oci.pipeline.head_manifests``).
+    batches that each connection sends back to back (``oci.pipeline.head_manifests``), under
+    tokens of a few repositories each (``oci.tokens.token_groups``).
     """
     scope = scope or Scope()
     errors = {}
@@ -43,18 +47,27 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         listed = list(pool.map(listing, sorted(repos)))
-        batches = []  # (repo, tags): the HEADs one connection sends back to back (oci.pipeline.head_manifests)
+        tags_of = {}
         for repo, tags, error in listed:
             if error:
                 errors[repo] = error
-                continue
-            state[repo] = {}
-            batches.extend((repo, tags[start:start + PIPELINE_DEPTH])
-                           for start in range(0, len(tags), PIPELINE_DEPTH))
+            else:
+                state[repo] = {}
+                tags_of[repo] = tags
+        # the HEADs' tokens cover a few repositories each (oci.tokens.token_groups); the batches
+        # (the HEADs one connection sends back to back, oci.pipeline.head_manifests) take turns
+        # between the groups, so that the first ones fetch the groups' tokens side by side
+        groups = token_groups({repo: len(tags) for repo, tags in tags_of.items()}, REQUESTS_PER_TOKEN, SCOPES_PER_TOKEN)
+        group_of = {repo: group for group in groups for repo in group}
+        per_group = [[(repo, tags_of[repo][start:start + PIPELINE_DEPTH])
+                      for repo in group for start in range(0, len(tags_of[repo]), PIPELINE_DEPTH)]
+                     for group in groups]
+        batches = [batch for turn in zip_longest(*per_group) for batch in turn if batch]
 
         def heads(batch):
             repo, tags = batch
             try:
+                client.narrow_token(group_of[repo], "pull")
                 return repo, client.head_manifests(repo, tags), None
             except RegistryError as exc:
                 return repo, [], str(exc)

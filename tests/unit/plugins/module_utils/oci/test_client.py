@@ -3,13 +3,15 @@
 - the token request goes through the client's one retry path (retries on 5xx, back-off,
   counted), and a TLS failure at the token server is reported at once with the ca_cert hint;
 - head_manifests pipelines its HEADs on one connection, and whatever the pipeline does not
-  answer (an error status, a connection that closes) is asked again one by one."""
+  answer (an error status, a connection that closes) is asked again one by one;
+- read_state sends each HEAD under a token of its repository's group (oci.tokens.token_groups)."""
 
 
 import json
 import ssl
 import subprocess
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import OCI_MANIFEST
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.state import read_state
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
 DIGEST = "sha256:" + "ab" * 32
@@ -249,3 +252,55 @@ def test_head_manifests_asks_one_by_one_what_the_pipeline_did_not_answer(servers
     assert set(heads) == {"/v2/ns/app/manifests/" + tag for tag in TAGS}
     for tag in case.get("failures", ()):
         assert heads.count("/v2/ns/app/manifests/" + tag) == 2  # the 503 in the pipeline, then one by one
+
+
+def test_read_state_sends_each_head_under_a_token_of_its_group_only(servers):
+    """read_state lists tags under one token for every repository, then HEADs each group of
+    repositories (token_groups: up to REQUESTS_PER_TOKEN HEADs a token) under a token of that
+    group alone: 5 repositories, 540 HEADs, 1 + 3 token requests."""
+    counts = {"ns/r0": 150, "ns/r1": 30, "ns/r2": 30, "ns/r3": 30, "ns/r4": 300}
+    groups = [["ns/r0", "ns/r1"], ["ns/r2", "ns/r3"], ["ns/r4"]]
+    assert oci.REQUESTS_PER_TOKEN == 200
+
+    def token(handler):
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(handler.path).query)
+        names = sorted(item.split(":")[1] for item in query["scope"])
+        handler.answer(200, {"Content-Type": "application/json"},
+                       json.dumps({"token": "tok:" + "+".join(names), "expires_in": 300}).encode())
+    auth = servers({("GET", "/token"): token})
+    routes = registry_routes(f"http://{auth.endpoint}/token")
+
+    def covered(handler, repo):
+        granted = (handler.headers.get("Authorization") or "").partition("Bearer tok:")[2].split("+")
+        return repo in granted
+
+    def tags(handler):
+        repo = handler.path.split("?")[0][len("/v2/"):-len("/tags/list")]
+        if not covered(handler, repo):
+            return routes[("GET", "/v2/")](handler)
+        body = json.dumps({"name": repo, "tags": [f"t{i:03d}" for i in range(counts[repo])]}).encode()
+        handler.answer(200, {"Content-Type": "application/json"}, body)
+
+    def manifest(handler):
+        repo = handler.path[len("/v2/"):].split("/manifests/")[0]
+        if not covered(handler, repo):
+            return routes[("GET", "/v2/")](handler)
+        handler.answer(200, {"Docker-Content-Digest": DIGEST, "Content-Type": OCI_MANIFEST, "Content-Length": "2"})
+    for repo in counts:
+        routes[("GET", f"/v2/{repo}/tags/list")] = tags
+        routes[("HEAD", f"/v2/{repo}/manifests/*")] = manifest
+    registry = servers(routes)
+    client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", sleep=lambda seconds: None)
+    try:
+        state, errors = read_state(client, sorted(counts))
+    finally:
+        client.close()
+    assert errors == {}
+    assert {repo: len(found) for repo, found in state.items()} == counts
+    assert auth.count("GET", "/token") == 1 + len(groups)
+    assert all(a == "Bearer tok:" + "+".join(sorted(counts)) for m, p, a in registry.seen if p.endswith("/tags/list"))
+    heads = [(p, a) for m, p, a in registry.seen if m == "HEAD"]
+    assert len(heads) == sum(counts.values())
+    for path, authorization in heads:
+        group = next(g for g in groups if path.split("/manifests/")[0][len("/v2/"):] in g)
+        assert authorization == "Bearer tok:" + "+".join(group), (path, authorization)

@@ -322,6 +322,9 @@ class FakeRegistry:
     def prefetch_tokens(self, repositories, action):
         self.calls.append("token")
 
+    def narrow_token(self, repositories, action):
+        self.calls.append("narrow " + ",".join(repositories))
+
     def list_tags(self, repository):
         self.calls.append(f"tags {repository}")
         return sorted(self.repos.get(repository) or {})
