@@ -6,7 +6,7 @@ the promotion engine needs, and only that.
 
 One pooled ``requests.Session`` per registry, shared by threads. Authentication follows the
 registry's ``WWW-Authenticate`` challenge: ``Basic``, or ``Bearer`` with tokens kept by scope
-(``tokens.py``; many repositories in one token request with ``prefetch_tokens``). Manifests: HEAD
+(``auth.py``, ``tokens.py``). Manifests: HEAD
 (many at once pipelined on one connection, ``pipeline.py``), GET, PUT and DELETE by digest, bytes
 and media type unchanged. Blobs: HEAD, cross-repository mount, streamed upload (``blobs.py``
 copies one between registries a block at a time). Tag listing and catalog, paginated.
@@ -18,7 +18,6 @@ Errors (``errors.RegistryError``) name the registry, the repository, the operati
 status; credentials are only ever sent in ``Authorization`` headers, never in an error or a log.
 """
 
-import base64
 import threading
 import time
 import traceback
@@ -32,6 +31,7 @@ else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 
+from ansible_collections.segmented.registry.plugins.module_utils.oci.auth import Authentication
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import (
     RegistryError,
     error_code,
@@ -60,20 +60,10 @@ DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
 BACKOFF_CAP = 8.0
-TOKEN_MARGIN_SECONDS = 30
-DEFAULT_TOKEN_SECONDS = 60  # the token specification's default when expires_in is absent
 PAGE_SIZE = 1000
-#: Scopes per token request in prefetch_tokens (each scope adds to the JWT's size).
-SCOPES_PER_TOKEN = 40
-#: Requests one token should go with when many requests are sent (``narrow_token``): each scope
-#: adds about 100 bytes to every request's Authorization header, against one more token request
-#: (measured on the lab: a 20-scope token made each manifest HEAD about 14 % dearer than a token of
-#: one scope, and a token request cost as much as 6 to 9 HEADs; 200 read 10,000 tags about 10 %
-#: faster than tokens of 40 repositories, and 1,000 tags as fast).
-REQUESTS_PER_TOKEN = 200
 
 
-class RegistryClient:
+class RegistryClient(Authentication):
     """One registry (``host[:port]``), shared by the threads of a run.
 
     ``name`` says which registry this is in messages (an environment name); ``username`` and
@@ -152,94 +142,6 @@ class RegistryClient:
             text += f": {reason}"
         return cls(text, registry=self.host, repository=repository, status=status,
                    code=error_code(response) if response is not None else None)
-
-    # -- authentication ---------------------------------------------------------------------
-    def _basic(self):
-        pair = f"{self._username}:{self._password or ''}".encode("utf-8")
-        return "Basic " + base64.b64encode(pair).decode("ascii")
-
-    def challenge(self):
-        """The registry's challenge (scheme, params), from ``GET /v2/`` once per client."""
-        if self._challenge is None:
-            response = self._raw("GET", self.base + "/v2/", "reaching the registry (GET /v2/)", None, {}, retry=True)
-            response.close()
-            if response.status_code == 401:
-                self._challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
-            elif response.status_code == 200:
-                self._challenge = (None, {})
-            else:
-                raise self.error("checking the API version (GET /v2/)", response=response)
-        return self._challenge
-
-    def _fetch_token(self, scopes, repository=None):
-        scheme, params = self.challenge()
-        realm = params.get("realm")
-        if not realm:
-            raise RegistryError(f"{self._where(repository)}: the Bearer challenge names no realm",
-                                registry=self.host, repository=repository)
-        query = [("service", params["service"])] if params.get("service") else []
-        query.extend(("scope", scope) for scope in sorted(scopes))
-        url = requests.Request("GET", realm, params=query).prepare().url
-        headers = {"Authorization": self._basic()} if self._password else {}
-        self.stats.add("token_requests")
-        # the one retry path of every request (connection errors, timeouts, 429, 5xx; TLS hint)
-        response = self._raw("GET", url, f"token request to {realm}", repository, headers)
-        response.close()
-        if response.status_code != 200:
-            detail = error_detail(response)
-            hint = ""
-            if response.status_code == 401:
-                hint = "; the token server did not accept the credentials (an expired or wrong token?)"
-            raise RegistryError("{}: the token server {} answered HTTP {}{}{}{}".format(
-                self._where(repository), realm, response.status_code,
-                f" after {response.attempts} attempts" if response.attempts > 1 else "",
-                f" ({detail})" if detail else "", hint),
-                registry=self.host, repository=repository, status=response.status_code)
-        try:
-            body = response.json()
-            token = body.get("token") or body.get("access_token")
-            lifetime = int(body.get("expires_in") or DEFAULT_TOKEN_SECONDS)
-        except (ValueError, AttributeError, TypeError):
-            token = None
-        if not token:
-            raise RegistryError(f"{self._where(repository)}: the token server {realm} answered without a token", registry=self.host, repository=repository)
-        expires = time.monotonic() + max(1, lifetime - TOKEN_MARGIN_SECONDS)
-        self.tokens.add(scopes, token, expires)
-        return token, expires
-
-    def _authorization(self, scopes, repository=None, refresh=False):
-        scheme = self.challenge()[0]
-        if scheme == "basic":
-            return self._basic()
-        if scheme != "bearer":
-            return None
-        if refresh:
-            return "Bearer " + self._fetch_token(scopes, repository)[0]
-        return "Bearer " + self.tokens.get(scopes, lambda: self._fetch_token(scopes, repository)[0])
-
-    def prefetch_tokens(self, repositories, actions="pull"):
-        """Fetch the tokens of many repositories with few token requests (up to
-        SCOPES_PER_TOKEN scopes each); each repository's scope is then served from the cache."""
-        if self.challenge()[0] != "bearer":
-            return
-        wanted = [repo for repo in sorted(set(repositories))
-                  if self.tokens.cached([scope(repo, actions)]) is None]
-        if len(wanted) == 1:
-            self._authorization([scope(wanted[0], actions)], wanted[0])
-            return
-        for start in range(0, len(wanted), SCOPES_PER_TOKEN):
-            self._fetch_token([scope(repo, actions) for repo in wanted[start:start + SCOPES_PER_TOKEN]])
-
-    def narrow_token(self, repositories, actions="pull"):
-        """Make sure a live token for at most these repositories (``token_groups``) is cached, so
-        that their many requests carry no more scopes than that; fetched once, however many
-        threads ask."""
-        if self.challenge()[0] != "bearer":
-            return
-        repositories = sorted(set(repositories))
-        scopes = [scope(repo, actions) for repo in repositories]
-        named = repositories[0] if len(repositories) == 1 else None
-        self.tokens.get(scopes, lambda: self._fetch_token(scopes, named)[0], most=len(scopes))
 
     # -- requests ---------------------------------------------------------------------------
     def _raw(self, method, url, doing, repository, headers, data=None, stream=False, retry=True,

@@ -10,7 +10,7 @@ reported per repository (never taken as empty).
 from concurrent.futures import ThreadPoolExecutor
 from itertools import zip_longest
 
-from ansible_collections.segmented.registry.plugins.module_utils.oci.client import REQUESTS_PER_TOKEN, SCOPES_PER_TOKEN
+from ansible_collections.segmented.registry.plugins.module_utils.oci.auth import REQUESTS_PER_TOKEN, SCOPES_PER_TOKEN
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci.pipeline import PIPELINE_DEPTH
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import artifact_subject

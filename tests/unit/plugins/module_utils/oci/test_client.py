@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from ansible_collections.segmented.registry.plugins.module_utils.oci import auth as auth_module
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import OCI_MANIFEST
@@ -260,7 +261,7 @@ def test_read_state_sends_each_head_under_a_token_of_its_group_only(servers):
     group alone: 5 repositories, 540 HEADs, 1 + 3 token requests."""
     counts = {"ns/r0": 150, "ns/r1": 30, "ns/r2": 30, "ns/r3": 30, "ns/r4": 300}
     groups = [["ns/r0", "ns/r1"], ["ns/r2", "ns/r3"], ["ns/r4"]]
-    assert oci.REQUESTS_PER_TOKEN == 200
+    assert auth_module.REQUESTS_PER_TOKEN == 200
 
     def token(handler):
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(handler.path).query)
