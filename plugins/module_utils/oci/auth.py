@@ -106,16 +106,13 @@ class Authentication:
             return
         wanted = [repo for repo in sorted(set(repositories))
                   if self.tokens.cached([scope(repo, actions)]) is None]
-        if len(wanted) == 1:
-            self._authorization([scope(wanted[0], actions)], wanted[0])
-            return
         for start in range(0, len(wanted), SCOPES_PER_TOKEN):
-            self._fetch_token([scope(repo, actions) for repo in wanted[start:start + SCOPES_PER_TOKEN]])
+            self.narrow_token(wanted[start:start + SCOPES_PER_TOKEN], actions)
 
     def narrow_token(self, repositories, actions="pull"):
-        """Make sure a live token for at most these repositories (``token_groups``) is cached, so
-        that their many requests carry no more scopes than that; fetched once, however many
-        threads ask."""
+        """Make sure a live token of at most these repositories is cached (``prefetch_tokens``'
+        requests; a group of ``token_groups``), so that their requests carry no more scopes than
+        that; fetched once, however many threads ask."""
         if self.challenge()[0] != "bearer":
             return
         repositories = sorted(set(repositories))

@@ -26,14 +26,12 @@ class TokenCache:
         ``most``, that has at most that many resources), or None."""
         wanted = access(scopes)
         now = time.monotonic()
-        best = None
         with self._lock:
             self._tokens = [item for item in self._tokens if item[2] > now]
-            for granted, token, _expires in self._tokens:
-                if (most is None or len(granted) <= most) and (best is None or len(granted) < len(best[0])) and \
-                        all(resource in granted and actions <= granted[resource] for resource, actions in wanted.items()):
-                    best = (granted, token)
-        return best[1] if best else None
+            covering = [(len(granted), token) for granted, token, _expires in self._tokens
+                        if (most is None or len(granted) <= most) and
+                        all(resource in granted and actions <= granted[resource] for resource, actions in wanted.items())]
+        return min(covering, key=lambda item: item[0])[1] if covering else None
 
     def get(self, scopes, fetch, most=None):
         """A token for ``scopes`` (with at most ``most`` resources): from the cache, else
