@@ -27,6 +27,7 @@ JINJA = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)
 IMPORT_TASK_KEYS = ("import_tasks", "include_tasks", "ansible.builtin.import_tasks", "ansible.builtin.include_tasks")
 IMPORT_ROLE_KEYS = ("include_role", "import_role", "ansible.builtin.include_role", "ansible.builtin.import_role")
 IMPORT_PLAYBOOK_KEYS = ("import_playbook", "ansible.builtin.import_playbook")
+FQCN_PREFIX = "segmented.registry."
 
 
 # --- what a playbook reads ---------------------------------------------------------------------
@@ -43,7 +44,10 @@ def playbook_files(playbook):
         if not path.endswith((".yml", ".yaml")):
             continue
         for key, value in _walk(awx.load_yaml(path)):
-            if key in IMPORT_TASK_KEYS + IMPORT_PLAYBOOK_KEYS and isinstance(value, str):
+            if key in IMPORT_PLAYBOOK_KEYS and isinstance(value, str) and value.startswith(FQCN_PREFIX):
+                # an awx/playbooks wrapper: the collection's playbook by FQCN
+                queue.append(os.path.join(REPO, "playbooks", value[len(FQCN_PREFIX):] + ".yml"))
+            elif key in IMPORT_TASK_KEYS + IMPORT_PLAYBOOK_KEYS and isinstance(value, str):
                 queue.append(os.path.join(os.path.dirname(path), value))
             elif key in IMPORT_ROLE_KEYS and isinstance(value, dict) and "name" in value:
                 queue.extend(_role_files(value["name"]))
@@ -113,12 +117,42 @@ TEMPLATES = awx.job_templates()
 IDS = [t["name"].split(" - ", 1)[1] for t in TEMPLATES]
 
 
-def test_the_job_templates_issue_12_asks_for_are_there():
-    assert sorted(IDS) == sorted(["site", "promote", "demote", "reconcile", "audit", "rotate credentials"])
+def test_the_job_templates_issues_12_and_23_ask_for_are_there():
+    assert sorted(IDS) == sorted(["site", "promote", "demote", "reconcile", "audit", "credentials",
+                                  "rotate credentials"])
     assert [t["variable"] for t in awx.job_template("promote")["survey"]] == ["project", "image", "env"]
     assert awx.job_template("demote")["survey"] == awx.job_template("promote")["survey"]
+    assert [q["variable"] for q in awx.job_template("rotate credentials")["survey"]] == ["credentials_clusters", "grace"]
     assert not [q for q in awx.job_template("rotate credentials")["survey"] if q.get("required")]
-    assert [t["name"] for t in TEMPLATES if t.get("schedule")] == [awx.job_template("reconcile")["name"]]
+    assert [q["variable"] for q in awx.job_template("credentials")["survey"]] == ["credentials_clusters"]
+    assert [t["name"] for t in TEMPLATES if t.get("schedule")] == [awx.job_template("reconcile")["name"],
+                                                                   awx.job_template("credentials")["name"]]
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=IDS)
+def test_every_job_template_runs_the_collection_of_the_execution_environment(template):
+    """Lockstep: the template's playbook is a wrapper of awx/playbooks whose one play imports the
+    collection's playbook of the same name by FQCN, so the job runs the collection installed in the
+    execution environment (the version it was built with), not a second copy from the project."""
+    name = os.path.basename(template["playbook"])
+    assert template["playbook"] == f"awx/playbooks/{name}"
+    plays = awx.load_yaml(os.path.join(REPO, template["playbook"]))
+    assert [set(play) for play in plays] == [{"name", "ansible.builtin.import_playbook"}]
+    assert plays[0]["ansible.builtin.import_playbook"] == FQCN_PREFIX + name[:-len(".yml")]
+    assert os.path.isfile(os.path.join(REPO, "playbooks", name))
+
+
+def test_the_credentials_schedule_renews_every_pull_credential_well_before_it_expires():
+    """Daily, with the role's defaults (7 days, renewed with less than 2 days left): each
+    credential is renewed by a run at least a day before it expires, so one failed run is survived."""
+    defaults = awx.load_yaml(os.path.join(REPO, "roles", "credentials", "defaults", "main.yml"))
+    template = awx.job_template("credentials")
+    assert template["playbook"] == "awx/playbooks/credentials.yml"
+    rule = dict(part.split("=") for part in template["schedule"]["rrule"].split("RRULE:")[1].split(";"))
+    period = {"HOURLY": 3600, "DAILY": 86400}[rule["FREQ"]] * int(rule.get("INTERVAL", "1"))
+    assert defaults["credentials_duration"] == 7 * 86400
+    assert 2 * period <= defaults["credentials_renew_before"] < defaults["credentials_duration"]
+    assert template["schedule"]["extra_data"] == {}
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=IDS)
@@ -197,7 +231,10 @@ def test_the_credential_type_is_one_awx_takes_with_the_kubeconfig_secret():
     assert awx.credential_type_problems(definition) == []
     fields = {field["id"]: field for field in definition["inputs"]["fields"]}
     assert fields["kubeconfig"]["secret"] is True and fields["kubeconfig"]["multiline"] is True
-    assert definition["inputs"]["required"] == ["kubeconfig"]
+    assert definition["inputs"]["required"] == ["kubeconfig", "ca_bundle"]
+    # CA certificates are public: shown back, multiline, injected as a file
+    assert fields["ca_bundle"].get("secret", False) is False and fields["ca_bundle"]["multiline"] is True
+    assert definition["injectors"]["file"]["template.ca_bundle"] == "{{ ca_bundle }}"
 
 
 def test_the_credential_type_checker_finds_what_awx_refuses():
@@ -211,8 +248,14 @@ def test_the_credential_type_checker_finds_what_awx_refuses():
         assert expected in problems, problems
 
 
+EXAMPLE_CA_BUNDLE = os.path.join(awx.AWX, "credential_types", "ca_bundle.example.pem")
+
+
 def _injected(tmp_path, kubeconfig_text):
-    env, files = awx.inject(awx.credential_type(), {"kubeconfig": kubeconfig_text}, str(tmp_path / "private"))
+    with open(EXAMPLE_CA_BUNDLE) as handle:
+        ca_bundle = handle.read()
+    env, files = awx.inject(awx.credential_type(), {"kubeconfig": kubeconfig_text, "ca_bundle": ca_bundle},
+                            str(tmp_path / "private"))
     return env, files
 
 
@@ -235,7 +278,9 @@ def test_the_injected_kubeconfig_is_the_input_unchanged_in_a_private_file(tmp_pa
     with open(EXAMPLE_KUBECONFIG) as handle:
         text = handle.read()
     env, files = _injected(tmp_path, text)
-    assert list(env) == ["SEGMENTED_REGISTRY_KUBECONFIG"]
+    assert list(env) == ["SEGMENTED_REGISTRY_KUBECONFIG", "SEGMENTED_REGISTRY_CA_BUNDLE"]
+    with open(env["SEGMENTED_REGISTRY_CA_BUNDLE"]) as handle, open(EXAMPLE_CA_BUNDLE) as example:
+        assert handle.read() == example.read()
     path = env["SEGMENTED_REGISTRY_KUBECONFIG"]
     assert path == files["template.kubeconfig"] and os.path.dirname(path) == str(tmp_path / "private" / "env")
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
@@ -279,11 +324,11 @@ def test_the_injected_kubeconfig_has_a_context_for_every_host_of_the_awx_invento
     assert len({options["context"] for options in auth.values()}) == len(auth), "two hosts share a context"
 
 
-def _validate(kubeconfig_path, tmp_path):
+def _validate(injected):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
-    env.pop("SEGMENTED_REGISTRY_KUBECONFIG", None)
-    if kubeconfig_path:
-        env["SEGMENTED_REGISTRY_KUBECONFIG"] = kubeconfig_path
+    for name in ("SEGMENTED_REGISTRY_KUBECONFIG", "SEGMENTED_REGISTRY_CA_BUNDLE"):
+        env.pop(name, None)
+    env.update(injected)
     return subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", awx.AWX_INVENTORY,
                            os.path.join(REPO, "playbooks", "validate.yml"), "-e", "segmented_registry_check_reachable=false"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
@@ -292,13 +337,16 @@ def _validate(kubeconfig_path, tmp_path):
 def test_the_awx_inventory_validates_with_the_credential_and_says_what_is_missing_without(tmp_path):
     with open(EXAMPLE_KUBECONFIG) as handle:
         env, _files = _injected(tmp_path, handle.read())
-    good = _validate(env["SEGMENTED_REGISTRY_KUBECONFIG"], tmp_path)
+    good = _validate(env)
     assert good.returncode == 0, good.stdout[-3000:]
     assert f"registry cluster registry-cluster (kubeconfig {env['SEGMENTED_REGISTRY_KUBECONFIG']}" in " ".join(
         good.stdout.split())
-    missing = _validate(None, tmp_path)
+    missing = _validate({})
     assert missing.returncode != 0
-    assert "registry-cluster: segmented_registry_k8s_auth.kubeconfig" in " ".join(missing.stdout.split())
+    text = " ".join(missing.stdout.split())
+    assert "registry-cluster: segmented_registry_k8s_auth.kubeconfig" in text
+    # without the credential's CA file, the environment that names one says so
+    assert "segmented_registry_environments[1] (uat): ca_cert" in text
 
 
 # --- awx/configure.yml ------------------------------------------------------------------------
@@ -348,3 +396,63 @@ def test_configure_loads_the_credential_type_and_the_job_templates_it_is_checked
                               os.path.join(awx.AWX, "configure.yml")], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=120, check=False)
     assert process.returncode == 0, process.stdout + process.stderr
+
+
+# --- inventories/example and inventories/awx: complete, and CA files from the credential -------
+
+EXAMPLE_INVENTORY = os.path.join(REPO, "inventories", "example")
+
+
+def _resolve(inventory, expression, env_update=None, host="registry-cluster"):
+    """What ``expression`` gives on ``host`` of ``inventory`` (Ansible templates it, no network)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
+    for name in ("SEGMENTED_REGISTRY_KUBECONFIG", "SEGMENTED_REGISTRY_CA_BUNDLE"):
+        env.pop(name, None)
+    env.update(env_update or {})
+    process = subprocess.run([os.path.join(VENV_BIN, "ansible"), host, "-i", inventory, "-m", "ansible.builtin.debug",
+                              "-a", "msg={{ " + expression + " }}"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    return json.loads(process.stdout)["plays"][0]["tasks"][0]["hosts"][host]["msg"]
+
+
+CA_PATHS = ("(segmented_registry_environments | selectattr('ca_cert', 'defined') | map(attribute='ca_cert') | list)"
+            " + [segmented_registry_reconcile_integrated_ca_cert]")
+
+
+def test_in_an_awx_job_every_ca_path_is_the_file_the_credential_injected(tmp_path):
+    with open(EXAMPLE_KUBECONFIG) as handle:
+        env, _files = _injected(tmp_path, handle.read())
+    paths = _resolve(awx.AWX_INVENTORY, CA_PATHS, env)
+    assert paths and set(paths) == {env["SEGMENTED_REGISTRY_CA_BUNDLE"]}, paths
+    # the same inventory outside a job names no path of its own (nothing that would not exist in the EE)
+    assert set(_resolve(awx.AWX_INVENTORY, CA_PATHS)) == {""}
+
+
+@pytest.mark.parametrize("inventory", [EXAMPLE_INVENTORY, awx.AWX_INVENTORY], ids=["example", "awx"])
+def test_the_inventory_has_what_the_roles_require_and_the_interpreter_that_has_the_requirements(inventory):
+    """Every option a role's argument spec requires, the token server's image (required by the
+    role's preflight), and ansible_python_interpreter: the Python that runs ansible-playbook (the
+    execution environment's in AWX), where the collection's requirements are installed."""
+    required = {"registry_cluster_token_server_image"}
+    for role in os.listdir(os.path.join(REPO, "roles")):
+        specs = awx.load_yaml(os.path.join(REPO, "roles", role, "meta", "argument_specs.yml"))["argument_specs"]
+        for spec in specs.values():
+            required |= {name for name, option in spec["options"].items() if option.get("required")}
+    assert "registry_cluster_token_server_route_host" in required
+    defined = _resolve(inventory, "[" + ", ".join(f"{name} is defined" for name in sorted(required)) + "]")
+    assert dict(zip(sorted(required), defined)) == {name: True for name in sorted(required)}
+    for host in ("registry-cluster", "test-cluster", "legacy-cluster"):
+        assert _resolve(inventory, "ansible_python_interpreter == ansible_playbook_python", host=host) is True
+
+
+def test_the_example_inventory_validates_with_nothing_missing():
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
+    process = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", EXAMPLE_INVENTORY,
+                              "segmented.registry.validate", "-e", "segmented_registry_check_reachable=false",
+                              # the one value the example leaves to the user's vault (hosts.yml, prod-cluster)
+                              "-e", "vault_prod_cluster_token=from-the-vault"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert process.returncode == 0, process.stdout[-3000:]
+    assert "failed=0" in process.stdout

@@ -19,6 +19,7 @@ from tests import awx_as_code as awx
 REPO = awx.REPO
 VENV_BIN = os.path.dirname(sys.executable)
 EXAMPLE_KUBECONFIG = os.path.join(awx.AWX, "credential_types", "kubeconfig.example.yml")
+EXAMPLE_CA_BUNDLE = os.path.join(awx.AWX, "credential_types", "ca_bundle.example.pem")
 TOKEN = "stand-in-token-0123456789"
 #: the endpoints whose objects schedules may run (AWX's unified job templates)
 UNIFIED = ("job_templates", "projects", "inventory_sources")
@@ -170,6 +171,8 @@ def one(controller, endpoint, name):
 
 def test_configure_creates_every_object_as_the_files_describe_them(controller):
     run = configure(controller, "-e", f"segmented_registry_awx_kubeconfig_file={EXAMPLE_KUBECONFIG}",
+                    "-e", f"segmented_registry_awx_ca_bundle_file={EXAMPLE_CA_BUNDLE}",
+                    "-e", json.dumps({"segmented_registry_awx_credentials_rrule": "DTSTART:20260101T050000Z RRULE:FREQ=DAILY;INTERVAL=1"}),
                     "-e", "segmented_registry_awx_ee_image=registry.example.com/platform/segmented-registry-ee:0.1.0")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
 
@@ -177,19 +180,26 @@ def test_configure_creates_every_object_as_the_files_describe_them(controller):
     ctype = one(controller, "credential_types", definition["name"])
     assert (ctype["kind"], ctype["inputs"], ctype["injectors"]) == (
         definition["kind"], definition["inputs"], definition["injectors"])
-    assert ctype["injectors"]["env"]["SEGMENTED_REGISTRY_KUBECONFIG"] == "{{ tower.filename.kubeconfig }}"
+    assert ctype["injectors"]["env"] == {"SEGMENTED_REGISTRY_KUBECONFIG": "{{ tower.filename.kubeconfig }}",
+                                         "SEGMENTED_REGISTRY_CA_BUNDLE": "{{ tower.filename.ca_bundle }}"}
 
     credential = one(controller, "credentials", "Segmented registry clusters")
     with open(EXAMPLE_KUBECONFIG) as handle:
         kubeconfig = handle.read()
     assert credential["credential_type"] == ctype["id"] and credential["organization"] == 1
-    assert credential["inputs"] == {"kubeconfig": kubeconfig.rstrip("\n")} or credential["inputs"] == {"kubeconfig": kubeconfig}
+    with open(EXAMPLE_CA_BUNDLE) as handle:
+        ca_bundle = handle.read()
+    assert {k: v.rstrip("\n") for k, v in credential["inputs"].items()} == {
+        "kubeconfig": kubeconfig.rstrip("\n"), "ca_bundle": ca_bundle.rstrip("\n")}
     assert "REPLACE-WITH-A-TOKEN" not in run.stdout, "the kubeconfig was printed"
 
     ee = one(controller, "execution_environments", "Segmented registry EE")
     assert ee["image"] == "registry.example.com/platform/segmented-registry-ee:0.1.0"
     project = one(controller, "projects", "Segmented registry")
-    assert (project["scm_type"], project["scm_branch"], project["default_environment"]) == ("git", "main", ee["id"])
+    # the project is the release tag of the collection version the EE holds (lockstep)
+    version = awx.load_yaml(os.path.join(REPO, "galaxy.yml"))["version"]
+    assert (project["scm_type"], project["scm_branch"], project["default_environment"]) == ("git", f"v{version}", ee["id"])
+    assert "segmented-registry-ee:" + version in awx.load_yaml(os.path.join(awx.AWX, "execution-environment.yml"))["options"]["tags"]
     inventory = one(controller, "inventories", "Segmented registry")
     source = one(controller, "inventory_sources", "Segmented registry - project")
     assert (source["inventory"], source["source"], source["source_project"], source["source_path"]) == (
@@ -208,7 +218,12 @@ def test_configure_creates_every_object_as_the_files_describe_them(controller):
     schedule = one(controller, "schedules", reconcile["schedule"]["name"])
     assert schedule["unified_job_template"] == one(controller, "job_templates", reconcile["name"])["id"]
     assert schedule["rrule"] == reconcile["schedule"]["rrule"] and schedule["enabled"] is True
-    assert len(controller.objects["schedules"]) == 1
+    renew = awx.job_template("credentials")
+    schedule = one(controller, "schedules", renew["schedule"]["name"])
+    assert schedule["unified_job_template"] == one(controller, "job_templates", renew["name"])["id"]
+    # segmented_registry_awx_credentials_rrule overrides this schedule only
+    assert schedule["rrule"] == "DTSTART:20260101T050000Z RRULE:FREQ=DAILY;INTERVAL=1" and schedule["enabled"] is True
+    assert len(controller.objects["schedules"]) == 2
 
     # a second run finds everything and creates nothing
     count = {endpoint: len(items) for endpoint, items in controller.objects.items()}
@@ -222,6 +237,13 @@ def test_without_a_kubeconfig_file_the_credential_must_exist_and_nothing_secret_
     assert run.returncode != 0
     assert "Segmented registry clusters" in run.stdout, run.stdout[-3000:]
     assert not controller.objects.get("credentials")
+
+
+def test_a_kubeconfig_without_its_ca_bundle_is_refused_before_anything_is_written(controller):
+    run = configure(controller, "-e", f"segmented_registry_awx_kubeconfig_file={EXAMPLE_KUBECONFIG}")
+    assert run.returncode != 0
+    assert "segmented_registry_awx_ca_bundle_file" in run.stdout, run.stdout[-3000:]
+    assert controller.writes == []
 
 
 def test_configure_refuses_to_run_without_the_repository_url(controller):
