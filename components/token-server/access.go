@@ -2,20 +2,29 @@ package main
 
 import "strings"
 
-// The access decision: which SubjectAccessReview grants which action of a scope, the way
-// OpenShift's integrated registry decides it.
+// The access decision: which SubjectAccessReview grants which action of a scope. The integrated
+// registry decides the way OpenShift's does; an environment registry by a resource of this
+// collection's own, which no OpenShift default role grants.
 
-const imageGroup = "image.openshift.io"
+const (
+	imageGroup = "image.openshift.io"
+	// EnvironmentGroup and EnvironmentResource authorize the environment registries: verbs pull,
+	// push, delete and catalog in the environment's namespace. No built-in role (admin, edit,
+	// view, system:image-builder, ...) carries them; cluster-admin's wildcard does.
+	EnvironmentGroup    = "segmented.registry"
+	EnvironmentResource = "environmentregistries"
+)
 
 // Service is how one registry (one "service" value of a token request) maps repositories to the
 // namespaces whose RBAC decides access: the repository's first path segment
 // (NamespaceFromRepository, the integrated registry) or one fixed Namespace (an environment
-// registry).
+// registry). Audiences, when set, are the audiences a presented token must be bound to.
 type Service struct {
 	Name                    string
 	Issuer                  string
 	NamespaceFromRepository bool
 	Namespace               string
+	Audiences               []string
 }
 
 // ResourceAttributes are the resourceAttributes of a SubjectAccessReview
@@ -36,30 +45,40 @@ type Access struct {
 	Actions []string `json:"actions"`
 }
 
+// Refusal is one requested action that was not granted, and the grant it lacks.
+type Refusal struct {
+	Scope  Scope // the resource and the one refused action
+	Lacked ResourceAttributes
+}
+
 // ReviewAttributes returns, for each action of scope that can be granted, the SubjectAccessReview
-// that grants it:
+// that grants it.
 //
+// The integrated registry (NamespaceFromRepository), OpenShift's model:
 //   - repository pull: get imagestreams/layers, push: update imagestreams/layers, in the
-//     repository's namespace (NamespaceFromRepository: the first path segment, the rest of the
-//     path is the ImageStream name; a repository without a "/" gets nothing) or in the service's
-//     fixed namespace (no name: the repository is not an ImageStream of that namespace);
+//     repository's namespace (the first path segment, the rest of the path is the ImageStream
+//     name; a repository without a "/" gets nothing);
 //   - repository delete: cluster-wide delete on images;
 //   - registry:catalog:*: cluster-wide list on imagestreams.
 //
+// An environment registry (a fixed Namespace): group segmented.registry, resource
+// environmentregistries in that namespace (no name: repositories are not API objects), verb
+// pull, push or delete for the repository action of that name, catalog for registry:catalog:*.
+//
 // Actions absent from the result are never granted.
 func ReviewAttributes(scope Scope, service Service) map[string]ResourceAttributes {
+	if !service.NamespaceFromRepository {
+		return environmentAttributes(scope, service.Namespace)
+	}
 	out := map[string]ResourceAttributes{}
 	switch {
 	case scope.Type == "repository":
-		layers := ResourceAttributes{Group: imageGroup, Resource: "imagestreams", Subresource: "layers",
-			Namespace: service.Namespace}
-		if service.NamespaceFromRepository {
-			namespace, stream, found := strings.Cut(scope.Name, "/")
-			if !found {
-				return out // OpenShift needs <namespace>/<name>
-			}
-			layers.Namespace, layers.Name = namespace, stream
+		namespace, stream, found := strings.Cut(scope.Name, "/")
+		if !found {
+			return out // OpenShift needs <namespace>/<name>
 		}
+		layers := ResourceAttributes{Group: imageGroup, Resource: "imagestreams", Subresource: "layers",
+			Namespace: namespace, Name: stream}
 		for _, action := range scope.Actions {
 			switch action {
 			case "pull":
@@ -80,12 +99,40 @@ func ReviewAttributes(scope Scope, service Service) map[string]ResourceAttribute
 	return out
 }
 
+func environmentAttributes(scope Scope, namespace string) map[string]ResourceAttributes {
+	registry := ResourceAttributes{Group: EnvironmentGroup, Resource: EnvironmentResource, Namespace: namespace}
+	out := map[string]ResourceAttributes{}
+	for _, action := range scope.Actions {
+		switch {
+		case scope.Type == "repository" && (action == "pull" || action == "push" || action == "delete"):
+			out[action] = withVerb(registry, action)
+		case scope.Type == "registry" && scope.Name == "catalog" && action == "*":
+			out[action] = withVerb(registry, "catalog")
+		}
+	}
+	return out
+}
+
+// ReviewCount is how many SubjectAccessReviews DecideAccess sends for scopes: one per distinct
+// attribute set.
+func ReviewCount(scopes []Scope, service Service) int {
+	distinct := map[ResourceAttributes]bool{}
+	for _, scope := range MergeScopes(scopes) {
+		for _, attrs := range ReviewAttributes(scope, service) {
+			distinct[attrs] = true
+		}
+	}
+	return len(distinct)
+}
+
 // DecideAccess returns the access claim for scopes: per merged resource, the actions whose
-// review authorize allows; resources without a granted action are left out. authorize is called
-// at most once per distinct attribute set; its first error ends the decision.
-func DecideAccess(scopes []Scope, service Service, authorize func(ResourceAttributes) (bool, error)) ([]Access, error) {
+// review authorize allows (resources without a granted action are left out), and each action
+// that was refused with the grant it lacks. authorize is called at most once per distinct
+// attribute set; its first error ends the decision.
+func DecideAccess(scopes []Scope, service Service, authorize func(ResourceAttributes) (bool, error)) ([]Access, []Refusal, error) {
 	answers := map[ResourceAttributes]bool{}
 	granted := []Access{}
+	var refused []Refusal
 	for _, scope := range MergeScopes(scopes) {
 		needed := ReviewAttributes(scope, service)
 		var actions []string
@@ -98,19 +145,21 @@ func DecideAccess(scopes []Scope, service Service, authorize func(ResourceAttrib
 			if !known {
 				var err error
 				if allowed, err = authorize(attrs); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				answers[attrs] = allowed
 			}
 			if allowed {
 				actions = append(actions, action)
+			} else {
+				refused = append(refused, Refusal{Scope{Type: scope.Type, Name: scope.Name, Actions: []string{action}}, attrs})
 			}
 		}
 		if len(actions) > 0 {
 			granted = append(granted, Access{Type: scope.Type, Name: scope.Name, Actions: actions})
 		}
 	}
-	return granted, nil
+	return granted, refused, nil
 }
 
 func withVerb(attrs ResourceAttributes, verb string) ResourceAttributes {

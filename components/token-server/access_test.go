@@ -9,7 +9,8 @@ import (
 
 var (
 	integrated = Service{Name: "integrated", Issuer: "segmented-registry-lab", NamespaceFromRepository: true}
-	envTest    = Service{Name: "env-test", Issuer: "segmented-registry-lab", Namespace: "test"}
+	envTest    = Service{Name: "env-test", Issuer: "segmented-registry-lab", Namespace: "test",
+		Audiences: []string{tokenServerAudience}}
 )
 
 func mustScope(t *testing.T, text string) Scope {
@@ -54,19 +55,42 @@ func TestReviewAttributesNestedNameAndMissingNamespace(t *testing.T) {
 	}
 }
 
-func TestReviewAttributesFixedNamespace(t *testing.T) {
-	got := ReviewAttributes(mustScope(t, "repository:myproject/app:pull,push"), envTest)
-	want := ResourceAttributes{Group: "image.openshift.io", Resource: "imagestreams", Subresource: "layers",
-		Namespace: "test", Verb: "get"}
-	if got["pull"] != want {
-		t.Errorf("pull: got %#v, want %#v", got["pull"], want)
+func TestReviewAttributesEnvironmentRegistry(t *testing.T) {
+	got := ReviewAttributes(mustScope(t, "repository:myproject/app:pull,push,delete,x"), envTest)
+	registry := ResourceAttributes{Group: "segmented.registry", Resource: "environmentregistries", Namespace: "test"}
+	want := map[string]ResourceAttributes{
+		"pull":   withVerb(registry, "pull"),
+		"push":   withVerb(registry, "push"),
+		"delete": withVerb(registry, "delete"),
 	}
-	if got["push"].Verb != "update" || got["push"].Namespace != "test" || got["push"].Name != "" {
-		t.Errorf("push: got %#v", got["push"])
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %#v\nwant %#v", got, want)
 	}
 	// a single-segment repository is fine when the namespace is fixed
 	if _, ok := ReviewAttributes(mustScope(t, "repository:app:pull"), envTest)["pull"]; !ok {
-		t.Error("repository:app:pull must be reviewable on a fixed namespace")
+		t.Error("repository:app:pull must be reviewable on an environment registry")
+	}
+	catalog := ReviewAttributes(mustScope(t, "registry:catalog:*"), envTest)
+	if !reflect.DeepEqual(catalog, map[string]ResourceAttributes{"*": withVerb(registry, "catalog")}) {
+		t.Errorf("catalog: got %#v", catalog)
+	}
+	for _, text := range []string{"registry:catalog:pull", "registry:other:*", "foo:a/b:pull", "repository:a/b:*"} {
+		if got := ReviewAttributes(mustScope(t, text), envTest); len(got) != 0 {
+			t.Errorf("%s: got %#v", text, got)
+		}
+	}
+}
+
+func TestReviewCountIsOnePerDistinctReview(t *testing.T) {
+	scopes := mustScopes(t, "repository:a/one:pull,push,delete", "repository:b/two:pull,delete", "registry:catalog:*", "foo:x:pull")
+	// the integrated registry: pull and push per ImageStream (3), delete and the catalog
+	// cluster-wide (2)
+	if got := ReviewCount(scopes, integrated); got != 5 {
+		t.Errorf("integrated: %d reviews, want 5", got)
+	}
+	// an environment registry: one review per verb, whatever the repository
+	if got := ReviewCount(scopes, envTest); got != 4 {
+		t.Errorf("environment: %d reviews, want 4", got)
 	}
 }
 
@@ -85,47 +109,84 @@ func TestReviewAttributesCatalogAndUnknownTypes(t *testing.T) {
 
 func TestDecideAccessGrantsOnlyAllowedActions(t *testing.T) {
 	sar := newFakeReviewer([3]string{"get", "imagestreams", "myproject"})
-	got, err := DecideAccess(mustScopes(t, "repository:myproject/app:pull,push", "repository:other/app:pull"), integrated, authorizeFrom(sar))
+	got, refused, err := DecideAccess(mustScopes(t, "repository:myproject/app:pull,push", "repository:other/app:pull"), integrated, authorizeFrom(sar))
 	want := []Access{{"repository", "myproject/app", []string{"pull"}}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("got %#v, %v; want %#v", got, err, want)
+	}
+	layers := ResourceAttributes{Group: imageGroup, Resource: "imagestreams", Subresource: "layers"}
+	at := func(namespace, name, verb string) ResourceAttributes {
+		attrs := layers
+		attrs.Namespace, attrs.Name, attrs.Verb = namespace, name, verb
+		return attrs
+	}
+	wantRefused := []Refusal{
+		{Scope{"repository", "myproject/app", []string{"push"}}, at("myproject", "app", "update")},
+		{Scope{"repository", "other/app", []string{"pull"}}, at("other", "app", "get")},
+	}
+	if !reflect.DeepEqual(refused, wantRefused) {
+		t.Errorf("refused %#v\nwant %#v", refused, wantRefused)
 	}
 }
 
 func TestDecideAccessPushDeleteAndCatalog(t *testing.T) {
 	sar := newFakeReviewer([3]string{"get", "imagestreams", "p"}, [3]string{"update", "imagestreams", "p"},
 		[3]string{"delete", "images", ""}, [3]string{"list", "imagestreams", ""})
-	got, err := DecideAccess(mustScopes(t, "repository:p/app:pull,push,delete", "registry:catalog:*", "foo:p/app:pull"), integrated, authorizeFrom(sar))
+	got, refused, err := DecideAccess(mustScopes(t, "repository:p/app:pull,push,delete", "registry:catalog:*", "foo:p/app:pull"), integrated, authorizeFrom(sar))
 	want := []Access{
 		{"repository", "p/app", []string{"pull", "push", "delete"}},
 		{"registry", "catalog", []string{"*"}},
 	}
+	if err != nil || !reflect.DeepEqual(got, want) || len(refused) != 0 {
+		t.Errorf("got %#v, %v, %v; want %#v", got, refused, err, want)
+	}
+}
+
+// OpenShift's defaults grant imagestreams/layers and images in a namespace (admin, edit,
+// system:image-builder, system:image-pusher): none of it opens an environment registry.
+func TestDecideAccessEnvironmentIgnoresOpenShiftImageGrants(t *testing.T) {
+	openshift := newFakeReviewer([3]string{"get", "imagestreams", "test"}, [3]string{"update", "imagestreams", "test"},
+		[3]string{"delete", "images", ""}, [3]string{"list", "imagestreams", ""}, [3]string{"delete", "images", "test"})
+	scopes := mustScopes(t, "repository:a/one:pull,push,delete", "registry:catalog:*")
+	got, refused, err := DecideAccess(scopes, envTest, authorizeFrom(openshift))
+	if err != nil || len(got) != 0 || len(refused) != 4 {
+		t.Errorf("OpenShift's image grants opened an environment registry: %#v, refused %#v, %v", got, refused, err)
+	}
+	promoter := newFakeReviewer([3]string{"pull", "environmentregistries", "test"}, [3]string{"push", "environmentregistries", "test"},
+		[3]string{"delete", "environmentregistries", "test"}, [3]string{"catalog", "environmentregistries", "test"})
+	got, _, err = DecideAccess(scopes, envTest, authorizeFrom(promoter))
+	want := []Access{{"repository", "a/one", []string{"pull", "push", "delete"}}, {"registry", "catalog", []string{"*"}}}
 	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Errorf("got %#v, %v; want %#v", got, err, want)
+		t.Errorf("the environment grants: got %#v, %v", got, err)
+	}
+	for _, call := range promoter.calls {
+		if call.Group != "segmented.registry" || call.Namespace != "test" || call.Name != "" {
+			t.Errorf("review %#v", call)
+		}
 	}
 }
 
 func TestDecideAccessFixedNamespaceAndMemoizedReviews(t *testing.T) {
-	sar := newFakeReviewer([3]string{"get", "imagestreams", "test"})
-	got, err := DecideAccess(mustScopes(t, "repository:a/one:pull,push", "repository:b/two:pull"), envTest, authorizeFrom(sar))
+	sar := newFakeReviewer([3]string{"pull", "environmentregistries", "test"})
+	got, _, err := DecideAccess(mustScopes(t, "repository:a/one:pull,push", "repository:b/two:pull"), envTest, authorizeFrom(sar))
 	want := []Access{{"repository", "a/one", []string{"pull"}}, {"repository", "b/two", []string{"pull"}}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("got %#v, %v; want %#v", got, err, want)
 	}
-	// same attributes (namespace test, no name) are reviewed once: get once, update once
+	// same attributes (namespace test, no name) are reviewed once: pull once, push once
 	var verbs []string
 	for _, call := range sar.calls {
 		verbs = append(verbs, call.Verb)
 	}
 	sort.Strings(verbs)
-	if !reflect.DeepEqual(verbs, []string{"get", "update"}) {
+	if !reflect.DeepEqual(verbs, []string{"pull", "push"}) {
 		t.Errorf("reviews: %v", verbs)
 	}
 }
 
 func TestDecideAccessNothingRequestedOrNothingAllowed(t *testing.T) {
 	for _, scopes := range [][]Scope{nil, mustScopes(t, "repository:p/a:pull,push")} {
-		got, err := DecideAccess(scopes, integrated, authorizeFrom(newFakeReviewer()))
+		got, _, err := DecideAccess(scopes, integrated, authorizeFrom(newFakeReviewer()))
 		if err != nil || got == nil || len(got) != 0 {
 			t.Errorf("got %#v, %v; want an empty, non-nil list (the claim is \"access\": [])", got, err)
 		}
@@ -138,7 +199,7 @@ func TestDecideAccessStopsAtAReviewError(t *testing.T) {
 		calls++
 		return false, &ReviewError{"SubjectAccessReview: down"}
 	}
-	_, err := DecideAccess(mustScopes(t, "repository:p/a:pull,push"), integrated, failing)
+	_, _, err := DecideAccess(mustScopes(t, "repository:p/a:pull,push"), integrated, failing)
 	var review *ReviewError
 	if !errors.As(err, &review) || calls != 1 {
 		t.Errorf("got %v after %d calls", err, calls)

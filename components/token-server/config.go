@@ -24,9 +24,11 @@ import (
 //	 "tls_cert": "tls.crt", "tls_key": "tls.key",
 //	 "signing_cert": "signing.crt", "signing_key": "signing.key",
 //	 "token_ttl_seconds": 300, "tokenreview_cache_seconds": 10,
+//	 "max_scopes_per_request": 64, "reviews_per_second_per_user": 50, "review_burst_per_user": 200,
 //	 "kubernetes": {"server": "https://api.example:6443", "ca_file": "ca.crt",
 //	                "token_file": "token" | "client_cert": "c.crt", "client_key": "c.key"},
-//	 "services": {"env-test": {"issuer": "segmented-registry", "namespace": "test"},
+//	 "services": {"env-test": {"issuer": "segmented-registry", "namespace": "test",
+//	                           "audiences": ["segmented.registry/token-server"]},
 //	              "integrated": {"issuer": "segmented-registry", "namespace_from": "repository"}}}
 
 const (
@@ -37,6 +39,15 @@ const (
 	defaultReviewCache = 10.0
 	maxReviewCache     = 300.0
 	serviceAccountDir  = "/var/run/secrets/kubernetes.io/serviceaccount" // a pod's token and CA
+	defaultMaxScopes   = 64
+	maxMaxScopes       = 1024
+	defaultReviewRate  = 50.0
+	maxReviewRate      = 100000.0
+	defaultReviewBurst = 200
+	maxReviewBurst     = 1000000
+	// reviewsPerScope: the most SubjectAccessReviews one scope can need (pull, push, delete), so
+	// a request needs at most max_scopes_per_request * reviewsPerScope + 1 (its TokenReview).
+	reviewsPerScope = 3
 )
 
 var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -48,6 +59,9 @@ type Config struct {
 	SigningCert, SigningKey string
 	TokenTTL                time.Duration
 	TokenReviewCache        time.Duration
+	MaxScopes               int
+	ReviewRate              float64 // reviews a second per user
+	ReviewBurst             int
 	Kubernetes              KubernetesConfig
 	Services                map[string]Service
 }
@@ -66,9 +80,10 @@ type KubernetesConfig struct {
 func (c *Config) TLS() bool { return c.TLSCert != "" }
 
 var topKeys = []string{"listen", "tls_cert", "tls_key", "signing_cert", "signing_key", "token_ttl_seconds",
-	"tokenreview_cache_seconds", "kubernetes", "services"}
+	"tokenreview_cache_seconds", "max_scopes_per_request", "reviews_per_second_per_user", "review_burst_per_user",
+	"kubernetes", "services"}
 var kubernetesKeys = []string{"server", "ca_file", "token_file", "client_cert", "client_key"}
-var serviceKeys = []string{"issuer", "namespace_from", "namespace"}
+var serviceKeys = []string{"issuer", "namespace_from", "namespace", "audiences"}
 
 // LoadConfig reads and validates the configuration file at path. getenv reads the environment
 // (KUBERNETES_SERVICE_HOST/PORT when the kubernetes block is absent).
@@ -106,8 +121,15 @@ func ParseConfig(data []byte, baseDir string, getenv func(string) string) (*Conf
 		SigningKey:       p.path(raw, "", "signing_key", true, "the PEM RSA private key of signing_cert"),
 		TLSCert:          p.path(raw, "", "tls_cert", false, ""),
 		TLSKey:           p.path(raw, "", "tls_key", false, ""),
-		TokenTTL:         time.Duration(p.integer(raw, "token_ttl_seconds", defaultTokenTTL, minTokenTTL, maxTokenTTL)) * time.Second,
-		TokenReviewCache: time.Duration(p.number(raw, "tokenreview_cache_seconds", defaultReviewCache, 0, maxReviewCache) * float64(time.Second)),
+		TokenTTL:         time.Duration(p.integer(raw, "token_ttl_seconds", "a whole number of seconds", defaultTokenTTL, minTokenTTL, maxTokenTTL)) * time.Second,
+		TokenReviewCache: time.Duration(p.number(raw, "tokenreview_cache_seconds", "a number of seconds from 0 (no cache)", defaultReviewCache, 0, maxReviewCache) * float64(time.Second)),
+		MaxScopes:        int(p.integer(raw, "max_scopes_per_request", "a whole number", defaultMaxScopes, 1, maxMaxScopes)),
+		ReviewRate:       p.number(raw, "reviews_per_second_per_user", "a number of reviews a second above 0", defaultReviewRate, math.SmallestNonzeroFloat64, maxReviewRate),
+		ReviewBurst:      int(p.integer(raw, "review_burst_per_user", "a whole number of reviews", defaultReviewBurst, 1, maxReviewBurst)),
+	}
+	if most := cfg.MaxScopes*reviewsPerScope + 1; cfg.ReviewBurst < most {
+		p.fail("review_burst_per_user: %d is less than the %d reviews a request of max_scopes_per_request (%d) scopes can need; raise review_burst_per_user to at least %d or lower max_scopes_per_request",
+			cfg.ReviewBurst, most, cfg.MaxScopes, most)
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		p.fail("tls_cert and tls_key: set both (HTTPS) or neither (plain HTTP, behind an edge Route)")
@@ -183,27 +205,29 @@ func (p *parser) listen(raw map[string]json.RawMessage) string {
 	return s
 }
 
-func (p *parser) integer(raw map[string]json.RawMessage, key string, def, lo, hi int64) int64 {
+// integer reads a whole number from lo to hi; what says what it counts, for the error.
+func (p *parser) integer(raw map[string]json.RawMessage, key, what string, def, lo, hi int64) int64 {
 	value, present := raw[key]
 	if !present || isNull(value) {
 		return def
 	}
 	var n int64
 	if err := json.Unmarshal(value, &n); err != nil || n < lo || n > hi {
-		p.fail("%s: must be a whole number of seconds from %d to %d, not %s", key, lo, hi, value)
+		p.fail("%s: must be %s from %d to %d, not %s", key, what, lo, hi, value)
 		return def
 	}
 	return n
 }
 
-func (p *parser) number(raw map[string]json.RawMessage, key string, def, lo, hi float64) float64 {
+// number reads a number from lo to hi; what says what it counts, for the error.
+func (p *parser) number(raw map[string]json.RawMessage, key, what string, def, lo, hi float64) float64 {
 	value, present := raw[key]
 	if !present || isNull(value) {
 		return def
 	}
 	var n float64
 	if err := json.Unmarshal(value, &n); err != nil || math.IsNaN(n) || n < lo || n > hi {
-		p.fail("%s: must be a number of seconds from %g to %g (0: no cache), not %s", key, lo, hi, value)
+		p.fail("%s: must be %s, at most %g, not %s", key, what, hi, value)
 		return def
 	}
 	return n
@@ -299,9 +323,24 @@ func (p *parser) services(raw map[string]json.RawMessage) map[string]Service {
 		case hasNamespace && (len(namespace) > 63 || !dns1123Label.MatchString(namespace)):
 			p.fail("%s.namespace: %q is not a namespace name (a DNS-1123 label: lower-case letters, digits and dashes, at most 63)", prefix, namespace)
 		}
-		services[name] = Service{Name: name, Issuer: issuer, NamespaceFromRepository: hasFrom, Namespace: namespace}
+		services[name] = Service{Name: name, Issuer: issuer, NamespaceFromRepository: hasFrom, Namespace: namespace,
+			Audiences: p.audiences(svc, prefix)}
 	}
 	return services
+}
+
+// audiences reads a service's optional "audiences": a non-empty list of non-empty strings.
+func (p *parser) audiences(svc map[string]json.RawMessage, prefix string) []string {
+	value, present := svc["audiences"]
+	if !present || isNull(value) {
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(value, &list); err != nil || len(list) == 0 || slices.Contains(list, "") {
+		p.fail(`%s.audiences: must be a list of audience names a presented token must be bound to, e.g. ["segmented.registry/token-server"], not %s; leave it out to accept the API server's default audiences`, prefix, value)
+		return nil
+	}
+	return list
 }
 
 func isNull(value json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(value), []byte("null")) }

@@ -14,11 +14,12 @@ func rawConfig(over map[string]any) []byte {
 	raw := map[string]any{
 		"listen": "127.0.0.1:5110", "tls_cert": "tls.crt", "tls_key": "/abs/tls.key",
 		"signing_cert": "s.crt", "signing_key": "keys/s.key", "token_ttl_seconds": 300,
+		"max_scopes_per_request": 10, "reviews_per_second_per_user": 2.5, "review_burst_per_user": 31,
 		"kubernetes": map[string]any{"server": "https://127.0.0.1:16443", "ca_file": "ca.crt",
 			"client_cert": "admin.crt", "client_key": "admin.key"},
 		"services": map[string]any{
 			"integrated": map[string]any{"issuer": "i", "namespace_from": "repository"},
-			"env-test":   map[string]any{"issuer": "i", "namespace": "test"},
+			"env-test":   map[string]any{"issuer": "i", "namespace": "test", "audiences": []string{"a1", "a2"}},
 		},
 	}
 	for k, v := range over {
@@ -43,11 +44,12 @@ func TestParseConfig(t *testing.T) {
 		Listen: "127.0.0.1:5110", TLSCert: "/etc/ts/tls.crt", TLSKey: "/abs/tls.key",
 		SigningCert: "/etc/ts/s.crt", SigningKey: "/etc/ts/keys/s.key",
 		TokenTTL: 300 * time.Second, TokenReviewCache: 10 * time.Second,
+		MaxScopes: 10, ReviewRate: 2.5, ReviewBurst: 31,
 		Kubernetes: KubernetesConfig{Server: "https://127.0.0.1:16443", CAFile: "/etc/ts/ca.crt",
 			ClientCert: "/etc/ts/admin.crt", ClientKey: "/etc/ts/admin.key"},
 		Services: map[string]Service{
 			"integrated": {Name: "integrated", Issuer: "i", NamespaceFromRepository: true},
-			"env-test":   {Name: "env-test", Issuer: "i", Namespace: "test"},
+			"env-test":   {Name: "env-test", Issuer: "i", Namespace: "test", Audiences: []string{"a1", "a2"}},
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -60,12 +62,14 @@ func TestParseConfig(t *testing.T) {
 
 func TestParseConfigDefaults(t *testing.T) {
 	cfg, err := ParseConfig(rawConfig(map[string]any{"listen": nil, "tls_cert": nil, "tls_key": nil,
-		"token_ttl_seconds": nil, "kubernetes": map[string]any{"server": "https://api.example:6443/", "ca_file": "/ca",
+		"token_ttl_seconds": nil, "max_scopes_per_request": nil, "reviews_per_second_per_user": nil, "review_burst_per_user": nil,
+		"kubernetes": map[string]any{"server": "https://api.example:6443/", "ca_file": "/ca",
 			"token_file": "/token"}}), "/etc/ts", noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != ":8080" || cfg.TLS() || cfg.TokenTTL != 300*time.Second || cfg.TokenReviewCache != 10*time.Second {
+	if cfg.Listen != ":8080" || cfg.TLS() || cfg.TokenTTL != 300*time.Second || cfg.TokenReviewCache != 10*time.Second ||
+		cfg.MaxScopes != 64 || cfg.ReviewRate != 50 || cfg.ReviewBurst != 200 {
 		t.Errorf("defaults: %#v", cfg)
 	}
 	if cfg.Kubernetes.Server != "https://api.example:6443" || cfg.Kubernetes.TokenFile != "/token" {
@@ -97,16 +101,19 @@ func TestParseConfigInCluster(t *testing.T) {
 
 func TestParseConfigRejectsBadServices(t *testing.T) {
 	for want, services := range map[string]any{
-		"services.x: set exactly one of":                  map[string]any{"x": map[string]any{"issuer": "i"}},
-		"services.x: set exactly one":                     map[string]any{"x": map[string]any{"issuer": "i", "namespace": "test", "namespace_from": "repository"}},
-		`services.x.namespace_from: must be "repository"`: map[string]any{"x": map[string]any{"issuer": "i", "namespace_from": "path"}},
-		"services.x.issuer is required":                   map[string]any{"x": map[string]any{"issuer": "", "namespace": "test"}},
-		"services.x.namespace: \"Bad_NS\"":                map[string]any{"x": map[string]any{"issuer": "i", "namespace": "Bad_NS"}},
-		"services.x.extra: unknown key":                   map[string]any{"x": map[string]any{"issuer": "i", "namespace": "t", "extra": 1}},
-		"services.x: must be an object":                   map[string]any{"x": "i"},
-		"services.x.namespace: must be a string":          map[string]any{"x": map[string]any{"issuer": "i", "namespace": 5}},
-		"services is required":                            map[string]any{},
-		"services: must be an object":                     []any{"x"},
+		"services.x: set exactly one of":                   map[string]any{"x": map[string]any{"issuer": "i"}},
+		"services.x: set exactly one":                      map[string]any{"x": map[string]any{"issuer": "i", "namespace": "test", "namespace_from": "repository"}},
+		`services.x.namespace_from: must be "repository"`:  map[string]any{"x": map[string]any{"issuer": "i", "namespace_from": "path"}},
+		"services.x.issuer is required":                    map[string]any{"x": map[string]any{"issuer": "", "namespace": "test"}},
+		"services.x.namespace: \"Bad_NS\"":                 map[string]any{"x": map[string]any{"issuer": "i", "namespace": "Bad_NS"}},
+		"services.x.extra: unknown key":                    map[string]any{"x": map[string]any{"issuer": "i", "namespace": "t", "extra": 1}},
+		"services.x: must be an object":                    map[string]any{"x": "i"},
+		"services.x.namespace: must be a string":           map[string]any{"x": map[string]any{"issuer": "i", "namespace": 5}},
+		"services.x.audiences: must be a list":             map[string]any{"x": map[string]any{"issuer": "i", "namespace": "t", "audiences": "a"}},
+		"services.x.audiences: must be a list of audience": map[string]any{"x": map[string]any{"issuer": "i", "namespace": "t", "audiences": []string{}}},
+		"not [\"\"]":                  map[string]any{"x": map[string]any{"issuer": "i", "namespace": "t", "audiences": []string{""}}},
+		"services is required":        map[string]any{},
+		"services: must be an object": []any{"x"},
 	} {
 		_, err := ParseConfig(rawConfig(map[string]any{"services": services}), "/", noEnv)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -120,24 +127,28 @@ func TestParseConfigRejectsBadServices(t *testing.T) {
 
 func TestParseConfigRejectsBadValuesNamingTheField(t *testing.T) {
 	for want, over := range map[string]map[string]any{
-		"listen: \"nope\" is not host:port":                                               {"listen": "nope"},
-		"listen: \"127.0.0.1:0\"":                                                         {"listen": "127.0.0.1:0"},
-		"token_ttl_seconds: must be a whole number":                                       {"token_ttl_seconds": 5},
-		"token_ttl_seconds: must be a whole number of seconds from 60 to 86400, not 90.5": {"token_ttl_seconds": 90.5},
-		"tokenreview_cache_seconds: must be a number":                                     {"tokenreview_cache_seconds": -1},
-		"tls_cert and tls_key: set both":                                                  {"tls_key": nil},
-		"signing_cert is required":                                                        {"signing_cert": nil},
-		"signing_key is required":                                                         {"signing_key": ""},
-		"signing_cert: must be a string":                                                  {"signing_cert": 1},
-		"tls_certificate: unknown key":                                                    {"tls_certificate": "x"},
-		"kubernetes.server: \"http://api:6443\"":                                          {"kubernetes": map[string]any{"server": "http://api:6443", "ca_file": "c", "token_file": "t"}},
-		"kubernetes.server: \"\"":                                                         {"kubernetes": map[string]any{"ca_file": "c", "token_file": "t"}},
-		"kubernetes.ca_file is required":                                                  {"kubernetes": map[string]any{"server": "https://a", "token_file": "t"}},
-		"kubernetes: no credentials":                                                      {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c"}},
-		"kubernetes: set token_file or client_cert":                                       {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c", "token_file": "t", "client_cert": "c", "client_key": "k"}},
-		"kubernetes.client_cert and kubernetes.client_key: set both":                      {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c", "client_cert": "c"}},
-		"kubernetes.context: unknown key":                                                 {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c", "token_file": "t", "context": "x"}},
-		"kubernetes: must be an object":                                                   {"kubernetes": "https://a"},
+		"listen: \"nope\" is not host:port":                                                                              {"listen": "nope"},
+		"listen: \"127.0.0.1:0\"":                                                                                        {"listen": "127.0.0.1:0"},
+		"token_ttl_seconds: must be a whole number":                                                                      {"token_ttl_seconds": 5},
+		"token_ttl_seconds: must be a whole number of seconds from 60 to 86400, not 90.5":                                {"token_ttl_seconds": 90.5},
+		"tokenreview_cache_seconds: must be a number":                                                                    {"tokenreview_cache_seconds": -1},
+		"max_scopes_per_request: must be a whole number from 1 to 1024, not 0":                                           {"max_scopes_per_request": 0},
+		"reviews_per_second_per_user: must be a number of reviews a second above 0":                                      {"reviews_per_second_per_user": 0},
+		"review_burst_per_user: must be a whole number of reviews from 1":                                                {"review_burst_per_user": 1.5},
+		"review_burst_per_user: 30 is less than the 31 reviews a request of max_scopes_per_request (10) scopes can need": {"review_burst_per_user": 30},
+		"tls_cert and tls_key: set both":                                                                                 {"tls_key": nil},
+		"signing_cert is required":                                                                                       {"signing_cert": nil},
+		"signing_key is required":                                                                                        {"signing_key": ""},
+		"signing_cert: must be a string":                                                                                 {"signing_cert": 1},
+		"tls_certificate: unknown key":                                                                                   {"tls_certificate": "x"},
+		"kubernetes.server: \"http://api:6443\"":                                                                         {"kubernetes": map[string]any{"server": "http://api:6443", "ca_file": "c", "token_file": "t"}},
+		"kubernetes.server: \"\"":                                                                                        {"kubernetes": map[string]any{"ca_file": "c", "token_file": "t"}},
+		"kubernetes.ca_file is required":                                                                                 {"kubernetes": map[string]any{"server": "https://a", "token_file": "t"}},
+		"kubernetes: no credentials":                                                                                     {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c"}},
+		"kubernetes: set token_file or client_cert":                                                                      {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c", "token_file": "t", "client_cert": "c", "client_key": "k"}},
+		"kubernetes.client_cert and kubernetes.client_key: set both":                                                     {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c", "client_cert": "c"}},
+		"kubernetes.context: unknown key":                                                                                {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c", "token_file": "t", "context": "x"}},
+		"kubernetes: must be an object":                                                                                  {"kubernetes": "https://a"},
 	} {
 		_, err := ParseConfig(rawConfig(over), "/", noEnv)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -176,13 +176,14 @@ func newLogger() (*slog.Logger, *logBuffer) {
 const secret = "sha256~very-secret-token-value"
 
 // fakeReviewer knows one token (secret) and answers SubjectAccessReviews from allowed
-// (verb, resource, namespace) triples.
+// (verb, resource, namespace) triples; it records the tokens and audiences it was asked about.
 type fakeReviewer struct {
-	allowed map[[3]string]bool
-	fail    bool
-	mu      sync.Mutex
-	tokens  []string
-	calls   []ResourceAttributes
+	allowed   map[[3]string]bool
+	fail      bool
+	mu        sync.Mutex
+	tokens    []string
+	audiences [][]string
+	calls     []ResourceAttributes
 }
 
 func newFakeReviewer(allowed ...[3]string) *fakeReviewer {
@@ -193,10 +194,11 @@ func newFakeReviewer(allowed ...[3]string) *fakeReviewer {
 	return r
 }
 
-func (r *fakeReviewer) Authenticate(_ context.Context, token string) (*ReviewedUser, error) {
+func (r *fakeReviewer) Authenticate(_ context.Context, token string, audiences []string) (*ReviewedUser, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tokens = append(r.tokens, token)
+	r.audiences = append(r.audiences, audiences)
 	if r.fail {
 		return nil, &ReviewError{"TokenReview: the API server https://127.0.0.1:1 cannot be reached"}
 	}

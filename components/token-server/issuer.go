@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -48,14 +50,17 @@ func errorResponse(status int, code, message string, headers map[string]string) 
 	return Response{Status: status, Body: ErrorBody{[]ErrorEntry{{code, message}}}, Headers: headers}
 }
 
-// Issuer answers token requests.
+// Issuer answers token requests: at most MaxScopes scopes a request, and for each user the
+// reviews Limiter lets through (one for the TokenReview, one per SubjectAccessReview).
 type Issuer struct {
-	Services map[string]Service
-	Signer   *Signer
-	Reviewer Reviewer
-	TTL      time.Duration
-	Clock    func() time.Time
-	Log      *slog.Logger
+	Services  map[string]Service
+	Signer    *Signer
+	Reviewer  Reviewer
+	TTL       time.Duration
+	MaxScopes int
+	Limiter   *RateLimiter
+	Clock     func() time.Time
+	Log       *slog.Logger
 }
 
 var challenge = map[string]string{"WWW-Authenticate": fmt.Sprintf("Basic realm=%q", realmName)}
@@ -86,6 +91,11 @@ func (i *Issuer) Handle(ctx context.Context, req TokenRequest) Response {
 		return errorResponse(http.StatusBadRequest, "INVALID_SCOPE", err.Error(), nil)
 	}
 	log = log.With("scopes", scopeText(scopes))
+	if len(scopes) > i.MaxScopes {
+		message := fmt.Sprintf("%d scopes in one token request; at most %d: ask for fewer scopes per token", len(scopes), i.MaxScopes)
+		log.Info("deny", "reason", message)
+		return errorResponse(http.StatusBadRequest, "INVALID_SCOPE", message, nil)
+	}
 	if req.CredentialError != nil {
 		log.Info("deny", "reason", req.CredentialError.Error())
 		return errorResponse(http.StatusUnauthorized, "UNAUTHORIZED", req.CredentialError.Error(), challenge)
@@ -100,7 +110,7 @@ func (i *Issuer) Handle(ctx context.Context, req TokenRequest) Response {
 		account = creds.Account
 	}
 	log = log.With("account", account, "token_sha256", Fingerprint(creds.Secret)[:fingerprintLength])
-	user, err := i.Reviewer.Authenticate(ctx, creds.Secret)
+	user, err := i.Reviewer.Authenticate(ctx, creds.Secret, service.Audiences)
 	if err != nil {
 		return unavailable(log, err)
 	}
@@ -108,11 +118,21 @@ func (i *Issuer) Handle(ctx context.Context, req TokenRequest) Response {
 		log.Info("deny", "reason", "token not authenticated")
 		return errorResponse(http.StatusUnauthorized, "UNAUTHORIZED", "invalid credentials", challenge)
 	}
-	access, err := DecideAccess(scopes, service, func(attrs ResourceAttributes) (bool, error) {
+	log = log.With("user", user.Username)
+	if wait := i.Limiter.Take(user.Username, 1+ReviewCount(scopes, service)); wait > 0 {
+		retry := strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10)
+		log.Info("deny", "reason", "too many reviews for this user", "retry_after_seconds", retry)
+		return errorResponse(http.StatusTooManyRequests, "TOOMANYREQUESTS",
+			"too many token requests for this user; retry after "+retry+" s", map[string]string{"Retry-After": retry})
+	}
+	access, refused, err := DecideAccess(scopes, service, func(attrs ResourceAttributes) (bool, error) {
 		return i.Reviewer.Allowed(ctx, user, attrs)
 	})
 	if err != nil {
 		return unavailable(log, err)
+	}
+	for _, r := range refused {
+		log.Info("refuse", append([]any{"action", r.Scope.String()}, lackedGrant(r.Lacked)...)...)
 	}
 	now := i.Clock()
 	token, err := i.sign(service, user, access, now)
@@ -120,7 +140,7 @@ func (i *Issuer) Handle(ctx context.Context, req TokenRequest) Response {
 		log.Error("error", "reason", "cannot sign: "+err.Error())
 		return errorResponse(http.StatusInternalServerError, "UNKNOWN", "cannot issue a token", nil)
 	}
-	log.Info("issue", "user", user.Username, "granted", accessText(access))
+	log.Info("issue", "granted", accessText(access))
 	return Response{Status: http.StatusOK, Body: TokenBody{Token: token, AccessToken: token,
 		ExpiresIn: int64(i.TTL / time.Second), IssuedAt: RFC3339(now)}}
 }
@@ -153,6 +173,20 @@ func accessText(access []Access) string {
 		parts[n] = Scope{Type: a.Type, Name: a.Name, Actions: a.Actions}.String()
 	}
 	return orDash(strings.Join(parts, " "))
+}
+
+// lackedGrant is the log attributes naming a SubjectAccessReview that refused: verb, resource
+// (group/resource[/subresource]), namespace ("-": cluster-wide) and name when there is one.
+func lackedGrant(attrs ResourceAttributes) []any {
+	resource := attrs.Group + "/" + attrs.Resource
+	if attrs.Subresource != "" {
+		resource += "/" + attrs.Subresource
+	}
+	out := []any{"verb", attrs.Verb, "resource", resource, "namespace", orDash(attrs.Namespace)}
+	if attrs.Name != "" {
+		out = append(out, "name", attrs.Name)
+	}
+	return out
 }
 
 func orDash(s string) string {

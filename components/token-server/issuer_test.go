@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -14,10 +15,12 @@ func testIssuer(t *testing.T, reviewer Reviewer) (*Issuer, *logBuffer) {
 	t.Helper()
 	signer, _ := testSigner(t)
 	log, buf := newLogger()
+	clock := func() time.Time { return time.Unix(1_000_000, 0) }
 	return &Issuer{
 		Services: map[string]Service{"integrated": integrated, "env-test": envTest},
 		Signer:   signer, Reviewer: reviewer, TTL: 300 * time.Second,
-		Clock: func() time.Time { return time.Unix(1_000_000, 0) }, Log: log,
+		MaxScopes: defaultMaxScopes, Limiter: NewRateLimiter(defaultReviewRate, defaultReviewBurst, clock),
+		Clock: clock, Log: log,
 	}, buf
 }
 
@@ -78,10 +81,66 @@ func TestHandleIssuesATokenWithTheGrantedAccess(t *testing.T) {
 }
 
 func TestHandleFixedNamespaceService(t *testing.T) {
-	issuer, _ := testIssuer(t, newFakeReviewer([3]string{"get", "imagestreams", "test"}))
+	reviewer := newFakeReviewer([3]string{"pull", "environmentregistries", "test"}, [3]string{"update", "imagestreams", "test"})
+	issuer, logs := testIssuer(t, reviewer)
 	claims := tokenOf(t, issuer.Handle(context.Background(), request(t, "env-test", basic("u", secret), "repository:myproject/app:pull,push"))).claims
 	if claims.Audience != "env-test" || !reflect.DeepEqual(claims.Access, []Access{{"repository", "myproject/app", []string{"pull"}}}) {
 		t.Errorf("claims %#v", claims)
+	}
+	if !reflect.DeepEqual(reviewer.audiences, [][]string{{tokenServerAudience}}) {
+		t.Errorf("the TokenReview was not asked for the service's audiences: %v", reviewer.audiences)
+	}
+	// the refused action is logged with the user and the grant it lacks
+	want := `msg=refuse client=192.0.2.1 service=env-test scopes=repository:myproject/app:pull,push account=u token_sha256=` +
+		Fingerprint(secret)[:12] + ` user=system:serviceaccount:myproject:builder action=repository:myproject/app:push verb=push resource=segmented.registry/environmentregistries namespace=test`
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("the log lacks %q: %s", want, logs)
+	}
+}
+
+func TestHandleCapsTheScopesOfARequest(t *testing.T) {
+	reviewer := newFakeReviewer()
+	issuer, _ := testIssuer(t, reviewer)
+	scopes := make([]string, defaultMaxScopes+1)
+	for n := range scopes {
+		scopes[n] = fmt.Sprintf("repository:p/a%d:pull", n)
+	}
+	resp := issuer.Handle(context.Background(), request(t, "integrated", basic("u", secret), strings.Join(scopes, " ")))
+	if resp.Status != 400 || errorCode(resp) != "INVALID_SCOPE" || !strings.Contains(resp.Body.(ErrorBody).Errors[0].Message, "65 scopes in one token request; at most 64") {
+		t.Errorf("%d scopes: %#v", len(scopes), resp)
+	}
+	if len(reviewer.tokens)+len(reviewer.calls) != 0 {
+		t.Errorf("a refused request cost reviews: %v %v", reviewer.tokens, reviewer.calls)
+	}
+	if resp := issuer.Handle(context.Background(), request(t, "integrated", basic("u", secret), scopes[1:]...)); resp.Status != 200 {
+		t.Errorf("%d scopes: %#v", defaultMaxScopes, resp)
+	}
+}
+
+func TestHandleLimitsTheReviewsOfAUser(t *testing.T) {
+	reviewer := newFakeReviewer()
+	issuer, logs := testIssuer(t, reviewer)
+	issuer.Limiter = NewRateLimiter(0.5, 7, issuer.Clock) // one review every 2 s, 7 at once
+	ctx := context.Background()
+	// the TokenReview and pull, push and delete on the environment registry: 4 reviews
+	if resp := issuer.Handle(ctx, request(t, "env-test", basic("u", secret), "repository:a/b:pull,push,delete")); resp.Status != 200 {
+		t.Fatalf("first request: %#v", resp)
+	}
+	calls := len(reviewer.calls)
+	resp := issuer.Handle(ctx, request(t, "env-test", basic("u", secret), "repository:a/b:pull,push,delete"))
+	// 3 left, 4 needed: the one missing comes in 2 s
+	if resp.Status != 429 || errorCode(resp) != "TOOMANYREQUESTS" || resp.Headers["Retry-After"] != "2" {
+		t.Errorf("over the limit: %#v", resp)
+	}
+	if len(reviewer.calls) != calls {
+		t.Error("a limited request sent SubjectAccessReviews")
+	}
+	if !strings.Contains(logs.String(), "reason=\"too many reviews for this user\" retry_after_seconds=2") {
+		t.Errorf("the log: %s", logs)
+	}
+	// what is left is enough for a smaller request
+	if resp := issuer.Handle(ctx, request(t, "env-test", basic("u", secret), "repository:a/b:pull")); resp.Status != 200 {
+		t.Errorf("within the limit: %#v", resp)
 	}
 }
 

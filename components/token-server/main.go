@@ -1,5 +1,7 @@
 // Command token-server is the registry token server of segmented.registry: it makes CNCF
-// distribution authorize like OpenShift's integrated registry. A registry configured with
+// distribution authorize by the registry cluster's RBAC (an environment registry by the
+// collection's own environmentregistries resource, the integrated registry the way OpenShift's
+// does). A registry configured with
 // auth.token sends clients here; the password they present is an API token of the registry
 // cluster, checked with a TokenReview; each requested scope is decided by SubjectAccessReviews;
 // the answer is an RS256 JWT (x5c chain) that the registry verifies against its rootcertbundle.
@@ -100,12 +102,14 @@ func setup(cfg *Config, log *slog.Logger) (*http.Server, *Signer, error) {
 		return nil, nil, err
 	}
 	issuer := &Issuer{
-		Services: cfg.Services,
-		Signer:   signer,
-		Reviewer: NewKubeReviewer(client, cfg.TokenReviewCache, time.Now),
-		TTL:      cfg.TokenTTL,
-		Clock:    time.Now,
-		Log:      log,
+		Services:  cfg.Services,
+		Signer:    signer,
+		Reviewer:  NewKubeReviewer(client, cfg.TokenReviewCache, time.Now),
+		TTL:       cfg.TokenTTL,
+		MaxScopes: cfg.MaxScopes,
+		Limiter:   NewRateLimiter(cfg.ReviewRate, cfg.ReviewBurst, time.Now),
+		Clock:     time.Now,
+		Log:       log,
 	}
 	server := &http.Server{
 		Handler:           NewHandler(issuer, log),

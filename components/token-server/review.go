@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
 // Reviews on the registry cluster: a TokenReview (authentication.k8s.io/v1) tells who a token
-// is, SubjectAccessReviews (authorization.k8s.io/v1) what that user may do. Authenticated
-// TokenReview results are cached for a few seconds, keyed by sha256(token), so the many blob
-// requests of one pull do not each cost a review.
+// is, SubjectAccessReviews (authorization.k8s.io/v1) what that user may do. A service with
+// audiences sends them as the TokenReview's spec.audiences and accepts the token only if the
+// answer's status.audiences holds one of them. Authenticated TokenReview results are cached for a
+// few seconds, keyed by sha256(token) and the audiences, so the many blob requests of one pull do
+// not each cost a review.
 
 const maxCacheEntries = 4096
 
@@ -29,8 +33,9 @@ func (e *ReviewError) Error() string { return e.msg }
 
 // Reviewer authenticates tokens and authorizes users.
 type Reviewer interface {
-	// Authenticate returns the token's user, or nil when the token is not authenticated.
-	Authenticate(ctx context.Context, token string) (*ReviewedUser, error)
+	// Authenticate returns the token's user, or nil when the token is not authenticated (for
+	// one of audiences, when there are any).
+	Authenticate(ctx context.Context, token string, audiences []string) (*ReviewedUser, error)
 	// Allowed tells whether user may do what attrs describe.
 	Allowed(ctx context.Context, user *ReviewedUser, attrs ResourceAttributes) (bool, error)
 }
@@ -46,20 +51,22 @@ func NewKubeReviewer(client *KubeClient, cacheTTL time.Duration, clock func() ti
 	return &KubeReviewer{client: client, cache: newTTLCache(cacheTTL, clock)}
 }
 
-// Authenticate creates a TokenReview of token.
-func (r *KubeReviewer) Authenticate(ctx context.Context, token string) (*ReviewedUser, error) {
-	key := Fingerprint(token)
+// Authenticate creates a TokenReview of token (with spec.audiences = audiences, when any).
+func (r *KubeReviewer) Authenticate(ctx context.Context, token string, audiences []string) (*ReviewedUser, error) {
+	key := fmt.Sprintf("%s %q", Fingerprint(token), audiences)
 	if user := r.cache.get(key); user != nil {
 		return user, nil
 	}
-	request := map[string]any{
-		"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-		"spec": map[string]any{"token": token},
+	spec := map[string]any{"token": token}
+	if len(audiences) > 0 {
+		spec["audiences"] = audiences
 	}
+	request := map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
 	var review struct {
 		Status struct {
 			Authenticated bool          `json:"authenticated"`
 			User          *ReviewedUser `json:"user"`
+			Audiences     []string      `json:"audiences"`
 		} `json:"status"`
 	}
 	if err := r.client.Create(ctx, "/apis/authentication.k8s.io/v1/tokenreviews", "TokenReview", request, &review); err != nil {
@@ -67,6 +74,10 @@ func (r *KubeReviewer) Authenticate(ctx context.Context, token string) (*Reviewe
 		return nil, &ReviewError{strings.ReplaceAll(err.Error(), token, "<token>")}
 	}
 	if !review.Status.Authenticated || review.Status.User == nil {
+		return nil, nil
+	}
+	// an authenticator that ignores spec.audiences answers with other audiences (or none)
+	if len(audiences) > 0 && !slices.ContainsFunc(review.Status.Audiences, func(a string) bool { return slices.Contains(audiences, a) }) {
 		return nil, nil
 	}
 	r.cache.put(key, review.Status.User)
@@ -96,8 +107,8 @@ func (r *KubeReviewer) Allowed(ctx context.Context, user *ReviewedUser, attrs Re
 	return review.Status.Allowed, nil
 }
 
-// ttlCache is a small thread-safe cache of reviewed users whose entries expire; keys are
-// already hashed by the caller. When full, expired entries go, and if none had expired, all.
+// ttlCache is a small thread-safe cache of reviewed users whose entries expire; keys hold no
+// secret (the caller hashes the token). When full, expired entries go, and if none had expired, all.
 type ttlCache struct {
 	ttl   time.Duration
 	clock func() time.Time

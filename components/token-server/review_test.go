@@ -21,19 +21,25 @@ import (
 // (allowed (user, verb, resource, namespace) tuples), and records what it was sent.
 type fakeAPI struct {
 	*httptest.Server
-	t       *testing.T
-	users   map[string]*ReviewedUser
-	allowed map[[4]string]bool
-	mu      sync.Mutex
-	bearers []string
-	reviews []string // "TokenReview" or "SubjectAccessReview <attrs>"
-	sars    []map[string]any
-	status  int    // when set, answer every request with this status
-	message string // ... and this Status message
+	t            *testing.T
+	users        map[string]*ReviewedUser
+	allowed      map[[4]string]bool
+	mu           sync.Mutex
+	bearers      []string
+	reviews      []string // "TokenReview" or "SubjectAccessReview <attrs>"
+	sars         []map[string]any
+	tokenReviews []map[string]any // the TokenReviews' specs
+	// answerAudiences: the status.audiences answered for a token (an authenticator that ignores
+	// spec.audiences); unauthenticated: tokens answered authenticated false though with a user
+	answerAudiences map[string][]string
+	unauthenticated map[string]bool
+	status          int    // when set, answer every request with this status
+	message         string // ... and this Status message
 }
 
 func newFakeAPI(t *testing.T, configure func(*httptest.Server)) *fakeAPI {
-	api := &fakeAPI{t: t, users: map[string]*ReviewedUser{}, allowed: map[[4]string]bool{}}
+	api := &fakeAPI{t: t, users: map[string]*ReviewedUser{}, allowed: map[[4]string]bool{},
+		answerAudiences: map[string][]string{}, unauthenticated: map[string]bool{}}
 	api.Server = httptest.NewUnstartedServer(http.HandlerFunc(api.serve))
 	if configure != nil {
 		configure(api.Server)
@@ -69,10 +75,13 @@ func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 			a.t.Errorf("TokenReview body %+v", body)
 		}
 		a.reviews = append(a.reviews, "TokenReview")
-		user := a.users[body.Spec["token"].(string)]
+		a.tokenReviews = append(a.tokenReviews, body.Spec)
+		token := body.Spec["token"].(string)
+		user := a.users[token]
 		w.WriteHeader(http.StatusCreated)
 		json.NewEncoder(w).Encode(map[string]any{"kind": "TokenReview",
-			"status": map[string]any{"authenticated": user != nil, "user": user}})
+			"status": map[string]any{"authenticated": user != nil && !a.unauthenticated[token], "user": user,
+				"audiences": a.answerAudiences[token]}})
 	case "/apis/authorization.k8s.io/v1/subjectaccessreviews":
 		if body.APIVersion != "authorization.k8s.io/v1" || body.Kind != "SubjectAccessReview" {
 			a.t.Errorf("SubjectAccessReview body %+v", body)
@@ -184,15 +193,15 @@ func TestKubeReviewerAuthenticatesAndCachesByTokenHash(t *testing.T) {
 	reviewer := NewKubeReviewer(client, 10*time.Second, clock.Now)
 	ctx := context.Background()
 	for range 3 {
-		user, err := reviewer.Authenticate(ctx, secret)
+		user, err := reviewer.Authenticate(ctx, secret, nil)
 		if err != nil || !reflect.DeepEqual(user, builder) {
 			t.Fatalf("got %#v, %v", user, err)
 		}
 	}
-	if user, err := reviewer.Authenticate(ctx, "unknown-token"); user != nil || err != nil {
+	if user, err := reviewer.Authenticate(ctx, "unknown-token", nil); user != nil || err != nil {
 		t.Errorf("an unknown token: %#v, %v", user, err)
 	}
-	reviewer.Authenticate(ctx, "unknown-token") // not authenticated: not cached
+	reviewer.Authenticate(ctx, "unknown-token", nil) // not authenticated: not cached
 	reviews, bearers := api.seen()
 	if want := []string{"TokenReview", "TokenReview", "TokenReview"}; !reflect.DeepEqual(reviews, want) {
 		t.Errorf("reviews %v: the second and third of the same token must come from the cache", reviews)
@@ -200,13 +209,63 @@ func TestKubeReviewerAuthenticatesAndCachesByTokenHash(t *testing.T) {
 	if bearers[0] != "server-token-1" {
 		t.Errorf("the server's own token was not sent: %q", bearers[0])
 	}
-	if _, cached := reviewer.cache.data[Fingerprint(secret)]; !cached {
-		t.Error("the cache key is not sha256(token)")
+	if _, cached := reviewer.cache.data[Fingerprint(secret)+" []"]; !cached {
+		t.Errorf("the cache key is not sha256(token) and the audiences: %v", reviewer.cache.data)
 	}
 	clock.Advance(10 * time.Second)
-	reviewer.Authenticate(ctx, secret)
+	reviewer.Authenticate(ctx, secret, nil)
 	if reviews, _ := api.seen(); len(reviews) != 4 {
 		t.Errorf("an expired entry must be reviewed again: %v", reviews)
+	}
+}
+
+// An answer with authenticated false is a refusal, whatever else it holds.
+func TestKubeReviewerRefusesAnUnauthenticatedAnswer(t *testing.T) {
+	api := newFakeAPI(t, nil)
+	api.users[secret] = builder
+	api.unauthenticated[secret] = true
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	client, _ := tokenClient(t, api, clock)
+	if user, err := NewKubeReviewer(client, 10*time.Second, clock.Now).Authenticate(context.Background(), secret, nil); user != nil || err != nil {
+		t.Errorf("authenticated false: got %#v, %v", user, err)
+	}
+}
+
+const tokenServerAudience = "segmented.registry/token-server"
+
+func TestKubeReviewerSendsAndChecksTheAudiences(t *testing.T) {
+	api := newFakeAPI(t, nil)
+	api.users[secret] = builder
+	api.answerAudiences[secret] = []string{tokenServerAudience}
+	api.users["api-token"] = builder // an authenticator that ignores spec.audiences
+	api.answerAudiences["api-token"] = []string{"https://kubernetes.default.svc"}
+	api.users["no-audience"] = builder
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	client, _ := tokenClient(t, api, clock)
+	reviewer := NewKubeReviewer(client, 10*time.Second, clock.Now)
+	ctx := context.Background()
+	audiences := []string{"other", tokenServerAudience}
+	if user, err := reviewer.Authenticate(ctx, secret, audiences); err != nil || !reflect.DeepEqual(user, builder) {
+		t.Fatalf("a token bound to one of the audiences: %#v, %v", user, err)
+	}
+	if got := api.tokenReviews[0]["audiences"]; !reflect.DeepEqual(got, []any{"other", tokenServerAudience}) {
+		t.Errorf("spec.audiences %#v", got)
+	}
+	for _, token := range []string{"api-token", "no-audience"} {
+		if user, err := reviewer.Authenticate(ctx, token, audiences); user != nil || err != nil {
+			t.Errorf("%s: answered with other audiences, got %#v, %v", token, user, err)
+		}
+	}
+	// the same token for other audiences is another review, not the cached answer
+	api.answerAudiences[secret] = nil
+	if user, _ := reviewer.Authenticate(ctx, secret, []string{"elsewhere"}); user != nil {
+		t.Errorf("the answer cached for %v was reused for other audiences", audiences)
+	}
+	if user, _ := reviewer.Authenticate(ctx, secret, nil); user == nil {
+		t.Error("no audiences: the API server's default audiences decide")
+	}
+	if _, sent := api.tokenReviews[4]["audiences"]; sent {
+		t.Errorf("no audiences must send no spec.audiences: %#v", api.tokenReviews[4])
 	}
 }
 
@@ -251,12 +310,12 @@ func TestKubeClientRereadsARotatedTokenFile(t *testing.T) {
 	client, tokenPath := tokenClient(t, api, clock)
 	reviewer := NewKubeReviewer(client, 0, clock.Now)
 	ctx := context.Background()
-	reviewer.Authenticate(ctx, "a")
+	reviewer.Authenticate(ctx, "a", nil)
 	os.WriteFile(tokenPath, []byte("server-token-2"), 0o600)
 	clock.Advance(59 * time.Second)
-	reviewer.Authenticate(ctx, "a")
+	reviewer.Authenticate(ctx, "a", nil)
 	clock.Advance(time.Second)
-	reviewer.Authenticate(ctx, "a")
+	reviewer.Authenticate(ctx, "a", nil)
 	_, bearers := api.seen()
 	if want := []string{"server-token-1", "server-token-1", "server-token-2"}; !reflect.DeepEqual(bearers, want) {
 		t.Errorf("bearers %v, want %v (read again after a minute)", bearers, want)
@@ -270,7 +329,7 @@ func TestKubeClientRereadsTheTokenFileOnceAfterA401(t *testing.T) {
 	reviewer := NewKubeReviewer(client, 0, clock.Now)
 	os.WriteFile(tokenPath, []byte("server-token-2"), 0o600)
 	api.status, api.message = http.StatusUnauthorized, "Unauthorized"
-	_, err := reviewer.Authenticate(context.Background(), "a")
+	_, err := reviewer.Authenticate(context.Background(), "a", nil)
 	_, bearers := api.seen()
 	if want := []string{"server-token-1", "server-token-2"}; !reflect.DeepEqual(bearers, want) {
 		t.Errorf("bearers %v, want %v", bearers, want)
@@ -288,7 +347,7 @@ func TestKubeReviewerErrorsNameTheCauseButNeverTheToken(t *testing.T) {
 	reviewer := NewKubeReviewer(client, 10*time.Second, clock.Now)
 	api.status = http.StatusForbidden
 	api.message = `tokenreviews.authentication.k8s.io is forbidden: User "system:serviceaccount:r:token-server" cannot create resource "tokenreviews" (token ` + secret + `)`
-	_, err := reviewer.Authenticate(context.Background(), secret)
+	_, err := reviewer.Authenticate(context.Background(), secret, nil)
 	var review *ReviewError
 	if !errors.As(err, &review) {
 		t.Fatalf("got %v", err)
@@ -306,7 +365,7 @@ func TestKubeReviewerErrorsNameTheCauseButNeverTheToken(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 	api.Close()
-	if _, err := reviewer.Authenticate(context.Background(), secret); !errors.As(err, &review) {
+	if _, err := reviewer.Authenticate(context.Background(), secret, nil); !errors.As(err, &review) {
 		t.Errorf("an unreachable API server: %v", err)
 	}
 }
@@ -321,7 +380,7 @@ func TestKubeClientAlwaysVerifiesTheAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = NewKubeReviewer(client, 0, time.Now).Authenticate(context.Background(), secret)
+	_, err = NewKubeReviewer(client, 0, time.Now).Authenticate(context.Background(), secret, nil)
 	if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
 		t.Errorf("got %v, want a certificate verification failure", err)
 	}
@@ -345,7 +404,7 @@ func TestKubeClientWithAClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user, err := NewKubeReviewer(client, 0, time.Now).Authenticate(context.Background(), secret)
+	user, err := NewKubeReviewer(client, 0, time.Now).Authenticate(context.Background(), secret, nil)
 	if err != nil || user == nil || user.Username != builder.Username {
 		t.Fatalf("got %#v, %v", user, err)
 	}

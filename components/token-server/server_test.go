@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -66,6 +67,29 @@ func TestGetToken(t *testing.T) {
 	}
 }
 
+// Neither the Authorization header nor the token in it, in any form, is logged: not for a
+// token issued, a token refused or a request refused before review.
+func TestTheAuthorizationHeaderIsNeverLogged(t *testing.T) {
+	server, _, logs := testServer(t)
+	headers := []string{basic("bob", secret), "Bearer " + secret, basic("bob", "wrong-token-value"), "Bearer wrong-token-value"}
+	for _, header := range headers {
+		for _, query := range []string{"service=integrated&scope=repository:myproject/app:pull", "service=nope"} {
+			req := newRequest(t, "GET", server.URL+"/token?"+query, nil)
+			req.Header.Set("Authorization", header)
+			do(t, req)
+		}
+	}
+	text := logs.String()
+	for _, needle := range append(headers, secret, "wrong-token-value", strings.TrimPrefix(basic("bob", secret), "Basic ")) {
+		if strings.Contains(text, needle) {
+			t.Errorf("the log holds %q: %s", needle, text)
+		}
+	}
+	if strings.Count(text, "msg=request") != 8 {
+		t.Errorf("8 requests were not all logged: %s", text)
+	}
+}
+
 func TestGetTokenWithoutCredentialsIsChallenged(t *testing.T) {
 	server, _, _ := testServer(t)
 	resp, body := do(t, newRequest(t, "GET", server.URL+"/token?service=integrated&scope=repository:myproject/app:pull", nil))
@@ -114,9 +138,26 @@ func TestPostTokenPasswordGrant(t *testing.T) {
 			t.Errorf("%s: HTTP %d %v", name, resp.StatusCode, body)
 		}
 	}
-	huge := newRequest(t, "POST", server.URL+"/token", strings.NewReader("grant_type=password&password="+strings.Repeat("x", maxFormBytes)))
-	if resp, _ := do(t, huge); resp.StatusCode != 400 {
-		t.Errorf("an oversized form: HTTP %d", resp.StatusCode)
+}
+
+// A form over 64 KiB is refused unread, whatever it holds; one just under is read.
+func TestPostTokenFormIsCappedAt64KiB(t *testing.T) {
+	server, reviewer, _ := testServer(t)
+	form := func(size int) *http.Request {
+		head := "grant_type=password&service=integrated&scope=repository:myproject/app:pull&password=" + secret + "&pad="
+		req := newRequest(t, "POST", server.URL+"/token", strings.NewReader(head+strings.Repeat("x", size-len(head))))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return req
+	}
+	resp, body := do(t, form(64<<10+1))
+	if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(body["errors"]), "too large form") || !resp.Close {
+		t.Errorf("a form of 64 KiB + 1: HTTP %d %v %v", resp.StatusCode, resp.Header, body)
+	}
+	if len(reviewer.tokens) != 0 {
+		t.Error("an oversized form was reviewed")
+	}
+	if resp, body := do(t, form(64<<10)); resp.StatusCode != 200 {
+		t.Errorf("a form of 64 KiB: HTTP %d %v", resp.StatusCode, body)
 	}
 }
 
