@@ -339,6 +339,24 @@ class Lab:
 
         wait_for("kube-controller-manager of " + cluster + " (default service account)", default_sa, timeout=90)
 
+    def start_openshift_defaults(self):
+        """lab/openshift_defaults.py: the builder and deployer service accounts and the default
+        RoleBindings of openshift-controller-manager, in every namespace of every cluster."""
+        clusters = [c for c, _ in self.layout.clusters]
+        self.procs.start("openshift-defaults", [sys.executable, "-m", "lab.openshift_defaults",
+                                                "--kubeconfig", self.kubeconfig]
+                         + [arg for c in clusters for arg in ("--context", c)], env=PACKAGE_ENV)
+
+        def defaults_made():
+            if not self.procs.pid("openshift-defaults"):
+                raise LabError("lab/openshift_defaults.py exited:\n" + self.procs.tail("openshift-defaults"))
+            for cluster in clusters:
+                kclient.RbacAuthorizationV1Api(self.api_client(cluster)).read_namespaced_role_binding(
+                    "system:deployers", "default")
+            return True
+
+        wait_for("OpenShift's namespace defaults (lab/openshift_defaults.py)", defaults_made, timeout=90)
+
     # -- registries ---------------------------------------------------------------------
     def start_token_server(self, binary):
         """The collection's token server (components/token-server), reviewing tokens on the registry
@@ -473,6 +491,7 @@ class Lab:
             list(pool.map(self.bootstrap, [c for c, _ in self.layout.clusters]))
             list(pool.map(lambda c: self.start_controller_manager(bins["kube-controller-manager"], c),
                           [c for c, _ in self.layout.clusters]))
+        self.start_openshift_defaults()
         signing_cert = self.start_token_server(bins["token-server"])
         self.start_registries(signing_cert)
         netns.ensure()
@@ -487,6 +506,7 @@ class Lab:
         names = ["etcd"]
         for cluster, _ in self.layout.clusters:
             names += ["apiserver-" + cluster, "kcm-" + cluster]
+        names.append("openshift-defaults")
         names.append("tokenserver")
         names += ["registry-" + env for env, _, _, _ in self.layout.lab_registries]
         names.append("router")
