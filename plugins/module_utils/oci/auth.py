@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - reported by the module with missing_re
     pass
 
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError, error_detail
-from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import parse_challenge, scope
+from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import pause_asked, parse_challenge, scope
 
 TOKEN_MARGIN_SECONDS = 30
 DEFAULT_TOKEN_SECONDS = 60  # the token specification's default when expires_in is absent
@@ -75,7 +75,7 @@ class Authentication:
             raise RegistryError("{}: the token server {} answered HTTP {}{}{}{}".format(
                 self._where(repository), realm, response.status_code,
                 f" after {response.attempts} attempts" if response.attempts > 1 else "",
-                f" ({detail})" if detail else "", hint),
+                f" ({detail})" if detail else "", hint + pause_asked(response)),
                 registry=self.host, repository=repository, status=response.status_code)
         try:
             body = response.json()

@@ -13,7 +13,8 @@ copies one between registries a block at a time). Tag listing and catalog, pagin
 
 TLS is verified with the system trust store or ``ca_cert``; ``validate_certs=False`` is an
 explicit opt-out of one endpoint. Requests that can be repeated (token requests included) are
-retried a bounded number of times with back-off on connection errors, timeouts, 429 and 5xx.
+retried a bounded number of times with back-off on connection errors, timeouts, 429 and 5xx; a
+``Retry-After`` is honoured (never retried sooner), up to ``RETRY_AFTER_CAP`` seconds.
 Errors (``errors.RegistryError``) name the registry, the repository, the operation and the HTTP
 status; credentials are only ever sent in ``Authorization`` headers, never in an error or a log.
 """
@@ -43,8 +44,11 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.tokens impo
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import (
     BlockAdapter,
     Stats,
+    RETRY_AFTER_CAP,
     next_link,
     parse_challenge,
+    pause_asked,
+    retry_after,
     scope,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
@@ -138,6 +142,7 @@ class RegistryClient(Authentication):
                          "permission for this repository")
             elif status == 403:
                 text += "; the credentials lack the permission"
+            text += pause_asked(response)
         if reason:
             text += f": {reason}"
         return cls(text, registry=self.host, repository=repository, status=status,
@@ -171,10 +176,14 @@ class RegistryClient(Authentication):
                     self._where(repository), doing, kind, first_line(exc), attempt, "" if attempt == 1 else "s"),
                     registry=self.host, repository=repository)
             if (response.status_code >= 500 or response.status_code == 429) and attempt < attempts:
-                response.close()
-                self.stats.add("retries")
-                self._sleep(backoff(attempt, self.backoff, BACKOFF_CAP))
-                continue
+                asked = retry_after(response.headers.get("Retry-After"))
+                if asked is None or asked <= RETRY_AFTER_CAP:
+                    response.close()
+                    self.stats.add("retries")
+                    # never sooner than the registry asks (429, 503), nor than our own back-off
+                    self._sleep(max(asked or 0, backoff(attempt, self.backoff, BACKOFF_CAP)))
+                    continue
+                # a longer pause than a job waits: its answer is the error (``error`` says so)
             response.attempts = attempt
             return response
         raise last  # pragma: no cover - the loop always returns or raises

@@ -17,15 +17,21 @@ except ImportError:  # pragma: no cover - reported by the module with missing_re
     pass
 
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import ACCEPT, is_digest
-from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import read_head, scope
+from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import (
+    RETRY_AFTER_CAP,
+    read_head,
+    retry_after,
+    scope,
+)
 
 #: HEADs written back to back on one connection before the first answer is read.
 PIPELINE_DEPTH = 32
 
 
 def pipelined_heads(client, repository, references):
-    """``{reference: head or None}`` for the leading references that got a 200 (with a digest)
-    or a 404 on one connection; it stops at the first other answer."""
+    """``({reference: head or None}, pause)``: the leading references that got a 200 (with a
+    digest) or a 404 on one connection; it stops at the first other answer, and ``pause`` is the
+    seconds that answer's Retry-After asked for (429, 503), or None."""
     auth = client._authorization([scope(repository, "pull")], repository)
     head = "Host: {}\r\nUser-Agent: {}\r\nAccept: {}\r\n{}\r\n".format(
         client.host, client.session.headers["User-Agent"], ACCEPT,
@@ -33,6 +39,7 @@ def pipelined_heads(client, repository, references):
     payload = "".join(f"HEAD /v2/{repository}/manifests/{reference} HTTP/1.1\r\n{head}"
                       for reference in references).encode("utf-8")
     answered = {}
+    pause = None
     connection = None
     try:
         connection = _connection(client)
@@ -50,6 +57,8 @@ def pipelined_heads(client, repository, references):
                                        "media_type": headers.get("content-type", "").split(";")[0],
                                        "size": int(headers.get("content-length") or 0)}
             else:
+                if status in (429, 503):
+                    pause = retry_after(headers.get("retry-after"))
                 break
             if headers.get("connection", "").lower() == "close":
                 break
@@ -62,7 +71,7 @@ def pipelined_heads(client, repository, references):
     finally:
         if connection is not None:
             connection[0].close()
-    return answered
+    return answered, pause
 
 
 def _connection(client):
@@ -108,14 +117,17 @@ def head_manifests(client, repository, references):
     instead of one round trip (and one trip through ``requests``) each. An answer other than
     200 with a digest or 404 (a 401 for an expired token, 429, 5xx), a connection that closes,
     or a proxy in the way: those references are asked again one by one with ``client.head_manifest``,
-    which authenticates, retries and reports errors as every request does."""
+    which authenticates, retries and reports errors as every request does; after the pause a
+    Retry-After asked for, when it is one a job waits (``RETRY_AFTER_CAP``)."""
     found = {}
     pending = list(references)
     proxied = client.session.proxies.get(client._scheme) or client.session.proxies.get("all")
     while pending and not proxied:
-        answered = pipelined_heads(client, repository, pending[:PIPELINE_DEPTH])
+        answered, pause = pipelined_heads(client, repository, pending[:PIPELINE_DEPTH])
         found.update(answered)
         if len(answered) < min(len(pending), PIPELINE_DEPTH):
+            if pause is not None and pause <= RETRY_AFTER_CAP:
+                client._sleep(pause)
             break  # the connection ended early or answered otherwise: the rest one by one
         pending = pending[PIPELINE_DEPTH:]
     for reference in references:

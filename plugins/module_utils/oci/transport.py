@@ -4,11 +4,13 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
 """HTTP pieces of the OCI registry client (no registry state): the auth challenge, pagination
-links, token scopes, a block-wise upload body, large-block connections, one HEAD answer read off
-a raw connection, and the counters a run shares."""
+links, a Retry-After header, token scopes, a block-wise upload body, large-block connections, one
+HEAD answer read off a raw connection, and the counters a run shares."""
 
+import email.utils
 import re
 import threading
+import time
 
 try:
     from requests.adapters import HTTPAdapter
@@ -16,6 +18,9 @@ except ImportError:  # pragma: no cover - reported by the module with missing_re
     HTTPAdapter = object
 
 BLOCK_SIZE = 256 * 1024
+#: The longest pause a server's Retry-After (429, 503) gets before a retry; one that asks for
+#: more fails the request at once, with the pause it asked for in the error (``pause_asked``).
+RETRY_AFTER_CAP = 60
 
 
 def parse_challenge(header):
@@ -38,6 +43,37 @@ def next_link(header):
         if match:
             return match.group(1)
     return None
+
+
+def retry_after(header, now=time.time):
+    """Seconds a ``Retry-After`` header asks the client to wait (delay-seconds, or an HTTP date:
+    the seconds until then, 0 when it has passed), or None when there is none or it is not one of
+    the two forms (RFC 9110, 10.2.3)."""
+    value = (header or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:  # an HTTP date is always GMT; anything else is not one
+        return None
+    return max(0, int(round(when.timestamp() - now())))
+
+
+def pause_asked(response):
+    """What an error message adds for an answer whose Retry-After asked for a pause: ``""``, or
+    ``"; it asked to wait N s (Retry-After)"`` and, beyond ``RETRY_AFTER_CAP``, that a job does
+    not wait that long."""
+    asked = retry_after(response.headers.get("Retry-After"))
+    if asked is None or response.status_code not in (429, 503):
+        return ""
+    text = f"; it asked to wait {asked} s (Retry-After)"
+    if asked > RETRY_AFTER_CAP:
+        text += f", longer than the {RETRY_AFTER_CAP} s a promotion job waits: run the job again later"
+    return text
 
 
 def scope(repository, actions):

@@ -4,7 +4,8 @@
   counted), and a TLS failure at the token server is reported at once with the ca_cert hint;
 - head_manifests pipelines its HEADs on one connection, and whatever the pipeline does not
   answer (an error status, a connection that closes) is asked again one by one;
-- read_state sends each HEAD under a token of its repository's group (oci.tokens.token_groups)."""
+- read_state sends each HEAD under a token of its repository's group (oci.tokens.token_groups);
+- a Retry-After (429, 503) is waited for, up to a cap, in the retry path and in the pipeline."""
 
 
 import json
@@ -18,6 +19,7 @@ import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.oci import auth as auth_module
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
+from ansible_collections.segmented.registry.plugins.module_utils.oci import transport
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import OCI_MANIFEST
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.state import read_state
@@ -305,3 +307,80 @@ def test_read_state_sends_each_head_under_a_token_of_its_group_only(servers):
     for path, authorization in heads:
         group = next(g for g in groups if path.split("/manifests/")[0][len("/v2/"):] in g)
         assert authorization == "Bearer tok:" + "+".join(group), (path, authorization)
+
+
+# --- Retry-After (429, 503) ----------------------------------------------------------------------
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    now = lambda: 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT  # noqa: E731
+    assert transport.retry_after("2", now) == 2
+    assert transport.retry_after(" 120 ", now) == 120
+    assert transport.retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now) == 30
+    assert transport.retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now) == 0  # passed: no wait
+    for value in (None, "", "-1", "1.5", "soon", "Wed, 21 Oct 2015 07:28:30"):
+        assert transport.retry_after(value, now) is None, value
+
+
+def limited_registry(servers, answers):
+    """A registry without auth whose ``GET /v2/ns/app/tags/list`` answers ``answers`` in turn
+    (``(status, Retry-After or None)``), then the tags."""
+    def tags(handler):
+        if answers:
+            status, pause = answers.pop(0)
+            return handler.answer(status, {"Retry-After": pause} if pause else {}, b'{"errors": []}')
+        handler.answer(200, {"Content-Type": "application/json"}, b'{"name": "ns/app", "tags": ["v1"]}')
+    return servers({("GET", "/v2/"): lambda handler: handler.answer(200, {}, b"{}"),
+                    ("GET", "/v2/ns/app/tags/list"): tags})
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_retry_after_is_waited_for_never_less_than_the_back_off(servers, status):
+    registry = limited_registry(servers, [(status, "2"), (status, "0"), (status, None)])
+    slept = []
+    client = oci.RegistryClient(registry.endpoint, scheme="http", retries=3, backoff=0.5, sleep=slept.append)
+    try:
+        assert client.list_tags("ns/app") == ["v1"]
+    finally:
+        client.close()
+    assert registry.count("GET", "/v2/ns/app/tags/list") == 4
+    # what the registry asked for; then the back-off where it asked for less, or nothing
+    assert slept == [2, backoff(2, 0.5, oci.BACKOFF_CAP), backoff(3, 0.5, oci.BACKOFF_CAP)]
+
+
+def test_a_retry_after_beyond_the_cap_fails_at_once_and_says_so(servers):
+    registry = limited_registry(servers, [(429, str(transport.RETRY_AFTER_CAP + 1))])
+    slept = []
+    client = oci.RegistryClient(registry.endpoint, scheme="http", retries=3, sleep=slept.append)
+    try:
+        with pytest.raises(RegistryError) as raised:
+            client.list_tags("ns/app")
+    finally:
+        client.close()
+    assert registry.count("GET", "/v2/ns/app/tags/list") == 1 and slept == []
+    message = str(raised.value)
+    assert "list tags of ns/app failed: HTTP 429" in message
+    assert f"it asked to wait {transport.RETRY_AFTER_CAP + 1} s (Retry-After), longer than the " \
+           f"{transport.RETRY_AFTER_CAP} s a promotion job waits" in message, message
+
+
+def test_the_pipeline_waits_as_a_retry_after_asks_before_going_one_by_one(servers):
+    registry = pipelined_registry(servers)
+    limited = {"t040"}
+    manifest = registry.routes[("HEAD", "/v2/ns/app/manifests/*")]
+
+    def once_limited(handler):
+        tag = handler.path.rsplit("/", 1)[1]
+        if tag in limited and handler.headers.get("Authorization") == "Bearer t1":
+            limited.discard(tag)
+            return handler.answer(429, {"Retry-After": "3"})
+        return manifest(handler)
+    registry.routes[("HEAD", "/v2/ns/app/manifests/*")] = once_limited
+    slept = []
+    client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", sleep=slept.append)
+    try:
+        found = client.head_manifests("ns/app", TAGS)
+    finally:
+        client.close()
+    assert found == [(tag, expected(tag)) for tag in TAGS]
+    assert slept == [3]
