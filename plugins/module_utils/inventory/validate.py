@@ -310,6 +310,19 @@ def build_environments(environments):
     return {env.name: env for _where, env in parsed}
 
 
+def _check_build_namespaces(host, credentials, environment_owners, out):
+    """A build namespace may not be an environment's namespace: its builder's push credential
+    pushes to the namespace of that name on the registry cluster, where the environment's registry
+    takes its pushes from promotion alone. ``environment_owners``: ``{name: its entry's label}``."""
+    for index, builder in enumerate((credentials or {}).get("builders") or ()):
+        owner = environment_owners.get(builder["namespace"])
+        if owner:
+            out.add(host, f"{VAR_CREDENTIALS}.builders[{index}].namespace", "{} is also the namespace of environment {} "
+                    "({}) on the registry cluster; a build there could push into that environment's registry past "
+                    "promotion: build in a namespace of its own".format(
+                        show(builder["namespace"]), builder["namespace"], owner))
+
+
 #: Which clusters a playbook touches: every managed cluster (site), or the registry cluster alone
 #: (promote, demote, reconcile, audit).
 TOUCH_ALL = "all"
@@ -327,7 +340,7 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
     """
     out = _Collector()
     parsed = _parse_environments(environments, out)
-    _names, endpoints, absent = _check_environment_set(parsed, environments, out)
+    names, endpoints, absent = _check_environment_set(parsed, environments, out)
     envs = {env.name: env for _where, env in parsed}
     known_names = sorted(set(envs) | out.broken_names)
     present_names = [known for known in known_names if known not in absent]
@@ -348,6 +361,7 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
         integrated = hostvars.get(VAR_INTEGRATED_REGISTRY)
         auth = parse_k8s_auth(host, hostvars.get(VAR_K8S_AUTH), out)
         credentials = parse_credentials(host, hostvars.get(VAR_CREDENTIALS), role, kind == "environment", out)
+        _check_build_namespaces(host, credentials, names, out)
 
         if role is not None and role not in ROLES:
             out.add(host, VAR_ROLE, "{} is not a role; use registry (the one cluster hosting the environment "

@@ -68,3 +68,13 @@ def test_a_cluster_left_alone_or_the_registry_cluster_gets_none():
     with pytest.raises(TopologyError) as error:
         build_topology(ENVIRONMENTS, registry_hosts)
     assert "registry cluster, which mints" in error.value.text
+
+
+def test_a_build_namespace_may_not_be_an_environments_namespace():
+    """Issue 22: a builder's push credential pushes to the namespace of its name on the registry
+    cluster; the test environment's registry takes its pushes there from promotion alone."""
+    found = problems({"builders": [{"namespace": "myproject"}, {"namespace": "test"}]})
+    assert found == ['test: segmented_registry_credentials.builders[1].namespace: "test" is also the namespace of '
+                     "environment test (segmented_registry_environments[0] (test)) on the registry cluster; a build "
+                     "there could push into that environment's registry past promotion: build in a namespace of "
+                     "its own"], found
