@@ -6,7 +6,8 @@
 On the controller: gathers the ``segmented_registry_*`` variables of every host in the
 ``all`` group (templated; an undefined value counts as absent), checks the inventory (the
 same pure code the module runs, so a bad inventory fails before anything runs on the
-target), then runs the module, which checks that every managed cluster answers.
+target) and, with ``role_variables``, that every host has the variables the roles that run for
+it require, then runs the module, which checks that every managed cluster answers.
 """
 
 from ansible.errors import AnsibleUndefinedVariable
@@ -27,6 +28,14 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.optio
     hosts_to_clusters,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import unreachable_problems
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.role_variables import (
+    EMPTY,
+    SET,
+    UNSET,
+    missing_role_variables,
+    parse_role_variables,
+    wanted,
+)
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import TOUCH_ALL, build_topology
 
 MODULE = "segmented.registry.validate_inventory"
@@ -44,7 +53,7 @@ def _first_line(error):
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("environments", "clusters", "check_reachable", "touch", "timeout"))
+    _VALID_ARGS = frozenset(("environments", "clusters", "check_reachable", "touch", "timeout", "role_variables"))
 
     def _host_templar(self, raw_vars):
         return self._templar.copy_with_new_env(available_variables=raw_vars)
@@ -90,6 +99,28 @@ class ActionModule(ActionBase):
                 warnings.append(f"{host}: {name} is not a variable of segmented.registry and is ignored; did you mean {suggestion}?")
         return environments, hosts, problems, warnings
 
+    def role_variable_values(self, task_vars, needs):
+        """``{host: {variable: (SET | UNSET | EMPTY, undefined)}}`` of what ``needs`` names,
+        templated with each host's variables (extra variables included)."""
+        hostvars = task_vars.get("hostvars") or {}
+        values = {}
+        for host, items in needs.items():
+            raw = hostvars.raw_get(host) if hasattr(hostvars, "raw_get") else hostvars.get(host, {})
+            raw = raw if hasattr(raw, "get") else {}
+            templar = self._host_templar(raw)
+            found = values[host] = {}
+            for _role, name in items:
+                if name not in raw or name in found:
+                    continue
+                value, undefined = self._template(templar, raw[name])
+                if undefined:
+                    found[name] = (UNSET, undefined)
+                elif value is None or (isinstance(value, str) and not value.strip()):
+                    found[name] = (EMPTY, None)
+                else:
+                    found[name] = (SET, None)
+        return values
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp  # tmp no longer has any effect
@@ -106,14 +137,23 @@ class ActionModule(ActionBase):
         if warnings:
             result.setdefault("warnings", []).extend(warnings)
 
+        try:
+            role_variables = parse_role_variables(args.get("role_variables"))
+        except ValueError as error:
+            result.update(failed=True, msg=str(error), clusters={})
+            return result
+
         # Check the inventory here first: the module's argument spec would reject some of the
         # same mistakes with less helpful messages (and one at a time).
-        topology = None
+        topology, hosts = None, None
         try:
-            topology = build_topology(args["environments"], clusters_to_hosts(args["clusters"]),
-                                      touch=args.get("touch") or TOUCH_ALL)
+            hosts = clusters_to_hosts(args["clusters"])
+            topology = build_topology(args["environments"], hosts, touch=args.get("touch") or TOUCH_ALL)
         except TopologyError as error:
             problems.extend(error.problems)
+        if role_variables and hosts is not None:  # every problem at once, the inventory's and the roles'
+            needs = wanted(role_variables, hosts)
+            problems.extend(missing_role_variables(needs, self.role_variable_values(task_vars, needs)))
         if problems:
             error = TopologyError(problems)
             result.update(failed=True, msg=error.text, problems=[problem.to_dict() for problem in problems], clusters={})

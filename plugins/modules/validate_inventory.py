@@ -52,6 +52,34 @@ options:
       - Seconds to wait for each request to a cluster's API server.
     type: int
     default: 10
+  role_variables:
+    description:
+      - The variables roles require without a default, checked for every inventory host the role
+        runs for, together with the inventory (every problem at once, each naming the host and the
+        variable). A variable that is not set, is empty, or uses an undefined variable is a problem.
+      - C(segmented.registry.validate) (and so the site playbook) fills it from the
+        C(required) options of the C(meta/argument_specs.yml) of the collection's roles.
+      - Checked by the action plugin, on the controller, against the inventory's variables of each host
+        (extra variables included).
+    type: list
+    elements: dict
+    suboptions:
+      role:
+        description: The role, for the messages, like V(segmented.registry.registry_cluster).
+        type: str
+        required: true
+      clusters:
+        description:
+          - The hosts the role runs for. V(registry) - the host with C(segmented_registry_role=registry).
+            V(consumers) - every other host with an environment other than V(default).
+        type: str
+        required: true
+        choices: [registry, consumers]
+      variables:
+        description: The names of the variables the role requires.
+        type: list
+        elements: str
+        required: true
 requirements:
   - python >= 3.9
   - kubernetes >= 30.1.0
@@ -75,6 +103,16 @@ EXAMPLES = r"""
 - name: Only check the inventory, offline
   segmented.registry.validate_inventory:
     check_reachable: false
+
+- name: Also check that every host has what the roles that run for it require
+  segmented.registry.validate_inventory:
+    role_variables:
+      - role: segmented.registry.registry_cluster
+        clusters: registry
+        variables: [registry_cluster_token_server_image, registry_cluster_token_server_route_host]
+      - role: segmented.registry.consumer_cluster
+        clusters: consumers
+        variables: [consumer_cluster_logical_registry]
 
 - name: Check an inventory given explicitly
   segmented.registry.validate_inventory:
@@ -267,6 +305,16 @@ def argument_spec():
         "check_reachable": {"type": "bool", "default": True},
         "touch": {"type": "str", "choices": [TOUCH_ALL, TOUCH_REGISTRY], "default": TOUCH_ALL},
         "timeout": {"type": "int", "default": 10},
+        # checked by the action plugin, which has the inventory's variables; shape only here
+        "role_variables": {
+            "type": "list",
+            "elements": "dict",
+            "options": {
+                "role": {"type": "str", "required": True},
+                "clusters": {"type": "str", "required": True, "choices": ["registry", "consumers"]},
+                "variables": {"type": "list", "elements": "str", "required": True},
+            },
+        },
     }
 
 

@@ -8,11 +8,13 @@ in tests/integration/test_validate_inventory.py.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
+import yaml
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)
@@ -157,3 +159,79 @@ def test_validate_playbook_with_the_example_inventory(ansible):
     assert summary[0].startswith("registry cluster registry-cluster (kubeconfig ~/.kube/segmented-registry.kubeconfig "
                                  "context registry) hosts test, uat, prod")
     assert "left alone (no environment): legacy-cluster" in summary
+
+
+ROLE_VARIABLES = [
+    {"role": "segmented.registry.registry_cluster", "clusters": "registry",
+     "variables": ["registry_cluster_token_server_image", "registry_cluster_token_server_route_host"]},
+    {"role": "segmented.registry.consumer_cluster", "clusters": "consumers",
+     "variables": ["consumer_cluster_logical_registry"]},
+]
+
+
+def test_role_variables_name_every_host_and_variable_missing(ansible):
+    """What the roles require, for the hosts they run for (the registry cluster; the consumers,
+    not the host left alone): unset, empty and templated from an undefined variable, all at once
+    with the inventory's own problems; extra variables count."""
+    inventory = INVENTORY.replace("    kubeconfig_path: /srv/kube/config\n", """    kubeconfig_path: /srv/kube/config
+    consumer_cluster_logical_registry: registry.apps.example.com
+""").replace("      segmented_registry_environment: prod\n", """      segmented_registry_environment: prod
+      consumer_cluster_logical_registry: "{{ vault_registry_name }}"
+""").replace("      segmented_registry_role: registry\n", """      segmented_registry_role: registry
+      registry_cluster_token_server_image: ""
+""").replace("    legacy:\n", "    legacy:\n      segmented_registry_enviroment: prod\n")
+    process, report = ansible(inventory, "-a", json.dumps({"check_reachable": False, "role_variables": ROLE_VARIABLES}))
+    result = task_result(report)
+    assert process.returncode != 0, result
+    texts = [p["text"] for p in result["problems"]]
+    requires = "the role segmented.registry.{} requires it (required in its meta/argument_specs.yml, no default)"
+    assert texts == [
+        "hub: registry_cluster_token_server_image: is empty, and " + requires.format("registry_cluster")
+        + "; set it to a value",
+        "hub: registry_cluster_token_server_route_host: is not set, and " + requires.format("registry_cluster")
+        + "; set it for this host in the inventory (group_vars or host_vars/hub); see ansible-doc -t role "
+        "segmented.registry.registry_cluster",
+        "prod-east: consumer_cluster_logical_registry: uses an undefined variable ('vault_registry_name' is "
+        "undefined), and " + requires.format("consumer_cluster") + "; define it or set "
+        "consumer_cluster_logical_registry to a value",
+    ], texts
+    assert TOKEN not in json.dumps(report)
+
+    process, report = ansible(inventory, "-a", json.dumps({"check_reachable": False, "role_variables": ROLE_VARIABLES}),
+                              "-e", json.dumps({"registry_cluster_token_server_image": "r.example.com/ts:1",
+                                                "registry_cluster_token_server_route_host": "token.example.com",
+                                                "vault_registry_name": "registry.apps.example.com"}))
+    assert process.returncode == 0, task_result(report)
+
+
+@pytest.mark.parametrize("value, needle", [
+    ({"role": "r", "clusters": "all", "variables": ["x"]}, "role_variables[0].clusters must be registry or consumers"),
+    ({"role": "r", "clusters": "registry", "variables": "x"}, "role_variables[0].variables must be a list"),
+    ({"role": "r", "clusters": "registry", "variables": ["x"], "hosts": "a"}, 'role_variables[0]: unknown key "hosts"'),
+])
+def test_a_malformed_role_variables_is_refused(ansible, value, needle):
+    process, report = ansible(INVENTORY, "-a", json.dumps({"check_reachable": False, "role_variables": [value]}))
+    result = task_result(report)
+    assert process.returncode != 0 and needle in result["msg"], result
+
+
+def test_validate_playbook_reads_what_the_roles_require_from_their_argument_specs(ansible, tmp_path):
+    """validate.yml names, per host, every variable marked required in the argument specs of the
+    roles site.yml runs for that host, before anything runs: here the example inventory without
+    the token server's route host and the logical registry name."""
+    folder = tmp_path / "example"
+    shutil.copytree(os.path.join(REPO, "inventories", "example"), str(folder))
+    group_vars = folder / "group_vars" / "all.yml"
+    values = yaml.safe_load(group_vars.read_text())
+    values.pop("registry_cluster_token_server_route_host", None)
+    values.pop("consumer_cluster_logical_registry", None)
+    group_vars.write_text(yaml.safe_dump(values))
+    process, report = ansible(str(folder), "segmented.registry.validate", "-e", "segmented_registry_check_reachable=false",
+                              "-e", "vault_prod_cluster_token=x", command="ansible-playbook")
+    assert process.returncode != 0, report
+    result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    missing = [(p["host"], p["field"]) for p in result["problems"]]
+    assert missing == [("registry-cluster", "registry_cluster_token_server_route_host"),
+                       ("test-cluster", "consumer_cluster_logical_registry"),
+                       ("uat-cluster", "consumer_cluster_logical_registry"),
+                       ("prod-cluster", "consumer_cluster_logical_registry")], result["problems"]
