@@ -10,17 +10,27 @@ author:
   - segmented.registry contributors (!UNKNOWN)
 description:
   - One credential of one consumer cluster. On the registry cluster, an identity (the ServiceAccount
-    C(segmented-<access>-<cluster_name>) in O(namespace)) bound to C(system:image-puller)
-    (O(access=pull)) or C(system:image-pusher) (O(access=push)) in that namespace only, and its
-    token. On the consumer cluster, a C(kubernetes.io/dockerconfigjson) Secret O(secret_name) for
+    C(segmented-<access>-<cluster_name>) in O(namespace)) bound to C(segmented-registry:environment-puller)
+    (O(access=pull), the token server's own right to pull from that environment's registry, made by the
+    registry-cluster role) or C(system:image-pusher) (O(access=push), OpenShift's, for the integrated
+    registry) in that namespace only, and its token. On the consumer cluster, a C(kubernetes.io/dockerconfigjson) Secret O(secret_name) for
     the registry O(registry) in each namespace of O(targets), linked to the service accounts listed
     there (C(imagePullSecrets) for pull, C(secrets) for push), without disturbing their other entries.
   - A pull credential of environment C(test) is minted in namespace C(test) - the environment registry's
     token server grants pulls there and nowhere else. A push credential of a build namespace is minted
     in that namespace - the integrated registry grants pushes to that namespace only.
   - Tokens come from the TokenRequest API (O(token_type=bound)), bound to a Secret per credential
-    generation on the registry cluster - deleting that Secret revokes the token. O(token_type=long_lived)
-    uses a C(kubernetes.io/service-account-token) Secret instead (no expiry; deleting it revokes it).
+    generation on the registry cluster - deleting that Secret revokes the token. A pull credential's
+    token is minted for the audience C(segmented.registry/token-server) - the environment registries'
+    token server accepts it, the registry cluster's API refuses it (401); a push credential's is an API
+    token, as the integrated registry wants. A generation minted for another audience (an earlier
+    version's) is replaced and revoked by the next run. O(token_type=long_lived) uses a
+    C(kubernetes.io/service-account-token) Secret instead (no expiry; deleting it revokes it) - push
+    credentials only.
+  - A Secret on the consumer cluster is this credential's when segmented.registry made it for this
+    credential and either for this O(cluster_name) or for the same O(registry) through O(namespace) -
+    so renaming the host in the inventory adopts its Secrets (the identity of the former name is
+    removed by the credentials role). The token is read back only from such a Secret at a target's name.
   - Takes both clusters explicitly (O(registry_cluster), O(cluster)) and checks, before writing anything,
     that both answer, that the caller holds every right the run needs (SelfSubjectAccessReview), that
     every target namespace and service account exists and that no Secret of someone else's is in the way.
@@ -151,7 +161,8 @@ options:
   cluster_name:
     description:
       - The consumer cluster's inventory host name; it names the identity and labels every object. A
-        lowercase DNS label of at most 40 characters.
+        lowercase DNS label of at most 40 characters. Renamed, it takes over the Secrets of the same
+        O(registry) and O(namespace) made under the former name.
     type: str
     required: true
   access:
@@ -204,7 +215,8 @@ options:
     description:
       - V(bound) - a TokenRequest token of O(duration) seconds, bound to its generation Secret.
       - V(long_lived) - a C(kubernetes.io/service-account-token) Secret (no expiry). OpenShift 4.11+ no
-        longer makes these on its own but still honours them; prefer V(bound).
+        longer makes these on its own but still honours them; prefer V(bound). Refused with O(access=pull) -
+        such a Secret holds an API token, which the environment registries' token server does not accept.
     type: str
     choices: [bound, long_lived]
     default: bound

@@ -11,12 +11,13 @@
 - ``access``: SelfSubjectAccessReviews before anything is written;
 - ``distribute``: one credential, minted on the registry cluster and written to a consumer.
 
-``mint_token`` and ``CredentialsError`` stay importable from here (the lab and the promotion
+``mint_token``, ``TOKEN_SERVER_AUDIENCE`` and ``CredentialsError`` stay importable from here (the lab and the promotion
 job use them).
 """
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (  # noqa: F401
     MIN_TOKEN_SECONDS,
+    TOKEN_SERVER_AUDIENCE,
     CredentialsError,
     mint_token,
     parse_service_account,

@@ -23,6 +23,12 @@ class ConsumerSide:
                                                     f"cluster {self.spec.cluster}"))
         return [self._dict(self.consumer_api, item) for item in items]
 
+    def _owned_on_consumer(self):
+        """The Secrets of this credential on the consumer cluster, wherever they are: made for this
+        inventory host, or for the same registry and namespace under the host's former name."""
+        return [secret for secret in self._ours_on_consumer({"credential": self.spec.credential})
+                if self.spec.owns(secret)]
+
     def _up_to_date(self, secret, generation):
         if secret is None or generation is None:
             return False
@@ -44,15 +50,12 @@ class ConsumerSide:
 
     def _check_foreign(self, namespace, name, secret):
         spec = self.spec
-        metadata = (secret or {}).get("metadata") or {}
-        found = metadata.get("labels") or {}
-        if secret is not None and (found.get(labels.MANAGED_BY) != labels.MANAGED_BY_VALUE
-                                   or found.get(labels.LABEL_CREDENTIAL) != spec.credential
-                                   or found.get(labels.LABEL_CLUSTER) != spec.cluster):
+        if secret is not None and not spec.owns(secret):
             raise CredentialsError(
                 f"cluster {spec.cluster}: Secret {namespace}/{name} exists and is not this credential's "
-                f"({spec.credential}, made by segmented.registry); it is left alone: delete it or choose another "
-                "secret_name. Nothing was changed")
+                f"({spec.credential} for {spec.registry}, made by segmented.registry for this inventory host or for "
+                f"the same registry through namespace {spec.namespace}); it is left alone: delete it or choose "
+                "another secret_name. Nothing was changed")
 
     def _write_secret(self, target, secret, generation, token, expires):
         spec = self.spec

@@ -36,6 +36,7 @@ LONG_LIVED_WAIT = 30
 SECRET_TYPE_TOKEN = "kubernetes.io/service-account-token"
 SECRET_TYPE_OPAQUE = "Opaque"
 RENEW_REASON = "its token is within renew_before of its expiry"
+AUDIENCE_REASON = "its token was minted for another audience"
 
 
 class Credential(ConsumerSide):
@@ -153,6 +154,8 @@ class Credential(ConsumerSide):
                 return "token_type changed to bound"
             if annotations.get(labels.ANNOTATION_ACCOUNT_UID) != account["metadata"]["uid"]:
                 return "the identity was made again"
+            if annotations.get(labels.ANNOTATION_AUDIENCE, "") != spec.audience_text:
+                return AUDIENCE_REASON
             expires = labels.expires_epoch(annotations.get(labels.ANNOTATION_EXPIRES))
             if not labels.keep_generation(expires, spec.renew_before, self.now):
                 return RENEW_REASON
@@ -205,7 +208,7 @@ class Credential(ConsumerSide):
             self._check_foreign(target.namespace, name, secret)
             consumer[target.namespace] = (target, secret, accounts)
         wanted = {(target.namespace, spec.secret_of(target)) for target in spec.targets}
-        stale = [secret for secret in self._ours_on_consumer({"credential": spec.credential, "cluster": spec.cluster})
+        stale = [secret for secret in self._owned_on_consumer()
                  if (secret["metadata"]["namespace"], secret["metadata"]["name"]) not in wanted]
         return account, binding, current, others, highest, consumer, stale
 
@@ -219,8 +222,10 @@ class Credential(ConsumerSide):
         if why_new is None:
             expires = labels.expires_epoch(((current["metadata"].get("annotations") or {})).get(labels.ANNOTATION_EXPIRES))
             if any(not self._up_to_date(secret, current) for _target, secret, _accounts in consumer.values()):
+                # the token is read back only from a Secret this credential wrote where it writes
+                # it (a target's name, checked as ours above), never from any Secret that merely
+                # carries the labels
                 sources = [secret for _t, secret, _a in consumer.values() if self._up_to_date(secret, current)]
-                sources += [secret for secret in stale if self._up_to_date(secret, current)]
                 if current.get("type") == SECRET_TYPE_TOKEN:
                     token = long_lived_token(current, spec.identity_path)
                 elif sources:
@@ -322,6 +327,7 @@ class Credential(ConsumerSide):
             body = {"metadata": meta, "type": SECRET_TYPE_TOKEN}
         else:
             meta["annotations"][labels.ANNOTATION_EXPIRES] = labels.expires_text(self.now + spec.duration)
+            meta["annotations"][labels.ANNOTATION_AUDIENCE] = spec.audience_text
             body = {"metadata": meta, "type": SECRET_TYPE_OPAQUE}
         created = self._write("registry cluster", f"create generation Secret {spec.namespace}/{name} ({why})",
                               self.reg.create_namespaced_secret, spec.namespace, body)
@@ -332,7 +338,7 @@ class Credential(ConsumerSide):
             token = self._wait_for_long_lived(name)
             return generation, token, None
         token, expires = mint_bound_token(self.registry_api, spec.identity_path, spec.duration, name,
-                                          generation["metadata"]["uid"])
+                                          generation["metadata"]["uid"], audiences=spec.audiences)
         self.mask(token)
         if expires is not None:
             patch = {"metadata": {"annotations": {labels.ANNOTATION_EXPIRES: labels.expires_text(expires)}}}

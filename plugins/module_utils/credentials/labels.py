@@ -34,11 +34,14 @@ ANNOTATION_REGISTRY = PREFIX + "registry"         # the dockerconfigjson key (ho
 ANNOTATION_LINKED = PREFIX + "linked"             # service accounts linked, comma-separated
 ANNOTATION_REVOKE_AFTER = PREFIX + "revoke-after"  # on a replaced generation: epoch seconds
 ANNOTATION_ACCOUNT_UID = PREFIX + "service-account-uid"
+ANNOTATION_AUDIENCE = PREFIX + "audience"          # on generation Secrets: the token's audience ("": the API's)
 
 ACCESS_PULL = "pull"
 ACCESS_PUSH = "push"
-#: The ClusterRole that gives the access, in the identity's namespace.
-CLUSTER_ROLES = {ACCESS_PULL: "system:image-puller", ACCESS_PUSH: "system:image-pusher"}
+#: The ClusterRole that gives the access, in the identity's namespace: pull from an environment
+#: registry is the token server's own right (roles/registry_cluster makes the role; no built-in
+#: role carries it), push to the integrated registry is OpenShift's.
+CLUSTER_ROLES = {ACCESS_PULL: "segmented-registry:environment-puller", ACCESS_PUSH: "system:image-pusher"}
 #: The user name written into the dockerconfigjson (the registry ignores it).
 USERNAME = "serviceaccount"
 
@@ -49,6 +52,23 @@ NEVER = "never"
 
 def base_labels(credential, cluster, access):
     return {MANAGED_BY: MANAGED_BY_VALUE, LABEL_CREDENTIAL: credential, LABEL_CLUSTER: cluster, LABEL_ACCESS: access}
+
+
+def owns(secret, credential, cluster, registry, identity_namespace):
+    """Whether a consumer Secret (a dict) is this credential's to overwrite, read and remove: made by
+    segmented.registry for ``credential``, and either for the inventory host ``cluster`` or for the
+    same registry through an identity in the same registry-cluster namespace (the same environment's
+    or build namespace's credential, after the host was renamed in the inventory: adopted). A Secret
+    of another registry (another installation writing to the same cluster) is not."""
+    metadata = (secret or {}).get("metadata") or {}
+    found = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    if found.get(MANAGED_BY) != MANAGED_BY_VALUE or found.get(LABEL_CREDENTIAL) != credential:
+        return False
+    if found.get(LABEL_CLUSTER) == cluster:
+        return True
+    return (annotations.get(ANNOTATION_REGISTRY) == registry
+            and (annotations.get(ANNOTATION_IDENTITY) or "").partition("/")[0] == identity_namespace)
 
 
 def selector(**labels):

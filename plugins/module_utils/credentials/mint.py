@@ -3,9 +3,11 @@
 
 """Registry credentials: service account tokens of the registry cluster.
 
-OpenShift's registry (and the collection's token server) takes an API token of the registry
-cluster as the basic-auth password. Three ways to get one, all for a service account named
-``namespace/name``:
+OpenShift's integrated registry takes an API token of the registry cluster (the API server's
+default audience) as the basic-auth password. The collection's token server, in front of the
+environment registries, takes only tokens minted for its own audience, ``TOKEN_SERVER_AUDIENCE``:
+such a token is no key to the registry cluster's API (the API server refuses it with 401). Three
+ways to get a token, all for a service account named ``namespace/name``:
 
 - ``mint_token``: a TokenRequest token, valid for minutes (a promotion job uses it for one run);
 - ``mint_bound_token``: a TokenRequest token bound to a Secret (``boundObjectRef``): the API server
@@ -29,6 +31,12 @@ from ansible_collections.segmented.registry.plugins.module_utils.text import sho
 #: The TokenRequest API refuses expirationSeconds below 10 minutes.
 MIN_TOKEN_SECONDS = 600
 
+#: The audience the token server accepts for the environment registries (and nothing else does):
+#: the TokenReview it makes names this audience, so the API server takes such a token for the
+#: token server only. None in ``audiences``: the API server's default audience (its own API, and
+#: the integrated registry).
+TOKEN_SERVER_AUDIENCE = "segmented.registry/token-server"
+
 
 class CredentialsError(Exception):
     """A token could not be minted; the message says why and how to fix it."""
@@ -42,20 +50,32 @@ def parse_service_account(value):
     return found
 
 
-def mint_token(client, service_account, seconds=MIN_TOKEN_SECONDS):
+def token_request_spec(seconds, audiences=None, bound_secret=None):
+    """The ``spec`` of a TokenRequest (pure): ``audiences`` (a list; None or empty: the API
+    server's default audience), bound to ``bound_secret`` (``(name, uid)``) when given."""
+    spec = {"expirationSeconds": int(seconds)}
+    if audiences:
+        spec["audiences"] = list(audiences)
+    if bound_secret:
+        name, uid = bound_secret
+        spec["boundObjectRef"] = {"apiVersion": "v1", "kind": "Secret", "name": name, "uid": uid}
+    return spec
+
+
+def mint_token(client, service_account, seconds=MIN_TOKEN_SECONDS, audiences=None):
     """A TokenRequest token of ``namespace/name`` on the cluster of ``client`` (kubernetes.core's
-    ``K8SClient`` or a kubernetes ``ApiClient``: see ``kube.create_token``). Needs ``create`` on
-    ``serviceaccounts/token`` in that namespace."""
-    return _token_request(client, service_account, {"expirationSeconds": int(seconds)})[0]
+    ``K8SClient`` or a kubernetes ``ApiClient``: see ``kube.create_token``), for ``audiences``
+    (None: the API server's; ``[TOKEN_SERVER_AUDIENCE]``: the environment registries' token
+    server). Needs ``create`` on ``serviceaccounts/token`` in that namespace."""
+    return _token_request(client, service_account, token_request_spec(seconds, audiences))[0]
 
 
-def mint_bound_token(client, service_account, seconds, secret_name, secret_uid):
+def mint_bound_token(client, service_account, seconds, secret_name, secret_uid, audiences=None):
     """``(token, expiration timestamp as epoch seconds)``: a TokenRequest token of ``namespace/name``
-    bound to the Secret ``secret_name`` (uid ``secret_uid``) in the same namespace. Deleting that
-    Secret revokes the token."""
-    spec = {"expirationSeconds": int(seconds),
-            "boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": secret_name, "uid": secret_uid}}
-    return _token_request(client, service_account, spec)
+    for ``audiences`` (as ``mint_token``), bound to the Secret ``secret_name`` (uid ``secret_uid``)
+    in the same namespace. Deleting that Secret revokes the token."""
+    return _token_request(client, service_account,
+                          token_request_spec(seconds, audiences, (secret_name, secret_uid)))
 
 
 def long_lived_token(secret, service_account):

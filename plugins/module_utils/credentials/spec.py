@@ -7,13 +7,18 @@ one (``spec_problems``): pure, checked before any cluster is reached."""
 from dataclasses import dataclass, field
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import labels, link
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import MIN_TOKEN_SECONDS
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import MIN_TOKEN_SECONDS, TOKEN_SERVER_AUDIENCE
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import split_host_port
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
 
 STATE_PRESENT = "present"
 STATE_ABSENT = "absent"
+
+#: The audience a credential's tokens are minted for: a pull credential is for an environment
+#: registry's token server only; a push credential is for the integrated registry, which takes API
+#: tokens of the registry cluster (None: the API server's default audience).
+AUDIENCES = {labels.ACCESS_PULL: [TOKEN_SERVER_AUDIENCE], labels.ACCESS_PUSH: None}
 
 
 @dataclass
@@ -57,8 +62,21 @@ class Spec:
     def link_field(self):
         return link.field_for(self.access)
 
+    @property
+    def audiences(self):
+        return AUDIENCES.get(self.access)
+
+    @property
+    def audience_text(self):
+        """What a generation Secret records of its token's audience ("": the API server's)."""
+        return ",".join(self.audiences or ())
+
     def secret_of(self, target):
         return target.secret_name or self.secret_name
+
+    def owns(self, secret):
+        """Whether a consumer Secret is this credential's (see ``labels.owns``)."""
+        return labels.owns(secret, self.credential, self.cluster, self.registry, self.namespace)
 
 
 def spec_problems(spec):
@@ -94,6 +112,10 @@ def spec_problems(spec):
                 problems.append(f"targets[{index}].service_accounts: {show(name)} is not a service account name")
     if spec.token_type not in (labels.TOKEN_BOUND, labels.TOKEN_LONG_LIVED):
         problems.append(f"token_type: {show(spec.token_type)} is not bound or long_lived")
+    elif spec.token_type == labels.TOKEN_LONG_LIVED and spec.audiences:
+        problems.append(f"token_type: long_lived cannot make a {spec.access} credential: the environment registries' "
+                        f"token server accepts only tokens minted for its audience ({', '.join(spec.audiences)}), and a "
+                        "long-lived token Secret holds an API token; use token_type bound")
     if spec.token_type == labels.TOKEN_BOUND:
         if not isinstance(spec.duration, int) or spec.duration < MIN_TOKEN_SECONDS:
             problems.append(f"duration: {show(spec.duration)} seconds; the TokenRequest API needs at least {MIN_TOKEN_SECONDS}")

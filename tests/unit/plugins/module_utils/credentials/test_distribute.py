@@ -133,7 +133,8 @@ class Core:
         self.c.get("ServiceAccount", namespace, name)
         bound = body["spec"]["boundObjectRef"]
         assert self.c.get("Secret", namespace, bound["name"])["metadata"]["uid"] == bound["uid"]
-        token = f"token-{namespace}-{name}-{bound['name']}"
+        audience = ",".join(body["spec"].get("audiences") or ["api"])
+        token = f"token-{namespace}-{name}-{bound['name']}-{audience}"
         return _Token(token)
 
 
@@ -221,8 +222,10 @@ def test_first_run_mints_writes_then_links(clusters):
     result, masked, credential = run(clusters)
     assert result["changed"] and result["new_generation"]
     assert result["generation"] == "segmented-pull-test-gen1"
-    assert registry.get("RoleBinding", "test", "segmented-pull-test")["roleRef"]["name"] == "system:image-puller"
+    assert registry.get("RoleBinding", "test", "segmented-pull-test")["roleRef"]["name"] == \
+        "segmented-registry:environment-puller"
     token = token_in(consumer, "myproject")
+    assert token.endswith("-segmented.registry/token-server")  # the token server's audience, not the API's
     assert token == token_in(consumer, "openshift-config") and token in masked
     writes = consumer.writes
     assert writes.index(("create", "Secret", "myproject", "segmented-registry-pull")) < writes.index(
@@ -358,9 +361,88 @@ def test_absent_revokes_and_removes_only_its_identity(clusters):
         consumer.get("Secret", "myproject", "segmented-registry-pull")
 
 
+def push_spec(**changes):
+    return dict(dict(access="push", namespace="builds", registry="default-registry.example.com",
+                     secret_name="segmented-registry-push", targets=[Target("myproject", [])]), **changes)
+
+
+def push_token(consumer):
+    secret = consumer.get("Secret", "myproject", "segmented-registry-push")
+    return json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))["auths"]["default-registry.example.com"]["password"]
+
+
 def test_long_lived_token_is_read_from_its_secret(clusters):
     registry, consumer = clusters
-    result, _masked, _credential = run(clusters, token_type="long_lived")
+    registry.put("Namespace", None, {"metadata": {"name": "builds"}})
+    result, _masked, _credential = run(clusters, **push_spec(token_type="long_lived"))
     assert result["expires"] is None
-    assert token_in(consumer, "myproject") == "long-lived-segmented-pull-test-gen1"
-    assert not run(clusters, now=NOW + 10 ** 7, token_type="long_lived")[0]["changed"]
+    assert push_token(consumer) == "long-lived-segmented-push-test-gen1"
+    assert not run(clusters, now=NOW + 10 ** 7, **push_spec(token_type="long_lived"))[0]["changed"]
+
+
+def test_push_credential_keeps_the_api_audience_and_image_pusher(clusters):
+    """The integrated registry keeps OpenShift's model: an API token, system:image-pusher."""
+    registry, consumer = clusters
+    registry.put("Namespace", None, {"metadata": {"name": "builds"}})
+    run(clusters, **push_spec())
+    assert push_token(consumer).endswith("-api")
+    assert registry.get("RoleBinding", "builds", "segmented-push-test")["roleRef"]["name"] == "system:image-pusher"
+    assert labels.ANNOTATION_AUDIENCE in registry.get("Secret", "builds", "segmented-push-test-gen1")["metadata"]["annotations"]
+    assert not run(clusters, now=NOW + 5, **push_spec())[0]["changed"]
+
+
+def test_a_pull_credential_of_the_old_model_is_replaced_and_revoked(clusters):
+    """A pull credential an earlier version made (an API token, system:image-puller): the next run
+    binds environment-puller, mints for the token server, and revokes the API token at once."""
+    registry, consumer = clusters
+    run(clusters)
+    registry.objects[("RoleBinding", "test", "segmented-pull-test")]["roleRef"]["name"] = "system:image-puller"
+    del registry.objects[("Secret", "test", "segmented-pull-test-gen1")]["metadata"]["annotations"][labels.ANNOTATION_AUDIENCE]
+    result, _masked, _credential = run(clusters, now=NOW + 5)
+    assert result["reason"] == distribute.AUDIENCE_REASON and result["revoked"] == ["test/segmented-pull-test-gen1"]
+    assert registry.get("RoleBinding", "test", "segmented-pull-test")["roleRef"]["name"] == \
+        "segmented-registry:environment-puller"
+    assert not run(clusters, now=NOW + 6)[0]["changed"]
+
+
+def test_token_is_read_back_only_from_a_target_secret(clusters):
+    """A look-alike in another namespace with this credential's labels and annotations (and a token
+    of its own) is never the token that goes into a new target namespace."""
+    registry, consumer = clusters
+    run(clusters)
+    real = consumer.get("Secret", "myproject", "segmented-registry-pull")
+    fake = copy.deepcopy(real)
+    fake["metadata"] = dict(fake["metadata"], name="look-alike", namespace="aaa")
+    fake["data"] = {".dockerconfigjson": base64.b64encode(json.dumps({"auths": {"test-registry.example.com": {
+        "username": "serviceaccount", "password": "planted"}}}).encode()).decode()}
+    consumer.put("Namespace", None, {"metadata": {"name": "aaa"}})
+    consumer.put("Namespace", None, {"metadata": {"name": "other"}})
+    consumer.put("Secret", "aaa", fake)
+    result, _masked, _credential = run(clusters, now=NOW + 5, targets=[Target("other", [])])
+    assert token_in(consumer, "other") != "planted"
+    assert result["new_generation"]  # no copy left where this credential writes it: a new token
+
+
+def test_a_renamed_host_adopts_its_secrets_and_leaves_one_credential(clusters):
+    """The inventory host test becomes test-cluster: its Secrets (same environment namespace and
+    registry) are adopted, relabelled and hold the new identity's token, not refused."""
+    registry, consumer = clusters
+    run(clusters)
+    result, _masked, _credential = run(clusters, now=NOW + 5, cluster="test-cluster")
+    assert result["identity"] == "test/segmented-pull-test-cluster" and result["new_generation"]
+    for namespace in ("myproject", "openshift-config"):
+        secret = consumer.get("Secret", namespace, "segmented-registry-pull")
+        assert secret["metadata"]["labels"][labels.LABEL_CLUSTER] == "test-cluster"
+        assert token_in(consumer, namespace).startswith("token-test-segmented-pull-test-cluster-")
+    assert consumer.get("ServiceAccount", "myproject", "default")["imagePullSecrets"] == [
+        {"name": "theirs"}, {"name": "segmented-registry-pull"}]
+    assert len([key for key in consumer.objects if key[0] == "Secret"]) == 2
+    assert not run(clusters, now=NOW + 6, cluster="test-cluster")[0]["changed"]
+
+
+def test_a_secret_of_another_registry_is_not_adopted(clusters):
+    """Another host's credential of another registry at the same name is someone else's."""
+    registry, consumer = clusters
+    run(clusters)
+    with pytest.raises(CredentialsError, match="is not this credential's"):
+        run(clusters, now=NOW + 5, cluster="test-cluster", registry="other-registry.example.com")

@@ -56,7 +56,7 @@ def good_spec(**changes):
 
 def test_spec_problems_accepts_a_good_spec():
     assert spec_problems(good_spec()) == []
-    assert spec_problems(good_spec(token_type="long_lived", duration=0)) == []
+    assert spec_problems(good_spec(access="push", token_type="long_lived", duration=0)) == []
 
 
 @pytest.mark.parametrize("changes, needle", [
@@ -69,6 +69,7 @@ def test_spec_problems_accepts_a_good_spec():
     ({"duration": 60}, "at least 600"),
     ({"renew_before": 604800}, "renew_before"),
     ({"grace": -1}, "grace"),
+    ({"token_type": "long_lived"}, "token_type: long_lived cannot make a pull credential"),
 ])
 def test_spec_problems_name_the_option(changes, needle):
     problems = spec_problems(good_spec(**changes))
