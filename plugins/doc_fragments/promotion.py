@@ -40,13 +40,14 @@ options:
   service_account:
     description:
       - C(namespace/name) of the service account on the registry cluster whose short-lived
-        TokenRequest token is the registry password (for the integrated registry and every environment
-        registry). Minted with the module's Kubernetes credentials for each run; nothing long-lived is
-        stored.
-      - It needs C(registry-viewer) (list image streams, the catalog) and C(system:image-puller)
-        cluster-wide, C(system:image-pusher) in each environment namespace, and C(delete) on
-        C(images.image.openshift.io) cluster-wide to remove tags (the registry-cluster role makes such an
-        account, C(registry_cluster_pushers)).
+        TokenRequest tokens are the registry passwords - two per run, minted with the module's Kubernetes
+        credentials, nothing long-lived is stored - an API token (the API server's audience) for the
+        integrated registry, and one for the audience C(segmented.registry/token-server) for the
+        environment registries, whose token server accepts no other.
+      - It needs C(registry-viewer) (list image streams) and C(system:image-puller) cluster-wide, and
+        C(segmented-registry:environment-promoter) in each environment namespace (pull, push, delete and
+        catalog on C(environmentregistries.segmented.registry), the token server's own rights) - the
+        registry-cluster role makes such an account and binds it, C(registry_cluster_pushers).
       - Mutually exclusive with I(registry_token); one of them is required.
     type: str
   token_duration:
@@ -55,7 +56,11 @@ options:
     default: 900
   registry_token:
     description:
-      - An API token of the registry cluster to use as the registry password instead of minting one.
+      - A token of the registry cluster to use as the registry password, for the integrated registry and
+        every environment registry, instead of minting them. The integrated registry takes an API token;
+        the environment registries' token server takes only a token minted for the audience
+        C(segmented.registry/token-server) - so it must carry both audiences (a TokenRequest with the API
+        server's audience and C(segmented.registry/token-server)).
     type: str
   annotation_key:
     description: The annotation that holds a tag's environments (see M(segmented.registry.tag_environments)).

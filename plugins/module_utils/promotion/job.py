@@ -26,6 +26,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
 )
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
     MIN_TOKEN_SECONDS,
+    TOKEN_SERVER_AUDIENCE,
     CredentialsError,
     mint_token,
 )
@@ -93,7 +94,8 @@ class Job:
         self.began = time.monotonic()
         self.started = self.began if started is None else started
         self.api_calls = 0
-        self.token = None
+        #: the registry passwords by audience (None: the API server's), minted once per run
+        self.tokens = {}
         self.api = None
         params = self.params
         if not HAS_REQUESTS:
@@ -138,20 +140,23 @@ class Job:
         self.api = ImageStreamAPI.connect(self.module)
         return self.api
 
-    def _registry_token(self):
-        """The registry password: ``registry_token``, or a TokenRequest token of
-        ``service_account`` minted once per run (masked wherever the module's output would echo it)."""
-        if self.token is None:
-            self.token = self.params["registry_token"]
-        if self.token is None:
+    def _registry_token(self, audience=None):
+        """A registry password: ``registry_token``, or a TokenRequest token of ``service_account``
+        for ``audience`` minted once per run (masked wherever the module's output would echo it):
+        the API server's audience (None) for the integrated registry, ``TOKEN_SERVER_AUDIENCE`` for
+        the environment registries, whose token server accepts no other."""
+        if self.params["registry_token"] is not None:
+            return self.params["registry_token"]
+        if audience not in self.tokens:
             try:
-                self.token = mint_token(self.api.client, self.params["service_account"],
-                                        self.params["token_duration"])
+                token = mint_token(self.api.client, self.params["service_account"], self.params["token_duration"],
+                                   audiences=[audience] if audience else None)
             except CredentialsError as exc:
                 self.module.fail_json(msg=str(exc))
-            kube.mask(self.module, self.token)
+            kube.mask(self.module, token)
             self.api_calls += 1
-        return self.token
+            self.tokens[audience] = token
+        return self.tokens[audience]
 
     def read_approvals(self, namespaces):
         """``(entries, stream annotations)`` of ``namespaces`` (None: every namespace): one list
@@ -168,18 +173,19 @@ class Job:
             self.module.fail_json(msg="integrated_registry is required to bring the environment registries in line: "
                                       "give the host[:port] of the registry cluster's integrated registry (the "
                                       "inventory variable segmented_registry_integrated_registry)")
-        token = self._registry_token()
+        source_token = self._registry_token()
+        environment_token = self._registry_token(TOKEN_SERVER_AUDIENCE)
         stats = Stats()
         timeout = (min(10.0, float(params["timeout"])), float(params["timeout"]))
         pool = params["parallel_images"] + params["parallel_blobs"] + 4
 
-        def client(host, ca_cert, validate_certs, name):
+        def client(host, ca_cert, validate_certs, name, token):
             return RegistryClient(host, password=token, ca_cert=ca_cert, validate_certs=validate_certs,
                                   name=name, timeout=timeout, retries=params["retries"], stats=stats, pool_size=pool)
 
         source = client(params["integrated_registry"], params["integrated_ca_cert"],
-                        params["integrated_validate_certs"], "default (integrated registry)")
-        destinations = {env.name: client(env.endpoint, env.ca_cert, env.validate_certs, env.name)
+                        params["integrated_validate_certs"], "default (integrated registry)", source_token)
+        destinations = {env.name: client(env.endpoint, env.ca_cert, env.validate_certs, env.name, environment_token)
                         for env in self.targets.values()}
         try:
             outcome = reconcile(entries, self.environments, source, destinations, scope=scope, prune=params["prune"],

@@ -90,3 +90,40 @@ def test_approval_lists_naming_an_absent_environment_are_reported_with_a_warning
     assert run.module.warnings == [
         "approval lists name environments with state: absent: uat; they are no promotion target, so nothing is copied "
         "to or removed from their registries (demote the tags from them)"]
+
+
+class FakeTokenRequests:
+    """The dynamic client of a K8SClient, as kube.create_token posts a TokenRequest through it."""
+
+    def __init__(self):
+        self.bodies = []
+        self.client = self
+
+    def request(self, method, path, body):
+        self.bodies.append(body)
+        audiences = ",".join(body["spec"].get("audiences") or ["api"])
+        return type("Answer", (), {"to_dict": lambda _self: {"status": {"token": f"minted-{audiences}"}}})()
+
+
+def test_a_minted_run_has_one_token_per_audience():
+    """The integrated registry gets an API token, the environment registries one for the token
+    server's audience only; each is minted once per run and masked."""
+    module = FakeModule()
+    module.no_log_values = set()
+    run = job.Job(module)
+    requests = FakeTokenRequests()
+    run.api = type("Api", (), {"client": requests})()
+    for _again in range(2):
+        assert run._registry_token() == "minted-api"
+        assert run._registry_token(job.TOKEN_SERVER_AUDIENCE) == "minted-segmented.registry/token-server"
+    assert [body["spec"].get("audiences") for body in requests.bodies] == [None, ["segmented.registry/token-server"]]
+    assert run.api_calls == 2
+    assert module.no_log_values == {"minted-api", "minted-segmented.registry/token-server"}
+
+
+def test_a_given_registry_token_is_used_as_it_is():
+    run = job.Job(FakeModule(service_account=None, registry_token="given"))
+    requests = FakeTokenRequests()
+    run.api = type("Api", (), {"client": requests})()
+    assert run._registry_token() == run._registry_token(job.TOKEN_SERVER_AUDIENCE) == "given"
+    assert requests.bodies == [] and run.api_calls == 0
