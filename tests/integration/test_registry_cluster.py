@@ -16,6 +16,7 @@ from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE, mint_token
 from lab import objectstore
 from tests.integration import promotion_lab as pl
 
@@ -98,14 +99,19 @@ def test_each_environment_registry_is_a_pod_behind_its_route_with_tls(lab, core,
 
 def test_pull_credential_of_test_pulls_there_only_and_never_pushes_or_deletes(
         lab, make_token, skopeo, oci_layout, unique):
-    """A consumer's pull credential (system:image-puller in namespace test) against every
-    environment registry; the promoter's credential pushes and deletes."""
+    """A consumer's pull credential (segmented-registry:environment-puller in namespace test,
+    minted for the token server's audience) against every environment registry; the promoter's
+    credential pushes and deletes. The same identity's API token is no key to any of them."""
     repository = f"ac-{unique}/app"
-    promoter = pl.promoter_token(lab)
+    promoter = pl.promoter_token(lab, audiences=[TOKEN_SERVER_AUDIENCE])
     digests = {env: pushed_image(lab, skopeo, oci_layout, env, repository, promoter) for env in ENVIRONMENTS}
-    puller = make_token("ac-" + unique, "test-puller", roles={"test": "system:image-puller"})
+    api_token = make_token("ac-" + unique, "test-puller", roles={"test": "segmented-registry:environment-puller"})
+    puller = mint_token(lab.api_client(lab.layout.registry_cluster), f"ac-{unique}/test-puller", 3600,
+                        audiences=[TOKEN_SERVER_AUDIENCE])
     manifest = f"/v2/{repository}/manifests/v1"
     accept = {"Accept": MANIFEST_TYPES}
+    assert registry_call(lab, "test", "GET", manifest, f"repository:{repository}:pull", api_token,
+                         headers=accept).status_code == 401
 
     pulled = registry_call(lab, "test", "GET", manifest, f"repository:{repository}:pull", puller, headers=accept)
     assert pulled.status_code == 200
@@ -141,6 +147,127 @@ def test_pull_credential_of_test_pulls_there_only_and_never_pushes_or_deletes(
     assert deleted.status_code == 202, deleted.text
     gone = registry_call(lab, "test", "GET", manifest, f"repository:{repository}:pull", puller, headers=accept)
     assert gone.status_code == 404
+
+
+ACCESS_ROLES = {"segmented-registry:environment-promoter": ["catalog", "delete", "pull", "push"],
+                "segmented-registry:environment-puller": ["pull"]}
+PROMOTER_USER = {"user": "system:serviceaccount:segmented-registry:promoter",
+                 "groups": ["system:serviceaccounts", "system:serviceaccounts:segmented-registry", "system:authenticated"]}
+
+
+def rules_of(role):
+    return [(rule.api_groups, rule.resources, sorted(rule.verbs)) for rule in role.rules or []]
+
+
+def allowed(lab, verb, resource, namespace=None, group="segmented.registry", subresource=None):
+    """Whether the promoter may (a SubjectAccessReview on the registry cluster)."""
+    attributes = {"verb": verb, "resource": resource, "group": group}
+    if namespace:
+        attributes["namespace"] = namespace
+    if subresource:
+        attributes["subresource"] = subresource
+    review = kclient.AuthorizationV1Api(lab.api_client(lab.layout.registry_cluster)).create_subject_access_review(
+        {"spec": dict(PROMOTER_USER, resourceAttributes=attributes)})
+    return review.status.allowed
+
+
+def test_access_roles_are_the_roles_own_and_put_back_when_edited_by_hand(lab, run_playbook, environment_registries):
+    """environment-promoter and environment-puller: exactly the token server's verbs on
+    environmentregistries.segmented.registry, no aggregation. A label and a rule added by hand are
+    shown by a check run (which keeps them) and removed by the next run."""
+    rbac = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster))
+    for name, verbs in ACCESS_ROLES.items():
+        role = rbac.read_cluster_role(name)
+        assert rules_of(role) == [(["segmented.registry"], ["environmentregistries"], verbs)], rules_of(role)
+        assert role.aggregation_rule is None
+        assert not [key for key in role.metadata.labels or {} if key.startswith("rbac.authorization.k8s.io/aggregate-to")]
+    name = "segmented-registry:environment-puller"
+    extra = {"apiGroups": ["segmented.registry"], "resources": ["environmentregistries"], "verbs": ["list"]}
+    rbac.patch_cluster_role(name, {"metadata": {"labels": {"example.com/added-by-hand": "true"}},
+                                   "rules": [{"apiGroups": ["segmented.registry"], "resources": ["environmentregistries"],
+                                              "verbs": ["pull"]}, extra]})
+    preview = run_playbook(PLAYBOOK, cmdline="--check --diff")
+    assert preview.status == "successful", preview.stdout_text[-3000:]
+    assert changed(preview) > 0 and "added-by-hand" in preview.stdout_text
+    assert "example.com/added-by-hand" in rbac.read_cluster_role(name).metadata.labels
+    run = run_playbook(PLAYBOOK)
+    assert run.status == "successful", run.stdout_text[-3000:]
+    role = rbac.read_cluster_role(name)
+    assert "example.com/added-by-hand" not in (role.metadata.labels or {})
+    assert rules_of(role) == [(["segmented.registry"], ["environmentregistries"], ["pull"])]
+
+
+def test_the_promoter_holds_the_environment_rights_in_the_environment_namespaces_only(lab, environment_registries):
+    """A RoleBinding to environment-promoter in each environment namespace; nothing of OpenShift's
+    image rights to write (push through imagestreams/layers, delete images) and nothing elsewhere."""
+    rbac = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster))
+    for env in ENVIRONMENTS:
+        binding = rbac.read_namespaced_role_binding("segmented-registry:promoter:segmented-registry:promoter", env)
+        assert binding.role_ref.name == "segmented-registry:environment-promoter"
+        for verb in ACCESS_ROLES["segmented-registry:environment-promoter"]:
+            assert allowed(lab, verb, "environmentregistries", env), (verb, env)
+        assert not allowed(lab, "update", "imagestreams", env, "image.openshift.io", "layers"), env
+        assert not [item.metadata.name for item in rbac.list_namespaced_role_binding(env).items
+                    if item.metadata.name.startswith("segmented-registry:pusher:")]
+    assert not allowed(lab, "push", "environmentregistries", "default")
+    assert not allowed(lab, "delete", "images", None, "image.openshift.io")
+    assert "segmented-registry:image-deleter" not in {item.metadata.name for item in rbac.list_cluster_role_binding().items}
+
+
+def test_grants_of_earlier_versions_go_from_the_environment_namespaces_only(lab, run_playbook, unique,
+                                                                           environment_registries):
+    """What an earlier version made (a segmented-registry:pusher binding to system:image-pusher in an
+    environment namespace, segmented-registry:image-deleter cluster-wide) is previewed by a check
+    run, then removed; the same binding in a namespace the inventory does not name (another
+    deployment's) is left alone."""
+    api = lab.api_client(lab.layout.registry_cluster)
+    core, rbac = kclient.CoreV1Api(api), kclient.RbacAuthorizationV1Api(api)
+    outside = f"elsewhere-{unique}"
+    core.create_namespace({"metadata": {"name": outside}})
+    labels = {"app.kubernetes.io/managed-by": "segmented.registry", "app.kubernetes.io/name": "registry"}
+    name = f"segmented-registry:pusher:old-{unique}:promoter"
+    subject = [{"kind": "ServiceAccount", "namespace": f"old-{unique}", "name": "promoter"}]
+    made = []
+
+    def make(create, what, body, *namespace):
+        create(*namespace, body)
+        made.append((what, body["metadata"]["name"]) + namespace)
+    try:
+        for namespace in ("uat", outside):
+            make(rbac.create_namespaced_role_binding, "role_binding", {
+                "metadata": {"name": name, "labels": labels}, "subjects": subject,
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:image-pusher"}},
+                namespace)
+        make(rbac.create_cluster_role, "cluster_role", {
+            "metadata": {"name": "segmented-registry:image-deleter", "labels": labels},
+            "rules": [{"apiGroups": ["image.openshift.io"], "resources": ["images"], "verbs": ["delete"]}]})
+        make(rbac.create_cluster_role_binding, "cluster_role_binding", {
+            "metadata": {"name": "segmented-registry:image-deleter", "labels": labels}, "subjects": subject,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "segmented-registry:image-deleter"}})
+
+        preview = run_playbook(PLAYBOOK, cmdline="--check --diff")
+        assert preview.status == "successful", preview.stdout_text[-3000:]
+        assert changed(preview) > 0 and f"uat/{name}" in preview.stdout_text
+        assert rbac.read_namespaced_role_binding(name, "uat") and rbac.read_cluster_role("segmented-registry:image-deleter")
+
+        run = run_playbook(PLAYBOOK)
+        assert run.status == "successful", run.stdout_text[-3000:]
+        for read in (lambda: rbac.read_namespaced_role_binding(name, "uat"),
+                     lambda: rbac.read_cluster_role_binding("segmented-registry:image-deleter"),
+                     lambda: rbac.read_cluster_role("segmented-registry:image-deleter")):
+            with pytest.raises(ApiException) as gone:
+                read()
+            assert gone.value.status == 404
+        assert rbac.read_namespaced_role_binding(name, outside).role_ref.name == "system:image-pusher"
+    finally:
+        for what, made_name, *namespace in made:  # what this test made and the run left (it failed)
+            try:
+                getattr(rbac, "delete_namespaced_" + what if namespace else "delete_" + what)(made_name, *namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        core.delete_namespace(outside)
 
 
 def test_second_run_and_check_mode_change_nothing(lab, run_playbook):
