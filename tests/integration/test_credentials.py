@@ -276,6 +276,79 @@ def test_pull_credential_pulls_from_its_environment_only(lab, distributed):
         assert refused(test.pull(other))
 
 
+def test_pull_credential_is_no_api_token(lab, distributed):
+    """A distributed pull credential is minted for the token server's audience: the registry
+    cluster's API refuses it (401), while it pulls; its identity holds environment-puller, not
+    OpenShift's image-puller. A builder's push credential stays an API token (the integrated
+    registry's model): the API authenticates it (403, not 401)."""
+    _registry, token = credential(lab, "test", APP_NS)
+    api = f"https://127.0.0.1:{dict(lab.layout.clusters)[lab.layout.registry_cluster]}/api/v1/namespaces"
+    answer = requests.get(api, headers={"Authorization": f"Bearer {token}"}, verify=lab.ca.cert_path, timeout=10)
+    assert answer.status_code == 401, answer.status_code
+    assert Registry(lab, endpoint(lab, "test")).pull(token) == 200
+    binding = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster)).read_namespaced_role_binding(
+        "segmented-pull-test", "test")
+    assert binding.role_ref.name == "segmented-registry:environment-puller"
+    _registry, builder = credential(lab, "test", APP_NS, PUSH)
+    answer = requests.get(api, headers={"Authorization": f"Bearer {builder}"}, verify=lab.ca.cert_path, timeout=10)
+    assert answer.status_code == 403, answer.status_code
+
+
+def test_token_is_never_read_back_from_a_look_alike(lab, distributed, run_playbook, unique, restore):
+    """A Secret elsewhere on the consumer with this credential's labels and annotations and a
+    token of its own, the credential's real Secrets deleted: the next run does not copy the
+    look-alike's token into the targets (it mints a new generation); what it writes pulls."""
+    core = core_of(lab, "test")
+    namespace = f"aaa-{unique}"  # listed before the targets
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        real = read_secret(lab, "test", APP_NS)
+        old_generation = generation(lab, "test", APP_NS)
+        planted = "planted-" + unique
+        document = json.dumps({"auths": {endpoint(lab, "test"): {
+            "username": "serviceaccount", "password": planted,
+            "auth": base64.b64encode(f"serviceaccount:{planted}".encode()).decode()}}})
+        core.create_namespaced_secret(namespace, {
+            "metadata": {"name": PULL, "labels": real.metadata.labels, "annotations": real.metadata.annotations},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": base64.b64encode(document.encode()).decode()}})
+        core.delete_namespaced_secret(PULL, APP_NS)
+        core.delete_namespaced_secret(GLOBAL[1], GLOBAL[0])
+        run = play(run_playbook, PLAYBOOK, extravars={"credentials_clusters": ["test"]})
+        assert run.status == "successful", run.stdout_text[-4000:]
+        for where in ((APP_NS, PULL), GLOBAL):
+            _registry, token = credential(lab, "test", *where)
+            assert token != planted, where
+        assert generation(lab, "test", APP_NS) != old_generation
+        assert Registry(lab, endpoint(lab, "test")).pull(token) == 200
+    finally:
+        core.delete_namespace(namespace)
+
+
+def test_a_renamed_host_adopts_its_credentials(lab, distributed, run_playbook, inventory, restore):
+    """The inventory host test renamed test-cluster (issue 23): the run succeeds, adopts test's
+    Secrets (relabelled, the new identity's token, linked once), and leaves one pull credential for
+    that consumer on the registry cluster: the former name's identity is revoked and removed."""
+    _key, old_token = credential(lab, "test", APP_NS)
+
+    def rename(hosts, _group_vars):
+        hosts["test-cluster"] = hosts.pop("test")
+    run = play(run_playbook, PLAYBOOK, inventory=inventory(rename))
+    assert run.status == "successful", failures(run) or run.stdout_text[-4000:]
+    for where in ((APP_NS, PULL), GLOBAL):
+        secret = read_secret(lab, "test", *where)
+        assert secret.metadata.labels["segmented.registry/cluster"] == "test-cluster", where
+        assert secret.metadata.annotations["segmented.registry/identity"] == "test/segmented-pull-test-cluster"
+    _key, token = credential(lab, "test", APP_NS)
+    test = Registry(lab, endpoint(lab, "test"))
+    assert test.pull(token) == 200 and refused(test.pull(old_token))
+    assert linked(lab, "test", APP_NS, "default").count(PULL) == 1
+    identities = [sa.metadata.name for sa in core_of(lab, lab.layout.registry_cluster).list_namespaced_service_account(
+        "test", label_selector="segmented.registry/credential=pull").items]
+    assert sorted(identities) == ["segmented-pull-test-cluster"], identities
+    assert read_secret(lab, "test", APP_NS, PUSH).metadata.labels["segmented.registry/cluster"] == "test-cluster"
+
+
 def test_pull_secret_is_linked_beside_other_entries(lab, distributed):
     for cluster in CONSUMERS:
         names = linked(lab, cluster, APP_NS, "default")
@@ -682,33 +755,41 @@ def test_caller_without_rights_is_refused_before_anything_is_written(lab, distri
         label_selector=f"segmented.registry/cluster={name}").items
 
 
-def test_long_lived_token_secret_pulls_until_absent_revokes_it(lab, distributed, module_run, unique):
-    """token_type long_lived: a kubernetes.io/service-account-token Secret on the registry cluster
-    (filled by the token controller) is the generation; its token pulls, a second run keeps it,
-    state absent deletes it and the token is refused; the consumer's Secret and link are gone."""
+def test_long_lived_token_secret_pushes_until_absent_revokes_it(lab, distributed, module_run, unique):
+    """token_type long_lived (a push credential: the integrated registry takes API tokens): a
+    kubernetes.io/service-account-token Secret on the registry cluster (filled by the token
+    controller) is the generation; its token pushes, a second run keeps it, state absent deletes it
+    and the token is refused; the consumer's Secret and link are gone. For a pull credential the
+    module refuses long_lived before anything is written."""
     name, namespace = f"ll{unique}", f"ll-{unique}"
+    for cluster in ("test", lab.layout.registry_cluster):
+        core_of(lab, cluster).create_namespace({"metadata": {"name": namespace}})
     core = core_of(lab, "test")
-    core.create_namespace({"metadata": {"name": namespace}})
     pl.wait_until(lambda: _exists(core, namespace, "default"), 30, "the default service account")
     args = dict(registry_cluster=lab_auth(lab, "registry"), cluster=lab_auth(lab, "test"), cluster_name=name,
-                access="pull", namespace="test", registry=endpoint(lab, "test"), token_type="long_lived",
+                access="push", namespace=namespace, registry=lab.layout.integrated_endpoint, token_type="long_lived",
                 targets=[{"namespace": namespace, "service_accounts": ["default"]}])
+    pull = module_run(**dict(args, access="pull", namespace="test", registry=endpoint(lab, "test")))
+    assert pull.status == "failed"
+    assert "token_type: long_lived cannot make a pull credential" in failures(pull), failures(pull)
+    assert not identity_exists(lab, "test", f"segmented-pull-{name}")
     run = module_run(**args)
     assert run.status == "successful", failures(run) or run.stdout_text[-3000:]
     generation_secret = core_of(lab, lab.layout.registry_cluster).read_namespaced_secret(
-        f"segmented-pull-{name}-gen1", "test")
+        f"segmented-push-{name}-gen1", namespace)
     assert generation_secret.type == "kubernetes.io/service-account-token"
-    _key, token = credential(lab, "test", namespace)
-    test = Registry(lab, endpoint(lab, "test"))
-    assert test.pull(token) == 200
+    _key, token = credential(lab, "test", namespace, PUSH)
+    integrated = Registry(lab, lab.layout.integrated_endpoint)
+    assert integrated.push(token, f"{namespace}/app") == 202
     again = module_run(**args)
     assert again.status == "successful" and changed(again, "localhost") == 0
-    assert credential(lab, "test", namespace)[1] == token
+    assert credential(lab, "test", namespace, PUSH)[1] == token
     gone = module_run(**dict(args, state="absent"))
     assert gone.status == "successful", failures(gone)
-    assert refused(test.pull(token))
-    assert read_secret(lab, "test", namespace) is None and PULL not in linked(lab, "test", namespace, "default")
-    assert not identity_exists(lab, "test", f"segmented-pull-{name}")
+    assert refused(integrated.push(token, f"{namespace}/app"))
+    assert read_secret(lab, "test", namespace, PUSH) is None
+    assert PUSH not in linked(lab, "test", namespace, "default", "secrets")
+    assert not identity_exists(lab, namespace, f"segmented-push-{name}")
 
 
 def lab_token_on(lab, cluster, namespace, name, cluster_role):
