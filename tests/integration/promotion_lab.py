@@ -37,7 +37,7 @@ import requests
 import yaml
 from kubernetes import client as kclient
 
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import mint_token
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE, mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci import manifests
@@ -53,8 +53,21 @@ PROMOTER = "segmented-registry/promoter"
 # ---------------------------------------------------------------------------------------------
 
 
-def promoter_token(lab, seconds=3600):
-    return mint_token(lab.api_client(lab.layout.registry_cluster), PROMOTER, seconds)
+def api_audiences(lab, service_account=PROMOTER):
+    """The registry cluster API server's own audiences: those a TokenRequest without audiences is
+    given (its answer's spec.audiences)."""
+    namespace, name = service_account.split("/")
+    answer = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).create_namespaced_service_account_token(
+        name, namespace, {"spec": {"expirationSeconds": 600}})
+    return list(answer.spec.audiences)
+
+
+def promoter_token(lab, seconds=3600, audiences=None):
+    """A token of the promoter that the integrated registry (the API server's audiences) and the
+    environment registries' token server (TOKEN_SERVER_AUDIENCE) both accept, as a promotion's
+    registry_token must; ``audiences``: for those alone."""
+    return mint_token(lab.api_client(lab.layout.registry_cluster), PROMOTER, seconds,
+                      audiences=audiences or api_audiences(lab) + [TOKEN_SERVER_AUDIENCE])
 
 
 def lab_environments(lab):
