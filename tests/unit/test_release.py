@@ -97,8 +97,9 @@ def test_the_python_requirements_pin_ansible_core_in_the_range_the_collection_cl
 
 def test_installed_from_the_tarball_the_role_without_the_image_says_how_to_build_it(tarball, tmp_path):
     """The tarball installed into an empty collections path, run from an empty directory (not this
-    checkout): the registry-cluster role with registry_cluster_token_server_image unset stops
-    before anything is written, naming the variable and the installed component it builds from."""
+    checkout): the registry-cluster role with registry_cluster_token_server_image empty (as an
+    inventory that was not filled in leaves it) stops before anything is written, naming the
+    variable and the installed component it builds from."""
     collections = tmp_path / "collections"
     env = _clean_env()
     process = subprocess.run([os.path.join(VENV_BIN, "ansible-galaxy"), "collection", "install", "--offline",
@@ -124,7 +125,7 @@ def test_installed_from_the_tarball_the_role_without_the_image_says_how_to_build
     assert [(name, host) for name, host, _ in failed] == [
         ("segmented.registry.registry_cluster : Check that the token server's image is set", "registry-cluster")], failed
     message = " ".join(failed[0][2]["msg"].split())
-    assert message.startswith("registry_cluster_token_server_image is not set."), message
+    assert message.startswith("registry_cluster_token_server_image is empty."), message
     assert f"podman build -t <registry the cluster pulls from>/segmented-registry/token-server:<version> " \
            f"{installed / 'components' / 'token-server'}`" in message, message
     assert "Nothing was changed." in message
