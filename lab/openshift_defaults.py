@@ -170,8 +170,14 @@ class Cluster:
                 self.stop.wait(backoff(failures))
 
 
+_LOG_LOCK = threading.Lock()
+
+
 def log(message):
-    print(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), message, flush=True)
+    """One line on stdout (the lab's log file), whole: the cluster threads write in turn."""
+    with _LOG_LOCK:
+        sys.stdout.write(time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) + message + "\n")
+        sys.stdout.flush()
 
 
 def main(argv=None):
