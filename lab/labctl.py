@@ -15,7 +15,9 @@
   labctl where    every repository:tag and digest in every registry of the lab
   labctl pull     pull an image as a node of one cluster would: with the registries.conf and
                   policy.json rendered from that cluster's Image, ImageDigestMirrorSets and
-                  ImageTagMirrorSets (lab/nodepull.py), through containers/image (skopeo)
+                  ImageTagMirrorSets (lab/nodepull.py), through containers/image (skopeo), with
+                  the node's copy of the global pull secret (lab/machine_config.py: it lags the
+                  API object, as on OpenShift)
 
 What the lab consists of is read from inventories/lab (the same inventory the playbooks use).
 """
@@ -44,7 +46,7 @@ from kubernetes.dynamic import DynamicClient
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import CredentialsError, mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
-from lab import image, images, netns, node, nodepull, objectstore, pki, processes
+from lab import image, images, machine_config, netns, node, nodepull, objectstore, pki, processes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -457,6 +459,24 @@ class Lab:
 
         wait_for(f"router (haproxy on 127.0.0.1:{int(ROUTER_HTTPS_PORT)})", listening, timeout=60)
 
+    # -- the machine-config stand-in (lab/machine_config.py) -----------------------------
+    def start_machine_config(self):
+        """Every cluster's pull secret rolled out to its nodes' copies, with the pools' status."""
+        machine_config.lag_from_env(os.environ)  # a bad SEGMENTED_REGISTRY_LAB_NODE_LAG: say so here
+        path = os.path.join(self.state, "machine-config.json")
+        with open(path, "w") as handle:
+            json.dump({"kubeconfig": self.kubeconfig, "state": self.state,
+                       "clusters": [c for c, _ in self.layout.clusters]}, handle, indent=1)
+        self.procs.start("machine-config", [sys.executable, "-m", "lab.machine_config", "--config", path],
+                         env=PACKAGE_ENV)
+
+        def rolled_out():
+            if not self.procs.pid("machine-config"):
+                raise LabError("the machine-config stand-in exited:\n" + self.procs.tail("machine-config"))
+            return all(os.path.exists(machine_config.node_file(self.state, c)) for c, _ in self.layout.clusters)
+
+        wait_for("machine-config (every cluster's node copy of its pull secret)", rolled_out, timeout=120)
+
     # -- the whole lab ------------------------------------------------------------------
     def node(self, bins=None):
         return node.Node(self, wait_for, bins)
@@ -496,6 +516,7 @@ class Lab:
         self.start_registries(signing_cert)
         netns.ensure()
         self.start_router()
+        self.start_machine_config()
         result = {}
         if with_node or self.node().configured():  # a node once brought up comes back with the lab
             result["images"] = self.up_node(bins)
@@ -509,7 +530,7 @@ class Lab:
         names.append("openshift-defaults")
         names.append("tokenserver")
         names += ["registry-" + env for env, _, _, _ in self.layout.lab_registries]
-        names.append("router")
+        names += ["router", "machine-config"]
         if self.node().configured():
             names += ["registry-mirror"] + list(node.COMPONENTS)
         return names
@@ -610,19 +631,18 @@ class Lab:
 
     def pull(self, cluster, reference, authfile=None):
         """Pull ``reference`` with skopeo (containers/image, as CRI-O) through ``cluster``'s node
-        files. Credentials: ``authfile``, else the cluster's global pull secret
-        (openshift-config/pull-secret), which is what a node uses."""
+        files. Credentials: ``authfile``, else a worker node's copy of the cluster's global pull
+        secret (openshift-config/pull-secret), as lab/machine_config.py rolls it out: what a node
+        uses, which lags the API object."""
         if cluster not in dict(self.layout.clusters):
             raise LabError(f"--cluster {cluster!r} is not a lab cluster; use one of {', '.join((c for c, _ in self.layout.clusters))}")
         paths = self.node_pull_files(cluster)
+        if authfile is None:
+            authfile = machine_config.node_file(self.state, cluster)
+            if not os.path.exists(authfile):
+                raise LabError(f"the nodes of cluster {cluster} have no copy of the pull secret yet ({authfile}): "
+                               "is machine-config running (labctl status)?")
         with tempfile.TemporaryDirectory(prefix="labpull-") as tmp:
-            if authfile is None:
-                secret = kclient.CoreV1Api(self.api_client(cluster)).read_namespaced_secret(
-                    "pull-secret", "openshift-config")
-                authfile = os.path.join(tmp, "auth.json")
-                fd = os.open(authfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(base64.b64decode((secret.data or {}).get(".dockerconfigjson", "")))
             digestfile = os.path.join(tmp, "digest")
             proc = subprocess.run(
                 ["skopeo", "--registries-conf", paths["registries.conf"], "--policy", paths["policy.json"],
@@ -721,8 +741,8 @@ def main(argv=None):
     where.add_argument("--namespace", help="only the repositories of this namespace (project)")
     pull = sub.add_parser("pull", help="pull an image as a node of a cluster would (its registries.conf, policy.json)")
     pull.add_argument("--cluster", required=True, help="the cluster whose node configuration applies")
-    pull.add_argument("--authfile", help="credentials (containers-auth.json); default: the cluster's global "
-                                         "pull secret, openshift-config/pull-secret")
+    pull.add_argument("--authfile", help="credentials (containers-auth.json); default: a worker node's copy of "
+                                         "the cluster's global pull secret (lab/machine_config.py)")
     pull.add_argument("image", help="image reference, e.g. registry.example.com/ns/app@sha256:...")
     args = parser.parse_args(argv)
     try:
