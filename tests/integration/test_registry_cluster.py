@@ -214,8 +214,8 @@ def test_the_promoter_holds_the_environment_rights_in_the_environment_namespaces
     assert "segmented-registry:image-deleter" not in {item.metadata.name for item in rbac.list_cluster_role_binding().items}
 
 
-def test_grants_of_earlier_versions_go_from_the_environment_namespaces_only(lab, run_playbook, unique,
-                                                                           environment_registries):
+def test_grants_of_earlier_versions_go_from_the_environment_namespaces_only(
+        lab, run_playbook, unique, environment_registries):
     """What an earlier version made (a segmented-registry:pusher binding to system:image-pusher in an
     environment namespace, segmented-registry:image-deleter cluster-wide) is previewed by a check
     run, then removed; the same binding in a namespace the inventory does not name (another
