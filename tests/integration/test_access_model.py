@@ -249,6 +249,10 @@ class TokenServerLog:
                 chunks.append(handle.read().decode("utf-8", "replace"))
         return "".join(chunks)
 
+    def expect(self, pattern):
+        """For eventually(): an AssertionError while no line logged since matches ``pattern``."""
+        assert pattern.search(self.text()), f"no token server log line /{pattern.pattern}/"
+
     @staticmethod
     def refusal(user, verb, namespace):
         """A 'refuse' line naming the grant ``user`` lacks."""
@@ -463,8 +467,7 @@ def test_revoked_credential_is_refused_and_the_delay_is_measured(lab, attackers,
             time.sleep(0.5)
         delay = time.monotonic() - deleted
         assert outcome.token_status == 401 and not outcome.granted, outcome
-        eventually(lambda: _must(TokenServerLog.denial(token).search(log.text()), "no deny line for the revoked credential"),
-                   timeout=30)
+        eventually(lambda: log.expect(TokenServerLog.denial(token)), timeout=30)
         still = registry.send(issued, "GET", f"/v2/{repository}/manifests/{image['tag']}",
                               headers={"Accept": MANIFEST_TYPE}).status_code
         print(f"\nrevocation: pulled ({before}) before the Secret was deleted; the token server refused the "
@@ -472,11 +475,6 @@ def test_revoked_credential_is_refused_and_the_delay_is_measured(lab, attackers,
               f"(valid until it expires)")
     finally:
         rbac.delete_namespaced_role_binding(binding, env)
-
-
-def _must(condition, message):
-    assert condition, message
-    return condition
 
 
 def _must_pull(registry, token, repository, image):

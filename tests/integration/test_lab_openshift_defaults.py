@@ -36,9 +36,10 @@ def _allowed(lab, namespace, verb, user, groups=()):
     return review.status.allowed
 
 
-def _must(condition, message):
-    """For eventually(): an AssertionError (retried until its deadline) while ``condition`` is false."""
-    assert condition, message
+def _push_allowed(lab, namespace, user, groups=()):
+    """For eventually() (RBAC's caches follow a new binding within moments): AssertionError until
+    ``user`` may update imagestreams/layers in ``namespace``."""
+    assert _allowed(lab, namespace, "update", user, groups), f"{user} may not push"
 
 
 def _service_account(namespace, name):
@@ -83,7 +84,7 @@ def test_image_rights_in_a_new_namespace_are_openshifts(lab, new_namespaces, eve
     builder, deployer, default = (_service_account(namespace, n) for n in ("builder", "deployer", "default"))
     # push (update imagestreams/layers), as OpenShift's registry checks it: the builder, edit, admin
     for who in (builder, (users["edit"],), (users["admin"],)):
-        eventually(lambda w=who: _must(_allowed(lab, namespace, "update", *w), f"{w[0]} may not push"), timeout=30)
+        eventually(lambda w=who: _push_allowed(lab, namespace, *w), timeout=30)
     for who in (deployer, default, (users["view"],)):
         assert not _allowed(lab, namespace, "update", *who), f"{who[0]} may push"
     # pull (get imagestreams/layers): every service account of the namespace, and a viewer
