@@ -625,8 +625,12 @@ class Lab:
         paths = {}
         for name, text in files.items():
             paths[name] = os.path.join(folder, name)
-            with open(paths[name], "w") as handle:
+            # whole files only: another pull of the same cluster may be reading this one
+            fd, tmp = tempfile.mkstemp(dir=folder)
+            with os.fdopen(fd, "w") as handle:
                 handle.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, paths[name])
         return paths
 
     def pull(self, cluster, reference, authfile=None):
