@@ -1,4 +1,5 @@
 """The lab is real: what every other integration test stands on."""
+import base64
 import json
 import os
 import socket
@@ -6,12 +7,16 @@ import subprocess
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE, mint_token
 from lab import netns
 from tests.integration.promotion_lab import ExtraRegistry
+from tests.integration.test_reconcile import jwt_claims
 
 
 def _clusters(lab):
@@ -98,16 +103,46 @@ def _env_registries(lab):
     return [(env, endpoint) for env, endpoint in lab.layout.registries if env != "default"]
 
 
+def _audience_token(lab, namespace, name):
+    """A token of ``namespace/name`` on the registry cluster for the environment registries' token
+    server, as the credentials and promotion roles mint them."""
+    return mint_token(lab.api_client(lab.layout.registry_cluster), f"{namespace}/{name}", 3600,
+                      audiences=[TOKEN_SERVER_AUDIENCE])
+
+
+@pytest.fixture
+def environment_roles(lab, unique):
+    """ClusterRoles of this test (removed after it) granting the environment registries' verbs:
+    ``{"pusher": name, "puller": name}``."""
+    rbac = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster))
+    names = {}
+    for what, verbs in {"pusher": ["pull", "push"], "puller": ["pull"]}.items():
+        names[what] = f"lab-environment-{what}-{unique}"
+        rbac.create_cluster_role({"metadata": {"name": names[what]}, "rules": [{
+            "apiGroups": ["segmented.registry"], "resources": ["environmentregistries"], "verbs": verbs}]})
+    yield names
+    for name in names.values():
+        rbac.delete_cluster_role(name)
+
+
 @pytest.mark.parametrize("env", ["test", "uat", "prod"])
 def test_environment_registry_push_pull_with_right_credentials_only(
-        lab, env, make_token, skopeo, oci_layout, unique):
+        lab, env, make_token, skopeo, oci_layout, unique, environment_roles):
     endpoint = dict(_env_registries(lab))[env]
     other_env, other_endpoint = [(e, ep) for e, ep in _env_registries(lab) if e != env][0]
     layout, digest = oci_layout
     ref = f"docker://{endpoint}/project-{unique}/app:v1"
-    pusher = make_token("lab-" + unique, "pusher-" + env, roles={env: "system:image-pusher"})
-    puller = make_token("lab-" + unique, "puller-" + env, roles={env: "system:image-puller"})
-    nobody = make_token("lab-" + unique, "nobody-" + env)
+    namespace = "lab-" + unique
+    api_token = make_token(namespace, "pusher-" + env, roles={env: environment_roles["pusher"]})
+    pusher = _audience_token(lab, namespace, "pusher-" + env)
+    make_token(namespace, "puller-" + env, roles={env: environment_roles["puller"]})
+    puller = _audience_token(lab, namespace, "puller-" + env)
+    make_token(namespace, "nobody-" + env)
+    nobody = _audience_token(lab, namespace, "nobody-" + env)
+    # OpenShift's image roles (the ones admin, edit and the builder service account carry) do not
+    # open an environment registry
+    make_token(namespace, "image-pusher-" + env, roles={env: "system:image-pusher"})
+    image_pusher = _audience_token(lab, namespace, "image-pusher-" + env)
 
     pushed = skopeo("copy", "oci:" + layout, ref, token=pusher, registry=endpoint)
     assert pushed.returncode == 0, pushed.stderr
@@ -126,12 +161,60 @@ def test_environment_registry_push_pull_with_right_credentials_only(
         (f"a role in {env} does not open {other_env}",
          skopeo("inspect", f"docker://{other_endpoint}/project-{unique}/app:v1", token=pusher,
                 registry=other_endpoint)),
+        ("an API token without the audience cannot pull", skopeo("inspect", ref, token=api_token, registry=endpoint)),
+        ("system:image-pusher cannot push", skopeo("copy", "oci:" + layout, ref.replace(":v1", ":v3"),
+                                                   token=image_pusher, registry=endpoint)),
+        ("system:image-pusher cannot pull", skopeo("inspect", ref, token=image_pusher, registry=endpoint)),
     ]
     for what, result in denied:
         assert result.returncode != 0, what
         assert "unauthorized" in result.stderr.lower() or "denied" in result.stderr.lower(), (what, result.stderr)
     untrusted = skopeo("inspect", ref, token=puller, registry=endpoint, trust=False)
     assert untrusted.returncode != 0 and "certificate" in untrusted.stderr
+
+    # the token server itself: the audience-less token is not authenticated, OpenShift's image
+    # role is authenticated and granted nothing
+    realm = f"https://{lab.layout.token_server_host}/token"
+    scope = {"service": "env-" + env, "scope": f"repository:project-{unique}/app:pull,push"}
+    refused = requests.get(realm, params=scope, auth=("u", api_token), verify=lab.ca.cert_path, timeout=10)
+    assert refused.status_code == 401, refused.text
+    empty = requests.get(realm, params=scope, auth=("u", image_pusher), verify=lab.ca.cert_path, timeout=10)
+    assert empty.status_code == 200, empty.text
+    assert jwt_claims(empty.json()["token"])["access"] == []
+    granted = requests.get(realm, params=scope, auth=("u", pusher), verify=lab.ca.cert_path, timeout=10)
+    assert jwt_claims(granted.json()["token"])["access"] == [
+        {"type": "repository", "name": f"project-{unique}/app", "actions": ["pull", "push"]}]
+
+
+def _resigned(token, key, algorithm):
+    """``token`` with its header's alg set to ``algorithm`` (RS256 or RS512) and signed again
+    with ``key``: the same claims and certificate chain, only the algorithm differs."""
+    header, claims, _signature = token.split(".")
+    header = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    encoded = base64.urlsafe_b64encode(json.dumps(dict(header, alg=algorithm)).encode()).rstrip(b"=").decode()
+    digest = {"RS256": hashes.SHA256(), "RS512": hashes.SHA512()}[algorithm]
+    signature = key.sign(f"{encoded}.{claims}".encode(), padding.PKCS1v15(), digest)
+    return f"{encoded}.{claims}." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("env", ["test", "prod"])
+def test_environment_registries_accept_rs256_tokens_only(lab, env, make_token, unique):
+    """A token of the token server's own key and chain, signed RS512 instead of RS256, is refused:
+    the registries pin the one algorithm the token server signs with (auth.token.signingalgorithms)."""
+    endpoint = dict(_env_registries(lab))[env]
+    make_token("alg-" + unique, "nobody")
+    nobody = _audience_token(lab, "alg-" + unique, "nobody")
+    realm = f"https://{lab.layout.token_server_host}/token"
+    issued = requests.get(realm, params={"service": "env-" + env}, auth=("u", nobody), verify=lab.ca.cert_path,
+                          timeout=10)
+    assert issued.status_code == 200, issued.text
+    secret = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).read_namespaced_secret(
+        "token-server-signing", "segmented-registry")
+    key = serialization.load_pem_private_key(base64.b64decode(secret.data["tls.key"]), None)
+    answers = {algorithm: requests.get(f"https://{endpoint}/v2/", verify=lab.ca.cert_path, timeout=10, headers={
+        "Authorization": "Bearer " + _resigned(issued.json()["token"], key, algorithm)}).status_code
+        for algorithm in ("RS256", "RS512")}
+    assert answers == {"RS256": 200, "RS512": 401}
 
 
 def test_integrated_registry_authorizes_like_openshift(lab, make_token, skopeo, oci_layout, unique):
