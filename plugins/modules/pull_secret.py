@@ -24,8 +24,13 @@ description:
     it; when the last entry goes out, that value is written back, so the Secret is exactly as it was.
   - The merged value is written only when it changes; credentials never appear in the result, the
     diff or an error message.
-  - On OpenShift a change of the global pull secret is rolled out to every node by the
-    machine-config operator (without a drain or reboot on current releases).
+  - Nodes do not read the Secret itself; on OpenShift the machine-config operator writes it to every
+    node (C(/var/lib/kubelet/config.json), without a drain or reboot since OpenShift 4.7), which takes
+    seconds to minutes. With O(wait=true) (the default) the module returns only once every
+    C(MachineConfigPool) reports that change rolled out (C(Updated=True) and C(updatedMachineCount)
+    equal to C(machineCount) for an C(observedGeneration) newer than before the change), so a credential
+    the nodes held before can be revoked after it. A cluster without the C(MachineConfigPool) API is not
+    waited for (a warning says so).
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - segmented.registry.cluster
@@ -34,7 +39,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - The write is sent as a server-side dry run.
+      - The write is sent as a server-side dry run; nothing is waited for.
   diff_mode:
     support: full
     details:
@@ -42,7 +47,7 @@ attributes:
   idempotent:
     support: full
     details:
-      - The Secret is written only when an entry changes.
+      - The Secret is written only when an entry changes; only a change waits for the nodes.
 options:
   state:
     description: C(present) merges; C(absent) removes the entries this module wrote, and nothing else.
@@ -66,6 +71,17 @@ options:
     description:
       - "The C(auths) entries to merge, registry to entry (C({auth: base64(user:password)}))."
     type: dict
+  wait:
+    description:
+      - After a change of the Secret's content, wait until every C(MachineConfigPool) of the cluster has
+        rolled it out to its nodes; fail naming the pools and their state after O(wait_timeout).
+      - Only meaningful for the global pull secret (O(namespace)/O(name) C(openshift-config/pull-secret)).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the nodes (the role's C(consumer_cluster_node_rollout_timeout)).
+    type: int
+    default: 900
 """
 
 EXAMPLES = r"""
@@ -73,6 +89,7 @@ EXAMPLES = r"""
   segmented.registry.pull_secret:
     context: prod
     from_secret: openshift-config/segmented-registry-pull
+    wait_timeout: 1800
 
 - name: Remove the entries again
   segmented.registry.pull_secret:
@@ -92,9 +109,16 @@ changed_registries:
   returned: success
   type: list
   elements: str
+node_rollout:
+  description: Each MachineConfigPool's state once the nodes had the change (no credential).
+  returned: when the content changed, O(wait=true), not in check mode, and the cluster has MachineConfigPools
+  type: list
+  elements: str
+  sample: ["worker: Updated=True, Updating=False, 3/3 machines updated, observedGeneration 7 of generation 7 (before the change: 6), configuration rendered-worker-5f0c, wanted rendered-worker-5f0c"]
 """
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.module import run
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.node_rollout import RolledOutEdit
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.pull_secret_edit import PullSecretEdit
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
 
@@ -107,6 +131,8 @@ def argument_spec():
         name={"type": "str", "default": "pull-secret"},
         from_secret={"type": "str", "no_log": False},
         auths={"type": "dict", "no_log": True},
+        wait={"type": "bool", "default": True},
+        wait_timeout={"type": "int", "default": 900},
     )
     return spec
 
@@ -115,7 +141,9 @@ def main():
     module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True,
                               mutually_exclusive=[("from_secret", "auths")])
     params = module.params
-    run(module, lambda: PullSecretEdit(params["namespace"], params["name"], params["from_secret"], params["auths"]))
+    run(module, lambda: RolledOutEdit(
+        PullSecretEdit(params["namespace"], params["name"], params["from_secret"], params["auths"]),
+        params["wait"] and not module.check_mode, params["wait_timeout"]))
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ class PullSecretEdit:
         new_config, owned, changed = ps.merge_auths(config, record.get(RECORD_KEY), wanted, self.where())
         new_record = {RECORD_KEY: owned} if owned else {}
         before = sorted((config.get("auths") or {}))
+        old_data = secret.get("data")
         writes = 0
         if changed or new_record != record:
             original_name = f"{self.name}-segmented-registry-original"
@@ -93,5 +94,7 @@ class PullSecretEdit:
             writes += 1
             if not owned and original is not None:
                 api.write(original, "delete")
+        content_changed = bool(writes) and secret["data"][ps.KEY] != (old_data or {}).get(ps.KEY)
         return {"changed": bool(writes), "registries": owned, "changed_registries": changed,
+                "content_changed": content_changed,
                 "diff": {"before": {"registries": before}, "after": {"registries": sorted(new_config["auths"])}}}
