@@ -13,6 +13,7 @@ from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from lab import machine_config
 from lab.labctl import LabError
 
 LOGICAL = "registry.apps.lab.local"
@@ -226,6 +227,26 @@ def test_each_cluster_points_at_its_own_registry_and_no_other(lab, configured):
     test_ca = kclient.CoreV1Api(lab.api_client("test")).read_namespaced_config_map(
         "segmented-registry-trusted-ca", "openshift-config")
     assert list(test_ca.data) == [endpoint(lab, "test")] and "BEGIN CERTIFICATE" in test_ca.data[endpoint(lab, "test")]
+
+
+def test_the_pull_secret_step_returns_once_the_nodes_have_it(lab, configured):
+    """Nodes pull with their copy of the global pull secret (lab/machine_config.py writes it after a
+    lag): the role's pull-secret step returned only once every MachineConfigPool reported the
+    change on its nodes, so each node's copy is what the Secret holds when the run ends."""
+    rollouts = {}
+    for event in configured.events:
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok" and (data.get("task") or "").startswith(
+                "Nodes authenticate to the environment registry"):
+            rollouts[data["host"]] = data["res"].get("node_rollout")
+    assert sorted(rollouts) == sorted(CONSUMERS), rollouts
+    for cluster in CONSUMERS:
+        assert [line.split(":")[0] for line in rollouts[cluster] or []] == ["master", "worker"], rollouts[cluster]
+        assert all("Updated=True" in line for line in rollouts[cluster]), rollouts[cluster]
+        secret = kclient.CoreV1Api(lab.api_client(cluster)).read_namespaced_secret("pull-secret", "openshift-config")
+        for pool in ("master", "worker"):
+            with open(machine_config.node_file(lab.state, cluster, pool), "rb") as handle:
+                assert handle.read() == base64.b64decode(secret.data[".dockerconfigjson"]), (cluster, pool)
 
 
 def test_one_name_pulls_each_environments_own_digest(lab, configured, images, pull_credentials):

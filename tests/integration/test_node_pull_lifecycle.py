@@ -1,0 +1,137 @@
+"""Credential renewal and rotation never break the pulls nodes make (issue 23).
+
+Nodes pull mirrored images with their copy of the global pull secret, which lags the Secret
+``openshift-config/pull-secret`` (lab/machine_config.py, the lab's machine-config stand-in, writes
+it after a lag and reports the MachineConfigPools ``Updating`` meanwhile). Node-style pulls
+(``lab.pull``, as ``labctl pull``) of a promoted image run on every consumer cluster in a
+background loop through a rotation with grace 3, a rotation with grace 0 and a forced renewal:
+no pull may fail, and at the end every consumer's global pull secret, and its nodes' copy, hold
+the current generation of its pull credential.
+"""
+import base64
+import hashlib
+import json
+import threading
+import time
+import uuid
+
+import pytest
+from kubernetes import client as kclient
+from kubernetes.client.rest import ApiException
+
+from lab import machine_config
+
+CONSUMERS = ("test", "uat", "prod")
+LOGICAL = "registry.apps.lab.local"
+CREDENTIAL = ("openshift-config", "segmented-registry-pull")
+PULLS_PER_SECOND = 5  # in total: the token server limits reviews per user; a node does not pull faster
+SMALL = 32 * 1024
+
+
+def auths_of(lab, cluster, namespace, name):
+    secret = kclient.CoreV1Api(lab.api_client(cluster)).read_namespaced_secret(name, namespace)
+    return json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))["auths"]
+
+
+def node_copy(lab, cluster):
+    with open(machine_config.node_file(lab.state, cluster), "rb") as handle:
+        return handle.read()
+
+
+class NodePulls:
+    """One thread per consumer cluster pulls its reference through the node's copy of the pull
+    secret, paced to PULLS_PER_SECOND in total; every failure is kept with the phase it happened in."""
+
+    def __init__(self, lab, references):
+        self.lab, self.references = lab, references
+        self.phase = "start"
+        self.failures, self.pulls, self.copies = [], {c: 0 for c in references}, {c: set() for c in references}
+        self.changed = threading.Condition()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._loop, args=(c,), daemon=True) for c in references]
+
+    def _loop(self, cluster):
+        interval = len(self.references) / PULLS_PER_SECOND
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            phase = self.phase
+            try:
+                self.copies[cluster].add(hashlib.sha256(node_copy(self.lab, cluster)).hexdigest())
+                self.lab.pull(cluster, self.references[cluster])
+            except Exception as exc:  # every failure counts, whatever its kind
+                self.failures.append((phase, cluster, str(exc)[-400:]))
+            with self.changed:
+                self.pulls[cluster] += 1
+                self.changed.notify_all()
+            self.stopping.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def after(self, phase, pulls=3, limit=120):
+        """Enter ``phase`` once every cluster has pulled ``pulls`` more times (so every phase is
+        pulled through, whatever the machine's speed)."""
+        with self.changed:
+            target = {c: n + pulls for c, n in self.pulls.items()}
+            if not self.changed.wait_for(lambda: all(self.pulls[c] >= target[c] for c in target), limit):
+                pytest.fail(f"the pull loop stalled in phase {self.phase}: {self.pulls}")
+        self.phase = phase
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(120)
+
+
+@pytest.fixture(scope="module")
+def promoted(lab, run_playbook):
+    """{cluster: the logical reference of an image promoted to its environment}: credentials and
+    consumer configuration as site.yml makes them, then app:v1 pushed and promoted everywhere."""
+    for playbook in ("playbooks/credentials.yml", "playbooks/consumer_cluster.yml"):
+        started = time.monotonic()
+        run = run_playbook(playbook)
+        assert run.status == "successful", f"{playbook}:\n{run.stdout_text[-4000:]}"
+        print(f"{playbook}: {time.monotonic() - started:.0f}s")
+    namespace = f"nodepull-{uuid.uuid4().hex[:8]}"
+    try:
+        kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).create_namespace({"metadata": {"name": namespace}})
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    digest = lab.push(namespace, "app", "v1", 2, SMALL, seed=f"{namespace}-v1")["digest"]
+    started = time.monotonic()
+    for env in CONSUMERS:
+        run = run_playbook("playbooks/promote.yml", extravars={"project": namespace, "image": "app:v1", "env": env})
+        assert run.status == "successful", run.stdout_text[-3000:]
+    print(f"push and promotions: {time.monotonic() - started:.0f}s")
+    return {cluster: f"{LOGICAL}/{namespace}/app@{digest}" for cluster in CONSUMERS}
+
+
+def test_rotations_and_a_renewal_never_fail_a_node_pull(lab, promoted, run_playbook):
+    for cluster, reference in promoted.items():
+        lab.pull(cluster, reference)  # pullable before the loop starts: a failure below is the lifecycle's
+    runs = {}
+    with NodePulls(lab, promoted) as loop:
+        for phase, playbook, extravars in (
+                ("rotation, grace 3", "playbooks/rotate_credentials.yml", {"grace": 3}),
+                ("rotation, grace 0", "playbooks/rotate_credentials.yml", {"grace": 0}),
+                # every generation is within renew_before of its expiry: a normal run renews it
+                ("renewal", "playbooks/credentials.yml", {"credentials_renew_before": 604799})):
+            loop.after(phase)
+            started = time.monotonic()
+            runs[phase] = run_playbook(playbook, extravars=extravars)
+            print(f"{phase}: {time.monotonic() - started:.0f}s")
+            assert runs[phase].status == "successful", f"{phase}:\n{runs[phase].stdout_text[-4000:]}"
+        loop.after("end")
+    total = sum(loop.pulls.values())
+    print(f"node pulls: {loop.pulls} ({total} in all), failures {len(loop.failures)}")
+    assert loop.failures == [], loop.failures[:10]
+    for cluster in CONSUMERS:
+        # each change of the node's copy was pulled through: the first one and one per phase
+        assert len(loop.copies[cluster]) >= 4, (cluster, len(loop.copies[cluster]))
+        registry = dict(lab.layout.registries)[cluster]
+        current = auths_of(lab, cluster, *CREDENTIAL)[registry]
+        assert auths_of(lab, cluster, "openshift-config", "pull-secret")[registry] == current, cluster
+        assert json.loads(node_copy(lab, cluster))["auths"][registry] == current, cluster
