@@ -17,10 +17,10 @@ LAYERS = {"group": "image.openshift.io", "resource": "imagestreams", "subresourc
 def new_namespaces(lab, unique):
     """A namespace ``defaults-<unique>`` created now on every lab cluster (deleted after the test)."""
     name = "defaults-" + unique
-    for cluster, _ in lab.layout.clusters:
+    for cluster, _port in lab.layout.clusters:
         kclient.CoreV1Api(lab.api_client(cluster)).create_namespace({"metadata": {"name": name}})
     yield name
-    for cluster, _ in lab.layout.clusters:
+    for cluster, _port in lab.layout.clusters:
         try:
             kclient.CoreV1Api(lab.api_client(cluster)).delete_namespace(name)
         except ApiException as exc:
@@ -62,7 +62,7 @@ def _defaults(lab, cluster, namespace):
 def test_a_new_namespace_gets_openshifts_service_accounts_and_bindings_on_every_cluster(
         lab, new_namespaces, eventually):
     namespace = new_namespaces
-    for cluster, _ in lab.layout.clusters:
+    for cluster, _port in lab.layout.clusters:
         _accounts, bindings = eventually(lambda c=cluster: _defaults(lab, c, namespace), timeout=60)
         assert bindings["system:image-pullers"] == (
             "system:image-puller", [("Group", "system:serviceaccounts:" + namespace, None)])

@@ -30,14 +30,14 @@ def test_a_bare_namespace_misses_both_service_accounts_and_the_three_bindings():
         ("ServiceAccount", "builder"), ("ServiceAccount", "deployer"),
         ("RoleBinding", "system:image-pullers"), ("RoleBinding", "system:image-builders"),
         ("RoleBinding", "system:deployers")]
-    assert all(body["metadata"]["namespace"] == "ns" for _, body in objects)
+    assert all(body["metadata"]["namespace"] == "ns" for _kind, body in objects)
 
 
 def test_what_exists_is_not_created_again_whatever_it_holds():
     accounts = {("a", "builder"), ("a", "deployer"), ("b", "builder")}
     bindings = {("a", name) for name in od.BINDING_NAMES} | {("b", "system:image-pullers")}
     objects = od.missing({"a", "b"}, accounts, bindings)
-    assert [(body["metadata"]["namespace"], body["metadata"]["name"]) for _, body in objects] == [
+    assert [(body["metadata"]["namespace"], body["metadata"]["name"]) for _kind, body in objects] == [
         ("b", "deployer"), ("b", "system:image-builders"), ("b", "system:deployers")]
 
 
