@@ -114,7 +114,9 @@ node_rollout:
   returned: when the content changed, O(wait=true), not in check mode, and the cluster has MachineConfigPools
   type: list
   elements: str
-  sample: ["worker: Updated=True, Updating=False, 3/3 machines updated, observedGeneration 7 of generation 7 (before the change: 6), configuration rendered-worker-5f0c, wanted rendered-worker-5f0c"]
+  sample:
+    - "worker: Updated=True, Updating=False, 3/3 machines updated, observedGeneration 7 of generation 7
+      (before the change: 6), configuration rendered-worker-5f0c, wanted rendered-worker-5f0c"
 """
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.module import run

@@ -100,7 +100,7 @@ class NodeRollout:
                 return None
             raise ObjectsError(kube.api_problem(exc, f"discover the {KIND} API", self.api.host))
         try:
-            return [item for item in self.api.client.get(resource).to_dict().get("items") or []]
+            return list(self.api.client.get(resource).to_dict().get("items") or [])
         except Exception as exc:
             raise ObjectsError(kube.api_problem(exc, "list the MachineConfigPools", self.api.host))
 
