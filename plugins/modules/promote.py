@@ -91,7 +91,10 @@ query_results:
   type: dict
   sample: {drifted: ["myproject/app:v2"]}
 changed:
-  description: Whether the approval list or a registry changed (or would, in check mode).
+  description:
+    - Whether the approval list or a registry changed (or would, in check mode).
+    - True also when the module fails after the approval list was written (a copy or removal
+      failed, the registry token could not be had); its message then starts with the edit.
   returned: always
   type: bool
 environments_before:
@@ -178,6 +181,25 @@ def argument_spec():
     return spec
 
 
+def announce_the_edit(module, result):
+    """Once the approval list is written (or would be, in check mode), whatever fails after it
+    (the registry token, a copy, a removal) fails with ``changed: true`` and a message that
+    starts with the edit: the list stays as written, and the scheduled reconcile copies or
+    removes what it says later."""
+    edit = ("{namespace}/{stream}:{tag}: the approval list {verb} ({before} -> {after})".format(
+        verb="would change" if module.check_mode else "changed and stays so",
+        before=",".join(result["environments_before"]), after=",".join(result["environments_after"]), **result))
+    fields = {key: value for key, value in result.items() if key != "failures"}
+    fail_json = module.fail_json
+
+    def fail_after_the_edit(msg, **kwargs):
+        reported = dict(fields)
+        reported.update(kwargs, changed=True)
+        fail_json(msg=f"{edit}; then the registries could not follow: {msg}", **reported)
+
+    module.fail_json = fail_after_the_edit
+
+
 def main():
     module = AnsibleK8SModule(
         argument_spec=argument_spec(),
@@ -202,6 +224,8 @@ def main():
         module.warn(warning)
     result = edit.result(outcome, diff=module._diff)
     result["failures"] = []
+    if result["changed"]:
+        announce_the_edit(module, result)
     if params["reconcile"]:
         # The ImageStream as stored (or, in check mode, as the dry run says it would be stored):
         # the reconcile step plans against the edited list.
