@@ -221,9 +221,9 @@ class ExtraRegistry:
 class FaultProxy:
     """A TLS proxy on a free loopback port in front of ``upstream`` (host:port).
 
-    ``rule(method, path) -> None | ("status", code) | ("hang", seconds) | ("hook", callable) |
+    ``rule(method, path) -> None | ("status", code[, headers]) | ("hang", seconds) | ("hook", callable) |
     ("delay", seconds) | ("after_bytes", count, callable)`` decides per request: forward
-    unchanged, answer ``code`` with a distribution error body, wait then drop the connection
+    unchanged, answer ``code`` with a distribution error body (and ``headers``), wait then drop the connection
     without an answer, call the hook and then forward, wait and then forward, or forward the
     body and call the hook once ``count`` bytes of it have gone upstream (the registry is then
     receiving the body). Request bodies of known length are streamed upstream as they arrive.
@@ -309,6 +309,8 @@ class FaultProxy:
                     payload = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "injected fault"}]}).encode()
                     self.send_response(decision[1])
                     self.send_header("Content-Type", "application/json")
+                    for key, value in (decision[2] if len(decision) > 2 else {}).items():
+                        self.send_header(key, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     if self.command != "HEAD":

@@ -3,11 +3,15 @@
 Each lab registry writes an access log line per request; these tests read the lines of their
 own (unique) namespace that a promotion added, so the counts do not rest on the module's own
 counters. Promotions run as a user runs them: ansible-playbook playbooks/promote.yml on the lab
-inventory (through ansible-runner, as AWX runs it)."""
+inventory (through ansible-runner, as AWX runs it). A registry that asks the engine to slow down
+(429 or 503 with Retry-After) is seen through a fault proxy in front of a lab registry, which
+counts and times what reached it."""
 import json
 
 import pytest
 
+from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import RETRY_AFTER_CAP
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.state import read_state
 from tests.integration import promotion_lab as pl
 
 SMALL = 64 * 1024
@@ -101,3 +105,40 @@ def test_source_checked_once_per_tag_and_no_blob_request_for_a_digest_already_th
         assert count(seen[env], "HEAD", f"/v2/{repository}/manifests/{digest}") == 0, (env, seen[env])
         assert count(seen[env], "PUT", f"/v2/{repository}/manifests/v3") == 1, (env, seen[env])
     assert third["stats"]["blob_bytes_sent"] == 0
+
+
+def test_a_registry_that_asks_to_wait_is_waited_for_not_hammered(lab, unique, job):
+    """The test registry behind a fault proxy answers the engine's first tag listing with 429 and
+    Retry-After: 2: the engine's state read sends exactly one more listing, no sooner than 2 s
+    after the 429 (a bound the registry set, not a measure of speed), and reads the promoted tag.
+    A Retry-After beyond what a job waits (503, an hour) is not retried at all: one request,
+    and the error says how long the registry asked for."""
+    namespace = "ra-" + unique
+    digest = lab.push(namespace, "app", "v1", 1, SMALL)["digest"]
+    job("playbooks/promote.yml", project=namespace, image="app:v1", env="test")
+    repository = f"{namespace}/app"
+    listing = f"/v2/{repository}/tags/list"
+    answers = [("status", 429, {"Retry-After": "2"})]
+
+    def rule(method, path):
+        return answers.pop(0) if method == "GET" and path.startswith(listing) and answers else None
+
+    route_host = dict(lab.layout.registries)["test"]
+    proxy = pl.FaultProxy(lab, f"{route_host}:443", rule, pass_host=False).start()
+    client = pl.client(lab, proxy.endpoint, pl.promoter_token(lab), name="test")
+    try:
+        state, errors = read_state(client, [repository])
+        assert errors == {} and state == {repository: {"v1": digest}}, errors
+        listings = [e for e in proxy.events if e["method"] == "GET" and e["path"].startswith(listing)]
+        assert [e["status"] for e in listings] == [429, 200], listings
+        assert listings[1]["t_start"] - listings[0]["t_end"] >= 2, listings
+
+        answers.append(("status", 503, {"Retry-After": "3600"}))
+        state, errors = read_state(client, [repository])
+    finally:
+        client.close()
+        proxy.stop()
+    assert state == {} and list(errors) == [repository], (state, errors)
+    assert proxy.count("GET", listing) == 3  # the two above, and this one alone
+    assert "HTTP 503" in errors[repository] and "it asked to wait 3600 s (Retry-After), longer than the " \
+        f"{RETRY_AFTER_CAP} s a promotion job waits" in errors[repository], errors[repository]
