@@ -145,3 +145,36 @@ def test_unverified_tls_is_an_explicit_opt_out_never_a_silent_one(lab, namespace
                "segmented_registry_environments); prefer ca_cert")
     assert text.count(warning) == 1, text[-3000:]
     assert text.count("is not verified") == 1
+
+
+def test_a_promotion_whose_copy_fails_says_it_changed_the_approval_list(lab, namespace, streams, run_playbook,
+                                                                          inventory):
+    """The source (the integrated registry) cannot be reached: the approval list is written, the
+    copy fails. The job fails with changed: true and a message that starts with the list it
+    changed (the scheduled reconcile copies the image later); a rerun once the source is back
+    copies it and changes no list."""
+    def edit(hosts, group_vars):
+        hosts["registry"]["segmented_registry_integrated_registry"] = "127.0.0.1:1"  # nothing listens there
+
+    pushed = lab.push(namespace, "app", "v1", 1, SMALL)
+    survey = {"project": namespace, "image": "app:v1", "env": "test"}
+    failed = run_playbook("playbooks/promote.yml", inventory=inventory(edit), extravars=survey)
+    assert failed.status == "failed", failed.stdout_text[-3000:]
+    assert [e["event_data"]["task"] for e in failed.events if e.get("event") == "runner_on_failed"] == [
+        "Promote: add test"], failed.stdout_text[-3000:]
+    result = task_result(failed, "Promote: add test")
+    assert result["changed"] is True, result
+    assert result["msg"].startswith(f"{namespace}/app:v1: the approval list changed and stays so (default -> test); "
+                                    "then the registries could not follow: "), result["msg"]
+    assert "127.0.0.1:1" in result["msg"], result["msg"]
+    assert result["environments_after"] == ["test"]
+    stored = streams.get(name="app", namespace=namespace).to_dict()
+    tag = [t for t in stored["spec"]["tags"] if t["name"] == "v1"][0]
+    assert tag["annotations"]["segmented.registry/environments"] == "test"
+    assert lab.where(namespace)["test"]["tags"] == {}
+
+    again = run_playbook("playbooks/promote.yml", extravars=survey)
+    assert again.status == "successful", again.stdout_text[-3000:]
+    result = task_result(again, "Promote: add test")
+    assert result["environments_before"] == ["test"] and result["reconcile"]["summary"] == {"copied": 1}
+    assert lab.where(namespace)["test"]["tags"] == {f"{namespace}/app:v1": pushed["digest"]}
