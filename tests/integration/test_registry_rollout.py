@@ -1,0 +1,37 @@
+"""A registry-cluster Deployment that never becomes ready fails with what its Pods report (the
+kubelet's reason, the image), within registry_cluster_rollout_timeout, not after a bare
+"Timed out waiting on resource". On the lab's real node (containerd, kubelet)."""
+import json
+import os
+import re
+
+from tests.integration.runs import task_result
+
+REASON = "Say why the token server and the promotion job's identities failed"
+
+
+def test_a_token_server_image_that_does_not_exist_is_named_with_the_kubelets_reason(lab, run_playbook, inventory,
+                                                                                    unique):
+    """The token server's image is a tag the lab's mirror registry does not have. Its Deployment
+    keeps its old Pod serving while the new one cannot pull (a rolling update), so the lab's token
+    server keeps working; the lab inventory puts the image back afterwards."""
+    with open(os.path.join(lab.state, "images.json")) as handle:
+        image = json.load(handle)["token-server"]
+    missing = image.rsplit(":", 1)[0] + ":not-pushed-" + unique
+
+    def edit(hosts, group_vars):
+        group_vars["registry_cluster_token_server_image"] = missing
+        group_vars["registry_cluster_rollout_timeout"] = 45
+
+    try:
+        run = run_playbook("playbooks/registry_cluster.yml", inventory=inventory(edit))
+    finally:
+        restored = run_playbook("playbooks/registry_cluster.yml")
+        assert restored.status == "successful", restored.stdout_text[-3000:]
+    assert run.status == "failed", run.stdout_text[-3000:]
+    message = task_result(run, REASON)["msg"]
+    assert "Timed out waiting on resource" in message, message  # the apply's own error is kept
+    assert "Its Pods are not ready (within registry_cluster_rollout_timeout, 45 s): pod segmented-registry/token-server-" \
+        in message, message
+    assert re.search(r"container token-server: (ImagePullBackOff|ErrImagePull) \(image " + re.escape(missing) + r"\)",
+                     message), message
