@@ -390,3 +390,28 @@ def test_validate_playbook_forged_token_and_missing_kubeconfig(lab, run_playbook
     assert result["msg"].startswith("The inventory has 2 problems:"), result["msg"]
     assert result["clusters"]["registry"]["reachable"] is True and result["clusters"]["prod"]["reachable"] is True
     assert_no_secret(runner, [token, forged] + kubeconfig_secrets(lab))
+
+
+def test_validate_playbook_names_what_the_roles_require_and_a_build_namespace_of_an_environment(
+        lab, run_playbook, inventory):
+    """Before anything runs, every host's missing role variable (from the roles' argument specs)
+    and a build namespace that is an environment's namespace (issue 22), all at once; no cluster
+    is reached while the inventory has problems."""
+    def edit(hosts, group_vars):
+        del group_vars["registry_cluster_token_server_route_host"]
+        del group_vars["consumer_cluster_logical_registry"]
+        hosts["test"]["segmented_registry_credentials"]["builders"] = [{"namespace": "prod"}]
+
+    runner = run_playbook("playbooks/validate.yml", inventory=inventory(edit))
+    assert runner.status == "failed", runner.stdout_text
+    result = task_result(runner)
+    found = sorted((problem["host"], problem["field"]) for problem in result["problems"])
+    assert found == [("prod", "consumer_cluster_logical_registry"),
+                     ("registry", "registry_cluster_token_server_route_host"),
+                     ("test", "consumer_cluster_logical_registry"),
+                     ("test", "segmented_registry_credentials.builders[0].namespace"),
+                     ("uat", "consumer_cluster_logical_registry")], result["problems"]
+    builder = [p for p in result["problems"] if p["field"].startswith("segmented_registry_credentials")][0]
+    assert "is also the namespace of environment prod (segmented_registry_environments[2] (prod))" in \
+        builder["message"]
+    assert result["clusters"] == {}
