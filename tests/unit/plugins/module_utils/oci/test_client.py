@@ -313,7 +313,9 @@ def test_read_state_sends_each_head_under_a_token_of_its_group_only(servers):
 
 
 def test_retry_after_reads_seconds_and_http_dates():
-    now = lambda: 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT  # noqa: E731
+    def now():
+        return 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+
     assert transport.retry_after("2", now) == 2
     assert transport.retry_after(" 120 ", now) == 120
     assert transport.retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now) == 30
