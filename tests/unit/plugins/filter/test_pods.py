@@ -62,8 +62,8 @@ def test_an_image_missing_from_the_status_is_taken_from_the_spec():
 
 
 def test_init_containers_exits_and_readiness_are_reported():
-    init = {"name": "setup", "ready": False, "state": {"terminated": {"exitCode": 1, "reason": "Error",
-                                                                     "message": "no config"}}}
+    exited = {"exitCode": 1, "reason": "Error", "message": "no config"}
+    init = {"name": "setup", "ready": False, "state": {"terminated": exited}}
     running = {"name": "token-server", "ready": False, "restartCount": 0, "state": {"running": {}}}
     assert pod_problems([pod("ts-1", init=[init]), pod("ts-2", [running], phase="Running")]) == [
         "pod segmented-registry/ts-1, container setup: exited with code 1 (Error): no config",
