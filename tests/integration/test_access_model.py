@@ -73,19 +73,28 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def signing_pair(lab):
-    """(certificate PEM, private key PEM) the token server signs with: the Secret its Deployment
-    mounts at /etc/token-server/signing."""
+def token_server_namespace(lab):
+    """The namespace of the environment registries' token server: the one whose Route serves the
+    token server's host (other token servers may run on the lab, e.g. Molecule's)."""
     api = lab.api_client(lab.layout.registry_cluster)
-    for deployment in kclient.AppsV1Api(api).list_deployment_for_all_namespaces(field_selector="metadata.name=token-server").items:
-        pod = deployment.spec.template.spec
-        mounts = {m.name: m.mount_path for c in pod.containers for m in c.volume_mounts or []}
-        for volume in pod.volumes:
-            if volume.secret and mounts.get(volume.name) == "/etc/token-server/signing":
-                data = kclient.CoreV1Api(api).read_namespaced_secret(volume.secret.secret_name,
-                                                                     deployment.metadata.namespace).data
-                return base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"])
-    pytest.fail("no token-server Deployment mounting its signing Secret at /etc/token-server/signing")
+    routes = kclient.CustomObjectsApi(api).list_cluster_custom_object("route.openshift.io", "v1", "routes")["items"]
+    namespaces = {r["metadata"]["namespace"] for r in routes if r["spec"].get("host") == lab.layout.token_server_host}
+    assert len(namespaces) == 1, f"Routes for {lab.layout.token_server_host}: {sorted(namespaces)}"
+    return namespaces.pop()
+
+
+def signing_pair(lab):
+    """(certificate PEM, private key PEM) the environment registries' token server signs with: the
+    Secret mounted at /etc/token-server/signing into its Deployment."""
+    api = lab.api_client(lab.layout.registry_cluster)
+    namespace = token_server_namespace(lab)
+    pod = kclient.AppsV1Api(api).read_namespaced_deployment("token-server", namespace).spec.template.spec
+    mounts = {m.name: m.mount_path for c in pod.containers for m in c.volume_mounts or []}
+    for volume in pod.volumes:
+        if volume.secret and mounts.get(volume.name) == "/etc/token-server/signing":
+            data = kclient.CoreV1Api(api).read_namespaced_secret(volume.secret.secret_name, namespace).data
+            return base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"])
+    pytest.fail(f"the token-server Deployment of {namespace} mounts no signing Secret at /etc/token-server/signing")
 
 
 def forge(claims, alg, key=None, cert_pem=None):
@@ -235,10 +244,12 @@ def small_image(seed):
 
 
 class TokenServerLog:
-    """The lines the token server's pods logged from now on."""
+    """The lines the environment registries' token server pods logged from now on (their container
+    logs on the lab's node: <state>/node/pod-logs/<namespace>_<pod>_<uid>/token-server/)."""
 
     def __init__(self, lab):
-        self.pattern = os.path.join(lab.node().dir, "pod-logs", "*_token-server-*", "token-server", "*.log")
+        self.pattern = os.path.join(lab.node().dir, "pod-logs", token_server_namespace(lab) + "_token-server-*",
+                                    "token-server", "*.log")
         self.offsets = {path: os.path.getsize(path) for path in glob.glob(self.pattern)}
 
     def text(self):
