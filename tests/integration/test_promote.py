@@ -148,7 +148,7 @@ def test_unverified_tls_is_an_explicit_opt_out_never_a_silent_one(lab, namespace
 
 
 def test_a_promotion_whose_copy_fails_says_it_changed_the_approval_list(lab, namespace, streams, run_playbook,
-                                                                         inventory):
+                                                                        inventory):
     """The source (the integrated registry) cannot be reached: the approval list is written, the
     copy fails. The job fails with changed: true and a message that starts with the list it
     changed (the scheduled reconcile copies the image later); a rerun once the source is back
