@@ -589,7 +589,7 @@ def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, 
     assert runner.status == "successful", runner.stdout_text[-3000:].replace(secret, "<minted token>")
     result = json.loads((run_dir / "result.json").read_text())
     assert not result.get("failed"), result.get("msg")
-    assert result["summary"] == {"copied": 1} and result["stats"]["api_calls"] == 2  # the list, the TokenRequest
+    assert result["summary"] == {"copied": 1} and result["stats"]["api_calls"] == 3  # the list, a TokenRequest per audience
     verbose = "module_args" in runner.stdout_text  # (not in the assertion: pytest would print the output)
     assert verbose, "not the -vvv output (the full result, with the module's arguments)"
     written = {str(path.relative_to(run_dir)): path.read_bytes().decode("utf-8", "replace")
