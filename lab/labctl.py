@@ -44,6 +44,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import CredentialsError, mint_token
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from lab import image, images, machine_config, netns, node, nodepull, objectstore, pki, processes
@@ -60,6 +61,9 @@ SERVICE_CIDR = "10.96.0.0/16"  # virtual service IPs; on the node's cluster kube
 KUBERNETES_SERVICE_NAMES = ("10.96.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                             "kubernetes.default.svc.cluster.local")  # how pods address the API server
 INTEGRATED_SERVICE = "integrated"
+# the lab auditor's right to read the environment registries (labctl where): pull and catalog of the
+# collection's environmentregistries resource, which no OpenShift role grants
+ENVIRONMENT_READER = "segmented-registry-lab:environment-reader"
 ROUTER_DOMAIN = "apps.registry.lab.local"  # the registry cluster's ingress domain (*.apps...)
 ROUTER_HTTPS_PORT = 443
 ROUTER_HTTP_PORT = 80
@@ -682,30 +686,49 @@ class Lab:
         return sorted(glob.glob(pattern))
 
     # -- what landed where --------------------------------------------------------------
-    def service_account_token(self, namespace, name, cluster_role, seconds=600):
-        """A TokenRequest token of service account ``namespace/name`` on the registry cluster,
-        which gets ``cluster_role`` in every namespace (a ClusterRoleBinding)."""
+    def service_account_token(self, namespace, name, cluster_roles, seconds=600, audiences=None):
+        """A TokenRequest token (for ``audiences``; None: the API server's) of service account
+        ``namespace/name`` on the registry cluster, which gets each of ``cluster_roles`` in every
+        namespace (a ClusterRoleBinding each)."""
         api = self.api_client(self.layout.registry_cluster)
         core, rbac = kclient.CoreV1Api(api), kclient.RbacAuthorizationV1Api(api)
-        for create in (
-            lambda: core.create_namespace({"metadata": {"name": namespace}}),
-            lambda: core.create_namespaced_service_account(namespace, {"metadata": {"name": name}}),
-            lambda: rbac.create_cluster_role_binding({
-                "metadata": {"name": f"{cluster_role}:{namespace}:{name}"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
-                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}),
-        ):
+        creations = [lambda: core.create_namespace({"metadata": {"name": namespace}}),
+                     lambda: core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})]
+        for cluster_role in cluster_roles:
+            creations.append(lambda role=cluster_role: rbac.create_cluster_role_binding({
+                "metadata": {"name": f"{role}:{namespace}:{name}"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}))
+        for create in creations:
             try:
                 create()
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-        return mint_token(api, f"{namespace}/{name}", seconds)
+        return mint_token(api, f"{namespace}/{name}", seconds, audiences=audiences)
+
+    def auditor_token(self):
+        """A token of the lab's auditor, who reads every registry: the integrated one (registry-viewer,
+        the API server's audiences) and the environment registries (the lab's ClusterRole
+        ENVIRONMENT_READER, the token server's audience), as the collection's audit identity would."""
+        api = self.api_client(self.layout.registry_cluster)
+        try:
+            kclient.RbacAuthorizationV1Api(api).create_cluster_role({
+                "metadata": {"name": ENVIRONMENT_READER},
+                "rules": [{"apiGroups": ["segmented.registry"], "resources": ["environmentregistries"],
+                           "verbs": ["pull", "catalog"]}]})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        default = kclient.CoreV1Api(api).create_namespaced_service_account_token(
+            "default", "default", {"spec": {"expirationSeconds": 600}}).spec.audiences
+        return self.service_account_token("segmented-registry-lab", "auditor", ["registry-viewer", ENVIRONMENT_READER],
+                                          audiences=list(default) + [TOKEN_SERVER_AUDIENCE])
 
     def where(self, namespace=None):
         """Every repository:tag and its digest in every registry of the lab (of one namespace),
         read with the collection's own registry client."""
-        token = self.service_account_token("segmented-registry-lab", "auditor", "registry-viewer")
+        token = self.auditor_token()
         report = {}
         for env, endpoint in self.layout.registries:
             client = RegistryClient(endpoint, password=token, ca_cert=self.ca.cert_path, name=env)

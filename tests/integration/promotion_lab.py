@@ -46,6 +46,8 @@ from lab import image, netns
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PROMOTER = "segmented-registry/promoter"
+# the ClusterRole roles/registry_cluster binds to the promoter in each environment namespace
+PROMOTER_ROLE = "segmented-registry:environment-promoter"
 
 
 # ---------------------------------------------------------------------------------------------

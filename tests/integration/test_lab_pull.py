@@ -12,9 +12,10 @@ import pytest
 from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE
 from lab import image
 from lab import labctl
-from tests.integration.promotion_lab import REPO, ExtraRegistry
+from tests.integration.promotion_lab import PROMOTER_ROLE, REPO, ExtraRegistry
 
 CLUSTER = "prod"
 
@@ -25,7 +26,7 @@ def setup(lab, unique):
     consumer cluster's API (objects created here are removed afterwards)."""
     namespace = "pull-" + unique
     registry_api = lab.api_client(lab.layout.registry_cluster)
-    token = lab.service_account_token(namespace, "puller", "system:image-pusher")
+    token = lab.service_account_token(namespace, "puller", [PROMOTER_ROLE], audiences=[TOKEN_SERVER_AUDIENCE])
     with tempfile.TemporaryDirectory(prefix="lab-pull-test-") as work:
         registries = []
         try:
@@ -54,7 +55,7 @@ def setup(lab, unique):
             for registry in registries:
                 registry.stop()
             kclient.RbacAuthorizationV1Api(registry_api).delete_cluster_role_binding(
-                f"system:image-pusher:{namespace}:puller")
+                f"{PROMOTER_ROLE}:{namespace}:puller")
             kclient.CoreV1Api(registry_api).delete_namespace(namespace)
 
 

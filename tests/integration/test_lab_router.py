@@ -21,23 +21,25 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE
 from lab import image
 from lab import labctl
-from tests.integration.promotion_lab import ExtraRegistry
+from tests.integration.promotion_lab import PROMOTER_ROLE, ExtraRegistry
 
 
 @pytest.fixture
 def cluster(lab, unique):
     """A namespace on the registry cluster, and a service account token that may push and pull in
-    the test registry's namespace (``system:image-pusher`` cluster-wide, removed afterwards)."""
+    the test registry's namespace (the environment-promoter ClusterRole cluster-wide, a token for the
+    token server's audience; removed afterwards)."""
     namespace = "router-" + unique
     api = lab.api_client(lab.layout.registry_cluster)
-    token = lab.service_account_token(namespace, "pusher", "system:image-pusher")
+    token = lab.service_account_token(namespace, "pusher", [PROMOTER_ROLE], audiences=[TOKEN_SERVER_AUDIENCE])
     try:
         yield {"namespace": namespace, "api": api, "dyn": DynamicClient(api), "token": token}
     finally:
         kclient.RbacAuthorizationV1Api(api).delete_cluster_role_binding(
-            f"system:image-pusher:{namespace}:pusher")
+            f"{PROMOTER_ROLE}:{namespace}:pusher")
         kclient.CoreV1Api(api).delete_namespace(namespace)
 
 
