@@ -7,7 +7,7 @@ import re
 
 from tests.integration.runs import task_result
 
-REASON = "Say why the token server and the promotion job's identities failed"
+REASON = "Say why it failed: the token server and the promotion job's identities"
 
 
 def test_a_token_server_image_that_does_not_exist_is_named_with_the_kubelets_reason(lab, run_playbook, inventory,

@@ -3,7 +3,7 @@ says which stage and which hosts, and runs nothing after it."""
 
 from tests.integration.runs import task_result
 
-GATE = "Stop here if stage registry cluster (registry_cluster.yml) failed"
+GATE = "Stop here if this stage failed: registry cluster (registry_cluster.yml)"
 LATER_PLAYS = ("Registry credentials", "Configure the consumer clusters", "Reconcile the environment registries")
 
 

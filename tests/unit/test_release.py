@@ -122,7 +122,7 @@ def test_installed_from_the_tarball_the_role_without_the_image_says_how_to_build
     result = json.loads(process.stdout)
     failed = [(task["task"]["name"], host, outcome) for play in result["plays"] for task in play["tasks"]
               for host, outcome in task["hosts"].items() if outcome.get("failed")]
-    assert [(name, host) for name, host, _ in failed] == [
+    assert [(name, host) for name, host, _outcome in failed] == [
         ("segmented.registry.registry_cluster : Check that the token server's image is set", "registry-cluster")], failed
     message = " ".join(failed[0][2]["msg"].split())
     assert message.startswith("registry_cluster_token_server_image is empty."), message
