@@ -25,8 +25,8 @@ description:
   - The merged value is written only when it changes; credentials never appear in the result, the
     diff or an error message.
   - Nodes do not read the Secret itself; on OpenShift the machine-config operator writes it to every
-    node (C(/var/lib/kubelet/config.json), without a drain or reboot since OpenShift 4.7), which takes
-    seconds to minutes. With O(wait=true) (the default) the module returns only once every
+    node (C(/var/lib/kubelet/config.json); its default node disruption policy applies that file without a
+    drain or reboot), which takes seconds to minutes. With O(wait=true) (the default) the module returns only once every
     C(MachineConfigPool) reports that change rolled out (C(Updated=True) and C(updatedMachineCount)
     equal to C(machineCount) for an C(observedGeneration) newer than before the change), so a credential
     the nodes held before can be revoked after it. A cluster without the C(MachineConfigPool) API is not
