@@ -1,10 +1,11 @@
-"""segmented.registry.pod_problems (plugins/filter/pods.py): why Pods are not ready, from the
-status a kubelet reports (pure logic: Pod objects in, lines out)."""
+"""segmented.registry.pod_problems and pull_failures (plugins/filter/pods.py): why Pods are not
+ready, and which images they cannot pull, from the status a kubelet reports (pure logic: Pod
+objects in, lines out)."""
 
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.segmented.registry.plugins.filter.pods import FilterModule, pod_problems
+from ansible_collections.segmented.registry.plugins.filter.pods import FilterModule, pod_problems, pull_failures
 
 
 def pod(name, statuses=(), conditions=(), phase="Pending", deleting=False, init=()):
@@ -29,7 +30,7 @@ READY = {"type": "Ready", "status": "True"}
 
 
 def test_the_filter_is_registered_by_its_name():
-    assert FilterModule().filters()["pod_problems"] is pod_problems
+    assert FilterModule().filters() == {"pod_problems": pod_problems, "pull_failures": pull_failures}
 
 
 def test_an_image_that_cannot_be_pulled_names_the_reason_and_the_image():
@@ -87,7 +88,22 @@ def test_ready_pods_and_pods_being_deleted_say_nothing():
     assert pod_problems([]) == []
 
 
+def test_pull_failures_are_the_images_that_cannot_be_pulled_each_once():
+    found = pull_failures([
+        pod("ts-1", [waiting("ImagePullBackOff")]),
+        pod("ts-2", [waiting("ErrImagePull", image=None)]),  # the image from the spec
+        pod("ts-3", [waiting("ErrImagePull")]),
+        pod("ts-4", [waiting("CreateContainerConfigError", 'secret "x" not found')]),
+        pod("ts-5", [waiting("InvalidImageName", image="BAD")]),
+        pod("ts-6", [waiting("ImagePullBackOff", image="registry.example.com/other:1")], deleting=True),
+    ])
+    assert found == ["registry.example.com/token-server:1", "registry.example.com/token-server:missing"]
+    ready = {"name": "token-server", "ready": True, "restartCount": 0, "state": {"running": {}}}
+    assert pull_failures([pod("ts-1", [ready], [READY], phase="Running"), pod("ts-2")]) == []
+
+
 @pytest.mark.parametrize("value", [None, {"metadata": {}}, ["pod"]])
-def test_anything_but_a_list_of_pods_is_refused(value):
-    with pytest.raises(AnsibleFilterError, match="pod_problems takes a list of Pod objects"):
-        pod_problems(value)
+@pytest.mark.parametrize("name", ["pod_problems", "pull_failures"])
+def test_anything_but_a_list_of_pods_is_refused(name, value):
+    with pytest.raises(AnsibleFilterError, match=f"{name} takes a list of Pod objects"):
+        FilterModule().filters()[name](value)
