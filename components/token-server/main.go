@@ -121,11 +121,11 @@ func setup(cfg *Config, log *slog.Logger) (*http.Server, *Signer, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug), // TLS handshake noise
 	}
 	if cfg.TLS() {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		pair, err := NewKeyPairReloader(cfg.TLSCert, cfg.TLSKey, log)
 		if err != nil {
-			return nil, nil, fmt.Errorf("tls_cert and tls_key (%s, %s): %w", cfg.TLSCert, cfg.TLSKey, err)
+			return nil, nil, err
 		}
-		server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		server.TLSConfig = &tls.Config{GetCertificate: pair.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
 	return server, signer, nil
 }
