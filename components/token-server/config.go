@@ -25,6 +25,7 @@ import (
 //	 "signing_cert": "signing.crt", "signing_key": "signing.key",
 //	 "token_ttl_seconds": 300, "tokenreview_cache_seconds": 10,
 //	 "max_scopes_per_request": 64, "reviews_per_second_per_user": 50, "review_burst_per_user": 200,
+//	 "token_reviews_per_second": 20, "token_review_burst": 100,
 //	 "kubernetes": {"server": "https://api.example:6443", "ca_file": "ca.crt",
 //	                "token_file": "token" | "client_cert": "c.crt", "client_key": "c.key"},
 //	 "services": {"env-test": {"issuer": "segmented-registry", "namespace": "test",
@@ -45,6 +46,9 @@ const (
 	maxReviewRate      = 100000.0
 	defaultReviewBurst = 200
 	maxReviewBurst     = 1000000
+	// the server-wide bucket over the TokenReviews of tokens not in the cache (review.go)
+	defaultTokenReviewRate  = 20.0
+	defaultTokenReviewBurst = 100
 	// reviewsPerScope: the most SubjectAccessReviews one scope can need (pull, push, delete), so
 	// a request needs at most max_scopes_per_request * reviewsPerScope + 1 (its TokenReview).
 	reviewsPerScope = 3
@@ -62,6 +66,8 @@ type Config struct {
 	MaxScopes               int
 	ReviewRate              float64 // reviews a second per user
 	ReviewBurst             int
+	TokenReviewRate         float64 // TokenReviews a second, server-wide
+	TokenReviewBurst        int
 	Kubernetes              KubernetesConfig
 	Services                map[string]Service
 }
@@ -81,6 +87,7 @@ func (c *Config) TLS() bool { return c.TLSCert != "" }
 
 var topKeys = []string{"listen", "tls_cert", "tls_key", "signing_cert", "signing_key", "token_ttl_seconds",
 	"tokenreview_cache_seconds", "max_scopes_per_request", "reviews_per_second_per_user", "review_burst_per_user",
+	"token_reviews_per_second", "token_review_burst",
 	"kubernetes", "services"}
 var kubernetesKeys = []string{"server", "ca_file", "token_file", "client_cert", "client_key"}
 var serviceKeys = []string{"issuer", "namespace_from", "namespace", "audiences"}
@@ -126,6 +133,8 @@ func ParseConfig(data []byte, baseDir string, getenv func(string) string) (*Conf
 		MaxScopes:        int(p.integer(raw, "max_scopes_per_request", "a whole number", defaultMaxScopes, 1, maxMaxScopes)),
 		ReviewRate:       p.number(raw, "reviews_per_second_per_user", "a number of reviews a second above 0", defaultReviewRate, math.SmallestNonzeroFloat64, maxReviewRate),
 		ReviewBurst:      int(p.integer(raw, "review_burst_per_user", "a whole number of reviews", defaultReviewBurst, 1, maxReviewBurst)),
+		TokenReviewRate:  p.number(raw, "token_reviews_per_second", "a number of TokenReviews a second above 0", defaultTokenReviewRate, math.SmallestNonzeroFloat64, maxReviewRate),
+		TokenReviewBurst: int(p.integer(raw, "token_review_burst", "a whole number of TokenReviews", defaultTokenReviewBurst, 1, maxReviewBurst)),
 	}
 	if most := cfg.MaxScopes*reviewsPerScope + 1; cfg.ReviewBurst < most {
 		p.fail("review_burst_per_user: %d is less than the %d reviews a request of max_scopes_per_request (%d) scopes can need; raise review_burst_per_user to at least %d or lower max_scopes_per_request",

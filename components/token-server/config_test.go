@@ -15,6 +15,7 @@ func rawConfig(over map[string]any) []byte {
 		"listen": "127.0.0.1:5110", "tls_cert": "tls.crt", "tls_key": "/abs/tls.key",
 		"signing_cert": "s.crt", "signing_key": "keys/s.key", "token_ttl_seconds": 300,
 		"max_scopes_per_request": 10, "reviews_per_second_per_user": 2.5, "review_burst_per_user": 31,
+		"token_reviews_per_second": 7.5, "token_review_burst": 40,
 		"kubernetes": map[string]any{"server": "https://127.0.0.1:16443", "ca_file": "ca.crt",
 			"client_cert": "admin.crt", "client_key": "admin.key"},
 		"services": map[string]any{
@@ -44,7 +45,7 @@ func TestParseConfig(t *testing.T) {
 		Listen: "127.0.0.1:5110", TLSCert: "/etc/ts/tls.crt", TLSKey: "/abs/tls.key",
 		SigningCert: "/etc/ts/s.crt", SigningKey: "/etc/ts/keys/s.key",
 		TokenTTL: 300 * time.Second, TokenReviewCache: 10 * time.Second,
-		MaxScopes: 10, ReviewRate: 2.5, ReviewBurst: 31,
+		MaxScopes: 10, ReviewRate: 2.5, ReviewBurst: 31, TokenReviewRate: 7.5, TokenReviewBurst: 40,
 		Kubernetes: KubernetesConfig{Server: "https://127.0.0.1:16443", CAFile: "/etc/ts/ca.crt",
 			ClientCert: "/etc/ts/admin.crt", ClientKey: "/etc/ts/admin.key"},
 		Services: map[string]Service{
@@ -63,13 +64,14 @@ func TestParseConfig(t *testing.T) {
 func TestParseConfigDefaults(t *testing.T) {
 	cfg, err := ParseConfig(rawConfig(map[string]any{"listen": nil, "tls_cert": nil, "tls_key": nil,
 		"token_ttl_seconds": nil, "max_scopes_per_request": nil, "reviews_per_second_per_user": nil, "review_burst_per_user": nil,
+		"token_reviews_per_second": nil, "token_review_burst": nil,
 		"kubernetes": map[string]any{"server": "https://api.example:6443/", "ca_file": "/ca",
 			"token_file": "/token"}}), "/etc/ts", noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Listen != ":8080" || cfg.TLS() || cfg.TokenTTL != 300*time.Second || cfg.TokenReviewCache != 10*time.Second ||
-		cfg.MaxScopes != 64 || cfg.ReviewRate != 50 || cfg.ReviewBurst != 200 {
+		cfg.MaxScopes != 64 || cfg.ReviewRate != 50 || cfg.ReviewBurst != 200 || cfg.TokenReviewRate != 20 || cfg.TokenReviewBurst != 100 {
 		t.Errorf("defaults: %#v", cfg)
 	}
 	if cfg.Kubernetes.Server != "https://api.example:6443" || cfg.Kubernetes.TokenFile != "/token" {
@@ -136,6 +138,8 @@ func TestParseConfigRejectsBadValuesNamingTheField(t *testing.T) {
 		"reviews_per_second_per_user: must be a number of reviews a second above 0":                                      {"reviews_per_second_per_user": 0},
 		"review_burst_per_user: must be a whole number of reviews from 1":                                                {"review_burst_per_user": 1.5},
 		"review_burst_per_user: 30 is less than the 31 reviews a request of max_scopes_per_request (10) scopes can need": {"review_burst_per_user": 30},
+		"token_reviews_per_second: must be a number of TokenReviews a second above 0":                                    {"token_reviews_per_second": 0},
+		"token_review_burst: must be a whole number of TokenReviews from 1":                                              {"token_review_burst": 0},
 		"tls_cert and tls_key: set both":                                                                                 {"tls_key": nil},
 		"signing_cert is required":                                                                                       {"signing_cert": nil},
 		"signing_key is required":                                                                                        {"signing_key": ""},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -111,6 +112,9 @@ func (i *Issuer) Handle(ctx context.Context, req TokenRequest) Response {
 	}
 	log = log.With("account", account, "token_sha256", Fingerprint(creds.Secret)[:fingerprintLength])
 	user, err := i.Reviewer.Authenticate(ctx, creds.Secret, service.Audiences)
+	if throttled := (*ReviewThrottled)(nil); errors.As(err, &throttled) {
+		return tooManyRequests(log, throttled.Wait, "too many token reviews on this server", "too many token requests on this server")
+	}
 	if err != nil {
 		return unavailable(log, err)
 	}
@@ -120,10 +124,7 @@ func (i *Issuer) Handle(ctx context.Context, req TokenRequest) Response {
 	}
 	log = log.With("user", user.Username)
 	if wait := i.Limiter.Take(user.Username, 1+ReviewCount(scopes, service)); wait > 0 {
-		retry := strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10)
-		log.Info("deny", "reason", "too many reviews for this user", "retry_after_seconds", retry)
-		return errorResponse(http.StatusTooManyRequests, "TOOMANYREQUESTS",
-			"too many token requests for this user; retry after "+retry+" s", map[string]string{"Retry-After": retry})
+		return tooManyRequests(log, wait, "too many reviews for this user", "too many token requests for this user")
 	}
 	access, refused, err := DecideAccess(scopes, service, func(attrs ResourceAttributes) (bool, error) {
 		return i.Reviewer.Allowed(ctx, user, attrs)
@@ -154,6 +155,14 @@ func (i *Issuer) sign(service Service, user *ReviewedUser, access []Access, now 
 }
 
 // unavailable answers a review the registry cluster could not give (not a denial).
+// tooManyRequests is a 429 whose Retry-After is wait in whole seconds, rounded up.
+func tooManyRequests(log *slog.Logger, wait time.Duration, reason, message string) Response {
+	retry := strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10)
+	log.Info("deny", "reason", reason, "retry_after_seconds", retry)
+	return errorResponse(http.StatusTooManyRequests, "TOOMANYREQUESTS",
+		message+"; retry after "+retry+" s", map[string]string{"Retry-After": retry})
+}
+
 func unavailable(log *slog.Logger, err error) Response {
 	log.Warn("error", "reason", err.Error())
 	return errorResponse(http.StatusServiceUnavailable, "UNAVAILABLE", "authorization backend unavailable", nil)

@@ -185,3 +185,26 @@ func TestHandleDeniedEverythingStillIssuesAnEmptyToken(t *testing.T) {
 		t.Errorf("access %s", access)
 	}
 }
+
+// Over the server-wide TokenReview limit: 429 with Retry-After in whole seconds, logged, and the
+// TokenReview not sent.
+func TestHandleRefusesATokenReviewOverTheServerLimit(t *testing.T) {
+	api := newFakeAPI(t, nil)
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	client, _ := tokenClient(t, api, clock)
+	issuer, logs := testIssuer(t, NewKubeReviewer(client, 0, NewRateLimiter(0.4, 1, clock.Now), clock.Now))
+	ctx := context.Background()
+	if resp := issuer.Handle(ctx, request(t, "integrated", basic("u", "random-1"), "repository:a/b:pull")); resp.Status != 401 {
+		t.Fatalf("within the limit, an unknown token: %#v", resp)
+	}
+	resp := issuer.Handle(ctx, request(t, "integrated", basic("u", "random-2"), "repository:a/b:pull"))
+	if resp.Status != 429 || errorCode(resp) != "TOOMANYREQUESTS" || resp.Headers["Retry-After"] != "3" {
+		t.Errorf("over the limit: %#v", resp)
+	}
+	if reviews, _ := api.seen(); len(reviews) != 1 {
+		t.Errorf("TokenReviews sent: %v, want 1", reviews)
+	}
+	if !strings.Contains(logs.String(), "reason=\"too many token reviews on this server\" retry_after_seconds=3") {
+		t.Errorf("the log: %s", logs)
+	}
+}

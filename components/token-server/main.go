@@ -104,7 +104,7 @@ func setup(cfg *Config, log *slog.Logger) (*http.Server, *Signer, error) {
 	issuer := &Issuer{
 		Services:  cfg.Services,
 		Signer:    signer,
-		Reviewer:  NewKubeReviewer(client, cfg.TokenReviewCache, time.Now),
+		Reviewer:  NewKubeReviewer(client, cfg.TokenReviewCache, NewRateLimiter(cfg.TokenReviewRate, cfg.TokenReviewBurst, time.Now), time.Now),
 		TTL:       cfg.TokenTTL,
 		MaxScopes: cfg.MaxScopes,
 		Limiter:   NewRateLimiter(cfg.ReviewRate, cfg.ReviewBurst, time.Now),

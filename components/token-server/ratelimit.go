@@ -6,8 +6,10 @@ import (
 	"time"
 )
 
-// A token bucket per user over the reviews (TokenReview and SubjectAccessReviews) the token
-// server sends the registry cluster on that user's behalf: rate per second, up to burst at once.
+// Token buckets over the reviews the token server sends the registry cluster: one per user over
+// the reviews (TokenReview and SubjectAccessReviews) sent on that user's behalf (issuer.go), and
+// one server-wide over the TokenReviews of tokens not in the cache (review.go, key ""): rate per
+// second, up to burst at once.
 
 // maxBuckets bounds the buckets kept; beyond it, full buckets (users idle long enough) are dropped.
 const maxBuckets = 4096

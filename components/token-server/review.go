@@ -14,7 +14,10 @@ import (
 // audiences sends them as the TokenReview's spec.audiences and accepts the token only if the
 // answer's status.audiences holds one of them. Authenticated TokenReview results are cached for a
 // few seconds, keyed by sha256(token) and the audiences, so the many blob requests of one pull do
-// not each cost a review.
+// not each cost a review. A token not in the cache costs a TokenReview whoever sent it, before
+// any per-user limit can apply (the user is what the review finds): a server-wide token bucket
+// bounds those reviews, so that a flood of random bearer tokens does not become a flood of
+// TokenReviews on the API server.
 
 const maxCacheEntries = 4096
 
@@ -31,6 +34,13 @@ type ReviewError struct{ msg string }
 
 func (e *ReviewError) Error() string { return e.msg }
 
+// ReviewThrottled is a TokenReview not sent: the server-wide bucket is empty for Wait.
+type ReviewThrottled struct{ Wait time.Duration }
+
+func (e *ReviewThrottled) Error() string {
+	return fmt.Sprintf("too many TokenReviews on this server; the next in %v", e.Wait)
+}
+
 // Reviewer authenticates tokens and authorizes users.
 type Reviewer interface {
 	// Authenticate returns the token's user, or nil when the token is not authenticated (for
@@ -42,13 +52,15 @@ type Reviewer interface {
 
 // KubeReviewer is the Reviewer of a real API server.
 type KubeReviewer struct {
-	client *KubeClient
-	cache  *ttlCache
+	client  *KubeClient
+	cache   *ttlCache
+	limiter *RateLimiter // server-wide: one bucket (key "") for every TokenReview sent
 }
 
-// NewKubeReviewer caches authenticated TokenReviews for cacheTTL (0: no cache).
-func NewKubeReviewer(client *KubeClient, cacheTTL time.Duration, clock func() time.Time) *KubeReviewer {
-	return &KubeReviewer{client: client, cache: newTTLCache(cacheTTL, clock)}
+// NewKubeReviewer caches authenticated TokenReviews for cacheTTL (0: no cache) and sends one only
+// when limiter's server-wide bucket has a token left.
+func NewKubeReviewer(client *KubeClient, cacheTTL time.Duration, limiter *RateLimiter, clock func() time.Time) *KubeReviewer {
+	return &KubeReviewer{client: client, cache: newTTLCache(cacheTTL, clock), limiter: limiter}
 }
 
 // Authenticate creates a TokenReview of token (with spec.audiences = audiences, when any).
@@ -56,6 +68,9 @@ func (r *KubeReviewer) Authenticate(ctx context.Context, token string, audiences
 	key := fmt.Sprintf("%s %q", Fingerprint(token), audiences)
 	if user := r.cache.get(key); user != nil {
 		return user, nil
+	}
+	if wait := r.limiter.Take("", 1); wait > 0 {
+		return nil, &ReviewThrottled{Wait: wait}
 	}
 	spec := map[string]any{"token": token}
 	if len(audiences) > 0 {

@@ -140,6 +140,48 @@ func tokenClient(t *testing.T, api *fakeAPI, clock *fakeClock) (*KubeClient, str
 	return client, tokenPath
 }
 
+// anyReviews is a server-wide TokenReview bucket no test of the cache or the client empties.
+func anyReviews(clock func() time.Time) *RateLimiter {
+	return NewRateLimiter(defaultTokenReviewRate, defaultTokenReviewBurst, clock)
+}
+
+// Tokens not in the cache share one server-wide bucket of TokenReviews: a flood of random bearer
+// tokens is refused (with how long to wait) without reaching the API server; cached tokens cost
+// nothing from it and are still accepted.
+func TestKubeReviewerLimitsTheTokenReviewsOfTheServer(t *testing.T) {
+	api := newFakeAPI(t, nil)
+	api.users[secret] = builder
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	client, _ := tokenClient(t, api, clock)
+	reviewer := NewKubeReviewer(client, 10*time.Second, NewRateLimiter(2, 3, clock.Now), clock.Now) // 2 a second, 3 at once
+	ctx := context.Background()
+	if user, err := reviewer.Authenticate(ctx, secret, nil); err != nil || user == nil {
+		t.Fatalf("first review: %#v, %v", user, err)
+	}
+	for n := range 2 {
+		if user, err := reviewer.Authenticate(ctx, fmt.Sprintf("random-%d", n), nil); user != nil || err != nil {
+			t.Fatalf("within the burst: %#v, %v", user, err)
+		}
+	}
+	for n := range 50 {
+		_, err := reviewer.Authenticate(ctx, fmt.Sprintf("flood-%d", n), nil)
+		var throttled *ReviewThrottled
+		if !errors.As(err, &throttled) || throttled.Wait != 500*time.Millisecond {
+			t.Fatalf("token %d over the limit: %v", n, err)
+		}
+	}
+	if user, err := reviewer.Authenticate(ctx, secret, nil); err != nil || user == nil {
+		t.Errorf("a cached token while the bucket is empty: %#v, %v", user, err)
+	}
+	if reviews, _ := api.seen(); len(reviews) != 3 {
+		t.Errorf("%d TokenReviews sent, want 3 (the burst): refused ones must not reach the API server", len(reviews))
+	}
+	clock.Advance(500 * time.Millisecond)
+	if _, err := reviewer.Authenticate(ctx, "after-the-wait", nil); err != nil {
+		t.Errorf("refilled: %v", err)
+	}
+}
+
 func TestTTLCacheExpires(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(100, 0)}
 	cache := newTTLCache(10*time.Second, clock.Now)
@@ -190,7 +232,7 @@ func TestKubeReviewerAuthenticatesAndCachesByTokenHash(t *testing.T) {
 	api.users[secret] = builder
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	client, _ := tokenClient(t, api, clock)
-	reviewer := NewKubeReviewer(client, 10*time.Second, clock.Now)
+	reviewer := NewKubeReviewer(client, 10*time.Second, anyReviews(clock.Now), clock.Now)
 	ctx := context.Background()
 	for range 3 {
 		user, err := reviewer.Authenticate(ctx, secret, nil)
@@ -226,7 +268,7 @@ func TestKubeReviewerRefusesAnUnauthenticatedAnswer(t *testing.T) {
 	api.unauthenticated[secret] = true
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	client, _ := tokenClient(t, api, clock)
-	if user, err := NewKubeReviewer(client, 10*time.Second, clock.Now).Authenticate(context.Background(), secret, nil); user != nil || err != nil {
+	if user, err := NewKubeReviewer(client, 10*time.Second, anyReviews(clock.Now), clock.Now).Authenticate(context.Background(), secret, nil); user != nil || err != nil {
 		t.Errorf("authenticated false: got %#v, %v", user, err)
 	}
 }
@@ -242,7 +284,7 @@ func TestKubeReviewerSendsAndChecksTheAudiences(t *testing.T) {
 	api.users["no-audience"] = builder
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	client, _ := tokenClient(t, api, clock)
-	reviewer := NewKubeReviewer(client, 10*time.Second, clock.Now)
+	reviewer := NewKubeReviewer(client, 10*time.Second, anyReviews(clock.Now), clock.Now)
 	ctx := context.Background()
 	audiences := []string{"other", tokenServerAudience}
 	if user, err := reviewer.Authenticate(ctx, secret, audiences); err != nil || !reflect.DeepEqual(user, builder) {
@@ -274,7 +316,7 @@ func TestKubeReviewerSubjectAccessReview(t *testing.T) {
 	api.allowed[[4]string{builder.Username, "get", "imagestreams", "myproject"}] = true
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	client, _ := tokenClient(t, api, clock)
-	reviewer := NewKubeReviewer(client, 10*time.Second, clock.Now)
+	reviewer := NewKubeReviewer(client, 10*time.Second, anyReviews(clock.Now), clock.Now)
 	attrs := ResourceAttributes{Group: imageGroup, Resource: "imagestreams", Subresource: "layers",
 		Namespace: "myproject", Name: "app", Verb: "get"}
 	allowed, err := reviewer.Allowed(context.Background(), builder, attrs)
@@ -308,7 +350,7 @@ func TestKubeClientRereadsARotatedTokenFile(t *testing.T) {
 	api := newFakeAPI(t, nil)
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	client, tokenPath := tokenClient(t, api, clock)
-	reviewer := NewKubeReviewer(client, 0, clock.Now)
+	reviewer := NewKubeReviewer(client, 0, anyReviews(clock.Now), clock.Now)
 	ctx := context.Background()
 	reviewer.Authenticate(ctx, "a", nil)
 	os.WriteFile(tokenPath, []byte("server-token-2"), 0o600)
@@ -326,7 +368,7 @@ func TestKubeClientRereadsTheTokenFileOnceAfterA401(t *testing.T) {
 	api := newFakeAPI(t, nil)
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	client, tokenPath := tokenClient(t, api, clock)
-	reviewer := NewKubeReviewer(client, 0, clock.Now)
+	reviewer := NewKubeReviewer(client, 0, anyReviews(clock.Now), clock.Now)
 	os.WriteFile(tokenPath, []byte("server-token-2"), 0o600)
 	api.status, api.message = http.StatusUnauthorized, "Unauthorized"
 	_, err := reviewer.Authenticate(context.Background(), "a", nil)
@@ -344,7 +386,7 @@ func TestKubeReviewerErrorsNameTheCauseButNeverTheToken(t *testing.T) {
 	api := newFakeAPI(t, nil)
 	clock := &fakeClock{now: time.Unix(1000, 0)}
 	client, _ := tokenClient(t, api, clock)
-	reviewer := NewKubeReviewer(client, 10*time.Second, clock.Now)
+	reviewer := NewKubeReviewer(client, 10*time.Second, anyReviews(clock.Now), clock.Now)
 	api.status = http.StatusForbidden
 	api.message = `tokenreviews.authentication.k8s.io is forbidden: User "system:serviceaccount:r:token-server" cannot create resource "tokenreviews" (token ` + secret + `)`
 	_, err := reviewer.Authenticate(context.Background(), secret, nil)
@@ -380,7 +422,7 @@ func TestKubeClientAlwaysVerifiesTheAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = NewKubeReviewer(client, 0, time.Now).Authenticate(context.Background(), secret, nil)
+	_, err = NewKubeReviewer(client, 0, anyReviews(time.Now), time.Now).Authenticate(context.Background(), secret, nil)
 	if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
 		t.Errorf("got %v, want a certificate verification failure", err)
 	}
@@ -404,7 +446,7 @@ func TestKubeClientWithAClientCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user, err := NewKubeReviewer(client, 0, time.Now).Authenticate(context.Background(), secret, nil)
+	user, err := NewKubeReviewer(client, 0, anyReviews(time.Now), time.Now).Authenticate(context.Background(), secret, nil)
 	if err != nil || user == nil || user.Username != builder.Username {
 		t.Fatalf("got %#v, %v", user, err)
 	}
