@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kubernetes import config as kconfig
 
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import MIN_TOKEN_SECONDS
 from tests import awx_as_code as awx
 
 REPO = awx.REPO
@@ -124,7 +125,8 @@ def test_the_job_templates_issues_12_and_23_ask_for_are_there():
     assert awx.job_template("demote")["survey"] == awx.job_template("promote")["survey"]
     assert [q["variable"] for q in awx.job_template("rotate credentials")["survey"]] == ["credentials_clusters", "grace"]
     assert not [q for q in awx.job_template("rotate credentials")["survey"] if q.get("required")]
-    assert [q["variable"] for q in awx.job_template("credentials")["survey"]] == ["credentials_clusters"]
+    assert [q["variable"] for q in awx.job_template("credentials")["survey"]] == [
+        "credentials_clusters", "credentials_duration", "credentials_renew_before"]
     assert [t["name"] for t in TEMPLATES if t.get("schedule")] == [awx.job_template("reconcile")["name"],
                                                                    awx.job_template("credentials")["name"]]
 
@@ -153,6 +155,26 @@ def test_the_credentials_schedule_renews_every_pull_credential_well_before_it_ex
     assert defaults["credentials_duration"] == 7 * 86400
     assert 2 * period <= defaults["credentials_renew_before"] < defaults["credentials_duration"]
     assert template["schedule"]["extra_data"] == {}
+    # the schedule answers nothing, so the role's defaults hold; the optional lifetime questions
+    # (shorter for a test or a tighter policy) are none of them required and have no default
+    assert awx.survey_extra_vars(template["survey"], template["schedule"]["extra_data"]) == {}
+
+
+def test_the_credentials_survey_takes_what_the_credential_module_takes():
+    """The lifetime questions' bounds are the module's: at least the TokenRequest API's least
+    (MIN_TOKEN_SECONDS), renew_before below the longest lifetime."""
+    questions = {q["variable"]: q for q in awx.job_template("credentials")["survey"]}
+    duration, renew_before = questions["credentials_duration"], questions["credentials_renew_before"]
+    assert duration["type"] == renew_before["type"] == "integer"
+    assert not duration["required"] and not renew_before["required"]
+    assert "default" not in duration and "default" not in renew_before
+    assert duration["min"] == MIN_TOKEN_SECONDS and renew_before["min"] == 0
+    assert renew_before["max"] == duration["max"] - 1
+    assert awx.survey_extra_vars(list(questions.values()), {"credentials_duration": 600, "credentials_renew_before": 599}) == {
+        "credentials_duration": 600, "credentials_renew_before": 599}
+    for bad in ({"credentials_duration": 599}, {"credentials_duration": "600"}, {"credentials_renew_before": -1}):
+        with pytest.raises(ValueError):
+            awx.survey_extra_vars(list(questions.values()), bad)
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=IDS)
