@@ -47,7 +47,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials imp
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
-from lab import image, images, machine_config, netns, node, nodepull, objectstore, pki, processes
+from lab import image, images, machine_config, netns, node, nodepull, objectstore, pki, processes, service_ca
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -363,6 +363,20 @@ class Lab:
 
         wait_for("OpenShift's namespace defaults (lab/openshift_defaults.py)", defaults_made, timeout=90)
 
+    @property
+    def service_ca_dir(self):
+        return os.path.join(self.state, "service-ca")
+
+    def start_service_ca(self):
+        """lab/service_ca.py: serving certificates for annotated Services of the registry cluster,
+        signed by the lab's service CA, as OpenShift's service-ca operator."""
+        service_ca.authority(self.service_ca_dir)  # made here: the router trusts it from its start
+        self.procs.start("service-ca", [sys.executable, "-m", "lab.service_ca", "--kubeconfig", self.kubeconfig,
+                                        "--context", self.layout.registry_cluster, "--ca-dir", self.service_ca_dir],
+                         env=PACKAGE_ENV)
+        if not self.procs.pid("service-ca"):
+            raise LabError("lab/service_ca.py exited:\n" + self.procs.tail("service-ca"))
+
     # -- registries ---------------------------------------------------------------------
     def start_token_server(self, binary):
         """The collection's token server (components/token-server), reviewing tokens on the registry
@@ -442,11 +456,18 @@ class Lab:
             for path in (cert, key):
                 with open(path) as part:
                     handle.write(part.read())
+        # the default destination CA of reencrypt Routes: the service CA (OpenShift's), and the lab CA
+        # for the lab's own backends (tests/integration/test_lab_router.py)
+        destination_ca = os.path.join(folder, "default-destination-ca.crt")
+        with open(destination_ca, "w") as handle:
+            for path in (service_ca.authority(self.service_ca_dir).cert_path, self.ca.cert_path):
+                with open(path) as part:
+                    handle.write(part.read())
         settings = {
             "kubeconfig": self.kubeconfig, "context": self.layout.registry_cluster,
             "work_dir": os.path.join(folder, "haproxy"), "domain": ROUTER_DOMAIN,
             "https_bind": f"127.0.0.1:{int(ROUTER_HTTPS_PORT)}", "http_bind": f"127.0.0.1:{int(ROUTER_HTTP_PORT)}",
-            "default_certificate": default, "default_destination_ca": self.ca.cert_path,
+            "default_certificate": default, "default_destination_ca": destination_ca,
             "router_name": "default", "canonical_hostname": "router-default." + ROUTER_DOMAIN,
             "hosts_file": "/etc/hosts", "hosts_address": "127.0.0.1",
         }
@@ -516,6 +537,7 @@ class Lab:
             list(pool.map(lambda c: self.start_controller_manager(bins["kube-controller-manager"], c),
                           [c for c, _ in self.layout.clusters]))
         self.start_openshift_defaults()
+        self.start_service_ca()
         signing_cert = self.start_token_server(bins["token-server"])
         self.start_registries(signing_cert)
         netns.ensure()
@@ -531,7 +553,7 @@ class Lab:
         names = ["etcd"]
         for cluster, _ in self.layout.clusters:
             names += ["apiserver-" + cluster, "kcm-" + cluster]
-        names.append("openshift-defaults")
+        names += ["openshift-defaults", "service-ca"]
         names.append("tokenserver")
         names += ["registry-" + env for env, _, _, _ in self.layout.lab_registries]
         names += ["router", "machine-config"]

@@ -61,8 +61,9 @@ def _is_ip(host):
 class Authority:
     """The lab CA in ``directory``; ``issue`` makes (or reuses) a key pair signed by it."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, common_name="segmented-registry lab CA"):
         self.directory = directory
+        self.common_name = common_name
         self.cert_path = os.path.join(directory, "ca.crt")
         self.key_path = os.path.join(directory, "ca.key")
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -73,7 +74,7 @@ class Authority:
 
     def _create(self):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "segmented-registry lab CA")])
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.common_name)])
         now = datetime.datetime.now(datetime.timezone.utc)
         cert = (
             x509.CertificateBuilder()
@@ -108,6 +109,14 @@ class Authority:
         key_path = os.path.join(self.directory, name + ".key")
         if os.path.exists(cert_path) and os.path.exists(key_path) and _covers(cert_path, hosts):
             return cert_path, key_path
+        cert_pem, key_pem = self.issue_pem(common_name, hosts=hosts, organizations=organizations,
+                                           server=server, client=client)
+        _write(key_path, key_pem, private=True)
+        _write(cert_path, cert_pem)
+        return cert_path, key_path
+
+    def issue_pem(self, common_name, *, hosts=(), organizations=(), server=False, client=False):
+        """A new key pair signed by this CA, in memory: (certificate PEM, PKCS#8 key PEM) as bytes."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
         attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
@@ -141,9 +150,7 @@ class Authority:
                     names.append(x509.DNSName(host))
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
-        _write(key_path, _key_pem(key), private=True)
-        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
-        return cert_path, key_path
+        return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
     def signing_key(self, name):
         """A bare RSA key (service-account token signing); returns its path."""
