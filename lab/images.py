@@ -20,7 +20,9 @@ inputs, same digests):
   (``lab/build/s3server``, built ``CGO_ENABLED=0``), alone; ``lab/objectstore.py`` runs it.
 
 Tags carry the version of what is inside and are never rewritten: an image whose tag the mirror
-already serves is not built again.
+already serves is not built again. ``publish`` also gives every image pinned by digest
+(``pinned``: ``<repository>@sha256:...``, the manifest digest the mirror serves for the tag), what
+roles/registry_cluster requires of the images its garbage collection job runs.
 """
 import gzip
 import os
@@ -209,18 +211,18 @@ def start_mirror(lab):
     lab.procs.start("registry-mirror", ["docker-registry", "serve", config])
 
 
-def mirror_has(lab, reference):
-    """True when the mirror serves ``reference``'s tag."""
+def mirror_digest(lab, reference):
+    """The manifest digest the mirror serves for ``reference``'s tag, None when it has none."""
     repository, tag = reference.split("/", 1)[1].rsplit(":", 1)
     response = requests.head(f"https://{MIRROR_HOST}/v2/{repository}/manifests/{tag}",
                              headers={"Accept": image.MEDIA_MANIFEST}, verify=lab.ca.cert_path, timeout=10)
-    return response.status_code == 200
+    return response.headers["Docker-Content-Digest"] if response.status_code == 200 else None
 
 
 def publish(lab, bins):
     """Build the lab's images the mirror does not serve yet and push them; returns the references
     by name. ``bins``: labctl's binaries (distribution, kubectl, the token server, s3server and their
-    versions)."""
+    versions), and under ``pinned`` the same images by digest."""
     refs = references(bins["distribution-version"], bins["kubernetes-version"], bins["token-server-version"],
                       bins["s3server-version"])
     contents = {
@@ -237,11 +239,13 @@ def publish(lab, bins):
                {"Entrypoint": ["/bin/s3server"], "Cmd": ["-listen", ":9000", "-db", "/data/s3.db"],
                 "ExposedPorts": {"9000/tcp": {}}, "Volumes": {"/data": {}}}),
     }
+    pinned = {}
     with tempfile.TemporaryDirectory(prefix="lab-images-") as tmp:
         for name, (entries, config) in contents.items():
-            if mirror_has(lab, refs[name]):
-                continue
-            layout = os.path.join(tmp, name)
-            write_image(layout, entries(), config, refs[name].rsplit(":", 1)[1])
-            image.push(layout, refs[name], ca_dir=lab.trust_dir)
-    return refs
+            digest = mirror_digest(lab, refs[name])
+            if digest is None:
+                layout = os.path.join(tmp, name)
+                write_image(layout, entries(), config, refs[name].rsplit(":", 1)[1])
+                digest = image.push(layout, refs[name], ca_dir=lab.trust_dir)
+            pinned[name] = refs[name].rsplit(":", 1)[0] + "@" + digest
+    return dict(refs, pinned=pinned)
