@@ -390,6 +390,7 @@ class Lab:
             "signing_cert": signing_cert, "signing_key": signing_key, "token_ttl_seconds": 300,
             # it stands in for OpenShift's integrated registry, which limits no one's reviews
             "reviews_per_second_per_user": 100000, "review_burst_per_user": 1000000,
+            "token_reviews_per_second": 100000, "token_review_burst": 1000000,
             "kubernetes": {"server": f"https://127.0.0.1:{int(apiserver_port)}", "ca_file": self.ca.cert_path,
                            "client_cert": admin_cert, "client_key": admin_key},
             "services": {service: dict(rule, issuer="segmented-registry-lab")
