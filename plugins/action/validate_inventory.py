@@ -27,6 +27,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.optio
     clusters_to_hosts,
     hosts_to_clusters,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.pushers import pusher_problems
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import unreachable_problems
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.role_variables import (
     EMPTY,
@@ -53,7 +54,8 @@ def _first_line(error):
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("environments", "clusters", "check_reachable", "touch", "timeout", "role_variables"))
+    _VALID_ARGS = frozenset(("environments", "clusters", "check_reachable", "touch", "timeout", "role_variables",
+                             "pushers", "token_server_namespace"))
 
     def _host_templar(self, raw_vars):
         return self._templar.copy_with_new_env(available_variables=raw_vars)
@@ -151,6 +153,8 @@ class ActionModule(ActionBase):
             topology = build_topology(args["environments"], hosts, touch=args.get("touch") or TOUCH_ALL)
         except TopologyError as error:
             problems.extend(error.problems)
+        problems.extend(pusher_problems(topology.registry.name if topology else "inventory", args.get("pushers"),
+                                        args.get("token_server_namespace")))
         if role_variables and hosts is not None:  # every problem at once, the inventory's and the roles'
             needs = wanted(role_variables, hosts)
             problems.extend(missing_role_variables(needs, self.role_variable_values(task_vars, needs)))

@@ -52,6 +52,18 @@ options:
       - Seconds to wait for each request to a cluster's API server.
     type: int
     default: 10
+  pushers:
+    description:
+      - The promotion job's service accounts (C(namespace/name), the registry-cluster role's
+        C(registry_cluster_pushers)). Each must be C(namespace/name) and, with I(token_server_namespace),
+        not in that namespace - an admin there, who can read the token signing key, could mint their tokens.
+    type: list
+    elements: str
+  token_server_namespace:
+    description:
+      - The token server's namespace (C(registry_cluster_token_server_namespace)), which holds the signing
+        key; no identity of I(pushers) may be in it.
+    type: str
   role_variables:
     description:
       - The variables roles require without a default, checked for every inventory host the role
@@ -266,6 +278,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.segmented.registry.plugins.module_utils.inventory import schema
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import TopologyError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.options import clusters_to_hosts
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.pushers import pusher_problems
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import (
     TOUCH_ALL,
     TOUCH_REGISTRY,
@@ -305,6 +318,8 @@ def argument_spec():
         "check_reachable": {"type": "bool", "default": True},
         "touch": {"type": "str", "choices": [TOUCH_ALL, TOUCH_REGISTRY], "default": TOUCH_ALL},
         "timeout": {"type": "int", "default": 10},
+        "pushers": {"type": "list", "elements": "str"},
+        "token_server_namespace": {"type": "str", "no_log": False},
         # checked by the action plugin, which has the inventory's variables; shape only here
         "role_variables": {
             "type": "list",
@@ -331,6 +346,9 @@ def main():
         topology = build_topology(module.params["environments"], hosts, touch=module.params["touch"])
     except TopologyError as error:
         fail(module, error.problems, clusters={})
+    problems = pusher_problems(topology.registry.name, module.params["pushers"], module.params["token_server_namespace"])
+    if problems:
+        fail(module, problems, clusters={})
 
     results = {}
     if module.params["check_reachable"]:

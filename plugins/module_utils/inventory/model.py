@@ -295,6 +295,13 @@ class Topology:
         ``policy.after``."""
         return promotion_order(self.environments)
 
+    @property
+    def source_namespaces(self):
+        """The namespaces images are promoted from, as far as the inventory says: the build
+        namespaces (``builders``) of every consumer, sorted. The promotion job reads and pulls there."""
+        return sorted({builder["namespace"] for cluster in self.consumers
+                       for builder in (cluster.credentials or {}).get("builders") or ()})
+
     def to_dict(self):
         """A report of the topology; it never holds a secret."""
         environments = {}
@@ -305,6 +312,7 @@ class Topology:
         return {
             "environments": environments,
             "promotion_order": self.promotion_order,
+            "source_namespaces": self.source_namespaces,
             "registry_cluster": self.registry.to_dict(),
             "consumer_clusters": [cluster.to_dict() for cluster in self.consumers],
             "default_clusters": list(self.default_clusters),
