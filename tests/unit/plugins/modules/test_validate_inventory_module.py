@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from ansible.module_utils import basic
-
 from ansible_collections.segmented.registry.plugins.modules import validate_inventory
+from tests.unit.plugins.modules.harness import Exit, Fail
 
 TOKEN = "sha256~module-test-token"
 
@@ -27,40 +26,10 @@ CLUSTERS = [
 ]
 
 
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
 @pytest.fixture
-def run(monkeypatch):
-    def exit_json(self, **kwargs):
-        raise Exit(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise Fail(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-
+def run(run_module):
     def runner(args, expect=Exit):
-        try:
-            from ansible.module_utils.testing import patch_module_args
-        except ImportError:  # ansible-core < 2.19
-            monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-            patch = None
-        else:
-            patch = patch_module_args(args)
-        with pytest.raises(expect) as info:
-            if patch is None:
-                validate_inventory.main()
-            else:
-                with patch:
-                    validate_inventory.main()
-        return info.value.args[0]
+        return run_module(validate_inventory, args, expect)
 
     return runner
 

@@ -1,0 +1,45 @@
+"""Run a module's ``main()`` in-process with its arguments patched in: ``run_module(module, args)``
+(the ``run_module`` fixture of conftest.py) returns what it passed to ``exit_json``, ``run_module(module, args, expect=Fail)`` what it passed to
+``fail_json``."""
+import json
+
+import pytest
+
+from ansible.module_utils import basic
+
+
+class Exit(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+def module_runner(monkeypatch):
+    def exit_json(self, **kwargs):
+        raise Exit(kwargs)
+
+    def fail_json(self, **kwargs):
+        raise Fail(kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+
+    def runner(module, args, expect=Exit):
+        try:
+            from ansible.module_utils.testing import patch_module_args
+        except ImportError:  # ansible-core < 2.19
+            monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
+            patch = None
+        else:
+            patch = patch_module_args(args)
+        with pytest.raises(expect) as info:
+            if patch is None:
+                module.main()
+            else:
+                with patch:
+                    module.main()
+        return info.value.args[0]
+
+    return runner
