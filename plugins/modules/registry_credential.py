@@ -35,7 +35,9 @@ description:
     that both answer, that the caller holds every right the run needs (SelfSubjectAccessReview), that
     every target namespace and service account exists and that no Secret of someone else's is in the way.
   - Idempotent. A generation far from expiry is kept and nothing is written; within O(renew_before) of
-    its expiry a new generation replaces it (the old one stays valid until its own expiry). What was made
+    its expiry, or when it expires later than O(duration) allows (the duration was shortened), a new
+    generation replaces it (the old one stays valid until its own expiry, at most O(duration) from now,
+    or until a run with O(revoke_retired)). What was made
     is tracked with labels and annotations on the objects themselves - never with state on the controller.
   - O(rotate=true) makes a new generation, writes it everywhere, and marks the old one for revocation after
     O(grace) seconds; a later run revokes it (playbooks/rotate_credentials.yml does both). With O(grace=0)
@@ -243,6 +245,15 @@ options:
         one is written everywhere.
     type: int
     default: 0
+  revoke_retired:
+    description:
+      - Revoke now every generation an earlier run replaced and left valid (a rotation's grace period, a
+        renewed generation until its expiry), instead of when its time is up. Set it once every holder
+        has the current generation - playbooks/rotate_credentials.yml and playbooks/credentials.yml do,
+        after the consumers' nodes report the new global pull secret. A generation this run replaces is
+        not affected.
+    type: bool
+    default: false
   state:
     description:
       - V(present) - the credential exists and is distributed. V(absent) - revoked and removed.
@@ -389,6 +400,7 @@ def argument_spec():
         "renew_before": {"type": "int", "default": 172800},
         "rotate": {"type": "bool", "default": False},
         "grace": {"type": "int", "default": 0},
+        "revoke_retired": {"type": "bool", "default": False},
         "state": {"type": "str", "choices": [STATE_PRESENT, STATE_ABSENT], "default": STATE_PRESENT},
     }
 
@@ -418,7 +430,8 @@ def main():
         targets=[Target(item["namespace"], list(item["service_accounts"] or ()), item.get("secret_name"))
                  for item in params["targets"]],
         token_type=params["token_type"], duration=params["duration"], renew_before=params["renew_before"],
-        rotate=params["rotate"], grace=params["grace"], state=params["state"])
+        rotate=params["rotate"], grace=params["grace"],
+        revoke_retired=params["revoke_retired"], state=params["state"])
     problems = spec_problems(spec)
     if problems:
         module.fail_json(msg="; ".join(problems) + ". Nothing was changed", changed=False)

@@ -13,7 +13,8 @@ leaves a consumer without a working credential and never links a Secret that was
    the links to the service accounts, then the Secrets of this credential in namespaces no longer
    targeted (unlinked first, then deleted);
 3. registry cluster: generations replaced in this run are revoked (their Secret deleted) or, with a
-   grace period, marked ``revoke-after``; generations whose grace period is over are revoked.
+   grace period, marked ``revoke-after``; generations whose grace period is over are revoked, and
+   with ``revoke_retired`` every generation marked by an earlier run.
 
 A generation is kept while it is far from expiry (``renew_before``), so a run with nothing to do
 writes nothing. Tokens never leave this module: results and diffs name Secrets and generations.
@@ -37,6 +38,7 @@ SECRET_TYPE_TOKEN = "kubernetes.io/service-account-token"
 SECRET_TYPE_OPAQUE = "Opaque"
 RENEW_REASON = "its token is within renew_before of its expiry"
 AUDIENCE_REASON = "its token was minted for another audience"
+DURATION_REASON = "its token expires later than duration allows"
 
 
 class Credential(ConsumerSide):
@@ -159,6 +161,8 @@ class Credential(ConsumerSide):
             expires = labels.expires_epoch(annotations.get(labels.ANNOTATION_EXPIRES))
             if not labels.keep_generation(expires, spec.renew_before, self.now):
                 return RENEW_REASON
+            if labels.outlives_duration(expires, spec.duration, self.now):
+                return DURATION_REASON
         else:
             if kind != SECRET_TYPE_TOKEN:
                 return "token_type changed to long_lived"
@@ -244,7 +248,7 @@ class Credential(ConsumerSide):
         else:
             self._ensure_identity(account, binding)
         if token:
-            for form in dockerconfig.secret_forms(labels.USERNAME, token):
+            for form in dockerconfig.secret_forms(labels.USERNAME, token, spec.registry):
                 self.mask(form)
 
         # The consumer's Secrets, then the links.
@@ -258,19 +262,21 @@ class Credential(ConsumerSide):
             self._remove_consumer_secret(secret)
 
         # Revocations on the registry cluster. A generation replaced by rotation stays valid for
-        # the grace period; one replaced because it neared its expiry stays valid until then (no
-        # later than it would have anyway); any other is revoked now.
+        # the grace period; one replaced because it neared its expiry, or because the duration was
+        # shortened, stays valid until its expiry but no longer than the new duration; any other
+        # is revoked now. One retired by an earlier run is revoked once its grace period is over,
+        # or now with revoke_retired (the caller says its holders have the current generation).
         for old in replaced + [item for item in others if item not in replaced]:
             annotations = old["metadata"].get("annotations") or {}
             old_expires = labels.expires_epoch(annotations.get(labels.ANNOTATION_EXPIRES))
             if labels.ANNOTATION_REVOKE_AFTER in annotations:
-                if labels.due_for_revocation(annotations, self.now):
+                if spec.revoke_retired or labels.due_for_revocation(annotations, self.now):
                     self._revoke(old)
             elif old in replaced and spec.rotate and spec.grace > 0:
                 self._retire(old, self.now + spec.grace)
-            elif (old in replaced and why_new == RENEW_REASON and old.get("type") == SECRET_TYPE_OPAQUE
+            elif (old in replaced and why_new in (RENEW_REASON, DURATION_REASON) and old.get("type") == SECRET_TYPE_OPAQUE
                   and old_expires and old_expires > self.now):
-                self._retire(old, old_expires)
+                self._retire(old, min(old_expires, self.now + spec.duration))
             else:
                 self._revoke(old)
         name = generation["metadata"]["name"] if generation else None

@@ -130,6 +130,21 @@ def keep_generation(expires, renew_before, now=None):
     return expires - now > renew_before
 
 
+#: How much later than ``duration`` allows a generation may expire and still be kept: its expiry is
+#: the API server's clock, ``now`` the controller's.
+EXPIRY_TOLERANCE = 300
+
+
+def outlives_duration(expires, duration, now=None):
+    """Whether a generation that expires at ``expires`` (epoch seconds, None: never) expires later
+    than a token of ``duration`` seconds minted now would, beyond ``EXPIRY_TOLERANCE`` (the duration
+    was shortened since it was minted)."""
+    if expires is None:
+        return False
+    now = time.time() if now is None else now
+    return expires - now > duration + EXPIRY_TOLERANCE
+
+
 def due_for_revocation(annotations, now=None):
     """Whether a replaced generation's grace period is over (one without ``revoke-after`` is current)."""
     value = (annotations or {}).get(ANNOTATION_REVOKE_AFTER)

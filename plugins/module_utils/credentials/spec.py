@@ -44,6 +44,8 @@ class Spec:
     renew_before: int = 86400
     rotate: bool = False
     grace: int = 0
+    #: Revoke every generation retired by an earlier run now (its holders have the current one).
+    revoke_retired: bool = False
     state: str = STATE_PRESENT
 
     @property

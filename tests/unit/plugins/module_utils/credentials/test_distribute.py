@@ -135,7 +135,7 @@ class Core:
         assert self.c.get("Secret", namespace, bound["name"])["metadata"]["uid"] == bound["uid"]
         audience = ",".join(body["spec"].get("audiences") or ["api"])
         token = f"token-{namespace}-{name}-{bound['name']}-{audience}"
-        return _Token(token)
+        return _Token(token, NOW + body["spec"]["expirationSeconds"])
 
 
 class _List:
@@ -146,11 +146,11 @@ class _List:
 class _Token(dict):
     """A TokenRequest answer as sanitize_for_serialization gives it (the expiry an isoformat string)."""
 
-    def __init__(self, token):
+    def __init__(self, token, expires):
         from datetime import datetime, timezone
 
         super().__init__(status={"token": token,
-                                 "expirationTimestamp": datetime.fromtimestamp(NOW + 3600, timezone.utc).isoformat()})
+                                 "expirationTimestamp": datetime.fromtimestamp(expires, timezone.utc).isoformat()})
 
 
 class Rbac:
@@ -269,6 +269,30 @@ def test_rotation_with_grace_then_revocation(clusters):
     result, _masked, _credential = run(clusters, now=NOW + 41)
     assert result["revoked"] == ["test/segmented-pull-test-gen1"]
     assert registry.get("Secret", "test", "segmented-pull-test-gen2")
+
+
+def test_revoke_retired_revokes_what_an_earlier_run_retired_now(clusters):
+    registry, consumer = clusters
+    run(clusters)
+    result, _masked, _credential = run(clusters, now=NOW + 10, rotate=True, grace=600, revoke_retired=True)
+    assert result["retired"] == ["test/segmented-pull-test-gen1"] and result["revoked"] == []  # not this run's
+    current = token_in(consumer, "myproject")
+    result, _masked, _credential = run(clusters, now=NOW + 20, revoke_retired=True)  # grace not over
+    assert result["revoked"] == ["test/segmented-pull-test-gen1"] and result["changed"]
+    assert not result["new_generation"] and token_in(consumer, "myproject") == current
+    assert [key[2] for key in registry.objects if key[0] == "Secret"] == ["segmented-pull-test-gen2"]
+    assert not run(clusters, now=NOW + 30, revoke_retired=True)[0]["changed"]
+
+
+def test_a_shortened_duration_replaces_a_generation_that_outlives_it(clusters):
+    registry, _consumer = clusters
+    run(clusters)  # duration 3600
+    assert not run(clusters, now=NOW + 10, duration=3600 - labels.EXPIRY_TOLERANCE)[0]["changed"]  # within tolerance
+    result, _masked, _credential = run(clusters, now=NOW + 10, duration=1200, renew_before=100)
+    assert result["reason"] == distribute.DURATION_REASON and result["generation"] == "segmented-pull-test-gen2"
+    annotations = registry.get("Secret", "test", "segmented-pull-test-gen1")["metadata"]["annotations"]
+    assert annotations[labels.ANNOTATION_REVOKE_AFTER] == str(NOW + 10 + 1200)  # no longer than the new duration
+    assert not run(clusters, now=NOW + 20, duration=1200, renew_before=100)[0]["changed"]
 
 
 def test_a_new_namespace_gets_the_same_token(clusters):

@@ -29,6 +29,15 @@ def test_keep_generation(expires, renew_before, now, keep):
     assert labels.keep_generation(expires, renew_before, now) is keep
 
 
+@pytest.mark.parametrize("expires, duration, now, outlives", [
+    (None, 600, 0, False),
+    (1000 + 600 + labels.EXPIRY_TOLERANCE, 600, 1000, False),
+    (1000 + 600 + labels.EXPIRY_TOLERANCE + 1, 600, 1000, True),
+])
+def test_outlives_duration(expires, duration, now, outlives):
+    assert labels.outlives_duration(expires, duration, now) is outlives
+
+
 def test_expiry_text_round_trip_and_garbage_is_expired():
     assert labels.expires_epoch(labels.expires_text(None)) is None
     assert labels.expires_epoch(labels.expires_text(1234.7)) == 1234
