@@ -37,6 +37,20 @@ options:
       - Whether to verify the integrated registry's TLS certificate. V(false) is an explicit opt-out.
     type: bool
     default: true
+  token_realm_hosts:
+    description:
+      - Host names, other than a registry's own, whose token realm may receive the registry credentials.
+      - A registry's C(Bearer) challenge names the token server (its realm) the credentials are sent to. They go
+        only to a realm on the registry's own host (any port) or on one of these hosts, and only over HTTPS
+        (plain HTTP only to the registry's own host, when the registry itself is plain HTTP). Any other realm
+        fails the run, naming both hosts, before a credential is sent; a challenge that later moves the realm
+        is checked again.
+      - The playbooks pass the registry cluster's token server (C(registry_cluster_token_server_route_host))
+        and the inventory list C(segmented_registry_token_realm_hosts).
+    type: list
+    elements: str
+    default: []
+    version_added: 0.1.0
   service_account:
     description:
       - C(namespace/name) of the service account on the registry cluster whose short-lived

@@ -7,10 +7,13 @@
 client), ``Basic`` credentials, or ``Bearer`` tokens from the challenge's realm, kept by scope in
 ``tokens.TokenCache``. Many repositories share one token request (``prefetch_tokens``); many
 requests go under a token of few repositories (``narrow_token``, sized by ``tokens.token_groups``).
-The token request takes the client's one retry path (``RegistryClient._raw``)."""
+The token request takes the client's one retry path (``RegistryClient._raw``). The credentials go
+only to a realm ``check_realm`` accepts, checked on every token request (a later challenge may
+move the realm)."""
 
 import base64
 import time
+from urllib.parse import urlsplit
 
 try:
     import requests
@@ -32,9 +35,32 @@ SCOPES_PER_TOKEN = 40
 REQUESTS_PER_TOKEN = 200
 
 
+def check_realm(registry, realm, scheme="https", allowed=()):
+    """Refuse (``RegistryError``) a token realm the credentials of ``registry`` (``host[:port]``,
+    reached over ``scheme``) must not be sent to: one on another host than the registry's (any port
+    of its own host is fine) unless that host is in ``allowed`` (the option ``token_realm_hosts``),
+    and any realm over plain HTTP but the registry's own host when the registry itself is plain HTTP."""
+    own = (urlsplit(f"//{registry}").hostname or "").lower()
+    parts = urlsplit(realm)
+    host = (parts.hostname or "").lower()
+    where = f"registry {registry}: the token realm {realm}"
+    if parts.scheme not in ("https", "http") or not host:
+        raise RegistryError(f"{where} is not an http(s) URL with a host; the registry's challenge (WWW-Authenticate) "
+                            "must name its token server", registry=registry)
+    if parts.scheme == "http" and (scheme != "http" or host != own):
+        raise RegistryError(f"{where} is plain HTTP: the registry credentials are sent to a token realm only over "
+                            "HTTPS (or over HTTP to the registry's own host when the registry itself is plain HTTP); "
+                            "configure the token server's realm as https://", registry=registry)
+    if host != own and host not in {name.lower() for name in allowed}:
+        raise RegistryError(f"{where} is on host {host}, not on the registry's host {own}: the registry credentials "
+                            f"are not sent there; if {host} is the token server of {own}, add {host} to the option "
+                            "token_realm_hosts (inventory: segmented_registry_token_realm_hosts)", registry=registry)
+
+
 class Authentication:
     """The authentication part of ``RegistryClient`` (which supplies ``_raw``, ``stats``,
-    ``tokens``, ``_where``, ``error``, the credentials and ``_challenge``)."""
+    ``tokens``, ``_where``, ``error``, the credentials, ``_scheme``, ``realm_hosts`` and
+    ``_challenge``)."""
 
     def _basic(self):
         pair = f"{self._username}:{self._password or ''}".encode("utf-8")
@@ -59,6 +85,7 @@ class Authentication:
         if not realm:
             raise RegistryError(f"{self._where(repository)}: the Bearer challenge names no realm",
                                 registry=self.host, repository=repository)
+        check_realm(self.host, realm, self._scheme, self.realm_hosts)
         query = [("service", params["service"])] if params.get("service") else []
         query.extend(("scope", scope) for scope in sorted(scopes))
         url = requests.Request("GET", realm, params=query).prepare().url

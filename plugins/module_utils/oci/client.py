@@ -72,13 +72,14 @@ class RegistryClient(Authentication):
 
     ``name`` says which registry this is in messages (an environment name); ``username`` and
     ``password`` are the basic credentials given to the token realm (OpenShift ignores the user
-    name and takes an API token as password). ``validate_certs=False`` disables TLS
+    name and takes an API token as password), only on the registry's own host or one of
+    ``token_realm_hosts`` (``auth.check_realm``). ``validate_certs=False`` disables TLS
     verification for this endpoint; otherwise ``ca_cert`` (a PEM file) or the system store.
     """
 
     def __init__(self, host, username=None, password=None, ca_cert=None, validate_certs=True, name=None,
                  timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES, backoff=DEFAULT_BACKOFF, pool_size=16,
-                 stats=None, sleep=time.sleep, scheme="https", user_agent="segmented.registry"):
+                 stats=None, sleep=time.sleep, scheme="https", user_agent="segmented.registry", token_realm_hosts=()):
         if not HAS_REQUESTS:
             raise RegistryError("the Python library requests is required")
         self.host = host
@@ -86,6 +87,7 @@ class RegistryClient(Authentication):
         self.base = f"{scheme}://{host}"
         self._username = username or "segmented-registry"
         self._password = password
+        self.realm_hosts = tuple(token_realm_hosts)
         self.verify = False if not validate_certs else (ca_cert or True)
         self.timeout = timeout if isinstance(timeout, tuple) else (min(10.0, float(timeout)), float(timeout))
         self.retries = max(0, int(retries))

@@ -61,6 +61,7 @@ def argument_spec():
         integrated_registry={"type": "str"},
         integrated_ca_cert={"type": "path"},
         integrated_validate_certs={"type": "bool", "default": True},
+        token_realm_hosts={"type": "list", "elements": "str", "default": [], "no_log": False},
         service_account={"type": "str"},
         token_duration={"type": "int", "default": 900, "no_log": False},
         registry_token={"type": "str", "no_log": True},
@@ -181,7 +182,8 @@ class Job:
 
         def client(host, ca_cert, validate_certs, name, token):
             return RegistryClient(host, password=token, ca_cert=ca_cert, validate_certs=validate_certs,
-                                  name=name, timeout=timeout, retries=params["retries"], stats=stats, pool_size=pool)
+                                  name=name, timeout=timeout, retries=params["retries"], stats=stats, pool_size=pool,
+                                  token_realm_hosts=params["token_realm_hosts"])
 
         source = client(params["integrated_registry"], params["integrated_ca_cert"],
                         params["integrated_validate_certs"], "default (integrated registry)", source_token)

@@ -148,8 +148,9 @@ def test_token_request_is_retried_on_5xx_through_the_clients_retry_path(servers)
 
 def head_error(registry, retries):
     """(client, message) of a manifest HEAD at ``registry`` that must fail with a RegistryError."""
+    # localhost: the TLS test's token server (a realm host apart from the registry's 127.0.0.1)
     client = oci.RegistryClient(registry.endpoint, password=PASSWORD, scheme="http", retries=retries,
-                                sleep=lambda seconds: None)
+                                sleep=lambda seconds: None, token_realm_hosts=["localhost"])
     try:
         with pytest.raises(RegistryError) as raised:
             client.head_manifest("ns/app", "v1")
