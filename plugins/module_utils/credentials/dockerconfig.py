@@ -105,9 +105,13 @@ def from_secret_data(data):
         raise DockerConfigError(f"{DATA_KEY} is not base64")
 
 
-def secret_forms(username, password):
+def secret_forms(username, password, registry=None):
     """Every form in which ``password`` could show up once it is in a Secret: itself, its base64,
-    and the base64 of ``username:password``.
+    the base64 of ``username:password`` and, given the ``registry`` of its entry, the Secret's
+    dockerconfigjson text (``build``) and its base64 (the Secret's ``data``).
     A module masks them all (no_log values)."""
     forms = [password, _b64(password), _b64(f"{username}:{password}")]
+    if registry and password:
+        text = build({registry: (username, password)})
+        forms += [text, _b64(text)]
     return [form for form in forms if form]

@@ -67,3 +67,6 @@ def test_secret_forms_cover_every_encoding_found_in_a_secret():
     assert "tok3n" in forms
     assert base64.b64encode(b"serviceaccount:tok3n").decode() in forms and base64.b64encode(b"serviceaccount:tok3n").decode() in decoded
     assert base64.b64encode(b"tok3n").decode() in forms
+    # with its registry: the Secret's dockerconfigjson text and the Secret's base64 data of it too
+    forms = dc.secret_forms("serviceaccount", "tok3n", "r.example.com")
+    assert decoded in forms and data[".dockerconfigjson"] in forms
