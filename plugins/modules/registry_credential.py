@@ -13,11 +13,12 @@ description:
     C(segmented-<access>-<cluster_name>) in O(namespace)) bound to C(segmented-registry:environment-puller)
     (O(access=pull), the token server's own right to pull from that environment's registry, made by the
     registry-cluster role) or C(system:image-pusher) (O(access=push), OpenShift's, for the integrated
-    registry) in that namespace only, and its token. On the consumer cluster, a C(kubernetes.io/dockerconfigjson) Secret O(secret_name) for
+    registry) in O(grant_namespace) (default O(namespace)) only, and its token. On the consumer cluster, a C(kubernetes.io/dockerconfigjson) Secret O(secret_name) for
     the registry O(registry) in each namespace of O(targets), linked to the service accounts listed
     there (C(imagePullSecrets) for pull, C(secrets) for push), without disturbing their other entries.
-  - A pull credential of environment C(test) is minted in namespace C(test) - the environment registry's
-    token server grants pulls there and nowhere else. A push credential of a build namespace is minted
+  - A pull credential of environment C(test) is granted in namespace C(test) - the environment registry's
+    token server grants pulls there and nowhere else; the credentials role keeps the identity itself in a
+    namespace of its own (O(grant_namespace)). A push credential of a build namespace is minted
     in that namespace - the integrated registry grants pushes to that namespace only.
   - Tokens come from the TokenRequest API (O(token_type=bound)), bound to a Secret per credential
     generation on the registry cluster - deleting that Secret revokes the token. A pull credential's
@@ -176,10 +177,20 @@ options:
     required: true
   namespace:
     description:
-      - The namespace on the registry cluster where the identity gets its access - the environment's
-        namespace (pull) or the build namespace (push). It must exist.
+      - The namespace on the registry cluster where the identity (its ServiceAccount and generation
+        Secrets) lives and, without O(grant_namespace), gets its access - the environment's namespace
+        (pull) or the build namespace (push). It must exist.
     type: str
     required: true
+  grant_namespace:
+    description:
+      - The namespace on the registry cluster where the identity gets its access (its RoleBinding, named
+        C(segmented-<access>-<cluster_name>.<namespace>), with the ServiceAccount of O(namespace) as
+        subject), when the identity lives in another namespace O(namespace). Default - O(namespace).
+      - The credentials role keeps the consumers' pull identities in a namespace of their own
+        (C(credentials_pull_namespace)) and grants them in the environment's namespace, so that an
+        editor of the environment's namespace cannot mint tokens for them.
+    type: str
   registry:
     description:
       - The C(host[:port]) the credential is for - the key of the dockerconfigjson entry (the environment
@@ -261,8 +272,8 @@ options:
     choices: [present, absent]
     default: present
 notes:
-  - The caller needs, on the registry cluster, rights on serviceaccounts, serviceaccounts/token, secrets and
-    rolebindings in O(namespace) (and to grant the ClusterRole, for example by holding it); on the consumer
+  - The caller needs, on the registry cluster, rights on serviceaccounts, serviceaccounts/token and secrets
+    in O(namespace), on rolebindings in O(grant_namespace) (and to grant the ClusterRole, for example by holding it); on the consumer
     cluster, rights on secrets and serviceaccounts in each target namespace and to list them cluster-wide.
     Missing rights are all reported at once, before anything is written.
   - Never copy an OpenShift C(<sa>-dockercfg-*) Secret to another cluster - since 4.16 it holds a bound
@@ -278,7 +289,8 @@ EXAMPLES = r"""
     cluster: {host: https://api.prod-east.example.com:6443, api_key: "{{ vault_prod_east_token }}"}
     cluster_name: prod-east
     access: pull
-    namespace: prod
+    namespace: segmented-registry-consumers
+    grant_namespace: prod
     registry: prod-registry.apps.registry.example.com
     targets:
       - {namespace: shop, service_accounts: [default, deployer]}
@@ -387,6 +399,7 @@ def argument_spec():
         "cluster_name": {"type": "str", "required": True},
         "access": {"type": "str", "choices": [labels.ACCESS_PULL, labels.ACCESS_PUSH], "required": True},
         "namespace": {"type": "str", "required": True},
+        "grant_namespace": {"type": "str"},
         "registry": {"type": "str"},
         "secret_name": {"type": "str", "no_log": False},
         "targets": {"type": "list", "elements": "dict", "default": [], "options": {
@@ -431,7 +444,7 @@ def main():
                  for item in params["targets"]],
         token_type=params["token_type"], duration=params["duration"], renew_before=params["renew_before"],
         rotate=params["rotate"], grace=params["grace"],
-        revoke_retired=params["revoke_retired"], state=params["state"])
+        revoke_retired=params["revoke_retired"], state=params["state"], grant_namespace=params["grant_namespace"])
     problems = spec_problems(spec)
     if problems:
         module.fail_json(msg="; ".join(problems) + ". Nothing was changed", changed=False)

@@ -34,18 +34,22 @@ def missing(api_client, rules):
     return result
 
 
-def registry_rules(namespace, state_present=True):
-    """What a credential needs on the registry cluster, in the identity's namespace."""
+def registry_rules(namespace, state_present=True, grant_namespace=None):
+    """What a credential needs on the registry cluster: in the identity's namespace, and for its
+    RoleBinding in ``grant_namespace`` (None: the identity's)."""
+    grant_namespace = grant_namespace or namespace
     rules = [rule("get", "namespaces", None), rule("get", "serviceaccounts", namespace),
              rule("list", "secrets", namespace), rule("delete", "secrets", namespace),
-             rule("get", "rolebindings", namespace, "rbac.authorization.k8s.io"),
-             rule("delete", "rolebindings", namespace, "rbac.authorization.k8s.io"),
+             rule("get", "rolebindings", grant_namespace, "rbac.authorization.k8s.io"),
+             rule("delete", "rolebindings", grant_namespace, "rbac.authorization.k8s.io"),
              rule("delete", "serviceaccounts", namespace)]
+    if grant_namespace != namespace:  # the identity's grants elsewhere (its cluster moved to another environment)
+        rules += [rule("list", "rolebindings", None, "rbac.authorization.k8s.io")]
     if state_present:
         rules += [rule("create", "serviceaccounts", namespace), rule("create", "secrets", namespace),
                   rule("patch", "secrets", namespace),
                   rule("create", "serviceaccounts", namespace, subresource="token"),
-                  rule("create", "rolebindings", namespace, "rbac.authorization.k8s.io")]
+                  rule("create", "rolebindings", grant_namespace, "rbac.authorization.k8s.io")]
     return rules
 
 

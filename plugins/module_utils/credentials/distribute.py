@@ -97,7 +97,7 @@ class Credential(ConsumerSide):
         spec = self.spec
         present = spec.state == STATE_PRESENT
         try:
-            missing = access.missing(self.registry_api, access.registry_rules(spec.namespace, present))
+            missing = access.missing(self.registry_api, access.registry_rules(spec.namespace, present, spec.grant_ns))
         except Exception as exc:
             raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)",
                                                     "the registry cluster"))
@@ -187,10 +187,14 @@ class Credential(ConsumerSide):
             self._missing(f"namespace {spec.namespace} (the {what}) does not exist on the registry cluster; "
                           "deploy the environment registries first (playbooks/registry_cluster.yml) or create "
                           "the build namespace there.")
+        if spec.grant_ns != spec.namespace and self._registry_read(self.reg.read_namespace, f"namespace {spec.grant_ns}",
+                                                                   spec.grant_ns) is None:
+            self._missing(f"grant_namespace {spec.grant_ns} does not exist on the registry cluster; deploy the "
+                          "environment registries first (playbooks/registry_cluster.yml).")
         account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}",
                                       spec.identity, spec.namespace)
-        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.identity_path}",
-                                      spec.identity, spec.namespace)
+        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}",
+                                      spec.binding, spec.grant_ns)
         current, others, highest = self._generations()
         consumer = {}
         for target in spec.targets:
@@ -279,6 +283,7 @@ class Credential(ConsumerSide):
                 self._retire(old, min(old_expires, self.now + spec.duration))
             else:
                 self._revoke(old)
+        self._remove_other_grants()
         name = generation["metadata"]["name"] if generation else None
         self.after = {"generation": name, "expires": labels.expires_text(expires) if name else None,
                       "secrets": {f"{ns}/{spec.secret_of(target)}": {
@@ -298,27 +303,50 @@ class Credential(ConsumerSide):
     def _ensure_identity(self, account, binding):
         spec = self.spec
         meta = {"name": spec.identity, "namespace": spec.namespace,
-                "labels": labels.base_labels(spec.credential, spec.cluster, spec.access)}
+                "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
+                "annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns}}
         if account is None:
-            created = self._write("registry cluster", f"create ServiceAccount {spec.identity_path}",
+            created = self._write("registry cluster", f"create ServiceAccount {spec.identity_path}"
+                                  f" (granted {labels.CLUSTER_ROLES[spec.access]} in {spec.grant_ns})",
                                   self.reg.create_namespaced_service_account, spec.namespace, {"metadata": meta})
             account = self._dict(self.registry_api, created) or {"metadata": dict(meta, uid="(new)")}
+        meta = dict(meta, name=spec.binding, namespace=spec.grant_ns)
         role = labels.CLUSTER_ROLES[spec.access]
         ref = (binding or {}).get("roleRef") or {}
         subjects = (binding or {}).get("subjects") or []
         wanted_subject = {"kind": "ServiceAccount", "name": spec.identity, "namespace": spec.namespace}
         if binding is not None and (ref.get("name") != role or ref.get("kind") != "ClusterRole"
                                     or [{k: s.get(k) for k in wanted_subject} for s in subjects] != [wanted_subject]):
-            self._write("registry cluster", f"delete RoleBinding {spec.identity_path} (its role changed)",
-                        self.rbac.delete_namespaced_role_binding, spec.identity, spec.namespace)
+            self._write("registry cluster", f"delete RoleBinding {spec.binding_path} (its role changed)",
+                        self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns)
             binding = None
         if binding is None:
-            self._write("registry cluster", f"create RoleBinding {spec.identity_path} to {role}",
-                        self.rbac.create_namespaced_role_binding, spec.namespace, {
+            self._write("registry cluster", f"create RoleBinding {spec.binding_path} to {role} for {spec.identity_path}",
+                        self.rbac.create_namespaced_role_binding, spec.grant_ns, {
                             "metadata": meta,
                             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
                             "subjects": [wanted_subject]})
         return account
+
+    def _remove_other_grants(self):
+        """An identity granted in another namespace (``grant_namespace``) keeps one grant: a RoleBinding
+        of it in any namespace but ``grant_namespace`` (its cluster moved to another environment) is
+        deleted, once the consumer has the credential of the new one."""
+        spec = self.spec
+        if spec.grant_ns == spec.namespace:
+            return
+        try:
+            items = self.rbac.list_role_binding_for_all_namespaces(label_selector=labels.selector(
+                credential=spec.credential, cluster=spec.cluster, access=spec.access)).items
+        except Exception as exc:
+            raise CredentialsError(kube.api_problem(exc, f"list the RoleBindings of {spec.identity_path}",
+                                                    "the registry cluster"))
+        for item in items:
+            binding = self._dict(self.registry_api, item)
+            namespace, name = binding["metadata"]["namespace"], binding["metadata"]["name"]
+            if name == spec.binding and namespace != spec.grant_ns:
+                self._write("registry cluster", f"delete RoleBinding {namespace}/{name} (granted now in {spec.grant_ns})",
+                            self.rbac.delete_namespaced_role_binding, name, namespace)
 
     def _new_generation(self, account, binding, number, why):
         spec = self.spec
@@ -405,8 +433,8 @@ class Credential(ConsumerSide):
         current, others, _highest = self._generations()
         account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}",
                                       spec.identity, spec.namespace)
-        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.identity_path}",
-                                      spec.identity, spec.namespace)
+        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}",
+                                      spec.binding, spec.grant_ns)
         self.before = {"generation": _name(current), "identity": spec.identity_path if account else None}
         self.after = {"generation": None, "identity": None}
         secrets = []
@@ -418,8 +446,8 @@ class Credential(ConsumerSide):
         for generation in ([current] if current else []) + others:
             self._revoke(generation)
         if binding is not None:
-            self._write("registry cluster", f"delete RoleBinding {spec.identity_path}",
-                        self.rbac.delete_namespaced_role_binding, spec.identity, spec.namespace)
+            self._write("registry cluster", f"delete RoleBinding {spec.binding_path}",
+                        self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns)
         if account is not None:
             self._write("registry cluster", f"delete ServiceAccount {spec.identity_path}",
                         self.reg.delete_namespaced_service_account, spec.identity, spec.namespace)

@@ -6,9 +6,10 @@
 Everything is tracked with labels and annotations on the objects themselves, never with state kept
 on the controller:
 
-- On the **registry cluster**, in the namespace where the identity has its access (the
-  environment's namespace for a pull credential, the build namespace for a push credential): the
-  ServiceAccount (the identity), its RoleBinding, and one Secret per credential generation. A
+- On the **registry cluster**, in the identity's namespace (the collection's namespace of the
+  consumers' pull identities, or the build namespace for a push credential): the ServiceAccount
+  (the identity) and one Secret per credential generation; its RoleBinding where it has its access
+  (the environment's namespace, or the build namespace). A
   TokenRequest token is bound to its generation Secret; deleting the Secret revokes the token. A
   generation that rotation replaced carries ``revoke-after``; a later run deletes it after then.
 - On the **consumer cluster**: the ``kubernetes.io/dockerconfigjson`` Secrets, which name the
@@ -34,6 +35,7 @@ ANNOTATION_REGISTRY = PREFIX + "registry"         # the dockerconfigjson key (ho
 ANNOTATION_LINKED = PREFIX + "linked"             # service accounts linked, comma-separated
 ANNOTATION_REVOKE_AFTER = PREFIX + "revoke-after"  # on a replaced generation: epoch seconds
 ANNOTATION_ACCOUNT_UID = PREFIX + "service-account-uid"
+ANNOTATION_GRANT_NAMESPACE = PREFIX + "grant-namespace"  # on an identity: where its RoleBinding is
 ANNOTATION_AUDIENCE = PREFIX + "audience"          # on generation Secrets: the token's audience ("": the API's)
 
 ACCESS_PULL = "pull"

@@ -47,6 +47,8 @@ class Spec:
     #: Revoke every generation retired by an earlier run now (its holders have the current one).
     revoke_retired: bool = False
     state: str = STATE_PRESENT
+    #: Where the identity is granted its access (the RoleBinding); None: ``namespace``.
+    grant_namespace: str = None
 
     @property
     def identity(self):
@@ -55,6 +57,21 @@ class Spec:
     @property
     def identity_path(self):
         return f"{self.namespace}/{self.identity}"
+
+    @property
+    def grant_ns(self):
+        """The namespace of the RoleBinding: the environment's (pull) or the build namespace (push)."""
+        return self.grant_namespace or self.namespace
+
+    @property
+    def binding(self):
+        """The RoleBinding's name: the identity's, suffixed with the identity's namespace when that is
+        another one (so that it never collides with the binding of an identity in ``grant_ns``)."""
+        return self.identity if self.grant_ns == self.namespace else f"{self.identity}.{self.namespace}"
+
+    @property
+    def binding_path(self):
+        return f"{self.grant_ns}/{self.binding}"
 
     @property
     def credential(self):
@@ -91,6 +108,8 @@ def spec_problems(spec):
         problems.append(f"access: {show(spec.access)} is not pull or push")
     if not is_dns1123_label(spec.namespace):
         problems.append(f"namespace: {show(spec.namespace)} is not a namespace name (a DNS-1123 label like test or myproject)")
+    if spec.grant_namespace is not None and not is_dns1123_label(spec.grant_namespace):
+        problems.append(f"grant_namespace: {show(spec.grant_namespace)} is not a namespace name (a DNS-1123 label like test)")
     if spec.state == STATE_ABSENT:
         return problems
     try:

@@ -164,6 +164,9 @@ class Rbac:
         self.c.writes.append(("create", "RoleBinding", namespace, body["metadata"]["name"]))
         return self.c.put("RoleBinding", namespace, body)
 
+    def list_role_binding_for_all_namespaces(self, label_selector):
+        return _List([o for (k, _ns, _n), o in self.c.objects.items() if k == "RoleBinding" and matches(o, label_selector)])
+
     def delete_namespaced_role_binding(self, name, namespace):
         self.c.writes.append(("delete", "RoleBinding", namespace, name))
         del self.c.objects[("RoleBinding", namespace, name)]
@@ -293,6 +296,26 @@ def test_a_shortened_duration_replaces_a_generation_that_outlives_it(clusters):
     annotations = registry.get("Secret", "test", "segmented-pull-test-gen1")["metadata"]["annotations"]
     assert annotations[labels.ANNOTATION_REVOKE_AFTER] == str(NOW + 10 + 1200)  # no longer than the new duration
     assert not run(clusters, now=NOW + 20, duration=1200, renew_before=100)[0]["changed"]
+
+
+def test_an_identity_granted_in_another_namespace(clusters):
+    registry, consumer = clusters
+    registry.put("Namespace", None, {"metadata": {"name": "consumers"}})
+    result, _masked, _credential = run(clusters, namespace="consumers", grant_namespace="test")
+    assert result["identity"] == "consumers/segmented-pull-test" and registry.get("Secret", "consumers", "segmented-pull-test-gen1")
+    binding = registry.get("RoleBinding", "test", "segmented-pull-test.consumers")
+    assert binding["roleRef"]["name"] == "segmented-registry:environment-puller"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "segmented-pull-test", "namespace": "consumers"}]
+    assert ("RoleBinding", "consumers", "segmented-pull-test.consumers") not in registry.objects
+    assert not run(clusters, now=NOW + 5, namespace="consumers", grant_namespace="test")[0]["changed"]
+    registry.put("Namespace", None, {"metadata": {"name": "uat"}})
+    result, _masked, _credential = run(clusters, now=NOW + 6, namespace="consumers", grant_namespace="uat",
+                                       registry="uat-registry.example.com")  # the cluster moved to uat
+    assert registry.get("RoleBinding", "uat", "segmented-pull-test.consumers")
+    assert ("RoleBinding", "test", "segmented-pull-test.consumers") not in registry.objects
+    registry_, consumer_ = clusters
+    Credential(spec(state="absent", namespace="consumers", grant_namespace="uat"), registry_, consumer_, now=NOW + 7).run()
+    assert not [key for key in registry.objects if key[0] in ("RoleBinding", "ServiceAccount", "Secret")]
 
 
 def test_a_new_namespace_gets_the_same_token(clusters):
