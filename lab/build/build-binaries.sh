@@ -74,12 +74,16 @@ build_kubernetes() {
     ld="$ld -X $p.gitVersion=$LAB_KUBERNETES_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
     ld="$ld -X $p.gitTreeState=clean"
   done
-  for cmd in "${missing[@]}"; do
-    echo "building $cmd $LAB_KUBERNETES_VERSION ..."
-    (cd "$mod" && go build -mod=mod -tags selinux,notest,grpcnotrace -trimpath -ldflags "-s -w $ld" \
-      -o "$k8s_out/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
-    mv "$k8s_out/$cmd.tmp" "$k8s_out/$cmd"
-  done
+  # one go build for every missing command: the packages they share are compiled once, the
+  # commands are compiled and linked side by side (go build -p, one per core)
+  echo "building ${missing[*]} $LAB_KUBERNETES_VERSION ..."
+  local tmp="$k8s_out/.build" pkgs=()
+  for cmd in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$cmd"); done
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  (cd "$mod" && go build -mod=mod -tags selinux,notest,grpcnotrace -trimpath -ldflags "-s -w $ld" \
+    -o "$tmp/" "${pkgs[@]}")
+  for cmd in "${missing[@]}"; do mv "$tmp/$cmd" "$k8s_out/$cmd"; done
+  rmdir "$tmp"
 }
 
 build_etcd() {
@@ -156,14 +160,16 @@ GOMOD
     printf ')\n'
   } > "$mod/tools.go"
   (cd "$mod" && go mod tidy -e >/dev/null 2>&1 || true)
-  for cmd in "${missing[@]}"; do
-    echo "building $cmd $LAB_CONTAINERD_VERSION ..."
-    # static (CGO_ENABLED=0): without the btrfs, devmapper and zfs snapshotters, which need cgo
-    (cd "$mod" && go build -mod=mod -tags no_btrfs,no_devmapper,no_zfs -trimpath \
-      -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$LAB_CONTAINERD_VERSION" \
-      -o "$containerd_out/$cmd.tmp" "github.com/containerd/containerd/v2/cmd/$cmd")
-    mv "$containerd_out/$cmd.tmp" "$containerd_out/$cmd"
-  done
+  echo "building ${missing[*]} $LAB_CONTAINERD_VERSION ..."
+  local tmp="$containerd_out/.build" pkgs=()
+  for cmd in "${missing[@]}"; do pkgs+=("github.com/containerd/containerd/v2/cmd/$cmd"); done
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  # static (CGO_ENABLED=0): without the btrfs, devmapper and zfs snapshotters, which need cgo
+  (cd "$mod" && go build -mod=mod -tags no_btrfs,no_devmapper,no_zfs -trimpath \
+    -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$LAB_CONTAINERD_VERSION" \
+    -o "$tmp/" "${pkgs[@]}")
+  for cmd in "${missing[@]}"; do mv "$tmp/$cmd" "$containerd_out/$cmd"; done
+  rmdir "$tmp"
 }
 
 build_token_server() {
