@@ -1,6 +1,7 @@
 """The documentation a newcomer reads: the README stays a front door (under 300 lines, the two commands
 first), every guide of docs/docsite/extra-docs.yml exists and every guide is listed there, and every
-relative link and anchor in the README, CONTRIBUTING.md, the role READMEs and the guides resolves."""
+relative link and anchor in the README, CONTRIBUTING.md, the READMEs of the roles, the lab, the bench, AWX and
+the token server, and the guides resolves."""
 
 import glob
 import os
@@ -11,7 +12,8 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RST_DIR = os.path.join(REPO, "docs", "docsite", "rst")
-MARKDOWN = ["README.md", "CONTRIBUTING.md", "lab/README.md", "bench/README.md",
+MARKDOWN = ["README.md", "CONTRIBUTING.md", "lab/README.md", "bench/README.md", "awx/README.md",
+            "components/token-server/README.md",
             *sorted(os.path.relpath(path, REPO) for path in glob.glob(os.path.join(REPO, "roles", "*", "README.md")))]
 RST = sorted(os.path.relpath(path, REPO) for path in glob.glob(os.path.join(RST_DIR, "*.rst")))
 TWO_COMMANDS = (
