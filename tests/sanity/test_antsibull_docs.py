@@ -13,6 +13,7 @@ Git's repository search at the directory that holds the dependencies' `ansible_c
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -21,7 +22,6 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 DEPENDENCIES = ("kubernetes.core", "community.crypto")
-
 
 def collection_roots(env):
     """The directories holding `ansible_collections` where ansible-galaxy finds each dependency."""
@@ -36,7 +36,6 @@ def collection_roots(env):
         roots.append(os.path.dirname(found[0]))
     return roots
 
-
 @pytest.mark.sanity
 def test_lint_collection_docs(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
@@ -46,3 +45,45 @@ def test_lint_collection_docs(tmp_path):
                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              check=False, timeout=600)
     assert process.returncode == 0 and not process.stdout.strip(), process.stdout[-5000:]
+
+#: Labels of the Ansible docsite, where the collection's pages link to kubernetes.core's and Ansible's own
+#: pages; offline (no intersphinx inventories here or in CI) they cannot resolve, and only they may not.
+EXTERNAL_LABELS = re.compile(r"undefined label: '(ansible_collections\.(?!segmented\.registry\.)[\w.]+|common_return_values|"
+                             r"ansible_configuration_settings|action_plugins)'")
+
+def unexpected_warnings(log):
+    """The build's warnings other than links into the Ansible docsite."""
+    return [line for line in log.splitlines() if "WARNING" in line and not EXTERNAL_LABELS.search(line)]
+
+@pytest.mark.sanity
+def test_the_docsite_builds_without_warnings(tmp_path):
+    """The docsite as antsibull-docs builds it for every collection (sphinx-init, then `collection
+    --use-current` and sphinx-build), from the installed collection (.venv/collections links this
+    checkout in), offline: intersphinx is left out, and a warning is only allowed for a link into the
+    Ansible docsite."""
+    env = dict(os.environ, HOME=str(tmp_path / "home"), PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".venv", "collections"))
+    (tmp_path / "home").mkdir()
+    site = tmp_path / "site"
+    site.mkdir()
+    init = subprocess.run([os.path.join(BIN, "antsibull-docs"), "sphinx-init", "--use-current", "--fail-on-error",
+                           "--dest-dir", str(site), "segmented.registry"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, check=False, timeout=300)
+    assert init.returncode == 0, init.stdout[-5000:]
+    conf = site / "conf.py"
+    conf.write_text(conf.read_text(encoding="utf-8").replace("'sphinx.ext.intersphinx', ", "")
+                    + "\nintersphinx_mapping = {}\n", encoding="utf-8")
+    (site / "rst").mkdir(exist_ok=True)
+    (site / "rst").chmod(0o755)
+    steps = [[os.path.join(BIN, "antsibull-docs"), "--config-file", "antsibull-docs.cfg", "collection", "--cleanup",
+              "everything", "--fail-on-error", "--use-current", "--dest-dir", "rst", "segmented.registry"],
+             [os.path.join(BIN, "sphinx-build"), "-M", "html", "rst", "build", "-c", ".", "-q"]]
+    log = ""
+    for step in steps:
+        process = subprocess.run(step, cwd=site, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 check=False, timeout=600)
+        log += process.stdout
+        assert process.returncode == 0, process.stdout[-5000:]
+    assert not unexpected_warnings(log), "\n".join(unexpected_warnings(log))[-5000:]
+    assert (site / "build" / "html" / "collections" / "segmented" / "registry" / "docsite"
+            / "guide_inventory_reference.html").exists()
