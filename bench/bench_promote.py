@@ -267,17 +267,17 @@ def bench_copy(bench, runs, layers, layer_size, workers):
             row = {}
             cpu = row["cpu"] = {}
             started = time.monotonic()
-            (counters, stats), cpu["ours"] = with_cpu(lambda: engine_copy(
+            (counters, stats), cpu["ours"] = with_cpu(lambda tag=tag: engine_copy(
                 bench, "test", "uat", source_repo, f"bench-ours-{tag}/big", digest, workers))
             row["ours"] = time.monotonic() - started
             row["ours_bytes_sent"] = counters["bytes_sent"]
             row["ours_requests"] = stats["by_method"]
-            row["ingest"], cpu["ingest"] = with_cpu(lambda: ingest(bench, "uat", f"bench-ingest-{tag}/big", blobs,
+            row["ingest"], cpu["ingest"] = with_cpu(lambda tag=tag: ingest(bench, "uat", f"bench-ingest-{tag}/big", blobs,
                                                                    len(blobs)))
-            row["relay"], cpu["relay"] = with_cpu(lambda: relay(
+            row["relay"], cpu["relay"] = with_cpu(lambda tag=tag: relay(
                 bench, "test", source_repo, "uat", f"bench-relay-{tag}/big",
                 {blob: len(data) for blob, data in blobs.items()}, len(blobs)))
-            row["skopeo"], cpu["skopeo"] = with_cpu(lambda: skopeo_copy(
+            row["skopeo"], cpu["skopeo"] = with_cpu(lambda tag=tag: skopeo_copy(
                 bench, authfile, home, f"{bench.environments['test']}/{source_repo}:v1",
                 f"{bench.environments['uat']}/bench-skopeo-{tag}/big:v1"))
             # end to end: a fresh stream of the same image in the integrated registry, promoted to uat
@@ -504,7 +504,7 @@ def bench_steady(bench, scales, runs, sample):
             total = len(names) * len(tag_names)
             rows = []
             for run in range(runs):
-                for attempt in range(2):  # a setup left incomplete (a lab restart) is completed by the first
+                for _attempt in range(2):  # a setup left incomplete (a lab restart) is completed by the first
                     heads = curl_heads(bench, namespace, names, tag_names)
                     # the floor, in the same conditions: right after the same burst of HEADs
                     bare = run_playbook(NOOP)[0]

@@ -70,7 +70,7 @@ def environment_registries(lab, run_playbook):
     run = run_playbook("playbooks/registry_cluster.yml")
     if run.status != "successful":
         pytest.fail("playbooks/registry_cluster.yml failed on the lab:\n" + run.stdout_text[-4000:])
-    for env, endpoint in lab.layout.registries[1:]:  # the router admits the Routes on its own
+    for _env, endpoint in lab.layout.registries[1:]:  # the router admits the Routes on its own
         promotion_lab.wait_for_challenge(lab, endpoint)
     return dict(lab.layout.registries[1:])
 

@@ -38,7 +38,7 @@ def awx_inventory(lab, inventory):
 
     def edit(hosts, group_vars):
         group_vars["segmented_registry_awx_kubeconfig"] = kubeconfig_template
-        for name, hostvars in hosts.items():
+        for hostvars in hosts.values():
             context = hostvars["segmented_registry_k8s_auth"]["context"]
             hostvars["segmented_registry_k8s_auth"] = {"kubeconfig": "{{ segmented_registry_awx_kubeconfig }}",
                                                        "context": context}
