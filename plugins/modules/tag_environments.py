@@ -139,8 +139,6 @@ EXAMPLES = r"""
     name: app:v1.2.3
     environments: [test, uat]
     annotation_key: environment
-    kubeconfig: ~/.kube/registry-cluster
-    context: registry
 
 - name: Send a tag back to default (no environment at all)
   segmented.registry.tag_environments:
