@@ -70,8 +70,9 @@ EXAMPLES = r"""
     name: app:v1.2.3
     environment: [uat]
     environments: "{{ segmented_registry_environments }}"
-    integrated_registry: image-registry.apps.registry.example.com
-    service_account: segmented-registry/promoter
+    integrated_registry: "{{ hostvars['registry'].segmented_registry_integrated_registry }}"
+    service_account: segmented-registry-promotion/promoter
+    token_realm_hosts: ["{{ hostvars['registry'].registry_cluster_token_server_route_host }}"]
 
 - name: Demote it from prod, removing it from the prod registry
   segmented.registry.promote:
@@ -80,8 +81,9 @@ EXAMPLES = r"""
     environment: [prod]
     state: absent
     environments: "{{ segmented_registry_environments }}"
-    integrated_registry: image-registry.apps.registry.example.com
-    service_account: segmented-registry/promoter
+    integrated_registry: "{{ hostvars['registry'].segmented_registry_integrated_registry }}"
+    service_account: segmented-registry-promotion/promoter
+    token_realm_hosts: ["{{ hostvars['registry'].registry_cluster_token_server_route_host }}"]
 """
 
 RETURN = r"""

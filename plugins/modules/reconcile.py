@@ -105,16 +105,17 @@ EXAMPLES = r"""
   segmented.registry.reconcile:
     environments: "{{ segmented_registry_environments }}"
     integrated_registry: "{{ hostvars['registry'].segmented_registry_integrated_registry }}"
-    service_account: segmented-registry/promoter
-    kubeconfig: ~/.kube/registry-cluster
+    service_account: segmented-registry-promotion/promoter
+    token_realm_hosts: ["{{ hostvars['registry'].registry_cluster_token_server_route_host }}"]
     report_file: /var/tmp/reconcile.json
   register: reconcile
 
 - name: What would change for one tag (check mode returns the plan)
   segmented.registry.reconcile:
     environments: "{{ segmented_registry_environments }}"
-    integrated_registry: image-registry.apps.registry.example.com
-    service_account: segmented-registry/promoter
+    integrated_registry: "{{ hostvars['registry'].segmented_registry_integrated_registry }}"
+    service_account: segmented-registry-promotion/promoter
+    token_realm_hosts: ["{{ hostvars['registry'].registry_cluster_token_server_route_host }}"]
     namespace: [myproject]
     stream: app
     tag: v1.2.3
@@ -123,8 +124,9 @@ EXAMPLES = r"""
 - name: Which tags drift, and which does a policy hold back (JMESPath over the result)
   segmented.registry.reconcile:
     environments: "{{ segmented_registry_environments }}"
-    integrated_registry: image-registry.apps.registry.example.com
-    service_account: segmented-registry/promoter
+    integrated_registry: "{{ hostvars['registry'].segmented_registry_integrated_registry }}"
+    service_account: segmented-registry-promotion/promoter
+    token_realm_hosts: ["{{ hostvars['registry'].registry_cluster_token_server_route_host }}"]
     query:
       drifted: "audit[?length(drift) > `0`].tag"
       held_back: "gated[].{tag: join(':', [repository, tag]), environment: environment, reason: reason}"
