@@ -283,27 +283,27 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: The pull credential of cluster prod-east, into two namespaces and the cluster-wide spot
+- name: The pull credential of cluster prod, into two namespaces and the cluster-wide spot
   segmented.registry.registry_credential:
-    registry_cluster: {kubeconfig: ~/.kube/config, context: registry}
-    cluster: {host: https://api.prod-east.example.com:6443, api_key: "{{ vault_prod_east_token }}"}
-    cluster_name: prod-east
+    registry_cluster: "{{ hostvars['registry'].segmented_registry_k8s_auth }}"
+    cluster: "{{ hostvars['prod'].segmented_registry_k8s_auth }}"
+    cluster_name: prod
     access: pull
     namespace: segmented-registry-consumers
     grant_namespace: prod
-    registry: prod-registry.apps.registry.example.com
+    registry: "{{ (segmented_registry_environments | selectattr('name', '==', 'prod') | first).route_host }}"
     targets:
       - {namespace: shop, service_accounts: [default, deployer]}
       - {namespace: openshift-config}
 
 - name: Rotate it, keeping the old token valid for 10 minutes
   segmented.registry.registry_credential:
-    registry_cluster: {kubeconfig: ~/.kube/config, context: registry}
-    cluster: {host: https://api.prod-east.example.com:6443, api_key: "{{ vault_prod_east_token }}"}
-    cluster_name: prod-east
+    registry_cluster: "{{ hostvars['registry'].segmented_registry_k8s_auth }}"
+    cluster: "{{ hostvars['prod'].segmented_registry_k8s_auth }}"
+    cluster_name: prod
     access: pull
     namespace: prod
-    registry: prod-registry.apps.registry.example.com
+    registry: "{{ (segmented_registry_environments | selectattr('name', '==', 'prod') | first).route_host }}"
     targets: [{namespace: shop, service_accounts: [default, deployer]}]
     rotate: true
     grace: 600

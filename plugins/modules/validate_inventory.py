@@ -126,8 +126,9 @@ EXAMPLES = r"""
         clusters: consumers
         variables: [consumer_cluster_logical_registry]
 
-- name: Check an inventory given explicitly
+- name: Check an inventory given explicitly, offline
   segmented.registry.validate_inventory:
+    check_reachable: false
     environments:
       - name: test
         route_host: test-registry.apps.registry.example.com
