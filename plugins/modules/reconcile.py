@@ -133,9 +133,9 @@ EXAMPLES = r"""
   check_mode: true
   register: audit
 
-- name: Fail the job when prod drifts
-  ansible.builtin.assert:
-    that: audit.query_results.drifted | length == 0
+- name: Show the drifting tags and those a policy holds back
+  ansible.builtin.debug:
+    msg: "drifting: {{ audit.query_results.drifted }}; held back: {{ audit.query_results.held_back }}"
 """
 
 RETURN = r"""
