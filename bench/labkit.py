@@ -27,7 +27,7 @@ REPO = os.path.dirname(HERE)
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 
 LAB_INVENTORY = os.path.join(REPO, "inventories", "lab")
-PROMOTER = ("segmented-registry", "promoter")  # made by roles/registry_cluster (registry_cluster_pushers)
+PROMOTER = ("segmented-registry-promotion", "promoter")  # made by roles/registry_cluster (registry_cluster_pushers)
 KEY = "segmented.registry/environments"
 
 

@@ -64,6 +64,10 @@ INTEGRATED_SERVICE = "integrated"
 # the lab auditor's right to read the environment registries (labctl where): pull and catalog of the
 # collection's environmentregistries resource, which no OpenShift role grants
 ENVIRONMENT_READER = "segmented-registry-lab:environment-reader"
+# the promotion job's identity in inventories/lab (roles/registry_cluster makes it) and what it reads in
+# a source namespace
+PROMOTER = "segmented-registry-promotion/promoter"
+PROMOTION_SOURCE_READER = "segmented-registry:promotion-source-reader"
 ROUTER_DOMAIN = "apps.registry.lab.local"  # the registry cluster's ingress domain (*.apps...)
 ROUTER_HTTPS_PORT = 443
 ROUTER_HTTP_PORT = 80
@@ -620,8 +624,26 @@ class Lab:
 
     def push(self, namespace, stream, tag, layers, layer_size, seed=None):
         token = self.builder_token(namespace)
+    def promotion_source(self, namespace):
+        """Make ``namespace`` a promotion source, as ``registry_cluster_pushers_source_namespaces`` does
+        on your clusters (the tests' namespaces are new each run, so no inventory names them): the
+        promoter bound there to segmented-registry:promotion-source-reader."""
+        ns, name = PROMOTER.split("/")
+        try:
+            kclient.RbacAuthorizationV1Api(self.api_client(self.layout.registry_cluster)).create_namespaced_role_binding(
+                namespace, {"metadata": {"name": f"{PROMOTION_SOURCE_READER}:{ns}:{name}"},
+                            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                        "name": PROMOTION_SOURCE_READER},
+                            "subjects": [{"kind": "ServiceAccount", "namespace": ns, "name": name}]})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
         with tempfile.TemporaryDirectory(prefix="labpush-") as tmp:
+        """Push an image into ``namespace`` of the integrated registry as its builder does; the
+        namespace becomes a promotion source (``promotion_source``)."""
             layout = os.path.join(tmp, "oci")
+        self.promotion_source(namespace)
             image.build_oci_layout(layout, layers=layers, layer_size=layer_size,
                                    seed=seed or f"{namespace}/{stream}:{tag}")
             registry = self.layout.integrated_endpoint

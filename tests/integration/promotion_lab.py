@@ -45,7 +45,7 @@ from lab import image, netns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-PROMOTER = "segmented-registry/promoter"
+PROMOTER = "segmented-registry-promotion/promoter"
 # the ClusterRole roles/registry_cluster binds to the promoter in each environment namespace
 PROMOTER_ROLE = "segmented-registry:environment-promoter"
 

@@ -36,6 +36,7 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 
+from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from tests.integration import promotion_lab as pl
 from tests.integration.test_credentials import APP_NS, EXTRA, PLAYBOOK, PULL, PUSH, credential, read_secret
 
@@ -322,7 +323,11 @@ def attackers(lab):
         except ApiException as exc:
             if exc.status != 404:
                 raise
-    core.delete_namespace(namespace)
+    try:
+        core.delete_namespace(namespace)
+    except ApiException as exc:  # another session's end removed it first
+        if exc.status != 404:
+            raise
 
 
 def _identities(lab, env, attackers, consumer_credentials):
@@ -418,7 +423,7 @@ def test_forged_and_expired_registry_tokens_are_refused(lab, attackers):
         now = int(time.time())
 
         def claims(expires=now + 300, issued=now):
-            return {"iss": issuer, "sub": "system:serviceaccount:segmented-registry:promoter", "aud": registry.service,
+            return {"iss": issuer, "sub": "system:serviceaccount:segmented-registry-promotion:promoter", "aud": registry.service,
                     "exp": expires, "nbf": issued, "iat": issued, "jti": uuid.uuid4().hex,
                     "access": [{"type": "repository", "name": repository, "actions": ["pull", "push", "delete"]},
                                {"type": "registry", "name": "catalog", "actions": ["*"]}]}
@@ -492,3 +497,153 @@ def _must_pull(registry, token, repository, image):
     outcome = registry.attempt(token, "pull", repository, image)
     assert outcome.allowed, outcome
     return outcome.registry
+
+
+# ---------------------------------------------------------------------------------------------
+# The promoter's identity: its own namespace, reads only in the source namespaces
+# ---------------------------------------------------------------------------------------------
+
+SOURCE_READER = "segmented-registry:promotion-source-reader"
+RETIRED_PROMOTER = "segmented-registry/promoter"  # the promoter of earlier versions (the token server's namespace)
+
+
+def may(lab, user, verb, resource, namespace=None, group="image.openshift.io", subresource=None):
+    """Whether service account ``user`` (namespace/name) may (a SubjectAccessReview on the
+    registry cluster, with the groups the API server gives a service account)."""
+    ns, name = user.split("/")
+    attributes = {"verb": verb, "resource": resource, "group": group, "namespace": namespace or "",
+                  "subresource": subresource or ""}
+    review = kclient.AuthorizationV1Api(lab.api_client(lab.layout.registry_cluster)).create_subject_access_review(
+        {"spec": {"user": f"system:serviceaccount:{ns}:{name}", "resourceAttributes": attributes,
+                  "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"]}})
+    return review.status.allowed
+
+
+def integrated_pull(lab, token, repository, tag):
+    """The HTTP status of a manifest GET of ``repository:tag`` from the integrated registry with
+    ``token`` (an API token) as the registry password, as the promotion engine pulls its source."""
+    source = pl.client(lab, lab.layout.integrated_endpoint, token, name="integrated")
+    try:
+        return 200 if source.get_manifest(repository, tag) is not None else 404
+    except RegistryError as exc:
+        return getattr(exc, "status", None) or str(exc)
+    finally:
+        source.close()
+
+
+def test_the_promoter_reads_and_pulls_in_source_namespaces_only(lab, attackers, eventually, environment_registries):
+    """The promoter lists ImageStreams and pulls from the integrated registry in a source
+    namespace (control: an image pushed there, pulled), nowhere else: no cluster-wide list, no pull
+    from a namespace that is not a source - a real pull once the namespace stops being one, and a
+    SubjectAccessReview in a namespace that never was."""
+    namespace = "source-" + attackers["unique"]
+    pushed = lab.push(namespace, "app", "v1", 1, 4096)  # a build's push: the namespace is a source (lab.promotion_source)
+    promoter = api_token(lab, *pl.PROMOTER.split("/"), audience=None)
+    core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
+    rbac = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster))
+    try:
+        assert may(lab, pl.PROMOTER, "list", "imagestreams", namespace)
+        assert may(lab, pl.PROMOTER, "get", "imagestreams", namespace, subresource="layers")
+        assert integrated_pull(lab, promoter, f"{namespace}/app", "v1") == 200, pushed
+        assert not may(lab, pl.PROMOTER, "list", "imagestreams"), "the promoter lists ImageStreams cluster-wide"
+        assert not may(lab, pl.PROMOTER, "get", "imagestreams", None, subresource="layers"), \
+            "the promoter pulls every image of the integrated registry"
+        assert not may(lab, pl.PROMOTER, "get", "imagestreams", attackers["namespace"], subresource="layers")
+        assert not may(lab, pl.PROMOTER, "list", "imagestreams", attackers["namespace"])
+        rbac.delete_namespaced_role_binding(f"{SOURCE_READER}:{pl.PROMOTER.replace('/', ':')}", namespace)
+        eventually(lambda: _refused(integrated_pull(lab, promoter, f"{namespace}/app", "v1")), timeout=30)
+    finally:
+        core.delete_namespace(namespace)
+
+
+def _refused(status):
+    assert status in (401, 403) or "401" in str(status) or "403" in str(status), status
+
+
+def test_an_admin_of_the_token_servers_namespace_cannot_act_as_the_promoter(lab, attackers):
+    """The token server's namespace holds the signing key; its admin may read the key but may not
+    mint the promoter's tokens, which live in a namespace of their own (control: the same admin may
+    mint tokens in the token server's namespace, so the refusal is the namespace's)."""
+    namespace = token_server_namespace(lab)
+    promoter_ns, promoter = pl.PROMOTER.split("/")
+    assert promoter_ns != namespace
+    rbac = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster))
+    core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
+    account, binding = "token-server-admin", f"{attackers['namespace']}-token-server-admin"
+    core.create_namespaced_service_account(attackers["namespace"], {"metadata": {"name": account}})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": binding},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": attackers["namespace"]}]})
+    admin = f"{attackers['namespace']}/{account}"
+    try:
+        assert may(lab, admin, "get", "secrets", namespace, group="")  # the signing key (control)
+        assert may(lab, admin, "create", "serviceaccounts", namespace, group="", subresource="token")  # control
+        assert not may(lab, admin, "create", "serviceaccounts", promoter_ns, group="", subresource="token")
+        with pytest.raises(ApiException) as refused:
+            core.read_namespaced_service_account(promoter, namespace)
+        assert refused.value.status == 404, f"a service account {promoter} is in the token server's namespace"
+    finally:
+        rbac.delete_namespaced_role_binding(binding, namespace)
+
+
+def test_an_upgrade_removes_the_cluster_wide_reads_and_the_promoter_of_earlier_versions(lab, run_playbook,
+                                                                                       environment_registries):
+    """What an earlier version made - the promoter segmented-registry/promoter in the token
+    server's namespace, its environment-promoter RoleBindings, and the cluster-wide
+    registry-viewer and system:image-puller bindings - is gone after a run of the role."""
+    api = lab.api_client(lab.layout.registry_cluster)
+    core, rbac = kclient.CoreV1Api(api), kclient.RbacAuthorizationV1Api(api)
+    labels = {"app.kubernetes.io/managed-by": "segmented.registry", "app.kubernetes.io/name": "registry"}
+    old_ns, old_name = RETIRED_PROMOTER.split("/")
+    subject = [{"kind": "ServiceAccount", "namespace": old_ns, "name": old_name}]
+    old_bindings = {role: f"segmented-registry:{old_ns}:{old_name}:{role.replace('system:', '')}"
+                    for role in ("registry-viewer", "system:image-puller")}
+    environment_binding = f"segmented-registry:promoter:{old_ns}:{old_name}"
+
+    def ignore_conflict(create, *args):
+        try:
+            create(*args)
+        except ApiException as exc:  # left by an earlier version, or by another session's test
+            if exc.status != 409:
+                raise
+    ignore_conflict(core.create_namespaced_service_account, old_ns, {"metadata": {"name": old_name, "labels": labels}})
+    for role, name in old_bindings.items():
+        ignore_conflict(rbac.create_cluster_role_binding, {
+            "metadata": {"name": name, "labels": labels}, "subjects": subject,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}})
+    for env in ENVIRONMENTS:
+        ignore_conflict(rbac.create_namespaced_role_binding, env, {
+            "metadata": {"name": environment_binding, "labels": labels}, "subjects": subject,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "segmented-registry:environment-promoter"}})
+    assert may(lab, RETIRED_PROMOTER, "list", "imagestreams")  # what the upgrade must take away
+
+    run = run_playbook("playbooks/registry_cluster.yml")
+    assert run.status == "successful", run.stdout_text[-4000:]
+
+    left = []
+    for name in old_bindings.values():
+        try:
+            rbac.read_cluster_role_binding(name)
+            left.append("ClusterRoleBinding " + name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    for env in ENVIRONMENTS:
+        try:
+            rbac.read_namespaced_role_binding(environment_binding, env)
+            left.append(f"RoleBinding {env}/{environment_binding}")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    try:
+        core.read_namespaced_service_account(old_name, old_ns)
+        left.append("ServiceAccount " + RETIRED_PROMOTER)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    assert not left, f"left after the upgrade: {left}"
+    assert not may(lab, pl.PROMOTER, "list", "imagestreams"), "the promoter lists ImageStreams cluster-wide"
+    for env in ENVIRONMENTS:
+        assert not may(lab, RETIRED_PROMOTER, "push", "environmentregistries", env, group="segmented.registry"), env

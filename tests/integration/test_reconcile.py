@@ -571,7 +571,7 @@ def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, 
         registry.start()
         extravars = rc_extravars(lab, lab_auth, run_dir / "result.json", namespace=[namespace],
                                  environment=["chaos"], environments=chaos_environments(lab, registry.endpoint),
-                                 service_account="segmented-registry/promoter",
+                                 service_account="segmented-registry-promotion/promoter",
                                  report_file=str(run_dir / "report.json"))
         runner = run_playbook(RC, extravars=extravars, verbosity=3, artifact_dir=str(run_dir / "artifacts"))
     finally:
@@ -580,7 +580,7 @@ def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, 
     minted = sorted(pair for pair in realm.credentials if pair[1] != token)
     assert len(minted) == 1, f"the token realm saw {len(minted)} passwords besides the test's own token, not 1"
     user, secret = minted[0]
-    assert jwt_claims(secret)["sub"] == "system:serviceaccount:segmented-registry:promoter"
+    assert jwt_claims(secret)["sub"] == "system:serviceaccount:segmented-registry-promotion:promoter"
     header, rest = secret.split(".", 1)
     basic = base64.b64encode(f"{user}:{secret}".encode()).decode()
     skip = 4 * ((len(user) + len(header) + 2) // 3) + 4  # the base64 of "user:<JWT header>." is not secret

@@ -151,8 +151,8 @@ def test_pull_credential_of_test_pulls_there_only_and_never_pushes_or_deletes(
 
 ACCESS_ROLES = {"segmented-registry:environment-promoter": ["catalog", "delete", "pull", "push"],
                 "segmented-registry:environment-puller": ["pull"]}
-PROMOTER_USER = {"user": "system:serviceaccount:segmented-registry:promoter",
-                 "groups": ["system:serviceaccounts", "system:serviceaccounts:segmented-registry", "system:authenticated"]}
+PROMOTER_USER = {"user": "system:serviceaccount:segmented-registry-promotion:promoter",
+                 "groups": ["system:serviceaccounts", "system:serviceaccounts:segmented-registry-promotion", "system:authenticated"]}
 
 
 def rules_of(role):
@@ -206,7 +206,7 @@ def test_the_promoter_holds_the_environment_rights_in_the_environment_namespaces
     image rights to write (push through imagestreams/layers, delete images) and nothing elsewhere."""
     rbac = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster))
     for env in ENVIRONMENTS:
-        binding = rbac.read_namespaced_role_binding("segmented-registry:promoter:segmented-registry:promoter", env)
+        binding = rbac.read_namespaced_role_binding("segmented-registry:promoter:segmented-registry-promotion:promoter", env)
         assert binding.role_ref.name == "segmented-registry:environment-promoter"
         for verb in ACCESS_ROLES["segmented-registry:environment-promoter"]:
             assert allowed(lab, verb, "environmentregistries", env), (verb, env)
