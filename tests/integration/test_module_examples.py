@@ -1,8 +1,8 @@
 """Every module's EXAMPLES run as written against the lab inventory (issue 27), so they cannot rot.
 
 One playbook per module (its play named after it; the playbooks run side by side), its EXAMPLES as
-the tasks: each task once, in
-check mode unless its module is read-only (documented with the READ_ONLY attributes fragment).
+the tasks: each task once, in check mode unless its module is read-only (documented with the
+READ_ONLY attributes fragment).
 What a platform team sets once for the whole job comes from the inventory through
 module_defaults: the registry cluster's credentials (segmented_registry_k8s_auth of host
 ``registry``) for the collection's action group, and the CA of the integrated registry
