@@ -272,8 +272,8 @@ def bench_copy(bench, runs, layers, layer_size, workers):
             row["ours"] = time.monotonic() - started
             row["ours_bytes_sent"] = counters["bytes_sent"]
             row["ours_requests"] = stats["by_method"]
-            row["ingest"], cpu["ingest"] = with_cpu(lambda tag=tag: ingest(bench, "uat", f"bench-ingest-{tag}/big", blobs,
-                                                                   len(blobs)))
+            row["ingest"], cpu["ingest"] = with_cpu(lambda tag=tag: ingest(
+                bench, "uat", f"bench-ingest-{tag}/big", blobs, len(blobs)))
             row["relay"], cpu["relay"] = with_cpu(lambda tag=tag: relay(
                 bench, "test", source_repo, "uat", f"bench-relay-{tag}/big",
                 {blob: len(data) for blob, data in blobs.items()}, len(blobs)))

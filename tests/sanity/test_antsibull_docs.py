@@ -23,6 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.path.dirname(sys.executable)
 DEPENDENCIES = ("kubernetes.core", "community.crypto")
 
+
 def collection_roots(env):
     """The directories holding `ansible_collections` where ansible-galaxy finds each dependency."""
     roots = []
@@ -36,6 +37,7 @@ def collection_roots(env):
         roots.append(os.path.dirname(found[0]))
     return roots
 
+
 @pytest.mark.sanity
 def test_lint_collection_docs(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
@@ -46,14 +48,17 @@ def test_lint_collection_docs(tmp_path):
                              check=False, timeout=600)
     assert process.returncode == 0 and not process.stdout.strip(), process.stdout[-5000:]
 
+
 #: Labels of the Ansible docsite, where the collection's pages link to kubernetes.core's and Ansible's own
 #: pages; offline (no intersphinx inventories here or in CI) they cannot resolve, and only they may not.
 EXTERNAL_LABELS = re.compile(r"undefined label: '(ansible_collections\.(?!segmented\.registry\.)[\w.]+|common_return_values|"
                              r"ansible_configuration_settings|action_plugins)'")
 
+
 def unexpected_warnings(log):
     """The build's warnings other than links into the Ansible docsite."""
     return [line for line in log.splitlines() if "WARNING" in line and not EXTERNAL_LABELS.search(line)]
+
 
 @pytest.mark.sanity
 def test_the_docsite_builds_without_warnings(tmp_path):
