@@ -29,6 +29,9 @@ from kubernetes.client.rest import ApiException
 
 from tests.integration.conftest import REPO
 
+# the dev tier's one lab test: every module, once
+pytestmark = pytest.mark.dev
+
 MODULES = sorted(glob.glob(os.path.join(REPO, "plugins", "modules", "*.py")))
 COLLECTION = "segmented.registry."
 READ_ONLY_FRAGMENT = "segmented.registry.attributes.READ_ONLY"
