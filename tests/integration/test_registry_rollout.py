@@ -1,17 +1,18 @@
 """A registry-cluster Deployment that never becomes ready fails with what its Pods report (the
 kubelet's reason, the image), within registry_cluster_rollout_timeout, not after a bare
-"Timed out waiting on resource". On the lab's real node (containerd, kubelet)."""
+"Timed out waiting on resource"; a token server image that cannot be pulled is followed by how to
+get it (registry_cluster_token_server_image_howto). On the lab's real node (containerd, kubelet)."""
 import json
 import os
 import re
 
 from tests.integration.runs import task_result
 
-REASON = "Say why it failed: the token server and the promotion job's identities"
+REASON = "Say why it failed: the token server"
 
 
-def test_a_token_server_image_that_does_not_exist_is_named_with_the_kubelets_reason(lab, run_playbook, inventory,
-                                                                                    unique):
+def test_a_token_server_image_that_does_not_exist_is_named_with_the_kubelets_reason_and_how_to_get_it(
+        lab, run_playbook, inventory, unique):
     """The token server's image is a tag the lab's mirror registry does not have. Its Deployment
     keeps its old Pod serving while the new one cannot pull (a rolling update), so the lab's token
     server keeps working; the lab inventory puts the image back afterwards."""
@@ -35,3 +36,6 @@ def test_a_token_server_image_that_does_not_exist_is_named_with_the_kubelets_rea
         in message, message
     assert re.search(r"container token-server: (ImagePullBackOff|ErrImagePull) \(image " + re.escape(missing) + r"\)",
                      message), message
+    # how to get the image: the preflight's text for an empty image, after the image that cannot be pulled
+    assert f". Cannot pull {missing}: The token server (components/token-server of this collection, at " in message, message
+    assert "`podman build -t <registry the cluster pulls from>/segmented-registry/token-server:<version> " in message, message
