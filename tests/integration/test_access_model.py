@@ -587,8 +587,8 @@ def test_an_admin_of_the_token_servers_namespace_cannot_act_as_the_promoter(lab,
         rbac.delete_namespaced_role_binding(binding, namespace)
 
 
-def test_an_upgrade_removes_the_cluster_wide_reads_and_the_promoter_of_earlier_versions(lab, run_playbook,
-                                                                                       environment_registries):
+def test_an_upgrade_removes_the_cluster_wide_reads_and_the_promoter_of_earlier_versions(
+        lab, run_playbook, environment_registries):
     """What an earlier version made - the promoter segmented-registry/promoter in the token
     server's namespace, its environment-promoter RoleBindings, and the cluster-wide
     registry-viewer and system:image-puller bindings - is gone after a run of the role."""
