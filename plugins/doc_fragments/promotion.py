@@ -58,7 +58,7 @@ options:
         credentials, nothing long-lived is stored - an API token (the API server's audience) for the
         integrated registry, and one for the audience C(segmented.registry/token-server) for the
         environment registries, whose token server accepts no other.
-      - It needs C(registry-viewer) (list image streams) and C(system:image-puller) cluster-wide, and
+      - It needs C(segmented-registry:promotion-source-reader) (list image streams, pull) in each source namespace, and
         C(segmented-registry:environment-promoter) in each environment namespace (pull, push, delete and
         catalog on C(environmentregistries.segmented.registry), the token server's own rights) - the
         registry-cluster role makes such an account and binds it, C(registry_cluster_pushers).
