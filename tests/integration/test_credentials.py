@@ -33,6 +33,8 @@ CONSUMERS = ("test", "uat", "prod")
 PULL = "segmented-registry-pull"
 PUSH = "segmented-registry-push"
 APP_NS = "myproject"
+# The namespace of the consumers' pull identities on the registry cluster (credentials_pull_namespace)
+PULL_NS = "segmented-registry-consumers"
 # Three path segments: a shape the promotion engine never touches (another suite's reconcile of the
 # shared lab removes every <namespace>/<stream> tag that no ImageStream approves)
 REPOSITORY = "credtest/lab/app"
@@ -182,6 +184,13 @@ def generation(lab, cluster, namespace, name=PULL):
     return read_secret(lab, cluster, namespace, name).metadata.annotations["segmented.registry/generation"]
 
 
+def binding_exists(lab, namespace, identity):
+    """Whether ``identity`` (a pull identity of PULL_NS) is granted anything in ``namespace``."""
+    rbac = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster))
+    return any(subject.namespace == PULL_NS and subject.name == identity
+               for item in rbac.list_namespaced_role_binding(namespace).items for subject in item.subjects or ())
+
+
 def identity_exists(lab, namespace, name):
     try:
         core_of(lab, lab.layout.registry_cluster).read_namespaced_service_account(name, namespace)
@@ -284,11 +293,40 @@ def test_pull_credential_is_no_api_token(lab, distributed):
     assert answer.status_code == 401, answer.status_code
     assert Registry(lab, endpoint(lab, "test")).pull(token) == 200
     binding = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster)).read_namespaced_role_binding(
-        "segmented-pull-test", "test")
+        f"segmented-pull-test.{PULL_NS}", "test")
     assert binding.role_ref.name == "segmented-registry:environment-puller"
+    assert [(item.namespace, item.name) for item in binding.subjects] == [(PULL_NS, "segmented-pull-test")]
     _registry, builder = credential(lab, "test", APP_NS, PUSH)
     answer = requests.get(api, headers={"Authorization": f"Bearer {builder}"}, verify=lab.ca.cert_path, timeout=10)
     assert answer.status_code == 403, answer.status_code
+
+
+def test_an_environment_editor_cannot_mint_a_pull_identity_token(lab, distributed, unique):
+    """Issue 22: the consumers' pull identities live in PULL_NS, not in the environment namespaces,
+    so an `edit` user of prod (who may create serviceaccounts/token there: the control) is denied
+    a token for every consumer's pull identity, and no pull identity is left in an environment
+    namespace."""
+    api = lab.api_client(lab.layout.registry_cluster)
+    rbac, authz = kclient.RbacAuthorizationV1Api(api), kclient.AuthorizationV1Api(api)
+    user = f"prod-editor-{unique}"
+    rbac.create_namespaced_role_binding("prod", {
+        "metadata": {"name": user},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+    try:
+        def allowed(namespace, name):
+            return authz.create_subject_access_review({"spec": {"user": user, "resourceAttributes": {
+                "namespace": namespace, "verb": "create", "resource": "serviceaccounts", "subresource": "token",
+                "name": name}}}).status.allowed
+        assert allowed("prod", "builder"), "control: edit in prod creates tokens there"
+        for cluster in CONSUMERS:
+            assert not allowed(PULL_NS, f"segmented-pull-{cluster}"), cluster
+            assert identity_exists(lab, PULL_NS, f"segmented-pull-{cluster}"), cluster
+        for environment in CONSUMERS:
+            assert not core_of(lab, lab.layout.registry_cluster).list_namespaced_service_account(
+                environment, label_selector="segmented.registry/credential=pull").items, environment
+    finally:
+        rbac.delete_namespaced_role_binding(user, "prod")
 
 
 def test_token_is_never_read_back_from_a_look_alike(lab, distributed, run_playbook, unique, restore):
@@ -335,13 +373,13 @@ def test_a_renamed_host_adopts_its_credentials(lab, distributed, run_playbook, i
     for where in ((APP_NS, PULL), GLOBAL):
         secret = read_secret(lab, "test", *where)
         assert secret.metadata.labels["segmented.registry/cluster"] == "test-cluster", where
-        assert secret.metadata.annotations["segmented.registry/identity"] == "test/segmented-pull-test-cluster"
+        assert secret.metadata.annotations["segmented.registry/identity"] == f"{PULL_NS}/segmented-pull-test-cluster"
     _key, token = credential(lab, "test", APP_NS)
     test = Registry(lab, endpoint(lab, "test"))
     assert test.pull(token) == 200 and refused(test.pull(old_token))
     assert linked(lab, "test", APP_NS, "default").count(PULL) == 1
     identities = [sa.metadata.name for sa in core_of(lab, lab.layout.registry_cluster).list_namespaced_service_account(
-        "test", label_selector="segmented.registry/credential=pull").items]
+        PULL_NS, label_selector="segmented.registry/credential=pull,segmented.registry/cluster in (test, test-cluster)").items]
     assert sorted(identities) == ["segmented-pull-test-cluster"], identities
     assert read_secret(lab, "test", APP_NS, PUSH).metadata.labels["segmented.registry/cluster"] == "test-cluster"
 
@@ -414,7 +452,7 @@ def test_token_near_expiry_is_renewed_by_a_normal_run(lab, distributed, run_play
     uat = Registry(lab, endpoint(lab, "uat"))
     assert uat.pull(new_token) == 200
     assert old_generation.split("/")[1] not in [item.metadata.name for item in core_of(
-        lab, lab.layout.registry_cluster).list_namespaced_secret("uat").items]
+        lab, lab.layout.registry_cluster).list_namespaced_secret(PULL_NS).items]
     assert refused(uat.pull(old_token))  # revoked once the nodes had the new one, not at its expiry
     assert read_secret(lab, "test", APP_NS).metadata.resource_version == test_version
 
@@ -439,7 +477,7 @@ def test_moved_then_left_alone_then_removed(lab, distributed, run_playbook, inve
     assert registry == endpoint(lab, "uat") and credential(lab, "prod", *GLOBAL)[0] == registry
     assert uat_registry.pull(moved_token) == 200 and refused(prod_registry.pull(moved_token))
     assert refused(prod_registry.pull(prod_token)), "the old credential still pulls from prod"
-    assert not identity_exists(lab, "prod", "segmented-pull-prod")
+    assert not binding_exists(lab, "prod", "segmented-pull-prod")  # granted in uat only
     assert linked(lab, "prod", APP_NS, "default").count(PULL) == 1
 
     # prod is left alone (no environment): its Secrets go, its service account keeps the rest
@@ -451,7 +489,7 @@ def test_moved_then_left_alone_then_removed(lab, distributed, run_playbook, inve
     assert read_secret(lab, "prod", APP_NS) is None and read_secret(lab, "prod", *GLOBAL) is None
     assert linked(lab, "prod", APP_NS, "default") == ["someone-elses"]
     assert refused(uat_registry.pull(moved_token))
-    assert not identity_exists(lab, "uat", "segmented-pull-prod")
+    assert not identity_exists(lab, PULL_NS, "segmented-pull-prod") and not binding_exists(lab, "uat", "segmented-pull-prod")
 
     # uat is removed from the inventory: its credential is revoked on the registry cluster (its
     # cluster cannot be reached any more: the Secret there keeps a dead token)
@@ -465,7 +503,7 @@ def test_moved_then_left_alone_then_removed(lab, distributed, run_playbook, inve
     run = play(run_playbook, PLAYBOOK, inventory=inventory(removed))
     assert run.status == "successful", run.stdout_text[-4000:]
     assert "cluster no longer in the inventory" in results(run)
-    assert not identity_exists(lab, "uat", "segmented-pull-uat")
+    assert not identity_exists(lab, PULL_NS, "segmented-pull-uat") and not binding_exists(lab, "uat", "segmented-pull-uat")
     assert refused(uat_registry.pull(uat_token))
     # the other consumers were not touched
     _key, test_token = credential(lab, "test", APP_NS)
