@@ -1,4 +1,5 @@
-"""Credential renewal and rotation never break the pulls nodes make (issue 23).
+"""Credential renewal, rotation and the move of the pull identities never break the pulls nodes
+make (issues 23, 22).
 
 Nodes pull mirrored images with their copy of the global pull secret, which lags the Secret
 ``openshift-config/pull-secret`` (lab/machine_config.py, the lab's machine-config stand-in, writes
@@ -6,12 +7,15 @@ it after a lag and reports the MachineConfigPools ``Updating`` meanwhile). Node-
 (``lab.pull``, as ``labctl pull``) of a promoted image run on every consumer cluster in a
 background loop through a rotation with grace 3, a rotation with grace 0 and a forced renewal:
 no pull may fail, and at the end every consumer's global pull secret, and its nodes' copy, hold
-the current generation of its pull credential.
+the current generation of its pull credential. The same loop runs through an upgrade: the pull
+identities as earlier versions left them (in the environment namespaces), then one credentials.yml
+run moves them to the collection's namespace.
 """
 import base64
 import collections
 import hashlib
 import json
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +30,8 @@ LOGICAL = "registry.apps.lab.local"
 CREDENTIAL = ("openshift-config", "segmented-registry-pull")
 PULLS_PER_SECOND = 5  # in total: the token server limits reviews per user; a node does not pull faster
 SMALL = 32 * 1024
+PULL_NS = "segmented-registry-consumers"  # credentials_pull_namespace
+MODULE_PLAYBOOK = "tests/integration/playbooks/registry_credential.yml"
 
 
 def auths_of(lab, cluster, namespace, name):
@@ -128,6 +134,67 @@ def test_rotations_and_a_renewal_never_fail_a_node_pull(lab, promoted, run_playb
         # each change of the node's copy was pulled through: the first one and one per phase
         assert len(loop.copies[cluster]) >= 4, (cluster, len(loop.copies[cluster]))
         registry = dict(lab.layout.registries)[cluster]
+        current = auths_of(lab, cluster, *CREDENTIAL)[registry]
+        assert auths_of(lab, cluster, "openshift-config", "pull-secret")[registry] == current, cluster
+        assert json.loads(node_copy(lab, cluster))["auths"][registry] == current, cluster
+
+
+def pull_identities(lab, namespace):
+    core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
+    return sorted(sa.metadata.name for sa in core.list_namespaced_service_account(
+        namespace, label_selector="segmented.registry/credential=pull").items)
+
+
+def test_an_upgrade_moves_the_pull_identities_without_failing_a_node_pull(lab, promoted, run_playbook, tmp_path):
+    """The pull identities as earlier versions left them (in each environment's namespace, where
+    an editor of that namespace can mint their tokens; the nodes hold their tokens), then one
+    credentials.yml run, with node pulls in a loop: 0 failed pulls; the identities live in
+    PULL_NS only, granted in their environment's namespace; the old ones revoked and removed."""
+    def auth(cluster):
+        return {"kubeconfig": lab.kubeconfig, "context": cluster}
+    registries = dict(lab.layout.registries)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    old = [{"registry_cluster": auth(lab.layout.registry_cluster), "cluster": auth(cluster), "cluster_name": cluster,
+            "access": "pull", "namespace": cluster, "registry": registries[cluster],
+            "targets": [{"namespace": CREDENTIAL[0], "secret_name": CREDENTIAL[1]}]} for cluster in CONSUMERS]
+    new = [{"registry_cluster": auth(lab.layout.registry_cluster), "cluster_name": cluster, "access": "pull",
+            "namespace": PULL_NS, "grant_namespace": cluster, "state": "absent"} for cluster in CONSUMERS]
+    run = run_playbook(MODULE_PLAYBOOK, inventory=str(inventory), extravars={"credential_list": old + new})
+    assert run.status == "successful", run.stdout_text[-4000:]
+    run = run_playbook("playbooks/consumer_cluster.yml")  # the nodes hold the old identities' tokens
+    assert run.status == "successful", run.stdout_text[-4000:]
+    assert [pull_identities(lab, cluster) for cluster in CONSUMERS] == [[f"segmented-pull-{c}"] for c in CONSUMERS]
+
+    preview = run_playbook("playbooks/credentials.yml", cmdline="--check --diff")
+    assert preview.status == "successful", preview.stdout_text[-4000:]
+    planned = json.dumps([(event.get("event_data") or {}).get("res") for event in preview.events])
+    for cluster in CONSUMERS:  # check mode names the new identity, and the old one a real run revokes
+        assert f"create ServiceAccount {PULL_NS}/segmented-pull-{cluster}" in planned, cluster
+        assert f"{cluster}/segmented-pull-{cluster}" in planned, cluster
+    assert [pull_identities(lab, cluster) for cluster in CONSUMERS] == [[f"segmented-pull-{c}"] for c in CONSUMERS]
+
+    for cluster, reference in promoted.items():
+        lab.pull(cluster, reference)
+    with NodePulls(lab, promoted) as loop:
+        loop.after("upgrade")
+        started = time.monotonic()
+        run = run_playbook("playbooks/credentials.yml")
+        print(f"upgrade: {time.monotonic() - started:.0f}s")
+        assert run.status == "successful", run.stdout_text[-4000:]
+        loop.after("end")
+    print(f"node pulls: {loop.pulls}, failures {len(loop.failures)}")
+    assert loop.failures == [], sorted(collections.Counter((p, c, m[-160:]) for p, c, m in loop.failures).items())[:20]
+    rbac = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster))
+    assert pull_identities(lab, PULL_NS) >= [f"segmented-pull-{c}" for c in sorted(CONSUMERS)]
+    for cluster in CONSUMERS:
+        assert pull_identities(lab, cluster) == [], cluster
+        assert kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).list_namespaced_secret(
+            cluster, label_selector="segmented.registry/credential=pull").items == [], cluster
+        binding = rbac.read_namespaced_role_binding(f"segmented-pull-{cluster}.{PULL_NS}", cluster)
+        assert [(item.namespace, item.name) for item in binding.subjects] == [(PULL_NS, f"segmented-pull-{cluster}")]
+        registry = registries[cluster]
         current = auths_of(lab, cluster, *CREDENTIAL)[registry]
         assert auths_of(lab, cluster, "openshift-config", "pull-secret")[registry] == current, cluster
         assert json.loads(node_copy(lab, cluster))["auths"][registry] == current, cluster
