@@ -124,7 +124,8 @@ def wait_for(what, probe, timeout=120, interval=0.5):
 class Layout:
     """Which clusters, registries and ports make the lab: read from inventories/lab."""
 
-    def __init__(self, inventory=os.path.join(REPO, "inventories", "lab")):
+    def __init__(self, inventory=None):
+        inventory = inventory or os.path.join(REPO, "inventories", "lab")
         out = subprocess.run(
             [venv_bin("ansible-inventory"), "-i", inventory, "--list"],
             check=True, capture_output=True, text=True,
@@ -622,8 +623,6 @@ class Lab:
                     raise
         return mint_token(api, f"{namespace}/builder", seconds)
 
-    def push(self, namespace, stream, tag, layers, layer_size, seed=None):
-        token = self.builder_token(namespace)
     def promotion_source(self, namespace):
         """Make ``namespace`` a promotion source, as ``registry_cluster_pushers_source_namespaces`` does
         on your clusters (the tests' namespaces are new each run, so no inventory names them): the
@@ -639,11 +638,13 @@ class Lab:
             if exc.status != 409:
                 raise
 
-        with tempfile.TemporaryDirectory(prefix="labpush-") as tmp:
+    def push(self, namespace, stream, tag, layers, layer_size, seed=None):
         """Push an image into ``namespace`` of the integrated registry as its builder does; the
         namespace becomes a promotion source (``promotion_source``)."""
-            layout = os.path.join(tmp, "oci")
+        token = self.builder_token(namespace)
         self.promotion_source(namespace)
+        with tempfile.TemporaryDirectory(prefix="labpush-") as tmp:
+            layout = os.path.join(tmp, "oci")
             image.build_oci_layout(layout, layers=layers, layer_size=layer_size,
                                    seed=seed or f"{namespace}/{stream}:{tag}")
             registry = self.layout.integrated_endpoint
