@@ -13,7 +13,8 @@ description:
     C(segmented-<access>-<cluster_name>) in O(namespace)) bound to C(segmented-registry:environment-puller)
     (O(access=pull), the token server's own right to pull from that environment's registry, made by the
     registry-cluster role) or C(system:image-pusher) (O(access=push), OpenShift's, for the integrated
-    registry) in O(grant_namespace) (default O(namespace)) only, and its token. On the consumer cluster, a C(kubernetes.io/dockerconfigjson) Secret O(secret_name) for
+    registry) in O(grant_namespace) (default O(namespace)) only, and its token. On the consumer cluster, a
+    C(kubernetes.io/dockerconfigjson) Secret O(secret_name) for
     the registry O(registry) in each namespace of O(targets), linked to the service accounts listed
     there (C(imagePullSecrets) for pull, C(secrets) for push), without disturbing their other entries.
   - A pull credential of environment C(test) is granted in namespace C(test) - the environment registry's

@@ -422,10 +422,10 @@ def test_forged_and_expired_registry_tokens_are_refused(lab, attackers):
         assert registry.attempt(promoter, "push", repository, image).allowed, "the promoter cannot push"
         now = int(time.time())
 
-        def claims(expires=now + 300, issued=now):
-            return {"iss": issuer, "sub": "system:serviceaccount:segmented-registry-promotion:promoter", "aud": registry.service,
+        def claims(expires=now + 300, issued=now, audience=registry.service, name=repository):
+            return {"iss": issuer, "sub": "system:serviceaccount:segmented-registry-promotion:promoter", "aud": audience,
                     "exp": expires, "nbf": issued, "iat": issued, "jti": uuid.uuid4().hex,
-                    "access": [{"type": "repository", "name": repository, "actions": ["pull", "push", "delete"]},
+                    "access": [{"type": "repository", "name": name, "actions": ["pull", "push", "delete"]},
                                {"type": "registry", "name": "catalog", "actions": ["*"]}]}
         forgeries = [
             ("real key, valid (control)", forge(claims(), "RS256", real_key, cert_pem), True),

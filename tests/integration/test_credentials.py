@@ -228,7 +228,7 @@ def distributed(lab, run_playbook, image_everywhere):
             core.create_namespace({"metadata": {"name": APP_NS}})
         except ApiException as exc:
             assert exc.status == 409
-        pl.wait_until(lambda: _exists(core, APP_NS, "default"), 30, f"the default service account of {cluster}")
+        pl.wait_until(lambda core=core: _exists(core, APP_NS, "default"), 30, f"the default service account of {cluster}")
         sa = core.read_namespaced_service_account("default", APP_NS)
         if "someone-elses" not in [ref.name for ref in sa.image_pull_secrets or []]:
             core.patch_namespaced_service_account("default", APP_NS, {

@@ -539,9 +539,9 @@ def test_destination_killed_mid_copy_then_rerun_completes(lab, token, namespace,
     assert violations == [], violations[:5]
 
     disorder, answers = [], {}
-    for reference, manifest in [("v1", manifest)] + list(children.items()):
+    for reference, stored in [("v1", manifest)] + list(children.items()):
         puts, problems = pl.manifest_puts_out_of_order(proxy.events, repository, reference,
-                                                       pl.manifests.parse_manifest(manifest["data"], manifest["media_type"]))
+                                                       pl.manifests.parse_manifest(stored["data"], stored["media_type"]))
         answers[reference] = [put["status"] for put in puts]
         disorder.extend(problems)
     assert disorder == [], disorder

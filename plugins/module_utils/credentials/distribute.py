@@ -257,10 +257,10 @@ class Credential(ConsumerSide):
 
         # The consumer's Secrets, then the links.
         secrets = []
-        for namespace, (target, secret, accounts) in consumer.items():
+        for namespace, (target, secret, _accounts) in consumer.items():
             secrets.append(f"{namespace}/{spec.secret_of(target)}")
             self._write_secret(target, secret, generation, token, expires)
-        for namespace, (target, secret, accounts) in consumer.items():
+        for target, secret, accounts in consumer.values():
             self._link(target, secret, accounts)
         for secret in stale:
             self._remove_consumer_secret(secret)
