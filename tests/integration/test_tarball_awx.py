@@ -1,4 +1,4 @@
-"""From the built tarball to promotions in prod, driven the way AWX drives it, on the lab.
+"""From the built tarball to day 8, driven the way AWX drives it, on the lab (issue 23's proof).
 
 Nothing of this checkout is on the jobs' paths:
 
@@ -24,9 +24,20 @@ consumer cluster pulling the promoted digest as its nodes pull (`lab.pull`: the 
 the global pull secret, the cluster's mirror configuration) in a loop from its promotion to the
 end: no pull fails.
 
+Day 8, in minutes: the inventory gives pull credentials a TTL of 10 minutes (credentials_duration
+600, the TokenRequest API's least; renewed in their last 5), so day 1's are minutes from expiry.
+The credentials template (the daily schedule's job) runs with survey answers that renew every
+token now (credentials_renew_before one second under credentials_duration, TTL on a fresh lab;
+longer only where an earlier run on a shared lab left longer-lived tokens, which site keeps): a new
+generation of each consumer's pull credential is minted before the old one expires, for real. Then the rotate template (grace 2 s). At the end every
+consumer's global pull secret (openshift-config/pull-secret) and its nodes' copy hold the newest
+generation of its pull identity (found on the registry cluster by its labels, in whatever
+namespace it lives): the token's bound Secret is that generation.
+
 The fresh virtual environment is cached under the temporary directory, keyed by what it holds,
 so a second session does not install it again.
 """
+import base64
 import datetime
 import glob
 import hashlib
@@ -38,17 +49,23 @@ import sysconfig
 import tarfile
 import tempfile
 import threading
+import time
 
 import pytest
 import yaml
 from kubernetes import client as kclient
 
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import dockerconfig, labels
+from lab import machine_config
 from lab.labctl import LabError
 from tests import awx_as_code as awx
 
 REPO = awx.REPO
 SMALL = 64 * 1024
 PYTHON = shutil.which("python3")
+CONSUMERS = ("test", "uat", "prod")
+#: Day 8 in minutes: the inventory's pull credential lifetime (the TokenRequest API's least) and renewal window.
+TTL, RENEW_BEFORE = 600, 300
 
 
 def _galaxy():
@@ -127,8 +144,8 @@ def collections(tarball, venv, tmp_path_factory):
 def awx_lab_inventory(lab, inventory):
     """inventories/awx's form over the lab's clusters: inventories/awx's `all` variables (the
     interpreter, the kubeconfig and the CA bundle from the injected files), each host's context,
-    every certificate path from the CA bundle; the lab's images as values. No path of the lab's
-    kubeconfig, CA or state is left in it."""
+    every certificate path from the CA bundle; the lab's images as values; pull credentials of a
+    TTL of minutes (TTL, RENEW_BEFORE). No path of the lab's kubeconfig, CA or state is left in it."""
     awx_vars = awx.load_yaml(os.path.join(awx.AWX_INVENTORY, "hosts.yml"))["all"]["vars"]
     images = lab.image_references()
 
@@ -141,6 +158,7 @@ def awx_lab_inventory(lab, inventory):
             environment["ca_cert"] = "{{ segmented_registry_ca_bundle }}"
         group_vars["segmented_registry_reconcile_integrated_ca_cert"] = "{{ segmented_registry_ca_bundle }}"
         group_vars["segmented_registry_lab_images"] = images
+        group_vars.update(credentials_duration=TTL, credentials_renew_before=RENEW_BEFORE)
         for name in ("segmented_registry_lab_state", "segmented_registry_lab_kubeconfig", "segmented_registry_lab_ca"):
             del group_vars[name]
 
@@ -231,10 +249,57 @@ class PullLoop:
             except LabError as exc:
                 self.failed.append(f"{datetime.datetime.now(datetime.timezone.utc):%H:%M:%S.%f} {str(exc)[-300:]}")
 
+    def rounds(self, count):
+        """Wait until ``count`` more pulls were made (or the loop died)."""
+        target = self.ok + len(self.failed) + count
+        while self.ok + len(self.failed) < target and self.thread.is_alive():
+            self.thread.join(timeout=0.2)
+
     def finish(self):
         self.stop.set()
         self.thread.join(timeout=120)
         return self.ok, self.failed
+
+
+def _generations(lab):
+    """{consumer: its pull identity's generation Secrets on the registry cluster, newest last},
+    found by their labels in any namespace."""
+    found = {}
+    secrets = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).list_secret_for_all_namespaces(
+        label_selector=labels.selector(access=labels.ACCESS_PULL) + "," + labels.LABEL_IDENTITY).items
+    for secret in secrets:
+        identity = secret.metadata.labels[labels.LABEL_IDENTITY]
+        number = labels.generation_number(secret.metadata.name, identity)
+        if number is not None and secret.metadata.deletion_timestamp is None:
+            found.setdefault(secret.metadata.labels[labels.LABEL_CLUSTER], []).append((number, secret))
+    return {cluster: [secret for _number, secret in sorted(items, key=lambda item: item[0])]
+            for cluster, items in found.items()}
+
+
+def _bound_secret(auths_text, registry):
+    """The namespace/name of the generation Secret the pull token for ``registry`` in a
+    dockerconfigjson text is bound to (the JWT's kubernetes.io claim; the token itself is not kept)."""
+    token = dockerconfig.parse(auths_text)[registry]["password"]
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["kubernetes.io"]
+    return f"{claims['namespace']}/{claims['secret']['name']}"
+
+
+def _pull_secret_generations(lab, cluster):
+    """{where: the generation Secret (namespace/name) its pull token for the cluster's environment
+    registry is bound to} for ``cluster``'s global pull secret and its nodes' copy."""
+    registry = dict(lab.layout.registries)[cluster]
+    secret = kclient.CoreV1Api(lab.api_client(cluster)).read_namespaced_secret("pull-secret", "openshift-config")
+    with open(machine_config.node_file(lab.state, cluster)) as handle:
+        node_text = handle.read()
+    return {"openshift-config/pull-secret": _bound_secret(base64.b64decode(secret.data[dockerconfig.DATA_KEY]).decode(),
+                                                          registry),
+            "nodes' copy": _bound_secret(node_text, registry)}
+
+
+def _newest(generations, cluster):
+    metadata = generations[cluster][-1].metadata
+    return f"{metadata.namespace}/{metadata.name}"
 
 
 @pytest.fixture
@@ -251,7 +316,7 @@ def namespace(lab, unique):
     core.delete_namespace(name)
 
 
-def test_from_the_tarball_site_then_promotions_as_awx_runs_them_with_no_failed_node_pull(
+def test_from_the_tarball_to_day_8_as_awx_runs_it_with_no_failed_node_pull(
         lab, namespace, venv, collections, awx_lab_inventory, tmp_path):
     jobs = Jobs(lab, venv, collections, awx_lab_inventory, str(tmp_path / "jobs"))
     pushed = lab.push(namespace, "app", "v1", 2, SMALL)
@@ -273,21 +338,51 @@ def test_from_the_tarball_site_then_promotions_as_awx_runs_them_with_no_failed_n
 
         # promote test -> uat -> prod with the promote template; each consumer then pulls the
         # promoted digest as its nodes pull, in a loop to the end
-        for env in ("test", "uat", "prod"):
+        for env in CONSUMERS:
             status, events, stdout = jobs.launch("promote", project=namespace, image="app:v1", env=env)
             assert status == "successful", stdout[-4000:]
             # the consumer of env resolves the logical name to its environment registry only:
             # its pulls of the digest prove the copy is there
             loops.append(PullLoop(lab, env, reference))
-        # a few rounds of every consumer's pulls after the last promotion
+        for loop in loops:  # a few rounds of every consumer's pulls after the last promotion
+            loop.rounds(3)
+
+        # day 8: the daily credentials job, before day 1's tokens expire; its survey's answers
+        # renew every token now (renew_before above the longest life left: TTL - 1 on a fresh lab,
+        # where site minted them; more where an earlier run on a shared lab left longer ones)
+        day1 = _generations(lab)
+        assert set(day1) >= set(CONSUMERS), sorted(day1)
+        left = [labels.expires_epoch(day1[c][-1].metadata.annotations[labels.ANNOTATION_EXPIRES]) - time.time()
+                for c in CONSUMERS]
+        assert min(left) > 0, left  # none expired yet: the renewal comes before expiry
+        duration = max(TTL, int(max(left)) + 60)
+        started = time.monotonic()
+        status, events, stdout = jobs.launch("credentials", credentials_duration=duration,
+                                             credentials_renew_before=duration - 1)
+        assert status == "successful", stdout[-4000:]
+        renewed = _generations(lab)
+        for cluster in CONSUMERS:  # renewed, and the renewal reached the global pull secret and the nodes
+            assert _newest(renewed, cluster) != _newest(day1, cluster), cluster
+            assert set(_pull_secret_generations(lab, cluster).values()) == {_newest(renewed, cluster)}, cluster
         for loop in loops:
-            while loop.ok + len(loop.failed) < 3 and loop.thread.is_alive():
-                loop.thread.join(timeout=1)
+            loop.rounds(3)
+        # then a rotation, with a short grace: the renewed generation is revoked at its end
+        status, events, stdout = jobs.launch("rotate credentials", grace=2)
+        assert status == "successful", stdout[-4000:]
+        for loop in loops:
+            loop.rounds(3)
+        print(f"day 8 (renewal and rotation): {time.monotonic() - started:.0f}s")
     finally:
         results = {loop.cluster: loop.finish() for loop in loops}
     for cluster, (ok, failed) in results.items():
-        assert ok >= 3 and failed == [], (cluster, ok, len(failed), failed[:3])
-    assert {loop.cluster: loop.digests for loop in loops} == {env: {pushed["digest"]} for env in ("test", "uat", "prod")}
+        assert ok >= 9 and failed == [], (cluster, ok, len(failed), failed[:3])
+    assert {loop.cluster: loop.digests for loop in loops} == {env: {pushed["digest"]} for env in CONSUMERS}
+    # every consumer's global pull secret and its nodes' copy hold the newest generation, the rotation's
+    current = _generations(lab)
+    for cluster in CONSUMERS:
+        assert _newest(current, cluster) not in (_newest(day1, cluster), _newest(renewed, cluster)), cluster
+        assert _pull_secret_generations(lab, cluster) == dict.fromkeys(
+            ("openshift-config/pull-secret", "nodes' copy"), _newest(current, cluster)), cluster
     endpoints = dict(lab.layout.registries)
     for loop in loops:  # each consumer's nodes pulled from its own environment registry only
         locations = {location for mirrors in loop.mirrors for location in mirrors}
