@@ -42,7 +42,9 @@ func bump(t *testing.T, dir string, by time.Duration) {
 	}
 }
 
-func TestKeyPairReloaderServesTheRenewedPairWithoutARestart(t *testing.T) {
+// firstPair writes a serving pair for first.ns.svc into a new folder and loads it.
+func firstPair(t *testing.T) (string, *KeyPairReloader, *logBuffer) {
+	t.Helper()
 	dir := t.TempDir()
 	servingPair(t, dir, "first.ns.svc")
 	log, logs := newLogger()
@@ -50,6 +52,11 @@ func TestKeyPairReloaderServesTheRenewedPairWithoutARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, r, logs
+}
+
+func TestKeyPairReloaderServesTheRenewedPairWithoutARestart(t *testing.T) {
+	dir, r, logs := firstPair(t)
 	if got := served(t, r); got != "first.ns.svc" {
 		t.Fatalf("served %q", got)
 	}
@@ -64,13 +71,7 @@ func TestKeyPairReloaderServesTheRenewedPairWithoutARestart(t *testing.T) {
 }
 
 func TestKeyPairReloaderKeepsThePreviousPairWhileTheFilesAreBroken(t *testing.T) {
-	dir := t.TempDir()
-	servingPair(t, dir, "first.ns.svc")
-	log, logs := newLogger()
-	r, err := NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, r, logs := firstPair(t)
 	writeFile(t, dir, "tls.key", pkcs8PEM(t, ecKey(t))) // a key of another pair: half written
 	bump(t, dir, time.Second)
 	if got := served(t, r); got != "first.ns.svc" {
