@@ -63,6 +63,7 @@ class Bench:
     def client(self, env, stats=None, token=None, **options):
         """The collection's OCI client of environment ``env`` (``default``: the integrated registry)."""
         endpoint = self.integrated if env == "default" else self.environments[env]
+        options.setdefault("token_realm_hosts", [self.lab.layout.token_server_host])
         return oci.RegistryClient(endpoint, password=token or self.token, ca_cert=self.ca, name=env,
                                   stats=stats, **options)
 

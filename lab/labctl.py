@@ -777,7 +777,8 @@ class Lab:
         token = self.auditor_token()
         report = {}
         for env, endpoint in self.layout.registries:
-            client = RegistryClient(endpoint, password=token, ca_cert=self.ca.cert_path, name=env)
+            client = RegistryClient(endpoint, password=token, ca_cert=self.ca.cert_path, name=env,
+                                    token_realm_hosts=[self.layout.token_server_host])
             try:
                 tags = {}
                 for repo in client.catalog():

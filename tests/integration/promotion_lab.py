@@ -109,6 +109,8 @@ def wait_for_challenge(lab, address, timeout=120):
 
 
 def client(lab, endpoint, token, name=None, **options):
+    """The collection's registry client of ``endpoint``, sending credentials to the lab's token server too."""
+    options.setdefault("token_realm_hosts", [lab.layout.token_server_host])
     return oci.RegistryClient(endpoint, password=token, ca_cert=lab.ca.cert_path, name=name or endpoint, **options)
 
 

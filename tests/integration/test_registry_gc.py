@@ -17,7 +17,6 @@ from tests.integration.runs import task_result
 
 PLAYBOOK = "playbooks/registry_cluster.yml"
 ENV = "test"
-TOKEN_HOST = "registry-token.apps.registry.lab.local"  # the lab inventory's token server route host
 
 
 def blob_file(volume, digest):
@@ -97,7 +96,7 @@ def test_garbage_collection_reclaims_unreferenced_blobs_and_keeps_every_tagged_i
     lab.push(namespace, "old", "v1", 2, 64 * 1024)
     promote(run_playbook, namespace, "old:v1")
     promoter = pl.promoter_token(lab)
-    registry = pl.client(lab, dict(lab.layout.registries)[ENV], promoter, name=ENV, token_realm_hosts=[TOKEN_HOST])
+    registry = pl.client(lab, dict(lab.layout.registries)[ENV], promoter, name=ENV)
     try:
         old_manifest = registry.get_manifest(f"{namespace}/old", "v1")
         parsed = pl.manifests.parse_manifest(old_manifest["data"], old_manifest["media_type"])
