@@ -284,7 +284,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: The pull credential of cluster prod, into two namespaces and the cluster-wide spot
+- name: The pull credential of cluster prod, into two namespaces (one a spot for the global pull secret)
   segmented.registry.registry_credential:
     registry_cluster: "{{ hostvars['registry'].segmented_registry_k8s_auth }}"
     cluster: "{{ hostvars['prod'].segmented_registry_k8s_auth }}"
@@ -295,7 +295,8 @@ EXAMPLES = r"""
     registry: "{{ (segmented_registry_environments | selectattr('name', '==', 'prod') | first).route_host }}"
     targets:
       - {namespace: shop, service_accounts: [default, deployer]}
-      - {namespace: openshift-config}
+      # the credentials role keeps openshift-config/segmented-registry-pull: another name beside it
+      - {namespace: openshift-config, secret_name: shop-registry-pull}
 
 - name: Rotate it, keeping the old token valid for 10 minutes
   segmented.registry.registry_credential:
@@ -303,7 +304,8 @@ EXAMPLES = r"""
     cluster: "{{ hostvars['prod'].segmented_registry_k8s_auth }}"
     cluster_name: prod
     access: pull
-    namespace: prod
+    namespace: segmented-registry-consumers
+    grant_namespace: prod
     registry: "{{ (segmented_registry_environments | selectattr('name', '==', 'prod') | first).route_host }}"
     targets: [{namespace: shop, service_accounts: [default, deployer]}]
     rotate: true
