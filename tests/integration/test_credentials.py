@@ -462,9 +462,6 @@ def test_token_near_expiry_is_renewed_by_a_normal_run(lab, distributed, run_play
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="known defect (stop 30): a cluster moved to another environment, then removed from the "
-                   "inventory, leaves its pull identity's grant in the new environment's namespace (grant_namespace); "
-                   "not strict only because its run on a fresh lab was not seen: fix it and remove the marker")
 def test_moved_then_left_alone_then_removed(lab, distributed, run_playbook, inventory, restore):
     prod_registry = Registry(lab, endpoint(lab, "prod"))
     uat_registry = Registry(lab, endpoint(lab, "uat"))

@@ -39,7 +39,7 @@ def registry_rules(namespace, state_present=True, grant_namespace=None):
     RoleBinding in ``grant_namespace`` (None: the identity's)."""
     grant_namespace = grant_namespace or namespace
     rules = [rule("get", "namespaces", None), rule("get", "serviceaccounts", namespace),
-             rule("list", "secrets", namespace), rule("delete", "secrets", namespace),
+             rule("patch", "serviceaccounts", namespace), rule("list", "secrets", namespace), rule("delete", "secrets", namespace),
              rule("get", "rolebindings", grant_namespace, "rbac.authorization.k8s.io"),
              rule("delete", "rolebindings", grant_namespace, "rbac.authorization.k8s.io"),
              rule("delete", "serviceaccounts", namespace)]

@@ -310,6 +310,12 @@ class Credential(ConsumerSide):
                                   f" (granted {labels.CLUSTER_ROLES[spec.access]} in {spec.grant_ns})",
                                   self.reg.create_namespaced_service_account, spec.namespace, {"metadata": meta})
             account = self._dict(self.registry_api, created) or {"metadata": dict(meta, uid="(new)")}
+        elif (account["metadata"].get("annotations") or {}).get(labels.ANNOTATION_GRANT_NAMESPACE) != spec.grant_ns:
+            # the cluster moved to another environment: the annotation says where the grant is now
+            self._write("registry cluster", f"annotate ServiceAccount {spec.identity_path} as granted in {spec.grant_ns}",
+                        self.reg.patch_namespaced_service_account, spec.identity, spec.namespace,
+                        {"metadata": {"annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns}}},
+                        _content_type="application/merge-patch+json")
         meta = dict(meta, name=spec.binding, namespace=spec.grant_ns)
         role = labels.CLUSTER_ROLES[spec.access]
         ref = (binding or {}).get("roleRef") or {}
@@ -331,7 +337,8 @@ class Credential(ConsumerSide):
     def _remove_other_grants(self):
         """An identity granted in another namespace (``grant_namespace``) keeps one grant: a RoleBinding
         of it in any namespace but ``grant_namespace`` (its cluster moved to another environment) is
-        deleted, once the consumer has the credential of the new one."""
+        deleted, once the consumer has the credential of the new one; on removal too (the annotation
+        may still name the first environment when an earlier version wrote it)."""
         spec = self.spec
         if spec.grant_ns == spec.namespace:
             return
@@ -345,7 +352,8 @@ class Credential(ConsumerSide):
             binding = self._dict(self.registry_api, item)
             namespace, name = binding["metadata"]["namespace"], binding["metadata"]["name"]
             if name == spec.binding and namespace != spec.grant_ns:
-                self._write("registry cluster", f"delete RoleBinding {namespace}/{name} (granted now in {spec.grant_ns})",
+                self._write("registry cluster", f"delete RoleBinding {namespace}/{name} (a grant of {spec.identity_path} "
+                            f"outside {spec.grant_ns})",
                             self.rbac.delete_namespaced_role_binding, name, namespace)
 
     def _new_generation(self, account, binding, number, why):
@@ -448,6 +456,7 @@ class Credential(ConsumerSide):
         if binding is not None:
             self._write("registry cluster", f"delete RoleBinding {spec.binding_path}",
                         self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns)
+        self._remove_other_grants()
         if account is not None:
             self._write("registry cluster", f"delete ServiceAccount {spec.identity_path}",
                         self.reg.delete_namespaced_service_account, spec.identity, spec.namespace)

@@ -121,6 +121,9 @@ class Core:
     def patch_namespaced_service_account(self, name, namespace, body, _content_type=None):
         self.c.writes.append(("patch", "ServiceAccount", namespace, name))
         obj = self.c.get("ServiceAccount", namespace, name)
+        if isinstance(body, dict):  # a merge patch of annotations
+            obj["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
+            return self.c.put("ServiceAccount", namespace, obj)
         test, change = body
         if test["path"] == "/metadata/resourceVersion":
             assert obj["metadata"]["resourceVersion"] == test["value"]
@@ -313,9 +316,27 @@ def test_an_identity_granted_in_another_namespace(clusters):
                                        registry="uat-registry.example.com")  # the cluster moved to uat
     assert registry.get("RoleBinding", "uat", "segmented-pull-test.consumers")
     assert ("RoleBinding", "test", "segmented-pull-test.consumers") not in registry.objects
+    annotations = registry.get("ServiceAccount", "consumers", "segmented-pull-test")["metadata"]["annotations"]
+    assert annotations[labels.ANNOTATION_GRANT_NAMESPACE] == "uat"  # the annotation follows the grant
+    assert not run(clusters, now=NOW + 6, namespace="consumers", grant_namespace="uat",
+                   registry="uat-registry.example.com")[0]["changed"]
     registry_, consumer_ = clusters
     Credential(spec(state="absent", namespace="consumers", grant_namespace="uat"), registry_, consumer_, now=NOW + 7).run()
     assert not [key for key in registry.objects if key[0] in ("RoleBinding", "ServiceAccount", "Secret")]
+
+
+def test_absent_removes_a_grant_outside_the_namespace_it_was_told(clusters):
+    """A removal told the wrong grant namespace (the cluster moved, the inventory says the new one,
+    the grant is still in the first) removes every grant of the identity, wherever it is."""
+    registry, consumer = clusters
+    registry.put("Namespace", None, {"metadata": {"name": "consumers"}})
+    registry.put("Namespace", None, {"metadata": {"name": "uat"}})
+    run(clusters, namespace="consumers", grant_namespace="test")
+    credential = Credential(spec(state="absent", namespace="consumers", grant_namespace="uat"), registry, consumer,
+                            now=NOW + 1)
+    credential.run()
+    assert not [key for key in registry.objects if key[0] in ("RoleBinding", "ServiceAccount", "Secret")]
+    assert any("a grant of consumers/segmented-pull-test outside uat" in change for change in credential.changes)
 
 
 def test_a_new_namespace_gets_the_same_token(clusters):
