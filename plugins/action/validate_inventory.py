@@ -14,6 +14,7 @@ from ansible.errors import AnsibleUndefinedVariable
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import SegmentedRegistryError, error_result
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import misspelt_variables
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     HOST_VARS,
@@ -141,8 +142,8 @@ class ActionModule(ActionBase):
 
         try:
             role_variables = parse_role_variables(args.get("role_variables"))
-        except ValueError as error:
-            result.update(failed=True, msg=str(error), clusters={})
+        except SegmentedRegistryError as error:  # role_variables malformed: the message names the entry
+            result.update(error_result(error, clusters={}))
             return result
 
         # Check the inventory here first: the module's argument spec would reject some of the
@@ -159,8 +160,7 @@ class ActionModule(ActionBase):
             needs = wanted(role_variables, hosts)
             problems.extend(missing_role_variables(needs, self.role_variable_values(task_vars, needs)))
         if problems:
-            error = TopologyError(problems)
-            result.update(failed=True, msg=error.text, problems=[problem.to_dict() for problem in problems], clusters={})
+            result.update(error_result(TopologyError(problems), clusters={}))
             return result
 
         # Only keep the options the module knows; None means "not set" to the argument spec.
@@ -176,8 +176,7 @@ class ActionModule(ActionBase):
         if module_result.get("failed") and module_result.get("clusters"):
             unreachable = unreachable_problems(topology, module_result["clusters"])
             if unreachable:
-                module_result["msg"] = TopologyError(unreachable).text
-                module_result["problems"] = [problem.to_dict() for problem in unreachable]
+                module_result.update(error_result(TopologyError(unreachable)))
         elif not module_result.get("failed"):
             module_result["topology"] = report
             module_result["summary"] = topology.summary()

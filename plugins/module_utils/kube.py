@@ -39,6 +39,7 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
 )
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule as _AnsibleK8SModule
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError
 
 try:
     import kubernetes
@@ -130,10 +131,6 @@ def get_client(auth):
             return get_api_client(**auth)
         finally:
             _reset_default_configuration()
-
-
-class ClusterError(Exception):
-    """The cluster could not be used; the message says why and what to check."""
 
 
 def connect(module):

@@ -13,6 +13,8 @@ import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import SegmentedRegistryError, failing
+
 try:
     import jmespath
     from jmespath.exceptions import JMESPathError
@@ -26,7 +28,7 @@ else:
 ARGUMENT_SPEC = {"query": {"type": "dict"}}
 
 
-class QueryError(ValueError):
+class QueryError(SegmentedRegistryError, ValueError):
     """A query that cannot be compiled or evaluated; the message names ``query.<name>``."""
 
 
@@ -68,9 +70,8 @@ def compile_query_option(module):
     """The module's ``query`` option compiled (``{}`` without one); a bad expression or a missing
     jmespath library fails the module before it reaches any cluster."""
     try:
-        return compile_queries(module.params["query"])
-    except QueryError as exc:
-        module.fail_json(msg=str(exc))
+        with failing(module):
+            return compile_queries(module.params["query"])
     except ImportError:
         module.fail_json(msg=missing_required_lib("jmespath", reason="for the query option"),
                          exception=JMESPATH_IMPORT_ERROR)

@@ -167,6 +167,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.edit i
     TagEdit,
     tag_argument_spec,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
@@ -213,15 +214,13 @@ def main():
     params = module.params
     run = job.Job(module, started=STARTED)
     promote = params["state"] == "present"
-    try:
+    with failing(module):
         edit = TagEdit(params["namespace"], params["name"], params["stream"], params["tag"],
                        add=params["environment"] if promote else None,
                        remove=None if promote else params["environment"],
                        known=list(run.targets), absent=run.absent, annotation_key=params["annotation_key"],
                        max_attempts=params["max_attempts"])
         outcome = edit.apply(run.connect())
-    except job.JOB_ERRORS as exc:
-        module.fail_json(msg=str(exc))
     for warning in edit.warnings(outcome):
         module.warn(warning)
     result = edit.result(outcome, diff=module._diff)

@@ -241,10 +241,11 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
     check_stream,
     check_tag,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import promotion_targets
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
-from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope, ScopeError
 
 
 def argument_spec():
@@ -267,19 +268,19 @@ def build_scope(params, environments):
     stream = check_stream(params["stream"]) if params["stream"] is not None else None
     tag = check_tag(params["tag"]) if params["tag"] is not None else None
     if stream is not None and (not namespaces or len(namespaces) != 1):
-        raise ValueError("stream needs exactly one namespace")
+        raise ScopeError("stream needs exactly one namespace")
     if tag is not None and stream is None:
-        raise ValueError("tag needs stream (and namespace)")
+        raise ScopeError("tag needs stream (and namespace)")
     names = params["environment"]
     if names is not None:
         targets = promotion_targets(environments)
         unknown = sorted(set(names) - set(environments))
         if unknown:
-            raise ValueError(f"environment: {', '.join(unknown)} not in environments (known: "
+            raise ScopeError(f"environment: {', '.join(unknown)} not in environments (known: "
                              f"{', '.join(targets)})")
         absent = sorted(set(names) - set(targets))
         if absent:
-            raise ValueError(f"environment: {', '.join(absent)} {'has' if len(absent) == 1 else 'have'} state: absent in "
+            raise ScopeError(f"environment: {', '.join(absent)} {'has' if len(absent) == 1 else 'have'} state: absent in "
                              f"environments, so {'it is' if len(absent) == 1 else 'they are'} no promotion target and "
                              f"never reconciled (promotion targets: {', '.join(targets)})")
     return Scope(namespaces=namespaces, stream=stream, tag=tag, environments=names)
@@ -288,12 +289,10 @@ def build_scope(params, environments):
 def main():
     module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True, **job.MODULE_KWARGS)
     run = job.Job(module, started=STARTED)
-    try:
+    with failing(module):
         scope = build_scope(module.params, run.environments)
         run.connect()
         entries, annotations = run.read_approvals(scope.namespaces)
-    except job.JOB_ERRORS as exc:
-        module.fail_json(msg=str(exc))
     run.finish(run.run(entries, annotations, scope, module.check_mode))
 
 

@@ -370,7 +370,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials.spe
     Target,
     spec_problems,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import CredentialsError
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, CredentialsError, failing
 
 try:
     from ansible_collections.segmented.registry.plugins.module_utils.kube import (
@@ -421,15 +421,15 @@ def argument_spec():
     }
 
 
-def connect(module, option, auth):
-    """A kubernetes ApiClient for one of the two clusters, after a bounded probe (fails the module
+def connect(option, auth):
+    """A kubernetes ApiClient for one of the two clusters, after a bounded probe (a ``ClusterError``
     naming the option when the cluster does not answer or refuses the credentials)."""
     auth = {key: value for key, value in (auth or {}).items() if value is not None}
     try:
         probe(auth)
     except ClusterUnreachable as error:
-        module.fail_json(msg=f"{option}: cannot use the cluster: {error}. Check {option} (an expired or revoked "
-                         "api_key is refused with 401); nothing was changed", changed=False)
+        raise ClusterError(f"{option}: cannot use the cluster: {error}. Check {option} (an expired or revoked "
+                           "api_key is refused with 401); nothing was changed", field=option)
     configuration, headers = build_configuration(auth)
     return new_api_client(configuration, headers)
 
@@ -449,17 +449,22 @@ def main():
         rotate=params["rotate"], grace=params["grace"],
         revoke_retired=params["revoke_retired"], state=params["state"], grant_namespace=params["grant_namespace"])
     problems = spec_problems(spec)
-    if problems:
-        module.fail_json(msg="; ".join(problems) + ". Nothing was changed", changed=False)
+    credential = None  # set once both clusters answered
 
-    registry = connect(module, "registry_cluster", params["registry_cluster"])
-    consumer = connect(module, "cluster", params["cluster"]) if params["cluster"] is not None else None
-    credential = Credential(spec, registry, consumer, check_mode=module.check_mode,
-                            mask=module.no_log_values.add)
-    try:
+    def so_far():
+        """What a failure reports: nothing changed before the Credential runs, else its changes."""
+        if credential is None:
+            return {"changed": False}
+        return {"changed": bool(credential.changes), "changes": credential.changes}
+
+    with failing(module, partial=so_far):
+        if problems:
+            raise CredentialsError("; ".join(problems) + ". Nothing was changed")
+        registry = connect("registry_cluster", params["registry_cluster"])
+        consumer = connect("cluster", params["cluster"]) if params["cluster"] is not None else None
+        credential = Credential(spec, registry, consumer, check_mode=module.check_mode,
+                                mask=module.no_log_values.add)
         result = credential.run()
-    except CredentialsError as error:
-        module.fail_json(msg=str(error), changed=bool(credential.changes), changes=credential.changes)
     for warning in credential.warnings:
         module.warn(warning)
     if module._diff:

@@ -212,20 +212,15 @@ diff:
       sample: {environments: [test, uat]}
 """
 
-from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
-    DEFAULT_ANNOTATION_KEY,
-    EnvironmentsError,
-)
+from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import DEFAULT_ANNOTATION_KEY
 from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import (
     TAG_MUTUALLY_EXCLUSIVE,
     TAG_REQUIRED_TOGETHER,
     TagEdit,
     tag_argument_spec,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
-    ImageStreamAPI,
-    ImageStreamError,
-)
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
+from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
 
 
@@ -251,14 +246,12 @@ def main():
         required_together=TAG_REQUIRED_TOGETHER,
     )
     params = module.params
-    try:
+    with failing(module):
         edit = TagEdit(params["namespace"], params["name"], params["stream"], params["tag"], add=params["add"],
                        remove=params["remove"], exact=params["environments"], known=params["known_environments"],
                        annotation_key=params["annotation_key"], max_attempts=params["max_attempts"],
                        absent=params["absent_environments"])
         outcome = edit.apply(ImageStreamAPI.connect(module))
-    except (EnvironmentsError, ImageStreamError) as exc:
-        module.fail_json(msg=str(exc))
     for warning in edit.warnings(outcome):
         module.warn(warning)
     module.exit_json(**edit.result(outcome, diff=module._diff))

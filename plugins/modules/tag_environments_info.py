@@ -144,14 +144,13 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
 )
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
     ImageStreamAPI,
-    ImageStreamError,
     check_namespace,
     list_tags,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
 from ansible_collections.segmented.registry.plugins.module_utils.query import (
     ARGUMENT_SPEC as QUERY_SPEC,
-    QueryError,
     compile_query_option,
     run_queries,
 )
@@ -173,7 +172,7 @@ def main():
     module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     queries = compile_query_option(module)
-    try:
+    with failing(module):
         key = check_annotation_key(params["annotation_key"])
         known = check_known(params["known_environments"])
         namespaces = params["namespace"]
@@ -183,8 +182,6 @@ def main():
         if environment is not None and environment != DEFAULT_ENVIRONMENT and name_problem(environment):
             raise EnvironmentsError(f"environment: {name_problem(environment)}")
         listing = list_tags(ImageStreamAPI.connect(module), namespaces, key, environment)
-    except (EnvironmentsError, ImageStreamError) as exc:
-        module.fail_json(msg=str(exc))
     for error in listing["errors"]:
         module.warn(error["error"])
     if known is not None:
@@ -196,10 +193,8 @@ def main():
                             f"{', '.join(entry['unknown_environments'])}, which the inventory does not define "
                             f"(known: {', '.join(known)}); nothing is copied there")
     if queries:
-        try:
+        with failing(module, **listing):  # the listing rides along with the query's error
             listing["query_results"] = run_queries(queries, listing)
-        except QueryError as exc:
-            module.fail_json(msg=str(exc), **listing)
     module.exit_json(changed=False, **listing)
 
 

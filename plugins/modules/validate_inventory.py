@@ -276,6 +276,7 @@ problems:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
 from ansible_collections.segmented.registry.plugins.module_utils.inventory import schema
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import TopologyError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.options import clusters_to_hosts
@@ -335,18 +336,17 @@ def argument_spec():
 
 
 def fail(module, problems, **kwargs):
-    error = TopologyError(problems)
-    module.fail_json(msg=error.text, problems=[problem.to_dict() for problem in problems], **kwargs)
+    """Fail with every problem (``msg`` lists them, ``problems`` holds them structured)."""
+    with failing(module, **kwargs):
+        raise TopologyError(problems)
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
 
-    try:
+    with failing(module, clusters={}):
         hosts = clusters_to_hosts(module.params["clusters"])
         topology = build_topology(module.params["environments"], hosts, touch=module.params["touch"])
-    except TopologyError as error:
-        fail(module, error.problems, clusters={})
     problems = pusher_problems(topology.registry.name, module.params["pushers"], module.params["token_server_namespace"])
     if problems:
         fail(module, problems, clusters={})

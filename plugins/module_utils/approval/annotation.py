@@ -24,6 +24,7 @@ returns to it when its last environment is removed (the annotation is then delet
 import json
 import re
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ApprovalError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import DEFAULT_ENVIRONMENT
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_qualified_name
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
@@ -39,7 +40,7 @@ MAX_NAME_LENGTH = 63
 _CANONICAL_HINT = "write the environment names separated by commas, like test,uat,prod"
 
 
-class EnvironmentsError(ValueError):
+class EnvironmentsError(ApprovalError, ValueError):
     """A bad environment name, list or annotation value; the message says how to fix it."""
 
 

@@ -36,6 +36,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     format_value,
     parse_value,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ApprovalError
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
@@ -62,7 +63,7 @@ _STREAM = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 
 
-class ImageStreamError(Exception):
+class ImageStreamError(ApprovalError):
     """Something on the registry cluster is not as needed; nothing was written."""
 
 
@@ -370,7 +371,7 @@ class ImageStreamAPI:
             self._fail(exc, f"update imagestream {namespace}/{stream}")
 
 
-class Conflict(Exception):
+class Conflict(ApprovalError):
     """The write was refused because the ImageStream changed since it was read: ``lost_race``
     when a ``test`` of the patch failed (422: another edit landed first), else a 409."""
 

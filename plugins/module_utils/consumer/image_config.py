@@ -24,6 +24,7 @@ import copy
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import merge_owned, remove_owned
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.scopes import covering, valid_scope
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ConsumerError
 
 ALLOWED = "allowedRegistries"
 BLOCKED = "blockedRegistries"
@@ -31,7 +32,7 @@ SOURCES = "registrySources"
 TRUSTED_CA = "additionalTrustedCA"
 
 
-class ImageConfigError(ValueError):
+class ImageConfigError(ConsumerError, ValueError):
     """The cluster's configuration contradicts what is asked; the message names the entry and the fix."""
 
 

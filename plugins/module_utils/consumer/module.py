@@ -3,22 +3,16 @@
 
 """What the consumer-side modules (``cluster_image_config``, ``pull_secret``) share: one run."""
 
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.image_config import ImageConfigError
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, ObjectsError
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import RecordError
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.pull_secret import PullSecretError
-
-ERRORS = (ImageConfigError, ObjectsError, PullSecretError, RecordError)
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
+from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
 
 
 def run(module, build):
     """``build()`` makes the edit (it checks the arguments); its ``apply`` runs against the cluster
     of the module's auth options, with ``state``. Exits the module: every error is one message."""
-    try:
+    with failing(module):
         edit = build()
         result = edit.apply(ClusterObjects.connect(module), present=module.params["state"] == "present")
-    except ERRORS as exc:
-        module.fail_json(msg=str(exc))
     if not module._diff:
         result.pop("diff")
     module.exit_json(**result)

@@ -12,17 +12,18 @@ runs, so permissions and validation are checked and nothing changes.
 import time
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ConsumerError
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
 FIELD_MANAGER = "segmented.registry"
 MAX_ATTEMPTS = 5
 
 
-class ObjectsError(Exception):
+class ObjectsError(ConsumerError):
     """An API call failed; the message says which object, why and the fix (never a Secret's data)."""
 
 
-class Conflict(Exception):
+class Conflict(ConsumerError):
     """The object changed since it was read (409)."""
 
 

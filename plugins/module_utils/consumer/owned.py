@@ -12,12 +12,14 @@ year later, still knows what to remove. The annotation goes when the last entry 
 
 import json
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ConsumerError
+
 RECORD_ANNOTATION = "segmented.registry/added"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "segmented.registry"
 
 
-class RecordError(ValueError):
+class RecordError(ConsumerError, ValueError):
     """The record annotation cannot be read (edited by hand)."""
 
 

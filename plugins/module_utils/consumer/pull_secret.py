@@ -13,10 +13,12 @@ did not write. Nothing here ever returns or formats a credential: results carry 
 import base64
 import json
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ConsumerError
+
 KEY = ".dockerconfigjson"
 
 
-class PullSecretError(ValueError):
+class PullSecretError(ConsumerError, ValueError):
     """The Secret cannot be merged; the message names it and the fix (never a credential)."""
 
 

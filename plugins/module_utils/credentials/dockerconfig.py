@@ -13,12 +13,14 @@ import base64
 import binascii
 import json
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import CredentialsError
+
 #: The Secret type and its one data key.
 SECRET_TYPE = "kubernetes.io/dockerconfigjson"
 DATA_KEY = ".dockerconfigjson"
 
 
-class DockerConfigError(ValueError):
+class DockerConfigError(CredentialsError, ValueError):
     """The data is not a dockerconfigjson document; the message says what is wrong (never a secret)."""
 
 

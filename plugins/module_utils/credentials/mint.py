@@ -25,6 +25,7 @@ import datetime
 
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.errors import CredentialsError
 from ansible_collections.segmented.registry.plugins.module_utils.names import split_namespaced
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
 
@@ -36,10 +37,6 @@ MIN_TOKEN_SECONDS = 600
 #: token server only. None in ``audiences``: the API server's default audience (its own API, and
 #: the integrated registry).
 TOKEN_SERVER_AUDIENCE = "segmented.registry/token-server"
-
-
-class CredentialsError(Exception):
-    """A token could not be minted; the message says why and how to fix it."""
 
 
 def parse_service_account(value):

@@ -14,6 +14,7 @@ a problem or in ``Topology.to_dict()``.
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import InventoryError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.schema import (
     REPLICAS_DEFAULT,
     S3_REGION_DEFAULT,
@@ -110,7 +111,7 @@ class Problem:
         return {"host": self.host, "field": self.field, "message": self.message, "text": str(self)}
 
 
-class TopologyError(ValueError):
+class TopologyError(InventoryError, ValueError):
     """The inventory is not valid; ``problems`` lists everything found, not just the first."""
 
     def __init__(self, problems):
@@ -122,6 +123,11 @@ class TopologyError(ValueError):
         count = len(self.problems)
         head = f"The inventory has {count} problem{'' if count == 1 else 's'}:"
         return "\n".join([head] + [f"- {problem}" for problem in self.problems])
+
+    @property
+    def result(self):
+        """Every problem, structured, beside the message (``problems`` of the failed result)."""
+        return {"problems": [problem.to_dict() for problem in self.problems]}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ options is masked in the texts of the client's errors.
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import VAR_K8S_AUTH, Problem
 from ansible_collections.segmented.registry.plugins.module_utils.kube import (
     AUTH_SECRET_OPTIONS,
@@ -31,7 +32,7 @@ DEFAULT_TIMEOUT = 10
 _FORBIDDEN_USER = re.compile(r'\bUser "([^"]*)" cannot ')
 
 
-class ClusterUnreachable(Exception):
+class ClusterUnreachable(ClusterError):
     """A cluster could not be reached; ``server`` is its API URL when known."""
 
     def __init__(self, message, server=None):

@@ -13,6 +13,7 @@ not set for such a host, is empty, or uses an undefined variable is a problem of
 
 from collections.abc import Mapping, Sequence
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import InventoryError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     DEFAULT_ENVIRONMENT,
     ROLE_REGISTRY,
@@ -32,33 +33,37 @@ ENTRY_KEYS = ("role", "clusters", "variables")
 SET, UNSET, EMPTY = "set", "unset", "empty"
 
 
+class RoleVariablesError(InventoryError, ValueError):
+    """The ``role_variables`` option is malformed; the message names the entry and the key at fault."""
+
+
 def _is_list(value):
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
 
 
 def parse_role_variables(entries):
-    """``[(role, clusters, [variable, ...])]`` from the option's value; raises ``ValueError``
+    """``[(role, clusters, [variable, ...])]`` from the option's value; raises ``RoleVariablesError``
     naming the entry and the key at fault."""
     if entries is None:
         return []
     if not _is_list(entries):
-        raise ValueError(f"{OPTION} must be a list of {{role, clusters, variables}}, not {show(entries)}")
+        raise RoleVariablesError(f"{OPTION} must be a list of {{role, clusters, variables}}, not {show(entries)}")
     parsed = []
     for index, entry in enumerate(entries):
         where = f"{OPTION}[{index}]"
         if not isinstance(entry, Mapping):
-            raise ValueError(f"{where} must be a mapping with role, clusters and variables, not {show(entry)}")
+            raise RoleVariablesError(f"{where} must be a mapping with role, clusters and variables, not {show(entry)}")
         unknown = [key for key in entry if key not in ENTRY_KEYS]
         if unknown:
-            raise ValueError(f"{where}: unknown key {show(unknown[0])} (known keys: {', '.join(ENTRY_KEYS)})")
+            raise RoleVariablesError(f"{where}: unknown key {show(unknown[0])} (known keys: {', '.join(ENTRY_KEYS)})")
         role, clusters, variables = entry.get("role"), entry.get("clusters"), entry.get("variables")
         if not isinstance(role, str) or not role:
-            raise ValueError(f"{where}.role must name the role, like segmented.registry.registry_cluster, not {show(role)}")
+            raise RoleVariablesError(f"{where}.role must name the role, like segmented.registry.registry_cluster, not {show(role)}")
         if clusters not in CLUSTERS:
-            raise ValueError(f"{where}.clusters must be {' or '.join(CLUSTERS)} (the clusters {role} runs for), "
-                             f"not {show(clusters)}")
+            raise RoleVariablesError(f"{where}.clusters must be {' or '.join(CLUSTERS)} (the clusters {role} runs for), "
+                                     f"not {show(clusters)}")
         if not _is_list(variables) or not all(isinstance(name, str) and name for name in variables):
-            raise ValueError(f"{where}.variables must be a list of variable names, not {show(variables)}")
+            raise RoleVariablesError(f"{where}.variables must be a list of variable names, not {show(variables)}")
         parsed.append((role, clusters, list(variables)))
     return parsed
 

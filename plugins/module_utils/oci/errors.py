@@ -5,8 +5,10 @@
 
 """Errors of the OCI registry client: what failed, where, with which HTTP status."""
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import OciError
 
-class RegistryError(Exception):
+
+class RegistryError(OciError):
     """A registry operation failed. ``status`` is the HTTP status (None: no answer)."""
 
     def __init__(self, message, registry=None, repository=None, status=None, code=None):

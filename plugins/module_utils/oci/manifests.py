@@ -13,6 +13,8 @@ import hashlib
 import json
 import re
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import OciError
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -45,7 +47,7 @@ def is_digest(reference):
     return bool(DIGEST_RE.match(reference or ""))
 
 
-class ManifestError(ValueError):
+class ManifestError(OciError, ValueError):
     """Manifest bytes that cannot be copied as they are."""
 
 

@@ -15,42 +15,34 @@ import time
 from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
     DEFAULT_ANNOTATION_KEY,
-    EnvironmentsError,
     check_annotation_key,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
     ImageStreamAPI,
-    ImageStreamError,
     list_streams,
     tag_entries,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
     MIN_TOKEN_SECONDS,
     TOKEN_SERVER_AUDIENCE,
-    CredentialsError,
     mint_token,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.errors import PromotionError, failing
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
-    TopologyError,
     absent_names,
     promotion_targets,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_environments
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient
-from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import format_table
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
 from ansible_collections.segmented.registry.plugins.module_utils.query import (
     ARGUMENT_SPEC as QUERY_SPEC,
-    QueryError,
     compile_query_option,
     run_queries,
 )
-
-#: What a job's module call may fail with before anything is written: a clear message.
-JOB_ERRORS = (ValueError, EnvironmentsError, ImageStreamError)
 
 
 def argument_spec():
@@ -85,6 +77,18 @@ MODULE_KWARGS = {
 }
 
 
+def check_numbers(params):
+    """The job's numeric options in range, or a ``PromotionError`` naming the first one that is not."""
+    for name in ("parallel_images", "parallel_blobs", "timeout"):
+        if params[name] < 1:
+            raise PromotionError(f"{name} must be at least 1, not {params[name]}", field=name)
+    if params["retries"] < 0:
+        raise PromotionError("retries must not be negative", field="retries")
+    if params["token_duration"] < MIN_TOKEN_SECONDS:
+        raise PromotionError(f"token_duration must be at least {MIN_TOKEN_SECONDS} seconds (the TokenRequest "
+                             f"API's minimum), not {params['token_duration']}", field="token_duration")
+
+
 class Job:
     """One module run of a promotion job. ``fail`` is ``module.fail_json``."""
 
@@ -103,25 +107,14 @@ class Job:
             from ansible.module_utils.basic import missing_required_lib
 
             module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
-        for name in ("parallel_images", "parallel_blobs", "timeout"):
-            if params[name] < 1:
-                module.fail_json(msg=f"{name} must be at least 1, not {params[name]}")
-        if params["retries"] < 0:
-            module.fail_json(msg="retries must not be negative")
-        if params["token_duration"] < MIN_TOKEN_SECONDS:
-            module.fail_json(msg=f"token_duration must be at least {MIN_TOKEN_SECONDS} seconds (the TokenRequest "
-                                 f"API's minimum), not {params['token_duration']}")
-        try:
+        with failing(module):  # a TopologyError brings its problems along
+            check_numbers(params)
             #: every environment of the inventory; ``targets``: those images are promoted to (not
             #: ``state: absent``); ``absent``: the names of the others.
             self.environments = build_environments(params["environments"])
             self.targets = promotion_targets(self.environments)
             self.absent = absent_names(self.environments)
             self.annotation_key = check_annotation_key(params["annotation_key"])
-        except TopologyError as exc:
-            module.fail_json(msg=exc.text, problems=[problem.to_dict() for problem in exc.problems])
-        except EnvironmentsError as exc:
-            module.fail_json(msg=str(exc))
         self.queries = compile_query_option(module)
         self._warn_unverified()
 
@@ -149,11 +142,9 @@ class Job:
         if self.params["registry_token"] is not None:
             return self.params["registry_token"]
         if audience not in self.tokens:
-            try:
+            with failing(self.module):
                 token = mint_token(self.api.client, self.params["service_account"], self.params["token_duration"],
                                    audiences=[audience] if audience else None)
-            except CredentialsError as exc:
-                self.module.fail_json(msg=str(exc))
             kube.mask(self.module, token)
             self.api_calls += 1
             self.tokens[audience] = token
@@ -171,9 +162,11 @@ class Job:
         module result (``changed``, the actions by kind, the audit, the counters)."""
         params = self.params
         if not params["integrated_registry"]:
-            self.module.fail_json(msg="integrated_registry is required to bring the environment registries in line: "
-                                      "give the host[:port] of the registry cluster's integrated registry (the "
-                                      "inventory variable segmented_registry_integrated_registry)")
+            with failing(self.module):
+                raise PromotionError("integrated_registry is required to bring the environment registries in line: "
+                                     "give the host[:port] of the registry cluster's integrated registry (the "
+                                     "inventory variable segmented_registry_integrated_registry)",
+                                     field="integrated_registry")
         source_token = self._registry_token()
         environment_token = self._registry_token(TOKEN_SERVER_AUDIENCE)
         stats = Stats()
@@ -190,11 +183,10 @@ class Job:
         destinations = {env.name: client(env.endpoint, env.ca_cert, env.validate_certs, env.name, environment_token)
                         for env in self.targets.values()}
         try:
-            outcome = reconcile(entries, self.environments, source, destinations, scope=scope, prune=params["prune"],
-                                check_mode=check_mode, stream_annotations=annotations,
-                                image_workers=params["parallel_images"], blob_workers=params["parallel_blobs"])
-        except RegistryError as exc:
-            self.module.fail_json(msg=str(exc))
+            with failing(self.module):
+                outcome = reconcile(entries, self.environments, source, destinations, scope=scope, prune=params["prune"],
+                                    check_mode=check_mode, stream_annotations=annotations,
+                                    image_workers=params["parallel_images"], blob_workers=params["parallel_blobs"])
         finally:
             for item in [source] + list(destinations.values()):
                 item.close()
@@ -250,10 +242,8 @@ class Job:
         """Write the report file (if asked), then exit: failed when any tag failed."""
         result = dict(result, **extra)
         if self.queries:
-            try:
+            with failing(self.module, **result):  # the report rides along with the query's error
                 result["query_results"] = run_queries(self.queries, result)
-            except QueryError as exc:
-                self.module.fail_json(msg=str(exc), **result)
         if self.params["report_file"]:
             report = dict(result, check_mode=self.module.check_mode)
             try:

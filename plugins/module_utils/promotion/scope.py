@@ -7,7 +7,13 @@ A repository of an environment registry is ``<namespace>/<stream>``, the image s
 from; repositories of any other shape (one path segment, three) are never in scope.
 """
 
+from ansible_collections.segmented.registry.plugins.module_utils.errors import PromotionError
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import artifact_subject
+
+
+class ScopeError(PromotionError, ValueError):
+    """A scope that cannot be run (``namespace``, ``stream``, ``tag``, ``environment``); the message
+    names the option and what it needs."""
 
 
 class Scope:
@@ -16,9 +22,9 @@ class Scope:
 
     def __init__(self, namespaces=None, stream=None, tag=None, environments=None):
         if tag is not None and stream is None:
-            raise ValueError("tag needs stream (and namespace): a tag is <namespace>/<stream>:<tag>")
+            raise ScopeError("tag needs stream (and namespace): a tag is <namespace>/<stream>:<tag>")
         if stream is not None and not namespaces:
-            raise ValueError("stream needs namespace")
+            raise ScopeError("stream needs namespace")
         self.namespaces = sorted(set(namespaces)) if namespaces else None
         self.stream = stream
         self.tag = tag

@@ -1,0 +1,102 @@
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""The errors of the collection (pure): one base, one class per layer, and the one place a module
+turns them into ``fail_json``.
+
+Every error the collection raises on purpose is a ``SegmentedRegistryError``; its message names
+the object, the field and the fix, and is what the user reads (``msg``). The layer classes say
+where it came from:
+
+- ``InventoryError``: the inventory (environments, clusters, role variables) is not valid;
+- ``ClusterError``: an API server could not be used (unreachable, refusing, a failed call);
+- ``ApprovalError``: an approval list, an environment name or an ImageStream;
+- ``OciError``: a registry answered with an error, or served what cannot be copied;
+- ``PromotionError``: a promotion job's own arguments (its scope);
+- ``CredentialsError``: a registry credential could not be minted, distributed or revoked;
+- ``ConsumerError``: a consumer cluster's pull secret or image configuration.
+
+A module runs its work inside ``failing(module)``; an action plugin returns ``error_result(exc)``.
+"""
+
+from contextlib import contextmanager
+
+
+class SegmentedRegistryError(Exception):
+    """An error of the collection; ``str()`` is the message the user reads.
+
+    ``field`` (the option or inventory field at fault) and ``fix`` are optional structured
+    detail; ``result`` holds keys that ride along in the failed result (a partial report, the
+    problems found), never a secret.
+    """
+
+    def __init__(self, message="", field=None, fix=None, result=None):
+        super().__init__(message)
+        self.field = field
+        self.fix = fix
+        self._result = dict(result or {})
+
+    @property
+    def result(self):
+        """The keys this error adds to the module's failed result (a copy)."""
+        return dict(self._result)
+
+
+class InventoryError(SegmentedRegistryError):
+    """The inventory is not valid (raised by module_utils/inventory)."""
+
+
+class ClusterError(SegmentedRegistryError):
+    """An API server could not be used (raised by module_utils/kube.py and inventory/reachability.py)."""
+
+
+class ApprovalError(SegmentedRegistryError):
+    """An approval list, environment name or ImageStream is not as needed (module_utils/approval)."""
+
+
+class OciError(SegmentedRegistryError):
+    """A registry operation failed (module_utils/oci)."""
+
+
+class PromotionError(SegmentedRegistryError):
+    """A promotion job cannot run as asked (module_utils/promotion)."""
+
+
+class CredentialsError(SegmentedRegistryError):
+    """A registry credential could not be minted or distributed (module_utils/credentials)."""
+
+
+class ConsumerError(SegmentedRegistryError):
+    """A consumer cluster's configuration cannot be changed as asked (module_utils/consumer)."""
+
+
+LAYERS = (InventoryError, ClusterError, ApprovalError, OciError, PromotionError, CredentialsError, ConsumerError)
+
+
+def failure(error, **extra):
+    """The keyword arguments of ``fail_json`` for ``error``: ``extra``, then the error's own
+    ``result`` keys, and ``msg`` (the message) last, so nothing overrides it."""
+    fields = dict(extra)
+    fields.update(error.result)
+    fields["msg"] = str(error)
+    return fields
+
+
+def error_result(error, **extra):
+    """The failed result an action plugin returns for ``error`` (see ``failure``)."""
+    return dict(failure(error, **extra), failed=True)
+
+
+@contextmanager
+def failing(module, partial=None, **extra):
+    """Run the block; a ``SegmentedRegistryError`` in it calls ``module.fail_json`` once, with its
+    message and ``extra``. ``partial`` (a callable returning a dict, or None) is called at failure
+    time: the result so far (``changed``, ``changes``) rides along. Any other exception goes
+    through untouched (a bug keeps its traceback)."""
+    try:
+        yield
+    except SegmentedRegistryError as error:
+        fields = dict(extra)
+        if partial is not None:
+            fields.update(partial())
+        module.fail_json(**failure(error, **fields))
