@@ -519,6 +519,12 @@ def may(lab, user, verb, resource, namespace=None, group="image.openshift.io", s
     return review.status.allowed
 
 
+def allowed(lab, user, *rights, **options):
+    """``may`` as an assertion, for ``eventually``: the API server's RBAC cache sees a new binding
+    a moment after it is created."""
+    assert may(lab, user, *rights, **options), f"{user} may not {' '.join(rights)} (yet)"
+
+
 def integrated_pull(lab, token, repository, tag):
     """The HTTP status of a manifest GET of ``repository:tag`` from the integrated registry with
     ``token`` (an API token) as the registry password, as the promotion engine pulls its source."""
@@ -560,7 +566,7 @@ def _refused(status):
     assert status in (401, 403) or "401" in str(status) or "403" in str(status), status
 
 
-def test_an_admin_of_the_token_servers_namespace_cannot_act_as_the_promoter(lab, attackers):
+def test_an_admin_of_the_token_servers_namespace_cannot_act_as_the_promoter(lab, attackers, eventually):
     """The token server's namespace holds the signing key; its admin may read the key but may not
     mint the promoter's tokens, which live in a namespace of their own (control: the same admin may
     mint tokens in the token server's namespace, so the refusal is the namespace's)."""
@@ -577,7 +583,7 @@ def test_an_admin_of_the_token_servers_namespace_cannot_act_as_the_promoter(lab,
         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": attackers["namespace"]}]})
     admin = f"{attackers['namespace']}/{account}"
     try:
-        assert may(lab, admin, "get", "secrets", namespace, group="")  # the signing key (control)
+        eventually(lambda: allowed(lab, admin, "get", "secrets", namespace, group=""))  # the signing key (control)
         assert may(lab, admin, "create", "serviceaccounts", namespace, group="", subresource="token")  # control
         assert not may(lab, admin, "create", "serviceaccounts", promoter_ns, group="", subresource="token")
         with pytest.raises(ApiException) as refused:
@@ -588,7 +594,7 @@ def test_an_admin_of_the_token_servers_namespace_cannot_act_as_the_promoter(lab,
 
 
 def test_an_upgrade_removes_the_cluster_wide_reads_and_the_promoter_of_earlier_versions(
-        lab, run_playbook, environment_registries):
+        lab, run_playbook, environment_registries, eventually):
     """What an earlier version made - the promoter segmented-registry/promoter in the token
     server's namespace, its environment-promoter RoleBindings, and the cluster-wide
     registry-viewer and system:image-puller bindings - is gone after a run of the role."""
@@ -617,7 +623,7 @@ def test_an_upgrade_removes_the_cluster_wide_reads_and_the_promoter_of_earlier_v
             "metadata": {"name": environment_binding, "labels": labels}, "subjects": subject,
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                         "name": "segmented-registry:environment-promoter"}})
-    assert may(lab, RETIRED_PROMOTER, "list", "imagestreams")  # what the upgrade must take away
+    eventually(lambda: allowed(lab, RETIRED_PROMOTER, "list", "imagestreams"))  # what the upgrade must take away
 
     run = run_playbook("playbooks/registry_cluster.yml")
     assert run.status == "successful", run.stdout_text[-4000:]

@@ -301,7 +301,7 @@ def test_pull_credential_is_no_api_token(lab, distributed):
     assert answer.status_code == 403, answer.status_code
 
 
-def test_an_environment_editor_cannot_mint_a_pull_identity_token(lab, distributed, unique):
+def test_an_environment_editor_cannot_mint_a_pull_identity_token(lab, distributed, unique, eventually):
     """Issue 22: the consumers' pull identities live in PULL_NS, not in the environment namespaces,
     so an `edit` user of prod (who may create serviceaccounts/token there: the control) is denied
     a token for every consumer's pull identity, and no pull identity is left in an environment
@@ -318,7 +318,10 @@ def test_an_environment_editor_cannot_mint_a_pull_identity_token(lab, distribute
             return authz.create_subject_access_review({"spec": {"user": user, "resourceAttributes": {
                 "namespace": namespace, "verb": "create", "resource": "serviceaccounts", "subresource": "token",
                 "name": name}}}).status.allowed
-        assert allowed("prod", "builder"), "control: edit in prod creates tokens there"
+
+        def control():  # the API server's RBAC cache sees the new binding a moment later
+            assert allowed("prod", "builder"), "control: edit in prod creates tokens there"
+        eventually(control)
         for cluster in CONSUMERS:
             assert not allowed(PULL_NS, f"segmented-pull-{cluster}"), cluster
             assert identity_exists(lab, PULL_NS, f"segmented-pull-{cluster}"), cluster
