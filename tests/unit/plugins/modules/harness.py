@@ -43,3 +43,11 @@ def module_runner(monkeypatch):
         return info.value.args[0]
 
     return runner
+
+
+def documented(module):
+    """The keys a module's ``RETURN`` documentation promises, as ``{key: its 'returned' text}``."""
+    import yaml
+
+    return {key: value.get("returned", "") for key, value in yaml.safe_load(module.RETURN).items()}
+

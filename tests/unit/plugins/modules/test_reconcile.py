@@ -1,0 +1,141 @@
+"""The reconcile module's arguments and result, with its I/O faked: the registry cluster (its
+``ImageStreamAPI``, the ImageStream listing and the token it mints) and the promotion run
+(``promotion.run.reconcile`` as the job calls it). The job's checks and result fields are real."""
+import pytest
+
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
+from ansible_collections.segmented.registry.plugins.modules import reconcile
+from tests.unit.plugins.modules.harness import Fail, documented
+
+NOWHERE = {"host": "https://127.0.0.1:9", "api_key": "sha256~unused-token"}
+ENVIRONMENTS = [{"name": "test", "route_host": "test-registry.apps.example.com"},
+                {"name": "prod", "route_host": "prod-registry.apps.example.com"},
+                {"name": "old", "route_host": "old-registry.apps.example.com", "state": "absent"}]
+JOB = dict(NOWHERE, environments=ENVIRONMENTS, service_account="segmented-registry-promotion/promoter",
+           integrated_registry="image-registry.apps.example.com")
+DIGEST = "sha256:" + "4a" * 32
+COPY = {"action": "copy", "result": "copied", "environment": "test", "repository": "myproject/app", "tag": "v1",
+        "digest": DIGEST, "bytes_sent": 1024}
+
+
+def outcome():
+    """What ``promotion.run.reconcile`` returns after one copy."""
+    return {"actions": [COPY], "summary": {"copied": 1}, "unknown_environments": [], "absent_environments": [],
+            "audit": [{"tag": "myproject/app:v1", "digest": DIGEST, "approved": ["test"], "present": [],
+                       "drift": ["test"]}],
+            "warnings": [], "seconds": {"read": 0.1, "total": 0.2}}
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Every call into the faked layer: the connection, the listing, each minted token, the run."""
+    seen = []
+
+    def connect(cls, module):
+        seen.append(("connect", module.check_mode))
+        return type("API", (), {"client": "the registry cluster's client"})()
+
+    def list_streams(api, namespaces):
+        seen.append(("list", namespaces))
+        return [], 1
+
+    def mint_token(client, service_account, duration, audiences=None):
+        seen.append(("mint", service_account, duration, audiences))
+        return f"minted-{audiences}"
+
+    def run(entries, environments, source, destinations, scope=None, prune=True, check_mode=False, **kwargs):
+        seen.append(("reconcile", sorted(destinations), scope.to_dict(), prune, check_mode, kwargs["image_workers"],
+                     kwargs["blob_workers"]))
+        return outcome()
+
+    monkeypatch.setattr(ImageStreamAPI, "connect", classmethod(connect))
+    monkeypatch.setattr(job, "list_streams", list_streams)
+    monkeypatch.setattr(job, "mint_token", mint_token)
+    monkeypatch.setattr(job, "reconcile", run)
+    return seen
+
+
+def run(run_module, expect=None, **args):
+    return run_module(reconcile, args) if expect is None else run_module(reconcile, args, expect)
+
+
+def without(*names):
+    return {key: value for key, value in JOB.items() if key not in names}
+
+
+@pytest.mark.parametrize("args,words", [
+    (without("environments"), ["missing required arguments", "environments"]),
+    (dict(JOB, registry_token="given"), ["mutually exclusive", "service_account", "registry_token"]),
+    (without("service_account"), ["one of the following is required", "service_account", "registry_token"]),
+    (dict(JOB, details="some"), ["details", "all, changes"]),
+    (dict(JOB, parallel_images="four"), ["parallel_images", "int"]),
+    (dict(JOB, prune="sometimes"), ["prune", "bool"]),
+    (dict(JOB, environments="test"), ["environments"]),
+    (dict(JOB, parallel_blobs=0), ["parallel_blobs must be at least 1"]),
+    (dict(JOB, token_duration=60), ["token_duration must be at least"]),
+    (dict(JOB, namespace=["p"], tag="v1"), ["tag needs stream"]),
+    (dict(JOB, stream="app"), ["stream needs exactly one namespace"]),
+    (dict(JOB, namespace=["Not_A_Namespace"]), ["Not_A_Namespace"]),
+    (dict(JOB, environment=["staging"]), ["environment", "staging"]),
+    (dict(JOB, environment=["old"]), ["environment", "old", "state: absent"]),
+    (dict(JOB, annotation_key="not a key!"), ["annotation_key"]),
+    (dict(JOB, environments=[{"name": "test"}]), ["route_host"]),
+], ids=["environments-required", "service_account-and-registry_token", "no-credential", "details-choice",
+        "parallel_images-type", "prune-type", "environments-elements", "parallel_blobs-range", "token_duration-range",
+        "tag-without-stream", "stream-without-one-namespace", "namespace-name", "environment-unknown",
+        "environment-absent", "annotation_key", "environment-without-route_host"])
+def test_bad_arguments_fail_naming_the_option_and_reach_nothing(run_module, calls, args, words):
+    result = run(run_module, Fail, **args)
+    for word in words:
+        assert word in result["msg"], result["msg"]
+    assert calls == []
+    assert not result.get("changed")
+
+
+@pytest.mark.xfail(strict=True, reason="reconcile checks integrated_registry only once it has connected to the "
+                                       "registry cluster and listed its ImageStreams (in Job.run)")
+def test_a_missing_integrated_registry_is_refused_before_the_cluster(run_module, calls):
+    result = run(run_module, Fail, **without("integrated_registry"))
+    assert "integrated_registry is required" in result["msg"]
+    assert calls == []
+
+
+def test_the_defaults_reach_the_run(run_module, calls):
+    run(run_module, **JOB)
+    assert calls[:2] == [("connect", False), ("list", None)]
+    assert ("mint", "segmented-registry-promotion/promoter", 900, None) in calls
+    assert ("mint", "segmented-registry-promotion/promoter", 900, [job.TOKEN_SERVER_AUDIENCE]) in calls
+    assert calls[-1] == ("reconcile", ["prod", "test"],
+                         {"namespaces": None, "stream": None, "tag": None, "environments": None}, True, False, 4, 6)
+
+
+def test_every_option_reaches_the_run_in_its_place(run_module, calls):
+    run(run_module, **dict(without("service_account"), registry_token="given", namespace=["myproject"], stream="app",
+                           tag="v1", environment=["prod"], prune=False, parallel_images=2, parallel_blobs=3))
+    assert ("list", ["myproject"]) in calls
+    assert not [call for call in calls if call[0] == "mint"]
+    assert calls[-1] == ("reconcile", ["prod", "test"],
+                         {"namespaces": ["myproject"], "stream": "app", "tag": "v1", "environments": ["prod"]},
+                         False, False, 2, 3)
+
+
+def test_the_result_has_exactly_the_documented_keys(run_module, calls):
+    result = run(run_module, **JOB)
+    assert set(result) == set(documented(reconcile)) - {"query_results", "bytes_planned"}
+    assert result["changed"] is True
+    assert result["copies"] == [COPY] and result["bytes_moved"] == 1024
+
+
+def test_check_mode_reaches_the_run_and_adds_the_planned_bytes(run_module, calls):
+    result = run(run_module, **JOB, _ansible_check_mode=True)
+    assert calls[0] == ("connect", True)
+    assert calls[-1][4] is True
+    assert set(result) == set(documented(reconcile)) - {"query_results"}
+
+
+def test_a_query_adds_its_results(run_module, calls):
+    pytest.importorskip("jmespath")
+    result = run(run_module, **JOB, query={"copied": "copies[].tag"})
+    assert set(result) == set(documented(reconcile)) - {"bytes_planned"}
+    assert result["query_results"] == {"copied": ["v1"]}

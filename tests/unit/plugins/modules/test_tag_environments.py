@@ -1,0 +1,99 @@
+"""The tag_environments module's arguments and result, with its I/O faked: the registry cluster's
+``ImageStreamAPI`` and the edit's write (``TagEdit.apply``). The edit's checks and result fields
+are real."""
+import pytest
+
+from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import TagEdit
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
+from ansible_collections.segmented.registry.plugins.modules import tag_environments
+from tests.unit.plugins.modules.harness import Fail, documented
+
+NOWHERE = {"host": "https://127.0.0.1:9", "api_key": "sha256~unused-token"}
+TAG = dict(NOWHERE, namespace="myproject", name="app:v1")
+DIGEST = "sha256:" + "4a" * 32
+
+#: What the write (``imagestreams.edit_tag_environments``) returns after adding uat.
+WRITTEN = {"changed": True, "before": ["test"], "after": ["test", "uat"], "digest": DIGEST, "attempts": 1,
+           "imagestream": {}, "unreadable": None}
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Every call into the faked layer: the connection (with the module's check mode) and the write."""
+    seen = []
+
+    def connect(cls, module):
+        seen.append(("connect", module.check_mode, module.server_side_dry_run))
+        return "the registry cluster"
+
+    def apply(edit, api):
+        seen.append(("apply", api, edit.namespace, edit.stream, edit.tag, edit.add, edit.remove, edit.exact,
+                     edit.known, edit.absent, edit.annotation_key, edit.max_attempts))
+        return dict(WRITTEN)
+
+    monkeypatch.setattr(ImageStreamAPI, "connect", classmethod(connect))
+    monkeypatch.setattr(TagEdit, "apply", apply)
+    return seen
+
+
+def run(run_module, expect=None, **args):
+    return run_module(tag_environments, args) if expect is None else run_module(tag_environments, args, expect)
+
+
+@pytest.mark.parametrize("args,words", [
+    (dict(NOWHERE, name="app:v1", add=["test"]), ["missing required arguments", "namespace"]),
+    (dict(TAG, stream="app", add=["test"]), ["mutually exclusive", "name", "stream"]),
+    (dict(TAG, tag="v1", add=["test"]), ["mutually exclusive", "name", "tag"]),
+    (dict(NOWHERE, namespace="p", stream="app", add=["test"]), ["required together", "stream", "tag"]),
+    (dict(TAG, add=["test"], max_attempts="many"), ["max_attempts", "int"]),
+    (dict(TAG, add=["test"], environments=["uat"]), ["environments", "add"]),
+    (dict(TAG, add=["Not_A_Name"]), ["add", "Not_A_Name"]),
+    (dict(TAG, add=["uat"], known_environments=["test", "prod"]), ["uat", "test"]),
+    (dict(TAG, add=["uat"], absent_environments=["uat"]), ["add", "uat", "state: absent"]),
+    (dict(TAG), ["nothing to do", "add", "remove", "environments"]),
+    (dict(NOWHERE, namespace="p", add=["test"]), ["name", "stream and tag"]),
+], ids=["namespace-required", "name-and-stream", "name-and-tag", "stream-without-tag", "max_attempts-type",
+        "environments-and-add", "add-bad-name", "add-unknown", "add-absent", "no-edit", "no-tag"])
+def test_bad_arguments_fail_naming_the_option_and_reach_nothing(run_module, calls, args, words):
+    result = run(run_module, Fail, **args)
+    for word in words:
+        assert word in result["msg"], result["msg"]
+    assert calls == []
+    assert not result.get("changed")
+
+
+def test_the_defaults_reach_the_edit(run_module, calls):
+    run(run_module, **TAG, add=["uat"])
+    assert calls[1] == ("apply", "the registry cluster", "myproject", "app", "v1", ["uat"], None, None, None, None,
+                        "segmented.registry/environments", 10)
+
+
+def test_every_option_reaches_the_edit_in_its_place(run_module, calls):
+    run(run_module, **NOWHERE, namespace="myproject", stream="app", tag="v1", remove=["prod"],
+        known_environments=["test", "prod"], absent_environments=["old"], annotation_key="environment", max_attempts=3)
+    assert calls[1] == ("apply", "the registry cluster", "myproject", "app", "v1", None, ["prod"], None,
+                        ["prod", "test"], ["old"], "environment", 3)
+
+
+def test_the_result_has_exactly_the_documented_keys(run_module, calls):
+    result = run(run_module, **TAG, add=["uat"])
+    assert set(result) == set(documented(tag_environments)) - {"diff"}
+    assert result["changed"] is True
+    assert result["environments_after"] == ["test", "uat"] and result["annotation_value"] == "test,uat"
+
+
+def test_check_mode_connects_for_a_server_side_dry_run(run_module, calls):
+    run(run_module, **TAG, add=["uat"], _ansible_check_mode=True)
+    assert calls[0] == ("connect", True, True)
+
+
+def test_a_normal_run_is_no_dry_run(run_module, calls):
+    run(run_module, **TAG, add=["uat"])
+    assert calls[0] == ("connect", False, False)
+
+
+def test_diff_mode_returns_the_list_before_and_after(run_module, calls):
+    result = run(run_module, **TAG, add=["uat"], _ansible_diff=True)
+    assert set(result) == set(documented(tag_environments))
+    assert result["diff"]["before"] == {"environments": ["test"]}
+    assert result["diff"]["after"] == {"environments": ["test", "uat"]}
