@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INTEGRATION = "tests/integration/"
 
 
@@ -19,8 +20,6 @@ def pytest_xdist_make_scheduler(config, log):
             return "lab" if nodeid.startswith(INTEGRATION) else nodeid
 
     return Lanes(config, log)
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="session")
