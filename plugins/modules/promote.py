@@ -220,6 +220,8 @@ def main():
                        remove=None if promote else params["environment"],
                        known=list(run.targets), absent=run.absent, annotation_key=params["annotation_key"],
                        max_attempts=params["max_attempts"])
+        if params["reconcile"]:
+            run.check_source()
         outcome = edit.apply(run.connect())
     for warning in edit.warnings(outcome):
         module.warn(warning)

@@ -291,6 +291,7 @@ def main():
     run = job.Job(module, started=STARTED)
     with failing(module):
         scope = build_scope(module.params, run.environments)
+        run.check_source()
         run.connect()
         entries, annotations = run.read_approvals(scope.namespaces)
     run.finish(run.run(entries, annotations, scope, module.check_mode))

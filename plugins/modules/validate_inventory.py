@@ -226,6 +226,15 @@ topology:
       type: list
       elements: str
       sample: [legacy-cluster]
+    source_namespaces:
+      description:
+        - The namespaces images are promoted from (the build namespaces, C(builders), of every consumer),
+          sorted; the registry-cluster role grants the promoter read access to their images there and nowhere
+          else.
+      returned: success
+      type: list
+      elements: str
+      sample: [builds]
 summary:
   description: Short lines telling which cluster serves which environment.
   returned: success

@@ -129,6 +129,15 @@ class Job:
                 self.module.warn(f"environment {env.name}: the TLS certificate of {env.endpoint} is not verified "
                                  "(validate_certs: false in segmented_registry_environments); prefer ca_cert")
 
+    def check_source(self):
+        """A run that copies (``run``) needs ``integrated_registry``: a module calls this before it
+        asks a cluster or writes an approval list, so a missing one changes nothing."""
+        if not self.params["integrated_registry"]:
+            raise PromotionError("integrated_registry is required to bring the environment registries in line: "
+                                 "give the host[:port] of the registry cluster's integrated registry (the "
+                                 "inventory variable segmented_registry_integrated_registry)",
+                                 field="integrated_registry")
+
     def connect(self):
         """The registry cluster's ImageStream API."""
         self.api = ImageStreamAPI.connect(self.module)
@@ -161,12 +170,6 @@ class Job:
         """Read the registries in scope, plan and (unless ``check_mode``) execute; returns the
         module result (``changed``, the actions by kind, the audit, the counters)."""
         params = self.params
-        if not params["integrated_registry"]:
-            with failing(self.module):
-                raise PromotionError("integrated_registry is required to bring the environment registries in line: "
-                                     "give the host[:port] of the registry cluster's integrated registry (the "
-                                     "inventory variable segmented_registry_integrated_registry)",
-                                     field="integrated_registry")
         source_token = self._registry_token()
         environment_token = self._registry_token(TOKEN_SERVER_AUDIENCE)
         stats = Stats()

@@ -103,8 +103,6 @@ def test_bad_arguments_fail_naming_the_option_and_reach_nothing(run_module, call
     assert not result.get("changed")
 
 
-@pytest.mark.xfail(strict=True, reason="promote checks integrated_registry only in the reconcile step, after it "
-                                       "has written the approval list (the run fails with changed: true)")
 def test_a_missing_integrated_registry_is_refused_before_the_list_is_written(run_module, calls):
     result = run(run_module, Fail, **without("integrated_registry"))
     assert "integrated_registry is required" in result["msg"]

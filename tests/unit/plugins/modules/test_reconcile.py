@@ -93,8 +93,6 @@ def test_bad_arguments_fail_naming_the_option_and_reach_nothing(run_module, call
     assert not result.get("changed")
 
 
-@pytest.mark.xfail(strict=True, reason="reconcile checks integrated_registry only once it has connected to the "
-                                       "registry cluster and listed its ImageStreams (in Job.run)")
 def test_a_missing_integrated_registry_is_refused_before_the_cluster(run_module, calls):
     result = run(run_module, Fail, **without("integrated_registry"))
     assert "integrated_registry is required" in result["msg"]

@@ -238,8 +238,6 @@ def test_the_result_has_exactly_the_documented_keys(run, calls):
     assert result["ansible_facts"] == {"segmented_registry_topology": result["topology"]}
 
 
-@pytest.mark.xfail(strict=True, reason="topology.source_namespaces (read by roles/registry_cluster/tasks/pushers.yml) "
-                                       "is not in the RETURN documentation's topology.contains")
 def test_the_topology_has_exactly_the_documented_keys(run, calls):
     import yaml
 
