@@ -100,12 +100,15 @@ changed:
   returned: always
   type: bool
 environments_before:
-  description: The tag's environments before the edit; C(["default"]) when it had none.
+  description:
+    - The tag's approval list (the environments it is approved for) before the edit; C(["default"]) when it had none.
+    - Here and in I(environments_after) and the diff, C(environments) means a tag's approved environments, not the
+      inventory's environment definitions that the option I(environments) takes.
   returned: success
   type: list
   elements: str
 environments_after:
-  description: The tag's environments after the edit (as it would be, in check mode).
+  description: The tag's approval list after the edit (as it would be, in check mode).
   returned: success
   type: list
   elements: str

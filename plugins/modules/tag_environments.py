@@ -29,7 +29,7 @@ description:
   - The C(default) environment. A tag without the annotation lives only in C(default), the
     integrated registry of the registry cluster, where builds push; it is reported as
     C(["default"]). The stored list never contains C(default), and giving C(default) in I(add),
-    I(remove) or I(environments) is an error. A tag leaves C(default) when it gets its first
+    I(remove) or I(approved) is an error. A tag leaves C(default) when it gets its first
     environment; when its last environment is removed the annotation is deleted and the tag is
     back in C(default) only.
   - Safe under concurrency. The patch tests, on the API server, that the tag's entry and the
@@ -74,14 +74,19 @@ options:
       - With I(known_environments), a name that is neither known nor on the tag is an error.
     type: list
     elements: str
-  environments:
+  approved:
     description:
-      - The exact list of environments. C([]) removes the annotation (the tag is back in C(default)).
+      - The exact approval list, the environments the tag is approved for. C([]) removes the annotation
+        (the tag is back in C(default)).
       - Mutually exclusive with I(add) and I(remove).
       - This is also how to repair an annotation that cannot be read. The exact list replaces the
         unreadable value (with a warning that shows it), where I(add) and I(remove) fail.
+      - The alias I(environments) is deprecated and will be removed in version 2.0.0 of this collection; in
+        M(segmented.registry.promote) and M(segmented.registry.reconcile), I(environments) is the inventory's
+        environment definitions (C(segmented_registry_environments)), not an approval list.
     type: list
     elements: str
+    aliases: [environments]
   known_environments:
     description:
       - The environments that exist (playbooks pass the names of the inventory's
@@ -137,14 +142,14 @@ EXAMPLES = r"""
   segmented.registry.tag_environments:
     namespace: myproject
     name: app:v1.2.3
-    environments: [test, uat]
+    approved: [test, uat]
     annotation_key: environment
 
 - name: Send a tag back to default (no environment at all)
   segmented.registry.tag_environments:
     namespace: myproject
     name: app:v1.2.3
-    environments: []
+    approved: []
 """
 
 RETURN = r"""
@@ -154,14 +159,17 @@ changed:
   type: bool
 environments_before:
   description:
-    - The tag's environments before the edit; C(["default"]) when the tag had none.
-    - Null when the old value could not be read and I(environments) replaced it (a warning shows the old value).
+    - The tag's approval list (the environments it is approved for) before the edit; C(["default"]) when the tag had none.
+    - In this key, in I(environments_after) and in the diff, C(environments) means the environments a tag is approved
+      for, not the inventory's environment definitions (the I(environments) option of M(segmented.registry.promote)
+      and M(segmented.registry.reconcile)).
+    - Null when the old value could not be read and I(approved) replaced it (a warning shows the old value).
   returned: success
   type: list
   elements: str
   sample: [test]
 environments_after:
-  description: The tag's environments after the edit (what it would be, in check mode); C(["default"]) when none is left.
+  description: The tag's approval list after the edit (what it would be, in check mode); C(["default"]) when none is left.
   returned: success
   type: list
   elements: str
@@ -203,11 +211,11 @@ diff:
   type: dict
   contains:
     before:
-      description: The list before, under the key C(environments).
+      description: The approval list before, under the key C(environments).
       type: dict
       sample: {environments: [test]}
     after:
-      description: The list after, under the key C(environments).
+      description: The approval list after, under the key C(environments).
       type: dict
       sample: {environments: [test, uat]}
 """
@@ -230,7 +238,9 @@ def argument_spec():
     spec.update(
         add={"type": "list", "elements": "str"},
         remove={"type": "list", "elements": "str"},
-        environments={"type": "list", "elements": "str"},
+        approved={"type": "list", "elements": "str", "aliases": ["environments"],
+                  "deprecated_aliases": [{"name": "environments", "version": "2.0.0",
+                                          "collection_name": "segmented.registry"}]},
         known_environments={"type": "list", "elements": "str"},
         absent_environments={"type": "list", "elements": "str"},
         annotation_key={"type": "str", "default": DEFAULT_ANNOTATION_KEY, "no_log": False},
@@ -248,7 +258,7 @@ def main():
     params = module.params
     with failing(module):
         edit = TagEdit(params["namespace"], params["name"], params["stream"], params["tag"], add=params["add"],
-                       remove=params["remove"], exact=params["environments"], known=params["known_environments"],
+                       remove=params["remove"], exact=params["approved"], known=params["known_environments"],
                        annotation_key=params["annotation_key"], max_attempts=params["max_attempts"],
                        absent=params["absent_environments"])
         outcome = edit.apply(ImageStreamAPI.connect(module))

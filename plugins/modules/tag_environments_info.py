@@ -102,7 +102,11 @@ tags:
       description: Name of the tag.
       type: str
     environments:
-      description: The environments the tag is approved for; C(["default"]) when none; null when the annotation cannot be read.
+      description:
+        - The tag's approval list, the environments it is approved for; C(["default"]) when none; null when the
+          annotation cannot be read.
+        - Not the inventory's environment definitions (the I(environments) option of M(segmented.registry.promote)
+          and M(segmented.registry.reconcile)); the key keeps its name.
       type: list
       elements: str
       sample: [test, uat]

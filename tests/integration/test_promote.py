@@ -99,7 +99,7 @@ def test_an_environment_the_inventory_does_not_know_is_reported_everywhere(
     auth = {"kubeconfig": lab.kubeconfig, "context": lab.layout.registry_cluster}
     # written by hand (no known_environments): a typo the inventory does not define
     edit = run_playbook("tests/integration/playbooks/tag_environments.yml", extravars={
-        "te_args": {"namespace": namespace, "name": "app:v1", "environments": ["test", "tset"]},
+        "te_args": {"namespace": namespace, "name": "app:v1", "approved": ["test", "tset"]},
         "te_auth": auth, "te_out": str(out)})
     assert edit.status == "successful", edit.stdout_text[-3000:]
 

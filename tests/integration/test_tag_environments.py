@@ -285,10 +285,10 @@ def test_pushed_only_tag_add_remove_exact_each_idempotent(lab, streams, namespac
         (dict(add=["uat", "prod"]), "prod,test,uat", ["prod", "test", "uat"]),
         (dict(remove=["prod"]), "test,uat", ["test", "uat"]),
         (dict(remove=["prod"]), "test,uat", ["test", "uat"]),  # not there: unchanged
-        (dict(environments=["uat"]), "uat", ["uat"]),
+        (dict(approved=["uat"]), "uat", ["uat"]),
         (dict(remove=["uat"]), None, ["default"]),  # last one: back to default
-        (dict(environments=[]), None, ["default"]),
-        (dict(environments=["prod", "test"]), "prod,test", ["prod", "test"]),
+        (dict(approved=[]), None, ["default"]),
+        (dict(approved=["prod", "test"]), "prod,test", ["prod", "test"]),
     ]
     for options, stored, shown in steps:
         result = ok(tag_environments(namespace=namespace, stream="app", tag="v1", **options))
@@ -352,7 +352,7 @@ def test_diff_shows_the_list_before_and_after(lab, registry_api, streams, namesp
     result = ok(tag_environments(diff=True, namespace=namespace, name="app:v1", add=["test", "uat"]))
     assert result["diff"]["before"] == {"environments": ["default"]}
     assert result["diff"]["after"] == {"environments": ["test", "uat"]}
-    result = ok(tag_environments(diff=True, check=True, namespace=namespace, name="app:v1", environments=["prod"]))
+    result = ok(tag_environments(diff=True, check=True, namespace=namespace, name="app:v1", approved=["prod"]))
     assert result["diff"]["before"] == {"environments": ["test", "uat"]}
     assert result["diff"]["after"] == {"environments": ["prod"]}
     assert "diff" not in ok(tag_environments(namespace=namespace, name="app:v1", add=["test"]))
@@ -388,7 +388,7 @@ def test_spec_tag_keeps_every_other_annotation_and_field(lab, registry_api, stre
 
     # The proposal's key is a separate annotation: setting it leaves ours alone.
     result = ok(tag_environments(namespace=namespace, name="app:latest", annotation_key="environment",
-                                 environments=["prod"]))
+                                 approved=["prod"]))
     # the spec tag already carries environment: hand-written (a valid name): that is the list before
     assert result["environments_before"] == ["hand-written"] and result["changed"]
     annotations = spec_annotations(get_stream(streams, namespace, "app"), "latest")
@@ -413,7 +413,7 @@ def test_hand_written_values_are_read_tolerantly_and_written_canonically(streams
     set_annotation_by_hand(streams, namespace, "app", "v1", "test; uat")
     refused = tag_environments(namespace=namespace, name="app:v1", add=["prod"])
     assert refused["failed"] and '"test; uat"' in refused["msg"]
-    repaired = ok(tag_environments(namespace=namespace, name="app:v1", environments=["uat", "test"]))
+    repaired = ok(tag_environments(namespace=namespace, name="app:v1", approved=["uat", "test"]))
     assert repaired["changed"] and repaired["environments_before"] is None
     assert any('"test; uat"' in warning for warning in repaired["warnings"])
     assert spec_annotations(get_stream(streams, namespace, "app"), "v1")[KEY] == "test,uat"
@@ -737,7 +737,7 @@ BAD_INPUTS = {
     "invalid-name": (dict(name="app:v1", add=["Prod"]), None, ['"Prod" is not a valid environment name', "DNS-1123"]),
     "invalid-name-semicolon": (dict(name="app:v1", add=["test;uat"]), None, ['"test;uat"', "commas"]),
     "default-given": (dict(name="app:v1", remove=["default"]), None, ["not an environment you can give",
-                                                                      "environments: []"]),
+                                                                      "approved: []"]),
     "malformed-annotation": (dict(name="app:spec", add=["prod"]), "malformed",
                              ['"test;uat"', KEY, "cannot be read", "Fix the annotation by hand"]),
     "missing-stream": (dict(name="nosuch:v1", add=["test"]), None, ["nosuch", "not found"]),
@@ -745,7 +745,7 @@ BAD_INPUTS = {
     "no-permission": (dict(name="app:v1", add=["test"]), "no-rights", ["no permission", "403", "registry-editor"]),
     "read-only": (dict(name="app:v1", add=["test"]), "read-only", ["no permission to update", "403"]),
     "unreachable": (dict(name="app:v1", add=["test"]), "unreachable", ["cannot reach the API server", "127.0.0.1"]),
-    "add-and-environments": (dict(name="app:v1", add=["test"], environments=["uat"]), None, ["cannot be combined"]),
+    "add-and-approved": (dict(name="app:v1", add=["test"], approved=["uat"]), None, ["approved", "cannot be combined"]),
     "bad-name-format": (dict(name="app/v1", add=["test"]), None, ['"app/v1" is not an image stream tag', "<stream>:<tag>"]),
     "name-and-stream": (dict(name="app:v1", stream="app", tag="v1", add=["test"]), None, ["mutually exclusive"]),
     "nothing-to-do": (dict(name="app:v1"), None, ["nothing to do"]),

@@ -92,7 +92,8 @@ def _default_given(option):
     return ("{0} names {1}, which is not an environment you can give: {1} is where every tag lives while "
             "it has no environment (no annotation). A tag leaves {1} when it gets its first environment "
             "and returns to it when its last environment is removed (to send a tag back, remove its "
-            "environments or set environments: [])".format(option, DEFAULT_ENVIRONMENT))
+            "environments or set approved: [], the deprecated alias environments: [] still works)".format(
+                option, DEFAULT_ENVIRONMENT))
 
 
 def check_names(names, option, known=None, absent=None):
@@ -248,8 +249,8 @@ def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
     def fail(reason):
         raise EnvironmentsError(
             "annotation {} has the value {}, which cannot be read as a list of environments: {}. "
-            "Fix the annotation by hand ({}), or replace the whole list with the environments "
-            "option".format(annotation_key, show(value), reason, _CANONICAL_HINT))
+            "Fix the annotation by hand ({}), or replace the whole list with the approved option "
+            "of segmented.registry.tag_environments".format(annotation_key, show(value), reason, _CANONICAL_HINT))
 
     if items is None:
         fail("it is neither a comma-separated list nor a JSON/YAML list")
@@ -302,13 +303,13 @@ def apply_change(current, add=None, remove=None, exact=None, known=None, absent=
     be taken off a tag.
     """
     if exact is not None and (add is not None or remove is not None):
-        raise EnvironmentsError("environments (the exact list) cannot be combined with add or remove; "
-                                "give either environments, or add and/or remove")
+        raise EnvironmentsError("approved (the exact list) cannot be combined with add or remove; "
+                                "give either approved, or add and/or remove")
     known_set = set(check_known(known)) if known is not None else None
     absent_set = set(check_known(absent, "absent_environments")) if absent is not None else set()
     current = sorted(set(current or []))
     if exact is not None:
-        return check_names(exact, "environments", known_set, absent_set)
+        return check_names(exact, "approved", known_set, absent_set)
     add_names = check_names(add or [], "add", known_set, absent_set)
     remove_names = check_names(remove or [], "remove")
     both = sorted(set(add_names) & set(remove_names))

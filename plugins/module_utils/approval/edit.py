@@ -38,7 +38,7 @@ TAG_REQUIRED_TOGETHER = [("stream", "tag")]
 
 
 class TagEdit:
-    """Add, remove or set (``exact``) environments on ``namespace``/``stream:tag``.
+    """Add, remove or set (``exact``, the module option ``approved``) environments on ``namespace``/``stream:tag``.
 
     Every check runs in the constructor, before any call to the cluster: a bad or unknown name
     never reaches it (names to remove count as stored here: removing a retired environment that
@@ -57,8 +57,7 @@ class TagEdit:
         if max_attempts < 1:
             raise ImageStreamError(f"max_attempts must be at least 1, not {max_attempts}")
         if add is None and remove is None and exact is None:
-            raise EnvironmentsError("nothing to do: give add (promote), remove (demote) or environments (the exact "
-                                    "list)")
+            raise EnvironmentsError("nothing to do: give add (promote), remove (demote) or approved (the exact list)")
         self.add, self.remove, self.exact = add, remove, exact
         self.max_attempts = max_attempts
         self.change(remove or [])

@@ -3,6 +3,7 @@
 are real."""
 import pytest
 
+from ansible.module_utils.common import warnings as ansible_warnings
 from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import TagEdit
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
 from ansible_collections.segmented.registry.plugins.modules import tag_environments
@@ -46,14 +47,14 @@ def run(run_module, expect=None, **args):
     (dict(TAG, tag="v1", add=["test"]), ["mutually exclusive", "name", "tag"]),
     (dict(NOWHERE, namespace="p", stream="app", add=["test"]), ["required together", "stream", "tag"]),
     (dict(TAG, add=["test"], max_attempts="many"), ["max_attempts", "int"]),
-    (dict(TAG, add=["test"], environments=["uat"]), ["environments", "add"]),
+    (dict(TAG, add=["test"], approved=["uat"]), ["approved", "add", "cannot be combined"]),
     (dict(TAG, add=["Not_A_Name"]), ["add", "Not_A_Name"]),
     (dict(TAG, add=["uat"], known_environments=["test", "prod"]), ["uat", "test"]),
     (dict(TAG, add=["uat"], absent_environments=["uat"]), ["add", "uat", "state: absent"]),
-    (dict(TAG), ["nothing to do", "add", "remove", "environments"]),
+    (dict(TAG), ["nothing to do", "add", "remove", "approved"]),
     (dict(NOWHERE, namespace="p", add=["test"]), ["name", "stream and tag"]),
 ], ids=["namespace-required", "name-and-stream", "name-and-tag", "stream-without-tag", "max_attempts-type",
-        "environments-and-add", "add-bad-name", "add-unknown", "add-absent", "no-edit", "no-tag"])
+        "approved-and-add", "add-bad-name", "add-unknown", "add-absent", "no-edit", "no-tag"])
 def test_bad_arguments_fail_naming_the_option_and_reach_nothing(run_module, calls, args, words):
     result = run(run_module, Fail, **args)
     for word in words:
@@ -73,6 +74,38 @@ def test_every_option_reaches_the_edit_in_its_place(run_module, calls):
         known_environments=["test", "prod"], absent_environments=["old"], annotation_key="environment", max_attempts=3)
     assert calls[1] == ("apply", "the registry cluster", "myproject", "app", "v1", None, ["prod"], None,
                         ["prod", "test"], ["old"], "environment", 3)
+
+
+def test_approved_reaches_the_edit_as_the_exact_list(run_module, calls):
+    run(run_module, **TAG, approved=["uat", "test"])
+    assert calls[1][5:8] == (None, None, ["uat", "test"])
+
+
+@pytest.fixture
+def deprecations(monkeypatch):
+    """The deprecations the module records (AnsibleModule keeps them in a process-wide store, which
+    exit_json turns into the result's ``deprecations``; the harness stops before that). Once a test
+    has imported controller code, ansible-core would show them on the controller's display instead:
+    the module runs here as on a target."""
+    monkeypatch.setattr(ansible_warnings, "_global_deprecations", type(ansible_warnings._global_deprecations)())
+    if hasattr(ansible_warnings, "_internal"):  # ansible-core 2.19+
+        monkeypatch.setattr(ansible_warnings._internal, "is_controller", False)
+    return ansible_warnings.get_deprecation_messages
+
+
+def test_the_deprecated_alias_environments_still_sets_the_exact_list_and_warns(run_module, calls, deprecations):
+    result = run(run_module, **TAG, environments=["uat", "test"])
+    assert calls[1][5:8] == (None, None, ["uat", "test"])
+    assert result["environments_after"] == ["test", "uat"]
+    [deprecation] = [d for d in deprecations() if "environments" in d["msg"]]
+    assert "Alias 'environments' is deprecated" in deprecation["msg"]
+    assert deprecation["version"] == "2.0.0"
+    assert deprecation["collection_name"] == "segmented.registry"
+
+
+def test_approved_warns_of_no_deprecation(run_module, calls, deprecations):
+    run(run_module, **TAG, approved=["uat"])
+    assert deprecations() == ()
 
 
 def test_the_result_has_exactly_the_documented_keys(run_module, calls):

@@ -254,7 +254,7 @@ def test_a_retired_environment_still_on_a_tag_can_be_removed():
     assert apply_change(["legacy", "test"], remove=["legacy"], known=["test", "uat"]) == ["test"]
 
 
-@pytest.mark.parametrize("kwargs, option", [({"add": ["uat"]}, "add"), ({"exact": ["test", "uat"]}, "environments"),
+@pytest.mark.parametrize("kwargs, option", [({"add": ["uat"]}, "add"), ({"exact": ["test", "uat"]}, "approved"),
                                             ({"add": ["uat"], "known": None}, "add")])
 def test_an_absent_environment_cannot_be_added_or_set(kwargs, option):
     """Promoting to an environment with state: absent fails, naming it and saying so."""
