@@ -50,4 +50,3 @@ def documented(module):
     import yaml
 
     return {key: value.get("returned", "") for key, value in yaml.safe_load(module.RETURN).items()}
-

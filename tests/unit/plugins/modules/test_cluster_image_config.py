@@ -105,4 +105,3 @@ def test_diff_mode_returns_the_edit_s_diff(run_module, calls):
     result = run(run_module, allow=ALLOW, _ansible_diff=True)
     assert result["diff"] == APPLIED["diff"]
     assert set(result) == set(documented(cluster_image_config)) | {"changed", "diff"}
-

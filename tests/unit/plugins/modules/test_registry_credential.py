@@ -94,11 +94,12 @@ def test_the_defaults_reach_the_credential(run_module, calls):
 
 
 def test_every_option_reaches_the_credential_in_its_place(run_module, calls):
-    run(run_module, **dict(PULL, access="push", namespace="builds", grant_namespace="ci", secret_name="pusher",
-                           targets=[{"namespace": "shop", "service_accounts": ["builder"]},
-                                    {"namespace": "ops", "secret_name": "ops-push"}],
-                           token_type="long_lived", duration=3600, renew_before=600, rotate=True, grace=60,
-                           revoke_retired=True))
+    args = dict(PULL)
+    args.update(access="push", namespace="builds", grant_namespace="ci", secret_name="pusher",
+                targets=[{"namespace": "shop", "service_accounts": ["builder"]},
+                         {"namespace": "ops", "secret_name": "ops-push"}],
+                token_type="long_lived", duration=3600, renew_before=600, rotate=True, grace=60, revoke_retired=True)
+    run(run_module, **args)
     assert calls[2][1] == Spec(
         cluster="prod", access="push", namespace="builds", registry="prod-registry.apps.registry.example.com",
         secret_name="pusher", targets=[Target("shop", ["builder"]), Target("ops", [], "ops-push")],
@@ -107,7 +108,9 @@ def test_every_option_reaches_the_credential_in_its_place(run_module, calls):
 
 
 def test_a_push_credential_gets_the_push_secret_name(run_module, calls):
-    run(run_module, **dict(PULL, access="push"))
+    args = dict(PULL)
+    args.update(access="push")
+    run(run_module, **args)
     assert calls[2][1].secret_name == "segmented-registry-push"
 
 
