@@ -50,3 +50,25 @@ def documented(module):
     import yaml
 
     return {key: value.get("returned", "") for key, value in yaml.safe_load(module.RETURN).items()}
+
+
+def caller(module, base=None):
+    """``run(run_module, expect=Exit, **args)`` for ``module``, with ``base`` under ``args`` as its
+    arguments: what it passed to ``exit_json`` (or, with ``expect=Fail``, to ``fail_json``)."""
+    def run(run_module, expect=Exit, **args):
+        return run_module(module, dict(base or {}, **args), expect)
+    return run
+
+
+def without(arguments, *names):
+    """``arguments`` without ``names``."""
+    return {key: value for key, value in arguments.items() if key not in names}
+
+
+def refused(result, words, calls):
+    """A refusal as bad input gets it: the message names every word, no faked seam was reached,
+    nothing changed."""
+    for word in words:
+        assert word in result["msg"], result["msg"]
+    assert calls == []
+    assert not result.get("changed")

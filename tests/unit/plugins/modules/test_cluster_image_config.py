@@ -6,7 +6,7 @@ import pytest
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.node_config import NodeImageConfig
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
 from ansible_collections.segmented.registry.plugins.modules import cluster_image_config
-from tests.unit.plugins.modules.harness import Fail, documented
+from tests.unit.plugins.modules.harness import Fail, caller, documented
 
 NOWHERE = {"host": "https://127.0.0.1:9", "api_key": "sha256~unused-token"}
 ALLOW = ["prod-registry.apps.registry.example.com"]
@@ -49,9 +49,7 @@ def calls(monkeypatch):
     return seen
 
 
-def run(run_module, expect=None, **args):
-    args = dict(NOWHERE, **args)
-    return run_module(cluster_image_config, args) if expect is None else run_module(cluster_image_config, args, expect)
+run = caller(cluster_image_config, NOWHERE)
 
 
 @pytest.mark.parametrize("args,words", [

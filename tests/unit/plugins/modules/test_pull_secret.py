@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
 from ansible_collections.segmented.registry.plugins.modules import pull_secret
-from tests.unit.plugins.modules.harness import Fail, documented
+from tests.unit.plugins.modules.harness import Fail, caller, documented
 
 NOWHERE = {"host": "https://127.0.0.1:9", "api_key": "sha256~unused-token"}
 FROM = "openshift-config/segmented-registry-pull"
@@ -51,9 +51,7 @@ def calls(monkeypatch):
     return seen
 
 
-def run(run_module, expect=None, **args):
-    args = dict(NOWHERE, **args)
-    return run_module(pull_secret, args) if expect is None else run_module(pull_secret, args, expect)
+run = caller(pull_secret, NOWHERE)
 
 
 @pytest.mark.parametrize("args,words", [

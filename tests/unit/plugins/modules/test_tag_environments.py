@@ -7,7 +7,7 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import TagEdit
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
 from ansible_collections.segmented.registry.plugins.modules import tag_environments
-from tests.unit.plugins.modules.harness import Fail, documented
+from tests.unit.plugins.modules.harness import Fail, caller, documented, refused
 
 NOWHERE = {"host": "https://127.0.0.1:9", "api_key": "sha256~unused-token"}
 TAG = dict(NOWHERE, namespace="myproject", name="app:v1")
@@ -37,8 +37,7 @@ def calls(monkeypatch):
     return seen
 
 
-def run(run_module, expect=None, **args):
-    return run_module(tag_environments, args) if expect is None else run_module(tag_environments, args, expect)
+run = caller(tag_environments)
 
 
 @pytest.mark.parametrize("args,words", [
@@ -56,11 +55,7 @@ def run(run_module, expect=None, **args):
 ], ids=["namespace-required", "name-and-stream", "name-and-tag", "stream-without-tag", "max_attempts-type",
         "approved-and-add", "add-bad-name", "add-unknown", "add-absent", "no-edit", "no-tag"])
 def test_bad_arguments_fail_naming_the_option_and_reach_nothing(run_module, calls, args, words):
-    result = run(run_module, Fail, **args)
-    for word in words:
-        assert word in result["msg"], result["msg"]
-    assert calls == []
-    assert not result.get("changed")
+    refused(run(run_module, Fail, **args), words, calls)
 
 
 def test_the_defaults_reach_the_edit(run_module, calls):

@@ -4,7 +4,7 @@ import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
 from ansible_collections.segmented.registry.plugins.modules import tag_environments_info
-from tests.unit.plugins.modules.harness import Fail, documented
+from tests.unit.plugins.modules.harness import Fail, caller, documented
 
 NOWHERE = {"host": "https://127.0.0.1:9", "api_key": "sha256~unused-token"}
 DIGEST = "sha256:" + "4a" * 32
@@ -35,9 +35,7 @@ def calls(monkeypatch):
     return seen
 
 
-def run(run_module, expect=None, **args):
-    args = dict(NOWHERE, **args)
-    return run_module(tag_environments_info, args) if expect is None else run_module(tag_environments_info, args, expect)
+run = caller(tag_environments_info, NOWHERE)
 
 
 @pytest.mark.parametrize("args,words", [
