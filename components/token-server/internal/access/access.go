@@ -1,3 +1,4 @@
+// Package access decides which SubjectAccessReview grants which action of a scope.
 package access
 
 import (

@@ -1,3 +1,4 @@
+// Package config reads and validates the token server's configuration file.
 package config
 
 import (

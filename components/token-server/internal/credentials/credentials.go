@@ -1,3 +1,4 @@
+// Package credentials reads the Authorization header of a token request.
 package credentials
 
 import (

@@ -10,7 +10,7 @@ import (
 	"github.com/segmented-registry/token-server/internal/testkit"
 )
 
-func TestCredentialsFromHeader(t *testing.T) {
+func TestFromHeader(t *testing.T) {
 	for header, want := range map[string]*Credentials{
 		"":                              nil,
 		"  ":                            nil,

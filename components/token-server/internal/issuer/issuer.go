@@ -1,3 +1,4 @@
+// Package issuer turns one token request into an answer.
 package issuer
 
 import (

@@ -1,3 +1,4 @@
+// Package jwt signs the registry tokens (RS256, x5c chain).
 package jwt
 
 import (

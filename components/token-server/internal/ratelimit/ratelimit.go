@@ -1,3 +1,4 @@
+// Package ratelimit holds the token buckets over the reviews the server sends.
 package ratelimit
 
 import (

@@ -8,7 +8,7 @@ import (
 	"github.com/segmented-registry/token-server/internal/testkit"
 )
 
-func TestRateLimiterTakesRefillsAndSaysWhenToRetry(t *testing.T) {
+func TestLimiterTakesRefillsAndSaysWhenToRetry(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1000, 0))
 	limiter := New(2, 10, clock.Now) // 2 a second, 10 at once
 	if wait := limiter.Take("alice", 10); wait != 0 {
@@ -36,7 +36,7 @@ func TestRateLimiterTakesRefillsAndSaysWhenToRetry(t *testing.T) {
 	}
 }
 
-func TestRateLimiterDropsFullBucketsWhenItHoldsMany(t *testing.T) {
+func TestLimiterDropsFullBucketsWhenItHoldsMany(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1000, 0))
 	limiter := New(1, 5, clock.Now)
 	for n := range maxBuckets {

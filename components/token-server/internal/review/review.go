@@ -1,3 +1,4 @@
+// Package review asks the registry cluster who a token is and what its user may do.
 package review
 
 import (

@@ -1,3 +1,4 @@
+// Package scope parses the scopes of the distribution token specification.
 package scope
 
 import (

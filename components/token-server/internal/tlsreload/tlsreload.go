@@ -1,3 +1,4 @@
+// Package tlsreload serves a TLS key pair that is read again when its files change.
 package tlsreload
 
 import (
