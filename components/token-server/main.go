@@ -26,6 +26,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/segmented-registry/token-server/internal/config"
+	"github.com/segmented-registry/token-server/internal/issuer"
+	"github.com/segmented-registry/token-server/internal/jwt"
+	"github.com/segmented-registry/token-server/internal/ratelimit"
+	"github.com/segmented-registry/token-server/internal/review"
+	"github.com/segmented-registry/token-server/internal/tlsreload"
 )
 
 const (
@@ -64,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fail(fmt.Errorf("--log-level %q: use debug, info, warn or error", *levelName))
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg, err := LoadConfig(*configPath, getenv)
+	cfg, err := config.Load(*configPath, getenv)
 	if err != nil {
 		return fail(err)
 	}
@@ -82,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	log.Info("listening", "address", listener.Addr().String(), "tls", cfg.TLS(), "token_path", tokenPath,
 		"services", strings.Join(slices.Sorted(maps.Keys(cfg.Services)), ","), "api_server", cfg.Kubernetes.Server,
-		"signing_cert_subject", signer.leaf.Subject.String(), "signing_cert_not_after", RFC3339(signer.leaf.NotAfter))
+		"signing_cert_subject", signer.Leaf().Subject.String(), "signing_cert_not_after", jwt.RFC3339(signer.Leaf().NotAfter))
 	if err := serve(ctx, server, listener, log); err != nil {
 		log.Error("stopped", "reason", err.Error())
 		return exitRuntime
@@ -92,27 +99,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 // setup loads what the configuration names (signing key, TLS key pair, API server credentials)
 // and returns the ready, not yet listening server.
-func setup(cfg *Config, log *slog.Logger) (*http.Server, *Signer, error) {
-	signer, err := LoadSigner(cfg.SigningCert, cfg.SigningKey, time.Now())
+func setup(cfg *config.Config, log *slog.Logger) (*http.Server, *jwt.Signer, error) {
+	signer, err := jwt.LoadSigner(cfg.SigningCert, cfg.SigningKey, time.Now())
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := NewKubeClient(cfg.Kubernetes, time.Now)
+	client, err := review.NewKubeClient(cfg.Kubernetes, time.Now)
 	if err != nil {
 		return nil, nil, err
 	}
-	issuer := &Issuer{
+	tokens := &issuer.Issuer{
 		Services:  cfg.Services,
 		Signer:    signer,
-		Reviewer:  NewKubeReviewer(client, cfg.TokenReviewCache, NewRateLimiter(cfg.TokenReviewRate, cfg.TokenReviewBurst, time.Now), time.Now),
+		Reviewer:  review.NewKubeReviewer(client, cfg.TokenReviewCache, ratelimit.New(cfg.TokenReviewRate, cfg.TokenReviewBurst, time.Now), time.Now),
 		TTL:       cfg.TokenTTL,
 		MaxScopes: cfg.MaxScopes,
-		Limiter:   NewRateLimiter(cfg.ReviewRate, cfg.ReviewBurst, time.Now),
+		Limiter:   ratelimit.New(cfg.ReviewRate, cfg.ReviewBurst, time.Now),
 		Clock:     time.Now,
 		Log:       log,
 	}
 	server := &http.Server{
-		Handler:           NewHandler(issuer, log),
+		Handler:           NewHandler(tokens, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -121,7 +128,7 @@ func setup(cfg *Config, log *slog.Logger) (*http.Server, *Signer, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug), // TLS handshake noise
 	}
 	if cfg.TLS() {
-		pair, err := NewKeyPairReloader(cfg.TLSCert, cfg.TLSKey, log)
+		pair, err := tlsreload.NewKeyPairReloader(cfg.TLSCert, cfg.TLSKey, log)
 		if err != nil {
 			return nil, nil, err
 		}

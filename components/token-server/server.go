@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/segmented-registry/token-server/internal/credentials"
+	"github.com/segmented-registry/token-server/internal/issuer"
 )
 
 // HTTP: GET (and HEAD) /token with the query distribution's clients send, POST /token with the
@@ -22,12 +25,12 @@ const (
 )
 
 // NewHandler serves the token server's endpoints with issuer.
-func NewHandler(issuer *Issuer, log *slog.Logger) http.Handler {
-	return &handler{issuer: issuer, log: log}
+func NewHandler(tokens *issuer.Issuer, log *slog.Logger) http.Handler {
+	return &handler{issuer: tokens, log: log}
 }
 
 type handler struct {
-	issuer *Issuer
+	issuer *issuer.Issuer
 	log    *slog.Logger
 }
 
@@ -54,7 +57,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) {
 			writeResponse(w, methodNotAllowed("GET, HEAD"))
 			return
 		}
-		writeResponse(w, Response{Status: http.StatusOK, Body: map[string]string{"status": "ok"}})
+		writeResponse(w, issuer.Response{Status: http.StatusOK, Body: map[string]string{"status": "ok"}})
 	case tokenPath:
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
@@ -65,7 +68,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) {
 			writeResponse(w, methodNotAllowed("GET, HEAD, POST"))
 		}
 	default:
-		writeResponse(w, errorResponse(http.StatusNotFound, "NOT_FOUND", "not found", nil))
+		writeResponse(w, issuer.ErrorResponse(http.StatusNotFound, "NOT_FOUND", "not found", nil))
 	}
 }
 
@@ -74,11 +77,11 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) {
 func (h *handler) tokenFromQuery(w http.ResponseWriter, r *http.Request) {
 	params, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		writeResponse(w, errorResponse(http.StatusBadRequest, "INVALID_REQUEST", "malformed query", nil))
+		writeResponse(w, issuer.ErrorResponse(http.StatusBadRequest, "INVALID_REQUEST", "malformed query", nil))
 		return
 	}
-	creds, credErr := CredentialsFromHeader(r.Header.Get("Authorization"))
-	writeResponse(w, h.issuer.Handle(r.Context(), TokenRequest{
+	creds, credErr := credentials.FromHeader(r.Header.Get("Authorization"))
+	writeResponse(w, h.issuer.Handle(r.Context(), issuer.TokenRequest{
 		Service: params.Get("service"), Account: params.Get("account"), Scopes: params["scope"],
 		Credentials: creds, CredentialError: credErr, Client: clientAddress(r),
 	}))
@@ -90,34 +93,34 @@ func (h *handler) tokenFromForm(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
 	if err != nil {
 		w.Header().Set("Connection", "close") // the unread rest must not be read as a request
-		writeResponse(w, errorResponse(http.StatusBadRequest, "INVALID_REQUEST", "unreadable or too large form", nil))
+		writeResponse(w, issuer.ErrorResponse(http.StatusBadRequest, "INVALID_REQUEST", "unreadable or too large form", nil))
 		return
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		writeResponse(w, errorResponse(http.StatusBadRequest, "INVALID_REQUEST", "malformed form", nil))
+		writeResponse(w, issuer.ErrorResponse(http.StatusBadRequest, "INVALID_REQUEST", "malformed form", nil))
 		return
 	}
 	if form.Get("grant_type") != "password" {
-		writeResponse(w, errorResponse(http.StatusBadRequest, "UNSUPPORTED", "only grant_type=password is supported", nil))
+		writeResponse(w, issuer.ErrorResponse(http.StatusBadRequest, "UNSUPPORTED", "only grant_type=password is supported", nil))
 		return
 	}
-	var creds *Credentials
+	var creds *credentials.Credentials
 	if password := form.Get("password"); password != "" {
-		creds = &Credentials{Account: form.Get("username"), Secret: password}
+		creds = &credentials.Credentials{Account: form.Get("username"), Secret: password}
 	}
-	writeResponse(w, h.issuer.Handle(r.Context(), TokenRequest{
+	writeResponse(w, h.issuer.Handle(r.Context(), issuer.TokenRequest{
 		Service: form.Get("service"), Account: form.Get("username"), Scopes: form["scope"],
 		Credentials: creds, Client: clientAddress(r),
 	}))
 }
 
-func methodNotAllowed(allow string) Response {
-	return errorResponse(http.StatusMethodNotAllowed, "UNSUPPORTED", "method not allowed",
+func methodNotAllowed(allow string) issuer.Response {
+	return issuer.ErrorResponse(http.StatusMethodNotAllowed, "UNSUPPORTED", "method not allowed",
 		map[string]string{"Allow": allow})
 }
 
-func writeResponse(w http.ResponseWriter, resp Response) {
+func writeResponse(w http.ResponseWriter, resp issuer.Response) {
 	payload, err := json.Marshal(resp.Body)
 	if err != nil { // the bodies are plain structs: this is a programming error
 		resp.Status, payload = http.StatusInternalServerError, []byte(`{"errors":[{"code":"UNKNOWN","message":"internal error"}]}`)

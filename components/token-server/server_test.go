@@ -9,13 +9,17 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/segmented-registry/token-server/internal/jwt"
+	"github.com/segmented-registry/token-server/internal/testkit"
+	"github.com/segmented-registry/token-server/internal/testkit/fakes"
 )
 
-func testServer(t *testing.T) (*httptest.Server, *fakeReviewer, *logBuffer) {
+func testServer(t *testing.T) (*httptest.Server, *fakes.Reviewer, *testkit.LogBuffer) {
 	t.Helper()
-	reviewer := newFakeReviewer([3]string{"get", "imagestreams", "myproject"})
-	issuer, logs := testIssuer(t, reviewer)
-	server := httptest.NewServer(NewHandler(issuer, issuer.Log))
+	reviewer := fakes.NewReviewer([3]string{"get", "imagestreams", "myproject"})
+	tokens, logs := fakes.Issuer(t, reviewer)
+	server := httptest.NewServer(NewHandler(tokens, tokens.Log))
 	t.Cleanup(server.Close)
 	return server, reviewer, logs
 }
@@ -52,16 +56,16 @@ func newRequest(t *testing.T, method, target string, body io.Reader) *http.Reque
 func TestGetToken(t *testing.T) {
 	server, _, logs := testServer(t)
 	req := newRequest(t, "GET", server.URL+"/token?service=integrated&scope=repository:myproject/app:pull,push&account=bob", nil)
-	req.Header.Set("Authorization", basic("bob", secret))
+	req.Header.Set("Authorization", testkit.Basic("bob", testkit.Secret))
 	resp, body := do(t, req)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("HTTP %d %v %v", resp.StatusCode, resp.Header, body)
 	}
-	claims := decodeJWT(t, body["token"].(string)).claims
+	claims := testkit.DecodeJWT[jwt.Claims](t, body["token"].(string)).Claims
 	if claims.Access[0].Name != "myproject/app" || strings.Join(claims.Access[0].Actions, ",") != "pull" {
 		t.Errorf("claims %#v", claims)
 	}
-	if text := logs.String(); strings.Contains(text, secret) || strings.Contains(text, body["token"].(string)) ||
+	if text := logs.String(); strings.Contains(text, testkit.Secret) || strings.Contains(text, body["token"].(string)) ||
 		strings.Contains(text, "scope=repository") || !strings.Contains(text, "msg=request method=GET path=/token status=200") {
 		t.Errorf("log %s", text)
 	}
@@ -71,7 +75,7 @@ func TestGetToken(t *testing.T) {
 // token issued, a token refused or a request refused before review.
 func TestTheAuthorizationHeaderIsNeverLogged(t *testing.T) {
 	server, _, logs := testServer(t)
-	headers := []string{basic("bob", secret), "Bearer " + secret, basic("bob", "wrong-token-value"), "Bearer wrong-token-value"}
+	headers := []string{testkit.Basic("bob", testkit.Secret), "Bearer " + testkit.Secret, testkit.Basic("bob", "wrong-token-value"), "Bearer wrong-token-value"}
 	for _, header := range headers {
 		for _, query := range []string{"service=integrated&scope=repository:myproject/app:pull", "service=nope"} {
 			req := newRequest(t, "GET", server.URL+"/token?"+query, nil)
@@ -80,7 +84,7 @@ func TestTheAuthorizationHeaderIsNeverLogged(t *testing.T) {
 		}
 	}
 	text := logs.String()
-	for _, needle := range append(headers, secret, "wrong-token-value", strings.TrimPrefix(basic("bob", secret), "Basic ")) {
+	for _, needle := range append(headers, testkit.Secret, "wrong-token-value", strings.TrimPrefix(testkit.Basic("bob", testkit.Secret), "Basic ")) {
 		if strings.Contains(text, needle) {
 			t.Errorf("the log holds %q: %s", needle, text)
 		}
@@ -101,7 +105,7 @@ func TestGetTokenWithoutCredentialsIsChallenged(t *testing.T) {
 func TestHeadTokenHasNoBody(t *testing.T) {
 	server, _, _ := testServer(t)
 	req := newRequest(t, "HEAD", server.URL+"/token?service=integrated", nil)
-	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Set("Authorization", "Bearer "+testkit.Secret)
 	resp, body := do(t, req)
 	if resp.StatusCode != 200 || body != nil {
 		t.Errorf("HTTP %d %v", resp.StatusCode, body)
@@ -110,7 +114,7 @@ func TestHeadTokenHasNoBody(t *testing.T) {
 
 func TestPostTokenPasswordGrant(t *testing.T) {
 	server, reviewer, logs := testServer(t)
-	form := url.Values{"grant_type": {"password"}, "username": {"us:er"}, "password": {secret},
+	form := url.Values{"grant_type": {"password"}, "username": {"us:er"}, "password": {testkit.Secret},
 		"service": {"integrated"}, "scope": {"repository:myproject/app:pull repository:other/app:pull"}, "client_id": {"docker"}}
 	req := newRequest(t, "POST", server.URL+"/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -118,14 +122,14 @@ func TestPostTokenPasswordGrant(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("HTTP %d %v", resp.StatusCode, body)
 	}
-	claims := decodeJWT(t, body["access_token"].(string)).claims
+	claims := testkit.DecodeJWT[jwt.Claims](t, body["access_token"].(string)).Claims
 	if len(claims.Access) != 1 || claims.Access[0].Name != "myproject/app" {
 		t.Errorf("claims %#v", claims)
 	}
-	if reviewer.tokens[0] != secret {
-		t.Errorf("a user name with a colon must not change the password: %q", reviewer.tokens[0])
+	if reviewer.Tokens[0] != testkit.Secret {
+		t.Errorf("a user name with a colon must not change the password: %q", reviewer.Tokens[0])
 	}
-	if strings.Contains(logs.String(), secret) {
+	if strings.Contains(logs.String(), testkit.Secret) {
 		t.Errorf("log %s", logs)
 	}
 	for name, form := range map[string]url.Values{
@@ -144,7 +148,7 @@ func TestPostTokenPasswordGrant(t *testing.T) {
 func TestPostTokenFormIsCappedAt64KiB(t *testing.T) {
 	server, reviewer, _ := testServer(t)
 	form := func(size int) *http.Request {
-		head := "grant_type=password&service=integrated&scope=repository:myproject/app:pull&password=" + secret + "&pad="
+		head := "grant_type=password&service=integrated&scope=repository:myproject/app:pull&password=" + testkit.Secret + "&pad="
 		req := newRequest(t, "POST", server.URL+"/token", strings.NewReader(head+strings.Repeat("x", size-len(head))))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		return req
@@ -153,7 +157,7 @@ func TestPostTokenFormIsCappedAt64KiB(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(body["errors"]), "too large form") || !resp.Close {
 		t.Errorf("a form of 64 KiB + 1: HTTP %d %v %v", resp.StatusCode, resp.Header, body)
 	}
-	if len(reviewer.tokens) != 0 {
+	if len(reviewer.Tokens) != 0 {
 		t.Error("an oversized form was reviewed")
 	}
 	if resp, body := do(t, form(64<<10)); resp.StatusCode != 200 {

@@ -9,7 +9,7 @@ a token holding the action, a refusal by the registry must be 401 or 403, and th
 log must name why: the grant the user lacks (verb, resource segmented.registry/
 environmentregistries, namespace) or, for a credential it does not authenticate, the denial.
 
-Design (components/token-server/access.go, roles/registry_cluster): an environment registry is
+Design (components/token-server/internal/access/access.go, roles/registry_cluster): an environment registry is
 authorized by SubjectAccessReview on group segmented.registry, resource environmentregistries,
 verbs pull/push/delete/catalog in the environment's namespace; only tokens bound to the audience
 segmented.registry/token-server are accepted; segmented-registry:environment-promoter (bound to

@@ -56,7 +56,7 @@ def members(tarball):
 
 
 def test_the_tarball_holds_the_token_server_source_and_its_containerfile(members):
-    for name in ("Containerfile", "go.mod", "main.go", "README.md"):
+    for name in ("Containerfile", "go.mod", "main.go", "internal/issuer/issuer.go", "README.md"):
         assert f"components/token-server/{name}" in members, name
     # built binaries stay out: the image builds its own
     assert "components/token-server/token-server" not in members

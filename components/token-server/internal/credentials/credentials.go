@@ -1,18 +1,22 @@
-package main
+// Package credentials reads the Authorization header of a token request.
+package credentials
 
 import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"unicode/utf8"
 )
 
-// CredentialError is an Authorization header that cannot be read. Its text never holds the
-// secret.
-type CredentialError struct{ msg string }
-
-func (e *CredentialError) Error() string { return e.msg }
+// Why an Authorization header cannot be read; a client reads the text (UNAUTHORIZED), which never
+// holds the secret.
+var (
+	ErrMalformedBasic = errors.New("malformed basic credentials")
+	ErrEmptyPassword  = errors.New("empty password")
+	ErrScheme         = errors.New("unsupported authorization scheme")
+)
 
 // Credentials are what a client presented: the basic-auth user name (kept for logs only; OpenShift
 // ignores it too) and the secret, an API token of the registry cluster.
@@ -21,9 +25,9 @@ type Credentials struct {
 	Secret  string
 }
 
-// CredentialsFromHeader reads an Authorization header: Basic (user name and token as password)
+// FromHeader reads an Authorization header: Basic (user name and token as password)
 // or Bearer (the token). It returns nil and no error when there is no header (anonymous).
-func CredentialsFromHeader(value string) (*Credentials, error) {
+func FromHeader(value string) (*Credentials, error) {
 	value = strings.TrimSpace(value)
 	if value == "" {
 		return nil, nil
@@ -34,20 +38,20 @@ func CredentialsFromHeader(value string) (*Credentials, error) {
 	case strings.EqualFold(scheme, "basic"):
 		decoded, err := base64.StdEncoding.DecodeString(rest)
 		if err != nil || !utf8.Valid(decoded) {
-			return nil, &CredentialError{"malformed basic credentials"}
+			return nil, ErrMalformedBasic
 		}
 		account, password, found := strings.Cut(string(decoded), ":")
 		if !found {
-			return nil, &CredentialError{"malformed basic credentials"}
+			return nil, ErrMalformedBasic
 		}
 		if password == "" {
-			return nil, &CredentialError{"empty password"}
+			return nil, ErrEmptyPassword
 		}
 		return &Credentials{Account: account, Secret: password}, nil
 	case strings.EqualFold(scheme, "bearer") && rest != "":
 		return &Credentials{Secret: rest}, nil
 	}
-	return nil, &CredentialError{"unsupported authorization scheme"}
+	return nil, ErrScheme
 }
 
 // Fingerprint is the hex sha256 of a secret: the TokenReview cache key, and the most of a token

@@ -1,4 +1,5 @@
-package main
+// Package tlsreload serves a TLS key pair that is read again when its files change.
+package tlsreload
 
 import (
 	"crypto/tls"
@@ -6,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+
+	"github.com/segmented-registry/token-server/internal/jwt"
 )
 
 // KeyPairReloader serves the TLS key pair of two files and reads them again when either file's
@@ -52,7 +55,7 @@ func (r *KeyPairReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate
 		return r.current, nil
 	}
 	r.current, r.stamp = &cert, stamp
-	r.log.Info("tls key pair reloaded", "tls_cert", r.certPath, "not_after", RFC3339(cert.Leaf.NotAfter))
+	r.log.Info("tls key pair reloaded", "tls_cert", r.certPath, "not_after", jwt.RFC3339(cert.Leaf.NotAfter))
 	return r.current, nil
 }
 

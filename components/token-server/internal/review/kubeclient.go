@@ -1,4 +1,4 @@
-package main
+package review
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/segmented-registry/token-server/internal/config"
 )
 
 // The connection to the registry cluster's API server: TLS always verified against the configured
@@ -35,7 +37,7 @@ type KubeClient struct {
 
 // NewKubeClient reads the CA, the client certificate or the token once, so that a wrong path
 // stops the server before it listens; errors name the configuration field.
-func NewKubeClient(cfg KubernetesConfig, clock func() time.Time) (*KubeClient, error) {
+func NewKubeClient(cfg config.KubernetesConfig, clock func() time.Time) (*KubeClient, error) {
 	field := func(name string) string {
 		if cfg.InCluster {
 			return "in-cluster service account " + name + " (kubernetes block absent; is automountServiceAccountToken false?)"
@@ -77,27 +79,29 @@ func NewKubeClient(cfg KubernetesConfig, clock func() time.Time) (*KubeClient, e
 	return client, nil
 }
 
-// Create POSTs object to path and decodes the API server's answer into out. what names the
-// request in errors (which never hold the request body).
-func (c *KubeClient) Create(ctx context.Context, path, what string, object, out any) error {
+// Create POSTs object to path and decodes the API server's answer into out. Its errors say why
+// the API server gave no answer and never hold the request body; the caller names the review.
+func (c *KubeClient) Create(ctx context.Context, path string, object, out any) error {
 	body, err := json.Marshal(object)
 	if err != nil {
-		return &ReviewError{fmt.Sprintf("%s: %v", what, err)}
+		return err
 	}
 	for attempt := 0; ; attempt++ {
 		status, data, err := c.post(ctx, path, body)
 		if err != nil {
-			return &ReviewError{fmt.Sprintf("%s: %v", what, err)}
+			return err
 		}
 		if status == http.StatusUnauthorized && c.token != nil && attempt == 0 {
 			c.token.expire() // rotated since the last read: read it again, once
 			continue
 		}
 		if status != http.StatusCreated && status != http.StatusOK {
-			return &ReviewError{fmt.Sprintf("%s: the API server %s answered HTTP %d: %s", what, c.server, status, statusMessage(status, data))}
+			return fmt.Errorf("the API server %s %w %d: %s", c.server, ErrAPIStatus, status, statusMessage(status, data))
 		}
+		// the API server's objects carry more than out reads (metadata, spec, fields of later
+		// versions): unknown fields are tolerated, unlike in the token server's own configuration
 		if err := json.Unmarshal(data, out); err != nil {
-			return &ReviewError{fmt.Sprintf("%s: the API server %s answered with something else than JSON: %v", what, c.server, err)}
+			return fmt.Errorf("the API server %s %w: %v", c.server, ErrNotJSON, err)
 		}
 		return nil
 	}
@@ -130,7 +134,7 @@ func (c *KubeClient) post(ctx context.Context, path string, body []byte) (int, [
 }
 
 // statusMessage is the message of a metav1.Status answer (for instance why RBAC refused), else
-// the HTTP status text.
+// the HTTP status text. The Status's other fields are tolerated, as in every API server answer.
 func statusMessage(code int, data []byte) string {
 	var status struct {
 		Message string `json:"message"`

@@ -1,13 +1,18 @@
-package main
+package config
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/segmented-registry/token-server/internal/access"
+	"github.com/segmented-registry/token-server/internal/testkit"
 )
 
 func rawConfig(over map[string]any) []byte {
@@ -34,10 +39,8 @@ func rawConfig(over map[string]any) []byte {
 	return data
 }
 
-func noEnv(string) string { return "" }
-
 func TestParseConfig(t *testing.T) {
-	cfg, err := ParseConfig(rawConfig(nil), "/etc/ts", noEnv)
+	cfg, err := Parse(rawConfig(nil), "/etc/ts", testkit.NoEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +51,7 @@ func TestParseConfig(t *testing.T) {
 		MaxScopes: 10, ReviewRate: 2.5, ReviewBurst: 31, TokenReviewRate: 7.5, TokenReviewBurst: 40,
 		Kubernetes: KubernetesConfig{Server: "https://127.0.0.1:16443", CAFile: "/etc/ts/ca.crt",
 			ClientCert: "/etc/ts/admin.crt", ClientKey: "/etc/ts/admin.key"},
-		Services: map[string]Service{
+		Services: map[string]access.Service{
 			"integrated": {Name: "integrated", Issuer: "i", NamespaceFromRepository: true},
 			"env-test":   {Name: "env-test", Issuer: "i", Namespace: "test", Audiences: []string{"a1", "a2"}},
 		},
@@ -62,11 +65,11 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestParseConfigDefaults(t *testing.T) {
-	cfg, err := ParseConfig(rawConfig(map[string]any{"listen": nil, "tls_cert": nil, "tls_key": nil,
+	cfg, err := Parse(rawConfig(map[string]any{"listen": nil, "tls_cert": nil, "tls_key": nil,
 		"token_ttl_seconds": nil, "max_scopes_per_request": nil, "reviews_per_second_per_user": nil, "review_burst_per_user": nil,
 		"token_reviews_per_second": nil, "token_review_burst": nil,
 		"kubernetes": map[string]any{"server": "https://api.example:6443/", "ca_file": "/ca",
-			"token_file": "/token"}}), "/etc/ts", noEnv)
+			"token_file": "/token"}}), "/etc/ts", testkit.NoEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +80,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if cfg.Kubernetes.Server != "https://api.example:6443" || cfg.Kubernetes.TokenFile != "/token" {
 		t.Errorf("kubernetes: %#v", cfg.Kubernetes)
 	}
-	cfg, err = ParseConfig(rawConfig(map[string]any{"tokenreview_cache_seconds": 0.5}), "/", noEnv)
+	cfg, err = Parse(rawConfig(map[string]any{"tokenreview_cache_seconds": 0.5}), "/", testkit.NoEnv)
 	if err != nil || cfg.TokenReviewCache != 500*time.Millisecond {
 		t.Errorf("tokenreview_cache_seconds: %v %v", cfg, err)
 	}
@@ -85,7 +88,7 @@ func TestParseConfigDefaults(t *testing.T) {
 
 func TestParseConfigInCluster(t *testing.T) {
 	env := map[string]string{"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
-	cfg, err := ParseConfig(rawConfig(map[string]any{"kubernetes": nil}), "/", func(k string) string { return env[k] })
+	cfg, err := Parse(rawConfig(map[string]any{"kubernetes": nil}), "/", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +98,7 @@ func TestParseConfigInCluster(t *testing.T) {
 	if cfg.Kubernetes != want {
 		t.Errorf("got %#v", cfg.Kubernetes)
 	}
-	_, err = ParseConfig(rawConfig(map[string]any{"kubernetes": nil}), "/", noEnv)
+	_, err = Parse(rawConfig(map[string]any{"kubernetes": nil}), "/", testkit.NoEnv)
 	if err == nil || !strings.Contains(err.Error(), "KUBERNETES_SERVICE_HOST") {
 		t.Errorf("outside a pod without a kubernetes block: %v", err)
 	}
@@ -108,7 +111,6 @@ func TestParseConfigRejectsBadServices(t *testing.T) {
 		`services.x.namespace_from: must be "repository"`:  map[string]any{"x": map[string]any{"issuer": "i", "namespace_from": "path"}},
 		"services.x.issuer is required":                    map[string]any{"x": map[string]any{"issuer": "", "namespace": "test"}},
 		"services.x.namespace: \"Bad_NS\"":                 map[string]any{"x": map[string]any{"issuer": "i", "namespace": "Bad_NS"}},
-		"services.x.extra: unknown key":                    map[string]any{"x": map[string]any{"issuer": "i", "namespace": "t", "extra": 1}},
 		"services.x: must be an object":                    map[string]any{"x": "i"},
 		"services.x.namespace: must be a string":           map[string]any{"x": map[string]any{"issuer": "i", "namespace": 5}},
 		"services.x.audiences: must be a list":             map[string]any{"x": map[string]any{"issuer": "i", "namespace": "t", "audiences": "a"}},
@@ -117,12 +119,12 @@ func TestParseConfigRejectsBadServices(t *testing.T) {
 		"services is required":        map[string]any{},
 		"services: must be an object": []any{"x"},
 	} {
-		_, err := ParseConfig(rawConfig(map[string]any{"services": services}), "/", noEnv)
+		_, err := Parse(rawConfig(map[string]any{"services": services}), "/", testkit.NoEnv)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("services %v: got %v, want %q", services, err, want)
 		}
 	}
-	if _, err := ParseConfig(rawConfig(map[string]any{"services": nil}), "/", noEnv); err == nil || !strings.Contains(err.Error(), "services is required") {
+	if _, err := Parse(rawConfig(map[string]any{"services": nil}), "/", testkit.NoEnv); err == nil || !strings.Contains(err.Error(), "services is required") {
 		t.Errorf("no services: %v", err)
 	}
 }
@@ -144,17 +146,15 @@ func TestParseConfigRejectsBadValuesNamingTheField(t *testing.T) {
 		"signing_cert is required":                                                                                       {"signing_cert": nil},
 		"signing_key is required":                                                                                        {"signing_key": ""},
 		"signing_cert: must be a string":                                                                                 {"signing_cert": 1},
-		"tls_certificate: unknown key":                                                                                   {"tls_certificate": "x"},
 		"kubernetes.server: \"http://api:6443\"":                                                                         {"kubernetes": map[string]any{"server": "http://api:6443", "ca_file": "c", "token_file": "t"}},
 		"kubernetes.server: \"\"":                                                                                        {"kubernetes": map[string]any{"ca_file": "c", "token_file": "t"}},
 		"kubernetes.ca_file is required":                                                                                 {"kubernetes": map[string]any{"server": "https://a", "token_file": "t"}},
 		"kubernetes: no credentials":                                                                                     {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c"}},
 		"kubernetes: set token_file or client_cert":                                                                      {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c", "token_file": "t", "client_cert": "c", "client_key": "k"}},
 		"kubernetes.client_cert and kubernetes.client_key: set both":                                                     {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c", "client_cert": "c"}},
-		"kubernetes.context: unknown key":                                                                                {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c", "token_file": "t", "context": "x"}},
 		"kubernetes: must be an object":                                                                                  {"kubernetes": "https://a"},
 	} {
-		_, err := ParseConfig(rawConfig(over), "/", noEnv)
+		_, err := Parse(rawConfig(over), "/", testkit.NoEnv)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: got %v, want %q", over, err, want)
 		}
@@ -162,7 +162,7 @@ func TestParseConfigRejectsBadValuesNamingTheField(t *testing.T) {
 }
 
 func TestParseConfigReportsEveryProblemAtOnce(t *testing.T) {
-	_, err := ParseConfig(rawConfig(map[string]any{"listen": "x", "signing_key": nil, "services": map[string]any{}}), "/", noEnv)
+	_, err := Parse(rawConfig(map[string]any{"listen": "x", "signing_key": nil, "services": map[string]any{}}), "/", testkit.NoEnv)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -171,25 +171,53 @@ func TestParseConfigReportsEveryProblemAtOnce(t *testing.T) {
 			t.Errorf("%q lacks %q", err, want)
 		}
 	}
+	if !errors.Is(err, ErrRequired) {
+		t.Errorf("%v is not ErrRequired", err)
+	}
+}
+
+// Keys the configuration does not know are refused, every one of them, each named with its
+// place and the keys there are: a misspelt key is never silently ignored.
+func TestParseConfigRefusesUnknownKeysNamingEach(t *testing.T) {
+	for name, over := range map[string]map[string]any{
+		"tls_certificate":    {"tls_certificate": "x"},
+		"kubernetes.context": {"kubernetes": map[string]any{"server": "https://a", "ca_file": "c", "token_file": "t", "context": "x"}},
+		"services.x.extra":   {"services": map[string]any{"x": map[string]any{"issuer": "i", "namespace": "t", "extra": 1}}},
+	} {
+		_, err := Parse(rawConfig(over), "/", testkit.NoEnv)
+		if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), name+": unknown key; the keys are ") {
+			t.Errorf("%s: got %v, want ErrUnknownKey naming it", name, err)
+		}
+	}
+	_, err := Parse(rawConfig(map[string]any{"listn": ":8080", "signing_crt": "s.crt"}), "/", testkit.NoEnv)
+	for _, name := range []string{"listn", "signing_crt"} {
+		if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), name+": unknown key") {
+			t.Errorf("%s: got %v, want every unknown key named", name, err)
+		}
+	}
+	path := testkit.WriteFile(t, t.TempDir(), "config.json", rawConfig(map[string]any{"listn": ":8080"}))
+	if _, err := Load(path, testkit.NoEnv); !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "listn") {
+		t.Errorf("Load: got %v, want ErrUnknownKey naming listn", err)
+	}
 }
 
 func TestParseConfigNamesWhereTheJSONBreaks(t *testing.T) {
-	_, err := ParseConfig([]byte("{\n \"listen\": \":8080\", # a comment\n}"), "/", noEnv)
-	if err == nil || !strings.Contains(err.Error(), "line 2") {
+	_, err := Parse([]byte("{\n \"listen\": \":8080\", # a comment\n}"), "/", testkit.NoEnv)
+	if !errors.Is(err, ErrNotJSON) || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("got %v", err)
 	}
-	if _, err := ParseConfig([]byte(`["x"]`), "/", noEnv); err == nil || !strings.Contains(err.Error(), "JSON object") {
+	if _, err := Parse([]byte(`["x"]`), "/", testkit.NoEnv); !errors.Is(err, ErrNotObject) {
 		t.Errorf("got %v", err)
 	}
-	if _, err := ParseConfig([]byte(`null`), "/", noEnv); err == nil || !strings.Contains(err.Error(), "JSON object") {
+	if _, err := Parse([]byte(`null`), "/", testkit.NoEnv); !errors.Is(err, ErrNotObject) {
 		t.Errorf("got %v", err)
 	}
 }
 
 func TestLoadConfigResolvesPathsAgainstTheFilesFolder(t *testing.T) {
 	dir := t.TempDir()
-	path := writeFile(t, dir, "config.json", rawConfig(nil))
-	cfg, err := LoadConfig(path, noEnv)
+	path := testkit.WriteFile(t, dir, "config.json", rawConfig(nil))
+	cfg, err := Load(path, testkit.NoEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,10 +225,10 @@ func TestLoadConfigResolvesPathsAgainstTheFilesFolder(t *testing.T) {
 		t.Errorf("paths: %s %s", cfg.SigningCert, cfg.Kubernetes.CAFile)
 	}
 	os.WriteFile(path, rawConfig(map[string]any{"listen": "x"}), 0o600)
-	if _, err := LoadConfig(path, noEnv); err == nil || !strings.Contains(err.Error(), path) {
+	if _, err := Load(path, testkit.NoEnv); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("the error must name the file: %v", err)
 	}
-	if _, err := LoadConfig(filepath.Join(dir, "nope.json"), noEnv); err == nil {
+	if _, err := Load(filepath.Join(dir, "nope.json"), testkit.NoEnv); !errors.Is(err, fs.ErrNotExist) {
 		t.Error("a missing file")
 	}
 }

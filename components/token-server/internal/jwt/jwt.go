@@ -1,4 +1,5 @@
-package main
+// Package jwt signs the registry tokens (RS256, x5c chain).
+package jwt
 
 import (
 	"crypto"
@@ -13,6 +14,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/segmented-registry/token-server/internal/access"
 )
 
 // The registry token: an RS256 JWS whose x5c header carries the signing certificate chain, which
@@ -20,27 +23,40 @@ import (
 
 const minRSABits = 2048
 
+// Why a signing certificate and key cannot sign; each text is a part of the message that names
+// the configuration field and the fix.
+var (
+	ErrNoCertificate    = errors.New("no PEM certificate")
+	ErrCertificatesOnly = errors.New("it must hold certificates only")
+	ErrNotValidNow      = errors.New("not now")
+	ErrNoPEM            = errors.New("no PEM block")
+	ErrKeyFormat        = errors.New("RS256 signing needs an unencrypted RSA private key")
+	ErrNotRSA           = errors.New("RS256 signing needs an RSA key")
+	ErrKeyTooSmall      = errors.New("RS256 signing here needs at least")
+	ErrKeyMismatch      = errors.New("the first certificate does not match the key")
+)
+
 // Claims is the claim set distribution expects (aud is a single string, as distribution 2.8
 // reads it).
 type Claims struct {
-	Issuer    string   `json:"iss"`
-	Subject   string   `json:"sub"`
-	Audience  string   `json:"aud"`
-	Expiry    int64    `json:"exp"`
-	NotBefore int64    `json:"nbf"`
-	IssuedAt  int64    `json:"iat"`
-	ID        string   `json:"jti"`
-	Access    []Access `json:"access"`
+	Issuer    string          `json:"iss"`
+	Subject   string          `json:"sub"`
+	Audience  string          `json:"aud"`
+	Expiry    int64           `json:"exp"`
+	NotBefore int64           `json:"nbf"`
+	IssuedAt  int64           `json:"iat"`
+	ID        string          `json:"jti"`
+	Access    []access.Access `json:"access"`
 }
 
 // BuildClaims returns the claims of a token issued at now, valid for ttl.
-func BuildClaims(issuer, subject, audience string, access []Access, now time.Time, ttl time.Duration, jti string) Claims {
-	if access == nil {
-		access = []Access{}
+func BuildClaims(issuer, subject, audience string, granted []access.Access, now time.Time, ttl time.Duration, jti string) Claims {
+	if granted == nil {
+		granted = []access.Access{}
 	}
 	issued := now.Unix()
 	return Claims{Issuer: issuer, Subject: subject, Audience: audience, Expiry: issued + int64(ttl/time.Second),
-		NotBefore: issued, IssuedAt: issued, ID: jti, Access: access}
+		NotBefore: issued, IssuedAt: issued, ID: jti, Access: granted}
 }
 
 // Signer signs tokens with an RSA key; x5c is the standard base64 DER of each certificate of the
@@ -54,14 +70,14 @@ type Signer struct {
 // NewSigner checks that key is an RSA key of at least 2048 bits matching chain[0].
 func NewSigner(key *rsa.PrivateKey, chain []*x509.Certificate) (*Signer, error) {
 	if len(chain) == 0 {
-		return nil, errors.New("no certificate")
+		return nil, ErrNoCertificate
 	}
 	if key.N.BitLen() < minRSABits {
-		return nil, fmt.Errorf("the RSA key has %d bits; RS256 signing here needs at least %d", key.N.BitLen(), minRSABits)
+		return nil, fmt.Errorf("the RSA key has %d bits; %w %d", key.N.BitLen(), ErrKeyTooSmall, minRSABits)
 	}
 	public, ok := chain[0].PublicKey.(*rsa.PublicKey)
 	if !ok || !public.Equal(&key.PublicKey) {
-		return nil, errors.New("the first certificate does not match the key")
+		return nil, ErrKeyMismatch
 	}
 	x5c := make([]string, len(chain))
 	for i, cert := range chain {
@@ -92,6 +108,9 @@ func (s *Signer) Sign(claims Claims) (string, error) {
 	}
 	return input + "." + b64url(signature), nil
 }
+
+// Leaf is the signing certificate (the first of the chain).
+func (s *Signer) Leaf() *x509.Certificate { return s.leaf }
 
 func b64url(data []byte) string { return base64.RawURLEncoding.EncodeToString(data) }
 
@@ -124,7 +143,7 @@ func LoadSigner(certPath, keyPath string, now time.Time) (*Signer, error) {
 			break
 		}
 		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("signing_cert: %s holds a PEM %q block; it must hold certificates only (the key goes in signing_key)", certPath, block.Type)
+			return nil, fmt.Errorf("signing_cert: %s holds a PEM %q block; %w (the key goes in signing_key)", certPath, block.Type, ErrCertificatesOnly)
 		}
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
@@ -133,12 +152,12 @@ func LoadSigner(certPath, keyPath string, now time.Time) (*Signer, error) {
 		chain = append(chain, cert)
 	}
 	if len(chain) == 0 {
-		return nil, fmt.Errorf("signing_cert: %s holds no PEM certificate; give the signing certificate in PEM, leaf first", certPath)
+		return nil, fmt.Errorf("signing_cert: %s holds %w; give the signing certificate in PEM, leaf first", certPath, ErrNoCertificate)
 	}
 	leaf := chain[0]
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
-		return nil, fmt.Errorf("signing_cert: the first certificate of %s is valid from %s to %s, not now (%s): registries would refuse every token; issue a new signing certificate",
-			certPath, RFC3339(leaf.NotBefore), RFC3339(leaf.NotAfter), RFC3339(now))
+		return nil, fmt.Errorf("signing_cert: the first certificate of %s is valid from %s to %s, %w (%s): registries would refuse every token; issue a new signing certificate",
+			certPath, RFC3339(leaf.NotBefore), RFC3339(leaf.NotAfter), ErrNotValidNow, RFC3339(now))
 	}
 	key, err := loadRSAKey(keyPath)
 	if err != nil {
@@ -158,7 +177,7 @@ func loadRSAKey(path string) (*rsa.PrivateKey, error) {
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
-		return nil, fmt.Errorf("signing_key: %s holds no PEM block; give the unencrypted RSA private key in PEM", path)
+		return nil, fmt.Errorf("signing_key: %s holds %w; give the unencrypted RSA private key in PEM", path, ErrNoPEM)
 	}
 	var parsed any
 	switch block.Type {
@@ -167,14 +186,14 @@ func loadRSAKey(path string) (*rsa.PrivateKey, error) {
 	case "PRIVATE KEY":
 		parsed, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 	default:
-		return nil, fmt.Errorf("signing_key: %s holds a PEM %q block; RS256 signing needs an unencrypted RSA private key (\"RSA PRIVATE KEY\" or \"PRIVATE KEY\")", path, block.Type)
+		return nil, fmt.Errorf("signing_key: %s holds a PEM %q block; %w (\"RSA PRIVATE KEY\" or \"PRIVATE KEY\")", path, block.Type, ErrKeyFormat)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("signing_key: %s cannot be parsed: %w", path, err)
 	}
 	key, ok := parsed.(*rsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("signing_key: %s holds a %T key; RS256 signing needs an RSA key", path, parsed)
+		return nil, fmt.Errorf("signing_key: %s holds a %T key; %w", path, parsed, ErrNotRSA)
 	}
 	return key, nil
 }

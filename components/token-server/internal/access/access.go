@@ -1,6 +1,11 @@
-package main
+// Package access decides which SubjectAccessReview grants which action of a scope.
+package access
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/segmented-registry/token-server/internal/scope"
+)
 
 // The access decision: which SubjectAccessReview grants which action of a scope. The integrated
 // registry decides the way OpenShift's does; an environment registry by a resource of this
@@ -47,7 +52,7 @@ type Access struct {
 
 // Refusal is one requested action that was not granted, and the grant it lacks.
 type Refusal struct {
-	Scope  Scope // the resource and the one refused action
+	Scope  scope.Scope // the resource and the one refused action
 	Lacked ResourceAttributes
 }
 
@@ -66,20 +71,20 @@ type Refusal struct {
 // pull, push or delete for the repository action of that name, catalog for registry:catalog:*.
 //
 // Actions absent from the result are never granted.
-func ReviewAttributes(scope Scope, service Service) map[string]ResourceAttributes {
+func ReviewAttributes(s scope.Scope, service Service) map[string]ResourceAttributes {
 	if !service.NamespaceFromRepository {
-		return environmentAttributes(scope, service.Namespace)
+		return environmentAttributes(s, service.Namespace)
 	}
 	out := map[string]ResourceAttributes{}
 	switch {
-	case scope.Type == "repository":
-		namespace, stream, found := strings.Cut(scope.Name, "/")
+	case s.Type == "repository":
+		namespace, stream, found := strings.Cut(s.Name, "/")
 		if !found {
 			return out // OpenShift needs <namespace>/<name>
 		}
 		layers := ResourceAttributes{Group: imageGroup, Resource: "imagestreams", Subresource: "layers",
 			Namespace: namespace, Name: stream}
-		for _, action := range scope.Actions {
+		for _, action := range s.Actions {
 			switch action {
 			case "pull":
 				out[action] = withVerb(layers, "get")
@@ -89,8 +94,8 @@ func ReviewAttributes(scope Scope, service Service) map[string]ResourceAttribute
 				out[action] = ResourceAttributes{Group: imageGroup, Resource: "images", Verb: "delete"}
 			}
 		}
-	case scope.Type == "registry" && scope.Name == "catalog":
-		for _, action := range scope.Actions {
+	case s.Type == "registry" && s.Name == "catalog":
+		for _, action := range s.Actions {
 			if action == "*" {
 				out[action] = ResourceAttributes{Group: imageGroup, Resource: "imagestreams", Verb: "list"}
 			}
@@ -99,14 +104,14 @@ func ReviewAttributes(scope Scope, service Service) map[string]ResourceAttribute
 	return out
 }
 
-func environmentAttributes(scope Scope, namespace string) map[string]ResourceAttributes {
+func environmentAttributes(s scope.Scope, namespace string) map[string]ResourceAttributes {
 	registry := ResourceAttributes{Group: EnvironmentGroup, Resource: EnvironmentResource, Namespace: namespace}
 	out := map[string]ResourceAttributes{}
-	for _, action := range scope.Actions {
+	for _, action := range s.Actions {
 		switch {
-		case scope.Type == "repository" && (action == "pull" || action == "push" || action == "delete"):
+		case s.Type == "repository" && (action == "pull" || action == "push" || action == "delete"):
 			out[action] = withVerb(registry, action)
-		case scope.Type == "registry" && scope.Name == "catalog" && action == "*":
+		case s.Type == "registry" && s.Name == "catalog" && action == "*":
 			out[action] = withVerb(registry, "catalog")
 		}
 	}
@@ -115,10 +120,10 @@ func environmentAttributes(scope Scope, namespace string) map[string]ResourceAtt
 
 // ReviewCount is how many SubjectAccessReviews DecideAccess sends for scopes: one per distinct
 // attribute set.
-func ReviewCount(scopes []Scope, service Service) int {
+func ReviewCount(scopes []scope.Scope, service Service) int {
 	distinct := map[ResourceAttributes]bool{}
-	for _, scope := range MergeScopes(scopes) {
-		for _, attrs := range ReviewAttributes(scope, service) {
+	for _, s := range scope.Merge(scopes) {
+		for _, attrs := range ReviewAttributes(s, service) {
 			distinct[attrs] = true
 		}
 	}
@@ -129,14 +134,14 @@ func ReviewCount(scopes []Scope, service Service) int {
 // review authorize allows (resources without a granted action are left out), and each action
 // that was refused with the grant it lacks. authorize is called at most once per distinct
 // attribute set; its first error ends the decision.
-func DecideAccess(scopes []Scope, service Service, authorize func(ResourceAttributes) (bool, error)) ([]Access, []Refusal, error) {
+func DecideAccess(scopes []scope.Scope, service Service, authorize func(ResourceAttributes) (bool, error)) ([]Access, []Refusal, error) {
 	answers := map[ResourceAttributes]bool{}
 	granted := []Access{}
 	var refused []Refusal
-	for _, scope := range MergeScopes(scopes) {
-		needed := ReviewAttributes(scope, service)
+	for _, s := range scope.Merge(scopes) {
+		needed := ReviewAttributes(s, service)
 		var actions []string
-		for _, action := range scope.Actions {
+		for _, action := range s.Actions {
 			attrs, ok := needed[action]
 			if !ok {
 				continue
@@ -152,11 +157,11 @@ func DecideAccess(scopes []Scope, service Service, authorize func(ResourceAttrib
 			if allowed {
 				actions = append(actions, action)
 			} else {
-				refused = append(refused, Refusal{Scope{Type: scope.Type, Name: scope.Name, Actions: []string{action}}, attrs})
+				refused = append(refused, Refusal{scope.Scope{Type: s.Type, Name: s.Name, Actions: []string{action}}, attrs})
 			}
 		}
 		if len(actions) > 0 {
-			granted = append(granted, Access{Type: scope.Type, Name: scope.Name, Actions: actions})
+			granted = append(granted, Access{Type: s.Type, Name: s.Name, Actions: actions})
 		}
 	}
 	return granted, refused, nil

@@ -1,12 +1,18 @@
-package main
+// Package review asks the registry cluster who a token is and what its user may do.
+package review
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/segmented-registry/token-server/internal/access"
+	"github.com/segmented-registry/token-server/internal/credentials"
+	"github.com/segmented-registry/token-server/internal/ratelimit"
 )
 
 // Reviews on the registry cluster: a TokenReview (authentication.k8s.io/v1) tells who a token
@@ -29,17 +35,25 @@ type ReviewedUser struct {
 	Extra    map[string][]string `json:"extra,omitempty"`
 }
 
-// ReviewError is the registry cluster not answering a review (not a denial).
-type ReviewError struct{ msg string }
+// The registry cluster not answering a review (not a denial): the review that was not answered,
+// wrapping why (ErrAPIStatus, ErrNotJSON or the connection's error).
+var (
+	ErrTokenReview           = errors.New("TokenReview")
+	ErrSubjectAccessReview   = errors.New("SubjectAccessReview")
+	ErrAPIStatus             = errors.New("answered HTTP")
+	ErrNotJSON               = errors.New("answered with something else than JSON")
+	ErrTokenReviewsThrottled = errors.New("too many TokenReviews on this server")
+)
 
-func (e *ReviewError) Error() string { return e.msg }
+// Throttled is a TokenReview not sent (ErrTokenReviewsThrottled): the server-wide bucket is empty
+// for Wait.
+type Throttled struct{ Wait time.Duration }
 
-// ReviewThrottled is a TokenReview not sent: the server-wide bucket is empty for Wait.
-type ReviewThrottled struct{ Wait time.Duration }
-
-func (e *ReviewThrottled) Error() string {
-	return fmt.Sprintf("too many TokenReviews on this server; the next in %v", e.Wait)
+func (e *Throttled) Error() string {
+	return fmt.Sprintf("%v; the next in %v", ErrTokenReviewsThrottled, e.Wait)
 }
+
+func (e *Throttled) Unwrap() error { return ErrTokenReviewsThrottled }
 
 // Reviewer authenticates tokens and authorizes users.
 type Reviewer interface {
@@ -47,30 +61,30 @@ type Reviewer interface {
 	// one of audiences, when there are any).
 	Authenticate(ctx context.Context, token string, audiences []string) (*ReviewedUser, error)
 	// Allowed tells whether user may do what attrs describe.
-	Allowed(ctx context.Context, user *ReviewedUser, attrs ResourceAttributes) (bool, error)
+	Allowed(ctx context.Context, user *ReviewedUser, attrs access.ResourceAttributes) (bool, error)
 }
 
 // KubeReviewer is the Reviewer of a real API server.
 type KubeReviewer struct {
 	client  *KubeClient
 	cache   *ttlCache
-	limiter *RateLimiter // server-wide: one bucket (key "") for every TokenReview sent
+	limiter *ratelimit.Limiter // server-wide: one bucket (key "") for every TokenReview sent
 }
 
 // NewKubeReviewer caches authenticated TokenReviews for cacheTTL (0: no cache) and sends one only
 // when limiter's server-wide bucket has a token left.
-func NewKubeReviewer(client *KubeClient, cacheTTL time.Duration, limiter *RateLimiter, clock func() time.Time) *KubeReviewer {
+func NewKubeReviewer(client *KubeClient, cacheTTL time.Duration, limiter *ratelimit.Limiter, clock func() time.Time) *KubeReviewer {
 	return &KubeReviewer{client: client, cache: newTTLCache(cacheTTL, clock), limiter: limiter}
 }
 
 // Authenticate creates a TokenReview of token (with spec.audiences = audiences, when any).
 func (r *KubeReviewer) Authenticate(ctx context.Context, token string, audiences []string) (*ReviewedUser, error) {
-	key := fmt.Sprintf("%s %q", Fingerprint(token), audiences)
+	key := fmt.Sprintf("%s %q", credentials.Fingerprint(token), audiences)
 	if user := r.cache.get(key); user != nil {
 		return user, nil
 	}
 	if wait := r.limiter.Take("", 1); wait > 0 {
-		return nil, &ReviewThrottled{Wait: wait}
+		return nil, &Throttled{Wait: wait}
 	}
 	spec := map[string]any{"token": token}
 	if len(audiences) > 0 {
@@ -84,9 +98,9 @@ func (r *KubeReviewer) Authenticate(ctx context.Context, token string, audiences
 			Audiences     []string      `json:"audiences"`
 		} `json:"status"`
 	}
-	if err := r.client.Create(ctx, "/apis/authentication.k8s.io/v1/tokenreviews", "TokenReview", request, &review); err != nil {
-		// the API server does not echo the token; make sure of it
-		return nil, &ReviewError{strings.ReplaceAll(err.Error(), token, "<token>")}
+	if err := r.client.Create(ctx, "/apis/authentication.k8s.io/v1/tokenreviews", request, &review); err != nil {
+		// the API server does not echo the token; make sure of it (the cause is kept as text only)
+		return nil, fmt.Errorf("%w: %s", ErrTokenReview, strings.ReplaceAll(err.Error(), token, "<token>"))
 	}
 	if !review.Status.Authenticated || review.Status.User == nil {
 		return nil, nil
@@ -100,15 +114,15 @@ func (r *KubeReviewer) Authenticate(ctx context.Context, token string, audiences
 }
 
 // Allowed creates a SubjectAccessReview for user (name, uid, groups, extra) and attrs.
-func (r *KubeReviewer) Allowed(ctx context.Context, user *ReviewedUser, attrs ResourceAttributes) (bool, error) {
+func (r *KubeReviewer) Allowed(ctx context.Context, user *ReviewedUser, attrs access.ResourceAttributes) (bool, error) {
 	request := map[string]any{
 		"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
 		"spec": struct {
-			User               string              `json:"user"`
-			UID                string              `json:"uid,omitempty"`
-			Groups             []string            `json:"groups,omitempty"`
-			Extra              map[string][]string `json:"extra,omitempty"`
-			ResourceAttributes ResourceAttributes  `json:"resourceAttributes"`
+			User               string                    `json:"user"`
+			UID                string                    `json:"uid,omitempty"`
+			Groups             []string                  `json:"groups,omitempty"`
+			Extra              map[string][]string       `json:"extra,omitempty"`
+			ResourceAttributes access.ResourceAttributes `json:"resourceAttributes"`
 		}{user.Username, user.UID, user.Groups, user.Extra, attrs},
 	}
 	var review struct {
@@ -116,8 +130,8 @@ func (r *KubeReviewer) Allowed(ctx context.Context, user *ReviewedUser, attrs Re
 			Allowed bool `json:"allowed"`
 		} `json:"status"`
 	}
-	if err := r.client.Create(ctx, "/apis/authorization.k8s.io/v1/subjectaccessreviews", "SubjectAccessReview", request, &review); err != nil {
-		return false, err
+	if err := r.client.Create(ctx, "/apis/authorization.k8s.io/v1/subjectaccessreviews", request, &review); err != nil {
+		return false, fmt.Errorf("%w: %w", ErrSubjectAccessReview, err)
 	}
 	return review.Status.Allowed, nil
 }

@@ -1,4 +1,5 @@
-package main
+// Package config reads and validates the token server's configuration file.
+package config
 
 import (
 	"bytes"
@@ -16,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/segmented-registry/token-server/internal/access"
 )
 
 // The configuration file: JSON, relative paths resolved against the file's folder.
@@ -56,6 +59,15 @@ const (
 
 var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
+// Kinds of configuration problems; each text is a part of the message that names the key and the
+// fix.
+var (
+	ErrNotJSON    = errors.New("not valid JSON")
+	ErrNotObject  = errors.New("the configuration must be a JSON object")
+	ErrUnknownKey = errors.New("unknown key")
+	ErrRequired   = errors.New("is required")
+)
+
 // Config is a validated configuration.
 type Config struct {
 	Listen                  string
@@ -69,7 +81,7 @@ type Config struct {
 	TokenReviewRate         float64 // TokenReviews a second, server-wide
 	TokenReviewBurst        int
 	Kubernetes              KubernetesConfig
-	Services                map[string]Service
+	Services                map[string]access.Service
 }
 
 // KubernetesConfig is how the server reaches the registry cluster's API server. InCluster: from
@@ -92,9 +104,9 @@ var topKeys = []string{"listen", "tls_cert", "tls_key", "signing_cert", "signing
 var kubernetesKeys = []string{"server", "ca_file", "token_file", "client_cert", "client_key"}
 var serviceKeys = []string{"issuer", "namespace_from", "namespace", "audiences"}
 
-// LoadConfig reads and validates the configuration file at path. getenv reads the environment
+// Load reads and validates the configuration file at path. getenv reads the environment
 // (KUBERNETES_SERVICE_HOST/PORT when the kubernetes block is absent).
-func LoadConfig(path string, getenv func(string) string) (*Config, error) {
+func Load(path string, getenv func(string) string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the configuration: %w", err)
@@ -103,22 +115,22 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := ParseConfig(data, filepath.Dir(abs), getenv)
+	cfg, err := Parse(data, filepath.Dir(abs), getenv)
 	if err != nil {
 		return nil, fmt.Errorf("configuration %s:\n%w", path, err)
 	}
 	return cfg, nil
 }
 
-// ParseConfig validates a configuration document; every problem is reported (errors.Join), each
+// Parse validates a configuration document; every problem is reported (errors.Join), each
 // naming the field and the fix. Relative paths are resolved against baseDir.
-func ParseConfig(data []byte, baseDir string, getenv func(string) string) (*Config, error) {
+func Parse(data []byte, baseDir string, getenv func(string) string) (*Config, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, jsonError(data, err)
 	}
 	if raw == nil {
-		return nil, errors.New("the configuration must be a JSON object")
+		return nil, ErrNotObject
 	}
 	p := &parser{base: baseDir}
 	p.unknown("", raw, topKeys)
@@ -160,6 +172,10 @@ func (p *parser) fail(format string, args ...any) {
 	p.errs = append(p.errs, fmt.Errorf(format, args...))
 }
 
+// unknown refuses the keys of raw that are not known, each by name with the keys there are.
+// The document is read into maps of raw values rather than decoded into structs with
+// json.Decoder.DisallowUnknownFields: that stops at the first unknown field with a message
+// naming neither the known keys nor the fix, where every problem is reported here at once.
 func (p *parser) unknown(prefix string, raw map[string]json.RawMessage, known []string) {
 	var extra []string
 	for key := range raw {
@@ -169,7 +185,7 @@ func (p *parser) unknown(prefix string, raw map[string]json.RawMessage, known []
 	}
 	slices.Sort(extra)
 	for _, key := range extra {
-		p.fail("%s%s: unknown key; the keys are %s", prefix, key, strings.Join(known, ", "))
+		p.fail("%s%s: %w; the keys are %s", prefix, key, ErrUnknownKey, strings.Join(known, ", "))
 	}
 }
 
@@ -191,7 +207,7 @@ func (p *parser) path(raw map[string]json.RawMessage, prefix, key string, requir
 	s, present := p.str(raw, prefix, key)
 	if !present || s == "" {
 		if required {
-			p.fail("%s%s is required: the path of %s", prefix, key, what)
+			p.fail("%s%s %w: the path of %s", prefix, key, ErrRequired, what)
 		}
 		return ""
 	}
@@ -295,16 +311,16 @@ func (p *parser) kubernetes(raw map[string]json.RawMessage, getenv func(string) 
 	return k
 }
 
-func (p *parser) services(raw map[string]json.RawMessage) map[string]Service {
+func (p *parser) services(raw map[string]json.RawMessage) map[string]access.Service {
 	obj, ok := p.object(raw, "", "services")
 	if _, wrongType := raw["services"]; wrongType && !ok && !isNull(raw["services"]) {
 		return nil // reported by object
 	}
 	if len(obj) == 0 {
-		p.fail(`services is required: one entry per registry, named like the registry's auth.token.service, e.g. {"integrated": {"issuer": "segmented-registry", "namespace_from": "repository"}, "env-test": {"issuer": "segmented-registry", "namespace": "test"}}`)
+		p.fail(`services %w: one entry per registry, named like the registry's auth.token.service, e.g. {"integrated": {"issuer": "segmented-registry", "namespace_from": "repository"}, "env-test": {"issuer": "segmented-registry", "namespace": "test"}}`, ErrRequired)
 		return nil
 	}
-	services := map[string]Service{}
+	services := map[string]access.Service{}
 	for _, name := range slices.Sorted(maps.Keys(obj)) {
 		prefix := "services." + name
 		svc, ok := p.object(obj, "services.", name)
@@ -320,7 +336,7 @@ func (p *parser) services(raw map[string]json.RawMessage) map[string]Service {
 		p.unknown(prefix+".", svc, serviceKeys)
 		issuer, _ := p.str(svc, prefix+".", "issuer")
 		if issuer == "" {
-			p.fail("%s.issuer is required: the iss of its tokens, equal to the registry's auth.token.issuer", prefix)
+			p.fail("%s.issuer %w: the iss of its tokens, equal to the registry's auth.token.issuer", prefix, ErrRequired)
 		}
 		from, hasFrom := p.str(svc, prefix+".", "namespace_from")
 		namespace, hasNamespace := p.str(svc, prefix+".", "namespace")
@@ -332,7 +348,7 @@ func (p *parser) services(raw map[string]json.RawMessage) map[string]Service {
 		case hasNamespace && (len(namespace) > 63 || !dns1123Label.MatchString(namespace)):
 			p.fail("%s.namespace: %q is not a namespace name (a DNS-1123 label: lower-case letters, digits and dashes, at most 63)", prefix, namespace)
 		}
-		services[name] = Service{Name: name, Issuer: issuer, NamespaceFromRepository: hasFrom, Namespace: namespace,
+		services[name] = access.Service{Name: name, Issuer: issuer, NamespaceFromRepository: hasFrom, Namespace: namespace,
 			Audiences: p.audiences(svc, prefix)}
 	}
 	return services
@@ -359,7 +375,7 @@ func jsonError(data []byte, err error) error {
 	var syntax *json.SyntaxError
 	if errors.As(err, &syntax) {
 		line := 1 + bytes.Count(data[:min(int(syntax.Offset), len(data))], []byte("\n"))
-		return fmt.Errorf("not valid JSON at line %d: %v (comments are not allowed)", line, err)
+		return fmt.Errorf("%w at line %d: %v (comments are not allowed)", ErrNotJSON, line, err)
 	}
-	return fmt.Errorf("the configuration must be a JSON object: %v", err)
+	return fmt.Errorf("%w: %v", ErrNotObject, err)
 }

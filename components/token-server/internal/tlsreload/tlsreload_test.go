@@ -1,24 +1,28 @@
-package main
+package tlsreload
 
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/segmented-registry/token-server/internal/testkit"
 )
 
 // servingPair writes a certificate for cn (signed by a fresh CA) and its key into dir.
 func servingPair(t *testing.T, dir, cn string) *x509.Certificate {
 	t.Helper()
-	caKey := ecKey(t)
-	ca := newCert(t, caKey, certOptions{cn: "service CA", isCA: true})
-	key := ecKey(t)
-	cert := newCert(t, key, certOptions{cn: cn, parent: ca, parentKey: caKey, hosts: []string{cn}})
-	writeFile(t, dir, "tls.crt", certPEM(cert))
-	writeFile(t, dir, "tls.key", pkcs8PEM(t, key))
+	caKey := testkit.ECKey(t)
+	ca := testkit.NewCert(t, caKey, testkit.CertOptions{CN: "service CA", IsCA: true})
+	key := testkit.ECKey(t)
+	cert := testkit.NewCert(t, key, testkit.CertOptions{CN: cn, Parent: ca, ParentKey: caKey, Hosts: []string{cn}})
+	testkit.WriteFile(t, dir, "tls.crt", testkit.CertPEM(cert))
+	testkit.WriteFile(t, dir, "tls.key", testkit.PKCS8PEM(t, key))
 	return cert
 }
 
@@ -43,11 +47,11 @@ func bump(t *testing.T, dir string, by time.Duration) {
 }
 
 // firstPair writes a serving pair for first.ns.svc into a new folder and loads it.
-func firstPair(t *testing.T) (string, *KeyPairReloader, *logBuffer) {
+func firstPair(t *testing.T) (string, *KeyPairReloader, *testkit.LogBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	servingPair(t, dir, "first.ns.svc")
-	log, logs := newLogger()
+	log, logs := testkit.NewLogger()
 	r, err := NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), log)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +76,7 @@ func TestKeyPairReloaderServesTheRenewedPairWithoutARestart(t *testing.T) {
 
 func TestKeyPairReloaderKeepsThePreviousPairWhileTheFilesAreBroken(t *testing.T) {
 	dir, r, logs := firstPair(t)
-	writeFile(t, dir, "tls.key", pkcs8PEM(t, ecKey(t))) // a key of another pair: half written
+	testkit.WriteFile(t, dir, "tls.key", testkit.PKCS8PEM(t, testkit.ECKey(t))) // a key of another pair: half written
 	bump(t, dir, time.Second)
 	if got := served(t, r); got != "first.ns.svc" {
 		t.Fatalf("served %q, want the previous pair", got)
@@ -90,7 +94,7 @@ func TestKeyPairReloaderKeepsThePreviousPairWhileTheFilesAreBroken(t *testing.T)
 
 func TestKeyPairReloaderRefusesAMissingPairAtStart(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), nil); err == nil ||
+	if _, err := NewKeyPairReloader(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), nil); !errors.Is(err, fs.ErrNotExist) ||
 		!strings.Contains(err.Error(), "tls_cert and tls_key") {
 		t.Fatalf("err = %v, want one naming tls_cert and tls_key", err)
 	}

@@ -1,4 +1,5 @@
-package main
+// Package issuer turns one token request into an answer.
+package issuer
 
 import (
 	"context"
@@ -10,6 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/segmented-registry/token-server/internal/access"
+	"github.com/segmented-registry/token-server/internal/credentials"
+	"github.com/segmented-registry/token-server/internal/jwt"
+	"github.com/segmented-registry/token-server/internal/ratelimit"
+	"github.com/segmented-registry/token-server/internal/review"
+	"github.com/segmented-registry/token-server/internal/scope"
 )
 
 // Turning one token request into an answer: the service, the scopes, the credentials, the reviews,
@@ -47,19 +55,20 @@ type TokenBody struct {
 	IssuedAt    string `json:"issued_at"`
 }
 
-func errorResponse(status int, code, message string, headers map[string]string) Response {
+// ErrorResponse is an error answer of one error.
+func ErrorResponse(status int, code, message string, headers map[string]string) Response {
 	return Response{Status: status, Body: ErrorBody{[]ErrorEntry{{code, message}}}, Headers: headers}
 }
 
 // Issuer answers token requests: at most MaxScopes scopes a request, and for each user the
 // reviews Limiter lets through (one for the TokenReview, one per SubjectAccessReview).
 type Issuer struct {
-	Services  map[string]Service
-	Signer    *Signer
-	Reviewer  Reviewer
+	Services  map[string]access.Service
+	Signer    *jwt.Signer
+	Reviewer  review.Reviewer
 	TTL       time.Duration
 	MaxScopes int
-	Limiter   *RateLimiter
+	Limiter   *ratelimit.Limiter
 	Clock     func() time.Time
 	Log       *slog.Logger
 }
@@ -73,7 +82,7 @@ type TokenRequest struct {
 	Scopes  []string // the scope values, each one or more space-separated scopes
 	// Credentials are nil for an anonymous request; CredentialError is an Authorization header
 	// that could not be read.
-	Credentials     *Credentials
+	Credentials     *credentials.Credentials
 	CredentialError error
 	Client          string // who asks, for logs
 }
@@ -84,35 +93,35 @@ func (i *Issuer) Handle(ctx context.Context, req TokenRequest) Response {
 	service, known := i.Services[req.Service]
 	if !known {
 		log.Info("deny", "reason", "unknown service")
-		return errorResponse(http.StatusBadRequest, "UNSUPPORTED", fmt.Sprintf("unknown service %q", req.Service), nil)
+		return ErrorResponse(http.StatusBadRequest, "UNSUPPORTED", fmt.Sprintf("unknown service %q", req.Service), nil)
 	}
-	scopes, err := ParseScopes(req.Scopes)
+	scopes, err := scope.ParseAll(req.Scopes)
 	if err != nil {
 		log.Info("deny", "reason", err.Error())
-		return errorResponse(http.StatusBadRequest, "INVALID_SCOPE", err.Error(), nil)
+		return ErrorResponse(http.StatusBadRequest, "INVALID_SCOPE", err.Error(), nil)
 	}
 	log = log.With("scopes", scopeText(scopes))
 	if len(scopes) > i.MaxScopes {
 		message := fmt.Sprintf("%d scopes in one token request; at most %d: ask for fewer scopes per token", len(scopes), i.MaxScopes)
 		log.Info("deny", "reason", message)
-		return errorResponse(http.StatusBadRequest, "INVALID_SCOPE", message, nil)
+		return ErrorResponse(http.StatusBadRequest, "INVALID_SCOPE", message, nil)
 	}
 	if req.CredentialError != nil {
 		log.Info("deny", "reason", req.CredentialError.Error())
-		return errorResponse(http.StatusUnauthorized, "UNAUTHORIZED", req.CredentialError.Error(), challenge)
+		return ErrorResponse(http.StatusUnauthorized, "UNAUTHORIZED", req.CredentialError.Error(), challenge)
 	}
 	creds := req.Credentials
 	if creds == nil {
 		log.Info("deny", "reason", "anonymous")
-		return errorResponse(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required", challenge)
+		return ErrorResponse(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required", challenge)
 	}
 	account := req.Account
 	if creds.Account != "" {
 		account = creds.Account
 	}
-	log = log.With("account", account, "token_sha256", Fingerprint(creds.Secret)[:fingerprintLength])
+	log = log.With("account", account, "token_sha256", credentials.Fingerprint(creds.Secret)[:fingerprintLength])
 	user, err := i.Reviewer.Authenticate(ctx, creds.Secret, service.Audiences)
-	if throttled := (*ReviewThrottled)(nil); errors.As(err, &throttled) {
+	if throttled := (*review.Throttled)(nil); errors.As(err, &throttled) {
 		return tooManyRequests(log, throttled.Wait, "too many token reviews on this server", "too many token requests on this server")
 	}
 	if err != nil {
@@ -120,13 +129,13 @@ func (i *Issuer) Handle(ctx context.Context, req TokenRequest) Response {
 	}
 	if user == nil {
 		log.Info("deny", "reason", "token not authenticated")
-		return errorResponse(http.StatusUnauthorized, "UNAUTHORIZED", "invalid credentials", challenge)
+		return ErrorResponse(http.StatusUnauthorized, "UNAUTHORIZED", "invalid credentials", challenge)
 	}
 	log = log.With("user", user.Username)
-	if wait := i.Limiter.Take(user.Username, 1+ReviewCount(scopes, service)); wait > 0 {
+	if wait := i.Limiter.Take(user.Username, 1+access.ReviewCount(scopes, service)); wait > 0 {
 		return tooManyRequests(log, wait, "too many reviews for this user", "too many token requests for this user")
 	}
-	access, refused, err := DecideAccess(scopes, service, func(attrs ResourceAttributes) (bool, error) {
+	granted, refused, err := access.DecideAccess(scopes, service, func(attrs access.ResourceAttributes) (bool, error) {
 		return i.Reviewer.Allowed(ctx, user, attrs)
 	})
 	if err != nil {
@@ -136,22 +145,22 @@ func (i *Issuer) Handle(ctx context.Context, req TokenRequest) Response {
 		log.Info("refuse", append([]any{"action", r.Scope.String()}, lackedGrant(r.Lacked)...)...)
 	}
 	now := i.Clock()
-	token, err := i.sign(service, user, access, now)
+	token, err := i.sign(service, user, granted, now)
 	if err != nil {
 		log.Error("error", "reason", "cannot sign: "+err.Error())
-		return errorResponse(http.StatusInternalServerError, "UNKNOWN", "cannot issue a token", nil)
+		return ErrorResponse(http.StatusInternalServerError, "UNKNOWN", "cannot issue a token", nil)
 	}
-	log.Info("issue", "granted", accessText(access))
+	log.Info("issue", "granted", accessText(granted))
 	return Response{Status: http.StatusOK, Body: TokenBody{Token: token, AccessToken: token,
-		ExpiresIn: int64(i.TTL / time.Second), IssuedAt: RFC3339(now)}}
+		ExpiresIn: int64(i.TTL / time.Second), IssuedAt: jwt.RFC3339(now)}}
 }
 
-func (i *Issuer) sign(service Service, user *ReviewedUser, access []Access, now time.Time) (string, error) {
-	jti, err := NewJTI()
+func (i *Issuer) sign(service access.Service, user *review.ReviewedUser, granted []access.Access, now time.Time) (string, error) {
+	jti, err := jwt.NewJTI()
 	if err != nil {
 		return "", err
 	}
-	return i.Signer.Sign(BuildClaims(service.Issuer, user.Username, service.Name, access, now, i.TTL, jti))
+	return i.Signer.Sign(jwt.BuildClaims(service.Issuer, user.Username, service.Name, granted, now, i.TTL, jti))
 }
 
 // unavailable answers a review the registry cluster could not give (not a denial).
@@ -159,16 +168,16 @@ func (i *Issuer) sign(service Service, user *ReviewedUser, access []Access, now 
 func tooManyRequests(log *slog.Logger, wait time.Duration, reason, message string) Response {
 	retry := strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10)
 	log.Info("deny", "reason", reason, "retry_after_seconds", retry)
-	return errorResponse(http.StatusTooManyRequests, "TOOMANYREQUESTS",
+	return ErrorResponse(http.StatusTooManyRequests, "TOOMANYREQUESTS",
 		message+"; retry after "+retry+" s", map[string]string{"Retry-After": retry})
 }
 
 func unavailable(log *slog.Logger, err error) Response {
 	log.Warn("error", "reason", err.Error())
-	return errorResponse(http.StatusServiceUnavailable, "UNAVAILABLE", "authorization backend unavailable", nil)
+	return ErrorResponse(http.StatusServiceUnavailable, "UNAVAILABLE", "authorization backend unavailable", nil)
 }
 
-func scopeText(scopes []Scope) string {
+func scopeText(scopes []scope.Scope) string {
 	parts := make([]string, len(scopes))
 	for n, s := range scopes {
 		parts[n] = s.String()
@@ -176,17 +185,17 @@ func scopeText(scopes []Scope) string {
 	return orDash(strings.Join(parts, " "))
 }
 
-func accessText(access []Access) string {
-	parts := make([]string, len(access))
-	for n, a := range access {
-		parts[n] = Scope{Type: a.Type, Name: a.Name, Actions: a.Actions}.String()
+func accessText(granted []access.Access) string {
+	parts := make([]string, len(granted))
+	for n, a := range granted {
+		parts[n] = scope.Scope{Type: a.Type, Name: a.Name, Actions: a.Actions}.String()
 	}
 	return orDash(strings.Join(parts, " "))
 }
 
 // lackedGrant is the log attributes naming a SubjectAccessReview that refused: verb, resource
 // (group/resource[/subresource]), namespace ("-": cluster-wide) and name when there is one.
-func lackedGrant(attrs ResourceAttributes) []any {
+func lackedGrant(attrs access.ResourceAttributes) []any {
 	resource := attrs.Group + "/" + attrs.Resource
 	if attrs.Subresource != "" {
 		resource += "/" + attrs.Subresource

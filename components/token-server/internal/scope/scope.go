@@ -1,6 +1,8 @@
-package main
+// Package scope parses the scopes of the distribution token specification.
+package scope
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -26,14 +28,17 @@ var (
 	actionRE = regexp.MustCompile(`^(?:\*|[a-z]+)$`)
 )
 
-// ScopeError is a scope parameter that does not follow the token specification's grammar.
-type ScopeError struct{ msg string }
-
-func (e *ScopeError) Error() string { return e.msg }
-
-func scopeErrorf(format string, args ...any) error {
-	return &ScopeError{fmt.Sprintf(format, args...)}
-}
+// What makes a scope parameter not follow the token specification's grammar. The texts are
+// parts of the message a client reads (INVALID_SCOPE), which names the scope and the faulty part.
+var (
+	ErrEmpty        = errors.New("empty scope")
+	ErrTooLong      = errors.New("scope too long")
+	ErrForm         = errors.New("is not of the form type:name:actions")
+	ErrResourceType = errors.New("has an invalid resource type")
+	ErrEmptyName    = errors.New("has an empty resource name")
+	ErrAction       = errors.New("has an invalid action")
+	ErrRepository   = errors.New("names an invalid repository")
+)
 
 // Scope is one requested resource scope.
 type Scope struct {
@@ -46,52 +51,52 @@ func (s Scope) String() string {
 	return s.Type + ":" + s.Name + ":" + strings.Join(s.Actions, ",")
 }
 
-// ParseScope parses one scope. The name may itself contain ":" (a host:port/ prefix), so the
+// Parse parses one scope. The name may itself contain ":" (a host:port/ prefix), so the
 // type is everything before the first colon and the actions everything after the last one. The
 // resource class (as in repository(plugin)) is dropped, repeated actions are kept once, and a
 // repository name must be a valid distribution repository name.
-func ParseScope(text string) (Scope, error) {
+func Parse(text string) (Scope, error) {
 	if text == "" {
-		return Scope{}, scopeErrorf("empty scope")
+		return Scope{}, ErrEmpty
 	}
 	if len(text) > maxScopeLength {
-		return Scope{}, scopeErrorf("scope too long")
+		return Scope{}, ErrTooLong
 	}
 	first, last := strings.Index(text, ":"), strings.LastIndex(text, ":")
 	if first < 0 || first == last {
-		return Scope{}, scopeErrorf("scope %q is not of the form type:name:actions", text)
+		return Scope{}, fmt.Errorf("scope %q %w", text, ErrForm)
 	}
 	rtype, name, actionText := text[:first], text[first+1:last], text[last+1:]
 	if !typeRE.MatchString(rtype) {
-		return Scope{}, scopeErrorf("scope %q has an invalid resource type %q", text, rtype)
+		return Scope{}, fmt.Errorf("scope %q %w %q", text, ErrResourceType, rtype)
 	}
 	rtype, _, _ = strings.Cut(rtype, "(")
 	if name == "" {
-		return Scope{}, scopeErrorf("scope %q has an empty resource name", text)
+		return Scope{}, fmt.Errorf("scope %q %w", text, ErrEmptyName)
 	}
 	var actions []string
 	for _, action := range strings.Split(actionText, ",") {
 		if !actionRE.MatchString(action) {
-			return Scope{}, scopeErrorf("scope %q has an invalid action %q", text, action)
+			return Scope{}, fmt.Errorf("scope %q %w %q", text, ErrAction, action)
 		}
 		actions = appendNew(actions, action)
 	}
 	if rtype == "repository" && (len(name) > maxRepositoryLength || !repositoryRE.MatchString(name)) {
-		return Scope{}, scopeErrorf("scope %q names an invalid repository %q", text, name)
+		return Scope{}, fmt.Errorf("scope %q %w %q", text, ErrRepository, name)
 	}
 	return Scope{Type: rtype, Name: name, Actions: actions}, nil
 }
 
-// ParseScopes parses every scope value of a request; each value may hold several scopes
+// ParseAll parses every scope value of a request; each value may hold several scopes
 // separated by spaces.
-func ParseScopes(values []string) ([]Scope, error) {
+func ParseAll(values []string) ([]Scope, error) {
 	var scopes []Scope
 	for _, value := range values {
 		for _, part := range strings.Split(value, " ") {
 			if part == "" {
 				continue
 			}
-			scope, err := ParseScope(part)
+			scope, err := Parse(part)
 			if err != nil {
 				return nil, err
 			}
@@ -101,8 +106,8 @@ func ParseScopes(values []string) ([]Scope, error) {
 	return scopes, nil
 }
 
-// MergeScopes unions the actions of scopes naming the same resource, in first-seen order.
-func MergeScopes(scopes []Scope) []Scope {
+// Merge unions the actions of scopes naming the same resource, in first-seen order.
+func Merge(scopes []Scope) []Scope {
 	type resource struct{ rtype, name string }
 	index := map[resource]int{}
 	var merged []Scope

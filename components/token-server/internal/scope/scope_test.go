@@ -1,4 +1,4 @@
-package main
+package scope
 
 import (
 	"errors"
@@ -18,32 +18,43 @@ func TestParseScopeGood(t *testing.T) {
 		"registry:catalog:*":                      {"registry", "catalog", []string{"*"}},
 		"foo:bar:baz":                             {"foo", "bar", []string{"baz"}},
 	} {
-		got, err := ParseScope(text)
+		got, err := Parse(text)
 		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("ParseScope(%q) = %#v, %v; want %#v", text, got, err, want)
+			t.Errorf("Parse(%q) = %#v, %v; want %#v", text, got, err, want)
 		}
 	}
 }
 
 func TestParseScopeBad(t *testing.T) {
-	for _, text := range []string{
-		"", "repository", "repository:ns/app", "repository::pull", ":ns/app:pull",
-		"repository:ns/app:", "repository:ns/app:pull,", "repository:ns/app:PULL",
-		"repository:ns/app:pull push", "Repository:ns/app:pull", "repository:NS/App:pull",
-		"repository:ns//app:pull", "repository:/ns/app:pull", "repository:ns/app/:pull",
-		"repository:ns/-app:pull", "repository:" + strings.Repeat("a", 256) + ":pull", "repo(x:ns/app:pull",
-		"repository:ns/app:pull\n", "repository:" + strings.Repeat("a/", 600) + "a:pull",
+	for text, want := range map[string]error{
+		"":                            ErrEmpty,
+		"repository":                  ErrForm,
+		"repository:ns/app":           ErrForm,
+		"repository::pull":            ErrEmptyName,
+		":ns/app:pull":                ErrResourceType,
+		"Repository:ns/app:pull":      ErrResourceType,
+		"repo(x:ns/app:pull":          ErrResourceType,
+		"repository:ns/app:":          ErrAction,
+		"repository:ns/app:pull,":     ErrAction,
+		"repository:ns/app:PULL":      ErrAction,
+		"repository:ns/app:pull push": ErrAction,
+		"repository:ns/app:pull\n":    ErrAction,
+		"repository:NS/App:pull":      ErrRepository,
+		"repository:ns//app:pull":     ErrRepository,
+		"repository:/ns/app:pull":     ErrRepository,
+		"repository:ns/app/:pull":     ErrRepository,
+		"repository:ns/-app:pull":     ErrRepository,
+		"repository:" + strings.Repeat("a", 256) + ":pull":   ErrRepository,
+		"repository:" + strings.Repeat("a/", 600) + "a:pull": ErrTooLong,
 	} {
-		_, err := ParseScope(text)
-		var scopeErr *ScopeError
-		if !errors.As(err, &scopeErr) {
-			t.Errorf("ParseScope(%q) = %v; want a ScopeError", text, err)
+		if _, err := Parse(text); !errors.Is(err, want) {
+			t.Errorf("Parse(%q) = %v; want %v", text, err, want)
 		}
 	}
 }
 
 func TestParseScopesAcceptsRepeatedAndSpaceSeparatedValues(t *testing.T) {
-	scopes, err := ParseScopes([]string{"repository:a/b:pull repository:c/d:push", "registry:catalog:*", " "})
+	scopes, err := ParseAll([]string{"repository:a/b:pull repository:c/d:push", "registry:catalog:*", " "})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,21 +65,21 @@ func TestParseScopesAcceptsRepeatedAndSpaceSeparatedValues(t *testing.T) {
 	if want := []string{"repository:a/b:pull", "repository:c/d:push", "registry:catalog:*"}; !reflect.DeepEqual(texts, want) {
 		t.Errorf("got %v, want %v", texts, want)
 	}
-	if none, err := ParseScopes(nil); err != nil || len(none) != 0 {
-		t.Errorf("ParseScopes(nil) = %v, %v", none, err)
+	if none, err := ParseAll(nil); err != nil || len(none) != 0 {
+		t.Errorf("ParseAll(nil) = %v, %v", none, err)
 	}
-	if _, err := ParseScopes([]string{"repository:a/b:pull repository:a/b"}); err == nil {
+	if _, err := ParseAll([]string{"repository:a/b:pull repository:a/b"}); err == nil {
 		t.Error("one bad scope among good ones must fail")
 	}
 }
 
 func TestMergeScopesUnionsActionsPerResource(t *testing.T) {
-	scopes, err := ParseScopes([]string{"repository:a/b:pull", "repository:c/d:pull", "repository:a/b:push,pull"})
+	scopes, err := ParseAll([]string{"repository:a/b:pull", "repository:c/d:pull", "repository:a/b:push,pull"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []Scope{{"repository", "a/b", []string{"pull", "push"}}, {"repository", "c/d", []string{"pull"}}}
-	if got := MergeScopes(scopes); !reflect.DeepEqual(got, want) {
+	if got := Merge(scopes); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %#v, want %#v", got, want)
 	}
 }

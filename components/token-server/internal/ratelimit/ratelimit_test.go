@@ -1,14 +1,16 @@
-package main
+package ratelimit
 
 import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/segmented-registry/token-server/internal/testkit"
 )
 
-func TestRateLimiterTakesRefillsAndSaysWhenToRetry(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1000, 0)}
-	limiter := NewRateLimiter(2, 10, clock.Now) // 2 a second, 10 at once
+func TestLimiterTakesRefillsAndSaysWhenToRetry(t *testing.T) {
+	clock := testkit.NewClock(time.Unix(1000, 0))
+	limiter := New(2, 10, clock.Now) // 2 a second, 10 at once
 	if wait := limiter.Take("alice", 10); wait != 0 {
 		t.Fatalf("a new user starts with the burst: wait %v", wait)
 	}
@@ -34,9 +36,9 @@ func TestRateLimiterTakesRefillsAndSaysWhenToRetry(t *testing.T) {
 	}
 }
 
-func TestRateLimiterDropsFullBucketsWhenItHoldsMany(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1000, 0)}
-	limiter := NewRateLimiter(1, 5, clock.Now)
+func TestLimiterDropsFullBucketsWhenItHoldsMany(t *testing.T) {
+	clock := testkit.NewClock(time.Unix(1000, 0))
+	limiter := New(1, 5, clock.Now)
 	for n := range maxBuckets {
 		limiter.Take(fmt.Sprint("user-", n), 1)
 	}

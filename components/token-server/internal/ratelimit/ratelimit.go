@@ -1,4 +1,5 @@
-package main
+// Package ratelimit holds the token buckets over the reviews the server sends.
+package ratelimit
 
 import (
 	"math"
@@ -14,8 +15,8 @@ import (
 // maxBuckets bounds the buckets kept; beyond it, full buckets (users idle long enough) are dropped.
 const maxBuckets = 4096
 
-// RateLimiter is a set of token buckets, one per key, safe for concurrent use.
-type RateLimiter struct {
+// Limiter is a set of token buckets, one per key, safe for concurrent use.
+type Limiter struct {
 	rate    float64
 	burst   float64
 	clock   func() time.Time
@@ -28,14 +29,14 @@ type bucket struct {
 	updated time.Time
 }
 
-// NewRateLimiter refills rate tokens a second up to burst; a new key starts full.
-func NewRateLimiter(rate float64, burst int, clock func() time.Time) *RateLimiter {
-	return &RateLimiter{rate: rate, burst: float64(burst), clock: clock, buckets: map[string]*bucket{}}
+// New refills rate tokens a second up to burst; a new key starts full.
+func New(rate float64, burst int, clock func() time.Time) *Limiter {
+	return &Limiter{rate: rate, burst: float64(burst), clock: clock, buckets: map[string]*bucket{}}
 }
 
 // Take takes n tokens (n at most burst) from key's bucket and returns 0, or, when fewer than n
 // are left, takes none and returns how long until n are.
-func (l *RateLimiter) Take(key string, n int) time.Duration {
+func (l *Limiter) Take(key string, n int) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock()
@@ -55,12 +56,12 @@ func (l *RateLimiter) Take(key string, n int) time.Duration {
 	return time.Duration(math.Ceil((need - b.tokens) / l.rate * float64(time.Second)))
 }
 
-func (l *RateLimiter) level(b *bucket, now time.Time) float64 {
+func (l *Limiter) level(b *bucket, now time.Time) float64 {
 	elapsed := max(now.Sub(b.updated).Seconds(), 0)
 	return min(l.burst, b.tokens+elapsed*l.rate)
 }
 
-func (l *RateLimiter) prune(now time.Time) {
+func (l *Limiter) prune(now time.Time) {
 	if len(l.buckets) < maxBuckets {
 		return
 	}
