@@ -478,3 +478,43 @@ def test_the_example_inventory_validates_with_nothing_missing():
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert process.returncode == 0, process.stdout[-3000:]
     assert "failed=0" in process.stdout
+
+
+# --- what a launch asks, and when the schedules run, pinned: a change of either is a change of the
+# interface AWX users see, so it is made here too, on purpose ----------------------------------
+
+PROMOTE_QUESTIONS = [("project", "text", True, 1, 63, None, None), ("image", "text", True, 3, 320, None, None),
+                     ("env", "multiplechoice", True, None, None, "test\nuat\nprod", None)]
+OPTIONAL_TEXT = ("text", False, 0, 1024, None, None)
+PINNED_SURVEYS = {
+    "Segmented registry - site": [("project",) + OPTIONAL_TEXT],
+    "Segmented registry - promote": PROMOTE_QUESTIONS,
+    "Segmented registry - demote": PROMOTE_QUESTIONS,
+    "Segmented registry - reconcile": [("project",) + OPTIONAL_TEXT, ("env",) + OPTIONAL_TEXT],
+    "Segmented registry - audit": [("project",) + OPTIONAL_TEXT, ("select",) + OPTIONAL_TEXT,
+                                   ("fail_on_drift", "multiplechoice", False, None, None, "false\ntrue", "false")],
+    "Segmented registry - credentials": [("credentials_clusters",) + OPTIONAL_TEXT,
+                                         ("credentials_duration", "integer", False, 600, 31536000, None, None),
+                                         ("credentials_renew_before", "integer", False, 0, 31535999, None, None)],
+    "Segmented registry - rotate credentials": [("credentials_clusters",) + OPTIONAL_TEXT,
+                                                ("grace", "integer", False, 0, 86400, None, 600)],
+}
+PINNED_SCHEDULES = {
+    "Segmented registry - reconcile": ("DTSTART:20260101T000000Z RRULE:FREQ=HOURLY;INTERVAL=1", {}),
+    "Segmented registry - credentials": ("DTSTART:20260101T030000Z RRULE:FREQ=DAILY;INTERVAL=1", {}),
+}
+
+
+def test_every_survey_asks_the_pinned_questions():
+    asked = {template["name"]: [(q["variable"], q["type"], q.get("required"), q.get("min"), q.get("max"),
+                                 q.get("choices"), q.get("default")) for q in template.get("survey") or []]
+             for template in TEMPLATES}
+    assert asked == PINNED_SURVEYS
+    with pytest.raises(ValueError):  # AWX refuses a promotion launched without the image
+        awx.survey_extra_vars(awx.job_template("promote")["survey"], {"project": "p", "env": "test"})
+
+
+def test_the_schedules_are_pinned():
+    scheduled = {template["name"]: (template["schedule"]["rrule"], template["schedule"]["extra_data"])
+                 for template in TEMPLATES if template.get("schedule")}
+    assert scheduled == PINNED_SCHEDULES
