@@ -57,6 +57,17 @@ def test_an_empty_allowed_list_is_restored_as_it_was():
     assert restored == spec  # the empty list is back, not dropped
 
 
+def test_an_entry_the_administrator_adds_later_outlives_a_run_and_the_restore():
+    """The role made the allow list; an administrator adds a registry to it afterwards: the next
+    run keeps it where it is, and the restore takes out only what the role added."""
+    spec = {"additionalTrustedCA": {"name": "x"}}
+    merged, record, _restored = roundtrip(spec)
+    edited = {**merged, "registrySources": {"allowedRegistries": merged["registrySources"]["allowedRegistries"] + ["mirror.example.com"]}}
+    again, again_record = ic.merge_registry_sources(edited, record, ALLOW, DENY, PLATFORM)
+    assert (again, again_record) == (edited, record)
+    assert ic.restore_registry_sources(again, again_record) == dict(spec, registrySources={"allowedRegistries": ["mirror.example.com"]})
+
+
 def test_blocked_registries_get_the_other_environments():
     spec = {"registrySources": {"blockedRegistries": ["bad.example.com", "*.apps.registry.example.com"]}}
     merged, record, restored = roundtrip(spec, allow=("registry.apps.example.com",),
