@@ -77,8 +77,8 @@ AUTH_BOOL_OPTIONS = tuple(name for name, spec in AUTH_ARG_SPEC.items() if spec.g
 AUTH_PROXY_HEADERS_KEYS = tuple(AUTH_ARG_SPEC["proxy_headers"]["options"])
 #: Options whose values (or any of whose sub-values) are secrets: never repeated in a message.
 AUTH_SECRET_OPTIONS = tuple(
-    name for name, spec in AUTH_ARG_SPEC.items()
-    if spec.get("no_log") or any(sub.get("no_log") for sub in (spec.get("options") or {}).values()))
+    name for name, spec in AUTH_ARG_SPEC.items() if spec.get("no_log") or any(sub.get("no_log") for sub in (spec.get("options") or {}).values())
+)
 
 
 def auth_argument_spec():
@@ -140,8 +140,7 @@ def connect(module):
     try:
         return get_api_client(module=module)
     except CoreException as exc:  # no usable configuration (kubeconfig missing, ...)
-        raise ClusterError("could not set up the API client from the auth options: "
-                           f"{str(exc).replace('Could not create API client: ', '')}")
+        raise ClusterError(f"could not set up the API client from the auth options: {str(exc).replace('Could not create API client: ', '')}")
     except Exception as exc:  # discovery runs here: an unreachable or refusing API server
         raise ClusterError(api_problem(exc, "discover its APIs", host or "(K8S_AUTH_HOST)"))
 
@@ -223,16 +222,17 @@ def api_problem(exc, doing, host):
     where = f" at {host}" if host else ""
     status = status_of(exc)
     if status == 401:
-        return (f"the API server{where} did not accept the credentials (401 Unauthorized) while trying to {doing}: "
-                "check api_key / kubeconfig / K8S_AUTH_* (an expired token?)")
+        return (
+            f"the API server{where} did not accept the credentials (401 Unauthorized) while trying to {doing}: "
+            "check api_key / kubeconfig / K8S_AUTH_* (an expired token?)"
+        )
     if status == 403:
         return f"no permission to {doing} (403 Forbidden{where}): {server_message(exc)}"
     if status is not None:
         return f"the API server{where} refused to {doing} ({status}): {server_message(exc)}"
     if is_unreachable(exc):
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return (f"cannot reach the API server{where} to {doing}: {reason}. Check host / kubeconfig / context (or "
-                "K8S_AUTH_HOST) and that the cluster is up")
+        return f"cannot reach the API server{where} to {doing}: {reason}. Check host / kubeconfig / context (or K8S_AUTH_HOST) and that the cluster is up"
     return f"could not {doing}{where}: {type(exc).__name__}: {exc}"
 
 

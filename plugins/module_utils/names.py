@@ -7,7 +7,6 @@ Environment names become namespaces and host names (DNS-1123 labels); route host
 class names are DNS-1123 subdomains; annotation and label keys are qualified names.
 """
 
-
 import re
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

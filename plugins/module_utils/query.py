@@ -45,8 +45,7 @@ def compile_queries(queries):
     for name in sorted(queries):
         expression = queries[name]
         if not isinstance(expression, str) or not expression.strip():
-            raise QueryError(f"query.{name}: give a JMESPath expression as a string, for example "
-                             f"\"audit[?length(drift) > `0`].tag\" (got {expression!r})")
+            raise QueryError(f'query.{name}: give a JMESPath expression as a string, for example "audit[?length(drift) > `0`].tag" (got {expression!r})')
         compiled[name] = _jmespath(name, expression, "is not a JMESPath expression", jmespath.compile, expression)
     return compiled
 
@@ -54,8 +53,7 @@ def compile_queries(queries):
 def run_queries(compiled, result):
     """``{name: value}``: each compiled query applied to ``result`` (the module result, without
     the queries' own output)."""
-    return {name: _jmespath(name, expression.expression, "failed on the result", expression.search, result)
-            for name, expression in compiled.items()}
+    return {name: _jmespath(name, expression.expression, "failed on the result", expression.search, result) for name, expression in compiled.items()}
 
 
 def _jmespath(name, expression, failure, call, *args):
@@ -73,5 +71,4 @@ def compile_query_option(module):
         with failing(module):
             return compile_queries(module.params["query"])
     except ImportError:
-        module.fail_json(msg=missing_required_lib("jmespath", reason="for the query option"),
-                         exception=JMESPATH_IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib("jmespath", reason="for the query option"), exception=JMESPATH_IMPORT_ERROR)

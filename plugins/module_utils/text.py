@@ -12,4 +12,4 @@ def show(value, limit=120):
         text = json.dumps(value, sort_keys=True, default=str)
     except (TypeError, ValueError):  # circular structures
         text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -20,7 +20,6 @@ never contains ``default``: a tag leaves ``default`` when it gets its first envi
 returns to it when its last environment is removed (the annotation is then deleted).
 """
 
-
 import json
 import re
 
@@ -70,8 +69,9 @@ def name_problem(name):
         hint = f" (to give several environments, separate them with commas: {show(SEPARATOR.join((piece.lower() for piece in pieces)))})"
     elif fixed and fixed != name and is_dns1123_label(fixed):
         hint = f" (did you mean {show(fixed)}?)"
-    return ("{} is not a valid environment name: use a DNS-1123 label, lowercase letters, digits "
-            "and '-', starting and ending with a letter or digit{}".format(show(name), hint))
+    return "{} is not a valid environment name: use a DNS-1123 label, lowercase letters, digits and '-', starting and ending with a letter or digit{}".format(
+        show(name), hint
+    )
 
 
 def is_annotation_key(key):
@@ -84,16 +84,18 @@ def check_annotation_key(key):
         raise EnvironmentsError(
             "annotation_key {} is not a valid annotation key: use [prefix/]name, where the optional prefix "
             "is a lowercase DNS name and name is up to 63 letters, digits, '-', '_' or '.', like {} "
-            "or {}".format(show(key), DEFAULT_ANNOTATION_KEY, PROPOSAL_ANNOTATION_KEY))
+            "or {}".format(show(key), DEFAULT_ANNOTATION_KEY, PROPOSAL_ANNOTATION_KEY)
+        )
     return key
 
 
 def _default_given(option):
-    return ("{0} names {1}, which is not an environment you can give: {1} is where every tag lives while "
-            "it has no environment (no annotation). A tag leaves {1} when it gets its first environment "
-            "and returns to it when its last environment is removed (to send a tag back, remove its "
-            "environments or set approved: [], the deprecated alias environments: [] still works)".format(
-                option, DEFAULT_ENVIRONMENT))
+    return (
+        "{0} names {1}, which is not an environment you can give: {1} is where every tag lives while "
+        "it has no environment (no annotation). A tag leaves {1} when it gets its first environment "
+        "and returns to it when its last environment is removed (to send a tag back, remove its "
+        "environments or set approved: [], the deprecated alias environments: [] still works)".format(option, DEFAULT_ENVIRONMENT)
+    )
 
 
 def check_names(names, option, known=None, absent=None):
@@ -150,16 +152,25 @@ def _unknown(names, known, option):
     if not unknown:
         return None
     return "{}: {} {}; the known environments (the inventory's segmented_registry_environments) are: {}".format(
-        option, ", ".join(show(name) for name in unknown),
+        option,
+        ", ".join(show(name) for name in unknown),
         "is not a known environment" if len(unknown) == 1 else "are not known environments",
-        ", ".join(sorted(known)) or "(none)")
+        ", ".join(sorted(known)) or "(none)",
+    )
 
 
 def _absent(names, known, option):
-    return ("{}: {} {} state: absent in the inventory's segmented_registry_environments: no promotion target (the "
-            "registry-cluster role removes its registry); use a present environment{}, or set the state of {} back "
-            "to present".format(option, ", ".join(show(name) for name in names), "has" if len(names) == 1 else "have",
-                                f" ({', '.join(sorted(known))})" if known else "", " and ".join(names)))
+    return (
+        "{}: {} {} state: absent in the inventory's segmented_registry_environments: no promotion target (the "
+        "registry-cluster role removes its registry); use a present environment{}, or set the state of {} back "
+        "to present".format(
+            option,
+            ", ".join(show(name) for name in names),
+            "has" if len(names) == 1 else "have",
+            f" ({', '.join(sorted(known))})" if known else "",
+            " and ".join(names),
+        )
+    )
 
 
 def _unique(items):
@@ -195,7 +206,7 @@ def _flow_items(inner):
         item = raw.strip()
         if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'":
             item = item[1:-1].strip()
-        elif item[:1] in ("\"", "'") or item[-1:] in ("\"", "'"):
+        elif item[:1] in ('"', "'") or item[-1:] in ('"', "'"):
             return None  # an unbalanced quote: not something to guess about
         items.append(item)
     return items
@@ -226,8 +237,7 @@ def _split(value):
             if not line.startswith("- ") and line != "-":
                 return None
             items.append(line[1:].strip())
-        return [item[1:-1] if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'" else item
-                for item in items]
+        return [item[1:-1] if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'" else item for item in items]
     items = []
     for line in lines:
         items.extend(part.strip() for part in line.split(SEPARATOR))
@@ -250,7 +260,8 @@ def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
         raise EnvironmentsError(
             "annotation {} has the value {}, which cannot be read as a list of environments: {}. "
             "Fix the annotation by hand ({}), or replace the whole list with the approved option "
-            "of segmented.registry.tag_environments".format(annotation_key, show(value), reason, _CANONICAL_HINT))
+            "of segmented.registry.tag_environments".format(annotation_key, show(value), reason, _CANONICAL_HINT)
+        )
 
     if items is None:
         fail("it is neither a comma-separated list nor a JSON/YAML list")
@@ -260,8 +271,11 @@ def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
         if item == "" or item is None:
             continue  # "test,,uat", a trailing comma, empty lines
         if item == DEFAULT_ENVIRONMENT:
-            problems.append("{0} is never stored: a tag without the annotation is in {0}, and a tag with "
-                            "environments has left it; remove {0} from the value".format(DEFAULT_ENVIRONMENT))
+            problems.append(
+                "{0} is never stored: a tag without the annotation is in {0}, and a tag with environments has left it; remove {0} from the value".format(
+                    DEFAULT_ENVIRONMENT
+                )
+            )
             continue
         problem = name_problem(item)
         if problem:
@@ -303,8 +317,7 @@ def apply_change(current, add=None, remove=None, exact=None, known=None, absent=
     be taken off a tag.
     """
     if exact is not None and (add is not None or remove is not None):
-        raise EnvironmentsError("approved (the exact list) cannot be combined with add or remove; "
-                                "give either approved, or add and/or remove")
+        raise EnvironmentsError("approved (the exact list) cannot be combined with add or remove; give either approved, or add and/or remove")
     known_set = set(check_known(known)) if known is not None else None
     absent_set = set(check_known(absent, "absent_environments")) if absent is not None else set()
     current = sorted(set(current or []))
@@ -314,11 +327,13 @@ def apply_change(current, add=None, remove=None, exact=None, known=None, absent=
     remove_names = check_names(remove or [], "remove")
     both = sorted(set(add_names) & set(remove_names))
     if both:
-        raise EnvironmentsError("{} {} in both add and remove; give each environment in one of them".format(
-            ", ".join(show(name) for name in both), "is" if len(both) == 1 else "are"))
+        raise EnvironmentsError(
+            "{} {} in both add and remove; give each environment in one of them".format(
+                ", ".join(show(name) for name in both), "is" if len(both) == 1 else "are"
+            )
+        )
     if known_set is not None:
-        problem = _unknown([name for name in remove_names if name not in current and name not in absent_set],
-                           known_set, "remove")
+        problem = _unknown([name for name in remove_names if name not in current and name not in absent_set], known_set, "remove")
         if problem:
             raise EnvironmentsError(problem)
     return sorted((set(current) | set(add_names)) - set(remove_names))

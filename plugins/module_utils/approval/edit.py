@@ -47,8 +47,9 @@ class TagEdit:
     which cannot be added or set (an error that says so). Raises
     ``EnvironmentsError`` or ``ImageStreamError``."""
 
-    def __init__(self, namespace, name=None, stream=None, tag=None, add=None, remove=None, exact=None, known=None,
-                 annotation_key=None, max_attempts=10, absent=None):
+    def __init__(
+        self, namespace, name=None, stream=None, tag=None, add=None, remove=None, exact=None, known=None, annotation_key=None, max_attempts=10, absent=None
+    ):
         self.namespace = check_namespace(namespace)
         self.stream, self.tag = resolve_tag_reference(name, stream, tag)
         self.annotation_key = check_annotation_key(annotation_key)
@@ -68,8 +69,16 @@ class TagEdit:
     def apply(self, api):
         """Write the edit (a server-side dry run in check mode); returns the outcome of
         ``imagestreams.edit_tag_environments``."""
-        return edit_tag_environments(api, self.namespace, self.stream, self.tag, self.change, self.annotation_key,
-                                     max_attempts=self.max_attempts, replace_unreadable=self.exact is not None)
+        return edit_tag_environments(
+            api,
+            self.namespace,
+            self.stream,
+            self.tag,
+            self.change,
+            self.annotation_key,
+            max_attempts=self.max_attempts,
+            replace_unreadable=self.exact is not None,
+        )
 
     def result(self, outcome, diff=False):
         """The module result fields of an applied edit (and ``warnings`` to show)."""
@@ -77,7 +86,9 @@ class TagEdit:
         after = effective(outcome["after"])
         result = {
             "changed": outcome["changed"],
-            "namespace": self.namespace, "stream": self.stream, "tag": self.tag,
+            "namespace": self.namespace,
+            "stream": self.stream,
+            "tag": self.tag,
             "annotation_key": self.annotation_key,
             "annotation_value": format_value(outcome["after"]),
             "environments_before": before,
@@ -87,8 +98,7 @@ class TagEdit:
         }
         if diff:
             header = f"{self.namespace}/{self.stream}:{self.tag} {self.annotation_key}"
-            result["diff"] = {"before": {"environments": before}, "after": {"environments": after},
-                              "before_header": header, "after_header": header}
+            result["diff"] = {"before": {"environments": before}, "after": {"environments": after}, "before_header": header, "after_header": header}
         return result
 
     def warnings(self, outcome):

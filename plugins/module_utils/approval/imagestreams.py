@@ -22,7 +22,6 @@ The functions above the I/O section are pure and take ImageStreams as dicts. The
 through kubernetes.core's client layer (``get_api_client``), imported only when used.
 """
 
-
 import copy
 import json
 import random
@@ -74,22 +73,29 @@ class ImageStreamError(ApprovalError):
 
 def check_namespace(namespace, option="namespace"):
     if not isinstance(namespace, str) or not is_dns1123_label(namespace):
-        raise ImageStreamError("{} {} is not a namespace name: use a DNS-1123 label (lowercase letters, digits "
-                               "and '-', like myproject)".format(option, json.dumps(namespace)))
+        raise ImageStreamError(
+            "{} {} is not a namespace name: use a DNS-1123 label (lowercase letters, digits and '-', like myproject)".format(option, json.dumps(namespace))
+        )
     return namespace
 
 
 def check_stream(stream, option="stream"):
     if not isinstance(stream, str) or not stream or len(stream) > 255 or not _STREAM.match(stream):
-        raise ImageStreamError("{} {} is not an image stream name: use lowercase letters and digits, "
-                               "separated by '.', '_' or '-' (like app or my-app)".format(option, json.dumps(stream)))
+        raise ImageStreamError(
+            "{} {} is not an image stream name: use lowercase letters and digits, separated by '.', '_' or '-' (like app or my-app)".format(
+                option, json.dumps(stream)
+            )
+        )
     return stream
 
 
 def check_tag(tag, option="tag"):
     if not isinstance(tag, str) or not _TAG.match(tag):
-        raise ImageStreamError("{} {} is not an image tag: up to 128 letters, digits, '_', '.' and '-', not "
-                               "starting with '.' or '-' (like v1.2.3 or latest)".format(option, json.dumps(tag)))
+        raise ImageStreamError(
+            "{} {} is not an image tag: up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-' (like v1.2.3 or latest)".format(
+                option, json.dumps(tag)
+            )
+        )
     return tag
 
 
@@ -170,9 +176,11 @@ def describe(imagestream):
 def require_tag(imagestream, tag):
     if spec_tag(imagestream, tag) is None and status_tag(imagestream, tag) is None:
         names = tag_names(imagestream)
-        raise ImageStreamError("image stream {} has no tag {} (neither a spec tag nor a pushed tag); its tags "
-                               "are: {}".format(describe(imagestream), json.dumps(tag),
-                                                ", ".join(names) if names else "(none)"))
+        raise ImageStreamError(
+            "image stream {} has no tag {} (neither a spec tag nor a pushed tag); its tags are: {}".format(
+                describe(imagestream), json.dumps(tag), ", ".join(names) if names else "(none)"
+            )
+        )
 
 
 def stored_environments(imagestream, tag, annotation_key):
@@ -190,8 +198,7 @@ def tag_entries(imagestream, annotation_key):
     meta = imagestream.get("metadata") or {}
     entries = []
     for tag in tag_names(imagestream):
-        entry = {"namespace": meta.get("namespace"), "stream": meta.get("name"), "tag": tag,
-                 "digest": digest(imagestream, tag)}
+        entry = {"namespace": meta.get("namespace"), "stream": meta.get("name"), "tag": tag, "digest": digest(imagestream, tag)}
         try:
             entry["environments"] = effective(stored_environments(imagestream, tag, annotation_key))
         except EnvironmentsError as exc:
@@ -242,13 +249,13 @@ def tag_patch(imagestream, tag, annotation_key, value):
         operations = [_test(_pointer("spec", "tags", index, "name"), tag)]
         annotations = item.get("annotations")
         if annotations is None:
-            return operations + [_test(_pointer("spec", "tags", index, "annotations"), None),
-                                 {"op": "add", "path": _pointer("spec", "tags", index, "annotations"),
-                                  "value": {annotation_key: value}}]
+            return operations + [
+                _test(_pointer("spec", "tags", index, "annotations"), None),
+                {"op": "add", "path": _pointer("spec", "tags", index, "annotations"), "value": {annotation_key: value}},
+            ]
         path = _pointer("spec", "tags", index, "annotations", annotation_key)
         operations.append(_test(path, annotations.get(annotation_key)))
-        operations.append({"op": "remove", "path": path} if value is None else
-                          {"op": "add", "path": path, "value": value})
+        operations.append({"op": "remove", "path": path} if value is None else {"op": "add", "path": path, "value": value})
         return operations
     entry = {"name": tag, "annotations": {annotation_key: value}, "referencePolicy": {"type": "Source"}}
     spec = imagestream.get("spec")
@@ -316,8 +323,10 @@ class ImageStreamAPI:
     def _fail(self, exc, doing):
         message = kube.api_problem(exc, doing, self.host)
         if kube.status_of(exc) == 403:
-            message += (". Editing environments needs get and patch on imagestreams (image.openshift.io) in the "
-                        "namespace, for example the registry-editor role; listing needs list (registry-viewer)")
+            message += (
+                ". Editing environments needs get and patch on imagestreams (image.openshift.io) in the "
+                "namespace, for example the registry-editor role; listing needs list (registry-viewer)"
+            )
         raise ImageStreamError(message)
 
     @property
@@ -328,8 +337,10 @@ class ImageStreamAPI:
             except Exception as exc:
                 if kube.is_missing_kind(exc):
                     raise ImageStreamError(
-                        "the cluster at {} does not serve {} {}: it is not an OpenShift cluster; point the "
-                        "auth options at the registry cluster".format(self.host, API_VERSION, KIND))
+                        "the cluster at {} does not serve {} {}: it is not an OpenShift cluster; point the auth options at the registry cluster".format(
+                            self.host, API_VERSION, KIND
+                        )
+                    )
                 self._fail(exc, f"discover the {KIND} API")
         return self._resource
 
@@ -358,9 +369,9 @@ class ImageStreamAPI:
         client sets it), where the tests are checked too. Raises ``Conflict`` when a test fails
         (the API server answers 422) or on 409."""
         try:
-            return self.client.patch(self.resource, operations, name=stream, namespace=namespace,
-                                     content_type="application/json-patch+json",
-                                     field_manager=FIELD_MANAGER).to_dict()
+            return self.client.patch(
+                self.resource, operations, name=stream, namespace=namespace, content_type="application/json-patch+json", field_manager=FIELD_MANAGER
+            ).to_dict()
         except Exception as exc:
             if kube.status_of(exc) == 409:
                 raise Conflict(kube.server_message(exc))
@@ -380,8 +391,9 @@ class Conflict(ApprovalError):
         self.lost_race = lost_race
 
 
-def edit_tag_environments(api, namespace, stream, tag, change, annotation_key, max_attempts=10,
-                          sleep=time.sleep, rng=random.random, clock=time.monotonic, replace_unreadable=False):
+def edit_tag_environments(
+    api, namespace, stream, tag, change, annotation_key, max_attempts=10, sleep=time.sleep, rng=random.random, clock=time.monotonic, replace_unreadable=False
+):
     """Read, recompute and write (``tag_patch``) a tag's environment list until it lands.
 
     ``change(stored_list) -> new stored list`` may raise EnvironmentsError. Returns a dict:
@@ -416,8 +428,15 @@ def edit_tag_environments(api, namespace, stream, tag, change, annotation_key, m
             before, unreadable = None, str(exc)
         after = change(before or [])
         if after == before:
-            return {"changed": False, "before": before, "after": after, "digest": digest(current, tag),
-                    "attempts": attempt, "imagestream": current, "unreadable": None}
+            return {
+                "changed": False,
+                "before": before,
+                "after": after,
+                "digest": digest(current, tag),
+                "attempts": attempt,
+                "imagestream": current,
+                "unreadable": None,
+            }
         try:
             stored = api.patch(namespace, stream, tag_patch(current, tag, annotation_key, format_value(after)))
         except Conflict as exc:
@@ -426,11 +445,19 @@ def edit_tag_environments(api, namespace, stream, tag, change, annotation_key, m
                 raise ImageStreamError(
                     "image stream tag {}/{}:{} kept changing under the edit: {} attempts were refused because "
                     "it had changed since it was read (last: {}); nothing was written. Run again, or raise "
-                    "max_attempts".format(namespace, stream, tag, attempt, exc))
+                    "max_attempts".format(namespace, stream, tag, attempt, exc)
+                )
             sleep(backoff_delay(attempt, rng, round_trip=clock() - started))
             continue
-        return {"changed": True, "before": before, "after": after, "digest": digest(stored, tag) or digest(current, tag),
-                "attempts": attempt, "imagestream": stored, "unreadable": unreadable}
+        return {
+            "changed": True,
+            "before": before,
+            "after": after,
+            "digest": digest(stored, tag) or digest(current, tag),
+            "attempts": attempt,
+            "imagestream": stored,
+            "unreadable": unreadable,
+        }
 
 
 def _listing_order(item):
@@ -441,7 +468,7 @@ def list_streams(api, namespaces):
     """(ImageStreams, list calls): one list call per namespace, or one cluster-wide call when
     ``namespaces`` is None; never one call per tag."""
     streams = []
-    for namespace in ([None] if namespaces is None else namespaces):
+    for namespace in [None] if namespaces is None else namespaces:
         streams.extend(api.list(namespace))
     return streams, 1 if namespaces is None else len(namespaces)
 
@@ -466,5 +493,9 @@ def list_tags(api, namespaces, annotation_key, environment=None):
             elif environment is not None and environment not in entry["environments"]:
                 continue
             tags.append(entry)
-    return {"tags": sorted(tags, key=_listing_order), "errors": sorted(errors, key=_listing_order),
-            "namespaces": ["*"] if namespaces is None else list(namespaces), "list_calls": calls}
+    return {
+        "tags": sorted(tags, key=_listing_order),
+        "errors": sorted(errors, key=_listing_order),
+        "namespaces": ["*"] if namespaces is None else list(namespaces),
+        "list_calls": calls,
+    }

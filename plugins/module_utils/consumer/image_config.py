@@ -40,8 +40,7 @@ def check_scopes(values, option):
     """Every value a registry scope, or an error naming the option."""
     for value in values or []:
         if not isinstance(value, str) or not valid_scope(value) or any(c.isspace() for c in value):
-            raise ImageConfigError(f"{option} has {value!r}, which is not a registry scope (host[:port][/namespace...] "
-                                   "or *.domain); fix it")
+            raise ImageConfigError(f"{option} has {value!r}, which is not a registry scope (host[:port][/namespace...] or *.domain); fix it")
 
 
 def merge_registry_sources(spec, record, allow, deny, platform):
@@ -54,17 +53,20 @@ def merge_registry_sources(spec, record, allow, deny, platform):
     sources = dict(spec.get(SOURCES) or {})
     allowed, blocked = list(sources.get(ALLOWED) or []), list(sources.get(BLOCKED) or [])
     if allowed and blocked and not record.get(ALLOWED) and not record.get(BLOCKED):
-        raise ImageConfigError("the Image cluster has both spec.registrySources.allowedRegistries and "
-                               "blockedRegistries, which OpenShift refuses: keep one of them")
+        raise ImageConfigError(
+            "the Image cluster has both spec.registrySources.allowedRegistries and blockedRegistries, which OpenShift refuses: keep one of them"
+        )
     new_record = {}
     if blocked and not record.get(ALLOWED):
         theirs = [entry for entry in blocked if entry not in (record.get(BLOCKED) or [])]
         for scope in allow:
             entry = covering(scope, theirs)
             if entry:
-                raise ImageConfigError(f"spec.registrySources.blockedRegistries entry {entry!r} blocks {scope!r}, which "
-                                       "this cluster must pull from (its environment's registry): remove the entry, "
-                                       "or assign the cluster another environment")
+                raise ImageConfigError(
+                    f"spec.registrySources.blockedRegistries entry {entry!r} blocks {scope!r}, which "
+                    "this cluster must pull from (its environment's registry): remove the entry, "
+                    "or assign the cluster another environment"
+                )
         wanted = [scope for scope in deny if not covering(scope, theirs)]
         new_list, added = merge_owned(blocked, record.get(BLOCKED), wanted)
         sources[BLOCKED] = new_list
@@ -75,9 +77,11 @@ def merge_registry_sources(spec, record, allow, deny, platform):
         for scope in deny:
             entry = covering(scope, theirs)
             if entry:
-                raise ImageConfigError(f"spec.registrySources.allowedRegistries entry {entry!r} allows {scope!r}, "
-                                       "another environment's registry, which this cluster must never pull from: "
-                                       "replace the entry with narrower ones")
+                raise ImageConfigError(
+                    f"spec.registrySources.allowedRegistries entry {entry!r} allows {scope!r}, "
+                    "another environment's registry, which this cluster must never pull from: "
+                    "replace the entry with narrower ones"
+                )
         # a cluster that allowed nothing yet keeps its platform's registries (and keeps them on
         # later runs); the list's key itself may have been absent, or there and empty
         with_platform = record.get("withPlatformRegistries", not allowed)
@@ -119,6 +123,7 @@ def restore_registry_sources(spec, record):
 
 
 # -- the trusted CA ----------------------------------------------------------------------------
+
 
 def ca_key(registry):
     """The ConfigMap key OpenShift reads for a registry's CA: the host, ``..`` before a port."""

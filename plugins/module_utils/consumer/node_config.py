@@ -55,16 +55,17 @@ class NodeImageConfig:
         if both:
             raise ic.ImageConfigError(f"{', '.join(both)} is in both allow and deny; a registry is one or the other")
         if not is_dns1123_subdomain(configmap or ""):
-            raise ic.ImageConfigError(f"trusted_ca_configmap {configmap!r} is not a valid ConfigMap name (lowercase "
-                                      "DNS-1123 subdomain)")
+            raise ic.ImageConfigError(f"trusted_ca_configmap {configmap!r} is not a valid ConfigMap name (lowercase DNS-1123 subdomain)")
         self.entries = {}
         for index, item in enumerate(trusted_ca or []):
             registry, pem = item.get("registry") or "", item.get("ca") or ""
             if "/" in registry or not ic.valid_scope(registry) or "*" in registry:
                 raise ic.ImageConfigError(f"trusted_ca[{index}].registry {registry!r} is not a host[:port]; fix it")
             if "-----BEGIN CERTIFICATE-----" not in pem:
-                raise ic.ImageConfigError(f"trusted_ca[{index}].ca (for {registry}) is not a PEM certificate; give the "
-                                          "certificate's text, not a path (lookup('file', path) reads one)")
+                raise ic.ImageConfigError(
+                    f"trusted_ca[{index}].ca (for {registry}) is not a PEM certificate; give the "
+                    "certificate's text, not a path (lookup('file', path) reads one)"
+                )
             self.entries[ic.ca_key(registry)] = pem if pem.endswith("\n") else pem + "\n"
         self.allow, self.deny, self.platform = list(allow), list(deny), list(platform)
         self.configmap, self.match_images = configmap, match_images
@@ -76,8 +77,9 @@ class NodeImageConfig:
     def _attempt(self, api, present):
         image = api.get(CONFIG_V1, "Image", "cluster")
         if image is None:
-            raise ObjectsError(f"the cluster at {api.host} has no config.openshift.io/v1 Image named cluster: is it an "
-                               "OpenShift cluster? (check the auth options)")
+            raise ObjectsError(
+                f"the cluster at {api.host} has no config.openshift.io/v1 Image named cluster: is it an OpenShift cluster? (check the auth options)"
+            )
         record = read_record(image)
         spec = image.get("spec") or {}
         if present:
@@ -87,7 +89,8 @@ class NodeImageConfig:
             new_record = {ic.TRUSTED_CA: record[ic.TRUSTED_CA]} if ic.TRUSTED_CA in record else {}
         before_writes, after_writes = [], []
         new_spec, new_record, ca_keys, ca_name, ca_diff = self._trusted_ca(
-            api, new_spec, new_record, self.entries if present else {}, before_writes, after_writes)
+            api, new_spec, new_record, self.entries if present else {}, before_writes, after_writes
+        )
         match_images, provider_diff = self._provider(api, present, before_writes, after_writes)
         writes = list(before_writes)
         if new_spec != spec or new_record != record:
@@ -103,10 +106,11 @@ class NodeImageConfig:
             "trusted_ca_configmap": ca_name,
             "trusted_ca_keys": ca_keys,
             "match_images": match_images,
-            "changed_objects": [api.describe(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
-                                for obj, _verb in writes],
-            "diff": {"before": {"image": {"spec": spec}, "trusted_ca": ca_diff[0], MATCH_IMAGES: provider_diff[0]},
-                     "after": {"image": {"spec": new_spec}, "trusted_ca": ca_diff[1], MATCH_IMAGES: provider_diff[1]}},
+            "changed_objects": [api.describe(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")) for obj, _verb in writes],
+            "diff": {
+                "before": {"image": {"spec": spec}, "trusted_ca": ca_diff[0], MATCH_IMAGES: provider_diff[0]},
+                "after": {"image": {"spec": new_spec}, "trusted_ca": ca_diff[1], MATCH_IMAGES: provider_diff[1]},
+            },
         }
 
     def _trusted_ca(self, api, spec, record, entries, before_writes, after_writes):
@@ -119,13 +123,19 @@ class NodeImageConfig:
         if entries and ours:
             if ic.TRUSTED_CA not in record:
                 if configmap is not None and not is_ours(configmap):
-                    raise ic.ImageConfigError(f"ConfigMap {CONFIG_NAMESPACE}/{name} exists and was not made by this "
-                                              "collection: set trusted_ca_configmap to another name, or name it in the "
-                                              "Image cluster's spec.additionalTrustedCA to have keys added to it")
+                    raise ic.ImageConfigError(
+                        f"ConfigMap {CONFIG_NAMESPACE}/{name} exists and was not made by this "
+                        "collection: set trusted_ca_configmap to another name, or name it in the "
+                        "Image cluster's spec.additionalTrustedCA to have keys added to it"
+                    )
                 spec, record = ic.set_trusted_ca(spec, record, name)
             if configmap is None:
-                before_writes.append((_label({"apiVersion": "v1", "kind": "ConfigMap", "data": dict(entries),
-                                              "metadata": {"name": name, "namespace": CONFIG_NAMESPACE}}), "create"))
+                before_writes.append(
+                    (
+                        _label({"apiVersion": "v1", "kind": "ConfigMap", "data": dict(entries), "metadata": {"name": name, "namespace": CONFIG_NAMESPACE}}),
+                        "create",
+                    )
+                )
             elif old_data != entries:
                 configmap = copy.deepcopy(configmap)
                 configmap["data"] = dict(entries)
@@ -133,8 +143,10 @@ class NodeImageConfig:
             new_data = dict(entries)
         elif entries:
             if configmap is None:
-                raise ObjectsError(f"the Image cluster's spec.additionalTrustedCA names ConfigMap {CONFIG_NAMESPACE}/{name}, "
-                                   "which does not exist: create it, or clear the name")
+                raise ObjectsError(
+                    f"the Image cluster's spec.additionalTrustedCA names ConfigMap {CONFIG_NAMESPACE}/{name}, "
+                    "which does not exist: create it, or clear the name"
+                )
             cm_record = read_record(configmap)
             new_data, new_cm_record = ic.merge_ca_data(old_data, cm_record, entries)
             if new_data != old_data or new_cm_record != cm_record:
@@ -161,9 +173,11 @@ class NodeImageConfig:
         """The CRIOCredentialProviderConfig: returns (matchImages after or None, (diff before, diff after))."""
         if present and self.match_images is None:
             return None, (None, None)
-        missing = (f"the cluster at {api.host} does not serve {PROVIDER_API} {PROVIDER_KIND} (OpenShift 4.21 and later, "
-                   "with the TechPreviewNoUpgrade feature set until it is GA): leave credential_provider_registries unset "
-                   "and let nodes use the global pull secret")
+        missing = (
+            f"the cluster at {api.host} does not serve {PROVIDER_API} {PROVIDER_KIND} (OpenShift 4.21 and later, "
+            "with the TechPreviewNoUpgrade feature set until it is GA): leave credential_provider_registries unset "
+            "and let nodes use the global pull secret"
+        )
         try:
             obj = api.get(PROVIDER_API, PROVIDER_KIND, "cluster", missing=missing)
         except ObjectsError:
@@ -174,8 +188,9 @@ class NodeImageConfig:
         if obj is None:
             if not wanted:
                 return None, (None, None)
-            before_writes.append((_label({"apiVersion": PROVIDER_API, "kind": PROVIDER_KIND, "metadata": {"name": "cluster"},
-                                          "spec": {MATCH_IMAGES: wanted}}), "create"))
+            before_writes.append(
+                (_label({"apiVersion": PROVIDER_API, "kind": PROVIDER_KIND, "metadata": {"name": "cluster"}, "spec": {MATCH_IMAGES: wanted}}), "create")
+            )
             return wanted, (None, wanted)
         current = list((obj.get("spec") or {}).get(MATCH_IMAGES) or [])
         obj = copy.deepcopy(obj)

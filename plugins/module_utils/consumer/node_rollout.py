@@ -45,18 +45,21 @@ def rolled_out(pool, before):
     generation = int(pool["metadata"].get("generation") or 0)
     observed = int(status.get("observedGeneration") or 0)
     wanted = ((pool.get("spec") or {}).get("configuration") or {}).get("name")
-    return (observed == generation and (before is None or observed > before)
-            and _condition(pool, "Updated") == "True"
-            and status.get("machineCount") is not None
-            and status.get("updatedMachineCount") == status.get("machineCount")
-            and bool(wanted) and (status.get("configuration") or {}).get("name") == wanted)
+    return (
+        observed == generation
+        and (before is None or observed > before)
+        and _condition(pool, "Updated") == "True"
+        and status.get("machineCount") is not None
+        and status.get("updatedMachineCount") == status.get("machineCount")
+        and bool(wanted)
+        and (status.get("configuration") or {}).get("name") == wanted
+    )
 
 
 def pending(pools, before):
     """The pools (sorted by name) that have not rolled out a change made after ``before``
     (``generations`` of the pools then). A pool deleted since is not waited for."""
-    return sorted((p for p in pools if not rolled_out(p, before.get(p["metadata"]["name"]))),
-                  key=lambda p: p["metadata"]["name"])
+    return sorted((p for p in pools if not rolled_out(p, before.get(p["metadata"]["name"]))), key=lambda p: p["metadata"]["name"])
 
 
 def describe(pool, before):
@@ -67,10 +70,11 @@ def describe(pool, before):
     if _condition(pool, "Degraded") == "True":
         parts.append("Degraded=True")
     parts.append(f"{status.get('updatedMachineCount', '?')}/{status.get('machineCount', '?')} machines updated")
-    parts.append(f"observedGeneration {status.get('observedGeneration', '?')} of generation "
-                 f"{pool['metadata'].get('generation', '?')} (before the change: {'none' if before is None else before})")
-    parts.append(f"configuration {(status.get('configuration') or {}).get('name') or '?'}, "
-                 f"wanted {(spec.get('configuration') or {}).get('name') or '?'}")
+    parts.append(
+        f"observedGeneration {status.get('observedGeneration', '?')} of generation "
+        f"{pool['metadata'].get('generation', '?')} (before the change: {'none' if before is None else before})"
+    )
+    parts.append(f"configuration {(status.get('configuration') or {}).get('name') or '?'}, wanted {(spec.get('configuration') or {}).get('name') or '?'}")
     if spec.get("paused"):
         parts.append("paused (spec.paused: a paused pool rolls out nothing; unpause it)")
     return f"{pool['metadata']['name']}: " + ", ".join(parts)
@@ -78,10 +82,12 @@ def describe(pool, before):
 
 def timeout_message(pools, before, timeout, where):
     late = pending(pools, before)
-    return (f"{where}: the nodes did not pick up the change of the global pull secret within {timeout}s; "
-            f"MachineConfigPools not updated: {'; '.join(describe(p, before.get(p['metadata']['name'])) for p in late)}. "
-            "The old credential must stay valid until they are (oc get machineconfigpool; "
-            "raise consumer_cluster_node_rollout_timeout if they are only slow)")
+    return (
+        f"{where}: the nodes did not pick up the change of the global pull secret within {timeout}s; "
+        f"MachineConfigPools not updated: {'; '.join(describe(p, before.get(p['metadata']['name'])) for p in late)}. "
+        "The old credential must stay valid until they are (oc get machineconfigpool; "
+        "raise consumer_cluster_node_rollout_timeout if they are only slow)"
+    )
 
 
 class NodeRollout:
@@ -123,8 +129,7 @@ class RolledOutEdit:
 
     def __init__(self, edit, wait, timeout):
         if wait and (not isinstance(timeout, int) or timeout <= 0):
-            raise ObjectsError(f"wait_timeout {timeout!r} must be a number of seconds above 0 "
-                               "(consumer_cluster_node_rollout_timeout), or set wait: false")
+            raise ObjectsError(f"wait_timeout {timeout!r} must be a number of seconds above 0 (consumer_cluster_node_rollout_timeout), or set wait: false")
         self.edit, self.wait, self.timeout = edit, wait, timeout
 
     def apply(self, api, present=True):
@@ -136,8 +141,10 @@ class RolledOutEdit:
         if not self.wait:
             return result
         if pools is None:
-            result["warnings"] = [f"the cluster at {api.host} has no MachineConfigPool API: not waiting for the nodes "
-                                  "(on a hosted control plane, the NodePools roll the pull secret out)"]
+            result["warnings"] = [
+                f"the cluster at {api.host} has no MachineConfigPool API: not waiting for the nodes "
+                "(on a hosted control plane, the NodePools roll the pull secret out)"
+            ]
         elif content_changed:
             result["node_rollout"] = rollout.wait(before, self.timeout, f"{self.edit.where()} at {api.host}")
         return result

@@ -49,8 +49,9 @@ class ClusterObjects:
                 self._resources[key] = self.client.resource(kind, api_version)
             except Exception as exc:
                 if kube.is_missing_kind(exc):
-                    raise ObjectsError(missing or f"the cluster at {self.host} does not serve {api_version} {kind}: "
-                                                  "it is not an OpenShift cluster; check the auth options")
+                    raise ObjectsError(
+                        missing or f"the cluster at {self.host} does not serve {api_version} {kind}: it is not an OpenShift cluster; check the auth options"
+                    )
                 raise ObjectsError(kube.api_problem(exc, f"discover the {kind} API", self.host))
         return self._resources[key]
 
@@ -77,10 +78,8 @@ class ClusterObjects:
             if verb == "create":
                 return self.client.create(resource, obj, namespace=namespace, field_manager=FIELD_MANAGER).to_dict()
             if verb == "replace":
-                return self.client.replace(resource, obj, name=name, namespace=namespace,
-                                           field_manager=FIELD_MANAGER).to_dict()
-            return self.client.delete(resource, name=name, namespace=namespace,
-                                      body={"preconditions": {"resourceVersion": metadata.get("resourceVersion")}})
+                return self.client.replace(resource, obj, name=name, namespace=namespace, field_manager=FIELD_MANAGER).to_dict()
+            return self.client.delete(resource, name=name, namespace=namespace, body={"preconditions": {"resourceVersion": metadata.get("resourceVersion")}})
         except Exception as exc:
             if kube.status_of(exc) == 409:
                 raise Conflict(kube.server_message(exc))

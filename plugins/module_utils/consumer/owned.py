@@ -35,9 +35,11 @@ def read_record(obj):
         record = None
     if not isinstance(record, dict):
         name = ((obj or {}).get("metadata") or {}).get("name", "?")
-        raise RecordError(f"annotation {RECORD_ANNOTATION} of {obj.get('kind', 'object')} {name} is not the JSON object "
-                          "this collection writes (edited by hand?): restore it, or delete it and remove the entries "
-                          "it listed yourself")
+        raise RecordError(
+            f"annotation {RECORD_ANNOTATION} of {obj.get('kind', 'object')} {name} is not the JSON object "
+            "this collection writes (edited by hand?): restore it, or delete it and remove the entries "
+            "it listed yourself"
+        )
     return record
 
 

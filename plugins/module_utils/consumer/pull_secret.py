@@ -50,9 +50,11 @@ def merge_auths(config, owned, entries, where):
     changed = []
     for registry in entries:
         if registry in auths and registry not in owned:
-            raise PullSecretError(f"{where} already has an entry for {registry} that this collection did not write: "
-                                  "remove that entry (the role writes the environment's credential there), or point "
-                                  "the consumer at another registry")
+            raise PullSecretError(
+                f"{where} already has an entry for {registry} that this collection did not write: "
+                "remove that entry (the role writes the environment's credential there), or point "
+                "the consumer at another registry"
+            )
     for registry in list(owned):
         if registry not in entries:
             if registry in auths:

@@ -52,8 +52,10 @@ class PullSecretEdit:
         namespace, name = self.source[0], self.source[1]
         secret = api.get("v1", "Secret", name, namespace)
         if secret is None:
-            raise ps.PullSecretError(f"from_secret {namespace}/{name} does not exist on the cluster at {api.host}: the "
-                                     "credentials role writes it (playbooks/credentials.yml); run that first")
+            raise ps.PullSecretError(
+                f"from_secret {namespace}/{name} does not exist on the cluster at {api.host}: the "
+                "credentials role writes it (playbooks/credentials.yml); run that first"
+            )
         return dict(ps.decode(secret, f"from_secret {namespace}/{name}").get("auths") or {})
 
     def apply(self, api, present=True):
@@ -63,8 +65,10 @@ class PullSecretEdit:
         wanted = self._wanted(api, present)
         secret = api.get("v1", "Secret", self.name, self.namespace)
         if secret is None:
-            raise ps.PullSecretError(f"{self.where()} does not exist on the cluster at {api.host}: check namespace and name "
-                                     "(every OpenShift cluster has openshift-config/pull-secret)")
+            raise ps.PullSecretError(
+                f"{self.where()} does not exist on the cluster at {api.host}: check namespace and name "
+                "(every OpenShift cluster has openshift-config/pull-secret)"
+            )
         config = ps.decode(secret, self.where())
         record = read_record(secret)
         new_config, owned, changed = ps.merge_auths(config, record.get(RECORD_KEY), wanted, self.where())
@@ -77,10 +81,13 @@ class PullSecretEdit:
             original = api.get("v1", "Secret", original_name, self.namespace)
             value = ps.encode(new_config)
             if owned and not record:  # the first entry goes in: keep the value as it is now
-                copy_ = {"apiVersion": "v1", "kind": "Secret", "type": secret.get("type"),
-                         "metadata": {"name": original_name, "namespace": self.namespace,
-                                      "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
-                         "data": {ps.KEY: secret["data"][ps.KEY]}}
+                copy_ = {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": secret.get("type"),
+                    "metadata": {"name": original_name, "namespace": self.namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+                    "data": {ps.KEY: secret["data"][ps.KEY]},
+                }
                 if original is not None:  # left by an earlier cycle whose record is gone: stale
                     copy_["metadata"]["resourceVersion"] = original["metadata"]["resourceVersion"]
                 api.write(copy_, "create" if original is None else "replace")
@@ -95,6 +102,10 @@ class PullSecretEdit:
             if not owned and original is not None:
                 api.write(original, "delete")
         content_changed = bool(writes) and secret["data"][ps.KEY] != (old_data or {}).get(ps.KEY)
-        return {"changed": bool(writes), "registries": owned, "changed_registries": changed,
-                "content_changed": content_changed,
-                "diff": {"before": {"registries": before}, "after": {"registries": sorted(new_config["auths"])}}}
+        return {
+            "changed": bool(writes),
+            "registries": owned,
+            "changed_registries": changed,
+            "content_changed": content_changed,
+            "diff": {"before": {"registries": before}, "after": {"registries": sorted(new_config["auths"])}},
+        }

@@ -28,9 +28,15 @@ def audit_rows(entries, environments, actual, scope=None):
         repo, tag, digest = f"{entry['namespace']}/{entry['stream']}", entry["tag"], entry.get("digest")
         seen.add((repo, tag))
         if entry.get("environments") is None:
-            rows.append({"tag": f"{repo}:{tag}", "digest": digest, "approved": None,
-                         "present": _present(names, actual, repo, tag, digest),
-                         "drift": [f"approval list unreadable: {entry.get('error')}"]})
+            rows.append(
+                {
+                    "tag": f"{repo}:{tag}",
+                    "digest": digest,
+                    "approved": None,
+                    "present": _present(names, actual, repo, tag, digest),
+                    "drift": [f"approval list unreadable: {entry.get('error')}"],
+                }
+            )
             continue
         listed = entry["environments"]
         approved = [env for env in order if env in listed]
@@ -41,10 +47,8 @@ def audit_rows(entries, environments, actual, scope=None):
                 drift.append(f"{env}: {'missing' if current is None else 'serves ' + _short(current)}")
             elif env not in approved and current is not None:
                 drift.append(f"{env}: not approved")
-        drift.extend(f"{env}: not an environment of the inventory (ignored)" for env in listed
-                     if env not in environments and env != "default")
-        rows.append({"tag": f"{repo}:{tag}", "digest": digest, "approved": approved,
-                     "present": _present(names, actual, repo, tag, digest), "drift": drift})
+        drift.extend(f"{env}: not an environment of the inventory (ignored)" for env in listed if env not in environments and env != "default")
+        rows.append({"tag": f"{repo}:{tag}", "digest": digest, "approved": approved, "present": _present(names, actual, repo, tag, digest), "drift": drift})
     orphans = {}
     for env in names:
         for repo, tags in sorted((actual.get(env) or {}).items()):
@@ -53,8 +57,7 @@ def audit_rows(entries, environments, actual, scope=None):
             for tag, digest in sorted((tags or {}).items()):
                 if (repo, tag) in seen or artifact_subject(tag) or not scope.tag_in_scope(tag):
                     continue
-                row = orphans.setdefault((repo, tag), {"tag": f"{repo}:{tag}", "digest": None,
-                                                       "approved": [], "present": [], "drift": []})
+                row = orphans.setdefault((repo, tag), {"tag": f"{repo}:{tag}", "digest": None, "approved": [], "present": [], "drift": []})
                 row["present"].append(env)
                 row["drift"].append(f"{env}: not in any ImageStream ({_short(digest)})")
     rows.extend(orphans[key] for key in sorted(orphans))
@@ -62,8 +65,7 @@ def audit_rows(entries, environments, actual, scope=None):
 
 
 def _present(names, actual, repo, tag, digest):
-    return [env for env in names if digest is not None and
-            ((actual.get(env) or {}).get(repo) or {}).get(tag) == digest]
+    return [env for env in names if digest is not None and ((actual.get(env) or {}).get(repo) or {}).get(tag) == digest]
 
 
 def _short(digest):
@@ -76,8 +78,6 @@ def format_table(rows):
     lines = [header]
     for row in rows:
         approved = "?" if row["approved"] is None else (",".join(row["approved"]) or "-")
-        lines.append((row["tag"], _short(row["digest"]), approved, ",".join(row["present"]) or "-",
-                      "; ".join(row["drift"]) or "none"))
+        lines.append((row["tag"], _short(row["digest"]), approved, ",".join(row["present"]) or "-", "; ".join(row["drift"]) or "none"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    return ["  ".join([cell.ljust(width) for cell, width in zip(line[:-1], widths)] + [line[-1]]).rstrip()
-            for line in lines]
+    return ["  ".join([cell.ljust(width) for cell, width in zip(line[:-1], widths)] + [line[-1]]).rstrip() for line in lines]

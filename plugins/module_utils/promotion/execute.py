@@ -114,8 +114,7 @@ class Executor:
         counters = {"bytes_sent": 0, "blobs_sent": 0, "blobs_mounted": 0, "blobs_present": 0, "manifests_put": 0}
         item.update(counters)
         try:
-            self.copy(item["environment"], item["repository"], item["tag"], item["digest"], counters,
-                      source_repository=item.get("source_repository"))
+            self.copy(item["environment"], item["repository"], item["tag"], item["digest"], counters, source_repository=item.get("source_repository"))
         except RegistryError as exc:
             item["result"] = FAILED
             item["error"] = str(exc)
@@ -142,14 +141,12 @@ class Executor:
         # others only PUT their tag. (Eight at once into one repository of CNCF distribution 2.8
         # made it answer 500 "blob unknown" and 400 "manifest blob unknown" now and then.)
         with image_lock:
-            if (env, repository, digest) in self._present or \
-                    destination.head_manifest(repository, digest) is not None:
+            if (env, repository, digest) in self._present or destination.head_manifest(repository, digest) is not None:
                 # the repository holds the image (under another tag; a run narrowed to one tag does
                 # not read the others): its blobs and child manifests are there, only the tag is missing
                 data, media_type = self._manifest(source_repository, digest)
             else:
-                data, media_type = self._copy_tree(env, destination, source_repository, repository, digest,
-                                                   counters)
+                data, media_type = self._copy_tree(env, destination, source_repository, repository, digest, counters)
             destination.put_manifest(repository, tag, data, media_type)
             counters["manifests_put"] += 1
             self._record_image(env, repository, digest)
@@ -172,9 +169,11 @@ class Executor:
                         "source moved: {}/{}:{} now {}, but the plan (the ImageStream's status) says {}; nothing "
                         "was copied for this tag (a different digest is never tagged). Run again once the ImageStream "
                         "shows the new image, or approve it again".format(
-                            self.source.host, source_repository, tag,
-                            "serves " + served["digest"] if served else "does not exist", digest),
-                        registry=self.source.host, repository=source_repository)
+                            self.source.host, source_repository, tag, "serves " + served["digest"] if served else "does not exist", digest
+                        ),
+                        registry=self.source.host,
+                        repository=source_repository,
+                    )
             except Exception as exc:  # a RegistryError, or a bug: every environment waiting on it fails alike
                 check[1] = exc
             finally:
@@ -190,8 +189,11 @@ class Executor:
             return cached
         manifest = self.source.get_manifest(repository, digest)
         if manifest is None:
-            raise SourceMoved("source moved: {}/{}@{} no longer exists in the source registry".format(
-                self.source.host, repository, digest), registry=self.source.host, repository=repository)
+            raise SourceMoved(
+                "source moved: {}/{}@{} no longer exists in the source registry".format(self.source.host, repository, digest),
+                registry=self.source.host,
+                repository=repository,
+            )
         value = (manifest["data"], manifest["media_type"])
         with self._lock:
             self._manifests[digest] = value
@@ -204,15 +206,12 @@ class Executor:
         try:
             refs = parse_manifest(data, media_type)
         except ManifestError as exc:
-            raise RegistryError(f"{self.source.host}/{source_repository}@{digest}: {exc}",
-                                registry=self.source.host, repository=source_repository)
+            raise RegistryError(f"{self.source.host}/{source_repository}@{digest}: {exc}", registry=self.source.host, repository=source_repository)
         if refs["index"]:
             for child in refs["children"]:
-                if (env, repository, child["digest"]) in self._present or \
-                        destination.head_manifest(repository, child["digest"]) is not None:
+                if (env, repository, child["digest"]) in self._present or destination.head_manifest(repository, child["digest"]) is not None:
                     continue
-                child_data, child_type = self._copy_tree(env, destination, source_repository, repository,
-                                                         child["digest"], counters)
+                child_data, child_type = self._copy_tree(env, destination, source_repository, repository, child["digest"], counters)
                 destination.put_manifest(repository, child["digest"], child_data, child_type)
                 counters["manifests_put"] += 1
                 self._record_image(env, repository, child["digest"])
@@ -220,8 +219,7 @@ class Executor:
         hints = sorted(self._images.get((env, digest)) or [])
         # the largest blobs first, so that the small ones (the config) fill in at the end
         blobs = sorted(refs["blobs"], key=lambda blob: -(blob.get("size") or 0))
-        futures = [self._blob_pool.submit(self._ensure_blob, env, destination, source_repository, repository, blob,
-                                          hints, counters) for blob in blobs]
+        futures = [self._blob_pool.submit(self._ensure_blob, env, destination, source_repository, repository, blob, hints, counters) for blob in blobs]
         errors = []
         for future in futures:
             try:
@@ -273,8 +271,7 @@ class Executor:
                 self._home(env, digest, repository)
                 return
             break  # refused (an upload session was opened instead): stream into it
-        sent = copy_blob(self.source, source_repository, destination, repository, digest, blob.get("size"),
-                         location=location)
+        sent = copy_blob(self.source, source_repository, destination, repository, digest, blob.get("size"), location=location)
         self._add(counters, "blobs_sent")
         self._add(counters, "bytes_sent", sent)
         self._home(env, digest, repository)
@@ -349,8 +346,7 @@ def _waves(copies):
         requires = item.get("requires")
         level = 0
         if requires and key not in seen:
-            producers = [p for p in produced.get((requires["environment"], requires["repository"],
-                                                  requires["digest"])) or [] if p is not item]
+            producers = [p for p in produced.get((requires["environment"], requires["repository"], requires["digest"])) or [] if p is not item]
             if producers:
                 level = 1 + max(depth_of(p, seen + (key,)) for p in producers)
         depth[key] = level

@@ -85,8 +85,10 @@ def check_numbers(params):
     if params["retries"] < 0:
         raise PromotionError("retries must not be negative", field="retries")
     if params["token_duration"] < MIN_TOKEN_SECONDS:
-        raise PromotionError(f"token_duration must be at least {MIN_TOKEN_SECONDS} seconds (the TokenRequest "
-                             f"API's minimum), not {params['token_duration']}", field="token_duration")
+        raise PromotionError(
+            f"token_duration must be at least {MIN_TOKEN_SECONDS} seconds (the TokenRequest API's minimum), not {params['token_duration']}",
+            field="token_duration",
+        )
 
 
 class Job:
@@ -122,21 +124,26 @@ class Job:
         """``validate_certs: false`` is an explicit opt-out, but never a silent one: one warning
         per endpoint per run."""
         if not self.params["integrated_validate_certs"]:
-            self.module.warn(f"the integrated registry {self.params['integrated_registry']}: TLS certificates are not "
-                             "verified (integrated_validate_certs: false)")
+            self.module.warn(
+                f"the integrated registry {self.params['integrated_registry']}: TLS certificates are not verified (integrated_validate_certs: false)"
+            )
         for env in self.targets.values():
             if not env.validate_certs:
-                self.module.warn(f"environment {env.name}: the TLS certificate of {env.endpoint} is not verified "
-                                 "(validate_certs: false in segmented_registry_environments); prefer ca_cert")
+                self.module.warn(
+                    f"environment {env.name}: the TLS certificate of {env.endpoint} is not verified "
+                    "(validate_certs: false in segmented_registry_environments); prefer ca_cert"
+                )
 
     def check_source(self):
         """A run that copies (``run``) needs ``integrated_registry``: a module calls this before it
         asks a cluster or writes an approval list, so a missing one changes nothing."""
         if not self.params["integrated_registry"]:
-            raise PromotionError("integrated_registry is required to bring the environment registries in line: "
-                                 "give the host[:port] of the registry cluster's integrated registry (the "
-                                 "inventory variable segmented_registry_integrated_registry)",
-                                 field="integrated_registry")
+            raise PromotionError(
+                "integrated_registry is required to bring the environment registries in line: "
+                "give the host[:port] of the registry cluster's integrated registry (the "
+                "inventory variable segmented_registry_integrated_registry)",
+                field="integrated_registry",
+            )
 
     def connect(self):
         """The registry cluster's ImageStream API."""
@@ -152,8 +159,7 @@ class Job:
             return self.params["registry_token"]
         if audience not in self.tokens:
             with failing(self.module):
-                token = mint_token(self.api.client, self.params["service_account"], self.params["token_duration"],
-                                   audiences=[audience] if audience else None)
+                token = mint_token(self.api.client, self.params["service_account"], self.params["token_duration"], audiences=[audience] if audience else None)
             kube.mask(self.module, token)
             self.api_calls += 1
             self.tokens[audience] = token
@@ -177,19 +183,37 @@ class Job:
         pool = params["parallel_images"] + params["parallel_blobs"] + 4
 
         def client(host, ca_cert, validate_certs, name, token):
-            return RegistryClient(host, password=token, ca_cert=ca_cert, validate_certs=validate_certs,
-                                  name=name, timeout=timeout, retries=params["retries"], stats=stats, pool_size=pool,
-                                  token_realm_hosts=params["token_realm_hosts"])
+            return RegistryClient(
+                host,
+                password=token,
+                ca_cert=ca_cert,
+                validate_certs=validate_certs,
+                name=name,
+                timeout=timeout,
+                retries=params["retries"],
+                stats=stats,
+                pool_size=pool,
+                token_realm_hosts=params["token_realm_hosts"],
+            )
 
-        source = client(params["integrated_registry"], params["integrated_ca_cert"],
-                        params["integrated_validate_certs"], "default (integrated registry)", source_token)
-        destinations = {env.name: client(env.endpoint, env.ca_cert, env.validate_certs, env.name, environment_token)
-                        for env in self.targets.values()}
+        source = client(
+            params["integrated_registry"], params["integrated_ca_cert"], params["integrated_validate_certs"], "default (integrated registry)", source_token
+        )
+        destinations = {env.name: client(env.endpoint, env.ca_cert, env.validate_certs, env.name, environment_token) for env in self.targets.values()}
         try:
             with failing(self.module):
-                outcome = reconcile(entries, self.environments, source, destinations, scope=scope, prune=params["prune"],
-                                    check_mode=check_mode, stream_annotations=annotations,
-                                    image_workers=params["parallel_images"], blob_workers=params["parallel_blobs"])
+                outcome = reconcile(
+                    entries,
+                    self.environments,
+                    source,
+                    destinations,
+                    scope=scope,
+                    prune=params["prune"],
+                    check_mode=check_mode,
+                    stream_annotations=annotations,
+                    image_workers=params["parallel_images"],
+                    blob_workers=params["parallel_blobs"],
+                )
         finally:
             for item in [source] + list(destinations.values()):
                 item.close()
@@ -201,8 +225,7 @@ class Job:
         def outcome_of(item):
             return item.get("result") or item["action"]
 
-        changing = [a for a in actions if a.get("result") in ("copied", "removed") or
-                    (check_mode and a["action"] in (COPY, REMOVE))]
+        changing = [a for a in actions if a.get("result") in ("copied", "removed") or (check_mode and a["action"] in (COPY, REMOVE))]
         counters = stats.to_dict()
         everything = self.params["details"] == "all"
         audit = outcome["audit"] if everything else [row for row in outcome["audit"] if row["drift"]]
@@ -220,25 +243,32 @@ class Job:
             "unknown_environments": outcome["unknown_environments"],
             "absent_environments": outcome["absent_environments"],
             "scope": scope.to_dict(),
-            "stats": {"api_calls": self.api_calls, "registry_requests": counters["requests"],
-                      "registry_requests_by_method": counters["by_method"],
-                      "token_requests": counters["token_requests"], "retries": counters["retries"],
-                      "blob_bytes_sent": counters["blob_bytes_sent"],
-                      "seconds": dict(outcome["seconds"], startup=round(self.began - self.started, 3),
-                                      total=round(time.monotonic() - self.started, 3))},
+            "stats": {
+                "api_calls": self.api_calls,
+                "registry_requests": counters["requests"],
+                "registry_requests_by_method": counters["by_method"],
+                "token_requests": counters["token_requests"],
+                "retries": counters["retries"],
+                "blob_bytes_sent": counters["blob_bytes_sent"],
+                "seconds": dict(outcome["seconds"], startup=round(self.began - self.started, 3), total=round(time.monotonic() - self.started, 3)),
+            },
         }
         if check_mode:
             result["bytes_planned"] = sum(a.get("bytes_planned") or 0 for a in result["copies"])
         for warning in outcome["warnings"]:
             self.module.warn(warning)
         if outcome["unknown_environments"]:
-            self.module.warn(f"approval lists name environments that the inventory does not define: "
-                             f"{', '.join(outcome['unknown_environments'])}; nothing is copied for them (fix the "
-                             "annotation, or add the environment to segmented_registry_environments)")
+            self.module.warn(
+                f"approval lists name environments that the inventory does not define: "
+                f"{', '.join(outcome['unknown_environments'])}; nothing is copied for them (fix the "
+                "annotation, or add the environment to segmented_registry_environments)"
+            )
         if outcome["absent_environments"]:
-            self.module.warn(f"approval lists name environments with state: absent: "
-                             f"{', '.join(outcome['absent_environments'])}; they are no promotion target, so nothing "
-                             "is copied to or removed from their registries (demote the tags from them)")
+            self.module.warn(
+                f"approval lists name environments with state: absent: "
+                f"{', '.join(outcome['absent_environments'])}; they are no promotion target, so nothing "
+                "is copied to or removed from their registries (demote the tags from them)"
+            )
         return result
 
     def finish(self, result, **extra):
@@ -257,11 +287,9 @@ class Job:
                 self.module.fail_json(msg=f"cannot write report_file {self.params['report_file']}: {exc}", **result)
         failures = result.get("failures") or []
         if failures:
-            shown = "; ".join(f"{f.get('environment') or '-'} {f['repository']}:{f['tag']}: "
-                              f"{f.get('error') or f.get('reason')}" for f in failures[:5])
+            shown = "; ".join(f"{f.get('environment') or '-'} {f['repository']}:{f['tag']}: {f.get('error') or f.get('reason')}" for f in failures[:5])
             more = "; ..." if len(failures) > 5 else ""
-            self.module.fail_json(msg=f"{len(failures)} tag{'' if len(failures) == 1 else 's'} failed (the others "
-                                      f"went through): {shown}{more}", **result)
+            self.module.fail_json(msg=f"{len(failures)} tag{'' if len(failures) == 1 else 's'} failed (the others went through): {shown}{more}", **result)
         self.module.exit_json(**result)
 
 

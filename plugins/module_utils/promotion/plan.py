@@ -62,8 +62,7 @@ class _State:
         return (env, repo, digest) in self.copies
 
 
-def plan(entries, environments, actual, scope=None, prune=True, source_artifacts=None, stream_annotations=None,
-         read_errors=None):
+def plan(entries, environments, actual, scope=None, prune=True, source_artifacts=None, stream_annotations=None, read_errors=None):
     """Compute the actions.
 
     ``entries``: approval-list entries ``{namespace, stream, tag, digest, environments, error?}``
@@ -89,13 +88,11 @@ def plan(entries, environments, actual, scope=None, prune=True, source_artifacts
     desired, protected, unknown, absent = _desired(entries, environments, scope, order, actions)
     for env in order:
         for repo in sorted(desired[env]):
-            actions.extend(_copies(environments[env], repo, desired[env][repo], state, source_artifacts or {},
-                                   stream_annotations or {}))
+            actions.extend(_copies(environments[env], repo, desired[env][repo], state, source_artifacts or {}, stream_annotations or {}))
         if prune:
             for repo in sorted(actual.get(env) or {}):
                 if not state.read_error(env, repo) and scope.repository_in_scope(repo):
-                    actions.extend(_removals(env, repo, state.present(env, repo), desired[env].get(repo) or {},
-                                             protected, scope))
+                    actions.extend(_removals(env, repo, state.present(env, repo), desired[env].get(repo) or {}, protected, scope))
     rank = {name: index for index, name in enumerate(order)}
     actions.sort(key=lambda a: (rank.get(a["environment"], -1), a["repository"], a["tag"], a["action"]))
     return {"actions": actions, "unknown_environments": sorted(unknown), "absent_environments": sorted(absent)}
@@ -118,9 +115,16 @@ def _desired(entries, environments, scope, order, actions):
         repo, tag = f"{entry['namespace']}/{entry['stream']}", entry["tag"]
         if entry.get("error") or entry.get("environments") is None:
             protected.add((repo, tag))
-            actions.append(action(FAILED, None, repo, tag, entry.get("digest"),
-                                  reason="the environment list cannot be read, so this tag is left as it is "
-                                         f"everywhere: {entry.get('error')}"))
+            actions.append(
+                action(
+                    FAILED,
+                    None,
+                    repo,
+                    tag,
+                    entry.get("digest"),
+                    reason=f"the environment list cannot be read, so this tag is left as it is everywhere: {entry.get('error')}",
+                )
+            )
             continue
         approved = [env for env in entry["environments"] if env != DEFAULT_ENVIRONMENT]
         unknown.update(env for env in approved if env not in environments)
@@ -131,8 +135,7 @@ def _desired(entries, environments, scope, order, actions):
             if not entry.get("digest"):
                 protected.add((repo, tag))
                 if env in order:
-                    actions.append(action(SKIP, env, repo, tag, None,
-                                          reason="approved, but the ImageStream has no image for this tag yet"))
+                    actions.append(action(SKIP, env, repo, tag, None, reason="approved, but the ImageStream has no image for this tag yet"))
                 continue
             desired[env].setdefault(repo, {})[tag] = entry["digest"]
     return desired, protected, unknown, absent
@@ -154,8 +157,7 @@ def _copies(environment, repo, wanted, state, source_artifacts, stream_annotatio
             continue
         current = tags.get(tag)
         if current == digest:
-            actions.append(action(SKIP, env, repo, tag, digest, current=current,
-                                  reason="the registry already serves this digest"))
+            actions.append(action(SKIP, env, repo, tag, digest, current=current, reason="the registry already serves this digest"))
             state.copies.add((env, repo, digest))
         else:
             why, requires = hold_back(environment, repo, digest, state, stream_annotations)
@@ -165,8 +167,7 @@ def _copies(environment, repo, wanted, state, source_artifacts, stream_annotatio
                     why += f"; the registry keeps serving {current} under this tag"
                 actions.append(action(GATED, env, repo, tag, digest, reason=why, **extra))
                 continue
-            item = action(COPY, env, repo, tag, digest, current=current,
-                          reason=f"retarget from {current}" if current else "not there yet")
+            item = action(COPY, env, repo, tag, digest, current=current, reason=f"retarget from {current}" if current else "not there yet")
             if requires:
                 item["requires"] = requires
                 item["reason"] += f"; after its copy into {requires['environment']} in this run"
@@ -185,11 +186,9 @@ def _artifact_copies(env, repo, digest, tags, here, source_artifacts):
         if not adigest:
             continue
         if tags.get(atag) == adigest:
-            actions.append(action(SKIP, env, repo, atag, adigest, artifact_of=digest, current=adigest,
-                                  reason="the registry already serves this artifact"))
+            actions.append(action(SKIP, env, repo, atag, adigest, artifact_of=digest, current=adigest, reason="the registry already serves this artifact"))
             continue
-        item = action(COPY, env, repo, atag, adigest, artifact_of=digest, current=tags.get(atag),
-                      reason=f"artifact of {digest}")
+        item = action(COPY, env, repo, atag, adigest, artifact_of=digest, current=tags.get(atag), reason=f"artifact of {digest}")
         if digest not in here:
             item["requires"] = {"environment": env, "repository": repo, "digest": digest}
         actions.append(item)
@@ -225,17 +224,45 @@ def _removals(env, repo, tags, wanted, protected, scope):
                 staying_note = f"{', '.join(staying)} of the same digest stay{'s' if len(staying) == 1 else ''}"
             else:
                 staying_note = "the run is narrowed to one tag, so the other tags of this digest are not known"
-            actions.append(action(
-                REMOVE, env, repo, tag, digest, method="retarget", keeps=staying, current=digest,
-                reason=(f"no longer approved for {env}; {staying_note}, so this tag is pointed at a placeholder whose "
-                        "digest is then deleted (the registry deletes by digest)"),
-                **extra))
+            actions.append(
+                action(
+                    REMOVE,
+                    env,
+                    repo,
+                    tag,
+                    digest,
+                    method="retarget",
+                    keeps=staying,
+                    current=digest,
+                    reason=(
+                        f"no longer approved for {env}; {staying_note}, so this tag is pointed at a placeholder whose "
+                        "digest is then deleted (the registry deletes by digest)"
+                    ),
+                    **extra,
+                )
+            )
         else:
             same = sorted(t for t in removing if removing[t] == digest)
-            reason = (f"no longer approved for {env}; no other tag of this digest stays, so the digest is deleted"
-                      if not subject else f"artifact of {subject}, which is no longer approved for {env} here")
-            actions.append(action(REMOVE, env, repo, tag, digest, method="delete", keeps=[], current=digest,
-                                  removes_with=[t for t in same if t != tag], reason=reason, **extra))
+            reason = (
+                f"no longer approved for {env}; no other tag of this digest stays, so the digest is deleted"
+                if not subject
+                else f"artifact of {subject}, which is no longer approved for {env} here"
+            )
+            actions.append(
+                action(
+                    REMOVE,
+                    env,
+                    repo,
+                    tag,
+                    digest,
+                    method="delete",
+                    keeps=[],
+                    current=digest,
+                    removes_with=[t for t in same if t != tag],
+                    reason=reason,
+                    **extra,
+                )
+            )
     return actions
 
 

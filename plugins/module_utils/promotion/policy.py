@@ -29,8 +29,7 @@ def scan_verdict(annotations, annotation, digest):
     except ValueError:
         verdicts = None
     if not isinstance(verdicts, dict):
-        return None, (f"annotation {annotation} is not a JSON object mapping digests to scan results, like "
-                      '{"sha256:...": "passed"}')
+        return None, (f'annotation {annotation} is not a JSON object mapping digests to scan results, like {{"sha256:...": "passed"}}')
     result = verdicts.get(digest)
     return (None if result is None else str(result)), None
 
@@ -54,8 +53,7 @@ def hold_back(environment, repository, digest, state, stream_annotations):
         elif state.read_error(after, repository):
             return f"policy after {after}: {after} could not be read ({state.read_error(after, repository)})", None
         else:
-            return (f"policy after {after}: this digest is not in {after}'s registry ({repository}) yet; approve it "
-                    f"for {after} first"), None
+            return (f"policy after {after}: this digest is not in {after}'s registry ({repository}) yet; approve it for {after} first"), None
     gate = environment.scan_gate
     if gate:
         result, problem = scan_verdict(stream_annotations.get(repository), gate.annotation, digest)
@@ -63,6 +61,5 @@ def hold_back(environment, repository, digest, state, stream_annotations):
             return f"scan gate: {problem}", None
         if result != gate.value:
             found = "has no result" if result is None else f"says {result!r}"
-            return (f"scan gate: annotation {gate.annotation} of ImageStream {repository} {found} for this digest "
-                    f"(needs {gate.value!r})"), None
+            return (f"scan gate: annotation {gate.annotation} of ImageStream {repository} {found} for this digest (needs {gate.value!r})"), None
     return None, requires

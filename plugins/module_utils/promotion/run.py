@@ -14,8 +14,20 @@ from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.state import read_artifacts, read_state
 
 
-def reconcile(entries, environments, source, destinations, scope=None, prune=True, check_mode=False,
-              stream_annotations=None, image_workers=4, blob_workers=6, read_workers=8, clock=time.monotonic):
+def reconcile(
+    entries,
+    environments,
+    source,
+    destinations,
+    scope=None,
+    prune=True,
+    check_mode=False,
+    stream_annotations=None,
+    image_workers=4,
+    blob_workers=6,
+    read_workers=8,
+    clock=time.monotonic,
+):
     """Read every registry in scope, plan, and (unless ``check_mode``) execute.
 
     ``entries`` and ``stream_annotations`` come from the ImageStreams (see ``plan``);
@@ -52,8 +64,7 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
     actual, read_errors, warnings = {}, {}, []
 
     def read(env):
-        return env, read_state(destinations[env], repos, scope, use_catalog=(env in in_scope and scope.stream is None),
-                               workers=read_workers)
+        return env, read_state(destinations[env], repos, scope, use_catalog=(env in in_scope and scope.stream is None), workers=read_workers)
 
     # the source's artifacts are read while the environment registries are
     with ThreadPoolExecutor(max_workers=len(to_read) + 1) as pool:
@@ -69,12 +80,12 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
     warnings.extend(artifact_warnings)
     read_seconds = clock() - started
 
-    planned = plan(entries, environments, actual, scope=scope, prune=prune, source_artifacts=artifacts,
-                   stream_annotations=stream_annotations, read_errors=read_errors)
+    planned = plan(
+        entries, environments, actual, scope=scope, prune=prune, source_artifacts=artifacts, stream_annotations=stream_annotations, read_errors=read_errors
+    )
     actions = planned["actions"]
     audit = audit_rows(entries, environments, actual, scope)
-    executor = Executor(source, destinations, actual, image_workers=image_workers, blob_workers=blob_workers,
-                        clock=clock)
+    executor = Executor(source, destinations, actual, image_workers=image_workers, blob_workers=blob_workers, clock=clock)
     if check_mode:
         executor.estimate(actions)
     else:

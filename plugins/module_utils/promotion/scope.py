@@ -53,5 +53,4 @@ class Scope:
         return [name for name in order if self.environments is None or name in self.environments]
 
     def to_dict(self):
-        return {"namespaces": self.namespaces, "stream": self.stream, "tag": self.tag,
-                "environments": self.environments}
+        return {"namespaces": self.namespaces, "stream": self.stream, "tag": self.tag, "environments": self.environments}

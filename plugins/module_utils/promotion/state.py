@@ -59,9 +59,10 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
         # between the groups, so that the first ones fetch the groups' tokens side by side
         groups = token_groups({repo: len(tags) for repo, tags in tags_of.items()}, REQUESTS_PER_TOKEN, SCOPES_PER_TOKEN)
         group_of = {repo: group for group in groups for repo in group}
-        per_group = [[(repo, tags_of[repo][start:start + PIPELINE_DEPTH])
-                      for repo in group for start in range(0, len(tags_of[repo]), PIPELINE_DEPTH)]
-                     for group in groups]
+        per_group = [
+            [(repo, tags_of[repo][start : start + PIPELINE_DEPTH]) for repo in group for start in range(0, len(tags_of[repo]), PIPELINE_DEPTH)]
+            for group in groups
+        ]
         batches = [batch for turn in zip_longest(*per_group) for batch in turn if batch]
 
         def heads(batch):
