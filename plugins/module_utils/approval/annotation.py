@@ -20,8 +20,11 @@ never contains ``default``: a tag leaves ``default`` when it gets its first envi
 returns to it when its last environment is removed (the annotation is then deleted).
 """
 
+from __future__ import annotations
+
 import json
 import re
+from typing import Any, Collection, Iterable, NoReturn, overload
 
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ApprovalError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import DEFAULT_ENVIRONMENT
@@ -48,7 +51,7 @@ class EnvironmentsError(ApprovalError, ValueError):
 # ---------------------------------------------------------------------------------------------
 
 
-def name_problem(name):
+def name_problem(name: object) -> str | None:
     """Why ``name`` is not a valid environment name, or None when it is one.
 
     An environment name is a DNS-1123 label (it names a namespace and a registry host): at
@@ -74,13 +77,13 @@ def name_problem(name):
     )
 
 
-def is_annotation_key(key):
+def is_annotation_key(key: object) -> bool:
     """A Kubernetes annotation key (a qualified name): ``[prefix/]name``."""
     return is_qualified_name(key)
 
 
-def check_annotation_key(key):
-    if not is_annotation_key(key):
+def check_annotation_key(key: object) -> str:
+    if not isinstance(key, str) or not is_annotation_key(key):
         raise EnvironmentsError(
             "annotation_key {} is not a valid annotation key: use [prefix/]name, where the optional prefix "
             "is a lowercase DNS name and name is up to 63 letters, digits, '-', '_' or '.', like {} "
@@ -89,7 +92,7 @@ def check_annotation_key(key):
     return key
 
 
-def _default_given(option):
+def _default_given(option: str) -> str:
     return (
         "{0} names {1}, which is not an environment you can give: {1} is where every tag lives while "
         "it has no environment (no annotation). A tag leaves {1} when it gets its first environment "
@@ -98,15 +101,13 @@ def _default_given(option):
     )
 
 
-def check_names(names, option, known=None, absent=None):
+def check_names(names: object, option: str, known: Collection[str] | None = None, absent: Collection[str] | None = None) -> list[str]:
     """Validate environment names given in option ``option``; return them sorted, unique.
 
     ``known``: when given, the inventory's environments that images can be promoted to; a name
     outside it is an error that lists them. ``absent``: the inventory's environments with
     ``state: absent``; naming one is an error that says so. Every problem is reported at once.
     """
-    if names is None:
-        return None
     if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)):
         raise EnvironmentsError(f"{option} must be a list of environment names, not {show(names)}")
     problems = []
@@ -130,7 +131,15 @@ def check_names(names, option, known=None, absent=None):
     return result
 
 
-def check_known(known, option="known_environments"):
+@overload
+def check_known(known: None, option: str = ...) -> None: ...
+
+
+@overload
+def check_known(known: Iterable[str], option: str = ...) -> list[str]: ...
+
+
+def check_known(known: Iterable[str] | None, option: str = "known_environments") -> list[str] | None:
     """Validate a list of the inventory's environments (``option`` names it in a problem);
     return it sorted, unique."""
     if known is None:
@@ -147,7 +156,7 @@ def check_known(known, option="known_environments"):
     return sorted({name for name in known if name != DEFAULT_ENVIRONMENT})
 
 
-def _unknown(names, known, option):
+def _unknown(names: Iterable[str], known: Collection[str], option: str) -> str | None:
     unknown = [name for name in names if name not in known]
     if not unknown:
         return None
@@ -159,7 +168,7 @@ def _unknown(names, known, option):
     )
 
 
-def _absent(names, known, option):
+def _absent(names: list[str], known: Collection[str] | None, option: str) -> str:
     return (
         "{}: {} {} state: absent in the inventory's segmented_registry_environments: no promotion target (the "
         "registry-cluster role removes its registry); use a present environment{}, or set the state of {} back "
@@ -173,7 +182,7 @@ def _absent(names, known, option):
     )
 
 
-def _unique(items):
+def _unique(items: Iterable[str]) -> list[str]:
     seen = []
     for item in items:
         if item not in seen:
@@ -186,7 +195,7 @@ def _unique(items):
 # ---------------------------------------------------------------------------------------------
 
 
-def format_value(names):
+def format_value(names: Iterable[str]) -> str | None:
     """The canonical annotation value of a list of environments, or None for an empty list
     (the annotation is then removed: the tag is back in ``default``)."""
     names = sorted(set(names))
@@ -199,7 +208,7 @@ def format_value(names):
     return SEPARATOR.join(names)
 
 
-def _flow_items(inner):
+def _flow_items(inner: str) -> list[str] | None:
     """Items of a JSON/YAML flow sequence's inside (``test, "uat", 'prod'``), or None."""
     items = []
     for raw in inner.split(","):
@@ -212,7 +221,7 @@ def _flow_items(inner):
     return items
 
 
-def _split(value):
+def _split(value: str) -> list[Any] | None:
     """The raw items of an annotation value, before name validation; None when its shape is
     none of the readable ones."""
     text = value.strip()
@@ -244,7 +253,7 @@ def _split(value):
     return items
 
 
-def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
+def parse_value(value: object, annotation_key: str = DEFAULT_ANNOTATION_KEY) -> list[str]:
     """The environments stored in an annotation value, sorted and unique.
 
     ``None`` (no annotation) and an empty value give ``[]``: the tag is in ``default`` only.
@@ -256,7 +265,7 @@ def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
         raise EnvironmentsError(f"annotation {annotation_key} holds {show(value)}, not a string; {_CANONICAL_HINT}")
     items = _split(value)
 
-    def fail(reason):
+    def fail(reason: str) -> NoReturn:
         raise EnvironmentsError(
             "annotation {} has the value {}, which cannot be read as a list of environments: {}. "
             "Fix the annotation by hand ({}), or replace the whole list with the approved option "
@@ -287,7 +296,7 @@ def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
     return sorted(set(names))
 
 
-def is_canonical(value):
+def is_canonical(value: str | None) -> bool:
     """True when ``value`` is exactly what ``format_value`` writes for its list."""
     try:
         return value is None or format_value(parse_value(value)) == value
@@ -300,13 +309,20 @@ def is_canonical(value):
 # ---------------------------------------------------------------------------------------------
 
 
-def effective(names):
+def effective(names: Iterable[str] | None) -> list[str]:
     """What the user sees: the stored list, or ``["default"]`` when it is empty."""
     names = sorted(set(names or []))
     return names if names else [DEFAULT_ENVIRONMENT]
 
 
-def apply_change(current, add=None, remove=None, exact=None, known=None, absent=None):
+def apply_change(
+    current: Iterable[str] | None,
+    add: Iterable[str] | None = None,
+    remove: Iterable[str] | None = None,
+    exact: Iterable[str] | None = None,
+    known: Iterable[str] | None = None,
+    absent: Iterable[str] | None = None,
+) -> list[str]:
     """The stored list after an edit (sorted, unique, never containing ``default``).
 
     ``current`` is the stored list (``parse_value``). ``exact`` replaces the list and excludes
@@ -339,7 +355,7 @@ def apply_change(current, add=None, remove=None, exact=None, known=None, absent=
     return sorted((set(current) | set(add_names)) - set(remove_names))
 
 
-def matches(names, environment):
+def matches(names: Iterable[str] | None, environment: str) -> bool:
     """Whether a tag with stored list ``names`` is approved for ``environment`` (``default``
     selects the tags without environments)."""
     return environment in effective(names)

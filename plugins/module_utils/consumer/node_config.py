@@ -5,10 +5,13 @@
 the CRIOCredentialProviderConfig, compute every change (``image_config``, ``owned``), check it all,
 then write, ConfigMaps before the Image that names them and deletions after it."""
 
+from __future__ import annotations
+
 import copy
+from typing import Any
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer import image_config as ic
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ObjectsError, edit
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, ObjectsError, edit
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -26,11 +29,11 @@ CONFIG_NAMESPACE = "openshift-config"
 MATCH_IMAGES = "matchImages"
 
 
-def is_ours(obj):
+def is_ours(obj: dict[str, Any] | None) -> bool:
     return ((obj or {}).get("metadata") or {}).get("labels", {}).get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
-def _label(obj):
+def _label(obj: dict[str, Any]) -> dict[str, Any]:
     metadata = obj.setdefault("metadata", {})
     metadata["labels"] = dict(metadata.get("labels") or {}, **{MANAGED_BY_LABEL: MANAGED_BY})
     return obj
@@ -46,7 +49,9 @@ class NodeImageConfig:
         "registry.connect.redhat.com",
     )
 
-    def __init__(self, allow, deny, platform, trusted_ca, configmap, match_images):
+    def __init__(
+        self, allow: list[str], deny: list[str], platform: list[str], trusted_ca: list[dict[str, str]] | None, configmap: str, match_images: list[str] | None
+    ) -> None:
         ic.check_scopes(allow, "allow")
         ic.check_scopes(deny, "deny")
         ic.check_scopes(platform, "platform_registries")
@@ -70,11 +75,11 @@ class NodeImageConfig:
         self.allow, self.deny, self.platform = list(allow), list(deny), list(platform)
         self.configmap, self.match_images = configmap, match_images
 
-    def apply(self, api, present=True):
+    def apply(self, api: ClusterObjects, present: bool = True) -> dict[str, Any]:
         return edit(lambda: self._attempt(api, present))
 
     # -- one attempt -------------------------------------------------------------------------
-    def _attempt(self, api, present):
+    def _attempt(self, api: ClusterObjects, present: bool) -> dict[str, Any]:
         image = api.get(CONFIG_V1, "Image", "cluster")
         if image is None:
             raise ObjectsError(
@@ -87,7 +92,8 @@ class NodeImageConfig:
         else:
             new_spec = ic.restore_registry_sources(spec, record)
             new_record = {ic.TRUSTED_CA: record[ic.TRUSTED_CA]} if ic.TRUSTED_CA in record else {}
-        before_writes, after_writes = [], []
+        before_writes: list[tuple[dict[str, Any], str]] = []
+        after_writes: list[tuple[dict[str, Any], str]] = []
         new_spec, new_record, ca_keys, ca_name, ca_diff = self._trusted_ca(
             api, new_spec, new_record, self.entries if present else {}, before_writes, after_writes
         )
@@ -113,7 +119,15 @@ class NodeImageConfig:
             },
         }
 
-    def _trusted_ca(self, api, spec, record, entries, before_writes, after_writes):
+    def _trusted_ca(
+        self,
+        api: ClusterObjects,
+        spec: dict[str, Any],
+        record: dict[str, Any],
+        entries: dict[str, str],
+        before_writes: list[tuple[dict[str, Any], str]],
+        after_writes: list[tuple[dict[str, Any], str]],
+    ) -> tuple[Any, ...]:
         """Returns (spec, record, keys kept, ConfigMap name, (diff before, diff after))."""
         name, ours = ic.trusted_ca_configmap(spec, record, self.configmap)
         if not entries and not record.get(ic.TRUSTED_CA) and not (spec.get(ic.TRUSTED_CA) or {}).get("name"):
@@ -162,14 +176,16 @@ class NodeImageConfig:
         else:
             cm_record = read_record(configmap) if configmap else {}
             new_data = ic.restore_ca_data(old_data, cm_record)
-            if cm_record:
+            if configmap and cm_record:
                 configmap = copy.deepcopy(configmap)
                 configmap["data"] = new_data
                 after_writes.append((write_record(configmap, {}), "replace"))
         kept = sorted(entries)
         return spec, record, kept, name if kept else None, ({name: sorted(old_data)}, {name: sorted(new_data)})
 
-    def _provider(self, api, present, before_writes, after_writes):
+    def _provider(
+        self, api: ClusterObjects, present: bool, before_writes: list[tuple[dict[str, Any], str]], after_writes: list[tuple[dict[str, Any], str]]
+    ) -> tuple[Any, ...]:
         """The CRIOCredentialProviderConfig: returns (matchImages after or None, (diff before, diff after))."""
         if present and self.match_images is None:
             return None, (None, None)

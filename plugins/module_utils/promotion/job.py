@@ -8,9 +8,12 @@ Options are documented once, in the ``segmented.registry.promotion`` doc fragmen
 checks it against ``argument_spec()``.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import time
+from typing import Any, Collection, Iterable, Mapping, NoReturn
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
@@ -27,7 +30,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials.min
     TOKEN_SERVER_AUDIENCE,
     mint_token,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.errors import PromotionError, failing
+from ansible_collections.segmented.registry.plugins.module_utils.errors import Module, PromotionError, failing
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     absent_names,
     promotion_targets,
@@ -38,6 +41,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.transport i
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import format_table
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 from ansible_collections.segmented.registry.plugins.module_utils.query import (
     ARGUMENT_SPEC as QUERY_SPEC,
     compile_query_option,
@@ -45,7 +49,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.query import (
 )
 
 
-def argument_spec():
+def argument_spec() -> dict[str, Any]:
     """The options every promotion job takes (see the ``promotion`` doc fragment)."""
     spec = kube.auth_argument_spec()
     spec.update(
@@ -77,7 +81,7 @@ MODULE_KWARGS = {
 }
 
 
-def check_numbers(params):
+def check_numbers(params: Mapping[str, Any]) -> None:
     """The job's numeric options in range, or a ``PromotionError`` naming the first one that is not."""
     for name in ("parallel_images", "parallel_blobs", "timeout"):
         if params[name] < 1:
@@ -94,7 +98,7 @@ def check_numbers(params):
 class Job:
     """One module run of a promotion job. ``fail`` is ``module.fail_json``."""
 
-    def __init__(self, module, started=None):
+    def __init__(self, module: Module, started: float | None = None) -> None:
         self.module = module
         self.params = module.params
         # ``started``: the monotonic time of the module's first line (its imports are its cost too)
@@ -102,8 +106,8 @@ class Job:
         self.started = self.began if started is None else started
         self.api_calls = 0
         #: the registry passwords by audience (None: the API server's), minted once per run
-        self.tokens = {}
-        self.api = None
+        self.tokens: dict[str | None, str] = {}
+        self.api: Any = None  # the ImageStreamAPI, once connected
         params = self.params
         if not HAS_REQUESTS:
             from ansible.module_utils.basic import missing_required_lib
@@ -120,7 +124,7 @@ class Job:
         self.queries = compile_query_option(module)
         self._warn_unverified()
 
-    def _warn_unverified(self):
+    def _warn_unverified(self) -> None:
         """``validate_certs: false`` is an explicit opt-out, but never a silent one: one warning
         per endpoint per run."""
         if not self.params["integrated_validate_certs"]:
@@ -134,7 +138,7 @@ class Job:
                     "(validate_certs: false in segmented_registry_environments); prefer ca_cert"
                 )
 
-    def check_source(self):
+    def check_source(self) -> None:
         """A run that copies (``run``) needs ``integrated_registry``: a module calls this before it
         asks a cluster or writes an approval list, so a missing one changes nothing."""
         if not self.params["integrated_registry"]:
@@ -145,12 +149,12 @@ class Job:
                 field="integrated_registry",
             )
 
-    def connect(self):
+    def connect(self) -> ImageStreamAPI:
         """The registry cluster's ImageStream API."""
         self.api = ImageStreamAPI.connect(self.module)
         return self.api
 
-    def _registry_token(self, audience=None):
+    def _registry_token(self, audience: str | None = None) -> str:
         """A registry password: ``registry_token``, or a TokenRequest token of ``service_account``
         for ``audience`` minted once per run (masked wherever the module's output would echo it):
         the API server's audience (None) for the integrated registry, ``TOKEN_SERVER_AUDIENCE`` for
@@ -165,14 +169,14 @@ class Job:
             self.tokens[audience] = token
         return self.tokens[audience]
 
-    def read_approvals(self, namespaces):
+    def read_approvals(self, namespaces: Collection[str] | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """``(entries, stream annotations)`` of ``namespaces`` (None: every namespace): one list
         call per namespace, or one cluster-wide call."""
         streams, calls = list_streams(self.api, namespaces or None)
         self.api_calls += calls
         return approvals_of(streams, self.annotation_key)
 
-    def run(self, entries, annotations, scope, check_mode):
+    def run(self, entries: list[dict[str, Any]], annotations: Mapping[str, Mapping[str, str]], scope: Scope, check_mode: bool) -> dict[str, Any]:
         """Read the registries in scope, plan and (unless ``check_mode``) execute; returns the
         module result (``changed``, the actions by kind, the audit, the counters)."""
         params = self.params
@@ -182,7 +186,7 @@ class Job:
         timeout = (min(10.0, float(params["timeout"])), float(params["timeout"]))
         pool = params["parallel_images"] + params["parallel_blobs"] + 4
 
-        def client(host, ca_cert, validate_certs, name, token):
+        def client(host: str, ca_cert: str | None, validate_certs: bool, name: str, token: str | None) -> RegistryClient:
             return RegistryClient(
                 host,
                 password=token,
@@ -219,10 +223,10 @@ class Job:
                 item.close()
         return self._result(outcome, stats, scope, check_mode)
 
-    def _result(self, outcome, stats, scope, check_mode):
+    def _result(self, outcome: dict[str, Any], stats: Stats, scope: Scope, check_mode: bool) -> dict[str, Any]:
         actions = outcome["actions"]
 
-        def outcome_of(item):
+        def outcome_of(item: dict[str, Any]) -> str:
             return item.get("result") or item["action"]
 
         changing = [a for a in actions if a.get("result") in ("copied", "removed") or (check_mode and a["action"] in (COPY, REMOVE))]
@@ -271,7 +275,7 @@ class Job:
             )
         return result
 
-    def finish(self, result, **extra):
+    def finish(self, result: dict[str, Any], **extra: Any) -> NoReturn:
         """Write the report file (if asked), then exit: failed when any tag failed."""
         result = dict(result, **extra)
         if self.queries:
@@ -293,7 +297,7 @@ class Job:
         self.module.exit_json(**result)
 
 
-def approvals_of(streams, annotation_key):
+def approvals_of(streams: Iterable[dict[str, Any]], annotation_key: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
     """``(entries, stream annotations)`` of ImageStreams: one entry per tag (see
     ``approval.imagestreams.tag_entries``) and ``{"<namespace>/<stream>": metadata.annotations}``."""
     entries, annotations = [], {}

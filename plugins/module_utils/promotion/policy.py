@@ -16,10 +16,15 @@
   list already carries it).
 """
 
+from __future__ import annotations
+
 import json
+from typing import Any, Mapping
+
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment
 
 
-def scan_verdict(annotations, annotation, digest):
+def scan_verdict(annotations: Mapping[str, str] | None, annotation: str, digest: str) -> tuple[str | None, str | None]:
     """``(result or None, problem or None)`` of ``digest`` in the scan annotation's JSON map."""
     raw = (annotations or {}).get(annotation)
     if raw is None:
@@ -34,7 +39,9 @@ def scan_verdict(annotations, annotation, digest):
     return (None if result is None else str(result)), None
 
 
-def hold_back(environment, repository, digest, state, stream_annotations):
+def hold_back(
+    environment: Environment, repository: str, digest: str, state: Any, stream_annotations: Mapping[str, Mapping[str, str]]
+) -> tuple[str | None, dict[str, Any] | None]:
     """Whether a policy of ``environment`` (an inventory ``Environment``) holds ``digest`` back
     from ``repository`` in its registry.
 

@@ -3,31 +3,37 @@
 
 """One promotion run (I/O): read every registry in scope, plan, and execute unless in check mode."""
 
+from __future__ import annotations
+
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import promotion_order, promotion_targets
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment, promotion_order, promotion_targets
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import audit_rows
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import plan, summarize
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.state import read_artifacts, read_state
 
+if TYPE_CHECKING:  # only for annotations: the client module is not imported here at run time
+    from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
+
 
 def reconcile(
-    entries,
-    environments,
-    source,
-    destinations,
-    scope=None,
-    prune=True,
-    check_mode=False,
-    stream_annotations=None,
-    image_workers=4,
-    blob_workers=6,
-    read_workers=8,
-    clock=time.monotonic,
-):
+    entries: list[dict[str, Any]],
+    environments: Mapping[str, Environment],
+    source: RegistryClient,
+    destinations: Mapping[str, RegistryClient],
+    scope: Scope | None = None,
+    prune: bool = True,
+    check_mode: bool = False,
+    stream_annotations: Mapping[str, Mapping[str, str]] | None = None,
+    image_workers: int = 4,
+    blob_workers: int = 6,
+    read_workers: int = 8,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
     """Read every registry in scope, plan, and (unless ``check_mode``) execute.
 
     ``entries`` and ``stream_annotations`` come from the ImageStreams (see ``plan``);
@@ -50,20 +56,20 @@ def reconcile(
         after = environments[env].after
         if after and after in targets and after not in to_read:
             to_read.append(after)
-    repos = set()
-    wanted = {}  # the approved digests whose cosign artifacts the source may hold
+    in_repos: set[str] = set()
+    wanted: dict[str, set[str]] = {}  # the approved digests whose cosign artifacts the source may hold
     for item in entries:
         if not scope.entry_in_scope(item):
             continue
         repo = f"{item['namespace']}/{item['stream']}"
-        repos.add(repo)
+        in_repos.add(repo)
         if item.get("digest") and any(env in in_scope for env in item.get("environments") or ()):
             wanted.setdefault(repo, set()).add(item["digest"])
-    repos = sorted(repos)
+    repos = sorted(in_repos)
 
     actual, read_errors, warnings = {}, {}, []
 
-    def read(env):
+    def read(env: str) -> tuple[str, Any]:
         return env, read_state(destinations[env], repos, scope, use_catalog=(env in in_scope and scope.stream is None), workers=read_workers)
 
     # the source's artifacts are read while the environment registries are
