@@ -17,9 +17,28 @@ where it came from:
 - ``ConsumerError``: a consumer cluster's pull secret or image configuration.
 
 A module runs its work inside ``failing(module)``; an action plugin returns ``error_result(exc)``.
+``Module`` is what the collection uses of an ``AnsibleModule``, for the type checker.
 """
 
+from __future__ import annotations
+
 from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, NoReturn, Protocol
+
+
+class Module(Protocol):
+    """What the collection uses of an ``AnsibleModule`` (or of kubernetes.core's ``AnsibleK8SModule``),
+    for the type checker: ``fail_json`` and ``exit_json`` do not return."""
+
+    params: dict[str, Any]
+    check_mode: bool
+    _diff: bool
+
+    def fail_json(self, msg: str, **kwargs: Any) -> NoReturn: ...
+
+    def exit_json(self, **kwargs: Any) -> NoReturn: ...
+
+    def warn(self, warning: str) -> None: ...
 
 
 class SegmentedRegistryError(Exception):
@@ -30,14 +49,14 @@ class SegmentedRegistryError(Exception):
     problems found), never a secret.
     """
 
-    def __init__(self, message="", field=None, fix=None, result=None):
+    def __init__(self, message: str = "", field: str | None = None, fix: str | None = None, result: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.field = field
         self.fix = fix
         self._result = dict(result or {})
 
     @property
-    def result(self):
+    def result(self) -> dict[str, Any]:
         """The keys this error adds to the module's failed result (a copy)."""
         return dict(self._result)
 
@@ -73,7 +92,7 @@ class ConsumerError(SegmentedRegistryError):
 LAYERS = (InventoryError, ClusterError, ApprovalError, OciError, PromotionError, CredentialsError, ConsumerError)
 
 
-def failure(error, **extra):
+def failure(error: SegmentedRegistryError, **extra: Any) -> dict[str, Any]:
     """The keyword arguments of ``fail_json`` for ``error``: ``extra``, then the error's own
     ``result`` keys, and ``msg`` (the message) last, so nothing overrides it."""
     fields = dict(extra)
@@ -82,13 +101,13 @@ def failure(error, **extra):
     return fields
 
 
-def error_result(error, **extra):
+def error_result(error: SegmentedRegistryError, **extra: Any) -> dict[str, Any]:
     """The failed result an action plugin returns for ``error`` (see ``failure``)."""
     return dict(failure(error, **extra), failed=True)
 
 
 @contextmanager
-def failing(module, partial=None, **extra):
+def failing(module: Module, partial: Callable[[], dict[str, Any]] | None = None, **extra: Any) -> Iterator[None]:
     """Run the block; a ``SegmentedRegistryError`` in it calls ``module.fail_json`` once, with its
     message and ``extra``. ``partial`` (a callable returning a dict, or None) is called at failure
     time: the result so far (``changed``, ``changes``) rides along. Any other exception goes

@@ -24,10 +24,13 @@ Several clusters in one module run need two precautions that kubernetes.core doe
   requests first.
 """
 
+from __future__ import annotations
+
 import copy
 import json
 import threading
 import traceback
+from typing import Any, Mapping
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import (
@@ -39,8 +42,9 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
 )
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule as _AnsibleK8SModule
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, Module
 
+KUBERNETES_IMPORT_ERROR: str | None
 try:
     import kubernetes
     from kubernetes.client.rest import ApiException
@@ -77,11 +81,11 @@ AUTH_BOOL_OPTIONS = tuple(name for name, spec in AUTH_ARG_SPEC.items() if spec.g
 AUTH_PROXY_HEADERS_KEYS = tuple(AUTH_ARG_SPEC["proxy_headers"]["options"])
 #: Options whose values (or any of whose sub-values) are secrets: never repeated in a message.
 AUTH_SECRET_OPTIONS = tuple(
-    name for name, spec in AUTH_ARG_SPEC.items()
-    if spec.get("no_log") or any(sub.get("no_log") for sub in (spec.get("options") or {}).values()))
+    name for name, spec in AUTH_ARG_SPEC.items() if spec.get("no_log") or any(sub.get("no_log") for sub in (spec.get("options") or {}).values())
+)
 
 
-def auth_argument_spec():
+def auth_argument_spec() -> dict[str, Any]:
     """kubernetes.core's authentication options, for a module's argument spec."""
     return copy.deepcopy(AUTH_ARG_SPEC)
 
@@ -93,11 +97,11 @@ def auth_argument_spec():
 _CONFIGURATION_LOCK = threading.RLock()
 
 
-def _reset_default_configuration():
+def _reset_default_configuration() -> None:
     kubernetes.client.Configuration.set_default(None)
 
 
-def build_configuration(auth):
+def build_configuration(auth: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """``(configuration, headers)`` for kubernetes.core auth options, as ``get_api_client`` builds them.
 
     Unset options fall back to the ``K8S_AUTH_*`` environment variables, then to the in-cluster
@@ -112,7 +116,7 @@ def build_configuration(auth):
     return configuration, _create_headers(None, **auth)
 
 
-def new_api_client(configuration, headers):
+def new_api_client(configuration: Any, headers: Mapping[str, Any]) -> Any:
     """A plain kubernetes ``ApiClient`` with kubernetes.core's extra headers (impersonation)."""
     api_client = kubernetes.client.ApiClient(configuration)
     for header, value in headers.items():
@@ -120,7 +124,7 @@ def new_api_client(configuration, headers):
     return api_client
 
 
-def get_client(auth):
+def get_client(auth: dict[str, Any]) -> Any:
     """kubernetes.core's ``K8SClient`` for one cluster, safe to call for several clusters.
 
     Call it after ``probe`` succeeded: it discovers the API without a timeout.
@@ -133,20 +137,19 @@ def get_client(auth):
             _reset_default_configuration()
 
 
-def connect(module):
+def connect(module: Module) -> Any:
     """kubernetes.core's ``K8SClient`` for the cluster named by the module's auth options (and
     their ``K8S_AUTH_*`` fallbacks). Raises ``ClusterError``."""
     host = module.params.get("host")
     try:
         return get_api_client(module=module)
     except CoreException as exc:  # no usable configuration (kubeconfig missing, ...)
-        raise ClusterError("could not set up the API client from the auth options: "
-                           f"{str(exc).replace('Could not create API client: ', '')}")
+        raise ClusterError(f"could not set up the API client from the auth options: {str(exc).replace('Could not create API client: ', '')}")
     except Exception as exc:  # discovery runs here: an unreachable or refusing API server
         raise ClusterError(api_problem(exc, "discover its APIs", host or "(K8S_AUTH_HOST)"))
 
 
-def plain(_client, data):
+def plain(_client: object, data: Any) -> Any:
     """A serializer for the dynamic client's requests (``client.get(resource, serializer=kube.plain)``):
     the answer as the dict ``json.loads`` made of it. Without it, every answer is wrapped in a
     ``ResourceInstance`` field by field and unwrapped again by ``to_dict()``: about 1 s of a list
@@ -154,7 +157,7 @@ def plain(_client, data):
     return data
 
 
-def create_token(client, namespace, name, body):
+def create_token(client: Any, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST the TokenRequest ``body`` for service account ``namespace/name``; the answer as a dict
     (camelCase keys, times as RFC 3339 strings).
 
@@ -162,7 +165,7 @@ def create_token(client, namespace, name, body):
     its dynamic client, so the typed ``CoreV1Api`` module and the models it imports (about 0.2 s
     of every promotion's fixed cost) are never loaded. Or a kubernetes ``ApiClient`` (the
     credentials modules', which use ``CoreV1Api`` for everything else anyway)."""
-    dynamic = getattr(client, "client", None)
+    dynamic: Any = getattr(client, "client", None)
     if hasattr(dynamic, "request"):
         path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
         return dynamic.request("post", path, body=body).to_dict()
@@ -170,15 +173,15 @@ def create_token(client, namespace, name, body):
     return client.sanitize_for_serialization(answer)
 
 
-def host_of(client):
+def host_of(client: Any) -> str:
     """The API server URL of a ``K8SClient``."""
     return getattr(getattr(client, "configuration", None), "host", None) or "(unknown)"
 
 
-def mask(module, value):
+def mask(module: Module, value: str) -> None:
     """Make Ansible mask ``value`` wherever the module's output would echo it (an
     ``AnsibleK8SModule`` wraps the ``AnsibleModule`` that keeps the no_log values)."""
-    inner = getattr(module, "_module", module)
+    inner: Any = getattr(module, "_module", module)
     inner.no_log_values.add(value)
 
 
@@ -187,14 +190,14 @@ def mask(module, value):
 # ---------------------------------------------------------------------------------------------
 
 
-def status_of(exc):
+def status_of(exc: object) -> int | None:
     """The HTTP status of an API error, or None."""
     return getattr(exc, "status", None)
 
 
-def status_message(exc):
+def status_message(exc: object) -> str | None:
     """The message of the Status the API server answered, or None."""
-    body = getattr(exc, "body", None)
+    body: Any = getattr(exc, "body", None)
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     try:
@@ -203,40 +206,41 @@ def status_message(exc):
         return None
 
 
-def server_message(exc):
+def server_message(exc: BaseException) -> str:
     """The message of the Status the API server answered, else the error's reason or first line."""
     return status_message(exc) or getattr(exc, "reason", None) or str(exc).splitlines()[0]
 
 
-def is_unreachable(exc):
+def is_unreachable(exc: BaseException) -> bool:
     """No answer at all: connection refused, TLS failure, timeout."""
     return isinstance(exc, (Urllib3Error, OSError))
 
 
-def is_missing_kind(exc):
+def is_missing_kind(exc: BaseException) -> bool:
     """Discovery found no such kind on the server (not an OpenShift cluster, a CRD missing)."""
     return isinstance(exc, ResourceNotFoundError)
 
 
-def api_problem(exc, doing, host):
+def api_problem(exc: BaseException, doing: str, host: str | None) -> str:
     """One sentence for an API error: what failed while ``doing`` what, on which server, and the fix."""
     where = f" at {host}" if host else ""
     status = status_of(exc)
     if status == 401:
-        return (f"the API server{where} did not accept the credentials (401 Unauthorized) while trying to {doing}: "
-                "check api_key / kubeconfig / K8S_AUTH_* (an expired token?)")
+        return (
+            f"the API server{where} did not accept the credentials (401 Unauthorized) while trying to {doing}: "
+            "check api_key / kubeconfig / K8S_AUTH_* (an expired token?)"
+        )
     if status == 403:
         return f"no permission to {doing} (403 Forbidden{where}): {server_message(exc)}"
     if status is not None:
         return f"the API server{where} refused to {doing} ({status}): {server_message(exc)}"
     if is_unreachable(exc):
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return (f"cannot reach the API server{where} to {doing}: {reason}. Check host / kubeconfig / context (or "
-                "K8S_AUTH_HOST) and that the cluster is up")
+        return f"cannot reach the API server{where} to {doing}: {reason}. Check host / kubeconfig / context (or K8S_AUTH_HOST) and that the cluster is up"
     return f"could not {doing}{where}: {type(exc).__name__}: {exc}"
 
 
-def describe_error(error):
+def describe_error(error: BaseException) -> str:
     """A one-line description of a client error (never the request headers)."""
     if isinstance(error, ApiException):
         text = f"HTTP {getattr(error, 'status', '?')} {getattr(error, 'reason', '') or ''}"

@@ -7,6 +7,7 @@ Environment names become namespaces and host names (DNS-1123 labels); route host
 class names are DNS-1123 subdomains; annotation and label keys are qualified names.
 """
 
+from __future__ import annotations
 
 import re
 
@@ -14,19 +15,19 @@ _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 
-def is_dns1123_label(value):
+def is_dns1123_label(value: object) -> bool:
     """At most 63 lowercase letters, digits and '-', starting and ending with a letter or digit."""
     return isinstance(value, str) and len(value) <= 63 and bool(_DNS1123_LABEL.match(value))
 
 
-def is_dns1123_subdomain(value):
+def is_dns1123_subdomain(value: object) -> bool:
     """Dot-separated DNS-1123 labels, at most 253 characters."""
     if not isinstance(value, str) or not value or len(value) > 253:
         return False
     return all(is_dns1123_label(label) for label in value.split("."))
 
 
-def is_qualified_name(value):
+def is_qualified_name(value: object) -> bool:
     """A Kubernetes qualified name (annotation or label key): ``[prefix/]name``."""
     if not isinstance(value, str) or not value:
         return False
@@ -36,7 +37,7 @@ def is_qualified_name(value):
     return len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
 
 
-def split_namespaced(value):
+def split_namespaced(value: object) -> tuple[str, str] | None:
     """``(namespace, name)`` from ``namespace/name`` (a DNS-1123 label, then a DNS-1123
     subdomain), or None when ``value`` is not that."""
     parts = value.split("/") if isinstance(value, str) else []

@@ -9,12 +9,16 @@ Every expression is compiled before the module reaches any cluster: a bad one is
 names the option and changes nothing.
 """
 
+from __future__ import annotations
+
 import traceback
+from typing import Any, Callable, Mapping
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.segmented.registry.plugins.module_utils.errors import SegmentedRegistryError, failing
+from ansible_collections.segmented.registry.plugins.module_utils.errors import Module, SegmentedRegistryError, failing
 
+JMESPATH_IMPORT_ERROR: str | None
 try:
     import jmespath
     from jmespath.exceptions import JMESPathError
@@ -32,7 +36,7 @@ class QueryError(SegmentedRegistryError, ValueError):
     """A query that cannot be compiled or evaluated; the message names ``query.<name>``."""
 
 
-def compile_queries(queries):
+def compile_queries(queries: Mapping[str, object] | None) -> dict[str, Any]:
     """``{name: compiled expression}`` of the ``query`` option (None or ``{}``: no queries).
 
     Raises ``QueryError`` naming the first bad entry, and ``ImportError`` (with the traceback in
@@ -45,20 +49,18 @@ def compile_queries(queries):
     for name in sorted(queries):
         expression = queries[name]
         if not isinstance(expression, str) or not expression.strip():
-            raise QueryError(f"query.{name}: give a JMESPath expression as a string, for example "
-                             f"\"audit[?length(drift) > `0`].tag\" (got {expression!r})")
+            raise QueryError(f'query.{name}: give a JMESPath expression as a string, for example "audit[?length(drift) > `0`].tag" (got {expression!r})')
         compiled[name] = _jmespath(name, expression, "is not a JMESPath expression", jmespath.compile, expression)
     return compiled
 
 
-def run_queries(compiled, result):
+def run_queries(compiled: Mapping[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """``{name: value}``: each compiled query applied to ``result`` (the module result, without
     the queries' own output)."""
-    return {name: _jmespath(name, expression.expression, "failed on the result", expression.search, result)
-            for name, expression in compiled.items()}
+    return {name: _jmespath(name, expression.expression, "failed on the result", expression.search, result) for name, expression in compiled.items()}
 
 
-def _jmespath(name, expression, failure, call, *args):
+def _jmespath(name: str, expression: str, failure: str, call: Callable[..., Any], *args: Any) -> Any:
     """``call(*args)``; a JMESPath error becomes a ``QueryError`` naming ``query.<name>``."""
     try:
         return call(*args)
@@ -66,12 +68,11 @@ def _jmespath(name, expression, failure, call, *args):
         raise QueryError(f"query.{name}: {expression!r} {failure}: {' '.join(str(exc).split())}") from None
 
 
-def compile_query_option(module):
+def compile_query_option(module: Module) -> dict[str, Any]:
     """The module's ``query`` option compiled (``{}`` without one); a bad expression or a missing
     jmespath library fails the module before it reaches any cluster."""
     try:
         with failing(module):
             return compile_queries(module.params["query"])
     except ImportError:
-        module.fail_json(msg=missing_required_lib("jmespath", reason="for the query option"),
-                         exception=JMESPATH_IMPORT_ERROR)
+        module.fail_json(msg=missing_required_lib("jmespath", reason="for the query option"), exception=JMESPATH_IMPORT_ERROR)

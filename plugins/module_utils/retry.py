@@ -5,8 +5,12 @@
 
 """The one back-off of this collection: how long to wait before trying again."""
 
+from __future__ import annotations
 
-def backoff(attempt, base, cap, jitter=None):
+from typing import Callable
+
+
+def backoff(attempt: int, base: float, cap: float, jitter: Callable[[], float] | None = None) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based): ``base * 2 ** (attempt -
     1)``, capped at ``cap``. With ``jitter`` (a function returning a number in [0, 1), like
     ``random.random``) it is "equal jitter": half of it fixed, half random, so that clients that

@@ -3,13 +3,15 @@
 
 """How a bad (never secret) value is shown in an error message: JSON, cut to a readable length."""
 
+from __future__ import annotations
+
 import json
 
 
-def show(value, limit=120):
+def show(value: object, limit: int = 120) -> str:
     """A short, readable rendering of ``value``, like ``"prod,nonexistent"`` or ``{"a": 1}``."""
     try:
         text = json.dumps(value, sort_keys=True, default=str)
     except (TypeError, ValueError):  # circular structures
         text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

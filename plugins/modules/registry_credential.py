@@ -358,6 +358,7 @@ changes:
 """
 
 import traceback
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -388,7 +389,7 @@ except ImportError:  # pragma: no cover - kubernetes.core's client layer missing
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = traceback.format_exc()
 
-    def auth_argument_spec():
+    def auth_argument_spec() -> dict[str, Any]:
         return {}
 
 

@@ -20,9 +20,11 @@ never contains ``default``: a tag leaves ``default`` when it gets its first envi
 returns to it when its last environment is removed (the annotation is then deleted).
 """
 
+from __future__ import annotations
 
 import json
 import re
+from typing import Any, Collection, Iterable, NoReturn, overload
 
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ApprovalError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import DEFAULT_ENVIRONMENT
@@ -49,7 +51,7 @@ class EnvironmentsError(ApprovalError, ValueError):
 # ---------------------------------------------------------------------------------------------
 
 
-def name_problem(name):
+def name_problem(name: object) -> str | None:
     """Why ``name`` is not a valid environment name, or None when it is one.
 
     An environment name is a DNS-1123 label (it names a namespace and a registry host): at
@@ -70,41 +72,42 @@ def name_problem(name):
         hint = f" (to give several environments, separate them with commas: {show(SEPARATOR.join((piece.lower() for piece in pieces)))})"
     elif fixed and fixed != name and is_dns1123_label(fixed):
         hint = f" (did you mean {show(fixed)}?)"
-    return ("{} is not a valid environment name: use a DNS-1123 label, lowercase letters, digits "
-            "and '-', starting and ending with a letter or digit{}".format(show(name), hint))
+    return "{} is not a valid environment name: use a DNS-1123 label, lowercase letters, digits and '-', starting and ending with a letter or digit{}".format(
+        show(name), hint
+    )
 
 
-def is_annotation_key(key):
+def is_annotation_key(key: object) -> bool:
     """A Kubernetes annotation key (a qualified name): ``[prefix/]name``."""
     return is_qualified_name(key)
 
 
-def check_annotation_key(key):
-    if not is_annotation_key(key):
+def check_annotation_key(key: object) -> str:
+    if not isinstance(key, str) or not is_annotation_key(key):
         raise EnvironmentsError(
             "annotation_key {} is not a valid annotation key: use [prefix/]name, where the optional prefix "
             "is a lowercase DNS name and name is up to 63 letters, digits, '-', '_' or '.', like {} "
-            "or {}".format(show(key), DEFAULT_ANNOTATION_KEY, PROPOSAL_ANNOTATION_KEY))
+            "or {}".format(show(key), DEFAULT_ANNOTATION_KEY, PROPOSAL_ANNOTATION_KEY)
+        )
     return key
 
 
-def _default_given(option):
-    return ("{0} names {1}, which is not an environment you can give: {1} is where every tag lives while "
-            "it has no environment (no annotation). A tag leaves {1} when it gets its first environment "
-            "and returns to it when its last environment is removed (to send a tag back, remove its "
-            "environments or set approved: [], the deprecated alias environments: [] still works)".format(
-                option, DEFAULT_ENVIRONMENT))
+def _default_given(option: str) -> str:
+    return (
+        "{0} names {1}, which is not an environment you can give: {1} is where every tag lives while "
+        "it has no environment (no annotation). A tag leaves {1} when it gets its first environment "
+        "and returns to it when its last environment is removed (to send a tag back, remove its "
+        "environments or set approved: [], the deprecated alias environments: [] still works)".format(option, DEFAULT_ENVIRONMENT)
+    )
 
 
-def check_names(names, option, known=None, absent=None):
+def check_names(names: object, option: str, known: Collection[str] | None = None, absent: Collection[str] | None = None) -> list[str]:
     """Validate environment names given in option ``option``; return them sorted, unique.
 
     ``known``: when given, the inventory's environments that images can be promoted to; a name
     outside it is an error that lists them. ``absent``: the inventory's environments with
     ``state: absent``; naming one is an error that says so. Every problem is reported at once.
     """
-    if names is None:
-        return None
     if isinstance(names, str) or not isinstance(names, (list, tuple, set, frozenset)):
         raise EnvironmentsError(f"{option} must be a list of environment names, not {show(names)}")
     problems = []
@@ -128,7 +131,15 @@ def check_names(names, option, known=None, absent=None):
     return result
 
 
-def check_known(known, option="known_environments"):
+@overload
+def check_known(known: None, option: str = ...) -> None: ...
+
+
+@overload
+def check_known(known: Iterable[str], option: str = ...) -> list[str]: ...
+
+
+def check_known(known: Iterable[str] | None, option: str = "known_environments") -> list[str] | None:
     """Validate a list of the inventory's environments (``option`` names it in a problem);
     return it sorted, unique."""
     if known is None:
@@ -145,24 +156,33 @@ def check_known(known, option="known_environments"):
     return sorted({name for name in known if name != DEFAULT_ENVIRONMENT})
 
 
-def _unknown(names, known, option):
+def _unknown(names: Iterable[str], known: Collection[str], option: str) -> str | None:
     unknown = [name for name in names if name not in known]
     if not unknown:
         return None
     return "{}: {} {}; the known environments (the inventory's segmented_registry_environments) are: {}".format(
-        option, ", ".join(show(name) for name in unknown),
+        option,
+        ", ".join(show(name) for name in unknown),
         "is not a known environment" if len(unknown) == 1 else "are not known environments",
-        ", ".join(sorted(known)) or "(none)")
+        ", ".join(sorted(known)) or "(none)",
+    )
 
 
-def _absent(names, known, option):
-    return ("{}: {} {} state: absent in the inventory's segmented_registry_environments: no promotion target (the "
-            "registry-cluster role removes its registry); use a present environment{}, or set the state of {} back "
-            "to present".format(option, ", ".join(show(name) for name in names), "has" if len(names) == 1 else "have",
-                                f" ({', '.join(sorted(known))})" if known else "", " and ".join(names)))
+def _absent(names: list[str], known: Collection[str] | None, option: str) -> str:
+    return (
+        "{}: {} {} state: absent in the inventory's segmented_registry_environments: no promotion target (the "
+        "registry-cluster role removes its registry); use a present environment{}, or set the state of {} back "
+        "to present".format(
+            option,
+            ", ".join(show(name) for name in names),
+            "has" if len(names) == 1 else "have",
+            f" ({', '.join(sorted(known))})" if known else "",
+            " and ".join(names),
+        )
+    )
 
 
-def _unique(items):
+def _unique(items: Iterable[str]) -> list[str]:
     seen = []
     for item in items:
         if item not in seen:
@@ -175,7 +195,7 @@ def _unique(items):
 # ---------------------------------------------------------------------------------------------
 
 
-def format_value(names):
+def format_value(names: Iterable[str]) -> str | None:
     """The canonical annotation value of a list of environments, or None for an empty list
     (the annotation is then removed: the tag is back in ``default``)."""
     names = sorted(set(names))
@@ -188,20 +208,20 @@ def format_value(names):
     return SEPARATOR.join(names)
 
 
-def _flow_items(inner):
+def _flow_items(inner: str) -> list[str] | None:
     """Items of a JSON/YAML flow sequence's inside (``test, "uat", 'prod'``), or None."""
     items = []
     for raw in inner.split(","):
         item = raw.strip()
         if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'":
             item = item[1:-1].strip()
-        elif item[:1] in ("\"", "'") or item[-1:] in ("\"", "'"):
+        elif item[:1] in ('"', "'") or item[-1:] in ('"', "'"):
             return None  # an unbalanced quote: not something to guess about
         items.append(item)
     return items
 
 
-def _split(value):
+def _split(value: str) -> list[Any] | None:
     """The raw items of an annotation value, before name validation; None when its shape is
     none of the readable ones."""
     text = value.strip()
@@ -226,15 +246,14 @@ def _split(value):
             if not line.startswith("- ") and line != "-":
                 return None
             items.append(line[1:].strip())
-        return [item[1:-1] if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'" else item
-                for item in items]
+        return [item[1:-1] if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'" else item for item in items]
     items = []
     for line in lines:
         items.extend(part.strip() for part in line.split(SEPARATOR))
     return items
 
 
-def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
+def parse_value(value: object, annotation_key: str = DEFAULT_ANNOTATION_KEY) -> list[str]:
     """The environments stored in an annotation value, sorted and unique.
 
     ``None`` (no annotation) and an empty value give ``[]``: the tag is in ``default`` only.
@@ -246,11 +265,12 @@ def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
         raise EnvironmentsError(f"annotation {annotation_key} holds {show(value)}, not a string; {_CANONICAL_HINT}")
     items = _split(value)
 
-    def fail(reason):
+    def fail(reason: str) -> NoReturn:
         raise EnvironmentsError(
             "annotation {} has the value {}, which cannot be read as a list of environments: {}. "
             "Fix the annotation by hand ({}), or replace the whole list with the approved option "
-            "of segmented.registry.tag_environments".format(annotation_key, show(value), reason, _CANONICAL_HINT))
+            "of segmented.registry.tag_environments".format(annotation_key, show(value), reason, _CANONICAL_HINT)
+        )
 
     if items is None:
         fail("it is neither a comma-separated list nor a JSON/YAML list")
@@ -260,8 +280,11 @@ def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
         if item == "" or item is None:
             continue  # "test,,uat", a trailing comma, empty lines
         if item == DEFAULT_ENVIRONMENT:
-            problems.append("{0} is never stored: a tag without the annotation is in {0}, and a tag with "
-                            "environments has left it; remove {0} from the value".format(DEFAULT_ENVIRONMENT))
+            problems.append(
+                "{0} is never stored: a tag without the annotation is in {0}, and a tag with environments has left it; remove {0} from the value".format(
+                    DEFAULT_ENVIRONMENT
+                )
+            )
             continue
         problem = name_problem(item)
         if problem:
@@ -273,7 +296,7 @@ def parse_value(value, annotation_key=DEFAULT_ANNOTATION_KEY):
     return sorted(set(names))
 
 
-def is_canonical(value):
+def is_canonical(value: str | None) -> bool:
     """True when ``value`` is exactly what ``format_value`` writes for its list."""
     try:
         return value is None or format_value(parse_value(value)) == value
@@ -286,13 +309,20 @@ def is_canonical(value):
 # ---------------------------------------------------------------------------------------------
 
 
-def effective(names):
+def effective(names: Iterable[str] | None) -> list[str]:
     """What the user sees: the stored list, or ``["default"]`` when it is empty."""
     names = sorted(set(names or []))
     return names if names else [DEFAULT_ENVIRONMENT]
 
 
-def apply_change(current, add=None, remove=None, exact=None, known=None, absent=None):
+def apply_change(
+    current: Iterable[str] | None,
+    add: Iterable[str] | None = None,
+    remove: Iterable[str] | None = None,
+    exact: Iterable[str] | None = None,
+    known: Iterable[str] | None = None,
+    absent: Iterable[str] | None = None,
+) -> list[str]:
     """The stored list after an edit (sorted, unique, never containing ``default``).
 
     ``current`` is the stored list (``parse_value``). ``exact`` replaces the list and excludes
@@ -303,8 +333,7 @@ def apply_change(current, add=None, remove=None, exact=None, known=None, absent=
     be taken off a tag.
     """
     if exact is not None and (add is not None or remove is not None):
-        raise EnvironmentsError("approved (the exact list) cannot be combined with add or remove; "
-                                "give either approved, or add and/or remove")
+        raise EnvironmentsError("approved (the exact list) cannot be combined with add or remove; give either approved, or add and/or remove")
     known_set = set(check_known(known)) if known is not None else None
     absent_set = set(check_known(absent, "absent_environments")) if absent is not None else set()
     current = sorted(set(current or []))
@@ -314,17 +343,19 @@ def apply_change(current, add=None, remove=None, exact=None, known=None, absent=
     remove_names = check_names(remove or [], "remove")
     both = sorted(set(add_names) & set(remove_names))
     if both:
-        raise EnvironmentsError("{} {} in both add and remove; give each environment in one of them".format(
-            ", ".join(show(name) for name in both), "is" if len(both) == 1 else "are"))
+        raise EnvironmentsError(
+            "{} {} in both add and remove; give each environment in one of them".format(
+                ", ".join(show(name) for name in both), "is" if len(both) == 1 else "are"
+            )
+        )
     if known_set is not None:
-        problem = _unknown([name for name in remove_names if name not in current and name not in absent_set],
-                           known_set, "remove")
+        problem = _unknown([name for name in remove_names if name not in current and name not in absent_set], known_set, "remove")
         if problem:
             raise EnvironmentsError(problem)
     return sorted((set(current) | set(add_names)) - set(remove_names))
 
 
-def matches(names, environment):
+def matches(names: Iterable[str] | None, environment: str) -> bool:
     """Whether a tag with stored list ``names`` is approved for ``environment`` (``default``
     selects the tags without environments)."""
     return environment in effective(names)

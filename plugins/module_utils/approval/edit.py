@@ -4,6 +4,10 @@
 """One edit of one tag's approval list, as the ``tag_environments`` and ``promote`` modules make it:
 the request checked before any call to the cluster, the conditional write, and the result fields."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
     EnvironmentsError,
     apply_change,
@@ -13,6 +17,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     format_value,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
+    ImageStreamAPI,
     ImageStreamError,
     check_namespace,
     edit_tag_environments,
@@ -20,7 +25,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
 )
 
 
-def tag_argument_spec():
+def tag_argument_spec() -> dict[str, Any]:
     """The options that name one tag and bound its write: ``namespace`` + ``name``
     (``<stream>:<tag>``) or ``stream`` and ``tag``, ``max_attempts``."""
     return {
@@ -47,8 +52,20 @@ class TagEdit:
     which cannot be added or set (an error that says so). Raises
     ``EnvironmentsError`` or ``ImageStreamError``."""
 
-    def __init__(self, namespace, name=None, stream=None, tag=None, add=None, remove=None, exact=None, known=None,
-                 annotation_key=None, max_attempts=10, absent=None):
+    def __init__(
+        self,
+        namespace: str,
+        name: str | None = None,
+        stream: str | None = None,
+        tag: str | None = None,
+        add: list[str] | None = None,
+        remove: list[str] | None = None,
+        exact: list[str] | None = None,
+        known: list[str] | None = None,
+        annotation_key: str | None = None,
+        max_attempts: int = 10,
+        absent: list[str] | None = None,
+    ) -> None:
         self.namespace = check_namespace(namespace)
         self.stream, self.tag = resolve_tag_reference(name, stream, tag)
         self.annotation_key = check_annotation_key(annotation_key)
@@ -62,22 +79,32 @@ class TagEdit:
         self.max_attempts = max_attempts
         self.change(remove or [])
 
-    def change(self, current):
+    def change(self, current: list[str]) -> list[str]:
         return apply_change(current, self.add, self.remove, self.exact, self.known, self.absent)
 
-    def apply(self, api):
+    def apply(self, api: ImageStreamAPI) -> dict[str, Any]:
         """Write the edit (a server-side dry run in check mode); returns the outcome of
         ``imagestreams.edit_tag_environments``."""
-        return edit_tag_environments(api, self.namespace, self.stream, self.tag, self.change, self.annotation_key,
-                                     max_attempts=self.max_attempts, replace_unreadable=self.exact is not None)
+        return edit_tag_environments(
+            api,
+            self.namespace,
+            self.stream,
+            self.tag,
+            self.change,
+            self.annotation_key,
+            max_attempts=self.max_attempts,
+            replace_unreadable=self.exact is not None,
+        )
 
-    def result(self, outcome, diff=False):
+    def result(self, outcome: dict[str, Any], diff: bool = False) -> dict[str, Any]:
         """The module result fields of an applied edit (and ``warnings`` to show)."""
         before = None if outcome["before"] is None else effective(outcome["before"])
         after = effective(outcome["after"])
         result = {
             "changed": outcome["changed"],
-            "namespace": self.namespace, "stream": self.stream, "tag": self.tag,
+            "namespace": self.namespace,
+            "stream": self.stream,
+            "tag": self.tag,
             "annotation_key": self.annotation_key,
             "annotation_value": format_value(outcome["after"]),
             "environments_before": before,
@@ -87,11 +114,10 @@ class TagEdit:
         }
         if diff:
             header = f"{self.namespace}/{self.stream}:{self.tag} {self.annotation_key}"
-            result["diff"] = {"before": {"environments": before}, "after": {"environments": after},
-                              "before_header": header, "after_header": header}
+            result["diff"] = {"before": {"environments": before}, "after": {"environments": after}, "before_header": header, "after_header": header}
         return result
 
-    def warnings(self, outcome):
+    def warnings(self, outcome: dict[str, Any]) -> list[str]:
         if outcome["unreadable"]:
             return [f"replaced an unreadable value ({outcome['unreadable']})"]
         return []

@@ -20,7 +20,10 @@ of one environment needs and takes out exactly that again (``owned``):
   error.
 """
 
+from __future__ import annotations
+
 import copy
+from typing import Any, Iterable, Mapping
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import merge_owned, remove_owned
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.scopes import covering, valid_scope
@@ -36,15 +39,16 @@ class ImageConfigError(ConsumerError, ValueError):
     """The cluster's configuration contradicts what is asked; the message names the entry and the fix."""
 
 
-def check_scopes(values, option):
+def check_scopes(values: Iterable[object] | None, option: str) -> None:
     """Every value a registry scope, or an error naming the option."""
     for value in values or []:
         if not isinstance(value, str) or not valid_scope(value) or any(c.isspace() for c in value):
-            raise ImageConfigError(f"{option} has {value!r}, which is not a registry scope (host[:port][/namespace...] "
-                                   "or *.domain); fix it")
+            raise ImageConfigError(f"{option} has {value!r}, which is not a registry scope (host[:port][/namespace...] or *.domain); fix it")
 
 
-def merge_registry_sources(spec, record, allow, deny, platform):
+def merge_registry_sources(
+    spec: dict[str, Any] | None, record: dict[str, Any] | None, allow: Iterable[str], deny: Iterable[str], platform: Iterable[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(new spec, new record)`` of the Image ``cluster`` with ``allow`` allowed and ``deny`` kept out.
 
     ``record`` is what this collection added earlier (``owned.read_record``); ``platform`` is
@@ -54,17 +58,20 @@ def merge_registry_sources(spec, record, allow, deny, platform):
     sources = dict(spec.get(SOURCES) or {})
     allowed, blocked = list(sources.get(ALLOWED) or []), list(sources.get(BLOCKED) or [])
     if allowed and blocked and not record.get(ALLOWED) and not record.get(BLOCKED):
-        raise ImageConfigError("the Image cluster has both spec.registrySources.allowedRegistries and "
-                               "blockedRegistries, which OpenShift refuses: keep one of them")
-    new_record = {}
+        raise ImageConfigError(
+            "the Image cluster has both spec.registrySources.allowedRegistries and blockedRegistries, which OpenShift refuses: keep one of them"
+        )
+    new_record: dict[str, Any] = {}
     if blocked and not record.get(ALLOWED):
         theirs = [entry for entry in blocked if entry not in (record.get(BLOCKED) or [])]
         for scope in allow:
             entry = covering(scope, theirs)
             if entry:
-                raise ImageConfigError(f"spec.registrySources.blockedRegistries entry {entry!r} blocks {scope!r}, which "
-                                       "this cluster must pull from (its environment's registry): remove the entry, "
-                                       "or assign the cluster another environment")
+                raise ImageConfigError(
+                    f"spec.registrySources.blockedRegistries entry {entry!r} blocks {scope!r}, which "
+                    "this cluster must pull from (its environment's registry): remove the entry, "
+                    "or assign the cluster another environment"
+                )
         wanted = [scope for scope in deny if not covering(scope, theirs)]
         new_list, added = merge_owned(blocked, record.get(BLOCKED), wanted)
         sources[BLOCKED] = new_list
@@ -75,9 +82,11 @@ def merge_registry_sources(spec, record, allow, deny, platform):
         for scope in deny:
             entry = covering(scope, theirs)
             if entry:
-                raise ImageConfigError(f"spec.registrySources.allowedRegistries entry {entry!r} allows {scope!r}, "
-                                       "another environment's registry, which this cluster must never pull from: "
-                                       "replace the entry with narrower ones")
+                raise ImageConfigError(
+                    f"spec.registrySources.allowedRegistries entry {entry!r} allows {scope!r}, "
+                    "another environment's registry, which this cluster must never pull from: "
+                    "replace the entry with narrower ones"
+                )
         # a cluster that allowed nothing yet keeps its platform's registries (and keeps them on
         # later runs); the list's key itself may have been absent, or there and empty
         with_platform = record.get("withPlatformRegistries", not allowed)
@@ -99,7 +108,7 @@ def merge_registry_sources(spec, record, allow, deny, platform):
     return spec, new_record
 
 
-def restore_registry_sources(spec, record):
+def restore_registry_sources(spec: dict[str, Any] | None, record: Mapping[str, Any]) -> dict[str, Any]:
     """The Image ``cluster``'s spec without what ``record`` says this collection added to registrySources."""
     spec = copy.deepcopy(spec or {})
     sources = dict(spec.get(SOURCES) or {})
@@ -120,12 +129,13 @@ def restore_registry_sources(spec, record):
 
 # -- the trusted CA ----------------------------------------------------------------------------
 
-def ca_key(registry):
+
+def ca_key(registry: str) -> str:
     """The ConfigMap key OpenShift reads for a registry's CA: the host, ``..`` before a port."""
     return registry.replace(":", "..")
 
 
-def trusted_ca_configmap(spec, record, default_name):
+def trusted_ca_configmap(spec: Mapping[str, Any], record: Mapping[str, Any], default_name: str) -> tuple[str, bool]:
     """``(ConfigMap name, ours)``: the ConfigMap the Image ``cluster`` names, else ``default_name``
     (then this collection sets the name, and owns the ConfigMap)."""
     if record.get(TRUSTED_CA):
@@ -136,7 +146,7 @@ def trusted_ca_configmap(spec, record, default_name):
     return default_name, True
 
 
-def set_trusted_ca(spec, record, name):
+def set_trusted_ca(spec: dict[str, Any], record: Mapping[str, Any], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The spec naming ConfigMap ``name`` as additionalTrustedCA; the record keeps the original value."""
     spec = copy.deepcopy(spec)
     record = dict(record)
@@ -146,7 +156,7 @@ def set_trusted_ca(spec, record, name):
     return spec, record
 
 
-def restore_trusted_ca(spec, record):
+def restore_trusted_ca(spec: dict[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
     """The spec with additionalTrustedCA as it was before this collection set it."""
     spec = copy.deepcopy(spec)
     if record.get(TRUSTED_CA):
@@ -158,7 +168,7 @@ def restore_trusted_ca(spec, record):
     return spec
 
 
-def merge_ca_data(data, record, entries):
+def merge_ca_data(data: Mapping[str, str] | None, record: Mapping[str, Any], entries: Mapping[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
     """``(new data, new record)`` of an administrator's CA ConfigMap holding ``entries`` ({key: PEM}).
 
     A key this collection added earlier and no longer wants is removed; a key whose value it
@@ -180,7 +190,7 @@ def merge_ca_data(data, record, entries):
         elif data[key] != pem and key not in added and key not in replaced:
             replaced[key] = data[key]
         data[key] = pem
-    new_record = {}
+    new_record: dict[str, Any] = {}
     if added:
         new_record["added"] = added
     if replaced:
@@ -188,6 +198,6 @@ def merge_ca_data(data, record, entries):
     return data, new_record
 
 
-def restore_ca_data(data, record):
+def restore_ca_data(data: Mapping[str, str] | None, record: Mapping[str, Any]) -> dict[str, str]:
     """The ConfigMap's data as it was before this collection added to it."""
     return merge_ca_data(data, record, {})[0]

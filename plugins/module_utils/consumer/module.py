@@ -3,11 +3,15 @@
 
 """What the consumer-side modules (``cluster_image_config``, ``pull_secret``) share: one run."""
 
+from __future__ import annotations
+
+from typing import Any, Callable
+
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
-from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
+from ansible_collections.segmented.registry.plugins.module_utils.errors import Module, failing
 
 
-def run(module, build):
+def run(module: Module, build: Callable[[], Any]) -> None:
     """``build()`` makes the edit (it checks the arguments); its ``apply`` runs against the cluster
     of the module's auth options, with ``state``. Exits the module: every error is one message."""
     with failing(module):

@@ -10,7 +10,10 @@ it edited (``RECORD_ANNOTATION``), never on the controller: a run from another A
 year later, still knows what to remove. The annotation goes when the last entry goes.
 """
 
+from __future__ import annotations
+
 import json
+from typing import Any, Collection, Iterable
 
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ConsumerError
 
@@ -23,7 +26,7 @@ class RecordError(ConsumerError, ValueError):
     """The record annotation cannot be read (edited by hand)."""
 
 
-def read_record(obj):
+def read_record(obj: dict[str, Any] | None) -> dict[str, Any]:
     """The record of an object (a dict), ``{}`` when it has none."""
     annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
     text = annotations.get(RECORD_ANNOTATION)
@@ -35,13 +38,15 @@ def read_record(obj):
         record = None
     if not isinstance(record, dict):
         name = ((obj or {}).get("metadata") or {}).get("name", "?")
-        raise RecordError(f"annotation {RECORD_ANNOTATION} of {obj.get('kind', 'object')} {name} is not the JSON object "
-                          "this collection writes (edited by hand?): restore it, or delete it and remove the entries "
-                          "it listed yourself")
+        raise RecordError(
+            f"annotation {RECORD_ANNOTATION} of {(obj or {}).get('kind', 'object')} {name} is not the JSON object "
+            "this collection writes (edited by hand?): restore it, or delete it and remove the entries "
+            "it listed yourself"
+        )
     return record
 
 
-def write_record(obj, record):
+def write_record(obj: dict[str, Any], record: dict[str, Any] | None) -> dict[str, Any]:
     """Set (or, for an empty record, remove) the record annotation of ``obj`` in place."""
     metadata = obj.setdefault("metadata", {})
     annotations = dict(metadata.get("annotations") or {})
@@ -56,7 +61,7 @@ def write_record(obj, record):
     return obj
 
 
-def merge_owned(current, added, wanted):
+def merge_owned(current: Iterable[str] | None, added: Iterable[str] | None, wanted: Iterable[str]) -> tuple[list[str], list[str]]:
     """A list the administrator owns, with this collection's entries brought to ``wanted``.
 
     ``current``: the list now; ``added``: what this collection added earlier (its record);
@@ -76,6 +81,6 @@ def merge_owned(current, added, wanted):
     return result, still_ours
 
 
-def remove_owned(current, added):
+def remove_owned(current: Iterable[str] | None, added: Collection[str] | None) -> list[str]:
     """``current`` without the entries this collection added."""
     return [entry for entry in (current or []) if entry not in (added or [])]

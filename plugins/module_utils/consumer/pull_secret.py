@@ -10,8 +10,11 @@ remembers on the Secret which entries are its own (``owned``), and refuses to ov
 did not write. Nothing here ever returns or formats a credential: results carry registry names only.
 """
 
+from __future__ import annotations
+
 import base64
 import json
+from typing import Any, Iterable, Mapping
 
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ConsumerError
 
@@ -22,7 +25,7 @@ class PullSecretError(ConsumerError, ValueError):
     """The Secret cannot be merged; the message names it and the fix (never a credential)."""
 
 
-def decode(secret, where):
+def decode(secret: dict[str, Any] | None, where: str) -> dict[str, Any]:
     """The parsed ``.dockerconfigjson`` of a Secret (a dict as the API returns it)."""
     data = (secret or {}).get("data") or {}
     if KEY not in data:
@@ -36,12 +39,12 @@ def decode(secret, where):
     return config
 
 
-def encode(config):
+def encode(config: dict[str, Any]) -> str:
     """The base64 ``.dockerconfigjson`` value of ``config`` (compact, keys in a stable order)."""
     return base64.b64encode(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).decode()
 
 
-def merge_auths(config, owned, entries, where):
+def merge_auths(config: dict[str, Any], owned: Iterable[str] | None, entries: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[str], list[str]]:
     """``(new config, new owned list, changed registries)``: ``config`` with this collection's
     ``auths`` entries brought to ``entries`` ({registry: auth entry}). Entries it owned and no longer
     wants are removed; an entry someone else wrote for the same registry is an error."""
@@ -50,9 +53,11 @@ def merge_auths(config, owned, entries, where):
     changed = []
     for registry in entries:
         if registry in auths and registry not in owned:
-            raise PullSecretError(f"{where} already has an entry for {registry} that this collection did not write: "
-                                  "remove that entry (the role writes the environment's credential there), or point "
-                                  "the consumer at another registry")
+            raise PullSecretError(
+                f"{where} already has an entry for {registry} that this collection did not write: "
+                "remove that entry (the role writes the environment's credential there), or point "
+                "the consumer at another registry"
+            )
     for registry in list(owned):
         if registry not in entries:
             if registry in auths:

@@ -9,10 +9,13 @@ it (``<name>-segmented-registry-original``, labelled as this collection's): when
 goes out and what remains is that value, the original bytes are written back (not a re-encoding of
 the same JSON) and the copy is deleted, so the Secret is exactly as it was."""
 
+from __future__ import annotations
+
 import copy
+from typing import Any
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer import pull_secret as ps
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import edit
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, edit
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -24,7 +27,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.names import sp
 RECORD_KEY = "auths"
 
 
-def _split(value, option):
+def _split(value: str, option: str) -> tuple[str, str]:
     found = split_namespaced(value)
     if found is None:
         raise ps.PullSecretError(f"{option} {value!r} is not namespace/name, like openshift-config/segmented-registry-pull")
@@ -32,7 +35,7 @@ def _split(value, option):
 
 
 class PullSecretEdit:
-    def __init__(self, namespace, name, from_secret=None, auths=None):
+    def __init__(self, namespace: str, name: str, from_secret: str | None = None, auths: dict[str, Any] | None = None) -> None:
         self.namespace, self.name = _split(f"{namespace}/{name}", "namespace/name")
         self.source = _split(from_secret, "from_secret") if from_secret else None
         if auths is not None:
@@ -41,10 +44,10 @@ class PullSecretEdit:
                     raise ps.PullSecretError(f"auths[{registry!r}] must be an entry like {{auth: base64(user:password)}}")
         self.auths = auths
 
-    def where(self):
+    def where(self) -> str:
         return f"Secret {self.namespace}/{self.name}"
 
-    def _wanted(self, api, present):
+    def _wanted(self, api: ClusterObjects, present: bool) -> dict[str, Any]:
         if not present:
             return {}
         if self.source is None:
@@ -52,19 +55,23 @@ class PullSecretEdit:
         namespace, name = self.source[0], self.source[1]
         secret = api.get("v1", "Secret", name, namespace)
         if secret is None:
-            raise ps.PullSecretError(f"from_secret {namespace}/{name} does not exist on the cluster at {api.host}: the "
-                                     "credentials role writes it (playbooks/credentials.yml); run that first")
+            raise ps.PullSecretError(
+                f"from_secret {namespace}/{name} does not exist on the cluster at {api.host}: the "
+                "credentials role writes it (playbooks/credentials.yml); run that first"
+            )
         return dict(ps.decode(secret, f"from_secret {namespace}/{name}").get("auths") or {})
 
-    def apply(self, api, present=True):
+    def apply(self, api: ClusterObjects, present: bool = True) -> dict[str, Any]:
         return edit(lambda: self._attempt(api, present))
 
-    def _attempt(self, api, present):
+    def _attempt(self, api: ClusterObjects, present: bool) -> dict[str, Any]:
         wanted = self._wanted(api, present)
         secret = api.get("v1", "Secret", self.name, self.namespace)
         if secret is None:
-            raise ps.PullSecretError(f"{self.where()} does not exist on the cluster at {api.host}: check namespace and name "
-                                     "(every OpenShift cluster has openshift-config/pull-secret)")
+            raise ps.PullSecretError(
+                f"{self.where()} does not exist on the cluster at {api.host}: check namespace and name "
+                "(every OpenShift cluster has openshift-config/pull-secret)"
+            )
         config = ps.decode(secret, self.where())
         record = read_record(secret)
         new_config, owned, changed = ps.merge_auths(config, record.get(RECORD_KEY), wanted, self.where())
@@ -77,10 +84,13 @@ class PullSecretEdit:
             original = api.get("v1", "Secret", original_name, self.namespace)
             value = ps.encode(new_config)
             if owned and not record:  # the first entry goes in: keep the value as it is now
-                copy_ = {"apiVersion": "v1", "kind": "Secret", "type": secret.get("type"),
-                         "metadata": {"name": original_name, "namespace": self.namespace,
-                                      "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
-                         "data": {ps.KEY: secret["data"][ps.KEY]}}
+                copy_: dict[str, Any] = {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": secret.get("type"),
+                    "metadata": {"name": original_name, "namespace": self.namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+                    "data": {ps.KEY: secret["data"][ps.KEY]},
+                }
                 if original is not None:  # left by an earlier cycle whose record is gone: stale
                     copy_["metadata"]["resourceVersion"] = original["metadata"]["resourceVersion"]
                 api.write(copy_, "create" if original is None else "replace")
@@ -95,6 +105,10 @@ class PullSecretEdit:
             if not owned and original is not None:
                 api.write(original, "delete")
         content_changed = bool(writes) and secret["data"][ps.KEY] != (old_data or {}).get(ps.KEY)
-        return {"changed": bool(writes), "registries": owned, "changed_registries": changed,
-                "content_changed": content_changed,
-                "diff": {"before": {"registries": before}, "after": {"registries": sorted(new_config["auths"])}}}
+        return {
+            "changed": bool(writes),
+            "registries": owned,
+            "changed_registries": changed,
+            "content_changed": content_changed,
+            "diff": {"before": {"registries": before}, "after": {"registries": sorted(new_config["auths"])}},
+        }

@@ -9,8 +9,12 @@ mirror set names as ``source``: ``host[:port][/namespace...]``, or a ``*.domain`
 nested inside it, which is how one wildcard can allow (or block) many registries.
 """
 
+from __future__ import annotations
 
-def valid_scope(scope):
+from typing import Iterable
+
+
+def valid_scope(scope: str) -> bool:
     """A registries.conf scope: host[:port][/namespace...], or a ``*.domain`` wildcard."""
     if not scope:
         return False
@@ -19,7 +23,7 @@ def valid_scope(scope):
     return scope.startswith("*.") and not any(c in scope[2:] for c in "/@:*")
 
 
-def nested(sub, sup):
+def nested(sub: str, sup: str) -> bool:
     """True if scope ``sub`` lies inside scope ``sup`` (the same scope, a namespace below it, or a
     host matched by a ``*.domain`` wildcard)."""
     if sub == sup:
@@ -34,6 +38,6 @@ def nested(sub, sup):
     return False
 
 
-def covering(scope, entries):
+def covering(scope: str, entries: Iterable[str]) -> str | None:
     """The first of ``entries`` that ``scope`` is nested in, or None."""
     return next((entry for entry in entries if nested(scope, entry)), None)

@@ -5,12 +5,18 @@
 drift between the two (what a reconcile run would change). Environments are listed in promotion
 order in every column."""
 
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import promotion_order
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment, promotion_order
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import artifact_subject
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 
 
-def audit_rows(entries, environments, actual, scope=None):
+def audit_rows(
+    entries: Iterable[dict[str, Any]], environments: Mapping[str, Environment], actual: dict[str, dict[str, dict[str, str]]], scope: Scope | None = None
+) -> list[dict[str, Any]]:
     """One row per approval-list tag and per registry tag that no approval list knows: tag,
     digest, approved environments, environments serving that digest, and the drift.
 
@@ -28,9 +34,15 @@ def audit_rows(entries, environments, actual, scope=None):
         repo, tag, digest = f"{entry['namespace']}/{entry['stream']}", entry["tag"], entry.get("digest")
         seen.add((repo, tag))
         if entry.get("environments") is None:
-            rows.append({"tag": f"{repo}:{tag}", "digest": digest, "approved": None,
-                         "present": _present(names, actual, repo, tag, digest),
-                         "drift": [f"approval list unreadable: {entry.get('error')}"]})
+            rows.append(
+                {
+                    "tag": f"{repo}:{tag}",
+                    "digest": digest,
+                    "approved": None,
+                    "present": _present(names, actual, repo, tag, digest),
+                    "drift": [f"approval list unreadable: {entry.get('error')}"],
+                }
+            )
             continue
         listed = entry["environments"]
         approved = [env for env in order if env in listed]
@@ -41,11 +53,9 @@ def audit_rows(entries, environments, actual, scope=None):
                 drift.append(f"{env}: {'missing' if current is None else 'serves ' + _short(current)}")
             elif env not in approved and current is not None:
                 drift.append(f"{env}: not approved")
-        drift.extend(f"{env}: not an environment of the inventory (ignored)" for env in listed
-                     if env not in environments and env != "default")
-        rows.append({"tag": f"{repo}:{tag}", "digest": digest, "approved": approved,
-                     "present": _present(names, actual, repo, tag, digest), "drift": drift})
-    orphans = {}
+        drift.extend(f"{env}: not an environment of the inventory (ignored)" for env in listed if env not in environments and env != "default")
+        rows.append({"tag": f"{repo}:{tag}", "digest": digest, "approved": approved, "present": _present(names, actual, repo, tag, digest), "drift": drift})
+    orphans: dict[tuple[str, str], dict[str, Any]] = {}
     for env in names:
         for repo, tags in sorted((actual.get(env) or {}).items()):
             if not scope.repository_in_scope(repo):
@@ -53,31 +63,27 @@ def audit_rows(entries, environments, actual, scope=None):
             for tag, digest in sorted((tags or {}).items()):
                 if (repo, tag) in seen or artifact_subject(tag) or not scope.tag_in_scope(tag):
                     continue
-                row = orphans.setdefault((repo, tag), {"tag": f"{repo}:{tag}", "digest": None,
-                                                       "approved": [], "present": [], "drift": []})
+                row = orphans.setdefault((repo, tag), {"tag": f"{repo}:{tag}", "digest": None, "approved": [], "present": [], "drift": []})
                 row["present"].append(env)
                 row["drift"].append(f"{env}: not in any ImageStream ({_short(digest)})")
     rows.extend(orphans[key] for key in sorted(orphans))
     return rows
 
 
-def _present(names, actual, repo, tag, digest):
-    return [env for env in names if digest is not None and
-            ((actual.get(env) or {}).get(repo) or {}).get(tag) == digest]
+def _present(names: Iterable[str], actual: dict[str, dict[str, dict[str, str]]], repo: str, tag: str, digest: str | None) -> list[str]:
+    return [env for env in names if digest is not None and ((actual.get(env) or {}).get(repo) or {}).get(tag) == digest]
 
 
-def _short(digest):
+def _short(digest: str | None) -> str:
     return digest[:19] if digest else "-"
 
 
-def format_table(rows):
+def format_table(rows: Iterable[dict[str, Any]]) -> list[str]:
     """The audit rows as aligned text lines (a header first)."""
     header = ("TAG", "DIGEST", "APPROVED", "PRESENT", "DRIFT")
     lines = [header]
     for row in rows:
         approved = "?" if row["approved"] is None else (",".join(row["approved"]) or "-")
-        lines.append((row["tag"], _short(row["digest"]), approved, ",".join(row["present"]) or "-",
-                      "; ".join(row["drift"]) or "none"))
+        lines.append((row["tag"], _short(row["digest"]), approved, ",".join(row["present"]) or "-", "; ".join(row["drift"]) or "none"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    return ["  ".join([cell.ljust(width) for cell, width in zip(line[:-1], widths)] + [line[-1]]).rstrip()
-            for line in lines]
+    return ["  ".join([cell.ljust(width) for cell, width in zip(line[:-1], widths)] + [line[-1]]).rstrip() for line in lines]

@@ -12,9 +12,12 @@ bytes) is PUT last, so the destination never serves a tag whose blobs are missin
 follow the method the plan chose (``delete`` or ``retarget``, see ``plan``).
 """
 
+from __future__ import annotations
+
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from ansible_collections.segmented.registry.plugins.module_utils.oci.blobs import copy_blob
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError, SourceMoved
@@ -28,6 +31,9 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests i
 )
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
 
+if TYPE_CHECKING:  # only for annotations: the client module is not imported here at run time
+    from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
+
 
 class Executor:
     """Carries out a plan's copies and removals.
@@ -39,29 +45,37 @@ class Executor:
     waiting for its blobs never holds up a blob.
     """
 
-    def __init__(self, source, destinations, actual=None, image_workers=4, blob_workers=6, clock=time.monotonic):
+    def __init__(
+        self,
+        source: RegistryClient,
+        destinations: Mapping[str, RegistryClient],
+        actual: dict[str, dict[str, dict[str, str]]] | None = None,
+        image_workers: int = 4,
+        blob_workers: int = 6,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.source = source
         self.destinations = destinations
         self.image_workers = max(1, image_workers)
         self.blob_workers = max(1, blob_workers)
         self.clock = clock
         self._lock = threading.Lock()
-        self._manifests = {}  # digest -> (data, media type) from the source
-        self._blob_home = {}  # (env, blob digest) -> a repository of env that has it
-        self._inflight = {}  # (env, blob digest) -> threading.Event, set once the first attempt ended
-        self._images = {}  # (env, digest) -> set of repositories that hold the manifest (mount candidates)
-        self._present = set()  # (env, repo, digest) there now (from the state, or copied in this run)
-        self._source_checks = {}  # (source repo, tag, digest) -> [Event set once checked, error or None]
-        self._image_locks = {}  # (env, repo, digest) -> Lock: one copy of an image into a repository at a time
+        self._manifests: dict[str, tuple[bytes, str]] = {}  # digest -> (data, media type) from the source
+        self._blob_home: dict[tuple[str, str], str] = {}  # (env, blob digest) -> a repository of env that has it
+        self._inflight: dict[tuple[str, str], threading.Event] = {}  # (env, blob digest) -> threading.Event, set once the first attempt ended
+        self._images: dict[tuple[str, str], set[str]] = {}  # (env, digest) -> set of repositories that hold the manifest (mount candidates)
+        self._present: set[tuple[str, str, str]] = set()  # (env, repo, digest) there now (from the state, or copied in this run)
+        self._source_checks: dict[tuple[str, str, str], list[Any]] = {}  # (source repo, tag, digest) -> [Event set once checked, error or None]
+        self._image_locks: dict[tuple[str, str, str], threading.Lock] = {}  # (env, repo, digest) -> Lock: one copy of an image into a repository at a time
         for env, repos in (actual or {}).items():
             for repo, tags in (repos or {}).items():
                 for digest in (tags or {}).values():
                     self._images.setdefault((env, digest), set()).add(repo)
                     self._present.add((env, repo, digest))
-        self._blob_pool = None
+        self._blob_pool: Any = None  # the blob pool (a ThreadPoolExecutor) while execute runs
 
     # -- the run ----------------------------------------------------------------------------
-    def execute(self, actions):
+    def execute(self, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Execute ``actions`` (the plan's) in place: each gets ``result`` (copied, skipped,
         removed, gated, failed) and, for copies, the bytes and blobs moved. Returns them."""
         copies = [a for a in actions if a["action"] == COPY]
@@ -81,7 +95,7 @@ class Executor:
         self._blob_pool = None
         return actions
 
-    def estimate(self, actions):
+    def estimate(self, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """For a check-mode preview: each copy gets ``bytes_planned``, the size of every blob its
         image refers to (every platform of an index). An upper bound: blobs the destination already
         has are mounted or skipped, not sent. Reads manifests from the source only."""
@@ -95,13 +109,13 @@ class Executor:
                 item["estimate_error"] = str(exc)
         return actions
 
-    def _size(self, repository, digest):
+    def _size(self, repository: str, digest: str) -> int:
         data, media_type = self._manifest(repository, digest)
         refs = parse_manifest(data, media_type)
         total = sum(blob.get("size") or 0 for blob in refs["blobs"])
         return total + sum(self._size(repository, child["digest"]) for child in refs["children"])
 
-    def _run_copy(self, item):
+    def _run_copy(self, item: dict[str, Any]) -> None:
         started = self.clock()
         requires = item.get("requires")
         if requires and (requires["environment"], requires["repository"], requires["digest"]) not in self._present:
@@ -114,8 +128,7 @@ class Executor:
         counters = {"bytes_sent": 0, "blobs_sent": 0, "blobs_mounted": 0, "blobs_present": 0, "manifests_put": 0}
         item.update(counters)
         try:
-            self.copy(item["environment"], item["repository"], item["tag"], item["digest"], counters,
-                      source_repository=item.get("source_repository"))
+            self.copy(item["environment"], item["repository"], item["tag"], item["digest"], counters, source_repository=item.get("source_repository"))
         except RegistryError as exc:
             item["result"] = FAILED
             item["error"] = str(exc)
@@ -128,7 +141,7 @@ class Executor:
         item["seconds"] = round(self.clock() - started, 3)
 
     # -- copies -----------------------------------------------------------------------------
-    def copy(self, env, repository, tag, digest, counters, source_repository=None):
+    def copy(self, env: str, repository: str, tag: str, digest: str, counters: dict[str, int], source_repository: str | None = None) -> None:
         """Copy ``digest`` into ``env``'s registry as ``repository:tag`` (the steps in the module
         docstring). Raises ``SourceMoved`` when the source serves another digest under the
         tag, ``RegistryError`` otherwise."""
@@ -142,19 +155,17 @@ class Executor:
         # others only PUT their tag. (Eight at once into one repository of CNCF distribution 2.8
         # made it answer 500 "blob unknown" and 400 "manifest blob unknown" now and then.)
         with image_lock:
-            if (env, repository, digest) in self._present or \
-                    destination.head_manifest(repository, digest) is not None:
+            if (env, repository, digest) in self._present or destination.head_manifest(repository, digest) is not None:
                 # the repository holds the image (under another tag; a run narrowed to one tag does
                 # not read the others): its blobs and child manifests are there, only the tag is missing
                 data, media_type = self._manifest(source_repository, digest)
             else:
-                data, media_type = self._copy_tree(env, destination, source_repository, repository, digest,
-                                                   counters)
+                data, media_type = self._copy_tree(env, destination, source_repository, repository, digest, counters)
             destination.put_manifest(repository, tag, data, media_type)
             counters["manifests_put"] += 1
             self._record_image(env, repository, digest)
 
-    def _check_source(self, source_repository, tag, digest):
+    def _check_source(self, source_repository: str, tag: str, digest: str) -> None:
         """Raise ``SourceMoved`` unless the source serves ``digest`` under ``tag``: one HEAD per
         (repository, tag, digest) in a run, whichever environment asks first; the others wait
         for its answer."""
@@ -162,7 +173,7 @@ class Executor:
         with self._lock:
             check = self._source_checks.get(key)
             owner = check is None
-            if owner:
+            if check is None:
                 check = self._source_checks[key] = [threading.Event(), None]
         if owner:
             try:
@@ -172,9 +183,11 @@ class Executor:
                         "source moved: {}/{}:{} now {}, but the plan (the ImageStream's status) says {}; nothing "
                         "was copied for this tag (a different digest is never tagged). Run again once the ImageStream "
                         "shows the new image, or approve it again".format(
-                            self.source.host, source_repository, tag,
-                            "serves " + served["digest"] if served else "does not exist", digest),
-                        registry=self.source.host, repository=source_repository)
+                            self.source.host, source_repository, tag, "serves " + served["digest"] if served else "does not exist", digest
+                        ),
+                        registry=self.source.host,
+                        repository=source_repository,
+                    )
             except Exception as exc:  # a RegistryError, or a bug: every environment waiting on it fails alike
                 check[1] = exc
             finally:
@@ -183,36 +196,36 @@ class Executor:
         if check[1] is not None:
             raise check[1]
 
-    def _manifest(self, repository, digest):
+    def _manifest(self, repository: str, digest: str) -> tuple[bytes, str]:
         with self._lock:
             cached = self._manifests.get(digest)
         if cached:
             return cached
         manifest = self.source.get_manifest(repository, digest)
         if manifest is None:
-            raise SourceMoved("source moved: {}/{}@{} no longer exists in the source registry".format(
-                self.source.host, repository, digest), registry=self.source.host, repository=repository)
+            raise SourceMoved(
+                "source moved: {}/{}@{} no longer exists in the source registry".format(self.source.host, repository, digest),
+                registry=self.source.host,
+                repository=repository,
+            )
         value = (manifest["data"], manifest["media_type"])
         with self._lock:
             self._manifests[digest] = value
         return value
 
-    def _copy_tree(self, env, destination, source_repository, repository, digest, counters):
+    def _copy_tree(self, env: str, destination: Any, source_repository: str, repository: str, digest: str, counters: dict[str, int]) -> tuple[bytes, str]:
         """Everything ``digest`` refers to, into the destination (not the manifest itself);
         returns its (bytes, media type)."""
         data, media_type = self._manifest(source_repository, digest)
         try:
             refs = parse_manifest(data, media_type)
         except ManifestError as exc:
-            raise RegistryError(f"{self.source.host}/{source_repository}@{digest}: {exc}",
-                                registry=self.source.host, repository=source_repository)
+            raise RegistryError(f"{self.source.host}/{source_repository}@{digest}: {exc}", registry=self.source.host, repository=source_repository)
         if refs["index"]:
             for child in refs["children"]:
-                if (env, repository, child["digest"]) in self._present or \
-                        destination.head_manifest(repository, child["digest"]) is not None:
+                if (env, repository, child["digest"]) in self._present or destination.head_manifest(repository, child["digest"]) is not None:
                     continue
-                child_data, child_type = self._copy_tree(env, destination, source_repository, repository,
-                                                         child["digest"], counters)
+                child_data, child_type = self._copy_tree(env, destination, source_repository, repository, child["digest"], counters)
                 destination.put_manifest(repository, child["digest"], child_data, child_type)
                 counters["manifests_put"] += 1
                 self._record_image(env, repository, child["digest"])
@@ -220,8 +233,7 @@ class Executor:
         hints = sorted(self._images.get((env, digest)) or [])
         # the largest blobs first, so that the small ones (the config) fill in at the end
         blobs = sorted(refs["blobs"], key=lambda blob: -(blob.get("size") or 0))
-        futures = [self._blob_pool.submit(self._ensure_blob, env, destination, source_repository, repository, blob,
-                                          hints, counters) for blob in blobs]
+        futures = [self._blob_pool.submit(self._ensure_blob, env, destination, source_repository, repository, blob, hints, counters) for blob in blobs]
         errors = []
         for future in futures:
             try:
@@ -232,18 +244,20 @@ class Executor:
             raise errors[0]
         return data, media_type
 
-    def _record_image(self, env, repository, digest):
+    def _record_image(self, env: str, repository: str, digest: str) -> None:
         with self._lock:
             self._images.setdefault((env, digest), set()).add(repository)
             self._present.add((env, repository, digest))
 
-    def _ensure_blob(self, env, destination, source_repository, repository, blob, hints, counters):
+    def _ensure_blob(
+        self, env: str, destination: Any, source_repository: str, repository: str, blob: dict[str, Any], hints: Any, counters: dict[str, int]
+    ) -> None:
         digest = blob["digest"]
         key = (env, digest)
         with self._lock:
             event = self._inflight.get(key)
             owner = event is None
-            if owner:
+            if event is None:
                 event = self._inflight[key] = threading.Event()
         if not owner:
             event.wait()  # another image is bringing this blob into this registry: mount it after
@@ -253,7 +267,9 @@ class Executor:
             if owner:
                 event.set()
 
-    def _ensure_blob_once(self, env, destination, source_repository, repository, blob, hints, counters):
+    def _ensure_blob_once(
+        self, env: str, destination: Any, source_repository: str, repository: str, blob: dict[str, Any], hints: Any, counters: dict[str, int]
+    ) -> None:
         digest = blob["digest"]
         if destination.head_blob(repository, digest) is not None:
             self._add(counters, "blobs_present")
@@ -273,22 +289,21 @@ class Executor:
                 self._home(env, digest, repository)
                 return
             break  # refused (an upload session was opened instead): stream into it
-        sent = copy_blob(self.source, source_repository, destination, repository, digest, blob.get("size"),
-                         location=location)
+        sent = copy_blob(self.source, source_repository, destination, repository, digest, blob.get("size"), location=location)
         self._add(counters, "blobs_sent")
         self._add(counters, "bytes_sent", sent)
         self._home(env, digest, repository)
 
-    def _home(self, env, digest, repository):
+    def _home(self, env: str, digest: str, repository: str) -> None:
         with self._lock:
             self._blob_home.setdefault((env, digest), repository)
 
-    def _add(self, counters, name, amount=1):
+    def _add(self, counters: dict[str, int], name: str, amount: int = 1) -> None:
         with self._lock:
             counters[name] += amount
 
     # -- removals ---------------------------------------------------------------------------
-    def _run_removal(self, group):
+    def _run_removal(self, group: list[dict[str, Any]]) -> None:
         first = group[0]
         env, repository, digest, method = first["environment"], first["repository"], first["digest"], first["method"]
         destination = self.destinations[env]
@@ -330,42 +345,41 @@ class Executor:
                     item["result"] = FAILED
                     item["error"] = text
 
-    def _ensure_empty_config(self, destination, repository):
+    def _ensure_empty_config(self, destination: Any, repository: str) -> None:
         if destination.head_blob(repository, EMPTY_JSON_DIGEST) is None:
             destination.upload_bytes(repository, EMPTY_JSON_DIGEST, EMPTY_JSON)
 
 
-def _waves(copies):
+def _waves(copies: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Copies grouped so that each one's ``requires`` is copied in an earlier wave."""
-    produced = {}
+    produced: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for item in copies:
         produced.setdefault((item["environment"], item["repository"], item["digest"]), []).append(item)
-    depth = {}
+    depth: dict[int, int] = {}
 
-    def depth_of(item, seen=()):
+    def depth_of(item: dict[str, Any], seen: tuple[int, ...] = ()) -> int:
         key = id(item)
         if key in depth:
             return depth[key]
         requires = item.get("requires")
         level = 0
         if requires and key not in seen:
-            producers = [p for p in produced.get((requires["environment"], requires["repository"],
-                                                  requires["digest"])) or [] if p is not item]
+            producers = [p for p in produced.get((requires["environment"], requires["repository"], requires["digest"])) or [] if p is not item]
             if producers:
                 level = 1 + max(depth_of(p, seen + (key,)) for p in producers)
         depth[key] = level
         return level
 
-    waves = {}
+    waves: dict[int, list[dict[str, Any]]] = {}
     for item in copies:
         waves.setdefault(depth_of(item), []).append(item)
     return [waves[level] for level in sorted(waves)]
 
 
-def _removal_groups(removals):
+def _removal_groups(removals: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Removals grouped: one group per digest deleted outright (its tags go together), one group
     per digest for retargeted tags (done one by one)."""
-    groups = {}
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for item in removals:
         key = (item["environment"], item["repository"], item["digest"], item["method"])
         groups.setdefault(key, []).append(item)

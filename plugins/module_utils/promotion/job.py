@@ -8,9 +8,12 @@ Options are documented once, in the ``segmented.registry.promotion`` doc fragmen
 checks it against ``argument_spec()``.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import time
+from typing import Any, Collection, Iterable, Mapping, NoReturn
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
@@ -27,7 +30,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials.min
     TOKEN_SERVER_AUDIENCE,
     mint_token,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.errors import PromotionError, failing
+from ansible_collections.segmented.registry.plugins.module_utils.errors import Module, PromotionError, failing
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     absent_names,
     promotion_targets,
@@ -38,6 +41,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.transport i
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import format_table
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 from ansible_collections.segmented.registry.plugins.module_utils.query import (
     ARGUMENT_SPEC as QUERY_SPEC,
     compile_query_option,
@@ -45,7 +49,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.query import (
 )
 
 
-def argument_spec():
+def argument_spec() -> dict[str, Any]:
     """The options every promotion job takes (see the ``promotion`` doc fragment)."""
     spec = kube.auth_argument_spec()
     spec.update(
@@ -77,7 +81,7 @@ MODULE_KWARGS = {
 }
 
 
-def check_numbers(params):
+def check_numbers(params: Mapping[str, Any]) -> None:
     """The job's numeric options in range, or a ``PromotionError`` naming the first one that is not."""
     for name in ("parallel_images", "parallel_blobs", "timeout"):
         if params[name] < 1:
@@ -85,14 +89,16 @@ def check_numbers(params):
     if params["retries"] < 0:
         raise PromotionError("retries must not be negative", field="retries")
     if params["token_duration"] < MIN_TOKEN_SECONDS:
-        raise PromotionError(f"token_duration must be at least {MIN_TOKEN_SECONDS} seconds (the TokenRequest "
-                             f"API's minimum), not {params['token_duration']}", field="token_duration")
+        raise PromotionError(
+            f"token_duration must be at least {MIN_TOKEN_SECONDS} seconds (the TokenRequest API's minimum), not {params['token_duration']}",
+            field="token_duration",
+        )
 
 
 class Job:
     """One module run of a promotion job. ``fail`` is ``module.fail_json``."""
 
-    def __init__(self, module, started=None):
+    def __init__(self, module: Module, started: float | None = None) -> None:
         self.module = module
         self.params = module.params
         # ``started``: the monotonic time of the module's first line (its imports are its cost too)
@@ -100,8 +106,8 @@ class Job:
         self.started = self.began if started is None else started
         self.api_calls = 0
         #: the registry passwords by audience (None: the API server's), minted once per run
-        self.tokens = {}
-        self.api = None
+        self.tokens: dict[str | None, str] = {}
+        self.api: Any = None  # the ImageStreamAPI, once connected
         params = self.params
         if not HAS_REQUESTS:
             from ansible.module_utils.basic import missing_required_lib
@@ -118,32 +124,37 @@ class Job:
         self.queries = compile_query_option(module)
         self._warn_unverified()
 
-    def _warn_unverified(self):
+    def _warn_unverified(self) -> None:
         """``validate_certs: false`` is an explicit opt-out, but never a silent one: one warning
         per endpoint per run."""
         if not self.params["integrated_validate_certs"]:
-            self.module.warn(f"the integrated registry {self.params['integrated_registry']}: TLS certificates are not "
-                             "verified (integrated_validate_certs: false)")
+            self.module.warn(
+                f"the integrated registry {self.params['integrated_registry']}: TLS certificates are not verified (integrated_validate_certs: false)"
+            )
         for env in self.targets.values():
             if not env.validate_certs:
-                self.module.warn(f"environment {env.name}: the TLS certificate of {env.endpoint} is not verified "
-                                 "(validate_certs: false in segmented_registry_environments); prefer ca_cert")
+                self.module.warn(
+                    f"environment {env.name}: the TLS certificate of {env.endpoint} is not verified "
+                    "(validate_certs: false in segmented_registry_environments); prefer ca_cert"
+                )
 
-    def check_source(self):
+    def check_source(self) -> None:
         """A run that copies (``run``) needs ``integrated_registry``: a module calls this before it
         asks a cluster or writes an approval list, so a missing one changes nothing."""
         if not self.params["integrated_registry"]:
-            raise PromotionError("integrated_registry is required to bring the environment registries in line: "
-                                 "give the host[:port] of the registry cluster's integrated registry (the "
-                                 "inventory variable segmented_registry_integrated_registry)",
-                                 field="integrated_registry")
+            raise PromotionError(
+                "integrated_registry is required to bring the environment registries in line: "
+                "give the host[:port] of the registry cluster's integrated registry (the "
+                "inventory variable segmented_registry_integrated_registry)",
+                field="integrated_registry",
+            )
 
-    def connect(self):
+    def connect(self) -> ImageStreamAPI:
         """The registry cluster's ImageStream API."""
         self.api = ImageStreamAPI.connect(self.module)
         return self.api
 
-    def _registry_token(self, audience=None):
+    def _registry_token(self, audience: str | None = None) -> str:
         """A registry password: ``registry_token``, or a TokenRequest token of ``service_account``
         for ``audience`` minted once per run (masked wherever the module's output would echo it):
         the API server's audience (None) for the integrated registry, ``TOKEN_SERVER_AUDIENCE`` for
@@ -152,21 +163,20 @@ class Job:
             return self.params["registry_token"]
         if audience not in self.tokens:
             with failing(self.module):
-                token = mint_token(self.api.client, self.params["service_account"], self.params["token_duration"],
-                                   audiences=[audience] if audience else None)
+                token = mint_token(self.api.client, self.params["service_account"], self.params["token_duration"], audiences=[audience] if audience else None)
             kube.mask(self.module, token)
             self.api_calls += 1
             self.tokens[audience] = token
         return self.tokens[audience]
 
-    def read_approvals(self, namespaces):
+    def read_approvals(self, namespaces: Collection[str] | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """``(entries, stream annotations)`` of ``namespaces`` (None: every namespace): one list
         call per namespace, or one cluster-wide call."""
         streams, calls = list_streams(self.api, namespaces or None)
         self.api_calls += calls
         return approvals_of(streams, self.annotation_key)
 
-    def run(self, entries, annotations, scope, check_mode):
+    def run(self, entries: list[dict[str, Any]], annotations: Mapping[str, Mapping[str, str]], scope: Scope, check_mode: bool) -> dict[str, Any]:
         """Read the registries in scope, plan and (unless ``check_mode``) execute; returns the
         module result (``changed``, the actions by kind, the audit, the counters)."""
         params = self.params
@@ -176,33 +186,50 @@ class Job:
         timeout = (min(10.0, float(params["timeout"])), float(params["timeout"]))
         pool = params["parallel_images"] + params["parallel_blobs"] + 4
 
-        def client(host, ca_cert, validate_certs, name, token):
-            return RegistryClient(host, password=token, ca_cert=ca_cert, validate_certs=validate_certs,
-                                  name=name, timeout=timeout, retries=params["retries"], stats=stats, pool_size=pool,
-                                  token_realm_hosts=params["token_realm_hosts"])
+        def client(host: str, ca_cert: str | None, validate_certs: bool, name: str, token: str | None) -> RegistryClient:
+            return RegistryClient(
+                host,
+                password=token,
+                ca_cert=ca_cert,
+                validate_certs=validate_certs,
+                name=name,
+                timeout=timeout,
+                retries=params["retries"],
+                stats=stats,
+                pool_size=pool,
+                token_realm_hosts=params["token_realm_hosts"],
+            )
 
-        source = client(params["integrated_registry"], params["integrated_ca_cert"],
-                        params["integrated_validate_certs"], "default (integrated registry)", source_token)
-        destinations = {env.name: client(env.endpoint, env.ca_cert, env.validate_certs, env.name, environment_token)
-                        for env in self.targets.values()}
+        source = client(
+            params["integrated_registry"], params["integrated_ca_cert"], params["integrated_validate_certs"], "default (integrated registry)", source_token
+        )
+        destinations = {env.name: client(env.endpoint, env.ca_cert, env.validate_certs, env.name, environment_token) for env in self.targets.values()}
         try:
             with failing(self.module):
-                outcome = reconcile(entries, self.environments, source, destinations, scope=scope, prune=params["prune"],
-                                    check_mode=check_mode, stream_annotations=annotations,
-                                    image_workers=params["parallel_images"], blob_workers=params["parallel_blobs"])
+                outcome = reconcile(
+                    entries,
+                    self.environments,
+                    source,
+                    destinations,
+                    scope=scope,
+                    prune=params["prune"],
+                    check_mode=check_mode,
+                    stream_annotations=annotations,
+                    image_workers=params["parallel_images"],
+                    blob_workers=params["parallel_blobs"],
+                )
         finally:
             for item in [source] + list(destinations.values()):
                 item.close()
         return self._result(outcome, stats, scope, check_mode)
 
-    def _result(self, outcome, stats, scope, check_mode):
+    def _result(self, outcome: dict[str, Any], stats: Stats, scope: Scope, check_mode: bool) -> dict[str, Any]:
         actions = outcome["actions"]
 
-        def outcome_of(item):
+        def outcome_of(item: dict[str, Any]) -> str:
             return item.get("result") or item["action"]
 
-        changing = [a for a in actions if a.get("result") in ("copied", "removed") or
-                    (check_mode and a["action"] in (COPY, REMOVE))]
+        changing = [a for a in actions if a.get("result") in ("copied", "removed") or (check_mode and a["action"] in (COPY, REMOVE))]
         counters = stats.to_dict()
         everything = self.params["details"] == "all"
         audit = outcome["audit"] if everything else [row for row in outcome["audit"] if row["drift"]]
@@ -220,28 +247,35 @@ class Job:
             "unknown_environments": outcome["unknown_environments"],
             "absent_environments": outcome["absent_environments"],
             "scope": scope.to_dict(),
-            "stats": {"api_calls": self.api_calls, "registry_requests": counters["requests"],
-                      "registry_requests_by_method": counters["by_method"],
-                      "token_requests": counters["token_requests"], "retries": counters["retries"],
-                      "blob_bytes_sent": counters["blob_bytes_sent"],
-                      "seconds": dict(outcome["seconds"], startup=round(self.began - self.started, 3),
-                                      total=round(time.monotonic() - self.started, 3))},
+            "stats": {
+                "api_calls": self.api_calls,
+                "registry_requests": counters["requests"],
+                "registry_requests_by_method": counters["by_method"],
+                "token_requests": counters["token_requests"],
+                "retries": counters["retries"],
+                "blob_bytes_sent": counters["blob_bytes_sent"],
+                "seconds": dict(outcome["seconds"], startup=round(self.began - self.started, 3), total=round(time.monotonic() - self.started, 3)),
+            },
         }
         if check_mode:
             result["bytes_planned"] = sum(a.get("bytes_planned") or 0 for a in result["copies"])
         for warning in outcome["warnings"]:
             self.module.warn(warning)
         if outcome["unknown_environments"]:
-            self.module.warn(f"approval lists name environments that the inventory does not define: "
-                             f"{', '.join(outcome['unknown_environments'])}; nothing is copied for them (fix the "
-                             "annotation, or add the environment to segmented_registry_environments)")
+            self.module.warn(
+                f"approval lists name environments that the inventory does not define: "
+                f"{', '.join(outcome['unknown_environments'])}; nothing is copied for them (fix the "
+                "annotation, or add the environment to segmented_registry_environments)"
+            )
         if outcome["absent_environments"]:
-            self.module.warn(f"approval lists name environments with state: absent: "
-                             f"{', '.join(outcome['absent_environments'])}; they are no promotion target, so nothing "
-                             "is copied to or removed from their registries (demote the tags from them)")
+            self.module.warn(
+                f"approval lists name environments with state: absent: "
+                f"{', '.join(outcome['absent_environments'])}; they are no promotion target, so nothing "
+                "is copied to or removed from their registries (demote the tags from them)"
+            )
         return result
 
-    def finish(self, result, **extra):
+    def finish(self, result: dict[str, Any], **extra: Any) -> NoReturn:
         """Write the report file (if asked), then exit: failed when any tag failed."""
         result = dict(result, **extra)
         if self.queries:
@@ -257,15 +291,13 @@ class Job:
                 self.module.fail_json(msg=f"cannot write report_file {self.params['report_file']}: {exc}", **result)
         failures = result.get("failures") or []
         if failures:
-            shown = "; ".join(f"{f.get('environment') or '-'} {f['repository']}:{f['tag']}: "
-                              f"{f.get('error') or f.get('reason')}" for f in failures[:5])
+            shown = "; ".join(f"{f.get('environment') or '-'} {f['repository']}:{f['tag']}: {f.get('error') or f.get('reason')}" for f in failures[:5])
             more = "; ..." if len(failures) > 5 else ""
-            self.module.fail_json(msg=f"{len(failures)} tag{'' if len(failures) == 1 else 's'} failed (the others "
-                                      f"went through): {shown}{more}", **result)
+            self.module.fail_json(msg=f"{len(failures)} tag{'' if len(failures) == 1 else 's'} failed (the others went through): {shown}{more}", **result)
         self.module.exit_json(**result)
 
 
-def approvals_of(streams, annotation_key):
+def approvals_of(streams: Iterable[dict[str, Any]], annotation_key: str) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
     """``(entries, stream annotations)`` of ImageStreams: one entry per tag (see
     ``approval.imagestreams.tag_entries``) and ``{"<namespace>/<stream>": metadata.annotations}``."""
     entries, annotations = [], {}

@@ -21,7 +21,12 @@ approved digest in the source repository) travel with the image; they are remove
 the digest is no longer approved in that repository.
 """
 
+from __future__ import annotations
+
+from typing import Any, Collection, Iterable, Mapping
+
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
+    Environment,
     DEFAULT_ENVIRONMENT,
     promotion_order,
     promotion_targets,
@@ -37,7 +42,7 @@ GATED = "gated"
 FAILED = "failed"
 
 
-def action(kind, environment, repository, tag, digest, **extra):
+def action(kind: str, environment: str | None, repository: str, tag: str, digest: str | None, **extra: Any) -> dict[str, Any]:
     """One planned action (a dict, so that the module can return it as it is)."""
     item = {"action": kind, "environment": environment, "repository": repository, "tag": tag, "digest": digest}
     item.update(extra)
@@ -47,23 +52,31 @@ def action(kind, environment, repository, tag, digest, **extra):
 class _State:
     """What was read, and what this plan copies, for the policies (see ``policy.hold_back``)."""
 
-    def __init__(self, actual, read_errors):
+    def __init__(self, actual: dict[str, dict[str, dict[str, str]]], read_errors: Mapping[Any, str]) -> None:
         self.actual = actual
         self.read_errors = read_errors
-        self.copies = set()  # (env, repo, digest) copied (or already there) by this plan
+        self.copies: set[tuple[str, str, str]] = set()  # (env, repo, digest) copied (or already there) by this plan
 
-    def present(self, env, repo):
+    def present(self, env: str, repo: str) -> dict[str, str]:
         return ((self.actual.get(env) or {}).get(repo)) or {}
 
-    def read_error(self, env, repo):
+    def read_error(self, env: str, repo: str) -> str | None:
         return self.read_errors.get((env, repo)) or self.read_errors.get((env, None))
 
-    def planned(self, env, repo, digest):
+    def planned(self, env: str, repo: str, digest: str) -> bool:
         return (env, repo, digest) in self.copies
 
 
-def plan(entries, environments, actual, scope=None, prune=True, source_artifacts=None, stream_annotations=None,
-         read_errors=None):
+def plan(
+    entries: Iterable[dict[str, Any]],
+    environments: Mapping[str, Environment],
+    actual: dict[str, dict[str, dict[str, str]]],
+    scope: Scope | None = None,
+    prune: bool = True,
+    source_artifacts: Mapping[str, Mapping[str, str]] | None = None,
+    stream_annotations: Mapping[str, Mapping[str, str]] | None = None,
+    read_errors: Mapping[Any, str] | None = None,
+) -> dict[str, Any]:
     """Compute the actions.
 
     ``entries``: approval-list entries ``{namespace, stream, tag, digest, environments, error?}``
@@ -85,42 +98,49 @@ def plan(entries, environments, actual, scope=None, prune=True, source_artifacts
     scope = scope or Scope()
     state = _State(actual, read_errors or {})
     order = scope.environments_of(promotion_order(environments))
-    actions = []
+    actions: list[dict[str, Any]] = []
     desired, protected, unknown, absent = _desired(entries, environments, scope, order, actions)
     for env in order:
         for repo in sorted(desired[env]):
-            actions.extend(_copies(environments[env], repo, desired[env][repo], state, source_artifacts or {},
-                                   stream_annotations or {}))
+            actions.extend(_copies(environments[env], repo, desired[env][repo], state, source_artifacts or {}, stream_annotations or {}))
         if prune:
             for repo in sorted(actual.get(env) or {}):
                 if not state.read_error(env, repo) and scope.repository_in_scope(repo):
-                    actions.extend(_removals(env, repo, state.present(env, repo), desired[env].get(repo) or {},
-                                             protected, scope))
+                    actions.extend(_removals(env, repo, state.present(env, repo), desired[env].get(repo) or {}, protected, scope))
     rank = {name: index for index, name in enumerate(order)}
     actions.sort(key=lambda a: (rank.get(a["environment"], -1), a["repository"], a["tag"], a["action"]))
     return {"actions": actions, "unknown_environments": sorted(unknown), "absent_environments": sorted(absent)}
 
 
-def _desired(entries, environments, scope, order, actions):
+def _desired(
+    entries: Iterable[dict[str, Any]], environments: Mapping[str, Environment], scope: Scope, order: list[str], actions: list[dict[str, Any]]
+) -> tuple[dict[str, dict[str, dict[str, str]]], set[tuple[str, str]], set[str], set[str]]:
     """``(desired, protected, unknown, absent)``: ``{env: {repo: {tag: digest}}}`` approved for
     the promotion targets, the ``(repo, tag)`` pairs that must not be touched (unreadable list, no
     image yet), the environment names that approval lists use but the inventory does not know, and
     those it has with ``state: absent``. Appends the ``failed`` and ``skip`` actions found on the
     way."""
     targets = promotion_targets(environments)
-    desired = {env: {} for env in targets}
-    protected = set()
-    unknown = set()
-    absent = set()
+    desired: dict[str, dict[str, dict[str, str]]] = {env: {} for env in targets}
+    protected: set[tuple[str, str]] = set()
+    unknown: set[str] = set()
+    absent: set[str] = set()
     for entry in entries:
         if not scope.entry_in_scope(entry):
             continue
         repo, tag = f"{entry['namespace']}/{entry['stream']}", entry["tag"]
         if entry.get("error") or entry.get("environments") is None:
             protected.add((repo, tag))
-            actions.append(action(FAILED, None, repo, tag, entry.get("digest"),
-                                  reason="the environment list cannot be read, so this tag is left as it is "
-                                         f"everywhere: {entry.get('error')}"))
+            actions.append(
+                action(
+                    FAILED,
+                    None,
+                    repo,
+                    tag,
+                    entry.get("digest"),
+                    reason=f"the environment list cannot be read, so this tag is left as it is everywhere: {entry.get('error')}",
+                )
+            )
             continue
         approved = [env for env in entry["environments"] if env != DEFAULT_ENVIRONMENT]
         unknown.update(env for env in approved if env not in environments)
@@ -131,14 +151,20 @@ def _desired(entries, environments, scope, order, actions):
             if not entry.get("digest"):
                 protected.add((repo, tag))
                 if env in order:
-                    actions.append(action(SKIP, env, repo, tag, None,
-                                          reason="approved, but the ImageStream has no image for this tag yet"))
+                    actions.append(action(SKIP, env, repo, tag, None, reason="approved, but the ImageStream has no image for this tag yet"))
                 continue
             desired[env].setdefault(repo, {})[tag] = entry["digest"]
     return desired, protected, unknown, absent
 
 
-def _copies(environment, repo, wanted, state, source_artifacts, stream_annotations):
+def _copies(
+    environment: Environment,
+    repo: str,
+    wanted: Mapping[str, str],
+    state: _State,
+    source_artifacts: Mapping[str, Mapping[str, str]],
+    stream_annotations: Mapping[str, Mapping[str, str]],
+) -> list[dict[str, Any]]:
     """Actions that bring ``wanted`` ({tag: digest}) into ``environment``'s ``repo``, with the
     cosign artifacts of each digest."""
     env = environment.name
@@ -154,8 +180,7 @@ def _copies(environment, repo, wanted, state, source_artifacts, stream_annotatio
             continue
         current = tags.get(tag)
         if current == digest:
-            actions.append(action(SKIP, env, repo, tag, digest, current=current,
-                                  reason="the registry already serves this digest"))
+            actions.append(action(SKIP, env, repo, tag, digest, current=current, reason="the registry already serves this digest"))
             state.copies.add((env, repo, digest))
         else:
             why, requires = hold_back(environment, repo, digest, state, stream_annotations)
@@ -165,8 +190,7 @@ def _copies(environment, repo, wanted, state, source_artifacts, stream_annotatio
                     why += f"; the registry keeps serving {current} under this tag"
                 actions.append(action(GATED, env, repo, tag, digest, reason=why, **extra))
                 continue
-            item = action(COPY, env, repo, tag, digest, current=current,
-                          reason=f"retarget from {current}" if current else "not there yet")
+            item = action(COPY, env, repo, tag, digest, current=current, reason=f"retarget from {current}" if current else "not there yet")
             if requires:
                 item["requires"] = requires
                 item["reason"] += f"; after its copy into {requires['environment']} in this run"
@@ -178,30 +202,32 @@ def _copies(environment, repo, wanted, state, source_artifacts, stream_annotatio
     return actions
 
 
-def _artifact_copies(env, repo, digest, tags, here, source_artifacts):
+def _artifact_copies(
+    env: str, repo: str, digest: str, tags: Mapping[str, str], here: Collection[str], source_artifacts: Mapping[str, str]
+) -> list[dict[str, Any]]:
     actions = []
     for atag in artifact_tags(digest):
         adigest = source_artifacts.get(atag)
         if not adigest:
             continue
         if tags.get(atag) == adigest:
-            actions.append(action(SKIP, env, repo, atag, adigest, artifact_of=digest, current=adigest,
-                                  reason="the registry already serves this artifact"))
+            actions.append(action(SKIP, env, repo, atag, adigest, artifact_of=digest, current=adigest, reason="the registry already serves this artifact"))
             continue
-        item = action(COPY, env, repo, atag, adigest, artifact_of=digest, current=tags.get(atag),
-                      reason=f"artifact of {digest}")
+        item = action(COPY, env, repo, atag, adigest, artifact_of=digest, current=tags.get(atag), reason=f"artifact of {digest}")
         if digest not in here:
             item["requires"] = {"environment": env, "repository": repo, "digest": digest}
         actions.append(item)
     return actions
 
 
-def _removals(env, repo, tags, wanted, protected, scope):
+def _removals(
+    env: str, repo: str, tags: Mapping[str, str], wanted: Mapping[str, str], protected: Collection[tuple[str, str]], scope: Scope
+) -> list[dict[str, Any]]:
     """Actions that remove from ``env``'s ``repo`` what it holds (``tags``) in scope and the
     approval lists no longer approve (``wanted`` is what stays approved there)."""
     kept_digests = set(wanted.values())
     kept_digests.update(tags[t] for t in tags if (repo, t) in protected)
-    narrowed_digests = {tags[scope.tag]} if scope.tag in tags else set()
+    narrowed_digests = {tags[scope.tag]} if scope.tag is not None and scope.tag in tags else set()
     removing = {}
     for tag in sorted(tags):
         if not scope.tag_in_scope(tag):
@@ -225,23 +251,51 @@ def _removals(env, repo, tags, wanted, protected, scope):
                 staying_note = f"{', '.join(staying)} of the same digest stay{'s' if len(staying) == 1 else ''}"
             else:
                 staying_note = "the run is narrowed to one tag, so the other tags of this digest are not known"
-            actions.append(action(
-                REMOVE, env, repo, tag, digest, method="retarget", keeps=staying, current=digest,
-                reason=(f"no longer approved for {env}; {staying_note}, so this tag is pointed at a placeholder whose "
-                        "digest is then deleted (the registry deletes by digest)"),
-                **extra))
+            actions.append(
+                action(
+                    REMOVE,
+                    env,
+                    repo,
+                    tag,
+                    digest,
+                    method="retarget",
+                    keeps=staying,
+                    current=digest,
+                    reason=(
+                        f"no longer approved for {env}; {staying_note}, so this tag is pointed at a placeholder whose "
+                        "digest is then deleted (the registry deletes by digest)"
+                    ),
+                    **extra,
+                )
+            )
         else:
             same = sorted(t for t in removing if removing[t] == digest)
-            reason = (f"no longer approved for {env}; no other tag of this digest stays, so the digest is deleted"
-                      if not subject else f"artifact of {subject}, which is no longer approved for {env} here")
-            actions.append(action(REMOVE, env, repo, tag, digest, method="delete", keeps=[], current=digest,
-                                  removes_with=[t for t in same if t != tag], reason=reason, **extra))
+            reason = (
+                f"no longer approved for {env}; no other tag of this digest stays, so the digest is deleted"
+                if not subject
+                else f"artifact of {subject}, which is no longer approved for {env} here"
+            )
+            actions.append(
+                action(
+                    REMOVE,
+                    env,
+                    repo,
+                    tag,
+                    digest,
+                    method="delete",
+                    keeps=[],
+                    current=digest,
+                    removes_with=[t for t in same if t != tag],
+                    reason=reason,
+                    **extra,
+                )
+            )
     return actions
 
 
-def summarize(actions):
+def summarize(actions: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Counts per action (and per result, once executed)."""
-    counts = {}
+    counts: dict[str, Any] = {}
     for item in actions:
         key = item.get("result") or item["action"]
         counts[key] = counts.get(key, 0) + 1

@@ -16,10 +16,15 @@
   list already carries it).
 """
 
+from __future__ import annotations
+
 import json
+from typing import Any, Mapping
+
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment
 
 
-def scan_verdict(annotations, annotation, digest):
+def scan_verdict(annotations: Mapping[str, str] | None, annotation: str, digest: str) -> tuple[str | None, str | None]:
     """``(result or None, problem or None)`` of ``digest`` in the scan annotation's JSON map."""
     raw = (annotations or {}).get(annotation)
     if raw is None:
@@ -29,13 +34,14 @@ def scan_verdict(annotations, annotation, digest):
     except ValueError:
         verdicts = None
     if not isinstance(verdicts, dict):
-        return None, (f"annotation {annotation} is not a JSON object mapping digests to scan results, like "
-                      '{"sha256:...": "passed"}')
+        return None, (f'annotation {annotation} is not a JSON object mapping digests to scan results, like {{"sha256:...": "passed"}}')
     result = verdicts.get(digest)
     return (None if result is None else str(result)), None
 
 
-def hold_back(environment, repository, digest, state, stream_annotations):
+def hold_back(
+    environment: Environment, repository: str, digest: str, state: Any, stream_annotations: Mapping[str, Mapping[str, str]]
+) -> tuple[str | None, dict[str, Any] | None]:
     """Whether a policy of ``environment`` (an inventory ``Environment``) holds ``digest`` back
     from ``repository`` in its registry.
 
@@ -54,8 +60,7 @@ def hold_back(environment, repository, digest, state, stream_annotations):
         elif state.read_error(after, repository):
             return f"policy after {after}: {after} could not be read ({state.read_error(after, repository)})", None
         else:
-            return (f"policy after {after}: this digest is not in {after}'s registry ({repository}) yet; approve it "
-                    f"for {after} first"), None
+            return (f"policy after {after}: this digest is not in {after}'s registry ({repository}) yet; approve it for {after} first"), None
     gate = environment.scan_gate
     if gate:
         result, problem = scan_verdict(stream_annotations.get(repository), gate.annotation, digest)
@@ -63,6 +68,5 @@ def hold_back(environment, repository, digest, state, stream_annotations):
             return f"scan gate: {problem}", None
         if result != gate.value:
             found = "has no result" if result is None else f"says {result!r}"
-            return (f"scan gate: annotation {gate.annotation} of ImageStream {repository} {found} for this digest "
-                    f"(needs {gate.value!r})"), None
+            return (f"scan gate: annotation {gate.annotation} of ImageStream {repository} {found} for this digest (needs {gate.value!r})"), None
     return None, requires

@@ -3,19 +3,37 @@
 
 """One promotion run (I/O): read every registry in scope, plan, and execute unless in check mode."""
 
+from __future__ import annotations
+
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import promotion_order, promotion_targets
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment, promotion_order, promotion_targets
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import audit_rows
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import plan, summarize
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.state import read_artifacts, read_state
 
+if TYPE_CHECKING:  # only for annotations: the client module is not imported here at run time
+    from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
 
-def reconcile(entries, environments, source, destinations, scope=None, prune=True, check_mode=False,
-              stream_annotations=None, image_workers=4, blob_workers=6, read_workers=8, clock=time.monotonic):
+
+def reconcile(
+    entries: list[dict[str, Any]],
+    environments: Mapping[str, Environment],
+    source: RegistryClient,
+    destinations: Mapping[str, RegistryClient],
+    scope: Scope | None = None,
+    prune: bool = True,
+    check_mode: bool = False,
+    stream_annotations: Mapping[str, Mapping[str, str]] | None = None,
+    image_workers: int = 4,
+    blob_workers: int = 6,
+    read_workers: int = 8,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
     """Read every registry in scope, plan, and (unless ``check_mode``) execute.
 
     ``entries`` and ``stream_annotations`` come from the ImageStreams (see ``plan``);
@@ -38,22 +56,21 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
         after = environments[env].after
         if after and after in targets and after not in to_read:
             to_read.append(after)
-    repos = set()
-    wanted = {}  # the approved digests whose cosign artifacts the source may hold
+    in_repos: set[str] = set()
+    wanted: dict[str, set[str]] = {}  # the approved digests whose cosign artifacts the source may hold
     for item in entries:
         if not scope.entry_in_scope(item):
             continue
         repo = f"{item['namespace']}/{item['stream']}"
-        repos.add(repo)
+        in_repos.add(repo)
         if item.get("digest") and any(env in in_scope for env in item.get("environments") or ()):
             wanted.setdefault(repo, set()).add(item["digest"])
-    repos = sorted(repos)
+    repos = sorted(in_repos)
 
     actual, read_errors, warnings = {}, {}, []
 
-    def read(env):
-        return env, read_state(destinations[env], repos, scope, use_catalog=(env in in_scope and scope.stream is None),
-                               workers=read_workers)
+    def read(env: str) -> tuple[str, Any]:
+        return env, read_state(destinations[env], repos, scope, use_catalog=(env in in_scope and scope.stream is None), workers=read_workers)
 
     # the source's artifacts are read while the environment registries are
     with ThreadPoolExecutor(max_workers=len(to_read) + 1) as pool:
@@ -69,12 +86,12 @@ def reconcile(entries, environments, source, destinations, scope=None, prune=Tru
     warnings.extend(artifact_warnings)
     read_seconds = clock() - started
 
-    planned = plan(entries, environments, actual, scope=scope, prune=prune, source_artifacts=artifacts,
-                   stream_annotations=stream_annotations, read_errors=read_errors)
+    planned = plan(
+        entries, environments, actual, scope=scope, prune=prune, source_artifacts=artifacts, stream_annotations=stream_annotations, read_errors=read_errors
+    )
     actions = planned["actions"]
     audit = audit_rows(entries, environments, actual, scope)
-    executor = Executor(source, destinations, actual, image_workers=image_workers, blob_workers=blob_workers,
-                        clock=clock)
+    executor = Executor(source, destinations, actual, image_workers=image_workers, blob_workers=blob_workers, clock=clock)
     if check_mode:
         executor.estimate(actions)
     else:

@@ -7,6 +7,10 @@ A repository of an environment registry is ``<namespace>/<stream>``, the image s
 from; repositories of any other shape (one path segment, three) are never in scope.
 """
 
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
 from ansible_collections.segmented.registry.plugins.module_utils.errors import PromotionError
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import artifact_subject
 
@@ -20,7 +24,9 @@ class Scope:
     """Namespaces (None: all), one stream, one tag, and the environments (None: all of the
     inventory's)."""
 
-    def __init__(self, namespaces=None, stream=None, tag=None, environments=None):
+    def __init__(
+        self, namespaces: Iterable[str] | None = None, stream: str | None = None, tag: str | None = None, environments: Iterable[str] | None = None
+    ) -> None:
         if tag is not None and stream is None:
             raise ScopeError("tag needs stream (and namespace): a tag is <namespace>/<stream>:<tag>")
         if stream is not None and not namespaces:
@@ -30,7 +36,7 @@ class Scope:
         self.tag = tag
         self.environments = sorted(set(environments)) if environments else None
 
-    def repository_in_scope(self, repository):
+    def repository_in_scope(self, repository: str) -> bool:
         parts = repository.split("/")
         if len(parts) != 2:
             return False  # not <namespace>/<stream>: not an image stream, never touched
@@ -39,19 +45,18 @@ class Scope:
             return False
         return self.stream is None or stream == self.stream
 
-    def tag_in_scope(self, tag):
+    def tag_in_scope(self, tag: str) -> bool:
         if self.tag is None:
             return True
         return tag == self.tag or artifact_subject(tag) is not None
 
-    def entry_in_scope(self, entry):
+    def entry_in_scope(self, entry: Mapping[str, Any]) -> bool:
         repository = f"{entry['namespace']}/{entry['stream']}"
         return self.repository_in_scope(repository) and (self.tag is None or entry["tag"] == self.tag)
 
-    def environments_of(self, order):
+    def environments_of(self, order: Iterable[str]) -> list[str]:
         """The environments of ``order`` (names) that this run covers, in that order."""
         return [name for name in order if self.environments is None or name in self.environments]
 
-    def to_dict(self):
-        return {"namespaces": self.namespaces, "stream": self.stream, "tag": self.tag,
-                "environments": self.environments}
+    def to_dict(self) -> dict[str, Any]:
+        return {"namespaces": self.namespaces, "stream": self.stream, "tag": self.tag, "environments": self.environments}

@@ -7,8 +7,11 @@ One tag listing per repository and one manifest HEAD per tag, in parallel; what 
 reported per repository (never taken as empty).
 """
 
+from __future__ import annotations
+
 from concurrent.futures import ThreadPoolExecutor
 from itertools import zip_longest
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping
 
 from ansible_collections.segmented.registry.plugins.module_utils.oci.auth import REQUESTS_PER_TOKEN, SCOPES_PER_TOKEN
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
@@ -17,8 +20,13 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests i
 from ansible_collections.segmented.registry.plugins.module_utils.oci.tokens import token_groups
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 
+if TYPE_CHECKING:  # only for annotations: the client module is not imported here at run time
+    from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
 
-def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
+
+def read_state(
+    client: RegistryClient, repositories: Iterable[str], scope: Scope | None = None, use_catalog: bool = False, workers: int = 8
+) -> tuple[dict[str, dict[str, str]], dict[str | None, str]]:
     """What one registry holds: ``({repository: {tag: digest}}, {repository or None: error})``.
 
     ``repositories``: the ones to read; with ``use_catalog`` the registry's catalog adds every
@@ -28,7 +36,7 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
     tokens of a few repositories each (``oci.tokens.token_groups``).
     """
     scope = scope or Scope()
-    errors = {}
+    errors: dict[str | None, str] = {}
     repos = set(repositories)
     if use_catalog:
         try:
@@ -37,13 +45,13 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
             errors[None] = f"cannot list the registry's repositories (catalog), so tags of deleted image streams are not seen: {exc}"
     if repos:
         client.prefetch_tokens(repos, "pull")
-    state = {}
+    state: dict[str, dict[str, str]] = {}
 
-    def listing(repo):
+    def listing(repo: str) -> tuple[str, list[str], str | None]:
         try:
             return repo, [t for t in client.list_tags(repo) if scope.tag_in_scope(t)], None
         except RegistryError as exc:
-            return repo, None, str(exc)
+            return repo, [], str(exc)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         listed = list(pool.map(listing, sorted(repos)))
@@ -59,12 +67,13 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
         # between the groups, so that the first ones fetch the groups' tokens side by side
         groups = token_groups({repo: len(tags) for repo, tags in tags_of.items()}, REQUESTS_PER_TOKEN, SCOPES_PER_TOKEN)
         group_of = {repo: group for group in groups for repo in group}
-        per_group = [[(repo, tags_of[repo][start:start + PIPELINE_DEPTH])
-                      for repo in group for start in range(0, len(tags_of[repo]), PIPELINE_DEPTH)]
-                     for group in groups]
+        per_group = [
+            [(repo, tags_of[repo][start : start + PIPELINE_DEPTH]) for repo in group for start in range(0, len(tags_of[repo]), PIPELINE_DEPTH)]
+            for group in groups
+        ]
         batches = [batch for turn in zip_longest(*per_group) for batch in turn if batch]
 
-        def heads(batch):
+        def heads(batch: tuple[str, list[str]]) -> tuple[str, list[Any], str | None]:
             repo, tags = batch
             try:
                 client.narrow_token(group_of[repo], "pull")
@@ -84,16 +93,17 @@ def read_state(client, repositories, scope=None, use_catalog=False, workers=8):
     return state, errors
 
 
-def read_artifacts(client, wanted, workers=8):
+def read_artifacts(client: RegistryClient, wanted: Mapping[str, Collection[str]], workers: int = 8) -> tuple[dict[str, dict[str, str]], list[str]]:
     """Cosign artifact tags in the source: ``({repository: {tag: digest}}, warnings)`` for
     ``wanted`` = ``{repository: set(digests)}``. One tag listing per repository, one HEAD per
     artifact found."""
-    found, warnings = {}, []
+    found: dict[str, dict[str, str]] = {}
+    warnings: list[str] = []
     if not wanted:
         return found, warnings
     client.prefetch_tokens(wanted, "pull")
 
-    def one(repo):
+    def one(repo: str) -> tuple[str, dict[str, str], str | None]:
         try:
             tags = client.list_tags(repo)
         except RegistryError as exc:
