@@ -24,13 +24,13 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Sequence
 
 try:
     import requests
 except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
     HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+    REQUESTS_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
@@ -61,6 +61,10 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests i
     media_type_of,
     sha256_digest,
 )
+
+if TYPE_CHECKING:
+    import socket
+    import ssl
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 DEFAULT_RETRIES = 3
@@ -107,8 +111,8 @@ class RegistryClient:
         self.session.mount(self.base + "/", adapter)
         self.session.headers["User-Agent"] = user_agent
         self._scheme = scheme
-        self._idle = []  # pipelining connections (sockets with their reader) ready for head_manifests
-        self._tls = None  # their TLS context, made once
+        self._idle: list[tuple[socket.socket, BinaryIO]] = []  # pipelining connections (sockets with their reader) ready for head_manifests
+        self._tls: ssl.SSLContext | None = None  # their TLS context, made once
         self.auth = Authentication(host, scheme, send=self._raw, where=self._where, error=self.error, stats=self.stats,
                                    username=username, password=password, realm_hosts=token_realm_hosts)
 
@@ -159,7 +163,6 @@ class RegistryClient:
     # -- requests ---------------------------------------------------------------------------
     def _raw(self, method: str, url: str, doing: str, repository: str | None, headers: dict[str, str], data: Any = None,
              stream: bool = False, retry: bool = True, allow_redirects: bool = False) -> requests.Response:
-        last = None
         attempts = self.retries + 1 if retry else 1
         for attempt in range(1, attempts + 1):
             try:
@@ -174,7 +177,6 @@ class RegistryClient:
                         requests.utils.urlparse(url).netloc) if self.verify else
                     "The TLS handshake failed"), registry=self.host, repository=repository)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last = exc
                 if attempt < attempts:
                     self.stats.add("retries")
                     self._sleep(backoff(attempt, self.backoff, BACKOFF_CAP))
@@ -192,9 +194,9 @@ class RegistryClient:
                     self._sleep(max(asked or 0, backoff(attempt, self.backoff, BACKOFF_CAP)))
                     continue
                 # a longer pause than a job waits: its answer is the error (``error`` says so)
-            response.attempts = attempt
+            response.attempts = attempt  # type: ignore[attr-defined]  # how many it took (error messages say so)
             return response
-        raise last  # pragma: no cover - the loop always returns or raises
+        raise RegistryError("unreachable")  # pragma: no cover - the loop always returns or raises
 
     def request(self, method: str, path: str, doing: str, repository: str | None = None, scopes: Sequence[str] = (),
                 headers: dict[str, str] | None = None, data: Any = None, stream: bool = False, retry: bool = True,
@@ -204,7 +206,7 @@ class RegistryClient:
         A 401 leads to one fresh token for the scopes the challenge names (plus ``scopes``)."""
         url = path if path.startswith("http") else self.base + path
         auth = self.auth.authorization(scopes, repository) if scopes else None
-        base_headers = dict(headers or {})
+        base_headers: dict[str, Any] = dict(headers or {})
         if auth:
             base_headers["Authorization"] = auth
         response = self._raw(method, url, doing, repository, base_headers, data=data, stream=stream, retry=retry,
@@ -309,8 +311,8 @@ class RegistryClient:
     # -- tags -------------------------------------------------------------------------------
     def list_tags(self, repository: str, page_size: int = PAGE_SIZE) -> list[str]:
         """Every tag of a repository (all pages); [] when the repository does not exist."""
-        path = f"/v2/{repository}/tags/list?n={page_size}"
-        tags = []
+        path: str | None = f"/v2/{repository}/tags/list?n={page_size}"
+        tags: list[str] = []
         doing = f"list tags of {repository}"
         while path:
             response = self.request("GET", path, doing, repository, [scope(repository, "pull")],
@@ -330,8 +332,8 @@ class RegistryClient:
 
     def catalog(self, page_size: int = PAGE_SIZE) -> list[str]:
         """Every repository of the registry (all pages)."""
-        path = f"/v2/_catalog?n={page_size}"
-        repositories = []
+        path: str | None = f"/v2/_catalog?n={page_size}"
+        repositories: list[str] = []
         while path:
             response = self.request("GET", path, "list repositories (catalog)", None, ["registry:catalog:*"],
                                     {"Accept": "application/json"})

@@ -45,7 +45,7 @@ def pipelined_heads(client: RegistryClient, repository: str,
         f"Authorization: {auth}\r\n" if auth else "")
     payload = "".join(f"HEAD /v2/{repository}/manifests/{reference} HTTP/1.1\r\n{head}"
                       for reference in references).encode("utf-8")
-    answered = {}
+    answered: dict[str, dict[str, Any] | None] = {}
     pause = None
     connection = None
     try:
@@ -86,8 +86,8 @@ def _connection(client: RegistryClient) -> tuple[socket.socket, BinaryIO]:
         if client._idle:
             return client._idle.pop()
     host, _sep, port = client.host.rpartition(":") if ":" in client.host else (client.host, "", "")
-    port = int(port) if port else (443 if client._scheme == "https" else 80)
-    sock = socket.create_connection((host, port), timeout=client.timeout[0])
+    number = int(port) if port else (443 if client._scheme == "https" else 80)
+    sock = socket.create_connection((host, number), timeout=client.timeout[0])
     try:
         sock.settimeout(client.timeout[1])
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
