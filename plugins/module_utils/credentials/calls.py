@@ -14,7 +14,7 @@ from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import CredentialsError
 
 
-def as_dict(api_client: Any, obj: Any) -> dict | None:
+def as_dict(api_client: Any, obj: Any) -> Any:
     """A typed client's object as the plain dict the API server sent (None stays None)."""
     return api_client.sanitize_for_serialization(obj) if obj is not None else None
 

@@ -62,7 +62,7 @@ class ConsumerSide:
             return False
         return list(entries) == [self.spec.registry] and bool(entries[self.spec.registry]["password"])
 
-    def token_of(self, secret: dict) -> str:
+    def token_of(self, secret: dict) -> str | None:
         """The token a Secret of this credential holds (never shown)."""
         entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
         return entries[self.spec.registry]["password"]
@@ -102,10 +102,10 @@ class ConsumerSide:
                                   {"metadata": {"annotations": {labels.ANNOTATION_LINKED: linked}}},
                                   _content_type="application/merge-patch+json")
             return
-        body = {"apiVersion": "v1", "kind": "Secret", "type": dockerconfig.SECRET_TYPE,
-                "metadata": {"name": name, "namespace": target.namespace,
-                             "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
-                             "annotations": annotations}}
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "type": dockerconfig.SECRET_TYPE,
+                                "metadata": {"name": name, "namespace": target.namespace,
+                                             "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
+                                             "annotations": annotations}}
         if token is not None:
             body["data"] = dockerconfig.secret_data(dockerconfig.build({spec.registry: (labels.USERNAME, token)}))
         if secret is None:

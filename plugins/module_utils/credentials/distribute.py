@@ -90,7 +90,7 @@ class NewGeneration:
 
     generation: dict
     token: str | None = field(repr=False)
-    expires: float | None
+    expires: int | None
 
 
 class Credential:
@@ -114,13 +114,19 @@ class Credential:
         self.changes = self.writes.changes
         self.consumer = (ConsumerSide(spec, consumer, kclient.CoreV1Api(consumer), self.writes)
                          if consumer is not None else None)
-        self.warnings = []
-        self.revoked = []
-        self.retired = []
-        self.before = {}
-        self.after = {}
+        self.warnings: list[str] = []
+        self.revoked: list[str] = []
+        self.retired: list[str] = []
+        self.before: dict[str, Any] = {}
+        self.after: dict[str, Any] = {}
 
     # -- reading ------------------------------------------------------------------------------
+
+    def _consumer(self) -> ConsumerSide:
+        """The consumer side, which ``state=present`` needs."""
+        if self.consumer is None:
+            raise CredentialsError("state=present needs the consumer cluster (option cluster). Nothing was changed")
+        return self.consumer
 
     def _registry_read(self, call: Callable[..., Any], what: str, *args: Any) -> dict | None:
         return read(self.registry_api, call, what, "the registry cluster", *args)
@@ -215,7 +221,7 @@ class Credential:
         """Everything ``state=present`` reads and checks before it writes (raises ``CredentialsError``
         for what is missing or in the way)."""
         spec = self.spec
-        consumer = self.consumer
+        consumer = self._consumer()
         if self._registry_read(self.reg.read_namespace, f"namespace {spec.namespace}", spec.namespace) is None:
             what = "environment" if spec.access == labels.ACCESS_PULL else "build namespace"
             self._missing(f"namespace {spec.namespace} (the {what}) does not exist on the registry cluster; "
@@ -257,7 +263,7 @@ class Credential:
     def present(self) -> dict[str, Any]:
         """Mint (when needed), distribute, link, and revoke what was replaced; the result."""
         spec = self.spec
-        consumer = self.consumer
+        consumer = self._consumer()
         found = self.preflight()
         account, binding, stale = found.account, found.binding, found.stale
         current, others = found.generations.current, found.generations.others
@@ -401,10 +407,10 @@ class Credential:
         spec = self.spec
         account = self._ensure_identity(account, binding)
         name = labels.generation_name(spec.identity, number)
-        meta = {"name": name, "namespace": spec.namespace,
-                "labels": dict(labels.base_labels(spec.credential, spec.cluster, spec.access),
-                               **{labels.LABEL_IDENTITY: spec.identity}),
-                "annotations": {labels.ANNOTATION_ACCOUNT_UID: account["metadata"]["uid"]}}
+        meta: dict[str, Any] = {"name": name, "namespace": spec.namespace,
+                                "labels": dict(labels.base_labels(spec.credential, spec.cluster, spec.access),
+                                               **{labels.LABEL_IDENTITY: spec.identity}),
+                                "annotations": {labels.ANNOTATION_ACCOUNT_UID: account["metadata"]["uid"]}}
         if spec.token_type == labels.TOKEN_LONG_LIVED:
             meta["annotations"]["kubernetes.io/service-account.name"] = spec.identity
             body = {"metadata": meta, "type": SECRET_TYPE_TOKEN}

@@ -50,7 +50,7 @@ def build(credentials: dict[str, tuple[str, str]]) -> str:
     return dumps({registry: entry(user, password) for registry, (user, password) in credentials.items()})
 
 
-def parse(text: str | None) -> dict[str, dict[str, str]]:
+def parse(text: str | None) -> dict[str, dict[str, str | None]]:
     """``{registry: {"username", "password"}}`` from a dockerconfigjson text (``auth`` alone is
     understood too). Raises ``DockerConfigError``."""
     try:

@@ -561,3 +561,10 @@ def test_a_new_generation_never_shows_its_token():
 
 def _name_of(obj):
     return obj["metadata"]["name"] if obj else None
+
+
+def test_present_without_a_consumer_cluster_names_the_option_and_writes_nothing(clusters):
+    registry, _consumer = clusters
+    with pytest.raises(CredentialsError, match=r"state=present needs the consumer cluster \(option cluster\)"):
+        Credential(spec(), registry, None, now=NOW).run()
+    assert registry.writes == []
