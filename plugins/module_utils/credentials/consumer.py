@@ -126,7 +126,7 @@ class ConsumerSide:
         for attempt in (1, 2):
             if account is None or attempt == 2:
                 account = self.read(self.con.read_namespaced_service_account,
-                                              f"service account {namespace}/{name}", name, namespace)
+                                    f"service account {namespace}/{name}", name, namespace)
                 if account is None:
                     return
             body = link.patch(account, spec.link_field, secret_name, present=present)

@@ -244,7 +244,7 @@ class Credential:
             accounts = {}
             for name in target.service_accounts:
                 found = consumer.read(consumer.con.read_namespaced_service_account,
-                                            f"service account {target.namespace}/{name}", name, target.namespace)
+                                      f"service account {target.namespace}/{name}", name, target.namespace)
                 if found is None:
                     self._missing(f"cluster {spec.cluster}: service account {target.namespace}/{name} does not exist; "
                                   "create it (oc create serviceaccount) or remove it from segmented_registry_credentials.")
