@@ -9,7 +9,9 @@
 - ``link``: a Secret in a ServiceAccount's ``imagePullSecrets`` / ``secrets`` (pure);
 - ``labels``: names, labels and annotations that track what was made (pure);
 - ``access``: SelfSubjectAccessReviews before anything is written;
-- ``distribute``: one credential, minted on the registry cluster and written to a consumer.
+- ``distribute``: one credential, minted on the registry cluster and written to a consumer;
+- ``consumer``: the consumer cluster's part of a credential run (its Secrets and their links);
+- ``calls``: the API reads and recorded writes of a run, on either cluster.
 
 ``mint_token``, ``TOKEN_SERVER_AUDIENCE`` and ``CredentialsError`` stay importable from here (the lab and the promotion
 job use them).

@@ -3,13 +3,19 @@
 
 """Does the caller hold the rights a run needs? SelfSubjectAccessReviews, before anything is written."""
 
+from __future__ import annotations
 
-def rule(verb, resource, namespace=None, group="", subresource=None):
+from typing import Any, Iterable
+
+
+def rule(verb: str, resource: str, namespace: str | None = None, group: str = "",
+         subresource: str | None = None) -> dict[str, Any]:
     """One right to check: ``verb`` on ``resource`` (``group``) in ``namespace`` (None: cluster-wide)."""
     return {"verb": verb, "resource": resource, "namespace": namespace, "group": group, "subresource": subresource}
 
 
-def describe(item):
+def describe(item: dict[str, Any]) -> str:
+    """A rule as an error names it: ``verb resource[/subresource][.group] where``."""
     resource = item["resource"] + (f"/{item['subresource']}" if item.get("subresource") else "")
     if item.get("group"):
         resource += f".{item['group']}"
@@ -17,7 +23,7 @@ def describe(item):
     return f"{item['verb']} {resource} {where}"
 
 
-def missing(api_client, rules):
+def missing(api_client: Any, rules: Iterable[dict[str, Any]]) -> list[str]:
     """The rules of ``rules`` the caller does not hold, described (``verb resource where``).
     Raises the client's error when the review itself cannot be made."""
     from kubernetes import client as kclient
@@ -34,7 +40,7 @@ def missing(api_client, rules):
     return result
 
 
-def registry_rules(namespace, state_present=True, grant_namespace=None):
+def registry_rules(namespace: str, state_present: bool = True, grant_namespace: str | None = None) -> list[dict[str, Any]]:
     """What a credential needs on the registry cluster: in the identity's namespace, and for its
     RoleBinding in ``grant_namespace`` (None: the identity's)."""
     grant_namespace = grant_namespace or namespace
@@ -53,7 +59,7 @@ def registry_rules(namespace, state_present=True, grant_namespace=None):
     return rules
 
 
-def consumer_rules(namespaces, state_present=True):
+def consumer_rules(namespaces: Iterable[str], state_present: bool = True) -> list[dict[str, Any]]:
     """What a credential needs on the consumer cluster: its Secrets and the service accounts they
     are linked to in each target namespace, and finding what it made before (cluster-wide list)."""
     rules = [rule("get", "namespaces", None), rule("list", "secrets", None), rule("list", "serviceaccounts", None)]
@@ -65,7 +71,8 @@ def consumer_rules(namespaces, state_present=True):
     return rules
 
 
-def problem(where, missing_rights, user=None):
+def problem(where: str, missing_rights: Iterable[str], user: str | None = None) -> str:
+    """The error of rights the caller lacks on ``where``, naming each and how to grant them."""
     who = f" ({user})" if user else ""
     return (f"{where}: the credentials used{who} lack rights this run needs: {'; '.join(missing_rights)}. Grant them "
             "(for example cluster-admin, or a ClusterRole with these verbs) and run again; nothing was changed")

@@ -1,35 +1,53 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""The consumer side of one credential run (``distribute.Credential`` inherits it): the
+"""The consumer side of one credential run (``distribute.Credential`` has one): the
 ``kubernetes.io/dockerconfigjson`` Secrets it writes, reads back and removes, and the links of
 those Secrets to service accounts (``imagePullSecrets`` or ``secrets``), never disturbing the other
 entries of those lists."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import dockerconfig, labels, link
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.calls import Writes, as_dict, read, secret_deletion
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import CredentialsError
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import Spec, Target
 
 
 class ConsumerSide:
-    """Needs ``spec``, ``con`` and ``consumer_api`` (the consumer's CoreV1Api and ApiClient),
-    ``check_mode``, ``changes`` and the reads and writes of ``distribute.Credential``."""
+    """The consumer cluster of ``spec``: ``api_client`` (its ApiClient) and ``con`` (a CoreV1Api of
+    it); the writes go through the run's ``writes``."""
 
-    def _ours_on_consumer(self, selector_labels):
+    def __init__(self, spec: Spec, api_client: Any, con: Any, writes: Writes) -> None:
+        self.spec = spec
+        self.api_client = api_client
+        self.con = con
+        self.writes = writes
+
+    def read(self, call: Any, what: str, *args: Any) -> dict | None:
+        """``calls.read`` on the consumer cluster."""
+        return read(self.api_client, call, what, f"cluster {self.spec.cluster}", *args)
+
+    def ours(self, selector_labels: dict[str, str]) -> list[dict]:
+        """The Secrets this collection made on the consumer cluster with these labels."""
         try:
             items = self.con.list_secret_for_all_namespaces(label_selector=labels.selector(**selector_labels)).items
         except Exception as exc:
             raise CredentialsError(kube.api_problem(exc, "list the Secrets this collection made",
                                                     f"cluster {self.spec.cluster}"))
-        return [self._dict(self.consumer_api, item) for item in items]
+        return [as_dict(self.api_client, item) for item in items]
 
-    def _owned_on_consumer(self):
+    def owned(self) -> list[dict]:
         """The Secrets of this credential on the consumer cluster, wherever they are: made for this
         inventory host, or for the same registry and namespace under the host's former name."""
-        return [secret for secret in self._ours_on_consumer({"credential": self.spec.credential})
+        return [secret for secret in self.ours({"credential": self.spec.credential})
                 if self.spec.owns(secret)]
 
-    def _up_to_date(self, secret, generation):
+    def up_to_date(self, secret: dict | None, generation: dict | None) -> bool:
+        """Whether ``secret`` holds ``generation``'s token for the registry, as this credential writes it."""
         if secret is None or generation is None:
             return False
         annotations = secret["metadata"].get("annotations") or {}
@@ -44,11 +62,13 @@ class ConsumerSide:
             return False
         return list(entries) == [self.spec.registry] and bool(entries[self.spec.registry]["password"])
 
-    def _token_of(self, secret):
+    def token_of(self, secret: dict) -> str | None:
+        """The token a Secret of this credential holds (never shown)."""
         entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
         return entries[self.spec.registry]["password"]
 
-    def _check_foreign(self, namespace, name, secret):
+    def check_foreign(self, namespace: str, name: str, secret: dict | None) -> None:
+        """Refuse a Secret in the way that is not this credential's."""
         spec = self.spec
         if secret is not None and not spec.owns(secret):
             raise CredentialsError(
@@ -57,7 +77,10 @@ class ConsumerSide:
                 f"the same registry through namespace {spec.namespace}); it is left alone: delete it or choose "
                 "another secret_name. Nothing was changed")
 
-    def _write_secret(self, target, secret, generation, token, expires):
+    def write_secret(self, target: Target, secret: dict | None, generation: dict, token: str | None,
+                     expires: float | None) -> None:
+        """Create or replace the Secret of ``target`` with ``generation``'s token (``token``: None in
+        check mode), or only record its links when it is up to date."""
         spec = self.spec
         linked = labels.linked_text(target.service_accounts)
         where = f"cluster {spec.cluster}"
@@ -71,38 +94,39 @@ class ConsumerSide:
             labels.ANNOTATION_REGISTRY: spec.registry,
             labels.ANNOTATION_LINKED: linked,
         }
-        if self._up_to_date(secret, generation):
+        if self.up_to_date(secret, generation):
             found = secret["metadata"].get("annotations") or {}
             if found.get(labels.ANNOTATION_LINKED) != linked:
-                self._write(where, f"record the service accounts linked to Secret {path}",
-                            self.con.patch_namespaced_secret, name, target.namespace,
-                            {"metadata": {"annotations": {labels.ANNOTATION_LINKED: linked}}},
-                            _content_type="application/merge-patch+json")
+                self.writes.write(where, f"record the service accounts linked to Secret {path}",
+                                  self.con.patch_namespaced_secret, name, target.namespace,
+                                  {"metadata": {"annotations": {labels.ANNOTATION_LINKED: linked}}},
+                                  _content_type="application/merge-patch+json")
             return
-        body = {"apiVersion": "v1", "kind": "Secret", "type": dockerconfig.SECRET_TYPE,
-                "metadata": {"name": name, "namespace": target.namespace,
-                             "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
-                             "annotations": annotations}}
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "type": dockerconfig.SECRET_TYPE,
+                                "metadata": {"name": name, "namespace": target.namespace,
+                                             "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
+                                             "annotations": annotations}}
         if token is not None:
             body["data"] = dockerconfig.secret_data(dockerconfig.build({spec.registry: (labels.USERNAME, token)}))
         if secret is None:
-            self._write(where, f"create Secret {path} ({spec.registry})", self.con.create_namespaced_secret,
-                        target.namespace, body)
+            self.writes.write(where, f"create Secret {path} ({spec.registry})", self.con.create_namespaced_secret,
+                              target.namespace, body)
         else:
             body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
-            self._write(where, f"replace Secret {path} ({spec.registry}, generation "
-                        f"{generation['metadata']['name']})", self.con.replace_namespaced_secret,
-                        name, target.namespace, body)
+            self.writes.write(where, f"replace Secret {path} ({spec.registry}, generation "
+                              f"{generation['metadata']['name']})", self.con.replace_namespaced_secret,
+                              name, target.namespace, body)
 
-    def _patch_account(self, namespace, name, present, account=None, secret_name=None):
+    def _patch_account(self, namespace: str, name: str, present: bool, account: dict | None = None,
+                       secret_name: str | None = None) -> None:
         """Link or unlink the Secret; re-read and retry once when the list moved meanwhile."""
         spec = self.spec
         secret_name = secret_name or spec.secret_name
         where = f"cluster {spec.cluster}"
         for attempt in (1, 2):
             if account is None or attempt == 2:
-                account = self._consumer_read(self.con.read_namespaced_service_account,
-                                              f"service account {namespace}/{name}", name, namespace)
+                account = self.read(self.con.read_namespaced_service_account,
+                                    f"service account {namespace}/{name}", name, namespace)
                 if account is None:
                     return
             body = link.patch(account, spec.link_field, secret_name, present=present)
@@ -110,20 +134,21 @@ class ConsumerSide:
                 return
             verb = "link" if present else "unlink"
             what = f"{verb} Secret {secret_name} {'to' if present else 'from'} {namespace}/{name} ({spec.link_field})"
-            if self.check_mode:
-                self.changes.append(f"{where}: {what}")
+            if self.writes.check_mode:
+                self.writes.changes.append(f"{where}: {what}")
                 return
             try:
                 self.con.patch_namespaced_service_account(name, namespace, body,
                                                           _content_type="application/json-patch+json")
-                self.changes.append(f"{where}: {what}")
+                self.writes.changes.append(f"{where}: {what}")
                 return
             except Exception as exc:
                 if kube.status_of(exc) in (409, 422) and attempt == 1:
                     continue
                 raise CredentialsError(kube.api_problem(exc, what, where))
 
-    def _link(self, target, secret, accounts):
+    def link(self, target: Target, secret: dict | None, accounts: dict[str, dict]) -> None:
+        """Link the Secret of ``target`` to its service accounts, and unlink it from those it no longer names."""
         secret_name = self.spec.secret_of(target)
         for name in target.service_accounts:
             self._patch_account(target.namespace, name, True, accounts.get(name), secret_name)
@@ -132,7 +157,7 @@ class ConsumerSide:
             if name not in target.service_accounts:
                 self._patch_account(target.namespace, name, False, None, secret_name)
 
-    def _unlink_everywhere(self, namespace, secret_name):
+    def _unlink_everywhere(self, namespace: str, secret_name: str) -> None:
         """Unlink ``secret_name`` from every service account of ``namespace`` that lists it."""
         spec = self.spec
         try:
@@ -140,13 +165,14 @@ class ConsumerSide:
         except Exception as exc:
             raise CredentialsError(kube.api_problem(exc, f"list the service accounts of {namespace}", f"cluster {spec.cluster}"))
         for item in accounts:
-            account = self._dict(self.consumer_api, item)
+            account = as_dict(self.api_client, item)
             if link.linked(account, spec.link_field, secret_name):
                 self._patch_account(namespace, account["metadata"]["name"], False, account, secret_name)
 
-    def _remove_consumer_secret(self, secret):
+    def remove_secret(self, secret: dict) -> None:
+        """Unlink a Secret of this credential everywhere in its namespace, then delete it."""
         spec = self.spec
         namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
         self._unlink_everywhere(namespace, name)
-        self._write(f"cluster {spec.cluster}", f"delete Secret {namespace}/{name} (no longer a target)",
-                    self._delete_secret(self.con), name, namespace)
+        self.writes.write(f"cluster {spec.cluster}", f"delete Secret {namespace}/{name} (no longer a target)",
+                          secret_deletion(self.con), name, namespace)

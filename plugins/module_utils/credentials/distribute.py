@@ -20,17 +20,22 @@ A generation is kept while it is far from expiry (``renew_before``), so a run wi
 writes nothing. Tokens never leave this module: results and diffs name Secrets and generations.
 """
 
+from __future__ import annotations
+
 import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import access, dockerconfig, labels
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.calls import Writes, as_dict, read, secret_deletion
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.consumer import ConsumerSide
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
     CredentialsError,
     long_lived_token,
     mint_bound_token,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import STATE_PRESENT
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import STATE_PRESENT, Spec, Target
 
 #: How long to wait for the token controller to fill a long-lived token Secret.
 LONG_LIVED_WAIT = 30
@@ -41,12 +46,61 @@ AUDIENCE_REASON = "its token was minted for another audience"
 DURATION_REASON = "its token expires later than duration allows"
 
 
-class Credential(ConsumerSide):
+@dataclass(frozen=True)
+class Generations:
+    """The generation Secrets of a credential's identity."""
+
+    #: The newest generation not marked for revocation, or None.
+    current: dict | None
+    #: Every other generation, oldest first.
+    others: list[dict]
+    #: The highest generation number, marked ones included (0: none yet).
+    highest: int
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """A target namespace as the consumer cluster has it."""
+
+    target: Target
+    #: This credential's Secret there, or None.
+    secret: dict | None
+    #: The target's service accounts that exist, by name.
+    accounts: dict[str, dict]
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What ``state=present`` finds on both clusters before it writes anything."""
+
+    #: The identity (ServiceAccount) and its RoleBinding on the registry cluster, or None.
+    account: dict | None
+    binding: dict | None
+    generations: Generations
+    #: The consumer's target namespaces, by name.
+    targets: dict[str, TargetState]
+    #: The Secrets of this credential on the consumer cluster in namespaces no longer targeted.
+    stale: list[dict]
+
+
+@dataclass(frozen=True)
+class NewGeneration:
+    """A generation made by this run, with its token (never shown: not in the repr) and the token's
+    expiry (epoch seconds; None for a long-lived token). In check mode: a stand-in, no token."""
+
+    generation: dict
+    token: str | None = field(repr=False)
+    expires: int | None
+
+
+class Credential:
     """One credential run. ``registry`` and ``consumer`` are kubernetes ApiClients (``consumer``
     may be None with ``state=absent``: only the registry side is then revoked). ``mask(value)``
-    registers a secret value with the module (no_log)."""
+    registers a secret value with the module (no_log). The consumer cluster's part is ``consumer``,
+    a ``consumer.ConsumerSide`` (None without a consumer ApiClient)."""
 
-    def __init__(self, spec, registry, consumer=None, check_mode=False, mask=None, now=None):
+    def __init__(self, spec: Spec, registry: Any, consumer: Any = None, check_mode: bool = False,
+                 mask: Callable[[str], Any] | None = None, now: float | None = None) -> None:
         from kubernetes import client as kclient
 
         self.spec = spec
@@ -54,46 +108,30 @@ class Credential(ConsumerSide):
         self.mask = mask or (lambda value: None)
         self.now = time.time() if now is None else now
         self.registry_api = registry
-        self.consumer_api = consumer
         self.reg = kclient.CoreV1Api(registry)
         self.rbac = kclient.RbacAuthorizationV1Api(registry)
-        self.con = kclient.CoreV1Api(consumer) if consumer is not None else None
-        self.changes = []
-        self.warnings = []
-        self.revoked = []
-        self.retired = []
-        self.before = {}
-        self.after = {}
+        self.writes = Writes(check_mode)
+        self.changes = self.writes.changes
+        self.consumer = (ConsumerSide(spec, consumer, kclient.CoreV1Api(consumer), self.writes)
+                         if consumer is not None else None)
+        self.warnings: list[str] = []
+        self.revoked: list[str] = []
+        self.retired: list[str] = []
+        self.before: dict[str, Any] = {}
+        self.after: dict[str, Any] = {}
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _dict(self, api_client, obj):
-        return api_client.sanitize_for_serialization(obj) if obj is not None else None
+    def _consumer(self) -> ConsumerSide:
+        """The consumer side, which ``state=present`` needs."""
+        if self.consumer is None:
+            raise CredentialsError("state=present needs the consumer cluster (option cluster). Nothing was changed")
+        return self.consumer
 
-    def _read(self, api_client, call, what, where, *args):
-        try:
-            return self._dict(api_client, call(*args))
-        except Exception as exc:
-            if kube.status_of(exc) == 404:
-                return None
-            raise CredentialsError(kube.api_problem(exc, f"read {what}", where))
+    def _registry_read(self, call: Callable[..., Any], what: str, *args: Any) -> dict | None:
+        return read(self.registry_api, call, what, "the registry cluster", *args)
 
-    def _registry_read(self, call, what, *args):
-        return self._read(self.registry_api, call, what, "the registry cluster", *args)
-
-    def _consumer_read(self, call, what, *args):
-        return self._read(self.consumer_api, call, what, f"cluster {self.spec.cluster}", *args)
-
-    def _write(self, where, what, call, *args, **kwargs):
-        self.changes.append(f"{where}: {what}")
-        if self.check_mode:
-            return None
-        try:
-            return call(*args, **kwargs)
-        except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, what, where))
-
-    def _check_rights(self):
+    def _check_rights(self) -> None:
         spec = self.spec
         present = spec.state == STATE_PRESENT
         try:
@@ -103,20 +141,19 @@ class Credential(ConsumerSide):
                                                     "the registry cluster"))
         if missing:
             raise CredentialsError(access.problem("registry cluster", missing))
-        if self.consumer_api is None:
+        if self.consumer is None:
             return
         namespaces = [target.namespace for target in spec.targets]
         try:
-            missing = access.missing(self.consumer_api, access.consumer_rules(namespaces, present))
+            missing = access.missing(self.consumer.api_client, access.consumer_rules(namespaces, present))
         except Exception as exc:
             raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)",
                                                     f"cluster {spec.cluster}"))
         if missing:
             raise CredentialsError(access.problem(f"cluster {spec.cluster}", missing))
 
-    def _generations(self):
-        """``(current, retired)``: the newest generation Secret not marked for revocation (or None)
-        and the others, as dicts."""
+    def generations(self) -> Generations:
+        """The generation Secrets of the identity on the registry cluster."""
         spec = self.spec
         try:
             items = self.reg.list_namespaced_secret(spec.namespace, label_selector=labels.selector(
@@ -126,7 +163,7 @@ class Credential(ConsumerSide):
                                                     "the registry cluster"))
         generations = []
         for item in items:
-            secret = self._dict(self.registry_api, item)
+            secret = as_dict(self.registry_api, item)
             number = labels.generation_number(secret["metadata"]["name"], spec.identity)
             if number is not None:
                 generations.append((number, secret))
@@ -136,11 +173,11 @@ class Credential(ConsumerSide):
         current = live[-1] if live else None
         others = [secret for _number, secret in generations if secret is not current]
         highest = generations[-1][0] if generations else 0
-        return current, others, highest
+        return Generations(current, others, highest)
 
     # -- present ------------------------------------------------------------------------------
 
-    def _generation_usable(self, generation, account):
+    def _generation_usable(self, generation: dict | None, account: dict | None) -> str | None:
         """Why the current generation cannot be kept, or None."""
         spec = self.spec
         if generation is None:
@@ -170,7 +207,7 @@ class Credential(ConsumerSide):
                 return "the identity was made again"
         return None
 
-    def _missing(self, problem):
+    def _missing(self, problem: str) -> None:
         """A namespace or service account the credential needs is not there: an error that changes
         nothing, except in check mode, where an earlier step of the same run would have made it
         (the registry-cluster role, ``credentials_create_missing``) and the preview goes on with a
@@ -180,8 +217,11 @@ class Credential(ConsumerSide):
         self.warnings.append(problem + " Check mode previews the credential as if an earlier step of the run had "
                                        "made it; a real run without that step fails here")
 
-    def _preflight_present(self):
+    def preflight(self) -> Preflight:
+        """Everything ``state=present`` reads and checks before it writes (raises ``CredentialsError``
+        for what is missing or in the way)."""
         spec = self.spec
+        consumer = self._consumer()
         if self._registry_read(self.reg.read_namespace, f"namespace {spec.namespace}", spec.namespace) is None:
             what = "environment" if spec.access == labels.ACCESS_PULL else "build namespace"
             self._missing(f"namespace {spec.namespace} (the {what}) does not exist on the registry cluster; "
@@ -195,60 +235,67 @@ class Credential(ConsumerSide):
                                       spec.identity, spec.namespace)
         binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}",
                                       spec.binding, spec.grant_ns)
-        current, others, highest = self._generations()
-        consumer = {}
+        generations = self.generations()
+        targets = {}
         for target in spec.targets:
-            if self._consumer_read(self.con.read_namespace, f"namespace {target.namespace}", target.namespace) is None:
+            if consumer.read(consumer.con.read_namespace, f"namespace {target.namespace}", target.namespace) is None:
                 self._missing(f"cluster {spec.cluster}: namespace {target.namespace} does not exist; create it "
                               "or remove it from the credential's targets (segmented_registry_credentials).")
             accounts = {}
             for name in target.service_accounts:
-                found = self._consumer_read(self.con.read_namespaced_service_account,
-                                            f"service account {target.namespace}/{name}", name, target.namespace)
+                found = consumer.read(consumer.con.read_namespaced_service_account,
+                                      f"service account {target.namespace}/{name}", name, target.namespace)
                 if found is None:
                     self._missing(f"cluster {spec.cluster}: service account {target.namespace}/{name} does not exist; "
                                   "create it (oc create serviceaccount) or remove it from segmented_registry_credentials.")
                     continue
                 accounts[name] = found
             name = spec.secret_of(target)
-            secret = self._consumer_read(self.con.read_namespaced_secret, f"Secret {target.namespace}/{name}",
-                                         name, target.namespace)
-            self._check_foreign(target.namespace, name, secret)
-            consumer[target.namespace] = (target, secret, accounts)
+            secret = consumer.read(consumer.con.read_namespaced_secret, f"Secret {target.namespace}/{name}",
+                                   name, target.namespace)
+            consumer.check_foreign(target.namespace, name, secret)
+            targets[target.namespace] = TargetState(target, secret, accounts)
         wanted = {(target.namespace, spec.secret_of(target)) for target in spec.targets}
-        stale = [secret for secret in self._owned_on_consumer()
+        stale = [secret for secret in consumer.owned()
                  if (secret["metadata"]["namespace"], secret["metadata"]["name"]) not in wanted]
-        return account, binding, current, others, highest, consumer, stale
+        return Preflight(account, binding, generations, targets, stale)
 
-    def present(self):
+    def present(self) -> dict[str, Any]:
+        """Mint (when needed), distribute, link, and revoke what was replaced; the result."""
         spec = self.spec
-        account, binding, current, others, highest, consumer, stale = self._preflight_present()
+        consumer = self._consumer()
+        found = self.preflight()
+        account, binding, stale = found.account, found.binding, found.stale
+        current, others = found.generations.current, found.generations.others
+        targets = found.targets.values()
 
         # Which generation, and where its token comes from.
         why_new = self._generation_usable(current, account)
         token, expires = None, None
         if why_new is None:
             expires = labels.expires_epoch(((current["metadata"].get("annotations") or {})).get(labels.ANNOTATION_EXPIRES))
-            if any(not self._up_to_date(secret, current) for _target, secret, _accounts in consumer.values()):
+            if any(not consumer.up_to_date(state.secret, current) for state in targets):
                 # the token is read back only from a Secret this credential wrote where it writes
                 # it (a target's name, checked as ours above), never from any Secret that merely
                 # carries the labels
-                sources = [secret for _t, secret, _a in consumer.values() if self._up_to_date(secret, current)]
+                sources = [state.secret for state in targets if consumer.up_to_date(state.secret, current)]
                 if current.get("type") == SECRET_TYPE_TOKEN:
                     token = long_lived_token(current, spec.identity_path)
                 elif sources:
-                    token = self._token_of(sources[0])
+                    token = consumer.token_of(sources[0])
                     expires = labels.expires_epoch((sources[0]["metadata"].get("annotations") or {}).get(labels.ANNOTATION_EXPIRES))
                 else:
                     why_new = "no copy of its token is left on the cluster to write into a new namespace"
         self.before = {"generation": _name(current), "expires": _expiry(current),
-                       "secrets": {f"{ns}/{spec.secret_of(t)}": _summary(secret) for ns, (t, secret, _a) in consumer.items()}}
+                       "secrets": {f"{state.target.namespace}/{spec.secret_of(state.target)}": _summary(state.secret)
+                                   for state in targets}}
         self.before["secrets"].update({f"{s['metadata']['namespace']}/{s['metadata']['name']}": _summary(s) for s in stale})
         generation = current
         replaced = []
         if why_new is not None:
             replaced = [current] if current is not None else []
-            generation, token, expires = self._new_generation(account, binding, highest + 1, why_new)
+            made = self._new_generation(account, binding, found.generations.highest + 1, why_new)
+            generation, token, expires = made.generation, made.token, made.expires
         else:
             self._ensure_identity(account, binding)
         if token:
@@ -257,13 +304,13 @@ class Credential(ConsumerSide):
 
         # The consumer's Secrets, then the links.
         secrets = []
-        for namespace, (target, secret, _accounts) in consumer.items():
-            secrets.append(f"{namespace}/{spec.secret_of(target)}")
-            self._write_secret(target, secret, generation, token, expires)
-        for target, secret, accounts in consumer.values():
-            self._link(target, secret, accounts)
+        for state in targets:
+            secrets.append(f"{state.target.namespace}/{spec.secret_of(state.target)}")
+            consumer.write_secret(state.target, state.secret, generation, token, expires)
+        for state in targets:
+            consumer.link(state.target, state.secret, state.accounts)
         for secret in stale:
-            self._remove_consumer_secret(secret)
+            consumer.remove_secret(secret)
 
         # Revocations on the registry cluster. A generation replaced by rotation stays valid for
         # the grace period; one replaced because it neared its expiry, or because the duration was
@@ -286,9 +333,9 @@ class Credential(ConsumerSide):
         self._remove_other_grants()
         name = generation["metadata"]["name"] if generation else None
         self.after = {"generation": name, "expires": labels.expires_text(expires) if name else None,
-                      "secrets": {f"{ns}/{spec.secret_of(target)}": {
+                      "secrets": {f"{state.target.namespace}/{spec.secret_of(state.target)}": {
                           "generation": f"{spec.namespace}/{name}", "registry": spec.registry,
-                          "linked": labels.linked_text(target.service_accounts)} for ns, (target, _s, _a) in consumer.items()}}
+                          "linked": labels.linked_text(state.target.service_accounts)} for state in targets}}
         return {
             "identity": spec.identity_path,
             "generation": name,
@@ -300,22 +347,22 @@ class Credential(ConsumerSide):
             "retired": self.retired,
         }
 
-    def _ensure_identity(self, account, binding):
+    def _ensure_identity(self, account: dict | None, binding: dict | None) -> dict:
         spec = self.spec
         meta = {"name": spec.identity, "namespace": spec.namespace,
                 "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
                 "annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns}}
         if account is None:
-            created = self._write("registry cluster", f"create ServiceAccount {spec.identity_path}"
-                                  f" (granted {labels.CLUSTER_ROLES[spec.access]} in {spec.grant_ns})",
-                                  self.reg.create_namespaced_service_account, spec.namespace, {"metadata": meta})
-            account = self._dict(self.registry_api, created) or {"metadata": dict(meta, uid="(new)")}
+            created = self.writes.write("registry cluster", f"create ServiceAccount {spec.identity_path}"
+                                        f" (granted {labels.CLUSTER_ROLES[spec.access]} in {spec.grant_ns})",
+                                        self.reg.create_namespaced_service_account, spec.namespace, {"metadata": meta})
+            account = as_dict(self.registry_api, created) or {"metadata": dict(meta, uid="(new)")}
         elif (account["metadata"].get("annotations") or {}).get(labels.ANNOTATION_GRANT_NAMESPACE) != spec.grant_ns:
             # the cluster moved to another environment: the annotation says where the grant is now
-            self._write("registry cluster", f"annotate ServiceAccount {spec.identity_path} as granted in {spec.grant_ns}",
-                        self.reg.patch_namespaced_service_account, spec.identity, spec.namespace,
-                        {"metadata": {"annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns}}},
-                        _content_type="application/merge-patch+json")
+            self.writes.write("registry cluster", f"annotate ServiceAccount {spec.identity_path} as granted in {spec.grant_ns}",
+                              self.reg.patch_namespaced_service_account, spec.identity, spec.namespace,
+                              {"metadata": {"annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns}}},
+                              _content_type="application/merge-patch+json")
         meta = dict(meta, name=spec.binding, namespace=spec.grant_ns)
         role = labels.CLUSTER_ROLES[spec.access]
         ref = (binding or {}).get("roleRef") or {}
@@ -323,18 +370,18 @@ class Credential(ConsumerSide):
         wanted_subject = {"kind": "ServiceAccount", "name": spec.identity, "namespace": spec.namespace}
         if binding is not None and (ref.get("name") != role or ref.get("kind") != "ClusterRole"
                                     or [{k: s.get(k) for k in wanted_subject} for s in subjects] != [wanted_subject]):
-            self._write("registry cluster", f"delete RoleBinding {spec.binding_path} (its role changed)",
-                        self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns)
+            self.writes.write("registry cluster", f"delete RoleBinding {spec.binding_path} (its role changed)",
+                              self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns)
             binding = None
         if binding is None:
-            self._write("registry cluster", f"create RoleBinding {spec.binding_path} to {role} for {spec.identity_path}",
-                        self.rbac.create_namespaced_role_binding, spec.grant_ns, {
-                            "metadata": meta,
-                            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-                            "subjects": [wanted_subject]})
+            self.writes.write("registry cluster", f"create RoleBinding {spec.binding_path} to {role} for {spec.identity_path}",
+                              self.rbac.create_namespaced_role_binding, spec.grant_ns, {
+                                  "metadata": meta,
+                                  "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                                  "subjects": [wanted_subject]})
         return account
 
-    def _remove_other_grants(self):
+    def _remove_other_grants(self) -> None:
         """An identity granted in another namespace (``grant_namespace``) keeps one grant: a RoleBinding
         of it in any namespace but ``grant_namespace`` (its cluster moved to another environment) is
         deleted, once the consumer has the credential of the new one; on removal too (the annotation
@@ -349,21 +396,21 @@ class Credential(ConsumerSide):
             raise CredentialsError(kube.api_problem(exc, f"list the RoleBindings of {spec.identity_path}",
                                                     "the registry cluster"))
         for item in items:
-            binding = self._dict(self.registry_api, item)
+            binding = as_dict(self.registry_api, item)
             namespace, name = binding["metadata"]["namespace"], binding["metadata"]["name"]
             if name == spec.binding and namespace != spec.grant_ns:
-                self._write("registry cluster", f"delete RoleBinding {namespace}/{name} (a grant of {spec.identity_path} "
-                            f"outside {spec.grant_ns})",
-                            self.rbac.delete_namespaced_role_binding, name, namespace)
+                self.writes.write("registry cluster", f"delete RoleBinding {namespace}/{name} (a grant of {spec.identity_path} "
+                                  f"outside {spec.grant_ns})",
+                                  self.rbac.delete_namespaced_role_binding, name, namespace)
 
-    def _new_generation(self, account, binding, number, why):
+    def _new_generation(self, account: dict | None, binding: dict | None, number: int, why: str) -> NewGeneration:
         spec = self.spec
         account = self._ensure_identity(account, binding)
         name = labels.generation_name(spec.identity, number)
-        meta = {"name": name, "namespace": spec.namespace,
-                "labels": dict(labels.base_labels(spec.credential, spec.cluster, spec.access),
-                               **{labels.LABEL_IDENTITY: spec.identity}),
-                "annotations": {labels.ANNOTATION_ACCOUNT_UID: account["metadata"]["uid"]}}
+        meta: dict[str, Any] = {"name": name, "namespace": spec.namespace,
+                                "labels": dict(labels.base_labels(spec.credential, spec.cluster, spec.access),
+                                               **{labels.LABEL_IDENTITY: spec.identity}),
+                                "annotations": {labels.ANNOTATION_ACCOUNT_UID: account["metadata"]["uid"]}}
         if spec.token_type == labels.TOKEN_LONG_LIVED:
             meta["annotations"]["kubernetes.io/service-account.name"] = spec.identity
             body = {"metadata": meta, "type": SECRET_TYPE_TOKEN}
@@ -371,14 +418,13 @@ class Credential(ConsumerSide):
             meta["annotations"][labels.ANNOTATION_EXPIRES] = labels.expires_text(self.now + spec.duration)
             meta["annotations"][labels.ANNOTATION_AUDIENCE] = spec.audience_text
             body = {"metadata": meta, "type": SECRET_TYPE_OPAQUE}
-        created = self._write("registry cluster", f"create generation Secret {spec.namespace}/{name} ({why})",
-                              self.reg.create_namespaced_secret, spec.namespace, body)
+        created = self.writes.write("registry cluster", f"create generation Secret {spec.namespace}/{name} ({why})",
+                                    self.reg.create_namespaced_secret, spec.namespace, body)
         if self.check_mode:
-            return {"metadata": dict(meta, uid="(new)")}, None, None
-        generation = self._dict(self.registry_api, created)
+            return NewGeneration({"metadata": dict(meta, uid="(new)")}, None, None)
+        generation = as_dict(self.registry_api, created)
         if spec.token_type == labels.TOKEN_LONG_LIVED:
-            token = self._wait_for_long_lived(name)
-            return generation, token, None
+            return NewGeneration(generation, self._wait_for_long_lived(name), None)
         token, expires = mint_bound_token(self.registry_api, spec.identity_path, spec.duration, name,
                                           generation["metadata"]["uid"], audiences=spec.audiences)
         self.mask(token)
@@ -389,9 +435,9 @@ class Credential(ConsumerSide):
             except Exception as exc:
                 raise CredentialsError(kube.api_problem(exc, f"record the expiry of {spec.namespace}/{name}",
                                                         "the registry cluster"))
-        return generation, token, expires
+        return NewGeneration(generation, token, expires)
 
-    def _wait_for_long_lived(self, name):
+    def _wait_for_long_lived(self, name: str) -> str:
         spec = self.spec
         deadline = time.monotonic() + LONG_LIVED_WAIT
         while True:
@@ -406,39 +452,31 @@ class Credential(ConsumerSide):
                                        f"within {LONG_LIVED_WAIT}s (is kube-controller-manager's token controller running?)")
             time.sleep(0.5)
 
-    def _delete_secret(self, api):
-        def delete(name, namespace):
-            try:
-                return api.delete_namespaced_secret(name, namespace)
-            except Exception as exc:
-                if kube.status_of(exc) != 404:
-                    raise
-                return None
-        return delete
-
-    def _revoke(self, generation):
+    def _revoke(self, generation: dict) -> None:
         spec = self.spec
         name = generation["metadata"]["name"]
         self.revoked.append(f"{spec.namespace}/{name}")
-        self._write("registry cluster", f"revoke generation {spec.namespace}/{name} (delete its Secret)",
-                    self._delete_secret(self.reg), name, spec.namespace)
+        self.writes.write("registry cluster", f"revoke generation {spec.namespace}/{name} (delete its Secret)",
+                          secret_deletion(self.reg), name, spec.namespace)
 
-    def _retire(self, generation, after):
+    def _retire(self, generation: dict, after: float) -> None:
         spec = self.spec
         name = generation["metadata"]["name"]
         after = int(after)
         self.retired.append(f"{spec.namespace}/{name}")
-        self._write("registry cluster", f"mark generation {spec.namespace}/{name} for revocation in "
-                    f"{max(0, int(after - self.now))}s",
-                    self.reg.patch_namespaced_secret, name, spec.namespace,
-                    {"metadata": {"annotations": {labels.ANNOTATION_REVOKE_AFTER: str(after)}}},
-                    _content_type="application/merge-patch+json")
+        self.writes.write("registry cluster", f"mark generation {spec.namespace}/{name} for revocation in "
+                          f"{max(0, int(after - self.now))}s",
+                          self.reg.patch_namespaced_secret, name, spec.namespace,
+                          {"metadata": {"annotations": {labels.ANNOTATION_REVOKE_AFTER: str(after)}}},
+                          _content_type="application/merge-patch+json")
 
     # -- absent -------------------------------------------------------------------------------
 
-    def absent(self):
+    def absent(self) -> dict[str, Any]:
+        """Remove the credential: its Secrets on the consumer, every generation, the grants and the identity; the result."""
         spec = self.spec
-        current, others, _highest = self._generations()
+        generations = self.generations()
+        current, others = generations.current, generations.others
         account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}",
                                       spec.identity, spec.namespace)
         binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}",
@@ -446,30 +484,30 @@ class Credential(ConsumerSide):
         self.before = {"generation": _name(current), "identity": spec.identity_path if account else None}
         self.after = {"generation": None, "identity": None}
         secrets = []
-        if self.con is not None:
-            for secret in self._ours_on_consumer({"credential": spec.credential, "cluster": spec.cluster}):
+        if self.consumer is not None:
+            for secret in self.consumer.ours({"credential": spec.credential, "cluster": spec.cluster}):
                 if (secret["metadata"].get("annotations") or {}).get(labels.ANNOTATION_IDENTITY) == spec.identity_path:
                     secrets.append(f"{secret['metadata']['namespace']}/{secret['metadata']['name']}")
-                    self._remove_consumer_secret(secret)
+                    self.consumer.remove_secret(secret)
         for generation in ([current] if current else []) + others:
             self._revoke(generation)
         if binding is not None:
-            self._write("registry cluster", f"delete RoleBinding {spec.binding_path}",
-                        self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns)
+            self.writes.write("registry cluster", f"delete RoleBinding {spec.binding_path}",
+                              self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns)
         self._remove_other_grants()
         if account is not None:
-            self._write("registry cluster", f"delete ServiceAccount {spec.identity_path}",
-                        self.reg.delete_namespaced_service_account, spec.identity, spec.namespace)
+            self.writes.write("registry cluster", f"delete ServiceAccount {spec.identity_path}",
+                              self.reg.delete_namespaced_service_account, spec.identity, spec.namespace)
         return {"identity": spec.identity_path, "generation": None, "secrets": secrets, "revoked": self.revoked,
                 "retired": []}
 
     # -- one run ------------------------------------------------------------------------------
 
-    def diff(self):
+    def diff(self) -> dict[str, dict]:
         """Before and after, with generation names, expiries, registries and links: never a token."""
         return {"before": self.before, "after": self.after}
 
-    def run(self):
+    def run(self) -> dict[str, Any]:
         """The result (``changed``, ``changes``, what was made or removed); raises ``CredentialsError``."""
         self._check_rights()
         result = self.present() if self.spec.state == STATE_PRESENT else self.absent()
@@ -478,17 +516,17 @@ class Credential(ConsumerSide):
         return result
 
 
-def _name(secret):
+def _name(secret: dict | None) -> str | None:
     return secret["metadata"]["name"] if secret else None
 
 
-def _expiry(generation):
+def _expiry(generation: dict | None) -> str | None:
     if not generation:
         return None
     return (generation["metadata"].get("annotations") or {}).get(labels.ANNOTATION_EXPIRES, labels.NEVER)
 
 
-def _summary(secret):
+def _summary(secret: dict | None) -> dict[str, str] | None:
     """What a diff shows of a consumer Secret: which generation and registry it holds, and its links."""
     if secret is None:
         return None

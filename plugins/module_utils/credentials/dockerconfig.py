@@ -9,9 +9,12 @@ The format kubelets, CRI-O and builds read: ``{"auths": {"<host[:port]>": {"user
 credentials always give the same bytes and an unchanged Secret is never rewritten.
 """
 
+from __future__ import annotations
+
 import base64
 import binascii
 import json
+from typing import Any, Iterable
 
 from ansible_collections.segmented.registry.plugins.module_utils.errors import CredentialsError
 
@@ -24,11 +27,11 @@ class DockerConfigError(CredentialsError, ValueError):
     """The data is not a dockerconfigjson document; the message says what is wrong (never a secret)."""
 
 
-def _b64(text):
+def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def entry(username, password):
+def entry(username: str, password: str) -> dict[str, str]:
     """One registry's entry, with ``auth`` as clients expect it."""
     if not username or ":" in username:
         raise DockerConfigError("the user name must be non-empty and without ':'")
@@ -37,17 +40,17 @@ def entry(username, password):
     return {"username": username, "password": password, "auth": _b64(f"{username}:{password}")}
 
 
-def dumps(auths):
+def dumps(auths: dict[str, Any]) -> str:
     """The canonical JSON text of ``{"auths": auths}``."""
     return json.dumps({"auths": auths}, sort_keys=True, separators=(",", ":"))
 
 
-def build(credentials):
+def build(credentials: dict[str, tuple[str, str]]) -> str:
     """The canonical text for ``{registry: (username, password)}``."""
     return dumps({registry: entry(user, password) for registry, (user, password) in credentials.items()})
 
 
-def parse(text):
+def parse(text: str | None) -> dict[str, dict[str, str | None]]:
     """``{registry: {"username", "password"}}`` from a dockerconfigjson text (``auth`` alone is
     understood too). Raises ``DockerConfigError``."""
     try:
@@ -71,7 +74,7 @@ def parse(text):
     return result
 
 
-def merge(text, credentials, remove=()):
+def merge(text: str | None, credentials: dict[str, tuple[str, str]], remove: Iterable[str] = ()) -> str:
     """``text`` (a dockerconfigjson document, or None) with the entries of ``credentials``
     (``{registry: (username, password)}``) set and the registries of ``remove`` dropped; every
     other entry is kept as it is."""
@@ -91,12 +94,12 @@ def merge(text, credentials, remove=()):
     return dumps(auths)
 
 
-def secret_data(text):
+def secret_data(text: str) -> dict[str, str]:
     """The ``data`` of a Secret holding ``text``."""
     return {DATA_KEY: _b64(text)}
 
 
-def from_secret_data(data):
+def from_secret_data(data: dict[str, str] | None) -> str | None:
     """The dockerconfigjson text inside a Secret's ``data`` (None when it has none)."""
     value = (data or {}).get(DATA_KEY)
     if not value:
@@ -107,7 +110,7 @@ def from_secret_data(data):
         raise DockerConfigError(f"{DATA_KEY} is not base64")
 
 
-def secret_forms(username, password, registry=None):
+def secret_forms(username: str, password: str, registry: str | None = None) -> list[str]:
     """Every form in which ``password`` could show up once it is in a Secret: itself, its base64,
     the base64 of ``username:password`` and, given the ``registry`` of its entry, the Secret's
     dockerconfigjson text (``build``) and its base64 (the Secret's ``data``).

@@ -16,7 +16,10 @@ on the controller:
   identity and generation they hold and the service accounts they were linked to.
 """
 
+from __future__ import annotations
+
 import time
+from typing import Iterable
 
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label
 
@@ -52,11 +55,12 @@ TOKEN_LONG_LIVED = "long_lived"
 NEVER = "never"
 
 
-def base_labels(credential, cluster, access):
+def base_labels(credential: str, cluster: str, access: str) -> dict[str, str]:
+    """The labels of every object a credential makes."""
     return {MANAGED_BY: MANAGED_BY_VALUE, LABEL_CREDENTIAL: credential, LABEL_CLUSTER: cluster, LABEL_ACCESS: access}
 
 
-def owns(secret, credential, cluster, registry, identity_namespace):
+def owns(secret: dict | None, credential: str, cluster: str, registry: str | None, identity_namespace: str) -> bool:
     """Whether a consumer Secret (a dict) is this credential's to overwrite, read and remove: made by
     segmented.registry for ``credential``, and either for the inventory host ``cluster`` or for the
     same registry through an identity in the same registry-cluster namespace (the same environment's
@@ -73,27 +77,28 @@ def owns(secret, credential, cluster, registry, identity_namespace):
             and (annotations.get(ANNOTATION_IDENTITY) or "").partition("/")[0] == identity_namespace)
 
 
-def selector(**labels):
+def selector(**labels: str) -> str:
     """A label selector for our objects with these extra labels (keys without the prefix)."""
     items = [f"{MANAGED_BY}={MANAGED_BY_VALUE}"] + [f"{PREFIX}{key}={value}" for key, value in sorted(labels.items())]
     return ",".join(items)
 
 
-def identity_name(access, cluster):
+def identity_name(access: str, cluster: str) -> str:
     """The registry-cluster ServiceAccount of ``cluster``'s credential (its RoleBinding has the same name)."""
     return f"segmented-{access}-{cluster}"
 
 
-def credential_name(access, namespace=None):
+def credential_name(access: str, namespace: str | None = None) -> str:
     """``pull`` for a cluster's pull credential, ``push-<namespace>`` for a builder's."""
     return ACCESS_PULL if access == ACCESS_PULL else f"{ACCESS_PUSH}-{namespace}"
 
 
-def generation_name(identity, number):
+def generation_name(identity: str, number: int) -> str:
+    """The name of ``identity``'s generation Secret ``number``."""
     return f"{identity}-gen{int(number)}"
 
 
-def generation_number(name, identity):
+def generation_number(name: str, identity: str) -> int | None:
     """The number of a generation Secret's name, or None when it is not one of ``identity``'s."""
     prefix = f"{identity}-gen"
     if not name.startswith(prefix) or not name[len(prefix):].isdigit():
@@ -101,7 +106,7 @@ def generation_number(name, identity):
     return int(name[len(prefix):])
 
 
-def cluster_label_problem(cluster):
+def cluster_label_problem(cluster: str) -> str | None:
     """Why ``cluster`` (an inventory host name) cannot name a credential, or None."""
     if not is_dns1123_label(cluster) or len(cluster) > 40:
         return ("credentials are named after the cluster, so its inventory host name must be a lowercase DNS label "
@@ -109,11 +114,12 @@ def cluster_label_problem(cluster):
     return None
 
 
-def expires_text(epoch):
+def expires_text(epoch: float | None) -> str:
+    """An expiry as the annotation records it: epoch seconds, or ``never``."""
     return NEVER if epoch is None else str(int(epoch))
 
 
-def expires_epoch(text):
+def expires_epoch(text: str | None) -> int | None:
     """Epoch seconds from ``expires_text``; None for never; 0 (expired) for anything unreadable."""
     if text == NEVER:
         return None
@@ -123,7 +129,7 @@ def expires_epoch(text):
         return 0
 
 
-def keep_generation(expires, renew_before, now=None):
+def keep_generation(expires: float | None, renew_before: float, now: float | None = None) -> bool:
     """Whether a generation that expires at ``expires`` (epoch seconds, None: never) is kept: it is
     renewed once it is within ``renew_before`` seconds of its expiry."""
     if expires is None:
@@ -137,7 +143,7 @@ def keep_generation(expires, renew_before, now=None):
 EXPIRY_TOLERANCE = 300
 
 
-def outlives_duration(expires, duration, now=None):
+def outlives_duration(expires: float | None, duration: float, now: float | None = None) -> bool:
     """Whether a generation that expires at ``expires`` (epoch seconds, None: never) expires later
     than a token of ``duration`` seconds minted now would, beyond ``EXPIRY_TOLERANCE`` (the duration
     was shortened since it was minted)."""
@@ -147,7 +153,7 @@ def outlives_duration(expires, duration, now=None):
     return expires - now > duration + EXPIRY_TOLERANCE
 
 
-def due_for_revocation(annotations, now=None):
+def due_for_revocation(annotations: dict[str, str] | None, now: float | None = None) -> bool:
     """Whether a replaced generation's grace period is over (one without ``revoke-after`` is current)."""
     value = (annotations or {}).get(ANNOTATION_REVOKE_AFTER)
     if value is None:
@@ -159,9 +165,11 @@ def due_for_revocation(annotations, now=None):
         return True
 
 
-def linked_list(text):
+def linked_list(text: str | None) -> list[str]:
+    """The service account names of a ``linked`` annotation."""
     return [item for item in (text or "").split(",") if item]
 
 
-def linked_text(names):
+def linked_text(names: Iterable[str]) -> str:
+    """The ``linked`` annotation of these service account names (sorted, once each)."""
     return ",".join(sorted(set(names)))

@@ -10,40 +10,46 @@ the list it was computed from, so a concurrent edit makes the API server refuse 
 of being overwritten.
 """
 
+from __future__ import annotations
+
+from typing import Any, Iterable
+
 #: What the secret is linked for -> the ServiceAccount field.
 FIELDS = {"pull": "imagePullSecrets", "push": "secrets"}
 
 
-def field_for(purpose):
+def field_for(purpose: str) -> str:
+    """The ServiceAccount field a Secret is linked in for ``purpose`` (pull or push)."""
     return FIELDS[purpose]
 
 
-def names(entries):
+def names(entries: Iterable[Any] | None) -> list[str | None]:
+    """The names of a list of ``{"name": ...}`` entries (anything else skipped)."""
     return [item.get("name") for item in entries or () if isinstance(item, dict)]
 
 
-def linked(service_account, field, secret):
+def linked(service_account: dict, field: str, secret: str) -> bool:
     """Whether ``secret`` is in ``field`` of ``service_account`` (a dict as the API returns it)."""
     return secret in names(service_account.get(field))
 
 
-def with_secret(entries, secret):
+def with_secret(entries: Iterable[Any] | None, secret: str) -> list[Any] | None:
     """``entries`` with ``{"name": secret}`` appended, or None when it is there already."""
-    entries = list(entries or ())
-    if secret in names(entries):
+    items = list(entries or ())
+    if secret in names(items):
         return None
-    return entries + [{"name": secret}]
+    return items + [{"name": secret}]
 
 
-def without_secret(entries, secret):
+def without_secret(entries: Iterable[Any] | None, secret: str) -> list[Any] | None:
     """``entries`` without ``secret``'s entries, or None when it is not there."""
-    entries = list(entries or ())
-    if secret not in names(entries):
+    items = list(entries or ())
+    if secret not in names(items):
         return None
-    return [item for item in entries if not (isinstance(item, dict) and item.get("name") == secret)]
+    return [item for item in items if not (isinstance(item, dict) and item.get("name") == secret)]
 
 
-def patch(service_account, field, secret, present=True):
+def patch(service_account: dict, field: str, secret: str, present: bool = True) -> list[dict[str, Any]] | None:
     """The JSON patch that links (``present``) or unlinks ``secret``, or None when nothing changes.
 
     With the field there: ``test`` the list as read, then ``replace`` it. Without it: ``test`` the

@@ -20,8 +20,11 @@ ways to get a token, all for a service account named ``namespace/name``:
 A token is only returned to the caller: never logged, never part of an error text or a report.
 """
 
+from __future__ import annotations
+
 import base64
 import datetime
+from typing import Any, Iterable
 
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
@@ -39,7 +42,7 @@ MIN_TOKEN_SECONDS = 600
 TOKEN_SERVER_AUDIENCE = "segmented.registry/token-server"
 
 
-def parse_service_account(value):
+def parse_service_account(value: str) -> tuple[str, str]:
     """``(namespace, name)`` from ``namespace/name``."""
     found = split_namespaced(value)
     if found is None:
@@ -47,10 +50,11 @@ def parse_service_account(value):
     return found
 
 
-def token_request_spec(seconds, audiences=None, bound_secret=None):
+def token_request_spec(seconds: int, audiences: Iterable[str] | None = None,
+                       bound_secret: tuple[str, str] | None = None) -> dict[str, Any]:
     """The ``spec`` of a TokenRequest (pure): ``audiences`` (a list; None or empty: the API
     server's default audience), bound to ``bound_secret`` (``(name, uid)``) when given."""
-    spec = {"expirationSeconds": int(seconds)}
+    spec: dict[str, Any] = {"expirationSeconds": int(seconds)}
     if audiences:
         spec["audiences"] = list(audiences)
     if bound_secret:
@@ -59,7 +63,7 @@ def token_request_spec(seconds, audiences=None, bound_secret=None):
     return spec
 
 
-def mint_token(client, service_account, seconds=MIN_TOKEN_SECONDS, audiences=None):
+def mint_token(client: Any, service_account: str, seconds: int = MIN_TOKEN_SECONDS, audiences: Iterable[str] | None = None) -> str:
     """A TokenRequest token of ``namespace/name`` on the cluster of ``client`` (kubernetes.core's
     ``K8SClient`` or a kubernetes ``ApiClient``: see ``kube.create_token``), for ``audiences``
     (None: the API server's; ``[TOKEN_SERVER_AUDIENCE]``: the environment registries' token
@@ -67,7 +71,8 @@ def mint_token(client, service_account, seconds=MIN_TOKEN_SECONDS, audiences=Non
     return _token_request(client, service_account, token_request_spec(seconds, audiences))[0]
 
 
-def mint_bound_token(client, service_account, seconds, secret_name, secret_uid, audiences=None):
+def mint_bound_token(client: Any, service_account: str, seconds: int, secret_name: str, secret_uid: str,
+                     audiences: Iterable[str] | None = None) -> tuple[str, int | None]:
     """``(token, expiration timestamp as epoch seconds)``: a TokenRequest token of ``namespace/name``
     for ``audiences`` (as ``mint_token``), bound to the Secret ``secret_name`` (uid ``secret_uid``)
     in the same namespace. Deleting that Secret revokes the token."""
@@ -75,7 +80,7 @@ def mint_bound_token(client, service_account, seconds, secret_name, secret_uid, 
                           token_request_spec(seconds, audiences, (secret_name, secret_uid)))
 
 
-def long_lived_token(secret, service_account):
+def long_lived_token(secret: dict, service_account: str) -> str | None:
     """The token of a ``kubernetes.io/service-account-token`` Secret (a dict as the API returns
     it), or None while the token controller has not filled it in yet."""
     if (secret.get("type") != "kubernetes.io/service-account-token"
@@ -87,7 +92,7 @@ def long_lived_token(secret, service_account):
     return base64.b64decode(value).decode() if value else None
 
 
-def epoch_of(timestamp):
+def epoch_of(timestamp: object) -> int:
     """Epoch seconds of an RFC 3339 time as the API server writes it (``2026-01-02T03:04:05Z``), or
     as the kubernetes client serializes one (``2026-01-02T03:04:05+00:00``)."""
     text = str(timestamp)
@@ -96,7 +101,7 @@ def epoch_of(timestamp):
     return int(datetime.datetime.fromisoformat(text).timestamp())
 
 
-def _token_request(client, service_account, spec):
+def _token_request(client: Any, service_account: str, spec: dict[str, Any]) -> tuple[str, int | None]:
     namespace, name = parse_service_account(service_account)
     try:
         answer = kube.create_token(client, namespace, name, {"apiVersion": "authentication.k8s.io/v1",

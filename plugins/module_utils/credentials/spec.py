@@ -4,6 +4,8 @@
 """What one registry credential is (``Spec``, its ``Target`` namespaces) and everything wrong with
 one (``spec_problems``): pure, checked before any cluster is reached."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import labels, link
@@ -26,9 +28,9 @@ class Target:
     """A consumer namespace that gets the Secret, and the service accounts there it is linked to."""
 
     namespace: str
-    service_accounts: list = field(default_factory=list)
+    service_accounts: list[str] = field(default_factory=list)
     #: The Secret's name in this namespace; None: the credential's ``secret_name``.
-    secret_name: str = None
+    secret_name: str | None = None
 
 
 @dataclass
@@ -36,9 +38,9 @@ class Spec:
     cluster: str
     access: str
     namespace: str
-    registry: str = None
-    secret_name: str = None
-    targets: list = field(default_factory=list)
+    registry: str | None = None
+    secret_name: str | None = None
+    targets: list[Target] = field(default_factory=list)
     token_type: str = labels.TOKEN_BOUND
     duration: int = 7 * 86400
     renew_before: int = 86400
@@ -48,57 +50,64 @@ class Spec:
     revoke_retired: bool = False
     state: str = STATE_PRESENT
     #: Where the identity is granted its access (the RoleBinding); None: ``namespace``.
-    grant_namespace: str = None
+    grant_namespace: str | None = None
 
     @property
-    def identity(self):
+    def identity(self) -> str:
+        """The registry-cluster ServiceAccount of this credential."""
         return labels.identity_name(self.access, self.cluster)
 
     @property
-    def identity_path(self):
+    def identity_path(self) -> str:
+        """``namespace/identity``."""
         return f"{self.namespace}/{self.identity}"
 
     @property
-    def grant_ns(self):
+    def grant_ns(self) -> str:
         """The namespace of the RoleBinding: the environment's (pull) or the build namespace (push)."""
         return self.grant_namespace or self.namespace
 
     @property
-    def binding(self):
+    def binding(self) -> str:
         """The RoleBinding's name: the identity's, suffixed with the identity's namespace when that is
         another one (so that it never collides with the binding of an identity in ``grant_ns``)."""
         return self.identity if self.grant_ns == self.namespace else f"{self.identity}.{self.namespace}"
 
     @property
-    def binding_path(self):
+    def binding_path(self) -> str:
+        """``grant_ns/binding``."""
         return f"{self.grant_ns}/{self.binding}"
 
     @property
-    def credential(self):
+    def credential(self) -> str:
+        """The credential's name (``labels.credential_name``)."""
         return labels.credential_name(self.access, self.namespace)
 
     @property
-    def link_field(self):
+    def link_field(self) -> str:
+        """The ServiceAccount field its Secrets are linked in."""
         return link.field_for(self.access)
 
     @property
-    def audiences(self):
+    def audiences(self) -> list[str] | None:
+        """The audiences its tokens are minted for (None: the API server's)."""
         return AUDIENCES.get(self.access)
 
     @property
-    def audience_text(self):
+    def audience_text(self) -> str:
         """What a generation Secret records of its token's audience ("": the API server's)."""
         return ",".join(self.audiences or ())
 
-    def secret_of(self, target):
+    def secret_of(self, target: Target) -> str | None:
+        """The Secret's name in ``target``."""
         return target.secret_name or self.secret_name
 
-    def owns(self, secret):
+    def owns(self, secret: dict | None) -> bool:
         """Whether a consumer Secret is this credential's (see ``labels.owns``)."""
         return labels.owns(secret, self.credential, self.cluster, self.registry, self.namespace)
 
 
-def spec_problems(spec):
+def spec_problems(spec: Spec) -> list[str]:
     """Everything wrong with ``spec`` (pure), each naming the option and the fix."""
     problems = []
     problem = labels.cluster_label_problem(spec.cluster)

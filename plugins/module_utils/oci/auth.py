@@ -7,12 +7,15 @@
 client), ``Basic`` credentials, or ``Bearer`` tokens from the challenge's realm, kept by scope in
 ``tokens.TokenCache``. Many repositories share one token request (``prefetch_tokens``); many
 requests go under a token of few repositories (``narrow_token``, sized by ``tokens.token_groups``).
-The token request takes the client's one retry path (``RegistryClient._raw``). The credentials go
-only to a realm ``check_realm`` accepts, checked on every token request (a later challenge may
-move the realm)."""
+A client has one (``RegistryClient.auth``); the token request takes the client's one retry path
+(``RegistryClient._raw``). The credentials go only to a realm ``check_realm`` accepts, checked on
+every token request (a later challenge may move the realm)."""
+
+from __future__ import annotations
 
 import base64
 import time
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 try:
@@ -21,7 +24,8 @@ except ImportError:  # pragma: no cover - reported by the module with missing_re
     pass
 
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError, error_detail
-from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import pause_asked, parse_challenge, scope
+from ansible_collections.segmented.registry.plugins.module_utils.oci.tokens import TokenCache
+from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats, pause_asked, parse_challenge, scope
 
 TOKEN_MARGIN_SECONDS = 30
 DEFAULT_TOKEN_SECONDS = 60  # the token specification's default when expires_in is absent
@@ -35,7 +39,7 @@ SCOPES_PER_TOKEN = 40
 REQUESTS_PER_TOKEN = 200
 
 
-def check_realm(registry, realm, scheme="https", allowed=()):
+def check_realm(registry: str, realm: str, scheme: str = "https", allowed: Iterable[str] = ()) -> None:
     """Refuse (``RegistryError``) a token realm the credentials of ``registry`` (``host[:port]``,
     reached over ``scheme``) must not be sent to: one on another host than the registry's (any port
     of its own host is fine) unless that host is in ``allowed`` (the option ``token_realm_hosts``),
@@ -58,41 +62,68 @@ def check_realm(registry, realm, scheme="https", allowed=()):
 
 
 class Authentication:
-    """The authentication part of ``RegistryClient`` (which supplies ``_raw``, ``stats``,
-    ``tokens``, ``_where``, ``error``, the credentials, ``_scheme``, ``realm_hosts`` and
-    ``_challenge``)."""
+    """The authentication of one ``RegistryClient``: its credentials, the registry's challenge and
+    the tokens it was given. The client hands it what it needs of the client and nothing more:
+    ``send`` (the client's one retry path, ``RegistryClient._raw``), ``where`` and ``error`` (its
+    messages) and ``stats`` (its counters)."""
 
-    def _basic(self):
+    def __init__(self, host: str, scheme: str, send: Callable[..., Any], where: Callable[..., str],
+                 error: Callable[..., RegistryError], stats: Stats, username: str | None = None,
+                 password: str | None = None, realm_hosts: Iterable[str] = ()) -> None:
+        self.host = host
+        self.scheme = scheme
+        self.realm_hosts = tuple(realm_hosts)
+        self.tokens = TokenCache()
+        self._send = send
+        self._where = where
+        self._error = error
+        self._stats = stats
+        self._username = username or "segmented-registry"
+        self._password = password
+        self._challenge: tuple[str | None, dict[str, str]] | None = None  # (scheme, params) once known
+
+    def __repr__(self) -> str:  # never the credentials
+        return f"Authentication({self.host!r})"
+
+    def _basic(self) -> str:
         pair = f"{self._username}:{self._password or ''}".encode("utf-8")
         return "Basic " + base64.b64encode(pair).decode("ascii")
 
-    def challenge(self):
+    def challenge(self) -> tuple[str | None, dict[str, str]]:
         """The registry's challenge (scheme, params), from ``GET /v2/`` once per client."""
         if self._challenge is None:
-            response = self._raw("GET", self.base + "/v2/", "reaching the registry (GET /v2/)", None, {}, retry=True)
+            response = self._send("GET", f"{self.scheme}://{self.host}/v2/", "reaching the registry (GET /v2/)", None, {},
+                                  retry=True)
             response.close()
             if response.status_code == 401:
                 self._challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
             elif response.status_code == 200:
                 self._challenge = (None, {})
             else:
-                raise self.error("checking the API version (GET /v2/)", response=response)
+                raise self._error("checking the API version (GET /v2/)", response=response)
         return self._challenge
 
-    def _fetch_token(self, scopes, repository=None):
+    def follow(self, scheme: str | None, params: dict[str, str]) -> None:
+        """A later 401's challenge: a Bearer one's realm and service replace those of the first
+        (the next token request checks the realm again, ``check_realm``)."""
+        if scheme == "bearer":
+            self._challenge = (scheme, dict(self.challenge()[1], **{key: value for key, value in params.items()
+                                                                    if key in ("realm", "service")}))
+
+    def _fetch_token(self, scopes: Sequence[str], repository: str | None = None) -> str:
         scheme, params = self.challenge()
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"{self._where(repository)}: the Bearer challenge names no realm",
                                 registry=self.host, repository=repository)
-        check_realm(self.host, realm, self._scheme, self.realm_hosts)
+        check_realm(self.host, realm, self.scheme, self.realm_hosts)
         query = [("service", params["service"])] if params.get("service") else []
         query.extend(("scope", scope) for scope in sorted(scopes))
         url = requests.Request("GET", realm, params=query).prepare().url
         headers = {"Authorization": self._basic()} if self._password else {}
-        self.stats.add("token_requests")
+        self._stats.add("token_requests")
         # the one retry path of every request (connection errors, timeouts, 429, 5xx; TLS hint)
-        response = self._raw("GET", url, f"token request to {realm}", repository, headers)
+        response = self._send("GET", url, f"token request to {realm}", repository, headers)
         response.close()
         if response.status_code != 200:
             detail = error_detail(response)
@@ -114,19 +145,21 @@ class Authentication:
             raise RegistryError(f"{self._where(repository)}: the token server {realm} answered without a token", registry=self.host, repository=repository)
         expires = time.monotonic() + max(1, lifetime - TOKEN_MARGIN_SECONDS)
         self.tokens.add(scopes, token, expires)
-        return token, expires
+        return token
 
-    def _authorization(self, scopes, repository=None, refresh=False):
+    def authorization(self, scopes: Sequence[str], repository: str | None = None, refresh: bool = False) -> str | None:
+        """The ``Authorization`` header of a request with these scopes (None when the registry asks
+        for none); ``refresh`` fetches a new token even when one is cached (after a 401)."""
         scheme = self.challenge()[0]
         if scheme == "basic":
             return self._basic()
         if scheme != "bearer":
             return None
         if refresh:
-            return "Bearer " + self._fetch_token(scopes, repository)[0]
-        return "Bearer " + self.tokens.get(scopes, lambda: self._fetch_token(scopes, repository)[0])
+            return "Bearer " + self._fetch_token(scopes, repository)
+        return "Bearer " + self.tokens.get(scopes, lambda: self._fetch_token(scopes, repository))
 
-    def prefetch_tokens(self, repositories, actions="pull"):
+    def prefetch_tokens(self, repositories: Iterable[str], actions: str = "pull") -> None:
         """Fetch the tokens of many repositories with few token requests (up to
         SCOPES_PER_TOKEN scopes each); each repository's scope is then served from the cache."""
         if self.challenge()[0] != "bearer":
@@ -136,13 +169,13 @@ class Authentication:
         for start in range(0, len(wanted), SCOPES_PER_TOKEN):
             self.narrow_token(wanted[start:start + SCOPES_PER_TOKEN], actions)
 
-    def narrow_token(self, repositories, actions="pull"):
+    def narrow_token(self, repositories: Iterable[str], actions: str = "pull") -> None:
         """Make sure a live token of at most these repositories is cached (``prefetch_tokens``'
         requests; a group of ``token_groups``), so that their requests carry no more scopes than
         that; fetched once, however many threads ask."""
         if self.challenge()[0] != "bearer":
             return
-        repositories = sorted(set(repositories))
-        scopes = [scope(repo, actions) for repo in repositories]
-        named = repositories[0] if len(repositories) == 1 else None
-        self.tokens.get(scopes, lambda: self._fetch_token(scopes, named)[0], most=len(scopes))
+        names = sorted(set(repositories))
+        scopes = [scope(repo, actions) for repo in names]
+        named = names[0] if len(names) == 1 else None
+        self.tokens.get(scopes, lambda: self._fetch_token(scopes, named), most=len(scopes))

@@ -5,18 +5,21 @@
 
 """A blob streamed from one registry to another, with retries."""
 
+from __future__ import annotations
+
 try:
     import requests
 except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
     pass
 
-from ansible_collections.segmented.registry.plugins.module_utils.oci.client import BACKOFF_CAP
+from ansible_collections.segmented.registry.plugins.module_utils.oci.client import BACKOFF_CAP, RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError, first_line
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import StreamReader
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
 
-def copy_blob(source, source_repository, destination, repository, digest, size, location=None, attempts=None):
+def copy_blob(source: RegistryClient, source_repository: str, destination: RegistryClient, repository: str, digest: str,
+              size: int | None, location: str | None = None, attempts: int | None = None) -> int:
     """Stream one blob from ``source`` to ``destination``; returns the bytes sent.
 
     The whole transfer (source GET, destination upload) is retried with back-off, at most

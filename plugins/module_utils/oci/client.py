@@ -19,15 +19,18 @@ Errors (``errors.RegistryError``) name the registry, the repository, the operati
 status; credentials are only ever sent in ``Authorization`` headers, never in an error or a log.
 """
 
+from __future__ import annotations
+
 import threading
 import time
 import traceback
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Sequence
 
 try:
     import requests
 except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
     HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+    REQUESTS_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
@@ -40,7 +43,6 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.errors impo
     first_line,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.oci.pipeline import head_manifests
-from ansible_collections.segmented.registry.plugins.module_utils.oci.tokens import TokenCache
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import (
     BlockAdapter,
     Stats,
@@ -60,6 +62,10 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests i
     sha256_digest,
 )
 
+if TYPE_CHECKING:
+    import socket
+    import ssl
+
 DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.5
@@ -67,7 +73,7 @@ BACKOFF_CAP = 8.0
 PAGE_SIZE = 1000
 
 
-class RegistryClient(Authentication):
+class RegistryClient:
     """One registry (``host[:port]``), shared by the threads of a run.
 
     ``name`` says which registry this is in messages (an environment name); ``username`` and
@@ -75,19 +81,20 @@ class RegistryClient(Authentication):
     name and takes an API token as password), only on the registry's own host or one of
     ``token_realm_hosts`` (``auth.check_realm``). ``validate_certs=False`` disables TLS
     verification for this endpoint; otherwise ``ca_cert`` (a PEM file) or the system store.
+    Its authentication (challenge, credentials, tokens) is ``auth``, an ``auth.Authentication``.
     """
 
-    def __init__(self, host, username=None, password=None, ca_cert=None, validate_certs=True, name=None,
-                 timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES, backoff=DEFAULT_BACKOFF, pool_size=16,
-                 stats=None, sleep=time.sleep, scheme="https", user_agent="segmented.registry", token_realm_hosts=()):
+    def __init__(self, host: str, username: str | None = None, password: str | None = None, ca_cert: str | None = None,
+                 validate_certs: bool = True, name: str | None = None,
+                 timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
+                 backoff: float = DEFAULT_BACKOFF, pool_size: int = 16, stats: Stats | None = None,
+                 sleep: Callable[[float], Any] = time.sleep, scheme: str = "https", user_agent: str = "segmented.registry",
+                 token_realm_hosts: Iterable[str] = ()) -> None:
         if not HAS_REQUESTS:
             raise RegistryError("the Python library requests is required")
         self.host = host
         self.name = name or host
         self.base = f"{scheme}://{host}"
-        self._username = username or "segmented-registry"
-        self._password = password
-        self.realm_hosts = tuple(token_realm_hosts)
         self.verify = False if not validate_certs else (ca_cert or True)
         self.timeout = timeout if isinstance(timeout, tuple) else (min(10.0, float(timeout)), float(timeout))
         self.retries = max(0, int(retries))
@@ -95,8 +102,6 @@ class RegistryClient(Authentication):
         self.stats = stats or Stats()
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._challenge = None  # (scheme, params) once known
-        self.tokens = TokenCache()
         self.session = requests.Session()
         # Not trust_env: ~/.netrc would replace our Authorization header and REQUESTS_CA_BUNDLE
         # would replace the CA file we were given. Proxies from the environment are kept.
@@ -106,21 +111,23 @@ class RegistryClient(Authentication):
         self.session.mount(self.base + "/", adapter)
         self.session.headers["User-Agent"] = user_agent
         self._scheme = scheme
-        self._idle = []  # pipelining connections (sockets with their reader) ready for head_manifests
-        self._tls = None  # their TLS context, made once
+        self._idle: list[tuple[socket.socket, BinaryIO]] = []  # pipelining connections (sockets with their reader) ready for head_manifests
+        self._tls: ssl.SSLContext | None = None  # their TLS context, made once
+        self.auth = Authentication(host, scheme, send=self._raw, where=self._where, error=self.error, stats=self.stats,
+                                   username=username, password=password, realm_hosts=token_realm_hosts)
 
-    def close(self):
+    def close(self) -> None:
         self.session.close()
         with self._lock:
             idle, self._idle = self._idle, []
         for sock, _reader in idle:
             sock.close()
 
-    def __repr__(self):  # never the credentials
+    def __repr__(self) -> str:  # never the credentials
         return f"RegistryClient({self.host!r}, name={self.name!r})"
 
     # -- errors ---------------------------------------------------------------------------
-    def _where(self, repository=None):
+    def _where(self, repository: str | None = None) -> str:
         where = f"registry {self.host}"
         if self.name != self.host:
             where += f" ({self.name})"
@@ -128,7 +135,10 @@ class RegistryClient(Authentication):
             where += f", repository {repository}"
         return where
 
-    def error(self, doing, repository=None, response=None, reason=None, cls=RegistryError):
+    def error(self, doing: str, repository: str | None = None, response: requests.Response | None = None,
+              reason: str | None = None, cls: type[RegistryError] = RegistryError) -> RegistryError:
+        """The error of ``doing`` (raised by the caller): the registry, repository, HTTP status and
+        the registry's own detail, what a 401 or 403 means, and the pause a Retry-After asked for."""
         status = response.status_code if response is not None else None
         text = f"{self._where(repository)}: {doing} failed"
         if response is not None:
@@ -151,9 +161,8 @@ class RegistryClient(Authentication):
                    code=error_code(response) if response is not None else None)
 
     # -- requests ---------------------------------------------------------------------------
-    def _raw(self, method, url, doing, repository, headers, data=None, stream=False, retry=True,
-             allow_redirects=False):
-        last = None
+    def _raw(self, method: str, url: str, doing: str, repository: str | None, headers: dict[str, str], data: Any = None,
+             stream: bool = False, retry: bool = True, allow_redirects: bool = False) -> requests.Response:
         attempts = self.retries + 1 if retry else 1
         for attempt in range(1, attempts + 1):
             try:
@@ -168,7 +177,6 @@ class RegistryClient(Authentication):
                         requests.utils.urlparse(url).netloc) if self.verify else
                     "The TLS handshake failed"), registry=self.host, repository=repository)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last = exc
                 if attempt < attempts:
                     self.stats.add("retries")
                     self._sleep(backoff(attempt, self.backoff, BACKOFF_CAP))
@@ -186,18 +194,19 @@ class RegistryClient(Authentication):
                     self._sleep(max(asked or 0, backoff(attempt, self.backoff, BACKOFF_CAP)))
                     continue
                 # a longer pause than a job waits: its answer is the error (``error`` says so)
-            response.attempts = attempt
+            response.attempts = attempt  # type: ignore[attr-defined]  # how many it took (error messages say so)
             return response
-        raise last  # pragma: no cover - the loop always returns or raises
+        raise RegistryError("unreachable")  # pragma: no cover - the loop always returns or raises
 
-    def request(self, method, path, doing, repository=None, scopes=(), headers=None, data=None, stream=False,
-                retry=True, allow_redirects=False):
+    def request(self, method: str, path: str, doing: str, repository: str | None = None, scopes: Sequence[str] = (),
+                headers: dict[str, str] | None = None, data: Any = None, stream: bool = False, retry: bool = True,
+                allow_redirects: bool = False) -> requests.Response:
         """An authenticated request to ``path`` (below the registry, or an absolute URL of it).
 
         A 401 leads to one fresh token for the scopes the challenge names (plus ``scopes``)."""
         url = path if path.startswith("http") else self.base + path
-        auth = self._authorization(scopes, repository) if scopes else None
-        base_headers = dict(headers or {})
+        auth = self.auth.authorization(scopes, repository) if scopes else None
+        base_headers: dict[str, Any] = dict(headers or {})
         if auth:
             base_headers["Authorization"] = auth
         response = self._raw(method, url, doing, repository, base_headers, data=data, stream=stream, retry=retry,
@@ -209,16 +218,23 @@ class RegistryClient(Authentication):
                 wanted.update(params["scope"].split(" "))
             if scheme in ("bearer", "basic") and wanted:
                 response.close()
-                if scheme == "bearer":
-                    self._challenge = (scheme, dict(self.challenge()[1], **{k: v for k, v in params.items()
-                                                                            if k in ("realm", "service")}))
-                base_headers["Authorization"] = self._authorization(sorted(wanted), repository, refresh=True)
+                self.auth.follow(scheme, params)
+                base_headers["Authorization"] = self.auth.authorization(sorted(wanted), repository, refresh=True)
                 response = self._raw(method, url, doing, repository, base_headers, data=data, stream=stream,
                                      retry=retry, allow_redirects=allow_redirects)
         return response
 
+    # -- tokens -----------------------------------------------------------------------------
+    def prefetch_tokens(self, repositories: Iterable[str], actions: str = "pull") -> None:
+        """The tokens of many repositories in few token requests (``Authentication.prefetch_tokens``)."""
+        self.auth.prefetch_tokens(repositories, actions)
+
+    def narrow_token(self, repositories: Iterable[str], actions: str = "pull") -> None:
+        """A live token of at most these repositories (``Authentication.narrow_token``)."""
+        self.auth.narrow_token(repositories, actions)
+
     # -- manifests --------------------------------------------------------------------------
-    def head_manifest(self, repository, reference):
+    def head_manifest(self, repository: str, reference: str) -> dict[str, Any] | None:
         """``{"digest", "media_type", "size"}`` of a manifest, or None when it does not exist."""
         doing = f"HEAD manifest {repository}:{reference}"
         response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", doing, repository,
@@ -236,12 +252,12 @@ class RegistryClient(Authentication):
         return {"digest": digest, "media_type": (response.headers.get("Content-Type") or "").split(";")[0],
                 "size": int(response.headers.get("Content-Length") or 0)}
 
-    def head_manifests(self, repository, references):
+    def head_manifests(self, repository: str, references: Sequence[str]) -> list[tuple[str, dict[str, Any] | None]]:
         """``[(reference, head_manifest's answer)]`` for many references of one repository,
         pipelined on one connection (``pipeline.head_manifests``)."""
         return head_manifests(self, repository, references)
 
-    def get_manifest(self, repository, reference):
+    def get_manifest(self, repository: str, reference: str) -> dict[str, Any] | None:
         """``{"data", "media_type", "digest"}`` (the exact bytes), or None when it does not exist.
         A digest reference is checked against the bytes."""
         doing = f"GET manifest {repository}:{reference}" if not is_digest(reference) else \
@@ -263,7 +279,7 @@ class RegistryClient(Authentication):
             raise self.error(doing, repository, reason=str(exc))
         return {"data": data, "media_type": media_type, "digest": digest}
 
-    def put_manifest(self, repository, reference, data, media_type):
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         """PUT the exact bytes under a tag or digest; returns the digest, checked against the bytes."""
         doing = f"PUT manifest {repository}{'@' if is_digest(reference) else ':'}{reference}"
         response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", doing, repository,
@@ -277,7 +293,7 @@ class RegistryClient(Authentication):
             raise self.error(doing, repository, reason=f"the registry stored digest {served}, not {expected}")
         return expected
 
-    def delete_manifest(self, repository, digest):
+    def delete_manifest(self, repository: str, digest: str) -> bool:
         """DELETE a manifest by digest (with every tag pointing at it); False when it was not there."""
         if not is_digest(digest):
             raise RegistryError("{}: refusing to DELETE {}: only digests can be deleted".format(
@@ -293,10 +309,10 @@ class RegistryClient(Authentication):
         return True
 
     # -- tags -------------------------------------------------------------------------------
-    def list_tags(self, repository, page_size=PAGE_SIZE):
+    def list_tags(self, repository: str, page_size: int = PAGE_SIZE) -> list[str]:
         """Every tag of a repository (all pages); [] when the repository does not exist."""
-        path = f"/v2/{repository}/tags/list?n={page_size}"
-        tags = []
+        path: str | None = f"/v2/{repository}/tags/list?n={page_size}"
+        tags: list[str] = []
         doing = f"list tags of {repository}"
         while path:
             response = self.request("GET", path, doing, repository, [scope(repository, "pull")],
@@ -314,10 +330,10 @@ class RegistryClient(Authentication):
             path = None if not link else (link if link.startswith("http") else self.base + link)
         return tags
 
-    def catalog(self, page_size=PAGE_SIZE):
+    def catalog(self, page_size: int = PAGE_SIZE) -> list[str]:
         """Every repository of the registry (all pages)."""
-        path = f"/v2/_catalog?n={page_size}"
-        repositories = []
+        path: str | None = f"/v2/_catalog?n={page_size}"
+        repositories: list[str] = []
         while path:
             response = self.request("GET", path, "list repositories (catalog)", None, ["registry:catalog:*"],
                                     {"Accept": "application/json"})
@@ -329,7 +345,7 @@ class RegistryClient(Authentication):
         return repositories
 
     # -- blobs ------------------------------------------------------------------------------
-    def head_blob(self, repository, digest):
+    def head_blob(self, repository: str, digest: str) -> int | None:
         """The blob's size, or None when the repository does not have it."""
         doing = f"HEAD blob {repository}@{digest}"
         response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", doing, repository,
@@ -341,7 +357,7 @@ class RegistryClient(Authentication):
             raise self.error(doing, repository, response)
         return int(response.headers.get("Content-Length") or 0)
 
-    def mount_blob(self, repository, digest, from_repository):
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> tuple[bool, str | None]:
         """Cross-repository mount. Returns ``(True, None)`` when mounted, else ``(False,
         upload_url)``: the registry opened an upload session instead (mount refused)."""
         doing = f"mount blob {digest} from {from_repository} into {repository}"
@@ -355,7 +371,8 @@ class RegistryClient(Authentication):
             return False, self._location(response, doing, repository)
         raise self.error(doing, repository, response)
 
-    def start_upload(self, repository):
+    def start_upload(self, repository: str) -> str:
+        """Open a blob upload session; returns its URL."""
         doing = f"start a blob upload to {repository}"
         response = self.request("POST", f"/v2/{repository}/blobs/uploads/", doing, repository,
                                 [scope(repository, "pull,push")], {"Content-Length": "0"})
@@ -364,13 +381,13 @@ class RegistryClient(Authentication):
             raise self.error(doing, repository, response)
         return self._location(response, doing, repository)
 
-    def _location(self, response, doing, repository):
+    def _location(self, response: requests.Response, doing: str, repository: str) -> str:
         location = response.headers.get("Location")
         if not location:
             raise self.error(doing, repository, response, reason="no Location header")
         return location if location.startswith("http") else self.base + location
 
-    def open_blob(self, repository, digest):
+    def open_blob(self, repository: str, digest: str) -> requests.Response:
         """The source side of a copy: a streamed GET response (the caller closes it)."""
         doing = f"GET blob {repository}@{digest}"
         response = self.request("GET", f"/v2/{repository}/blobs/{digest}", doing, repository,
@@ -380,7 +397,7 @@ class RegistryClient(Authentication):
             raise self.error(doing, repository, response)
         return response
 
-    def upload_stream(self, repository, digest, size, reader, location=None):
+    def upload_stream(self, repository: str, digest: str, size: int, reader: Any, location: str | None = None) -> None:
         """Stream ``reader`` (``read(n)``, ``len``) into a new blob: one PATCH, then the PUT that
         commits ``digest`` (the registry checks the digest of what it received). Not retried:
         the caller retries the whole blob with a fresh source stream."""
@@ -401,7 +418,7 @@ class RegistryClient(Authentication):
         if response.status_code != 201:
             raise self.error(doing, repository, response)
 
-    def upload_bytes(self, repository, digest, data):
+    def upload_bytes(self, repository: str, digest: str, data: bytes) -> None:
         """A small blob from memory (monolithic POST + PUT); used for the empty config."""
         location = self.start_upload(repository)
         separator = "&" if "?" in location else "?"

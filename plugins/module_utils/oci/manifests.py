@@ -9,9 +9,12 @@ digest, and the tags cosign gives a digest's signature, attestation and SBOM.
 """
 
 
+from __future__ import annotations
+
 import hashlib
 import json
 import re
+from typing import Any
 
 from ansible_collections.segmented.registry.plugins.module_utils.errors import OciError
 
@@ -39,11 +42,13 @@ EMPTY_JSON_TYPE = "application/vnd.oci.empty.v1+json"
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-def sha256_digest(data):
+def sha256_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of the bytes."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def is_digest(reference):
+def is_digest(reference: str | None) -> bool:
+    """Whether a reference is a sha256 digest (not a tag)."""
     return bool(DIGEST_RE.match(reference or ""))
 
 
@@ -51,7 +56,7 @@ class ManifestError(OciError, ValueError):
     """Manifest bytes that cannot be copied as they are."""
 
 
-def media_type_of(data, content_type=None):
+def media_type_of(data: bytes, content_type: str | None = None) -> str:
     """The manifest's media type: its ``mediaType`` field, else the Content-Type it was served
     with (OCI manifests may omit the field), else guessed from its shape."""
     try:
@@ -73,7 +78,7 @@ def media_type_of(data, content_type=None):
     raise ManifestError(f"cannot tell the manifest's media type (no mediaType field, Content-Type {served})")
 
 
-def parse_manifest(data, media_type):
+def parse_manifest(data: bytes, media_type: str) -> dict[str, Any]:
     """What a manifest refers to: ``{"index": bool, "children": [descriptor], "blobs":
     [descriptor]}``. An index's children are manifests; a manifest's blobs are its config and
     layers (foreign layers and layers with ``urls`` excluded). ``subject`` is not followed: a
@@ -112,12 +117,12 @@ def parse_manifest(data, media_type):
     return {"index": False, "children": [], "blobs": unique}
 
 
-def _check_descriptor(item):
+def _check_descriptor(item: Any) -> None:
     if not isinstance(item, dict) or not is_digest(item.get("digest")):
         raise ManifestError(f"a descriptor without a sha256 digest: {json.dumps(item)[:200]}")
 
 
-def placeholder_manifest(note):
+def placeholder_manifest(note: str) -> bytes:
     """A tiny OCI artifact manifest (no layers, the empty config) that is unique per ``note``.
 
     Used to remove one tag from a registry that deletes by digest: the tag is first pointed at
@@ -132,7 +137,7 @@ def placeholder_manifest(note):
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def artifact_tags(digest):
+def artifact_tags(digest: str) -> list[str]:
     """The tags cosign gives the signature, attestation and SBOM of ``digest``."""
     hexpart = digest.split(":", 1)[1]
     return [f"sha256-{hexpart}.{suffix}" for suffix in ("sig", "att", "sbom")]
@@ -141,7 +146,7 @@ def artifact_tags(digest):
 _ARTIFACT_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")
 
 
-def artifact_subject(tag):
+def artifact_subject(tag: str | None) -> str | None:
     """The digest a cosign artifact tag belongs to, or None for an ordinary tag."""
     match = _ARTIFACT_TAG.match(tag or "")
     return "sha256:" + match.group(1) if match else None

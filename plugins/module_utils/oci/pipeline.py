@@ -7,9 +7,12 @@
 connection of a ``RegistryClient`` (which keeps the idle connections and the TLS context), and
 their answers read in order."""
 
+from __future__ import annotations
+
 import os
 import socket
 import ssl
+from typing import TYPE_CHECKING, Any, BinaryIO, Sequence
 
 try:
     import requests
@@ -24,21 +27,25 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.transport i
     scope,
 )
 
+if TYPE_CHECKING:  # the client imports this module
+    from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
+
 #: HEADs written back to back on one connection before the first answer is read.
 PIPELINE_DEPTH = 32
 
 
-def pipelined_heads(client, repository, references):
+def pipelined_heads(client: RegistryClient, repository: str,
+                    references: Sequence[str]) -> tuple[dict[str, dict[str, Any] | None], int | None]:
     """``({reference: head or None}, pause)``: the leading references that got a 200 (with a
     digest) or a 404 on one connection; it stops at the first other answer, and ``pause`` is the
     seconds that answer's Retry-After asked for (429, 503), or None."""
-    auth = client._authorization([scope(repository, "pull")], repository)
+    auth = client.auth.authorization([scope(repository, "pull")], repository)
     head = "Host: {}\r\nUser-Agent: {}\r\nAccept: {}\r\n{}\r\n".format(
         client.host, client.session.headers["User-Agent"], ACCEPT,
         f"Authorization: {auth}\r\n" if auth else "")
     payload = "".join(f"HEAD /v2/{repository}/manifests/{reference} HTTP/1.1\r\n{head}"
                       for reference in references).encode("utf-8")
-    answered = {}
+    answered: dict[str, dict[str, Any] | None] = {}
     pause = None
     connection = None
     try:
@@ -74,13 +81,13 @@ def pipelined_heads(client, repository, references):
     return answered, pause
 
 
-def _connection(client):
+def _connection(client: RegistryClient) -> tuple[socket.socket, BinaryIO]:
     with client._lock:
         if client._idle:
             return client._idle.pop()
     host, _sep, port = client.host.rpartition(":") if ":" in client.host else (client.host, "", "")
-    port = int(port) if port else (443 if client._scheme == "https" else 80)
-    sock = socket.create_connection((host, port), timeout=client.timeout[0])
+    number = int(port) if port else (443 if client._scheme == "https" else 80)
+    sock = socket.create_connection((host, number), timeout=client.timeout[0])
     try:
         sock.settimeout(client.timeout[1])
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -92,7 +99,7 @@ def _connection(client):
     return sock, sock.makefile("rb")
 
 
-def _tls_context(client):
+def _tls_context(client: RegistryClient) -> ssl.SSLContext:
     with client._lock:
         if client._tls is None:
             if client.verify is False:
@@ -109,7 +116,8 @@ def _tls_context(client):
         return client._tls
 
 
-def head_manifests(client, repository, references):
+def head_manifests(client: RegistryClient, repository: str,
+                   references: Sequence[str]) -> list[tuple[str, dict[str, Any] | None]]:
     """``[(reference, head_manifest's answer)]`` for many references of one repository.
 
     The HEADs are pipelined: up to PIPELINE_DEPTH requests are written at once on one HTTP/1.1

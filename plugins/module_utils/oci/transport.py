@@ -7,15 +7,21 @@
 links, a Retry-After header, token scopes, a block-wise upload body, large-block connections, one
 HEAD answer read off a raw connection, and the counters a run shares."""
 
+from __future__ import annotations
+
 import email.utils
 import re
 import threading
 import time
+from typing import Any, BinaryIO, Callable, Iterable, TYPE_CHECKING
 
 try:
     from requests.adapters import HTTPAdapter
 except ImportError:  # pragma: no cover - reported by the module with missing_required_lib
-    HTTPAdapter = object
+    HTTPAdapter = object  # type: ignore[misc,assignment]
+
+if TYPE_CHECKING:
+    import requests
 
 BLOCK_SIZE = 256 * 1024
 #: The longest pause a server's Retry-After (429, 503) gets before a retry; one that asks for
@@ -23,7 +29,7 @@ BLOCK_SIZE = 256 * 1024
 RETRY_AFTER_CAP = 60
 
 
-def parse_challenge(header):
+def parse_challenge(header: str | None) -> tuple[str | None, dict[str, str]]:
     """``(scheme, {param: value})`` of a ``WWW-Authenticate`` header, like
     ``Bearer realm="https://auth/token",service="registry",scope="repository:a/b:pull"``."""
     if not header:
@@ -36,7 +42,7 @@ def parse_challenge(header):
     return scheme.lower(), params
 
 
-def next_link(header):
+def next_link(header: str | None) -> str | None:
     """The target of ``Link: <url>; rel="next"``, or None."""
     for part in (header or "").split(","):
         match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', part)
@@ -45,7 +51,7 @@ def next_link(header):
     return None
 
 
-def retry_after(header, now=time.time):
+def retry_after(header: str | None, now: Callable[[], float] = time.time) -> int | None:
     """Seconds a ``Retry-After`` header asks the client to wait (delay-seconds, or an HTTP date:
     the seconds until then, 0 when it has passed), or None when there is none or it is not one of
     the two forms (RFC 9110, 10.2.3)."""
@@ -63,7 +69,7 @@ def retry_after(header, now=time.time):
     return max(0, int(round(when.timestamp() - now())))
 
 
-def pause_asked(response):
+def pause_asked(response: requests.Response) -> str:
     """What an error message adds for an answer whose Retry-After asked for a pause: ``""``, or
     ``"; it asked to wait N s (Retry-After)"`` and, beyond ``RETRY_AFTER_CAP``, that a job does
     not wait that long."""
@@ -76,13 +82,14 @@ def pause_asked(response):
     return text
 
 
-def scope(repository, actions):
+def scope(repository: str, actions: str) -> str:
+    """The token scope of ``actions`` (``pull``, ``pull,push``, ``delete``) on a repository."""
     return f"repository:{repository}:{actions}"
 
 
-def access(scopes):
+def access(scopes: Iterable[str]) -> dict[str, set[str]]:
     """``{"repository:a/b": {"pull", "push"}}`` from scope strings (type:name:actions)."""
-    access = {}
+    access: dict[str, set[str]] = {}
     for item in scopes:
         resource, _sep, actions = item.rpartition(":")
         access.setdefault(resource, set()).update(actions.split(","))
@@ -97,15 +104,16 @@ class StreamReader:
     destination socket a block at a time. Counts the bytes and checks the total at the end.
     """
 
-    def __init__(self, raw, size):
+    def __init__(self, raw: BinaryIO, size: int) -> None:
         self._raw = raw
         self._size = size
         self.sent = 0
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._size
 
-    def read(self, amount=-1):
+    def read(self, amount: int | None = -1) -> bytes:
+        """Up to ``amount`` bytes (a few blocks at most) of the source; b\"\" at the end."""
         if amount is None or amount < 0:
             amount = self._size - self.sent
         amount = min(amount, self._size - self.sent, BLOCK_SIZE * 4)
@@ -121,7 +129,8 @@ class StreamReader:
 class BlockAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections write upload bodies in large blocks."""
 
-    def init_poolmanager(self, *args, **kwargs):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """urllib3's pool manager, with large blocks where urllib3 has them."""
         kwargs.setdefault("blocksize", BLOCK_SIZE)
         try:
             super().init_poolmanager(*args, **kwargs)
@@ -133,37 +142,40 @@ class BlockAdapter(HTTPAdapter):
 class Stats:
     """Thread-safe counters shared by the clients of one run."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests = 0
-        self.by_method = {}
+        self.by_method: dict[str, int] = {}
         self.token_requests = 0
         self.retries = 0
         self.blob_bytes_sent = 0
 
-    def count(self, method):
+    def count(self, method: str) -> None:
+        """One request of ``method``."""
         with self._lock:
             self.requests += 1
             self.by_method[method] = self.by_method.get(method, 0) + 1
 
-    def add(self, name, amount=1):
+    def add(self, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to the counter ``name``."""
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
+        """The counters, as a run reports them."""
         with self._lock:
             return {"requests": self.requests, "by_method": dict(self.by_method),
                     "token_requests": self.token_requests, "retries": self.retries,
                     "blob_bytes_sent": self.blob_bytes_sent}
 
 
-def read_head(reader):
+def read_head(reader: BinaryIO) -> tuple[int, dict[str, str]]:
     """``(status, {lower-case header: value})`` of one answer to a HEAD (which has no body)."""
     line = reader.readline(65537)
     parts = line.split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
         raise ValueError(f"not an HTTP/1.1 answer: {line[:80]!r}")
-    headers = {}
+    headers: dict[str, str] = {}
     while True:
         line = reader.readline(65537)
         if line in (b"\r\n", b"\n"):

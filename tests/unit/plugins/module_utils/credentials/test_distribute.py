@@ -514,3 +514,57 @@ def test_a_secret_of_another_registry_is_not_adopted(clusters):
     run(clusters)
     with pytest.raises(CredentialsError, match="is not this credential's"):
         run(clusters, now=NOW + 5, cluster="test-cluster", registry="other-registry.example.com")
+
+
+def test_generations_name_the_live_one_and_count_the_marked_ones(clusters):
+    """``Generations``: ``current`` is the newest generation not marked for revocation, ``others``
+    the rest, and ``highest`` counts the marked ones too (the next generation never reuses a name)."""
+    registry, consumer = clusters
+    run(clusters, now=NOW)
+    run(clusters, now=NOW + 10, rotate=True, grace=600)  # gen2 current, gen1 marked
+    found = Credential(spec(), registry, consumer, now=NOW + 20).generations()
+    assert _name_of(found.current) == "segmented-pull-test-gen2"
+    assert [_name_of(item) for item in found.others] == ["segmented-pull-test-gen1"]
+    assert found.highest == 2
+    registry.objects[("Secret", "test", "segmented-pull-test-gen2")]["metadata"]["annotations"][
+        labels.ANNOTATION_REVOKE_AFTER] = str(NOW + 600)
+    found = Credential(spec(), registry, consumer, now=NOW + 20).generations()
+    assert found.current is None and found.highest == 2
+    result, _masked, _credential = run(clusters, now=NOW + 30)
+    assert result["generation"] == "segmented-pull-test-gen3"
+
+
+def test_preflight_finds_each_target_and_the_stale_secrets(clusters):
+    """``Preflight``: each target namespace with its Secret and the service accounts that exist, and
+    the credential's Secrets in namespaces no longer targeted; nothing written."""
+    registry, consumer = clusters
+    run(clusters)
+    writes = list(consumer.writes)
+    credential = Credential(spec(targets=[Target("myproject", ["default", "absent-account"])]), registry, consumer,
+                            check_mode=True, now=NOW + 5)
+    found = credential.preflight()
+    assert list(found.targets) == ["myproject"]
+    state = found.targets["myproject"]
+    assert state.target.namespace == "myproject" and _name_of(state.secret) == "segmented-registry-pull"
+    assert list(state.accounts) == ["default"]
+    assert [(s["metadata"]["namespace"], _name_of(s)) for s in found.stale] == [("openshift-config", "segmented-registry-pull")]
+    assert _name_of(found.account) == "segmented-pull-test" and _name_of(found.binding) == "segmented-pull-test"
+    assert _name_of(found.generations.current) == "segmented-pull-test-gen1"
+    assert consumer.writes == writes and credential.changes == []
+
+
+def test_a_new_generation_never_shows_its_token():
+    made = distribute.NewGeneration({"metadata": {"name": "gen1"}}, "secret-token-value", NOW)
+    assert made.token == "secret-token-value"
+    assert "secret-token-value" not in repr(made) and "gen1" in repr(made)
+
+
+def _name_of(obj):
+    return obj["metadata"]["name"] if obj else None
+
+
+def test_present_without_a_consumer_cluster_names_the_option_and_writes_nothing(clusters):
+    registry, _consumer = clusters
+    with pytest.raises(CredentialsError, match=r"state=present needs the consumer cluster \(option cluster\)"):
+        Credential(spec(), registry, None, now=NOW).run()
+    assert registry.writes == []
