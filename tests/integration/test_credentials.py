@@ -9,6 +9,7 @@ once; the tests that move, remove or rotate credentials restore the lab inventor
 normal run at their end.
 """
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -363,6 +364,23 @@ def test_token_is_never_read_back_from_a_look_alike(lab, distributed, run_playbo
         core.delete_namespace(namespace)
 
 
+def test_a_deleted_secret_is_written_again_with_the_same_token(lab, distributed, run_playbook, restore):
+    """One target's Secret deleted by hand (the cluster-wide one left): the next run writes it
+    again with the token the other target still holds, in the same generation, relinks it and
+    revokes nothing; what it wrote pulls."""
+    registry, token = credential(lab, "test", *GLOBAL)
+    old_generation = generation(lab, "test", *GLOBAL)
+    kept = read_secret(lab, "test", *GLOBAL).metadata.resource_version
+    core_of(lab, "test").delete_namespaced_secret(PULL, APP_NS)
+    run = play(run_playbook, PLAYBOOK, extravars={"credentials_clusters": ["test"]})
+    assert run.status == "successful", run.stdout_text[-4000:]
+    assert credential(lab, "test", APP_NS) == (registry, token), "the Secret was written with another token"
+    assert generation(lab, "test", APP_NS) == old_generation
+    assert read_secret(lab, "test", *GLOBAL).metadata.resource_version == kept, "the Secret left alone was rewritten"
+    assert PULL in linked(lab, "test", APP_NS, "default")
+    assert Registry(lab, registry).pull(token) == 200  # nothing revoked
+
+
 def test_a_renamed_host_adopts_its_credentials(lab, distributed, run_playbook, inventory, restore):
     """The inventory host test renamed test-cluster (issue 23): the run succeeds, adopts test's
     Secrets (relabelled, the new identity's token, linked once), and leaves one pull credential for
@@ -569,17 +587,40 @@ class PullLoop:
         return self.pulls / self.seconds
 
 
+def started(run, task):
+    """When the run started the task of that name (seconds since the epoch, as time.time())."""
+    times = [datetime.datetime.fromisoformat(event["created"]).replace(tzinfo=datetime.timezone.utc).timestamp()
+             for event in run.events if event.get("event") == "playbook_on_task_start"
+             and (event.get("event_data") or {}).get("task", "").startswith(task)]
+    assert times, f"no task {task!r} in the run"
+    return times[0]
+
+
 def test_rotation_has_no_gap(lab, distributed, run_playbook):
     """rotate_credentials.yml (test only, grace 20 s) while three threads pull through the
-    distributed Secret: zero failed pulls at 8 pulls a second or more, the loop saw both tokens;
-    after the grace period the old token is refused and the new one pulls."""
+    distributed Secret: zero failed pulls at 8 pulls a second or more, the loop saw both tokens; a
+    holder of the old token pulls until the revocation, which waits out the grace period; after
+    it the old token is refused and the new one pulls."""
     _key, old_token = credential(lab, "test", APP_NS)
     old_generation = generation(lab, "test", APP_NS)
+    held, stop = [], threading.Event()  # a pod that read the Secret before the rotation keeps the old token
+
+    def hold():
+        registry = Registry(lab, endpoint(lab, "test"))
+        while not stop.wait(0.5):
+            held.append((time.time(), registry.pull(old_token)))
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
     with PullLoop(lab) as loop:
         time.sleep(2)
         run = play(run_playbook, ROTATE, extravars={"grace": 20, "credentials_clusters": ["test"]})
         time.sleep(2)
+    stop.set()
+    holder.join(30)
     assert run.status == "successful", run.stdout_text[-4000:]
+    waited, revoked = started(run, "Wait for the grace period"), started(run, "Revoke the replaced generations now")
+    assert {status for at, status in held if at < revoked} == {200}, "the old token was refused before the revocation"
+    assert revoked - waited >= 19, "the revocation did not wait for the 20 s grace period"
     assert not loop.errors, loop.errors
     print(f"rotation: {loop.pulls} pulls in {loop.seconds:.1f}s ({loop.rate:.1f}/s), failures {len(loop.failures)}, "
           f"tokens seen {len(loop.tokens)}")
