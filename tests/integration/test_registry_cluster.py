@@ -12,6 +12,7 @@ import re
 
 import pytest
 import requests
+import yaml
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
@@ -87,6 +88,9 @@ def test_each_environment_registry_is_a_pod_behind_its_route_with_tls(lab, core,
         assert [c.type for c in route.status.ingress[0].conditions] == ["Admitted"]
         claim = core.read_namespaced_persistent_volume_claim("registry-storage", env)
         assert claim.status.phase == "Bound" and claim.spec.resources.requests["storage"] == "1Gi"
+        configs = core.read_namespaced_secret("registry-config", env).data  # the garbage collection job's switch
+        assert {key: yaml.safe_load(base64.b64decode(configs[key]))["storage"]["maintenance"]["readonly"]["enabled"]
+                for key in ("config.yml", "readonly.yml")} == {"config.yml": False, "readonly.yml": True}
         answer = requests.get(f"https://{environment_registries[env]}/v2/", verify=lab.ca.cert_path, timeout=10)
         assert answer.status_code == 401 and answer.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
         untrusted = requests.Session()
