@@ -53,10 +53,8 @@ def _first_line(error):
 
 
 class ActionModule(ActionBase):
-
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("environments", "clusters", "check_reachable", "touch", "timeout", "role_variables",
-                             "pushers", "token_server_namespace"))
+    _VALID_ARGS = frozenset(("environments", "clusters", "check_reachable", "touch", "timeout", "role_variables", "pushers", "token_server_namespace"))
 
     def _host_templar(self, raw_vars):
         return self._templar.copy_with_new_env(available_variables=raw_vars)
@@ -84,8 +82,11 @@ class ActionModule(ActionBase):
                 if name in raw:
                     value, undefined = self._template(templar, raw[name])
                     if undefined and name in _UNDEFINED_IS_A_PROBLEM:
-                        problems.append(Problem(host, name, "uses an undefined variable ({}); define it (a vaulted "
-                                                "variable, for a secret) or remove {}".format(undefined, name)))
+                        problems.append(
+                            Problem(
+                                host, name, "uses an undefined variable ({}); define it (a vaulted variable, for a secret) or remove {}".format(undefined, name)
+                            )
+                        )
                     elif value is not None:
                         values[name] = value
             hosts[host] = values
@@ -154,8 +155,7 @@ class ActionModule(ActionBase):
             topology = build_topology(args["environments"], hosts, touch=args.get("touch") or TOUCH_ALL)
         except TopologyError as error:
             problems.extend(error.problems)
-        problems.extend(pusher_problems(topology.registry.name if topology else "inventory", args.get("pushers"),
-                                        args.get("token_server_namespace")))
+        problems.extend(pusher_problems(topology.registry.name if topology else "inventory", args.get("pushers"), args.get("token_server_namespace")))
         if role_variables and hosts is not None:  # every problem at once, the inventory's and the roles'
             needs = wanted(role_variables, hosts)
             problems.extend(missing_role_variables(needs, self.role_variable_values(task_vars, needs)))

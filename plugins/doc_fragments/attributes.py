@@ -5,7 +5,6 @@
 
 
 class ModuleDocFragment:
-
     # Standard documentation fragment: what each attribute means.
     DOCUMENTATION = r"""
 options: {}

@@ -6,7 +6,6 @@
 
 
 class ModuleDocFragment:
-
     DOCUMENTATION = r"""
 options:
   query:

@@ -7,7 +7,6 @@
 
 
 class ModuleDocFragment:
-
     DOCUMENTATION = r"""
 options:
   namespace:

@@ -51,19 +51,19 @@ def resolve(name):
     try:
         answers = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
-        raise ValueError(f"{host} does not resolve on the controller ({exc}): fix DNS, or give the addresses yourself, "
-                         "or use a Service of type ExternalName")
+        raise ValueError(f"{host} does not resolve on the controller ({exc}): fix DNS, or give the addresses yourself, or use a Service of type ExternalName")
     found = sorted({ipaddress.ip_address(answer[4][0]) for answer in answers}, key=lambda ip: (ip.version, ip))
     bad = [str(ip) for ip in found if ip.is_loopback or ip.is_link_local or ip.is_unspecified]
     if bad:
-        raise ValueError(f"{host} resolves to {', '.join(bad)}, which an EndpointSlice cannot hold (loopback, "
-                         "link-local or unspecified): give the addresses the clusters reach it on, or use a Service of "
-                         "type ExternalName")
+        raise ValueError(
+            f"{host} resolves to {', '.join(bad)}, which an EndpointSlice cannot hold (loopback, "
+            "link-local or unspecified): give the addresses the clusters reach it on, or use a Service of "
+            "type ExternalName"
+        )
     return [str(ip) for ip in found]
 
 
 class LookupModule(LookupBase):
-
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         result = []

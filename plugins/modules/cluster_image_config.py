@@ -171,8 +171,12 @@ def argument_spec():
         allow={"type": "list", "elements": "str", "default": []},
         deny={"type": "list", "elements": "str", "default": []},
         platform_registries={"type": "list", "elements": "str", "default": list(NodeImageConfig.PLATFORM_REGISTRIES)},
-        trusted_ca={"type": "list", "elements": "dict", "default": [], "options": {
-            "registry": {"type": "str", "required": True}, "ca": {"type": "str", "required": True}}},
+        trusted_ca={
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {"registry": {"type": "str", "required": True}, "ca": {"type": "str", "required": True}},
+        },
         trusted_ca_configmap={"type": "str", "default": "segmented-registry-trusted-ca"},
         credential_provider_registries={"type": "list", "elements": "str"},
     )
@@ -182,9 +186,17 @@ def argument_spec():
 def main():
     module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
-    run(module, lambda: NodeImageConfig(params["allow"], params["deny"], params["platform_registries"],
-                                        params["trusted_ca"], params["trusted_ca_configmap"],
-                                        params["credential_provider_registries"]))
+    run(
+        module,
+        lambda: NodeImageConfig(
+            params["allow"],
+            params["deny"],
+            params["platform_registries"],
+            params["trusted_ca"],
+            params["trusted_ca_configmap"],
+            params["credential_provider_registries"],
+        ),
+    )
 
 
 if __name__ == "__main__":

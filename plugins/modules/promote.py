@@ -192,9 +192,12 @@ def announce_the_edit(module, result):
     (the registry token, a copy, a removal) fails with ``changed: true`` and a message that
     starts with the edit: the list stays as written, and the scheduled reconcile copies or
     removes what it says later."""
-    edit = ("{namespace}/{stream}:{tag}: the approval list {verb} ({before} -> {after})".format(
+    edit = "{namespace}/{stream}:{tag}: the approval list {verb} ({before} -> {after})".format(
         verb="would change" if module.check_mode else "changed and stays so",
-        before=",".join(result["environments_before"]), after=",".join(result["environments_after"]), **result))
+        before=",".join(result["environments_before"]),
+        after=",".join(result["environments_after"]),
+        **result,
+    )
     fields = {key: value for key, value in result.items() if key != "failures"}
     fail_json = module.fail_json
 
@@ -218,11 +221,18 @@ def main():
     run = job.Job(module, started=STARTED)
     promote = params["state"] == "present"
     with failing(module):
-        edit = TagEdit(params["namespace"], params["name"], params["stream"], params["tag"],
-                       add=params["environment"] if promote else None,
-                       remove=None if promote else params["environment"],
-                       known=list(run.targets), absent=run.absent, annotation_key=params["annotation_key"],
-                       max_attempts=params["max_attempts"])
+        edit = TagEdit(
+            params["namespace"],
+            params["name"],
+            params["stream"],
+            params["tag"],
+            add=params["environment"] if promote else None,
+            remove=None if promote else params["environment"],
+            known=list(run.targets),
+            absent=run.absent,
+            annotation_key=params["annotation_key"],
+            max_attempts=params["max_attempts"],
+        )
         if params["reconcile"]:
             run.check_source()
         outcome = edit.apply(run.connect())

@@ -140,12 +140,16 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True,
-                              mutually_exclusive=[("from_secret", "auths")])
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True, mutually_exclusive=[("from_secret", "auths")])
     params = module.params
-    run(module, lambda: RolledOutEdit(
-        PullSecretEdit(params["namespace"], params["name"], params["from_secret"], params["auths"]),
-        params["wait"] and not module.check_mode, params["wait_timeout"]))
+    run(
+        module,
+        lambda: RolledOutEdit(
+            PullSecretEdit(params["namespace"], params["name"], params["from_secret"], params["auths"]),
+            params["wait"] and not module.check_mode,
+            params["wait_timeout"],
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -276,13 +276,14 @@ def build_scope(params, environments):
         targets = promotion_targets(environments)
         unknown = sorted(set(names) - set(environments))
         if unknown:
-            raise ScopeError(f"environment: {', '.join(unknown)} not in environments (known: "
-                             f"{', '.join(targets)})")
+            raise ScopeError(f"environment: {', '.join(unknown)} not in environments (known: {', '.join(targets)})")
         absent = sorted(set(names) - set(targets))
         if absent:
-            raise ScopeError(f"environment: {', '.join(absent)} {'has' if len(absent) == 1 else 'have'} state: absent in "
-                             f"environments, so {'it is' if len(absent) == 1 else 'they are'} no promotion target and "
-                             f"never reconciled (promotion targets: {', '.join(targets)})")
+            raise ScopeError(
+                f"environment: {', '.join(absent)} {'has' if len(absent) == 1 else 'have'} state: absent in "
+                f"environments, so {'it is' if len(absent) == 1 else 'they are'} no promotion target and "
+                f"never reconciled (promotion targets: {', '.join(targets)})"
+            )
     return Scope(namespaces=namespaces, stream=stream, tag=tag, environments=names)
 
 

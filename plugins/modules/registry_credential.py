@@ -406,13 +406,17 @@ def argument_spec():
         "grant_namespace": {"type": "str"},
         "registry": {"type": "str"},
         "secret_name": {"type": "str", "no_log": False},
-        "targets": {"type": "list", "elements": "dict", "default": [], "options": {
-            "namespace": {"type": "str", "required": True},
-            "service_accounts": {"type": "list", "elements": "str", "default": []},
-            "secret_name": {"type": "str", "no_log": False},
-        }},
-        "token_type": {"type": "str", "choices": [labels.TOKEN_BOUND, labels.TOKEN_LONG_LIVED], "default": labels.TOKEN_BOUND,
-                       "no_log": False},
+        "targets": {
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {
+                "namespace": {"type": "str", "required": True},
+                "service_accounts": {"type": "list", "elements": "str", "default": []},
+                "secret_name": {"type": "str", "no_log": False},
+            },
+        },
+        "token_type": {"type": "str", "choices": [labels.TOKEN_BOUND, labels.TOKEN_LONG_LIVED], "default": labels.TOKEN_BOUND, "no_log": False},
         "duration": {"type": "int", "default": 604800},
         "renew_before": {"type": "int", "default": 172800},
         "rotate": {"type": "bool", "default": False},
@@ -429,26 +433,34 @@ def connect(option, auth):
     try:
         probe(auth)
     except ClusterUnreachable as error:
-        raise ClusterError(f"{option}: cannot use the cluster: {error}. Check {option} (an expired or revoked "
-                           "api_key is refused with 401); nothing was changed", field=option)
+        raise ClusterError(
+            f"{option}: cannot use the cluster: {error}. Check {option} (an expired or revoked api_key is refused with 401); nothing was changed", field=option
+        )
     configuration, headers = build_configuration(auth)
     return new_api_client(configuration, headers)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_if=[("state", STATE_PRESENT, ("cluster", "registry"))])
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, required_if=[("state", STATE_PRESENT, ("cluster", "registry"))])
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     params = module.params
     spec = Spec(
-        cluster=params["cluster_name"], access=params["access"], namespace=params["namespace"],
-        registry=params["registry"], secret_name=params["secret_name"] or DEFAULT_SECRETS[params["access"]],
-        targets=[Target(item["namespace"], list(item["service_accounts"] or ()), item.get("secret_name"))
-                 for item in params["targets"]],
-        token_type=params["token_type"], duration=params["duration"], renew_before=params["renew_before"],
-        rotate=params["rotate"], grace=params["grace"],
-        revoke_retired=params["revoke_retired"], state=params["state"], grant_namespace=params["grant_namespace"])
+        cluster=params["cluster_name"],
+        access=params["access"],
+        namespace=params["namespace"],
+        registry=params["registry"],
+        secret_name=params["secret_name"] or DEFAULT_SECRETS[params["access"]],
+        targets=[Target(item["namespace"], list(item["service_accounts"] or ()), item.get("secret_name")) for item in params["targets"]],
+        token_type=params["token_type"],
+        duration=params["duration"],
+        renew_before=params["renew_before"],
+        rotate=params["rotate"],
+        grace=params["grace"],
+        revoke_retired=params["revoke_retired"],
+        state=params["state"],
+        grant_namespace=params["grant_namespace"],
+    )
     problems = spec_problems(spec)
     credential = None  # set once both clusters answered
 
@@ -463,8 +475,7 @@ def main():
             raise CredentialsError("; ".join(problems) + ". Nothing was changed")
         registry = connect("registry_cluster", params["registry_cluster"])
         consumer = connect("cluster", params["cluster"]) if params["cluster"] is not None else None
-        credential = Credential(spec, registry, consumer, check_mode=module.check_mode,
-                                mask=module.no_log_values.add)
+        credential = Credential(spec, registry, consumer, check_mode=module.check_mode, mask=module.no_log_values.add)
         result = credential.run()
     for warning in credential.warnings:
         module.warn(warning)

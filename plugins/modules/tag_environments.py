@@ -238,9 +238,12 @@ def argument_spec():
     spec.update(
         add={"type": "list", "elements": "str"},
         remove={"type": "list", "elements": "str"},
-        approved={"type": "list", "elements": "str", "aliases": ["environments"],
-                  "deprecated_aliases": [{"name": "environments", "version": "2.0.0",
-                                          "collection_name": "segmented.registry"}]},
+        approved={
+            "type": "list",
+            "elements": "str",
+            "aliases": ["environments"],
+            "deprecated_aliases": [{"name": "environments", "version": "2.0.0", "collection_name": "segmented.registry"}],
+        },
         known_environments={"type": "list", "elements": "str"},
         absent_environments={"type": "list", "elements": "str"},
         annotation_key={"type": "str", "default": DEFAULT_ANNOTATION_KEY, "no_log": False},
@@ -257,10 +260,19 @@ def main():
     )
     params = module.params
     with failing(module):
-        edit = TagEdit(params["namespace"], params["name"], params["stream"], params["tag"], add=params["add"],
-                       remove=params["remove"], exact=params["approved"], known=params["known_environments"],
-                       annotation_key=params["annotation_key"], max_attempts=params["max_attempts"],
-                       absent=params["absent_environments"])
+        edit = TagEdit(
+            params["namespace"],
+            params["name"],
+            params["stream"],
+            params["tag"],
+            add=params["add"],
+            remove=params["remove"],
+            exact=params["approved"],
+            known=params["known_environments"],
+            annotation_key=params["annotation_key"],
+            max_attempts=params["max_attempts"],
+            absent=params["absent_environments"],
+        )
         outcome = edit.apply(ImageStreamAPI.connect(module))
     for warning in edit.warnings(outcome):
         module.warn(warning)

@@ -190,12 +190,13 @@ def main():
         module.warn(error["error"])
     if known is not None:
         for entry in listing["tags"]:
-            entry["unknown_environments"] = [env for env in entry["environments"] or []
-                                             if env != DEFAULT_ENVIRONMENT and env not in known]
+            entry["unknown_environments"] = [env for env in entry["environments"] or [] if env != DEFAULT_ENVIRONMENT and env not in known]
             if entry["unknown_environments"]:
-                module.warn(f"{entry['namespace']}/{entry['stream']}:{entry['tag']} is approved for "
-                            f"{', '.join(entry['unknown_environments'])}, which the inventory does not define "
-                            f"(known: {', '.join(known)}); nothing is copied there")
+                module.warn(
+                    f"{entry['namespace']}/{entry['stream']}:{entry['tag']} is approved for "
+                    f"{', '.join(entry['unknown_environments'])}, which the inventory does not define "
+                    f"(known: {', '.join(known)}); nothing is copied there"
+                )
     if queries:
         with failing(module, **listing):  # the listing rides along with the query's error
             listing["query_results"] = run_queries(queries, listing)

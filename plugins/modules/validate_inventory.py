@@ -365,8 +365,7 @@ def main():
         if not HAS_KUBERNETES:
             module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
         reached = topology.managed_clusters if module.params["touch"] == TOUCH_ALL else (topology.registry,)
-        results = probe_all({cluster.name: cluster.auth.client_kwargs() for cluster in reached},
-                            timeout=module.params["timeout"])
+        results = probe_all({cluster.name: cluster.auth.client_kwargs() for cluster in reached}, timeout=module.params["timeout"])
         problems = unreachable_problems(topology, results)
         if problems:
             fail(module, problems, clusters=results)

@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 
-def rule(verb: str, resource: str, namespace: str | None = None, group: str = "",
-         subresource: str | None = None) -> dict[str, Any]:
+def rule(verb: str, resource: str, namespace: str | None = None, group: str = "", subresource: str | None = None) -> dict[str, Any]:
     """One right to check: ``verb`` on ``resource`` (``group``) in ``namespace`` (None: cluster-wide)."""
     return {"verb": verb, "resource": resource, "namespace": namespace, "group": group, "subresource": subresource}
 
@@ -31,9 +30,17 @@ def missing(api_client: Any, rules: Iterable[dict[str, Any]]) -> list[str]:
     api = kclient.AuthorizationV1Api(api_client)
     result = []
     for item in rules:
-        attributes = {key: value for key, value in (
-            ("verb", item["verb"]), ("resource", item["resource"]), ("group", item.get("group") or ""),
-            ("namespace", item.get("namespace")), ("subresource", item.get("subresource"))) if value is not None}
+        attributes = {
+            key: value
+            for key, value in (
+                ("verb", item["verb"]),
+                ("resource", item["resource"]),
+                ("group", item.get("group") or ""),
+                ("namespace", item.get("namespace")),
+                ("subresource", item.get("subresource")),
+            )
+            if value is not None
+        }
         review = api.create_self_subject_access_review({"spec": {"resourceAttributes": attributes}})
         if not getattr(review.status, "allowed", False):
             result.append(describe(item))
@@ -44,18 +51,26 @@ def registry_rules(namespace: str, state_present: bool = True, grant_namespace: 
     """What a credential needs on the registry cluster: in the identity's namespace, and for its
     RoleBinding in ``grant_namespace`` (None: the identity's)."""
     grant_namespace = grant_namespace or namespace
-    rules = [rule("get", "namespaces", None), rule("get", "serviceaccounts", namespace),
-             rule("patch", "serviceaccounts", namespace), rule("list", "secrets", namespace), rule("delete", "secrets", namespace),
-             rule("get", "rolebindings", grant_namespace, "rbac.authorization.k8s.io"),
-             rule("delete", "rolebindings", grant_namespace, "rbac.authorization.k8s.io"),
-             rule("delete", "serviceaccounts", namespace)]
+    rules = [
+        rule("get", "namespaces", None),
+        rule("get", "serviceaccounts", namespace),
+        rule("patch", "serviceaccounts", namespace),
+        rule("list", "secrets", namespace),
+        rule("delete", "secrets", namespace),
+        rule("get", "rolebindings", grant_namespace, "rbac.authorization.k8s.io"),
+        rule("delete", "rolebindings", grant_namespace, "rbac.authorization.k8s.io"),
+        rule("delete", "serviceaccounts", namespace),
+    ]
     if grant_namespace != namespace:  # the identity's grants elsewhere (its cluster moved to another environment)
         rules += [rule("list", "rolebindings", None, "rbac.authorization.k8s.io")]
     if state_present:
-        rules += [rule("create", "serviceaccounts", namespace), rule("create", "secrets", namespace),
-                  rule("patch", "secrets", namespace),
-                  rule("create", "serviceaccounts", namespace, subresource="token"),
-                  rule("create", "rolebindings", grant_namespace, "rbac.authorization.k8s.io")]
+        rules += [
+            rule("create", "serviceaccounts", namespace),
+            rule("create", "secrets", namespace),
+            rule("patch", "secrets", namespace),
+            rule("create", "serviceaccounts", namespace, subresource="token"),
+            rule("create", "rolebindings", grant_namespace, "rbac.authorization.k8s.io"),
+        ]
     return rules
 
 
@@ -64,8 +79,13 @@ def consumer_rules(namespaces: Iterable[str], state_present: bool = True) -> lis
     are linked to in each target namespace, and finding what it made before (cluster-wide list)."""
     rules = [rule("get", "namespaces", None), rule("list", "secrets", None), rule("list", "serviceaccounts", None)]
     for namespace in namespaces:
-        rules += [rule("get", "secrets", namespace), rule("delete", "secrets", namespace), rule("patch", "secrets", namespace),
-                  rule("get", "serviceaccounts", namespace), rule("patch", "serviceaccounts", namespace)]
+        rules += [
+            rule("get", "secrets", namespace),
+            rule("delete", "secrets", namespace),
+            rule("patch", "secrets", namespace),
+            rule("get", "serviceaccounts", namespace),
+            rule("patch", "serviceaccounts", namespace),
+        ]
         if state_present:
             rules += [rule("create", "secrets", namespace), rule("update", "secrets", namespace)]
     return rules
@@ -74,5 +94,7 @@ def consumer_rules(namespaces: Iterable[str], state_present: bool = True) -> lis
 def problem(where: str, missing_rights: Iterable[str], user: str | None = None) -> str:
     """The error of rights the caller lacks on ``where``, naming each and how to grant them."""
     who = f" ({user})" if user else ""
-    return (f"{where}: the credentials used{who} lack rights this run needs: {'; '.join(missing_rights)}. Grant them "
-            "(for example cluster-admin, or a ClusterRole with these verbs) and run again; nothing was changed")
+    return (
+        f"{where}: the credentials used{who} lack rights this run needs: {'; '.join(missing_rights)}. Grant them "
+        "(for example cluster-admin, or a ClusterRole with these verbs) and run again; nothing was changed"
+    )

@@ -31,6 +31,7 @@ def read(api_client: Any, call: Callable[..., Any], what: str, where: str, *args
 
 def secret_deletion(api: Any) -> Callable[[str, str], Any]:
     """``delete(name, namespace)`` of a Secret through the CoreV1Api ``api``; one already gone is fine."""
+
     def delete(name: str, namespace: str) -> Any:
         try:
             return api.delete_namespaced_secret(name, namespace)
@@ -38,6 +39,7 @@ def secret_deletion(api: Any) -> Callable[[str, str], Any]:
             if kube.status_of(exc) != 404:
                 raise
             return None
+
     return delete
 
 

@@ -36,25 +36,25 @@ class ConsumerSide:
         try:
             items = self.con.list_secret_for_all_namespaces(label_selector=labels.selector(**selector_labels)).items
         except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, "list the Secrets this collection made",
-                                                    f"cluster {self.spec.cluster}"))
+            raise CredentialsError(kube.api_problem(exc, "list the Secrets this collection made", f"cluster {self.spec.cluster}"))
         return [as_dict(self.api_client, item) for item in items]
 
     def owned(self) -> list[dict]:
         """The Secrets of this credential on the consumer cluster, wherever they are: made for this
         inventory host, or for the same registry and namespace under the host's former name."""
-        return [secret for secret in self.ours({"credential": self.spec.credential})
-                if self.spec.owns(secret)]
+        return [secret for secret in self.ours({"credential": self.spec.credential}) if self.spec.owns(secret)]
 
     def up_to_date(self, secret: dict | None, generation: dict | None) -> bool:
         """Whether ``secret`` holds ``generation``'s token for the registry, as this credential writes it."""
         if secret is None or generation is None:
             return False
         annotations = secret["metadata"].get("annotations") or {}
-        if (annotations.get(labels.ANNOTATION_GENERATION_UID) != generation["metadata"]["uid"]
-                or annotations.get(labels.ANNOTATION_REGISTRY) != self.spec.registry
-                or annotations.get(labels.ANNOTATION_IDENTITY) != self.spec.identity_path
-                or secret.get("type") != dockerconfig.SECRET_TYPE):
+        if (
+            annotations.get(labels.ANNOTATION_GENERATION_UID) != generation["metadata"]["uid"]
+            or annotations.get(labels.ANNOTATION_REGISTRY) != self.spec.registry
+            or annotations.get(labels.ANNOTATION_IDENTITY) != self.spec.identity_path
+            or secret.get("type") != dockerconfig.SECRET_TYPE
+        ):
             return False
         try:
             entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
@@ -75,10 +75,10 @@ class ConsumerSide:
                 f"cluster {spec.cluster}: Secret {namespace}/{name} exists and is not this credential's "
                 f"({spec.credential} for {spec.registry}, made by segmented.registry for this inventory host or for "
                 f"the same registry through namespace {spec.namespace}); it is left alone: delete it or choose "
-                "another secret_name. Nothing was changed")
+                "another secret_name. Nothing was changed"
+            )
 
-    def write_secret(self, target: Target, secret: dict | None, generation: dict, token: str | None,
-                     expires: float | None) -> None:
+    def write_secret(self, target: Target, secret: dict | None, generation: dict, token: str | None, expires: float | None) -> None:
         """Create or replace the Secret of ``target`` with ``generation``'s token (``token``: None in
         check mode), or only record its links when it is up to date."""
         spec = self.spec
@@ -97,36 +97,50 @@ class ConsumerSide:
         if self.up_to_date(secret, generation):
             found = secret["metadata"].get("annotations") or {}
             if found.get(labels.ANNOTATION_LINKED) != linked:
-                self.writes.write(where, f"record the service accounts linked to Secret {path}",
-                                  self.con.patch_namespaced_secret, name, target.namespace,
-                                  {"metadata": {"annotations": {labels.ANNOTATION_LINKED: linked}}},
-                                  _content_type="application/merge-patch+json")
+                self.writes.write(
+                    where,
+                    f"record the service accounts linked to Secret {path}",
+                    self.con.patch_namespaced_secret,
+                    name,
+                    target.namespace,
+                    {"metadata": {"annotations": {labels.ANNOTATION_LINKED: linked}}},
+                    _content_type="application/merge-patch+json",
+                )
             return
-        body: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "type": dockerconfig.SECRET_TYPE,
-                                "metadata": {"name": name, "namespace": target.namespace,
-                                             "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
-                                             "annotations": annotations}}
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": dockerconfig.SECRET_TYPE,
+            "metadata": {
+                "name": name,
+                "namespace": target.namespace,
+                "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
+                "annotations": annotations,
+            },
+        }
         if token is not None:
             body["data"] = dockerconfig.secret_data(dockerconfig.build({spec.registry: (labels.USERNAME, token)}))
         if secret is None:
-            self.writes.write(where, f"create Secret {path} ({spec.registry})", self.con.create_namespaced_secret,
-                              target.namespace, body)
+            self.writes.write(where, f"create Secret {path} ({spec.registry})", self.con.create_namespaced_secret, target.namespace, body)
         else:
             body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
-            self.writes.write(where, f"replace Secret {path} ({spec.registry}, generation "
-                              f"{generation['metadata']['name']})", self.con.replace_namespaced_secret,
-                              name, target.namespace, body)
+            self.writes.write(
+                where,
+                f"replace Secret {path} ({spec.registry}, generation {generation['metadata']['name']})",
+                self.con.replace_namespaced_secret,
+                name,
+                target.namespace,
+                body,
+            )
 
-    def _patch_account(self, namespace: str, name: str, present: bool, account: dict | None = None,
-                       secret_name: str | None = None) -> None:
+    def _patch_account(self, namespace: str, name: str, present: bool, account: dict | None = None, secret_name: str | None = None) -> None:
         """Link or unlink the Secret; re-read and retry once when the list moved meanwhile."""
         spec = self.spec
         secret_name = secret_name or spec.secret_name
         where = f"cluster {spec.cluster}"
         for attempt in (1, 2):
             if account is None or attempt == 2:
-                account = self.read(self.con.read_namespaced_service_account,
-                                    f"service account {namespace}/{name}", name, namespace)
+                account = self.read(self.con.read_namespaced_service_account, f"service account {namespace}/{name}", name, namespace)
                 if account is None:
                     return
             body = link.patch(account, spec.link_field, secret_name, present=present)
@@ -138,8 +152,7 @@ class ConsumerSide:
                 self.writes.changes.append(f"{where}: {what}")
                 return
             try:
-                self.con.patch_namespaced_service_account(name, namespace, body,
-                                                          _content_type="application/json-patch+json")
+                self.con.patch_namespaced_service_account(name, namespace, body, _content_type="application/json-patch+json")
                 self.writes.changes.append(f"{where}: {what}")
                 return
             except Exception as exc:
@@ -174,5 +187,4 @@ class ConsumerSide:
         spec = self.spec
         namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
         self._unlink_everywhere(namespace, name)
-        self.writes.write(f"cluster {spec.cluster}", f"delete Secret {namespace}/{name} (no longer a target)",
-                          secret_deletion(self.con), name, namespace)
+        self.writes.write(f"cluster {spec.cluster}", f"delete Secret {namespace}/{name} (no longer a target)", secret_deletion(self.con), name, namespace)

@@ -99,8 +99,9 @@ class Credential:
     registers a secret value with the module (no_log). The consumer cluster's part is ``consumer``,
     a ``consumer.ConsumerSide`` (None without a consumer ApiClient)."""
 
-    def __init__(self, spec: Spec, registry: Any, consumer: Any = None, check_mode: bool = False,
-                 mask: Callable[[str], Any] | None = None, now: float | None = None) -> None:
+    def __init__(
+        self, spec: Spec, registry: Any, consumer: Any = None, check_mode: bool = False, mask: Callable[[str], Any] | None = None, now: float | None = None
+    ) -> None:
         from kubernetes import client as kclient
 
         self.spec = spec
@@ -112,8 +113,7 @@ class Credential:
         self.rbac = kclient.RbacAuthorizationV1Api(registry)
         self.writes = Writes(check_mode)
         self.changes = self.writes.changes
-        self.consumer = (ConsumerSide(spec, consumer, kclient.CoreV1Api(consumer), self.writes)
-                         if consumer is not None else None)
+        self.consumer = ConsumerSide(spec, consumer, kclient.CoreV1Api(consumer), self.writes) if consumer is not None else None
         self.warnings: list[str] = []
         self.revoked: list[str] = []
         self.retired: list[str] = []
@@ -137,8 +137,7 @@ class Credential:
         try:
             missing = access.missing(self.registry_api, access.registry_rules(spec.namespace, present, spec.grant_ns))
         except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)",
-                                                    "the registry cluster"))
+            raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)", "the registry cluster"))
         if missing:
             raise CredentialsError(access.problem("registry cluster", missing))
         if self.consumer is None:
@@ -147,8 +146,7 @@ class Credential:
         try:
             missing = access.missing(self.consumer.api_client, access.consumer_rules(namespaces, present))
         except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)",
-                                                    f"cluster {spec.cluster}"))
+            raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)", f"cluster {spec.cluster}"))
         if missing:
             raise CredentialsError(access.problem(f"cluster {spec.cluster}", missing))
 
@@ -156,11 +154,9 @@ class Credential:
         """The generation Secrets of the identity on the registry cluster."""
         spec = self.spec
         try:
-            items = self.reg.list_namespaced_secret(spec.namespace, label_selector=labels.selector(
-                identity=spec.identity)).items
+            items = self.reg.list_namespaced_secret(spec.namespace, label_selector=labels.selector(identity=spec.identity)).items
         except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, f"list the generation Secrets of {spec.identity_path}",
-                                                    "the registry cluster"))
+            raise CredentialsError(kube.api_problem(exc, f"list the generation Secrets of {spec.identity_path}", "the registry cluster"))
         generations = []
         for item in items:
             secret = as_dict(self.registry_api, item)
@@ -168,8 +164,7 @@ class Credential:
             if number is not None:
                 generations.append((number, secret))
         generations.sort(key=lambda pair: pair[0])
-        live = [secret for _number, secret in generations
-                if labels.ANNOTATION_REVOKE_AFTER not in (secret["metadata"].get("annotations") or {})]
+        live = [secret for _number, secret in generations if labels.ANNOTATION_REVOKE_AFTER not in (secret["metadata"].get("annotations") or {})]
         current = live[-1] if live else None
         others = [secret for _number, secret in generations if secret is not current]
         highest = generations[-1][0] if generations else 0
@@ -214,8 +209,9 @@ class Credential:
         warning that says so."""
         if not self.check_mode:
             raise CredentialsError(problem + " Nothing was changed")
-        self.warnings.append(problem + " Check mode previews the credential as if an earlier step of the run had "
-                                       "made it; a real run without that step fails here")
+        self.warnings.append(
+            problem + " Check mode previews the credential as if an earlier step of the run had made it; a real run without that step fails here"
+        )
 
     def preflight(self) -> Preflight:
         """Everything ``state=present`` reads and checks before it writes (raises ``CredentialsError``
@@ -224,40 +220,42 @@ class Credential:
         consumer = self._consumer()
         if self._registry_read(self.reg.read_namespace, f"namespace {spec.namespace}", spec.namespace) is None:
             what = "environment" if spec.access == labels.ACCESS_PULL else "build namespace"
-            self._missing(f"namespace {spec.namespace} (the {what}) does not exist on the registry cluster; "
-                          "deploy the environment registries first (playbooks/registry_cluster.yml) or create "
-                          "the build namespace there.")
-        if spec.grant_ns != spec.namespace and self._registry_read(self.reg.read_namespace, f"namespace {spec.grant_ns}",
-                                                                   spec.grant_ns) is None:
-            self._missing(f"grant_namespace {spec.grant_ns} does not exist on the registry cluster; deploy the "
-                          "environment registries first (playbooks/registry_cluster.yml).")
-        account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}",
-                                      spec.identity, spec.namespace)
-        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}",
-                                      spec.binding, spec.grant_ns)
+            self._missing(
+                f"namespace {spec.namespace} (the {what}) does not exist on the registry cluster; "
+                "deploy the environment registries first (playbooks/registry_cluster.yml) or create "
+                "the build namespace there."
+            )
+        if spec.grant_ns != spec.namespace and self._registry_read(self.reg.read_namespace, f"namespace {spec.grant_ns}", spec.grant_ns) is None:
+            self._missing(
+                f"grant_namespace {spec.grant_ns} does not exist on the registry cluster; deploy the "
+                "environment registries first (playbooks/registry_cluster.yml)."
+            )
+        account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}", spec.identity, spec.namespace)
+        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}", spec.binding, spec.grant_ns)
         generations = self.generations()
         targets = {}
         for target in spec.targets:
             if consumer.read(consumer.con.read_namespace, f"namespace {target.namespace}", target.namespace) is None:
-                self._missing(f"cluster {spec.cluster}: namespace {target.namespace} does not exist; create it "
-                              "or remove it from the credential's targets (segmented_registry_credentials).")
+                self._missing(
+                    f"cluster {spec.cluster}: namespace {target.namespace} does not exist; create it "
+                    "or remove it from the credential's targets (segmented_registry_credentials)."
+                )
             accounts = {}
             for name in target.service_accounts:
-                found = consumer.read(consumer.con.read_namespaced_service_account,
-                                      f"service account {target.namespace}/{name}", name, target.namespace)
+                found = consumer.read(consumer.con.read_namespaced_service_account, f"service account {target.namespace}/{name}", name, target.namespace)
                 if found is None:
-                    self._missing(f"cluster {spec.cluster}: service account {target.namespace}/{name} does not exist; "
-                                  "create it (oc create serviceaccount) or remove it from segmented_registry_credentials.")
+                    self._missing(
+                        f"cluster {spec.cluster}: service account {target.namespace}/{name} does not exist; "
+                        "create it (oc create serviceaccount) or remove it from segmented_registry_credentials."
+                    )
                     continue
                 accounts[name] = found
             name = spec.secret_of(target)
-            secret = consumer.read(consumer.con.read_namespaced_secret, f"Secret {target.namespace}/{name}",
-                                   name, target.namespace)
+            secret = consumer.read(consumer.con.read_namespaced_secret, f"Secret {target.namespace}/{name}", name, target.namespace)
             consumer.check_foreign(target.namespace, name, secret)
             targets[target.namespace] = TargetState(target, secret, accounts)
         wanted = {(target.namespace, spec.secret_of(target)) for target in spec.targets}
-        stale = [secret for secret in consumer.owned()
-                 if (secret["metadata"]["namespace"], secret["metadata"]["name"]) not in wanted]
+        stale = [secret for secret in consumer.owned() if (secret["metadata"]["namespace"], secret["metadata"]["name"]) not in wanted]
         return Preflight(account, binding, generations, targets, stale)
 
     def present(self) -> dict[str, Any]:
@@ -273,7 +271,7 @@ class Credential:
         why_new = self._generation_usable(current, account)
         token, expires = None, None
         if why_new is None:
-            expires = labels.expires_epoch(((current["metadata"].get("annotations") or {})).get(labels.ANNOTATION_EXPIRES))
+            expires = labels.expires_epoch((current["metadata"].get("annotations") or {}).get(labels.ANNOTATION_EXPIRES))
             if any(not consumer.up_to_date(state.secret, current) for state in targets):
                 # the token is read back only from a Secret this credential wrote where it writes
                 # it (a target's name, checked as ours above), never from any Secret that merely
@@ -286,9 +284,11 @@ class Credential:
                     expires = labels.expires_epoch((sources[0]["metadata"].get("annotations") or {}).get(labels.ANNOTATION_EXPIRES))
                 else:
                     why_new = "no copy of its token is left on the cluster to write into a new namespace"
-        self.before = {"generation": _name(current), "expires": _expiry(current),
-                       "secrets": {f"{state.target.namespace}/{spec.secret_of(state.target)}": _summary(state.secret)
-                                   for state in targets}}
+        self.before = {
+            "generation": _name(current),
+            "expires": _expiry(current),
+            "secrets": {f"{state.target.namespace}/{spec.secret_of(state.target)}": _summary(state.secret) for state in targets},
+        }
         self.before["secrets"].update({f"{s['metadata']['namespace']}/{s['metadata']['name']}": _summary(s) for s in stale})
         generation = current
         replaced = []
@@ -325,17 +325,30 @@ class Credential:
                     self._revoke(old)
             elif old in replaced and spec.rotate and spec.grace > 0:
                 self._retire(old, self.now + spec.grace)
-            elif (old in replaced and why_new in (RENEW_REASON, DURATION_REASON) and old.get("type") == SECRET_TYPE_OPAQUE
-                  and old_expires and old_expires > self.now):
+            elif (
+                old in replaced
+                and why_new in (RENEW_REASON, DURATION_REASON)
+                and old.get("type") == SECRET_TYPE_OPAQUE
+                and old_expires
+                and old_expires > self.now
+            ):
                 self._retire(old, min(old_expires, self.now + spec.duration))
             else:
                 self._revoke(old)
         self._remove_other_grants()
         name = generation["metadata"]["name"] if generation else None
-        self.after = {"generation": name, "expires": labels.expires_text(expires) if name else None,
-                      "secrets": {f"{state.target.namespace}/{spec.secret_of(state.target)}": {
-                          "generation": f"{spec.namespace}/{name}", "registry": spec.registry,
-                          "linked": labels.linked_text(state.target.service_accounts)} for state in targets}}
+        self.after = {
+            "generation": name,
+            "expires": labels.expires_text(expires) if name else None,
+            "secrets": {
+                f"{state.target.namespace}/{spec.secret_of(state.target)}": {
+                    "generation": f"{spec.namespace}/{name}",
+                    "registry": spec.registry,
+                    "linked": labels.linked_text(state.target.service_accounts),
+                }
+                for state in targets
+            },
+        }
         return {
             "identity": spec.identity_path,
             "generation": name,
@@ -349,36 +362,56 @@ class Credential:
 
     def _ensure_identity(self, account: dict | None, binding: dict | None) -> dict:
         spec = self.spec
-        meta = {"name": spec.identity, "namespace": spec.namespace,
-                "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
-                "annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns}}
+        meta = {
+            "name": spec.identity,
+            "namespace": spec.namespace,
+            "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
+            "annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns},
+        }
         if account is None:
-            created = self.writes.write("registry cluster", f"create ServiceAccount {spec.identity_path}"
-                                        f" (granted {labels.CLUSTER_ROLES[spec.access]} in {spec.grant_ns})",
-                                        self.reg.create_namespaced_service_account, spec.namespace, {"metadata": meta})
+            created = self.writes.write(
+                "registry cluster",
+                f"create ServiceAccount {spec.identity_path} (granted {labels.CLUSTER_ROLES[spec.access]} in {spec.grant_ns})",
+                self.reg.create_namespaced_service_account,
+                spec.namespace,
+                {"metadata": meta},
+            )
             account = as_dict(self.registry_api, created) or {"metadata": dict(meta, uid="(new)")}
         elif (account["metadata"].get("annotations") or {}).get(labels.ANNOTATION_GRANT_NAMESPACE) != spec.grant_ns:
             # the cluster moved to another environment: the annotation says where the grant is now
-            self.writes.write("registry cluster", f"annotate ServiceAccount {spec.identity_path} as granted in {spec.grant_ns}",
-                              self.reg.patch_namespaced_service_account, spec.identity, spec.namespace,
-                              {"metadata": {"annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns}}},
-                              _content_type="application/merge-patch+json")
+            self.writes.write(
+                "registry cluster",
+                f"annotate ServiceAccount {spec.identity_path} as granted in {spec.grant_ns}",
+                self.reg.patch_namespaced_service_account,
+                spec.identity,
+                spec.namespace,
+                {"metadata": {"annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns}}},
+                _content_type="application/merge-patch+json",
+            )
         meta = dict(meta, name=spec.binding, namespace=spec.grant_ns)
         role = labels.CLUSTER_ROLES[spec.access]
         ref = (binding or {}).get("roleRef") or {}
         subjects = (binding or {}).get("subjects") or []
         wanted_subject = {"kind": "ServiceAccount", "name": spec.identity, "namespace": spec.namespace}
-        if binding is not None and (ref.get("name") != role or ref.get("kind") != "ClusterRole"
-                                    or [{k: s.get(k) for k in wanted_subject} for s in subjects] != [wanted_subject]):
-            self.writes.write("registry cluster", f"delete RoleBinding {spec.binding_path} (its role changed)",
-                              self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns)
+        if binding is not None and (
+            ref.get("name") != role or ref.get("kind") != "ClusterRole" or [{k: s.get(k) for k in wanted_subject} for s in subjects] != [wanted_subject]
+        ):
+            self.writes.write(
+                "registry cluster",
+                f"delete RoleBinding {spec.binding_path} (its role changed)",
+                self.rbac.delete_namespaced_role_binding,
+                spec.binding,
+                spec.grant_ns,
+            )
             binding = None
         if binding is None:
-            self.writes.write("registry cluster", f"create RoleBinding {spec.binding_path} to {role} for {spec.identity_path}",
-                              self.rbac.create_namespaced_role_binding, spec.grant_ns, {
-                                  "metadata": meta,
-                                  "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-                                  "subjects": [wanted_subject]})
+            self.writes.write(
+                "registry cluster",
+                f"create RoleBinding {spec.binding_path} to {role} for {spec.identity_path}",
+                self.rbac.create_namespaced_role_binding,
+                spec.grant_ns,
+                {"metadata": meta, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}, "subjects": [wanted_subject]},
+            )
         return account
 
     def _remove_other_grants(self) -> None:
@@ -390,27 +423,33 @@ class Credential:
         if spec.grant_ns == spec.namespace:
             return
         try:
-            items = self.rbac.list_role_binding_for_all_namespaces(label_selector=labels.selector(
-                credential=spec.credential, cluster=spec.cluster, access=spec.access)).items
+            items = self.rbac.list_role_binding_for_all_namespaces(
+                label_selector=labels.selector(credential=spec.credential, cluster=spec.cluster, access=spec.access)
+            ).items
         except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, f"list the RoleBindings of {spec.identity_path}",
-                                                    "the registry cluster"))
+            raise CredentialsError(kube.api_problem(exc, f"list the RoleBindings of {spec.identity_path}", "the registry cluster"))
         for item in items:
             binding = as_dict(self.registry_api, item)
             namespace, name = binding["metadata"]["namespace"], binding["metadata"]["name"]
             if name == spec.binding and namespace != spec.grant_ns:
-                self.writes.write("registry cluster", f"delete RoleBinding {namespace}/{name} (a grant of {spec.identity_path} "
-                                  f"outside {spec.grant_ns})",
-                                  self.rbac.delete_namespaced_role_binding, name, namespace)
+                self.writes.write(
+                    "registry cluster",
+                    f"delete RoleBinding {namespace}/{name} (a grant of {spec.identity_path} outside {spec.grant_ns})",
+                    self.rbac.delete_namespaced_role_binding,
+                    name,
+                    namespace,
+                )
 
     def _new_generation(self, account: dict | None, binding: dict | None, number: int, why: str) -> NewGeneration:
         spec = self.spec
         account = self._ensure_identity(account, binding)
         name = labels.generation_name(spec.identity, number)
-        meta: dict[str, Any] = {"name": name, "namespace": spec.namespace,
-                                "labels": dict(labels.base_labels(spec.credential, spec.cluster, spec.access),
-                                               **{labels.LABEL_IDENTITY: spec.identity}),
-                                "annotations": {labels.ANNOTATION_ACCOUNT_UID: account["metadata"]["uid"]}}
+        meta: dict[str, Any] = {
+            "name": name,
+            "namespace": spec.namespace,
+            "labels": dict(labels.base_labels(spec.credential, spec.cluster, spec.access), **{labels.LABEL_IDENTITY: spec.identity}),
+            "annotations": {labels.ANNOTATION_ACCOUNT_UID: account["metadata"]["uid"]},
+        }
         if spec.token_type == labels.TOKEN_LONG_LIVED:
             meta["annotations"]["kubernetes.io/service-account.name"] = spec.identity
             body = {"metadata": meta, "type": SECRET_TYPE_TOKEN}
@@ -418,57 +457,60 @@ class Credential:
             meta["annotations"][labels.ANNOTATION_EXPIRES] = labels.expires_text(self.now + spec.duration)
             meta["annotations"][labels.ANNOTATION_AUDIENCE] = spec.audience_text
             body = {"metadata": meta, "type": SECRET_TYPE_OPAQUE}
-        created = self.writes.write("registry cluster", f"create generation Secret {spec.namespace}/{name} ({why})",
-                                    self.reg.create_namespaced_secret, spec.namespace, body)
+        created = self.writes.write(
+            "registry cluster", f"create generation Secret {spec.namespace}/{name} ({why})", self.reg.create_namespaced_secret, spec.namespace, body
+        )
         if self.check_mode:
             return NewGeneration({"metadata": dict(meta, uid="(new)")}, None, None)
         generation = as_dict(self.registry_api, created)
         if spec.token_type == labels.TOKEN_LONG_LIVED:
             return NewGeneration(generation, self._wait_for_long_lived(name), None)
-        token, expires = mint_bound_token(self.registry_api, spec.identity_path, spec.duration, name,
-                                          generation["metadata"]["uid"], audiences=spec.audiences)
+        token, expires = mint_bound_token(self.registry_api, spec.identity_path, spec.duration, name, generation["metadata"]["uid"], audiences=spec.audiences)
         self.mask(token)
         if expires is not None:
             patch = {"metadata": {"annotations": {labels.ANNOTATION_EXPIRES: labels.expires_text(expires)}}}
             try:
                 self.reg.patch_namespaced_secret(name, spec.namespace, patch, _content_type="application/merge-patch+json")
             except Exception as exc:
-                raise CredentialsError(kube.api_problem(exc, f"record the expiry of {spec.namespace}/{name}",
-                                                        "the registry cluster"))
+                raise CredentialsError(kube.api_problem(exc, f"record the expiry of {spec.namespace}/{name}", "the registry cluster"))
         return NewGeneration(generation, token, expires)
 
     def _wait_for_long_lived(self, name: str) -> str:
         spec = self.spec
         deadline = time.monotonic() + LONG_LIVED_WAIT
         while True:
-            secret = self._registry_read(self.reg.read_namespaced_secret, f"Secret {spec.namespace}/{name}", name,
-                                         spec.namespace)
+            secret = self._registry_read(self.reg.read_namespaced_secret, f"Secret {spec.namespace}/{name}", name, spec.namespace)
             token = long_lived_token(secret, spec.identity_path) if secret else None
             if token:
                 self.mask(token)
                 return token
             if time.monotonic() > deadline:
-                raise CredentialsError(f"the token controller did not fill the token Secret {spec.namespace}/{name} "
-                                       f"within {LONG_LIVED_WAIT}s (is kube-controller-manager's token controller running?)")
+                raise CredentialsError(
+                    f"the token controller did not fill the token Secret {spec.namespace}/{name} "
+                    f"within {LONG_LIVED_WAIT}s (is kube-controller-manager's token controller running?)"
+                )
             time.sleep(0.5)
 
     def _revoke(self, generation: dict) -> None:
         spec = self.spec
         name = generation["metadata"]["name"]
         self.revoked.append(f"{spec.namespace}/{name}")
-        self.writes.write("registry cluster", f"revoke generation {spec.namespace}/{name} (delete its Secret)",
-                          secret_deletion(self.reg), name, spec.namespace)
+        self.writes.write("registry cluster", f"revoke generation {spec.namespace}/{name} (delete its Secret)", secret_deletion(self.reg), name, spec.namespace)
 
     def _retire(self, generation: dict, after: float) -> None:
         spec = self.spec
         name = generation["metadata"]["name"]
         after = int(after)
         self.retired.append(f"{spec.namespace}/{name}")
-        self.writes.write("registry cluster", f"mark generation {spec.namespace}/{name} for revocation in "
-                          f"{max(0, int(after - self.now))}s",
-                          self.reg.patch_namespaced_secret, name, spec.namespace,
-                          {"metadata": {"annotations": {labels.ANNOTATION_REVOKE_AFTER: str(after)}}},
-                          _content_type="application/merge-patch+json")
+        self.writes.write(
+            "registry cluster",
+            f"mark generation {spec.namespace}/{name} for revocation in {max(0, int(after - self.now))}s",
+            self.reg.patch_namespaced_secret,
+            name,
+            spec.namespace,
+            {"metadata": {"annotations": {labels.ANNOTATION_REVOKE_AFTER: str(after)}}},
+            _content_type="application/merge-patch+json",
+        )
 
     # -- absent -------------------------------------------------------------------------------
 
@@ -477,10 +519,8 @@ class Credential:
         spec = self.spec
         generations = self.generations()
         current, others = generations.current, generations.others
-        account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}",
-                                      spec.identity, spec.namespace)
-        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}",
-                                      spec.binding, spec.grant_ns)
+        account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}", spec.identity, spec.namespace)
+        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}", spec.binding, spec.grant_ns)
         self.before = {"generation": _name(current), "identity": spec.identity_path if account else None}
         self.after = {"generation": None, "identity": None}
         secrets = []
@@ -492,14 +532,15 @@ class Credential:
         for generation in ([current] if current else []) + others:
             self._revoke(generation)
         if binding is not None:
-            self.writes.write("registry cluster", f"delete RoleBinding {spec.binding_path}",
-                              self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns)
+            self.writes.write(
+                "registry cluster", f"delete RoleBinding {spec.binding_path}", self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns
+            )
         self._remove_other_grants()
         if account is not None:
-            self.writes.write("registry cluster", f"delete ServiceAccount {spec.identity_path}",
-                              self.reg.delete_namespaced_service_account, spec.identity, spec.namespace)
-        return {"identity": spec.identity_path, "generation": None, "secrets": secrets, "revoked": self.revoked,
-                "retired": []}
+            self.writes.write(
+                "registry cluster", f"delete ServiceAccount {spec.identity_path}", self.reg.delete_namespaced_service_account, spec.identity, spec.namespace
+            )
+        return {"identity": spec.identity_path, "generation": None, "secrets": secrets, "revoked": self.revoked, "retired": []}
 
     # -- one run ------------------------------------------------------------------------------
 
@@ -531,5 +572,8 @@ def _summary(secret: dict | None) -> dict[str, str] | None:
     if secret is None:
         return None
     annotations = secret["metadata"].get("annotations") or {}
-    return {"generation": annotations.get(labels.ANNOTATION_GENERATION), "registry": annotations.get(labels.ANNOTATION_REGISTRY),
-            "linked": annotations.get(labels.ANNOTATION_LINKED, "")}
+    return {
+        "generation": annotations.get(labels.ANNOTATION_GENERATION),
+        "registry": annotations.get(labels.ANNOTATION_REGISTRY),
+        "linked": annotations.get(labels.ANNOTATION_LINKED, ""),
+    }

@@ -26,20 +26,20 @@ from ansible_collections.segmented.registry.plugins.module_utils.names import is
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "segmented.registry"
 PREFIX = "segmented.registry/"
-LABEL_CREDENTIAL = PREFIX + "credential"          # the credential's name (pull, push-<namespace>)
-LABEL_CLUSTER = PREFIX + "cluster"                # the consumer cluster (inventory host)
-LABEL_ACCESS = PREFIX + "access"                  # pull or push
-LABEL_IDENTITY = PREFIX + "identity"              # on generation Secrets: the ServiceAccount's name
-ANNOTATION_IDENTITY = PREFIX + "identity"         # namespace/name of the ServiceAccount
-ANNOTATION_GENERATION = PREFIX + "generation"     # namespace/name of the generation Secret
+LABEL_CREDENTIAL = PREFIX + "credential"  # the credential's name (pull, push-<namespace>)
+LABEL_CLUSTER = PREFIX + "cluster"  # the consumer cluster (inventory host)
+LABEL_ACCESS = PREFIX + "access"  # pull or push
+LABEL_IDENTITY = PREFIX + "identity"  # on generation Secrets: the ServiceAccount's name
+ANNOTATION_IDENTITY = PREFIX + "identity"  # namespace/name of the ServiceAccount
+ANNOTATION_GENERATION = PREFIX + "generation"  # namespace/name of the generation Secret
 ANNOTATION_GENERATION_UID = PREFIX + "generation-uid"
-ANNOTATION_EXPIRES = PREFIX + "expires"           # epoch seconds, or "never"
-ANNOTATION_REGISTRY = PREFIX + "registry"         # the dockerconfigjson key (host[:port])
-ANNOTATION_LINKED = PREFIX + "linked"             # service accounts linked, comma-separated
+ANNOTATION_EXPIRES = PREFIX + "expires"  # epoch seconds, or "never"
+ANNOTATION_REGISTRY = PREFIX + "registry"  # the dockerconfigjson key (host[:port])
+ANNOTATION_LINKED = PREFIX + "linked"  # service accounts linked, comma-separated
 ANNOTATION_REVOKE_AFTER = PREFIX + "revoke-after"  # on a replaced generation: epoch seconds
 ANNOTATION_ACCOUNT_UID = PREFIX + "service-account-uid"
 ANNOTATION_GRANT_NAMESPACE = PREFIX + "grant-namespace"  # on an identity: where its RoleBinding is
-ANNOTATION_AUDIENCE = PREFIX + "audience"          # on generation Secrets: the token's audience ("": the API's)
+ANNOTATION_AUDIENCE = PREFIX + "audience"  # on generation Secrets: the token's audience ("": the API's)
 
 ACCESS_PULL = "pull"
 ACCESS_PUSH = "push"
@@ -73,8 +73,7 @@ def owns(secret: dict | None, credential: str, cluster: str, registry: str | Non
         return False
     if found.get(LABEL_CLUSTER) == cluster:
         return True
-    return (annotations.get(ANNOTATION_REGISTRY) == registry
-            and (annotations.get(ANNOTATION_IDENTITY) or "").partition("/")[0] == identity_namespace)
+    return annotations.get(ANNOTATION_REGISTRY) == registry and (annotations.get(ANNOTATION_IDENTITY) or "").partition("/")[0] == identity_namespace
 
 
 def selector(**labels: str) -> str:
@@ -101,16 +100,17 @@ def generation_name(identity: str, number: int) -> str:
 def generation_number(name: str, identity: str) -> int | None:
     """The number of a generation Secret's name, or None when it is not one of ``identity``'s."""
     prefix = f"{identity}-gen"
-    if not name.startswith(prefix) or not name[len(prefix):].isdigit():
+    if not name.startswith(prefix) or not name[len(prefix) :].isdigit():
         return None
-    return int(name[len(prefix):])
+    return int(name[len(prefix) :])
 
 
 def cluster_label_problem(cluster: str) -> str | None:
     """Why ``cluster`` (an inventory host name) cannot name a credential, or None."""
     if not is_dns1123_label(cluster) or len(cluster) > 40:
-        return ("credentials are named after the cluster, so its inventory host name must be a lowercase DNS label "
-                "of at most 40 characters (letters, digits, '-')")
+        return (
+            "credentials are named after the cluster, so its inventory host name must be a lowercase DNS label of at most 40 characters (letters, digits, '-')"
+        )
     return None
 
 

@@ -50,8 +50,7 @@ def parse_service_account(value: str) -> tuple[str, str]:
     return found
 
 
-def token_request_spec(seconds: int, audiences: Iterable[str] | None = None,
-                       bound_secret: tuple[str, str] | None = None) -> dict[str, Any]:
+def token_request_spec(seconds: int, audiences: Iterable[str] | None = None, bound_secret: tuple[str, str] | None = None) -> dict[str, Any]:
     """The ``spec`` of a TokenRequest (pure): ``audiences`` (a list; None or empty: the API
     server's default audience), bound to ``bound_secret`` (``(name, uid)``) when given."""
     spec: dict[str, Any] = {"expirationSeconds": int(seconds)}
@@ -71,23 +70,23 @@ def mint_token(client: Any, service_account: str, seconds: int = MIN_TOKEN_SECON
     return _token_request(client, service_account, token_request_spec(seconds, audiences))[0]
 
 
-def mint_bound_token(client: Any, service_account: str, seconds: int, secret_name: str, secret_uid: str,
-                     audiences: Iterable[str] | None = None) -> tuple[str, int | None]:
+def mint_bound_token(
+    client: Any, service_account: str, seconds: int, secret_name: str, secret_uid: str, audiences: Iterable[str] | None = None
+) -> tuple[str, int | None]:
     """``(token, expiration timestamp as epoch seconds)``: a TokenRequest token of ``namespace/name``
     for ``audiences`` (as ``mint_token``), bound to the Secret ``secret_name`` (uid ``secret_uid``)
     in the same namespace. Deleting that Secret revokes the token."""
-    return _token_request(client, service_account,
-                          token_request_spec(seconds, audiences, (secret_name, secret_uid)))
+    return _token_request(client, service_account, token_request_spec(seconds, audiences, (secret_name, secret_uid)))
 
 
 def long_lived_token(secret: dict, service_account: str) -> str | None:
     """The token of a ``kubernetes.io/service-account-token`` Secret (a dict as the API returns
     it), or None while the token controller has not filled it in yet."""
-    if (secret.get("type") != "kubernetes.io/service-account-token"
-            or ((secret.get("metadata") or {}).get("annotations") or {}).get(
-                "kubernetes.io/service-account.name") != parse_service_account(service_account)[1]):
-        raise CredentialsError("Secret {} is not a token Secret of service account {}".format(
-            (secret.get("metadata") or {}).get("name"), service_account))
+    if (
+        secret.get("type") != "kubernetes.io/service-account-token"
+        or ((secret.get("metadata") or {}).get("annotations") or {}).get("kubernetes.io/service-account.name") != parse_service_account(service_account)[1]
+    ):
+        raise CredentialsError("Secret {} is not a token Secret of service account {}".format((secret.get("metadata") or {}).get("name"), service_account))
     value = (secret.get("data") or {}).get("token")
     return base64.b64decode(value).decode() if value else None
 
@@ -104,18 +103,21 @@ def epoch_of(timestamp: object) -> int:
 def _token_request(client: Any, service_account: str, spec: dict[str, Any]) -> tuple[str, int | None]:
     namespace, name = parse_service_account(service_account)
     try:
-        answer = kube.create_token(client, namespace, name, {"apiVersion": "authentication.k8s.io/v1",
-                                                             "kind": "TokenRequest", "spec": spec})
+        answer = kube.create_token(client, namespace, name, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
     except Exception as exc:
         status = kube.status_of(exc)
         if status == 404:
-            raise CredentialsError("service account {}/{} does not exist on the registry cluster: create it "
-                                   "(roles/registry_cluster makes the promoter, registry_cluster_pushers) or "
-                                   "name another with service_account".format(namespace, name))
+            raise CredentialsError(
+                "service account {}/{} does not exist on the registry cluster: create it "
+                "(roles/registry_cluster makes the promoter, registry_cluster_pushers) or "
+                "name another with service_account".format(namespace, name)
+            )
         if status == 403:
-            raise CredentialsError("no permission to mint a token for service account {0}/{1} (create "
-                                   "serviceaccounts/token in namespace {0}); grant it to the credentials the job "
-                                   "runs with, or pass registry_token".format(namespace, name))
+            raise CredentialsError(
+                "no permission to mint a token for service account {0}/{1} (create "
+                "serviceaccounts/token in namespace {0}); grant it to the credentials the job "
+                "runs with, or pass registry_token".format(namespace, name)
+            )
         reason = getattr(exc, "reason", None) or type(exc).__name__
         raise CredentialsError(f"could not mint a token for service account {namespace}/{name}: {(f'HTTP {status} ' if status else '')}{reason}")
     status = (answer or {}).get("status") or {}

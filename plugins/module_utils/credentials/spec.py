@@ -132,8 +132,7 @@ def spec_problems(spec: Spec) -> list[str]:
         if not is_dns1123_label(target.namespace):
             problems.append(f"targets[{index}].namespace: {show(target.namespace)} is not a namespace name")
         elif target.namespace in seen:
-            problems.append(f"targets[{index}].namespace: {target.namespace} is listed twice; list each namespace once "
-                            "with all its service accounts")
+            problems.append(f"targets[{index}].namespace: {target.namespace} is listed twice; list each namespace once with all its service accounts")
         seen.add(target.namespace)
         if target.secret_name is not None and not is_dns1123_subdomain(target.secret_name):
             problems.append(f"targets[{index}].secret_name: {show(target.secret_name)} is not a Secret name (a lowercase DNS name)")
@@ -143,15 +142,18 @@ def spec_problems(spec: Spec) -> list[str]:
     if spec.token_type not in (labels.TOKEN_BOUND, labels.TOKEN_LONG_LIVED):
         problems.append(f"token_type: {show(spec.token_type)} is not bound or long_lived")
     elif spec.token_type == labels.TOKEN_LONG_LIVED and spec.audiences:
-        problems.append(f"token_type: long_lived cannot make a {spec.access} credential: the environment registries' "
-                        f"token server accepts only tokens minted for its audience ({', '.join(spec.audiences)}), and a "
-                        "long-lived token Secret holds an API token; use token_type bound")
+        problems.append(
+            f"token_type: long_lived cannot make a {spec.access} credential: the environment registries' "
+            f"token server accepts only tokens minted for its audience ({', '.join(spec.audiences)}), and a "
+            "long-lived token Secret holds an API token; use token_type bound"
+        )
     if spec.token_type == labels.TOKEN_BOUND:
         if not isinstance(spec.duration, int) or spec.duration < MIN_TOKEN_SECONDS:
             problems.append(f"duration: {show(spec.duration)} seconds; the TokenRequest API needs at least {MIN_TOKEN_SECONDS}")
         elif not isinstance(spec.renew_before, int) or not 0 <= spec.renew_before < spec.duration:
-            problems.append(f"renew_before: {show(spec.renew_before)} must be from 0 to less than duration ({spec.duration}), "
-                            "or every run would mint a new token")
+            problems.append(
+                f"renew_before: {show(spec.renew_before)} must be from 0 to less than duration ({spec.duration}), or every run would mint a new token"
+            )
     if not isinstance(spec.grace, int) or spec.grace < 0:
         problems.append(f"grace: {show(spec.grace)} must be a number of seconds, 0 or more")
     return problems

@@ -49,16 +49,23 @@ def check_realm(registry: str, realm: str, scheme: str = "https", allowed: Itera
     host = (parts.hostname or "").lower()
     where = f"registry {registry}: the token realm {realm}"
     if parts.scheme not in ("https", "http") or not host:
-        raise RegistryError(f"{where} is not an http(s) URL with a host; the registry's challenge (WWW-Authenticate) "
-                            "must name its token server", registry=registry)
+        raise RegistryError(
+            f"{where} is not an http(s) URL with a host; the registry's challenge (WWW-Authenticate) must name its token server", registry=registry
+        )
     if parts.scheme == "http" and (scheme != "http" or host != own):
-        raise RegistryError(f"{where} is plain HTTP: the registry credentials are sent to a token realm only over "
-                            "HTTPS (or over HTTP to the registry's own host when the registry itself is plain HTTP); "
-                            "configure the token server's realm as https://", registry=registry)
+        raise RegistryError(
+            f"{where} is plain HTTP: the registry credentials are sent to a token realm only over "
+            "HTTPS (or over HTTP to the registry's own host when the registry itself is plain HTTP); "
+            "configure the token server's realm as https://",
+            registry=registry,
+        )
     if host != own and host not in {name.lower() for name in allowed}:
-        raise RegistryError(f"{where} is on host {host}, not on the registry's host {own}: the registry credentials "
-                            f"are not sent there; if {host} is the token server of {own}, add {host} to the option "
-                            "token_realm_hosts (inventory: segmented_registry_token_realm_hosts)", registry=registry)
+        raise RegistryError(
+            f"{where} is on host {host}, not on the registry's host {own}: the registry credentials "
+            f"are not sent there; if {host} is the token server of {own}, add {host} to the option "
+            "token_realm_hosts (inventory: segmented_registry_token_realm_hosts)",
+            registry=registry,
+        )
 
 
 class Authentication:
@@ -67,9 +74,18 @@ class Authentication:
     ``send`` (the client's one retry path, ``RegistryClient._raw``), ``where`` and ``error`` (its
     messages) and ``stats`` (its counters)."""
 
-    def __init__(self, host: str, scheme: str, send: Callable[..., Any], where: Callable[..., str],
-                 error: Callable[..., RegistryError], stats: Stats, username: str | None = None,
-                 password: str | None = None, realm_hosts: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        host: str,
+        scheme: str,
+        send: Callable[..., Any],
+        where: Callable[..., str],
+        error: Callable[..., RegistryError],
+        stats: Stats,
+        username: str | None = None,
+        password: str | None = None,
+        realm_hosts: Iterable[str] = (),
+    ) -> None:
         self.host = host
         self.scheme = scheme
         self.realm_hosts = tuple(realm_hosts)
@@ -92,8 +108,7 @@ class Authentication:
     def challenge(self) -> tuple[str | None, dict[str, str]]:
         """The registry's challenge (scheme, params), from ``GET /v2/`` once per client."""
         if self._challenge is None:
-            response = self._send("GET", f"{self.scheme}://{self.host}/v2/", "reaching the registry (GET /v2/)", None, {},
-                                  retry=True)
+            response = self._send("GET", f"{self.scheme}://{self.host}/v2/", "reaching the registry (GET /v2/)", None, {}, retry=True)
             response.close()
             if response.status_code == 401:
                 self._challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
@@ -107,15 +122,13 @@ class Authentication:
         """A later 401's challenge: a Bearer one's realm and service replace those of the first
         (the next token request checks the realm again, ``check_realm``)."""
         if scheme == "bearer":
-            self._challenge = (scheme, dict(self.challenge()[1], **{key: value for key, value in params.items()
-                                                                    if key in ("realm", "service")}))
+            self._challenge = (scheme, dict(self.challenge()[1], **{key: value for key, value in params.items() if key in ("realm", "service")}))
 
     def _fetch_token(self, scopes: Sequence[str], repository: str | None = None) -> str:
         scheme, params = self.challenge()
         realm = params.get("realm")
         if not realm:
-            raise RegistryError(f"{self._where(repository)}: the Bearer challenge names no realm",
-                                registry=self.host, repository=repository)
+            raise RegistryError(f"{self._where(repository)}: the Bearer challenge names no realm", registry=self.host, repository=repository)
         check_realm(self.host, realm, self.scheme, self.realm_hosts)
         query = [("service", params["service"])] if params.get("service") else []
         query.extend(("scope", scope) for scope in sorted(scopes))
@@ -130,11 +143,19 @@ class Authentication:
             hint = ""
             if response.status_code == 401:
                 hint = "; the token server did not accept the credentials (an expired or wrong token?)"
-            raise RegistryError("{}: the token server {} answered HTTP {}{}{}{}".format(
-                self._where(repository), realm, response.status_code,
-                f" after {response.attempts} attempts" if response.attempts > 1 else "",
-                f" ({detail})" if detail else "", hint + pause_asked(response)),
-                registry=self.host, repository=repository, status=response.status_code)
+            raise RegistryError(
+                "{}: the token server {} answered HTTP {}{}{}{}".format(
+                    self._where(repository),
+                    realm,
+                    response.status_code,
+                    f" after {response.attempts} attempts" if response.attempts > 1 else "",
+                    f" ({detail})" if detail else "",
+                    hint + pause_asked(response),
+                ),
+                registry=self.host,
+                repository=repository,
+                status=response.status_code,
+            )
         try:
             body = response.json()
             token = body.get("token") or body.get("access_token")
@@ -164,10 +185,9 @@ class Authentication:
         SCOPES_PER_TOKEN scopes each); each repository's scope is then served from the cache."""
         if self.challenge()[0] != "bearer":
             return
-        wanted = [repo for repo in sorted(set(repositories))
-                  if self.tokens.cached([scope(repo, actions)]) is None]
+        wanted = [repo for repo in sorted(set(repositories)) if self.tokens.cached([scope(repo, actions)]) is None]
         for start in range(0, len(wanted), SCOPES_PER_TOKEN):
-            self.narrow_token(wanted[start:start + SCOPES_PER_TOKEN], actions)
+            self.narrow_token(wanted[start : start + SCOPES_PER_TOKEN], actions)
 
     def narrow_token(self, repositories: Iterable[str], actions: str = "pull") -> None:
         """Make sure a live token of at most these repositories is cached (``prefetch_tokens``'

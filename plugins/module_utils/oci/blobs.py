@@ -18,8 +18,16 @@ from ansible_collections.segmented.registry.plugins.module_utils.oci.transport i
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
 
-def copy_blob(source: RegistryClient, source_repository: str, destination: RegistryClient, repository: str, digest: str,
-              size: int | None, location: str | None = None, attempts: int | None = None) -> int:
+def copy_blob(
+    source: RegistryClient,
+    source_repository: str,
+    destination: RegistryClient,
+    repository: str,
+    digest: str,
+    size: int | None,
+    location: str | None = None,
+    attempts: int | None = None,
+) -> int:
     """Stream one blob from ``source`` to ``destination``; returns the bytes sent.
 
     The whole transfer (source GET, destination upload) is retried with back-off, at most
@@ -35,8 +43,7 @@ def copy_blob(source: RegistryClient, source_repository: str, destination: Regis
             length = response.headers.get("Content-Length")
             total = size if size is not None else (int(length) if length else None)
             if total is None:
-                raise source.error(f"GET blob {source_repository}@{digest}", source_repository,
-                                   reason="the size is unknown")
+                raise source.error(f"GET blob {source_repository}@{digest}", source_repository, reason="the size is unknown")
             reader = StreamReader(response.raw, total)
             destination.upload_stream(repository, digest, total, reader, location if attempt == 1 else None)
             destination.stats.add("blob_bytes_sent", reader.sent)
@@ -49,9 +56,11 @@ def copy_blob(source: RegistryClient, source_repository: str, destination: Regis
             if final:
                 if isinstance(exc, RegistryError):
                     raise
-                raise RegistryError("{}: copy of blob {} from {} failed: {}".format(
-                    destination._where(repository), digest, source._where(source_repository), first_line(exc)),
-                    registry=destination.host, repository=repository)
+                raise RegistryError(
+                    "{}: copy of blob {} from {} failed: {}".format(destination._where(repository), digest, source._where(source_repository), first_line(exc)),
+                    registry=destination.host,
+                    repository=repository,
+                )
             destination.stats.add("retries")
             destination._sleep(backoff(attempt, destination.backoff, BACKOFF_CAP))
         finally:

@@ -84,12 +84,24 @@ class RegistryClient:
     Its authentication (challenge, credentials, tokens) is ``auth``, an ``auth.Authentication``.
     """
 
-    def __init__(self, host: str, username: str | None = None, password: str | None = None, ca_cert: str | None = None,
-                 validate_certs: bool = True, name: str | None = None,
-                 timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
-                 backoff: float = DEFAULT_BACKOFF, pool_size: int = 16, stats: Stats | None = None,
-                 sleep: Callable[[float], Any] = time.sleep, scheme: str = "https", user_agent: str = "segmented.registry",
-                 token_realm_hosts: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        host: str,
+        username: str | None = None,
+        password: str | None = None,
+        ca_cert: str | None = None,
+        validate_certs: bool = True,
+        name: str | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+        pool_size: int = 16,
+        stats: Stats | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+        scheme: str = "https",
+        user_agent: str = "segmented.registry",
+        token_realm_hosts: Iterable[str] = (),
+    ) -> None:
         if not HAS_REQUESTS:
             raise RegistryError("the Python library requests is required")
         self.host = host
@@ -113,8 +125,17 @@ class RegistryClient:
         self._scheme = scheme
         self._idle: list[tuple[socket.socket, BinaryIO]] = []  # pipelining connections (sockets with their reader) ready for head_manifests
         self._tls: ssl.SSLContext | None = None  # their TLS context, made once
-        self.auth = Authentication(host, scheme, send=self._raw, where=self._where, error=self.error, stats=self.stats,
-                                   username=username, password=password, realm_hosts=token_realm_hosts)
+        self.auth = Authentication(
+            host,
+            scheme,
+            send=self._raw,
+            where=self._where,
+            error=self.error,
+            stats=self.stats,
+            username=username,
+            password=password,
+            realm_hosts=token_realm_hosts,
+        )
 
     def close(self) -> None:
         self.session.close()
@@ -135,8 +156,14 @@ class RegistryClient:
             where += f", repository {repository}"
         return where
 
-    def error(self, doing: str, repository: str | None = None, response: requests.Response | None = None,
-              reason: str | None = None, cls: type[RegistryError] = RegistryError) -> RegistryError:
+    def error(
+        self,
+        doing: str,
+        repository: str | None = None,
+        response: requests.Response | None = None,
+        reason: str | None = None,
+        cls: type[RegistryError] = RegistryError,
+    ) -> RegistryError:
         """The error of ``doing`` (raised by the caller): the registry, repository, HTTP status and
         the registry's own detail, what a 401 or 403 means, and the pause a Retry-After asked for."""
         status = response.status_code if response is not None else None
@@ -150,41 +177,60 @@ class RegistryClient:
             if attempts > 1:
                 text += f" after {attempts} attempts"
             if status == 401:
-                text += ("; the registry did not accept the token: the credentials were refused or lack the "
-                         "permission for this repository")
+                text += "; the registry did not accept the token: the credentials were refused or lack the permission for this repository"
             elif status == 403:
                 text += "; the credentials lack the permission"
             text += pause_asked(response)
         if reason:
             text += f": {reason}"
-        return cls(text, registry=self.host, repository=repository, status=status,
-                   code=error_code(response) if response is not None else None)
+        return cls(text, registry=self.host, repository=repository, status=status, code=error_code(response) if response is not None else None)
 
     # -- requests ---------------------------------------------------------------------------
-    def _raw(self, method: str, url: str, doing: str, repository: str | None, headers: dict[str, str], data: Any = None,
-             stream: bool = False, retry: bool = True, allow_redirects: bool = False) -> requests.Response:
+    def _raw(
+        self,
+        method: str,
+        url: str,
+        doing: str,
+        repository: str | None,
+        headers: dict[str, str],
+        data: Any = None,
+        stream: bool = False,
+        retry: bool = True,
+        allow_redirects: bool = False,
+    ) -> requests.Response:
         attempts = self.retries + 1 if retry else 1
         for attempt in range(1, attempts + 1):
             try:
                 self.stats.count(method)
-                response = self.session.request(method, url, headers=headers, data=data, stream=stream,
-                                                timeout=self.timeout, verify=self.verify,
-                                                allow_redirects=allow_redirects)
+                response = self.session.request(
+                    method, url, headers=headers, data=data, stream=stream, timeout=self.timeout, verify=self.verify, allow_redirects=allow_redirects
+                )
             except requests.exceptions.SSLError as exc:
-                raise RegistryError("{}: {} failed: TLS: {}. {}".format(
-                    self._where(repository), doing, first_line(exc),
-                    "Give the CA bundle that signs the certificate of {} (ca_cert)".format(
-                        requests.utils.urlparse(url).netloc) if self.verify else
-                    "The TLS handshake failed"), registry=self.host, repository=repository)
+                raise RegistryError(
+                    "{}: {} failed: TLS: {}. {}".format(
+                        self._where(repository),
+                        doing,
+                        first_line(exc),
+                        "Give the CA bundle that signs the certificate of {} (ca_cert)".format(requests.utils.urlparse(url).netloc)
+                        if self.verify
+                        else "The TLS handshake failed",
+                    ),
+                    registry=self.host,
+                    repository=repository,
+                )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt < attempts:
                     self.stats.add("retries")
                     self._sleep(backoff(attempt, self.backoff, BACKOFF_CAP))
                     continue
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
-                raise RegistryError("{}: {} failed: {} ({}) after {} attempt{}".format(
-                    self._where(repository), doing, kind, first_line(exc), attempt, "" if attempt == 1 else "s"),
-                    registry=self.host, repository=repository)
+                raise RegistryError(
+                    "{}: {} failed: {} ({}) after {} attempt{}".format(
+                        self._where(repository), doing, kind, first_line(exc), attempt, "" if attempt == 1 else "s"
+                    ),
+                    registry=self.host,
+                    repository=repository,
+                )
             if (response.status_code >= 500 or response.status_code == 429) and attempt < attempts:
                 asked = retry_after(response.headers.get("Retry-After"))
                 if asked is None or asked <= RETRY_AFTER_CAP:
@@ -198,9 +244,19 @@ class RegistryClient:
             return response
         raise RegistryError("unreachable")  # pragma: no cover - the loop always returns or raises
 
-    def request(self, method: str, path: str, doing: str, repository: str | None = None, scopes: Sequence[str] = (),
-                headers: dict[str, str] | None = None, data: Any = None, stream: bool = False, retry: bool = True,
-                allow_redirects: bool = False) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        doing: str,
+        repository: str | None = None,
+        scopes: Sequence[str] = (),
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+        stream: bool = False,
+        retry: bool = True,
+        allow_redirects: bool = False,
+    ) -> requests.Response:
         """An authenticated request to ``path`` (below the registry, or an absolute URL of it).
 
         A 401 leads to one fresh token for the scopes the challenge names (plus ``scopes``)."""
@@ -209,8 +265,7 @@ class RegistryClient:
         base_headers: dict[str, Any] = dict(headers or {})
         if auth:
             base_headers["Authorization"] = auth
-        response = self._raw(method, url, doing, repository, base_headers, data=data, stream=stream, retry=retry,
-                             allow_redirects=allow_redirects)
+        response = self._raw(method, url, doing, repository, base_headers, data=data, stream=stream, retry=retry, allow_redirects=allow_redirects)
         if response.status_code == 401 and not hasattr(data, "read"):
             scheme, params = parse_challenge(response.headers.get("WWW-Authenticate"))
             wanted = set(scopes)
@@ -220,8 +275,7 @@ class RegistryClient:
                 response.close()
                 self.auth.follow(scheme, params)
                 base_headers["Authorization"] = self.auth.authorization(sorted(wanted), repository, refresh=True)
-                response = self._raw(method, url, doing, repository, base_headers, data=data, stream=stream,
-                                     retry=retry, allow_redirects=allow_redirects)
+                response = self._raw(method, url, doing, repository, base_headers, data=data, stream=stream, retry=retry, allow_redirects=allow_redirects)
         return response
 
     # -- tokens -----------------------------------------------------------------------------
@@ -237,8 +291,7 @@ class RegistryClient:
     def head_manifest(self, repository: str, reference: str) -> dict[str, Any] | None:
         """``{"digest", "media_type", "size"}`` of a manifest, or None when it does not exist."""
         doing = f"HEAD manifest {repository}:{reference}"
-        response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", doing, repository,
-                                [scope(repository, "pull")], {"Accept": ACCEPT})
+        response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", doing, repository, [scope(repository, "pull")], {"Accept": ACCEPT})
         response.close()
         if response.status_code == 404:
             return None
@@ -247,10 +300,12 @@ class RegistryClient:
         digest = response.headers.get("Docker-Content-Digest")
         if not is_digest(digest):  # a registry that does not say: read the bytes
             manifest = self.get_manifest(repository, reference)
-            return None if manifest is None else {"digest": manifest["digest"], "media_type": manifest["media_type"],
-                                                  "size": len(manifest["data"])}
-        return {"digest": digest, "media_type": (response.headers.get("Content-Type") or "").split(";")[0],
-                "size": int(response.headers.get("Content-Length") or 0)}
+            return None if manifest is None else {"digest": manifest["digest"], "media_type": manifest["media_type"], "size": len(manifest["data"])}
+        return {
+            "digest": digest,
+            "media_type": (response.headers.get("Content-Type") or "").split(";")[0],
+            "size": int(response.headers.get("Content-Length") or 0),
+        }
 
     def head_manifests(self, repository: str, references: Sequence[str]) -> list[tuple[str, dict[str, Any] | None]]:
         """``[(reference, head_manifest's answer)]`` for many references of one repository,
@@ -260,10 +315,8 @@ class RegistryClient:
     def get_manifest(self, repository: str, reference: str) -> dict[str, Any] | None:
         """``{"data", "media_type", "digest"}`` (the exact bytes), or None when it does not exist.
         A digest reference is checked against the bytes."""
-        doing = f"GET manifest {repository}:{reference}" if not is_digest(reference) else \
-            f"GET manifest {repository}@{reference}"
-        response = self.request("GET", f"/v2/{repository}/manifests/{reference}", doing, repository,
-                                [scope(repository, "pull")], {"Accept": ACCEPT})
+        doing = f"GET manifest {repository}:{reference}" if not is_digest(reference) else f"GET manifest {repository}@{reference}"
+        response = self.request("GET", f"/v2/{repository}/manifests/{reference}", doing, repository, [scope(repository, "pull")], {"Accept": ACCEPT})
         if response.status_code == 404:
             response.close()
             return None
@@ -282,8 +335,9 @@ class RegistryClient:
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         """PUT the exact bytes under a tag or digest; returns the digest, checked against the bytes."""
         doing = f"PUT manifest {repository}{'@' if is_digest(reference) else ':'}{reference}"
-        response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", doing, repository,
-                                [scope(repository, "pull,push")], {"Content-Type": media_type}, data=data)
+        response = self.request(
+            "PUT", f"/v2/{repository}/manifests/{reference}", doing, repository, [scope(repository, "pull,push")], {"Content-Type": media_type}, data=data
+        )
         response.close()
         if response.status_code not in (200, 201, 202):
             raise self.error(doing, repository, response)
@@ -296,11 +350,11 @@ class RegistryClient:
     def delete_manifest(self, repository: str, digest: str) -> bool:
         """DELETE a manifest by digest (with every tag pointing at it); False when it was not there."""
         if not is_digest(digest):
-            raise RegistryError("{}: refusing to DELETE {}: only digests can be deleted".format(
-                self._where(repository), digest), registry=self.host, repository=repository)
+            raise RegistryError(
+                "{}: refusing to DELETE {}: only digests can be deleted".format(self._where(repository), digest), registry=self.host, repository=repository
+            )
         doing = f"DELETE manifest {repository}@{digest}"
-        response = self.request("DELETE", f"/v2/{repository}/manifests/{digest}", doing, repository,
-                                [scope(repository, "delete")])
+        response = self.request("DELETE", f"/v2/{repository}/manifests/{digest}", doing, repository, [scope(repository, "delete")])
         response.close()
         if response.status_code == 404:
             return False
@@ -315,8 +369,7 @@ class RegistryClient:
         tags: list[str] = []
         doing = f"list tags of {repository}"
         while path:
-            response = self.request("GET", path, doing, repository, [scope(repository, "pull")],
-                                    {"Accept": "application/json"})
+            response = self.request("GET", path, doing, repository, [scope(repository, "pull")], {"Accept": "application/json"})
             if response.status_code == 404:
                 response.close()
                 return []
@@ -335,8 +388,7 @@ class RegistryClient:
         path: str | None = f"/v2/_catalog?n={page_size}"
         repositories: list[str] = []
         while path:
-            response = self.request("GET", path, "list repositories (catalog)", None, ["registry:catalog:*"],
-                                    {"Accept": "application/json"})
+            response = self.request("GET", path, "list repositories (catalog)", None, ["registry:catalog:*"], {"Accept": "application/json"})
             if response.status_code != 200:
                 raise self.error("list repositories (catalog)", None, response)
             repositories.extend(response.json().get("repositories") or [])
@@ -348,8 +400,7 @@ class RegistryClient:
     def head_blob(self, repository: str, digest: str) -> int | None:
         """The blob's size, or None when the repository does not have it."""
         doing = f"HEAD blob {repository}@{digest}"
-        response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", doing, repository,
-                                [scope(repository, "pull")], allow_redirects=True)
+        response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", doing, repository, [scope(repository, "pull")], allow_redirects=True)
         response.close()
         if response.status_code == 404:
             return None
@@ -362,8 +413,13 @@ class RegistryClient:
         upload_url)``: the registry opened an upload session instead (mount refused)."""
         doing = f"mount blob {digest} from {from_repository} into {repository}"
         response = self.request(
-            "POST", f"/v2/{repository}/blobs/uploads/?mount={digest}&from={from_repository}", doing,
-            repository, [scope(repository, "pull,push"), scope(from_repository, "pull")], {"Content-Length": "0"})
+            "POST",
+            f"/v2/{repository}/blobs/uploads/?mount={digest}&from={from_repository}",
+            doing,
+            repository,
+            [scope(repository, "pull,push"), scope(from_repository, "pull")],
+            {"Content-Length": "0"},
+        )
         response.close()
         if response.status_code == 201:
             return True, None
@@ -374,8 +430,7 @@ class RegistryClient:
     def start_upload(self, repository: str) -> str:
         """Open a blob upload session; returns its URL."""
         doing = f"start a blob upload to {repository}"
-        response = self.request("POST", f"/v2/{repository}/blobs/uploads/", doing, repository,
-                                [scope(repository, "pull,push")], {"Content-Length": "0"})
+        response = self.request("POST", f"/v2/{repository}/blobs/uploads/", doing, repository, [scope(repository, "pull,push")], {"Content-Length": "0"})
         response.close()
         if response.status_code != 202:
             raise self.error(doing, repository, response)
@@ -390,8 +445,7 @@ class RegistryClient:
     def open_blob(self, repository: str, digest: str) -> requests.Response:
         """The source side of a copy: a streamed GET response (the caller closes it)."""
         doing = f"GET blob {repository}@{digest}"
-        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", doing, repository,
-                                [scope(repository, "pull")], stream=True, allow_redirects=True)
+        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", doing, repository, [scope(repository, "pull")], stream=True, allow_redirects=True)
         if response.status_code != 200:
             response.close()
             raise self.error(doing, repository, response)
@@ -405,15 +459,15 @@ class RegistryClient:
         doing = f"upload blob {digest} to {repository}"
         headers = {"Content-Type": "application/octet-stream"}
         body = reader if size else b""
-        response = self.request("PATCH", location, doing, repository, [scope(repository, "pull,push")], headers,
-                                data=body, retry=False)
+        response = self.request("PATCH", location, doing, repository, [scope(repository, "pull,push")], headers, data=body, retry=False)
         response.close()
         if response.status_code != 202:
             raise self.error(doing, repository, response)
         location = self._location(response, doing, repository)
         separator = "&" if "?" in location else "?"
-        response = self.request("PUT", f"{location}{separator}digest={digest}", doing, repository,
-                                [scope(repository, "pull,push")], {"Content-Length": "0"}, data=b"", retry=False)
+        response = self.request(
+            "PUT", f"{location}{separator}digest={digest}", doing, repository, [scope(repository, "pull,push")], {"Content-Length": "0"}, data=b"", retry=False
+        )
         response.close()
         if response.status_code != 201:
             raise self.error(doing, repository, response)
@@ -423,9 +477,16 @@ class RegistryClient:
         location = self.start_upload(repository)
         separator = "&" if "?" in location else "?"
         doing = f"upload blob {digest} to {repository}"
-        response = self.request("PUT", f"{location}{separator}digest={digest}", doing, repository,
-                                [scope(repository, "pull,push")], {"Content-Type": "application/octet-stream"},
-                                data=data, retry=False)
+        response = self.request(
+            "PUT",
+            f"{location}{separator}digest={digest}",
+            doing,
+            repository,
+            [scope(repository, "pull,push")],
+            {"Content-Type": "application/octet-stream"},
+            data=data,
+            retry=False,
+        )
         response.close()
         if response.status_code != 201:
             raise self.error(doing, repository, response)

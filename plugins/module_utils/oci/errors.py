@@ -18,8 +18,7 @@ if TYPE_CHECKING:
 class RegistryError(OciError):
     """A registry operation failed. ``status`` is the HTTP status (None: no answer)."""
 
-    def __init__(self, message: str, registry: str | None = None, repository: str | None = None,
-                 status: int | None = None, code: str | None = None) -> None:
+    def __init__(self, message: str, registry: str | None = None, repository: str | None = None, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.registry = registry
         self.repository = repository

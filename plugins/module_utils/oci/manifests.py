@@ -8,7 +8,6 @@ and layers), the placeholder manifest used to remove one tag from a registry tha
 digest, and the tags cosign gives a digest's signature, attestation and SBOM.
 """
 
-
 from __future__ import annotations
 
 import hashlib
@@ -95,8 +94,7 @@ def parse_manifest(data: bytes, media_type: str) -> dict[str, Any]:
         children = []
         for item in document.get("manifests") or []:
             _check_descriptor(item)
-            children.append(dict(digest=item["digest"], size=item.get("size"), mediaType=item.get("mediaType"),
-                                 platform=item.get("platform")))
+            children.append(dict(digest=item["digest"], size=item.get("size"), mediaType=item.get("mediaType"), platform=item.get("platform")))
         return {"index": True, "children": children, "blobs": []}
     blobs = []
     config = document.get("config")

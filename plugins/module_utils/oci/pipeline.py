@@ -34,17 +34,15 @@ if TYPE_CHECKING:  # the client imports this module
 PIPELINE_DEPTH = 32
 
 
-def pipelined_heads(client: RegistryClient, repository: str,
-                    references: Sequence[str]) -> tuple[dict[str, dict[str, Any] | None], int | None]:
+def pipelined_heads(client: RegistryClient, repository: str, references: Sequence[str]) -> tuple[dict[str, dict[str, Any] | None], int | None]:
     """``({reference: head or None}, pause)``: the leading references that got a 200 (with a
     digest) or a 404 on one connection; it stops at the first other answer, and ``pause`` is the
     seconds that answer's Retry-After asked for (429, 503), or None."""
     auth = client.auth.authorization([scope(repository, "pull")], repository)
     head = "Host: {}\r\nUser-Agent: {}\r\nAccept: {}\r\n{}\r\n".format(
-        client.host, client.session.headers["User-Agent"], ACCEPT,
-        f"Authorization: {auth}\r\n" if auth else "")
-    payload = "".join(f"HEAD /v2/{repository}/manifests/{reference} HTTP/1.1\r\n{head}"
-                      for reference in references).encode("utf-8")
+        client.host, client.session.headers["User-Agent"], ACCEPT, f"Authorization: {auth}\r\n" if auth else ""
+    )
+    payload = "".join(f"HEAD /v2/{repository}/manifests/{reference} HTTP/1.1\r\n{head}" for reference in references).encode("utf-8")
     answered: dict[str, dict[str, Any] | None] = {}
     pause = None
     connection = None
@@ -60,9 +58,11 @@ def pipelined_heads(client: RegistryClient, repository: str,
             if status == 404:
                 answered[reference] = None
             elif status == 200 and is_digest(digest):
-                answered[reference] = {"digest": digest,
-                                       "media_type": headers.get("content-type", "").split(";")[0],
-                                       "size": int(headers.get("content-length") or 0)}
+                answered[reference] = {
+                    "digest": digest,
+                    "media_type": headers.get("content-type", "").split(";")[0],
+                    "size": int(headers.get("content-length") or 0),
+                }
             else:
                 if status in (429, 503):
                     pause = retry_after(headers.get("retry-after"))
@@ -109,15 +109,13 @@ def _tls_context(client: RegistryClient) -> ssl.SSLContext:
             elif client.verify is not True and os.path.isdir(client.verify):  # as requests takes a CA directory
                 context = ssl.create_default_context(capath=client.verify)
             else:  # as requests verifies: the given CA bundle, else its default bundle
-                context = ssl.create_default_context(cafile=client.verify if client.verify is not True else
-                                                     requests.utils.DEFAULT_CA_BUNDLE_PATH)
+                context = ssl.create_default_context(cafile=client.verify if client.verify is not True else requests.utils.DEFAULT_CA_BUNDLE_PATH)
             context.set_alpn_protocols(["http/1.1"])
             client._tls = context
         return client._tls
 
 
-def head_manifests(client: RegistryClient, repository: str,
-                   references: Sequence[str]) -> list[tuple[str, dict[str, Any] | None]]:
+def head_manifests(client: RegistryClient, repository: str, references: Sequence[str]) -> list[tuple[str, dict[str, Any] | None]]:
     """``[(reference, head_manifest's answer)]`` for many references of one repository.
 
     The HEADs are pipelined: up to PIPELINE_DEPTH requests are written at once on one HTTP/1.1

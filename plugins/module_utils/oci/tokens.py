@@ -33,9 +33,11 @@ class TokenCache:
         now = time.monotonic()
         with self._lock:
             self._tokens = [item for item in self._tokens if item[2] > now]
-            covering = [(len(granted), token) for granted, token, _expires in self._tokens
-                        if (most is None or len(granted) <= most) and
-                        all(resource in granted and actions <= granted[resource] for resource, actions in wanted.items())]
+            covering = [
+                (len(granted), token)
+                for granted, token, _expires in self._tokens
+                if (most is None or len(granted) <= most) and all(resource in granted and actions <= granted[resource] for resource, actions in wanted.items())
+            ]
         return min(covering, key=lambda item: item[0])[1] if covering else None
 
     def get(self, scopes: Sequence[str], fetch: Callable[[], str], most: int | None = None) -> str:

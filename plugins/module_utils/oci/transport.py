@@ -164,9 +164,13 @@ class Stats:
     def to_dict(self) -> dict[str, Any]:
         """The counters, as a run reports them."""
         with self._lock:
-            return {"requests": self.requests, "by_method": dict(self.by_method),
-                    "token_requests": self.token_requests, "retries": self.retries,
-                    "blob_bytes_sent": self.blob_bytes_sent}
+            return {
+                "requests": self.requests,
+                "by_method": dict(self.by_method),
+                "token_requests": self.token_requests,
+                "retries": self.retries,
+                "blob_bytes_sent": self.blob_bytes_sent,
+            }
 
 
 def read_head(reader: BinaryIO) -> tuple[int, dict[str, str]]:
