@@ -90,20 +90,6 @@ def split_url(value):
     return scheme[:-3], host, port
 
 
-def to_int(value):
-    """A whole number given as a number or a string of digits; raises ValueError otherwise (a
-    boolean is not a number here)."""
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise ValueError(value)
-
-
 def to_bool(value):
     """Ansible's booleans (true/false, yes/no, on/off, 1/0); raises ValueError otherwise."""
     if isinstance(value, bool):
