@@ -1,9 +1,10 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""The one schema of an environment entry of ``segmented_registry_environments`` (pure data).
+"""The schema of the inventory (pure data): an entry of ``segmented_registry_environments``
+(``ENVIRONMENT``) and the variables of a host (``CLUSTER``), as argument specs.
 
-Everything else is derived from it or checked against it: ``shape`` checks an entry's shape
+Everything else is derived from it or checked against it: ``shape`` checks a value's shape
 (types, required keys, choices, unknown keys, defaults) against it with ansible-core's
 ``ArgumentSpecValidator``, modules take their argument spec from ``argument_spec()``, and a unit
 test checks that the ``segmented.registry.inventory`` doc fragment documents exactly this tree
@@ -15,6 +16,21 @@ from __future__ import annotations
 #: The keys of an option that are the collection's, not Ansible's: they word its problems (see
 #: ``shape``) and are stripped from a module's argument spec (``ansible_spec``).
 MESSAGE_KEYS = ("what", "fix")
+
+# The inventory's variables (its contract).
+VAR_ENVIRONMENTS = "segmented_registry_environments"
+VAR_ROLE = "segmented_registry_role"
+VAR_ENVIRONMENT = "segmented_registry_environment"
+VAR_INTEGRATED_REGISTRY = "segmented_registry_integrated_registry"
+VAR_K8S_AUTH = "segmented_registry_k8s_auth"
+VAR_CREDENTIALS = "segmented_registry_credentials"
+
+ROLE_REGISTRY = "registry"
+ROLE_CONSUMER = "consumer"
+ROLES = (ROLE_REGISTRY, ROLE_CONSUMER)
+
+#: The service account of a build namespace that gets its push credential, by default.
+DEFAULT_BUILDER = "builder"
 
 SCAN_GATE_DEFAULT_VALUE = "passed"
 
@@ -102,6 +118,36 @@ ENVIRONMENT = {
 }
 
 ENVIRONMENT_KEYS = tuple(ENVIRONMENT)
+
+#: The variables of one inventory host (a cluster), as far as their shape says.
+#: ``segmented_registry_environment`` is a name or a list of one name, and
+#: ``segmented_registry_k8s_auth`` kubernetes.core's authentication options (with their aliases
+#: and ``K8S_AUTH_*`` fallbacks, which must not be filled in here): both are checked by ``validate``
+#: and ``auth``. A builder given as a string is the mapping ``{namespace: <string>}``.
+CLUSTER = {
+    VAR_ROLE: {"type": "str", "choices": list(ROLES), "what": "a role",
+               "fix": "use registry (the one cluster hosting the environment registries) or consumer, or leave it out "
+                      "(a host with an environment is a consumer)"},
+    VAR_ENVIRONMENT: {"type": "raw"},
+    VAR_INTEGRATED_REGISTRY: {"type": "str", "what": "host[:port]",
+                              "fix": "write the host (and port) of the integrated registry's default route, like "
+                                     "default-route-openshift-image-registry.apps.registry.example.com"},
+    VAR_K8S_AUTH: {"type": "raw"},
+    VAR_CREDENTIALS: {
+        "type": "dict", "what": "a mapping with pull (a list of namespace/serviceaccount) and/or builders (a list of "
+                                "{{namespace, service_account}})", "options": {
+            "pull": {"type": "list", "elements": "str", "what": "a list of namespace/serviceaccount",
+                     "fix": "write it like [myproject/default]"},
+            "builders": {"type": "list", "elements": "dict",
+                         "what": "a list like [{{namespace: myproject, service_account: builder}}]", "options": {
+                "namespace": {"type": "str", "required": True, "what": "a namespace name",
+                              "fix": "name the build namespace (the same on this cluster and in the integrated "
+                                     "registry), like myproject"},
+                "service_account": {"type": "str", "default": DEFAULT_BUILDER, "what": "a service account name",
+                                    "fix": "like builder"},
+            }},
+        }},
+}
 
 
 def ansible_spec(spec: dict) -> dict:

@@ -51,6 +51,8 @@ def _validator_option(option: Mapping) -> dict:
     """One option as the validator takes it for its own level: without the collection's keys
     and without nested ``options`` (walked one level at a time)."""
     result = {key: value for key, value in option.items() if key not in MESSAGE_KEYS and key != "options"}
+    if "options" in option and result.get("elements") == "dict":
+        del result["elements"]  # each element is checked on its own, to name it by its index
     if result.get("type", "str") == "str":
         result["type"] = _text
     if result.get("elements") == "str":
@@ -110,7 +112,7 @@ def check(spec: Mapping, value: Mapping, context: Mapping | None = None, path: s
             else:
                 items = []
                 for index, element in enumerate(item):
-                    element, found = check(option["options"], element, context, f"{field}[{index}]")
+                    element, found = _check_element(option["options"], element, context, f"{field}[{index}]")
                     items.append(element)
                     problems.extend(found)
                 item = items
@@ -120,3 +122,11 @@ def check(spec: Mapping, value: Mapping, context: Mapping | None = None, path: s
 
 def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
+
+
+def _check_element(spec: Mapping, element: Any, context: Mapping, path: str) -> tuple:
+    """One element of a list of mappings: ``check`` once the validator has it as a mapping."""
+    result = ArgumentSpecValidator({"element": {"type": "dict"}}).validate({"element": element})
+    if list(result.errors):
+        return None, [(path, f"must be a mapping with {', '.join(spec)}, not {type_name(element)} {show(element)}")]
+    return check(spec, result.validated_parameters["element"], context, path)

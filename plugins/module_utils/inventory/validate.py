@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.auth import parse_k8s_auth
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.credentials import parse_credentials
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.credentials import parse_credentials, with_builder_mappings
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import split_host_port, type_name
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.deployment import (
     parse_replicas,
@@ -23,9 +23,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.deplo
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     DEFAULT_ENVIRONMENT,
-    ROLE_CONSUMER,
     ROLE_REGISTRY,
-    ROLES,
     VAR_CREDENTIALS,
     VAR_ENVIRONMENT,
     VAR_ENVIRONMENTS,
@@ -41,7 +39,9 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.model
     TopologyError,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.schema import (
+    CLUSTER,
     ENVIRONMENT,
+    ROLE_CONSUMER,
     SCAN_GATE_DEFAULT_VALUE,
     STATE_ABSENT,
 )
@@ -312,19 +312,20 @@ def build_topology(environments: Any, hosts: Optional[Mapping], touch: str = TOU
         raise TypeError("hosts must map inventory host names to their variables")
 
     for host in hosts:
-        hostvars = hosts[host] or {}
-        role = hostvars.get(VAR_ROLE)
-        kind, environment = _parse_environment_value(host, hostvars.get(VAR_ENVIRONMENT), out)
-        integrated = hostvars.get(VAR_INTEGRATED_REGISTRY)
-        auth = parse_k8s_auth(host, hostvars.get(VAR_K8S_AUTH), out)
-        credentials = parse_credentials(host, hostvars.get(VAR_CREDENTIALS), role, kind == "environment", out)
+        # the collection's variables only: a host's others (Ansible's, the user's, the roles'
+        # segmented_registry_* ones) are not the inventory's to refuse
+        ours = {name: value for name, value in (hosts[host] or {}).items() if name in CLUSTER}
+        values, problems = check(CLUSTER, with_builder_mappings(ours))
+        for field_name, message in problems:
+            out.add(host, field_name, message)
+        role = values[VAR_ROLE]
+        kind, environment = _parse_environment_value(host, values[VAR_ENVIRONMENT], out)
+        integrated = values[VAR_INTEGRATED_REGISTRY]
+        auth = parse_k8s_auth(host, values[VAR_K8S_AUTH], out)
+        credentials = parse_credentials(host, values[VAR_CREDENTIALS], role, kind == "environment", out)
         _check_build_namespaces(host, credentials, names, out)
-
-        if role is not None and role not in ROLES:
-            out.add(host, VAR_ROLE, "{} is not a role; use registry (the one cluster hosting the environment "
-                    "registries) or consumer, or leave it out (a host with an environment is a consumer)".format(
-                        show(role)))
-            continue
+        if any(field_name == VAR_ROLE for field_name, _message in problems):
+            continue  # not a role: what the host is, is unknown
 
         if role == ROLE_REGISTRY:
             if kind == "environment":

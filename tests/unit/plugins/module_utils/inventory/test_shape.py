@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory import schema
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.shape import check
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_environments
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_environments, build_topology
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import TopologyError
 
 ENTRY = {"name": "prod", "route_host": "prod-registry.apps.registry.example.com"}
@@ -104,3 +104,38 @@ def test_the_module_argument_spec_holds_no_message_keys():
 
     assert not set(keys(schema.argument_spec()["options"])) & set(schema.MESSAGE_KEYS)
     assert set(keys(schema.ENVIRONMENT)) & set(schema.MESSAGE_KEYS)
+
+
+def host_problems(**hostvars):
+    with pytest.raises(TopologyError) as info:
+        build_topology([ENTRY], {"registry-cluster": {"segmented_registry_role": "registry"},
+                                 "prod-cluster": dict({"segmented_registry_environment": "prod",
+                                                       "segmented_registry_k8s_auth": {"context": "prod"}}, **hostvars)})
+    return [str(problem) for problem in info.value.problems]
+
+
+def test_a_host_variable_of_the_wrong_type_names_the_host_and_the_variable():
+    assert host_problems(segmented_registry_role=["consumer"]) == [
+        "prod-cluster: segmented_registry_role: [\"consumer\"] is not a role; use registry (the one cluster hosting "
+        "the environment registries) or consumer, or leave it out (a host with an environment is a consumer)"]
+
+
+def test_a_nested_host_variable_is_named_by_its_path_and_index():
+    assert host_problems(segmented_registry_credentials={"builders": ["tools", {"service_account": "b"}, 5]}) == [
+        "prod-cluster: segmented_registry_credentials.builders[1].namespace: is required: name the build namespace "
+        "(the same on this cluster and in the integrated registry), like myproject",
+        "prod-cluster: segmented_registry_credentials.builders[2]: must be a mapping with namespace, service_account, "
+        "not a number 5",
+    ]
+
+
+def test_only_the_collections_variables_are_checked():
+    """A host's other variables (Ansible's, the user's) are not the inventory's: never unknown keys."""
+    values, found = check(schema.CLUSTER, {"segmented_registry_role": "consumer", "ansible_host": "x"})
+    assert values["segmented_registry_role"] == "consumer"
+    assert found == [("ansible_host", "unknown key \"ansible_host\" (known keys: segmented_registry_role, "
+                      "segmented_registry_environment, segmented_registry_integrated_registry, "
+                      "segmented_registry_k8s_auth, segmented_registry_credentials)")]
+    topology = build_topology([ENTRY], {"registry-cluster": {"segmented_registry_role": "registry",
+                                                             "ansible_host": "x", "segmented_registry_lab_ca": "y"}})
+    assert topology.registry.name == "registry-cluster"
