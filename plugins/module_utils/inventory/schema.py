@@ -86,34 +86,41 @@ ENVIRONMENT = {
                                  "StorageClass"},
         "claim_name": {"type": "str", "what": "a PersistentVolumeClaim name",
                        "fix": "use a lowercase DNS name like registry-storage"},
-        "s3": {"type": "dict", "what": "a mapping like {{bucket: acme-{namespace}-registry, credentials_secret: "
-                                       "{namespace}-registry-s3}}", "options": {
-            "bucket": {"type": "str", "required": True, "what": "an S3 bucket name",
-                       "fix": "the bucket that holds this registry's images, like acme-{namespace}-registry"},
-            "region": {"type": "str", "default": S3_REGION_DEFAULT, "what": "a region name",
-                       "fix": f"write one like {S3_REGION_DEFAULT} (the default) or eu-west-1"},
-            "endpoint": {"type": "str", "what": "an http(s)://host[:port] URL of an S3-compatible server",
-                         "fix": "leave it out for AWS S3"},
-            "credentials_secret": {"type": "str", "required": True, "no_log": False, "what": "a Secret name",
-                                   "fix": "name a Secret in namespace {namespace} with the keys access_key and "
-                                          "secret_key (the bucket's credentials), like {namespace}-registry-s3"},
-            "force_path_style": {"type": "bool", "default": False, "what": "a boolean",
-                                 "fix": "write false (the default) or true"},
-            "root_directory": {"type": "str", "what": "an absolute path",
-                               "fix": "write the prefix in the bucket starting with /, like /registry"},
-        }},
+        "s3": {
+            "type": "dict",
+            "what": "a mapping like {{bucket: acme-{namespace}-registry, credentials_secret: {namespace}-registry-s3}}",
+            "options": {
+                "bucket": {"type": "str", "required": True, "what": "an S3 bucket name",
+                           "fix": "the bucket that holds this registry's images, like acme-{namespace}-registry"},
+                "region": {"type": "str", "default": S3_REGION_DEFAULT, "what": "a region name",
+                           "fix": f"write one like {S3_REGION_DEFAULT} (the default) or eu-west-1"},
+                "endpoint": {"type": "str", "what": "an http(s)://host[:port] URL of an S3-compatible server",
+                             "fix": "leave it out for AWS S3"},
+                "credentials_secret": {"type": "str", "required": True, "no_log": False, "what": "a Secret name",
+                                       "fix": "name a Secret in namespace {namespace} with the keys access_key and "
+                                              "secret_key (the bucket's credentials), like {namespace}-registry-s3"},
+                "force_path_style": {"type": "bool", "default": False, "what": "a boolean",
+                                     "fix": "write false (the default) or true"},
+                "root_directory": {"type": "str", "what": "an absolute path",
+                                   "fix": "write the prefix in the bucket starting with /, like /registry"},
+            },
+        },
     }},
     "policy": {"type": "dict", "what": "a mapping with after and/or scan_gate", "options": {
         "after": {"type": "str", "what": "the name of another environment",
                   "fix": "name the environment whose registry must hold a digest first (for prod, usually uat)"},
-        "scan_gate": {"type": "dict", "what": "a mapping like {{annotation: example.com/scan, value: passed}}",
-                      "options": {
-            "annotation": {"type": "str", "required": True, "what": "a Kubernetes annotation key",
-                           "fix": "name the image annotation that the scanner sets, like "
-                                  "security.example.com/scan-result"},
-            "value": {"type": "str", "default": SCAN_GATE_DEFAULT_VALUE, "what": "a string",
-                      "fix": f"write the annotation's value that lets an image through (default {SCAN_GATE_DEFAULT_VALUE!r})"},
-        }},
+        "scan_gate": {
+            "type": "dict",
+            "what": "a mapping like {{annotation: example.com/scan, value: passed}}",
+            "options": {
+                "annotation": {"type": "str", "required": True, "what": "a Kubernetes annotation key",
+                               "fix": "name the image annotation that the scanner sets, like "
+                                      "security.example.com/scan-result"},
+                "value": {"type": "str", "default": SCAN_GATE_DEFAULT_VALUE, "what": "a string",
+                          "fix": "write the annotation's value that lets an image through (default "
+                                 f"{SCAN_GATE_DEFAULT_VALUE!r})"},
+            },
+        },
     }},
 }
 
@@ -134,19 +141,26 @@ CLUSTER = {
                                      "default-route-openshift-image-registry.apps.registry.example.com"},
     VAR_K8S_AUTH: {"type": "raw"},
     VAR_CREDENTIALS: {
-        "type": "dict", "what": "a mapping with pull (a list of namespace/serviceaccount) and/or builders (a list of "
-                                "{{namespace, service_account}})", "options": {
+        "type": "dict",
+        "what": "a mapping with pull (a list of namespace/serviceaccount) and/or builders (a list of "
+                "{{namespace, service_account}})",
+        "options": {
             "pull": {"type": "list", "elements": "str", "what": "a list of namespace/serviceaccount",
                      "fix": "write it like [myproject/default]"},
-            "builders": {"type": "list", "elements": "dict",
-                         "what": "a list like [{{namespace: myproject, service_account: builder}}]", "options": {
-                "namespace": {"type": "str", "required": True, "what": "a namespace name",
-                              "fix": "name the build namespace (the same on this cluster and in the integrated "
-                                     "registry), like myproject"},
-                "service_account": {"type": "str", "default": DEFAULT_BUILDER, "what": "a service account name",
-                                    "fix": "like builder"},
-            }},
-        }},
+            "builders": {
+                "type": "list",
+                "elements": "dict",
+                "what": "a list like [{{namespace: myproject, service_account: builder}}]",
+                "options": {
+                    "namespace": {"type": "str", "required": True, "what": "a namespace name",
+                                  "fix": "name the build namespace (the same on this cluster and in the integrated "
+                                         "registry), like myproject"},
+                    "service_account": {"type": "str", "default": DEFAULT_BUILDER, "what": "a service account name",
+                                        "fix": "like builder"},
+                },
+            },
+        },
+    },
 }
 
 
