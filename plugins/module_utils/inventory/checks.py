@@ -3,9 +3,12 @@
 
 """Small checks of inventory values and the wording of their problems (pure)."""
 
+from __future__ import annotations
+
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Optional
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import INVENTORY_VARS
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_subdomain
@@ -24,13 +27,13 @@ _TRUE_STRINGS = ("yes", "on", "1", "true", "y", "t")
 _FALSE_STRINGS = ("no", "off", "0", "false", "n", "f")
 
 
-def is_quantity(value):
+def is_quantity(value: Any) -> bool:
     """A positive Kubernetes quantity such as ``100Gi`` or ``500M``."""
     match = _QUANTITY.match(value) if isinstance(value, str) else None
     return bool(match) and float(match.group("number")) > 0
 
 
-def split_host_port(value):
+def split_host_port(value: Any) -> tuple[str, Optional[int]]:
     """Split ``host[:port]``; returns ``(host, port or None)`` or raises ValueError with the reason."""
     if not isinstance(value, str) or not value:
         raise ValueError("it must be a non-empty string like registry.example.com or registry.example.com:5000")
@@ -61,7 +64,7 @@ def split_host_port(value):
     return host, port
 
 
-def s3_bucket_problem(value):
+def s3_bucket_problem(value: Any) -> Optional[str]:
     """Why ``value`` is not an S3 bucket name, or None when it is one."""
     if not isinstance(value, str) or not value:
         return "it must be a non-empty string"
@@ -78,7 +81,7 @@ def s3_bucket_problem(value):
     return None
 
 
-def split_url(value):
+def split_url(value: Any) -> tuple[str, str, Optional[int]]:
     """Split ``http(s)://host[:port]``; returns ``(scheme, host, port or None)`` or raises
     ValueError with the reason."""
     if not isinstance(value, str) or not value:
@@ -90,21 +93,7 @@ def split_url(value):
     return scheme[:-3], host, port
 
 
-def to_int(value):
-    """A whole number given as a number or a string of digits; raises ValueError otherwise (a
-    boolean is not a number here)."""
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise ValueError(value)
-
-
-def to_bool(value):
+def to_bool(value: Any) -> bool:
     """Ansible's booleans (true/false, yes/no, on/off, 1/0); raises ValueError otherwise."""
     if isinstance(value, bool):
         return value
@@ -119,13 +108,13 @@ def to_bool(value):
     raise ValueError(value)
 
 
-def suggest(name, candidates):
+def suggest(name: str, candidates: Iterable[str]) -> Optional[str]:
     """The closest candidate to a misspelt name, or None."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
     return matches[0] if matches else None
 
 
-def misspelt_variables(names):
+def misspelt_variables(names: Iterable[Any]) -> dict[str, str]:
     """``{name: suggestion}`` for variable names that look like a typo of one of ours.
 
     Only near misses are reported: roles of this collection have other ``segmented_registry_*``
@@ -141,7 +130,7 @@ def misspelt_variables(names):
     return result
 
 
-def type_name(value):
+def type_name(value: Any) -> str:
     # isinstance, not type(): templated values may be subclasses (tagged str, dict, ...)
     for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (Mapping, "a mapping"),
                        (Sequence, "a list"), (type(None), "null")):
@@ -150,7 +139,7 @@ def type_name(value):
     return type(value).__name__
 
 
-def unknown_key_message(key, known):
+def unknown_key_message(key: Any, known: Sequence[str]) -> str:
     hint = suggest(str(key), known)
     text = f"unknown key {show(key)}"
     if hint:

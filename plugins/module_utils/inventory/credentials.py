@@ -18,66 +18,67 @@ Every consumer with an environment also gets its pull credential as the Secret
 ``pull`` names a service account.
 """
 
-from collections.abc import Mapping, Sequence
+from __future__ import annotations
 
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import type_name, unknown_key_message
+from collections.abc import Mapping
+from typing import Any, Optional
+
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import VAR_CREDENTIALS
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain, split_namespaced
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
 
-KEYS = ("pull", "builders")
-BUILDER_KEYS = ("namespace", "service_account")
-DEFAULT_BUILDER = "builder"
 #: Where the cluster-wide pull credential goes; not a target of its own in ``pull``.
 GLOBAL_NAMESPACE = "openshift-config"
 _NAME_RULES = ("40 lowercase letters, digits and '-'")
 
 
-def empty():
+def empty() -> dict:
     return {"pull": [], "builders": []}
 
 
-def _name_problem(host):
+def _name_problem(host: str) -> Optional[str]:
     if not is_dns1123_label(host) or len(host) > 40:
         return ("credentials are named after the cluster's inventory host name, which must then be a DNS label of at "
                 f"most {_NAME_RULES} (like prod-east); rename the host")
     return None
 
 
-def parse_credentials(host, value, role, has_environment, out):
+def with_builder_mappings(hostvars: Mapping) -> Mapping:
+    """``hostvars`` with each builder given as a string (``builders: [myproject]``) written as the
+    mapping it stands for (``{namespace: myproject}``), for the shape check; not changed itself."""
+    value = hostvars.get(VAR_CREDENTIALS)
+    builders = value.get("builders") if isinstance(value, Mapping) else None
+    if not isinstance(builders, list) or not any(isinstance(item, str) for item in builders):
+        return hostvars
+    builders = [{"namespace": item} if isinstance(item, str) else item for item in builders]
+    return dict(hostvars, **{VAR_CREDENTIALS: dict(value, builders=builders)})
+
+
+def parse_credentials(host: str, value: Optional[dict], role: Optional[str], has_environment: bool,
+                      out: Any) -> Optional[dict]:
     """The credentials block of ``host`` as ``{"pull": [{"namespace", "service_accounts"}],
     "builders": [{"namespace", "service_account"}]}`` (in inventory order), or None when it is not
-    valid (every problem is added to ``out``). ``role`` and ``has_environment`` say what the host is:
-    only a consumer with an environment gets credentials."""
+    valid (every problem is added to ``out``). ``value`` is as ``shape.check`` returns it against
+    ``schema.CLUSTER`` (None when not set or not a mapping). ``role`` and ``has_environment`` say
+    what the host is: only a consumer with an environment gets credentials."""
     if value is None:
         return empty()
-    if not isinstance(value, Mapping):
-        out.add(host, VAR_CREDENTIALS, "must be a mapping with pull (a list of namespace/serviceaccount) and/or "
-                f"builders (a list of {{namespace, service_account}}), not {type_name(value)} {show(value)}")
-        return None
     before = len(out.problems)
-    for key in value:
-        if key not in KEYS:
-            out.add(host, f"{VAR_CREDENTIALS}.{key}", unknown_key_message(key, KEYS))
     if role == "registry":
         out.add(host, VAR_CREDENTIALS, "is set on the registry cluster, which mints the credentials and gets none; "
                 "set it on the consumer clusters")
         return None
-    if not has_environment and (value.get("pull") or value.get("builders")):
+    if not has_environment and (value["pull"] or value["builders"]):
         out.add(host, VAR_CREDENTIALS, "is set, but this cluster has no environment (segmented_registry_environment), "
                 "so it is left alone and gets no credential; assign it an environment or remove "
                 f"{VAR_CREDENTIALS}")
         return None
     problem = _name_problem(host)
-    if problem and (value.get("pull") or value.get("builders")):
+    if problem and (value["pull"] or value["builders"]):
         out.add(host, VAR_CREDENTIALS, problem)
 
     pull = {}
-    items = value.get("pull")
-    if items is not None and (not isinstance(items, Sequence) or isinstance(items, (str, bytes))):
-        out.add(host, f"{VAR_CREDENTIALS}.pull", f"must be a list of namespace/serviceaccount, like [myproject/default], not {type_name(items)} {show(items)}")
-        items = ()
-    for index, item in enumerate(items or ()):
+    for index, item in enumerate(value["pull"] or ()):
         where = f"{VAR_CREDENTIALS}.pull[{index}]"
         found = split_namespaced(item)
         if found is None:
@@ -96,23 +97,11 @@ def parse_credentials(host, value, role, has_environment, out):
 
     builders = []
     seen = set()
-    items = value.get("builders")
-    if items is not None and (not isinstance(items, Sequence) or isinstance(items, (str, bytes))):
-        out.add(host, f"{VAR_CREDENTIALS}.builders", "must be a list like [{namespace: myproject, service_account: "
-                f"builder}}], not {type_name(items)} {show(items)}")
-        items = ()
-    for index, item in enumerate(items or ()):
+    for index, item in enumerate(value["builders"] or ()):
         where = f"{VAR_CREDENTIALS}.builders[{index}]"
-        if isinstance(item, str):
-            item = {"namespace": item}
-        if not isinstance(item, Mapping):
-            out.add(host, where, f"must be a mapping like {{namespace: myproject, service_account: builder}}, not {type_name(item)} {show(item)}")
-            continue
-        for key in item:
-            if key not in BUILDER_KEYS:
-                out.add(host, f"{where}.{key}", unknown_key_message(key, BUILDER_KEYS))
-        namespace = item.get("namespace")
-        account = item.get("service_account") or DEFAULT_BUILDER
+        if item is None or None in (item["namespace"], item["service_account"]):
+            continue  # a problem of its shape
+        namespace, account = item["namespace"], item["service_account"]
         if not is_dns1123_label(namespace):
             out.add(host, f"{where}.namespace", f"{show(namespace)} is not a namespace name; name the build namespace "
                     "(the same on this cluster and in the integrated registry), like myproject")

@@ -17,11 +17,18 @@ from typing import Any, Optional
 from ansible_collections.segmented.registry.plugins.module_utils.errors import InventoryError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.schema import (
     REPLICAS_DEFAULT,
+    ROLE_REGISTRY,
     S3_REGION_DEFAULT,
     SCAN_GATE_DEFAULT_VALUE,
     STATE_ABSENT,
     STATE_PRESENT,
     TERMINATION_EDGE,
+    VAR_CREDENTIALS,
+    VAR_ENVIRONMENT,
+    VAR_ENVIRONMENTS,
+    VAR_INTEGRATED_REGISTRY,
+    VAR_K8S_AUTH,
+    VAR_ROLE,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -29,21 +36,11 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.schem
 # ---------------------------------------------------------------------------------------------
 
 PREFIX = "segmented_registry_"
-VAR_ENVIRONMENTS = "segmented_registry_environments"
-VAR_ROLE = "segmented_registry_role"
-VAR_ENVIRONMENT = "segmented_registry_environment"
-VAR_INTEGRATED_REGISTRY = "segmented_registry_integrated_registry"
-VAR_K8S_AUTH = "segmented_registry_k8s_auth"
-VAR_CREDENTIALS = "segmented_registry_credentials"
 
-#: The per-host variables, in the order they are reported.
+#: The per-host variables (``schema.CLUSTER``), in the order they are reported.
 HOST_VARS = (VAR_ROLE, VAR_ENVIRONMENT, VAR_INTEGRATED_REGISTRY, VAR_K8S_AUTH, VAR_CREDENTIALS)
 #: Every variable this model reads.
 INVENTORY_VARS = (VAR_ENVIRONMENTS,) + HOST_VARS
-
-ROLE_REGISTRY = "registry"
-ROLE_CONSUMER = "consumer"
-ROLES = (ROLE_REGISTRY, ROLE_CONSUMER)
 
 #: The integrated registry's environment; a cluster assigned to it is left alone.
 DEFAULT_ENVIRONMENT = "default"

@@ -8,27 +8,22 @@ the environment entry), the field, the bad value and the fix.
 ``build_topology`` checks it together with every host's ``segmented_registry_*`` variables.
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping, Sequence
+from typing import Any, Optional
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.auth import parse_k8s_auth
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.credentials import parse_credentials
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import (
-    split_host_port,
-    to_bool,
-    type_name,
-    unknown_key_message,
-)
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.credentials import parse_credentials, with_builder_mappings
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import split_host_port, type_name
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.deployment import (
     parse_replicas,
-    parse_state,
     parse_storage,
     parse_tls,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     DEFAULT_ENVIRONMENT,
-    ROLE_CONSUMER,
     ROLE_REGISTRY,
-    ROLES,
     VAR_CREDENTIALS,
     VAR_ENVIRONMENT,
     VAR_ENVIRONMENTS,
@@ -44,12 +39,13 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.model
     TopologyError,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.schema import (
-    ENVIRONMENT_KEYS,
-    POLICY_KEYS,
+    CLUSTER,
+    ENVIRONMENT,
+    ROLE_CONSUMER,
     SCAN_GATE_DEFAULT_VALUE,
-    SCAN_GATE_KEYS,
     STATE_ABSENT,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.shape import check
 from ansible_collections.segmented.registry.plugins.module_utils.names import (
     is_dns1123_label,
     is_dns1123_subdomain,
@@ -69,11 +65,11 @@ class _Collector:
         # refer to them without getting a second, misleading problem.
         self.broken_names = set()
 
-    def add(self, host, field_name, message):
+    def add(self, host: str, field_name: str, message: str) -> None:
         self.problems.append(Problem(host, field_name, message))
 
 
-def _environment_label(index, raw):
+def _environment_label(index: int, raw: Any) -> str:
     name = raw.get("name") if isinstance(raw, Mapping) else None
     label = f"{VAR_ENVIRONMENTS}[{index}]"
     if isinstance(name, str) and name:
@@ -81,77 +77,56 @@ def _environment_label(index, raw):
     return label
 
 
-def _parse_policy(where, value, out):
-    """Returns (after, scan_gate)."""
+def _parse_policy(where: str, value: Optional[dict], out: _Collector) -> tuple:
+    """Returns (after, scan_gate); ``policy.after``'s references are checked with every entry."""
     if value is None:
         return None, None
-    if not isinstance(value, Mapping):
-        out.add(where, "policy", f"must be a mapping with after and/or scan_gate, not {type_name(value)} {show(value)}")
-        return None, None
-    for key in value:
-        if key not in POLICY_KEYS:
-            out.add(where, f"policy.{key}", unknown_key_message(key, POLICY_KEYS))
-    after = value.get("after")
-    if after is not None and not isinstance(after, str):
-        out.add(where, "policy.after", f"must be the name of another environment, not {type_name(after)} {show(after)}")
-        after = None
-    scan_gate = None
-    gate = value.get("scan_gate")
-    if gate is not None:
-        if not isinstance(gate, Mapping):
-            out.add(where, "policy.scan_gate", f"must be a mapping like {{annotation: example.com/scan, value: passed}}, not {type_name(gate)} {show(gate)}")
-        else:
-            for key in gate:
-                if key not in SCAN_GATE_KEYS:
-                    out.add(where, f"policy.scan_gate.{key}", unknown_key_message(key, SCAN_GATE_KEYS))
-            annotation = gate.get("annotation")
-            gate_value = gate.get("value")
-            if gate_value is None:
-                gate_value = SCAN_GATE_DEFAULT_VALUE
-            ok = True
-            if annotation is None:
-                out.add(where, "policy.scan_gate.annotation", "is required: name the image annotation that the scanner "
-                        "sets, like security.example.com/scan-result")
-                ok = False
-            elif not is_qualified_name(annotation):
-                out.add(where, "policy.scan_gate.annotation", "{} is not a Kubernetes annotation key; use "
-                        "[prefix/]name, like security.example.com/scan-result".format(show(annotation)))
-                ok = False
-            if not isinstance(gate_value, str) or not gate_value:
-                out.add(where, "policy.scan_gate.value", f"must be a non-empty string (default {SCAN_GATE_DEFAULT_VALUE!r}), not {show(gate_value)}")
-                ok = False
-            if ok:
-                scan_gate = ScanGate(annotation=annotation, value=gate_value)
-    return after, scan_gate
+    gate = value["scan_gate"]
+    if gate is None:
+        return value["after"], None
+    annotation, gate_value = gate["annotation"], gate["value"]
+    ok = annotation is not None and gate_value is not None  # else: a problem of its shape
+    if annotation is not None and not is_qualified_name(annotation):
+        out.add(where, "policy.scan_gate.annotation", "{} is not a Kubernetes annotation key; use "
+                "[prefix/]name, like security.example.com/scan-result".format(show(annotation)))
+        ok = False
+    if gate_value == "":
+        out.add(where, "policy.scan_gate.value", f"must be a non-empty string (default {SCAN_GATE_DEFAULT_VALUE!r}), not \"\"")
+        ok = False
+    return value["after"], ScanGate(annotation=annotation, value=gate_value) if ok else None
 
 
-def _parse_environments(environments, out):
-    """Returns a list of (label, Environment) for the entries that parsed."""
-    parsed = []
+def _parse_environments(environments: Any, out: _Collector) -> tuple:
+    """Returns ``(parsed, entries)``: a list of (label, Environment) for the entries that parsed,
+    and (label, values) for every entry that is a mapping (``values`` as ``shape.check`` returns
+    them: what the checks across entries read)."""
+    parsed, entries = [], []
     if environments is None:
         out.add("inventory", VAR_ENVIRONMENTS, "is not defined; define the environments once, in group_vars/all, "
                 "like [{name: test, route_host: test-registry.apps.registry.example.com}]")
-        return parsed
+        return parsed, entries
     if not isinstance(environments, Sequence) or isinstance(environments, (str, bytes)):
         out.add("inventory", VAR_ENVIRONMENTS, f"must be a list of environments, not {type_name(environments)} {show(environments)}")
-        return parsed
+        return parsed, entries
     if not environments:
         out.add("inventory", VAR_ENVIRONMENTS, "is empty; define at least one environment, like "
                 "{name: test, route_host: test-registry.apps.registry.example.com}")
-        return parsed
+        return parsed, entries
     for index, raw in enumerate(environments):
         where = _environment_label(index, raw)
         if not isinstance(raw, Mapping):
             out.add(where, "", f"each environment must be a mapping with at least name and route_host, not {type_name(raw)} {show(raw)}")
             continue
         before = len(out.problems)
-        for key in raw:
-            if key not in ENVIRONMENT_KEYS:
-                out.add(where, str(key), unknown_key_message(key, ENVIRONMENT_KEYS))
+        namespace = raw.get("name") if is_dns1123_label(raw.get("name")) else "<name>"
+        values, problems = check(ENVIRONMENT, raw, {"namespace": namespace})
+        for field_name, message in problems:
+            out.add(where, field_name, message)
+        entries.append((where, values))
 
-        name = raw.get("name")
+        name = values["name"]
         if name is None:
-            out.add(where, "name", "is required: a lowercase DNS label like test, uat or prod")
+            pass  # a problem of its shape
         elif not is_dns1123_label(name):
             out.add(where, "name", "{} is not a DNS-1123 label (it becomes a namespace); use at most 63 lowercase "
                     "letters, digits and '-', starting and ending with a letter or digit, like uat".format(show(name)))
@@ -161,52 +136,38 @@ def _parse_environments(environments, out):
         elif name in _RESERVED_NAMESPACES or name.startswith(_RESERVED_NAMESPACE_PREFIXES):
             out.add(where, "name", f"{show(name)} is a namespace OpenShift reserves (openshift, openshift-*, kube-*); choose another name")
 
-        route_host = raw.get("route_host")
-        if route_host is None:
-            out.add(where, "route_host", "is required: the host name of this environment's registry Route, like "
-                    "{}-registry.apps.registry.example.com".format(name if is_dns1123_label(name) else "test"))
-        elif not is_dns1123_subdomain(route_host):
+        route_host = values["route_host"]
+        if route_host is not None and not is_dns1123_subdomain(route_host):
             out.add(where, "route_host", "{} is not a DNS-1123 subdomain; use a lowercase host name without "
                     "scheme, port or path, like test-registry.apps.registry.example.com".format(show(route_host)))
 
-        endpoint = raw.get("endpoint")
+        endpoint = values["endpoint"]
         if endpoint is not None:
             try:
                 split_host_port(endpoint)
             except ValueError as err:
                 out.add(where, "endpoint", f"{show(endpoint)} is not host[:port]: {err}")
 
-        ca_cert = raw.get("ca_cert")
-        if ca_cert is not None and (not isinstance(ca_cert, str) or not ca_cert):
-            out.add(where, "ca_cert", f"must be the path of a PEM file, not {show(ca_cert)}")
+        ca_cert = values["ca_cert"]
+        if ca_cert == "":
+            out.add(where, "ca_cert", "must be the path of a PEM file, not \"\"")
 
-        validate_certs = raw.get("validate_certs")
-        if validate_certs is None:
-            validate_certs = True
-        else:
-            try:
-                validate_certs = to_bool(validate_certs)
-            except ValueError:
-                out.add(where, "validate_certs", f"{show(validate_certs)} is not a boolean; write true (the default) or false")
-
-        namespace = name if is_dns1123_label(name) else "<name>"
-        state = parse_state(where, raw.get("state"), out)
-        tls = parse_tls(where, raw.get("tls"), namespace, out)
-        storage = parse_storage(where, raw.get("storage"), namespace, out)
-        replicas = parse_replicas(where, raw.get("replicas"), raw.get("storage"), out)
-        after, scan_gate = _parse_policy(where, raw.get("policy"), out)
+        tls = parse_tls(where, values["tls"], namespace, out)
+        storage = parse_storage(where, values["storage"], namespace, out)
+        replicas = parse_replicas(where, values["replicas"], values["storage"], out)
+        after, scan_gate = _parse_policy(where, values["policy"], out)
 
         if len(out.problems) == before:
             parsed.append((where, Environment(
                 name=name, route_host=route_host, endpoint=(endpoint or route_host), ca_cert=ca_cert,
-                validate_certs=validate_certs, storage=storage, after=after, scan_gate=scan_gate, state=state,
-                replicas=replicas, tls=tls)))
+                validate_certs=values["validate_certs"], storage=storage, after=after, scan_gate=scan_gate,
+                state=values["state"], replicas=replicas, tls=tls)))
         elif is_dns1123_label(name) and name != DEFAULT_ENVIRONMENT:
             out.broken_names.add(name)
-    return parsed
+    return parsed, entries
 
 
-def _claim(owners, key, where, out, field, message):
+def _claim(owners: dict, key: str, where: str, out: _Collector, field: str, message: str) -> None:
     """Record ``where`` as the owner of ``key``, or report ``message`` (its ``{owner}`` filled in)
     when another entry owns it already: names, route hosts and endpoints must be unique."""
     if key in owners:
@@ -215,40 +176,36 @@ def _claim(owners, key, where, out, field, message):
         owners[key] = where
 
 
-def _check_environment_set(parsed, raw_environments, out):
-    """Uniqueness and policy.after references (needs every entry). Returns ``(names, endpoints,
-    absent)``: the owner of each name and endpoint, and the names with ``state: absent``."""
+def _check_environment_set(entries: list, out: _Collector) -> tuple:
+    """Uniqueness and policy.after references (needs every entry: ``entries`` as
+    ``_parse_environments`` returns them). Returns ``(names, endpoints, absent)``: the owner of
+    each name and endpoint, and the names with ``state: absent``."""
     names = {}
     route_hosts = {}
     endpoints = {}
     absent = set()
-    for index, raw in enumerate(raw_environments if isinstance(raw_environments, Sequence) else ()):
-        if not isinstance(raw, Mapping):
-            continue
-        where = _environment_label(index, raw)
-        name = raw.get("name")
-        if isinstance(name, str) and name:
+    for where, values in entries:
+        name = values["name"]
+        if name:
             _claim(names, name, where, out, "name", f"{show(name)} is already defined by {{owner}}; environment names must be unique")
-            if raw.get("state") == STATE_ABSENT:
+            if values["state"] == STATE_ABSENT:
                 absent.add(name)
-        route_host = raw.get("route_host")
-        if isinstance(route_host, str) and route_host:
+        route_host = values["route_host"]
+        if route_host:
             _claim(route_hosts, route_host.lower(), where, out, "route_host", "{0} is already the route_host of "
                    "{{owner}}; each environment needs its own registry host".format(show(route_host)))
-        endpoint = raw.get("endpoint") or route_host
-        if isinstance(endpoint, str) and endpoint:
+        endpoint = values["endpoint"] or route_host
+        if endpoint:
             _claim(endpoints, endpoint.lower(), where, out, "endpoint", "{0} is already the endpoint of {{owner}}; "
                    "clients could not tell the environments apart: give each its own host[:port]".format(
                        show(endpoint)))
     # policy.after: known, not itself, no cycle (checked on every entry, even one with other problems)
     afters = {}
-    for index, raw in enumerate(raw_environments if isinstance(raw_environments, Sequence) else ()):
-        policy = raw.get("policy") if isinstance(raw, Mapping) else None
-        after = policy.get("after") if isinstance(policy, Mapping) else None
-        name = raw.get("name") if isinstance(raw, Mapping) else None
-        if not isinstance(after, str):
+    for where, values in entries:
+        after = (values["policy"] or {}).get("after")
+        name = values["name"]
+        if after is None:
             continue
-        where = _environment_label(index, raw)
         if after == name:
             out.add(where, "policy.after", "{} is this environment itself; name the environment whose registry must "
                     "hold a digest first (for prod, usually uat)".format(show(after)))
@@ -261,7 +218,7 @@ def _check_environment_set(parsed, raw_environments, out):
             out.add(where, "policy.after", "{} has state: absent, so it is no promotion target and would never hold "
                     "a digest; point policy.after at a present environment ({}), remove policy.after, or set the "
                     "state of {} back to present".format(show(after), ", ".join(present) or "none defined", after))
-        elif isinstance(name, str) and name not in afters:
+        elif name is not None and name not in afters:
             afters[name] = (where, after)
     reported = set()
     for start in afters:
@@ -280,7 +237,7 @@ def _check_environment_set(parsed, raw_environments, out):
     return names, endpoints, absent
 
 
-def _parse_environment_value(host, value, out):
+def _parse_environment_value(host: str, value: Any, out: _Collector) -> tuple:
     """Returns (kind, name): kind in 'absent', 'default', 'environment', 'invalid'."""
     if value is None:
         return "absent", None
@@ -299,18 +256,18 @@ def _parse_environment_value(host, value, out):
     return "environment", value
 
 
-def build_environments(environments):
+def build_environments(environments: Any) -> dict[str, Environment]:
     """Validate ``segmented_registry_environments`` alone and return ``{name: Environment}`` (in
     inventory order); raises ``TopologyError`` listing every problem found."""
     out = _Collector()
-    parsed = _parse_environments(environments, out)
-    _check_environment_set(parsed, environments, out)  # names, endpoints, absent: only their problems count here
+    parsed, entries = _parse_environments(environments, out)
+    _check_environment_set(entries, out)  # names, endpoints, absent: only their problems count here
     if out.problems:
         raise TopologyError(out.problems)
     return {env.name: env for _where, env in parsed}
 
 
-def _check_build_namespaces(host, credentials, environment_owners, out):
+def _check_build_namespaces(host: str, credentials: Optional[dict], environment_owners: dict, out: _Collector) -> None:
     """A build namespace may not be an environment's namespace: its builder's push credential
     pushes to the namespace of that name on the registry cluster, where the environment's registry
     takes its pushes from promotion alone. ``environment_owners``: ``{name: its entry's label}``."""
@@ -329,7 +286,7 @@ TOUCH_ALL = "all"
 TOUCH_REGISTRY = "registry"
 
 
-def build_topology(environments, hosts, touch=TOUCH_ALL):
+def build_topology(environments: Any, hosts: Optional[Mapping], touch: str = TOUCH_ALL) -> Topology:
     """Validate the inventory and return its ``Topology``.
 
     ``environments`` is the value of ``segmented_registry_environments``; ``hosts`` maps each
@@ -339,8 +296,8 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
     ``K8S_AUTH_*`` environment, is a problem; clusters it does not touch may share credentials.
     """
     out = _Collector()
-    parsed = _parse_environments(environments, out)
-    names, endpoints, absent = _check_environment_set(parsed, environments, out)
+    parsed, entries = _parse_environments(environments, out)
+    names, endpoints, absent = _check_environment_set(entries, out)
     envs = {env.name: env for _where, env in parsed}
     known_names = sorted(set(envs) | out.broken_names)
     present_names = [known for known in known_names if known not in absent]
@@ -355,19 +312,20 @@ def build_topology(environments, hosts, touch=TOUCH_ALL):
         raise TypeError("hosts must map inventory host names to their variables")
 
     for host in hosts:
-        hostvars = hosts[host] or {}
-        role = hostvars.get(VAR_ROLE)
-        kind, environment = _parse_environment_value(host, hostvars.get(VAR_ENVIRONMENT), out)
-        integrated = hostvars.get(VAR_INTEGRATED_REGISTRY)
-        auth = parse_k8s_auth(host, hostvars.get(VAR_K8S_AUTH), out)
-        credentials = parse_credentials(host, hostvars.get(VAR_CREDENTIALS), role, kind == "environment", out)
+        # the collection's variables only: a host's others (Ansible's, the user's, the roles'
+        # segmented_registry_* ones) are not the inventory's to refuse
+        ours = {name: value for name, value in (hosts[host] or {}).items() if name in CLUSTER}
+        values, problems = check(CLUSTER, with_builder_mappings(ours))
+        for field_name, message in problems:
+            out.add(host, field_name, message)
+        role = values[VAR_ROLE]
+        kind, environment = _parse_environment_value(host, values[VAR_ENVIRONMENT], out)
+        integrated = values[VAR_INTEGRATED_REGISTRY]
+        auth = parse_k8s_auth(host, values[VAR_K8S_AUTH], out)
+        credentials = parse_credentials(host, values[VAR_CREDENTIALS], role, kind == "environment", out)
         _check_build_namespaces(host, credentials, names, out)
-
-        if role is not None and role not in ROLES:
-            out.add(host, VAR_ROLE, "{} is not a role; use registry (the one cluster hosting the environment "
-                    "registries) or consumer, or leave it out (a host with an environment is a consumer)".format(
-                        show(role)))
-            continue
+        if any(field_name == VAR_ROLE for field_name, _message in problems):
+            continue  # not a role: what the host is, is unknown
 
         if role == ROLE_REGISTRY:
             if kind == "environment":

@@ -45,7 +45,7 @@ def problems(value, **extra):
 @pytest.mark.parametrize("value, needle", [
     (["myproject/default"], "must be a mapping"),
     ({"pul": []}, "did you mean 'pull'"),
-    ({"pull": "myproject/default"}, "must be a list"),
+    ({"pull": {"myproject": "default"}}, "must be a list"),  # a string is a list of one, as Ansible's type list takes it
     ({"pull": ["myproject"]}, "is not namespace/serviceaccount"),
     ({"pull": ["My/default"]}, "is not namespace/serviceaccount"),
     ({"pull": ["a/b", "a/b"]}, "listed twice"),
