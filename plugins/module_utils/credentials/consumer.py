@@ -60,12 +60,13 @@ class ConsumerSide:
             entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
         except dockerconfig.DockerConfigError:
             return False
-        return list(entries) == [self.spec.registry] and bool(entries[self.spec.registry]["password"])
+        registry = self.spec.registry
+        return registry is not None and list(entries) == [registry] and bool(entries[registry]["password"])
 
     def token_of(self, secret: dict) -> str | None:
         """The token a Secret of this credential holds (never shown)."""
         entries = dockerconfig.parse(dockerconfig.from_secret_data(secret.get("data")))
-        return entries[self.spec.registry]["password"]
+        return entries[self.spec.present_registry]["password"]
 
     def check_foreign(self, namespace: str, name: str, secret: dict | None) -> None:
         """Refuse a Secret in the way that is not this credential's."""
@@ -94,7 +95,7 @@ class ConsumerSide:
             labels.ANNOTATION_REGISTRY: spec.registry,
             labels.ANNOTATION_LINKED: linked,
         }
-        if self.up_to_date(secret, generation):
+        if secret is not None and self.up_to_date(secret, generation):
             found = secret["metadata"].get("annotations") or {}
             if found.get(labels.ANNOTATION_LINKED) != linked:
                 self.writes.write(
@@ -119,7 +120,7 @@ class ConsumerSide:
             },
         }
         if token is not None:
-            body["data"] = dockerconfig.secret_data(dockerconfig.build({spec.registry: (labels.USERNAME, token)}))
+            body["data"] = dockerconfig.secret_data(dockerconfig.build({spec.present_registry: (labels.USERNAME, token)}))
         if secret is None:
             self.writes.write(where, f"create Secret {path} ({spec.registry})", self.con.create_namespaced_secret, target.namespace, body)
         else:
@@ -133,10 +134,9 @@ class ConsumerSide:
                 body,
             )
 
-    def _patch_account(self, namespace: str, name: str, present: bool, account: dict | None = None, secret_name: str | None = None) -> None:
-        """Link or unlink the Secret; re-read and retry once when the list moved meanwhile."""
+    def _patch_account(self, namespace: str, name: str, present: bool, account: dict | None, secret_name: str) -> None:
+        """Link or unlink Secret ``secret_name``; re-read and retry once when the list moved meanwhile."""
         spec = self.spec
-        secret_name = secret_name or spec.secret_name
         where = f"cluster {spec.cluster}"
         for attempt in (1, 2):
             if account is None or attempt == 2:

@@ -44,6 +44,7 @@ SECRET_TYPE_OPAQUE = "Opaque"
 RENEW_REASON = "its token is within renew_before of its expiry"
 AUDIENCE_REASON = "its token was minted for another audience"
 DURATION_REASON = "its token expires later than duration allows"
+NO_GENERATION_REASON = "no generation yet"
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class Credential:
         """Why the current generation cannot be kept, or None."""
         spec = self.spec
         if generation is None:
-            return "no generation yet"
+            return NO_GENERATION_REASON
         annotations = generation["metadata"].get("annotations") or {}
         kind = generation.get("type")
         if spec.rotate:
@@ -270,13 +271,13 @@ class Credential:
         # Which generation, and where its token comes from.
         why_new = self._generation_usable(current, account)
         token, expires = None, None
-        if why_new is None:
+        if why_new is None and current is not None:
             expires = labels.expires_epoch((current["metadata"].get("annotations") or {}).get(labels.ANNOTATION_EXPIRES))
             if any(not consumer.up_to_date(state.secret, current) for state in targets):
                 # the token is read back only from a Secret this credential wrote where it writes
                 # it (a target's name, checked as ours above), never from any Secret that merely
                 # carries the labels
-                sources = [state.secret for state in targets if consumer.up_to_date(state.secret, current)]
+                sources = [state.secret for state in targets if state.secret is not None and consumer.up_to_date(state.secret, current)]
                 if current.get("type") == SECRET_TYPE_TOKEN:
                     token = long_lived_token(current, spec.identity_path)
                 elif sources:
@@ -290,14 +291,15 @@ class Credential:
             "secrets": {f"{state.target.namespace}/{spec.secret_of(state.target)}": _summary(state.secret) for state in targets},
         }
         self.before["secrets"].update({f"{s['metadata']['namespace']}/{s['metadata']['name']}": _summary(s) for s in stale})
-        generation = current
         replaced = []
-        if why_new is not None:
-            replaced = [current] if current is not None else []
-            made = self._new_generation(account, binding, found.generations.highest + 1, why_new)
-            generation, token, expires = made.generation, made.token, made.expires
-        else:
+        if why_new is None and current is not None:
+            generation = current
             self._ensure_identity(account, binding)
+        else:
+            # why_new is set here: it is None only with a current generation (_generation_usable)
+            replaced = [current] if current is not None else []
+            made = self._new_generation(account, binding, found.generations.highest + 1, why_new or NO_GENERATION_REASON)
+            generation, token, expires = made.generation, made.token, made.expires
         if token:
             for form in dockerconfig.secret_forms(labels.USERNAME, token, spec.registry):
                 self.mask(form)

@@ -53,6 +53,8 @@ def build(credentials: dict[str, tuple[str, str]]) -> str:
 def parse(text: str | None) -> dict[str, dict[str, str | None]]:
     """``{registry: {"username", "password"}}`` from a dockerconfigjson text (``auth`` alone is
     understood too). Raises ``DockerConfigError``."""
+    if text is None:
+        raise DockerConfigError("it is not JSON")
     try:
         document = json.loads(text)
     except (TypeError, ValueError):

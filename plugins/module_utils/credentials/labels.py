@@ -123,6 +123,8 @@ def expires_epoch(text: str | None) -> int | None:
     """Epoch seconds from ``expires_text``; None for never; 0 (expired) for anything unreadable."""
     if text == NEVER:
         return None
+    if text is None:
+        return 0
     try:
         return int(text)
     except (TypeError, ValueError):

@@ -120,9 +120,9 @@ def _token_request(client: Any, service_account: str, spec: dict[str, Any]) -> t
             )
         reason = getattr(exc, "reason", None) or type(exc).__name__
         raise CredentialsError(f"could not mint a token for service account {namespace}/{name}: {(f'HTTP {status} ' if status else '')}{reason}")
-    status = (answer or {}).get("status") or {}
-    token = status.get("token")
+    token_status = (answer or {}).get("status") or {}
+    token = token_status.get("token")
     if not token:
         raise CredentialsError(f"the TokenRequest for {namespace}/{name} returned no token")
-    expires = status.get("expirationTimestamp")
+    expires = token_status.get("expirationTimestamp")
     return token, (epoch_of(expires) if expires else None)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import labels, link
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import MIN_TOKEN_SECONDS, TOKEN_SERVER_AUDIENCE
+from ansible_collections.segmented.registry.plugins.module_utils.errors import CredentialsError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.checks import split_host_port
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_dns1123_subdomain
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
@@ -98,9 +99,29 @@ class Spec:
         """What a generation Secret records of its token's audience ("": the API server's)."""
         return ",".join(self.audiences or ())
 
-    def secret_of(self, target: Target) -> str | None:
-        """The Secret's name in ``target``."""
-        return target.secret_name or self.secret_name
+    @property
+    def present_registry(self) -> str:
+        """``registry``, which a present credential needs (an absent one needs none). Raises
+        ``CredentialsError`` without it; ``spec_problems`` refuses such a spec first, so it never
+        does in practice."""
+        if self.registry is None:
+            raise CredentialsError(
+                "registry: a present credential needs the registry it is for: set registry (host[:port])", field="registry", fix="set registry"
+            )
+        return self.registry
+
+    def secret_of(self, target: Target) -> str:
+        """The Secret's name in ``target`` (only a present credential has one). Raises
+        ``CredentialsError`` without a name; ``spec_problems`` refuses such a spec first, so it never
+        does in practice."""
+        name = target.secret_name or self.secret_name
+        if name is None:
+            raise CredentialsError(
+                f"secret_name: a present credential needs the name of its Secret in {target.namespace}: set secret_name",
+                field="secret_name",
+                fix="set secret_name",
+            )
+        return name
 
     def owns(self, secret: dict | None) -> bool:
         """Whether a consumer Secret is this credential's (see ``labels.owns``)."""
