@@ -5,9 +5,12 @@
 (``kube.AUTH_OPTIONS``, taken from kubernetes.core itself), checked and turned into a
 ``ClusterAuth`` that says where the credentials come from without repeating a secret."""
 
+from __future__ import annotations
+
 import json
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any, Optional
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     K8S_AUTH_ENVIRONMENT,
@@ -31,14 +34,14 @@ _ALIASES = {alias: name for name, aliases in AUTH_OPTIONS.items() for alias in a
 _URL = re.compile(r"^https?://[^\s/]+(/.*)?$")
 
 
-def parse_k8s_auth(host, value, out):
+def parse_k8s_auth(host: str, value: Any, out: Any) -> Optional[ClusterAuth]:
     if value is None:
         return ClusterAuth()
     if not isinstance(value, Mapping):
         out.add(host, VAR_K8S_AUTH, "must be a mapping of kubernetes.core authentication options (kubeconfig, "
                 "context, host, api_key, ...), not {}".format(type_name(value)))
         return None
-    options = {}
+    options: dict[str, Any] = {}
     ok = True
     known = sorted(list(AUTH_OPTIONS) + list(_ALIASES))
     for key, item in value.items():
@@ -100,7 +103,7 @@ def parse_k8s_auth(host, value, out):
     return _auth_from_options(options)
 
 
-def _auth_from_options(options):
+def _auth_from_options(options: dict[str, Any]) -> ClusterAuth:
     host = options.get("host")
     kubeconfig = options.get("kubeconfig")
     context = options.get("context")

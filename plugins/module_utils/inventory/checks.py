@@ -30,7 +30,7 @@ _FALSE_STRINGS = ("no", "off", "0", "false", "n", "f")
 def is_quantity(value: Any) -> bool:
     """A positive Kubernetes quantity such as ``100Gi`` or ``500M``."""
     match = _QUANTITY.match(value) if isinstance(value, str) else None
-    return bool(match) and float(match.group("number")) > 0
+    return match is not None and float(match.group("number")) > 0
 
 
 def split_host_port(value: Any) -> tuple[str, Optional[int]]:
@@ -41,7 +41,7 @@ def split_host_port(value: Any) -> tuple[str, Optional[int]]:
         raise ValueError("drop the scheme: give host[:port] only, like registry.example.com:5000")
     if "/" in value:
         raise ValueError("give host[:port] only, without a path")
-    host, port = value, None
+    host, port_text = value, None
     if value.startswith("["):
         close = value.find("]")
         if close < 0:
@@ -50,13 +50,14 @@ def split_host_port(value: Any) -> tuple[str, Optional[int]]:
         if rest:
             if not rest.startswith(":"):
                 raise ValueError("expected :port after the bracketed IPv6 address")
-            port = rest[1:]
+            port_text = rest[1:]
     elif ":" in value:
-        host, port = value.rsplit(":", 1)
-    if port is not None:
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        host, port_text = value.rsplit(":", 1)
+    port = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ValueError("the port must be a number from 1 to 65535")
-        port = int(port)
+        port = int(port_text)
     if _IPV6_BRACKETED.match(host) or _IPV4.match(host):
         return host, port
     if not is_dns1123_subdomain(host):

@@ -47,7 +47,9 @@ def with_builder_mappings(hostvars: Mapping) -> Mapping:
     """``hostvars`` with each builder given as a string (``builders: [myproject]``) written as the
     mapping it stands for (``{namespace: myproject}``), for the shape check; not changed itself."""
     value = hostvars.get(VAR_CREDENTIALS)
-    builders = value.get("builders") if isinstance(value, Mapping) else None
+    if not isinstance(value, Mapping):
+        return hostvars
+    builders = value.get("builders")
     if not isinstance(builders, list) or not any(isinstance(item, str) for item in builders):
         return hostvars
     builders = [{"namespace": item} if isinstance(item, str) else item for item in builders]
@@ -77,7 +79,7 @@ def parse_credentials(host: str, value: Optional[dict], role: Optional[str], has
     if problem and (value["pull"] or value["builders"]):
         out.add(host, VAR_CREDENTIALS, problem)
 
-    pull = {}
+    pull: dict[str, list[str]] = {}
     for index, item in enumerate(value["pull"] or ()):
         where = f"{VAR_CREDENTIALS}.pull[{index}]"
         found = split_namespaced(item)

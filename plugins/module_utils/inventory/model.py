@@ -11,6 +11,9 @@ validated inventory) or a ``TopologyError`` listing every problem; secret values
 a problem or in ``Topology.to_dict()``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -50,19 +53,19 @@ DEFAULT_ENVIRONMENT = "default"
 K8S_AUTH_ENVIRONMENT = "K8S_AUTH_* environment"
 
 
-def promotion_targets(environments):
+def promotion_targets(environments: Mapping[str, Environment]) -> dict[str, Environment]:
     """The environments of ``environments`` (``{name: Environment}``) that images can be promoted
     to: every one but those with ``state: absent`` (kept in the topology so that the
     registry-cluster role removes what it made for them, but never planned, copied to or audited)."""
     return {name: env for name, env in environments.items() if env.is_present}
 
 
-def absent_names(environments):
+def absent_names(environments: Mapping[str, Environment]) -> list[str]:
     """Names of the environments with ``state: absent``, in inventory order."""
     return [name for name, env in environments.items() if not env.is_present]
 
 
-def promotion_order(environments):
+def promotion_order(environments: Mapping[str, Environment]) -> list[str]:
     """Names of the promotion targets of ``environments`` (``{name: Environment}``: those without
     ``state: absent``), each after its ``after`` (stable; an ``after`` outside the targets is
     ignored; a cycle, which validation rejects, is left in input order). The one place that orders
@@ -101,28 +104,28 @@ class Problem:
     field: str
     message: str
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.host}: {self.field}: {self.message}"
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, str]:
         return {"host": self.host, "field": self.field, "message": self.message, "text": str(self)}
 
 
 class TopologyError(InventoryError, ValueError):
     """The inventory is not valid; ``problems`` lists everything found, not just the first."""
 
-    def __init__(self, problems):
+    def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems = list(problems)
         super().__init__(self.text)
 
     @property
-    def text(self):
+    def text(self) -> str:
         count = len(self.problems)
         head = f"The inventory has {count} problem{'' if count == 1 else 's'}:"
         return "\n".join([head] + [f"- {problem}" for problem in self.problems])
 
     @property
-    def result(self):
+    def result(self) -> dict[str, list[dict[str, str]]]:
         """Every problem, structured, beside the message (``problems`` of the failed result)."""
         return {"problems": [problem.to_dict() for problem in self.problems]}
 
@@ -145,7 +148,7 @@ class S3Storage:
     force_path_style: bool = False
     root_directory: Optional[str] = None
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "region": self.region, "endpoint": self.endpoint,
                 "credentials_secret": self.credentials_secret, "force_path_style": self.force_path_style,
                 "root_directory": self.root_directory}
@@ -161,7 +164,7 @@ class Storage:
     claim_name: Optional[str] = None
     s3: Optional[S3Storage] = None
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"size": self.size, "storage_class": self.storage_class, "claim_name": self.claim_name,
                 "s3": self.s3.to_dict() if self.s3 else None}
 
@@ -175,7 +178,7 @@ class Tls:
     termination: str = TERMINATION_EDGE
     serving_cert_secret: Optional[str] = None
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Optional[str]]:
         return {"termination": self.termination, "serving_cert_secret": self.serving_cert_secret}
 
 
@@ -184,7 +187,7 @@ class ScanGate:
     annotation: str
     value: str = SCAN_GATE_DEFAULT_VALUE
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, str]:
         return {"annotation": self.annotation, "value": self.value}
 
 
@@ -205,15 +208,15 @@ class Environment:
     tls: Tls = field(default_factory=Tls)
 
     @property
-    def namespace(self):
+    def namespace(self) -> str:
         return self.name
 
     @property
-    def is_present(self):
+    def is_present(self) -> bool:
         """False for ``state: absent``: no promotion target (see ``promotion_targets``)."""
         return self.state != STATE_ABSENT
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "namespace": self.namespace,
@@ -245,11 +248,11 @@ class ClusterAuth:
     identity: tuple[str, ...] = field(default=("environment",), repr=False)
 
     @property
-    def uses_environment(self):
+    def uses_environment(self) -> bool:
         """True when nothing in the inventory tells this cluster apart (K8S_AUTH_* decides)."""
         return self.identity == ("environment",)
 
-    def client_kwargs(self):
+    def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for kubernetes.core's ``get_api_client(**kwargs)``."""
         return {key: value for key, value in self.options.items() if value is not None}
 
@@ -266,8 +269,8 @@ class Cluster:
     #: Who gets registry credentials on a consumer (``inventory/credentials.py``).
     credentials: Optional[dict] = field(default=None, compare=False)
 
-    def to_dict(self):
-        result = {"name": self.name, "role": self.role, "environment": self.environment, "auth": self.auth.source}
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"name": self.name, "role": self.role, "environment": self.environment, "auth": self.auth.source}
         if self.role == ROLE_REGISTRY:
             result["integrated_registry"] = self.integrated_registry
         else:
@@ -285,27 +288,27 @@ class Topology:
     default_clusters: tuple[str, ...] = ()
 
     @property
-    def managed_clusters(self):
+    def managed_clusters(self) -> tuple[Cluster, ...]:
         """The clusters this collection changes: the registry cluster, then the consumers."""
         return (self.registry,) + tuple(self.consumers)
 
-    def consumers_of(self, environment):
+    def consumers_of(self, environment: str) -> tuple[Cluster, ...]:
         return tuple(cluster for cluster in self.consumers if cluster.environment == environment)
 
     @property
-    def promotion_order(self):
+    def promotion_order(self) -> list[str]:
         """Names of the environments images are promoted to (not ``state: absent``), each after its
         ``policy.after``."""
         return promotion_order(self.environments)
 
     @property
-    def source_namespaces(self):
+    def source_namespaces(self) -> list[str]:
         """The namespaces images are promoted from, as far as the inventory says: the build
         namespaces (``builders``) of every consumer, sorted. The promotion job reads and pulls there."""
         return sorted({builder["namespace"] for cluster in self.consumers
                        for builder in (cluster.credentials or {}).get("builders") or ()})
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """A report of the topology; it never holds a secret."""
         environments = {}
         for name, environment in self.environments.items():
@@ -321,7 +324,7 @@ class Topology:
             "default_clusters": list(self.default_clusters),
         }
 
-    def summary(self):
+    def summary(self) -> list[str]:
         """Short human-readable lines: which cluster serves which environment."""
         present = promotion_targets(self.environments)
         lines = [f"registry cluster {self.registry.name} ({self.registry.auth.source}) hosts {', '.join(present) or 'no environment'}"]

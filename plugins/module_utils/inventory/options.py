@@ -4,7 +4,10 @@
 """Module-option plumbing: the ``clusters`` option of the modules <-> the inventory's per-host
 ``segmented_registry_*`` variables."""
 
-from collections.abc import Mapping
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     VAR_CREDENTIALS,
@@ -28,11 +31,11 @@ CLUSTER_OPTIONS = (
 )
 
 
-def hosts_to_clusters(hosts):
+def hosts_to_clusters(hosts: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """``{host: {segmented_registry_*: value}}`` -> the ``clusters`` option of the modules."""
     clusters = []
     for host, hostvars in hosts.items():
-        item = {"name": host}
+        item: dict[str, Any] = {"name": host}
         for option, variable in CLUSTER_OPTIONS:
             if hostvars.get(variable) is not None:
                 item[option] = hostvars[variable]
@@ -40,9 +43,9 @@ def hosts_to_clusters(hosts):
     return clusters
 
 
-def clusters_to_hosts(clusters):
+def clusters_to_hosts(clusters: Optional[Iterable[Any]]) -> dict[str, dict[str, Any]]:
     """The ``clusters`` option of the modules -> ``{host: {segmented_registry_*: value}}``."""
-    hosts = {}
+    hosts: dict[str, dict[str, Any]] = {}
     problems = []
     for index, item in enumerate(clusters or ()):
         name = item.get("name") if isinstance(item, Mapping) else None

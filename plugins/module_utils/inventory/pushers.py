@@ -10,6 +10,11 @@ and whoever administers it could then both mint the pusher's tokens (``serviceac
 create) and read the key.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Optional
+
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Problem
 from ansible_collections.segmented.registry.plugins.module_utils.names import split_namespaced
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
@@ -20,7 +25,7 @@ VAR_TOKEN_SERVER_NAMESPACE = "registry_cluster_token_server_namespace"
 DEFAULT_PUSHER = "segmented-registry-promotion/promoter"
 
 
-def pusher_problems(host, pushers, token_server_namespace):
+def pusher_problems(host: str, pushers: Optional[Iterable[Any]], token_server_namespace: Optional[str]) -> list[Problem]:
     """The problems (``Problem`` of ``host``, the registry cluster) of ``pushers``: each must be
     ``namespace/name`` and not in ``token_server_namespace``. None for either: nothing to check."""
     if pushers is None:

@@ -8,11 +8,15 @@ learn who we are. Credentials never appear in a result or an error: every secret
 options is masked in the texts of the client's errors.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Optional
 
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import VAR_K8S_AUTH, Problem
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import VAR_K8S_AUTH, Problem, Topology
 from ansible_collections.segmented.registry.plugins.module_utils.kube import (
     AUTH_SECRET_OPTIONS,
     ApiException,
@@ -35,15 +39,15 @@ _FORBIDDEN_USER = re.compile(r'\bUser "([^"]*)" cannot ')
 class ClusterUnreachable(ClusterError):
     """A cluster could not be reached; ``server`` is its API URL when known."""
 
-    def __init__(self, message, server=None):
+    def __init__(self, message: str, server: Optional[str] = None) -> None:
         super().__init__(message)
         self.server = server
 
 
-def _scrub(text, auth):
+def _scrub(text: str, auth: Mapping[str, Any]) -> str:
     """Mask every secret of ``auth`` in ``text``: tokens, passwords, proxy credentials, the
     values of an inline kubeconfig (a kubeconfig path is not a secret and stays readable)."""
-    secrets = []
+    secrets: list[object] = []
     for name in AUTH_SECRET_OPTIONS:
         value = auth.get(name)
         if isinstance(value, dict):
@@ -56,7 +60,7 @@ def _scrub(text, auth):
     return text
 
 
-def _strings(value):
+def _strings(value: Any) -> list[str]:
     """Every string inside a nested dict/list."""
     if isinstance(value, str):
         return [value]
@@ -67,7 +71,7 @@ def _strings(value):
     return []
 
 
-def review_error_user(error, server, auth=None):
+def review_error_user(error: BaseException, server: Optional[str], auth: Optional[Mapping[str, Any]] = None) -> Optional[str]:
     """Who a failed SelfSubjectReview says we are, from its error alone.
 
     - 401: the server rejected the credentials: raises ``ClusterUnreachable``;
@@ -86,7 +90,7 @@ def review_error_user(error, server, auth=None):
     return None
 
 
-def probe(auth, timeout=DEFAULT_TIMEOUT):
+def probe(auth: dict[str, Any], timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
     """Check that one cluster answers, with bounded requests.
 
     ``GET /version`` (a rejected token already fails there with 401), then a SelfSubjectReview
@@ -130,17 +134,17 @@ def probe(auth, timeout=DEFAULT_TIMEOUT):
             close()
 
 
-def probe_all(clusters, timeout=DEFAULT_TIMEOUT, max_workers=8):
+def probe_all(clusters: Mapping[str, dict[str, Any]], timeout: float = DEFAULT_TIMEOUT, max_workers: int = 8) -> dict[str, dict[str, Any]]:
     """Probe several clusters in parallel.
 
     ``clusters`` maps a name to its auth options. Returns ``{name: result}`` where result is
     ``probe``'s dict plus ``reachable: True``, or ``{"reachable": False, "server", "error"}``.
     """
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     if not clusters:
         return results
 
-    def one(item):
+    def one(item: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         name, auth = item
         try:
             result = probe(auth, timeout=timeout)
@@ -155,7 +159,7 @@ def probe_all(clusters, timeout=DEFAULT_TIMEOUT, max_workers=8):
     return results
 
 
-def unreachable_problems(topology, results):
+def unreachable_problems(topology: Topology, results: Mapping[str, Mapping[str, Any]]) -> list[Problem]:
     """Problems for the managed clusters that did not answer.
 
     ``results`` maps a cluster name to ``{"reachable": bool, "server": url, "error": text}``.

@@ -11,7 +11,10 @@ than ``default``) and the variables it requires without a default (``required: t
 not set for such a host, is empty, or uses an undefined variable is a problem of that host.
 """
 
-from collections.abc import Mapping, Sequence
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 from ansible_collections.segmented.registry.plugins.module_utils.errors import InventoryError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
@@ -22,6 +25,9 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.model
     Problem,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
+
+if TYPE_CHECKING:  # only for annotations: typing.TypeGuard is Python 3.10's
+    from typing_extensions import TypeGuard
 
 OPTION = "role_variables"
 CLUSTERS_REGISTRY = "registry"
@@ -37,11 +43,11 @@ class RoleVariablesError(InventoryError, ValueError):
     """The ``role_variables`` option is malformed; the message names the entry and the key at fault."""
 
 
-def _is_list(value):
+def _is_list(value: object) -> TypeGuard[Sequence[Any]]:
     return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
 
 
-def parse_role_variables(entries):
+def parse_role_variables(entries: Any) -> list[tuple[str, str, list[str]]]:
     """``[(role, clusters, [variable, ...])]`` from the option's value; raises ``RoleVariablesError``
     naming the entry and the key at fault."""
     if entries is None:
@@ -68,7 +74,7 @@ def parse_role_variables(entries):
     return parsed
 
 
-def runs_for(hostvars):
+def runs_for(hostvars: Mapping[str, Any]) -> Optional[str]:
     """Which clusters of a role (``registry``, ``consumers`` or None) a host with these
     ``segmented_registry_*`` variables is: as the collection's playbooks pick the hosts of each role."""
     if hostvars.get(VAR_ROLE) == ROLE_REGISTRY:
@@ -81,10 +87,10 @@ def runs_for(hostvars):
     return None
 
 
-def wanted(entries, hosts):
+def wanted(entries: Iterable[tuple[str, str, list[str]]], hosts: Mapping[str, Optional[Mapping[str, Any]]]) -> dict[str, list[tuple[str, str]]]:
     """``{host: [(role, variable)]}``: what each host needs, for the hosts any entry runs for
     (``hosts``: ``{host: {segmented_registry_*: value}}``, in inventory order)."""
-    result = {}
+    result: dict[str, list[tuple[str, str]]] = {}
     for host, hostvars in hosts.items():
         kind = runs_for(hostvars or {})
         needs = [(role, name) for role, clusters, variables in entries if clusters == kind for name in variables]
@@ -93,7 +99,9 @@ def wanted(entries, hosts):
     return result
 
 
-def missing_role_variables(needs, values):
+def missing_role_variables(
+    needs: Mapping[str, Iterable[tuple[str, str]]], values: Mapping[str, Optional[Mapping[str, tuple[str, Optional[str]]]]]
+) -> list[Problem]:
     """Problems for ``needs`` (what ``wanted`` returns) given ``values``: ``{host: {variable:
     (SET | UNSET | EMPTY, reason or None)}}``; a reason is the undefined variable a value uses."""
     problems = []

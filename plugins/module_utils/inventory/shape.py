@@ -94,7 +94,7 @@ def check(spec: Mapping, value: Mapping, context: Mapping | None = None, path: s
     for key in value:
         if key in unknown:
             problems.append((_join(path, key), unknown_key_message(key, known)))
-    values = {}
+    values: dict[str, Any] = {}
     for key, option in spec.items():
         field = _join(path, key)
         result = ArgumentSpecValidator({key: _validator_option(option)}).validate(

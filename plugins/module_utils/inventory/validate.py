@@ -100,7 +100,8 @@ def _parse_environments(environments: Any, out: _Collector) -> tuple:
     """Returns ``(parsed, entries)``: a list of (label, Environment) for the entries that parsed,
     and (label, values) for every entry that is a mapping (``values`` as ``shape.check`` returns
     them: what the checks across entries read)."""
-    parsed, entries = [], []
+    parsed: list[tuple[str, Environment]] = []
+    entries: list[tuple[str, dict[str, Any]]] = []
     if environments is None:
         out.add("inventory", VAR_ENVIRONMENTS, "is not defined; define the environments once, in group_vars/all, "
                 "like [{name: test, route_host: test-registry.apps.registry.example.com}]")
@@ -118,7 +119,8 @@ def _parse_environments(environments: Any, out: _Collector) -> tuple:
             out.add(where, "", f"each environment must be a mapping with at least name and route_host, not {type_name(raw)} {show(raw)}")
             continue
         before = len(out.problems)
-        namespace = raw.get("name") if is_dns1123_label(raw.get("name")) else "<name>"
+        raw_name = raw.get("name")
+        namespace = raw_name if isinstance(raw_name, str) and is_dns1123_label(raw_name) else "<name>"
         values, problems = check(ENVIRONMENT, raw, {"namespace": namespace})
         for field_name, message in problems:
             out.add(where, field_name, message)
@@ -180,9 +182,9 @@ def _check_environment_set(entries: list, out: _Collector) -> tuple:
     """Uniqueness and policy.after references (needs every entry: ``entries`` as
     ``_parse_environments`` returns them). Returns ``(names, endpoints, absent)``: the owner of
     each name and endpoint, and the names with ``state: absent``."""
-    names = {}
-    route_hosts = {}
-    endpoints = {}
+    names: dict[str, str] = {}
+    route_hosts: dict[str, str] = {}
+    endpoints: dict[str, str] = {}
     absent = set()
     for where, values in entries:
         name = values["name"]
@@ -220,7 +222,7 @@ def _check_environment_set(entries: list, out: _Collector) -> tuple:
                     "state of {} back to present".format(show(after), ", ".join(present) or "none defined", after))
         elif name is not None and name not in afters:
             afters[name] = (where, after)
-    reported = set()
+    reported: set[str] = set()
     for start in afters:
         path = [start]
         current = start
@@ -305,7 +307,7 @@ def build_topology(environments: Any, hosts: Optional[Mapping], touch: str = TOU
     registries = []
     consumers = []
     defaults = []
-    identities = {}
+    identities: dict[tuple[str, ...], str] = {}
     environment_users = []
     hosts = hosts or {}
     if not isinstance(hosts, Mapping):
