@@ -38,8 +38,11 @@ def parse_k8s_auth(host: str, value: Any, out: Any) -> Optional[ClusterAuth]:
     if value is None:
         return ClusterAuth()
     if not isinstance(value, Mapping):
-        out.add(host, VAR_K8S_AUTH, "must be a mapping of kubernetes.core authentication options (kubeconfig, "
-                "context, host, api_key, ...), not {}".format(type_name(value)))
+        out.add(
+            host,
+            VAR_K8S_AUTH,
+            "must be a mapping of kubernetes.core authentication options (kubeconfig, context, host, api_key, ...), not {}".format(type_name(value)),
+        )
         return None
     options: dict[str, Any] = {}
     ok = True

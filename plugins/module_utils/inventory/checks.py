@@ -46,7 +46,7 @@ def split_host_port(value: Any) -> tuple[str, Optional[int]]:
         close = value.find("]")
         if close < 0:
             raise ValueError("an IPv6 address must be written in brackets, like [fd00::1]:5000")
-        host, rest = value[:close + 1], value[close + 1:]
+        host, rest = value[: close + 1], value[close + 1 :]
         if rest:
             if not rest.startswith(":"):
                 raise ValueError("expected :port after the bracketed IPv6 address")
@@ -90,7 +90,7 @@ def split_url(value: Any) -> tuple[str, str, Optional[int]]:
     scheme = next((prefix for prefix in _URL_SCHEMES if value.lower().startswith(prefix)), None)
     if scheme is None:
         raise ValueError("start it with http:// or https://, like https://minio.example.com:9000")
-    host, port = split_host_port(value[len(scheme):])
+    host, port = split_host_port(value[len(scheme) :])
     return scheme[:-3], host, port
 
 
@@ -133,8 +133,7 @@ def misspelt_variables(names: Iterable[Any]) -> dict[str, str]:
 
 def type_name(value: Any) -> str:
     # isinstance, not type(): templated values may be subclasses (tagged str, dict, ...)
-    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (Mapping, "a mapping"),
-                       (Sequence, "a list"), (type(None), "null")):
+    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (Mapping, "a mapping"), (Sequence, "a list"), (type(None), "null")):
         if isinstance(value, kind):
             return name
     return type(value).__name__

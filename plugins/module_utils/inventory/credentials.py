@@ -29,7 +29,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.text import sho
 
 #: Where the cluster-wide pull credential goes; not a target of its own in ``pull``.
 GLOBAL_NAMESPACE = "openshift-config"
-_NAME_RULES = ("40 lowercase letters, digits and '-'")
+_NAME_RULES = "40 lowercase letters, digits and '-'"
 
 
 def empty() -> dict:
@@ -38,8 +38,10 @@ def empty() -> dict:
 
 def _name_problem(host: str) -> Optional[str]:
     if not is_dns1123_label(host) or len(host) > 40:
-        return ("credentials are named after the cluster's inventory host name, which must then be a DNS label of at "
-                f"most {_NAME_RULES} (like prod-east); rename the host")
+        return (
+            "credentials are named after the cluster's inventory host name, which must then be a DNS label of at "
+            f"most {_NAME_RULES} (like prod-east); rename the host"
+        )
     return None
 
 
@@ -56,8 +58,7 @@ def with_builder_mappings(hostvars: Mapping) -> Mapping:
     return dict(hostvars, **{VAR_CREDENTIALS: dict(value, builders=builders)})
 
 
-def parse_credentials(host: str, value: Optional[dict], role: Optional[str], has_environment: bool,
-                      out: Any) -> Optional[dict]:
+def parse_credentials(host: str, value: Optional[dict], role: Optional[str], has_environment: bool, out: Any) -> Optional[dict]:
     """The credentials block of ``host`` as ``{"pull": [{"namespace", "service_accounts"}],
     "builders": [{"namespace", "service_account"}]}`` (in inventory order), or None when it is not
     valid (every problem is added to ``out``). ``value`` is as ``shape.check`` returns it against
@@ -67,13 +68,16 @@ def parse_credentials(host: str, value: Optional[dict], role: Optional[str], has
         return empty()
     before = len(out.problems)
     if role == "registry":
-        out.add(host, VAR_CREDENTIALS, "is set on the registry cluster, which mints the credentials and gets none; "
-                "set it on the consumer clusters")
+        out.add(host, VAR_CREDENTIALS, "is set on the registry cluster, which mints the credentials and gets none; set it on the consumer clusters")
         return None
     if not has_environment and (value["pull"] or value["builders"]):
-        out.add(host, VAR_CREDENTIALS, "is set, but this cluster has no environment (segmented_registry_environment), "
-                "so it is left alone and gets no credential; assign it an environment or remove "
-                f"{VAR_CREDENTIALS}")
+        out.add(
+            host,
+            VAR_CREDENTIALS,
+            "is set, but this cluster has no environment (segmented_registry_environment), "
+            "so it is left alone and gets no credential; assign it an environment or remove "
+            f"{VAR_CREDENTIALS}",
+        )
         return None
     problem = _name_problem(host)
     if problem and (value["pull"] or value["builders"]):
@@ -88,8 +92,12 @@ def parse_credentials(host: str, value: Optional[dict], role: Optional[str], has
             continue
         namespace, account = found
         if namespace == GLOBAL_NAMESPACE:
-            out.add(host, where, f"{show(item)}: the cluster-wide pull credential is always written to "
-                    f"{GLOBAL_NAMESPACE}/segmented-registry-pull (for the global pull secret); remove this entry")
+            out.add(
+                host,
+                where,
+                f"{show(item)}: the cluster-wide pull credential is always written to "
+                f"{GLOBAL_NAMESPACE}/segmented-registry-pull (for the global pull secret); remove this entry",
+            )
             continue
         accounts = pull.setdefault(namespace, [])
         if account in accounts:
@@ -105,8 +113,12 @@ def parse_credentials(host: str, value: Optional[dict], role: Optional[str], has
             continue  # a problem of its shape
         namespace, account = item["namespace"], item["service_account"]
         if not is_dns1123_label(namespace):
-            out.add(host, f"{where}.namespace", f"{show(namespace)} is not a namespace name; name the build namespace "
-                    "(the same on this cluster and in the integrated registry), like myproject")
+            out.add(
+                host,
+                f"{where}.namespace",
+                f"{show(namespace)} is not a namespace name; name the build namespace "
+                "(the same on this cluster and in the integrated registry), like myproject",
+            )
             continue
         if not is_dns1123_subdomain(account):
             out.add(host, f"{where}.service_account", f"{show(account)} is not a service account name, like builder")
@@ -118,5 +130,4 @@ def parse_credentials(host: str, value: Optional[dict], role: Optional[str], has
         builders.append({"namespace": namespace, "service_account": account})
     if len(out.problems) != before:
         return None
-    return {"pull": [{"namespace": ns, "service_accounts": accounts} for ns, accounts in pull.items()],
-            "builders": builders}
+    return {"pull": [{"namespace": ns, "service_accounts": accounts} for ns, accounts in pull.items()], "builders": builders}

@@ -149,9 +149,14 @@ class S3Storage:
     root_directory: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "region": self.region, "endpoint": self.endpoint,
-                "credentials_secret": self.credentials_secret, "force_path_style": self.force_path_style,
-                "root_directory": self.root_directory}
+        return {
+            "bucket": self.bucket,
+            "region": self.region,
+            "endpoint": self.endpoint,
+            "credentials_secret": self.credentials_secret,
+            "force_path_style": self.force_path_style,
+            "root_directory": self.root_directory,
+        }
 
 
 @dataclass(frozen=True)
@@ -165,8 +170,7 @@ class Storage:
     s3: Optional[S3Storage] = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "storage_class": self.storage_class, "claim_name": self.claim_name,
-                "s3": self.s3.to_dict() if self.s3 else None}
+        return {"size": self.size, "storage_class": self.storage_class, "claim_name": self.claim_name, "s3": self.s3.to_dict() if self.s3 else None}
 
 
 @dataclass(frozen=True)
@@ -305,8 +309,7 @@ class Topology:
     def source_namespaces(self) -> list[str]:
         """The namespaces images are promoted from, as far as the inventory says: the build
         namespaces (``builders``) of every consumer, sorted. The promotion job reads and pulls there."""
-        return sorted({builder["namespace"] for cluster in self.consumers
-                       for builder in (cluster.credentials or {}).get("builders") or ()})
+        return sorted({builder["namespace"] for cluster in self.consumers for builder in (cluster.credentials or {}).get("builders") or ()})
 
     def to_dict(self) -> dict[str, Any]:
         """A report of the topology; it never holds a secret."""

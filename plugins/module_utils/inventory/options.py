@@ -55,8 +55,7 @@ def clusters_to_hosts(clusters: Optional[Iterable[Any]]) -> dict[str, dict[str, 
         if name in hosts:
             problems.append(Problem(name, "name", "is listed twice in clusters; list each inventory host once"))
             continue
-        hosts[name] = {variable: item.get(option) for option, variable in CLUSTER_OPTIONS
-                       if item.get(option) is not None}
+        hosts[name] = {variable: item.get(option) for option, variable in CLUSTER_OPTIONS if item.get(option) is not None}
     if problems:
         raise TopologyError(problems)
     return hosts

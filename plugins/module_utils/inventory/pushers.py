@@ -35,11 +35,16 @@ def pusher_problems(host: str, pushers: Optional[Iterable[Any]], token_server_na
         where = f"{VAR_PUSHERS}[{index}]"
         parts = split_namespaced(pusher)
         if parts is None:
-            problems.append(Problem(host, where, "{} is not namespace/name of a service account; use for example "
-                                    "{}".format(show(pusher), DEFAULT_PUSHER)))
+            problems.append(Problem(host, where, "{} is not namespace/name of a service account; use for example {}".format(show(pusher), DEFAULT_PUSHER)))
         elif token_server_namespace is not None and parts[0] == token_server_namespace:
-            problems.append(Problem(host, where, "{} is in namespace {}, the token server's ({}), which holds the "
-                                    "token signing key: an admin of that namespace could mint this pusher's tokens "
-                                    "and read the key together; put the pusher in a namespace of its own, like "
-                                    "{}".format(show(pusher), parts[0], VAR_TOKEN_SERVER_NAMESPACE, DEFAULT_PUSHER)))
+            problems.append(
+                Problem(
+                    host,
+                    where,
+                    "{} is in namespace {}, the token server's ({}), which holds the "
+                    "token signing key: an admin of that namespace could mint this pusher's tokens "
+                    "and read the key together; put the pusher in a namespace of its own, like "
+                    "{}".format(show(pusher), parts[0], VAR_TOKEN_SERVER_NAMESPACE, DEFAULT_PUSHER),
+                )
+            )
     return problems

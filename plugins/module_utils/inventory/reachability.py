@@ -110,23 +110,23 @@ def probe(auth: dict[str, Any], timeout: float = DEFAULT_TIMEOUT) -> dict[str, A
         try:
             version = kubernetes.client.VersionApi(api_client).get_code(_request_timeout=timeout)
         except Exception as error:
-            raise ClusterUnreachable(_scrub(f"GET {server}/version failed: {describe_error(error)}", auth),
-                                     server=server)
+            raise ClusterUnreachable(_scrub(f"GET {server}/version failed: {describe_error(error)}", auth), server=server)
         user = None
         review_class = getattr(kubernetes.client, "V1SelfSubjectReview", None)
         if review_class is not None:
             try:
-                review = kubernetes.client.AuthenticationV1Api(api_client).create_self_subject_review(
-                    body=review_class(), _request_timeout=timeout)
+                review = kubernetes.client.AuthenticationV1Api(api_client).create_self_subject_review(body=review_class(), _request_timeout=timeout)
                 user = review.status.user_info.username
             except ApiException as error:
                 user = review_error_user(error, server, auth)
             except Exception:  # pylint: disable=broad-except
                 user = None
         if user == "system:anonymous":
-            raise ClusterUnreachable("the API server at {} answered, but as system:anonymous: no credentials were "
-                                     "sent; check the token, the client certificate or the kubeconfig user".format(server),
-                                     server=server)
+            raise ClusterUnreachable(
+                "the API server at {} answered, but as system:anonymous: no credentials were "
+                "sent; check the token, the client certificate or the kubeconfig user".format(server),
+                server=server,
+            )
         return {"server": server, "version": getattr(version, "git_version", None), "user": user}
     finally:
         close = getattr(api_client, "close", None)
@@ -168,9 +168,13 @@ def unreachable_problems(topology: Topology, results: Mapping[str, Mapping[str, 
     for cluster in topology.managed_clusters:
         result = results.get(cluster.name)
         if result and not result.get("reachable"):
-            problems.append(Problem(
-                cluster.name, VAR_K8S_AUTH, "cannot reach the cluster at {} (credentials from {}): {}; check "
-                "that the API server is up and that {} points at it".format(
-                    result.get("server") or "an unknown API server", cluster.auth.source, result.get("error"),
-                    VAR_K8S_AUTH)))
+            problems.append(
+                Problem(
+                    cluster.name,
+                    VAR_K8S_AUTH,
+                    "cannot reach the cluster at {} (credentials from {}): {}; check that the API server is up and that {} points at it".format(
+                        result.get("server") or "an unknown API server", cluster.auth.source, result.get("error"), VAR_K8S_AUTH
+                    ),
+                )
+            )
     return problems

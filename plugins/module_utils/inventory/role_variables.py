@@ -66,8 +66,7 @@ def parse_role_variables(entries: Any) -> list[tuple[str, str, list[str]]]:
         if not isinstance(role, str) or not role:
             raise RoleVariablesError(f"{where}.role must name the role, like segmented.registry.registry_cluster, not {show(role)}")
         if clusters not in CLUSTERS:
-            raise RoleVariablesError(f"{where}.clusters must be {' or '.join(CLUSTERS)} (the clusters {role} runs for), "
-                                     f"not {show(clusters)}")
+            raise RoleVariablesError(f"{where}.clusters must be {' or '.join(CLUSTERS)} (the clusters {role} runs for), not {show(clusters)}")
         if not _is_list(variables) or not all(isinstance(name, str) and name for name in variables):
             raise RoleVariablesError(f"{where}.variables must be a list of variable names, not {show(variables)}")
         parsed.append((role, clusters, list(variables)))
@@ -116,7 +115,6 @@ def missing_role_variables(
             elif state == EMPTY:
                 message = f"is empty, and {what}; set it to a value"
             else:
-                message = (f"is not set, and {what}; set it for this host in the inventory (group_vars or "
-                           f"host_vars/{host}); see ansible-doc -t role {role}")
+                message = f"is not set, and {what}; set it for this host in the inventory (group_vars or host_vars/{host}); see ansible-doc -t role {role}"
             problems.append(Problem(host, name, message))
     return problems

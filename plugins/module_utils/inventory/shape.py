@@ -33,8 +33,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.schem
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
 
 _NESTED_TYPES = ("dict", "list")
-_WHAT = {"str": "a string", "path": "a path", "bool": "a boolean", "int": "a whole number", "dict": "a mapping",
-         "list": "a list", "raw": "a value"}
+_WHAT = {"str": "a string", "path": "a path", "bool": "a boolean", "int": "a whole number", "dict": "a mapping", "list": "a list", "raw": "a value"}
 
 
 def _text(value: Any) -> str:
@@ -97,8 +96,7 @@ def check(spec: Mapping, value: Mapping, context: Mapping | None = None, path: s
     values: dict[str, Any] = {}
     for key, option in spec.items():
         field = _join(path, key)
-        result = ArgumentSpecValidator({key: _validator_option(option)}).validate(
-            {key: given[key]} if key in given else {})
+        result = ArgumentSpecValidator({key: _validator_option(option)}).validate({key: given[key]} if key in given else {})
         errors = list(result.errors)
         if errors:  # one problem per field: the first error says what is wrong with it
             problems.append((field, _message(option, errors[0], given.get(key), context)))

@@ -87,11 +87,14 @@ def _parse_policy(where: str, value: Optional[dict], out: _Collector) -> tuple:
     annotation, gate_value = gate["annotation"], gate["value"]
     ok = annotation is not None and gate_value is not None  # else: a problem of its shape
     if annotation is not None and not is_qualified_name(annotation):
-        out.add(where, "policy.scan_gate.annotation", "{} is not a Kubernetes annotation key; use "
-                "[prefix/]name, like security.example.com/scan-result".format(show(annotation)))
+        out.add(
+            where,
+            "policy.scan_gate.annotation",
+            "{} is not a Kubernetes annotation key; use [prefix/]name, like security.example.com/scan-result".format(show(annotation)),
+        )
         ok = False
     if gate_value == "":
-        out.add(where, "policy.scan_gate.value", f"must be a non-empty string (default {SCAN_GATE_DEFAULT_VALUE!r}), not \"\"")
+        out.add(where, "policy.scan_gate.value", f'must be a non-empty string (default {SCAN_GATE_DEFAULT_VALUE!r}), not ""')
         ok = False
     return value["after"], ScanGate(annotation=annotation, value=gate_value) if ok else None
 
@@ -103,15 +106,19 @@ def _parse_environments(environments: Any, out: _Collector) -> tuple:
     parsed: list[tuple[str, Environment]] = []
     entries: list[tuple[str, dict[str, Any]]] = []
     if environments is None:
-        out.add("inventory", VAR_ENVIRONMENTS, "is not defined; define the environments once, in group_vars/all, "
-                "like [{name: test, route_host: test-registry.apps.registry.example.com}]")
+        out.add(
+            "inventory",
+            VAR_ENVIRONMENTS,
+            "is not defined; define the environments once, in group_vars/all, like [{name: test, route_host: test-registry.apps.registry.example.com}]",
+        )
         return parsed, entries
     if not isinstance(environments, Sequence) or isinstance(environments, (str, bytes)):
         out.add("inventory", VAR_ENVIRONMENTS, f"must be a list of environments, not {type_name(environments)} {show(environments)}")
         return parsed, entries
     if not environments:
-        out.add("inventory", VAR_ENVIRONMENTS, "is empty; define at least one environment, like "
-                "{name: test, route_host: test-registry.apps.registry.example.com}")
+        out.add(
+            "inventory", VAR_ENVIRONMENTS, "is empty; define at least one environment, like {name: test, route_host: test-registry.apps.registry.example.com}"
+        )
         return parsed, entries
     for index, raw in enumerate(environments):
         where = _environment_label(index, raw)
@@ -130,18 +137,26 @@ def _parse_environments(environments: Any, out: _Collector) -> tuple:
         if name is None:
             pass  # a problem of its shape
         elif not is_dns1123_label(name):
-            out.add(where, "name", "{} is not a DNS-1123 label (it becomes a namespace); use at most 63 lowercase "
-                    "letters, digits and '-', starting and ending with a letter or digit, like uat".format(show(name)))
+            out.add(
+                where,
+                "name",
+                "{} is not a DNS-1123 label (it becomes a namespace); use at most 63 lowercase "
+                "letters, digits and '-', starting and ending with a letter or digit, like uat".format(show(name)),
+            )
         elif name == DEFAULT_ENVIRONMENT:
-            out.add(where, "name", "'default' is reserved for the integrated registry (clusters left alone); "
-                    "choose another name")
+            out.add(where, "name", "'default' is reserved for the integrated registry (clusters left alone); choose another name")
         elif name in _RESERVED_NAMESPACES or name.startswith(_RESERVED_NAMESPACE_PREFIXES):
             out.add(where, "name", f"{show(name)} is a namespace OpenShift reserves (openshift, openshift-*, kube-*); choose another name")
 
         route_host = values["route_host"]
         if route_host is not None and not is_dns1123_subdomain(route_host):
-            out.add(where, "route_host", "{} is not a DNS-1123 subdomain; use a lowercase host name without "
-                    "scheme, port or path, like test-registry.apps.registry.example.com".format(show(route_host)))
+            out.add(
+                where,
+                "route_host",
+                "{} is not a DNS-1123 subdomain; use a lowercase host name without scheme, port or path, like test-registry.apps.registry.example.com".format(
+                    show(route_host)
+                ),
+            )
 
         endpoint = values["endpoint"]
         if endpoint is not None:
@@ -152,7 +167,7 @@ def _parse_environments(environments: Any, out: _Collector) -> tuple:
 
         ca_cert = values["ca_cert"]
         if ca_cert == "":
-            out.add(where, "ca_cert", "must be the path of a PEM file, not \"\"")
+            out.add(where, "ca_cert", 'must be the path of a PEM file, not ""')
 
         tls = parse_tls(where, values["tls"], namespace, out)
         storage = parse_storage(where, values["storage"], namespace, out)
@@ -160,10 +175,24 @@ def _parse_environments(environments: Any, out: _Collector) -> tuple:
         after, scan_gate = _parse_policy(where, values["policy"], out)
 
         if len(out.problems) == before:
-            parsed.append((where, Environment(
-                name=name, route_host=route_host, endpoint=(endpoint or route_host), ca_cert=ca_cert,
-                validate_certs=values["validate_certs"], storage=storage, after=after, scan_gate=scan_gate,
-                state=values["state"], replicas=replicas, tls=tls)))
+            parsed.append(
+                (
+                    where,
+                    Environment(
+                        name=name,
+                        route_host=route_host,
+                        endpoint=(endpoint or route_host),
+                        ca_cert=ca_cert,
+                        validate_certs=values["validate_certs"],
+                        storage=storage,
+                        after=after,
+                        scan_gate=scan_gate,
+                        state=values["state"],
+                        replicas=replicas,
+                        tls=tls,
+                    ),
+                )
+            )
         elif is_dns1123_label(name) and name != DEFAULT_ENVIRONMENT:
             out.broken_names.add(name)
     return parsed, entries
@@ -194,13 +223,24 @@ def _check_environment_set(entries: list, out: _Collector) -> tuple:
                 absent.add(name)
         route_host = values["route_host"]
         if route_host:
-            _claim(route_hosts, route_host.lower(), where, out, "route_host", "{0} is already the route_host of "
-                   "{{owner}}; each environment needs its own registry host".format(show(route_host)))
+            _claim(
+                route_hosts,
+                route_host.lower(),
+                where,
+                out,
+                "route_host",
+                "{0} is already the route_host of {{owner}}; each environment needs its own registry host".format(show(route_host)),
+            )
         endpoint = values["endpoint"] or route_host
         if endpoint:
-            _claim(endpoints, endpoint.lower(), where, out, "endpoint", "{0} is already the endpoint of {{owner}}; "
-                   "clients could not tell the environments apart: give each its own host[:port]".format(
-                       show(endpoint)))
+            _claim(
+                endpoints,
+                endpoint.lower(),
+                where,
+                out,
+                "endpoint",
+                "{0} is already the endpoint of {{owner}}; clients could not tell the environments apart: give each its own host[:port]".format(show(endpoint)),
+            )
     # policy.after: known, not itself, no cycle (checked on every entry, even one with other problems)
     afters = {}
     for where, values in entries:
@@ -209,17 +249,23 @@ def _check_environment_set(entries: list, out: _Collector) -> tuple:
         if after is None:
             continue
         if after == name:
-            out.add(where, "policy.after", "{} is this environment itself; name the environment whose registry must "
-                    "hold a digest first (for prod, usually uat)".format(show(after)))
+            out.add(
+                where,
+                "policy.after",
+                "{} is this environment itself; name the environment whose registry must hold a digest first (for prod, usually uat)".format(show(after)),
+            )
         elif after not in names or after == DEFAULT_ENVIRONMENT:
             known = sorted(known_name for known_name in names if known_name not in absent and known_name != DEFAULT_ENVIRONMENT)
             out.add(where, "policy.after", f"{show(after)} is not a known environment; use one of: {', '.join(known) or '(none defined)'}")
         elif after in absent:
-            present = sorted(known_name for known_name in names if known_name not in absent and known_name not in (
-                name, DEFAULT_ENVIRONMENT))
-            out.add(where, "policy.after", "{} has state: absent, so it is no promotion target and would never hold "
-                    "a digest; point policy.after at a present environment ({}), remove policy.after, or set the "
-                    "state of {} back to present".format(show(after), ", ".join(present) or "none defined", after))
+            present = sorted(known_name for known_name in names if known_name not in absent and known_name not in (name, DEFAULT_ENVIRONMENT))
+            out.add(
+                where,
+                "policy.after",
+                "{} has state: absent, so it is no promotion target and would never hold "
+                "a digest; point policy.after at a present environment ({}), remove policy.after, or set the "
+                "state of {} back to present".format(show(after), ", ".join(present) or "none defined", after),
+            )
         elif name is not None and name not in afters:
             afters[name] = (where, after)
     reported: set[str] = set()
@@ -229,11 +275,14 @@ def _check_environment_set(entries: list, out: _Collector) -> tuple:
         while current in afters:
             current = afters[current][1]
             if current in path:
-                cycle = path[path.index(current):]
+                cycle = path[path.index(current) :]
                 if not reported.intersection(cycle):
                     reported.update(cycle)
-                    out.add(afters[cycle[0]][0], "policy.after", "the environments wait on each other in a cycle ({}); "
-                            "remove policy.after from one of them".format(" -> ".join(cycle + [current])))
+                    out.add(
+                        afters[cycle[0]][0],
+                        "policy.after",
+                        "the environments wait on each other in a cycle ({}); remove policy.after from one of them".format(" -> ".join(cycle + [current])),
+                    )
                 break
             path.append(current)
     return names, endpoints, absent
@@ -246,8 +295,11 @@ def _parse_environment_value(host: str, value: Any, out: _Collector) -> tuple:
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         items = list(value)
         if len(items) != 1:
-            out.add(host, VAR_ENVIRONMENT, "{} names {} environments, but a consumer is assigned exactly one "
-                    "environment; keep one name (a string)".format(show(items), len(items)))
+            out.add(
+                host,
+                VAR_ENVIRONMENT,
+                "{} names {} environments, but a consumer is assigned exactly one environment; keep one name (a string)".format(show(items), len(items)),
+            )
             return "invalid", None
         value = items[0]
     if not isinstance(value, str):
@@ -276,10 +328,13 @@ def _check_build_namespaces(host: str, credentials: Optional[dict], environment_
     for index, builder in enumerate((credentials or {}).get("builders") or ()):
         owner = environment_owners.get(builder["namespace"])
         if owner:
-            out.add(host, f"{VAR_CREDENTIALS}.builders[{index}].namespace", "{} is also the namespace of environment {} "
-                    "({}) on the registry cluster; a build there could push into that environment's registry past "
-                    "promotion: build in a namespace of its own".format(
-                        show(builder["namespace"]), builder["namespace"], owner))
+            out.add(
+                host,
+                f"{VAR_CREDENTIALS}.builders[{index}].namespace",
+                "{} is also the namespace of environment {} "
+                "({}) on the registry cluster; a build there could push into that environment's registry past "
+                "promotion: build in a namespace of its own".format(show(builder["namespace"]), builder["namespace"], owner),
+            )
 
 
 #: Which clusters a playbook touches: every managed cluster (site), or the registry cluster alone
@@ -331,8 +386,13 @@ def build_topology(environments: Any, hosts: Optional[Mapping], touch: str = TOU
 
         if role == ROLE_REGISTRY:
             if kind == "environment":
-                out.add(host, VAR_ENVIRONMENT, "{} is set on the registry cluster, which hosts every environment; "
-                        "remove segmented_registry_environment from this host".format(show(environment)))
+                out.add(
+                    host,
+                    VAR_ENVIRONMENT,
+                    "{} is set on the registry cluster, which hosts every environment; remove segmented_registry_environment from this host".format(
+                        show(environment)
+                    ),
+                )
             if integrated is not None:
                 try:
                     split_host_port(integrated)
@@ -341,62 +401,94 @@ def build_topology(environments: Any, hosts: Optional[Mapping], touch: str = TOU
                     integrated = None
                 else:
                     if integrated.lower() in endpoints:
-                        out.add(host, VAR_INTEGRATED_REGISTRY, "{} is also the endpoint of an environment; the "
-                                "integrated registry (default) needs a host of its own".format(show(integrated)))
-            registries.append(Cluster(name=host, role=ROLE_REGISTRY, auth=auth or ClusterAuth(),
-                                      integrated_registry=integrated))
+                        out.add(
+                            host,
+                            VAR_INTEGRATED_REGISTRY,
+                            "{} is also the endpoint of an environment; the integrated registry (default) needs a host of its own".format(show(integrated)),
+                        )
+            registries.append(Cluster(name=host, role=ROLE_REGISTRY, auth=auth or ClusterAuth(), integrated_registry=integrated))
             if auth is not None:  # the registry cluster is touched by every playbook
                 environment_users.append((host, auth))
             continue
 
         if integrated is not None:
-            out.add(host, VAR_INTEGRATED_REGISTRY, "is only meaningful on the registry cluster (the host with "
-                    "segmented_registry_role: registry); remove it from this host")
+            out.add(
+                host,
+                VAR_INTEGRATED_REGISTRY,
+                "is only meaningful on the registry cluster (the host with segmented_registry_role: registry); remove it from this host",
+            )
 
         if kind == "environment":
             if environment not in known_names:
-                out.add(host, VAR_ENVIRONMENT, "{} is not a known environment; use one of: {} (or default to leave "
-                        "this cluster alone)".format(show(environment), ", ".join(present_names) or "(none defined)"))
+                out.add(
+                    host,
+                    VAR_ENVIRONMENT,
+                    "{} is not a known environment; use one of: {} (or default to leave this cluster alone)".format(
+                        show(environment), ", ".join(present_names) or "(none defined)"
+                    ),
+                )
                 continue
             if environment in absent:
-                out.add(host, VAR_ENVIRONMENT, "{} has state: absent in segmented_registry_environments (its registry "
-                        "is removed), so no cluster can pull from it; assign this cluster a present environment ({}), "
-                        "or default to leave it alone, or set the state of {} back to present".format(
-                            show(environment), ", ".join(present_names) or "none defined", environment))
+                out.add(
+                    host,
+                    VAR_ENVIRONMENT,
+                    "{} has state: absent in segmented_registry_environments (its registry "
+                    "is removed), so no cluster can pull from it; assign this cluster a present environment ({}), "
+                    "or default to leave it alone, or set the state of {} back to present".format(
+                        show(environment), ", ".join(present_names) or "none defined", environment
+                    ),
+                )
                 continue
             if environment in envs:
-                consumers.append(Cluster(name=host, role=ROLE_CONSUMER, environment=environment,
-                                         auth=auth or ClusterAuth(), credentials=credentials))
+                consumers.append(Cluster(name=host, role=ROLE_CONSUMER, environment=environment, auth=auth or ClusterAuth(), credentials=credentials))
             if auth is not None and touch == TOUCH_ALL:
                 environment_users.append((host, auth))
         elif kind == "absent" and role == ROLE_CONSUMER:
-            out.add(host, VAR_ENVIRONMENT, "is not set, but segmented_registry_role is consumer; assign one "
-                    "environment ({}) or set it to default to leave this cluster alone".format(
-                        ", ".join(present_names) or "none defined"))
+            out.add(
+                host,
+                VAR_ENVIRONMENT,
+                "is not set, but segmented_registry_role is consumer; assign one environment ({}) or set it to default to leave this cluster alone".format(
+                    ", ".join(present_names) or "none defined"
+                ),
+            )
         elif kind in ("absent", "default"):
             defaults.append(host)
 
     if not registries:
-        out.add("inventory", VAR_ROLE, "no host has segmented_registry_role: registry; mark exactly one host (the "
-                "cluster that hosts the environment registries) with it")
+        out.add(
+            "inventory",
+            VAR_ROLE,
+            "no host has segmented_registry_role: registry; mark exactly one host (the cluster that hosts the environment registries) with it",
+        )
     elif len(registries) > 1:
-        out.add("inventory", VAR_ROLE, "{} hosts have segmented_registry_role: registry ({}); exactly one cluster "
-                "hosts the environment registries, keep the role on one of them".format(
-                    len(registries), ", ".join(cluster.name for cluster in registries)))
+        out.add(
+            "inventory",
+            VAR_ROLE,
+            "{} hosts have segmented_registry_role: registry ({}); exactly one cluster hosts the environment registries, keep the role on one of them".format(
+                len(registries), ", ".join(cluster.name for cluster in registries)
+            ),
+        )
 
     # Managed clusters must be told apart.
     env_reliant = [host for host, auth in environment_users if auth.uses_environment]
     if len(env_reliant) > 1:
-        out.add("inventory", VAR_K8S_AUTH, "{} all rely on the K8S_AUTH_* environment variables (no "
-                "segmented_registry_k8s_auth), so they would silently reach the same cluster; give each managed "
-                "cluster its own segmented_registry_k8s_auth (kubeconfig + context, or host + api_key); at most one "
-                "may use the environment".format(", ".join(env_reliant)))
+        out.add(
+            "inventory",
+            VAR_K8S_AUTH,
+            "{} all rely on the K8S_AUTH_* environment variables (no "
+            "segmented_registry_k8s_auth), so they would silently reach the same cluster; give each managed "
+            "cluster its own segmented_registry_k8s_auth (kubeconfig + context, or host + api_key); at most one "
+            "may use the environment".format(", ".join(env_reliant)),
+        )
     for host, auth in environment_users:
         if auth.uses_environment:
             continue
         if auth.identity in identities:
-            out.add(host, VAR_K8S_AUTH, "reaches the same cluster as {} ({}); each inventory host must be a "
-                    "different cluster".format(identities[auth.identity], auth.source))
+            out.add(
+                host,
+                VAR_K8S_AUTH,
+                "reaches the same cluster as {} ({}); each inventory host must be a different cluster".format(identities[auth.identity], auth.source),
+            )
         else:
             identities[auth.identity] = host
 
