@@ -13,21 +13,8 @@ BIN = os.path.dirname(sys.executable)
 
 COLLECTION = "ansible_collections.segmented.registry"
 
-#: The parts of module_utils annotated so far: ruff's ANN001 and ANN201 hold there, and mypy checks
-#: them. Once inventory/ is annotated too: ["plugins/module_utils"].
-ANNOTATED = [
-    "plugins/module_utils/approval",
-    "plugins/module_utils/consumer",
-    "plugins/module_utils/credentials",
-    "plugins/module_utils/oci",
-    "plugins/module_utils/promotion",
-    "plugins/module_utils/errors.py",
-    "plugins/module_utils/kube.py",
-    "plugins/module_utils/names.py",
-    "plugins/module_utils/query.py",
-    "plugins/module_utils/retry.py",
-    "plugins/module_utils/text.py",
-]
+#: module_utils is annotated throughout: ruff's ANN001 and ANN201 hold there, and mypy checks it.
+ANNOTATED = ["plugins/module_utils"]
 
 #: The rest of plugins/, checked by mypy as well (an unannotated function's body is not checked).
 PLUGINS = ["plugins/action", "plugins/doc_fragments", "plugins/filter", "plugins/lookup", "plugins/modules"]
@@ -37,6 +24,7 @@ FORMATTED = [
     "plugins/module_utils/approval",
     "plugins/module_utils/consumer",
     "plugins/module_utils/credentials",
+    "plugins/module_utils/inventory",
     "plugins/module_utils/oci",
     "plugins/module_utils/promotion",
     "plugins/module_utils/errors.py",
