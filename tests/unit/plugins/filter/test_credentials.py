@@ -1,10 +1,7 @@
 """The credentials role's filters (plugins/filter/credentials.py): which credentials the inventory
 asks for, what goes on the consumers for them, which identities it no longer asks for, and what the
 playbooks after the role read (pure logic, on the lab inventory's topology)."""
-import os
-
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.segmented.registry.plugins.filter.credentials import (
@@ -14,23 +11,11 @@ from ansible_collections.segmented.registry.plugins.filter.credentials import (
     credentials_stale,
     credentials_wanted,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_topology
+from tests.unit.plugins.filter.lab import lab_topology
 
-LAB = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "inventories", "lab")
 GLOBAL = "openshift-config/segmented-registry-pull"
 PULL_NS = "segmented-registry-consumers"
 SETTINGS = (PULL_NS, "segmented-registry-pull", "segmented-registry-push", GLOBAL, "localhost:5100")
-
-
-def lab_topology(**changes):
-    """The lab inventory's topology, as validate_inventory returns it (``changes``: host -> variables)."""
-    with open(os.path.join(LAB, "hosts.yml")) as handle:
-        hosts = yaml.safe_load(handle)["all"]["children"]["clusters"]["hosts"]
-    with open(os.path.join(LAB, "group_vars", "all.yml")) as handle:
-        environments = yaml.safe_load(handle)["segmented_registry_environments"]
-    for host, variables in changes.items():
-        hosts.setdefault(host, {}).update(variables)
-    return build_topology(environments, hosts).to_dict()
 
 
 def pull(cluster, environment, pulls=({"namespace": "myproject", "service_accounts": ["default"]},)):
