@@ -29,7 +29,7 @@ def credentials_wanted(topology, scope, pull_namespace, pull_secret_name, push_s
     if not isinstance(topology, dict) or not isinstance(topology.get("consumer_clusters"), list):
         raise AnsibleFilterError("credentials_wanted takes the topology of validate_inventory (its consumer_clusters "
                                  f"and environments), not {type(topology).__name__}")
-    global_namespace, _, global_name = global_pull_secret.partition("/")
+    global_namespace, global_name = global_pull_secret.split("/")  # namespace/name: checked by the role
     wanted = []
     for cluster in topology["consumer_clusters"]:
         if not _in_scope(cluster["name"], scope):

@@ -23,7 +23,6 @@ SCRATCH = [
      "tls": {"termination": "reencrypt", "serving_cert_secret": "serving"}}]
 
 
-
 def secret(namespace, name, data):
     return {"metadata": {"namespace": namespace, "name": name},
             "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}}
