@@ -1,7 +1,8 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""The token signing certificates the registries trust (documented in signing_trust.yml beside this file)."""
+"""The token signing certificates the registries trust, and what a rotation writes (documented in
+signing_trust.yml and signing_rotation.yml beside this file)."""
 
 import base64
 import binascii
@@ -13,22 +14,33 @@ from ansible.errors import AnsibleFilterError
 RETIRE_AFTER = "segmented.registry/previous-retire-after"
 
 
-def _time(value, what):
+def _time(value, what, name="signing_trust"):
     if isinstance(value, datetime.datetime):
         moment = value
     else:
         try:
             moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            raise AnsibleFilterError(f"signing_trust: {what} {value!r} is not an RFC 3339 time "
+            raise AnsibleFilterError(f"{name}: {what} {value!r} is not an RFC 3339 time "
                                      "(like 2026-01-31T12:00:00Z)") from None
     if moment.tzinfo is None:
-        raise AnsibleFilterError(f"signing_trust: {what} {value!r} has no time zone; use UTC (a trailing Z)")
+        raise AnsibleFilterError(f"{name}: {what} {value!r} has no time zone; use UTC (a trailing Z)")
     return moment.astimezone(datetime.timezone.utc)
 
 
 def _rfc3339(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _grace(grace_seconds, name):
+    try:
+        grace = int(grace_seconds)
+    except (TypeError, ValueError):
+        grace = -1
+    if grace < 0:
+        raise AnsibleFilterError(f"{name}: the grace {grace_seconds!r} must be a number of seconds, 0 or more "
+                                 "(registry_cluster_signing_previous_grace_seconds)")
+    return grace
 
 
 def _pem(data, key):
@@ -50,13 +62,7 @@ def signing_trust(secret, now, grace_seconds):
     annotation (written before it existed) starts its grace now."""
     if not isinstance(secret, dict) and secret is not None:
         raise AnsibleFilterError(f"signing_trust takes the Secret object, not {type(secret).__name__}")
-    try:
-        grace = int(grace_seconds)
-    except (TypeError, ValueError):
-        grace = -1
-    if grace < 0:
-        raise AnsibleFilterError(f"signing_trust: the grace {grace_seconds!r} must be a number of seconds, 0 or more "
-                                 "(registry_cluster_signing_previous_grace_seconds)")
+    grace = _grace(grace_seconds, "signing_trust")
     now = _time(now, "now")
     secret = secret or {}
     data = secret.get("data") or {}
@@ -75,7 +81,24 @@ def signing_trust(secret, now, grace_seconds):
     return {"certs": certs + [_pem(data, "previous.crt")], "patch": None, "retire_after": _rfc3339(retire_after)}
 
 
+def signing_rotation(secret, certificate, now, grace_seconds):
+    """What the token server's signing Secret holds after a rotation to ``certificate`` (PEM) at
+    ``now``: {"certs": {"tls.crt": base64 PEM[, "previous.crt": the replaced tls.crt]},
+    "annotations": {RETIRE_AFTER: now + grace} or {}}. ``secret``: the Secret before (or {} / None
+    on the first run, when nothing is replaced)."""
+    if not isinstance(secret, dict) and secret is not None:
+        raise AnsibleFilterError(f"signing_rotation takes the Secret object, not {type(secret).__name__}")
+    grace = _grace(grace_seconds, "signing_rotation")
+    now = _time(now, "now", "signing_rotation")
+    certs = {"tls.crt": base64.b64encode(str(certificate).encode()).decode()}
+    replaced = ((secret or {}).get("data") or {}).get("tls.crt")
+    if not replaced:
+        return {"certs": certs, "annotations": {}}
+    return {"certs": dict(certs, **{"previous.crt": replaced}),
+            "annotations": {RETIRE_AFTER: _rfc3339(now + datetime.timedelta(seconds=grace))}}
+
+
 class FilterModule:
 
     def filters(self):
-        return {"signing_trust": signing_trust}
+        return {"signing_trust": signing_trust, "signing_rotation": signing_rotation}

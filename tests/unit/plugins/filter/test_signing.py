@@ -6,7 +6,12 @@ import datetime
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.segmented.registry.plugins.filter.signing import RETIRE_AFTER, FilterModule, signing_trust
+from ansible_collections.segmented.registry.plugins.filter.signing import (
+    RETIRE_AFTER,
+    FilterModule,
+    signing_rotation,
+    signing_trust,
+)
 
 NOW = datetime.datetime(2026, 12, 4, 12, 0, 0, tzinfo=datetime.timezone.utc)
 CURRENT, PREVIOUS = "-----BEGIN CERTIFICATE-----\ncurrent\n-----END CERTIFICATE-----", \
@@ -59,3 +64,34 @@ def test_bad_input_is_named(args, message):
 
 def test_registered():
     assert FilterModule().filters()["signing_trust"] is signing_trust
+    assert FilterModule().filters()["signing_rotation"] is signing_rotation
+
+
+NEW = "-----BEGIN CERTIFICATE-----\nnew\n-----END CERTIFICATE-----\n"
+
+
+def test_a_rotation_keeps_the_replaced_certificate_until_its_grace_ends():
+    before = secret(previous=True, retire_after="2026-12-01T00:00:00Z")
+    rotation = signing_rotation(before, NEW, "2026-12-04T12:00:00Z", "360")
+    assert rotation == {"certs": {"tls.crt": base64.b64encode(NEW.encode()).decode(), "previous.crt": before["data"]["tls.crt"]},
+                        "annotations": {RETIRE_AFTER: "2026-12-04T12:06:00Z"}}
+    # what the registries then trust: the new certificate, and the replaced one until its grace ends
+    after = {"data": rotation["certs"], "metadata": {"annotations": rotation["annotations"]}}
+    assert signing_trust(after, NOW, 360)["certs"] == [NEW.strip(), CURRENT]
+    assert signing_trust(after, NOW + datetime.timedelta(seconds=360), 360)["certs"] == [NEW.strip()]
+
+
+@pytest.mark.parametrize("before", [{}, None, {"metadata": {"name": "token-server-signing"}, "data": {"tls.key": "a2V5"}}])
+def test_the_first_key_replaces_nothing(before):
+    assert signing_rotation(before, NEW, NOW, 360) == {
+        "certs": {"tls.crt": base64.b64encode(NEW.encode()).decode()}, "annotations": {}}
+
+
+@pytest.mark.parametrize("args, message", [
+    ((secret(), NEW, NOW, -1), "signing_rotation: the grace -1 .*registry_cluster_signing_previous_grace_seconds"),
+    ((secret(), NEW, "2026-12-04T12:00:00", 1), "signing_rotation: now .* has no time zone"),
+    (([], NEW, NOW, 1), "signing_rotation takes the Secret object"),
+])
+def test_bad_rotation_input_is_named(args, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        signing_rotation(*args)

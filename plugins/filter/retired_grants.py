@@ -1,0 +1,46 @@
+# Copyright: (c) 2026, segmented.registry contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+"""What earlier versions of the registry-cluster role granted the promotion job (documented in
+retired_grants.yml beside this file)."""
+
+#: The promotion job's identity before it had a namespace of its own (in the token server's).
+RETIRED_PUSHER = "segmented-registry/promoter"
+#: The cluster-wide reads earlier versions bound, as (ClusterRole, last part of the binding's name).
+RETIRED_READS = (("registry-viewer", "registry-viewer"), ("system:image-puller", "image-puller"))
+
+
+def _binds_cluster_role(binding, name):
+    ref = binding.get("roleRef") or {}
+    return ref.get("kind") == "ClusterRole" and ref.get("name") == name
+
+
+def retired_grants(namespace_reads, cluster_bindings, pushers, environments):
+    """The objects to remove, each ``{"kind", "name"[, "namespace"][, "api_version"]}`` (no
+    api_version: rbac.authorization.k8s.io/v1): the RoleBindings ``segmented-registry:pusher:*`` to
+    system:image-pusher found in the environment namespaces (``namespace_reads``: the results of
+    k8s_info over them), the ClusterRoleBindings of the cluster-wide reads (``cluster_bindings``),
+    RETIRED_PUSHER's environment-promoter RoleBindings and service account unless it is one of
+    ``pushers``, and the cluster-wide image-deleter."""
+    out = [{"kind": "RoleBinding", "name": binding["metadata"]["name"], "namespace": binding["metadata"]["namespace"]}
+           for read in namespace_reads for binding in read["resources"]
+           if binding["metadata"]["name"].startswith("segmented-registry:pusher:")
+           and _binds_cluster_role(binding, "system:image-pusher")]
+    out += [{"kind": "ClusterRoleBinding", "name": binding["metadata"]["name"]} for binding in cluster_bindings
+            if binding["metadata"]["name"].startswith("segmented-registry:")
+            and any(_binds_cluster_role(binding, role) and binding["metadata"]["name"].split(":")[-1] == suffix
+                    for role, suffix in RETIRED_READS)]
+    if RETIRED_PUSHER not in pushers:
+        namespace, name = RETIRED_PUSHER.split("/")
+        out += [{"kind": "RoleBinding", "namespace": environment_namespace,
+                 "name": f"segmented-registry:promoter:{namespace}:{name}"}
+                for environment_namespace in dict.fromkeys(env["namespace"] for env in environments)]
+        out.append({"kind": "ServiceAccount", "api_version": "v1", "namespace": namespace, "name": name})
+    return out + [{"kind": "ClusterRoleBinding", "name": "segmented-registry:image-deleter"},
+                  {"kind": "ClusterRole", "name": "segmented-registry:image-deleter"}]
+
+
+class FilterModule:
+
+    def filters(self):
+        return {"retired_grants": retired_grants}

@@ -1,0 +1,129 @@
+"""The credentials role's filters (plugins/filter/credentials.py): which credentials the inventory
+asks for, what goes on the consumers for them, which identities it no longer asks for, and what the
+playbooks after the role read (pure logic, on the lab inventory's topology)."""
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.segmented.registry.plugins.filter.credentials import (
+    FilterModule,
+    credentials_consumer_objects,
+    credentials_outcome,
+    credentials_stale,
+    credentials_wanted,
+)
+from tests.unit.plugins.filter.lab import lab_topology
+
+GLOBAL = "openshift-config/segmented-registry-pull"
+PULL_NS = "segmented-registry-consumers"
+SETTINGS = (PULL_NS, "segmented-registry-pull", "segmented-registry-push", GLOBAL, "localhost:5100")
+
+
+def pull(cluster, environment, pulls=({"namespace": "myproject", "service_accounts": ["default"]},)):
+    return {"cluster": cluster, "access": "pull", "namespace": PULL_NS,
+            "grant_namespace": environment,
+            "registry": f"{environment}-registry.apps.registry.lab.local", "secret_name": "segmented-registry-pull",
+            "targets": list(pulls) + [{"namespace": "openshift-config", "secret_name": "segmented-registry-pull",
+                                       "service_accounts": []}]}
+
+
+PUSH_TEST = {"cluster": "test", "access": "push", "namespace": "myproject", "registry": "localhost:5100",
+             "secret_name": "segmented-registry-push",
+             "targets": [{"namespace": "myproject", "service_accounts": ["builder"]}]}
+
+
+def test_the_lab_asks_for_a_pull_credential_per_consumer_and_a_push_one_per_build_namespace():
+    assert credentials_wanted(lab_topology(), [], *SETTINGS) == [
+        pull("test", "test"), PUSH_TEST, pull("uat", "uat"), pull("prod", "prod")]
+
+
+def test_the_scope_keeps_only_its_clusters_in_inventory_order():
+    wanted = credentials_wanted(lab_topology(), ["prod", "test"], *SETTINGS)
+    assert [(item["cluster"], item["access"]) for item in wanted] == [("test", "pull"), ("test", "push"), ("prod", "pull")]
+
+
+def test_a_consumer_without_credentials_gets_only_the_global_pull_secret():
+    topology = lab_topology(uat={"segmented_registry_credentials": None})
+    wanted = credentials_wanted(topology, ["uat"], *SETTINGS)
+    assert wanted == [pull("uat", "uat", pulls=())]
+
+
+def test_the_topology_is_required():
+    with pytest.raises(AnsibleFilterError, match="topology of validate_inventory"):
+        credentials_wanted(None, [], *SETTINGS)
+
+
+def test_each_target_namespace_but_the_global_pull_secrets_gets_its_namespace_and_accounts():
+    wanted = credentials_wanted(lab_topology(), ["test"], *SETTINGS)
+    assert credentials_consumer_objects(wanted, False) == [
+        {"cluster": "test", "namespace": "myproject", "service_accounts": ["default"],
+         "objects": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "myproject"}},
+                     {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "myproject"}}]},
+        {"cluster": "test", "namespace": "myproject", "service_accounts": ["builder"],
+         "objects": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "myproject"}},
+                     {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": "myproject"}}]}]
+
+
+def test_check_mode_makes_only_the_namespaces():
+    wanted = credentials_wanted(lab_topology(), ["test"], *SETTINGS)
+    assert [item["objects"] for item in credentials_consumer_objects(wanted, True)] == [
+        [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "myproject"}}]] * 2
+
+
+def identity(access, cluster, namespace=PULL_NS, grant=None, name=None):
+    annotations = {"segmented.registry/grant-namespace": grant} if grant else None
+    return {"metadata": {"name": name or f"segmented-{access}-{cluster}", "namespace": namespace, "annotations": annotations,
+                         "labels": {"app.kubernetes.io/managed-by": "segmented.registry", "segmented.registry/credential": access,
+                                    "segmented.registry/cluster": cluster, "segmented.registry/access": access}}}
+
+
+def stale_item(cluster, access="pull", namespace=PULL_NS, grant=PULL_NS, superseded=False):
+    return {"cluster": cluster, "access": access, "namespace": namespace, "grant_namespace": grant, "superseded": superseded}
+
+
+WANTED = credentials_wanted(lab_topology(), [], *SETTINGS)
+MADE = [identity("pull", "test", grant="test"), identity("push", "test", namespace="myproject"),
+        identity("pull", "uat", grant="uat"), identity("pull", "prod")]
+
+
+def test_what_the_inventory_asks_for_is_not_stale():
+    assert credentials_stale(MADE, WANTED, [], False) == {"stale": [], "superseded": []}
+
+
+def test_a_cluster_or_build_namespace_no_longer_named_is_stale():
+    made = MADE + [identity("pull", "old", grant="test"), identity("push", "test", namespace="gone")]
+    assert credentials_stale(made, WANTED, [], False) == {
+        "stale": [stale_item("old", grant="test"),
+                  stale_item("test", "push", namespace="gone", grant="gone")],
+        "superseded": []}
+
+
+def test_an_earlier_pull_identity_of_a_pulling_cluster_is_superseded_until_revoke_retired():
+    made = MADE + [identity("pull", "test", namespace="test")]
+    earlier = stale_item("test", namespace="test", grant="test", superseded=True)
+    assert credentials_stale(made, WANTED, [], False) == {"stale": [], "superseded": [earlier]}
+    assert credentials_stale(made, WANTED, [], True) == {"stale": [earlier], "superseded": []}
+
+
+def test_out_of_scope_unnamed_or_foreign_accounts_are_left_alone():
+    made = [identity("pull", "old"), identity("pull", "other", name="segmented-pull-someone-else"),
+            identity("admin", "old", name="segmented-admin-old")]
+    made[2]["metadata"]["labels"].pop("segmented.registry/access")
+    assert credentials_stale(made, WANTED, ["test"], False) == {"stale": [], "superseded": []}
+    assert credentials_stale(made[:1], WANTED, ["old"], False)["stale"] == [stale_item("old")]
+
+
+def test_the_outcome_names_each_global_pull_secret_and_every_generation_left_valid():
+    results = [{"item": WANTED[0], "secrets": ["myproject/segmented-registry-pull", GLOBAL],
+                "retired": [f"{PULL_NS}/segmented-pull-test-gen1"]},
+               {"item": WANTED[1], "secrets": ["myproject/segmented-registry-push"], "retired": []},
+               {"item": WANTED[2], "secrets": [GLOBAL], "retired": []},
+               {"item": WANTED[3], "skipped": True, "retired": []}]
+    superseded = [stale_item("uat", namespace="uat", superseded=True)]
+    assert credentials_outcome(results, superseded, GLOBAL) == {
+        "written": {"test": GLOBAL, "uat": GLOBAL},
+        "retired": [f"{PULL_NS}/segmented-pull-test-gen1", "uat/segmented-pull-uat"]}
+
+
+def test_the_filters_are_registered():
+    assert set(FilterModule().filters()) == {"credentials_wanted", "credentials_consumer_objects",
+                                             "credentials_stale", "credentials_outcome"}

@@ -1,0 +1,46 @@
+"""What earlier versions of the registry-cluster role granted the promotion job
+(plugins/filter/retired_grants.py): found in the environment namespaces and cluster-wide, the old
+promoter identity, the image-deleter (pure logic, on the lab inventory's environments and the
+bindings tests/integration/test_registry_cluster.py makes)."""
+from ansible_collections.segmented.registry.plugins.filter.retired_grants import FilterModule, retired_grants
+from tests.unit.plugins.filter.lab import lab_environments
+
+PROMOTER = "segmented-registry-promotion/promoter"
+
+
+def binding(name, namespace, role):
+    return {"metadata": {"name": name, "namespace": namespace}, "roleRef": {"kind": "ClusterRole", "name": role}}
+
+
+DELETER = [{"kind": "ClusterRoleBinding", "name": "segmented-registry:image-deleter"},
+           {"kind": "ClusterRole", "name": "segmented-registry:image-deleter"}]
+
+
+def test_earlier_grants_in_the_environment_namespaces_and_cluster_wide_reads_are_retired():
+    pusher = binding("segmented-registry:pusher:old-x:promoter", "test", role="system:image-pusher")
+    namespace_reads = [{"item": "test", "resources": [
+        pusher, binding("segmented-registry:pusher:kept", "test", role="edit"),
+        binding("segmented-registry:promoter:segmented-registry-promotion:promoter", "test",
+                role="segmented-registry:environment-promoter")]}]
+    cluster = [binding("segmented-registry:a:b:registry-viewer", None, role="registry-viewer"),
+               binding("segmented-registry:a:b:image-puller", None, role="system:image-puller"),
+               binding("segmented-registry:a:b:image-puller", None, role="registry-viewer"),
+               binding("someone:image-puller", None, role="system:image-puller")]
+    # the old promoter still a pusher: only what was found goes
+    assert retired_grants(namespace_reads, cluster, [PROMOTER, "segmented-registry/promoter"], lab_environments()) == [
+        {"kind": "RoleBinding", "name": "segmented-registry:pusher:old-x:promoter", "namespace": "test"},
+        {"kind": "ClusterRoleBinding", "name": "segmented-registry:a:b:registry-viewer"},
+        {"kind": "ClusterRoleBinding", "name": "segmented-registry:a:b:image-puller"}] + DELETER
+
+
+def test_the_old_promoter_goes_unless_it_is_still_a_pusher():
+    old = "segmented-registry/promoter"
+    assert retired_grants([], [], [PROMOTER], lab_environments()) == [
+        {"kind": "RoleBinding", "namespace": env, "name": "segmented-registry:promoter:segmented-registry:promoter"}
+        for env in ("test", "uat", "prod")] + [
+        {"kind": "ServiceAccount", "api_version": "v1", "namespace": "segmented-registry", "name": "promoter"}] + DELETER
+    assert retired_grants([], [], [old], lab_environments()) == DELETER
+
+
+def test_the_filter_is_registered():
+    assert set(FilterModule().filters()) == {"retired_grants"}
