@@ -21,31 +21,42 @@ def _in_scope(cluster, scope):
     return not scope or cluster in scope
 
 
-def credentials_wanted(topology, scope, pull_namespace, pull_secret_name, push_secret_name,
-                       global_pull_secret, integrated_registry):
+def credentials_wanted(topology, scope, pull_namespace, pull_secret_name, push_secret_name, global_pull_secret, integrated_registry):
     """Every credential the inventory asks for, in inventory order: per consumer cluster of
     ``scope``, its pull credential (for its environment's registry, written where its ``pull``
     entries say and as ``global_pull_secret``), then a push credential per build namespace."""
     if not isinstance(topology, dict) or not isinstance(topology.get("consumer_clusters"), list):
-        raise AnsibleFilterError("credentials_wanted takes the topology of validate_inventory (its consumer_clusters "
-                                 f"and environments), not {type(topology).__name__}")
+        raise AnsibleFilterError(
+            f"credentials_wanted takes the topology of validate_inventory (its consumer_clusters and environments), not {type(topology).__name__}"
+        )
     global_namespace, global_name = global_pull_secret.split("/")  # namespace/name: checked by the role
     wanted = []
     for cluster in topology["consumer_clusters"]:
         if not _in_scope(cluster["name"], scope):
             continue
         environment = topology["environments"][cluster["environment"]]
-        wanted.append({"cluster": cluster["name"], "access": ACCESS_PULL, "namespace": pull_namespace,
-                       "grant_namespace": environment["namespace"], "registry": environment["endpoint"],
-                       "secret_name": pull_secret_name,
-                       "targets": cluster["credentials"]["pull"] + [{"namespace": global_namespace,
-                                                                     "secret_name": global_name,
-                                                                     "service_accounts": []}]})
+        wanted.append(
+            {
+                "cluster": cluster["name"],
+                "access": ACCESS_PULL,
+                "namespace": pull_namespace,
+                "grant_namespace": environment["namespace"],
+                "registry": environment["endpoint"],
+                "secret_name": pull_secret_name,
+                "targets": cluster["credentials"]["pull"] + [{"namespace": global_namespace, "secret_name": global_name, "service_accounts": []}],
+            }
+        )
         for builder in cluster["credentials"]["builders"]:
-            wanted.append({"cluster": cluster["name"], "access": ACCESS_PUSH, "namespace": builder["namespace"],
-                           "registry": integrated_registry, "secret_name": push_secret_name,
-                           "targets": [{"namespace": builder["namespace"],
-                                        "service_accounts": [builder["service_account"]]}]})
+            wanted.append(
+                {
+                    "cluster": cluster["name"],
+                    "access": ACCESS_PUSH,
+                    "namespace": builder["namespace"],
+                    "registry": integrated_registry,
+                    "secret_name": push_secret_name,
+                    "targets": [{"namespace": builder["namespace"], "service_accounts": [builder["service_account"]]}],
+                }
+            )
     return wanted
 
 
@@ -61,11 +72,11 @@ def credentials_consumer_objects(wanted, check_mode):
                 continue
             objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target["namespace"]}}]
             if not check_mode:
-                objects += [{"apiVersion": "v1", "kind": "ServiceAccount",
-                             "metadata": {"name": name, "namespace": target["namespace"]}}
-                            for name in target["service_accounts"]]
-            out.append({"cluster": credential["cluster"], "namespace": target["namespace"],
-                        "service_accounts": target["service_accounts"], "objects": objects})
+                objects += [
+                    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": target["namespace"]}}
+                    for name in target["service_accounts"]
+                ]
+            out.append({"cluster": credential["cluster"], "namespace": target["namespace"], "service_accounts": target["service_accounts"], "objects": objects})
     return out
 
 
@@ -84,16 +95,24 @@ def credentials_stale(made, wanted, scope, revoke_retired):
         meta = account["metadata"]
         cluster = meta["labels"][LABEL_CLUSTER]
         access = meta["labels"].get(LABEL_ACCESS, "")
-        if (access in (ACCESS_PULL, ACCESS_PUSH) and meta["name"] == identity_name(access, cluster)
-                and (meta["namespace"], access, cluster) not in wanted_keys and _in_scope(cluster, scope)):
-            found.append({"cluster": cluster, "access": access, "namespace": meta["namespace"],
-                          "grant_namespace": (meta.get("annotations") or {}).get(ANNOTATION_GRANT_NAMESPACE,
-                                                                                 meta["namespace"]),
-                          "superseded": access == ACCESS_PULL and cluster in pulling})
+        if (
+            access in (ACCESS_PULL, ACCESS_PUSH)
+            and meta["name"] == identity_name(access, cluster)
+            and (meta["namespace"], access, cluster) not in wanted_keys
+            and _in_scope(cluster, scope)
+        ):
+            found.append(
+                {
+                    "cluster": cluster,
+                    "access": access,
+                    "namespace": meta["namespace"],
+                    "grant_namespace": (meta.get("annotations") or {}).get(ANNOTATION_GRANT_NAMESPACE, meta["namespace"]),
+                    "superseded": access == ACCESS_PULL and cluster in pulling,
+                }
+            )
     if revoke_retired:
         return {"stale": found, "superseded": []}
-    return {"stale": [item for item in found if not item["superseded"]],
-            "superseded": [item for item in found if item["superseded"]]}
+    return {"stale": [item for item in found if not item["superseded"]], "superseded": [item for item in found if item["superseded"]]}
 
 
 def credentials_outcome(results, superseded, global_pull_secret):
@@ -114,7 +133,10 @@ def credentials_outcome(results, superseded, global_pull_secret):
 
 
 class FilterModule:
-
     def filters(self):
-        return {"credentials_wanted": credentials_wanted, "credentials_consumer_objects": credentials_consumer_objects,
-                "credentials_stale": credentials_stale, "credentials_outcome": credentials_outcome}
+        return {
+            "credentials_wanted": credentials_wanted,
+            "credentials_consumer_objects": credentials_consumer_objects,
+            "credentials_stale": credentials_stale,
+            "credentials_outcome": credentials_outcome,
+        }

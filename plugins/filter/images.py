@@ -13,11 +13,9 @@ PINNED = re.compile(r"^[^@ ]+@sha256:[0-9a-f]{64}$")
 def unpinned_images(images):
     """``["<variable> is \\"<image>\\", not pinned by digest.", ...]``: each of ``images`` (variable
     name -> image, in their order) that is not ``<name>@sha256:<digest>``."""
-    return [f"{name} is {json.dumps(str(image))}, not pinned by digest."
-            for name, image in images.items() if not PINNED.match(str(image))]
+    return [f"{name} is {json.dumps(str(image))}, not pinned by digest." for name, image in images.items() if not PINNED.match(str(image))]
 
 
 class FilterModule:
-
     def filters(self):
         return {"unpinned_images": unpinned_images}

@@ -13,8 +13,7 @@ KEYS = {SERVING_CERT: ["tls.crt", "tls.key"], S3_CREDENTIALS: ["access_key", "se
 
 
 def _named(env, field, secret):
-    return {"environment": env["name"], "field": field, "namespace": env["namespace"], "secret": secret,
-            "keys": KEYS[field]}
+    return {"environment": env["name"], "field": field, "namespace": env["namespace"], "secret": secret, "keys": KEYS[field]}
 
 
 def named_secrets(environments):
@@ -42,8 +41,7 @@ def named_secret_problems(reads):
     problems = []
     for read in reads:
         item = read["item"]
-        where = f"segmented_registry_environments ({item['environment']}).{item['field']}: " \
-                f"Secret {item['namespace']}/{item['secret']}"
+        where = f"segmented_registry_environments ({item['environment']}).{item['field']}: Secret {item['namespace']}/{item['secret']}"
         absent = [key for key in item["keys"] if key not in _data(read)]
         if not read["resources"]:
             problems.append(f"{where} does not exist")
@@ -63,7 +61,5 @@ def serving_ca(reads, environment):
 
 
 class FilterModule:
-
     def filters(self):
-        return {"named_secrets": named_secrets, "named_secret_problems": named_secret_problems,
-                "serving_ca": serving_ca}
+        return {"named_secrets": named_secrets, "named_secret_problems": named_secret_problems, "serving_ca": serving_ca}

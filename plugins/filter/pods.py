@@ -79,16 +79,16 @@ def pod_problems(pods):
             conditions = {c.get("type"): c for c in status.get("conditions") or []}
             scheduled, ready = conditions.get("PodScheduled"), conditions.get("Ready")
             if scheduled and scheduled.get("status") == "False":
-                found.append(f"{where}: not scheduled: {scheduled.get('reason') or 'no reason given'}"
-                             + (f": {scheduled['message']}" if scheduled.get("message") else ""))
+                found.append(
+                    f"{where}: not scheduled: {scheduled.get('reason') or 'no reason given'}"
+                    + (f": {scheduled['message']}" if scheduled.get("message") else "")
+                )
             elif not ready or ready.get("status") != "True":
-                found.append(f"{where}: {status.get('phase') or 'no status yet'}, not ready"
-                             + (f": {status['message']}" if status.get("message") else ""))
+                found.append(f"{where}: {status.get('phase') or 'no status yet'}, not ready" + (f": {status['message']}" if status.get("message") else ""))
         problems.extend(found)
     return problems
 
 
 class FilterModule:
-
     def filters(self):
         return {"pod_problems": pod_problems, "pull_failures": pull_failures}

@@ -18,20 +18,20 @@ def pusher_namespaces(namespaces, pushers, sources, inventory_sources):
     ``{"found": [...], "missing": [...], "new": [...]}``. ``namespaces``: the cluster's Namespace
     objects (one being deleted takes no new binding: not found); ``sources``:
     registry_cluster_pushers_source_namespaces, None for the inventory's (``inventory_sources``)."""
-    existing = {item["metadata"]["name"] for item in namespaces
-                if (item.get("status") or {}).get("phase") != "Terminating"}
+    existing = {item["metadata"]["name"] for item in namespaces if (item.get("status") or {}).get("phase") != "Terminating"}
     wanted = _unique(inventory_sources if sources is None else sources)
-    return {"found": [name for name in wanted if name in existing],
-            "missing": [name for name in wanted if name not in existing],
-            "new": [name for name in _unique(pusher.split("/")[0] for pusher in pushers) if name not in existing]}
+    return {
+        "found": [name for name in wanted if name in existing],
+        "missing": [name for name in wanted if name not in existing],
+        "new": [name for name in _unique(pusher.split("/")[0] for pusher in pushers) if name not in existing],
+    }
 
 
 def pusher_objects(objects, new_namespaces, check_mode):
     """The promotion job's rendered objects to apply one by one: those after the ClusterRole (the
     first, replaced on its own), without - in check mode - those in a pusher namespace that does not
     exist yet (the API server refuses to dry-run them)."""
-    return [item for item in objects[1:]
-            if not (check_mode and (item.get("metadata") or {}).get("namespace", "") in new_namespaces)]
+    return [item for item in objects[1:] if not (check_mode and (item.get("metadata") or {}).get("namespace", "") in new_namespaces)]
 
 
 def stale_source_bindings(bindings, pushers, found):
@@ -39,13 +39,15 @@ def stale_source_bindings(bindings, pushers, found):
     a namespace that is no longer a source that exists (``found``). Another deployment's pushers'
     bindings are left alone."""
     names = {f"{SOURCE_READER}:{pusher.replace('/', ':')}" for pusher in pushers}
-    return [binding for binding in bindings
-            if (binding.get("roleRef") or {}).get("name") == SOURCE_READER
-            and binding["metadata"]["name"] in names and binding["metadata"].get("namespace") not in found]
+    return [
+        binding
+        for binding in bindings
+        if (binding.get("roleRef") or {}).get("name") == SOURCE_READER
+        and binding["metadata"]["name"] in names
+        and binding["metadata"].get("namespace") not in found
+    ]
 
 
 class FilterModule:
-
     def filters(self):
-        return {"pusher_namespaces": pusher_namespaces, "pusher_objects": pusher_objects,
-                "stale_source_bindings": stale_source_bindings}
+        return {"pusher_namespaces": pusher_namespaces, "pusher_objects": pusher_objects, "stale_source_bindings": stale_source_bindings}

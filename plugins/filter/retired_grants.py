@@ -22,25 +22,31 @@ def retired_grants(namespace_reads, cluster_bindings, pushers, environments):
     k8s_info over them), the ClusterRoleBindings of the cluster-wide reads (``cluster_bindings``),
     RETIRED_PUSHER's environment-promoter RoleBindings and service account unless it is one of
     ``pushers``, and the cluster-wide image-deleter."""
-    out = [{"kind": "RoleBinding", "name": binding["metadata"]["name"], "namespace": binding["metadata"]["namespace"]}
-           for read in namespace_reads for binding in read["resources"]
-           if binding["metadata"]["name"].startswith("segmented-registry:pusher:")
-           and _binds_cluster_role(binding, "system:image-pusher")]
-    out += [{"kind": "ClusterRoleBinding", "name": binding["metadata"]["name"]} for binding in cluster_bindings
-            if binding["metadata"]["name"].startswith("segmented-registry:")
-            and any(_binds_cluster_role(binding, role) and binding["metadata"]["name"].split(":")[-1] == suffix
-                    for role, suffix in RETIRED_READS)]
+    out = [
+        {"kind": "RoleBinding", "name": binding["metadata"]["name"], "namespace": binding["metadata"]["namespace"]}
+        for read in namespace_reads
+        for binding in read["resources"]
+        if binding["metadata"]["name"].startswith("segmented-registry:pusher:") and _binds_cluster_role(binding, "system:image-pusher")
+    ]
+    out += [
+        {"kind": "ClusterRoleBinding", "name": binding["metadata"]["name"]}
+        for binding in cluster_bindings
+        if binding["metadata"]["name"].startswith("segmented-registry:")
+        and any(_binds_cluster_role(binding, role) and binding["metadata"]["name"].split(":")[-1] == suffix for role, suffix in RETIRED_READS)
+    ]
     if RETIRED_PUSHER not in pushers:
         namespace, name = RETIRED_PUSHER.split("/")
-        out += [{"kind": "RoleBinding", "namespace": environment_namespace,
-                 "name": f"segmented-registry:promoter:{namespace}:{name}"}
-                for environment_namespace in dict.fromkeys(env["namespace"] for env in environments)]
+        out += [
+            {"kind": "RoleBinding", "namespace": environment_namespace, "name": f"segmented-registry:promoter:{namespace}:{name}"}
+            for environment_namespace in dict.fromkeys(env["namespace"] for env in environments)
+        ]
         out.append({"kind": "ServiceAccount", "api_version": "v1", "namespace": namespace, "name": name})
-    return out + [{"kind": "ClusterRoleBinding", "name": "segmented-registry:image-deleter"},
-                  {"kind": "ClusterRole", "name": "segmented-registry:image-deleter"}]
+    return out + [
+        {"kind": "ClusterRoleBinding", "name": "segmented-registry:image-deleter"},
+        {"kind": "ClusterRole", "name": "segmented-registry:image-deleter"},
+    ]
 
 
 class FilterModule:
-
     def filters(self):
         return {"retired_grants": retired_grants}

@@ -15,16 +15,24 @@ def apply_preview(objects, preview):
     if not preview:
         return {"apply": list(objects), "later": []}
     namespaced = [item for item in objects if "namespace" in item["metadata"]]
-    return {"apply": [item for item in objects if "namespace" not in item["metadata"]],
-            "later": [f"{item['kind']}/{item['metadata']['name']}" for item in namespaced]}
+    return {
+        "apply": [item for item in objects if "namespace" not in item["metadata"]],
+        "later": [f"{item['kind']}/{item['metadata']['name']}" for item in namespaced],
+    }
 
 
 def deployment_pods(objects):
     """``[{"namespace", "name", "label_selectors"}, ...]``: where to find the Pods of each Deployment
     of ``objects`` (its selector's matchLabels as ``key=value``)."""
-    return [{"namespace": item["metadata"]["namespace"], "name": item["metadata"]["name"],
-             "label_selectors": [f"{key}={value}" for key, value in item["spec"]["selector"]["matchLabels"].items()]}
-            for item in objects if item["kind"] == "Deployment"]
+    return [
+        {
+            "namespace": item["metadata"]["namespace"],
+            "name": item["metadata"]["name"],
+            "label_selectors": [f"{key}={value}" for key, value in item["spec"]["selector"]["matchLabels"].items()],
+        }
+        for item in objects
+        if item["kind"] == "Deployment"
+    ]
 
 
 def rollout_failure(failed_result, pod_reads, what, timeout, pull_howto=""):
@@ -45,6 +53,5 @@ def rollout_failure(failed_result, pod_reads, what, timeout, pull_howto=""):
 
 
 class FilterModule:
-
     def filters(self):
         return {"apply_preview": apply_preview, "deployment_pods": deployment_pods, "rollout_failure": rollout_failure}

@@ -21,8 +21,7 @@ def _time(value, what, name="signing_trust"):
         try:
             moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
-            raise AnsibleFilterError(f"{name}: {what} {value!r} is not an RFC 3339 time "
-                                     "(like 2026-01-31T12:00:00Z)") from None
+            raise AnsibleFilterError(f"{name}: {what} {value!r} is not an RFC 3339 time (like 2026-01-31T12:00:00Z)") from None
     if moment.tzinfo is None:
         raise AnsibleFilterError(f"{name}: {what} {value!r} has no time zone; use UTC (a trailing Z)")
     return moment.astimezone(datetime.timezone.utc)
@@ -38,8 +37,9 @@ def _grace(grace_seconds, name):
     except (TypeError, ValueError):
         grace = -1
     if grace < 0:
-        raise AnsibleFilterError(f"{name}: the grace {grace_seconds!r} must be a number of seconds, 0 or more "
-                                 "(registry_cluster_signing_previous_grace_seconds)")
+        raise AnsibleFilterError(
+            f"{name}: the grace {grace_seconds!r} must be a number of seconds, 0 or more (registry_cluster_signing_previous_grace_seconds)"
+        )
     return grace
 
 
@@ -47,8 +47,9 @@ def _pem(data, key):
     try:
         return base64.b64decode(data[key]).decode().strip()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise AnsibleFilterError(f"signing_trust: the Secret's {key} is not base64 PEM text; "
-                                 "rotate the signing key (registry_cluster_rotate_signing_key)") from None
+        raise AnsibleFilterError(
+            f"signing_trust: the Secret's {key} is not base64 PEM text; rotate the signing key (registry_cluster_rotate_signing_key)"
+        ) from None
 
 
 def signing_trust(secret, now, grace_seconds):
@@ -72,12 +73,14 @@ def signing_trust(secret, now, grace_seconds):
         return {"certs": certs, "patch": None, "retire_after": None}
     if not annotations.get(RETIRE_AFTER):
         retire_after = _rfc3339(now + datetime.timedelta(seconds=grace))
-        return {"certs": certs + [_pem(data, "previous.crt")], "retire_after": retire_after,
-                "patch": {"metadata": {"annotations": {RETIRE_AFTER: retire_after}}}}
+        return {
+            "certs": certs + [_pem(data, "previous.crt")],
+            "retire_after": retire_after,
+            "patch": {"metadata": {"annotations": {RETIRE_AFTER: retire_after}}},
+        }
     retire_after = _time(annotations[RETIRE_AFTER], f"the Secret's annotation {RETIRE_AFTER}")
     if now >= retire_after:
-        return {"certs": certs, "retire_after": None,
-                "patch": {"metadata": {"annotations": {RETIRE_AFTER: None}}, "data": {"previous.crt": None}}}
+        return {"certs": certs, "retire_after": None, "patch": {"metadata": {"annotations": {RETIRE_AFTER: None}}, "data": {"previous.crt": None}}}
     return {"certs": certs + [_pem(data, "previous.crt")], "patch": None, "retire_after": _rfc3339(retire_after)}
 
 
@@ -94,11 +97,9 @@ def signing_rotation(secret, certificate, now, grace_seconds):
     replaced = ((secret or {}).get("data") or {}).get("tls.crt")
     if not replaced:
         return {"certs": certs, "annotations": {}}
-    return {"certs": dict(certs, **{"previous.crt": replaced}),
-            "annotations": {RETIRE_AFTER: _rfc3339(now + datetime.timedelta(seconds=grace))}}
+    return {"certs": dict(certs, **{"previous.crt": replaced}), "annotations": {RETIRE_AFTER: _rfc3339(now + datetime.timedelta(seconds=grace))}}
 
 
 class FilterModule:
-
     def filters(self):
         return {"signing_trust": signing_trust, "signing_rotation": signing_rotation}
