@@ -65,11 +65,11 @@ def scratch_namespaces_removed(lab):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def environment_registries(lab, run_playbook, scratch_namespaces_removed):
+def environment_registries(lab, run_playbook):
     """The environment registries as a platform team has them: deployed by the role
     (playbooks/registry_cluster.yml; a run on a lab where they are deployed already changes
     nothing), each answering on its route host. The run holds the lab alone: it may roll the
-    registries out (and it comes after the worker entered the lab's session: lanes.session)."""
+    registries out."""
     with lanes.turn(alone=True):
         run = run_playbook("playbooks/registry_cluster.yml")
     if run.status != "successful":

@@ -18,7 +18,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import tempfile
 
 INTEGRATION = "tests/integration/"
@@ -90,8 +89,7 @@ def session(first):
     """The part of a pytest session on the lab, across its workers: ``first()`` runs in the
     first worker to arrive and its result is kept (JSON); the context gives it to every worker and
     says, on leaving, whether this worker is the last one out (``leaving["last"]``), which then
-    cleans up for all. The last one out also removes the run's lock folder: no worker holds or
-    waits for a lock then (each enters the session before it takes the lab)."""
+    cleans up for all."""
     state = {}
     with _flock("session", fcntl.LOCK_EX):
         path = os.path.join(_folder(), "session.json")
@@ -114,5 +112,3 @@ def session(first):
             leaving["last"] = state["workers"] == 0
             with open(path, "w") as handle:
                 json.dump(state, handle)
-        if leaving["last"]:
-            shutil.rmtree(_folder(), ignore_errors=True)

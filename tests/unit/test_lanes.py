@@ -1,7 +1,6 @@
 """tests/integration/lanes.py: the locks that let shared integration files run beside each other
 and keep the exclusive ones alone, across processes (as pytest-xdist's workers are)."""
 import multiprocessing
-import tempfile
 import time
 
 import pytest
@@ -16,12 +15,6 @@ def _hold(alone, seconds, times, key, run):
         times[key + ".in"] = time.monotonic()
         time.sleep(seconds)
         times[key + ".out"] = time.monotonic()
-
-
-@pytest.fixture(autouse=True)
-def lock_folders_in_tmp_path(tmp_path, monkeypatch):
-    """The locks' folders go under the test's tmp_path (the processes it forks inherit that)."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def _race(first, second, run):
@@ -70,4 +63,3 @@ def test_the_session_is_seen_first_by_one_worker_and_cleaned_by_the_last(tmp_pat
     with lanes.session(lambda: ["again"]) as three:  # a worker arriving after all left starts afresh
         assert three["first"] == ["again"]
     assert three["last"]
-    assert not any(tmp_path.iterdir()), "the last one out left the run's lock folder behind"
