@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: set up, bring the lab up (the registry cluster's node included), run pytest
 # (unit, integration on the lab, ansible-test sanity). Extra arguments go to pytest.
-# Two workers (pytest-xdist; tests/integration/lanes.py says which integration files run beside
-# each other on the one lab and which hold it alone, tests/conftest.py schedules them); -n 0 runs
-# everything in one process.
+# Two lanes (pytest-xdist): the integration tests share the lab and run in order on one worker
+# (tests/conftest.py schedules them), the unit and sanity tests beside them; -n 0 runs everything
+# in one process.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"

@@ -4,22 +4,20 @@ import os
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INTEGRATION = "tests/integration/"
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """The lanes under pytest-xdist (scripts/test.sh runs ``-n 2``; tests/integration/lanes.py):
-    the unit and sanity tests are one unit of work, the integration files that change what the
-    others stand on are one, run in order, and each other integration file is one, run beside the
-    rest. (pytest-xdist's ``xdist_group`` marks do not reach its scheduler under pytest 9: the node
-    ids it rewrites are cached.)"""
+    """Two lanes under pytest-xdist (scripts/test.sh runs ``-n 2``): the integration tests share
+    one lab, so they are one unit of work, run in order on one worker; every other test is a unit
+    of its own, spread over the workers beside them. (pytest-xdist's ``xdist_group`` marks do not
+    reach its scheduler under pytest 9: the node ids it rewrites are cached.)"""
     from xdist.scheduler import LoadScopeScheduling
-
-    from tests.integration import lanes
 
     class Lanes(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            return lanes.lane(nodeid)
+            return "lab" if nodeid.startswith(INTEGRATION) else nodeid
 
     return Lanes(config, log)
 

@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import mint_token
 from lab import image, labctl, node
-from tests.integration import lanes, promotion_lab
+from tests.integration import promotion_lab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB_INVENTORY = os.path.join(REPO, "inventories", "lab")
@@ -47,14 +47,12 @@ def scratch_namespaces_removed(lab):
     those the registry-cluster role made: labelled managed-by segmented.registry). Their
     ImageStreams go first, at once, so a reconcile of the whole cluster right after the suite (as
     scripts/main.sh's site.yml runs it) does not meet the tests' deliberately broken tags while the
-    namespace controller is still at work: a lab the suite has used is a lab main.sh runs on. Under
-    xdist the last worker off the lab cleans for all (tests/integration/lanes.py)."""
+    namespace controller is still at work: a lab the suite has used is a lab main.sh runs on."""
     core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
-    with lanes.session(lambda: sorted(item.metadata.name for item in core.list_namespace().items)) as shared:
-        yield
-    if not shared["last"] or any(not row["running"] for row in lab.status()["components"]):
-        return  # another worker is still on the lab, or a test left the lab down: nothing to clean
-    before = set(shared["first"])
+    before = {item.metadata.name for item in core.list_namespace().items}
+    yield
+    if any(not row["running"] for row in lab.status()["components"]):
+        return  # a test left the lab down: nothing to clean on it
     streams = kclient.CustomObjectsApi(lab.api_client(lab.layout.registry_cluster))
     for item in core.list_namespace().items:
         labels = item.metadata.labels or {}
@@ -68,23 +66,13 @@ def scratch_namespaces_removed(lab):
 def environment_registries(lab, run_playbook):
     """The environment registries as a platform team has them: deployed by the role
     (playbooks/registry_cluster.yml; a run on a lab where they are deployed already changes
-    nothing), each answering on its route host. The run holds the lab alone: it may roll the
-    registries out."""
-    with lanes.turn(alone=True):
-        run = run_playbook("playbooks/registry_cluster.yml")
+    nothing), each answering on its route host."""
+    run = run_playbook("playbooks/registry_cluster.yml")
     if run.status != "successful":
         pytest.fail("playbooks/registry_cluster.yml failed on the lab:\n" + run.stdout_text[-4000:])
     for _env, endpoint in lab.layout.registries[1:]:  # the router admits the Routes on its own
         promotion_lab.wait_for_challenge(lab, endpoint)
     return dict(lab.layout.registries[1:])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lab_turn(request, environment_registries):
-    """Each test file holds the lab while it runs, its module fixtures included: alone if it is one
-    of lanes.EXCLUSIVE, beside the other shared files otherwise."""
-    with lanes.turn(alone=lanes.exclusive(request.node.nodeid)):
-        yield
 
 
 @pytest.fixture(scope="session")
