@@ -57,7 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (ImageStreamAPI)
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import ACCEPT, parse_manifest
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats, StreamReader
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor

@@ -227,7 +227,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.edit i
     TagEdit,
     tag_argument_spec,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI
 from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
 

@@ -146,11 +146,8 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     check_known,
     name_problem,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
-    ImageStreamAPI,
-    check_namespace,
-    list_tags,
-)
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import check_namespace
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI, list_tags
 from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
 from ansible_collections.segmented.registry.plugins.module_utils.query import (

@@ -16,13 +16,8 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     effective,
     format_value,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
-    ImageStreamAPI,
-    ImageStreamError,
-    check_namespace,
-    edit_tag_environments,
-    resolve_tag_reference,
-)
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamError, check_namespace, resolve_tag_reference
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI, edit_tag_environments
 
 
 def tag_argument_spec() -> dict[str, Any]:

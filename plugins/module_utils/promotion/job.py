@@ -20,11 +20,8 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     DEFAULT_ANNOTATION_KEY,
     check_annotation_key,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
-    ImageStreamAPI,
-    list_streams,
-    tag_entries,
-)
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import tag_entries
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI, list_streams
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
     MIN_TOKEN_SECONDS,
     TOKEN_SERVER_AUDIENCE,

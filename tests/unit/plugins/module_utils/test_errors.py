@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils import errors, kube
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import EnvironmentsError
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import Conflict as StreamConflict
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (Conflict as StreamConflict)
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamError
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.image_config import ImageConfigError
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import Conflict as ObjectConflict

@@ -5,7 +5,7 @@ import functools
 
 import pytest
 
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (ImageStreamAPI)
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
 from ansible_collections.segmented.registry.plugins.modules import reconcile
 from tests.unit.plugins.modules.harness import Fail, caller, documented, refused, without as omitted

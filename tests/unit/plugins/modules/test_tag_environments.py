@@ -5,7 +5,7 @@ import pytest
 
 from ansible.module_utils.common import warnings as ansible_warnings
 from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import TagEdit
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (ImageStreamAPI)
 from ansible_collections.segmented.registry.plugins.modules import tag_environments
 from tests.unit.plugins.modules.harness import Fail, caller, documented, refused
 

@@ -2,7 +2,7 @@
 cluster's ``ImageStreamAPI`` and ``list_tags``, which the module calls to read the listing."""
 import pytest
 
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamAPI
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (ImageStreamAPI)
 from ansible_collections.segmented.registry.plugins.modules import tag_environments_info
 from tests.unit.plugins.modules.harness import Fail, caller, documented
 
