@@ -32,7 +32,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.model
     absent_names,
     promotion_targets,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_environments
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.environments import build_environments
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import format_table

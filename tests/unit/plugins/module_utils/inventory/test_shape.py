@@ -7,7 +7,8 @@ import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.inventory import schema
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.shape import check
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_environments, build_topology
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.environments import build_environments
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_topology
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import TopologyError
 
 ENTRY = {"name": "prod", "route_host": "prod-registry.apps.registry.example.com"}

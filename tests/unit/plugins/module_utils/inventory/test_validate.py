@@ -25,10 +25,8 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.optio
     hosts_to_clusters,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import unreachable_problems
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import (
-    build_environments,
-    build_topology,
-)
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.environments import build_environments
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_topology
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AUTH_OPTIONS
 
 REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", ".."))
