@@ -25,7 +25,7 @@ LAYERS = {
     "credentials": {"base", "kube", "inventory"},
     "promotion": {"base", "kube", "inventory", "approval", "oci", "credentials"},
 }
-CLIENT_OUTSIDE_SEAM = {"credentials/access.py", "credentials/distribute.py", "inventory/reachability.py"}
+CLIENT_OUTSIDE_SEAM = {"credentials/access.py", "credentials/distribute.py", "credentials/registry.py", "inventory/reachability.py"}
 
 
 def layer_of(relative):

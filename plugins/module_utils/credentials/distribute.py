@@ -23,24 +23,20 @@ writes nothing. Tokens never leave this module: results and diffs name Secrets a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import access, dockerconfig, labels
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.calls import Writes, as_dict, read, secret_deletion
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.calls import Writes, as_dict
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.consumer import ConsumerSide
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.registry import SECRET_TYPE_OPAQUE, SECRET_TYPE_TOKEN, RegistrySide
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
     CredentialsError,
     long_lived_token,
-    mint_bound_token,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import STATE_PRESENT, Spec, Target
 
-#: How long to wait for the token controller to fill a long-lived token Secret.
-LONG_LIVED_WAIT = 30
-SECRET_TYPE_TOKEN = "kubernetes.io/service-account-token"
-SECRET_TYPE_OPAQUE = "Opaque"
 RENEW_REASON = "its token is within renew_before of its expiry"
 AUDIENCE_REASON = "its token was minted for another audience"
 DURATION_REASON = "its token expires later than duration allows"
@@ -84,16 +80,6 @@ class Preflight:
     stale: list[dict]
 
 
-@dataclass(frozen=True)
-class NewGeneration:
-    """A generation made by this run, with its token (never shown: not in the repr) and the token's
-    expiry (epoch seconds; None for a long-lived token). In check mode: a stand-in, no token."""
-
-    generation: dict
-    token: str | None = field(repr=False)
-    expires: int | None
-
-
 class Credential:
     """One credential run. ``registry`` and ``consumer`` are kubernetes ApiClients (``consumer``
     may be None with ``state=absent``: only the registry side is then revoked). ``mask(value)``
@@ -109,15 +95,11 @@ class Credential:
         self.check_mode = check_mode
         self.mask = mask or (lambda value: None)
         self.now = time.time() if now is None else now
-        self.registry_api = registry
-        self.reg = kclient.CoreV1Api(registry)
-        self.rbac = kclient.RbacAuthorizationV1Api(registry)
         self.writes = Writes(check_mode)
         self.changes = self.writes.changes
+        self.registry = RegistrySide(spec, registry, self.writes, check_mode, self.mask, self.now)
         self.consumer = ConsumerSide(spec, consumer, kclient.CoreV1Api(consumer), self.writes) if consumer is not None else None
         self.warnings: list[str] = []
-        self.revoked: list[str] = []
-        self.retired: list[str] = []
         self.before: dict[str, Any] = {}
         self.after: dict[str, Any] = {}
 
@@ -129,14 +111,11 @@ class Credential:
             raise CredentialsError("state=present needs the consumer cluster (option cluster). Nothing was changed")
         return self.consumer
 
-    def _registry_read(self, call: Callable[..., Any], what: str, *args: Any) -> dict | None:
-        return read(self.registry_api, call, what, "the registry cluster", *args)
-
     def _check_rights(self) -> None:
         spec = self.spec
         present = spec.state == STATE_PRESENT
         try:
-            missing = access.missing(self.registry_api, access.registry_rules(spec.namespace, present, spec.grant_ns))
+            missing = access.missing(self.registry.api, access.registry_rules(spec.namespace, present, spec.grant_ns))
         except Exception as exc:
             raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)", "the registry cluster"))
         if missing:
@@ -155,12 +134,12 @@ class Credential:
         """The generation Secrets of the identity on the registry cluster."""
         spec = self.spec
         try:
-            items = self.reg.list_namespaced_secret(spec.namespace, label_selector=labels.selector(identity=spec.identity)).items
+            items = self.registry.reg.list_namespaced_secret(spec.namespace, label_selector=labels.selector(identity=spec.identity)).items
         except Exception as exc:
             raise CredentialsError(kube.api_problem(exc, f"list the generation Secrets of {spec.identity_path}", "the registry cluster"))
         generations = []
         for item in items:
-            secret = as_dict(self.registry_api, item)
+            secret = as_dict(self.registry.api, item)
             number = labels.generation_number(secret["metadata"]["name"], spec.identity)
             if number is not None:
                 generations.append((number, secret))
@@ -219,20 +198,20 @@ class Credential:
         for what is missing or in the way)."""
         spec = self.spec
         consumer = self._consumer()
-        if self._registry_read(self.reg.read_namespace, f"namespace {spec.namespace}", spec.namespace) is None:
+        if self.registry.read(self.registry.reg.read_namespace, f"namespace {spec.namespace}", spec.namespace) is None:
             what = "environment" if spec.access == labels.ACCESS_PULL else "build namespace"
             self._missing(
                 f"namespace {spec.namespace} (the {what}) does not exist on the registry cluster; "
                 "deploy the environment registries first (playbooks/registry_cluster.yml) or create "
                 "the build namespace there."
             )
-        if spec.grant_ns != spec.namespace and self._registry_read(self.reg.read_namespace, f"namespace {spec.grant_ns}", spec.grant_ns) is None:
+        if spec.grant_ns != spec.namespace and self.registry.read(self.registry.reg.read_namespace, f"namespace {spec.grant_ns}", spec.grant_ns) is None:
             self._missing(
                 f"grant_namespace {spec.grant_ns} does not exist on the registry cluster; deploy the "
                 "environment registries first (playbooks/registry_cluster.yml)."
             )
-        account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}", spec.identity, spec.namespace)
-        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}", spec.binding, spec.grant_ns)
+        account = self.registry.read(self.registry.reg.read_namespaced_service_account, f"service account {spec.identity_path}", spec.identity, spec.namespace)
+        binding = self.registry.read(self.registry.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}", spec.binding, spec.grant_ns)
         generations = self.generations()
         targets = {}
         for target in spec.targets:
@@ -294,11 +273,11 @@ class Credential:
         replaced = []
         if why_new is None and current is not None:
             generation = current
-            self._ensure_identity(account, binding)
+            self.registry.ensure_identity(account, binding)
         else:
             # why_new is set here: it is None only with a current generation (_generation_usable)
             replaced = [current] if current is not None else []
-            made = self._new_generation(account, binding, found.generations.highest + 1, why_new or NO_GENERATION_REASON)
+            made = self.registry.new_generation(account, binding, found.generations.highest + 1, why_new or NO_GENERATION_REASON)
             generation, token, expires = made.generation, made.token, made.expires
         if token:
             for form in dockerconfig.secret_forms(labels.USERNAME, token, spec.registry):
@@ -324,9 +303,9 @@ class Credential:
             old_expires = labels.expires_epoch(annotations.get(labels.ANNOTATION_EXPIRES))
             if labels.ANNOTATION_REVOKE_AFTER in annotations:
                 if spec.revoke_retired or labels.due_for_revocation(annotations, self.now):
-                    self._revoke(old)
+                    self.registry.revoke(old)
             elif old in replaced and spec.rotate and spec.grace > 0:
-                self._retire(old, self.now + spec.grace)
+                self.registry.retire(old, self.now + spec.grace)
             elif (
                 old in replaced
                 and why_new in (RENEW_REASON, DURATION_REASON)
@@ -334,10 +313,10 @@ class Credential:
                 and old_expires
                 and old_expires > self.now
             ):
-                self._retire(old, min(old_expires, self.now + spec.duration))
+                self.registry.retire(old, min(old_expires, self.now + spec.duration))
             else:
-                self._revoke(old)
-        self._remove_other_grants()
+                self.registry.revoke(old)
+        self.registry.remove_other_grants()
         name = generation["metadata"]["name"] if generation else None
         self.after = {
             "generation": name,
@@ -358,161 +337,9 @@ class Credential:
             "reason": why_new,
             "expires": expires,
             "secrets": secrets,
-            "revoked": self.revoked,
-            "retired": self.retired,
+            "revoked": self.registry.revoked,
+            "retired": self.registry.retired,
         }
-
-    def _ensure_identity(self, account: dict | None, binding: dict | None) -> dict:
-        spec = self.spec
-        meta = {
-            "name": spec.identity,
-            "namespace": spec.namespace,
-            "labels": labels.base_labels(spec.credential, spec.cluster, spec.access),
-            "annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns},
-        }
-        if account is None:
-            created = self.writes.write(
-                "registry cluster",
-                f"create ServiceAccount {spec.identity_path} (granted {labels.CLUSTER_ROLES[spec.access]} in {spec.grant_ns})",
-                self.reg.create_namespaced_service_account,
-                spec.namespace,
-                {"metadata": meta},
-            )
-            account = as_dict(self.registry_api, created) or {"metadata": dict(meta, uid="(new)")}
-        elif (account["metadata"].get("annotations") or {}).get(labels.ANNOTATION_GRANT_NAMESPACE) != spec.grant_ns:
-            # the cluster moved to another environment: the annotation says where the grant is now
-            self.writes.write(
-                "registry cluster",
-                f"annotate ServiceAccount {spec.identity_path} as granted in {spec.grant_ns}",
-                self.reg.patch_namespaced_service_account,
-                spec.identity,
-                spec.namespace,
-                {"metadata": {"annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns}}},
-                _content_type="application/merge-patch+json",
-            )
-        meta = dict(meta, name=spec.binding, namespace=spec.grant_ns)
-        role = labels.CLUSTER_ROLES[spec.access]
-        ref = (binding or {}).get("roleRef") or {}
-        subjects = (binding or {}).get("subjects") or []
-        wanted_subject = {"kind": "ServiceAccount", "name": spec.identity, "namespace": spec.namespace}
-        if binding is not None and (
-            ref.get("name") != role or ref.get("kind") != "ClusterRole" or [{k: s.get(k) for k in wanted_subject} for s in subjects] != [wanted_subject]
-        ):
-            self.writes.write(
-                "registry cluster",
-                f"delete RoleBinding {spec.binding_path} (its role changed)",
-                self.rbac.delete_namespaced_role_binding,
-                spec.binding,
-                spec.grant_ns,
-            )
-            binding = None
-        if binding is None:
-            self.writes.write(
-                "registry cluster",
-                f"create RoleBinding {spec.binding_path} to {role} for {spec.identity_path}",
-                self.rbac.create_namespaced_role_binding,
-                spec.grant_ns,
-                {"metadata": meta, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}, "subjects": [wanted_subject]},
-            )
-        return account
-
-    def _remove_other_grants(self) -> None:
-        """An identity granted in another namespace (``grant_namespace``) keeps one grant: a RoleBinding
-        of it in any namespace but ``grant_namespace`` (its cluster moved to another environment) is
-        deleted, once the consumer has the credential of the new one; on removal too (the annotation
-        may still name the first environment when an earlier version wrote it)."""
-        spec = self.spec
-        if spec.grant_ns == spec.namespace:
-            return
-        try:
-            items = self.rbac.list_role_binding_for_all_namespaces(
-                label_selector=labels.selector(credential=spec.credential, cluster=spec.cluster, access=spec.access)
-            ).items
-        except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, f"list the RoleBindings of {spec.identity_path}", "the registry cluster"))
-        for item in items:
-            binding = as_dict(self.registry_api, item)
-            namespace, name = binding["metadata"]["namespace"], binding["metadata"]["name"]
-            if name == spec.binding and namespace != spec.grant_ns:
-                self.writes.write(
-                    "registry cluster",
-                    f"delete RoleBinding {namespace}/{name} (a grant of {spec.identity_path} outside {spec.grant_ns})",
-                    self.rbac.delete_namespaced_role_binding,
-                    name,
-                    namespace,
-                )
-
-    def _new_generation(self, account: dict | None, binding: dict | None, number: int, why: str) -> NewGeneration:
-        spec = self.spec
-        account = self._ensure_identity(account, binding)
-        name = labels.generation_name(spec.identity, number)
-        meta: dict[str, Any] = {
-            "name": name,
-            "namespace": spec.namespace,
-            "labels": dict(labels.base_labels(spec.credential, spec.cluster, spec.access), **{labels.LABEL_IDENTITY: spec.identity}),
-            "annotations": {labels.ANNOTATION_ACCOUNT_UID: account["metadata"]["uid"]},
-        }
-        if spec.token_type == labels.TOKEN_LONG_LIVED:
-            meta["annotations"]["kubernetes.io/service-account.name"] = spec.identity
-            body = {"metadata": meta, "type": SECRET_TYPE_TOKEN}
-        else:
-            meta["annotations"][labels.ANNOTATION_EXPIRES] = labels.expires_text(self.now + spec.duration)
-            meta["annotations"][labels.ANNOTATION_AUDIENCE] = spec.audience_text
-            body = {"metadata": meta, "type": SECRET_TYPE_OPAQUE}
-        created = self.writes.write(
-            "registry cluster", f"create generation Secret {spec.namespace}/{name} ({why})", self.reg.create_namespaced_secret, spec.namespace, body
-        )
-        if self.check_mode:
-            return NewGeneration({"metadata": dict(meta, uid="(new)")}, None, None)
-        generation = as_dict(self.registry_api, created)
-        if spec.token_type == labels.TOKEN_LONG_LIVED:
-            return NewGeneration(generation, self._wait_for_long_lived(name), None)
-        token, expires = mint_bound_token(self.registry_api, spec.identity_path, spec.duration, name, generation["metadata"]["uid"], audiences=spec.audiences)
-        self.mask(token)
-        if expires is not None:
-            patch = {"metadata": {"annotations": {labels.ANNOTATION_EXPIRES: labels.expires_text(expires)}}}
-            try:
-                self.reg.patch_namespaced_secret(name, spec.namespace, patch, _content_type="application/merge-patch+json")
-            except Exception as exc:
-                raise CredentialsError(kube.api_problem(exc, f"record the expiry of {spec.namespace}/{name}", "the registry cluster"))
-        return NewGeneration(generation, token, expires)
-
-    def _wait_for_long_lived(self, name: str) -> str:
-        spec = self.spec
-        deadline = time.monotonic() + LONG_LIVED_WAIT
-        while True:
-            secret = self._registry_read(self.reg.read_namespaced_secret, f"Secret {spec.namespace}/{name}", name, spec.namespace)
-            token = long_lived_token(secret, spec.identity_path) if secret else None
-            if token:
-                self.mask(token)
-                return token
-            if time.monotonic() > deadline:
-                raise CredentialsError(
-                    f"the token controller did not fill the token Secret {spec.namespace}/{name} "
-                    f"within {LONG_LIVED_WAIT}s (is kube-controller-manager's token controller running?)"
-                )
-            time.sleep(0.5)
-
-    def _revoke(self, generation: dict) -> None:
-        spec = self.spec
-        name = generation["metadata"]["name"]
-        self.revoked.append(f"{spec.namespace}/{name}")
-        self.writes.write("registry cluster", f"revoke generation {spec.namespace}/{name} (delete its Secret)", secret_deletion(self.reg), name, spec.namespace)
-
-    def _retire(self, generation: dict, after: float) -> None:
-        spec = self.spec
-        name = generation["metadata"]["name"]
-        after = int(after)
-        self.retired.append(f"{spec.namespace}/{name}")
-        self.writes.write(
-            "registry cluster",
-            f"mark generation {spec.namespace}/{name} for revocation in {max(0, int(after - self.now))}s",
-            self.reg.patch_namespaced_secret,
-            name,
-            spec.namespace,
-            {"metadata": {"annotations": {labels.ANNOTATION_REVOKE_AFTER: str(after)}}},
-            _content_type="application/merge-patch+json",
-        )
 
     # -- absent -------------------------------------------------------------------------------
 
@@ -521,8 +348,8 @@ class Credential:
         spec = self.spec
         generations = self.generations()
         current, others = generations.current, generations.others
-        account = self._registry_read(self.reg.read_namespaced_service_account, f"service account {spec.identity_path}", spec.identity, spec.namespace)
-        binding = self._registry_read(self.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}", spec.binding, spec.grant_ns)
+        account = self.registry.read(self.registry.reg.read_namespaced_service_account, f"service account {spec.identity_path}", spec.identity, spec.namespace)
+        binding = self.registry.read(self.registry.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}", spec.binding, spec.grant_ns)
         self.before = {"generation": _name(current), "identity": spec.identity_path if account else None}
         self.after = {"generation": None, "identity": None}
         secrets = []
@@ -532,17 +359,21 @@ class Credential:
                     secrets.append(f"{secret['metadata']['namespace']}/{secret['metadata']['name']}")
                     self.consumer.remove_secret(secret)
         for generation in ([current] if current else []) + others:
-            self._revoke(generation)
+            self.registry.revoke(generation)
         if binding is not None:
             self.writes.write(
-                "registry cluster", f"delete RoleBinding {spec.binding_path}", self.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns
+                "registry cluster", f"delete RoleBinding {spec.binding_path}", self.registry.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns
             )
-        self._remove_other_grants()
+        self.registry.remove_other_grants()
         if account is not None:
             self.writes.write(
-                "registry cluster", f"delete ServiceAccount {spec.identity_path}", self.reg.delete_namespaced_service_account, spec.identity, spec.namespace
+                "registry cluster",
+                f"delete ServiceAccount {spec.identity_path}",
+                self.registry.reg.delete_namespaced_service_account,
+                spec.identity,
+                spec.namespace,
             )
-        return {"identity": spec.identity_path, "generation": None, "secrets": secrets, "revoked": self.revoked, "retired": []}
+        return {"identity": spec.identity_path, "generation": None, "secrets": secrets, "revoked": self.registry.revoked, "retired": []}
 
     # -- one run ------------------------------------------------------------------------------
 

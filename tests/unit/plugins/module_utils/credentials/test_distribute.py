@@ -9,6 +9,7 @@ import json
 import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import distribute, labels
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.registry import SECRET_TYPE_TOKEN, NewGeneration
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.distribute import Credential
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import Spec, Target
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import CredentialsError
@@ -94,7 +95,7 @@ class Core:
 
     def create_namespaced_secret(self, namespace, body):
         self.c.writes.append(("create", "Secret", namespace, body["metadata"]["name"]))
-        if body.get("type") == distribute.SECRET_TYPE_TOKEN:
+        if body.get("type") == SECRET_TYPE_TOKEN:
             body = dict(body, data={"token": base64.b64encode(b"long-lived-" + body["metadata"]["name"].encode()).decode()})
         return self.c.put("Secret", namespace, body)
 
@@ -554,7 +555,7 @@ def test_preflight_finds_each_target_and_the_stale_secrets(clusters):
 
 
 def test_a_new_generation_never_shows_its_token():
-    made = distribute.NewGeneration({"metadata": {"name": "gen1"}}, "secret-token-value", NOW)
+    made = NewGeneration({"metadata": {"name": "gen1"}}, "secret-token-value", NOW)
     assert made.token == "secret-token-value"
     assert "secret-token-value" not in repr(made) and "gen1" in repr(made)
 
