@@ -13,8 +13,26 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     EnvironmentsError,
     apply_change,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (ImageStreamError, digest, require_tag, resolve_tag_reference, split_name, stored_environments, tag_entries, tag_names, tag_patch)
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, Conflict, ImageStreamAPI, backoff_delay, edit_tag_environments, list_tags)
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
+    ImageStreamError,
+    digest,
+    require_tag,
+    resolve_tag_reference,
+    split_name,
+    stored_environments,
+    tag_entries,
+    tag_names,
+    tag_patch,
+)
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (
+    BACKOFF_BASE_SECONDS,
+    BACKOFF_CAP_SECONDS,
+    Conflict,
+    ImageStreamAPI,
+    backoff_delay,
+    edit_tag_environments,
+    list_tags,
+)
 from ansible_collections.segmented.registry.plugins.module_utils.approval import imagestreams
 
 KEY = "segmented.registry/environments"
