@@ -282,7 +282,10 @@ class Node:
             "podLogsDir": os.path.join(self.dir, "pod-logs"),
             "resolvConf": "",  # no cluster DNS and no outside name server
             "clusterDomain": "cluster.local",
-            "maxPods": 30,
+            # OpenShift's kubelet configuration (machine-config-operator's kubelet template) sets
+            # 250; a full node leaves new pods Pending ("Too many pods"), which at 30 the suite
+            # reached late in a run (the object store's replacement pod never started)
+            "maxPods": 250,
             # the disk is shared with every build and test: evict on real exhaustion only
             "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%",
                              "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
