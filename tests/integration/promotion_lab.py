@@ -84,16 +84,39 @@ def lab_environments(lab):
     return result
 
 
-def wait_until(probe, timeout, what):
-    """The first true result of ``probe()``; fails naming ``what`` and the last value at the deadline."""
+def wait_until(probe, timeout, what, fail=True):
+    """The first true result of ``probe()``; at the deadline fails naming ``what`` and the last
+    value, or (``fail=False``) returns that last value for the caller to explain."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
         if value:
             return value
         if time.monotonic() > deadline:
+            if not fail:
+                return value
             pytest.fail(f"{what} within {int(timeout)}s (last: {value!r})")
         time.sleep(0.5)
+
+
+def pods_story(core, namespace, label_selector):
+    """What a reader of a failed wait needs: each pod's phase, conditions and container states, the
+    namespace's recent events and the node's pod count against its capacity (a kubelet that is full
+    leaves new pods Pending)."""
+    lines = []
+    for pod in core.list_namespaced_pod(namespace, label_selector=label_selector).items:
+        conditions = ", ".join(f"{c.type}={c.status}" for c in pod.status.conditions or [])
+        states = "; ".join(f"{s.name}: {s.state.to_dict()}" for s in pod.status.container_statuses or [])
+        lines.append(f"pod {pod.metadata.name} {pod.status.phase} [{conditions}] {states}")
+    events = core.list_namespaced_event(namespace).items
+    events.sort(key=lambda e: str(e.last_timestamp or e.event_time or ""))
+    lines += [f"event {e.involved_object.name}: {e.reason}: {e.message}" for e in events[-10:]]
+    for node in core.list_node().items:
+        running = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node.metadata.name}").items
+        active = [p for p in running if p.status.phase not in ("Succeeded", "Failed")]
+        lines.append(f"node {node.metadata.name}: {len(active)} pods of {node.status.allocatable.get('pods')}, "
+                     + ", ".join(f"{c.type}={c.status}" for c in node.status.conditions or []))
+    return "\n".join(lines)
 
 
 def wait_for_challenge(lab, address, timeout=120):
