@@ -352,10 +352,15 @@ def _scratch_secret(core, namespace, name, cert, key, ca=None):
 
 def test_reencrypt_and_passthrough_routes_and_an_absent_environment(lab, core, apps, inventory, run_playbook, unique):
     """Two environments of a test's own: one behind a reencrypt Route (the pod serves a
-    certificate the router checks against the Secret's ca.crt), one behind a passthrough Route
-    (the pod's certificate is the one clients see). Then state: absent removes the registry and
-    keeps the storage; registry_cluster_remove_storage removes that too."""
+    certificate the router checks against the Secret's ca.crt) on a StorageClass of its own, one
+    behind a passthrough Route (the pod's certificate is the one clients see) on the cluster's
+    default class. Then state: absent removes the registry and keeps the storage;
+    registry_cluster_remove_storage removes that too."""
     reenc, passthrough = "re-" + unique, "pt-" + unique
+    storage = kclient.StorageV1Api(lab.api_client(lab.layout.registry_cluster))
+    own_class = "scratch-" + unique  # the same host-path provisioner as the default, not the default
+    storage.create_storage_class(kclient.V1StorageClass(
+        metadata=kclient.V1ObjectMeta(name=own_class), provisioner="kubernetes.io/host-path", reclaim_policy="Delete"))
     hosts = {name: f"{name}-registry.apps.registry.lab.local" for name in (reenc, passthrough)}
     cert, key = lab.ca.issue("scratch-" + reenc, "registry." + reenc, server=True, hosts=(f"registry.{reenc}.svc",))
     _scratch_secret(core, reenc, "serving", cert, key, ca=lab.ca.cert_path)
@@ -366,7 +371,8 @@ def test_reencrypt_and_passthrough_routes_and_an_absent_environment(lab, core, a
         def edit(_hosts, group_vars):
             group_vars["segmented_registry_environments"] += [
                 {"name": reenc, "route_host": hosts[reenc], "ca_cert": lab.ca.cert_path, "state": state,
-                 "storage": {"size": "64Mi"}, "tls": {"termination": "reencrypt", "serving_cert_secret": "serving"}},
+                 "storage": {"size": "96Mi", "storage_class": own_class},
+                 "tls": {"termination": "reencrypt", "serving_cert_secret": "serving"}},
                 {"name": passthrough, "route_host": hosts[passthrough], "ca_cert": lab.ca.cert_path, "state": state,
                  "storage": {"size": "64Mi"}, "tls": {"termination": "passthrough", "serving_cert_secret": "serving"}}]
         return inventory(edit)
@@ -380,6 +386,13 @@ def test_reencrypt_and_passthrough_routes_and_an_absent_environment(lab, core, a
             assert f'service="env-{name}"' in answer.headers["WWW-Authenticate"]
         pod = registry_pods(core, reenc)[0]
         assert pod.spec.containers[0].readiness_probe.http_get.scheme == "HTTPS"
+        claims = {name: core.read_namespaced_persistent_volume_claim("registry-storage", name).spec
+                  for name in (reenc, passthrough)}
+        assert (claims[reenc].storage_class_name, claims[reenc].resources.requests["storage"]) == (own_class, "96Mi")
+        default_class = [c.metadata.name for c in storage.list_storage_class().items
+                         if (c.metadata.annotations or {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
+        assert (claims[passthrough].storage_class_name, claims[passthrough].resources.requests["storage"]) == (
+            default_class[0], "64Mi"), "no class named: the cluster's default one fills it in"
 
         absent = run_playbook(PLAYBOOK, inventory=with_scratch("absent"))
         assert absent.status == "successful", absent.stdout_text[-3000:]
@@ -396,6 +409,7 @@ def test_reencrypt_and_passthrough_routes_and_an_absent_environment(lab, core, a
     finally:
         purged = run_playbook(PLAYBOOK, inventory=with_scratch("absent"),
                               extravars={"registry_cluster_remove_storage": True})
+        storage.delete_storage_class(own_class)
         assert purged.status == "successful", purged.stdout_text[-3000:]
     for name in (reenc, passthrough):
         assert name not in {n.metadata.name for n in core.list_namespace().items
