@@ -283,8 +283,8 @@ class Node:
             "resolvConf": "",  # no cluster DNS and no outside name server
             "clusterDomain": "cluster.local",
             # OpenShift's kubelet configuration (machine-config-operator's kubelet template) sets
-            # 250; a full node leaves new pods Pending ("Too many pods"), which at 30 the suite
-            # reached late in a run (the object store's replacement pod never started)
+            # 250; a full node leaves new pods Pending ("Too many pods"), and the suite's scratch
+            # namespaces (removed when the session ends) hold pods until then
             "maxPods": 250,
             # the disk is shared with every build and test: evict on real exhaustion only
             "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%",
