@@ -66,7 +66,29 @@ class InventoryError(SegmentedRegistryError):
 
 
 class ClusterError(SegmentedRegistryError):
-    """An API server could not be used (raised by module_utils/kube.py and inventory/reachability.py)."""
+    """An API server could not be used (raised by module_utils/cluster.py, kube.py and
+    inventory/reachability.py). ``status`` is the HTTP status the server answered, or None (no
+    answer, or no request made)."""
+
+    def __init__(self, message: str = "", status: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
+
+
+class Conflict(ClusterError):
+    """A conditional write was refused because the object changed since it was read: a 409, or
+    (``lost_race``) a ``test`` of a JSON patch that failed because another edit landed first."""
+
+    def __init__(self, message: str = "", lost_race: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, status=409 if not lost_race else 422, **kwargs)
+        self.lost_race = lost_race
+
+
+class Gone(ClusterError):
+    """A watch or list asked for a resourceVersion the server no longer keeps (410): list again."""
+
+    def __init__(self, message: str = "", **kwargs: Any) -> None:
+        super().__init__(message, status=410, **kwargs)
 
 
 class ApprovalError(SegmentedRegistryError):

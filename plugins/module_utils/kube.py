@@ -48,6 +48,7 @@ KUBERNETES_IMPORT_ERROR: str | None
 try:
     import kubernetes
     from kubernetes.client.rest import ApiException
+    from kubernetes.dynamic import DynamicClient, LazyDiscoverer
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
     from urllib3.exceptions import HTTPError as Urllib3Error
 except ImportError:
@@ -135,6 +136,46 @@ def get_client(auth: dict[str, Any]) -> Any:
             return get_api_client(**auth)
         finally:
             _reset_default_configuration()
+
+
+def api_client(auth: dict[str, Any]) -> Any:
+    """A kubernetes ``ApiClient`` for kubernetes.core auth options (``K8S_AUTH_*`` fallbacks),
+    built as ``get_api_client`` builds one but without discovering the API first. Raises
+    ``ClusterError``."""
+    try:
+        configuration, headers = build_configuration(auth)
+    except kubernetes.config.ConfigException as exc:  # no usable configuration (kubeconfig missing, ...)
+        raise ClusterError(f"could not set up the API client from the auth options: {exc}")
+    return new_api_client(configuration, headers)
+
+
+def module_auth(module: Module) -> dict[str, Any]:
+    """The auth options a module was given (those set)."""
+    return {name: module.params.get(name) for name in AUTH_OPTIONS if module.params.get(name) is not None}
+
+
+class _DeferredDiscovery:
+    """The dynamic client's discoverer, made on first use: the kubernetes client's
+    ``LazyDiscoverer`` reads ``/version``, ``/api`` and ``/apis`` as soon as it is made, which a
+    cluster that only reads Secrets or posts a TokenRequest (fixed paths) never needs."""
+
+    def __init__(self, client: Any, cache_file: str | None) -> None:
+        self._client = client
+        self._cache_file = cache_file
+        self._discoverer: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._discoverer is None:
+            self._discoverer = LazyDiscoverer(self._client, self._cache_file)
+        return getattr(self._discoverer, name)
+
+
+def dynamic_client(api_client: Any) -> Any:
+    """The kubernetes client's ``DynamicClient`` over ``api_client``, which discovers the API only
+    when a kind is looked up (``resources.get``), not when it is made."""
+    return DynamicClient(api_client, discoverer=_DeferredDiscovery)
 
 
 def connect(module: Module) -> Any:

@@ -3,8 +3,9 @@
 Each package of module_utils is a layer; a layer imports only the layers below it (``LAYERS``
 says which), so the promotion engine can use OCI and approval lists but an OCI client never
 reaches back into promotion, and the pure base (names, text, retry, query, errors) depends on nothing of
-ours. kubernetes.core is reached through one seam, ``kube.py``; the Kubernetes client itself
-only there and in the places ``CLIENT_OUTSIDE_SEAM`` names (debt, listed so that it cannot grow).
+ours. kubernetes.core is reached through one seam, ``kube.py``; a cluster is talked to through
+``cluster.py`` (its own layer above ``kube``); the Kubernetes client itself only in ``kube.py`` and
+in the places ``CLIENT_OUTSIDE_SEAM`` names (debt, listed so that it cannot grow).
 """
 import ast
 import os
@@ -18,6 +19,7 @@ BASE = {"names", "text", "retry", "query", "errors"}
 LAYERS = {
     "base": set(),
     "kube": {"base"},
+    "cluster": {"base", "kube"},
     "oci": {"base"},
     "inventory": {"base", "kube"},
     "consumer": {"base", "kube"},

@@ -40,6 +40,8 @@ LAYER_OF = {
     RoleVariablesError: InventoryError,
     ClusterUnreachable: ClusterError,
     kube.ClusterError: ClusterError,
+    errors.Conflict: ClusterError,
+    errors.Gone: ClusterError,
     EnvironmentsError: ApprovalError,
     ImageStreamError: ApprovalError,
     StreamConflict: ApprovalError,

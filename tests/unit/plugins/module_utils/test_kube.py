@@ -60,6 +60,30 @@ def test_the_dynamic_client_inside_k8sclient_is_where_the_seam_posts_a_token_req
     assert Dynamic.sent == [("post", "/api/v1/namespaces/ns/serviceaccounts/sa/token", {"spec": {}})]
 
 
+def test_the_dynamic_client_is_made_without_discovery_and_discovers_on_first_lookup(monkeypatch):
+    # DynamicClient(client, cache_file, discoverer): Cluster sends every request through its
+    # request(method, path, body=..., **params), whose meta_request takes a serializer.
+    assert parameters(DynamicClient.__init__) == ["self", "client", "cache_file", "discoverer"]
+    assert "def request(self, method, path, body=None, **params):" in inspect.getsource(DynamicClient)
+    assert "serializer = kwargs.pop('serializer', ResourceInstance)" in inspect.getsource(kubernetes.dynamic.client.meta_request)
+    made = []
+
+    class Discoverer:
+        def __init__(self, client, cache_file):
+            made.append(client)
+
+        def get(self, **kwargs):
+            return kwargs
+
+    monkeypatch.setattr(kube, "LazyDiscoverer", Discoverer)
+    configuration, headers = kube.build_configuration({"host": "https://api.example.com:6443", "api_key": "unused"})
+    dynamic = kube.dynamic_client(kube.new_api_client(configuration, headers))
+    assert made == [] and kube.host_of(dynamic) == "https://api.example.com:6443"
+    assert dynamic.resources.get(kind="ImageStream") == {"kind": "ImageStream"}
+    assert dynamic.resources.get(kind="Route") == {"kind": "Route"}
+    assert made == [dynamic]
+
+
 def test_the_dynamic_client_passes_the_answer_to_the_serializer_the_seam_gives():
     # meta_request pops ``serializer`` and calls it with (client, the answer as json.loads made it)
     source = inspect.getsource(kubernetes.dynamic.client.meta_request)
@@ -126,3 +150,11 @@ def test_connect_turns_kubernetes_core_errors_into_one_message(monkeypatch):
     monkeypatch.setattr(kube, "get_api_client", unreachable)
     with pytest.raises(kube.ClusterError, match="cannot reach the API server at https://api.example.com:6443"):
         kube.connect(Module())
+
+
+def test_auth_options_without_a_usable_configuration_are_one_message(tmp_path):
+    class Module:
+        params = {"kubeconfig": str(tmp_path / "absent"), "context": "lab"}
+
+    with pytest.raises(kube.ClusterError, match="could not set up the API client from the auth options: Invalid kube-config file"):
+        kube.api_client(kube.module_auth(Module()))
