@@ -58,6 +58,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (ImageStreamAPI)
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import Cluster
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import ACCEPT, parse_manifest
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats, StreamReader
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor
@@ -106,23 +107,9 @@ def with_cpu(work):
     return result, {"machine": cpu_busy_seconds() - before, "client": client_cpu_seconds() - client_before}
 
 
-class _Client:
-    """What ImageStreamAPI needs of kubernetes.core's client, over a plain DynamicClient."""
-
-    def __init__(self, dyn):
-        self.dyn = dyn
-
-    def resource(self, kind, api_version):
-        return self.dyn.resources.get(api_version=api_version, kind=kind)
-
-    def get(self, resource, **kwargs):
-        return self.dyn.get(resource, **kwargs)
-
-
 def approvals(bench, namespace):
     """Entries and stream annotations through the collection's reader: one list call."""
-    from kubernetes.dynamic import DynamicClient
-    api = ImageStreamAPI(_Client(DynamicClient(bench.api())))
+    api = ImageStreamAPI(Cluster.of_api_client(bench.api()))
     return approvals_of(api.list(namespace), KEY)
 
 

@@ -6,11 +6,11 @@
 Whatever this collection takes from kubernetes.core beyond its documented module interface is
 reached here and nowhere else: its authentication options (``args_common.AUTH_ARG_SPEC``), its
 client builders (``get_api_client`` and the private ``_create_auth_spec``,
-``_create_configuration``, ``_create_headers``, ``_set_header``), the dynamic client inside its
-``K8SClient`` and the ``serializer`` its requests take, the no_log values of the
-``AnsibleModule`` inside its ``AnsibleK8SModule``, and the exceptions its client raises.
-``tests/unit/plugins/module_utils/test_kube.py`` fails when a kubernetes.core upgrade moves any
-of them.
+``_create_configuration``, ``_create_headers``, ``_set_header``), the no_log values of the
+``AnsibleModule`` inside its ``AnsibleK8SModule``; and of the kubernetes client beneath it, the
+``DynamicClient`` (whose ``request`` ``cluster.Cluster`` sends everything through, with the
+``serializer`` it takes), its discoverer and the exceptions it raises.
+``tests/unit/plugins/module_utils/test_kube.py`` fails when an upgrade moves any of them.
 
 Several clusters in one module run need two precautions that kubernetes.core does not take:
 
@@ -21,7 +21,8 @@ Several clusters in one module run need two precautions that kubernetes.core doe
   configuration is therefore built under one lock, from a reset default.
 - ``get_api_client`` discovers the API (``/version``, ``/api``, ``/apis``) while it builds the
   client, without a timeout: ``inventory.reachability.probe`` checks a cluster with bounded
-  requests first.
+  requests first. ``dynamic_client`` discovers only when a kind outside ``cluster.FIXED`` is
+  looked up.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
     get_api_client,
 )
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule as _AnsibleK8SModule
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, Module
 
 KUBERNETES_IMPORT_ERROR: str | None
@@ -178,40 +178,12 @@ def dynamic_client(api_client: Any) -> Any:
     return DynamicClient(api_client, discoverer=_DeferredDiscovery)
 
 
-def connect(module: Module) -> Any:
-    """kubernetes.core's ``K8SClient`` for the cluster named by the module's auth options (and
-    their ``K8S_AUTH_*`` fallbacks). Raises ``ClusterError``."""
-    host = module.params.get("host")
-    try:
-        return get_api_client(module=module)
-    except CoreException as exc:  # no usable configuration (kubeconfig missing, ...)
-        raise ClusterError(f"could not set up the API client from the auth options: {str(exc).replace('Could not create API client: ', '')}")
-    except Exception as exc:  # discovery runs here: an unreachable or refusing API server
-        raise ClusterError(api_problem(exc, "discover its APIs", host or "(K8S_AUTH_HOST)"))
-
-
 def plain(_client: object, data: Any) -> Any:
-    """A serializer for the dynamic client's requests (``client.get(resource, serializer=kube.plain)``):
+    """A serializer for the dynamic client's requests (``request(..., serializer=kube.plain)``):
     the answer as the dict ``json.loads`` made of it. Without it, every answer is wrapped in a
     ``ResourceInstance`` field by field and unwrapped again by ``to_dict()``: about 1 s of a list
     of ImageStreams with 10,000 tags."""
     return data
-
-
-def create_token(client: Any, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST the TokenRequest ``body`` for service account ``namespace/name``; the answer as a dict
-    (camelCase keys, times as RFC 3339 strings).
-
-    ``client`` is a kubernetes.core ``K8SClient`` (a promotion job's): the request goes through
-    its dynamic client, so the typed ``CoreV1Api`` module and the models it imports (about 0.2 s
-    of every promotion's fixed cost) are never loaded. Or a kubernetes ``ApiClient`` (the
-    credentials modules', which use ``CoreV1Api`` for everything else anyway)."""
-    dynamic: Any = getattr(client, "client", None)
-    if hasattr(dynamic, "request"):
-        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
-        return dynamic.request("post", path, body=body).to_dict()
-    answer = kubernetes.client.CoreV1Api(client).create_namespaced_service_account_token(name, namespace, body)
-    return client.sanitize_for_serialization(answer)
 
 
 def host_of(client: Any) -> str:

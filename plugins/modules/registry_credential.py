@@ -378,9 +378,8 @@ try:
         HAS_KUBERNETES,
         KUBERNETES_IMPORT_ERROR,
         auth_argument_spec,
-        build_configuration,
-        new_api_client,
     )
+    from ansible_collections.segmented.registry.plugins.module_utils.cluster import Cluster
     from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import (
         ClusterUnreachable,
         probe,
@@ -426,9 +425,9 @@ def argument_spec():
     }
 
 
-def connect(option, auth):
-    """A kubernetes ApiClient for one of the two clusters, after a bounded probe (a ``ClusterError``
-    naming the option when the cluster does not answer or refuses the credentials)."""
+def connect(option, auth, where):
+    """One of the two clusters (named ``where`` in messages), after a bounded probe (a
+    ``ClusterError`` naming the option when the cluster does not answer or refuses the credentials)."""
     auth = {key: value for key, value in (auth or {}).items() if value is not None}
     try:
         probe(auth)
@@ -436,8 +435,7 @@ def connect(option, auth):
         raise ClusterError(
             f"{option}: cannot use the cluster: {error}. Check {option} (an expired or revoked api_key is refused with 401); nothing was changed", field=option
         )
-    configuration, headers = build_configuration(auth)
-    return new_api_client(configuration, headers)
+    return Cluster.of_auth(auth, where)
 
 
 def main():
@@ -473,8 +471,8 @@ def main():
     with failing(module, partial=so_far):
         if problems:
             raise CredentialsError("; ".join(problems) + ". Nothing was changed")
-        registry = connect("registry_cluster", params["registry_cluster"])
-        consumer = connect("cluster", params["cluster"]) if params["cluster"] is not None else None
+        registry = connect("registry_cluster", params["registry_cluster"], "the registry cluster")
+        consumer = connect("cluster", params["cluster"], f"cluster {spec.cluster}") if params["cluster"] is not None else None
         credential = Credential(spec, registry, consumer, check_mode=module.check_mode, mask=module.no_log_values.add)
         result = credential.run()
     for warning in credential.warnings:

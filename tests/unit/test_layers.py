@@ -22,12 +22,17 @@ LAYERS = {
     "cluster": {"base", "kube"},
     "oci": {"base"},
     "inventory": {"base", "kube"},
-    "consumer": {"base", "kube"},
-    "approval": {"base", "kube", "inventory"},
-    "credentials": {"base", "kube", "inventory"},
-    "promotion": {"base", "kube", "inventory", "approval", "oci", "credentials"},
+    "consumer": {"base", "cluster"},
+    "approval": {"base", "cluster", "inventory"},
+    "credentials": {"base", "cluster", "inventory"},
+    "promotion": {"base", "kube", "cluster", "inventory", "approval", "oci", "credentials"},
 }
-CLIENT_OUTSIDE_SEAM = {"credentials/access.py", "credentials/distribute.py", "credentials/registry.py", "inventory/reachability.py"}
+#: inventory/reachability.py probes every cluster before anything else runs (validate_inventory,
+#: registry_credential): bounded requests (a timeout each, one retry) to /version and a
+#: SelfSubjectReview whose model only newer kubernetes clients have (it is skipped without it).
+#: It sits in the inventory layer, below cluster.py, and needs no Cluster: a probe that fails
+#: must not build one.
+CLIENT_OUTSIDE_SEAM = {"inventory/reachability.py"}
 
 
 def layer_of(relative):

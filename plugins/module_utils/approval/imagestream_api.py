@@ -3,23 +3,19 @@
 
 """ImageStreams on a cluster (the registry cluster): reads, and the edit of a tag's environment list
 as conditional JSON patches (``imagestreams.tag_patch``), retried with back-off when another edit
-landed first. The I/O goes through kubernetes.core's client layer (``get_api_client``), imported
-only when used.
+landed first. The I/O goes through the registry cluster's ``Cluster``.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import random
 import time
 from typing import Any, Callable, Collection, NoReturn
 
-from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import EnvironmentsError, format_value
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
     API_VERSION,
-    FIELD_MANAGER,
     KIND,
     ImageStreamError,
     digest,
@@ -28,7 +24,8 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
     tag_entries,
     tag_patch,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.errors import ApprovalError, Module
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import JSON_PATCH, Cluster, Kind
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, Conflict, Module
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
 #: Back-off after a refused write: min(CAP, SLOT * 2 ** (attempt - 1)), half of it random (equal
@@ -53,108 +50,73 @@ def backoff_delay(
     return backoff(attempt, max(base, round_trip), cap, jitter=rng)
 
 
-def _patch_did_not_apply(exc: BaseException) -> bool:
-    """A 422 answer to a JSON patch that the API server could not apply (a failed ``test``): it
-    carries no details, where a 422 for an invalid object names it (``details.kind``, ``name``).
-    The server does not say which operation failed; the patches of ``tag_patch`` test every path
-    they write first, so it is one of their tests."""
-    if kube.status_of(exc) != 422:
-        return False
-    body: Any = getattr(exc, "body", None)
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        details = json.loads(body).get("details") or {}
-    except (TypeError, ValueError, AttributeError):
-        return False
-    return not details.get("kind") and not details.get("name")
-
-
 class ImageStreamAPI:
-    """The ImageStreams of one cluster (the registry cluster), through kubernetes.core's client."""
+    """The ImageStreams of one cluster (the registry cluster), through its ``Cluster``."""
 
-    def __init__(self, client: Any, host: str | None = None) -> None:
-        self.client = client
-        self.host = host or kube.host_of(client)
-        self._resource = None
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.host = cluster.where
+        self._kind: Kind | None = None
 
     @classmethod
     def connect(cls, module: Module) -> ImageStreamAPI:
         """The API of the cluster named by the module's auth options (K8S_AUTH_* fallbacks)."""
-        try:
-            return cls(kube.connect(module))
-        except kube.ClusterError as exc:
-            raise ImageStreamError(str(exc))
+        return cls(Cluster.of_module(module))
 
-    def _fail(self, exc: BaseException, doing: str) -> NoReturn:
-        message = kube.api_problem(exc, doing, self.host)
-        if kube.status_of(exc) == 403:
-            message += (
-                ". Editing environments needs get and patch on imagestreams (image.openshift.io) in the "
+    def _forbidden(self, exc: ClusterError) -> NoReturn:
+        """``exc`` again, with what a 403 needs granted."""
+        if exc.status == 403:
+            raise ImageStreamError(
+                f"{exc}. Editing environments needs get and patch on imagestreams (image.openshift.io) in the "
                 "namespace, for example the registry-editor role; listing needs list (registry-viewer)"
             )
-        raise ImageStreamError(message)
+        raise exc
 
     @property
-    def resource(self) -> Any:
-        if self._resource is None:
+    def kind(self) -> Kind:
+        if self._kind is None:
+            missing = (
+                f"the cluster at {self.host} does not serve {API_VERSION} {KIND}: it is not an OpenShift cluster; "
+                "point the auth options at the registry cluster"
+            )
             try:
-                self._resource = self.client.resource(KIND, API_VERSION)
-            except Exception as exc:
-                if kube.is_missing_kind(exc):
-                    raise ImageStreamError(
-                        "the cluster at {} does not serve {} {}: it is not an OpenShift cluster; point the auth options at the registry cluster".format(
-                            self.host, API_VERSION, KIND
-                        )
-                    )
-                self._fail(exc, f"discover the {KIND} API")
-        return self._resource
+                self._kind = self.cluster.kind(API_VERSION, KIND, missing)
+            except ClusterError as exc:
+                self._forbidden(exc)
+        return self._kind
 
     def get(self, namespace: str, stream: str) -> dict[str, Any]:
-        resource = self.resource
+        kind = self.kind
         try:
-            return self.client.get(resource, name=stream, namespace=namespace).to_dict()
-        except Exception as exc:
-            if kube.status_of(exc) == 404:
-                raise ImageStreamError(f"image stream {namespace}/{stream} not found on the registry cluster ({self.host}): check namespace and stream")
-            self._fail(exc, f"read imagestream {namespace}/{stream}")
+            found = self.cluster.get(kind, stream, namespace)
+        except ClusterError as exc:
+            self._forbidden(exc)
+        if found is None:
+            raise ImageStreamError(f"image stream {namespace}/{stream} not found on the registry cluster ({self.host}): check namespace and stream")
+        return found
 
     def list(self, namespace: str | None = None) -> builtins.list[dict[str, Any]]:
         """The ImageStreams of one namespace (one LIST call), or of the cluster (namespace None)."""
-        resource = self.resource
-        where = {} if namespace is None else {"namespace": namespace}
+        kind = self.kind
         try:
-            answer = self.client.get(resource, serializer=kube.plain, **where)
-        except Exception as exc:
-            self._fail(exc, f"list imagestreams {'in namespace ' + namespace if namespace else 'in all namespaces (cluster-wide)'}")
-        return answer.get("items") or []
+            return self.cluster.list(kind, namespace)
+        except ClusterError as exc:
+            self._forbidden(exc)
 
     def patch(self, namespace: str, stream: str, operations: builtins.list[dict[str, Any]]) -> dict[str, Any]:
         """Apply a JSON patch (``tag_patch``) to the ImageStream, without a resourceVersion: its
-        ``test`` operations are the guard. A server-side dry run in check mode (kubernetes.core's
-        client sets it), where the tests are checked too. Raises ``Conflict`` when a test fails
-        (the API server answers 422) or on 409."""
+        ``test`` operations are the guard. A server-side dry run in check mode (the ``Cluster``
+        sends it), where the tests are checked too. Raises ``Conflict`` when a test fails (the API
+        server answers 422: ``lost_race``) or on 409."""
+        kind = self.kind
         try:
-            return self.client.patch(
-                self.resource, operations, name=stream, namespace=namespace, content_type="application/json-patch+json", field_manager=FIELD_MANAGER
-            ).to_dict()
-        except Exception as exc:
-            if kube.status_of(exc) == 409:
-                raise Conflict(kube.server_message(exc))
-            if _patch_did_not_apply(exc):
-                raise Conflict("a test of the patch failed (422)", lost_race=True)
-            if kube.status_of(exc) == 404:
+            return self.cluster.patch(kind, stream, namespace, operations, JSON_PATCH)
+        except Conflict:
+            raise
+        except ClusterError as exc:
+            if exc.status == 404:
                 raise ImageStreamError(f"image stream {namespace}/{stream} was deleted while its tag was being edited; nothing was written")
-            self._fail(exc, f"update imagestream {namespace}/{stream}")
-
-
-class Conflict(ApprovalError):
-    """The write was refused because the ImageStream changed since it was read: ``lost_race``
-    when a ``test`` of the patch failed (422: another edit landed first), else a 409."""
-
-    def __init__(self, message: str, lost_race: bool = False) -> None:
-        super().__init__(message)
-        self.lost_race = lost_race
+            self._forbidden(exc)
 
 
 def edit_tag_environments(

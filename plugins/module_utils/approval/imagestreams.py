@@ -39,7 +39,6 @@ from ansible_collections.segmented.registry.plugins.module_utils.names import is
 
 API_VERSION = "image.openshift.io/v1"
 KIND = "ImageStream"
-FIELD_MANAGER = "segmented.registry"
 
 #: A new spec tag's patch tests each entry's name up to this many entries, else the whole list (the
 #: API server takes at most 10,000 operations in one JSON patch).

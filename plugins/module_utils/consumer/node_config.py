@@ -11,7 +11,8 @@ import copy
 from typing import Any
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer import image_config as ic
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, ObjectsError, edit
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, ObjectsError
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -76,7 +77,7 @@ class NodeImageConfig:
         self.configmap, self.match_images = configmap, match_images
 
     def apply(self, api: ClusterObjects, present: bool = True) -> dict[str, Any]:
-        return edit(lambda: self._attempt(api, present))
+        return api.edit(lambda: self._attempt(api, present))
 
     # -- one attempt -------------------------------------------------------------------------
     def _attempt(self, api: ClusterObjects, present: bool) -> dict[str, Any]:
@@ -196,7 +197,7 @@ class NodeImageConfig:
         )
         try:
             obj = api.get(PROVIDER_API, PROVIDER_KIND, "cluster", missing=missing)
-        except ObjectsError:
+        except ClusterError:
             if present:
                 raise
             return None, (None, None)

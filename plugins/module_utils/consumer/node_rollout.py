@@ -21,8 +21,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, ObjectsError
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError
 
 API_VERSION = "machineconfiguration.openshift.io/v1"
 KIND = "MachineConfigPool"
@@ -103,15 +103,12 @@ class NodeRollout:
         """Every MachineConfigPool as a dict; None when the cluster has no MachineConfigPool API
         (not an OpenShift cluster with a machine-config operator, e.g. hosted control planes)."""
         try:
-            resource = self.api.client.resource(KIND, API_VERSION)
-        except Exception as exc:
-            if kube.is_missing_kind(exc):
+            kind = self.api.cluster.kind(API_VERSION, KIND)
+        except ClusterError as exc:
+            if exc.status == 404:
                 return None
-            raise ObjectsError(kube.api_problem(exc, f"discover the {KIND} API", self.api.host))
-        try:
-            return list(self.api.client.get(resource).to_dict().get("items") or [])
-        except Exception as exc:
-            raise ObjectsError(kube.api_problem(exc, "list the MachineConfigPools", self.api.host))
+            raise
+        return self.api.cluster.list(kind)
 
     def wait(
         self, before: Mapping[str, int], timeout: float, where: str, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], object] = time.sleep

@@ -15,7 +15,7 @@ import copy
 from typing import Any
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer import pull_secret as ps
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, edit
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -62,7 +62,7 @@ class PullSecretEdit:
         return dict(ps.decode(secret, f"from_secret {namespace}/{name}").get("auths") or {})
 
     def apply(self, api: ClusterObjects, present: bool = True) -> dict[str, Any]:
-        return edit(lambda: self._attempt(api, present))
+        return api.edit(lambda: self._attempt(api, present))
 
     def _attempt(self, api: ClusterObjects, present: bool) -> dict[str, Any]:
         wanted = self._wanted(api, present)

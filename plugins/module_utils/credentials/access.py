@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import Cluster
+
 
 def rule(verb: str, resource: str, namespace: str | None = None, group: str = "", subresource: str | None = None) -> dict[str, Any]:
     """One right to check: ``verb`` on ``resource`` (``group``) in ``namespace`` (None: cluster-wide)."""
@@ -22,12 +24,9 @@ def describe(item: dict[str, Any]) -> str:
     return f"{item['verb']} {resource} {where}"
 
 
-def missing(api_client: Any, rules: Iterable[dict[str, Any]]) -> list[str]:
-    """The rules of ``rules`` the caller does not hold, described (``verb resource where``).
-    Raises the client's error when the review itself cannot be made."""
-    from kubernetes import client as kclient
-
-    api = kclient.AuthorizationV1Api(api_client)
+def missing(cluster: Cluster, rules: Iterable[dict[str, Any]]) -> list[str]:
+    """The rules of ``rules`` the caller does not hold on ``cluster``, described (``verb resource
+    where``). Raises ``ClusterError`` when the review itself cannot be made."""
     result = []
     for item in rules:
         attributes = {
@@ -41,8 +40,8 @@ def missing(api_client: Any, rules: Iterable[dict[str, Any]]) -> list[str]:
             )
             if value is not None
         }
-        review = api.create_self_subject_access_review({"spec": {"resourceAttributes": attributes}})
-        if not getattr(review.status, "allowed", False):
+        allowed, _reason = cluster.access_review(attributes)
+        if not allowed:
             result.append(describe(item))
     return result
 

@@ -10,34 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import JSON_PATCH, MERGE, SECRET, SERVICE_ACCOUNT, Cluster
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import dockerconfig, labels, link
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.calls import Writes, as_dict, read, secret_deletion
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.calls import Writes
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import CredentialsError
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import Spec, Target
+from ansible_collections.segmented.registry.plugins.module_utils.errors import Conflict
 
 
 class ConsumerSide:
-    """The consumer cluster of ``spec``: ``api_client`` (its ApiClient) and ``con`` (a CoreV1Api of
-    it); the writes go through the run's ``writes``."""
+    """The consumer cluster of ``spec`` (its ``Cluster``); the writes go through the run's ``writes``."""
 
-    def __init__(self, spec: Spec, api_client: Any, con: Any, writes: Writes) -> None:
+    def __init__(self, spec: Spec, cluster: Cluster, writes: Writes) -> None:
         self.spec = spec
-        self.api_client = api_client
-        self.con = con
+        self.cluster = cluster
         self.writes = writes
-
-    def read(self, call: Any, what: str, *args: Any) -> dict | None:
-        """``calls.read`` on the consumer cluster."""
-        return read(self.api_client, call, what, f"cluster {self.spec.cluster}", *args)
 
     def ours(self, selector_labels: dict[str, str]) -> list[dict]:
         """The Secrets this collection made on the consumer cluster with these labels."""
-        try:
-            items = self.con.list_secret_for_all_namespaces(label_selector=labels.selector(**selector_labels)).items
-        except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, "list the Secrets this collection made", f"cluster {self.spec.cluster}"))
-        return [as_dict(self.api_client, item) for item in items]
+        return self.cluster.list(SECRET, None, label_selector=labels.selector(**selector_labels))
 
     def owned(self) -> list[dict]:
         """The Secrets of this credential on the consumer cluster, wherever they are: made for this
@@ -101,11 +92,12 @@ class ConsumerSide:
                 self.writes.write(
                     where,
                     f"record the service accounts linked to Secret {path}",
-                    self.con.patch_namespaced_secret,
+                    self.cluster.patch,
+                    SECRET,
                     name,
                     target.namespace,
                     {"metadata": {"annotations": {labels.ANNOTATION_LINKED: linked}}},
-                    _content_type="application/merge-patch+json",
+                    MERGE,
                 )
             return
         body: dict[str, Any] = {
@@ -122,15 +114,14 @@ class ConsumerSide:
         if token is not None:
             body["data"] = dockerconfig.secret_data(dockerconfig.build({spec.present_registry: (labels.USERNAME, token)}))
         if secret is None:
-            self.writes.write(where, f"create Secret {path} ({spec.registry})", self.con.create_namespaced_secret, target.namespace, body)
+            self.writes.write(where, f"create Secret {path} ({spec.registry})", self.cluster.create, SECRET, body, target.namespace)
         else:
             body["metadata"]["resourceVersion"] = secret["metadata"]["resourceVersion"]
             self.writes.write(
                 where,
                 f"replace Secret {path} ({spec.registry}, generation {generation['metadata']['name']})",
-                self.con.replace_namespaced_secret,
-                name,
-                target.namespace,
+                self.cluster.replace,
+                SECRET,
                 body,
             )
 
@@ -140,7 +131,7 @@ class ConsumerSide:
         where = f"cluster {spec.cluster}"
         for attempt in (1, 2):
             if account is None or attempt == 2:
-                account = self.read(self.con.read_namespaced_service_account, f"service account {namespace}/{name}", name, namespace)
+                account = self.cluster.get(SERVICE_ACCOUNT, name, namespace)
                 if account is None:
                     return
             body = link.patch(account, spec.link_field, secret_name, present=present)
@@ -152,13 +143,13 @@ class ConsumerSide:
                 self.writes.changes.append(f"{where}: {what}")
                 return
             try:
-                self.con.patch_namespaced_service_account(name, namespace, body, _content_type="application/json-patch+json")
-                self.writes.changes.append(f"{where}: {what}")
-                return
-            except Exception as exc:
-                if kube.status_of(exc) in (409, 422) and attempt == 1:
+                self.cluster.patch(SERVICE_ACCOUNT, name, namespace, body, JSON_PATCH)
+            except Conflict:
+                if attempt == 1:
                     continue
-                raise CredentialsError(kube.api_problem(exc, what, where))
+                raise
+            self.writes.changes.append(f"{where}: {what}")
+            return
 
     def link(self, target: Target, secret: dict | None, accounts: dict[str, dict]) -> None:
         """Link the Secret of ``target`` to its service accounts, and unlink it from those it no longer names."""
@@ -173,12 +164,7 @@ class ConsumerSide:
     def _unlink_everywhere(self, namespace: str, secret_name: str) -> None:
         """Unlink ``secret_name`` from every service account of ``namespace`` that lists it."""
         spec = self.spec
-        try:
-            accounts = self.con.list_namespaced_service_account(namespace).items
-        except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, f"list the service accounts of {namespace}", f"cluster {spec.cluster}"))
-        for item in accounts:
-            account = as_dict(self.api_client, item)
+        for account in self.cluster.list(SERVICE_ACCOUNT, namespace):
             if link.linked(account, spec.link_field, secret_name):
                 self._patch_account(namespace, account["metadata"]["name"], False, account, secret_name)
 
@@ -187,4 +173,6 @@ class ConsumerSide:
         spec = self.spec
         namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
         self._unlink_everywhere(namespace, name)
-        self.writes.write(f"cluster {spec.cluster}", f"delete Secret {namespace}/{name} (no longer a target)", secret_deletion(self.con), name, namespace)
+        self.writes.write(
+            f"cluster {spec.cluster}", f"delete Secret {namespace}/{name} (no longer a target)", self.cluster.delete, SECRET, name, namespace, missing_ok=True
+        )

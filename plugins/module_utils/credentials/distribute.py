@@ -26,9 +26,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import NAMESPACE, ROLE_BINDING, SECRET, SERVICE_ACCOUNT, Cluster
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import access, dockerconfig, labels
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.calls import Writes, as_dict
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.calls import Writes
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.consumer import ConsumerSide
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.registry import SECRET_TYPE_OPAQUE, SECRET_TYPE_TOKEN, RegistrySide
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
@@ -81,16 +81,20 @@ class Preflight:
 
 
 class Credential:
-    """One credential run. ``registry`` and ``consumer`` are kubernetes ApiClients (``consumer``
-    may be None with ``state=absent``: only the registry side is then revoked). ``mask(value)``
-    registers a secret value with the module (no_log). The consumer cluster's part is ``consumer``,
-    a ``consumer.ConsumerSide`` (None without a consumer ApiClient)."""
+    """One credential run. ``registry`` and ``consumer`` are the two clusters (``consumer`` may be
+    None with ``state=absent``: only the registry side is then revoked). ``mask(value)`` registers a
+    secret value with the module (no_log). The consumer cluster's part is ``consumer``, a
+    ``consumer.ConsumerSide`` (None without a consumer cluster)."""
 
     def __init__(
-        self, spec: Spec, registry: Any, consumer: Any = None, check_mode: bool = False, mask: Callable[[str], Any] | None = None, now: float | None = None
+        self,
+        spec: Spec,
+        registry: Cluster,
+        consumer: Cluster | None = None,
+        check_mode: bool = False,
+        mask: Callable[[str], Any] | None = None,
+        now: float | None = None,
     ) -> None:
-        from kubernetes import client as kclient
-
         self.spec = spec
         self.check_mode = check_mode
         self.mask = mask or (lambda value: None)
@@ -98,7 +102,7 @@ class Credential:
         self.writes = Writes(check_mode)
         self.changes = self.writes.changes
         self.registry = RegistrySide(spec, registry, self.writes, check_mode, self.mask, self.now)
-        self.consumer = ConsumerSide(spec, consumer, kclient.CoreV1Api(consumer), self.writes) if consumer is not None else None
+        self.consumer = ConsumerSide(spec, consumer, self.writes) if consumer is not None else None
         self.warnings: list[str] = []
         self.before: dict[str, Any] = {}
         self.after: dict[str, Any] = {}
@@ -114,32 +118,21 @@ class Credential:
     def _check_rights(self) -> None:
         spec = self.spec
         present = spec.state == STATE_PRESENT
-        try:
-            missing = access.missing(self.registry.api, access.registry_rules(spec.namespace, present, spec.grant_ns))
-        except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)", "the registry cluster"))
+        missing = access.missing(self.registry.cluster, access.registry_rules(spec.namespace, present, spec.grant_ns))
         if missing:
             raise CredentialsError(access.problem("registry cluster", missing))
         if self.consumer is None:
             return
         namespaces = [target.namespace for target in spec.targets]
-        try:
-            missing = access.missing(self.consumer.api_client, access.consumer_rules(namespaces, present))
-        except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, "review its own rights (SelfSubjectAccessReview)", f"cluster {spec.cluster}"))
+        missing = access.missing(self.consumer.cluster, access.consumer_rules(namespaces, present))
         if missing:
             raise CredentialsError(access.problem(f"cluster {spec.cluster}", missing))
 
     def generations(self) -> Generations:
         """The generation Secrets of the identity on the registry cluster."""
         spec = self.spec
-        try:
-            items = self.registry.reg.list_namespaced_secret(spec.namespace, label_selector=labels.selector(identity=spec.identity)).items
-        except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, f"list the generation Secrets of {spec.identity_path}", "the registry cluster"))
         generations = []
-        for item in items:
-            secret = as_dict(self.registry.api, item)
+        for secret in self.registry.cluster.list(SECRET, spec.namespace, label_selector=labels.selector(identity=spec.identity)):
             number = labels.generation_number(secret["metadata"]["name"], spec.identity)
             if number is not None:
                 generations.append((number, secret))
@@ -198,31 +191,32 @@ class Credential:
         for what is missing or in the way)."""
         spec = self.spec
         consumer = self._consumer()
-        if self.registry.read(self.registry.reg.read_namespace, f"namespace {spec.namespace}", spec.namespace) is None:
+        registry = self.registry.cluster
+        if registry.get(NAMESPACE, spec.namespace) is None:
             what = "environment" if spec.access == labels.ACCESS_PULL else "build namespace"
             self._missing(
                 f"namespace {spec.namespace} (the {what}) does not exist on the registry cluster; "
                 "deploy the environment registries first (playbooks/registry_cluster.yml) or create "
                 "the build namespace there."
             )
-        if spec.grant_ns != spec.namespace and self.registry.read(self.registry.reg.read_namespace, f"namespace {spec.grant_ns}", spec.grant_ns) is None:
+        if spec.grant_ns != spec.namespace and registry.get(NAMESPACE, spec.grant_ns) is None:
             self._missing(
                 f"grant_namespace {spec.grant_ns} does not exist on the registry cluster; deploy the "
                 "environment registries first (playbooks/registry_cluster.yml)."
             )
-        account = self.registry.read(self.registry.reg.read_namespaced_service_account, f"service account {spec.identity_path}", spec.identity, spec.namespace)
-        binding = self.registry.read(self.registry.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}", spec.binding, spec.grant_ns)
+        account = registry.get(SERVICE_ACCOUNT, spec.identity, spec.namespace)
+        binding = registry.get(ROLE_BINDING, spec.binding, spec.grant_ns)
         generations = self.generations()
         targets = {}
         for target in spec.targets:
-            if consumer.read(consumer.con.read_namespace, f"namespace {target.namespace}", target.namespace) is None:
+            if consumer.cluster.get(NAMESPACE, target.namespace) is None:
                 self._missing(
                     f"cluster {spec.cluster}: namespace {target.namespace} does not exist; create it "
                     "or remove it from the credential's targets (segmented_registry_credentials)."
                 )
             accounts = {}
             for name in target.service_accounts:
-                found = consumer.read(consumer.con.read_namespaced_service_account, f"service account {target.namespace}/{name}", name, target.namespace)
+                found = consumer.cluster.get(SERVICE_ACCOUNT, name, target.namespace)
                 if found is None:
                     self._missing(
                         f"cluster {spec.cluster}: service account {target.namespace}/{name} does not exist; "
@@ -231,7 +225,7 @@ class Credential:
                     continue
                 accounts[name] = found
             name = spec.secret_of(target)
-            secret = consumer.read(consumer.con.read_namespaced_secret, f"Secret {target.namespace}/{name}", name, target.namespace)
+            secret = consumer.cluster.get(SECRET, name, target.namespace)
             consumer.check_foreign(target.namespace, name, secret)
             targets[target.namespace] = TargetState(target, secret, accounts)
         wanted = {(target.namespace, spec.secret_of(target)) for target in spec.targets}
@@ -348,8 +342,8 @@ class Credential:
         spec = self.spec
         generations = self.generations()
         current, others = generations.current, generations.others
-        account = self.registry.read(self.registry.reg.read_namespaced_service_account, f"service account {spec.identity_path}", spec.identity, spec.namespace)
-        binding = self.registry.read(self.registry.rbac.read_namespaced_role_binding, f"role binding {spec.binding_path}", spec.binding, spec.grant_ns)
+        account = self.registry.cluster.get(SERVICE_ACCOUNT, spec.identity, spec.namespace)
+        binding = self.registry.cluster.get(ROLE_BINDING, spec.binding, spec.grant_ns)
         self.before = {"generation": _name(current), "identity": spec.identity_path if account else None}
         self.after = {"generation": None, "identity": None}
         secrets = []
@@ -362,14 +356,15 @@ class Credential:
             self.registry.revoke(generation)
         if binding is not None:
             self.writes.write(
-                "registry cluster", f"delete RoleBinding {spec.binding_path}", self.registry.rbac.delete_namespaced_role_binding, spec.binding, spec.grant_ns
+                "registry cluster", f"delete RoleBinding {spec.binding_path}", self.registry.cluster.delete, ROLE_BINDING, spec.binding, spec.grant_ns
             )
         self.registry.remove_other_grants()
         if account is not None:
             self.writes.write(
                 "registry cluster",
                 f"delete ServiceAccount {spec.identity_path}",
-                self.registry.reg.delete_namespaced_service_account,
+                self.registry.cluster.delete,
+                SERVICE_ACCOUNT,
                 spec.identity,
                 spec.namespace,
             )

@@ -27,8 +27,8 @@ import datetime
 from typing import Any, Iterable
 
 
-from ansible_collections.segmented.registry.plugins.module_utils import kube
-from ansible_collections.segmented.registry.plugins.module_utils.errors import CredentialsError
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import Cluster
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, CredentialsError
 from ansible_collections.segmented.registry.plugins.module_utils.names import split_namespaced
 from ansible_collections.segmented.registry.plugins.module_utils.text import show
 
@@ -62,21 +62,21 @@ def token_request_spec(seconds: int, audiences: Iterable[str] | None = None, bou
     return spec
 
 
-def mint_token(client: Any, service_account: str, seconds: int = MIN_TOKEN_SECONDS, audiences: Iterable[str] | None = None) -> str:
-    """A TokenRequest token of ``namespace/name`` on the cluster of ``client`` (kubernetes.core's
-    ``K8SClient`` or a kubernetes ``ApiClient``: see ``kube.create_token``), for ``audiences``
+def mint_token(cluster: Cluster | Any, service_account: str, seconds: int = MIN_TOKEN_SECONDS, audiences: Iterable[str] | None = None) -> str:
+    """A TokenRequest token of ``namespace/name`` on ``cluster`` (a ``Cluster``, or the kubernetes
+    ``ApiClient`` of one, as the lab and the bench hold), for ``audiences``
     (None: the API server's; ``[TOKEN_SERVER_AUDIENCE]``: the environment registries' token
     server). Needs ``create`` on ``serviceaccounts/token`` in that namespace."""
-    return _token_request(client, service_account, token_request_spec(seconds, audiences))[0]
+    return _token_request(cluster, service_account, token_request_spec(seconds, audiences))[0]
 
 
 def mint_bound_token(
-    client: Any, service_account: str, seconds: int, secret_name: str, secret_uid: str, audiences: Iterable[str] | None = None
+    cluster: Cluster, service_account: str, seconds: int, secret_name: str, secret_uid: str, audiences: Iterable[str] | None = None
 ) -> tuple[str, int | None]:
     """``(token, expiration timestamp as epoch seconds)``: a TokenRequest token of ``namespace/name``
     for ``audiences`` (as ``mint_token``), bound to the Secret ``secret_name`` (uid ``secret_uid``)
     in the same namespace. Deleting that Secret revokes the token."""
-    return _token_request(client, service_account, token_request_spec(seconds, audiences, (secret_name, secret_uid)))
+    return _token_request(cluster, service_account, token_request_spec(seconds, audiences, (secret_name, secret_uid)))
 
 
 def long_lived_token(secret: dict, service_account: str) -> str | None:
@@ -100,26 +100,26 @@ def epoch_of(timestamp: object) -> int:
     return int(datetime.datetime.fromisoformat(text).timestamp())
 
 
-def _token_request(client: Any, service_account: str, spec: dict[str, Any]) -> tuple[str, int | None]:
+def _token_request(cluster: Cluster | Any, service_account: str, spec: dict[str, Any]) -> tuple[str, int | None]:
     namespace, name = parse_service_account(service_account)
+    if not isinstance(cluster, Cluster):
+        cluster = Cluster.of_api_client(cluster)
     try:
-        answer = kube.create_token(client, namespace, name, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
-    except Exception as exc:
-        status = kube.status_of(exc)
-        if status == 404:
+        answer = cluster.create_token(namespace, name, spec)
+    except ClusterError as exc:
+        if exc.status == 404:
             raise CredentialsError(
                 "service account {}/{} does not exist on the registry cluster: create it "
                 "(roles/registry_cluster makes the promoter, registry_cluster_pushers) or "
                 "name another with service_account".format(namespace, name)
             )
-        if status == 403:
+        if exc.status == 403:
             raise CredentialsError(
                 "no permission to mint a token for service account {0}/{1} (create "
                 "serviceaccounts/token in namespace {0}); grant it to the credentials the job "
                 "runs with, or pass registry_token".format(namespace, name)
             )
-        reason = getattr(exc, "reason", None) or type(exc).__name__
-        raise CredentialsError(f"could not mint a token for service account {namespace}/{name}: {(f'HTTP {status} ' if status else '')}{reason}")
+        raise CredentialsError(str(exc))
     token_status = (answer or {}).get("status") or {}
     token = token_status.get("token")
     if not token:

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ansible_collections.segmented.registry.plugins.module_utils import kube
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import MERGE, ROLE_BINDING, SECRET, SERVICE_ACCOUNT, Cluster
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import labels
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.calls import Writes, as_dict, read, secret_deletion
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.calls import Writes
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
     CredentialsError,
     long_lived_token,
@@ -39,27 +39,20 @@ class NewGeneration:
 
 
 class RegistrySide:
-    """The registry cluster's part of a credential run. ``api`` is its kubernetes ApiClient; writes
+    """The registry cluster's part of a credential run. ``cluster`` is its ``Cluster``; writes
     go through the run's ``writes`` (check mode, the changes list); ``mask(value)`` registers a
     token with the module (no_log). ``revoked`` and ``retired`` name the generations this run
     revoked or marked for revocation."""
 
-    def __init__(self, spec: Spec, api: Any, writes: Writes, check_mode: bool, mask: Callable[[str], Any], now: float) -> None:
-        from kubernetes import client as kclient
-
+    def __init__(self, spec: Spec, cluster: Cluster, writes: Writes, check_mode: bool, mask: Callable[[str], Any], now: float) -> None:
         self.spec = spec
-        self.api = api
-        self.reg = kclient.CoreV1Api(api)
-        self.rbac = kclient.RbacAuthorizationV1Api(api)
+        self.cluster = cluster
         self.writes = writes
         self.check_mode = check_mode
         self.mask = mask
         self.now = now
         self.revoked: list[str] = []
         self.retired: list[str] = []
-
-    def read(self, call: Callable[..., Any], what: str, *args: Any) -> dict | None:
-        return read(self.api, call, what, "the registry cluster", *args)
 
     def ensure_identity(self, account: dict | None, binding: dict | None) -> dict:
         spec = self.spec
@@ -73,21 +66,23 @@ class RegistrySide:
             created = self.writes.write(
                 "registry cluster",
                 f"create ServiceAccount {spec.identity_path} (granted {labels.CLUSTER_ROLES[spec.access]} in {spec.grant_ns})",
-                self.reg.create_namespaced_service_account,
-                spec.namespace,
+                self.cluster.create,
+                SERVICE_ACCOUNT,
                 {"metadata": meta},
+                spec.namespace,
             )
-            account = as_dict(self.api, created) or {"metadata": dict(meta, uid="(new)")}
+            account = created or {"metadata": dict(meta, uid="(new)")}
         elif (account["metadata"].get("annotations") or {}).get(labels.ANNOTATION_GRANT_NAMESPACE) != spec.grant_ns:
             # the cluster moved to another environment: the annotation says where the grant is now
             self.writes.write(
                 "registry cluster",
                 f"annotate ServiceAccount {spec.identity_path} as granted in {spec.grant_ns}",
-                self.reg.patch_namespaced_service_account,
+                self.cluster.patch,
+                SERVICE_ACCOUNT,
                 spec.identity,
                 spec.namespace,
                 {"metadata": {"annotations": {labels.ANNOTATION_GRANT_NAMESPACE: spec.grant_ns}}},
-                _content_type="application/merge-patch+json",
+                MERGE,
             )
         meta = dict(meta, name=spec.binding, namespace=spec.grant_ns)
         role = labels.CLUSTER_ROLES[spec.access]
@@ -100,7 +95,8 @@ class RegistrySide:
             self.writes.write(
                 "registry cluster",
                 f"delete RoleBinding {spec.binding_path} (its role changed)",
-                self.rbac.delete_namespaced_role_binding,
+                self.cluster.delete,
+                ROLE_BINDING,
                 spec.binding,
                 spec.grant_ns,
             )
@@ -109,9 +105,10 @@ class RegistrySide:
             self.writes.write(
                 "registry cluster",
                 f"create RoleBinding {spec.binding_path} to {role} for {spec.identity_path}",
-                self.rbac.create_namespaced_role_binding,
-                spec.grant_ns,
+                self.cluster.create,
+                ROLE_BINDING,
                 {"metadata": meta, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}, "subjects": [wanted_subject]},
+                spec.grant_ns,
             )
         return account
 
@@ -123,20 +120,15 @@ class RegistrySide:
         spec = self.spec
         if spec.grant_ns == spec.namespace:
             return
-        try:
-            items = self.rbac.list_role_binding_for_all_namespaces(
-                label_selector=labels.selector(credential=spec.credential, cluster=spec.cluster, access=spec.access)
-            ).items
-        except Exception as exc:
-            raise CredentialsError(kube.api_problem(exc, f"list the RoleBindings of {spec.identity_path}", "the registry cluster"))
-        for item in items:
-            binding = as_dict(self.api, item)
+        selector = labels.selector(credential=spec.credential, cluster=spec.cluster, access=spec.access)
+        for binding in self.cluster.list(ROLE_BINDING, None, label_selector=selector):
             namespace, name = binding["metadata"]["namespace"], binding["metadata"]["name"]
             if name == spec.binding and namespace != spec.grant_ns:
                 self.writes.write(
                     "registry cluster",
                     f"delete RoleBinding {namespace}/{name} (a grant of {spec.identity_path} outside {spec.grant_ns})",
-                    self.rbac.delete_namespaced_role_binding,
+                    self.cluster.delete,
+                    ROLE_BINDING,
                     name,
                     namespace,
                 )
@@ -159,28 +151,25 @@ class RegistrySide:
             meta["annotations"][labels.ANNOTATION_AUDIENCE] = spec.audience_text
             body = {"metadata": meta, "type": SECRET_TYPE_OPAQUE}
         created = self.writes.write(
-            "registry cluster", f"create generation Secret {spec.namespace}/{name} ({why})", self.reg.create_namespaced_secret, spec.namespace, body
+            "registry cluster", f"create generation Secret {spec.namespace}/{name} ({why})", self.cluster.create, SECRET, body, spec.namespace
         )
         if self.check_mode:
             return NewGeneration({"metadata": dict(meta, uid="(new)")}, None, None)
-        generation = as_dict(self.api, created)
+        generation = created
         if spec.token_type == labels.TOKEN_LONG_LIVED:
             return NewGeneration(generation, self.wait_for_long_lived(name), None)
-        token, expires = mint_bound_token(self.api, spec.identity_path, spec.duration, name, generation["metadata"]["uid"], audiences=spec.audiences)
+        token, expires = mint_bound_token(self.cluster, spec.identity_path, spec.duration, name, generation["metadata"]["uid"], audiences=spec.audiences)
         self.mask(token)
         if expires is not None:
             patch = {"metadata": {"annotations": {labels.ANNOTATION_EXPIRES: labels.expires_text(expires)}}}
-            try:
-                self.reg.patch_namespaced_secret(name, spec.namespace, patch, _content_type="application/merge-patch+json")
-            except Exception as exc:
-                raise CredentialsError(kube.api_problem(exc, f"record the expiry of {spec.namespace}/{name}", "the registry cluster"))
+            self.cluster.patch(SECRET, name, spec.namespace, patch, MERGE)
         return NewGeneration(generation, token, expires)
 
     def wait_for_long_lived(self, name: str) -> str:
         spec = self.spec
         deadline = time.monotonic() + LONG_LIVED_WAIT
         while True:
-            secret = self.read(self.reg.read_namespaced_secret, f"Secret {spec.namespace}/{name}", name, spec.namespace)
+            secret = self.cluster.get(SECRET, name, spec.namespace)
             token = long_lived_token(secret, spec.identity_path) if secret else None
             if token:
                 self.mask(token)
@@ -196,7 +185,15 @@ class RegistrySide:
         spec = self.spec
         name = generation["metadata"]["name"]
         self.revoked.append(f"{spec.namespace}/{name}")
-        self.writes.write("registry cluster", f"revoke generation {spec.namespace}/{name} (delete its Secret)", secret_deletion(self.reg), name, spec.namespace)
+        self.writes.write(
+            "registry cluster",
+            f"revoke generation {spec.namespace}/{name} (delete its Secret)",
+            self.cluster.delete,
+            SECRET,
+            name,
+            spec.namespace,
+            missing_ok=True,
+        )
 
     def retire(self, generation: dict, after: float) -> None:
         spec = self.spec
@@ -206,9 +203,10 @@ class RegistrySide:
         self.writes.write(
             "registry cluster",
             f"mark generation {spec.namespace}/{name} for revocation in {max(0, int(after - self.now))}s",
-            self.reg.patch_namespaced_secret,
+            self.cluster.patch,
+            SECRET,
             name,
             spec.namespace,
             {"metadata": {"annotations": {labels.ANNOTATION_REVOKE_AFTER: str(after)}}},
-            _content_type="application/merge-patch+json",
+            MERGE,
         )

@@ -160,7 +160,7 @@ class Job:
             return self.params["registry_token"]
         if audience not in self.tokens:
             with failing(self.module):
-                token = mint_token(self.api.client, self.params["service_account"], self.params["token_duration"], audiences=[audience] if audience else None)
+                token = mint_token(self.api.cluster, self.params["service_account"], self.params["token_duration"], audiences=[audience] if audience else None)
             kube.mask(self.module, token)
             self.api_calls += 1
             self.tokens[audience] = token

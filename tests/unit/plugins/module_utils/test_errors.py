@@ -8,7 +8,6 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (Conflict as StreamConflict)
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamError
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.image_config import ImageConfigError
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import Conflict as ObjectConflict
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ObjectsError
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import RecordError
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.pull_secret import PullSecretError
@@ -44,7 +43,6 @@ LAYER_OF = {
     errors.Gone: ClusterError,
     EnvironmentsError: ApprovalError,
     ImageStreamError: ApprovalError,
-    StreamConflict: ApprovalError,
     RegistryError: OciError,
     SourceMoved: OciError,
     ManifestError: OciError,
@@ -53,7 +51,6 @@ LAYER_OF = {
     DockerConfigError: errors.CredentialsError,
     ImageConfigError: ConsumerError,
     ObjectsError: ConsumerError,
-    ObjectConflict: ConsumerError,
     PullSecretError: ConsumerError,
     RecordError: ConsumerError,
     QueryError: SegmentedRegistryError,
@@ -92,6 +89,7 @@ def test_the_layers_are_distinct_subclasses_of_the_base():
 
 def test_the_old_names_are_the_new_classes():
     assert kube.ClusterError is ClusterError
+    assert StreamConflict is errors.Conflict  # one Conflict, raised by cluster.Cluster
     assert CredentialsError is errors.CredentialsError
 
 

@@ -1,7 +1,7 @@
 """The seam to kubernetes.core (plugins/module_utils/kube.py).
 
 These tests fail when a kubernetes.core (or kubernetes client) upgrade moves or reshapes anything
-the seam reaches into: private client builders, the ApiClient inside K8SClient, the AnsibleModule
+the seam reaches into: private client builders, the dynamic client and its discoverer, the AnsibleModule
 inside AnsibleK8SModule, the exceptions. tests/integration/test_validate_inventory.py uses the same
 seam against real API servers.
 """
@@ -19,8 +19,6 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s import client as k8s_client
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-from ansible_collections.kubernetes.core.plugins.module_utils.k8sdynamicclient import K8SDynamicClient
 from ansible_collections.segmented.registry.plugins.module_utils import kube
 
 
@@ -34,30 +32,6 @@ def test_private_client_builders_have_the_signatures_the_seam_calls():
     assert parameters(k8s_client._create_headers)[:1] == ["module"]
     assert parameters(k8s_client._set_header) == ["client", "header", "value"]
     assert parameters(k8s_client.get_api_client)[:1] == ["module"]
-
-
-def test_the_dynamic_client_inside_k8sclient_is_where_the_seam_posts_a_token_request():
-    # K8SClient(configuration, client): .client is the dynamic client, whose request(method, path,
-    # body=...) sends any request through the kubernetes client's generation of ApiClient.
-    assert parameters(k8s_client.K8SClient.__init__)[:3] == ["self", "configuration", "client"]
-    assert issubclass(K8SDynamicClient, DynamicClient)
-    assert "def request(self, method, path, body=None, **params):" in inspect.getsource(DynamicClient)
-
-    class Answer:
-        def to_dict(self):
-            return {"status": {"token": "t", "expirationTimestamp": "2026-01-02T03:04:05Z"}}
-
-    class Dynamic:
-        sent = []
-
-        def request(self, method, path, body=None):
-            self.sent.append((method, path, body))
-            return Answer()
-
-    wrapped = k8s_client.K8SClient(configuration=None, client=Dynamic())
-    answer = kube.create_token(wrapped, "ns", "sa", {"spec": {}})
-    assert answer["status"]["token"] == "t"
-    assert Dynamic.sent == [("post", "/api/v1/namespaces/ns/serviceaccounts/sa/token", {"spec": {}})]
 
 
 def test_the_dynamic_client_is_made_without_discovery_and_discovers_on_first_lookup(monkeypatch):
@@ -131,25 +105,6 @@ def test_errors_are_classified_by_type():
     assert kube.is_missing_kind(ResourceNotFoundError("no ImageStream"))
     assert "cannot reach the API server at https://x" in kube.api_problem(refused, "list", "https://x")
     assert "401 Unauthorized" in kube.api_problem(ApiException(status=401), "list", "https://x")
-
-
-def test_connect_turns_kubernetes_core_errors_into_one_message(monkeypatch):
-    class Module:
-        params = {"host": "https://api.example.com:6443"}
-
-    def no_configuration(module=None, **kwargs):
-        raise CoreException("Could not create API client: no kubeconfig")
-
-    monkeypatch.setattr(kube, "get_api_client", no_configuration)
-    with pytest.raises(kube.ClusterError, match="could not set up the API client from the auth options: no kubeconfig"):
-        kube.connect(Module())
-
-    def unreachable(module=None, **kwargs):
-        raise MaxRetryError(None, "/version", NewConnectionError(None, "Connection refused"))
-
-    monkeypatch.setattr(kube, "get_api_client", unreachable)
-    with pytest.raises(kube.ClusterError, match="cannot reach the API server at https://api.example.com:6443"):
-        kube.connect(Module())
 
 
 def test_auth_options_without_a_usable_configuration_are_one_message(tmp_path):

@@ -118,7 +118,7 @@ def test_registry_credential_reports_what_it_changed_before_it_failed(run_module
             raise CredentialsError("cannot patch prod/default: forbidden; grant patch serviceaccounts")
 
     monkeypatch.setattr(module, "probe", lambda _auth: {"server": "https://127.0.0.1:9"})
-    monkeypatch.setattr(module, "new_api_client", lambda *_a: object())
+    monkeypatch.setattr(module.Cluster, "of_auth", classmethod(lambda *_a: object()))
     monkeypatch.setattr(module, "Credential", HalfWay)
     result = run_module(module, CREDENTIAL, expect=Fail)
     assert seen == ["CredentialsError"]

@@ -47,7 +47,7 @@ def calls(monkeypatch):
 
     def connect(cls, module):
         seen.append(("connect", module.check_mode, module.server_side_dry_run))
-        return type("API", (), {"client": "the registry cluster's client"})()
+        return type("API", (), {"cluster": "the registry cluster"})()
 
     def apply(edit, api):
         seen.append(("apply", edit.namespace, edit.stream, edit.tag, edit.add, edit.remove, edit.known, edit.absent,

@@ -36,7 +36,7 @@ def calls(monkeypatch):
 
     def connect(cls, module):
         seen.append(("connect", module.check_mode))
-        return type("API", (), {"client": "the registry cluster's client"})()
+        return type("API", (), {"cluster": "the registry cluster"})()
 
     def list_streams(api, namespaces):
         seen.append(("list", namespaces))

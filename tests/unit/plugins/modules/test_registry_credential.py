@@ -46,8 +46,7 @@ def calls(monkeypatch):
         seen.append(("probe", auth["host"]))
 
     monkeypatch.setattr(registry_credential, "probe", probe)
-    monkeypatch.setattr(registry_credential, "build_configuration", lambda auth: (auth["host"], {}))
-    monkeypatch.setattr(registry_credential, "new_api_client", lambda configuration, _headers: "client " + configuration)
+    monkeypatch.setattr(registry_credential.Cluster, "of_auth", classmethod(lambda cls, auth, where: f"cluster {auth['host']} ({where})"))
     monkeypatch.setattr(registry_credential, "Credential", FakeCredential)
     return seen
 
@@ -86,7 +85,7 @@ def test_the_defaults_reach_the_credential(run_module, calls):
         cluster="prod", access="pull", namespace="prod", registry="prod-registry.apps.registry.example.com",
         secret_name="segmented-registry-pull", targets=[], token_type="bound", duration=604800, renew_before=172800,
         rotate=False, grace=0, revoke_retired=False, state="present", grant_namespace=None),
-        "client " + REGISTRY["host"], "client " + CONSUMER["host"], False)
+        f"cluster {REGISTRY['host']} (the registry cluster)", f"cluster {CONSUMER['host']} (cluster prod)", False)
 
 
 def test_every_option_reaches_the_credential_in_its_place(run_module, calls):

@@ -34,6 +34,8 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
     list_tags,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.approval import imagestreams
+from ansible_collections.segmented.registry.plugins.module_utils.errors import SegmentedRegistryError
+from tests.unit.plugins.module_utils.fake_cluster import fake_cluster
 
 KEY = "segmented.registry/environments"
 D1 = "sha256:" + "1" * 64
@@ -593,19 +595,12 @@ class ApiError(Exception):
         self.status, self.body = status, json.dumps(body).encode()
 
 
-class RefusingClient:
-    """kubernetes.core's client, answering every patch with ``error``; records the calls."""
-
-    def __init__(self, error):
-        self.error = error
-        self.calls = []
-
-    def resource(self, kind, api_version):
-        return "imagestreams"
-
-    def patch(self, resource, body, **params):
-        self.calls.append((resource, body, params))
-        raise self.error
+def refusing(error):
+    """The ImageStreamAPI of a fake registry cluster holding ``imagestream()``, answering the next
+    patch with ``error``."""
+    cluster = fake_cluster([dict(imagestream(), apiVersion="image.openshift.io/v1", kind="ImageStream")])
+    cluster.dynamic.refuse("patch", "/imagestreams/app", error)
+    return ImageStreamAPI(cluster)
 
 
 # the answers of kube-apiserver 1.36 (the lab's), as sent
@@ -618,25 +613,26 @@ INVALID = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 42
 
 
 def test_patch_sends_a_json_patch_and_reads_a_failed_test_as_a_conflict():
-    client = RefusingClient(ApiError(422, NOT_APPLIED))
+    api = refusing(ApiError(422, NOT_APPLIED))
     operations = tag_patch(imagestream(), "v2", KEY, "prod")
-    with pytest.raises(Conflict):
-        ImageStreamAPI(client, host="https://api.example.com").patch("myproject", "app", operations)
-    assert client.calls == [("imagestreams", operations, {
-        "name": "app", "namespace": "myproject", "content_type": "application/json-patch+json",
-        "field_manager": "segmented.registry"})]
-    with pytest.raises(Conflict):
-        ImageStreamAPI(RefusingClient(ApiError(409, {"code": 409, "reason": "Conflict"}))).patch("myproject", "app", [])
+    with pytest.raises(Conflict) as caught:
+        api.patch("myproject", "app", operations)
+    assert caught.value.lost_race
+    assert api.cluster.dynamic.requests[-1] == ("patch", "/apis/image.openshift.io/v1/namespaces/myproject/imagestreams/app", operations, {
+        "content_type": "application/json-patch+json", "field_manager": "segmented.registry"})
+    with pytest.raises(Conflict) as caught:
+        refusing(ApiError(409, {"code": 409, "reason": "Conflict"})).patch("myproject", "app", [])
+    assert not caught.value.lost_race
 
 
 @pytest.mark.parametrize("status, body, words", [
-    (422, INVALID, ["refused to update imagestream myproject/app (422)", "Duplicate value"]),
-    (403, {"code": 403, "message": "forbidden"}, ["no permission to update imagestream myproject/app",
+    (422, INVALID, ["refused to update ImageStream myproject/app (422)", "Duplicate value"]),
+    (403, {"code": 403, "message": "forbidden"}, ["no permission to update ImageStream myproject/app",
                                                   "get and patch"]),
     (404, {"code": 404}, ["was deleted while its tag was being edited", "nothing was written"]),
 ])
 def test_patch_reports_other_refusals_as_errors(status, body, words):
-    with pytest.raises(ImageStreamError) as info:
-        ImageStreamAPI(RefusingClient(ApiError(status, body)), host="https://api.example.com").patch("myproject", "app", [])
+    with pytest.raises(SegmentedRegistryError) as info:
+        refusing(ApiError(status, body)).patch("myproject", "app", [])
     for word in words:
         assert word in str(info.value)

@@ -1,199 +1,68 @@
-"""credentials.distribute.Credential against an in-memory stand-in for the two API servers: the
+"""credentials.distribute.Credential against two in-memory API servers (fake_cluster.py): the
 decisions (keep, renew, rotate, revoke, unlink) and the order of writes. The lab proves the same on
 real API servers and registries (tests/integration/test_credentials.py)."""
 import base64
 import copy
-import itertools
 import json
 
 import pytest
 
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import ROLE_BINDING, Cluster
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import distribute, labels
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.registry import SECRET_TYPE_TOKEN, NewGeneration
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.distribute import Credential
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import Spec, Target
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import CredentialsError
+from tests.unit.plugins.module_utils.fake_cluster import ApiError, FakeApiServer
 
 NOW = 1_000_000
 
 
-class ApiError(Exception):
-    def __init__(self, status):
-        super().__init__(status)
-        self.status = status
-
-
-class Obj:
-    """What a typed client returns: here just the dict, which sanitize_for_serialization passes on."""
-
-
-class Cluster:
-    """One API server: objects by (kind, namespace, name), a write log, SelfSubjectAccessReview
-    answers (``denied``: the rules refused)."""
-
-    uids = itertools.count(1)
+class Server(FakeApiServer):
+    """One API server as the tests read it: objects by (kind, namespace, name), ``get`` raising
+    ``ApiError`` on 404, a write log, SelfSubjectAccessReview answers (``denied``: the rules
+    refused), a token controller for long-lived token Secrets and TokenRequests bound to a Secret."""
 
     def __init__(self, name):
+        super().__init__(allowed=lambda attributes: (attributes["verb"], attributes["resource"], attributes.get("namespace")) not in self.denied)
         self.name = name
-        self.objects = {}
-        self.writes = []
         self.denied = set()
-        self.version = itertools.count(100)
-
-    def sanitize_for_serialization(self, obj):
-        return copy.deepcopy(obj)
 
     def put(self, kind, namespace, body):
         body = copy.deepcopy(body)
-        meta = body.setdefault("metadata", {})
-        meta.setdefault("uid", f"uid-{next(self.uids)}")
-        meta["namespace"] = namespace
-        meta["resourceVersion"] = str(next(self.version))
-        self.objects[(kind, namespace, meta["name"])] = body
-        return copy.deepcopy(body)
+        body.update(apiVersion=ROLE_BINDING.api_version if kind == "RoleBinding" else "v1", kind=kind)
+        body.setdefault("metadata", {})["namespace"] = namespace
+        return super().put(body)
 
     def get(self, kind, namespace, name):
         if (kind, namespace, name) not in self.objects:
-            raise ApiError(404)
+            raise ApiError(404, f'"{name}" not found')
         return copy.deepcopy(self.objects[(kind, namespace, name)])
 
-
-def matches(obj, selector):
-    found = obj["metadata"].get("labels") or {}
-    for term in selector.split(","):
-        key, _sep, value = term.partition("=")
-        if found.get(key) != value:
-            return False
-    return True
-
-
-class Core:
-    def __init__(self, cluster):
-        self.c = cluster
-
-    def read_namespace(self, name):
-        return self.c.get("Namespace", None, name)
-
-    def read_namespaced_service_account(self, name, namespace):
-        return self.c.get("ServiceAccount", namespace, name)
-
-    def read_namespaced_secret(self, name, namespace):
-        return self.c.get("Secret", namespace, name)
-
-    def list_namespaced_secret(self, namespace, label_selector):
-        return _List([o for (k, ns, _n), o in self.c.objects.items() if k == "Secret" and ns == namespace and matches(o, label_selector)])
-
-    def list_secret_for_all_namespaces(self, label_selector):
-        return _List([o for (k, _ns, _n), o in self.c.objects.items() if k == "Secret" and matches(o, label_selector)])
-
-    def list_namespaced_service_account(self, namespace):
-        return _List([o for (k, ns, _n), o in self.c.objects.items() if k == "ServiceAccount" and ns == namespace])
-
-    def create_namespaced_service_account(self, namespace, body):
-        self.c.writes.append(("create", "ServiceAccount", namespace, body["metadata"]["name"]))
-        return self.c.put("ServiceAccount", namespace, body)
-
-    def create_namespaced_secret(self, namespace, body):
-        self.c.writes.append(("create", "Secret", namespace, body["metadata"]["name"]))
+    def created(self, body):
         if body.get("type") == SECRET_TYPE_TOKEN:
-            body = dict(body, data={"token": base64.b64encode(b"long-lived-" + body["metadata"]["name"].encode()).decode()})
-        return self.c.put("Secret", namespace, body)
+            return dict(body, data={"token": base64.b64encode(b"long-lived-" + body["metadata"]["name"].encode()).decode()})
+        return body
 
-    def replace_namespaced_secret(self, name, namespace, body):
-        self.c.writes.append(("replace", "Secret", namespace, name))
-        assert self.c.get("Secret", namespace, name)["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"]
-        return self.c.put("Secret", namespace, body)
-
-    def patch_namespaced_secret(self, name, namespace, body, _content_type=None):
-        self.c.writes.append(("patch", "Secret", namespace, name))
-        obj = self.c.get("Secret", namespace, name)
-        obj["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
-        return self.c.put("Secret", namespace, obj)
-
-    def delete_namespaced_secret(self, name, namespace):
-        self.c.writes.append(("delete", "Secret", namespace, name))
-        self.c.get("Secret", namespace, name)
-        del self.c.objects[("Secret", namespace, name)]
-
-    def delete_namespaced_service_account(self, name, namespace):
-        self.c.writes.append(("delete", "ServiceAccount", namespace, name))
-        del self.c.objects[("ServiceAccount", namespace, name)]
-
-    def patch_namespaced_service_account(self, name, namespace, body, _content_type=None):
-        self.c.writes.append(("patch", "ServiceAccount", namespace, name))
-        obj = self.c.get("ServiceAccount", namespace, name)
-        if isinstance(body, dict):  # a merge patch of annotations
-            obj["metadata"].setdefault("annotations", {}).update(body["metadata"]["annotations"])
-            return self.c.put("ServiceAccount", namespace, obj)
-        test, change = body
-        if test["path"] == "/metadata/resourceVersion":
-            assert obj["metadata"]["resourceVersion"] == test["value"]
-        else:
-            assert obj.get(test["path"][1:]) == test["value"]
-        obj[change["path"][1:]] = change["value"]
-        return self.c.put("ServiceAccount", namespace, obj)
-
-    def create_namespaced_service_account_token(self, name, namespace, body):
-        self.c.get("ServiceAccount", namespace, name)
-        bound = body["spec"]["boundObjectRef"]
-        assert self.c.get("Secret", namespace, bound["name"])["metadata"]["uid"] == bound["uid"]
-        audience = ",".join(body["spec"].get("audiences") or ["api"])
-        token = f"token-{namespace}-{name}-{bound['name']}-{audience}"
-        return _Token(token, NOW + body["spec"]["expirationSeconds"])
-
-
-class _List:
-    def __init__(self, items):
-        self.items = [copy.deepcopy(item) for item in items]
-
-
-class _Token(dict):
-    """A TokenRequest answer as sanitize_for_serialization gives it (the expiry an isoformat string)."""
-
-    def __init__(self, token, expires):
+    def token(self, namespace, name, body):
         from datetime import datetime, timezone
 
-        super().__init__(status={"token": token,
-                                 "expirationTimestamp": datetime.fromtimestamp(expires, timezone.utc).isoformat()})
+        bound = body["spec"]["boundObjectRef"]
+        assert self.get("Secret", namespace, bound["name"])["metadata"]["uid"] == bound["uid"]
+        audience = ",".join(body["spec"].get("audiences") or ["api"])
+        expires = datetime.fromtimestamp(NOW + body["spec"]["expirationSeconds"], timezone.utc).isoformat()
+        return {"status": {"token": f"token-{namespace}-{name}-{bound['name']}-{audience}", "expirationTimestamp": expires}}
 
 
-class Rbac:
-    def __init__(self, cluster):
-        self.c = cluster
-
-    def read_namespaced_role_binding(self, name, namespace):
-        return self.c.get("RoleBinding", namespace, name)
-
-    def create_namespaced_role_binding(self, namespace, body):
-        self.c.writes.append(("create", "RoleBinding", namespace, body["metadata"]["name"]))
-        return self.c.put("RoleBinding", namespace, body)
-
-    def list_role_binding_for_all_namespaces(self, label_selector):
-        return _List([o for (k, _ns, _n), o in self.c.objects.items() if k == "RoleBinding" and matches(o, label_selector)])
-
-    def delete_namespaced_role_binding(self, name, namespace):
-        self.c.writes.append(("delete", "RoleBinding", namespace, name))
-        del self.c.objects[("RoleBinding", namespace, name)]
-
-
-class Authz:
-    def __init__(self, cluster):
-        self.c = cluster
-
-    def create_self_subject_access_review(self, body):
-        attributes = body["spec"]["resourceAttributes"]
-        key = (attributes["verb"], attributes["resource"], attributes.get("namespace"))
-        return type("R", (), {"status": type("S", (), {"allowed": key not in self.c.denied})()})()
+def make_credential(the_spec, registry, consumer, **kwargs):
+    """The Credential of ``the_spec`` on the two fake servers (``consumer`` may be None)."""
+    consumer_cluster = Cluster(consumer, f"cluster {the_spec.cluster}") if consumer is not None else None
+    return Credential(the_spec, Cluster(registry, "the registry cluster"), consumer_cluster, **kwargs)
 
 
 @pytest.fixture
-def clusters(monkeypatch):
-    from kubernetes import client as kclient
-
-    registry, consumer = Cluster("registry"), Cluster("test")
-    monkeypatch.setattr(kclient, "CoreV1Api", Core)
-    monkeypatch.setattr(kclient, "RbacAuthorizationV1Api", Rbac)
-    monkeypatch.setattr(kclient, "AuthorizationV1Api", Authz)
+def clusters():
+    registry, consumer = Server("registry"), Server("test")
     registry.put("Namespace", None, {"metadata": {"name": "test"}})
     for ns in ("myproject", "openshift-config"):
         consumer.put("Namespace", None, {"metadata": {"name": ns}})
@@ -213,7 +82,7 @@ def spec(**changes):
 def run(clusters, now=NOW, check_mode=False, **changes):
     registry, consumer = clusters
     masked = set()
-    credential = Credential(spec(**changes), registry, consumer, check_mode=check_mode, mask=masked.add, now=now)
+    credential = make_credential(spec(**changes), registry, consumer, check_mode=check_mode, mask=masked.add, now=now)
     result = credential.run()
     return result, masked, credential
 
@@ -322,7 +191,7 @@ def test_an_identity_granted_in_another_namespace(clusters):
     assert not run(clusters, now=NOW + 6, namespace="consumers", grant_namespace="uat",
                    registry="uat-registry.example.com")[0]["changed"]
     registry_, consumer_ = clusters
-    Credential(spec(state="absent", namespace="consumers", grant_namespace="uat"), registry_, consumer_, now=NOW + 7).run()
+    make_credential(spec(state="absent", namespace="consumers", grant_namespace="uat"), registry_, consumer_, now=NOW + 7).run()
     assert not [key for key in registry.objects if key[0] in ("RoleBinding", "ServiceAccount", "Secret")]
 
 
@@ -333,8 +202,8 @@ def test_absent_removes_a_grant_outside_the_namespace_it_was_told(clusters):
     registry.put("Namespace", None, {"metadata": {"name": "consumers"}})
     registry.put("Namespace", None, {"metadata": {"name": "uat"}})
     run(clusters, namespace="consumers", grant_namespace="test")
-    credential = Credential(spec(state="absent", namespace="consumers", grant_namespace="uat"), registry, consumer,
-                            now=NOW + 1)
+    credential = make_credential(spec(state="absent", namespace="consumers", grant_namespace="uat"), registry, consumer,
+                                 now=NOW + 1)
     credential.run()
     assert not [key for key in registry.objects if key[0] in ("RoleBinding", "ServiceAccount", "Secret")]
     assert any("a grant of consumers/segmented-pull-test outside uat" in change for change in credential.changes)
@@ -419,7 +288,7 @@ def test_absent_revokes_and_removes_only_its_identity(clusters):
     run(clusters)
     registry.writes.clear()
     registry_, consumer_ = clusters
-    credential = Credential(spec(state="absent"), registry_, consumer_, now=NOW + 5)
+    credential = make_credential(spec(state="absent"), registry_, consumer_, now=NOW + 5)
     result = credential.run()
     assert result["revoked"] == ["test/segmented-pull-test-gen1"]
     for kind, name in (("ServiceAccount", "segmented-pull-test"), ("RoleBinding", "segmented-pull-test")):
@@ -523,13 +392,13 @@ def test_generations_name_the_live_one_and_count_the_marked_ones(clusters):
     registry, consumer = clusters
     run(clusters, now=NOW)
     run(clusters, now=NOW + 10, rotate=True, grace=600)  # gen2 current, gen1 marked
-    found = Credential(spec(), registry, consumer, now=NOW + 20).generations()
+    found = make_credential(spec(), registry, consumer, now=NOW + 20).generations()
     assert _name_of(found.current) == "segmented-pull-test-gen2"
     assert [_name_of(item) for item in found.others] == ["segmented-pull-test-gen1"]
     assert found.highest == 2
     registry.objects[("Secret", "test", "segmented-pull-test-gen2")]["metadata"]["annotations"][
         labels.ANNOTATION_REVOKE_AFTER] = str(NOW + 600)
-    found = Credential(spec(), registry, consumer, now=NOW + 20).generations()
+    found = make_credential(spec(), registry, consumer, now=NOW + 20).generations()
     assert found.current is None and found.highest == 2
     result, _masked, _credential = run(clusters, now=NOW + 30)
     assert result["generation"] == "segmented-pull-test-gen3"
@@ -541,8 +410,8 @@ def test_preflight_finds_each_target_and_the_stale_secrets(clusters):
     registry, consumer = clusters
     run(clusters)
     writes = list(consumer.writes)
-    credential = Credential(spec(targets=[Target("myproject", ["default", "absent-account"])]), registry, consumer,
-                            check_mode=True, now=NOW + 5)
+    credential = make_credential(spec(targets=[Target("myproject", ["default", "absent-account"])]), registry, consumer,
+                                 check_mode=True, now=NOW + 5)
     found = credential.preflight()
     assert list(found.targets) == ["myproject"]
     state = found.targets["myproject"]
@@ -567,5 +436,5 @@ def _name_of(obj):
 def test_present_without_a_consumer_cluster_names_the_option_and_writes_nothing(clusters):
     registry, _consumer = clusters
     with pytest.raises(CredentialsError, match=r"state=present needs the consumer cluster \(option cluster\)"):
-        Credential(spec(), registry, None, now=NOW).run()
+        make_credential(spec(), registry, None, now=NOW).run()
     assert registry.writes == []

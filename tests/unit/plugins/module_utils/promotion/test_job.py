@@ -5,8 +5,12 @@ import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import EnvironmentsError
 from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import TagEdit
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
 from ansible_collections.segmented.registry.plugins.modules.reconcile import build_scope
+from tests.unit.plugins.module_utils.fake_cluster import fake_cluster
+
+PROMOTER = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "promoter", "namespace": "segmented-registry"}}
 
 ENVIRONMENTS = [
     {"name": "test", "route_host": "test-registry.apps.example.com"},
@@ -92,38 +96,26 @@ def test_approval_lists_naming_an_absent_environment_are_reported_with_a_warning
         "to or removed from their registries (demote the tags from them)"]
 
 
-class FakeTokenRequests:
-    """The dynamic client of a K8SClient, as kube.create_token posts a TokenRequest through it."""
-
-    def __init__(self):
-        self.bodies = []
-        self.client = self
-
-    def request(self, method, path, body):
-        self.bodies.append(body)
-        audiences = ",".join(body["spec"].get("audiences") or ["api"])
-        return type("Answer", (), {"to_dict": lambda _self: {"status": {"token": f"minted-{audiences}"}}})()
-
-
 def test_a_minted_run_has_one_token_per_audience():
     """The integrated registry gets an API token, the environment registries one for the token
     server's audience only; each is minted once per run and masked."""
     module = FakeModule()
     module.no_log_values = set()
     run = job.Job(module)
-    requests = FakeTokenRequests()
-    run.api = type("Api", (), {"client": requests})()
+    cluster = fake_cluster([PROMOTER])
+    run.api = ImageStreamAPI(cluster)
     for _again in range(2):
-        assert run._registry_token() == "minted-api"
-        assert run._registry_token(job.TOKEN_SERVER_AUDIENCE) == "minted-segmented.registry/token-server"
-    assert [body["spec"].get("audiences") for body in requests.bodies] == [None, ["segmented.registry/token-server"]]
+        assert run._registry_token() == "token-1"
+        assert run._registry_token(job.TOKEN_SERVER_AUDIENCE) == "token-2"
+    bodies = [body for method, path, body, _params in cluster.dynamic.requests if path.endswith("/token")]
+    assert [body["spec"].get("audiences") for body in bodies] == [None, ["segmented.registry/token-server"]]
     assert run.api_calls == 2
-    assert module.no_log_values == {"minted-api", "minted-segmented.registry/token-server"}
+    assert module.no_log_values == {"token-1", "token-2"}
 
 
 def test_a_given_registry_token_is_used_as_it_is():
     run = job.Job(FakeModule(service_account=None, registry_token="given"))
-    requests = FakeTokenRequests()
-    run.api = type("Api", (), {"client": requests})()
+    cluster = fake_cluster([PROMOTER])
+    run.api = ImageStreamAPI(cluster)
     assert run._registry_token() == run._registry_token(job.TOKEN_SERVER_AUDIENCE) == "given"
-    assert requests.bodies == [] and run.api_calls == 0
+    assert cluster.dynamic.requests == [] and run.api_calls == 0
