@@ -187,7 +187,7 @@ def plain(_client: object, data: Any) -> Any:
 
 
 def host_of(client: Any) -> str:
-    """The API server URL of a ``K8SClient``."""
+    """The API server URL of a client that carries its ``configuration`` (a ``DynamicClient``, a ``K8SClient``)."""
     return getattr(getattr(client, "configuration", None), "host", None) or "(unknown)"
 
 
