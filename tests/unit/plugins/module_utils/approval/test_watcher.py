@@ -1,0 +1,188 @@
+"""Unit tests of plugins/module_utils/approval/watcher.py against a fake cluster: the first list's
+initial events, watch events, bookmarks, 410 Gone (a new list emits only the differences) and
+errors (a capped back-off, then the watch resumes where it was)."""
+
+import threading
+
+import pytest
+
+from ansible_collections.segmented.registry.plugins.module_utils.approval.watcher import Watcher
+from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, Gone
+
+KEY = "segmented.registry/environments"
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+
+
+def stream(name, tags, version="1", namespace="team"):
+    """An ImageStream ``{tag: (annotation value or None, digest)}``."""
+    spec = [{"name": tag, "annotations": {KEY: value}} for tag, (value, _image) in tags.items() if value is not None]
+    status = [{"tag": tag, "items": [{"image": image}]} for tag, (_value, image) in tags.items()]
+    meta = {"namespace": namespace, "name": name, "resourceVersion": version}
+    return {"metadata": meta, "spec": {"tags": spec}, "status": {"tags": status}}
+
+
+class FakeCluster:
+    """Answers ``list_from`` with the next of ``lists`` and ``watch`` with the next of ``watches``:
+    a list of watch events, or an exception raised when the watch starts (or after its events,
+    for a (events, exception) pair). Records every call."""
+
+    def __init__(self, lists, watches):
+        self.lists = list(lists)
+        self.watches = list(watches)
+        self.calls = []
+
+    def list_from(self, kind, namespace):
+        self.calls.append(("list", kind, namespace))
+        answer = self.lists.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def watch(self, kind, namespace, resource_version, timeout_seconds, allow_bookmarks=True):
+        self.calls.append(("watch", kind, namespace, resource_version, timeout_seconds, allow_bookmarks))
+        answer = self.watches.pop(0) if self.watches else StopIteration()
+        if isinstance(answer, StopIteration):
+            raise EndOfTest()
+        events, error = answer if isinstance(answer, tuple) else (answer, None)
+        if isinstance(events, Exception):
+            raise events
+        yield from events
+        if error is not None:
+            raise error
+
+
+class EndOfTest(Exception):
+    """The fake has nothing more to answer."""
+
+
+class Stop(threading.Event):
+    """A stop event whose waits (the back-off) return at once and are recorded."""
+
+    def __init__(self):
+        super().__init__()
+        self.waits = []
+
+    def wait(self, timeout=None):
+        self.waits.append(timeout)
+        return False
+
+
+def run(cluster, namespace="team", **options):
+    """Every event the watcher emits until the fake runs out; (events, waits)."""
+    stop = Stop()
+    watcher = Watcher(cluster, namespace, KEY, **options)
+    events = []
+    with pytest.raises(EndOfTest):
+        for event in watcher.events(stop):
+            events.append(event)
+    return events, stop.waits
+
+
+def brief(events):
+    return [(e["type"], e.get("tag"), e.get("environments_before"), e.get("environments_after")) for e in events]
+
+
+def test_the_first_list_emits_one_initial_event_and_the_errors_then_the_watch_starts_from_its_version():
+    listed = [stream("app", {"v1": ("test", D1), "v2": ("te st", D1)}), stream("web", {"v1": (None, D2)})]
+    cluster = FakeCluster([(listed, "100")], [])
+    events, _waits = run(cluster, timeout_seconds=60)
+    assert [(e["type"], e["namespace"], e.get("tag")) for e in events] == [("initial", "team", None), ("error", "team", "v2")]
+    assert cluster.calls == [("list", "ImageStream", "team"), ("watch", "ImageStream", "team", "100", 60, True)]
+
+
+def test_every_namespace_gets_its_initial_event_when_all_are_watched():
+    listed = [stream("app", {}, namespace="b"), stream("app", {}, namespace="a"), stream("web", {}, namespace="a")]
+    events, _waits = run(FakeCluster([(listed, "1")], []), namespace=None)
+    assert [(e["type"], e["namespace"]) for e in events] == [("initial", "a"), ("initial", "b")]
+
+
+def test_watch_events_emit_what_changed_and_bookmarks_move_the_resource_version():
+    cluster = FakeCluster(
+        [([stream("app", {"v1": ("test", D1)})], "100")],
+        [
+            [
+                {"type": "MODIFIED", "object": stream("app", {"v1": ("test,uat", D1)}, "101")},
+                {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "150"}}},
+                {"type": "ADDED", "object": stream("web", {"v9": ("prod", D2)}, "151")},
+            ],
+            [{"type": "DELETED", "object": stream("app", {"v1": ("test,uat", D1)}, "160")}],
+        ],
+    )
+    events, _waits = run(cluster)
+    assert brief(events) == [
+        ("initial", None, None, None),
+        ("changed", "v1", ["test"], ["test", "uat"]),
+        ("changed", "v9", ["default"], ["prod"]),
+        ("deleted", "v1", ["test", "uat"], ["default"]),
+    ]
+    # each watch resumes from the last resourceVersion seen (the bookmark's, then the last object's)
+    assert [call[3] for call in cluster.calls if call[0] == "watch"] == ["100", "151", "160"]
+
+
+def test_gone_lists_again_and_emits_only_what_changed_meanwhile():
+    first = [stream("app", {"v1": ("test", D1), "v2": ("uat", D1)}), stream("old", {"x": ("prod", D2)})]
+    # while the watch was behind: v1 promoted to uat, v2 untouched, the stream old deleted, new added
+    second = [stream("app", {"v1": ("test,uat", D1), "v2": ("uat", D1)}), stream("new", {"y": ("test", D2)})]
+    cluster = FakeCluster([(first, "100"), (second, "300")], [Gone("too old resource version"), []])
+    events, waits = run(cluster)
+    assert brief(events) == [
+        ("initial", None, None, None),
+        ("changed", "v1", ["test"], ["test", "uat"]),
+        ("changed", "y", ["default"], ["test"]),
+        ("deleted", "x", ["prod"], ["default"]),
+    ]
+    assert [call[0] for call in cluster.calls] == ["list", "watch", "list", "watch", "watch"]
+    assert waits == []  # a relist is not a failure
+
+
+def test_a_410_error_event_inside_the_watch_is_gone_too():
+    cluster = FakeCluster(
+        [([stream("app", {"v1": ("test", D1)})], "100"), ([stream("app", {"v1": ("prod", D1)})], "200")],
+        [[{"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}}]],
+    )
+    events, _waits = run(cluster)
+    assert brief(events) == [("initial", None, None, None), ("changed", "v1", ["test"], ["prod"])]
+
+
+def test_errors_back_off_capped_then_the_watch_resumes_where_it_was():
+    failure = ClusterError("cannot reach the API server")
+    cluster = FakeCluster(
+        [failure, failure, ([stream("app", {"v1": ("test", D1)})], "100")],
+        [
+            ([{"type": "MODIFIED", "object": stream("app", {"v1": ("uat", D1)}, "120")}], failure),
+            failure,
+            failure,
+            failure,
+            [{"type": "MODIFIED", "object": stream("app", {"v1": ("prod", D1)}, "130")}],
+        ],
+    )
+    events, waits = run(cluster, backoff_base=1.0, backoff_cap=4.0)
+    # the initial event comes once, when the first list succeeds; no change is repeated
+    assert brief(events) == [("initial", None, None, None), ("changed", "v1", ["test"], ["uat"]), ("changed", "v1", ["uat"], ["prod"])]
+    # equal jitter: each wait within [half, all] of min(cap, base * 2 ** (failures - 1)); reset by success
+    ceilings = [1.0, 2.0, 1.0, 2.0, 4.0, 4.0]
+    assert len(waits) == len(ceilings)
+    assert all(ceiling / 2 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings)), waits
+    assert [call[3] for call in cluster.calls if call[0] == "watch"] == ["100", "120", "120", "120", "120", "130"]
+
+
+def test_stop_ends_the_events_between_two_watch_events():
+    cluster = FakeCluster(
+        [([stream("app", {"v1": ("test", D1)})], "100")],
+        [[{"type": "MODIFIED", "object": stream("app", {"v1": ("uat", D1)}, "101")}, {"type": "MODIFIED", "object": stream("app", {"v1": ("prod", D1)}, "102")}]],
+    )
+    stop = threading.Event()
+    events = []
+    for event in Watcher(cluster, "team", KEY).events(stop):
+        events.append(event)
+        if event["type"] == "changed":
+            stop.set()
+    assert brief(events) == [("initial", None, None, None), ("changed", "v1", ["test"], ["uat"])]
+
+
+def test_unknown_environments_are_errors_with_the_known_list():
+    cluster = FakeCluster([([stream("app", {"v1": ("test", D1)})], "100")], [[{"type": "MODIFIED", "object": stream("app", {"v1": ("qa", D1)}, "101")}]])
+    events, _waits = run(cluster, known=["test", "uat", "prod"])
+    assert [e["type"] for e in events] == ["initial", "error"]
+    assert "qa" in events[1]["message"]
