@@ -3,7 +3,8 @@
 #   - Debian packages: docker-registry (CNCF distribution), skopeo, haproxy (the lab's router),
 #     shellcheck (ansible-test sanity); for the registry cluster's node: runc,
 #     containernetworking-plugins (CNI), busybox-static (the lab's busybox and pause images),
-#     iptables (kube-proxy)
+#     iptables (kube-proxy); openjdk-17-jre-headless (ansible-rulebook's rule engine, Drools, needs
+#     Java 17: tests/integration/test_event_source.py)
 #   - .venv with tests/requirements.txt (ansible 12 brings kubernetes.core; no Galaxy needed)
 #   - .venv/collections: this checkout seen as the collection segmented.registry (ansible.cfg)
 #   - .venv-oldest: the oldest ansible-core the collection supports (requires_ansible in
@@ -16,7 +17,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 missing=()
-for pkg in docker-registry skopeo haproxy shellcheck runc containernetworking-plugins busybox-static iptables; do
+for pkg in docker-registry skopeo haproxy shellcheck runc containernetworking-plugins busybox-static iptables openjdk-17-jre-headless; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
