@@ -1,0 +1,74 @@
+"""The rulebooks of extensions/eda/rulebooks, read as ansible-rulebook and AWX read them (no
+ansible-rulebook process: tests/integration/test_event_source.py runs one): valid against
+ansible-rulebook's own schema, the same rules in both, each action's target real (the playbook in
+the collection; the job template of awx/job_templates.yml, answered by its survey), the source's
+arguments its documented options."""
+import os
+import runpy
+
+import pytest
+import yaml
+from ansible_rulebook.validators import Validate
+
+from tests import awx_as_code as awx
+
+REPO = awx.REPO
+RULEBOOKS = os.path.join(REPO, "extensions", "eda", "rulebooks")
+SOURCE = os.path.join(REPO, "extensions", "eda", "plugins", "event_source", "approvals.py")
+STANDALONE = "promote_on_approval.yml"
+CONTROLLER = "promote_on_approval_controller.yml"
+
+
+def rulebook(name):
+    return awx.load_yaml(os.path.join(RULEBOOKS, name))
+
+
+def actions(book):
+    return [(rule["name"], rule["action"]) for ruleset in book for rule in ruleset["rules"]]
+
+
+def test_the_folder_holds_the_two_rulebooks():
+    assert sorted(os.listdir(RULEBOOKS)) == [STANDALONE, CONTROLLER]
+
+
+@pytest.mark.parametrize("name", [STANDALONE, CONTROLLER])
+def test_each_rulebook_is_valid_for_ansible_rulebook(name):
+    Validate.rulebook(rulebook(name))  # raises jsonschema's ValidationError
+
+
+def test_both_rulebooks_have_the_same_source_conditions_and_throttles():
+    def shape(book):
+        return [(ruleset["sources"], [(rule["name"], rule["condition"], rule.get("throttle")) for rule in ruleset["rules"]]) for ruleset in book]
+
+    assert shape(rulebook(STANDALONE)) == shape(rulebook(CONTROLLER))
+    [ruleset] = rulebook(STANDALONE)
+    coalesced = [rule for rule in ruleset["rules"] if rule.get("throttle")]
+    assert [rule["throttle"] for rule in coalesced] == [
+        {"once_after": "5 seconds", "group_by_attributes": ["event.namespace", "event.stream", "event.tag"]}]
+
+
+def test_the_standalone_rulebook_runs_playbooks_of_the_collection():
+    names = {action["run_playbook"]["name"] for _rule, action in actions(rulebook(STANDALONE)) if "run_playbook" in action}
+    assert names == {"segmented.registry.reconcile_event"}
+    assert os.path.isfile(os.path.join(REPO, "playbooks", "reconcile_event.yml"))
+
+
+def test_the_controller_rulebook_launches_a_job_template_its_survey_answers():
+    launched = [action["run_job_template"] for _rule, action in actions(rulebook(CONTROLLER)) if "run_job_template" in action]
+    assert launched and {job["name"] for job in launched} == {"Segmented registry - reconcile"}
+    survey = awx.job_template("reconcile")["survey"]
+    for job in launched:
+        # a job template with a survey takes only its variables: the events stay out
+        assert job["include_events"] is False
+        answers = {variable: "x" for variable in job["job_args"]["extra_vars"]}
+        assert awx.survey_extra_vars(survey, answers) == answers
+    assert {"project", "stream", "tag"} <= {variable for job in launched for variable in job["job_args"]["extra_vars"]}
+
+
+def test_the_source_is_the_collections_and_takes_the_arguments_given():
+    documented = yaml.safe_load(runpy.run_path(SOURCE)["DOCUMENTATION"])["options"]
+    for name in (STANDALONE, CONTROLLER):
+        for ruleset in rulebook(name):
+            [source] = ruleset["sources"]
+            arguments = source["segmented.registry.approvals"]
+            assert set(arguments) <= set(documented), name
