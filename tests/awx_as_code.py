@@ -12,7 +12,10 @@ AWX itself cannot run here, so this module does, in a few lines each, what AWX d
   AWX's survey validation refuses.
 """
 import os
+import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 import types
 
@@ -33,6 +36,35 @@ ENV_BLOCKLIST = {"VIRTUAL_ENV", "PATH", "PYTHONPATH", "JOB_ID", "INVENTORY_ID", 
                  "CALLBACK_QUEUE", "CALLBACK_CONNECTION", "CACHE", "JOB_CALLBACK_DEBUG", "INVENTORY_HOSTVARS",
                  "AWX_HOST", "PROJECT_REVISION", "SUPERVISOR_CONFIG_PATH", "SUPERVISOR_WEB_CONFIG_PATH"}
 SURVEY_TYPES = {"text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect"}
+
+
+def builder_create(root, definition_file):
+    """The collection built as awx/README.md says (ansible-galaxy collection build --output-path
+    awx/dist) into ``root``, beside a copy of the definition (execution or decision environment) and
+    the requirements file it names by relative path, then `ansible-builder create`. Returns (context
+    folder, definition, tarball name, process)."""
+    venv_bin = os.path.dirname(sys.executable)
+    definition = load_yaml(definition_file)
+    name = os.path.basename(definition_file)
+    os.makedirs(root / "awx")
+    shutil.copy(definition_file, root / "awx" / name)
+    python = definition["dependencies"]["python"]
+    if isinstance(python, str):  # a file, by a path relative to the definition
+        assert not os.path.isabs(python)
+        shutil.copy(os.path.normpath(os.path.join(AWX, python)), os.path.normpath(os.path.join(root, "awx", python)))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+    process = subprocess.run([os.path.join(venv_bin, "ansible-galaxy"), "collection", "build", "--force",
+                              "--output-path", str(root / "awx" / "dist"), REPO],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert process.returncode == 0, process.stdout + process.stderr
+    galaxy = load_yaml(os.path.join(REPO, "galaxy.yml"))
+    tarball = f"{galaxy['namespace']}-{galaxy['name']}-{galaxy['version']}.tar.gz"
+    assert os.listdir(root / "awx" / "dist") == [tarball]
+    context = root / "context"
+    process = subprocess.run([os.path.join(venv_bin, "ansible-builder"), "create", "-f", f"awx/{name}",
+                              "-c", str(context), "--output-filename", "Containerfile", "-v", "3"],
+                             cwd=root, capture_output=True, text=True, timeout=300, check=False)
+    return context, definition, tarball, process
 
 
 def load_yaml(path):

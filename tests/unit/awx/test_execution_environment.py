@@ -5,7 +5,6 @@ introspection script, run on the collection installed from the context's tarball
 Python requirement (the collection's meta/execution-environment.yml at work)."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -31,29 +30,10 @@ def galaxy():
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, galaxy):
-    """The collection built as the README says (ansible-galaxy collection build --output-path
-    awx/dist), beside a copy of the EE definition and the files it names by relative path, then
-    `ansible-builder create`. Returns (context folder, definition, tarball name, process)."""
-    root = tmp_path_factory.mktemp("ee")
-    definition = awx.load_yaml(EE_FILE)
-    os.makedirs(root / "awx")
-    shutil.copy(EE_FILE, root / "awx" / "execution-environment.yml")
-    python = definition["dependencies"]["python"]
-    assert isinstance(python, str) and not os.path.isabs(python)
-    shutil.copy(os.path.normpath(os.path.join(awx.AWX, python)), os.path.normpath(os.path.join(root, "awx", python)))
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
-    process = subprocess.run([os.path.join(VENV_BIN, "ansible-galaxy"), "collection", "build", "--force",
-                              "--output-path", str(root / "awx" / "dist"), REPO],
-                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert process.returncode == 0, process.stdout + process.stderr
-    tarball = f"{galaxy['namespace']}-{galaxy['name']}-{galaxy['version']}.tar.gz"
-    assert os.listdir(root / "awx" / "dist") == [tarball]
-    context = root / "context"
-    process = subprocess.run([os.path.join(VENV_BIN, "ansible-builder"), "create", "-f", "awx/execution-environment.yml",
-                              "-c", str(context), "--output-filename", "Containerfile", "-v", "3"],
-                             cwd=root, capture_output=True, text=True, timeout=300, check=False)
-    return context, definition, tarball, process
+def built(tmp_path_factory):
+    """The EE's build context (``awx_as_code.builder_create``): (context folder, definition, tarball
+    name, process)."""
+    return awx.builder_create(tmp_path_factory.mktemp("ee"), EE_FILE)
 
 
 def test_ansible_builder_creates_the_build_context(built):
