@@ -17,8 +17,9 @@ resumed from the last resourceVersion seen, a bookmark's included):
 - any other cluster error (unreachable, refused) is logged and retried after a back-off that
   doubles up to ``backoff_cap`` seconds; the watch then resumes where it was.
 
-The cluster is duck-typed (``Cluster``): ``list_from`` and ``watch`` as the collection's cluster
-gateway has them, raising ``errors.Gone`` on 410 and ``ClusterError`` for the rest.
+The cluster is duck-typed (``Cluster``): ``list_from`` and ``watch`` as ``cluster.Cluster`` has
+them, raising ``errors.Gone`` on 410 (an ERROR event of the watch included) and ``ClusterError``
+for the rest.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import threading
 from typing import Any, Collection, Iterator, Protocol
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.changes import ERROR, TagState, deleted, diff, stream_key
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import KIND
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, Gone
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
@@ -42,19 +42,21 @@ LOG = logging.getLogger("segmented.registry.approvals")
 class Cluster(Protocol):
     """What the watcher uses of a cluster."""
 
-    def list_from(self, kind: str, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+    def list_from(self, kind: Any, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
         """The objects of ``kind`` in ``namespace`` (every namespace when None) and the list's resourceVersion."""
 
-    def watch(self, kind: str, namespace: str | None, resource_version: str, timeout_seconds: int, allow_bookmarks: bool = True) -> Iterator[dict[str, Any]]:
+    def watch(self, kind: Any, namespace: str | None, resource_version: str, timeout_seconds: int, allow_bookmarks: bool = True) -> Iterator[dict[str, Any]]:
         """The watch events (``{"type", "object"}``) from ``resource_version`` on, for ``timeout_seconds``."""
 
 
 class Watcher:
-    """The approval-list events of the ImageStreams of ``namespace`` (every namespace when None)."""
+    """The approval-list events of the ImageStreams of ``namespace`` (every namespace when None);
+    ``kind`` is the ImageStream kind as ``cluster`` names it."""
 
     def __init__(
         self,
         cluster: Cluster,
+        kind: Any,
         namespace: str | None,
         annotation_key: str,
         known: Collection[str] | None = None,
@@ -63,6 +65,7 @@ class Watcher:
         backoff_cap: float = 30.0,
     ) -> None:
         self.cluster = cluster
+        self.kind = kind
         self.namespace = namespace
         self.annotation_key = annotation_key
         self.known = known
@@ -82,7 +85,7 @@ class Watcher:
                     yield from self._list(first)
                     first = False
                     failures = 0
-                for change in self.cluster.watch(KIND, self.namespace, self.resource_version or "", self.timeout_seconds, allow_bookmarks=True):
+                for change in self.cluster.watch(self.kind, self.namespace, self.resource_version or "", self.timeout_seconds, allow_bookmarks=True):
                     failures = 0
                     yield from self._apply(change)
                     if stop.is_set():
@@ -100,7 +103,7 @@ class Watcher:
         return f"the ImageStreams of namespace {self.namespace}" if self.namespace else "the ImageStreams of every namespace"
 
     def _list(self, first: bool) -> Iterator[dict[str, Any]]:
-        items, version = self.cluster.list_from(KIND, self.namespace)
+        items, version = self.cluster.list_from(self.kind, self.namespace)
         events: list[dict[str, Any]] = []
         state = {}
         for item in items:
@@ -120,9 +123,6 @@ class Watcher:
 
     def _apply(self, change: dict[str, Any]) -> Iterator[dict[str, Any]]:
         kind, item = change.get("type"), change.get("object") or {}
-        if kind == "ERROR":
-            message = f"the watch of {self._where()} ended with {item.get('code')} {item.get('reason')}: {item.get('message')}"
-            raise Gone(message) if item.get("code") == 410 else ClusterError(message)
         self.resource_version = (item.get("metadata") or {}).get("resourceVersion") or self.resource_version
         if kind == "BOOKMARK":
             return

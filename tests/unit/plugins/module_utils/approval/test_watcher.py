@@ -12,6 +12,8 @@ from ansible_collections.segmented.registry.plugins.module_utils.errors import C
 KEY = "segmented.registry/environments"
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
+#: the kind as the fake cluster names it (cluster.Cluster's is a Kind)
+IMAGESTREAM = "imagestreams"
 
 
 def stream(name, tags, version="1", namespace="team"):
@@ -71,7 +73,7 @@ class Stop(threading.Event):
 def run(cluster, namespace="team", **options):
     """Every event the watcher emits until the fake runs out; (events, waits)."""
     stop = Stop()
-    watcher = Watcher(cluster, namespace, KEY, **options)
+    watcher = Watcher(cluster, IMAGESTREAM, namespace, KEY, **options)
     events = []
     with pytest.raises(EndOfTest):
         for event in watcher.events(stop):
@@ -88,7 +90,7 @@ def test_the_first_list_emits_one_initial_event_and_the_errors_then_the_watch_st
     cluster = FakeCluster([(listed, "100")], [])
     events, _waits = run(cluster, timeout_seconds=60)
     assert [(e["type"], e["namespace"], e.get("tag")) for e in events] == [("initial", "team", None), ("error", "team", "v2")]
-    assert cluster.calls == [("list", "ImageStream", "team"), ("watch", "ImageStream", "team", "100", 60, True)]
+    assert cluster.calls == [("list", IMAGESTREAM, "team"), ("watch", IMAGESTREAM, "team", "100", 60, True)]
 
 
 def test_every_namespace_gets_its_initial_event_when_all_are_watched():
@@ -136,13 +138,13 @@ def test_gone_lists_again_and_emits_only_what_changed_meanwhile():
     assert waits == []  # a relist is not a failure
 
 
-def test_a_410_error_event_inside_the_watch_is_gone_too():
+def test_gone_in_the_middle_of_a_watch_keeps_what_came_before_it():
     cluster = FakeCluster(
         [([stream("app", {"v1": ("test", D1)})], "100"), ([stream("app", {"v1": ("prod", D1)})], "200")],
-        [[{"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}}]],
+        [([{"type": "MODIFIED", "object": stream("app", {"v1": ("uat", D1)}, "150")}], Gone("410"))],
     )
     events, _waits = run(cluster)
-    assert brief(events) == [("initial", None, None, None), ("changed", "v1", ["test"], ["prod"])]
+    assert brief(events) == [("initial", None, None, None), ("changed", "v1", ["test"], ["uat"]), ("changed", "v1", ["uat"], ["prod"])]
 
 
 def test_errors_back_off_capped_then_the_watch_resumes_where_it_was():
@@ -174,7 +176,7 @@ def test_stop_ends_the_events_between_two_watch_events():
     )
     stop = threading.Event()
     events = []
-    for event in Watcher(cluster, "team", KEY).events(stop):
+    for event in Watcher(cluster, IMAGESTREAM, "team", KEY).events(stop):
         events.append(event)
         if event["type"] == "changed":
             stop.set()
