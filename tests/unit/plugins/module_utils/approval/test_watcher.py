@@ -152,21 +152,25 @@ def test_errors_back_off_capped_then_the_watch_resumes_where_it_was():
     cluster = FakeCluster(
         [failure, failure, ([stream("app", {"v1": ("test", D1)})], "100")],
         [
+            failure,
+            failure,
+            failure,
             ([{"type": "MODIFIED", "object": stream("app", {"v1": ("uat", D1)}, "120")}], failure),
-            failure,
-            failure,
             failure,
             [{"type": "MODIFIED", "object": stream("app", {"v1": ("prod", D1)}, "130")}],
         ],
     )
-    events, waits = run(cluster, backoff_base=1.0, backoff_cap=4.0)
+    events, waits = run(cluster, backoff_base=1.0, backoff_cap=3.0)
     # the initial event comes once, when the first list succeeds; no change is repeated
     assert brief(events) == [("initial", None, None, None), ("changed", "v1", ["test"], ["uat"]), ("changed", "v1", ["uat"], ["prod"])]
-    # equal jitter: each wait within [half, all] of min(cap, base * 2 ** (failures - 1)); reset by success
-    ceilings = [1.0, 2.0, 1.0, 2.0, 4.0, 4.0]
+    # equal jitter: each wait within [half, all] of min(cap, base * 2 ** (failures - 1)); a list or
+    # a watch event that comes through starts the count again
+    ceilings = [1.0, 2.0, 1.0, 2.0, 3.0, 1.0, 2.0]
     assert len(waits) == len(ceilings)
     assert all(ceiling / 2 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings)), waits
-    assert [call[3] for call in cluster.calls if call[0] == "watch"] == ["100", "120", "120", "120", "120", "130"]
+    # no relist: each watch resumes from the last resourceVersion seen
+    assert [call[0] for call in cluster.calls].count("list") == 3
+    assert [call[3] for call in cluster.calls if call[0] == "watch"] == ["100", "100", "100", "100", "120", "120", "130"]
 
 
 def test_stop_ends_the_events_between_two_watch_events():
