@@ -1,0 +1,128 @@
+"""Event-driven promotion on the lab: a real ansible-rulebook process runs the rulebook
+segmented.registry.promote_on_approval with the event source segmented.registry.approvals, found
+in this checkout as ansible-rulebook finds a collection (ansible-galaxy, ANSIBLE_CONFIG). An edit of
+an ImageStream tag's approval annotation is promoted: the environment registry serves the digest,
+and the run names the change and its field manager. Then the rulebook is stopped, another
+environment approved while it is down, and started again: the start-up reconcile promotes it
+(restart safety)."""
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+from kubernetes import client as kclient
+from kubernetes.dynamic import DynamicClient
+
+from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import DEFAULT_ANNOTATION_KEY
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import tag_patch
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.dirname(sys.executable)
+MANAGER = "eda-integration-test"
+SMALL = 64 * 1024
+
+
+@pytest.fixture
+def namespace(lab, unique):
+    """A namespace of its own on the registry cluster (removed with the session's scratch namespaces)."""
+    name = "ev-" + unique
+    kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture
+def streams(lab):
+    return DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(api_version="image.openshift.io/v1", kind="ImageStream")
+
+
+@pytest.fixture
+def rulebook(lab, namespace, inventory, tmp_path):
+    """rulebook() starts ansible-rulebook on promote_on_approval, watching ``namespace`` only, with
+    the lab inventory and a localhost entry; returns (process, log path). Every process started is
+    stopped at the end."""
+    folder = inventory()
+    with open(os.path.join(folder, "hosts.yml")) as handle:
+        hosts = yaml.safe_load(handle)
+    hosts["all"]["hosts"] = {"localhost": {"ansible_connection": "local"}}
+    with open(os.path.join(folder, "hosts.yml"), "w") as handle:
+        yaml.safe_dump(hosts, handle)
+    variables = tmp_path / "eda-vars.yml"
+    variables.write_text(yaml.safe_dump({"segmented_registry_eda_namespaces": [namespace], "segmented_registry_eda_environments": ["test", "uat", "prod"]}))
+    env = dict(
+        os.environ,
+        PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        K8S_AUTH_KUBECONFIG=lab.kubeconfig,
+        K8S_AUTH_CONTEXT=lab.layout.registry_cluster,
+    )
+    started = []
+
+    def start():
+        log = tmp_path / f"rulebook-{len(started)}.log"
+        with open(log, "wb") as output:
+            process = subprocess.Popen(
+                [os.path.join(VENV_BIN, "ansible-rulebook"), "-r", "segmented.registry.promote_on_approval", "-i", folder, "--vars", str(variables)],
+                cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        started.append(process)
+        return process, log
+
+    yield start
+    for process in started:
+        stop(process)
+
+
+def stop(process):
+    """Stop ansible-rulebook and what it started (its session: the playbook runs)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+
+
+def words(path):
+    """The log as one line of words (the callback wraps long messages)."""
+    return " ".join(path.read_text(errors="replace").split())
+
+
+def approve(streams, namespace, stream, tag, value):
+    """Set the tag's approval annotation with a conditional JSON patch, as field manager MANAGER."""
+    current = streams.get(name=stream, namespace=namespace).to_dict()
+    streams.patch(body=tag_patch(current, tag, DEFAULT_ANNOTATION_KEY, value), name=stream, namespace=namespace,
+                  content_type="application/json-patch+json", field_manager=MANAGER)
+
+
+def test_an_approval_edit_is_promoted_and_a_restart_promotes_what_changed_while_down(lab, namespace, streams, rulebook, eventually):
+    pushed = lab.push(namespace, "app", "v1", 1, SMALL)
+    served = f"{namespace}/app:v1"
+    process, log = rulebook()
+
+    def running(text):
+        def probe():
+            assert process.poll() is None, f"ansible-rulebook ended ({process.returncode}):\n{log.read_text(errors='replace')[-3000:]}"
+            assert text in words(log), f"not yet: {text}"
+        return probe
+
+    # the start-up reconcile of the namespace, then the watch: the edit is a changed event
+    eventually(running(f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
+    approve(streams, namespace, "app", "v1", "test")
+    eventually(running(f"changed {served}: default -> test by {MANAGER}"), timeout=90, interval=0.5)
+
+    def in_registry(environment):
+        def probe():
+            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert lab.where(namespace)[environment]["tags"].get(served) == pushed["digest"], environment
+        return probe
+
+    eventually(in_registry("test"), timeout=90, interval=0.5)
+
+    # killed, then uat approved while nothing watches: the next start reconciles it
+    stop(process)
+    approve(streams, namespace, "app", "v1", "test,uat")
+    process, log = rulebook()
+    eventually(in_registry("uat"), timeout=90, interval=0.5)
+    assert lab.where(namespace)["test"]["tags"] == {served: pushed["digest"]}
