@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, Collection, Mapping, NamedTuple
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import EnvironmentsError, check_names, effective
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import digest, stored_environments, tag_names
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import describe, digest, stored_environments, tag_names
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import DEFAULT_ENVIRONMENT
 
 #: the event types
@@ -56,7 +56,7 @@ def _read(imagestream: dict[str, Any], tag: str, annotation_key: str, known: Col
     try:
         stored = stored_environments(imagestream, tag, annotation_key)
         if known is not None:
-            check_names(stored, f"{annotation_key} of tag {tag}", known)
+            check_names(stored, f"annotation {annotation_key} of {describe(imagestream)}:{tag}", known)
     except EnvironmentsError as exc:
         return TagState(before.environments if before else _DEFAULT_ONLY, source, str(exc))
     return TagState(tuple(effective(stored)), source)

@@ -117,6 +117,7 @@ def test_an_unknown_environment_is_an_error_event_when_the_known_ones_are_given(
     events, _after = diff({}, stream({"v1": ("test,staging", D1)}), KEY, known=["test", "uat", "prod"])
     assert [(e["type"], e["tag"]) for e in events] == [("error", "v1")]
     assert "staging" in events[0]["message"] and "not a known environment" in events[0]["message"]
+    assert f"annotation {KEY} of team/app:v1" in events[0]["message"]
     assert diff({}, stream({"v1": ("test,staging", D1)}), KEY)[0][0]["type"] == "changed"
 
 
