@@ -91,10 +91,6 @@ class Gone(ClusterError):
         super().__init__(message, status=410, **kwargs)
 
 
-class Gone(ClusterError):
-    """410 Gone: the resourceVersion a watch resumed from is too old (compacted away); list again."""
-
-
 class ApprovalError(SegmentedRegistryError):
     """An approval list, environment name or ImageStream is not as needed (module_utils/approval)."""
 
