@@ -82,7 +82,13 @@ EXAMPLES = r"""
 """
 
 #: this source's own options (the authentication options are kubernetes.core's)
-DEFAULTS: dict[str, Any] = {"namespaces": [], "annotation_key": "segmented.registry/environments", "environments": None, "watch_timeout": 300, "backoff_cap": 30.0}
+DEFAULTS: dict[str, Any] = {
+    "namespaces": [],
+    "annotation_key": None,  # annotation.DEFAULT_ANNOTATION_KEY
+    "environments": None,
+    "watch_timeout": 300,
+    "backoff_cap": 30.0,
+}
 
 
 def _importable() -> None:
@@ -97,7 +103,7 @@ def _importable() -> None:
 def options(args: dict[str, Any]) -> dict[str, Any]:
     """The checked arguments: ``auth`` (kubernetes.core's options given) and this source's own."""
     from ansible_collections.segmented.registry.plugins.module_utils import kube
-    from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import check_annotation_key, check_known
+    from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import DEFAULT_ANNOTATION_KEY, check_annotation_key, check_known
     from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import ImageStreamError, check_namespace
 
     auth_names = set(kube.AUTH_OPTIONS) | {alias for aliases in kube.AUTH_OPTIONS.values() for alias in aliases}
@@ -113,7 +119,7 @@ def options(args: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(namespaces, list):
         raise ImageStreamError(f"namespaces must be a list of namespace names (like [myproject]), not {namespaces!r}")
     result["namespaces"] = [check_namespace(namespace, "namespaces: the entry") for namespace in namespaces]
-    result["annotation_key"] = check_annotation_key(result["annotation_key"])
+    result["annotation_key"] = check_annotation_key(result["annotation_key"] or DEFAULT_ANNOTATION_KEY)
     if result["environments"] is not None:
         result["environments"] = check_known(result["environments"], "environments")
     for name in ("watch_timeout", "backoff_cap"):

@@ -139,7 +139,8 @@ def test_serve_ends_at_once_when_the_api_server_refuses(monkeypatch, status):
 
     monkeypatch.setattr(event_source, "watchers", watchers)
     with pytest.raises(ClusterError, match=str(status)):
-        asyncio.run(asyncio.wait_for(event_source.serve(asyncio.Queue(), {"host": "https://127.0.0.1:1", "api_key": "not-a-token"}, [], "k/e", backoff_base=0.01), 5))
+        auth = {"host": "https://127.0.0.1:1", "api_key": "not-a-token"}
+        asyncio.run(asyncio.wait_for(event_source.serve(asyncio.Queue(), auth, [], "k/e", backoff_base=0.01), 5))
 
 
 @pytest.fixture(scope="module")

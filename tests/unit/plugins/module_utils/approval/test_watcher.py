@@ -43,9 +43,9 @@ class FakeCluster:
 
     def watch(self, kind, namespace, resource_version, timeout_seconds, allow_bookmarks=True):
         self.calls.append(("watch", kind, namespace, resource_version, timeout_seconds, allow_bookmarks))
-        answer = self.watches.pop(0) if self.watches else StopIteration()
-        if isinstance(answer, StopIteration):
+        if not self.watches:
             raise EndOfTest()
+        answer = self.watches.pop(0)
         events, error = answer if isinstance(answer, tuple) else (answer, None)
         if isinstance(events, Exception):
             raise events
@@ -176,7 +176,12 @@ def test_errors_back_off_capped_then_the_watch_resumes_where_it_was():
 def test_stop_ends_the_events_between_two_watch_events():
     cluster = FakeCluster(
         [([stream("app", {"v1": ("test", D1)})], "100")],
-        [[{"type": "MODIFIED", "object": stream("app", {"v1": ("uat", D1)}, "101")}, {"type": "MODIFIED", "object": stream("app", {"v1": ("prod", D1)}, "102")}]],
+        [
+            [
+                {"type": "MODIFIED", "object": stream("app", {"v1": ("uat", D1)}, "101")},
+                {"type": "MODIFIED", "object": stream("app", {"v1": ("prod", D1)}, "102")},
+            ]
+        ],
     )
     stop = threading.Event()
     events = []
