@@ -820,43 +820,49 @@ def test_info_lists_namespaces_cluster_and_filters(lab, registry_api, streams, m
     first, second = "tei-a-" + unique, "tei-b-" + unique
     for name in (first, second):
         core.create_namespace({"metadata": {"name": name}})
-    make_stream(streams, first, "app", spec={"tags": [
-        {"name": "spec", "annotations": {KEY: "prod,test"}, "from": {"kind": "DockerImage", "name": "x.example.com/a:1"}},
-        {"name": "bad", "annotations": {KEY: "uat prod"}}]})
-    d1 = record_push(registry_api, lab, first, "app", "v1", first + "v1")
-    record_push(registry_api, lab, second, "db", "v1", second + "v1")
-    ok(tag_environments(namespace=second, name="db:v1", add=["uat"]))
+    try:
+        make_stream(streams, first, "app", spec={"tags": [
+            {"name": "spec", "annotations": {KEY: "prod,test"}, "from": {"kind": "DockerImage", "name": "x.example.com/a:1"}},
+            {"name": "bad", "annotations": {KEY: "uat prod"}}]})
+        d1 = record_push(registry_api, lab, first, "app", "v1", first + "v1")
+        record_push(registry_api, lab, second, "db", "v1", second + "v1")
+        ok(tag_environments(namespace=second, name="db:v1", add=["uat"]))
 
-    both = ok(tag_environments_info(namespace=[first, second]))
-    assert both["list_calls"] == 2 and both["namespaces"] == sorted([first, second])
-    rows = [(t["namespace"], t["stream"], t["tag"], t["environments"]) for t in both["tags"]]
-    assert rows == [(first, "app", "bad", None), (first, "app", "spec", ["prod", "test"]),
-                    (first, "app", "v1", ["default"]), (second, "db", "v1", ["uat"])]
-    assert [t["digest"] for t in both["tags"]][2] == d1
-    assert both["tags"][1]["digest"] is None
-    assert '"uat prod"' in both["tags"][0]["error"] and KEY in both["tags"][0]["error"]
-    assert [(e["namespace"], e["tag"]) for e in both["errors"]] == [(first, "bad")]
+        both = ok(tag_environments_info(namespace=[first, second]))
+        assert both["list_calls"] == 2 and both["namespaces"] == sorted([first, second])
+        rows = [(t["namespace"], t["stream"], t["tag"], t["environments"]) for t in both["tags"]]
+        assert rows == [(first, "app", "bad", None), (first, "app", "spec", ["prod", "test"]),
+                        (first, "app", "v1", ["default"]), (second, "db", "v1", ["uat"])]
+        assert [t["digest"] for t in both["tags"]][2] == d1
+        assert both["tags"][1]["digest"] is None
+        assert '"uat prod"' in both["tags"][0]["error"] and KEY in both["tags"][0]["error"]
+        assert [(e["namespace"], e["tag"]) for e in both["errors"]] == [(first, "bad")]
 
-    one = ok(tag_environments_info(namespace=second))
-    assert one["list_calls"] == 1 and [t["tag"] for t in one["tags"]] == ["v1"]
+        one = ok(tag_environments_info(namespace=second))
+        assert one["list_calls"] == 1 and [t["tag"] for t in one["tags"]] == ["v1"]
 
-    # the query option: JMESPath over the module's own result
-    queried = ok(tag_environments_info(namespace=[first, second], query={
-        "prod_ready": "tags[?contains(environments || `[]`, 'prod')].join(':', [stream, tag])",
-        "unreadable": "length(errors)"}))
-    assert queried["query_results"] == {"prod_ready": ["app:spec"], "unreadable": 1}
-    assert queried["tags"] == both["tags"]
+        # the query option: JMESPath over the module's own result
+        queried = ok(tag_environments_info(namespace=[first, second], query={
+            "prod_ready": "tags[?contains(environments || `[]`, 'prod')].join(':', [stream, tag])",
+            "unreadable": "length(errors)"}))
+        assert queried["query_results"] == {"prod_ready": ["app:spec"], "unreadable": 1}
+        assert queried["tags"] == both["tags"]
 
-    prod = ok(tag_environments_info(namespace=[first, second], environment="prod"))
-    assert [(t["namespace"], t["tag"]) for t in prod["tags"]] == [(first, "spec")]
-    assert len(prod["errors"]) == 1  # left out of the filtered tags, still reported
-    default = ok(tag_environments_info(namespace=[first, second], environment="default"))
-    assert [(t["namespace"], t["tag"]) for t in default["tags"]] == [(first, "v1")]
+        prod = ok(tag_environments_info(namespace=[first, second], environment="prod"))
+        assert [(t["namespace"], t["tag"]) for t in prod["tags"]] == [(first, "spec")]
+        assert len(prod["errors"]) == 1  # left out of the filtered tags, still reported
+        default = ok(tag_environments_info(namespace=[first, second], environment="default"))
+        assert [(t["namespace"], t["tag"]) for t in default["tags"]] == [(first, "v1")]
 
-    everything = ok(tag_environments_info())
-    assert everything["list_calls"] == 1 and everything["namespaces"] == ["*"]
-    mine = [(t["namespace"], t["tag"]) for t in everything["tags"] if t["namespace"] in (first, second)]
-    assert mine == [(first, "bad"), (first, "spec"), (first, "v1"), (second, "v1")]
+        everything = ok(tag_environments_info())
+        assert everything["list_calls"] == 1 and everything["namespaces"] == ["*"]
+        mine = [(t["namespace"], t["tag"]) for t in everything["tags"] if t["namespace"] in (first, second)]
+        assert mine == [(first, "bad"), (first, "spec"), (first, "v1"), (second, "v1")]
+    finally:  # its deliberately unreadable tag would fail every later reconcile of the whole cluster
+        for name in (first, second):
+            kclient.CustomObjectsApi(registry_api).delete_collection_namespaced_custom_object(
+                "image.openshift.io", "v1", name, "imagestreams")
+            core.delete_namespace(name)
 
 
 # ---------------------------------------------------------------------------------------------
