@@ -108,6 +108,36 @@ options:
     type: str
     choices: [all, changes]
     default: all
+  history_limit:
+    description:
+      - How many entries the promotion history keeps per tag and environment (newest first). Every copy
+        (C(promote)) and removal (C(demote)) a run carries out, or fails to, is recorded on the registry
+        cluster, in the ImageStream's namespace, in the ConfigMap C(segmented-registry-history-<stream>),
+        one data key C(<tag>.<environment>) holding a JSON list of entries (C(time), C(action),
+        C(environment), C(tag), C(digest_before), C(digest_after), C(by), C(result), C(message)).
+      - V(0) keeps none. At most 480, so that one key stays well under the API server's 1 MiB limit for
+        an object (an entry takes at most 2048 bytes); a larger value is refused before anything is read.
+      - Written with the module's Kubernetes credentials, which then need C(get), C(create) and C(update)
+        on C(configmaps) in the ImageStream's namespace (the registry-cluster role's
+        C(segmented-registry:promotion-history-editor), or C(edit)).
+    type: int
+    default: 20
+    version_added: 0.1.0
+  requester:
+    description:
+      - Who asked for the run, recorded as C(by) in the promotion history (the playbooks pass AWX's
+        C(awx_user_name) when AWX runs them).
+      - Unset, C(segmented.registry), the field manager of the collection's writes.
+    type: str
+    version_added: 0.1.0
+  show_history:
+    description:
+      - Also return the recorded promotion history of the ImageStreams in scope as C(history) (one list,
+        newest first; a JMESPath I(query) selects on it, like C(history[?environment=='prod'])). One
+        LIST of ConfigMaps per namespace in scope; needs C(list) on C(configmaps) there.
+    type: bool
+    default: false
+    version_added: 0.1.0
   report_file:
     description:
       - Also write the result (every action, the audit rows and the counters) as JSON to this file

@@ -144,7 +144,7 @@ reconcile:
   description:
     - What the reconcile step of this tag did (or would do, in check mode), with the same fields
       as M(segmented.registry.reconcile) returns (C(copies), C(removals), C(gated), C(failures),
-      C(bytes_moved), C(bytes_planned), C(audit), C(table), C(stats), ...).
+      C(bytes_moved), C(bytes_planned), C(audit), C(table), C(stats), C(history_written), ...).
   returned: when I(reconcile=true)
   type: dict
 failures:

@@ -223,6 +223,23 @@ stats:
     module's first line to its job's start, its imports and argument checks; C(read) the state read; C(total) all of it).
   returned: success
   type: dict
+history_written:
+  description:
+    - C(namespace/name) of each promotion-history ConfigMap the run wrote (see I(history_limit)).
+  returned: when not in check mode
+  type: list
+  elements: str
+  sample: [myproject/segmented-registry-history-app]
+history:
+  description:
+    - The recorded promotion history of the ImageStreams in scope (narrowed to I(stream), I(tag) and
+      I(environment) when given), newest first, after this run's entries were added.
+    - Each entry has C(namespace), C(stream), C(tag), C(environment), C(time) (UTC, ISO 8601), C(action)
+      (C(promote), C(demote) or C(rollback)), C(digest_before), C(digest_after), C(by), C(result)
+      (C(ok) or C(failed)) and C(message).
+  returned: when I(show_history=true)
+  type: list
+  elements: dict
 scope:
   description: What the run was narrowed to.
   returned: success

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import datetime, timezone
 from typing import Any, Collection, Iterable, Mapping, NoReturn
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
@@ -20,8 +21,9 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     DEFAULT_ANNOTATION_KEY,
     check_annotation_key,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import tag_entries
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import FIELD_MANAGER, tag_entries
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI, list_streams
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
     MIN_TOKEN_SECONDS,
     TOKEN_SERVER_AUDIENCE,
@@ -35,6 +37,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.model
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.environments import build_environments
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import history, history_api
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import format_table
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
@@ -66,6 +69,9 @@ def argument_spec() -> dict[str, Any]:
         timeout={"type": "int", "default": 60},
         report_file={"type": "path"},
         details={"type": "str", "choices": ["all", "changes"], "default": "all"},
+        history_limit={"type": "int", "default": history.DEFAULT_LIMIT},
+        show_history={"type": "bool", "default": False},
+        requester={"type": "str"},
         **QUERY_SPEC,
     )
     return spec
@@ -90,6 +96,7 @@ def check_numbers(params: Mapping[str, Any]) -> None:
             f"token_duration must be at least {MIN_TOKEN_SECONDS} seconds (the TokenRequest API's minimum), not {params['token_duration']}",
             field="token_duration",
         )
+    history.check_limit(params["history_limit"])
 
 
 class Job:
@@ -218,7 +225,31 @@ class Job:
         finally:
             for item in [source] + list(destinations.values()):
                 item.close()
-        return self._result(outcome, stats, scope, check_mode)
+        result = self._result(outcome, stats, scope, check_mode)
+        objects = ClusterObjects(self.api.client)
+        if not check_mode:
+            records = history.entries_of(outcome["actions"], params["requester"] or FIELD_MANAGER, history.timestamp(datetime.now(timezone.utc)))
+            with failing(self.module, **result):  # the registries changed: what the run did rides along with the error
+                result["history_written"], calls = history_api.record(objects, records, params["history_limit"])
+            self.api_calls += calls
+        if params["show_history"]:
+            namespaces = scope.namespaces or sorted({item["namespace"] for item in entries if scope.entry_in_scope(item)})
+            result["history"] = self._history(objects, namespaces, scope)
+        result["stats"]["api_calls"] = self.api_calls
+        return result
+
+    def _history(self, objects: ClusterObjects, namespaces: list[str], scope: Scope) -> list[dict[str, Any]]:
+        """The recorded history in ``namespaces`` of what ``scope`` covers, newest first (``history.flatten``)."""
+        with failing(self.module):
+            configmaps = history_api.read(objects, namespaces)
+        self.api_calls += len(namespaces)
+        return [
+            row
+            for row in history.flatten(configmaps)
+            if (scope.stream is None or row["stream"] == scope.stream)
+            and (scope.tag is None or row["tag"] == scope.tag)
+            and (scope.environments is None or row["environment"] in scope.environments)
+        ]
 
     def _result(self, outcome: dict[str, Any], stats: Stats, scope: Scope, check_mode: bool) -> dict[str, Any]:
         actions = outcome["actions"]

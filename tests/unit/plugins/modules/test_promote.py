@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import TagEdit
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (ImageStreamAPI)
-from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import history, job
 from ansible_collections.segmented.registry.plugins.modules import promote
 from tests.unit.plugins.modules.harness import Fail, caller, documented, refused, without as omitted
 
@@ -66,7 +66,11 @@ def calls(monkeypatch):
     monkeypatch.setattr(ImageStreamAPI, "connect", classmethod(connect))
     monkeypatch.setattr(TagEdit, "apply", apply)
     monkeypatch.setattr(job, "mint_token", mint_token)
+    def record(objects, entries, limit):
+        seen.append(("history", entries, limit))
+        return [f"{namespace}/{history.configmap_name(stream)}" for namespace, stream in sorted(entries)], 2
     monkeypatch.setattr(job, "reconcile", run)
+    monkeypatch.setattr(job.history_api, "record", record)
     return seen
 
 
@@ -114,8 +118,9 @@ def test_reconcile_false_needs_no_integrated_registry(run_module, calls):
 def test_the_defaults_promote_and_reconcile_the_one_tag(run_module, calls):
     run(run_module, **JOB)
     assert calls[1] == ("apply", "myproject", "app", "v1", ["prod"], None, ["prod", "test"], ["old"], KEY, 10)
-    assert calls[-1] == ("reconcile", [("myproject", "app", "v1", ["prod", "test"])],
+    assert calls[-2] == ("reconcile", [("myproject", "app", "v1", ["prod", "test"])],
                          {"namespaces": ["myproject"], "stream": "app", "tag": "v1", "environments": None}, False)
+    assert calls[-1][0] == "history" and calls[-1][1][("myproject", "app")][0]["environment"] == "prod"
 
 
 def test_state_absent_demotes(run_module, calls):

@@ -6,7 +6,7 @@ import functools
 import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (ImageStreamAPI)
-from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import history, job
 from ansible_collections.segmented.registry.plugins.modules import reconcile
 from tests.unit.plugins.modules.harness import Fail, caller, documented, refused, without as omitted
 
@@ -19,6 +19,12 @@ JOB = dict(NOWHERE, environments=ENVIRONMENTS, service_account="segmented-regist
 DIGEST = "sha256:" + "4a" * 32
 COPY = {"action": "copy", "result": "copied", "environment": "test", "repository": "myproject/app", "tag": "v1",
         "digest": DIGEST, "bytes_sent": 1024}
+
+#: A history ConfigMap as the registry cluster returns it.
+HISTORY = {"metadata": {"namespace": "myproject", "name": "segmented-registry-history-app",
+                        "annotations": {history.ANNOTATION_STREAM: "app"}},
+           "data": {"v1.test": history.merge({}, [history.entry("2026-12-05T18:09:48Z", "promote", "test", "v1", None, DIGEST,
+                                                                 "alice", "ok", "")], 5, "cm")["v1.test"]}}
 
 
 def outcome():
@@ -54,7 +60,17 @@ def calls(monkeypatch):
     monkeypatch.setattr(ImageStreamAPI, "connect", classmethod(connect))
     monkeypatch.setattr(job, "list_streams", list_streams)
     monkeypatch.setattr(job, "mint_token", mint_token)
+    def record(objects, entries, limit):
+        seen.append(("history", entries, limit))
+        return [f"{namespace}/{history.configmap_name(stream)}" for namespace, stream in sorted(entries)], 2
+
+    def read(objects, namespaces):
+        seen.append(("read history", namespaces))
+        return [HISTORY]
+
     monkeypatch.setattr(job, "reconcile", run)
+    monkeypatch.setattr(job.history_api, "record", record)
+    monkeypatch.setattr(job.history_api, "read", read)
     return seen
 
 
@@ -81,10 +97,11 @@ without = functools.partial(omitted, JOB)
     (dict(JOB, environment=["old"]), ["environment", "old", "state: absent"]),
     (dict(JOB, annotation_key="not a key!"), ["annotation_key"]),
     (dict(JOB, environments=[{"name": "test"}]), ["route_host"]),
+    (dict(JOB, history_limit=history.MAX_LIMIT + 1), ["history_limit", f"between 0 (keep none) and {history.MAX_LIMIT}"]),
 ], ids=["environments-required", "service_account-and-registry_token", "no-credential", "details-choice",
         "parallel_images-type", "prune-type", "environments-elements", "parallel_blobs-range", "token_duration-range",
         "tag-without-stream", "stream-without-one-namespace", "namespace-name", "environment-unknown",
-        "environment-absent", "annotation_key", "environment-without-route_host"])
+        "environment-absent", "annotation_key", "environment-without-route_host", "history_limit-range"])
 def test_bad_arguments_fail_naming_the_option_and_reach_nothing(run_module, calls, args, words):
     refused(run(run_module, Fail, **args), words, calls)
 
@@ -100,7 +117,8 @@ def test_the_defaults_reach_the_run(run_module, calls):
     assert calls[:2] == [("connect", False), ("list", None)]
     assert ("mint", "segmented-registry-promotion/promoter", 900, None) in calls
     assert ("mint", "segmented-registry-promotion/promoter", 900, [job.TOKEN_SERVER_AUDIENCE]) in calls
-    assert calls[-1] == ("reconcile", ["prod", "test"],
+    assert calls[-1][0] == "history"  # after the run, from what it did
+    assert calls[-2] == ("reconcile", ["prod", "test"],
                          {"namespaces": None, "stream": None, "tag": None, "environments": None}, True, False, 4, 6)
 
 
@@ -109,14 +127,15 @@ def test_every_option_reaches_the_run_in_its_place(run_module, calls):
                            tag="v1", environment=["prod"], prune=False, parallel_images=2, parallel_blobs=3))
     assert ("list", ["myproject"]) in calls
     assert not [call for call in calls if call[0] == "mint"]
-    assert calls[-1] == ("reconcile", ["prod", "test"],
+    assert calls[-1][0] == "history"  # after the run, from what it did
+    assert calls[-2] == ("reconcile", ["prod", "test"],
                          {"namespaces": ["myproject"], "stream": "app", "tag": "v1", "environments": ["prod"]},
                          False, False, 2, 3)
 
 
 def test_the_result_has_exactly_the_documented_keys(run_module, calls):
     result = run(run_module, **JOB)
-    assert set(result) == set(documented(reconcile)) - {"query_results", "bytes_planned"}
+    assert set(result) == set(documented(reconcile)) - {"query_results", "bytes_planned", "history"}
     assert result["changed"] is True
     assert result["copies"] == [COPY] and result["bytes_moved"] == 1024
 
@@ -125,11 +144,37 @@ def test_check_mode_reaches_the_run_and_adds_the_planned_bytes(run_module, calls
     result = run(run_module, **JOB, _ansible_check_mode=True)
     assert calls[0] == ("connect", True)
     assert calls[-1][4] is True
-    assert set(result) == set(documented(reconcile)) - {"query_results"}
+    assert set(result) == set(documented(reconcile)) - {"query_results", "history_written", "history"}
+    assert not [call for call in calls if call[0] == "history"]  # nothing was carried out, nothing is recorded
 
 
 def test_a_query_adds_its_results(run_module, calls):
     pytest.importorskip("jmespath")
     result = run(run_module, **JOB, query={"copied": "copies[].tag"})
-    assert set(result) == set(documented(reconcile)) - {"bytes_planned"}
+    assert set(result) == set(documented(reconcile)) - {"bytes_planned", "history"}
     assert result["query_results"] == {"copied": ["v1"]}
+
+
+def test_the_run_s_copies_are_recorded_by_the_requester_within_the_limit(run_module, calls):
+    result = run(run_module, **JOB, requester="alice", history_limit=7)
+    (recorded,) = [call for call in calls if call[0] == "history"]
+    entries, limit = recorded[1], recorded[2]
+    assert limit == 7 and list(entries) == [("myproject", "app")]
+    (item,) = entries[("myproject", "app")]
+    assert (item["action"], item["environment"], item["tag"], item["digest_after"], item["by"], item["result"]) == (
+        "promote", "test", "v1", DIGEST, "alice", "ok")
+    assert result["history_written"] == ["myproject/segmented-registry-history-app"]
+    assert result["stats"]["api_calls"] == 3 + 2  # the listing, two tokens, and the history's get and write
+    run(run_module, **JOB)
+    assert [call for call in calls if call[0] == "history"][-1][1][("myproject", "app")][0]["by"] == "segmented.registry"
+
+
+def test_show_history_returns_the_entries_of_the_scope_for_a_jmespath_select(run_module, calls):
+    result = run(run_module, **JOB, namespace=["myproject"], environment=["test"], show_history=True,
+                 query={"prod": "history[?environment=='prod']", "test": "history[?environment=='test'].by"})
+    assert ("read history", ["myproject"]) in calls
+    assert [(row["namespace"], row["stream"], row["tag"], row["environment"]) for row in result["history"]] == [
+        ("myproject", "app", "v1", "test")]
+    assert result["query_results"] == {"prod": [], "test": ["alice"]}
+    result = run(run_module, **JOB, namespace=["myproject"], environment=["prod"], show_history=True)
+    assert result["history"] == []  # narrowed to prod
