@@ -1,6 +1,12 @@
 """The promotion job's source namespaces and bindings (plugins/filter/pushers.py): which source
 namespaces exist, which pusher namespaces are new, what is applied one by one, which bindings go
 (pure logic, on the objects templates/pushers.yml.j2 renders)."""
+import json
+import os
+
+import jinja2
+import yaml
+
 from ansible_collections.segmented.registry.plugins.filter.pushers import (
     SOURCE_READER,
     FilterModule,
@@ -54,3 +60,28 @@ def test_a_pushers_binding_outside_the_found_sources_is_stale_and_anothers_stays
 
 def test_the_filters_are_registered():
     assert set(FilterModule().filters()) == {"pusher_namespaces", "pusher_objects", "stale_source_bindings"}
+
+
+def render_pushers(**variables):
+    """templates/pushers.yml.j2 rendered as the role renders it (to_json is the one filter it uses)."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "registry_cluster", "templates")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(path))
+    env.filters["to_json"] = json.dumps
+    values = dict(registry_cluster_labels={"app.kubernetes.io/managed-by": "segmented.registry"}, registry_cluster_pushers=[PROMOTER],
+                  registry_cluster_create_pushers=False, registry_cluster_source_namespaces_found=["myproject", "tools"],
+                  registry_cluster_history_editors=[])
+    values.update(variables)
+    return [item for item in yaml.safe_load_all(env.get_template("pushers.yml.j2").render(**values)) if item]
+
+
+def test_the_history_editors_are_bound_to_configmaps_in_each_source_namespace_and_nowhere_else():
+    objects = render_pushers(registry_cluster_history_editors=["alice", "system:serviceaccount:awx:runner"])
+    assert objects[0]["metadata"]["name"] == SOURCE_READER  # still first: replaced on its own
+    (role,) = [item for item in objects if item["metadata"]["name"] == "segmented-registry:promotion-history-editor" and item["kind"] == "ClusterRole"]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create", "update"]}]
+    assert "aggregationRule" not in role and not [key for key in role["metadata"]["labels"] if "aggregate" in key]
+    bindings = [item for item in objects if item["kind"] == "RoleBinding" and item["roleRef"]["name"] == role["metadata"]["name"]]
+    assert [item["metadata"]["namespace"] for item in bindings] == ["myproject", "tools"]
+    assert [subject["name"] for subject in bindings[0]["subjects"]] == ["alice", "system:serviceaccount:awx:runner"]
+    assert {subject["kind"] for subject in bindings[0]["subjects"]} == {"User"}
+    assert not [item for item in render_pushers() if item["kind"] == "RoleBinding" and item["roleRef"]["name"] == role["metadata"]["name"]]
