@@ -37,6 +37,10 @@ description:
     does not stop the others; the module fails at the end if any tag failed.
   - Cosign signatures, attestations and SBOMs of an approved digest (tags C(sha256-<hex>.sig),
     C(.att), C(.sbom) in the source repository) are copied with it and removed with it.
+  - Every copy and removal carried out (or failed) is recorded in the promotion history on the registry
+    cluster (see I(history_limit)). A tag that M(segmented.registry.rollback) rolled back in an
+    environment keeps the digest it was rolled back to there while the source tag serves the digest it
+    was rolled back from (the history says so; one ConfigMap list per namespace in scope reads it).
   - An environment with C(state=absent) in I(environments) is no promotion target. Its registry is
     never read, planned, written or audited, even when approval lists still name it (they are reported
     in C(absent_environments), with a warning).

@@ -15,14 +15,19 @@ from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope
 
 
 def audit_rows(
-    entries: Iterable[dict[str, Any]], environments: Mapping[str, Environment], actual: dict[str, dict[str, dict[str, str]]], scope: Scope | None = None
+    entries: Iterable[dict[str, Any]],
+    environments: Mapping[str, Environment],
+    actual: dict[str, dict[str, dict[str, str]]],
+    scope: Scope | None = None,
+    pins: Mapping[tuple[str, str, str], tuple[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per approval-list tag and per registry tag that no approval list knows: tag,
     digest, approved environments, environments serving that digest, and the drift.
 
     ``environments`` is the inventory's ``{name: Environment}``; an approval list naming an
     environment the inventory does not know shows it as drift (nothing is copied for it). An
-    environment with ``state: absent`` is not audited: it has no column and no drift."""
+    environment with ``state: absent`` is not audited: it has no column and no drift. A tag a
+    rollback pinned (``pins``, see ``plan``) is expected to serve the pinned digest there."""
     scope = scope or Scope()
     order = promotion_order(environments)
     names = scope.environments_of(order)
@@ -49,7 +54,9 @@ def audit_rows(
         drift = []
         for env in names:
             current = ((actual.get(env) or {}).get(repo) or {}).get(tag)
-            if env in approved and digest and current != digest:
+            pin = (pins or {}).get((repo, tag, env))
+            expected = pin[1] if pin and pin[0] == digest else digest
+            if env in approved and expected and current != expected:
                 drift.append(f"{env}: {'missing' if current is None else 'serves ' + _short(current)}")
             elif env not in approved and current is not None:
                 drift.append(f"{env}: not approved")

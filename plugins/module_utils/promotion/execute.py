@@ -128,7 +128,15 @@ class Executor:
         counters = {"bytes_sent": 0, "blobs_sent": 0, "blobs_mounted": 0, "blobs_present": 0, "manifests_put": 0}
         item.update(counters)
         try:
-            self.copy(item["environment"], item["repository"], item["tag"], item["digest"], counters, source_repository=item.get("source_repository"))
+            self.copy(
+                item["environment"],
+                item["repository"],
+                item["tag"],
+                item["digest"],
+                counters,
+                source_repository=item.get("source_repository"),
+                by_digest=bool(item.get("pinned_from")),
+            )
         except RegistryError as exc:
             item["result"] = FAILED
             item["error"] = str(exc)
@@ -141,14 +149,17 @@ class Executor:
         item["seconds"] = round(self.clock() - started, 3)
 
     # -- copies -----------------------------------------------------------------------------
-    def copy(self, env: str, repository: str, tag: str, digest: str, counters: dict[str, int], source_repository: str | None = None) -> None:
+    def copy(
+        self, env: str, repository: str, tag: str, digest: str, counters: dict[str, int], source_repository: str | None = None, by_digest: bool = False
+    ) -> None:
         """Copy ``digest`` into ``env``'s registry as ``repository:tag`` (the steps in the module
         docstring). Raises ``SourceMoved`` when the source serves another digest under the
-        tag, ``RegistryError`` otherwise."""
+        tag (``by_digest``, a rollback's pinned digest: when the source no longer has that
+        digest), ``RegistryError`` otherwise."""
         destination = self.destinations[env]
         source_repository = source_repository or repository
         destination.prefetch_tokens([repository], "pull,push")  # one token for every request of this copy
-        self._check_source(source_repository, tag, digest)
+        self._check_source(source_repository, digest if by_digest else tag, digest)
         with self._lock:
             image_lock = self._image_locks.setdefault((env, repository, digest), threading.Lock())
         # Tags of one image into one repository go one at a time: the first copies the tree, the
@@ -166,9 +177,9 @@ class Executor:
             self._record_image(env, repository, digest)
 
     def _check_source(self, source_repository: str, tag: str, digest: str) -> None:
-        """Raise ``SourceMoved`` unless the source serves ``digest`` under ``tag``: one HEAD per
-        (repository, tag, digest) in a run, whichever environment asks first; the others wait
-        for its answer."""
+        """Raise ``SourceMoved`` unless the source serves ``digest`` under ``tag`` (a tag, or the
+        digest itself): one HEAD per (repository, tag, digest) in a run, whichever environment asks
+        first; the others wait for its answer."""
         key = (source_repository, tag, digest)
         with self._lock:
             check = self._source_checks.get(key)
@@ -178,7 +189,14 @@ class Executor:
         if owner:
             try:
                 served = self.source.head_manifest(source_repository, tag)
-                if served is None or served["digest"] != digest:
+                if tag == digest and served is None:
+                    check[1] = SourceMoved(
+                        f"{self.source.host}/{source_repository}@{digest} no longer exists in the source registry, so it cannot be "
+                        "copied back (a rollback's pinned digest); nothing was copied for this tag",
+                        registry=self.source.host,
+                        repository=source_repository,
+                    )
+                elif served is None or served["digest"] != digest:
                     check[1] = SourceMoved(
                         "source moved: {}/{}:{} now {}, but the plan (the ImageStream's status) says {}; nothing "
                         "was copied for this tag (a different digest is never tagged). Run again once the ImageStream "

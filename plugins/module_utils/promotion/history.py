@@ -99,6 +99,11 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def now() -> str:
+    """The time of an entry made now (``timestamp``)."""
+    return timestamp(datetime.now(timezone.utc))
+
+
 def entry(
     time: str,
     action: str,
@@ -142,18 +147,70 @@ def entries_of(actions: Iterable[Mapping[str, Any]], by: str, now: str) -> dict[
         if item["action"] not in (COPY, REMOVE) or item.get("artifact_of") or item.get("result") not in ("copied", "removed", FAILED):
             continue
         namespace, stream = item["repository"].split("/", 1)
-        kind = PROMOTE if item["action"] == COPY else DEMOTE
-        before = item.get("current")
+        kind = DEMOTE if item["action"] == REMOVE else ROLLBACK if item.get("pinned_from") else PROMOTE
+        # a rollback's digest_before is the digest it rolled back from: the pin holds while the source serves it
+        before = item["pinned_from"] if kind == ROLLBACK else item.get("current")
         if item["result"] == FAILED:
-            attempted = f"copy of {item['digest']}" if kind == PROMOTE else f"removal of {item['digest']}"
-            record = entry(
-                now, kind, item["environment"], item["tag"], before, before, by, FAILED, f"{attempted} failed: {item.get('error') or item.get('reason')}"
-            )
+            attempted = f"removal of {item['digest']}" if kind == DEMOTE else f"copy of {item['digest']}"
+            message = f"{attempted} failed: {item.get('error') or item.get('reason')}"
+            record = entry(now, kind, item["environment"], item["tag"], before, item.get("current"), by, FAILED, message)
         else:
-            after = item["digest"] if kind == PROMOTE else None
+            after = None if kind == DEMOTE else item["digest"]
             record = entry(now, kind, item["environment"], item["tag"], before, after, by, OK, item.get("reason") or "")
         found.setdefault((namespace, stream), []).append(record)
     return found
+
+
+def pins(configmaps: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """The rollbacks in force, ``{(repository, tag, environment): (digest rolled back from, digest
+    rolled back to)}``: each key whose newest successful entry is a rollback. A later promotion or
+    demotion of that tag in that environment (a newer successful entry) ends it; so does the source
+    serving another digest (the planner's part, ``plan``)."""
+    found = {}
+    for row in _newest_ok(configmaps):
+        if row["action"] == ROLLBACK and row.get("digest_before") and row.get("digest_after"):
+            found[(f"{row['namespace']}/{row['stream']}", row["tag"], row["environment"])] = (row["digest_before"], row["digest_after"])
+    return found
+
+
+def rollback_target(items: Iterable[Mapping[str, Any]], source_digest: str | None, where: str) -> tuple[str, str]:
+    """``(digest rolled back from, digest rolled back to)`` for one tag in one environment, from its
+    entries (newest first): the digest the environment served before its last successful promotion,
+    which must be the promotion of the digest the source serves now. A ``HistoryError`` that says
+    why not otherwise (``where`` names the tag, environment and ConfigMap key)."""
+    done = [item for item in items if item.get("result") == OK]
+    promotions = [item for item in done if item.get("action") == PROMOTE]
+    if not promotions:
+        raise HistoryError(f"{where}: no promotion is recorded, so there is no earlier digest to roll back to; nothing was changed", field="history")
+    last = promotions[0]
+    if done[0].get("action") == DEMOTE:
+        raise HistoryError(
+            f"{where}: the tag was demoted from there at {done[0].get('time')}, after its last promotion; promote it instead; nothing was changed",
+            field="environment",
+        )
+    if not last.get("digest_before"):
+        raise HistoryError(
+            f"{where}: the last promotion ({last.get('time')}) brought the first digest there, so there is no earlier one to roll back to; nothing was changed",
+            field="history",
+        )
+    if last.get("digest_after") != source_digest:
+        raise HistoryError(
+            f"{where}: the source tag now serves {source_digest or 'nothing'}, not {last.get('digest_after')} of the last promotion "
+            f"({last.get('time')}), so the next reconcile promotes it and a rollback would not hold; nothing was changed. Point the "
+            "tag back in the integrated registry instead",
+            field="history",
+        )
+    return last["digest_after"], last["digest_before"]
+
+
+def _newest_ok(configmaps: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The newest successful entry of each key of these ConfigMaps (``flatten``'s rows)."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in flatten(configmaps):
+        key = (row["namespace"], row["stream"], row["tag"], row["environment"])
+        if row.get("result") == OK and key not in seen:
+            seen[key] = row
+    return list(seen.values())
 
 
 def parse(value: str | None, where: str) -> list[dict[str, Any]]:

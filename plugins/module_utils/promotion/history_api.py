@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Collection, Mapping
 
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, edit
+from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, ObjectsError, edit
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.labels import MANAGED_BY, MANAGED_BY_VALUE
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.history import (
     ANNOTATION_STREAM,
@@ -70,8 +70,17 @@ def _record_one(objects: ClusterObjects, namespace: str, stream: str, items: lis
     return edit(attempt)
 
 
-def read(objects: ClusterObjects, namespaces: Collection[str] | None) -> list[dict[str, Any]]:
-    """The history ConfigMaps of ``namespaces`` (None: every namespace): one LIST per namespace, by label."""
-    if namespaces is None:
-        return objects.list_labelled("v1", "ConfigMap", None, SELECTOR)
-    return [item for namespace in sorted(namespaces) for item in objects.list_labelled("v1", "ConfigMap", namespace, SELECTOR)]
+def read(objects: ClusterObjects, namespaces: Collection[str]) -> list[dict[str, Any]]:
+    """The history ConfigMaps of ``namespaces``: one LIST per namespace, by label. A refusal names
+    the right the job's account lacks."""
+    found = []
+    for namespace in sorted(namespaces):
+        try:
+            found.extend(objects.list_labelled("v1", "ConfigMap", namespace, SELECTOR))
+        except ObjectsError as exc:
+            raise HistoryError(
+                f"{exc}. The promotion history (and the rollbacks it pins) is read from ConfigMaps in {namespace}: the job's "
+                "Kubernetes account needs list on configmaps there (registry_cluster_history_editors, or edit)",
+                field="history",
+            )
+    return found

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
 from typing import Any, Collection, Iterable, Mapping, NoReturn
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
@@ -180,10 +179,25 @@ class Job:
         self.api_calls += calls
         return approvals_of(streams, self.annotation_key)
 
-    def run(self, entries: list[dict[str, Any]], annotations: Mapping[str, Mapping[str, str]], scope: Scope, check_mode: bool) -> dict[str, Any]:
-        """Read the registries in scope, plan and (unless ``check_mode``) execute; returns the
-        module result (``changed``, the actions by kind, the audit, the counters)."""
+    def run(
+        self,
+        entries: list[dict[str, Any]],
+        annotations: Mapping[str, Mapping[str, str]],
+        scope: Scope,
+        check_mode: bool,
+        rollback: Mapping[tuple[str, str, str], tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """Read the promotion history (the rollbacks in force) and the registries in scope, plan
+        and (unless ``check_mode``) execute, then record what was carried out; returns the module
+        result (``changed``, the actions by kind, the audit, the counters). ``rollback``: a new pin
+        (``{(repository, tag, environment): (from, to)}``), whose digest must still be in the
+        integrated registry: checked before anything is planned."""
         params = self.params
+        objects = ClusterObjects(self.api.client)
+        namespaces = scope.namespaces or sorted({item["namespace"] for item in entries if scope.entry_in_scope(item)})
+        configmaps = self.read_history(objects, namespaces)
+        pins = history.pins(configmaps)
+        pins.update(rollback or {})
         source_token = self._registry_token()
         environment_token = self._registry_token(TOKEN_SERVER_AUDIENCE)
         stats = Stats()
@@ -210,6 +224,13 @@ class Job:
         destinations = {env.name: client(env.endpoint, env.ca_cert, env.validate_certs, env.name, environment_token) for env in self.targets.values()}
         try:
             with failing(self.module):
+                for (repository, _tag, _env), (_rolled_back_from, digest) in sorted((rollback or {}).items()):
+                    if source.head_manifest(repository, digest) is None:
+                        raise history.HistoryError(
+                            f"{params['integrated_registry']}/{repository}@{digest} is no longer in the integrated registry (pruned?), so "
+                            "it cannot be rolled back to; nothing was changed",
+                            field="environment",
+                        )
                 outcome = reconcile(
                     entries,
                     self.environments,
@@ -221,28 +242,42 @@ class Job:
                     stream_annotations=annotations,
                     image_workers=params["parallel_images"],
                     blob_workers=params["parallel_blobs"],
+                    pins=pins,
                 )
         finally:
             for item in [source] + list(destinations.values()):
                 item.close()
         result = self._result(outcome, stats, scope, check_mode)
-        objects = ClusterObjects(self.api.client)
         if not check_mode:
-            records = history.entries_of(outcome["actions"], params["requester"] or FIELD_MANAGER, history.timestamp(datetime.now(timezone.utc)))
-            with failing(self.module, **result):  # the registries changed: what the run did rides along with the error
-                result["history_written"], calls = history_api.record(objects, records, params["history_limit"])
-            self.api_calls += calls
+            self.record_history(objects, history.entries_of(outcome["actions"], self.requester, history.now()), result)
         if params["show_history"]:
-            namespaces = scope.namespaces or sorted({item["namespace"] for item in entries if scope.entry_in_scope(item)})
-            result["history"] = self._history(objects, namespaces, scope)
+            result["history"] = self._history(configmaps, scope)
         result["stats"]["api_calls"] = self.api_calls
         return result
 
-    def _history(self, objects: ClusterObjects, namespaces: list[str], scope: Scope) -> list[dict[str, Any]]:
-        """The recorded history in ``namespaces`` of what ``scope`` covers, newest first (``history.flatten``)."""
+    @property
+    def requester(self) -> str:
+        """Who the history says asked: the option ``requester``, or the collection's field manager."""
+        return str(self.params["requester"] or FIELD_MANAGER)
+
+    def record_history(self, objects: ClusterObjects, records: Mapping[tuple[str, str], list[dict[str, Any]]], result: dict[str, Any]) -> None:
+        """Add ``records`` (``history.entries_of``) to the history; ``result`` gets ``history_written``
+        and rides along with an error (the registries changed before)."""
+        with failing(self.module, **result):
+            result["history_written"], calls = history_api.record(objects, records, self.params["history_limit"])
+        self.api_calls += calls
+        result["stats"]["api_calls"] = self.api_calls
+
+    def read_history(self, objects: ClusterObjects, namespaces: list[str]) -> list[dict[str, Any]]:
+        """The history ConfigMaps of ``namespaces``: one LIST each."""
         with failing(self.module):
             configmaps = history_api.read(objects, namespaces)
         self.api_calls += len(namespaces)
+        return configmaps
+
+    @staticmethod
+    def _history(configmaps: list[dict[str, Any]], scope: Scope) -> list[dict[str, Any]]:
+        """The recorded history of what ``scope`` covers, as read before the run, newest first (``history.flatten``)."""
         return [
             row
             for row in history.flatten(configmaps)

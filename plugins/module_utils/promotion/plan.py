@@ -16,6 +16,12 @@ another tag of the same digest must stay, the tag being removed is first pointed
 placeholder (a tiny OCI manifest unique to this removal) and the placeholder's digest is deleted
 (method ``retarget``): only that tag goes, and the tag that stays is served all along.
 
+A rollback pins a tag in one environment (``pins``, read from the promotion history): while the
+source still serves the digest that was rolled back from, the environment keeps the digest it was
+rolled back to (a ``copy`` or ``skip`` of that digest with ``pinned_from``); once the source serves
+another digest, or the tag was demoted from the environment since, the pin no longer applies. A
+pinned copy passes the environment's policies like any other.
+
 Cosign signatures, attestations and SBOMs (tags ``sha256-<hex>.sig``, ``.att``, ``.sbom`` of an
 approved digest in the source repository) travel with the image; they are removed with it when
 the digest is no longer approved in that repository.
@@ -56,6 +62,7 @@ class _State:
         self.actual = actual
         self.read_errors = read_errors
         self.copies: set[tuple[str, str, str]] = set()  # (env, repo, digest) copied (or already there) by this plan
+        self.pinned: dict[tuple[str, str, str], str] = {}  # (env, repo, tag) -> the source digest a rollback pinned it against
 
     def present(self, env: str, repo: str) -> dict[str, str]:
         return ((self.actual.get(env) or {}).get(repo)) or {}
@@ -76,6 +83,7 @@ def plan(
     source_artifacts: Mapping[str, Mapping[str, str]] | None = None,
     stream_annotations: Mapping[str, Mapping[str, str]] | None = None,
     read_errors: Mapping[Any, str] | None = None,
+    pins: Mapping[tuple[str, str, str], tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Compute the actions.
 
@@ -86,7 +94,8 @@ def plan(
     left out). ``source_artifacts``: ``{repository: {artifact tag: digest}}`` in the source.
     ``stream_annotations``: ``{repository: ImageStream metadata.annotations}``. ``read_errors``:
     ``{(environment, repository or None): message}`` for what could not be read (those tags fail
-    instead of being planned; nothing is removed there).
+    instead of being planned; nothing is removed there). ``pins``: ``{(repository, tag, environment):
+    (digest rolled back from, digest rolled back to)}`` (``history.pins``).
 
     An environment with ``state: absent`` is no promotion target: nothing is planned for it (no
     copy, no skip, no removal), whatever the approval lists or its registry hold.
@@ -99,7 +108,7 @@ def plan(
     state = _State(actual, read_errors or {})
     order = scope.environments_of(promotion_order(environments))
     actions: list[dict[str, Any]] = []
-    desired, protected, unknown, absent = _desired(entries, environments, scope, order, actions)
+    desired, protected, unknown, absent = _desired(entries, environments, scope, order, actions, pins or {}, state)
     for env in order:
         for repo in sorted(desired[env]):
             actions.extend(_copies(environments[env], repo, desired[env][repo], state, source_artifacts or {}, stream_annotations or {}))
@@ -113,13 +122,20 @@ def plan(
 
 
 def _desired(
-    entries: Iterable[dict[str, Any]], environments: Mapping[str, Environment], scope: Scope, order: list[str], actions: list[dict[str, Any]]
+    entries: Iterable[dict[str, Any]],
+    environments: Mapping[str, Environment],
+    scope: Scope,
+    order: list[str],
+    actions: list[dict[str, Any]],
+    pins: Mapping[tuple[str, str, str], tuple[str, str]],
+    state: _State,
 ) -> tuple[dict[str, dict[str, dict[str, str]]], set[tuple[str, str]], set[str], set[str]]:
     """``(desired, protected, unknown, absent)``: ``{env: {repo: {tag: digest}}}`` approved for
-    the promotion targets, the ``(repo, tag)`` pairs that must not be touched (unreadable list, no
-    image yet), the environment names that approval lists use but the inventory does not know, and
-    those it has with ``state: absent``. Appends the ``failed`` and ``skip`` actions found on the
-    way."""
+    the promotion targets (a pinned tag's pinned digest while the source serves the digest it was
+    rolled back from; ``state.pinned`` notes it), the ``(repo, tag)`` pairs that must not be touched
+    (unreadable list, no image yet), the environment names that approval lists use but the
+    inventory does not know, and those it has with ``state: absent``. Appends the ``failed`` and
+    ``skip`` actions found on the way."""
     targets = promotion_targets(environments)
     desired: dict[str, dict[str, dict[str, str]]] = {env: {} for env in targets}
     protected: set[tuple[str, str]] = set()
@@ -153,7 +169,12 @@ def _desired(
                 if env in order:
                     actions.append(action(SKIP, env, repo, tag, None, reason="approved, but the ImageStream has no image for this tag yet"))
                 continue
-            desired[env].setdefault(repo, {})[tag] = entry["digest"]
+            pin = pins.get((repo, tag, env))
+            if pin and pin[0] == entry["digest"]:
+                state.pinned[(env, repo, tag)] = pin[0]
+                desired[env].setdefault(repo, {})[tag] = pin[1]
+            else:
+                desired[env].setdefault(repo, {})[tag] = entry["digest"]
     return desired, protected, unknown, absent
 
 
@@ -179,8 +200,11 @@ def _copies(
             actions.append(action(FAILED, env, repo, tag, digest, reason=error))
             continue
         current = tags.get(tag)
+        pinned_from = state.pinned.get((env, repo, tag))
+        pin = {"pinned_from": pinned_from} if pinned_from else {}
+        pin_note = f"; pinned by a rollback while the source serves {pinned_from}" if pinned_from else ""
         if current == digest:
-            actions.append(action(SKIP, env, repo, tag, digest, current=current, reason="the registry already serves this digest"))
+            actions.append(action(SKIP, env, repo, tag, digest, current=current, reason="the registry already serves this digest" + pin_note, **pin))
             state.copies.add((env, repo, digest))
         else:
             why, requires = hold_back(environment, repo, digest, state, stream_annotations)
@@ -190,7 +214,7 @@ def _copies(
                     why += f"; the registry keeps serving {current} under this tag"
                 actions.append(action(GATED, env, repo, tag, digest, reason=why, **extra))
                 continue
-            item = action(COPY, env, repo, tag, digest, current=current, reason=f"retarget from {current}" if current else "not there yet")
+            item = action(COPY, env, repo, tag, digest, current=current, reason=(f"retarget from {current}" if current else "not there yet") + pin_note, **pin)
             if requires:
                 item["requires"] = requires
                 item["reason"] += f"; after its copy into {requires['environment']} in this run"

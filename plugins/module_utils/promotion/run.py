@@ -33,6 +33,7 @@ def reconcile(
     blob_workers: int = 6,
     read_workers: int = 8,
     clock: Callable[[], float] = time.monotonic,
+    pins: Mapping[tuple[str, str, str], tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Read every registry in scope, plan, and (unless ``check_mode``) execute.
 
@@ -41,7 +42,7 @@ def reconcile(
     environment in scope, and every environment one of them waits on (``after``), to its
     ``RegistryClient``; ``source`` is the integrated registry's client. Environments with
     ``state: absent`` are no promotion target: their registries are never read, planned, written
-    or audited (they need no client).
+    or audited (they need no client). ``pins``: the rollbacks in force (see ``plan``).
 
     Returns ``{"actions", "summary", "unknown_environments", "absent_environments", "warnings",
     "audit", "seconds"}``; in check mode the actions are the plan, each copy with
@@ -65,6 +66,10 @@ def reconcile(
         in_repos.add(repo)
         if item.get("digest") and any(env in in_scope for env in item.get("environments") or ()):
             wanted.setdefault(repo, set()).add(item["digest"])
+            # a pinned digest's cosign artifacts travel with it as an approved digest's do
+            wanted[repo].update(
+                pin[1] for (pinned_repo, tag, env), pin in (pins or {}).items() if (pinned_repo, tag) == (repo, item["tag"]) and pin[0] == item["digest"]
+            )
     repos = sorted(in_repos)
 
     actual, read_errors, warnings = {}, {}, []
@@ -87,10 +92,18 @@ def reconcile(
     read_seconds = clock() - started
 
     planned = plan(
-        entries, environments, actual, scope=scope, prune=prune, source_artifacts=artifacts, stream_annotations=stream_annotations, read_errors=read_errors
+        entries,
+        environments,
+        actual,
+        scope=scope,
+        prune=prune,
+        source_artifacts=artifacts,
+        stream_annotations=stream_annotations,
+        read_errors=read_errors,
+        pins=pins,
     )
     actions = planned["actions"]
-    audit = audit_rows(entries, environments, actual, scope)
+    audit = audit_rows(entries, environments, actual, scope, pins)
     executor = Executor(source, destinations, actual, image_workers=image_workers, blob_workers=blob_workers, clock=clock)
     if check_mode:
         executor.estimate(actions)

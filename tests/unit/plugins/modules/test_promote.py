@@ -45,6 +45,14 @@ def calls(monkeypatch):
     """Every call into the faked layer: the connection, the write, each minted token, the run."""
     seen = []
 
+    def record(objects, entries, limit):
+        seen.append(("history", entries, limit))
+        return [f"{namespace}/{history.configmap_name(stream)}" for namespace, stream in sorted(entries)], 2
+
+    def read(objects, namespaces):
+        seen.append(("read history", namespaces))
+        return []
+
     def connect(cls, module):
         seen.append(("connect", module.check_mode, module.server_side_dry_run))
         return type("API", (), {"cluster": "the registry cluster"})()
@@ -66,11 +74,9 @@ def calls(monkeypatch):
     monkeypatch.setattr(ImageStreamAPI, "connect", classmethod(connect))
     monkeypatch.setattr(TagEdit, "apply", apply)
     monkeypatch.setattr(job, "mint_token", mint_token)
-    def record(objects, entries, limit):
-        seen.append(("history", entries, limit))
-        return [f"{namespace}/{history.configmap_name(stream)}" for namespace, stream in sorted(entries)], 2
     monkeypatch.setattr(job, "reconcile", run)
     monkeypatch.setattr(job.history_api, "record", record)
+    monkeypatch.setattr(job.history_api, "read", read)
     return seen
 
 

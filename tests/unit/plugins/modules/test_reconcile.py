@@ -21,10 +21,10 @@ COPY = {"action": "copy", "result": "copied", "environment": "test", "repository
         "digest": DIGEST, "bytes_sent": 1024}
 
 #: A history ConfigMap as the registry cluster returns it.
+ENTRY = history.entry("2026-12-05T18:09:48Z", "promote", "test", "v1", None, DIGEST, "alice", "ok", "")
 HISTORY = {"metadata": {"namespace": "myproject", "name": "segmented-registry-history-app",
                         "annotations": {history.ANNOTATION_STREAM: "app"}},
-           "data": {"v1.test": history.merge({}, [history.entry("2026-12-05T18:09:48Z", "promote", "test", "v1", None, DIGEST,
-                                                                 "alice", "ok", "")], 5, "cm")["v1.test"]}}
+           "data": history.merge({}, [ENTRY], 5, "cm")}
 
 
 def outcome():
@@ -40,6 +40,14 @@ def calls(monkeypatch):
     """Every call into the faked layer: the connection, the listing, each minted token, the run."""
     seen = []
 
+    def record(objects, entries, limit):
+        seen.append(("history", entries, limit))
+        return [f"{namespace}/{history.configmap_name(stream)}" for namespace, stream in sorted(entries)], 2
+
+    def read(objects, namespaces):
+        seen.append(("read history", namespaces))
+        return [HISTORY]
+
     def connect(cls, module):
         seen.append(("connect", module.check_mode))
         return type("API", (), {"cluster": "the registry cluster"})()
@@ -53,6 +61,7 @@ def calls(monkeypatch):
         return f"minted-{audiences}"
 
     def run(entries, environments, source, destinations, scope=None, prune=True, check_mode=False, **kwargs):
+        seen.append(("pins", kwargs["pins"]))
         seen.append(("reconcile", sorted(destinations), scope.to_dict(), prune, check_mode, kwargs["image_workers"],
                      kwargs["blob_workers"]))
         return outcome()
@@ -60,14 +69,6 @@ def calls(monkeypatch):
     monkeypatch.setattr(ImageStreamAPI, "connect", classmethod(connect))
     monkeypatch.setattr(job, "list_streams", list_streams)
     monkeypatch.setattr(job, "mint_token", mint_token)
-    def record(objects, entries, limit):
-        seen.append(("history", entries, limit))
-        return [f"{namespace}/{history.configmap_name(stream)}" for namespace, stream in sorted(entries)], 2
-
-    def read(objects, namespaces):
-        seen.append(("read history", namespaces))
-        return [HISTORY]
-
     monkeypatch.setattr(job, "reconcile", run)
     monkeypatch.setattr(job.history_api, "record", record)
     monkeypatch.setattr(job.history_api, "read", read)
@@ -118,6 +119,7 @@ def test_the_defaults_reach_the_run(run_module, calls):
     assert ("mint", "segmented-registry-promotion/promoter", 900, None) in calls
     assert ("mint", "segmented-registry-promotion/promoter", 900, [job.TOKEN_SERVER_AUDIENCE]) in calls
     assert calls[-1][0] == "history"  # after the run, from what it did
+    assert calls[-3] == ("pins", {})
     assert calls[-2] == ("reconcile", ["prod", "test"],
                          {"namespaces": None, "stream": None, "tag": None, "environments": None}, True, False, 4, 6)
 
@@ -128,6 +130,7 @@ def test_every_option_reaches_the_run_in_its_place(run_module, calls):
     assert ("list", ["myproject"]) in calls
     assert not [call for call in calls if call[0] == "mint"]
     assert calls[-1][0] == "history"  # after the run, from what it did
+    assert calls[-3] == ("pins", {})
     assert calls[-2] == ("reconcile", ["prod", "test"],
                          {"namespaces": ["myproject"], "stream": "app", "tag": "v1", "environments": ["prod"]},
                          False, False, 2, 3)
@@ -178,3 +181,12 @@ def test_show_history_returns_the_entries_of_the_scope_for_a_jmespath_select(run
     assert result["query_results"] == {"prod": [], "test": ["alice"]}
     result = run(run_module, **JOB, namespace=["myproject"], environment=["prod"], show_history=True)
     assert result["history"] == []  # narrowed to prod
+
+
+def test_the_rollbacks_in_the_history_reach_the_run_as_pins(run_module, calls, monkeypatch):
+    rolled_back = {"metadata": HISTORY["metadata"], "data": history.merge({}, [
+        history.entry("2026-12-05T18:09:48Z", "promote", "prod", "v1", None, "sha256:" + "aa" * 32, "a", "ok", ""),
+        history.entry("2026-12-05T18:10:48Z", "rollback", "prod", "v1", DIGEST, "sha256:" + "aa" * 32, "a", "ok", "")], 5, "cm")}
+    monkeypatch.setattr(job.history_api, "read", lambda objects, namespaces: [HISTORY, rolled_back])
+    run(run_module, **JOB, namespace=["myproject"])
+    assert ("pins", {("myproject/app", "v1", "prod"): (DIGEST, "sha256:" + "aa" * 32)}) in calls

@@ -139,3 +139,53 @@ def test_flatten_is_newest_first_and_jmespath_selects_on_it():
     assert [row["environment"] for row in rows] == ["uat", "prod"]
     assert rows[0]["namespace"] == "ns" and rows[0]["stream"] == "app"
     assert jmespath.search("history[?environment=='prod'].digest_after", {"history": rows}) == [d("1")]
+
+
+def key_history(*items):
+    """One key's entries, newest first: (action, before, after[, result]) tuples, newest first."""
+    return [history.entry(f"2026-01-{10 - n:02d}T00:00:00Z", item[0], "prod", "v1", item[1], item[2], "a",
+                          item[3] if len(item) > 3 else "ok", "") for n, item in enumerate(items)]
+
+
+def as_configmap(items, namespace="ns", stream="app"):
+    return {"metadata": {"namespace": namespace, "annotations": {history.ANNOTATION_STREAM: stream}},
+            "data": history.merge({}, list(reversed(items)), MAX_LIMIT, "cm")}
+
+
+def test_a_pinned_copy_is_recorded_as_a_rollback_from_the_digest_it_pins_against():
+    actions = [copy("v1", d("a"), None, pinned_from=d("b")),  # the registry had lost the tag: still from b
+               copy("v2", d("a"), d("b"), pinned_from=d("b"), result="failed", error="unreachable")]
+    done, failed = history.entries_of(actions, "alice", "2026-12-05T18:09:48Z")[("ns", "app")]
+    assert (done["action"], done["digest_before"], done["digest_after"], done["result"]) == ("rollback", d("b"), d("a"), "ok")
+    assert (failed["action"], failed["digest_before"], failed["digest_after"], failed["result"]) == ("rollback", d("b"), d("b"), "failed")
+
+
+def test_a_rollback_pins_until_a_newer_promotion_or_demotion_succeeds():
+    rolled_back = key_history(("rollback", d("b"), d("a")), ("promote", d("a"), d("b")), ("promote", None, d("a")))
+    assert history.pins([as_configmap(rolled_back)]) == {("ns/app", "v1", "prod"): (d("b"), d("a"))}
+    failed_later = key_history(("promote", d("a"), d("c"), "failed"), *[(i["action"], i["digest_before"], i["digest_after"]) for i in rolled_back])
+    assert history.pins([as_configmap(failed_later)]) == {("ns/app", "v1", "prod"): (d("b"), d("a"))}
+    for later in (("promote", d("a"), d("c")), ("demote", d("a"), None)):
+        ended = key_history(later, ("rollback", d("b"), d("a")), ("promote", d("a"), d("b")))
+        assert history.pins([as_configmap(ended)]) == {}
+    assert history.pins([as_configmap(key_history(("rollback", d("b"), d("a"), "failed"), ("promote", d("a"), d("b"))))]) == {}
+
+
+def test_the_rollback_target_is_what_the_environment_served_before_its_last_promotion():
+    promoted = key_history(("promote", d("a"), d("b")), ("promote", None, d("a")))
+    assert history.rollback_target(promoted, d("b"), "here") == (d("b"), d("a"))
+    # a second rollback finds the same pin (idempotent), a failed promotion since is not the last one
+    again = key_history(("rollback", d("b"), d("a")), ("promote", d("c"), d("c"), "failed"), ("promote", d("a"), d("b")))
+    assert history.rollback_target(again, d("b"), "here") == (d("b"), d("a"))
+
+
+@pytest.mark.parametrize("items,source,words", [
+    ([], d("b"), "no promotion is recorded"),
+    (key_history(("promote", None, d("a"))), d("a"), "brought the first digest there"),
+    (key_history(("promote", d("a"), d("b"))), d("c"), "the source tag now serves " + d("c")),
+    (key_history(("demote", d("b"), None), ("promote", d("a"), d("b"))), d("b"), "demoted from there"),
+], ids=["no-history", "first-promotion", "source-moved", "demoted-since"])
+def test_a_rollback_that_cannot_hold_is_refused_saying_why(items, source, words):
+    with pytest.raises(HistoryError) as error:
+        history.rollback_target(items, source, "ns/app:v1 in prod")
+    assert words in str(error.value) and str(error.value).startswith("ns/app:v1 in prod")

@@ -347,3 +347,79 @@ def test_a_run_never_reads_or_writes_an_absent_environment():
     assert outcome["absent_environments"] == ["uat"] and outcome["unknown_environments"] == []
     assert [row["approved"] for row in outcome["audit"]] == [["test", "prod"]]
     assert all(registry.calls for registry in registries.values())
+
+
+# -- a rollback's pin ---------------------------------------------------------------------------
+PINNED = {("ns/app", "v1", "prod"): (d("b"), d("a"))}  # prod rolled back from b to a
+
+
+def test_a_pinned_tag_keeps_the_rolled_back_digest_while_the_source_serves_the_one_rolled_back_from():
+    entries = [entry("v1", d("b"), ["test", "uat", "prod"])]
+    actual = {"test": {"ns/app": {"v1": d("b")}}, "uat": {"ns/app": {"v1": d("b"), "old": d("a")}}, "prod": {"ns/app": {"v1": d("b")}}}
+    actions = plan(entries, ENVS, actual, pins=PINNED)["actions"]
+    rollback = one(actions, env="prod", tag="v1")
+    assert (rollback["action"], rollback["digest"], rollback["current"], rollback["pinned_from"]) == ("copy", d("a"), d("b"), d("b"))
+    assert "pinned by a rollback" in rollback["reason"]
+    assert one(actions, env="uat", tag="v1")["action"] == "skip" and "pinned_from" not in one(actions, env="uat", tag="v1")
+    # once it is there, the next runs keep it (a skip that still says why), and remove nothing
+    actual["prod"]["ns/app"]["v1"] = d("a")
+    kept = one(plan(entries, ENVS, actual, pins=PINNED)["actions"], env="prod", tag="v1")
+    assert (kept["action"], kept["digest"], kept["pinned_from"]) == ("skip", d("a"), d("b"))
+    assert not by(plan(entries, ENVS, actual, pins=PINNED)["actions"], kind="remove", env="prod")
+    assert audit_rows(entries, ENVS, actual, pins=PINNED)[0]["drift"] == []
+    assert audit_rows(entries, ENVS, actual)[0]["drift"] == ["prod: serves " + d("a")[:19]]
+
+
+def test_the_pin_ends_when_the_source_serves_another_digest_the_next_promotion():
+    entries = [entry("v1", d("c"), ["test", "uat", "prod"])]
+    actual = {"test": {"ns/app": {"v1": d("c")}}, "uat": {"ns/app": {"v1": d("c")}}, "prod": {"ns/app": {"v1": d("a")}}}
+    promotion = one(plan(entries, ENVS, actual, pins=PINNED)["actions"], env="prod", tag="v1")
+    assert (promotion["action"], promotion["digest"], promotion["current"]) == ("copy", d("c"), d("a"))
+    assert "pinned_from" not in promotion
+
+
+def test_a_pin_of_another_environment_or_tag_changes_nothing_here():
+    entries = [entry("v1", d("b"), ["test"]), entry("v2", d("b"), ["test"])]
+    pins = {("ns/app", "v1", "prod"): (d("b"), d("a")), ("ns/app", "v2", "uat"): (d("b"), d("a"))}
+    assert plan(entries, ENVS, {}, pins=pins) == plan(entries, ENVS, {})
+
+
+def test_a_run_reads_the_cosign_artifacts_of_a_pinned_digest_and_copies_it_by_digest():
+    entries = [entry("v1", d("b"), ["prod"])]
+    envs = environments(prod={})
+    sig = "sha256-" + d("a")[len("sha256:"):] + ".sig"
+    source = Registry("default", {"ns/app": {"v1": d("b"), sig: d("s"), d("a"): d("a")}})
+    prod = Registry("prod", {"ns/app": {"v1": d("b"), d("a"): d("a"), d("s"): d("s")}})  # a and its signature are still there, untagged
+    outcome = reconcile(entries, envs, source, {"prod": prod}, check_mode=True, pins=PINNED)
+    assert [(a["action"], a["tag"], a["digest"]) for a in outcome["actions"]] == [("copy", sig, d("s")), ("copy", "v1", d("a"))]
+    source.repos["ns/app"][d("s")] = d("s")
+    # carried out: the source is asked for the pinned digest itself, not for the tag (which serves b)
+    outcome = reconcile(entries, envs, source, {"prod": prod}, pins=PINNED)
+    assert [(a["tag"], a["result"]) for a in outcome["actions"]] == [(sig, "copied"), ("v1", "copied")]
+    assert prod.repos["ns/app"]["v1"] == d("a")
+    del source.repos["ns/app"][d("a")]  # pruned from the integrated registry since
+    prod.repos["ns/app"]["v1"] = d("b")
+    failed = one(reconcile(entries, envs, source, {"prod": prod}, pins=PINNED)["actions"], tag="v1")
+    assert failed["result"] == "failed" and "no longer exists in the source registry" in failed["error"]
+    assert prod.repos["ns/app"]["v1"] == d("b")
+
+
+class Registry(FakeRegistry):
+    """A FakeRegistry that serves manifests by tag or digest (a digest stands as a tag of itself)
+    and takes them; a manifest's bytes are its digest, and every image has its blobs already."""
+
+    host = "registry.example.com"
+
+    def list_tags(self, repository):
+        return [tag for tag in super().list_tags(repository) if not tag.startswith("sha256:")]
+
+    def get_manifest(self, repository, reference):
+        found = self.head_manifest(repository, reference)
+        return found and {"data": found["digest"].encode(), "media_type": "application/vnd.oci.image.manifest.v1+json"}
+
+    def head_manifest(self, repository, tag):  # a tag, or a digest
+        digest = (self.repos.get(repository) or {}).get(tag)
+        return {"digest": digest} if digest else None
+
+    def put_manifest(self, repository, tag, data, media_type):
+        self.repos[repository][tag] = data.decode()
