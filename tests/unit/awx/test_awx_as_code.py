@@ -118,11 +118,14 @@ TEMPLATES = awx.job_templates()
 IDS = [t["name"].split(" - ", 1)[1] for t in TEMPLATES]
 
 
-def test_the_job_templates_issues_12_and_23_ask_for_are_there():
-    assert sorted(IDS) == sorted(["site", "promote", "demote", "reconcile", "audit", "credentials",
+def test_the_job_templates_issues_12_23_and_25_ask_for_are_there():
+    assert sorted(IDS) == sorted(["site", "promote", "demote", "rollback", "reconcile", "audit", "credentials",
                                   "rotate credentials"])
     assert [t["variable"] for t in awx.job_template("promote")["survey"]] == ["project", "image", "env"]
     assert awx.job_template("demote")["survey"] == awx.job_template("promote")["survey"]
+    # issue 25: a rollback asks what a promotion asks, one environment of the inventory's (a multiplechoice)
+    assert awx.job_template("rollback")["survey"] == awx.job_template("promote")["survey"]
+    assert awx.job_template("rollback")["playbook"] == "awx/playbooks/rollback.yml"
     assert [q["variable"] for q in awx.job_template("rotate credentials")["survey"]] == ["credentials_clusters", "grace"]
     assert not [q for q in awx.job_template("rotate credentials")["survey"] if q.get("required")]
     assert [q["variable"] for q in awx.job_template("credentials")["survey"]] == [
@@ -490,6 +493,7 @@ PINNED_SURVEYS = {
     "Segmented registry - site": [("project",) + OPTIONAL_TEXT],
     "Segmented registry - promote": PROMOTE_QUESTIONS,
     "Segmented registry - demote": PROMOTE_QUESTIONS,
+    "Segmented registry - rollback": PROMOTE_QUESTIONS,
     "Segmented registry - reconcile": [("project",) + OPTIONAL_TEXT, ("env",) + OPTIONAL_TEXT,
                                        ("stream", "text", False, 0, 255, None, None), ("tag", "text", False, 0, 128, None, None)],
     "Segmented registry - audit": [("project",) + OPTIONAL_TEXT, ("select",) + OPTIONAL_TEXT,
