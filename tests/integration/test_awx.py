@@ -1,9 +1,10 @@
-"""promote.yml, demote.yml and validate.yml as an AWX job template runs them on the lab: through
+"""promote.yml, demote.yml, rollback.yml and validate.yml as an AWX job template runs them on the lab: through
 ansible-runner (AWX's engine), with the clusters' credentials injected exactly as the credential
 type "Segmented registry kubeconfig" injects them (its file injector rendered with the lab's
 kubeconfig as the credential's input, written 0600 into the job's private data directory, its
 path in SEGMENTED_REGISTRY_KUBECONFIG), hosts that select their context as inventories/awx does,
 and extra variables shaped as the job template's survey sends them."""
+import json
 import os
 
 import pytest
@@ -85,6 +86,26 @@ def test_promote_and_demote_as_awx_job_templates_run_them(lab, namespace, run_pl
                            envvars=credential)
     assert demoted.status == "successful", demoted.stdout_text[-3000:]
     assert lab.where(namespace)["test"]["tags"] == {}
+
+
+def test_rollback_as_the_awx_job_template_runs_it_records_the_awx_user(lab, namespace, run_playbook, awx_inventory, credential):
+    a = lab.push(namespace, "app", "v1", 1, SMALL, seed=f"{namespace} A")["digest"]
+    promote = survey("promote", project=namespace, image="app:v1", env="test")
+    first = run_playbook("playbooks/promote.yml", inventory=awx_inventory, extravars=promote, envvars=credential)
+    assert first.status == "successful", first.stdout_text[-3000:]
+    b = lab.push(namespace, "app", "v1", 1, SMALL, seed=f"{namespace} B")["digest"]  # the tag moves
+    second = run_playbook("playbooks/promote.yml", inventory=awx_inventory, extravars=promote, envvars=credential)
+    assert second.status == "successful", second.stdout_text[-3000:]
+    assert lab.where(namespace)["test"]["tags"] == {f"{namespace}/app:v1": b}
+    # AWX passes the launching user as the extra variable awx_user_name
+    extravars = dict(survey("rollback", project=namespace, image="app:v1", env="test"), awx_user_name="alice")
+    rolled_back = run_playbook("playbooks/rollback.yml", inventory=awx_inventory, extravars=extravars, envvars=credential)
+    assert rolled_back.status == "successful", rolled_back.stdout_text[-3000:]
+    assert lab.where(namespace)["test"]["tags"] == {f"{namespace}/app:v1": a}
+    entries = json.loads(kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).read_namespaced_config_map(
+        "segmented-registry-history-app", namespace).data["v1.test"])
+    assert [(e["action"], e["by"]) for e in entries] == [("rollback", "alice"), ("promote", "segmented.registry"),
+                                                         ("promote", "segmented.registry")]
 
 
 def test_the_job_reaches_the_registry_cluster_through_the_injected_file_only(

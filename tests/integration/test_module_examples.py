@@ -9,8 +9,10 @@ module_defaults: the registry cluster's credentials (segmented_registry_k8s_auth
 (segmented_registry_reconcile_integrated_ca_cert) for promote and reconcile. The CA file a task
 looks up (``registry-ca.crt``) sits next to the playbook. The names the examples use exist first:
 namespaces ``myproject`` and ``payments``, the tag ``myproject/app:v1.2.3``, and on prod the
-pull Secret the credentials role writes. The vaulted variables an example names are extra
-variables with a placeholder value.
+pull Secret the credentials role writes; for the rollback example, ``myproject/app:v1.2.3``
+approved for uat with two promotions there in its history, the first of a digest still in the
+integrated registry. The vaulted variables an example names are extra variables with a placeholder
+value.
 
 Every task runs even when an earlier one failed (ignore_errors), so one run names every broken
 example: its module and its task."""
@@ -73,7 +75,7 @@ def example_play(path):
                 "context": "{{ %s.segmented_registry_k8s_auth.context }}" % registry,
             },
             **{COLLECTION + module: {"integrated_ca_cert": "{{ %s.segmented_registry_reconcile_integrated_ca_cert }}"
-                                     % registry} for module in ("promote", "reconcile")},
+                                     % registry} for module in ("promote", "reconcile", "rollback")},
         },
         "tasks": tasks,
     }
@@ -100,8 +102,57 @@ def wait_for_terminated(core, name, eventually):
     eventually(gone, timeout=60)
 
 
+ROLLBACK_HISTORY = ("myproject", "segmented-registry-history-app", "v1.2.3.uat")
+
+
+def rollback_example(lab, run_playbook, tmp_path):
+    """``myproject/app:v1.2.3`` approved for uat, and a history there of two promotions (an earlier
+    digest, pushed as tag ``rollback-example``, then the tag's own): what the rollback example
+    needs to plan. Returns how to put things back as they were."""
+    api = lab.api_client(lab.layout.registry_cluster)
+    core = kclient.CoreV1Api(api)
+    stream = kclient.CustomObjectsApi(api).get_namespaced_custom_object("image.openshift.io", "v1", "myproject", "imagestreams", "app")
+    now = [tag for tag in stream["status"]["tags"] if tag["tag"] == "v1.2.3"][0]["items"][0]["image"]
+    earlier = lab.push("myproject", "app", "rollback-example", 1, 4096, seed="module examples, rollback")["digest"]
+    auth = {"kubeconfig": lab.kubeconfig, "context": lab.layout.registry_cluster}
+    out = tmp_path / "approval.json"
+    edit = run_playbook("tests/integration/playbooks/tag_environments.yml", extravars={
+        "te_args": {"namespace": "myproject", "name": "app:v1.2.3", "add": ["uat"]}, "te_auth": auth, "te_out": str(out)})
+    assert edit.status == "successful", edit.stdout_text[-3000:]
+    approved_before = "uat" in json.loads(out.read_text())["environments_before"]
+    namespace, name, key = ROLLBACK_HISTORY
+    entries = [{"time": time, "action": "promote", "environment": "uat", "tag": "v1.2.3", "digest_before": before,
+                "digest_after": after, "by": "module examples", "result": "ok", "message": ""}
+               for time, before, after in (("2026-01-02T00:00:00Z", earlier, now), ("2026-01-01T00:00:00Z", None, earlier))]
+    try:
+        found = core.read_namespaced_config_map(name, namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        found = None
+    if found is None:
+        core.create_namespaced_config_map(namespace, {
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "segmented.registry", "segmented.registry/history": "true"},
+                         "annotations": {"segmented.registry/image-stream": "app"}},
+            "data": {key: json.dumps(entries)}})
+    else:
+        core.patch_namespaced_config_map(name, namespace, {"data": {key: json.dumps(entries)}})
+    kept = (found.data or {}).get(key) if found is not None else None
+
+    def restore():
+        if found is None:
+            core.delete_namespaced_config_map(name, namespace)
+        else:
+            core.patch_namespaced_config_map(name, namespace, {"data": {key: kept}})
+        if not approved_before:
+            back = run_playbook("tests/integration/playbooks/tag_environments.yml", extravars={
+                "te_args": {"namespace": "myproject", "name": "app:v1.2.3", "remove": ["uat"]}, "te_auth": auth, "te_out": str(out)})
+            assert back.status == "successful", back.stdout_text[-3000:]
+    return restore
+
+
 @pytest.fixture
-def example_names(lab, eventually):
+def example_names(lab, eventually, run_playbook, tmp_path_factory):
     """The names the examples use, on the lab: made when missing (left as found afterwards)."""
     api = lab.api_client(lab.layout.registry_cluster)
     core = kclient.CoreV1Api(api)
@@ -131,7 +182,9 @@ def example_names(lab, eventually):
             "metadata": {"name": PULL_SECRET[1]}, "type": "kubernetes.io/dockerconfigjson",
             "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}})
         made = True
+    restore_rollback_example = rollback_example(lab, run_playbook, tmp_path_factory.mktemp("rollback-example"))
     yield
+    restore_rollback_example()
     if made:
         prod.delete_namespaced_secret(PULL_SECRET[1], PULL_SECRET[0])
 
