@@ -55,15 +55,15 @@ def test_a_rollback_puts_the_previous_digest_back_and_keeps_it_until_the_next_pr
     assert served(lab, namespace) == b
 
     preview = ok(run_playbook("playbooks/rollback.yml", extravars=survey, cmdline="--check --diff"))
-    planned = task_result(preview, "Roll back: app:v1 in uat")
+    planned = task_result(preview, "Roll back app:v1 in uat")
     assert planned["changed"] and planned["diff"] == {"before": {"digest": b}, "after": {"digest": a}}
     assert [(c["tag"], c["digest"], c["pinned_from"]) for c in planned["reconcile"]["copies"]] == [("v1", a, b)]
     assert served(lab, namespace) == b, "check mode copied"
 
-    done = task_result(ok(run_playbook("playbooks/rollback.yml", extravars=survey)), "Roll back: app:v1 in uat")
+    done = task_result(ok(run_playbook("playbooks/rollback.yml", extravars=survey)), "Roll back app:v1 in uat")
     assert (done["changed"], done["digest_before"], done["digest_after"], done["rolled_back_from"]) == (True, b, a, b)
     assert served(lab, namespace) == a
-    again = task_result(ok(run_playbook("playbooks/rollback.yml", extravars=survey)), "Roll back: app:v1 in uat")
+    again = task_result(ok(run_playbook("playbooks/rollback.yml", extravars=survey)), "Roll back app:v1 in uat")
     assert not again["changed"]
 
     # the hourly reconcile keeps the rolled-back digest: the pin holds while the source serves b
@@ -103,7 +103,7 @@ def test_a_rollback_without_history_fails_cleanly_and_changes_nothing(lab, names
 
     refused = run_playbook("playbooks/rollback.yml", extravars=survey)
     assert refused.status == "failed"
-    result = task_result(refused, "Roll back: app:v1 in uat")
+    result = task_result(refused, "Roll back app:v1 in uat")
     assert "no promotion is recorded" in result["msg"] and "nothing was changed" in result["msg"], result["msg"]
     assert not result.get("changed")
     assert served(lab, namespace) == a and history_configmap(lab, namespace) is None
