@@ -176,7 +176,9 @@ def test_check_mode_plans_then_copy_by_digest_then_rerun_skips(lab, namespace, a
     copies = {a["environment"]: a for a in done["copies"]}
     assert copies["test"]["blobs_sent"] == 4 and copies["test"]["bytes_sent"] > 3 * SMALL
     assert done["bytes_moved"] == sum(a["bytes_sent"] for a in done["copies"])
-    assert done["stats"]["api_calls"] == 1  # one ImageStream list (one namespace); the token is given
+    # one ImageStream list and one history ConfigMap list (one namespace), then the history's get and
+    # create; the token is given
+    assert done["stats"]["api_calls"] == 4
 
     again = reconcile(namespace=[namespace])
     assert not again.get("failed"), again.get("msg")
@@ -589,7 +591,8 @@ def test_minted_token_never_leaks(lab, token, namespace, approve, run_playbook, 
     assert runner.status == "successful", runner.stdout_text[-3000:].replace(secret, "<minted token>")
     result = json.loads((run_dir / "result.json").read_text())
     assert not result.get("failed"), result.get("msg")
-    assert result["summary"] == {"copied": 1} and result["stats"]["api_calls"] == 3  # the list, a TokenRequest per audience
+    # the list, a TokenRequest per audience, the history's list, get and create
+    assert result["summary"] == {"copied": 1} and result["stats"]["api_calls"] == 6
     verbose = "module_args" in runner.stdout_text  # (not in the assertion: pytest would print the output)
     assert verbose, "not the -vvv output (the full result, with the module's arguments)"
     written = {str(path.relative_to(run_dir)): path.read_bytes().decode("utf-8", "replace")
