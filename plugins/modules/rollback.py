@@ -25,8 +25,9 @@ description:
     digest there, when the source tag no longer serves the digest of the last promotion, when the tag is
     not approved for the environment, and when the digest to put back is no longer in the integrated
     registry.
-  - The copy passes the environment's policies (C(after), C(scan_gate)) like any other; with C(after),
-    roll the earlier environment back first.
+  - The copy passes the environment's policies (C(after), C(scan_gate)) like any other; one that holds
+    it back fails the rollback, naming the policy, with nothing changed. With C(after), roll the earlier
+    environment back first.
 attributes:
   check_mode:
     support: full

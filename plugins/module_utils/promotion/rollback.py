@@ -75,7 +75,10 @@ class Rollback:
             if item["tag"] == self.tag and item.get("environment") == self.environment
         ]
         before = mine[0].get("current") if mine else None
-        landed = bool(mine) and (mine[0].get("result") or mine[0]["action"]) not in (FAILED, GATED)
+        outcome = (mine[0].get("result") or mine[0]["action"]) if mine else FAILED
+        landed = outcome not in (FAILED, GATED)
+        # a policy that holds the digest back fails the rollback (nothing was copied), as a failed copy does
+        held_back = mine[:1] if outcome == GATED else []
         recorded = False
         if landed and not reconciled["changed"] and not self.pinned_before:
             # the registry served the digest already, but nothing pins it yet: the pin is the change
@@ -103,7 +106,7 @@ class Rollback:
             "digest_after": self.pin[1] if landed else before,
             "rolled_back_from": self.pin[0],
             "reconcile": reconciled,
-            "failures": reconciled["failures"],
+            "failures": reconciled["failures"] + held_back,
         }
         if diff:
             result["diff"] = {"before": {"digest": before}, "after": {"digest": result["digest_after"]}}

@@ -77,7 +77,9 @@ def calls(monkeypatch, cluster):
         same = cluster["prod"] == to
         action = {"action": "skip" if same else "copy", "environment": "prod", "repository": "myproject/app", "tag": "v1",
                   "digest": to, "current": cluster["prod"], "pinned_from": frm}
-        if not same and not check_mode:
+        if cluster.get("gate"):
+            action.update(action="gated", reason=cluster["gate"])
+        elif not same and not check_mode:
             action["result"] = "copied"
         return {"actions": [action], "summary": {action["action"]: 1}, "unknown_environments": [], "absent_environments": [],
                 "audit": [], "warnings": [], "seconds": {"read": 0.1, "total": 0.2}}
@@ -160,3 +162,11 @@ def test_a_rollback_that_cannot_be_done_is_refused_before_anything_changes(run_m
         assert word in result["msg"]
     assert not [call for call in calls if call[0] in ("reconcile", "history")]
     assert not result.get("changed")
+
+
+def test_a_rollback_a_policy_holds_back_fails_saying_why_and_changes_nothing(run_module, calls, cluster):
+    cluster["gate"] = "policy after uat: this digest is not in uat's registry (myproject/app) yet"
+    result = run(run_module, Fail, **JOB)
+    assert "policy after uat" in result["msg"] and not result["changed"]
+    assert (result["digest_before"], result["digest_after"]) == (B, B)
+    assert not [call for call in calls if call[0] == "history" and call[1]]
