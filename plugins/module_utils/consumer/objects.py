@@ -42,15 +42,6 @@ class ClusterObjects:
         cluster does not serve the kind."""
         return self.cluster.get(self.cluster.kind(api_version, kind, missing), name, namespace)
 
-    def list_labelled(self, api_version: str, kind: str, namespace: str | None, label_selector: str) -> list[dict[str, Any]]:
-        """The objects of ``kind`` with these labels in ``namespace`` (None: every namespace), one LIST call."""
-        resource = self.resource(api_version, kind)
-        try:
-            answer = self.client.get(resource, namespace=namespace, label_selector=label_selector, serializer=kube.plain)
-        except Exception as exc:
-            raise ObjectsError(kube.api_problem(exc, f"list {kind} {'in namespace ' + namespace if namespace else 'in all namespaces'}", self.host))
-        return answer.get("items") or []
-
     def write(self, obj: dict[str, Any], verb: str) -> Any:
         """``create``, ``replace`` (with the resourceVersion it carries) or ``delete`` one object
         (only at the resourceVersion it carries). Raises ``Conflict`` when it changed since."""

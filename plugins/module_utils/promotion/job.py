@@ -20,9 +20,9 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     DEFAULT_ANNOTATION_KEY,
     check_annotation_key,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import FIELD_MANAGER, tag_entries
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import tag_entries
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI, list_streams
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import FIELD_MANAGER
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import (
     MIN_TOKEN_SECONDS,
     TOKEN_SERVER_AUDIENCE,
@@ -193,9 +193,8 @@ class Job:
         (``{(repository, tag, environment): (from, to)}``), whose digest must still be in the
         integrated registry: checked before anything is planned."""
         params = self.params
-        objects = ClusterObjects(self.api.client)
         namespaces = scope.namespaces or sorted({item["namespace"] for item in entries if scope.entry_in_scope(item)})
-        configmaps = self.read_history(objects, namespaces)
+        configmaps = self.read_history(namespaces, required=rollback is not None)
         pins = history.pins(configmaps)
         pins.update(rollback or {})
         source_token = self._registry_token()
@@ -249,7 +248,7 @@ class Job:
                 item.close()
         result = self._result(outcome, stats, scope, check_mode)
         if not check_mode:
-            self.record_history(objects, history.entries_of(outcome["actions"], self.requester, history.now()), result)
+            self.record_history(history.entries_of(outcome["actions"], self.requester, history.now()), result, required=rollback is not None)
         if params["show_history"]:
             result["history"] = self._history(configmaps, scope)
         result["stats"]["api_calls"] = self.api_calls
@@ -260,20 +259,26 @@ class Job:
         """Who the history says asked: the option ``requester``, or the collection's field manager."""
         return str(self.params["requester"] or FIELD_MANAGER)
 
-    def record_history(self, objects: ClusterObjects, records: Mapping[tuple[str, str], list[dict[str, Any]]], result: dict[str, Any]) -> None:
+    def record_history(self, records: Mapping[tuple[str, str], list[dict[str, Any]]], result: dict[str, Any], required: bool = False) -> None:
         """Add ``records`` (``history.entries_of``) to the history; ``result`` gets ``history_written``
-        and rides along with an error (the registries changed before)."""
+        and rides along with an error (the registries changed before). A namespace whose history the
+        job's account may not write is a warning, unless ``required`` (a rollback's pin)."""
         with failing(self.module, **result):
-            result["history_written"], calls = history_api.record(objects, records, self.params["history_limit"])
+            result["history_written"], calls = history_api.record(self.api.cluster, records, self.params["history_limit"], self._warn_unless(required))
         self.api_calls += calls
         result["stats"]["api_calls"] = self.api_calls
 
-    def read_history(self, objects: ClusterObjects, namespaces: list[str]) -> list[dict[str, Any]]:
-        """The history ConfigMaps of ``namespaces``: one LIST each."""
+    def read_history(self, namespaces: list[str], required: bool = False) -> list[dict[str, Any]]:
+        """The history ConfigMaps of ``namespaces``: one LIST each. A namespace whose history the
+        job's account may not read is a warning (no pins there), unless ``required`` (a rollback)."""
         with failing(self.module):
-            configmaps = history_api.read(objects, namespaces)
+            configmaps = history_api.read(self.api.cluster, namespaces, self._warn_unless(required))
         self.api_calls += len(namespaces)
         return configmaps
+
+    def _warn_unless(self, required: bool) -> history_api.Warn | None:
+        """``module.warn``, or None when the history is ``required`` (a refusal fails the run)."""
+        return None if required else self.module.warn
 
     @staticmethod
     def _history(configmaps: list[dict[str, Any]], scope: Scope) -> list[dict[str, Any]]:

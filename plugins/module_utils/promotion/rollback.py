@@ -12,7 +12,6 @@ from typing import Any, Mapping
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import check_namespace, resolve_tag_reference
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
 from ansible_collections.segmented.registry.plugins.module_utils.errors import PromotionError
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import history
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.job import Job, approvals_of
@@ -53,8 +52,7 @@ class Rollback:
                 "keeps an approved tag on an earlier digest. Nothing was changed",
                 field="environment",
             )
-        self.objects = ClusterObjects(api.client)
-        configmaps = self.job.read_history(self.objects, [self.namespace])
+        configmaps = self.job.read_history([self.namespace], required=True)
         rows = [row for row in history.flatten(configmaps) if (row["stream"], row["tag"], row["environment"]) == (self.stream, self.tag, self.environment)]
         self.pin = history.rollback_target(rows, entry.get("digest"), self.where)
         self.pinned_before = history.pins(configmaps).get(self.key) == self.pin
@@ -95,7 +93,7 @@ class Rollback:
                     history.OK,
                     "already served; pinned",
                 )
-                self.job.record_history(self.objects, {(self.namespace, self.stream): [entry]}, reconciled)
+                self.job.record_history({(self.namespace, self.stream): [entry]}, reconciled, required=True)
         result = {
             "changed": reconciled["changed"] or recorded,
             "namespace": self.namespace,

@@ -45,11 +45,11 @@ def calls(monkeypatch):
     """Every call into the faked layer: the connection, the write, each minted token, the run."""
     seen = []
 
-    def record(objects, entries, limit):
+    def record(cluster, entries, limit, warn=None):
         seen.append(("history", entries, limit))
         return [f"{namespace}/{history.configmap_name(stream)}" for namespace, stream in sorted(entries)], 2
 
-    def read(objects, namespaces):
+    def read(cluster, namespaces, warn=None):
         seen.append(("read history", namespaces))
         return []
 

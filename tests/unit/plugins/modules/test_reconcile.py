@@ -6,7 +6,7 @@ import functools
 import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import (ImageStreamAPI)
-from ansible_collections.segmented.registry.plugins.module_utils.promotion import history, job
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import history, history_api, job
 from ansible_collections.segmented.registry.plugins.modules import reconcile
 from tests.unit.plugins.modules.harness import Fail, caller, documented, refused, without as omitted
 
@@ -25,6 +25,8 @@ ENTRY = history.entry("2026-12-05T18:09:48Z", "promote", "test", "v1", None, DIG
 HISTORY = {"metadata": {"namespace": "myproject", "name": "segmented-registry-history-app",
                         "annotations": {history.ANNOTATION_STREAM: "app"}},
            "data": history.merge({}, [ENTRY], 5, "cm")}
+#: The history's real I/O, before the ``calls`` fixture fakes it.
+READ, RECORD = history_api.read, history_api.record
 
 
 def outcome():
@@ -40,11 +42,11 @@ def calls(monkeypatch):
     """Every call into the faked layer: the connection, the listing, each minted token, the run."""
     seen = []
 
-    def record(objects, entries, limit):
+    def record(cluster, entries, limit, warn=None):
         seen.append(("history", entries, limit))
         return [f"{namespace}/{history.configmap_name(stream)}" for namespace, stream in sorted(entries)], 2
 
-    def read(objects, namespaces):
+    def read(cluster, namespaces, warn=None):
         seen.append(("read history", namespaces))
         return [HISTORY]
 
@@ -187,6 +189,33 @@ def test_the_rollbacks_in_the_history_reach_the_run_as_pins(run_module, calls, m
     rolled_back = {"metadata": HISTORY["metadata"], "data": history.merge({}, [
         history.entry("2026-12-05T18:09:48Z", "promote", "prod", "v1", None, "sha256:" + "aa" * 32, "a", "ok", ""),
         history.entry("2026-12-05T18:10:48Z", "rollback", "prod", "v1", DIGEST, "sha256:" + "aa" * 32, "a", "ok", "")], 5, "cm")}
-    monkeypatch.setattr(job.history_api, "read", lambda objects, namespaces: [HISTORY, rolled_back])
+    monkeypatch.setattr(job.history_api, "read", lambda cluster, namespaces, warn=None: [HISTORY, rolled_back])
     run(run_module, **JOB, namespace=["myproject"])
     assert ("pins", {("myproject/app", "v1", "prod"): (DIGEST, "sha256:" + "aa" * 32)}) in calls
+
+
+def test_an_account_without_the_history_s_rights_runs_as_before_with_warnings(run_module, calls, monkeypatch):
+    """Backward compatible: a job's account the history's ConfigMaps refuse (403 on list and get)
+    plans and copies as it would without the history, and the result warns, naming the right, the
+    namespace and the fix."""
+    from ansible.module_utils import basic
+
+    from tests.unit.plugins.module_utils.fake_cluster import ApiError, fake_cluster
+
+    registry_cluster = fake_cluster()
+    forbidden = ApiError(403, 'configmaps is forbidden: User "promoter" cannot list resource "configmaps"', reason="Forbidden")
+    registry_cluster.dynamic.refuse("get", "/configmaps", forbidden, times=2)  # the LIST before, the edit's GET after
+    monkeypatch.setattr(ImageStreamAPI, "connect", classmethod(lambda cls, module: type("API", (), {"cluster": registry_cluster})()))
+    monkeypatch.setattr(job.history_api, "read", READ)  # the real reads and writes, on the fake API server
+    monkeypatch.setattr(job.history_api, "record", RECORD)
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, text: warnings.append(text))
+    result = run(run_module, **JOB, namespace=["myproject"])
+    assert ("pins", {}) in calls and result["changed"] and result["copies"] == [COPY]
+    assert result["history_written"] == []
+    assert registry_cluster.dynamic.writes == [] and registry_cluster.dynamic.refusals == []
+    read_warning, write_warning = [text for text in warnings if "configmaps" in text]
+    for words in ("list on configmaps", "namespace myproject", "registry_cluster_history_editors", "edit role in myproject", "not honoured"):
+        assert words in read_warning
+    for words in ("get, create and update on configmaps", "namespace myproject", "registry_cluster_history_editors", "not in its history"):
+        assert words in write_warning

@@ -7,8 +7,9 @@ import functools
 import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI
-from ansible_collections.segmented.registry.plugins.module_utils.promotion import history, job
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import history, history_api, job
 from ansible_collections.segmented.registry.plugins.modules import rollback
+from tests.unit.plugins.module_utils.fake_cluster import ApiError, fake_cluster
 from tests.unit.plugins.modules.harness import Fail, caller, documented, refused, without as omitted
 
 NOWHERE = {"host": "https://127.0.0.1:9", "api_key": "sha256~unused-token"}
@@ -20,6 +21,9 @@ JOB = dict(NOWHERE, environments=ENVIRONMENTS, service_account="segmented-regist
            environment="prod")
 KEY = "segmented.registry/environments"
 A, B = "sha256:" + "aa" * 32, "sha256:" + "bb" * 32
+
+#: The history's real read, before the ``calls`` fixture fakes it.
+READ = history_api.read
 
 
 def imagestream(approved=("test", "prod"), digest=B):
@@ -52,17 +56,17 @@ def calls(monkeypatch, cluster):
 
     def connect(cls, module):
         seen.append(("connect", module.check_mode))
-        return type("API", (), {"client": "the registry cluster's client",
+        return type("API", (), {"cluster": "the registry cluster",
                                 "get": lambda self, namespace, stream: cluster["imagestream"]})()
 
     def mint_token(client, service_account, duration, audiences=None):
         return f"minted-{audiences}"
 
-    def read(objects, namespaces):
+    def read(gateway, namespaces, warn=None):
         seen.append(("read history", namespaces))
         return cluster["history"]
 
-    def record(objects, entries, limit):
+    def record(gateway, entries, limit, warn=None):
         seen.append(("history", entries, limit))
         return ["myproject/segmented-registry-history-app"], 2
 
@@ -170,3 +174,18 @@ def test_a_rollback_a_policy_holds_back_fails_saying_why_and_changes_nothing(run
     assert "policy after uat" in result["msg"] and not result["changed"]
     assert (result["digest_before"], result["digest_after"]) == (B, B)
     assert not [call for call in calls if call[0] == "history" and call[1]]
+
+
+def test_an_account_that_may_not_read_the_history_fails_naming_the_right_before_anything_changes(run_module, calls, cluster, monkeypatch):
+    registry_cluster = fake_cluster()
+    registry_cluster.dynamic.refuse("get", "/configmaps", ApiError(403, 'configmaps is forbidden: User "promoter" cannot list resource "configmaps"',
+                                                                   reason="Forbidden"))
+    api = type("API", (), {"cluster": registry_cluster, "get": lambda self, namespace, stream: cluster["imagestream"]})()
+    monkeypatch.setattr(ImageStreamAPI, "connect", classmethod(lambda cls, module: api))
+    monkeypatch.setattr(job.history_api, "read", READ)  # the real read, on the fake API server
+    result = run(run_module, Fail, **JOB)
+    for words in ("403", "list on configmaps", "namespace myproject", "registry_cluster_history_editors", "edit role in myproject",
+                  "nothing was changed"):
+        assert words in result["msg"]
+    assert not [call for call in calls if call[0] in ("reconcile", "history", "source head")]
+    assert registry_cluster.dynamic.writes == [] and not result.get("changed")
