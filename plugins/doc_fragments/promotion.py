@@ -119,7 +119,11 @@ options:
         an object (an entry takes at most 2048 bytes); a larger value is refused before anything is read.
       - Written with the module's Kubernetes credentials, which then need C(get), C(create) and C(update)
         on C(configmaps) in the ImageStream's namespace (the registry-cluster role's
-        C(segmented-registry:promotion-history-editor), or C(edit)).
+        C(segmented-registry:promotion-history-editor), or C(edit)) and C(list) to read it before the run
+        plans (the rollbacks in force).
+      - Credentials without those rights (the API server answers 403) change nothing for the run; it plans
+        and copies as it would without a history, and warns, naming the right, the namespace and the fix;
+        the rollbacks recorded there are not honoured then, and the run is not recorded.
     type: int
     default: 20
     version_added: 0.1.0

@@ -23,8 +23,9 @@ description:
     (a demotion) and added again.
   - Refused, with nothing changed, when there is no history, when the last promotion brought the first
     digest there, when the source tag no longer serves the digest of the last promotion, when the tag is
-    not approved for the environment, and when the digest to put back is no longer in the integrated
-    registry.
+    not approved for the environment, when the digest to put back is no longer in the integrated
+    registry, and when the module's Kubernetes credentials may not read the history (C(list) on
+    C(configmaps) in the namespace; the message names the fix).
   - The copy passes the environment's policies (C(after), C(scan_gate)) like any other; one that holds
     it back fails the rollback, naming the policy, with nothing changed. With C(after), roll the earlier
     environment back first.
