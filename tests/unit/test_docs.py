@@ -1,5 +1,5 @@
 """The documentation a newcomer reads: the README stays a front door (at most 300 lines, the two commands
-first), every guide of docs/docsite/extra-docs.yml exists and every guide is listed there, and every
+first, a link to every guide), every guide of docs/docsite/extra-docs.yml exists and every guide is listed there, and every
 relative link and anchor in the README, CONTRIBUTING.md, the READMEs of the roles, the lab, the bench, AWX and
 the token server, and the guides resolves (an anchor into a guide: one of its section titles or labels)."""
 
@@ -112,6 +112,12 @@ def test_extra_docs_lists_every_guide():
     present = [os.path.splitext(os.path.basename(path))[0] for path in RST]
     assert sorted(listed) == sorted(set(listed)), "a guide is listed twice in extra-docs.yml"
     assert sorted(listed) == sorted(present), "extra-docs.yml and docs/docsite/rst/*.rst differ"
+
+
+def test_readme_links_every_guide():
+    linked = {os.path.normpath(target.partition("#")[0]) for target in markdown_links("README.md")}
+    missing = [relpath for relpath in RST if relpath not in linked]
+    assert not missing, f"README.md ('Guides') does not link {', '.join(missing)}"
 
 
 @pytest.mark.parametrize("relpath", MARKDOWN)
