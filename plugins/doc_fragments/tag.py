@@ -1,9 +1,10 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-# The options that name one image stream tag and bound its write, shared by the tag_environments
-# and promote modules, documented once next to plugins/module_utils/approval/edit.py (its
-# tag_argument_spec; a unit test compares them).
+# The options that name one image stream tag (tag_environments, promote, rollback) and, as
+# segmented.registry.tag.edit, the one that bounds a write of its approval list (tag_environments,
+# promote), documented once next to plugins/module_utils/approval/edit.py (its tag_argument_spec
+# and edit_argument_spec; a unit test compares them).
 
 
 class ModuleDocFragment:
@@ -24,6 +25,10 @@ options:
   tag:
     description: Name of the tag in I(stream). Goes with I(stream); excludes I(name).
     type: str
+"""
+
+    EDIT = r"""
+options:
   max_attempts:
     description:
       - How many refused writes to accept before giving up with an error, counting only those

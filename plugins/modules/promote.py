@@ -57,6 +57,7 @@ seealso:
 extends_documentation_fragment:
   - segmented.registry.attributes
   - segmented.registry.tag
+  - segmented.registry.tag.edit
   - segmented.registry.promotion
   - segmented.registry.query
   - kubernetes.core.k8s_auth_options
@@ -168,6 +169,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.edit i
     TAG_MUTUALLY_EXCLUSIVE,
     TAG_REQUIRED_TOGETHER,
     TagEdit,
+    edit_argument_spec,
     tag_argument_spec,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
@@ -179,6 +181,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope
 def argument_spec():
     spec = job.argument_spec()
     spec.update(tag_argument_spec())
+    spec.update(edit_argument_spec())
     spec.update(
         environment={"type": "list", "elements": "str", "required": True},
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},

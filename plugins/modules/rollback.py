@@ -43,21 +43,6 @@ attributes:
     details:
       - A second run finds the digest in place and the pin recorded.
 options:
-  namespace:
-    description: Namespace (project) of the image stream on the registry cluster.
-    type: str
-    required: true
-  name:
-    description:
-      - The image stream tag as C(<stream>:<tag>), like C(app:v1.2.3).
-      - Give either I(name), or I(stream) and I(tag).
-    type: str
-  stream:
-    description: Name of the image stream. Goes with I(tag); excludes I(name).
-    type: str
-  tag:
-    description: Name of the tag in I(stream). Goes with I(stream); excludes I(name).
-    type: str
   environment:
     description: The environment to roll back, one of I(environments) without C(state=absent).
     type: str
@@ -67,6 +52,7 @@ seealso:
   - module: segmented.registry.reconcile
 extends_documentation_fragment:
   - segmented.registry.attributes
+  - segmented.registry.tag
   - segmented.registry.promotion
   - segmented.registry.query
   - kubernetes.core.k8s_auth_options
@@ -160,7 +146,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.promotion.rollb
 
 def argument_spec():
     spec = job.argument_spec()
-    spec.update({name: option for name, option in tag_argument_spec().items() if name != "max_attempts"})  # nothing is edited
+    spec.update(tag_argument_spec())
     spec.update(environment={"type": "str", "required": True})
     return spec
 

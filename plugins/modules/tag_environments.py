@@ -47,6 +47,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - segmented.registry.cluster
   - segmented.registry.tag
+  - segmented.registry.tag.edit
   - segmented.registry.attributes
 attributes:
   check_mode:
@@ -225,6 +226,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.edit i
     TAG_MUTUALLY_EXCLUSIVE,
     TAG_REQUIRED_TOGETHER,
     TagEdit,
+    edit_argument_spec,
     tag_argument_spec,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI
@@ -235,6 +237,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.kube import Ans
 def argument_spec():
     spec = auth_argument_spec()
     spec.update(tag_argument_spec())
+    spec.update(edit_argument_spec())
     spec.update(
         add={"type": "list", "elements": "str"},
         remove={"type": "list", "elements": "str"},

@@ -21,15 +21,19 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
 
 
 def tag_argument_spec() -> dict[str, Any]:
-    """The options that name one tag and bound its write: ``namespace`` + ``name``
-    (``<stream>:<tag>``) or ``stream`` and ``tag``, ``max_attempts``."""
+    """The options that name one tag: ``namespace`` + ``name`` (``<stream>:<tag>``) or ``stream``
+    and ``tag``."""
     return {
         "namespace": {"type": "str", "required": True},
         "name": {"type": "str"},
         "stream": {"type": "str"},
         "tag": {"type": "str"},
-        "max_attempts": {"type": "int", "default": 10},
     }
+
+
+def edit_argument_spec() -> dict[str, Any]:
+    """The option that bounds a module's write of the tag's approval list: ``max_attempts``."""
+    return {"max_attempts": {"type": "int", "default": 10}}
 
 
 #: Their constraints, as ``AnsibleModule`` keyword arguments.

@@ -5,7 +5,7 @@ the tag options and the query option."""
 import yaml
 
 from ansible_collections.segmented.registry.plugins.doc_fragments import inventory, promotion, query, tag
-from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import tag_argument_spec
+from ansible_collections.segmented.registry.plugins.module_utils.approval.edit import edit_argument_spec, tag_argument_spec
 from ansible_collections.segmented.registry.plugins.module_utils.inventory import schema
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AUTH_OPTIONS
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import job
@@ -47,3 +47,5 @@ def test_query_fragment_documents_the_query_option():
 def test_tag_fragment_documents_the_tag_options():
     options = yaml.safe_load(tag.ModuleDocFragment.DOCUMENTATION)["options"]
     assert documented(options) == specified(tag_argument_spec())
+    edit = yaml.safe_load(tag.ModuleDocFragment.EDIT)["options"]
+    assert documented(edit) == specified(edit_argument_spec())
