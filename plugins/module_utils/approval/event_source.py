@@ -33,12 +33,16 @@ def watchers(
     known: Collection[str] | None = None,
     timeout_seconds: int = 300,
     backoff_cap: float = 30.0,
+    backoff_base: float = 1.0,
 ) -> list[Watcher]:
     """One watcher per namespace of ``namespaces`` (one for every namespace when empty) on
     ``cluster`` (looking up the ImageStream kind reads the API's discovery: blocking)."""
     kind = cluster.kind(API_VERSION, KIND)
     targets: list[str | None] = list(namespaces) or [None]
-    return [Watcher(cluster, kind, namespace, annotation_key, known, timeout_seconds=timeout_seconds, backoff_cap=backoff_cap) for namespace in targets]
+    return [
+        Watcher(cluster, kind, namespace, annotation_key, known, timeout_seconds=timeout_seconds, backoff_base=backoff_base, backoff_cap=backoff_cap)
+        for namespace in targets
+    ]
 
 
 async def run(queue: Any, sources: Sequence[Watcher]) -> None:
@@ -84,7 +88,7 @@ async def serve(
     with the watchers' back-off; one that refuses (401, 403, no ImageStream kind) or options that
     cannot be used end the source with a ``ClusterError`` that says what to fix."""
     cluster = Cluster.of_auth(auth, "the registry cluster")
-    make = functools.partial(watchers, cluster, namespaces, annotation_key, known, timeout_seconds, backoff_cap)
+    make = functools.partial(watchers, cluster, namespaces, annotation_key, known, timeout_seconds, backoff_cap, backoff_base)
     loop = asyncio.get_running_loop()
     attempt = 0
     while True:

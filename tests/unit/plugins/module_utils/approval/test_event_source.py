@@ -38,9 +38,13 @@ class Source:
 
 
 def imagestream(value):
-    return {"apiVersion": "image.openshift.io/v1", "kind": "ImageStream", "metadata": {"namespace": "team", "name": "app"},
-            "spec": {"tags": [{"name": "v1", "annotations": {"segmented.registry/environments": value}}]},
-            "status": {"tags": [{"tag": "v1", "items": [{"image": "sha256:" + "1" * 64}]}]}}
+    return {
+        "apiVersion": "image.openshift.io/v1",
+        "kind": "ImageStream",
+        "metadata": {"namespace": "team", "name": "app"},
+        "spec": {"tags": [{"name": "v1", "annotations": {"segmented.registry/environments": value}}]},
+        "status": {"tags": [{"tag": "v1", "items": [{"image": "sha256:" + "1" * 64}]}]},
+    }
 
 
 def test_the_watchers_run_on_the_real_cluster_gateway_list_watch_bookmark_and_gone():
@@ -109,8 +113,8 @@ def test_serve_waits_for_an_api_server_that_does_not_answer_yet(monkeypatch):
     answers = [ClusterError("cannot reach the API server"), ClusterError("503", status=503), [source]]
     calls = []
 
-    def watchers(cluster, namespaces, annotation_key, known, timeout_seconds, backoff_cap):
-        calls.append((cluster.where, namespaces, annotation_key, known, timeout_seconds, backoff_cap))
+    def watchers(cluster, namespaces, annotation_key, known, timeout_seconds, backoff_cap, backoff_base):
+        calls.append((cluster.where, namespaces, annotation_key, known, timeout_seconds, backoff_cap, backoff_base))
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -129,7 +133,7 @@ def test_serve_waits_for_an_api_server_that_does_not_answer_yet(monkeypatch):
         return event
 
     assert asyncio.run(scenario()) == {"type": "initial", "namespace": "team"}
-    assert calls == [("the registry cluster", ["team"], "k/e", ["test"], 60, 2.0)] * 3
+    assert calls == [("the registry cluster", ["team"], "k/e", ["test"], 60, 2.0, 0.01)] * 3
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])
