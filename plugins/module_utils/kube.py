@@ -5,8 +5,8 @@
 
 Whatever this collection takes from kubernetes.core beyond its documented module interface is
 reached here and nowhere else: its authentication options (``args_common.AUTH_ARG_SPEC``), its
-client builders (``get_api_client`` and the private ``_create_auth_spec``,
-``_create_configuration``, ``_create_headers``, ``_set_header``), the no_log values of the
+client builders (the private ``_create_auth_spec``, ``_create_configuration``,
+``_create_headers``, ``_set_header``: its ``get_api_client`` made without discovering), the no_log values of the
 ``AnsibleModule`` inside its ``AnsibleK8SModule``; and of the kubernetes client beneath it, the
 ``DynamicClient`` (whose ``request`` ``cluster.Cluster`` sends everything through, with the
 ``serializer`` it takes), its discoverer and the exceptions it raises.
@@ -19,10 +19,10 @@ Several clusters in one module run need two precautions that kubernetes.core doe
   could get each other's configuration, and a cluster given by ``host`` + ``api_key`` inherits
   whatever the previous kubeconfig left there (its CA, its client certificate). Every
   configuration is therefore built under one lock, from a reset default.
-- ``get_api_client`` discovers the API (``/version``, ``/api``, ``/apis``) while it builds the
-  client, without a timeout: ``inventory.reachability.probe`` checks a cluster with bounded
-  requests first. ``dynamic_client`` discovers only when a kind outside ``cluster.FIXED`` is
-  looked up.
+- kubernetes.core's ``get_api_client`` discovers the API (``/version``, ``/api``, ``/apis``)
+  while it builds the client, without a timeout; ``api_client`` builds the same client without
+  that, and ``dynamic_client`` discovers only when a kind outside ``cluster.FIXED`` is looked up
+  (``inventory.reachability.probe`` checks a cluster with bounded requests first).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
     _create_configuration,
     _create_headers,
     _set_header,
-    get_api_client,
 )
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule as _AnsibleK8SModule
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, Module
@@ -123,19 +122,6 @@ def new_api_client(configuration: Any, headers: Mapping[str, Any]) -> Any:
     for header, value in headers.items():
         _set_header(api_client, header, value)
     return api_client
-
-
-def get_client(auth: dict[str, Any]) -> Any:
-    """kubernetes.core's ``K8SClient`` for one cluster, safe to call for several clusters.
-
-    Call it after ``probe`` succeeded: it discovers the API without a timeout.
-    """
-    with _CONFIGURATION_LOCK:
-        _reset_default_configuration()
-        try:
-            return get_api_client(**auth)
-        finally:
-            _reset_default_configuration()
 
 
 def api_client(auth: dict[str, Any]) -> Any:

@@ -22,7 +22,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.reach
     probe,
     probe_all,
 )
-from ansible_collections.segmented.registry.plugins.module_utils.kube import get_client
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import Cluster
 
 LAB_INVENTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "inventories", "lab")
@@ -239,20 +239,20 @@ def test_probes_in_parallel_keep_each_cluster_configuration(lab, hermetic, make_
     assert "refused" in results["refused"]["error"].lower()
 
 
-def test_get_client_for_several_clusters(lab, hermetic, make_token, unique):
-    """Clients built one after the other, by kubeconfig and by token, each talk to their own cluster as
-    their own user."""
+def test_clusters_for_several_clusters(lab, hermetic, make_token, unique):
+    """Gateways built one after the other, by kubeconfig and by token, each talk to their own cluster
+    as their own user."""
     namespace = "client-" + unique
     token = make_token(namespace, "robot", cluster="test")
-    by_kubeconfig = get_client({"kubeconfig": lab.kubeconfig, "context": "registry"})
-    by_token = get_client({"host": server_of(lab, "test"), "api_key": token, "ca_cert": lab.ca.cert_path})
-    assert by_kubeconfig.configuration.host == server_of(lab, "registry")
-    assert by_token.configuration.host == server_of(lab, "test")
-    assert by_token.configuration.cert_file is None and by_token.configuration.key_file is None
+    by_kubeconfig = Cluster.of_auth({"kubeconfig": lab.kubeconfig, "context": "registry"})
+    by_token = Cluster.of_auth({"host": server_of(lab, "test"), "api_key": token, "ca_cert": lab.ca.cert_path})
+    assert by_kubeconfig.host == server_of(lab, "registry")
+    assert by_token.host == server_of(lab, "test")
+    assert by_token.dynamic.configuration.cert_file is None and by_token.dynamic.configuration.key_file is None
 
-    def who(k8s_client):
-        review = k8s_client.resources.get(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
-        return review.create(body=SELF_SUBJECT_REVIEW).status.userInfo.username
+    def who(cluster):
+        review = cluster.create(cluster.kind("authentication.k8s.io/v1", "SelfSubjectReview"), SELF_SUBJECT_REVIEW)
+        return review["status"]["userInfo"]["username"]
 
     assert who(by_kubeconfig) == ADMIN
     assert who(by_token) == service_account(namespace, "robot")
