@@ -76,10 +76,11 @@ class Kind:
 
 NAMESPACE = Kind("v1", "Namespace", "namespaces", False)
 SECRET = Kind("v1", "Secret", "secrets", True)
+CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps", True)
 SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts", True)
 ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True)
 SELF_SUBJECT_ACCESS_REVIEW = Kind("authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False)
-FIXED = {(kind.api_version, kind.kind): kind for kind in (NAMESPACE, SECRET, SERVICE_ACCOUNT, ROLE_BINDING, SELF_SUBJECT_ACCESS_REVIEW)}
+FIXED = {(kind.api_version, kind.kind): kind for kind in (NAMESPACE, SECRET, CONFIG_MAP, SERVICE_ACCOUNT, ROLE_BINDING, SELF_SUBJECT_ACCESS_REVIEW)}
 
 
 def describe(kind: str, name: str, namespace: str | None = None) -> str:

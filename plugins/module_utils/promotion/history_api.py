@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Collection, Mapping
 
-from ansible_collections.segmented.registry.plugins.module_utils.cluster import Cluster, Kind
+from ansible_collections.segmented.registry.plugins.module_utils.cluster import CONFIG_MAP, Cluster
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.labels import MANAGED_BY, MANAGED_BY_VALUE
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.history import (
@@ -45,10 +45,6 @@ def _forbidden(exc: ClusterError, verbs: str, namespace: str, consequence: str) 
         f"or give it the edit role in {namespace}); {consequence}",
         field="history",
     )
-
-
-def _configmaps(cluster: Cluster) -> Kind:
-    return cluster.kind("v1", "ConfigMap")
 
 
 def record(cluster: Cluster, entries: Mapping[tuple[str, str], list[dict[str, Any]]], limit: int, warn: Warn | None = None) -> tuple[list[str], int]:
@@ -107,7 +103,7 @@ def _record_one(cluster: Cluster, namespace: str, stream: str, items: list[dict[
         wrote[0] = True
         return changed
 
-    cluster.edit(_configmaps(cluster), name, namespace, compute)
+    cluster.edit(CONFIG_MAP, name, namespace, compute)
     return wrote[0]
 
 
@@ -118,7 +114,7 @@ def read(cluster: Cluster, namespaces: Collection[str], warn: Warn | None = None
     found = []
     for namespace in sorted(namespaces):
         try:
-            found.extend(cluster.list(_configmaps(cluster), namespace, SELECTOR))
+            found.extend(cluster.list(CONFIG_MAP, namespace, SELECTOR))
         except ClusterError as exc:
             if exc.status != 403:
                 raise
