@@ -3,11 +3,11 @@
 # (unit, integration on the lab, ansible-test sanity). Extra arguments go to pytest.
 # Two lanes (pytest-xdist): the integration tests share the lab and run in order on one worker
 # (tests/conftest.py schedules them), the unit and sanity tests beside them; -n 0 runs everything
-# in one process.
+# in one process. --durations prints the 40 slowest tests (where the suite's time goes).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 bash scripts/setup.sh
 lab/labctl up >/dev/null
 export PATH="$repo/.venv/bin:$PATH"
-exec python -m pytest -n 2 "$@"
+exec python -m pytest -n 2 --durations=40 "$@"
