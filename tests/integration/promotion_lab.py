@@ -99,11 +99,19 @@ def wait_until(probe, timeout, what, fail=True):
         time.sleep(0.5)
 
 
-def pods_story(core, namespace, label_selector):
-    """What a reader of a failed wait needs: each pod's phase, conditions and container states, the
-    namespace's recent events and the node's pod count against its capacity (a kubelet that is full
-    leaves new pods Pending)."""
+def pods_story(lab, core, namespace, label_selector):
+    """What a reader of a failed wait needs: the lab's processes that stopped (with their last log
+    lines: a controller manager or scheduler gone leaves a ReplicaSet without pods), the namespace's
+    ReplicaSets, each pod's phase, conditions and container states, the namespace's recent events and
+    the node's pod count against its capacity (a kubelet that is full leaves new pods Pending)."""
     lines = []
+    for component in lab.status()["components"]:
+        if not component["running"]:
+            lines.append(f"lab component {component['component']} is not running: "
+                         + lab.procs.tail(component["component"], lines=5).replace("\n", " | "))
+    for replicas in kclient.AppsV1Api(core.api_client).list_namespaced_replica_set(namespace).items:
+        lines.append(f"replicaset {replicas.metadata.name}: desired {replicas.spec.replicas}, "
+                     f"current {replicas.status.replicas}, ready {replicas.status.ready_replicas}")
     for pod in core.list_namespaced_pod(namespace, label_selector=label_selector).items:
         conditions = ", ".join(f"{c.type}={c.status}" for c in pod.status.conditions or [])
         states = "; ".join(f"{s.name}: {s.state.to_dict()}" for s in pod.status.container_statuses or [])

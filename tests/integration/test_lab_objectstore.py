@@ -170,7 +170,7 @@ def test_store_answers_on_its_service_ip_and_accepts_only_its_signed_key_pair(la
 
     if not pl.wait_until(replaced, 240, "a new Ready object store pod", fail=False):
         pytest.fail("no new Ready object store pod within 240 s:\n"
-                    + pl.pods_story(core, objectstore.NAMESPACE, "app.kubernetes.io/name=lab-objectstore"))
+                    + pl.pods_story(lab, core, objectstore.NAMESPACE, "app.kubernetes.io/name=lab-objectstore"))
     pl.wait_until(objectstore.healthy, 30, "the new pod answering through the Service")
     assert objectstore.request("GET", objectstore.object_url(BUCKET, key)).content == body
     assert objectstore.request("DELETE", objectstore.object_url(BUCKET, key)).status_code == 204
