@@ -2,12 +2,15 @@
 ansible-rulebook process: tests/integration/test_event_source.py runs one): valid against
 ansible-rulebook's own schema, the same rules in both, each action's target real (the playbook in
 the collection; the job template of awx/job_templates.yml, answered by its survey), the source's
-arguments its documented options."""
+arguments its documented options; every action reconciles the namespaces of what the rule matched
+(one event, or one per namespace when throttle windows close together), rendered as
+ansible-rulebook renders it."""
 import os
 import runpy
 
 import pytest
 import yaml
+from ansible_rulebook.util import substitute_variables
 from ansible_rulebook.validators import Validate
 
 from tests import awx_as_code as awx
@@ -44,7 +47,28 @@ def test_both_rulebooks_have_the_same_source_conditions_and_throttles():
     [ruleset] = rulebook(STANDALONE)
     coalesced = [rule for rule in ruleset["rules"] if rule.get("throttle")]
     assert [rule["throttle"] for rule in coalesced] == [
-        {"once_after": "5 seconds", "group_by_attributes": ["event.namespace", "event.stream", "event.tag"]}]
+        {"once_after": "2 seconds", "group_by_attributes": ["event.namespace"]}]
+
+
+def extra_vars(action):
+    """The extra variables an action gives its run (a playbook's or a job template's)."""
+    if "run_playbook" in action:
+        return action["run_playbook"]["extra_vars"]
+    return action["run_job_template"]["job_args"]["extra_vars"]
+
+
+@pytest.mark.parametrize("name", [STANDALONE, CONTROLLER])
+def test_every_run_reconciles_the_namespaces_of_what_the_rule_matched(name):
+    runs = [extra_vars(action) for _rule, action in actions(rulebook(name)) if "debug" not in action]
+    assert len(runs) == 2
+    first = {"type": "changed", "namespace": "shop", "stream": "app", "tag": "v1", "meta": {"rule_engine": {"events_in_window": 7}}}
+    for given in runs:
+        # the whole namespace, never the tag of the window's first event
+        assert set(given) == {"project"}
+        assert substitute_variables(given, {"event": first}) == {"project": "shop"}
+        # throttle windows of several namespaces that close together: one match, an event per namespace
+        together = {"m_0": first, "m_1": dict(first, namespace="web"), "m_2": dict(first, namespace="shop", tag="v2")}
+        assert substitute_variables(given, {"events": together}) == {"project": "shop,web"}
 
 
 def test_the_standalone_rulebook_runs_playbooks_of_the_collection():
@@ -62,7 +86,7 @@ def test_the_controller_rulebook_launches_a_job_template_its_survey_answers():
         assert job["include_events"] is False
         answers = {variable: "x" for variable in job["job_args"]["extra_vars"]}
         assert awx.survey_extra_vars(survey, answers) == answers
-    assert {"project", "stream", "tag"} <= {variable for job in launched for variable in job["job_args"]["extra_vars"]}
+    assert {variable for job in launched for variable in job["job_args"]["extra_vars"]} == {"project"}
 
 
 def test_the_source_is_the_collections_and_takes_the_arguments_given():
