@@ -4,11 +4,14 @@ in this checkout as ansible-rulebook finds a collection (ansible-galaxy, ANSIBLE
 an ImageStream tag's approval annotation is promoted: the environment registry serves the digest,
 and the run names the change and its field manager. Then the rulebook is stopped, another
 environment approved while it is down, and started again: the start-up reconcile promotes it
-(restart safety)."""
+(restart safety). A storm of 100 edits over 20 tags within 10 s ends with every tag where its last
+edit put it, after at most 10 runs (the namespace's changes throttled together)."""
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -22,6 +25,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VENV_BIN = os.path.dirname(sys.executable)
 MANAGER = "eda-integration-test"
 SMALL = 64 * 1024
+ENVIRONMENTS = ("test", "uat", "prod")
+WINDOW = 2  # seconds: the rulebooks' throttle (once_after) of a namespace's changes
+# the storm: every tag edited in each round, one edit every STORM_SECONDS / edits; the last round is
+# each tag's final state, and each round adds and removes environments
+STORM_TAGS = [f"t{i:02}" for i in range(20)]
+STORM_ROUNDS = ["test,uat", "test", "test,uat,prod", "uat"]
+STORM_FINAL = ["test", "test,prod", "uat,prod", "prod"]
+STORM_SECONDS = 9.5
 
 
 @pytest.fixture
@@ -126,3 +137,70 @@ def test_an_approval_edit_is_promoted_and_a_restart_promotes_what_changed_while_
     process, log = rulebook()
     eventually(in_registry("uat"), timeout=90, interval=0.5)
     assert lab.where(namespace)["test"]["tags"] == {served: pushed["digest"]}
+
+
+def storm_edits():
+    """The storm's 100 edits, in order: (tag, value) for every tag in each round; the last round
+    sets tag i to STORM_FINAL[i % 4]."""
+    rounds = STORM_ROUNDS + [None]
+    return [(tag, value or STORM_FINAL[i % len(STORM_FINAL)]) for value in rounds for i, tag in enumerate(STORM_TAGS)]
+
+
+def runs_for_changes(text, namespace):
+    """The runs the throttled rule started, from the rulebook's log: each says which change it
+    answers ("changed <namespace>/<stream>:<tag>: ..." or "deleted ...", playbooks/reconcile_event.yml)."""
+    return re.findall(r'"msg": "(?:changed|deleted) ' + re.escape(namespace) + r"/([^:;]+:[^:;]+)[:;]", text)
+
+
+def test_a_storm_of_edits_over_twenty_tags_ends_right_after_at_most_ten_runs(lab, namespace, streams, rulebook, eventually):
+    # one small digest shared by every tag (and by the sentinel below): copies cost little
+    digests = {lab.push(namespace, "app", tag, 1, SMALL, seed="storm")["digest"] for tag in STORM_TAGS + ["sentinel"]}
+    assert len(digests) == 1
+    [digest] = digests
+    process, log = rulebook()
+
+    def alive():
+        assert process.poll() is None, f"ansible-rulebook ended ({process.returncode}):\n{log.read_text(errors='replace')[-3000:]}"
+
+    def said(text):
+        def probe():
+            alive()
+            assert text in words(log), f"not yet: {text}"
+        return probe
+
+    eventually(said(f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
+    edits = storm_edits()
+    assert len(edits) == 100
+    started = time.monotonic()
+    for number, (tag, value) in enumerate(edits):
+        # paced over STORM_SECONDS: edits keep arriving while runs go
+        time.sleep(max(0.0, started + number * STORM_SECONDS / len(edits) - time.monotonic()))
+        approve(streams, namespace, "app", tag, value)
+    ended = time.monotonic()
+    print(f"the storm: {len(edits)} edits in {ended - started:.1f} s")
+
+    final = {tag: STORM_FINAL[i % len(STORM_FINAL)].split(",") for i, tag in enumerate(STORM_TAGS)}
+    wanted = {env: {f"{namespace}/app:{tag}": digest for tag, envs in final.items() if env in envs} for env in ENVIRONMENTS}
+
+    def converged(expected):
+        def probe():
+            alive()
+            where = lab.where(namespace)
+            assert {env: where[env]["tags"] for env in ENVIRONMENTS} == expected
+        return probe
+
+    eventually(converged(wanted), timeout=240, interval=1)
+
+    # every run the storm queued has started once a sentinel edit's own run shows: the sentinel
+    # opens a window of its own only after the storm's last one closed (at most WINDOW after the
+    # last edit), and runs go one at a time, in order
+    time.sleep(max(0.0, ended + WINDOW + 0.5 - time.monotonic()))
+    approve(streams, namespace, "app", "sentinel", "test")
+    eventually(said(f"changed {namespace}/app:sentinel: "), timeout=120, interval=0.5)
+    text = words(log)
+    runs = runs_for_changes(text[:text.index(f"changed {namespace}/app:sentinel: ")], namespace)
+    print(f"{len(runs)} runs for the storm, first events: {runs}")
+    assert 1 <= len(runs) <= 10, runs
+    # the sentinel's run promotes it and leaves the storm's tags as they were
+    wanted["test"][f"{namespace}/app:sentinel"] = digest
+    eventually(converged(wanted), timeout=120, interval=1)
