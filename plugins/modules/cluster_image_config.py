@@ -10,10 +10,11 @@ version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
-  - Edits the C(config.openshift.io/v1) C(Image) named C(cluster), which OpenShift's machine-config
-    operator renders into every node's C(/etc/containers/policy.json) and C(registries.conf), so
-    that the nodes may pull from the registries in I(allow) and never from those in I(deny), and
-    trust the CAs in I(trusted_ca). Optionally lists registries in the cluster-wide
+  - Merges registries into the C(config.openshift.io/v1) C(Image) named C(cluster), so that every node of
+    the cluster pulls from the registries in I(allow), never from those in I(deny), and trusts the CAs in I(trusted_ca).
+notes:
+  - OpenShift's machine-config operator renders the C(Image) into every node's C(/etc/containers/policy.json)
+    and C(registries.conf). Optionally the module also lists registries in the cluster-wide
     C(config.openshift.io/v1alpha1) C(CRIOCredentialProviderConfig) (I(credential_provider_registries)).
   - "It merges: the administrator's entries stay where they are. With
     C(spec.registrySources.allowedRegistries) (the default reject policy), the I(allow) registries
@@ -61,13 +62,15 @@ options:
     default: present
   allow:
     description:
-      - Registry scopes (C(host[:port][/namespace...]) or C(*.domain)) the nodes must be able to pull from.
+      - Registry scopes (C(host[:port][/namespace...]) or C(*.domain)) the nodes must be able to pull from,
+        for example V([prod-registry.apps.registry.example.com]).
     type: list
     elements: str
     default: []
   deny:
     description:
-      - Registry scopes the nodes must never pull from (the other environments' registries).
+      - Registry scopes the nodes must never pull from (the other environments' registries), for example
+        V([test-registry.apps.registry.example.com]).
     type: list
     elements: str
     default: []
@@ -93,7 +96,7 @@ options:
     default: []
     suboptions:
       registry:
-        description: The registry's C(host[:port]).
+        description: The registry's C(host[:port]), for example V(prod-registry.apps.registry.example.com).
         type: str
         required: true
       ca:

@@ -10,11 +10,13 @@ version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
-  - Adds (I(state=present), promote) or removes (I(state=absent), demote) environments on the
-    approval list of one image stream tag on the registry cluster, exactly as
-    M(segmented.registry.tag_environments) does, then reconciles that one tag, exactly as
-    M(segmented.registry.reconcile) does, so the image is copied, by digest, into (or removed from) the
-    environment registries before the module returns.
+  - Promotes or demotes one image stream tag of the registry cluster in one step - edits its approval list as
+    M(segmented.registry.tag_environments) does, then reconciles that tag as M(segmented.registry.reconcile)
+    does, so the image is copied by digest into (or removed from) the environment registries before the
+    module returns.
+notes:
+  - I(state=present) adds the environments of I(environment) to the tag's approval list (promote);
+    I(state=absent) removes them (demote).
   - One module process, one connection to the registry cluster, one short-lived registry token;
     the job an AWX promote or demote template runs.
   - In check mode the approval list is edited with a server-side dry run, and the reconcile step
@@ -38,7 +40,7 @@ attributes:
       - A second run finds the environment on the list and the image in place.
 options:
   environment:
-    description: The environments to add (promote) or remove (demote).
+    description: The environments to add (promote) or remove (demote), for example V([uat]).
     type: list
     elements: str
     required: true

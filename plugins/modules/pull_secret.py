@@ -10,12 +10,13 @@ version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
+  - Merges C(auths) entries into a cluster's global pull secret C(openshift-config/pull-secret) (or another
+    C(kubernetes.io/dockerconfigjson) Secret), taken from a Secret the credentials role wrote (I(from_secret))
+    or given directly (I(auths)).
+notes:
   - Nodes that pull through an C(ImageDigestMirrorSet) or C(ImageTagMirrorSet) authenticate to the
-    mirror with the cluster's global pull secret, C(openshift-config/pull-secret); a namespace's pull
-    secrets are not used for mirrors (unless a C(CRIOCredentialProviderConfig) lists the source
-    registry). This module merges C(auths) entries into that Secret (or another
-    C(kubernetes.io/dockerconfigjson) Secret), taken from a Secret the credentials role wrote
-    (I(from_secret)) or given directly (I(auths)).
+    mirror with the cluster's global pull secret; a namespace's pull secrets are not used for mirrors
+    (unless a C(CRIOCredentialProviderConfig) lists the source registry).
   - Every other entry stays as it is. An entry for the same registry that this module did not
     write is an error, and nothing is written. Which entries are its own is kept on the Secret
     (annotation C(segmented.registry/added), registry names only); entries it wrote earlier and that

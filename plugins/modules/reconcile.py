@@ -10,6 +10,53 @@ version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
+  - Makes every environment registry hold exactly the image tags approved for its environment, copied by
+    digest from the integrated registry, and removes the tags no longer approved there.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - segmented.registry.cluster
+  - segmented.registry.promotion
+  - segmented.registry.query
+  - segmented.registry.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reads the approval lists and every registry and returns the plan, each copy with the bytes it
+        would send at most (C(bytes_planned)); nothing is written anywhere (the short-lived token is
+        still minted, to read the registries).
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details:
+      - A second run finds every approved tag in place and only skips.
+options:
+  namespace:
+    description:
+      - Only these namespaces (projects), for example V([team-a]). One ImageStream list call each.
+      - When not given, the whole registry cluster is read with one cluster-wide list call, and every
+        C(<namespace>/<stream>) repository of each environment registry is in scope (tags of deleted
+        image streams are removed).
+    type: list
+    elements: str
+  stream:
+    description: Only this image stream (needs exactly one I(namespace)), for example V(app).
+    type: str
+  tag:
+    description:
+      - Only this tag of I(stream) (and its cosign artifacts), for example V(v1.2.3).
+      - A removal narrowed to one tag always uses the placeholder method, because the other tags of
+        its digest are not read.
+    type: str
+  environment:
+    description:
+      - Only these environments, for example V([uat, prod]). An environment they wait on (C(policy.after))
+        is still read, not changed.
+      - An environment with C(state=absent) cannot be named (an error that says so).
+    type: list
+    elements: str
+notes:
   - Reads the approval lists (environment lists) of the image stream tags on the registry cluster (the
     annotation M(segmented.registry.tag_environments) edits) with one C(image.openshift.io/v1)
     ImageStream list call per namespace (or one cluster-wide call), reads what each environment
@@ -49,50 +96,6 @@ description:
     C(scan_gate) - a scanner''s verdict for the digest, recorded in an ImageStream annotation whose
     value is a JSON object mapping digests to results, must equal the configured value. A gated tag is
     reported, not copied, and what the registry serves under that tag is left as it is.'
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
-  - segmented.registry.cluster
-  - segmented.registry.promotion
-  - segmented.registry.query
-  - segmented.registry.attributes
-attributes:
-  check_mode:
-    support: full
-    details:
-      - Reads the approval lists and every registry and returns the plan, each copy with the bytes it
-        would send at most (C(bytes_planned)); nothing is written anywhere (the short-lived token is
-        still minted, to read the registries).
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-    details:
-      - A second run finds every approved tag in place and only skips.
-options:
-  namespace:
-    description:
-      - Only these namespaces (projects). One ImageStream list call each.
-      - When not given, the whole registry cluster is read with one cluster-wide list call, and every
-        C(<namespace>/<stream>) repository of each environment registry is in scope (tags of deleted
-        image streams are removed).
-    type: list
-    elements: str
-  stream:
-    description: Only this image stream (needs exactly one I(namespace)).
-    type: str
-  tag:
-    description:
-      - Only this tag of I(stream) (and its cosign artifacts).
-      - A removal narrowed to one tag always uses the placeholder method, because the other tags of
-        its digest are not read.
-    type: str
-  environment:
-    description:
-      - Only these environments. An environment they wait on (C(policy.after)) is still read, not changed.
-      - An environment with C(state=absent) cannot be named (an error that says so).
-    type: list
-    elements: str
-notes:
   - Blob garbage collection is the registry's job. After removals, the manifests are unlinked but the
     blobs stay on storage until C(registry garbage-collect) runs; schedule it on the registry cluster,
     with the registry read-only or stopped, as the distribution documentation requires. Do not use

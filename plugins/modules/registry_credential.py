@@ -9,45 +9,8 @@ version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
-  - One credential of one consumer cluster. On the registry cluster, an identity (the ServiceAccount
-    C(segmented-<access>-<cluster_name>) in O(namespace)) bound to C(segmented-registry:environment-puller)
-    (O(access=pull), the token server's own right to pull from that environment's registry, made by the
-    registry-cluster role) or C(system:image-pusher) (O(access=push), OpenShift's, for the integrated
-    registry) in O(grant_namespace) (default O(namespace)) only, and its token. On the consumer cluster, a
-    C(kubernetes.io/dockerconfigjson) Secret O(secret_name) for
-    the registry O(registry) in each namespace of O(targets), linked to the service accounts listed
-    there (C(imagePullSecrets) for pull, C(secrets) for push), without disturbing their other entries.
-  - A pull credential of environment C(test) is granted in namespace C(test) - the environment registry's
-    token server grants pulls there and nowhere else; the credentials role keeps the identity itself in a
-    namespace of its own (O(grant_namespace)). A push credential of a build namespace is minted
-    in that namespace - the integrated registry grants pushes to that namespace only.
-  - Tokens come from the TokenRequest API (O(token_type=bound)), bound to a Secret per credential
-    generation on the registry cluster - deleting that Secret revokes the token. A pull credential's
-    token is minted for the audience C(segmented.registry/token-server) - the environment registries'
-    token server accepts it, the registry cluster's API refuses it (401); a push credential's is an API
-    token, as the integrated registry wants. A generation minted for another audience (an earlier
-    version's) is replaced and revoked by the next run. O(token_type=long_lived) uses a
-    C(kubernetes.io/service-account-token) Secret instead (no expiry; deleting it revokes it) - push
-    credentials only.
-  - A Secret on the consumer cluster is this credential's when segmented.registry made it for this
-    credential and either for this O(cluster_name) or for the same O(registry) through O(namespace) -
-    so renaming the host in the inventory adopts its Secrets (the identity of the former name is
-    removed by the credentials role). The token is read back only from such a Secret at a target's name.
-  - Takes both clusters explicitly (O(registry_cluster), O(cluster)) and checks, before writing anything,
-    that both answer, that the caller holds every right the run needs (SelfSubjectAccessReview), that
-    every target namespace and service account exists and that no Secret of someone else's is in the way.
-  - Idempotent. A generation far from expiry is kept and nothing is written; within O(renew_before) of
-    its expiry, or when it expires later than O(duration) allows (the duration was shortened), a new
-    generation replaces it (the old one stays valid until its own expiry, at most O(duration) from now,
-    or until a run with O(revoke_retired)). What was made
-    is tracked with labels and annotations on the objects themselves - never with state on the controller.
-  - O(rotate=true) makes a new generation, writes it everywhere, and marks the old one for revocation after
-    O(grace) seconds; a later run revokes it (playbooks/rotate_credentials.yml does both). With O(grace=0)
-    the old generation is revoked as soon as the new one is written.
-  - O(state=absent) revokes every generation and removes the identity; with O(cluster), also the Secrets
-    of this identity on the consumer cluster, unlinked from every service account first.
-  - Tokens never appear in the result, in diffs or in errors; every form of them (the token, its base64,
-    the base64 of C(user:token)) is a no_log value.
+  - Mints one registry credential of one consumer cluster on the registry cluster and distributes it to
+    that consumer cluster as a C(kubernetes.io/dockerconfigjson) Secret.
 attributes:
   check_mode:
     support: full
@@ -164,8 +127,8 @@ options:
     suboptions: *k8s_auth
   cluster_name:
     description:
-      - The consumer cluster's inventory host name; it names the identity and labels every object. A
-        lowercase DNS label of at most 40 characters. Renamed, it takes over the Secrets of the same
+      - The consumer cluster's inventory host name, for example V(prod); it names the identity and labels
+        every object. A lowercase DNS label of at most 40 characters. Renamed, it takes over the Secrets of the same
         O(registry) and O(namespace) made under the former name.
     type: str
     required: true
@@ -195,7 +158,8 @@ options:
   registry:
     description:
       - The C(host[:port]) the credential is for - the key of the dockerconfigjson entry (the environment
-        registry's endpoint, or the integrated registry's). Required with O(state=present).
+        registry's endpoint, or the integrated registry's), for example V(prod-registry.apps.registry.example.com).
+        Required with O(state=present).
     type: str
   secret_name:
     description:
@@ -273,6 +237,45 @@ options:
     choices: [present, absent]
     default: present
 notes:
+  - On the registry cluster, an identity (the ServiceAccount
+    C(segmented-<access>-<cluster_name>) in O(namespace)) bound to C(segmented-registry:environment-puller)
+    (O(access=pull), the token server's own right to pull from that environment's registry, made by the
+    registry-cluster role) or C(system:image-pusher) (O(access=push), OpenShift's, for the integrated
+    registry) in O(grant_namespace) (default O(namespace)) only, and its token. On the consumer cluster, a
+    C(kubernetes.io/dockerconfigjson) Secret O(secret_name) for
+    the registry O(registry) in each namespace of O(targets), linked to the service accounts listed
+    there (C(imagePullSecrets) for pull, C(secrets) for push), without disturbing their other entries.
+  - A pull credential of environment C(test) is granted in namespace C(test) - the environment registry's
+    token server grants pulls there and nowhere else; the credentials role keeps the identity itself in a
+    namespace of its own (O(grant_namespace)). A push credential of a build namespace is minted
+    in that namespace - the integrated registry grants pushes to that namespace only.
+  - Tokens come from the TokenRequest API (O(token_type=bound)), bound to a Secret per credential
+    generation on the registry cluster - deleting that Secret revokes the token. A pull credential's
+    token is minted for the audience C(segmented.registry/token-server) - the environment registries'
+    token server accepts it, the registry cluster's API refuses it (401); a push credential's is an API
+    token, as the integrated registry wants. A generation minted for another audience (an earlier
+    version's) is replaced and revoked by the next run. O(token_type=long_lived) uses a
+    C(kubernetes.io/service-account-token) Secret instead (no expiry; deleting it revokes it) - push
+    credentials only.
+  - A Secret on the consumer cluster is this credential's when segmented.registry made it for this
+    credential and either for this O(cluster_name) or for the same O(registry) through O(namespace) -
+    so renaming the host in the inventory adopts its Secrets (the identity of the former name is
+    removed by the credentials role). The token is read back only from such a Secret at a target's name.
+  - Takes both clusters explicitly (O(registry_cluster), O(cluster)) and checks, before writing anything,
+    that both answer, that the caller holds every right the run needs (SelfSubjectAccessReview), that
+    every target namespace and service account exists and that no Secret of someone else's is in the way.
+  - Idempotent. A generation far from expiry is kept and nothing is written; within O(renew_before) of
+    its expiry, or when it expires later than O(duration) allows (the duration was shortened), a new
+    generation replaces it (the old one stays valid until its own expiry, at most O(duration) from now,
+    or until a run with O(revoke_retired)). What was made
+    is tracked with labels and annotations on the objects themselves - never with state on the controller.
+  - O(rotate=true) makes a new generation, writes it everywhere, and marks the old one for revocation after
+    O(grace) seconds; a later run revokes it (playbooks/rotate_credentials.yml does both). With O(grace=0)
+    the old generation is revoked as soon as the new one is written.
+  - O(state=absent) revokes every generation and removes the identity; with O(cluster), also the Secrets
+    of this identity on the consumer cluster, unlinked from every service account first.
+  - Tokens never appear in the result, in diffs or in errors; every form of them (the token, its base64,
+    the base64 of C(user:token)) is a no_log value.
   - The caller needs, on the registry cluster, rights on serviceaccounts, serviceaccounts/token and secrets
     in O(namespace), on rolebindings in O(grant_namespace) (and to grant the ClusterRole, for example by holding it); on the consumer
     cluster, rights on secrets and serviceaccounts in each target namespace and to list them cluster-wide.

@@ -10,6 +10,9 @@ version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
+  - Puts back into one environment's registry the digest it served before a tag's last promotion, and
+    keeps it there.
+notes:
   - Reads the promotion history of one image stream tag in one environment (the ConfigMap
     C(segmented-registry-history-<stream>) in the image stream's namespace on the registry cluster, see
     I(history_limit)), finds its last successful promotion, and copies the digest the environment
@@ -44,7 +47,7 @@ attributes:
       - A second run finds the digest in place and the pin recorded.
 options:
   environment:
-    description: The environment to roll back, one of I(environments) without C(state=absent).
+    description: The environment to roll back, one of I(environments) without C(state=absent), for example V(uat).
     type: str
     required: true
 seealso:

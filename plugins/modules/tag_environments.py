@@ -10,39 +10,9 @@ version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
-  - Edits the list of lifecycle environments (test, uat, prod, ...) that one image stream tag on
-    the registry cluster is approved for. Promoting adds an environment, demoting removes one;
-    the exact list can also be set.
-  - The list is an annotation of the ImageStreamTag. OpenShift stores a tag's annotations only
-    in C(ImageStream.spec.tags[<tag>].annotations), so the module reads the
-    C(image.openshift.io/v1) ImageStream and writes a JSON patch that changes only that one
-    annotation of that one tag; every other tag, field and annotation is kept.
-  - A tag that was only pushed (it has a C(status.tags) entry and no spec tag) gets a spec tag
-    with its name, the annotation and C(referencePolicy.type=Source), without C(from), which is
-    what OpenShift itself requires to annotate it.
-  - The stored value has one canonical form, the environment names sorted and joined by commas
-    without spaces (C(prod,test,uat)), easy to read and to edit by hand. Reading tolerates what
-    people write by hand (spaces, newlines, any order, duplicates, a JSON or YAML list such as
-    C(["test", "uat"]) or C([test, uat])). A value that cannot be read (C(test;uat), C(Test),
-    C(te st)) is an error that shows the value; it is never taken as empty. The annotation is
-    rewritten only when the list changes.
-  - The C(default) environment. A tag without the annotation lives only in C(default), the
-    integrated registry of the registry cluster, where builds push; it is reported as
-    C(["default"]). The stored list never contains C(default), and giving C(default) in I(add),
-    I(remove) or I(approved) is an error. A tag leaves C(default) when it gets its first
-    environment; when its last environment is removed the annotation is deleted and the tag is
-    back in C(default) only.
-  - Safe under concurrency. The patch tests, on the API server, that the tag's entry and the
-    annotation still hold what was read, and carries no resourceVersion, so pushes and imports (to
-    any tag) and edits of other tags of the stream never make it retry. When another edit of the
-    same tag lands between the read and the write, the test fails and the module reads the
-    ImageStream again, recomputes the list and retries, waiting in between with exponential
-    back-off and jitter (0.25 seconds at first, or the refused attempt's own duration when the API
-    server is slower, doubling up to 8 seconds). Such a lost race does not count against
-    I(max_attempts), because the tag moved forward; N promotions of one tag racing each lose at most
-    N - 1 times, and all land.
-  - The registry itself never reads the annotation. What an environment may pull is enforced by
-    what is copied into its registry, by RBAC and by the clusters' allowed registries.
+  - Edits the list of lifecycle environments (for example V(test), V(uat), V(prod)) that one image stream
+    tag on the registry cluster is approved for - adds an environment (promote), removes one (demote), or
+    sets the exact list.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - segmented.registry.cluster
@@ -64,7 +34,7 @@ attributes:
 options:
   add:
     description:
-      - Environments to add to the tag's list (promote).
+      - Environments to add to the tag's list (promote), for example V([uat]).
       - Each must be a DNS-1123 label, not C(default), and one of I(known_environments) when that is given.
     type: list
     elements: str
@@ -115,6 +85,36 @@ options:
     type: str
     default: segmented.registry/environments
 notes:
+  - The list is an annotation of the ImageStreamTag. OpenShift stores a tag's annotations only
+    in C(ImageStream.spec.tags[<tag>].annotations), so the module reads the
+    C(image.openshift.io/v1) ImageStream and writes a JSON patch that changes only that one
+    annotation of that one tag; every other tag, field and annotation is kept.
+  - A tag that was only pushed (it has a C(status.tags) entry and no spec tag) gets a spec tag
+    with its name, the annotation and C(referencePolicy.type=Source), without C(from), which is
+    what OpenShift itself requires to annotate it.
+  - The stored value has one canonical form, the environment names sorted and joined by commas
+    without spaces (C(prod,test,uat)), easy to read and to edit by hand. Reading tolerates what
+    people write by hand (spaces, newlines, any order, duplicates, a JSON or YAML list such as
+    C(["test", "uat"]) or C([test, uat])). A value that cannot be read (C(test;uat), C(Test),
+    C(te st)) is an error that shows the value; it is never taken as empty. The annotation is
+    rewritten only when the list changes.
+  - The C(default) environment. A tag without the annotation lives only in C(default), the
+    integrated registry of the registry cluster, where builds push; it is reported as
+    C(["default"]). The stored list never contains C(default), and giving C(default) in I(add),
+    I(remove) or I(approved) is an error. A tag leaves C(default) when it gets its first
+    environment; when its last environment is removed the annotation is deleted and the tag is
+    back in C(default) only.
+  - Safe under concurrency. The patch tests, on the API server, that the tag's entry and the
+    annotation still hold what was read, and carries no resourceVersion, so pushes and imports (to
+    any tag) and edits of other tags of the stream never make it retry. When another edit of the
+    same tag lands between the read and the write, the test fails and the module reads the
+    ImageStream again, recomputes the list and retries, waiting in between with exponential
+    back-off and jitter (0.25 seconds at first, or the refused attempt's own duration when the API
+    server is slower, doubling up to 8 seconds). Such a lost race does not count against
+    I(max_attempts), because the tag moved forward; N promotions of one tag racing each lose at most
+    N - 1 times, and all land.
+  - The registry itself never reads the annotation. What an environment may pull is enforced by
+    what is copied into its registry, by RBAC and by the clusters' allowed registries.
   - Needs C(get) and C(patch) on C(imagestreams) (C(image.openshift.io)) in the namespace, for
     example the C(registry-editor) role.
   - The auth options fall back to the C(K8S_AUTH_*) environment variables, which AWX's

@@ -10,9 +10,10 @@ version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
-  - Lists the image stream tags of the registry cluster with the environments each is approved
-    for (the annotation that M(segmented.registry.tag_environments) edits) and its current image
-    digest, for one namespace, several, or the whole cluster.
+  - Lists the image stream tags of the registry cluster with the environments each is approved for and its
+    current image digest, for one namespace, several, or the whole cluster.
+notes:
+  - The approval list is the annotation that M(segmented.registry.tag_environments) edits.
   - Reads with one C(image.openshift.io/v1) ImageStream list call per namespace, or a single
     cluster-wide list call; never one call per tag.
   - Every tag of a stream is listed, spec tags and tags that were only pushed.
@@ -36,7 +37,8 @@ options:
     elements: str
   environment:
     description:
-      - Only the tags approved for this environment. C(default) selects the tags without any environment.
+      - Only the tags approved for this environment, for example V(prod). C(default) selects the tags
+        without any environment.
       - Tags whose annotation cannot be read are then left out of I(tags) and reported in I(errors).
     type: str
   known_environments:

@@ -14,12 +14,6 @@ description:
   - Checks the inventory of a segmented registry (one registry cluster hosting one registry per
     lifecycle environment, consumer clusters each assigned one environment) and reports every
     problem at once, each naming the inventory host, the variable, the bad value and the fix.
-  - Then checks that every managed cluster (the registry cluster and every consumer with an
-    environment) answers, in parallel and with a timeout, and reports every unreachable one with
-    its API server URL and the error.
-  - Changes nothing. Every playbook of this collection runs it first (see C(segmented.registry.validate)).
-  - Its action plugin gathers the variables from the inventory, so it is normally called without
-    O(environments) and O(clusters). Run it in a play on V(localhost).
 extends_documentation_fragment:
   - segmented.registry.inventory
   - segmented.registry.attributes
@@ -96,6 +90,12 @@ requirements:
   - python >= 3.9
   - kubernetes >= 30.1.0
 notes:
+  - Then checks that every managed cluster (the registry cluster and every consumer with an
+    environment) answers, in parallel and with a timeout, and reports every unreachable one with
+    its API server URL and the error.
+  - Changes nothing. Every playbook of this collection runs it first (see C(segmented.registry.validate)).
+  - Its action plugin gathers the variables from the inventory, so it is normally called without
+    O(environments) and O(clusters). Run it in a play on V(localhost).
   - Not in the C(segmented.registry.cluster) action group on purpose; it takes one set of
     credentials per cluster, not the module-level ones that C(module_defaults) would set.
 seealso:

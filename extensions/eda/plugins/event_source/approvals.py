@@ -17,11 +17,13 @@ DOCUMENTATION = r"""
 ---
 short_description: Events when an image tag's approval list or source digest changes
 description:
+  - Emits an event for every image tag of the registry cluster whose approval list (the annotation
+    O(annotation_key)) or source digest changes.
+notes:
   - Watches the ImageStreams of the registry cluster (a list, then a watch from its resourceVersion
     with bookmarks; on 410 Gone a new list that emits only what changed; other errors are retried
     after a back-off that doubles up to O(backoff_cap) seconds).
-  - Emits one event per image tag whose approval list (the annotation O(annotation_key)) or source
-    digest changed, with C(type=changed), C(namespace), C(stream), C(tag),
+  - The event of a change has C(type=changed), C(namespace), C(stream), C(tag),
     C(environments_before), C(environments_after), C(digest), C(digest_before) and C(manager)
     (the field manager that made the change, from C(metadata.managedFields), best effort).
   - C(type=deleted) for a tag or stream with environments that is gone; C(type=error) (C(message),
@@ -51,7 +53,9 @@ options:
     description: CA bundle to verify the API server with (C(K8S_AUTH_SSL_CA_CERT)).
     type: path
   namespaces:
-    description: The namespaces to watch, each with its own watch; empty watches every namespace (needs list and watch on imagestreams cluster-wide).
+    description:
+      - The namespaces to watch, for example V([team-a]), each with its own watch; empty watches every
+        namespace (needs list and watch on imagestreams cluster-wide).
     type: list
     elements: str
     default: []
