@@ -7,9 +7,12 @@ import glob
 import importlib
 import os
 import re
+import runpy
 
 import pytest
 import yaml
+from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import DEFAULT_ANNOTATION_KEY
+from ansible_collections.segmented.registry.plugins.module_utils.kube import AUTH_OPTIONS
 
 from tests.unit.plugins.test_version_added import documentation
 
@@ -113,3 +116,13 @@ def test_role_entry_points_open_with_one_sentence(path):
 )
 def test_the_sentence_rule_itself(description, good):
     assert (one_sentence_problem(description) is None) is good
+
+
+def test_event_source_documents_what_it_takes():
+    """What validate-modules checks for a module, for the event source (ansible-test does not read it):
+    each of its own arguments documented with the default it applies, and every documented one taken."""
+    source = runpy.run_path(DOCUMENTED[-1])
+    options = yaml.safe_load(source["DOCUMENTATION"])["options"]
+    applied = dict(source["DEFAULTS"], annotation_key=DEFAULT_ANNOTATION_KEY)  # None there means this key
+    assert {name: options.get(name, {}).get("default") for name in applied} == applied
+    assert set(options) <= set(applied) | set(AUTH_OPTIONS), set(options) - set(applied) - set(AUTH_OPTIONS)
