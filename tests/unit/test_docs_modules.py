@@ -126,3 +126,13 @@ def test_event_source_documents_what_it_takes():
     applied = dict(source["DEFAULTS"], annotation_key=DEFAULT_ANNOTATION_KEY)  # None there means this key
     assert {name: options.get(name, {}).get("default") for name in applied} == applied
     assert set(options) <= set(applied) | set(AUTH_OPTIONS), set(options) - set(applied) - set(AUTH_OPTIONS)
+
+
+def test_event_source_examples_take_documented_arguments():
+    """Its EXAMPLES (a rulebook's ``sources`` entries) give only documented arguments, and valid values of them."""
+    source = runpy.run_path(DOCUMENTED[-1])
+    options = yaml.safe_load(source["DOCUMENTATION"])["options"]
+    for entry in yaml.safe_load(source["EXAMPLES"]):
+        arguments = entry["segmented.registry.approvals"]
+        assert set(arguments) <= set(options), set(arguments) - set(options)
+        source["options"](arguments)  # raises on a value it refuses
