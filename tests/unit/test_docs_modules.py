@@ -1,7 +1,8 @@
 """The module and event source documentation reads like every Ansible collection's (issue 27): a
 ``description`` of one sentence, the details in ``notes``, and every option (suboptions and this
 collection's doc fragments included) with a ``type``. Role entry points open their ``description``
-with one sentence as well (ansible-lint's schema has no ``notes`` for them)."""
+with one sentence as well (ansible-lint's schema has no ``notes`` for them). The event source, which
+ansible-test does not read, documents exactly what it takes, and its EXAMPLES are valid arguments."""
 
 import glob
 import importlib
