@@ -22,9 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from ansible_collections.segmented.registry.plugins.module_utils.errors import PromotionError
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import DEFAULT_ENVIRONMENT
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, REMOVE
 
 #: The name of an ImageStream's history ConfigMap is this prefix and the stream's name.
@@ -161,6 +162,36 @@ def entries_of(actions: Iterable[Mapping[str, Any]], by: str, now: str) -> dict[
     return found
 
 
+def problems_of(
+    entries: Iterable[Mapping[str, Any]], known: Collection[str], targets: Iterable[str], by: str, now: str
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The failed-promotion entries of approval lists a run could not follow, ``{(namespace, stream):
+    [entry, ...]}`` (``entries``: the approval-list entries in the run's scope, ``tag_entries``):
+    a list that cannot be read is a failure in each of ``targets`` (the promotion targets in scope:
+    nothing was copied or removed there for that tag), an environment the inventory does not define
+    (not in ``known``) a failure in that environment (nothing can be copied there)."""
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for item in entries:
+        if item.get("error") or item.get("environments") is None:
+            message = f"the approval list cannot be read, so nothing was copied or removed for this tag: {item.get('error')}"
+            failed = [(env, message) for env in targets]
+        else:
+            failed = [
+                (
+                    env,
+                    f"{env} is not an environment of the inventory, so nothing was copied there: fix the approval list, "
+                    "or add the environment to segmented_registry_environments",
+                )
+                for env in item["environments"]
+                if env != DEFAULT_ENVIRONMENT and env not in known
+            ]
+        for env, message in failed:
+            found.setdefault((item["namespace"], item["stream"]), []).append(
+                entry(now, PROMOTE, env, item["tag"], None, item.get("digest"), by, FAILED, message)
+            )
+    return found
+
+
 def pins(configmaps: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], tuple[str, str]]:
     """The rollbacks in force, ``{(repository, tag, environment): (digest rolled back from, digest
     rolled back to)}``: each key whose newest successful entry is a rollback. A later promotion or
@@ -232,7 +263,8 @@ def parse(value: str | None, where: str) -> list[dict[str, Any]]:
 def merge(data: Mapping[str, str], new: Iterable[Mapping[str, Any]], limit: int, where: str) -> dict[str, str]:
     """A history ConfigMap's data with the ``new`` entries of one run added: each key's entries
     newest first (a run's own in the order given, before what was stored), at most ``limit`` per
-    key (0 keeps none: the key goes), and the whole within ``DATA_BUDGET_BYTES`` (``fit``), every
+    key (0 keeps none: the key goes; a failure that repeats the key's newest entry but for its time
+    is not added again), and the whole within ``DATA_BUDGET_BYTES`` (``fit``), every
     key as compact JSON (what this function wrote before comes back byte for byte).
     ``where`` names the ConfigMap in errors."""
     added: dict[str, list[dict[str, Any]]] = {}
@@ -240,7 +272,10 @@ def merge(data: Mapping[str, str], new: Iterable[Mapping[str, Any]], limit: int,
         added.setdefault(data_key(item["tag"], item["environment"]), []).append(dict(item))
     merged = {key: parse(value, f"{where} key {key}") for key, value in data.items()}
     for key, items in added.items():
-        merged[key] = list(reversed(items)) + merged.get(key, [])
+        for item in items:
+            if item["result"] == FAILED and merged.get(key) and _same(merged[key][0], item):
+                continue  # an hourly reconcile meeting the same failure again does not push the promotions out
+            merged[key] = [item] + merged.get(key, [])
     for key in added:
         merged[key] = merged[key][:limit]
         if not merged[key]:
@@ -284,6 +319,11 @@ def flatten(configmaps: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             rows.extend(dict({"namespace": meta.get("namespace"), "stream": stream}, **{name: item.get(name) for name in _FIELDS}) for item in items)
     rows.sort(key=lambda row: row.get("time") or "", reverse=True)
     return rows
+
+
+def _same(stored: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether ``new`` repeats ``stored`` but for its time."""
+    return all(stored.get(name) == new.get(name) for name in _FIELDS if name != "time")
 
 
 def _dump(items: list[dict[str, Any]]) -> str:

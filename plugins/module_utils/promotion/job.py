@@ -31,6 +31,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials.min
 from ansible_collections.segmented.registry.plugins.module_utils.errors import Module, PromotionError, failing
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import (
     absent_names,
+    promotion_order,
     promotion_targets,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.environments import build_environments
@@ -191,7 +192,9 @@ class Job:
         and (unless ``check_mode``) execute, then record what was carried out; returns the module
         result (``changed``, the actions by kind, the audit, the counters). ``rollback``: a new pin
         (``{(repository, tag, environment): (from, to)}``), whose digest must still be in the
-        integrated registry: checked before anything is planned."""
+        integrated registry: checked before anything is planned. An approval list the run could not
+        follow (unreadable, or naming an environment the inventory does not define) is recorded as a
+        failed promotion (``history.problems_of``)."""
         params = self.params
         namespaces = scope.namespaces or sorted({item["namespace"] for item in entries if scope.entry_in_scope(item)})
         configmaps = self.read_history(namespaces, required=rollback is not None)
@@ -248,7 +251,13 @@ class Job:
                 item.close()
         result = self._result(outcome, stats, scope, check_mode)
         if not check_mode:
-            self.record_history(history.entries_of(outcome["actions"], self.requester, history.now()), result, required=rollback is not None)
+            moment = history.now()
+            records = history.entries_of(outcome["actions"], self.requester, moment)
+            targets = scope.environments_of(promotion_order(self.environments))
+            in_scope = [item for item in entries if scope.entry_in_scope(item)]
+            for key, items in history.problems_of(in_scope, self.environments, targets, self.requester, moment).items():
+                records.setdefault(key, []).extend(items)
+            self.record_history(records, result, required=rollback is not None)
         if params["show_history"]:
             result["history"] = self._history(configmaps, scope)
         result["stats"]["api_calls"] = self.api_calls

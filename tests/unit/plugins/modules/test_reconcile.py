@@ -219,3 +219,27 @@ def test_an_account_without_the_history_s_rights_runs_as_before_with_warnings(ru
         assert words in read_warning
     for words in ("get, create and update on configmaps", "namespace myproject", "registry_cluster_history_editors", "not in its history"):
         assert words in write_warning
+
+
+def test_approval_lists_the_run_cannot_follow_are_recorded_as_failed_promotions(run_module, calls, monkeypatch):
+    """An unreadable list fails its tag in every environment in scope, a list naming an environment
+    the inventory does not define fails the tag there; the run's copies are recorded beside them,
+    and a tag outside the scope is left out."""
+    def stream(name, tags):
+        return {"metadata": {"namespace": "myproject", "name": name},
+                "spec": {"tags": [{"name": tag, "annotations": {"segmented.registry/environments": value}} for tag, value in tags]},
+                "status": {"tags": [{"tag": tag, "items": [{"image": DIGEST}]} for tag, _value in tags]}}
+
+    streams = [stream("app", [("v1", "test"), ("bad", "[test"), ("typo", "test,tset")]), stream("web", [("v2", "prod,qa")])]
+    monkeypatch.setattr(job, "list_streams", lambda api, namespaces: (streams, 1))
+    run(run_module, **JOB, namespace=["myproject"], stream="app", environment=["test"])
+    (recorded,) = [call for call in calls if call[0] == "history"]
+    assert list(recorded[1]) == [("myproject", "app")]  # web is outside the scope
+    rows = [(item["tag"], item["environment"], item["result"]) for item in recorded[1][("myproject", "app")]]
+    assert rows == [("v1", "test", "ok"), ("bad", "test", "failed"), ("typo", "tset", "failed")]
+    calls.clear()
+    run(run_module, **JOB, namespace=["myproject"])  # every environment in scope: test and prod, not the absent old
+    (recorded,) = [call for call in calls if call[0] == "history"]
+    assert [(item["tag"], item["environment"]) for item in recorded[1][("myproject", "app")] if item["result"] == "failed"] == [
+        ("bad", "test"), ("bad", "prod"), ("typo", "tset")]
+    assert [(item["tag"], item["environment"]) for item in recorded[1][("myproject", "web")]] == [("v2", "qa")]

@@ -189,3 +189,37 @@ def test_a_rollback_that_cannot_hold_is_refused_saying_why(items, source, words)
     with pytest.raises(HistoryError) as error:
         history.rollback_target(items, source, "ns/app:v1 in prod")
     assert words in str(error.value) and str(error.value).startswith("ns/app:v1 in prod")
+
+
+def test_an_approval_list_the_run_cannot_follow_is_a_failed_promotion_in_each_environment_it_concerns():
+    entries = [
+        {"namespace": "ns", "stream": "app", "tag": "bad", "digest": d("b"), "environments": None,
+         "error": "ns/app:bad: annotation segmented.registry/environments has the value \"[uat\""},
+        {"namespace": "ns", "stream": "app", "tag": "typo", "digest": d("t"), "environments": ["test", "tset"]},
+        {"namespace": "ns", "stream": "web", "tag": "fine", "digest": d("f"), "environments": ["prod", "test"]},
+        {"namespace": "ns", "stream": "web", "tag": "unapproved", "digest": d("u"), "environments": ["default"]},
+    ]
+    found = history.problems_of(entries, {"test": 1, "prod": 2, "old": 3}, ["test", "prod"], "alice", "2026-12-05T18:09:48Z")
+    assert list(found) == [("ns", "app")]  # lists that could be followed leave no failure
+    rows = [(item["tag"], item["environment"], item["action"], item["result"], item["digest_before"], item["digest_after"], item["by"])
+            for item in found[("ns", "app")]]
+    assert rows == [("bad", "test", "promote", "failed", None, d("b"), "alice"), ("bad", "prod", "promote", "failed", None, d("b"), "alice"),
+                    ("typo", "tset", "promote", "failed", None, d("t"), "alice")]
+    bad, _, typo = found[("ns", "app")]
+    assert bad["message"].startswith("the approval list cannot be read, so nothing was copied or removed for this tag: ns/app:bad: annotation")
+    assert typo["message"] == ("tset is not an environment of the inventory, so nothing was copied there: fix the approval list, "
+                               "or add the environment to segmented_registry_environments")
+
+
+def test_a_failure_met_again_is_not_recorded_again_so_the_promotions_stay_within_the_limit():
+    def failure(time, message="the approval list cannot be read"):
+        return history.entry(time, "promote", "prod", "v1", None, d("1"), "alice", "failed", message)
+
+    promoted = history.entry("2026-01-01T00:00:00Z", "promote", "prod", "v1", None, d("1"), "alice", "ok", "")
+    stored = history.merge({}, [promoted, failure("2026-01-01T01:00:00Z")], 3, "cm")
+    for hour in range(2, 6):  # an hourly reconcile meets the same bad list
+        stored = history.merge(stored, [failure(f"2026-01-01T0{hour}:00:00Z")], 3, "cm")
+    kept = json.loads(stored["v1.prod"])
+    assert [(item["result"], item["time"]) for item in kept] == [("failed", "2026-01-01T01:00:00Z"), ("ok", "2026-01-01T00:00:00Z")]
+    changed = history.merge(stored, [failure("2026-01-01T06:00:00Z", "another problem")], 3, "cm")
+    assert [item["message"] for item in json.loads(changed["v1.prod"])][:2] == ["another problem", "the approval list cannot be read"]
