@@ -70,6 +70,10 @@ def reconcile(
             wanted[repo].update(
                 pin[1] for (pinned_repo, tag, env), pin in (pins or {}).items() if (pinned_repo, tag) == (repo, item["tag"]) and pin[0] == item["digest"]
             )
+    if scope.stream is not None:
+        # a run narrowed to a stream reads its repository even when no tag of it is left (the event
+        # of a deleted tag or stream): what the registries still hold there is then demoted
+        in_repos.update(f"{namespace}/{scope.stream}" for namespace in scope.namespaces or ())
     repos = sorted(in_repos)
 
     actual, read_errors, warnings = {}, {}, []

@@ -423,3 +423,15 @@ class Registry(FakeRegistry):
 
     def put_manifest(self, repository, tag, data, media_type):
         self.repos[repository][tag] = data.decode()
+
+
+@pytest.mark.parametrize("left", [[], [entry("v2", d("b"), ["test"])]], ids=["stream-deleted", "tag-deleted"])
+def test_a_run_narrowed_to_a_vanished_tag_demotes_it_and_nothing_else(left):
+    """The event of a deleted tag (or stream) runs a reconcile narrowed to it: the ImageStream no
+    longer lists it, yet the environment registries are read there and what they hold is removed."""
+    test = Registry("test", {"ns/app": {"v1": d("a"), "v2": d("b")}})
+    prod = Registry("prod", {"ns/app": {"v1": d("a")}})
+    source = Registry("default", {"ns/app": {}})
+    envs = environments(test={}, prod={})
+    outcome = reconcile(left, envs, source, {"test": test, "prod": prod}, scope=Scope(["ns"], "app", "v1"), check_mode=True)
+    assert [(a["action"], a["environment"], a["tag"]) for a in outcome["actions"]] == [("remove", "test", "v1"), ("remove", "prod", "v1")]
