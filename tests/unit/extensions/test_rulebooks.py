@@ -27,7 +27,7 @@ def rulebook(name):
 
 
 def actions(book):
-    return [(rule["name"], rule["action"]) for ruleset in book for rule in ruleset["rules"]]
+    return [(rule["name"], action) for ruleset in book for rule in ruleset["rules"] for action in rule.get("actions") or [rule["action"]]]
 
 
 def test_the_folder_holds_the_two_rulebooks():
@@ -46,7 +46,8 @@ def test_both_rulebooks_have_the_same_source_conditions_and_throttles():
     assert shape(rulebook(STANDALONE)) == shape(rulebook(CONTROLLER))
     [ruleset] = rulebook(STANDALONE)
     coalesced = [rule for rule in ruleset["rules"] if rule.get("throttle")]
-    assert [rule["throttle"] for rule in coalesced] == [
+    # the changes, and the approval lists that cannot be read (their run records the failure)
+    assert [rule["throttle"] for rule in coalesced] == 2 * [
         {"once_after": "2 seconds", "group_by_attributes": ["event.namespace"]}]
 
 
@@ -60,7 +61,7 @@ def extra_vars(action):
 @pytest.mark.parametrize("name", [STANDALONE, CONTROLLER])
 def test_every_run_reconciles_the_namespaces_of_what_the_rule_matched(name):
     runs = [extra_vars(action) for _rule, action in actions(rulebook(name)) if "debug" not in action]
-    assert len(runs) == 2
+    assert len(runs) == 3
     first = {"type": "changed", "namespace": "shop", "stream": "app", "tag": "v1", "meta": {"rule_engine": {"events_in_window": 7}}}
     for given in runs:
         # the whole namespace, never the tag of the window's first event
@@ -69,6 +70,21 @@ def test_every_run_reconciles_the_namespaces_of_what_the_rule_matched(name):
         # throttle windows of several namespaces that close together: one match, an event per namespace
         together = {"m_0": first, "m_1": dict(first, namespace="web"), "m_2": dict(first, namespace="shop", tag="v2")}
         assert substitute_variables(given, {"events": together}) == {"project": "shop,web"}
+
+
+@pytest.mark.parametrize("name", [STANDALONE, CONTROLLER])
+def test_an_error_event_is_logged_and_its_namespace_reconciled_which_records_the_failed_promotion(name):
+    [ruleset] = rulebook(name)
+    [rule] = [rule for rule in ruleset["rules"] if rule["condition"] == 'event.type == "error"']
+    [change] = [rule for rule in ruleset["rules"] if "changed" in rule["condition"]]
+    debug, run = rule["actions"]
+    bad = {"type": "error", "namespace": "shop", "stream": "app", "tag": "v1", "message": "shop/app:v1: cannot read [test"}
+    assert substitute_variables(debug["debug"], {"event": bad}) == {"msg": bad["message"]}
+    other = dict(bad, namespace="web", message="web/app:v1: names tset")
+    assert substitute_variables(debug["debug"], {"events": {"m_0": bad, "m_1": other}}) == {"msg": bad["message"] + "; " + other["message"]}
+    # the same run as a change's: the whole namespace, throttled alike
+    assert run == change["action"]
+    assert rule["throttle"] == change["throttle"]
 
 
 def test_the_standalone_rulebook_runs_playbooks_of_the_collection():
