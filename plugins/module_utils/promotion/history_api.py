@@ -51,14 +51,18 @@ def record(cluster: Cluster, entries: Mapping[tuple[str, str], list[dict[str, An
     """Add ``entries`` (``{(namespace, stream): [entry, ...]}``, ``history.entries_of``) to each
     ImageStream's history ConfigMap, creating it when there is none. Returns the ``namespace/name``
     of each ConfigMap written and the number of API calls made. A ConfigMap of that name that this
-    collection did not make is left alone (a ``HistoryError`` names it). A 403 goes to ``warn``
-    (that ConfigMap is not written), or is raised without it."""
+    collection did not make is left alone (a ``HistoryError`` names it). A 403, or a namespace that
+    no longer exists (404), goes to ``warn`` (that ConfigMap is not written), or is raised without it."""
     written, calls = [], [0]
     for (namespace, stream), items in sorted(entries.items()):
         try:
             if _record_one(cluster, namespace, stream, items, limit, calls):
                 written.append(f"{namespace}/{configmap_name(stream)}")
         except ClusterError as exc:
+            if exc.status == 404 and warn is not None:
+                # the namespace was deleted (a deleted stream's event can come after it): its history went with it
+                warn(f"what this run did to {namespace}/{stream} is not in its history: namespace {namespace} no longer exists ({exc})")
+                continue
             if exc.status != 403:
                 raise
             later = (

@@ -113,3 +113,19 @@ def test_other_errors_are_not_warnings():
     with pytest.raises(ClusterError) as raised:
         history_api.read(cluster, ["myproject"], pytest.fail)
     assert raised.value.status == 500
+
+
+def test_a_namespace_deleted_meanwhile_is_a_warning_and_the_others_are_written():
+    """A deleted stream's demotion can come after its namespace is gone: its history went with it."""
+    cluster = fake_cluster()
+    gone = ApiError(404, 'namespaces "myproject" not found', reason="Not Found")
+    cluster.dynamic.refuse("post", "/namespaces/myproject/configmaps", gone)
+    warnings = []
+    written, _calls = history_api.record(cluster, {**entries(), **entries(namespace="other")}, 20, warnings.append)
+    assert written == ["other/segmented-registry-history-app"]
+    (warning,) = warnings
+    assert warning.startswith("what this run did to myproject/app is not in its history: namespace myproject no longer exists (")
+    assert 'namespaces "myproject" not found' in warning
+    cluster.dynamic.refuse("post", "/namespaces/myproject/configmaps", gone)
+    with pytest.raises(ClusterError):  # a rollback's pin must be recorded
+        history_api.record(cluster, entries(), 20)
