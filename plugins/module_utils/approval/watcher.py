@@ -14,6 +14,7 @@ resumed from the last resourceVersion seen, a bookmark's included):
   the watcher keeps (tag -> environments, digest);
 - 410 Gone (the resourceVersion was compacted away) lists again and emits only what changed against
   that state, deletions included: nothing missed, nothing repeated;
+- an ImageStream of a shape that cannot be read is logged and skipped (its last known state kept);
 - any other cluster error (unreachable, refused) is logged and retried after a back-off that
   doubles up to ``backoff_cap`` seconds; the watch then resumes where it was.
 
@@ -108,7 +109,7 @@ class Watcher:
         state = {}
         for item in items:
             key = stream_key(item)
-            stream_events, state[key] = diff(self.state.get(key, {}), item, self.annotation_key, self.known)
+            stream_events, state[key] = self._diff(key, item)
             events.extend(stream_events)
         for (namespace, stream), before in sorted(self.state.items()):
             if (namespace, stream) not in state:
@@ -130,5 +131,16 @@ class Watcher:
         if kind == "DELETED":
             yield from deleted(key[0], key[1], self.state.pop(key, {}))
             return
-        events, self.state[key] = diff(self.state.get(key, {}), item, self.annotation_key, self.known)
+        events, self.state[key] = self._diff(key, item)
         yield from events
+
+    def _diff(self, key: tuple[str, str], item: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, TagState]]:
+        """``changes.diff`` of one ImageStream against its last known state. An object of a shape it
+        cannot read (a bug, or something the API server let through) is logged and skipped, its
+        last known state kept: one bad ImageStream never ends the source."""
+        before = self.state.get(key, {})
+        try:
+            return diff(before, item, self.annotation_key, self.known)
+        except Exception as exc:  # one object must not stop the watch of the others
+            LOG.error("ImageStream %s/%s cannot be read (%s: %s); its events are skipped until it changes", key[0], key[1], type(exc).__name__, exc)
+            return [], dict(before)

@@ -197,3 +197,35 @@ def test_unknown_environments_are_errors_with_the_known_list():
     events, _waits = run(cluster, known=["test", "uat", "prod"])
     assert [e["type"] for e in events] == ["initial", "error"]
     assert "qa" in events[1]["message"]
+
+
+def test_an_imagestream_of_a_shape_it_cannot_read_is_logged_and_skipped_and_the_watch_goes_on(caplog):
+    """A spec that is no object, tags that are no objects, a status item that is no object: each is
+    logged, the stream keeps its last known state (no deleted event, no change event), and the
+    events of the other streams and of the next good version of that stream still come."""
+    def bad(shape, version):
+        item = stream("app", {"v1": ("test", D1)}, version)
+        item.update(shape)
+        return item
+
+    cluster = FakeCluster(
+        [([bad({"spec": "oops"}, "1"), stream("web", {"v1": ("test", D2)})], "100")],
+        [[
+            {"type": "MODIFIED", "object": stream("app", {"v1": ("test", D1)}, "101")},
+            {"type": "MODIFIED", "object": bad({"spec": {"tags": ["v1"]}}, "102")},
+            {"type": "MODIFIED", "object": bad({"status": {"tags": [{"tag": "v1", "items": ["sha"]}]}}, "103")},
+            {"type": "MODIFIED", "object": stream("web", {"v1": ("test,uat", D2)}, "104")},
+            {"type": "MODIFIED", "object": stream("app", {"v1": ("test,prod", D1)}, "105")},
+        ]],
+    )
+    with caplog.at_level("ERROR", logger="segmented.registry.approvals"):
+        events, _waits = run(cluster)
+    assert [(e["type"], e.get("stream"), e.get("environments_after")) for e in events] == [
+        ("initial", None, None),
+        ("changed", "app", ["test"]),  # first readable at 101
+        ("changed", "web", ["test", "uat"]),
+        ("changed", "app", ["prod", "test"]),  # against 101's state: 102 and 103 were skipped
+    ]
+    logged = [record.getMessage() for record in caplog.records]
+    assert len(logged) == 3 and all(line.startswith("ImageStream team/app cannot be read (AttributeError: ") for line in logged)
+    assert all(line.endswith("its events are skipped until it changes") for line in logged)
