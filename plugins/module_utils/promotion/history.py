@@ -169,26 +169,26 @@ def problems_of(
     [entry, ...]}`` (``entries``: the approval-list entries in the run's scope, ``tag_entries``):
     a list that cannot be read is a failure in each of ``targets`` (the promotion targets in scope:
     nothing was copied or removed there for that tag), an environment the inventory does not define
-    (not in ``known``) a failure in that environment (nothing can be copied there)."""
+    (not in ``known``) a failure in that environment (nothing can be copied there). Nothing was
+    attempted, so the entries have no digests; the message names the digest the source serves."""
     found: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for item in entries:
+        source = f"the source serves {item.get('digest') or 'no image yet'}"
         if item.get("error") or item.get("environments") is None:
-            message = f"the approval list cannot be read, so nothing was copied or removed for this tag: {item.get('error')}"
+            message = f"the approval list cannot be read, so nothing was copied or removed for this tag ({source}): {item.get('error')}"
             failed = [(env, message) for env in targets]
         else:
             failed = [
                 (
                     env,
-                    f"{env} is not an environment of the inventory, so nothing was copied there: fix the approval list, "
+                    f"{env} is not an environment of the inventory, so nothing was copied there ({source}): fix the approval list, "
                     "or add the environment to segmented_registry_environments",
                 )
                 for env in item["environments"]
                 if env != DEFAULT_ENVIRONMENT and env not in known
             ]
         for env, message in failed:
-            found.setdefault((item["namespace"], item["stream"]), []).append(
-                entry(now, PROMOTE, env, item["tag"], None, item.get("digest"), by, FAILED, message)
-            )
+            found.setdefault((item["namespace"], item["stream"]), []).append(entry(now, PROMOTE, env, item["tag"], None, None, by, FAILED, message))
     return found
 
 

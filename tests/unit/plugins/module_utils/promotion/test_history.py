@@ -203,12 +203,13 @@ def test_an_approval_list_the_run_cannot_follow_is_a_failed_promotion_in_each_en
     assert list(found) == [("ns", "app")]  # lists that could be followed leave no failure
     rows = [(item["tag"], item["environment"], item["action"], item["result"], item["digest_before"], item["digest_after"], item["by"])
             for item in found[("ns", "app")]]
-    assert rows == [("bad", "test", "promote", "failed", None, d("b"), "alice"), ("bad", "prod", "promote", "failed", None, d("b"), "alice"),
-                    ("typo", "tset", "promote", "failed", None, d("t"), "alice")]
+    assert rows == [("bad", "test", "promote", "failed", None, None, "alice"), ("bad", "prod", "promote", "failed", None, None, "alice"),
+                    ("typo", "tset", "promote", "failed", None, None, "alice")]  # nothing was attempted: no digests
     bad, _, typo = found[("ns", "app")]
-    assert bad["message"].startswith("the approval list cannot be read, so nothing was copied or removed for this tag: ns/app:bad: annotation")
-    assert typo["message"] == ("tset is not an environment of the inventory, so nothing was copied there: fix the approval list, "
-                               "or add the environment to segmented_registry_environments")
+    assert bad["message"].startswith(f"the approval list cannot be read, so nothing was copied or removed for this tag (the source serves {d('b')}): "
+                                     "ns/app:bad: annotation")
+    assert typo["message"] == (f"tset is not an environment of the inventory, so nothing was copied there (the source serves {d('t')}): fix the "
+                               "approval list, or add the environment to segmented_registry_environments")
 
 
 def test_a_failure_met_again_is_not_recorded_again_so_the_promotions_stay_within_the_limit():
