@@ -5,7 +5,10 @@ an ImageStream tag's approval annotation is promoted: the environment registry s
 and the run names the change and its field manager. Then the rulebook is stopped, another
 environment approved while it is down, and started again: the start-up reconcile promotes it
 (restart safety). A storm of 100 edits over 20 tags within 10 s ends with every tag where its last
-edit put it, after at most 10 runs (the namespace's changes throttled together)."""
+edit put it, after at most 10 runs (the namespace's changes throttled together). An approval list
+that cannot be read is logged, recorded as a failed promotion in the history ConfigMap and copied
+nowhere, and the source goes on: the fixed list is promoted."""
+import json
 import os
 import re
 import signal
@@ -16,6 +19,7 @@ import time
 import pytest
 import yaml
 from kubernetes import client as kclient
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import DEFAULT_ANNOTATION_KEY
@@ -204,3 +208,49 @@ def test_a_storm_of_edits_over_twenty_tags_ends_right_after_at_most_ten_runs(lab
     # the sentinel's run promotes it and leaves the storm's tags as they were
     wanted["test"][f"{namespace}/app:sentinel"] = digest
     eventually(converged(wanted), timeout=120, interval=1)
+
+
+def test_an_unreadable_approval_list_is_logged_recorded_as_failed_and_copied_nowhere(lab, namespace, streams, rulebook, eventually):
+    pushed = lab.push(namespace, "app", "v1", 1, SMALL)
+    served = f"{namespace}/app:v1"
+    process, log = rulebook()
+
+    def running(text):
+        def probe():
+            assert process.poll() is None, f"ansible-rulebook ended ({process.returncode}):\n{log.read_text(errors='replace')[-3000:]}"
+            assert text in words(log), f"not yet: {text}"
+        return probe
+
+    eventually(running(f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
+    approve(streams, namespace, "app", "v1", "[test")  # neither a comma-separated nor a JSON/YAML list
+    # the source's error event: its message in the rulebook's log, then the reconcile of that tag
+    eventually(running('has the value "[test", which cannot be read as a list of environments'), timeout=90, interval=0.5)
+    eventually(running(f"error {served}"), timeout=90, interval=0.5)
+
+    core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
+
+    def failed_records():
+        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+        try:
+            data = core.read_namespaced_config_map("segmented-registry-history-app", namespace).data or {}
+        except ApiException as exc:
+            assert exc.status == 404, exc
+            raise AssertionError("no history ConfigMap yet")
+        for environment in ("test", "uat", "prod"):
+            [entry] = json.loads(data[f"v1.{environment}"])
+            assert (entry["action"], entry["result"], entry["digest_before"], entry["digest_after"]) == ("promote", "failed", None, None), entry
+            assert entry["message"].startswith("the approval list cannot be read, so nothing was copied or removed for this tag "
+                                               f"(the source serves {pushed['digest']})"), entry
+
+    eventually(failed_records, timeout=90, interval=0.5)
+    registries = lab.where(namespace)
+    assert all(served not in registries[environment]["tags"] for environment in ("test", "uat", "prod")), registries
+
+    # the source is still watching: the fixed list is promoted
+    approve(streams, namespace, "app", "v1", "test")
+
+    def in_test():
+        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+        assert lab.where(namespace)["test"]["tags"].get(served) == pushed["digest"]
+
+    eventually(in_test, timeout=90, interval=0.5)
