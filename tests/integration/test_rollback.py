@@ -2,7 +2,10 @@
 history it reads and writes: promote digest A of app:v1, move the tag to digest B and promote again,
 roll back (check mode first), and the environment registry serves A again; reconcile keeps it, the
 audit shows the three entries, and the next move of the tag promotes as before. Without history a
-rollback fails cleanly and changes nothing.
+rollback fails cleanly and changes nothing. An account with the rights the docs give a promotion job
+(edit ImageStreams, mint the promoter's tokens) but not the history's: a promotion goes through with
+a warning naming the missing right and leaves the history as it was; a rollback is refused before
+anything changes.
 
 uat is the environment rolled back: prod's policy (after: uat) would hold a rollback of prod back
 until uat serves the digest (roll uat back first), which test_plan.py covers without the lab."""
@@ -13,6 +16,7 @@ from kubernetes import client as kclient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from tests.integration import promotion_lab as pl
 from tests.integration.runs import task_result
 
 SMALL = 64 * 1024
@@ -109,3 +113,84 @@ def test_a_rollback_without_history_fails_cleanly_and_changes_nothing(lab, names
     assert served(lab, namespace) == a and history_configmap(lab, namespace) is None
     stream_after = streams.get(name="app", namespace=namespace).to_dict()
     assert stream_after["metadata"]["resourceVersion"] == stream_before["metadata"]["resourceVersion"]
+
+
+@pytest.fixture
+def without_history_rights(lab, namespace, unique):
+    """A TokenRequest token of a service account with what the promotion guide ("Credentials") and
+    the AWX guide give a promotion job's account on the registry cluster: get, list and patch on
+    ImageStreams in ``namespace``, and create on the promoter's serviceaccounts/token; no right on
+    ConfigMaps (not bound to segmented-registry:promotion-history-editor, no edit role). Its Roles,
+    RoleBindings and service account are removed at the end."""
+    api = lab.api_client(lab.layout.registry_cluster)
+    core, rbac = kclient.CoreV1Api(api), kclient.RbacAuthorizationV1Api(api)
+    account = "no-history-" + unique
+    promoter_namespace, promoter = pl.PROMOTER.split("/")
+    subject = [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
+    grants = {
+        namespace: [{"apiGroups": ["image.openshift.io"], "resources": ["imagestreams"], "verbs": ["get", "list", "patch"]}],
+        promoter_namespace: [{"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"], "resourceNames": [promoter]}],
+    }
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
+    made = []
+    try:
+        for where, rules in grants.items():
+            rbac.create_namespaced_role(where, {"metadata": {"name": account}, "rules": rules})
+            made.append(where)
+            rbac.create_namespaced_role_binding(where, {
+                "metadata": {"name": account},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+                "subjects": subject})
+        token = core.create_namespaced_service_account_token(account, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+        yield token
+    finally:
+        for where in made:
+            for delete in (rbac.delete_namespaced_role_binding, rbac.delete_namespaced_role):
+                try:
+                    delete(account, where)
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+        core.delete_namespaced_service_account(account, namespace)
+
+
+def test_an_account_without_the_history_s_rights_promotes_with_a_warning_and_cannot_roll_back(
+        lab, namespace, run_playbook, inventory, without_history_rights):
+    survey = {"project": namespace, "image": "app:v1", "env": "uat"}
+    a = lab.push(namespace, "app", "v1", 1, SMALL, seed=f"{namespace}/app:v1 A")["digest"]
+    ok(run_playbook("playbooks/promote.yml", extravars=survey))  # the lab's admin: the history holds the promotion of A
+    before = history_configmap(lab, namespace)
+    assert [e["digest_after"] for e in json.loads(before.data["v1.uat"])] == [a]
+    b = lab.push(namespace, "app", "v1", 1, SMALL, seed=f"{namespace}/app:v1 B")["digest"]
+
+    token = without_history_rights
+    port = dict(lab.layout.clusters)[lab.layout.registry_cluster]
+
+    def limited(hosts, group_vars):
+        hosts[lab.layout.registry_cluster]["segmented_registry_k8s_auth"] = {
+            "host": f"https://127.0.0.1:{port}", "api_key": token, "ca_cert": lab.ca.cert_path}
+
+    as_limited = inventory(limited)
+    promoted = ok(run_playbook("playbooks/promote.yml", inventory=as_limited, extravars=survey))
+    result = task_result(promoted, "Promote: add uat")
+    assert served(lab, namespace) == b and [c["digest"] for c in result["reconcile"]["copies"]] == [b]
+    warnings = " ".join(" ".join(result.get("warnings") or []).split())
+    for words in ("list on configmaps there (name it in registry_cluster_history_editors", f"namespace {namespace}",
+                  "get, create and update on configmaps", "not in its history"):
+        assert words in warnings, warnings
+    assert result["reconcile"]["history_written"] == []
+    after = history_configmap(lab, namespace)
+    assert after.metadata.resource_version == before.metadata.resource_version and after.data == before.data
+
+    streams = DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(
+        api_version="image.openshift.io/v1", kind="ImageStream")
+    stream_before = streams.get(name="app", namespace=namespace).to_dict()
+    refused = run_playbook("playbooks/rollback.yml", inventory=as_limited, extravars=survey)
+    assert refused.status == "failed"
+    message = " ".join(task_result(refused, "Roll back app:v1 in uat")["msg"].split())
+    assert "list on configmaps" in message and "a rollback needs it; nothing was changed" in message, message
+    assert served(lab, namespace) == b
+    assert history_configmap(lab, namespace).metadata.resource_version == before.metadata.resource_version
+    assert streams.get(name="app", namespace=namespace).to_dict()["metadata"]["resourceVersion"] == stream_before["metadata"]["resourceVersion"]
+    for run in (promoted, refused):
+        assert token not in run.stdout_text
