@@ -213,7 +213,9 @@ table:
   type: list
   elements: str
 unknown_environments:
-  description: Environment names found in approval lists that the inventory does not define (ignored, with a warning).
+  description:
+    - Environment names found in approval lists that the inventory does not define (ignored, with a warning).
+    - Each tag naming one gets a failed entry under that environment's key in the promotion history (see I(history_limit)).
   returned: success
   type: list
   elements: str
