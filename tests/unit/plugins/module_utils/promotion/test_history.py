@@ -205,7 +205,7 @@ def test_an_approval_list_the_run_cannot_follow_is_a_failed_promotion_in_each_en
             for item in found[("ns", "app")]]
     assert rows == [("bad", "test", "promote", "failed", None, None, "alice"), ("bad", "prod", "promote", "failed", None, None, "alice"),
                     ("typo", "tset", "promote", "failed", None, None, "alice")]  # nothing was attempted: no digests
-    bad, _, typo = found[("ns", "app")]
+    bad, _bad_in_prod, typo = found[("ns", "app")]
     assert bad["message"].startswith(f"the approval list cannot be read, so nothing was copied or removed for this tag (the source serves {d('b')}): "
                                      "ns/app:bad: annotation")
     assert typo["message"] == (f"tset is not an environment of the inventory, so nothing was copied there (the source serves {d('t')}): fix the "
