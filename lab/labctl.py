@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import jinja2
@@ -53,6 +54,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 #: The lab's own processes run as modules of the lab package, beside the collection's code.
 PACKAGE_ENV = {"PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, ".venv", "collections")])}
+
+#: kubernetes.config builds clients one at a time (Lab.api_client)
+_CLIENT_LOCK = threading.Lock()
 
 ETCD_CLIENT_PORT = 12379
 ETCD_PEER_PORT = 12380
@@ -203,7 +207,9 @@ class Lab:
 
     # -- etcd ---------------------------------------------------------------------------
     def start_etcd(self, etcd):
-        cert, key = self._server_cert("etcd")
+        # a server certificate that may act as a client too: etcd's HTTP gateway (Lab.compact) calls
+        # etcd's gRPC with it, and client-cert-auth asks it for client authentication
+        cert, key = self.ca.issue("etcd-server", "etcd", hosts=("127.0.0.1", "localhost"), server=True, client=True)
         self.procs.start("etcd", [
             etcd, "--name", "lab", "--data-dir", os.path.join(self.state, "etcd"),
             "--listen-client-urls", f"https://127.0.0.1:{int(ETCD_CLIENT_PORT)}",
@@ -218,6 +224,21 @@ class Lab:
             "--log-level", "warn",
         ])
         wait_for("etcd", lambda: requests.get("http://127.0.0.1:12381/health", timeout=2).json()["health"] == "true")
+
+    def compact(self, revision=None):
+        """Compact etcd up to ``revision`` (default: its current one), as the API server does every 5
+        minutes: a watch resumed from an earlier resourceVersion then ends with 410 Gone. Returns
+        the revision."""
+        cert, key = self.ca.issue("etcd-client", "kube-apiserver-etcd-client", client=True)
+        url = f"https://127.0.0.1:{int(ETCD_CLIENT_PORT)}/v3/kv/"
+        tls = {"cert": (cert, key), "verify": self.ca.cert_path}
+        if revision is None:
+            revision = requests.post(url + "range", json={"key": base64.b64encode(b"/").decode(), "limit": 1},
+                                     timeout=10, **tls).json()["header"]["revision"]
+        answer = requests.post(url + "compaction", json={"revision": revision, "physical": True}, timeout=30, **tls)
+        if not answer.ok and "compacted" not in answer.text:  # the API server's own compaction was there first
+            answer.raise_for_status()
+        return int(revision)
 
     # -- API servers --------------------------------------------------------------------
     def start_apiserver(self, binary, cluster, port):
@@ -235,7 +256,11 @@ class Lab:
                 client=True)
             node_flags = ["--kubelet-client-certificate", kubelet_cert, "--kubelet-client-key", kubelet_key,
                           "--kubelet-certificate-authority", self.ca.cert_path,
-                          "--kubelet-preferred-address-types", "InternalIP"]
+                          "--kubelet-preferred-address-types", "InternalIP",
+                          # ImageStream watches read etcd itself, not the watch cache, so that an etcd
+                          # compaction (Lab.compact) gives a watcher that fell behind the 410 Gone an
+                          # OpenShift API server gives one that fell out of its cache's window.
+                          "--watch-cache-sizes", "imagestreams.image.openshift.io#0"]
         etcd_cert, etcd_key = self.ca.issue("etcd-client", "kube-apiserver-etcd-client", client=True)
         sa_key = self.ca.signing_key("sa-" + cluster)
         self.procs.start("apiserver-" + cluster, [
@@ -255,7 +280,11 @@ class Lab:
         ] + node_flags)
 
     def api_client(self, cluster):
-        return kconfig.new_client_from_config(config_file=self.kubeconfig, context=cluster)
+        # one at a time: the client writes the kubeconfig's inline certificates to temporary files,
+        # and names a file in its cache before writing it, so a thread beside it could read it empty
+        # (`lab up` bootstraps the clusters in parallel: "no certificate or crl found")
+        with _CLIENT_LOCK:
+            return kconfig.new_client_from_config(config_file=self.kubeconfig, context=cluster)
 
     def _ready(self, cluster, port):
         cert, key = self._admin_cert()
