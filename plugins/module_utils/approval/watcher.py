@@ -15,8 +15,12 @@ resumed from the last resourceVersion seen, a bookmark's included):
 - 410 Gone (the resourceVersion was compacted away) lists again and emits only what changed against
   that state, deletions included: nothing missed, nothing repeated;
 - an ImageStream of a shape that cannot be read is logged and skipped (its last known state kept);
-- any other cluster error (unreachable, refused) is logged and retried after a back-off that
-  doubles up to ``backoff_cap`` seconds; the watch then resumes where it was.
+- any other cluster error is logged and retried after a back-off that doubles up to
+  ``backoff_cap`` seconds. An API server that could not be reached (or answered 429) is asked to
+  resume the watch where it was; one that answered with another error lists again, as client-go's
+  reflectors do: it may refuse that resourceVersion for good (kube-apiserver ends a watch with
+  "etcd event received with PrevKv=nil" when etcd was compacted at exactly the next change's
+  revision, however often it is resumed), and a list emits only what changed.
 
 The cluster is duck-typed (``Cluster``): ``list_from`` and ``watch`` as ``cluster.Cluster`` has
 them, raising ``errors.Gone`` on 410 (an ERROR event of the watch included) and ``ClusterError``
@@ -95,6 +99,8 @@ class Watcher:
                 LOG.info("the watch of %s is too far behind (%s): listing again", self._where(), exc)
                 self.resource_version = None
             except ClusterError as exc:
+                if exc.status is not None and exc.status != 429:
+                    self.resource_version = None
                 failures += 1
                 delay = backoff(failures, self.backoff_base, self.backoff_cap, jitter=random.random)
                 LOG.warning("watching %s failed (%s); trying again in %.1f s", self._where(), exc, delay)

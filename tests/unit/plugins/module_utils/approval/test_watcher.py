@@ -229,3 +229,16 @@ def test_an_imagestream_of_a_shape_it_cannot_read_is_logged_and_skipped_and_the_
     logged = [record.getMessage() for record in caplog.records]
     assert len(logged) == 3 and all(line.startswith("ImageStream team/app cannot be read (AttributeError: ") for line in logged)
     assert all(line.endswith("its events are skipped until it changes") for line in logged)
+
+
+def test_an_error_the_api_server_answered_lists_again_instead_of_resuming():
+    # kube-apiserver ends every watch resumed from "100" with a 500 (PrevKv=nil after a compaction at
+    # the next change's revision): resuming from there again would fail forever
+    refused = ClusterError("the API server ended the watch: etcd event received with PrevKv=nil", status=500)
+    cluster = FakeCluster(
+        [([stream("app", {"v1": ("test", D1)})], "100"), ([stream("app", {"v1": ("uat", D1)}, "120")], "125")],
+        [refused, []],
+    )
+    events, _waits = run(cluster)
+    assert brief(events) == [("initial", None, None, None), ("changed", "v1", ["test"], ["uat"])]
+    assert [call[0] if call[0] == "list" else call[3] for call in cluster.calls] == ["list", "100", "list", "125", "125"]
