@@ -4,7 +4,8 @@
 """Kubernetes name rules (pure): DNS-1123 labels and subdomains, qualified names.
 
 Environment names become namespaces and host names (DNS-1123 labels); route hosts and storage
-class names are DNS-1123 subdomains; annotation and label keys are qualified names.
+class names are DNS-1123 subdomains; annotation and label keys are qualified names; image streams
+and tags have OpenShift's rules.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import re
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+# OpenShift validates ImageStream names as path segments matching a docker repository component.
+_IMAGE_STREAM = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$")
+_IMAGE_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 
 
 def is_dns1123_label(value: object) -> bool:
@@ -35,6 +39,16 @@ def is_qualified_name(value: object) -> bool:
     if slash and not is_dns1123_subdomain(prefix):
         return False
     return len(name) <= 63 and bool(_QUALIFIED_NAME.match(name))
+
+
+def is_image_stream_name(value: object) -> bool:
+    """An ImageStream name: lowercase letters and digits separated by '.', '_' or '-', at most 255 characters."""
+    return isinstance(value, str) and 0 < len(value) <= 255 and bool(_IMAGE_STREAM.match(value))
+
+
+def is_image_tag(value: object) -> bool:
+    """An image tag: up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'."""
+    return isinstance(value, str) and bool(_IMAGE_TAG.match(value))
 
 
 def split_namespaced(value: object) -> tuple[str, str] | None:

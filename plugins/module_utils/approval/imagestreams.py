@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from typing import Any
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import (
@@ -35,7 +34,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
     parse_value,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ApprovalError
-from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label
+from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_image_stream_name, is_image_tag
 
 API_VERSION = "image.openshift.io/v1"
 KIND = "ImageStream"
@@ -43,10 +42,6 @@ KIND = "ImageStream"
 #: A new spec tag's patch tests each entry's name up to this many entries, else the whole list (the
 #: API server takes at most 10,000 operations in one JSON patch).
 MAX_NAME_TESTS = 1000
-
-# OpenShift validates ImageStream names as path segments matching a docker repository component.
-_STREAM = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 
 
 class ImageStreamError(ApprovalError):
@@ -67,7 +62,7 @@ def check_namespace(namespace: object, option: str = "namespace") -> str:
 
 
 def check_stream(stream: object, option: str = "stream") -> str:
-    if not isinstance(stream, str) or not stream or len(stream) > 255 or not _STREAM.match(stream):
+    if not isinstance(stream, str) or not is_image_stream_name(stream):
         raise ImageStreamError(
             "{} {} is not an image stream name: use lowercase letters and digits, separated by '.', '_' or '-' (like app or my-app)".format(
                 option, json.dumps(stream)
@@ -77,7 +72,7 @@ def check_stream(stream: object, option: str = "stream") -> str:
 
 
 def check_tag(tag: object, option: str = "tag") -> str:
-    if not isinstance(tag, str) or not _TAG.match(tag):
+    if not isinstance(tag, str) or not is_image_tag(tag):
         raise ImageStreamError(
             "{} {} is not an image tag: up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-' (like v1.2.3 or latest)".format(
                 option, json.dumps(tag)

@@ -16,6 +16,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.errors import C
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    is_ours,
     merge_owned,
     read_record,
     remove_owned,
@@ -28,10 +29,6 @@ PROVIDER_API = "config.openshift.io/v1alpha1"
 PROVIDER_KIND = "CRIOCredentialProviderConfig"
 CONFIG_NAMESPACE = "openshift-config"
 MATCH_IMAGES = "matchImages"
-
-
-def is_ours(obj: dict[str, Any] | None) -> bool:
-    return ((obj or {}).get("metadata") or {}).get("labels", {}).get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
 def _label(obj: dict[str, Any]) -> dict[str, Any]:

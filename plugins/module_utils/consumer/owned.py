@@ -26,6 +26,11 @@ class RecordError(ConsumerError, ValueError):
     """The record annotation cannot be read (edited by hand)."""
 
 
+def is_ours(obj: dict[str, Any] | None) -> bool:
+    """Whether an object carries this collection's label (it made the object)."""
+    return (((obj or {}).get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+
+
 def read_record(obj: dict[str, Any] | None) -> dict[str, Any]:
     """The record of an object (a dict), ``{}`` when it has none."""
     annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}

@@ -15,6 +15,11 @@ JOB = dict(NOWHERE, environments=ENVIRONMENTS, service_account="segmented-regist
 CASES = [
     ("cluster_image_config", dict(NOWHERE, state="gone"), ["state", "present, absent"]),
     ("cluster_image_config", dict(NOWHERE, trusted_ca=[{"registry": "r.example.com"}]), ["ca", "trusted_ca"]),
+    ("image_streams", dict(NOWHERE, registry="registry.example.com"), ["namespaces"]),
+    ("image_streams", dict(NOWHERE, namespaces=["p"], registry="registry.example.com", tags=[{"namespace": "p", "stream": "app",
+                                                                                            "tag": "v1", "digest": "v1"}]),
+     ["tags[0].digest"]),
+    ("image_streams", dict(NOWHERE, namespaces=["Not_A_Name"], registry="registry.example.com"), ["namespaces", "Not_A_Name"]),
     ("pull_secret", dict(NOWHERE, from_secret="a/b", auths={"r.example.com": {"auth": "eA=="}}),
      ["mutually exclusive", "from_secret", "auths"]),
     ("pull_secret", dict(NOWHERE, wait_timeout="soon"), ["wait_timeout", "int"]),
