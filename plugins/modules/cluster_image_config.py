@@ -24,6 +24,10 @@ notes:
     C(blockedRegistries) the I(deny) registries are blocked instead (OpenShift refuses both lists)."
   - An entry of the administrator that allows a registry of I(deny) (a wildcard such as
     C(*.apps.registry.example.com)), or blocks one of I(allow), is an error and nothing is written.
+  - "With I(import_registries), C(spec.allowedRegistriesForImport) (where ImageStreams may import
+    from) allows those registries too: added when the administrator's list is not empty and no
+    entry covers them yet. An empty or unset list allows every registry already, and is left so
+    (one entry would forbid every other registry)."
   - The CA certificates go into the ConfigMap in C(openshift-config) that C(spec.additionalTrustedCA)
     names, one key per registry (C(host), C(host..port)); a cluster without one gets
     I(trusted_ca_configmap), made and labelled by this module.
@@ -116,6 +120,15 @@ options:
       - Omitted, the object is not touched (with O(state=absent), what was added earlier is removed).
     type: list
     elements: str
+  import_registries:
+    description:
+      - Registries (C(host[:port])) that ImageStreams on the cluster import from, such as the
+        logical registry name that M(segmented.registry.image_streams) writes tags from, to allow in
+        C(spec.allowedRegistriesForImport) (as C(insecure=false) entries).
+      - Empty, what was added earlier is taken out.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -154,6 +167,12 @@ match_images:
   returned: success
   type: list
   elements: str
+import_registries:
+  description: C(spec.allowedRegistriesForImport) of the Image C(cluster) after the run (empty when unset).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{domainName: registry.apps.example.com, insecure: false}]
 changed_objects:
   description: The objects written (or, in check mode, that would be).
   returned: success
@@ -182,6 +201,7 @@ def argument_spec():
         },
         trusted_ca_configmap={"type": "str", "default": "segmented-registry-trusted-ca"},
         credential_provider_registries={"type": "list", "elements": "str"},
+        import_registries={"type": "list", "elements": "str", "default": []},
     )
     return spec
 
@@ -198,6 +218,7 @@ def main():
             params["trusted_ca"],
             params["trusted_ca_configmap"],
             params["credential_provider_registries"],
+            params["import_registries"],
         ),
     )
 

@@ -18,6 +18,11 @@ of one environment needs and takes out exactly that again (``owned``):
 - with ``blockedRegistries``: the other environments' registries are blocked (unless an entry of
   the administrator blocks them already); an entry that blocks this environment's registry is an
   error.
+
+``spec.allowedRegistriesForImport`` (``[{domainName, insecure}]``) limits where ImageStreams may
+import from; unset or empty, every registry may be. The logical registry name is added when the
+administrator's list is not empty and no entry covers it yet, and is never added to an empty list
+(which would forbid every other registry).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ ALLOWED = "allowedRegistries"
 BLOCKED = "blockedRegistries"
 SOURCES = "registrySources"
 TRUSTED_CA = "additionalTrustedCA"
+IMPORT = "allowedRegistriesForImport"
 
 
 class ImageConfigError(ConsumerError, ValueError):
@@ -125,6 +131,27 @@ def restore_registry_sources(spec: dict[str, Any] | None, record: Mapping[str, A
         else:
             spec.pop(SOURCES, None)
     return spec
+
+
+def merge_import_registries(spec: dict[str, Any], record: Mapping[str, Any], registries: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+    """``(new spec, domain names this collection added)``: ``spec.allowedRegistriesForImport``
+    allowing ``registries`` (``host[:port]``) as well. ``record`` is what this collection added
+    earlier; empty ``registries`` take out what it added."""
+    spec = copy.deepcopy(spec)
+    current = list(spec.get(IMPORT) or [])
+    domains = [str(entry.get("domainName") or "") for entry in current]
+    theirs = [domain for domain in domains if domain not in (record.get(IMPORT) or [])]
+    wanted = [registry for registry in registries if not covering(registry, theirs)] if theirs else []
+    new_domains, added = merge_owned(domains, record.get(IMPORT), wanted)
+    kept = [entry for entry, domain in zip(current, domains) if domain in new_domains]
+    new_list = kept + [{"domainName": domain, "insecure": False} for domain in new_domains if domain not in domains]
+    if new_list == current:
+        return spec, added
+    if new_list:
+        spec[IMPORT] = new_list
+    else:
+        spec.pop(IMPORT, None)
+    return spec, added
 
 
 # -- the trusted CA ----------------------------------------------------------------------------

@@ -48,12 +48,22 @@ class NodeImageConfig:
     )
 
     def __init__(
-        self, allow: list[str], deny: list[str], platform: list[str], trusted_ca: list[dict[str, str]] | None, configmap: str, match_images: list[str] | None
+        self,
+        allow: list[str],
+        deny: list[str],
+        platform: list[str],
+        trusted_ca: list[dict[str, str]] | None,
+        configmap: str,
+        match_images: list[str] | None,
+        import_registries: list[str] | None = None,
     ) -> None:
         ic.check_scopes(allow, "allow")
         ic.check_scopes(deny, "deny")
         ic.check_scopes(platform, "platform_registries")
         ic.check_scopes(match_images, "credential_provider_registries")
+        for registry in import_registries or []:
+            if not ic.valid_scope(registry) or "/" in registry or "*" in registry or any(c.isspace() for c in registry):
+                raise ic.ImageConfigError(f"import_registries has {registry!r}, which is not a host[:port] (like registry.apps.example.com); fix it")
         both = sorted(set(allow) & set(deny))
         if both:
             raise ic.ImageConfigError(f"{', '.join(both)} is in both allow and deny; a registry is one or the other")
@@ -72,6 +82,7 @@ class NodeImageConfig:
             self.entries[ic.ca_key(registry)] = pem if pem.endswith("\n") else pem + "\n"
         self.allow, self.deny, self.platform = list(allow), list(deny), list(platform)
         self.configmap, self.match_images = configmap, match_images
+        self.import_registries = list(import_registries or [])
 
     def apply(self, api: ClusterObjects, present: bool = True) -> dict[str, Any]:
         return api.edit(lambda: self._attempt(api, present))
@@ -90,6 +101,9 @@ class NodeImageConfig:
         else:
             new_spec = ic.restore_registry_sources(spec, record)
             new_record = {ic.TRUSTED_CA: record[ic.TRUSTED_CA]} if ic.TRUSTED_CA in record else {}
+        new_spec, imported = ic.merge_import_registries(new_spec, record, self.import_registries if present else [])
+        if imported:
+            new_record[ic.IMPORT] = imported
         before_writes: list[tuple[dict[str, Any], str]] = []
         after_writes: list[tuple[dict[str, Any], str]] = []
         new_spec, new_record, ca_keys, ca_name, ca_diff = self._trusted_ca(
@@ -110,6 +124,7 @@ class NodeImageConfig:
             "trusted_ca_configmap": ca_name,
             "trusted_ca_keys": ca_keys,
             "match_images": match_images,
+            "import_registries": new_spec.get(ic.IMPORT) or [],
             "changed_objects": [api.describe(obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")) for obj, _verb in writes],
             "diff": {
                 "before": {"image": {"spec": spec}, "trusted_ca": ca_diff[0], MATCH_IMAGES: provider_diff[0]},

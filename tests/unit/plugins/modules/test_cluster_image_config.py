@@ -20,6 +20,7 @@ APPLIED = {
     "trusted_ca_configmap": "segmented-registry-trusted-ca",
     "trusted_ca_keys": ["prod-registry.apps.registry.example.com"],
     "match_images": None,
+    "import_registries": [],
     "changed_objects": ["Image cluster"],
     "diff": {"before": {"image": {"spec": {}}}, "after": {"image": {"spec": {"registrySources": {}}}}},
 }
@@ -70,14 +71,15 @@ def test_bad_arguments_fail_naming_the_option_and_reach_nothing(run_module, call
 def test_the_defaults_reach_the_edit(run_module, calls):
     run(run_module, allow=ALLOW)
     assert calls[0] == ("build", (ALLOW, [], list(NodeImageConfig.PLATFORM_REGISTRIES), [],
-                                  "segmented-registry-trusted-ca", None))
+                                  "segmented-registry-trusted-ca", None, []))
     assert calls[2] == ("apply", "the cluster", True)
 
 
 def test_every_option_reaches_the_edit_in_its_place(run_module, calls):
     run(run_module, allow=ALLOW, deny=DENY, platform_registries=["quay.io"], trusted_ca=[CA],
-        trusted_ca_configmap="my-cas", credential_provider_registries=["quay.io/team"], state="absent")
-    assert calls[0] == ("build", (ALLOW, DENY, ["quay.io"], [CA], "my-cas", ["quay.io/team"]))
+        trusted_ca_configmap="my-cas", credential_provider_registries=["quay.io/team"], state="absent",
+        import_registries=["registry.apps.example.com"])
+    assert calls[0] == ("build", (ALLOW, DENY, ["quay.io"], [CA], "my-cas", ["quay.io/team"], ["registry.apps.example.com"]))
     assert calls[2] == ("apply", "the cluster", False)
 
 

@@ -138,3 +138,44 @@ def test_records_live_in_an_annotation_and_a_hand_edit_is_a_clear_error():
 def test_bad_scopes_name_the_option(scope):
     with pytest.raises(ic.ImageConfigError, match="allow has"):
         ic.check_scopes([scope], "allow")
+
+
+LOGICAL = "registry.apps.example.com"
+QUAY = {"domainName": "quay.io", "insecure": False}
+
+
+def test_import_registries_join_an_administrator_s_list_and_leave_it_as_it_was():
+    spec, added = ic.merge_import_registries({"allowedRegistriesForImport": [QUAY]}, {}, [LOGICAL])
+    assert spec["allowedRegistriesForImport"] == [QUAY, {"domainName": LOGICAL, "insecure": False}] and added == [LOGICAL]
+    again, added_again = ic.merge_import_registries(spec, {"allowedRegistriesForImport": added}, [LOGICAL])
+    assert again == spec and added_again == added
+    restored, none = ic.merge_import_registries(spec, {"allowedRegistriesForImport": added}, [])
+    assert restored == {"allowedRegistriesForImport": [QUAY]} and none == []
+
+
+def test_an_empty_import_list_allows_everything_and_stays_empty():
+    assert ic.merge_import_registries({}, {}, [LOGICAL]) == ({}, [])
+    assert ic.merge_import_registries({"allowedRegistriesForImport": []}, {}, [LOGICAL]) == ({"allowedRegistriesForImport": []}, [])
+
+
+def test_an_import_entry_that_covers_the_registry_is_enough():
+    wildcard = {"allowedRegistriesForImport": [{"domainName": "*.apps.example.com", "insecure": False}]}
+    assert ic.merge_import_registries(wildcard, {}, [LOGICAL]) == (wildcard, [])
+
+
+def test_the_image_config_edit_records_the_import_entry_and_takes_it_out_again():
+    from ansible_collections.segmented.registry.plugins.module_utils.consumer.node_config import NodeImageConfig
+    from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
+    from tests.unit.plugins.module_utils.fake_cluster import fake_cluster
+
+    image = {"apiVersion": "config.openshift.io/v1", "kind": "Image", "metadata": {"name": "cluster"},
+             "spec": {"registrySources": {"allowedRegistries": ["quay.io"]}, "allowedRegistriesForImport": [QUAY]}}
+    api = ClusterObjects(fake_cluster([image]))
+    server = api.cluster.dynamic
+    edit = NodeImageConfig([LOGICAL], [], [], [], "segmented-registry-trusted-ca", None, [LOGICAL])
+    assert edit.apply(api)["import_registries"] == [QUAY, {"domainName": LOGICAL, "insecure": False}]
+    written = len(server.writes)
+    assert edit.apply(api)["changed"] is False and len(server.writes) == written
+    edit.apply(api, present=False)
+    stored = server.objects[("Image", None, "cluster")]
+    assert stored["spec"] == image["spec"] and "annotations" not in stored["metadata"]
