@@ -9,7 +9,7 @@ module_defaults: the registry cluster's credentials (segmented_registry_k8s_auth
 (segmented_registry_reconcile_integrated_ca_cert) for promote and reconcile. The CA file a task
 looks up (``registry-ca.crt``) sits next to the playbook. The names the examples use exist first:
 namespaces ``myproject`` and ``payments``, the tag ``myproject/app:v1.2.3``, and on prod the
-pull Secret the credentials role writes; for the rollback example, ``myproject/app:v1.2.3``
+pull Secret the credentials role writes and the namespace ``myproject``; for the rollback example, ``myproject/app:v1.2.3``
 approved for uat with two promotions there in its history, the first of a digest still in the
 integrated registry. The vaulted variables an example names are extra variables with a placeholder
 value.
@@ -169,6 +169,15 @@ def example_names(lab, eventually, run_playbook, tmp_path_factory):
     if not any(tag.get("tag") == "v1.2.3" for tag in (stream.get("status") or {}).get("tags") or []):
         lab.push("myproject", "app", "v1.2.3", 1, 4096, seed="module examples")
     prod = kclient.CoreV1Api(lab.api_client("prod"))
+    # the image_streams example writes ImageStream tags into myproject on prod
+    try:
+        prod.read_namespace("myproject")
+        made_namespace = False
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        ensure_namespace(prod, "myproject")
+        made_namespace = True
     made = False
     try:
         prod.read_namespaced_secret(PULL_SECRET[1], PULL_SECRET[0])
@@ -187,6 +196,8 @@ def example_names(lab, eventually, run_playbook, tmp_path_factory):
     restore_rollback_example()
     if made:
         prod.delete_namespaced_secret(PULL_SECRET[1], PULL_SECRET[0])
+    if made_namespace:
+        prod.delete_namespace("myproject")
 
 
 def failures(run):
