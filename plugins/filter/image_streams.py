@@ -1,25 +1,33 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""Which approved tags a consumer cluster gets ImageStream tags for (documented in
+"""Which approved tags a consumer cluster gets ImageStream tags for, at which digest (documented in
 image_stream_tags.yml beside this file)."""
 
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.history import pins
 
-def image_stream_tags(tags, environment, run=None):
+
+def image_stream_tags(tags, environment, run=None, history=None):
     """The entries of ``tags`` (``tag_environments_info``'s) approved for ``environment``, without
     those that ``run`` (the promotion's result: ``gated`` and ``failures`` actions, each with
-    ``environment``, ``repository`` and ``tag``) held back or failed to copy there."""
+    ``environment``, ``repository`` and ``tag``) held back or failed to copy there, and with the
+    digest a rollback recorded in ``history`` (the promotion history ConfigMaps) keeps there while
+    the source still serves the digest it was rolled back from (as the promotion's plan does)."""
     held = {
         (item.get("repository"), item.get("tag"))
         for key in ("gated", "failures")
         for item in (run or {}).get(key) or []
         if item.get("environment") == environment
     }
-    return [
-        entry
-        for entry in tags
-        if environment in (entry.get("environments") or []) and (f"{entry.get('namespace')}/{entry.get('stream')}", entry.get("tag")) not in held
-    ]
+    pinned = pins(history or [])
+    result = []
+    for entry in tags:
+        repository = f"{entry.get('namespace')}/{entry.get('stream')}"
+        if environment not in (entry.get("environments") or []) or (repository, entry.get("tag")) in held:
+            continue
+        rolled_back_from, rolled_back_to = pinned.get((repository, entry.get("tag"), environment), (None, None))
+        result.append(dict(entry, digest=rolled_back_to) if rolled_back_from and entry.get("digest") == rolled_back_from else entry)
+    return result
 
 
 class FilterModule:

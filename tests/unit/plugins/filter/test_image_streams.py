@@ -26,3 +26,23 @@ def test_what_the_run_held_back_or_failed_there_is_left_out_and_elsewhere_kept()
 
 def test_the_filter_is_registered():
     assert FilterModule().filters() == {"image_stream_tags": image_stream_tags}
+
+
+def history(action, before, after, environment="prod", tag="v1"):
+    import json
+    entry = {"time": "2026-01-02T00:00:00Z", "action": action, "environment": environment, "tag": tag,
+             "digest_before": before, "digest_after": after, "by": "someone", "result": "ok", "message": ""}
+    return [{"metadata": {"name": "segmented-registry-history-app", "namespace": "myproject",
+                          "annotations": {"segmented.registry/image-stream": "app"}},
+             "data": {f"{tag}.{environment}": json.dumps([entry])}}]
+
+
+def test_a_rollback_keeps_the_digest_it_rolled_back_to_while_the_source_serves_the_one_it_left():
+    B = "sha256:" + "b" * 64
+    rolled_back = history("rollback", A, B)
+    [prod] = image_stream_tags(TAGS, "prod", None, rolled_back)
+    assert prod["digest"] == B and TAGS[0]["digest"] == A  # the input is not changed
+    assert [item["digest"] for item in image_stream_tags(TAGS, "test", None, rolled_back)] == [A, A]
+    moved_on = [dict(TAGS[0], digest="sha256:" + "c" * 64)]
+    assert image_stream_tags(moved_on, "prod", None, rolled_back) == moved_on  # the source moved: the pin is over
+    assert image_stream_tags(TAGS, "prod", None, history("promote", B, A)) == [TAGS[0]]
