@@ -10,9 +10,11 @@ version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
-  - Writes, on one consumer cluster, an C(image.openshift.io/v1) ImageStream tag for each approved
-    tag of its environment in I(namespaces) (the same namespace as on the registry cluster), so that
-    C(oc get istag), C(oc describe is) and image-change triggers there see the promoted image.
+  - Writes, on one consumer cluster, an ImageStream tag for each approved tag of its environment in I(namespaces).
+notes:
+  - The tags are C(image.openshift.io/v1) ImageStream tags in the same namespace as on the registry
+    cluster, so that C(oc get istag), C(oc describe is) and image-change triggers there see the
+    promoted image.
   - Each tag is C(from) the logical registry name by digest
     (C(DockerImage <registry>/<namespace>/<stream>@<digest>)), with C(referencePolicy.type=Local)
     and C(importPolicy.scheduled) as I(scheduled_import) says. The consumer's mirror sets send that
