@@ -60,6 +60,8 @@ def site(lab, run_playbook, inventory, unique):
     def edit(hosts, group_vars):
         for cluster in ASKING:
             hosts[cluster]["consumer_cluster_image_stream_namespaces"] = [namespace]
+        for environment in group_vars["segmented_registry_environments"]:
+            environment.pop("policy", None)  # prod after uat: here the tag goes to prod alone
 
     path = inventory(edit)
     for playbook in ("playbooks/credentials.yml", "playbooks/consumer_cluster.yml"):
