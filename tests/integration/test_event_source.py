@@ -152,8 +152,9 @@ def storm_edits():
 
 def runs_for_changes(text, namespace):
     """The runs the throttled rule started, from the rulebook's log: each says which change it
-    answers ("changed <namespace>/<stream>:<tag>: ..." or "deleted ...", playbooks/reconcile_event.yml)."""
-    return re.findall(r'"msg": "(?:changed|deleted) ' + re.escape(namespace) + r"/([^:;]+:[^:;]+)[:;]", text)
+    answers ("changed <namespace>/<stream>:<tag>: ..." or "deleted ...", playbooks/reconcile_event.yml;
+    the callback prints it as YAML, so not after '"msg": "')."""
+    return re.findall(r"(?:changed|deleted) " + re.escape(namespace) + r"/([^:;\s]+:[^:;\s]+)[:;]", text)
 
 
 def test_a_storm_of_edits_over_twenty_tags_ends_right_after_at_most_ten_runs(lab, namespace, streams, rulebook, eventually):
