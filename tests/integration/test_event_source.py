@@ -4,10 +4,12 @@ in this checkout as ansible-rulebook finds a collection (ansible-galaxy, ANSIBLE
 an ImageStream tag's approval annotation is promoted: the environment registry serves the digest,
 and the run names the change and its field manager. Then the rulebook is stopped, another
 environment approved while it is down, and started again: the start-up reconcile promotes it
-(restart safety). A storm of 100 edits over 20 tags within 10 s ends with every tag where its last
-edit put it, after at most 10 runs (the namespace's changes throttled together). An approval list
-that cannot be read is logged, recorded as a failed promotion in the history ConfigMap and copied
-nowhere, and the source goes on: the fixed list is promoted."""
+(restart safety); the test consumer, asking for ImageStreams in the namespace, gets the tag by
+digest from the same runs, and loses it with the demotion from test. A storm of 100 edits over 20
+tags within 10 s ends with every tag where its last edit put it, after at most 10 runs (the
+namespace's changes throttled together). An approval list that cannot be read is logged, recorded
+as a failed promotion in the history ConfigMap and copied nowhere, and the source goes on: the fixed
+list is promoted."""
 import json
 import os
 import re
@@ -28,6 +30,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.dirname(sys.executable)
 MANAGER = "eda-integration-test"
+LOGICAL = "registry.apps.lab.local"  # the consumers' one logical registry name
 SMALL = 64 * 1024
 ENVIRONMENTS = ("test", "uat", "prod")
 WINDOW = 2  # seconds: the rulebooks' throttle (once_after) of a namespace's changes
@@ -54,15 +57,22 @@ def streams(lab):
 
 @pytest.fixture
 def rulebook(lab, namespace, inventory, tmp_path):
-    """rulebook() starts ansible-rulebook on promote_on_approval, watching ``namespace`` only, with
-    the lab inventory and a localhost entry; returns (process, log path). Every process started is
-    stopped at the end."""
-    folder = inventory()
-    with open(os.path.join(folder, "hosts.yml")) as handle:
-        hosts = yaml.safe_load(handle)
-    hosts["all"]["hosts"] = {"localhost": {"ansible_connection": "local"}}
-    with open(os.path.join(folder, "hosts.yml"), "w") as handle:
-        yaml.safe_dump(hosts, handle)
+    """rulebook(asking) starts ansible-rulebook on promote_on_approval, watching ``namespace`` only,
+    with the lab inventory and a localhost entry, the consumers ``asking`` asking for ImageStreams in
+    ``namespace``; returns (process, log path). Every process started is stopped at the end."""
+
+    def folder_for(asking):
+        def edit(hosts, _group_vars):
+            for cluster in asking:
+                hosts[cluster]["consumer_cluster_image_stream_namespaces"] = [namespace]
+        folder = inventory(edit)
+        with open(os.path.join(folder, "hosts.yml")) as handle:
+            hosts = yaml.safe_load(handle)
+        hosts["all"]["hosts"] = {"localhost": {"ansible_connection": "local"}}
+        with open(os.path.join(folder, "hosts.yml"), "w") as handle:
+            yaml.safe_dump(hosts, handle)
+        return folder
+
     variables = tmp_path / "eda-vars.yml"
     variables.write_text(yaml.safe_dump({"segmented_registry_eda_namespaces": [namespace], "segmented_registry_eda_environments": ["test", "uat", "prod"]}))
     env = dict(
@@ -74,8 +84,9 @@ def rulebook(lab, namespace, inventory, tmp_path):
     )
     started = []
 
-    def start():
+    def start(asking=()):
         log = tmp_path / f"rulebook-{len(started)}.log"
+        folder = folder_for(asking)
         with open(log, "wb") as output:
             process = subprocess.Popen(
                 [os.path.join(VENV_BIN, "ansible-rulebook"), "-r", "segmented.registry.promote_on_approval", "-i", folder, "--vars", str(variables)],
@@ -114,7 +125,10 @@ def approve(streams, namespace, stream, tag, value):
 def test_an_approval_edit_is_promoted_and_a_restart_promotes_what_changed_while_down(lab, namespace, streams, rulebook, eventually):
     pushed = lab.push(namespace, "app", "v1", 1, SMALL)
     served = f"{namespace}/app:v1"
-    process, log = rulebook()
+    # the test consumer asks for ImageStreams in the namespace (which it has)
+    consumer = kclient.CustomObjectsApi(lab.api_client("test"))
+    kclient.CoreV1Api(lab.api_client("test")).create_namespace({"metadata": {"name": namespace}})
+    process, log = rulebook(asking=("test",))
 
     def running(text):
         def probe():
@@ -122,25 +136,48 @@ def test_an_approval_edit_is_promoted_and_a_restart_promotes_what_changed_while_
             assert text in words(log), f"not yet: {text}"
         return probe
 
-    # the start-up reconcile of the namespace, then the watch: the edit is a changed event
-    eventually(running(f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
-    approve(streams, namespace, "app", "v1", "test")
-    eventually(running(f"changed {served}: default -> test by {MANAGER}"), timeout=90, interval=0.5)
+    def on_consumer():
+        """The tags of the test consumer's ImageStream app: {tag: from name}."""
+        found = consumer.list_namespaced_custom_object("image.openshift.io", "v1", namespace, "imagestreams")["items"]
+        return {tag["name"]: tag["from"]["name"] for stream in found for tag in stream["spec"].get("tags") or []}
 
-    def in_registry(environment):
-        def probe():
+    try:
+        # the start-up reconcile of the namespace, then the watch: the edit is a changed event
+        eventually(running(f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
+        approve(streams, namespace, "app", "v1", "test")
+        eventually(running(f"changed {served}: default -> test by {MANAGER}"), timeout=90, interval=0.5)
+
+        def in_registry(environment):
+            def probe():
+                assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+                assert lab.where(namespace)[environment]["tags"].get(served) == pushed["digest"], environment
+            return probe
+
+        eventually(in_registry("test"), timeout=90, interval=0.5)
+        # the same run writes the consumer's ImageStream tag (after the copies): the logical name by digest
+        def on_test_consumer():
+            assert on_consumer() == {"v1": f"{LOGICAL}/{namespace}/app@{pushed['digest']}"}
+
+        eventually(on_test_consumer, timeout=60, interval=0.5)
+
+        # killed, then uat approved while nothing watches: the next start reconciles it
+        stop(process)
+        approve(streams, namespace, "app", "v1", "test,uat")
+        process, log = rulebook(asking=("test",))
+        eventually(in_registry("uat"), timeout=90, interval=0.5)
+        assert lab.where(namespace)["test"]["tags"] == {served: pushed["digest"]}
+
+        # demoted from test: gone from the test registry and from the test consumer's ImageStreams
+        approve(streams, namespace, "app", "v1", "uat")
+
+        def demoted():
             assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-            assert lab.where(namespace)[environment]["tags"].get(served) == pushed["digest"], environment
-        return probe
+            assert served not in lab.where(namespace)["test"]["tags"]
+            assert on_consumer() == {}
 
-    eventually(in_registry("test"), timeout=90, interval=0.5)
-
-    # killed, then uat approved while nothing watches: the next start reconciles it
-    stop(process)
-    approve(streams, namespace, "app", "v1", "test,uat")
-    process, log = rulebook()
-    eventually(in_registry("uat"), timeout=90, interval=0.5)
-    assert lab.where(namespace)["test"]["tags"] == {served: pushed["digest"]}
+        eventually(demoted, timeout=90, interval=0.5)
+    finally:
+        kclient.CoreV1Api(lab.api_client("test")).delete_namespace(namespace)
 
 
 def storm_edits():
