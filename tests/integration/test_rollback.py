@@ -1,6 +1,7 @@
 """rollback.yml as an AWX job runs it (segmented.registry.rollback) on the lab, with the promotion
 history it reads and writes: promote digest A of app:v1, move the tag to digest B and promote again,
-roll back (check mode first), and the environment registry serves A again; reconcile keeps it, the
+roll back (check mode first), and the environment registry serves A again (a uat node pulling
+app:v1 through the consumer configuration resolves B before, A after); reconcile keeps it, the
 audit shows the three entries, and the next move of the tag promotes as before. Without history a
 rollback fails cleanly and changes nothing. An account with the rights the docs give a promotion job
 (edit ImageStreams, mint the promoter's tokens) but not the history's: a promotion goes through with
@@ -21,6 +22,7 @@ from tests.integration.runs import task_result
 
 SMALL = 64 * 1024
 HISTORY = "segmented-registry-history-app"
+LOGICAL = "registry.apps.lab.local"  # the consumers' one logical registry name
 
 
 @pytest.fixture
@@ -58,6 +60,12 @@ def test_a_rollback_puts_the_previous_digest_back_and_keeps_it_until_the_next_pr
     ok(run_playbook("playbooks/promote.yml", extravars=survey))  # the tag is approved already: the copy is the promotion
     assert served(lab, namespace) == b
 
+    # a uat node pulls app:v1 by tag through the consumer configuration (its ImageTagMirrorSet): b
+    for playbook in ("playbooks/credentials.yml", "playbooks/consumer_cluster.yml"):
+        ok(run_playbook(playbook))
+    by_tag = f"{LOGICAL}/{namespace}/app:v1"
+    assert lab.pull("uat", by_tag)["digest"] == b
+
     preview = ok(run_playbook("playbooks/rollback.yml", extravars=survey, cmdline="--check --diff"))
     planned = task_result(preview, "Roll back app:v1 in uat")
     assert planned["changed"] and planned["diff"] == {"before": {"digest": b}, "after": {"digest": a}}
@@ -67,6 +75,7 @@ def test_a_rollback_puts_the_previous_digest_back_and_keeps_it_until_the_next_pr
     done = task_result(ok(run_playbook("playbooks/rollback.yml", extravars=survey)), "Roll back app:v1 in uat")
     assert (done["changed"], done["digest_before"], done["digest_after"], done["rolled_back_from"]) == (True, b, a, b)
     assert served(lab, namespace) == a
+    assert lab.pull("uat", by_tag)["digest"] == a  # what a uat node resolves the tag to
     again = task_result(ok(run_playbook("playbooks/rollback.yml", extravars=survey)), "Roll back app:v1 in uat")
     assert not again["changed"]
 
