@@ -15,7 +15,7 @@ from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import mint_token
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE, mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import parse_manifest
@@ -48,7 +48,11 @@ class Bench:
                              if env != "default"}
         self.services = {env: "env-" + env if env != "default" else labctl.INTEGRATED_SERVICE for env, _endpoint in layout.registries}
         self.ca = self.lab.ca.cert_path
-        self.token = mint_token(self.api(), "/".join(PROMOTER), 7200)
+        # for the integrated registry (the API server's own audiences, those of a TokenRequest that
+        # names none) and the environment registries' token server (its audience), as a promotion's
+        own = kclient.CoreV1Api(self.api()).create_namespaced_service_account_token(
+            PROMOTER[1], PROMOTER[0], {"spec": {"expirationSeconds": 600}}).spec.audiences
+        self.token = mint_token(self.api(), "/".join(PROMOTER), 7200, audiences=list(own) + [TOKEN_SERVER_AUDIENCE])
 
     def api(self):
         return self.lab.api_client(self.lab.layout.registry_cluster)
