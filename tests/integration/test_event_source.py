@@ -154,6 +154,7 @@ def test_an_approval_edit_is_promoted_and_a_restart_promotes_what_changed_while_
             return probe
 
         eventually(in_registry("test"), timeout=90, interval=0.5)
+
         # the same run writes the consumer's ImageStream tag (after the copies): the logical name by digest
         def on_test_consumer():
             assert on_consumer() == {"v1": f"{LOGICAL}/{namespace}/app@{pushed['digest']}"}
