@@ -72,3 +72,28 @@ def refused(result, words, calls):
         assert word in result["msg"], result["msg"]
     assert calls == []
     assert not result.get("changed")
+
+
+def fake_consumer_layer(monkeypatch, seen, module=None, edit=None, applied=None, **attributes):
+    """Fake what a consumer module (cluster_image_config, image_streams, pull_secret) works through,
+    recording every call in ``seen``: ``ClusterObjects.connect`` (with the module's check mode and
+    dry run), and, when ``edit`` is given, ``module.<edit>``: a class that records its arguments and
+    whose ``apply`` returns a copy of ``applied`` (``attributes`` are its class attributes)."""
+    from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
+
+    def connect(cls, module):
+        seen.append(("connect", module.check_mode, module.server_side_dry_run))
+        return "the cluster"
+
+    monkeypatch.setattr(ClusterObjects, "connect", classmethod(connect))
+    if edit is None:
+        return
+
+    def build(self, *args):
+        seen.append(("build", args))
+
+    def apply(self, api, present=True):
+        seen.append(("apply", api, present))
+        return dict(applied)
+
+    monkeypatch.setattr(module, edit, type("Fake" + edit, (), dict(attributes, __init__=build, apply=apply)))

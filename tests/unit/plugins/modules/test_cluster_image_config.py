@@ -4,9 +4,8 @@ helper ``run`` between them is real)."""
 import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.node_config import NodeImageConfig
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
 from ansible_collections.segmented.registry.plugins.modules import cluster_image_config
-from tests.unit.plugins.modules.harness import Fail, caller, documented
+from tests.unit.plugins.modules.harness import Fail, caller, documented, fake_consumer_layer
 
 NOWHERE = {"host": "https://127.0.0.1:9", "api_key": "sha256~unused-token"}
 ALLOW = ["prod-registry.apps.registry.example.com"]
@@ -30,23 +29,8 @@ APPLIED = {
 def calls(monkeypatch):
     """Every call into the faked layer: the edit's arguments, the connection, the apply."""
     seen = []
-
-    class FakeEdit:
-        PLATFORM_REGISTRIES = NodeImageConfig.PLATFORM_REGISTRIES
-
-        def __init__(self, *args):
-            seen.append(("build", args))
-
-        def apply(self, api, present=True):
-            seen.append(("apply", api, present))
-            return dict(APPLIED)
-
-    def connect(cls, module):
-        seen.append(("connect", module.check_mode, module.server_side_dry_run))
-        return "the cluster"
-
-    monkeypatch.setattr(cluster_image_config, "NodeImageConfig", FakeEdit)
-    monkeypatch.setattr(ClusterObjects, "connect", classmethod(connect))
+    fake_consumer_layer(monkeypatch, seen, cluster_image_config, "NodeImageConfig", APPLIED,
+                        PLATFORM_REGISTRIES=NodeImageConfig.PLATFORM_REGISTRIES)
     return seen
 
 

@@ -3,9 +3,8 @@
 helper ``run`` between them is real)."""
 import pytest
 
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
 from ansible_collections.segmented.registry.plugins.modules import image_streams
-from tests.unit.plugins.modules.harness import Fail, caller, documented
+from tests.unit.plugins.modules.harness import Fail, caller, documented, fake_consumer_layer
 
 NOWHERE = {"host": "https://127.0.0.1:9", "api_key": "sha256~unused-token"}
 REGISTRY = "registry.apps.example.com"
@@ -27,21 +26,7 @@ APPLIED = {
 @pytest.fixture
 def calls(monkeypatch):
     seen = []
-
-    class FakeEdit:
-        def __init__(self, *args):
-            seen.append(("build", args))
-
-        def apply(self, api, present=True):
-            seen.append(("apply", api, present))
-            return dict(APPLIED)
-
-    def connect(cls, module):
-        seen.append(("connect", module.check_mode, module.server_side_dry_run))
-        return "the cluster"
-
-    monkeypatch.setattr(image_streams, "ImageStreamTags", FakeEdit)
-    monkeypatch.setattr(ClusterObjects, "connect", classmethod(connect))
+    fake_consumer_layer(monkeypatch, seen, image_streams, "ImageStreamTags", APPLIED)
     return seen
 
 

@@ -3,9 +3,8 @@ around the ``PullSecretEdit`` it builds, and the ``ClusterObjects`` it applies t
 consumer module helper ``run`` between them is real)."""
 import pytest
 
-from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects
 from ansible_collections.segmented.registry.plugins.modules import pull_secret
-from tests.unit.plugins.modules.harness import Fail, caller, documented
+from tests.unit.plugins.modules.harness import Fail, caller, documented, fake_consumer_layer
 
 NOWHERE = {"host": "https://127.0.0.1:9", "api_key": "sha256~unused-token"}
 FROM = "openshift-config/segmented-registry-pull"
@@ -41,13 +40,9 @@ def calls(monkeypatch):
             seen.append(("apply", api, present))
             return dict(APPLIED)
 
-    def connect(cls, module):
-        seen.append(("connect", module.check_mode, module.server_side_dry_run))
-        return "the cluster"
-
     monkeypatch.setattr(pull_secret, "PullSecretEdit", FakeSecretEdit)
     monkeypatch.setattr(pull_secret, "RolledOutEdit", FakeRolledOut)
-    monkeypatch.setattr(ClusterObjects, "connect", classmethod(connect))
+    fake_consumer_layer(monkeypatch, seen)
     return seen
 
 
