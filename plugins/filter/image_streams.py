@@ -1,10 +1,26 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""Which approved tags a consumer cluster gets ImageStream tags for, at which digest (documented in
-image_stream_tags.yml beside this file)."""
+"""Which consumer clusters ask for ImageStream tags, and which approved tags each gets, at which
+digest (documented in image_stream_consumers.yml and image_stream_tags.yml beside this file)."""
 
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.history import pins
+
+
+def image_stream_consumers(hostvars, topology):
+    """The consumers that ask for ImageStreams and the namespaces they ask for, ``{"consumers":
+    [...], "namespaces": [...]}``: the consumers of the environments of the topology's
+    ``promotion_order`` (an environment with state absent is not in it), in that order, that are
+    hosts of the inventory (in ``hostvars``) with a non-empty
+    ``consumer_cluster_image_stream_namespaces``; the namespaces sorted, each once."""
+    consumers = [
+        name
+        for environment in topology["promotion_order"]
+        for name in topology["environments"][environment]["consumers"]
+        if name in hostvars and hostvars[name].get("consumer_cluster_image_stream_namespaces")
+    ]
+    namespaces = {namespace for name in consumers for namespace in hostvars[name]["consumer_cluster_image_stream_namespaces"]}
+    return {"consumers": consumers, "namespaces": sorted(namespaces)}
 
 
 def image_stream_tags(tags, environment, run=None, history=None):
@@ -32,4 +48,4 @@ def image_stream_tags(tags, environment, run=None, history=None):
 
 class FilterModule:
     def filters(self):
-        return {"image_stream_tags": image_stream_tags}
+        return {"image_stream_consumers": image_stream_consumers, "image_stream_tags": image_stream_tags}

@@ -1,6 +1,7 @@
-"""The approved tags a consumer cluster gets ImageStream tags for (plugins/filter/image_streams.py):
-its environment's only, without what the run held back or failed to copy there."""
-from ansible_collections.segmented.registry.plugins.filter.image_streams import FilterModule, image_stream_tags
+"""The consumer clusters that ask for ImageStream tags, and the approved tags each gets
+(plugins/filter/image_streams.py): its environment's only, without what the run held back or failed
+to copy there."""
+from ansible_collections.segmented.registry.plugins.filter.image_streams import FilterModule, image_stream_consumers, image_stream_tags
 
 A = "sha256:" + "a" * 64
 
@@ -24,8 +25,27 @@ def test_what_the_run_held_back_or_failed_there_is_left_out_and_elsewhere_kept()
     assert [item["tag"] for item in image_stream_tags(TAGS, "test", run)] == ["v1"]
 
 
-def test_the_filter_is_registered():
-    assert FilterModule().filters() == {"image_stream_tags": image_stream_tags}
+def test_the_filters_are_registered():
+    assert FilterModule().filters() == {"image_stream_consumers": image_stream_consumers, "image_stream_tags": image_stream_tags}
+
+
+TOPOLOGY = {"promotion_order": ["test", "prod"],
+            "environments": {"test": {"consumers": ["test-a", "test-b", "gone"]}, "prod": {"consumers": ["prod-a", "prod-b"]},
+                             "retired": {"consumers": ["retired-a"]}}}
+
+
+def test_the_consumers_that_ask_are_those_of_a_promotion_target_in_the_inventory_with_namespaces():
+    hostvars = {"test-a": {"consumer_cluster_image_stream_namespaces": ["payments", "myproject"]},
+                "test-b": {"consumer_cluster_image_stream_namespaces": []},  # empty: does not ask
+                "prod-a": {},  # undefined: does not ask
+                "prod-b": {"consumer_cluster_image_stream_namespaces": ["myproject", "shop"]},
+                "retired-a": {"consumer_cluster_image_stream_namespaces": ["old"]}}  # state absent: not in promotion_order
+    # "gone" is a consumer of test but not a host of the inventory: skipped
+    assert image_stream_consumers(hostvars, TOPOLOGY) == {"consumers": ["test-a", "prod-b"], "namespaces": ["myproject", "payments", "shop"]}
+
+
+def test_no_consumer_asks():
+    assert image_stream_consumers({"test-a": {"consumer_cluster_image_stream_namespaces": None}}, TOPOLOGY) == {"consumers": [], "namespaces": []}
 
 
 def history(action, before, after, environment="prod", tag="v1"):
