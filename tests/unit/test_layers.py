@@ -2,7 +2,7 @@
 
 Each package of module_utils is a layer; a layer imports only the layers below it (``LAYERS``
 says which), so the promotion engine can use OCI and approval lists but an OCI client never
-reaches back into promotion, and the pure base (names, text, retry, query, errors) depends on nothing of
+reaches back into promotion, and the pure base (names, text, retry, query, errors, kinds) depends on nothing of
 ours. kubernetes.core is reached through one seam, ``kube.py``; a cluster is talked to through
 ``cluster.py`` (its own layer above ``kube``); the Kubernetes client itself only in ``kube.py`` and
 in the places ``CLIENT_OUTSIDE_SEAM`` names (debt, listed so that it cannot grow).
@@ -14,7 +14,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MODULE_UTILS = os.path.join(REPO, "plugins", "module_utils")
 OURS = "ansible_collections.segmented.registry.plugins.module_utils"
 
-BASE = {"names", "text", "retry", "query", "errors"}
+#: kinds.py names the OpenShift kinds (ImageStream) that both approval and consumer use: consumer may
+#: not import approval, so the names sit in a leaf below both.
+BASE = {"names", "text", "retry", "query", "errors", "kinds"}
 #: layer -> the layers it may import (itself always allowed)
 LAYERS = {
     "base": set(),

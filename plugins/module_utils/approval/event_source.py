@@ -19,10 +19,10 @@ import random
 import threading
 from typing import Any, Collection, Sequence
 
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import API_VERSION, KIND
 from ansible_collections.segmented.registry.plugins.module_utils.approval.watcher import LOG, Watcher
 from ansible_collections.segmented.registry.plugins.module_utils.cluster import Cluster
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError
+from ansible_collections.segmented.registry.plugins.module_utils.kinds import IMAGE_STREAM_API_VERSION, IMAGE_STREAM_KIND
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
 
@@ -37,7 +37,7 @@ def watchers(
 ) -> list[Watcher]:
     """One watcher per namespace of ``namespaces`` (one for every namespace when empty) on
     ``cluster`` (looking up the ImageStream kind reads the API's discovery: blocking)."""
-    kind = cluster.kind(API_VERSION, KIND)
+    kind = cluster.kind(IMAGE_STREAM_API_VERSION, IMAGE_STREAM_KIND)
     targets: list[str | None] = list(namespaces) or [None]
     return [
         Watcher(cluster, kind, namespace, annotation_key, known, timeout_seconds=timeout_seconds, backoff_base=backoff_base, backoff_cap=backoff_cap)

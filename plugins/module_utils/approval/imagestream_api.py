@@ -15,8 +15,6 @@ from typing import Any, Callable, Collection, NoReturn
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import EnvironmentsError, format_value
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import (
-    API_VERSION,
-    KIND,
     ImageStreamError,
     digest,
     require_tag,
@@ -26,6 +24,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
 )
 from ansible_collections.segmented.registry.plugins.module_utils.cluster import JSON_PATCH, Cluster, Kind
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, Conflict, Module
+from ansible_collections.segmented.registry.plugins.module_utils.kinds import IMAGE_STREAM_API_VERSION, IMAGE_STREAM_KIND
 from ansible_collections.segmented.registry.plugins.module_utils.retry import backoff
 
 #: Back-off after a refused write: min(CAP, SLOT * 2 ** (attempt - 1)), half of it random (equal
@@ -76,11 +75,11 @@ class ImageStreamAPI:
     def kind(self) -> Kind:
         if self._kind is None:
             missing = (
-                f"the cluster at {self.host} does not serve {API_VERSION} {KIND}: it is not an OpenShift cluster; "
+                f"the cluster at {self.host} does not serve {IMAGE_STREAM_API_VERSION} {IMAGE_STREAM_KIND}: it is not an OpenShift cluster; "
                 "point the auth options at the registry cluster"
             )
             try:
-                self._kind = self.cluster.kind(API_VERSION, KIND, missing)
+                self._kind = self.cluster.kind(IMAGE_STREAM_API_VERSION, IMAGE_STREAM_KIND, missing)
             except ClusterError as exc:
                 self._forbidden(exc)
         return self._kind

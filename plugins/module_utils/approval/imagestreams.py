@@ -36,9 +36,6 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.annota
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ApprovalError
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_image_stream_name, is_image_tag
 
-API_VERSION = "image.openshift.io/v1"
-KIND = "ImageStream"
-
 #: A new spec tag's patch tests each entry's name up to this many entries, else the whole list (the
 #: API server takes at most 10,000 operations in one JSON patch).
 MAX_NAME_TESTS = 1000

@@ -14,6 +14,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.cluster import 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer import image_streams as ist
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.image_config import check_scopes
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.objects import ClusterObjects, ObjectsError
+from ansible_collections.segmented.registry.plugins.module_utils.kinds import IMAGE_STREAM_API_VERSION, IMAGE_STREAM_KIND
 
 
 class ImageStreamTags:
@@ -36,9 +37,9 @@ class ImageStreamTags:
     def _attempt(self, api: ClusterObjects, present: bool) -> dict[str, Any]:
         wanted = ist.desired(self.tags if present else [], self.namespaces, self.registry, self.scheduled)
         kind = api.cluster.kind(
-            ist.API_VERSION,
-            ist.KIND,
-            f"the cluster at {api.host} does not serve {ist.API_VERSION} {ist.KIND}: ImageStreams need OpenShift; check the auth options",
+            IMAGE_STREAM_API_VERSION,
+            IMAGE_STREAM_KIND,
+            f"the cluster at {api.host} does not serve {IMAGE_STREAM_API_VERSION} {IMAGE_STREAM_KIND}: ImageStreams need OpenShift; check the auth options",
         )
         writes: list[tuple[dict[str, Any], str]] = []
         actions: list[dict[str, Any]] = []

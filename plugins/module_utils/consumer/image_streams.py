@@ -32,11 +32,8 @@ from typing import Any, Callable, Collection, Iterable, Mapping
 
 from ansible_collections.segmented.registry.plugins.module_utils.consumer.owned import MANAGED_BY, MANAGED_BY_LABEL, is_ours
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ConsumerError
+from ansible_collections.segmented.registry.plugins.module_utils.kinds import IMAGE_STREAM_API_VERSION, IMAGE_STREAM_KIND
 from ansible_collections.segmented.registry.plugins.module_utils.names import is_dns1123_label, is_image_stream_name, is_image_tag
-
-#: The ImageStream kind (the registry cluster's approval lists use the same one).
-API_VERSION = "image.openshift.io/v1"
-KIND = "ImageStream"
 
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
 
@@ -156,8 +153,8 @@ def plan_namespace(namespace: str, streams: Iterable[dict[str, Any]], wanted: Ma
         if current is None:
             if tags:
                 obj: dict[str, Any] = {
-                    "apiVersion": API_VERSION,
-                    "kind": KIND,
+                    "apiVersion": IMAGE_STREAM_API_VERSION,
+                    "kind": IMAGE_STREAM_KIND,
                     "metadata": {"name": stream, "namespace": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
                     "spec": {"tags": [copy.deepcopy(tags[name]) for name in sorted(tags)]},
                 }
