@@ -21,6 +21,10 @@ notes:
     and is reported as C(["default"]).
   - A tag whose annotation cannot be read is reported with an C(error) (and in I(errors)); the rest
     of the listing is unaffected.
+  - With O(rollbacks=true), also reads the promotion history ConfigMaps (label
+    C(segmented.registry/history=true)) with one ConfigMap list call per namespace, as
+    M(segmented.registry.reconcile) does; a namespace whose history the account may not list (403)
+    is reported in a warning and read as having no rollback in force.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - segmented.registry.cluster
@@ -54,6 +58,16 @@ options:
         design proposal's C(environment). See M(segmented.registry.tag_environments).
     type: str
     default: segmented.registry/environments
+  rollbacks:
+    description:
+      - Also give each tag the rollbacks in force from the promotion history (C(rollback.yml)), by
+        environment, in C(rollbacks); what M(segmented.registry.promote) and
+        M(segmented.registry.reconcile) keep there while the source still serves the digest rolled back from.
+      - The history of the namespaces of O(namespace), or of the namespaces with a tag when the
+        whole cluster is listed. Needs C(list configmaps) there.
+    type: bool
+    default: false
+    version_added: 0.1.0
 seealso:
   - module: segmented.registry.tag_environments
 """
@@ -73,6 +87,13 @@ EXAMPLES = r"""
   segmented.registry.tag_environments_info:
     namespace: myproject
     environment: default
+
+- name: The tags of myproject with the rollbacks in force
+  segmented.registry.tag_environments_info:
+    namespace: myproject
+    rollbacks: true
+  register: listing
+  # listing.tags[0].rollbacks: {prod: {rolled_back_from: "sha256:...", rolled_back_to: "sha256:..."}}
 
 - name: Only the names of myproject's tags approved for uat but not prod
   segmented.registry.tag_environments_info:
@@ -120,6 +141,13 @@ tags:
       type: list
       elements: str
       returned: when I(known_environments) is given
+    rollbacks:
+      description:
+        - The rollbacks in force for this tag, by environment; empty when none.
+        - A rollback holds while the tag's source digest is still RV(tags[].rollbacks.<environment>.rolled_back_from).
+      type: dict
+      returned: when O(rollbacks=true)
+      sample: {prod: {rolled_back_from: "sha256:...", rolled_back_to: "sha256:..."}}
     error:
       description: Why the annotation cannot be read (the value, the key and the fix).
       type: str
@@ -135,7 +163,7 @@ namespaces:
   type: list
   elements: str
 list_calls:
-  description: How many list calls were made (one per namespace, or one).
+  description: How many ImageStream list calls were made (one per namespace, or one).
   returned: always
   type: int
 """
@@ -152,6 +180,8 @@ from ansible_collections.segmented.registry.plugins.module_utils.approval.images
 from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestream_api import ImageStreamAPI, list_tags
 from ansible_collections.segmented.registry.plugins.module_utils.errors import failing
 from ansible_collections.segmented.registry.plugins.module_utils.kube import AnsibleK8SModule, auth_argument_spec
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.history import rollbacks_by_tag
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.history_api import read as read_history
 from ansible_collections.segmented.registry.plugins.module_utils.query import (
     ARGUMENT_SPEC as QUERY_SPEC,
     compile_query_option,
@@ -166,6 +196,7 @@ def argument_spec():
         environment={"type": "str"},
         known_environments={"type": "list", "elements": "str"},
         annotation_key={"type": "str", "default": DEFAULT_ANNOTATION_KEY, "no_log": False},
+        rollbacks={"type": "bool", "default": False},
         **QUERY_SPEC,
     )
     return spec
@@ -184,7 +215,12 @@ def main():
         environment = params["environment"]
         if environment is not None and environment != DEFAULT_ENVIRONMENT and name_problem(environment):
             raise EnvironmentsError(f"environment: {name_problem(environment)}")
-        listing = list_tags(ImageStreamAPI.connect(module), namespaces, key, environment)
+        api = ImageStreamAPI.connect(module)
+        listing = list_tags(api, namespaces, key, environment)
+        if params["rollbacks"]:
+            in_force = rollbacks_by_tag(read_history(api.cluster, namespaces or {entry["namespace"] for entry in listing["tags"]}, module.warn))
+            for entry in listing["tags"]:
+                entry["rollbacks"] = in_force.get((f"{entry['namespace']}/{entry['stream']}", entry["tag"]), {})
     for error in listing["errors"]:
         module.warn(error["error"])
     if known is not None:

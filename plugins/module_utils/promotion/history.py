@@ -204,6 +204,15 @@ def pins(configmaps: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], 
     return found
 
 
+def rollbacks_by_tag(configmaps: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, dict[str, str]]]:
+    """The rollbacks in force (``pins``) by tag, as ``tag_environments_info`` returns them with
+    ``rollbacks``: ``{(repository, tag): {environment: {"rolled_back_from": digest, "rolled_back_to": digest}}}``."""
+    found: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    for (repository, tag, environment), (rolled_back_from, rolled_back_to) in pins(configmaps).items():
+        found.setdefault((repository, tag), {})[environment] = {"rolled_back_from": rolled_back_from, "rolled_back_to": rolled_back_to}
+    return found
+
+
 def rollback_target(items: Iterable[Mapping[str, Any]], source_digest: str | None, where: str) -> tuple[str, str]:
     """``(digest rolled back from, digest rolled back to)`` for one tag in one environment, from its
     entries (newest first): the digest the environment served before its last successful promotion,

@@ -171,6 +171,14 @@ def test_a_rollback_pins_until_a_newer_promotion_or_demotion_succeeds():
     assert history.pins([as_configmap(key_history(("rollback", d("b"), d("a"), "failed"), ("promote", d("a"), d("b"))))]) == {}
 
 
+def test_the_rollbacks_in_force_by_tag_name_each_environment_s_digests():
+    rolled_back = key_history(("rollback", d("b"), d("a")), ("promote", d("a"), d("b")))
+    promoted = key_history(("promote", d("a"), d("b")))
+    configmaps = [as_configmap(rolled_back), as_configmap(promoted, stream="other")]
+    assert history.rollbacks_by_tag(configmaps) == {("ns/app", "v1"): {"prod": {"rolled_back_from": d("b"), "rolled_back_to": d("a")}}}
+    assert history.rollbacks_by_tag([]) == {}
+
+
 def test_the_rollback_target_is_what_the_environment_served_before_its_last_promotion():
     promoted = key_history(("promote", d("a"), d("b")), ("promote", None, d("a")))
     assert history.rollback_target(promoted, d("b"), "here") == (d("b"), d("a"))
