@@ -4,8 +4,6 @@
 """Which consumer clusters ask for ImageStream tags, and which approved tags each gets, at which
 digest (documented in image_stream_consumers.yml and image_stream_tags.yml beside this file)."""
 
-from ansible_collections.segmented.registry.plugins.module_utils.promotion.history import pins
-
 
 def image_stream_consumers(hostvars, topology):
     """The consumers that ask for ImageStreams and the namespaces they ask for, ``{"consumers":
@@ -23,26 +21,25 @@ def image_stream_consumers(hostvars, topology):
     return {"consumers": consumers, "namespaces": sorted(namespaces)}
 
 
-def image_stream_tags(tags, environment, run=None, history=None):
+def image_stream_tags(tags, environment, run=None):
     """The entries of ``tags`` (``tag_environments_info``'s) approved for ``environment``, without
     those that ``run`` (the promotion's result: ``gated`` and ``failures`` actions, each with
     ``environment``, ``repository`` and ``tag``) held back or failed to copy there, and with the
-    digest a rollback recorded in ``history`` (the promotion history ConfigMaps) keeps there while
-    the source still serves the digest it was rolled back from (as the promotion's plan does)."""
+    digest a rollback in force there (an entry's ``rollbacks``, from ``tag_environments_info`` with
+    ``rollbacks``) keeps while the source still serves the digest it was rolled back from (as the
+    promotion's plan does)."""
     held = {
         (item.get("repository"), item.get("tag"))
         for key in ("gated", "failures")
         for item in (run or {}).get(key) or []
         if item.get("environment") == environment
     }
-    pinned = pins(history or [])
     result = []
     for entry in tags:
-        repository = f"{entry.get('namespace')}/{entry.get('stream')}"
-        if environment not in (entry.get("environments") or []) or (repository, entry.get("tag")) in held:
+        if environment not in (entry.get("environments") or []) or (f"{entry.get('namespace')}/{entry.get('stream')}", entry.get("tag")) in held:
             continue
-        rolled_back_from, rolled_back_to = pinned.get((repository, entry.get("tag"), environment), (None, None))
-        result.append(dict(entry, digest=rolled_back_to) if rolled_back_from and entry.get("digest") == rolled_back_from else entry)
+        rollback = (entry.get("rollbacks") or {}).get(environment)
+        result.append(dict(entry, digest=rollback["rolled_back_to"]) if rollback and entry.get("digest") == rollback["rolled_back_from"] else entry)
     return result
 
 

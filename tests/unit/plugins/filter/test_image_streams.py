@@ -48,21 +48,12 @@ def test_no_consumer_asks():
     assert image_stream_consumers({"test-a": {"consumer_cluster_image_stream_namespaces": None}}, TOPOLOGY) == {"consumers": [], "namespaces": []}
 
 
-def history(action, before, after, environment="prod", tag="v1"):
-    import json
-    entry = {"time": "2026-01-02T00:00:00Z", "action": action, "environment": environment, "tag": tag,
-             "digest_before": before, "digest_after": after, "by": "someone", "result": "ok", "message": ""}
-    return [{"metadata": {"name": "segmented-registry-history-app", "namespace": "myproject",
-                          "annotations": {"segmented.registry/image-stream": "app"}},
-             "data": {f"{tag}.{environment}": json.dumps([entry])}}]
-
-
 def test_a_rollback_keeps_the_digest_it_rolled_back_to_while_the_source_serves_the_one_it_left():
     B = "sha256:" + "b" * 64
-    rolled_back = history("rollback", A, B)
-    [prod] = image_stream_tags(TAGS, "prod", None, rolled_back)
-    assert prod["digest"] == B and TAGS[0]["digest"] == A  # the input is not changed
-    assert [item["digest"] for item in image_stream_tags(TAGS, "test", None, rolled_back)] == [A, A]
-    moved_on = [dict(TAGS[0], digest="sha256:" + "c" * 64)]
-    assert image_stream_tags(moved_on, "prod", None, rolled_back) == moved_on  # the source moved: the pin is over
-    assert image_stream_tags(TAGS, "prod", None, history("promote", B, A)) == [TAGS[0]]
+    rolled_back = [dict(TAGS[0], rollbacks={"prod": {"rolled_back_from": A, "rolled_back_to": B}}), dict(TAGS[1], rollbacks={})]
+    [prod] = image_stream_tags(rolled_back, "prod")
+    assert prod["digest"] == B and rolled_back[0]["digest"] == A  # the input is not changed
+    assert [item["digest"] for item in image_stream_tags(rolled_back, "test")] == [A, A]  # rolled back in prod only
+    moved_on = [dict(rolled_back[0], digest="sha256:" + "c" * 64)]
+    assert image_stream_tags(moved_on, "prod") == moved_on  # the source moved: the pin is over
+    assert image_stream_tags(TAGS, "prod") == [TAGS[0]]  # listed without rollbacks: none honoured
