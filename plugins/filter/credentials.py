@@ -1,8 +1,9 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""What the credentials role makes, removes and reports (documented in credentials_wanted.yml,
-credentials_consumer_objects.yml, credentials_stale.yml and credentials_outcome.yml beside this file)."""
+"""What the credentials role makes, removes and reports, and how long a rotation keeps the old
+generation (documented in credentials_wanted.yml, credentials_consumer_objects.yml,
+credentials_stale.yml, credentials_outcome.yml and credentials_rotation_grace.yml beside this file)."""
 
 from ansible.errors import AnsibleFilterError
 
@@ -14,6 +15,9 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials.lab
     LABEL_CLUSTER,
     identity_name,
 )
+
+#: consumer_cluster_node_rollout_timeout's default (roles/consumer_cluster/defaults/main.yml).
+NODE_ROLLOUT_TIMEOUT = 900
 
 
 def _in_scope(cluster, scope):
@@ -132,6 +136,15 @@ def credentials_outcome(results, superseded, global_pull_secret):
     return {"written": written, "retired": retired}
 
 
+def credentials_rotation_grace(hostvars, grace):
+    """The seconds a rotation keeps the replaced generation valid should the run stop before it
+    revokes it: ``grace`` and the longest wait for a consumer's nodes, the largest
+    ``consumer_cluster_node_rollout_timeout`` a host of ``hostvars`` sets (``NODE_ROLLOUT_TIMEOUT``
+    when none sets it)."""
+    timeouts = [int(hostvars[name]["consumer_cluster_node_rollout_timeout"]) for name in hostvars if "consumer_cluster_node_rollout_timeout" in hostvars[name]]
+    return int(grace) + (max(timeouts) if timeouts else NODE_ROLLOUT_TIMEOUT)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -139,4 +152,5 @@ class FilterModule:
             "credentials_consumer_objects": credentials_consumer_objects,
             "credentials_stale": credentials_stale,
             "credentials_outcome": credentials_outcome,
+            "credentials_rotation_grace": credentials_rotation_grace,
         }

@@ -8,6 +8,7 @@ from ansible_collections.segmented.registry.plugins.filter.credentials import (
     FilterModule,
     credentials_consumer_objects,
     credentials_outcome,
+    credentials_rotation_grace,
     credentials_stale,
     credentials_wanted,
 )
@@ -126,4 +127,11 @@ def test_the_outcome_names_each_global_pull_secret_and_every_generation_left_val
 
 def test_the_filters_are_registered():
     assert set(FilterModule().filters()) == {"credentials_wanted", "credentials_consumer_objects",
-                                             "credentials_stale", "credentials_outcome"}
+                                             "credentials_stale", "credentials_outcome", "credentials_rotation_grace"}
+
+
+def test_a_rotation_keeps_the_old_generation_for_the_grace_and_the_longest_node_rollout():
+    hostvars = {"registry": {}, "test": {"consumer_cluster_node_rollout_timeout": "300"},
+                "prod": {"consumer_cluster_node_rollout_timeout": 1200}, "uat": {}}
+    assert credentials_rotation_grace(hostvars, "600") == 1800
+    assert credentials_rotation_grace({"registry": {}, "test": {}}, 0) == 900  # none set: the role's default
