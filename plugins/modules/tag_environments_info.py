@@ -144,7 +144,8 @@ tags:
     rollbacks:
       description:
         - The rollbacks in force for this tag, by environment; empty when none.
-        - A rollback holds while the tag's source digest is still RV(tags[].rollbacks.<environment>.rolled_back_from).
+        - Each has C(rolled_back_from) and C(rolled_back_to); a rollback holds while the tag's source
+          digest is still C(rolled_back_from).
       type: dict
       returned: when O(rollbacks=true)
       sample: {prod: {rolled_back_from: "sha256:...", rolled_back_to: "sha256:..."}}
