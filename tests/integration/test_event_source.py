@@ -9,7 +9,9 @@ digest from the same runs, and loses it with the demotion from test. A storm of 
 tags within 10 s ends with every tag where its last edit put it, after at most 10 runs (the
 namespace's changes throttled together). An approval list that cannot be read is logged, recorded
 as a failed promotion in the history ConfigMap and copied nowhere, and the source goes on: the fixed
-list is promoted."""
+list is promoted. Stopped (SIGSTOP) while its watch is open, past the watch's timeout, while a tag is
+approved and etcd compacted past that write, then continued: the source resumes from a
+resourceVersion etcd no longer holds, gets 410 Gone, lists again and the missed change is promoted."""
 import json
 import os
 import re
@@ -57,9 +59,11 @@ def streams(lab):
 
 @pytest.fixture
 def rulebook(lab, namespace, inventory, tmp_path):
-    """rulebook(asking) starts ansible-rulebook on promote_on_approval, watching ``namespace`` only,
-    with the lab inventory and a localhost entry, the consumers ``asking`` asking for ImageStreams in
-    ``namespace``; returns (process, log path). Every process started is stopped at the end."""
+    """rulebook(asking, variables, verbose) starts ansible-rulebook on promote_on_approval, watching
+    ``namespace`` only, with the lab inventory and a localhost entry, the consumers ``asking`` asking
+    for ImageStreams in ``namespace``, ``variables`` added to its --vars (``verbose``: -v, the
+    source's INFO lines in the log); returns (process, log path). Every process started is stopped
+    at the end."""
 
     def folder_for(asking):
         def edit(hosts, _group_vars):
@@ -73,8 +77,7 @@ def rulebook(lab, namespace, inventory, tmp_path):
             yaml.safe_dump(hosts, handle)
         return folder
 
-    variables = tmp_path / "eda-vars.yml"
-    variables.write_text(yaml.safe_dump({"segmented_registry_eda_namespaces": [namespace], "segmented_registry_eda_environments": ["test", "uat", "prod"]}))
+    base = {"segmented_registry_eda_namespaces": [namespace], "segmented_registry_eda_environments": ["test", "uat", "prod"]}
     env = dict(
         os.environ,
         PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
@@ -84,12 +87,15 @@ def rulebook(lab, namespace, inventory, tmp_path):
     )
     started = []
 
-    def start(asking=()):
+    def start(asking=(), variables=None, verbose=False):
         log = tmp_path / f"rulebook-{len(started)}.log"
         folder = folder_for(asking)
+        path = tmp_path / f"eda-vars-{len(started)}.yml"
+        path.write_text(yaml.safe_dump(dict(base, **(variables or {}))))
         with open(log, "wb") as output:
             process = subprocess.Popen(
-                [os.path.join(VENV_BIN, "ansible-rulebook"), "-r", "segmented.registry.promote_on_approval", "-i", folder, "--vars", str(variables)],
+                [os.path.join(VENV_BIN, "ansible-rulebook"), "-r", "segmented.registry.promote_on_approval", "-i", folder, "--vars", str(path)]
+                + (["-v"] if verbose else []),
                 cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         started.append(process)
         return process, log
@@ -287,6 +293,49 @@ def test_an_unreadable_approval_list_is_logged_recorded_as_failed_and_copied_now
 
     # the source is still watching: the fixed list is promoted
     approve(streams, namespace, "app", "v1", "test")
+
+    def in_test():
+        assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+        assert lab.where(namespace)["test"]["tags"].get(served) == pushed["digest"]
+
+    eventually(in_test, timeout=90, interval=0.5)
+
+
+WATCH_TIMEOUT = 3  # seconds: the 410 test's watches (segmented_registry_eda_watch_timeout)
+
+
+def test_a_watch_resumed_after_etcd_compacted_past_it_lists_again_and_promotes_what_it_missed(
+        lab, namespace, streams, rulebook, eventually):
+    pushed = lab.push(namespace, "app", "v1", 1, SMALL)
+    served = f"{namespace}/app:v1"
+    process, log = rulebook(variables={"segmented_registry_eda_watch_timeout": WATCH_TIMEOUT}, verbose=True)
+
+    def running(text):
+        def probe():
+            assert process.poll() is None, f"ansible-rulebook ended ({process.returncode}):\n{log.read_text(errors='replace')[-3000:]}"
+            assert text in words(log), f"not yet: {text}"
+        return probe
+
+    # the start-up reconcile has run to its end: the source watches, nothing else is at work
+    eventually(running(f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
+    eventually(running("PLAY RECAP"), timeout=90, interval=0.5)
+    resumed = words(log).count("too far behind")
+    # stopped with its watch open; the API server ends that watch at its timeout while nothing reads,
+    # so the approval below reaches no open watch, and etcd is compacted past it
+    os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        time.sleep(WATCH_TIMEOUT + 2)
+        approve(streams, namespace, "app", "v1", "test")
+        written = int(streams.get(name="app", namespace=namespace).metadata.resourceVersion)
+        assert lab.compact() >= written
+    finally:
+        os.killpg(process.pid, signal.SIGCONT)
+
+    def gone_then_listed():
+        running(f"changed {served}: default -> test by {MANAGER}")()
+        assert words(log).count("too far behind") > resumed, "the resumed watch did not end with 410 Gone"
+
+    eventually(gone_then_listed, timeout=90, interval=0.5)
 
     def in_test():
         assert process.poll() is None, log.read_text(errors="replace")[-3000:]
