@@ -8,6 +8,7 @@ retired_grants.yml beside this file)."""
 RETIRED_PUSHER = "segmented-registry/promoter"
 #: The cluster-wide reads earlier versions bound, as (ClusterRole, last part of the binding's name).
 RETIRED_READS = (("registry-viewer", "registry-viewer"), ("system:image-puller", "image-puller"))
+RBAC = "rbac.authorization.k8s.io/v1"
 
 
 def _binds_cluster_role(binding, name):
@@ -15,21 +16,26 @@ def _binds_cluster_role(binding, name):
     return ref.get("kind") == "ClusterRole" and ref.get("name") == name
 
 
+def _stub(kind, name, namespace=None, api_version=RBAC):
+    """An object to delete as kubernetes.core.k8s takes it in a list of definitions."""
+    metadata = {"name": name, "namespace": namespace} if namespace else {"name": name}
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+
+
 def retired_grants(namespace_reads, cluster_bindings, pushers, environments):
-    """The objects to remove, each ``{"kind", "name"[, "namespace"][, "api_version"]}`` (no
-    api_version: rbac.authorization.k8s.io/v1): the RoleBindings ``segmented-registry:pusher:*`` to
-    system:image-pusher found in the environment namespaces (``namespace_reads``: the results of
-    k8s_info over them), the ClusterRoleBindings of the cluster-wide reads (``cluster_bindings``),
-    RETIRED_PUSHER's environment-promoter RoleBindings and service account unless it is one of
-    ``pushers``, and the cluster-wide image-deleter."""
+    """The objects to remove, each ``{"apiVersion", "kind", "metadata": {"name"[, "namespace"]}}``:
+    the RoleBindings ``segmented-registry:pusher:*`` to system:image-pusher found in the environment
+    namespaces (``namespace_reads``: the results of k8s_info over them), the ClusterRoleBindings of
+    the cluster-wide reads (``cluster_bindings``), RETIRED_PUSHER's environment-promoter RoleBindings
+    and service account unless it is one of ``pushers``, and the cluster-wide image-deleter."""
     out = [
-        {"kind": "RoleBinding", "name": binding["metadata"]["name"], "namespace": binding["metadata"]["namespace"]}
+        _stub("RoleBinding", binding["metadata"]["name"], binding["metadata"]["namespace"])
         for read in namespace_reads
         for binding in read["resources"]
         if binding["metadata"]["name"].startswith("segmented-registry:pusher:") and _binds_cluster_role(binding, "system:image-pusher")
     ]
     out += [
-        {"kind": "ClusterRoleBinding", "name": binding["metadata"]["name"]}
+        _stub("ClusterRoleBinding", binding["metadata"]["name"])
         for binding in cluster_bindings
         if binding["metadata"]["name"].startswith("segmented-registry:")
         and any(_binds_cluster_role(binding, role) and binding["metadata"]["name"].split(":")[-1] == suffix for role, suffix in RETIRED_READS)
@@ -37,14 +43,11 @@ def retired_grants(namespace_reads, cluster_bindings, pushers, environments):
     if RETIRED_PUSHER not in pushers:
         namespace, name = RETIRED_PUSHER.split("/")
         out += [
-            {"kind": "RoleBinding", "namespace": environment_namespace, "name": f"segmented-registry:promoter:{namespace}:{name}"}
+            _stub("RoleBinding", f"segmented-registry:promoter:{namespace}:{name}", environment_namespace)
             for environment_namespace in dict.fromkeys(env["namespace"] for env in environments)
         ]
-        out.append({"kind": "ServiceAccount", "api_version": "v1", "namespace": namespace, "name": name})
-    return out + [
-        {"kind": "ClusterRoleBinding", "name": "segmented-registry:image-deleter"},
-        {"kind": "ClusterRole", "name": "segmented-registry:image-deleter"},
-    ]
+        out.append(_stub("ServiceAccount", name, namespace, api_version="v1"))
+    return out + [_stub("ClusterRoleBinding", "segmented-registry:image-deleter"), _stub("ClusterRole", "segmented-registry:image-deleter")]
 
 
 class FilterModule:

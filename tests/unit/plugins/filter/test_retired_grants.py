@@ -12,8 +12,14 @@ def binding(name, namespace, role):
     return {"metadata": {"name": name, "namespace": namespace}, "roleRef": {"kind": "ClusterRole", "name": role}}
 
 
-DELETER = [{"kind": "ClusterRoleBinding", "name": "segmented-registry:image-deleter"},
-           {"kind": "ClusterRole", "name": "segmented-registry:image-deleter"}]
+RBAC = "rbac.authorization.k8s.io/v1"
+
+
+def stub(kind, name, namespace=None, api_version=RBAC):
+    return {"apiVersion": api_version, "kind": kind, "metadata": dict({"name": name}, **({"namespace": namespace} if namespace else {}))}
+
+
+DELETER = [stub("ClusterRoleBinding", "segmented-registry:image-deleter"), stub("ClusterRole", "segmented-registry:image-deleter")]
 
 
 def test_earlier_grants_in_the_environment_namespaces_and_cluster_wide_reads_are_retired():
@@ -28,17 +34,16 @@ def test_earlier_grants_in_the_environment_namespaces_and_cluster_wide_reads_are
                binding("someone:image-puller", None, role="system:image-puller")]
     # the old promoter still a pusher: only what was found goes
     assert retired_grants(namespace_reads, cluster, [PROMOTER, "segmented-registry/promoter"], lab_environments()) == [
-        {"kind": "RoleBinding", "name": "segmented-registry:pusher:old-x:promoter", "namespace": "test"},
-        {"kind": "ClusterRoleBinding", "name": "segmented-registry:a:b:registry-viewer"},
-        {"kind": "ClusterRoleBinding", "name": "segmented-registry:a:b:image-puller"}] + DELETER
+        stub("RoleBinding", "segmented-registry:pusher:old-x:promoter", "test"),
+        stub("ClusterRoleBinding", "segmented-registry:a:b:registry-viewer"),
+        stub("ClusterRoleBinding", "segmented-registry:a:b:image-puller")] + DELETER
 
 
 def test_the_old_promoter_goes_unless_it_is_still_a_pusher():
     old = "segmented-registry/promoter"
     assert retired_grants([], [], [PROMOTER], lab_environments()) == [
-        {"kind": "RoleBinding", "namespace": env, "name": "segmented-registry:promoter:segmented-registry:promoter"}
-        for env in ("test", "uat", "prod")] + [
-        {"kind": "ServiceAccount", "api_version": "v1", "namespace": "segmented-registry", "name": "promoter"}] + DELETER
+        stub("RoleBinding", "segmented-registry:promoter:segmented-registry:promoter", env)
+        for env in ("test", "uat", "prod")] + [stub("ServiceAccount", "promoter", "segmented-registry", "v1")] + DELETER
     assert retired_grants([], [], [old], lab_environments()) == DELETER
 
 
