@@ -49,12 +49,15 @@ def site(lab, run_playbook, inventory, unique):
     """A namespace of the registry cluster with app:v1 pushed; uat and prod ask for ImageStreams in
     the same namespace (it exists there); prod's Image config has an allowedRegistriesForImport
     list of the administrator's. The consumers configured (credentials.yml, consumer_cluster.yml);
-    afterwards restored (state: absent), the Image specs put back and the namespaces removed."""
+    afterwards restored and the namespaces removed: consumers the role had configured before (the lab
+    after scripts/main.sh) configured again as the lab inventory says, with prod's own import list
+    put back; others restored (state: absent) and their Image specs put back."""
     namespace = f"istreams-{unique}"
     for cluster in (lab.layout.registry_cluster,) + ASKING:
         kclient.CoreV1Api(lab.api_client(cluster)).create_namespace({"metadata": {"name": namespace}})
     digest = lab.push(namespace, "app", "v1", 2, SMALL, seed=f"istreams-{unique}")["digest"]
     specs = {cluster: copy.deepcopy(images(lab, cluster).get(name="cluster").to_dict().get("spec") or {}) for cluster in ASKING}
+    configured = all(spec.get("additionalTrustedCA") for spec in specs.values())
     set_image_spec(lab, "prod", dict(specs["prod"], allowedRegistriesForImport=[QUAY]))
 
     def edit(hosts, group_vars):
@@ -68,9 +71,18 @@ def site(lab, run_playbook, inventory, unique):
         run = run_playbook(playbook, inventory=path)
         assert run.status == "successful", run.stdout_text[-4000:]
     yield namespace, digest, path
-    run = run_playbook("playbooks/consumer_cluster.yml", inventory=path, extravars={"consumer_cluster_state": "absent"})
+    if configured:
+        run = run_playbook("playbooks/consumer_cluster.yml")
+        spec = images(lab, "prod").get(name="cluster").to_dict()["spec"]
+        spec.pop("allowedRegistriesForImport", None)
+        if "allowedRegistriesForImport" in specs["prod"]:
+            spec["allowedRegistriesForImport"] = specs["prod"]["allowedRegistriesForImport"]
+        set_image_spec(lab, "prod", spec)
+    else:
+        run = run_playbook("playbooks/consumer_cluster.yml", inventory=path, extravars={"consumer_cluster_state": "absent"})
     for cluster in ASKING:
-        set_image_spec(lab, cluster, specs[cluster])
+        if not configured:
+            set_image_spec(lab, cluster, specs[cluster])
         kclient.CustomObjectsApi(lab.api_client(cluster)).delete_collection_namespaced_custom_object(
             "image.openshift.io", "v1", namespace, "imagestreams")
         try:
