@@ -473,8 +473,15 @@ def test_object_storage_then_two_replicas_behind_a_budget(lab, core, apps, inven
         deployed = run_playbook(PLAYBOOK, inventory=with_s3("present"))
         assert deployed.status == "successful", deployed.stdout_text[-3000:]
         pl.wait_for_challenge(lab, host)
-        copied = skopeo("copy", "oci:" + oci_layout[0], f"docker://{host}/{repository}:v1", token=promoter,
-                        registry=host)
+        # the lab's S3 server (gofakes3) answered one of skopeo's parallel layer uploads with a 500
+        # once on 2026-12-06, one replica, the pod 9 s old (not investigated; see the role README on
+        # two replicas): a push that fails so is tried again, twice at most
+        for _attempt in range(3):
+            copied = skopeo("copy", "oci:" + oci_layout[0], f"docker://{host}/{repository}:v1", token=promoter,
+                            registry=host)
+            if copied.returncode == 0 or "500 Internal Server Error" not in copied.stderr:
+                break
+            print("the push through the lab's S3 server failed with a 500, tried again:", copied.stderr[-300:])
         assert copied.returncode == 0, copied.stderr
         stored = objectstore.list_objects(objectstore.bucket("uat"), prefix=root.lstrip("/") + "/")
         assert any(key.endswith("/_manifests/tags/v1/current/link") and repository in key for key in stored), stored
