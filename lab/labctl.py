@@ -2,14 +2,15 @@
 """labctl: the local lab of real clusters and registries that every run and test stands on.
 
   labctl up       build (once, cached) and start etcd, a kube-apiserver and kube-controller-manager
-                  per cluster, the integrated registry (default) and its token server, the
-                  router, and the registry cluster's node with its images, their mirror
+                  per cluster (--consumers N: N consumer clusters, lab/fleet.py), the integrated
+                  registry (default) and its token server, the router, and the registry cluster's node with its images, their mirror
                   registry and the lab's S3 object store (lab/objectstore.py) as a pod
                   (--no-node: without the node). The environment registries are not started
                   here: roles/registry_cluster deploys them (playbooks/registry_cluster.yml,
                   site.yml), as on a real registry cluster
   labctl down     stop everything (--purge also deletes the state: certificates, storage)
-  labctl status   what runs, whether it answers, memory in use
+  labctl status   what runs, whether it answers, memory in use (per cluster too)
+  labctl inventory  the path of the inventory the lab runs on (ansible-playbook -i "$(lab/labctl inventory)")
   labctl push     build a multi-layer image, push it to the integrated registry, record it in
                   the ImageStream like OpenShift's registry does
   labctl where    every repository:tag and digest in every registry of the lab
@@ -19,7 +20,8 @@
                   the node's copy of the global pull secret (lab/machine_config.py: it lags the
                   API object, as on OpenShift)
 
-What the lab consists of is read from inventories/lab (the same inventory the playbooks use).
+What the lab consists of is read from its inventory (the same inventory the playbooks use):
+inventories/lab, or the one labctl up --consumers N wrote into the lab's state (lab/fleet.py).
 """
 import argparse
 import base64
@@ -48,7 +50,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials imp
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
-from lab import image, images, machine_config, netns, node, nodepull, objectstore, pki, processes, service_ca
+from lab import fleet, image, images, machine_config, netns, node, nodepull, objectstore, pki, processes, service_ca
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -60,6 +62,7 @@ _CLIENT_LOCK = threading.Lock()
 
 ETCD_CLIENT_PORT = 12379
 ETCD_PEER_PORT = 12380
+ETCD_METRICS_PORT = 12381
 TOKEN_SERVER_PORT = 5110
 SERVICE_CIDR = "10.96.0.0/16"  # virtual service IPs; on the node's cluster kube-proxy maps them to pods
 KUBERNETES_SERVICE_NAMES = ("10.96.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
@@ -80,6 +83,13 @@ ROUTER_HTTP_PORT = 80
 # its address (netns.command(argv) is the command line that runs argv there).
 ENDPOINT_ADDRESS = netns.ADDRESS
 REGISTRY_TEMPLATE = os.path.join(REPO, "roles", "registry_cluster", "templates", "registry-config.yml.j2")
+# the lab's fixed ports: a consumer cluster lab/fleet.py adds gets an API server port none of them uses
+FIXED_PORTS = frozenset({
+    ETCD_CLIENT_PORT, ETCD_PEER_PORT, ETCD_METRICS_PORT, TOKEN_SERVER_PORT, ROUTER_HTTPS_PORT, ROUTER_HTTP_PORT,
+    images.MIRROR_PORT, node.KUBELET_PORT, node.KUBELET_HEALTHZ_PORT, node.PROXY_HEALTHZ_PORT, node.PROXY_METRICS_PORT,
+})
+# lab processes that serve every cluster at once: status gives each cluster an equal share of them
+SERVING_EVERY_CLUSTER = ("openshift-defaults", "machine-config")
 KCM_CONTROLLERS = ",".join([
     "namespace-controller",
     "serviceaccount-controller",
@@ -125,11 +135,29 @@ def wait_for(what, probe, timeout=120, interval=0.5):
     raise LabError("%s did not become ready in %ds%s" % (what, timeout, ": %s" % last if last else ""))
 
 
+def memory_by_cluster(rss_mib, clusters, registry_cluster):
+    """The memory of each cluster from ``rss_mib`` ({component: MiB}): {"clusters": {cluster:
+    {component: MiB, ..., "total_mib"}}, "consumer_mean_mib"}. A cluster's are its API server and
+    controller manager and an equal share of each process that serves every cluster
+    (SERVING_EVERY_CLUSTER: machine-config, the node-pull stand-in's copies of each cluster's pull
+    secret, and openshift-defaults). etcd, one for all, is not shared out: compare memory_mib of two
+    lab sizes for all a consumer cluster adds."""
+    report = {}
+    for cluster in clusters:
+        parts = {name: rss_mib.get(name, 0.0) for name in ("apiserver-" + cluster, "kcm-" + cluster)}
+        parts.update({name + " (share)": round(rss_mib.get(name, 0.0) / len(clusters), 1)
+                      for name in SERVING_EVERY_CLUSTER})
+        report[cluster] = dict(parts, total_mib=round(sum(parts.values()), 1))
+    consumers = [report[c]["total_mib"] for c in clusters if c != registry_cluster]
+    return {"clusters": report, "consumer_mean_mib": round(sum(consumers) / len(consumers), 1) if consumers else 0.0}
+
+
 class Layout:
-    """Which clusters, registries and ports make the lab: read from inventories/lab."""
+    """Which clusters, registries and ports make the lab: read from its inventory (default: the one
+    the lab in state_dir() runs on, lab/fleet.py)."""
 
     def __init__(self, inventory=None):
-        inventory = inventory or os.path.join(REPO, "inventories", "lab")
+        inventory = inventory or fleet.current(state_dir())
         out = subprocess.run(
             [venv_bin("ansible-inventory"), "-i", inventory, "--list"],
             check=True, capture_output=True, text=True,
@@ -149,7 +177,7 @@ class Layout:
                 registry_vars = hv
             environments = hv.get("segmented_registry_environments", environments)
         if not self.registry_cluster or not environments:
-            raise LabError("inventories/lab must name a registry cluster and its environments")
+            raise LabError(f"the lab's inventory {inventory} must name a registry cluster and its environments")
         # The integrated registry (``default``) is a lab process, as on OpenShift it belongs to the
         # platform: (environment, endpoint host:port, token service, SubjectAccessReview rule).
         self.lab_registries = [("default", self.integrated_endpoint, INTEGRATED_SERVICE, {"namespace_from": "repository"})]
@@ -164,7 +192,7 @@ class Lab:
     def __init__(self, state=None, layout=None):
         self.state = state or state_dir()
         os.makedirs(self.state, mode=0o700, exist_ok=True)
-        self.layout = layout or Layout()
+        self.layout = layout or Layout(fleet.current(self.state))
         self.procs = processes.Supervisor(self.state)
         self.kubeconfig = os.path.join(self.state, "kubeconfig")
         self.trust_dir = os.path.join(self.state, "trust")  # only ca.crt: a cert dir for skopeo
@@ -219,11 +247,12 @@ class Lab:
             "--initial-cluster", f"lab=http://127.0.0.1:{int(ETCD_PEER_PORT)}",
             "--cert-file", cert, "--key-file", key,
             "--client-cert-auth", "--trusted-ca-file", self.ca.cert_path,
-            "--listen-metrics-urls", "http://127.0.0.1:12381",
+            "--listen-metrics-urls", f"http://127.0.0.1:{int(ETCD_METRICS_PORT)}",
             "--unsafe-no-fsync",  # a lab on one disk: durability is not what we test
             "--log-level", "warn",
         ])
-        wait_for("etcd", lambda: requests.get("http://127.0.0.1:12381/health", timeout=2).json()["health"] == "true")
+        wait_for("etcd", lambda: requests.get(f"http://127.0.0.1:{int(ETCD_METRICS_PORT)}/health",
+                                              timeout=2).json()["health"] == "true")
 
     def compact(self, revision=None):
         """Compact etcd up to ``revision`` (default: its current one), as the API server does every 5
@@ -563,8 +592,9 @@ class Lab:
             self.start_apiserver(bins["kube-apiserver"], cluster, port)
         self.write_kubeconfig()
         for cluster, port in self.layout.clusters:
-            try:
-                wait_for("kube-apiserver of " + cluster, lambda c=cluster, p=port: self._ready(c, p), timeout=180)
+            try:  # they all start at once: 180 s for the lab's 4, more for a larger fleet
+                wait_for("kube-apiserver of " + cluster, lambda c=cluster, p=port: self._ready(c, p),
+                         timeout=45 * max(4, len(self.layout.clusters)))
             except LabError as exc:
                 raise LabError(f"{exc}\n{self.procs.tail('apiserver-' + cluster)}")
         with concurrent.futures.ThreadPoolExecutor(len(self.layout.clusters)) as pool:
@@ -624,6 +654,8 @@ class Lab:
             "endpoint_namespace": {"name": netns.NAME, "address": ENDPOINT_ADDRESS, "present": netns.exists()},
             "all_running": all(r["running"] for r in rows) and netns.exists(),
             "memory_mib": round(sum(r["rss_mib"] for r in rows), 1),
+            "memory_by_cluster": memory_by_cluster({r["component"]: r["rss_mib"] for r in rows},
+                                                   [c for c, _ in self.layout.clusters], self.layout.registry_cluster),
             "clusters": {c: f"https://127.0.0.1:{int(p)}" for c, p in self.layout.clusters},
             "registries": dict(self.layout.registries),
             "router": {"https": f"127.0.0.1:{int(ROUTER_HTTPS_PORT)}", "http": f"127.0.0.1:{int(ROUTER_HTTP_PORT)}",
@@ -827,12 +859,17 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the lab (builds the binaries once)")
+    up.add_argument("--consumers", type=int,
+                    help="how many consumer clusters (at least 3; default: as many as the lab has, 3 at first): "
+                         "writes the lab's inventory with them (lab/fleet.py); another count than a running "
+                         "lab's is refused (labctl down first)")
     up.add_argument("--no-node", dest="node", action="store_false",
                     help="without the registry cluster's node (containerd, kubelet, kube-proxy, kube-scheduler),"
                          " unless a node was brought up before (it comes back with every up until down --purge)")
     down = sub.add_parser("down", help="stop the lab")
     down.add_argument("--purge", action="store_true", help="also delete certificates, etcd data and storage")
     sub.add_parser("status", help="show what runs (exit 1 if anything is down)")
+    sub.add_parser("inventory", help="print the path of the inventory the lab runs on")
     push = sub.add_parser("push", help="push a built multi-layer image to the integrated registry")
     push.add_argument("--namespace", default="myproject")
     push.add_argument("--stream", default="app")
@@ -848,8 +885,16 @@ def main(argv=None):
                                          "the cluster's global pull secret (lab/machine_config.py)")
     pull.add_argument("image", help="image reference, e.g. registry.example.com/ns/app@sha256:...")
     args = parser.parse_args(argv)
+    if args.command == "inventory":
+        print(fleet.current(state_dir()))
+        return 0
     try:
-        lab = Lab()
+        state = state_dir()
+        if args.command == "up":  # which inventory: before Lab() reads it
+            os.makedirs(state, mode=0o700, exist_ok=True)  # as Lab makes it: it holds the lab's keys
+            fleet.prepare(state, args.consumers, running=bool(processes.Supervisor(state).pid("etcd")),
+                          reserved_ports=FIXED_PORTS)
+        lab = Lab(state)
         if args.command == "up":
             timing = lab.up(with_node=args.node)
             result = dict(lab.status(), **timing)
@@ -865,7 +910,7 @@ def main(argv=None):
         else:
             result = lab.push(args.namespace, args.stream, args.tag, args.layers, args.layer_size, args.seed)
     except (LabError, subprocess.CalledProcessError, ApiException, requests.RequestException, RegistryError,
-            CredentialsError, image.PushError, image.RecordError) as exc:
+            CredentialsError, image.PushError, image.RecordError, fleet.FleetError) as exc:
         print(f"labctl {args.command}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=1))
