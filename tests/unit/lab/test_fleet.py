@@ -79,6 +79,7 @@ def test_a_bad_count_is_refused_naming_the_option(consumers):
 
 def test_the_cli_refuses_a_bad_count_before_starting_anything(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SEGMENTED_REGISTRY_LAB_STATE", str(tmp_path / "state"))
+    monkeypatch.setattr(labctl, "Lab", lambda *args: pytest.fail("labctl up went on to start the lab"))
     assert labctl.main(["up", "--consumers", "2"]) == 1
     assert "labctl up: --consumers must be a whole number of at least 3" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "state" / fleet.FOLDER)
@@ -99,13 +100,14 @@ def test_up_records_the_inventory_and_everything_finds_it(tmp_path, monkeypatch,
     folder = fleet.prepare(state, 16, running=False, reserved_ports=labctl.FIXED_PORTS)
     assert folder == os.path.join(state, fleet.FOLDER) == fleet.current(state)
     assert fleet.consumer_count(folder) == 16
+    monkeypatch.delenv("SEGMENTED_REGISTRY_LAB_STATE", raising=False)
+    assert len(labctl.Lab(state).layout.clusters) == 17  # the lab in ``state``, whatever state_dir() is
     assert os.path.realpath(os.path.join(folder, "group_vars")) == os.path.realpath(os.path.join(fleet.BASE, "group_vars"))
     monkeypatch.setenv("SEGMENTED_REGISTRY_LAB_STATE", state)
     assert labctl.main(["inventory"]) == 0
     assert capsys.readouterr().out == folder + "\n"
     layout = labctl.Layout()  # no argument: the lab's current inventory
     assert len(layout.clusters) == 17 and layout.registry_cluster == "registry"
-    assert labctl.Lab(state).layout.clusters == layout.clusters
     # up without --consumers keeps the lab's count, running or not
     assert fleet.prepare(state, None, running=True, reserved_ports=labctl.FIXED_PORTS) == folder
     assert fleet.consumer_count(fleet.current(state)) == 16
