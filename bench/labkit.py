@@ -1,4 +1,4 @@
-"""The lab as the benchmark uses it: endpoints from inventories/lab (lab/labctl.py's Layout),
+"""The lab as the benchmark uses it: endpoints from the lab's inventory (lab/labctl.py's Layout),
 the promoter's token, the collection's OCI client, ImageStream writes in bulk, and
 ansible-playbook runs with the peak memory of the module process they start.
 
@@ -20,13 +20,13 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.model
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
 from ansible_collections.segmented.registry.plugins.module_utils.oci.manifests import parse_manifest
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import parse_challenge
-from lab import image, labctl
+from lab import fleet, image, labctl
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 
-LAB_INVENTORY = os.path.join(REPO, "inventories", "lab")
+LAB_INVENTORY = fleet.current(labctl.state_dir())  # inventories/lab, or the one labctl up --consumers wrote
 PROMOTER = ("segmented-registry-promotion", "promoter")  # made by roles/registry_cluster (registry_cluster_pushers)
 KEY = "segmented.registry/environments"
 

@@ -13,13 +13,14 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 bash scripts/setup.sh
 lab/labctl up >/dev/null
+inventory="$(lab/labctl inventory)"  # inventories/lab, or the one labctl up --consumers N wrote
 export PATH="$repo/.venv/bin:$PATH"
-ansible-playbook -i inventories/lab playbooks/site.yml
+ansible-playbook -i "$inventory" playbooks/site.yml
 lab/labctl push --namespace myproject --stream app --tag v1 --layers 5
 for env in test uat prod; do
-  ansible-playbook -i inventories/lab playbooks/promote.yml -e project=myproject -e image=app:v1 -e env="$env"
+  ansible-playbook -i "$inventory" playbooks/promote.yml -e project=myproject -e image=app:v1 -e env="$env"
 done
-ansible-playbook -i inventories/lab playbooks/audit.yml -e project=myproject
+ansible-playbook -i "$inventory" playbooks/audit.yml -e project=myproject
 lab/labctl where --namespace myproject
 for cluster in test uat prod; do
   lab/labctl pull --cluster "$cluster" registry.apps.lab.local/myproject/app:v1

@@ -17,11 +17,11 @@ from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import mint_token
-from lab import image, labctl, node
+from lab import fleet, image, labctl, node
 from tests.integration import promotion_lab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB_INVENTORY = os.path.join(REPO, "inventories", "lab")
+LAB_INVENTORY = fleet.current(labctl.state_dir())  # inventories/lab, or the one labctl up --consumers wrote
 
 
 def pytest_collection_modifyitems(items):
