@@ -892,7 +892,8 @@ def main(argv=None):
         state = state_dir()
         if args.command == "up":  # which inventory: before Lab() reads it
             os.makedirs(state, mode=0o700, exist_ok=True)  # as Lab makes it: it holds the lab's keys
-            fleet.prepare(state, args.consumers, running=bool(processes.Supervisor(state).pid("etcd")),
+            procs = processes.Supervisor(state)
+            fleet.prepare(state, args.consumers, running=any(procs.pid(name) for name in procs.names()),
                           reserved_ports=FIXED_PORTS)
         lab = Lab(state)
         if args.command == "up":

@@ -158,3 +158,16 @@ def test_status_gives_each_cluster_its_processes_and_a_share_of_those_serving_ev
                                             "total_mib": 290.0}
     assert report["clusters"]["registry"]["total_mib"] == 390.0
     assert report["consumer_mean_mib"] == 280.0  # (270 + 290) / 2: the registry cluster is no consumer
+
+
+def test_the_cli_refuses_another_count_while_any_lab_process_runs(tmp_path, monkeypatch, capsys):
+    state = tmp_path / "state"
+    fleet.prepare(str(state), 16, running=False, reserved_ports=labctl.FIXED_PORTS)
+    (state / "run").mkdir()
+    (state / "run" / "router.pid").write_text(str(os.getpid()))  # a process that runs: this one
+    monkeypatch.setenv("SEGMENTED_REGISTRY_LAB_STATE", str(state))
+    monkeypatch.setattr(labctl, "Lab", lambda *args: pytest.fail("labctl up went on to start the lab"))
+    assert labctl.main(["up", "--consumers", "8"]) == 1
+    assert "labctl up: the lab runs 16 consumer clusters; --consumers 8 changes that only on a stopped lab" in \
+        capsys.readouterr().err
+    assert fleet.consumer_count(fleet.current(str(state))) == 16
