@@ -28,7 +28,8 @@ BASE = os.path.join(os.path.dirname(HERE), "inventories", "lab")
 FOLDER = "inventory"  # in the lab's state folder
 PORT_VAR = "segmented_registry_lab_apiserver_port"
 ENVIRONMENT_VAR = "segmented_registry_environment"
-# the lab state folder the inventory belongs to (group_vars/all.yml reads it for segmented_registry_lab_state)
+# the lab state folder the inventory is in, <state>/inventory/.. (group_vars/all.yml reads it for
+# segmented_registry_lab_state); no absolute path: a copy of hosts.yml names no lab folder
 STATE_VAR = "segmented_registry_lab_inventory_state"
 LAB_ONLY_VARS = ("consumer_cluster_builds_push",)
 
@@ -94,7 +95,7 @@ def write(state, document, consumers, base=BASE):
     """Write ``document`` (``generate``'s, of ``consumers`` consumer clusters) to <state>/inventory;
     returns its path."""
     document = copy.deepcopy(document)
-    document["all"].setdefault("vars", {})[STATE_VAR] = os.path.abspath(state)
+    document["all"].setdefault("vars", {})[STATE_VAR] = "{{ inventory_dir }}/.."
     folder = os.path.join(state, FOLDER)
     os.makedirs(folder, exist_ok=True)
     link = os.path.join(folder, "group_vars")

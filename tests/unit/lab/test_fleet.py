@@ -143,7 +143,9 @@ def test_the_recorded_inventory_finds_the_state_it_is_in(tmp_path):
     env.update(ANSIBLE_CONFIG=os.path.join(labctl.REPO, "ansible.cfg"), ANSIBLE_LOCALHOST_WARNING="0")
     state = str(tmp_path / "state")
     folder = fleet.prepare(state, 4, running=False, reserved_ports=labctl.FIXED_PORTS)
-    assert _lab_state_of(folder, env) == state
+    assert os.path.normpath(_lab_state_of(folder, env)) == state
+    with open(os.path.join(folder, "hosts.yml")) as handle:
+        assert state not in handle.read()  # a copy elsewhere (tests/integration's inventory fixture) names no lab folder
     assert os.path.normpath(_lab_state_of(fleet.BASE, env)) == os.path.join(labctl.REPO, "lab", ".state")
     assert _lab_state_of(folder, dict(env, SEGMENTED_REGISTRY_LAB_STATE="/elsewhere")) == "/elsewhere"
 
