@@ -8,9 +8,9 @@ test, uat, prod, prod, test, uat, prod, prod, ... The lab's three are the first 
 sequence, so N = 4k gives k test, k uat and 2k prod clusters (16: 4, 4, 8) and any other N the first
 N of the sequence (5: 2 test, 1 uat, 2 prod; 6: 2, 2, 2; 7: 2, 2, 3). The k-th consumer of an
 environment (k >= 2) is the host ``<environment>-<k>``, its kubeconfig context of the same name, with
-the variables of the environment's first consumer (its credentials: pull list, builders) but not
-``consumer_cluster_builds_push`` (builds push from the lab's own test cluster only), and an API
-server port of its own: the next after the inventory's highest that no other lab component uses
+the variables of the environment's first consumer (its credentials' pull list) but not its builds
+(``consumer_cluster_builds_push`` and the credentials' ``builders``: builds push from the lab's own
+test cluster only), and an API server port of its own: the next after the inventory's highest that no other lab component uses
 (``reserved_ports``).
 
 ``write`` puts the inventory in ``<state>/inventory`` (hosts.yml; group_vars is a link to
@@ -31,7 +31,8 @@ ENVIRONMENT_VAR = "segmented_registry_environment"
 # the lab state folder the inventory is in, <state>/inventory/.. (group_vars/all.yml reads it for
 # segmented_registry_lab_state); no absolute path: a copy of hosts.yml names no lab folder
 STATE_VAR = "segmented_registry_lab_inventory_state"
-LAB_ONLY_VARS = ("consumer_cluster_builds_push",)
+CREDENTIALS_VAR = "segmented_registry_credentials"
+BUILDS_VAR = "consumer_cluster_builds_push"  # with the credentials' builders: on the lab's own consumers only
 
 
 class FleetError(ValueError):
@@ -84,7 +85,9 @@ def generate(document, consumers, reserved_ports):
         port += 1
         while port in reserved_ports or port in taken:
             port += 1
-        variables = {k: copy.deepcopy(v) for k, v in clusters[firsts[environment]].items() if k not in LAB_ONLY_VARS}
+        variables = {k: copy.deepcopy(v) for k, v in clusters[firsts[environment]].items() if k != BUILDS_VAR}
+        if CREDENTIALS_VAR in variables:
+            variables[CREDENTIALS_VAR] = {k: v for k, v in variables[CREDENTIALS_VAR].items() if k != "builders"}
         variables["segmented_registry_k8s_auth"] = dict(variables["segmented_registry_k8s_auth"], context=name)
         variables[PORT_VAR] = port
         clusters[name] = variables

@@ -50,11 +50,13 @@ def test_sixteen_consumers_are_4_test_4_uat_8_prod_each_with_its_own_port_and_co
     assert contexts == list(hosts) and len(set(contexts)) == 17
     for name, variables in consumers.items():
         first = _hosts(base)[variables[ENV]]
-        same = {k: v for k, v in variables.items() if k not in (PORT, "segmented_registry_k8s_auth")}
-        assert same == {k: v for k, v in first.items() if k not in (PORT, "segmented_registry_k8s_auth")
-                        and (name == variables[ENV] or k != "consumer_cluster_builds_push")}
+        same = {k: v for k, v in variables.items() if k not in (PORT, "segmented_registry_k8s_auth", fleet.CREDENTIALS_VAR)}
+        assert same == {k: v for k, v in first.items() if k not in (PORT, "segmented_registry_k8s_auth", fleet.CREDENTIALS_VAR)
+                        and (name == variables[ENV] or k != fleet.BUILDS_VAR)}
+        assert variables[fleet.CREDENTIALS_VAR]["pull"] == first[fleet.CREDENTIALS_VAR]["pull"] == ["myproject/default"]
         assert variables["segmented_registry_k8s_auth"]["kubeconfig"] == first["segmented_registry_k8s_auth"]["kubeconfig"]
-    assert [n for n, v in hosts.items() if v.get("consumer_cluster_builds_push")] == ["test"]
+    assert [n for n, v in hosts.items() if v.get(fleet.BUILDS_VAR)] == ["test"]  # builds push from test only
+    assert [n for n, v in hosts.items() if v.get(fleet.CREDENTIALS_VAR, {}).get("builders")] == ["test"]
 
 
 def test_the_generated_inventory_is_a_valid_topology():
