@@ -198,6 +198,11 @@ class Lab:
         self.trust_dir = os.path.join(self.state, "trust")  # only ca.crt: a cert dir for skopeo
         self._ca = None
 
+    def per_cluster(self, seconds):
+        """A wait the lab's four clusters need ``seconds`` for, longer in proportion for more: they
+        start at once, on the same cores (labctl up --consumers)."""
+        return seconds * max(1.0, len(self.layout.clusters) / 4)
+
     # -- certificates -------------------------------------------------------------------
     @property
     def ca(self):
@@ -368,7 +373,7 @@ class Lab:
                     return False
             return True
 
-        wait_for("CRDs on " + cluster, established, timeout=60)
+        wait_for("CRDs on " + cluster, established, timeout=self.per_cluster(60))
         dyn = DynamicClient(self.api_client(cluster))  # rediscover: the new kinds are served now
         # What every OpenShift cluster has: the cluster image config and the global pull secret.
         for doc in [
@@ -406,7 +411,8 @@ class Lab:
             kclient.CoreV1Api(self.api_client(cluster)).read_namespaced_service_account("default", "default")
             return True
 
-        wait_for("kube-controller-manager of " + cluster + " (default service account)", default_sa, timeout=90)
+        wait_for("kube-controller-manager of " + cluster + " (default service account)", default_sa,
+                 timeout=self.per_cluster(90))
 
     def start_openshift_defaults(self):
         """lab/openshift_defaults.py: the builder and deployer service accounts and the default
@@ -424,7 +430,7 @@ class Lab:
                     "system:deployers", "default")
             return True
 
-        wait_for("OpenShift's namespace defaults (lab/openshift_defaults.py)", defaults_made, timeout=90)
+        wait_for("OpenShift's namespace defaults (lab/openshift_defaults.py)", defaults_made, timeout=self.per_cluster(90))
 
     @property
     def service_ca_dir(self):
@@ -564,7 +570,7 @@ class Lab:
                 raise LabError("the machine-config stand-in exited:\n" + self.procs.tail("machine-config"))
             return all(os.path.exists(machine_config.node_file(self.state, c)) for c, _ in self.layout.clusters)
 
-        wait_for("machine-config (every cluster's node copy of its pull secret)", rolled_out, timeout=120)
+        wait_for("machine-config (every cluster's node copy of its pull secret)", rolled_out, timeout=self.per_cluster(120))
 
     # -- the whole lab ------------------------------------------------------------------
     def node(self, bins=None):
@@ -592,9 +598,9 @@ class Lab:
             self.start_apiserver(bins["kube-apiserver"], cluster, port)
         self.write_kubeconfig()
         for cluster, port in self.layout.clusters:
-            try:  # they all start at once: 180 s for the lab's 4, more for a larger fleet
+            try:
                 wait_for("kube-apiserver of " + cluster, lambda c=cluster, p=port: self._ready(c, p),
-                         timeout=45 * max(4, len(self.layout.clusters)))
+                         timeout=self.per_cluster(180))
             except LabError as exc:
                 raise LabError(f"{exc}\n{self.procs.tail('apiserver-' + cluster)}")
         with concurrent.futures.ThreadPoolExecutor(len(self.layout.clusters)) as pool:

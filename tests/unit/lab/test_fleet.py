@@ -4,6 +4,7 @@ import collections
 import json
 import os
 import subprocess
+import types
 
 import pytest
 import yaml
@@ -175,3 +176,11 @@ def test_the_cli_refuses_another_count_while_any_lab_process_runs(tmp_path, monk
     assert "labctl up: the lab runs 16 consumer clusters; --consumers 8 changes that only on a stopped lab" in \
         capsys.readouterr().err
     assert fleet.consumer_count(fleet.current(str(state))) == 16
+
+
+def test_start_up_waits_are_the_labs_for_four_clusters_and_grow_with_the_fleet(tmp_path):
+    def lab(clusters):
+        return labctl.Lab(str(tmp_path), layout=types.SimpleNamespace(clusters=[(f"c{i}", 0) for i in range(clusters)]))
+
+    assert lab(4).per_cluster(180) == 180 and lab(3).per_cluster(90) == 90
+    assert lab(17).per_cluster(180) == 765  # 1 + 16: they start at once on the same cores
