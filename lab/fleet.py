@@ -48,7 +48,7 @@ def _load(inventory):
         return yaml.safe_load(handle)
 
 
-def environments_of(document):
+def _first_consumers(document):
     """{environment: its first consumer cluster}, in the order of the hosts."""
     firsts = {}
     for name, variables in _clusters(document).items():
@@ -65,7 +65,7 @@ def consumer_count(inventory):
 def generate(document, consumers, reserved_ports):
     """The hosts.yml document ``document`` (inventories/lab's, with one consumer per environment)
     with ``consumers`` consumer clusters (see the module's documentation)."""
-    firsts = environments_of(document)
+    firsts = _first_consumers(document)
     if isinstance(consumers, bool) or not isinstance(consumers, int) or consumers < len(firsts):
         raise FleetError(f"--consumers must be a whole number of at least {len(firsts)} (one consumer cluster per "
                          f"environment: {', '.join(firsts)}); got {consumers!r}")
@@ -105,12 +105,13 @@ def write(state, document, consumers, base=BASE):
     if os.path.islink(link):
         os.unlink(link)
     os.symlink(os.path.join(os.path.abspath(base), "group_vars"), link)
-    path = os.path.join(folder, "hosts.yml")
-    with open(path + ".new", "w") as handle:
+    # whole files only, and none beside hosts.yml: Ansible reads every file of an inventory folder
+    staged = folder + ".hosts.yml.new"
+    with open(staged, "w") as handle:
         handle.write(f"# Written by labctl up --consumers {int(consumers)} (lab/fleet.py) from {base}/hosts.yml;"
                      " rewritten by the next labctl up --consumers.\n")
         yaml.safe_dump(document, handle, sort_keys=False, default_flow_style=False)
-    os.replace(path + ".new", path)
+    os.replace(staged, os.path.join(folder, "hosts.yml"))
     return folder
 
 
