@@ -103,6 +103,7 @@ def test_up_records_the_inventory_and_everything_finds_it(tmp_path, monkeypatch,
     folder = fleet.prepare(state, 16, running=False, reserved_ports=labctl.FIXED_PORTS)
     assert folder == os.path.join(state, fleet.FOLDER) == fleet.current(state)
     assert fleet.consumer_count(folder) == 16
+    assert sorted(os.listdir(folder)) == ["group_vars", "hosts.yml"]  # Ansible reads every file there
     monkeypatch.delenv("SEGMENTED_REGISTRY_LAB_STATE", raising=False)
     assert len(labctl.Lab(state).layout.clusters) == 17  # the lab in ``state``, whatever state_dir() is
     assert os.path.realpath(os.path.join(folder, "group_vars")) == os.path.realpath(os.path.join(fleet.BASE, "group_vars"))
