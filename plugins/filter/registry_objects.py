@@ -26,7 +26,7 @@ def registry_objects(namespace, pushers):
     """Object stubs (``apiVersion``, ``kind``, ``metadata.name`` and ``namespace``) of an
     environment's registry in ``namespace``, and the environment-promoter RoleBinding of each of
     ``pushers`` (``namespace/name``) there, as kubernetes.core.k8s takes a list to delete."""
-    objects = [(kind, api_version, name) for kind, api_version, name in REGISTRY_OBJECTS]
+    objects = list(REGISTRY_OBJECTS)
     objects += [("RoleBinding", "rbac.authorization.k8s.io/v1", "segmented-registry:promoter:" + pusher.replace("/", ":")) for pusher in pushers]
     return [{"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}} for kind, api_version, name in objects]
 

@@ -40,4 +40,5 @@ def test_the_kinds_and_names_are_those_the_templates_make():
 
 def test_the_filter_is_registered():
     assert set(FilterModule().filters()) == {"registry_objects"}
-    assert yaml.safe_load(open(os.path.join(TEMPLATES, "..", "..", "..", "plugins", "filter", "registry_objects.yml")))["DOCUMENTATION"]["name"] == "registry_objects"
+    with open(os.path.join(TEMPLATES, "..", "..", "..", "plugins", "filter", "registry_objects.yml")) as handle:
+        assert yaml.safe_load(handle)["DOCUMENTATION"]["name"] == "registry_objects"
