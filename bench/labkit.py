@@ -231,10 +231,10 @@ class ModuleMemory:
                      min(first for first, _last in self.seen.values()), 2)
 
 
-def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, module=None):
-    """``ansible-playbook -i inventory playbook -e extravars`` as a job runs it: ``(wall seconds,
-    stdout, memory)`` where memory samples the processes of ``module`` (None: not sampled)."""
-    argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, playbook]
+def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, module=None, options=()):
+    """``ansible-playbook -i inventory playbook -e extravars [options]`` as a job runs it: ``(wall
+    seconds, stdout, memory)`` where memory samples the processes of ``module`` (None: not sampled)."""
+    argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, playbook, *options]
     if extravars:
         argv += ["-e", json.dumps(extravars)]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=VENV_BIN + ":" + os.environ["PATH"],
