@@ -22,7 +22,6 @@ and whether the event path's p50 is within the direct run's p50 + 3 s (issue 25'
 It needs the lab up (lab/labctl up); its namespaces and copies are removed at the end.
 """
 import argparse
-import json
 import math
 import os
 import signal
@@ -35,7 +34,7 @@ import yaml
 from kubernetes import client as kclient
 
 from bench.bench_promote import PROMOTE, cleanup, loadavg
-from bench.labkit import LAB_INVENTORY, REPO, VENV_BIN, Bench, log, run_playbook
+from bench.labkit import LAB_INVENTORY, REPO, VENV_BIN, Bench, log, report, run_playbook
 
 RULEBOOK = "segmented.registry.promote_on_approval"
 ENV = "test"
@@ -179,10 +178,7 @@ def main():
     bench = Bench()
     figures = {"machine": {"cpus": os.cpu_count(), "load_before": loadavg()}, "event": bench_event(bench, args.runs)}
     figures["machine"]["load_after"] = loadavg()
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(figures, handle, indent=1)
-    print(json.dumps(figures, indent=1))
+    report(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,12 @@ total, with what etcd and the registry cluster take apart.
 It needs a lab with more than three consumer clusters (lab/labctl up --consumers N).
 """
 import argparse
-import json
 import os
 import re
 import statistics
 
 from bench.bench_promote import loadavg
-from bench.labkit import LAB_INVENTORY, REPO, log, run_playbook
+from bench.labkit import LAB_INVENTORY, REPO, log, report, run_playbook
 from lab import labctl
 
 SITE = os.path.join(REPO, "playbooks", "site.yml")
@@ -69,10 +68,7 @@ def main():
         "memory_mib": status.get("memory_mib"),
         "memory_by_cluster": status.get("memory_by_cluster"),
     }
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(figures, handle, indent=1)
-    print(json.dumps(figures, indent=1))
+    report(figures, args.json)
 
 
 if __name__ == "__main__":

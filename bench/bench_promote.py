@@ -65,7 +65,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.promotion.execu
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.job import approvals_of
 from ansible_collections.segmented.registry.plugins.module_utils.promotion import run as promotion
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
-from bench.labkit import HERE, KEY, REPO, Bench, log, run_playbook
+from bench.labkit import HERE, KEY, REPO, Bench, log, report, run_playbook, save_figures
 
 MiB = 1024 * 1024
 COUNTERS = ("bytes_sent", "blobs_sent", "blobs_mounted", "blobs_present", "manifests_put")
@@ -635,10 +635,8 @@ def main():
         if letter not in wanted:
             continue
         figures[name] = measure()
-        if args.json:  # after each section: a later failure keeps what was measured
-            with open(args.json, "w") as handle:
-                json.dump(figures, handle, indent=1)
-    print(json.dumps(figures, indent=1))
+        save_figures(figures, args.json)  # after each section: a later failure keeps what was measured
+    report(figures, args.json)
 
 
 if __name__ == "__main__":

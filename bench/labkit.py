@@ -231,6 +231,19 @@ class ModuleMemory:
                      min(first for first, _last in self.seen.values()), 2)
 
 
+def save_figures(figures, path):
+    """Write ``figures`` as JSON to ``path`` (None: nowhere)."""
+    if path:
+        with open(path, "w") as handle:
+            json.dump(figures, handle, indent=1)
+
+
+def report(figures, path):
+    """Save ``figures`` to ``path`` (None: nowhere) and print them."""
+    save_figures(figures, path)
+    print(json.dumps(figures, indent=1))
+
+
 def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, module=None, options=()):
     """``ansible-playbook -i inventory playbook -e extravars [options]`` as a job runs it: ``(wall
     seconds, stdout, memory)`` where memory samples the processes of ``module`` (None: not sampled)."""
