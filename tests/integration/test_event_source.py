@@ -121,6 +121,14 @@ def words(path):
     return " ".join(path.read_text(errors="replace").split())
 
 
+def logged(process, log, text):
+    """A probe for ``eventually``: ansible-rulebook still runs and ``text`` is in its log."""
+    def probe():
+        assert process.poll() is None, f"ansible-rulebook ended ({process.returncode}):\n{log.read_text(errors='replace')[-3000:]}"
+        assert text in words(log), f"not yet: {text}"
+    return probe
+
+
 def approve(streams, namespace, stream, tag, value):
     """Set the tag's approval annotation with a conditional JSON patch, as field manager MANAGER."""
     current = streams.get(name=stream, namespace=namespace).to_dict()
@@ -136,12 +144,6 @@ def test_an_approval_edit_is_promoted_and_a_restart_promotes_what_changed_while_
     kclient.CoreV1Api(lab.api_client("test")).create_namespace({"metadata": {"name": namespace}})
     process, log = rulebook(asking=("test",))
 
-    def running(text):
-        def probe():
-            assert process.poll() is None, f"ansible-rulebook ended ({process.returncode}):\n{log.read_text(errors='replace')[-3000:]}"
-            assert text in words(log), f"not yet: {text}"
-        return probe
-
     def on_consumer():
         """The tags of the test consumer's ImageStream app: {tag: from name}."""
         found = consumer.list_namespaced_custom_object("image.openshift.io", "v1", namespace, "imagestreams")["items"]
@@ -149,9 +151,9 @@ def test_an_approval_edit_is_promoted_and_a_restart_promotes_what_changed_while_
 
     try:
         # the start-up reconcile of the namespace, then the watch: the edit is a changed event
-        eventually(running(f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
+        eventually(logged(process, log, f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
         approve(streams, namespace, "app", "v1", "test")
-        eventually(running(f"changed {served}: default -> test by {MANAGER}"), timeout=90, interval=0.5)
+        eventually(logged(process, log, f"changed {served}: default -> test by {MANAGER}"), timeout=90, interval=0.5)
 
         def in_registry(environment):
             def probe():
@@ -211,13 +213,7 @@ def test_a_storm_of_edits_over_twenty_tags_ends_right_after_at_most_ten_runs(lab
     def alive():
         assert process.poll() is None, f"ansible-rulebook ended ({process.returncode}):\n{log.read_text(errors='replace')[-3000:]}"
 
-    def said(text):
-        def probe():
-            alive()
-            assert text in words(log), f"not yet: {text}"
-        return probe
-
-    eventually(said(f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
+    eventually(logged(process, log, f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
     edits = storm_edits()
     assert len(edits) == 100
     started = time.monotonic()
@@ -245,7 +241,7 @@ def test_a_storm_of_edits_over_twenty_tags_ends_right_after_at_most_ten_runs(lab
     # last edit), and runs go one at a time, in order
     time.sleep(max(0.0, ended + WINDOW + 0.5 - time.monotonic()))
     approve(streams, namespace, "app", "sentinel", "test")
-    eventually(said(f"changed {namespace}/app:sentinel: "), timeout=120, interval=0.5)
+    eventually(logged(process, log, f"changed {namespace}/app:sentinel: "), timeout=120, interval=0.5)
     text = words(log)
     runs = runs_for_changes(text[:text.index(f"changed {namespace}/app:sentinel: ")], namespace)
     print(f"{len(runs)} runs for the storm, first events: {runs}")
@@ -260,17 +256,11 @@ def test_an_unreadable_approval_list_is_logged_recorded_as_failed_and_copied_now
     served = f"{namespace}/app:v1"
     process, log = rulebook()
 
-    def running(text):
-        def probe():
-            assert process.poll() is None, f"ansible-rulebook ended ({process.returncode}):\n{log.read_text(errors='replace')[-3000:]}"
-            assert text in words(log), f"not yet: {text}"
-        return probe
-
-    eventually(running(f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
+    eventually(logged(process, log, f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
     approve(streams, namespace, "app", "v1", "[test")  # neither a comma-separated nor a JSON/YAML list
     # the source's error event: its message in the rulebook's log, then the reconcile of that tag
-    eventually(running('has the value "[test", which cannot be read as a list of environments'), timeout=90, interval=0.5)
-    eventually(running(f"error {served}"), timeout=90, interval=0.5)
+    eventually(logged(process, log, 'has the value "[test", which cannot be read as a list of environments'), timeout=90, interval=0.5)
+    eventually(logged(process, log, f"error {served}"), timeout=90, interval=0.5)
 
     core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
 
@@ -310,15 +300,9 @@ def test_a_watch_resumed_after_etcd_compacted_past_it_lists_again_and_promotes_w
     served = f"{namespace}/app:v1"
     process, log = rulebook(variables={"segmented_registry_eda_watch_timeout": WATCH_TIMEOUT}, verbose=True)
 
-    def running(text):
-        def probe():
-            assert process.poll() is None, f"ansible-rulebook ended ({process.returncode}):\n{log.read_text(errors='replace')[-3000:]}"
-            assert text in words(log), f"not yet: {text}"
-        return probe
-
     # the start-up reconcile has run to its end: the source watches, nothing else is at work
-    eventually(running(f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
-    eventually(running("PLAY RECAP"), timeout=90, interval=0.5)
+    eventually(logged(process, log, f"initial {namespace} (the whole namespace)"), timeout=90, interval=0.5)
+    eventually(logged(process, log, "PLAY RECAP"), timeout=90, interval=0.5)
     resumed = words(log).count("too far behind")
     # stopped with its watch open; the API server ends that watch at its timeout while nothing reads,
     # so the approval below reaches no open watch, and etcd is compacted past it
@@ -332,7 +316,7 @@ def test_a_watch_resumed_after_etcd_compacted_past_it_lists_again_and_promotes_w
         os.killpg(process.pid, signal.SIGCONT)
 
     def gone_then_listed():
-        running(f"changed {served}: default -> test by {MANAGER}")()
+        logged(process, log, f"changed {served}: default -> test by {MANAGER}")()
         assert words(log).count("too far behind") > resumed, "the resumed watch did not end with 410 Gone"
 
     eventually(gone_then_listed, timeout=90, interval=0.5)
