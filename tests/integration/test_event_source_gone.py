@@ -15,9 +15,10 @@ from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
 from ansible_collections.segmented.registry.plugins.module_utils.approval.annotation import DEFAULT_ANNOTATION_KEY
-from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import API_VERSION, KIND, tag_patch
+from ansible_collections.segmented.registry.plugins.module_utils.approval.imagestreams import tag_patch
 from ansible_collections.segmented.registry.plugins.module_utils.approval.watcher import INITIAL, Watcher
 from ansible_collections.segmented.registry.plugins.module_utils.cluster import Cluster
+from ansible_collections.segmented.registry.plugins.module_utils.kinds import IMAGE_STREAM_API_VERSION, IMAGE_STREAM_KIND
 
 SMALL = 64 * 1024
 
@@ -34,7 +35,7 @@ def namespace(lab, unique):
 
 def approve(lab, namespace, stream, tag, value):
     """Set the tag's approval list; the resourceVersion (etcd's revision) of the write."""
-    streams = DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(api_version=API_VERSION, kind=KIND)
+    streams = DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(api_version=IMAGE_STREAM_API_VERSION, kind=IMAGE_STREAM_KIND)
     current = streams.get(name=stream, namespace=namespace).to_dict()
     return int(streams.patch(body=tag_patch(current, tag, DEFAULT_ANNOTATION_KEY, value), name=stream, namespace=namespace,
                              content_type="application/json-patch+json").metadata.resourceVersion)
@@ -44,7 +45,7 @@ def test_a_watch_resumed_after_compaction_lists_again_and_emits_only_what_it_mis
     lab.push(namespace, "app", "v1", 1, SMALL)
     lab.push(namespace, "app", "v2", 1, SMALL)
     cluster = Cluster.of_auth({"kubeconfig": lab.kubeconfig, "context": lab.layout.registry_cluster}, "the registry cluster")
-    watcher = Watcher(cluster, cluster.kind(API_VERSION, KIND), namespace, DEFAULT_ANNOTATION_KEY, timeout_seconds=20)
+    watcher = Watcher(cluster, cluster.kind(IMAGE_STREAM_API_VERSION, IMAGE_STREAM_KIND), namespace, DEFAULT_ANNOTATION_KEY, timeout_seconds=20)
     stop = threading.Event()
     events = watcher.events(stop)
     pool = concurrent.futures.ThreadPoolExecutor(1)
