@@ -138,11 +138,16 @@ def credentials_outcome(results, superseded, global_pull_secret):
 
 def credentials_rotation_grace(hostvars, grace):
     """The seconds a rotation keeps the replaced generation valid should the run stop before it
-    revokes it: ``grace`` and the longest wait for a consumer's nodes, the largest
-    ``consumer_cluster_node_rollout_timeout`` a host of ``hostvars`` sets (``NODE_ROLLOUT_TIMEOUT``
-    when none sets it)."""
-    timeouts = [int(hostvars[name]["consumer_cluster_node_rollout_timeout"]) for name in hostvars if "consumer_cluster_node_rollout_timeout" in hostvars[name]]
-    return int(grace) + (max(timeouts) if timeouts else NODE_ROLLOUT_TIMEOUT)
+    revokes it: ``grace`` and the longest wait for a consumer's nodes, each consumer cluster of
+    ``hostvars`` (a host with ``segmented_registry_environment``) counting its own
+    ``consumer_cluster_node_rollout_timeout``, or the role's default (``NODE_ROLLOUT_TIMEOUT``) when it
+    sets none."""
+    timeouts = [
+        int(variables.get("consumer_cluster_node_rollout_timeout", NODE_ROLLOUT_TIMEOUT))
+        for variables in hostvars.values()
+        if "segmented_registry_environment" in variables
+    ]
+    return int(grace) + max(timeouts, default=NODE_ROLLOUT_TIMEOUT)
 
 
 class FilterModule:

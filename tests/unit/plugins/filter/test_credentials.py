@@ -131,7 +131,15 @@ def test_the_filters_are_registered():
 
 
 def test_a_rotation_keeps_the_old_generation_for_the_grace_and_the_longest_node_rollout():
-    hostvars = {"registry": {}, "test": {"consumer_cluster_node_rollout_timeout": "300"},
-                "prod": {"consumer_cluster_node_rollout_timeout": 1200}, "uat": {}}
+    hostvars = {"registry": {"consumer_cluster_node_rollout_timeout": 5000},  # no consumer: not counted
+                "test": {"segmented_registry_environment": "test", "consumer_cluster_node_rollout_timeout": "300"},
+                "prod": {"segmented_registry_environment": "prod", "consumer_cluster_node_rollout_timeout": 1200},
+                "uat": {"segmented_registry_environment": "uat"}}
     assert credentials_rotation_grace(hostvars, "600") == 1800
-    assert credentials_rotation_grace({"registry": {}, "test": {}}, 0) == 900  # none set: the role's default
+    assert credentials_rotation_grace({"registry": {}, "test": {"segmented_registry_environment": "test"}}, 0) == 900  # the role's default
+
+
+def test_a_consumer_on_the_role_s_default_timeout_counts_beside_one_that_sets_a_shorter_one():
+    hostvars = {"test": {"segmented_registry_environment": "test", "consumer_cluster_node_rollout_timeout": 300},
+                "uat": {"segmented_registry_environment": "uat"}}
+    assert credentials_rotation_grace(hostvars, 60) == 960
