@@ -4,6 +4,8 @@
 """What the registry-cluster role makes in an environment's namespace, to remove when the
 environment is marked absent (documented in registry_objects.yml beside this file)."""
 
+from ansible_collections.segmented.registry.plugins.module_utils.kinds import object_stub
+
 #: (kind, apiVersion, name) of each object templates/registry.yml.j2 and registry-gc.yml.j2 make,
 #: in the order they go: the way in first (Route, Service), the Deployment before what it mounts.
 REGISTRY_OBJECTS = (
@@ -28,7 +30,7 @@ def registry_objects(namespace, pushers):
     ``pushers`` (``namespace/name``) there, as kubernetes.core.k8s takes a list to delete."""
     objects = list(REGISTRY_OBJECTS)
     objects += [("RoleBinding", "rbac.authorization.k8s.io/v1", "segmented-registry:promoter:" + pusher.replace("/", ":")) for pusher in pushers]
-    return [{"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": namespace}} for kind, api_version, name in objects]
+    return [object_stub(api_version, kind, name, namespace) for kind, api_version, name in objects]
 
 
 class FilterModule:

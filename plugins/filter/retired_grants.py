@@ -4,6 +4,8 @@
 """What earlier versions of the registry-cluster role granted the promotion job (documented in
 retired_grants.yml beside this file)."""
 
+from ansible_collections.segmented.registry.plugins.module_utils.kinds import object_stub
+
 #: The promotion job's identity before it had a namespace of its own (in the token server's).
 RETIRED_PUSHER = "segmented-registry/promoter"
 #: The cluster-wide reads earlier versions bound, as (ClusterRole, last part of the binding's name).
@@ -16,12 +18,6 @@ def _binds_cluster_role(binding, name):
     return ref.get("kind") == "ClusterRole" and ref.get("name") == name
 
 
-def _stub(kind, name, namespace=None, api_version=RBAC):
-    """An object to delete as kubernetes.core.k8s takes it in a list of definitions."""
-    metadata = {"name": name, "namespace": namespace} if namespace else {"name": name}
-    return {"apiVersion": api_version, "kind": kind, "metadata": metadata}
-
-
 def retired_grants(namespace_reads, cluster_bindings, pushers, environments):
     """The objects to remove, each ``{"apiVersion", "kind", "metadata": {"name"[, "namespace"]}}``:
     the RoleBindings ``segmented-registry:pusher:*`` to system:image-pusher found in the environment
@@ -29,13 +25,13 @@ def retired_grants(namespace_reads, cluster_bindings, pushers, environments):
     the cluster-wide reads (``cluster_bindings``), RETIRED_PUSHER's environment-promoter RoleBindings
     and service account unless it is one of ``pushers``, and the cluster-wide image-deleter."""
     out = [
-        _stub("RoleBinding", binding["metadata"]["name"], binding["metadata"]["namespace"])
+        object_stub(RBAC, "RoleBinding", binding["metadata"]["name"], binding["metadata"]["namespace"])
         for read in namespace_reads
         for binding in read["resources"]
         if binding["metadata"]["name"].startswith("segmented-registry:pusher:") and _binds_cluster_role(binding, "system:image-pusher")
     ]
     out += [
-        _stub("ClusterRoleBinding", binding["metadata"]["name"])
+        object_stub(RBAC, "ClusterRoleBinding", binding["metadata"]["name"])
         for binding in cluster_bindings
         if binding["metadata"]["name"].startswith("segmented-registry:")
         and any(_binds_cluster_role(binding, role) and binding["metadata"]["name"].split(":")[-1] == suffix for role, suffix in RETIRED_READS)
@@ -43,11 +39,14 @@ def retired_grants(namespace_reads, cluster_bindings, pushers, environments):
     if RETIRED_PUSHER not in pushers:
         namespace, name = RETIRED_PUSHER.split("/")
         out += [
-            _stub("RoleBinding", f"segmented-registry:promoter:{namespace}:{name}", environment_namespace)
+            object_stub(RBAC, "RoleBinding", f"segmented-registry:promoter:{namespace}:{name}", environment_namespace)
             for environment_namespace in dict.fromkeys(env["namespace"] for env in environments)
         ]
-        out.append(_stub("ServiceAccount", name, namespace, api_version="v1"))
-    return out + [_stub("ClusterRoleBinding", "segmented-registry:image-deleter"), _stub("ClusterRole", "segmented-registry:image-deleter")]
+        out.append(object_stub("v1", "ServiceAccount", name, namespace))
+    return out + [
+        object_stub(RBAC, "ClusterRoleBinding", "segmented-registry:image-deleter"),
+        object_stub(RBAC, "ClusterRole", "segmented-registry:image-deleter"),
+    ]
 
 
 class FilterModule:

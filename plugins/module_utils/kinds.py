@@ -3,9 +3,19 @@
 
 """The OpenShift API kinds that more than one layer names (pure, a leaf): the ImageStream, read and
 annotated on the registry cluster (``approval``) and written on the consumer clusters
-(``consumer``). Where a cluster serves a kind is ``Cluster.kind``'s to discover."""
+(``consumer``), and the stub that names any object. Where a cluster serves a kind is
+``Cluster.kind``'s to discover."""
 
 from __future__ import annotations
 
+from typing import Any
+
 IMAGE_STREAM_API_VERSION = "image.openshift.io/v1"
 IMAGE_STREAM_KIND = "ImageStream"
+
+
+def object_stub(api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+    """The object ``kind``/``name`` (in ``namespace``; None: cluster-scoped) as a definition that
+    names it and holds nothing else: what kubernetes.core.k8s takes in a list to delete."""
+    metadata = {"name": name, "namespace": namespace} if namespace else {"name": name}
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata}
