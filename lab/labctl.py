@@ -50,7 +50,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials imp
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.errors import RegistryError
-from lab import fleet, image, images, machine_config, netns, node, nodepull, objectstore, pki, processes, service_ca
+from lab import fleet, image, images, integrated_service, machine_config, netns, node, nodepull, objectstore, pki, processes, service_ca
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -613,6 +613,8 @@ class Lab:
         self.start_registries(signing_cert)
         netns.ensure()
         self.start_router()
+        integrated_service.start(self, service_ca.authority(self.service_ca_dir), self.layout.integrated_endpoint,
+                                 f"127.0.0.1:{int(TOKEN_SERVER_PORT)}")
         self.start_machine_config()
         result = {}
         if with_node or self.node().configured():  # a node once brought up comes back with the lab
@@ -627,7 +629,7 @@ class Lab:
         names += ["openshift-defaults", "service-ca"]
         names.append("tokenserver")
         names += ["registry-" + env for env, _, _, _ in self.layout.lab_registries]
-        names += ["router", "machine-config"]
+        names += ["router", "integrated-service", "machine-config"]
         if self.node().configured():
             names += ["registry-mirror"] + list(node.COMPONENTS)
         return names

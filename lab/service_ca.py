@@ -7,6 +7,11 @@ deleting the Secret makes a new certificate (openshift/service-ca-operator READM
 "Securing service traffic using service serving certificate secrets"). The router's default
 destination CA for a ``reencrypt`` Route without ``destinationCACertificate`` is that service CA.
 
+A ConfigMap annotated ``service.beta.openshift.io/inject-cabundle: "true"`` gets the service CA's
+certificate as its data key ``service-ca.crt``, put back when it is changed or removed (the
+operator's configmap cabundle injector; its README). Clients in pods trust Services' serving
+certificates through it (the collection's copy Jobs do).
+
 This controller does the same on the registry cluster with the lab's own service CA
 (``<state>/service-ca``, lab/pki.py): one thread watches Services, one watches Secrets; a
 Service with the annotation whose Secret is missing gets one (annotated with the originating
@@ -37,6 +42,8 @@ SECRET_NAME_ANNOTATION = "service.beta.openshift.io/serving-cert-secret-name"
 ORIGIN_NAME_ANNOTATION = "service.beta.openshift.io/originating-service-name"
 ORIGIN_UID_ANNOTATION = "service.beta.openshift.io/originating-service-uid"
 EXPIRY_ANNOTATION = "service.beta.openshift.io/expiry"
+INJECT_ANNOTATION = "service.beta.openshift.io/inject-cabundle"
+CABUNDLE_KEY = "service-ca.crt"
 CA_COMMON_NAME = "segmented-registry lab service CA"
 RESYNC_SECONDS = 300
 
@@ -148,6 +155,38 @@ class Signer:
                 raise
             self.ensure(self.api_client.sanitize_for_serialization(service))
 
+    def run_configmaps(self):
+        self._loop(self._sync_configmaps)
+
+    def inject(self, configmap):
+        """Put the CA into ``configmap`` (a V1ConfigMap) if it asks for it and does not hold it."""
+        meta = configmap.metadata
+        if (meta.annotations or {}).get(INJECT_ANNOTATION) != "true" or meta.deletion_timestamp:
+            return
+        with open(self.authority.cert_path) as handle:
+            bundle = handle.read()
+        if (configmap.data or {}).get(CABUNDLE_KEY) == bundle:
+            return
+        try:
+            self.core.patch_namespaced_config_map(meta.name, meta.namespace, {"data": {CABUNDLE_KEY: bundle}})
+        except ApiException as exc:
+            if exc.status in (403, 404):  # namespace or ConfigMap going away
+                return
+            raise
+        log(f"configmap {meta.namespace}/{meta.name}: injected the service CA bundle")
+
+    def _sync_configmaps(self):
+        listing = self.core.list_config_map_for_all_namespaces()
+        for configmap in listing.items:
+            self.inject(configmap)
+        for event in watch.Watch().stream(self.core.list_config_map_for_all_namespaces,
+                                          resource_version=listing.metadata.resource_version,
+                                          timeout_seconds=RESYNC_SECONDS, _request_timeout=(10, RESYNC_SECONDS + 30)):
+            if self.stop.is_set():
+                return
+            if event["type"] in ("ADDED", "MODIFIED"):
+                self.inject(event["object"])
+
     def _loop(self, sync):
         failures = 0
         while not self.stop.is_set():
@@ -183,7 +222,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signer = Signer(kconfig.new_client_from_config(config_file=args.kubeconfig, context=args.context),
                     authority(args.ca_dir), stop)
-    for target in (signer.run_services, signer.run_secrets):
+    for target in (signer.run_services, signer.run_secrets, signer.run_configmaps):
         threading.Thread(target=target, daemon=True).start()
     log(f"service CA signing serving certificates on {args.context} "
         f"(CA valid until {datetime.datetime.isoformat(signer.authority.cert.not_valid_after_utc)})")
