@@ -246,6 +246,19 @@ class Cluster:
         finally:
             response.release_conn()
 
+    def log(self, namespace: str, pod: str, container: str | None = None) -> str:
+        """The log of a pod's container (the whole of it, as text)."""
+        doing = f"read the log of pod {namespace}/{pod}"
+        path = Kind("v1", "Pod", "pods", True).path(pod, namespace, "log")
+        try:
+            response = self.dynamic.request("get", path, serialize=False, container=container, _request_timeout=self.timeout)
+        except Exception as exc:
+            self.fail(exc, doing)
+        try:
+            return bytes(response.data).decode("utf-8", "replace")
+        finally:
+            response.release_conn()
+
     # -- writes ---------------------------------------------------------------------------------
 
     def create(self, kind: Kind, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
@@ -269,10 +282,19 @@ class Cluster:
         )
 
     def delete(
-        self, kind: Kind, name: str, namespace: str | None = None, missing_ok: bool = False, resource_version: str | None = None
+        self,
+        kind: Kind,
+        name: str,
+        namespace: str | None = None,
+        missing_ok: bool = False,
+        resource_version: str | None = None,
+        propagation: str | None = None,
     ) -> dict[str, Any] | None:
-        """Delete one object (only at ``resource_version`` when given); ``missing_ok``: one already gone is fine (None)."""
-        body = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        """Delete one object (only at ``resource_version`` when given); ``missing_ok``: one already
+        gone is fine (None); ``propagation``: how its dependents go (``Background``, ``Foreground``)."""
+        body: dict[str, Any] | None = {"preconditions": {"resourceVersion": resource_version}} if resource_version else None
+        if propagation:
+            body = dict(body or {}, propagationPolicy=propagation)
         try:
             return self._write("delete", kind.path(name, namespace), "delete " + describe(kind.kind, name, namespace), body)
         except ClusterError as exc:
