@@ -127,6 +127,50 @@ options:
     type: int
     default: 20
     version_added: 0.1.0
+  copy_jobs:
+    description:
+      - Run the copies as Kubernetes Jobs on the registry cluster instead of in this process, so that no
+        image byte passes through the machine that runs Ansible (the plan, check mode, removals and the
+        report stay here). Unset, copies run in this process.
+      - Copies are sharded by namespace over at most I(copy_jobs.jobs) Jobs in the namespace of
+        I(service_account), each running the copier image as that service account (it needs no right
+        beyond the environment registries' push and the integrated registry's pull, which
+        roles/registry_cluster grants the promotion job). The Jobs reach the registries through their
+        Services, verified against the service CA (the ConfigMap C(segmented-registry-copier-ca), filled by
+        OpenShift's service CA operator) or the environment's C(ca_cert).
+      - Needs I(service_account), and on the registry cluster C(create), C(get) and C(delete) on C(jobs),
+        C(create), C(get) and C(update) on C(configmaps), C(list) on C(pods), C(get) on C(pods/log) in that
+        namespace, and C(get) on the C(services) the Jobs use.
+    type: dict
+    version_added: 0.1.0
+    suboptions:
+      image:
+        description:
+          - The copier image (components/copier), pinned by digest (C(<repository>@sha256:<digest>)).
+        type: str
+        required: true
+      jobs:
+        description:
+          - The most Jobs one run starts; a namespace's copies always share a Job.
+        type: int
+        default: 1
+      integrated_service:
+        description:
+          - The integrated registry's Service, C(<service>.<namespace>.svc:<port>); its C(/openshift/token)
+            is the token endpoint the Jobs use for it.
+        type: str
+        default: image-registry.openshift-image-registry.svc:5000
+      token_server_service:
+        description:
+          - The registry token server's Service (roles/registry_cluster's C(token-server) in
+            C(registry_cluster_token_server_namespace)), the environment registries' token endpoint for the Jobs.
+        type: str
+        default: token-server.segmented-registry.svc:8443
+      timeout:
+        description:
+          - Seconds a Job may run (its C(activeDeadlineSeconds)); copies it did not report are failed, by name.
+        type: int
+        default: 1800
   requester:
     description:
       - Who asked for the run, recorded as C(by) in the promotion history (the playbooks pass AWX's

@@ -37,7 +37,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.model
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.environments import build_environments
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats
-from ansible_collections.segmented.registry.plugins.module_utils.promotion import history, history_api
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import copy_jobs, history, history_api
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import format_table
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
@@ -72,6 +72,7 @@ def argument_spec() -> dict[str, Any]:
         history_limit={"type": "int", "default": history.DEFAULT_LIMIT},
         show_history={"type": "bool", "default": False},
         requester={"type": "str"},
+        copy_jobs=copy_jobs.OPTION_SPEC,
         **QUERY_SPEC,
     )
     return spec
@@ -125,6 +126,8 @@ class Job:
             self.targets = promotion_targets(self.environments)
             self.absent = absent_names(self.environments)
             self.annotation_key = check_annotation_key(params["annotation_key"])
+            #: the copy Jobs' settings (the option ``copy_jobs``), None: copies run in this process
+            self.copy_jobs = copy_jobs.Settings.of(params["copy_jobs"], params["service_account"]) if params["copy_jobs"] else None
         self.queries = compile_query_option(module)
         self._warn_unverified()
 
@@ -245,6 +248,7 @@ class Job:
                     image_workers=params["parallel_images"],
                     blob_workers=params["parallel_blobs"],
                     pins=pins,
+                    copier=self._copier(source, destinations) if self.copy_jobs else None,
                 )
         finally:
             for item in [source] + list(destinations.values()):
@@ -262,6 +266,36 @@ class Job:
             result["history"] = self._history(configmaps, scope)
         result["stats"]["api_calls"] = self.api_calls
         return result
+
+    def _copier(self, source: RegistryClient, destinations: Mapping[str, RegistryClient]) -> Any:
+        """``copier(copies, actual)`` for ``reconcile``: the copies run as Jobs (``copy_jobs``). The
+        registries' token realms are read from their challenges (cached by the clients' reads)."""
+
+        def run(copies: list[dict[str, Any]], actual: Mapping[str, Any]) -> None:
+            if not copies:
+                return
+            realms = {"source": source.auth.challenge()[1].get("realm")}
+            realms.update({name: client.auth.challenge()[1].get("realm") for name, client in destinations.items()})
+            ca_certs = []
+            for path in sorted({env.ca_cert for env in self.targets.values() if env.ca_cert}):
+                with open(path) as handle:
+                    ca_certs.append(handle.read())
+            params = self.params
+            jobs = copy_jobs.CopyJobs(
+                self.api.cluster,
+                self.copy_jobs,
+                self.targets,
+                realms,
+                "".join(ca_certs),
+                params["parallel_images"],
+                params["parallel_blobs"],
+                params["retries"],
+                params["timeout"],
+            )
+            jobs.execute(copies, actual)
+            self.api_calls += jobs.api_calls
+
+        return run
 
     @property
     def requester(self) -> str:

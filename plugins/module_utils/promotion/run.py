@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment, promotion_order, promotion_targets
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import audit_rows
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.execute import Executor
-from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import plan, summarize
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, plan, summarize
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.scope import Scope
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.state import read_artifacts, read_state
 
@@ -34,6 +34,7 @@ def reconcile(
     read_workers: int = 8,
     clock: Callable[[], float] = time.monotonic,
     pins: Mapping[tuple[str, str, str], tuple[str, str]] | None = None,
+    copier: Callable[[list[dict[str, Any]], Mapping[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Read every registry in scope, plan, and (unless ``check_mode``) execute.
 
@@ -111,6 +112,9 @@ def reconcile(
     executor = Executor(source, destinations, actual, image_workers=image_workers, blob_workers=blob_workers, clock=clock)
     if check_mode:
         executor.estimate(actions)
+    elif copier is not None:
+        copier([a for a in actions if a["action"] == COPY], actual)
+        executor.execute([a for a in actions if a["action"] != COPY])
     else:
         executor.execute(actions)
     return {
