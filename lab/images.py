@@ -16,6 +16,9 @@ inputs, same digests):
   (``components/token-server``) built ``CGO_ENABLED=0`` by ``lab/build/build-binaries.sh``, the
   one file ``/token-server``, run as user 1001 with ``--config /etc/token-server/config.json``
   (what its ``Containerfile`` builds); ``token_server_reference()`` names it.
+* ``segmented-registry/copier:<source hash>``: the collection's promotion copier
+  (``components/copier``), built the same way, the one file ``/copier`` run as user 1001 (its
+  ``Containerfile``'s image; a Job gives it ``--plan <file>``); ``copier_reference()`` names it.
 * ``lab/s3:<gofakes3 version>-<hash of its main.go>``: the lab's S3-compatible object store
   (``lab/build/s3server``, built ``CGO_ENABLED=0``), alone; ``lab/objectstore.py`` runs it.
 
@@ -64,6 +67,11 @@ TOKEN_SERVER_IMAGE_CONFIG = {  # as components/token-server/Containerfile
     "Entrypoint": ["/token-server", "--config", "/etc/token-server/config.json"],
     "User": "1001",
     "ExposedPorts": {"8080/tcp": {}},
+}
+COPIER_REPOSITORY = "segmented-registry/copier"
+COPIER_IMAGE_CONFIG = {  # as components/copier/Containerfile
+    "Entrypoint": ["/copier"],
+    "User": "1001",
 }
 MIRROR_CONFIG = """version: 0.1
 log:
@@ -180,6 +188,20 @@ def token_server_reference(version=None):
     return f"{MIRROR_HOST}/{TOKEN_SERVER_REPOSITORY}:{version}"
 
 
+def copier_entries(binary):
+    return [_entry("copier", source=binary, mode=0o755)]
+
+
+def copier_reference(version=None):
+    """The lab mirror's reference of the copier image,
+    ``localhost:5104/segmented-registry/copier:<version>``; ``version`` defaults to the one
+    build-binaries.sh gives the current sources (12 hex digits of their sha256)."""
+    if version is None:
+        version = subprocess.run(["bash", BUILD_SCRIPT, "copier-version"], check=True, capture_output=True,
+                                 text=True).stdout.strip()
+    return f"{MIRROR_HOST}/{COPIER_REPOSITORY}:{version}"
+
+
 def s3server_entries(binary):
     return [
         _entry("bin", directory=True), _entry("tmp", directory=True), _entry("data", directory=True),
@@ -187,7 +209,7 @@ def s3server_entries(binary):
     ]
 
 
-def references(distribution_version, kubernetes_version, token_server_version, s3server_version=None):
+def references(distribution_version, kubernetes_version, token_server_version, s3server_version=None, copier_version=None):
     busybox = busybox_version()
     refs = {
         "registry": f"{MIRROR_HOST}/lab/registry:{distribution_version}",
@@ -197,6 +219,8 @@ def references(distribution_version, kubernetes_version, token_server_version, s
     }
     if s3server_version:
         refs["s3"] = f"{MIRROR_HOST}/lab/s3:{s3server_version}"
+    if copier_version:
+        refs["copier"] = copier_reference(copier_version)
     return refs
 
 
@@ -221,10 +245,10 @@ def mirror_digest(lab, reference):
 
 def publish(lab, bins):
     """Build the lab's images the mirror does not serve yet and push them; returns the references
-    by name. ``bins``: labctl's binaries (distribution, kubectl, the token server, s3server and their
-    versions), and under ``pinned`` the same images by digest."""
+    by name. ``bins``: labctl's binaries (distribution, kubectl, the token server, s3server, the copier
+    and their versions), and under ``pinned`` the same images by digest."""
     refs = references(bins["distribution-version"], bins["kubernetes-version"], bins["token-server-version"],
-                      bins["s3server-version"])
+                      bins["s3server-version"], bins["copier-version"])
     contents = {
         "registry": (lambda: registry_entries(bins["distribution"]),
                      {"Entrypoint": ["/bin/registry"], "Cmd": ["serve", "/etc/distribution/config.yml"],
@@ -235,6 +259,7 @@ def publish(lab, bins):
         "kubectl": (lambda: busybox_entries() + [_entry("bin/kubectl", source=bins["kubectl"], mode=0o755)],
                     {"Env": [PATH_ENV, "HOME=/tmp"], "Entrypoint": ["/bin/kubectl"]}),
         "token-server": (lambda: token_server_entries(bins["token-server"]), TOKEN_SERVER_IMAGE_CONFIG),
+        "copier": (lambda: copier_entries(bins["copier"]), COPIER_IMAGE_CONFIG),
         "s3": (lambda: s3server_entries(bins["s3server"]),
                {"Entrypoint": ["/bin/s3server"], "Cmd": ["-listen", ":9000", "-db", "/data/s3.db"],
                 "ExposedPorts": {"9000/tcp": {}}, "Volumes": {"/data": {}}}),

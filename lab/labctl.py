@@ -222,7 +222,7 @@ class Lab:
     def binaries(self):
         script = os.path.join(HERE, "build", "build-binaries.sh")
         subprocess.run(["bash", script, "all"], check=True, stdout=sys.stderr)
-        k8s_dir, etcd_dir, distribution_dir, containerd_dir, token_server_dir, s3server_dir = subprocess.run(
+        k8s_dir, etcd_dir, distribution_dir, containerd_dir, token_server_dir, s3server_dir, copier_dir = subprocess.run(
             ["bash", script, "paths"], check=True, capture_output=True, text=True
         ).stdout.split()
         bins = {name: os.path.join(k8s_dir, name) for name in (
@@ -236,6 +236,8 @@ class Lab:
         bins["token-server-version"] = os.path.basename(token_server_dir).split("-", 2)[2]
         bins["s3server"] = os.path.join(s3server_dir, "s3server")
         bins["s3server-version"] = os.path.basename(s3server_dir).split("-", 1)[1]
+        bins["copier"] = os.path.join(copier_dir, "copier")
+        bins["copier-version"] = os.path.basename(copier_dir).split("-", 1)[1]
         return bins
 
     # -- etcd ---------------------------------------------------------------------------

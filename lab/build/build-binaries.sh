@@ -6,12 +6,14 @@
 # in versions.env, the node's container runtime (containerd v2, from
 # github.com/containerd/containerd/v2) and the lab's S3-compatible object store (s3server: the
 # small main in s3server/ over github.com/johannesboyne/gofakes3), once per machine; and this
-# repository's registry token server (components/token-server), once per version of its sources.
+# repository's registry token server (components/token-server) and promotion copier
+# (components/copier), once per version of their sources.
 # Output: $LAB_CACHE/bin/kubernetes-<k8s-version>/{kube-apiserver,...,kubectl},
 #         $LAB_CACHE/bin/etcd-<etcd-version>/etcd, $LAB_CACHE/bin/distribution-<version>/registry,
 #         $LAB_CACHE/bin/containerd-<version>/{containerd,containerd-shim-runc-v2,ctr},
 #         $LAB_CACHE/bin/s3server-<gofakes3 version>-<hash of s3server/>/s3server
-#         and $LAB_CACHE/bin/token-server-<source hash>/token-server
+#         $LAB_CACHE/bin/token-server-<source hash>/token-server
+#         and $LAB_CACHE/bin/copier-<source hash>/copier
 # Binaries are cached outside the repository and never committed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,6 +30,12 @@ token_server_src="$(cd "$here/../.." && pwd)/components/token-server"
 token_server_version="$(cd "$token_server_src" && find . -type f \( -name go.mod -o \( -name '*.go' ! -name '*_test.go' \) \) -print0 |
   LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)"
 token_server_out="$LAB_CACHE/bin/token-server-$token_server_version"
+# The copier's version, the same way; go.sum is part of it (its modules come from the Go module
+# proxy: a changed dependency is a new build).
+copier_src="$(cd "$here/../.." && pwd)/components/copier"
+copier_version="$(cd "$copier_src" && find . -type f \( -name go.mod -o -name go.sum -o \( -name '*.go' ! -name '*_test.go' \) \) -print0 |
+  LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)"
+copier_out="$LAB_CACHE/bin/copier-$copier_version"
 containerd_cmds=(containerd containerd-shim-runc-v2 ctr)
 # s3server's own code is part of its version: a changed main.go is a new binary (and image tag)
 s3server_src="$here/s3server"
@@ -183,6 +191,18 @@ build_token_server() {
   mv "$token_server_out/token-server.tmp" "$token_server_out/token-server"
 }
 
+build_copier() {
+  if [ -x "$copier_out/copier" ]; then
+    echo "copier $copier_version: cached in $copier_out"; return
+  fi
+  mkdir -p "$copier_out"
+  echo "building copier $copier_version ..."
+  # static (CGO_ENABLED=0): its image holds this one file. Its modules (go.sum) are downloaded
+  # through the Go module proxy into the module cache when they are not there yet.
+  (cd "$copier_src" && go build -mod=readonly -trimpath -ldflags "-s -w" -o "$copier_out/copier.tmp" .)
+  mv "$copier_out/copier.tmp" "$copier_out/copier"
+}
+
 build_s3server() {
   if [ -x "$s3server_out/s3server" ]; then echo "s3server $s3server_version: cached in $s3server_out"; return; fi
   local mod="$LAB_CACHE/src/s3server-$s3server_version"
@@ -210,9 +230,11 @@ case "${1:-all}" in
   distribution) build_distribution ;;
   containerd) build_containerd ;;
   token-server) build_token_server ;;
+  copier) build_copier ;;
   s3server) build_s3server ;;
-  all) build_etcd; build_kubernetes; build_distribution; build_containerd; build_token_server; build_s3server ;;
-  paths) echo "$k8s_out $etcd_out $distribution_out $containerd_out $token_server_out $s3server_out" ;;
+  all) build_etcd; build_kubernetes; build_distribution; build_containerd; build_token_server; build_copier; build_s3server ;;
+  paths) echo "$k8s_out $etcd_out $distribution_out $containerd_out $token_server_out $s3server_out $copier_out" ;;
   token-server-version) echo "$token_server_version" ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|distribution|containerd|token-server|s3server|paths|token-server-version]" >&2; exit 2 ;;
+  copier-version) echo "$copier_version" ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|distribution|containerd|token-server|copier|s3server|paths|token-server-version|copier-version]" >&2; exit 2 ;;
 esac

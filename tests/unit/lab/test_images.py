@@ -75,6 +75,33 @@ def test_token_server_reference_carries_the_source_hash_of_the_build():
     assert built and all(path.endswith("/token-server-" + version) for path in built)
 
 
+def test_copier_image_is_the_one_binary_run_as_a_user(tmp_path):
+    binary = tmp_path / "copier"
+    binary.write_bytes(b"\x7fELF pretend copier")
+    layout = str(tmp_path / "oci")
+    images.write_image(layout, images.copier_entries(str(binary)), images.COPIER_IMAGE_CONFIG, "abc")
+    _digest, manifest = image.load_manifest(layout, "abc")
+    with open(image._blob_path(layout, manifest["config"]["digest"]), "rb") as handle:
+        config = json.load(handle)["config"]
+    assert config["Entrypoint"] == ["/copier"] and config["User"] == "1001"
+    with open(image._blob_path(layout, manifest["layers"][0]["digest"]), "rb") as handle:
+        layer = tarfile.open(fileobj=io.BytesIO(gzip.decompress(handle.read())))
+    [member] = layer.getmembers()
+    assert member.name == "copier" and member.mode == 0o755 and member.isfile()
+
+
+def test_copier_reference_carries_the_source_hash_of_the_build():
+    assert images.copier_reference("0123456789ab") == "localhost:5104/segmented-registry/copier:0123456789ab"
+    reference = images.copier_reference()
+    version = reference.rsplit(":", 1)[1]
+    assert re.fullmatch(r"[0-9a-f]{12}", version)
+    paths = subprocess.run(["bash", images.BUILD_SCRIPT, "paths"], check=True, capture_output=True, text=True).stdout
+    built = [path for path in paths.split() if "/copier-" in path]
+    assert built and all(path.endswith("/copier-" + version) for path in built)
+    refs = images.references("v3.1.2", "v1.36.3", "0123456789ab", "v1.2.0-abc", "fedcba987654")
+    assert refs["copier"] == "localhost:5104/segmented-registry/copier:fedcba987654"
+
+
 def _names(cert_path):
     with open(cert_path, "rb") as handle:
         cert = x509.load_pem_x509_certificate(handle.read())
