@@ -69,11 +69,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if _, err := os.Stat(p.TokenFile); err != nil {
 		return fail(fmt.Errorf("%w: token_file: %v", plan.ErrPlan, err))
 	}
-	options := func(r plan.Registry) registry.Options {
+	options := func(r plan.Registry, push bool) registry.Options {
 		return registry.Options{Host: r.Registry, Insecure: r.Insecure, CAFile: r.CAFile, Realms: p.Realms, TokenFile: p.TokenFile,
-			Timeout: time.Duration(p.TimeoutSeconds) * time.Second, Retries: *p.Retries, Backoff: backoff}
+			Timeout: time.Duration(p.TimeoutSeconds) * time.Second, Retries: *p.Retries, Backoff: backoff, Push: push}
 	}
-	source, err := registry.New(options(p.Source))
+	source, err := registry.New(options(p.Source, false))
 	if err != nil {
 		return fail(fmt.Errorf("%w: source: %v", plan.ErrPlan, err))
 	}
@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	sort.Strings(envs)
 	for _, env := range envs {
-		if destinations[env], err = registry.New(options(p.Destinations[env])); err != nil {
+		if destinations[env], err = registry.New(options(p.Destinations[env], true)); err != nil {
 			return fail(fmt.Errorf("%w: destinations.%s: %v", plan.ErrPlan, env, err))
 		}
 	}

@@ -153,7 +153,15 @@ func (x *Executor) runCopy(ctx context.Context, item plan.Item) Result {
 	}
 	c := &Counters{}
 	result := Result{ID: item.ID, Result: Copied, Counters: c}
-	if err := x.copy(ctx, item, c); err != nil {
+	err := func() (err error) {
+		defer func() { // a bug must not stop the other items: it is reported as this item's failure
+			if p := recover(); p != nil {
+				err = fmt.Errorf("internal error: %v", p)
+			}
+		}()
+		return x.copy(ctx, item, c)
+	}()
+	if err != nil {
 		result.Result, result.Error = Failed, err.Error()
 	}
 	c.Seconds = math.Round(x.Clock().Sub(started).Seconds()*1000) / 1000
@@ -330,6 +338,11 @@ func (x *Executor) copyTree(ctx context.Context, env string, destination *regist
 			defer wg.Done()
 			x.blobSlots <- struct{}{}
 			defer func() { <-x.blobSlots }()
+			defer func() {
+				if p := recover(); p != nil {
+					errs[i] = fmt.Errorf("internal error: %v", p)
+				}
+			}()
 			errs[i] = x.ensureBlob(ctx, env, destination, sourceRepository, repository, blob, hints, c)
 		}()
 	}

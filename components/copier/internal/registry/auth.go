@@ -97,6 +97,7 @@ type tokens struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedToken // realm, service and scopes -> token
+	busy  map[string]*sync.Mutex // the same key -> held while its token is asked for
 }
 
 type cachedToken struct {
@@ -125,6 +126,27 @@ func (t *tokens) cached(realm, service string, scopes []string) string {
 		return c.token
 	}
 	return ""
+}
+
+// get returns a token for scopes: the cached one unless fresh, else a new one. Requests for the
+// same key wait for one another, so that images and blobs starting together ask once.
+func (t *tokens) get(ctx context.Context, realm, service string, scopes []string, fresh bool) (string, error) {
+	key := tokenKey(realm, service, scopes)
+	t.mu.Lock()
+	lock, ok := t.busy[key]
+	if !ok {
+		lock = &sync.Mutex{}
+		t.busy[key] = lock
+	}
+	t.mu.Unlock()
+	lock.Lock()
+	defer lock.Unlock()
+	if !fresh {
+		if token := t.cached(realm, service, scopes); token != "" {
+			return token, nil
+		}
+	}
+	return t.fetch(ctx, realm, service, scopes)
 }
 
 // mapRealm: the URL to use for a challenge's realm (exact match in the map, else the realm).

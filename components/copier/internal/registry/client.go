@@ -46,6 +46,9 @@ type Options struct {
 	Timeout   time.Duration // connect, TLS handshake, response headers, a request; a stalled blob stream
 	Retries   int           // further attempts after a transient failure
 	Backoff   time.Duration // the first pause between attempts, doubled each time up to BackoffCap
+	// Push: every token of a repository is asked for "pull,push" (a destination: one token
+	// serves the HEADs, uploads and PUTs of a copy); else "pull".
+	Push bool
 }
 
 // BackoffCap is the longest pause between two attempts.
@@ -61,6 +64,7 @@ type Client struct {
 	timeout time.Duration
 	retries int
 	backoff time.Duration
+	actions string // of the repository scopes: "pull" or "pull,push"
 
 	mu      sync.Mutex
 	realm   string // of the registry's last Bearer challenge
@@ -107,15 +111,24 @@ func New(o Options) (*Client, error) {
 		timeout: o.Timeout,
 		retries: o.Retries,
 		backoff: o.Backoff,
+		actions: "pull",
+	}
+	if o.Push {
+		c.actions = "pull,push"
 	}
 	// the token realm is asked with the same verified TLS (the realm map changes the URL only)
-	c.tokens = &tokens{client: &http.Client{Transport: rt}, realms: o.Realms, tokenFile: o.TokenFile, clock: time.Now, cache: map[string]cachedToken{}}
+	c.tokens = &tokens{client: &http.Client{Transport: rt}, realms: o.Realms, tokenFile: o.TokenFile, clock: time.Now, cache: map[string]cachedToken{}, busy: map[string]*sync.Mutex{}}
 	return c, nil
 }
 
 // Scope of a repository for actions ("pull", "pull,push").
 func Scope(repository, actions string) string {
 	return "repository:" + repository + ":" + actions
+}
+
+// scope of a repository this client reads or writes.
+func (c *Client) scope(repository string) string {
+	return Scope(repository, c.actions)
 }
 
 func (c *Client) url(repository, kind, ref string) string {
@@ -167,7 +180,8 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.authorize(ctx, req, scopes, false); err != nil {
+	sent, err := c.authorize(ctx, req, scopes, false)
+	if err != nil {
 		return nil, err
 	}
 	resp, err := client.Do(req)
@@ -188,7 +202,8 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 			c.mu.Lock()
 			c.realm, c.service, c.basic = ch.params["realm"], ch.params["service"], false
 			c.mu.Unlock()
-			if s := ch.params["scope"]; s != "" {
+			if s := ch.params["scope"]; s != "" && sent {
+				// a token was refused: ask for what the challenge names too
 				scopes = normalise(append(scopes, strings.Fields(s)...))
 			}
 			learned = true
@@ -210,41 +225,36 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.authorize(ctx, req, scopes, true); err != nil {
+	if _, err := c.authorize(ctx, req, scopes, sent); err != nil {
 		return nil, err
 	}
 	return client.Do(req)
 }
 
-// authorize sets the Authorization header from what the registry asked for before (a token
-// from the cache unless fresh, else a new one); nothing before the first challenge.
-func (c *Client) authorize(ctx context.Context, req *http.Request, scopes []string, fresh bool) error {
+// authorize sets the Authorization header from what the registry asked for before (a cached
+// token, or a new one when there is none or fresh is set); nothing before the first challenge.
+// It tells whether it set credentials.
+func (c *Client) authorize(ctx context.Context, req *http.Request, scopes []string, fresh bool) (bool, error) {
 	c.mu.Lock()
 	realm, service, basic := c.realm, c.service, c.basic
 	c.mu.Unlock()
 	if basic {
 		password, err := c.tokens.password()
 		if err != nil {
-			return err
+			return false, err
 		}
 		req.SetBasicAuth(Username, password)
-		return nil
+		return true, nil
 	}
 	if realm == "" {
-		return nil
+		return false, nil
 	}
-	token := ""
-	if !fresh {
-		token = c.tokens.cached(realm, service, scopes)
-	}
-	if token == "" {
-		var err error
-		if token, err = c.tokens.fetch(ctx, realm, service, scopes); err != nil {
-			return err
-		}
+	token, err := c.tokens.get(ctx, realm, service, scopes, fresh)
+	if err != nil {
+		return false, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	return nil
+	return true, nil
 }
 
 func drain(resp *http.Response) {
@@ -305,7 +315,7 @@ func (c *Client) HeadManifest(ctx context.Context, repository, ref string) (stri
 	err := c.withRetries(ctx, func() error {
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		resp, err := c.send(ctx, request{method: http.MethodHead, url: c.url(repository, "manifests", ref), scopes: []string{Scope(repository, "pull")}, header: acceptManifests()})
+		resp, err := c.send(ctx, request{method: http.MethodHead, url: c.url(repository, "manifests", ref), scopes: []string{c.scope(repository)}, header: acceptManifests()})
 		if err != nil {
 			return c.failed(doing, repository, err)
 		}
@@ -352,7 +362,7 @@ func (c *Client) GetManifest(ctx context.Context, repository, digest string) (da
 
 func (c *Client) getManifest(ctx context.Context, repository, ref string) ([]byte, string, bool, error) {
 	doing := "GET manifest " + repository + refSep(ref) + ref
-	resp, err := c.send(ctx, request{method: http.MethodGet, url: c.url(repository, "manifests", ref), scopes: []string{Scope(repository, "pull")}, header: acceptManifests()})
+	resp, err := c.send(ctx, request{method: http.MethodGet, url: c.url(repository, "manifests", ref), scopes: []string{c.scope(repository)}, header: acceptManifests()})
 	if err != nil {
 		return nil, "", false, c.failed(doing, repository, err)
 	}
@@ -398,7 +408,7 @@ func (c *Client) PutManifest(ctx context.Context, repository, ref string, data [
 	return c.withRetries(ctx, func() error {
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		resp, err := c.send(ctx, request{method: http.MethodPut, url: c.url(repository, "manifests", ref), scopes: []string{Scope(repository, "pull,push")},
+		resp, err := c.send(ctx, request{method: http.MethodPut, url: c.url(repository, "manifests", ref), scopes: []string{c.scope(repository)},
 			header: http.Header{"Content-Type": {mediaType}}, body: data})
 		if err != nil {
 			return c.failed(doing, repository, err)
@@ -418,7 +428,7 @@ func (c *Client) HeadBlob(ctx context.Context, repository, digest string) (bool,
 	err := c.withRetries(ctx, func() error {
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		resp, err := c.send(ctx, request{method: http.MethodHead, url: c.url(repository, "blobs", digest), scopes: []string{Scope(repository, "pull")}})
+		resp, err := c.send(ctx, request{method: http.MethodHead, url: c.url(repository, "blobs", digest), scopes: []string{c.scope(repository)}})
 		if err != nil {
 			return c.failed(doing, repository, err)
 		}
@@ -444,7 +454,7 @@ func (c *Client) Mount(ctx context.Context, repository, digest, from string) (mo
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 		u := c.base + "/v2/" + repository + "/blobs/uploads/?" + url.Values{"mount": {digest}, "from": {from}}.Encode()
-		resp, err := c.send(ctx, request{method: http.MethodPost, url: u, scopes: []string{Scope(repository, "pull,push"), Scope(from, "pull")}, body: []byte{}})
+		resp, err := c.send(ctx, request{method: http.MethodPost, url: u, scopes: []string{c.scope(repository), Scope(from, "pull")}, body: []byte{}})
 		if err != nil {
 			return c.failed(doing, repository, err)
 		}
@@ -466,7 +476,7 @@ func (c *Client) Mount(ctx context.Context, repository, digest, from string) (mo
 func (c *Client) startUpload(ctx context.Context, repository, doing string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.send(ctx, request{method: http.MethodPost, url: c.base + "/v2/" + repository + "/blobs/uploads/", scopes: []string{Scope(repository, "pull,push")}, body: []byte{}})
+	resp, err := c.send(ctx, request{method: http.MethodPost, url: c.base + "/v2/" + repository + "/blobs/uploads/", scopes: []string{c.scope(repository)}, body: []byte{}})
 	if err != nil {
 		return "", c.failed(doing, repository, err)
 	}
@@ -499,7 +509,7 @@ func (c *Client) upload(ctx context.Context, repository, digest, location string
 			return err
 		}
 	}
-	resp, err := c.send(ctx, request{method: http.MethodPatch, url: location, scopes: []string{Scope(repository, "pull,push")},
+	resp, err := c.send(ctx, request{method: http.MethodPatch, url: location, scopes: []string{c.scope(repository)},
 		header: http.Header{"Content-Type": {"application/octet-stream"}}, stream: body, length: length})
 	if err != nil {
 		return c.failed(doing, repository, err)
@@ -520,7 +530,7 @@ func (c *Client) upload(ctx context.Context, repository, digest, location string
 	u.RawQuery = q.Encode()
 	putCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err = c.send(putCtx, request{method: http.MethodPut, url: u.String(), scopes: []string{Scope(repository, "pull,push")}, body: []byte{}})
+	resp, err = c.send(putCtx, request{method: http.MethodPut, url: u.String(), scopes: []string{c.scope(repository)}, body: []byte{}})
 	if err != nil {
 		return c.failed(doing, repository, err)
 	}
@@ -534,7 +544,7 @@ func (c *Client) upload(ctx context.Context, repository, digest, location string
 // openBlob starts the download of repository@digest (redirects to storage followed).
 func (c *Client) openBlob(ctx context.Context, repository, digest string) (io.ReadCloser, int64, error) {
 	doing := "GET blob " + repository + "@" + digest
-	resp, err := c.send(ctx, request{method: http.MethodGet, url: c.url(repository, "blobs", digest), scopes: []string{Scope(repository, "pull")}, follow: true})
+	resp, err := c.send(ctx, request{method: http.MethodGet, url: c.url(repository, "blobs", digest), scopes: []string{c.scope(repository)}, follow: true})
 	if err != nil {
 		return nil, 0, c.failed(doing, repository, err)
 	}
