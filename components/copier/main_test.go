@@ -243,3 +243,35 @@ func TestUntrustedCertificateFails(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stdout)
 	}
 }
+
+// A blob stream that stops moving is abandoned after timeout_seconds (and retried: here not).
+func TestStalledBlobStreamTimesOut(t *testing.T) {
+	f := newFixture(t)
+	stall := make(chan struct{})
+	defer close(stall)
+	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("a few bytes"))
+			w.(http.Flusher).Flush()
+			select {
+			case <-stall:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		f.source.ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	path := f.plan(map[string]any{"retries": 0, "timeout_seconds": 1,
+		"source": map[string]any{"registry": strings.TrimPrefix(slow.URL, "https://"), "ca_file": f.caFile}})
+	started := time.Now()
+	code, stdout, _ := f.run(path)
+	if code != exitFailed || !strings.Contains(stdout, "no byte moved for 1s (timeout_seconds)") {
+		t.Fatalf("exit %d\n%s", code, stdout)
+	}
+	if elapsed := time.Since(started); elapsed > 5*time.Second {
+		t.Fatalf("took %s", elapsed)
+	}
+}
