@@ -20,6 +20,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -560,10 +561,10 @@ func (c *Client) openBlob(ctx context.Context, repository, digest string) (io.Re
 // mount opened) is used by the first attempt only. A stream that moves no byte for the
 // destination's timeout is abandoned (and retried).
 func CopyBlob(ctx context.Context, src *Client, srcRepository string, dst *Client, repository, digest string, size int64, location string) (int64, error) {
-	var sent int64
+	var sent atomic.Int64 // counted as the upload reads the stream (the transport's goroutine)
 	err := dst.withRetries(ctx, func() error {
 		defer func() { location = "" }()
-		sent = 0
+		sent.Store(0)
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		var stalled bool
@@ -581,13 +582,13 @@ func CopyBlob(ctx context.Context, src *Client, srcRepository string, dst *Clien
 		if size < 0 {
 			return &Error{Registry: src.Host, Repository: srcRepository, Doing: "GET blob " + srcRepository + "@" + digest, Err: errors.New("the size is unknown")}
 		}
-		reader := &progressReader{r: body, onRead: func(n int) { watchdog.Reset(dst.timeout); sent += int64(n) }}
+		reader := &progressReader{r: body, onRead: func(n int) { watchdog.Reset(dst.timeout); sent.Add(int64(n)) }}
 		if err := dst.upload(ctx, repository, digest, location, reader, size); err != nil {
 			return stalledError(err, &mu, &stalled, dst, repository, digest)
 		}
 		return nil
 	})
-	return sent, err
+	return sent.Load(), err
 }
 
 func stalledError(err error, mu *sync.Mutex, stalled *bool, dst *Client, repository, digest string) error {
