@@ -66,16 +66,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := os.Stat(p.TokenFile); err != nil {
-		return fail(fmt.Errorf("%w: token_file: %v", plan.ErrPlan, err))
+	options := func(field, name string, r plan.Registry, push bool) (registry.Options, error) {
+		tokenFile, key := p.TokenFile, "token_file"
+		if r.TokenFile != "" {
+			tokenFile, key = r.TokenFile, field+".token_file"
+		}
+		if _, err := os.Stat(tokenFile); err != nil {
+			return registry.Options{}, fmt.Errorf("%s: %v", key, err)
+		}
+		return registry.Options{Host: r.Registry, Name: name, Insecure: r.Insecure, CAFile: r.CAFile, Realms: p.Realms, TokenFile: tokenFile,
+			Timeout: time.Duration(p.TimeoutSeconds) * time.Second, Retries: *p.Retries, Backoff: backoff, Push: push}, nil
 	}
-	options := func(r plan.Registry, push bool) registry.Options {
-		return registry.Options{Host: r.Registry, Insecure: r.Insecure, CAFile: r.CAFile, Realms: p.Realms, TokenFile: p.TokenFile,
-			Timeout: time.Duration(p.TimeoutSeconds) * time.Second, Retries: *p.Retries, Backoff: backoff, Push: push}
+	client := func(field, name string, r plan.Registry, push bool) (*registry.Client, error) {
+		o, err := options(field, name, r, push)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", plan.ErrPlan, err)
+		}
+		c, err := registry.New(o)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", plan.ErrPlan, field, err)
+		}
+		return c, nil
 	}
-	source, err := registry.New(options(p.Source, false))
+	source, err := client("source", "default (integrated registry)", p.Source, false)
 	if err != nil {
-		return fail(fmt.Errorf("%w: source: %v", plan.ErrPlan, err))
+		return fail(err)
 	}
 	destinations := map[string]*registry.Client{}
 	envs := make([]string, 0, len(p.Destinations))
@@ -84,8 +99,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	sort.Strings(envs)
 	for _, env := range envs {
-		if destinations[env], err = registry.New(options(p.Destinations[env], true)); err != nil {
-			return fail(fmt.Errorf("%w: destinations.%s: %v", plan.ErrPlan, env, err))
+		if destinations[env], err = client("destinations."+env, env, p.Destinations[env], true); err != nil {
+			return fail(err)
 		}
 	}
 	fmt.Fprintf(stderr, "copier: %d items from %s into %d registries\n", len(p.Items), p.Source.Registry, len(destinations))

@@ -275,3 +275,38 @@ func TestStalledBlobStreamTimesOut(t *testing.T) {
 		t.Fatalf("took %s", elapsed)
 	}
 }
+
+// A registry's own token_file is its password; the plan's token_file is the others'.
+func TestTokenFilePerRegistry(t *testing.T) {
+	f := newFixture(t)
+	passwords := map[string]string{"integrated": "api-audience-token", "env-test": "token-server-audience-token"}
+	tokenServer := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		service := r.URL.Query().Get("service")
+		if _, password, ok := r.BasicAuth(); !ok || password != passwords[service] {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`))
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"token": "bearer-" + service})
+	}))
+	defer tokenServer.Close()
+	f.source.Realm, f.source.Service, f.source.Token = tokenServer.URL, "integrated", "bearer-integrated"
+	f.dest.Realm, f.dest.Service, f.dest.Token = tokenServer.URL, "env-test", "bearer-env-test"
+	sourceToken := filepath.Join(f.dir, "source-token")
+	f.write(sourceToken, []byte(passwords["integrated"]))
+	f.write(f.tokenFile, []byte(passwords["env-test"]))
+	path := f.plan(map[string]any{"source": map[string]any{"registry": f.srcHost, "ca_file": f.caFile, "token_file": sourceToken}})
+	if code, stdout, stderr := f.run(path); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	// the plan's token_file alone: the source refuses it
+	code, stdout, _ := f.run(f.plan(map[string]any{"retries": 0}))
+	if code != exitFailed || !strings.Contains(stdout, "HTTP 401 (UNAUTHORIZED: authentication required)") {
+		t.Fatalf("exit %d\n%s", code, stdout)
+	}
+	// a registry's token_file that does not exist: exit 2 naming it
+	path = f.plan(map[string]any{"source": map[string]any{"registry": f.srcHost, "ca_file": f.caFile, "token_file": filepath.Join(f.dir, "none")}})
+	if code, _, stderr := f.run(path); code != exitPlan || !strings.Contains(stderr, "source.token_file: ") {
+		t.Fatalf("exit %d %s", code, stderr)
+	}
+}

@@ -24,6 +24,10 @@ type Registry struct {
 	Insecure bool `json:"insecure"`
 	// CAFile: PEM certificates trusted for HTTPS, in addition to the system roots.
 	CAFile string `json:"ca_file"`
+	// TokenFile: this registry's credential, when not the plan's token_file (the integrated
+	// registry reviews a token for the API server's audiences, an environment registry one for
+	// the token server's).
+	TokenFile string `json:"token_file"`
 }
 
 // Ref names one image in one repository of one environment.
@@ -147,7 +151,13 @@ func (p *Plan) check() []string {
 		problems = append(problems, checkRegistry("destinations."+env, r)...)
 	}
 	if p.TokenFile == "" {
-		problems = append(problems, "token_file: required (the file holding the registry credential, a projected service account token)")
+		missing := p.Source.TokenFile == ""
+		for _, r := range p.Destinations {
+			missing = missing || r.TokenFile == ""
+		}
+		if missing {
+			problems = append(problems, "token_file: required unless every registry has its own token_file (the file holding the registry credential, a projected service account token)")
+		}
 	}
 	if p.ParallelImages < 1 || p.ParallelImages > 64 {
 		problems = append(problems, fmt.Sprintf("parallel_images %d: give 1 to 64", p.ParallelImages))

@@ -40,6 +40,7 @@ const maxManifestBytes = 4 << 20
 // Options configure one Client.
 type Options struct {
 	Host      string // host[:port]
+	Name      string // shown after the host in errors, as execute.py's clients do: the environment
 	Insecure  bool   // plain HTTP
 	CAFile    string // PEM bundle trusted in addition to the system roots
 	Realms    map[string]string
@@ -58,6 +59,7 @@ const BackoffCap = 8 * time.Second
 // Client talks to one registry.
 type Client struct {
 	Host    string
+	Name    string
 	base    string // scheme://host
 	plain   *http.Client
 	follow  *http.Client // follows redirects (blob downloads from storage)
@@ -106,6 +108,7 @@ func New(o Options) (*Client, error) {
 	}
 	c := &Client{
 		Host:    o.Host,
+		Name:    o.Name,
 		base:    scheme + "://" + o.Host,
 		plain:   &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		follow:  &http.Client{Transport: rt},
@@ -120,6 +123,14 @@ func New(o Options) (*Client, error) {
 	// the token realm is asked with the same verified TLS (the realm map changes the URL only)
 	c.tokens = &tokens{client: &http.Client{Transport: rt}, realms: o.Realms, tokenFile: o.TokenFile, clock: time.Now, cache: map[string]cachedToken{}, busy: map[string]*sync.Mutex{}}
 	return c, nil
+}
+
+// where: the host, and the name when it is another ("registry.seg-test.svc:5000 (test)").
+func (c *Client) where() string {
+	if c.Name != "" && c.Name != c.Host {
+		return c.Host + " (" + c.Name + ")"
+	}
+	return c.Host
 }
 
 // Scope of a repository for actions ("pull", "pull,push").
@@ -267,7 +278,7 @@ func drain(resp *http.Response) {
 func (c *Client) fail(doing, repository string, resp *http.Response) *Error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return &Error{Registry: c.Host, Repository: repository, Doing: doing, Status: resp.StatusCode, Detail: detail(resp, body)}
+	return &Error{Registry: c.where(), Repository: repository, Doing: doing, Status: resp.StatusCode, Detail: detail(resp, body)}
 }
 
 // failed makes the Error of a request that got no answer.
@@ -276,7 +287,7 @@ func (c *Client) failed(doing, repository string, err error) error {
 	if errors.As(err, &e) {
 		return err // a token request's own error
 	}
-	return &Error{Registry: c.Host, Repository: repository, Doing: doing, Err: transportCause(err)}
+	return &Error{Registry: c.where(), Repository: repository, Doing: doing, Err: transportCause(err)}
 }
 
 // withRetries runs op until it succeeds, fails for good or has been tried 1 + retries times.
@@ -355,7 +366,7 @@ func (c *Client) GetManifest(ctx context.Context, repository, digest string) (da
 		return e
 	})
 	if err == nil && found && digestOf(data) != digest {
-		return nil, "", false, &Error{Registry: c.Host, Repository: repository, Doing: "GET manifest " + repository + "@" + digest,
+		return nil, "", false, &Error{Registry: c.where(), Repository: repository, Doing: "GET manifest " + repository + "@" + digest,
 			Err: fmt.Errorf("the registry served bytes whose digest is %s", digestOf(data))}
 	}
 	return data, mediaType, found, err
@@ -380,7 +391,7 @@ func (c *Client) getManifest(ctx context.Context, repository, ref string) ([]byt
 		return nil, "", false, c.failed(doing, repository, err)
 	}
 	if len(data) > maxManifestBytes {
-		return nil, "", false, &Error{Registry: c.Host, Repository: repository, Doing: doing, Err: fmt.Errorf("the manifest is larger than %d bytes", maxManifestBytes)}
+		return nil, "", false, &Error{Registry: c.where(), Repository: repository, Doing: doing, Err: fmt.Errorf("the manifest is larger than %d bytes", maxManifestBytes)}
 	}
 	mediaType := strings.TrimSpace(strings.Split(resp.Header.Get("Content-Type"), ";")[0])
 	if !isManifestType(mediaType) {
@@ -491,11 +502,11 @@ func (c *Client) startUpload(ctx context.Context, repository, doing string) (str
 func (c *Client) location(resp *http.Response, doing, repository string) (string, error) {
 	loc := resp.Header.Get("Location")
 	if loc == "" {
-		return "", &Error{Registry: c.Host, Repository: repository, Doing: doing, Err: errors.New("the registry answered no Location")}
+		return "", &Error{Registry: c.where(), Repository: repository, Doing: doing, Err: errors.New("the registry answered no Location")}
 	}
 	u, err := resp.Request.URL.Parse(loc)
 	if err != nil {
-		return "", &Error{Registry: c.Host, Repository: repository, Doing: doing, Err: errors.New("the registry answered an unreadable Location")}
+		return "", &Error{Registry: c.where(), Repository: repository, Doing: doing, Err: errors.New("the registry answered an unreadable Location")}
 	}
 	return u.String(), nil
 }
@@ -524,7 +535,7 @@ func (c *Client) upload(ctx context.Context, repository, digest, location string
 	}
 	u, err := url.Parse(location)
 	if err != nil {
-		return &Error{Registry: c.Host, Repository: repository, Doing: doing, Err: errors.New("unreadable upload location")}
+		return &Error{Registry: c.where(), Repository: repository, Doing: doing, Err: errors.New("unreadable upload location")}
 	}
 	q := u.Query()
 	q.Set("digest", digest)
@@ -580,7 +591,7 @@ func CopyBlob(ctx context.Context, src *Client, srcRepository string, dst *Clien
 			size = length
 		}
 		if size < 0 {
-			return &Error{Registry: src.Host, Repository: srcRepository, Doing: "GET blob " + srcRepository + "@" + digest, Err: errors.New("the size is unknown")}
+			return &Error{Registry: src.where(), Repository: srcRepository, Doing: "GET blob " + srcRepository + "@" + digest, Err: errors.New("the size is unknown")}
 		}
 		reader := &progressReader{r: body, onRead: func(n int) { watchdog.Reset(dst.timeout); sent.Add(int64(n)) }}
 		if err := dst.upload(ctx, repository, digest, location, reader, size); err != nil {
@@ -595,7 +606,7 @@ func stalledError(err error, mu *sync.Mutex, stalled *bool, dst *Client, reposit
 	mu.Lock()
 	defer mu.Unlock()
 	if *stalled {
-		return &Error{Registry: dst.Host, Repository: repository, Doing: "copy of blob " + digest,
+		return &Error{Registry: dst.where(), Repository: repository, Doing: "copy of blob " + digest,
 			Err: fmt.Errorf("no byte moved for %s (timeout_seconds)", dst.timeout)}
 	}
 	return err
