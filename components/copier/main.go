@@ -3,7 +3,7 @@
 // registry) into environment registries, as plugins/module_utils/promotion/execute.py does, so
 // that no image byte passes through the Ansible controller.
 //
-// Usage: copier --plan /etc/copier/plan/plan.json
+// Usage: copier --plan /etc/copier/plan (a plan file, or a folder of its parts: see README.md)
 //
 // Output: one JSON line per item on stdout as it ends, then a summary line. Exit 0: every item
 // was copied or gated; 1: an item failed; 2: the plan cannot be used (the error names the field).
@@ -51,7 +51,7 @@ type summary struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("copier", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	planPath := flags.String("plan", "", "the plan file (JSON, see README.md)")
+	planPath := flags.String("plan", "", "the plan: a file (JSON, .gz for gzip) or a folder of its parts (see README.md)")
 	if err := flags.Parse(args); err != nil {
 		return exitPlan
 	}
@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitPlan
 	}
 	if *planPath == "" || flags.NArg() > 0 {
-		return fail(errors.New("usage: copier --plan <file.json>"))
+		return fail(errors.New("usage: copier --plan <file.json or folder>"))
 	}
 	p, err := plan.Load(*planPath)
 	if err != nil {

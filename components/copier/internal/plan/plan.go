@@ -4,11 +4,13 @@ package plan
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -80,14 +82,86 @@ var (
 	repoPattern = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
 )
 
-// Load reads and checks the plan file at path.
+// Load reads and checks the plan at path: a file (JSON; gzip when its name ends in .gz), or a
+// folder whose files *.json and *.json.gz (in name order; names starting with a dot, as a
+// mounted ConfigMap's own entries, are skipped) are the parts of one plan. A ConfigMap holds at
+// most 1 MiB, so a large shard comes in parts: each holds the same settings and some of the
+// items and present repositories.
 func Load(path string) (*Plan, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --plan %s: %v", ErrPlan, path, err)
+	}
+	if !info.IsDir() {
+		return loadFile(path)
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --plan %s: %v", ErrPlan, path, err)
+	}
+	var whole *Plan
+	for _, entry := range entries {
+		name := entry.Name()
+		if entry.IsDir() || strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".json.gz")) {
+			continue
+		}
+		part, err := loadFile(filepath.Join(path, name))
+		if err != nil {
+			return nil, err
+		}
+		if whole == nil {
+			whole = part
+			continue
+		}
+		if settings(part) != settings(whole) {
+			return nil, fmt.Errorf("%w: --plan %s: the part %s holds other settings than the first part; every part holds the same", ErrPlan, path, name)
+		}
+		whole.Items = append(whole.Items, part.Items...)
+		for env, repos := range part.Present {
+			if whole.Present == nil {
+				whole.Present = map[string]map[string][]string{}
+			}
+			if whole.Present[env] == nil {
+				whole.Present[env] = map[string][]string{}
+			}
+			for repo, digests := range repos {
+				whole.Present[env][repo] = append(whole.Present[env][repo], digests...)
+			}
+		}
+	}
+	if whole == nil {
+		return nil, fmt.Errorf("%w: --plan %s: the folder holds no *.json or *.json.gz", ErrPlan, path)
+	}
+	if problems := whole.check(); len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrPlan, strings.Join(problems, "; "))
+	}
+	return whole, nil
+}
+
+func loadFile(path string) (*Plan, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --plan %s: %v", ErrPlan, path, err)
 	}
 	defer f.Close()
-	return Parse(f)
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		unzipped, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --plan %s: %v", ErrPlan, path, err)
+		}
+		defer unzipped.Close()
+		r = unzipped
+	}
+	return Parse(r)
+}
+
+// settings is a part's plan without its items and present repositories, as JSON.
+func settings(p *Plan) string {
+	rest := *p
+	rest.Items, rest.Present = nil, nil
+	data, _ := json.Marshal(rest)
+	return string(data)
 }
 
 // Parse reads a plan: unknown fields are refused (json.Decoder.DisallowUnknownFields, whose
