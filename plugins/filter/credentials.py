@@ -13,8 +13,10 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials.lab
     ANNOTATION_GRANT_NAMESPACE,
     LABEL_ACCESS,
     LABEL_CLUSTER,
+    TOKEN_LONG_LIVED,
     identity_name,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.names import split_namespaced
 
 #: consumer_cluster_node_rollout_timeout's default (roles/consumer_cluster/defaults/main.yml).
 NODE_ROLLOUT_TIMEOUT = 900
@@ -25,15 +27,53 @@ def _in_scope(cluster, scope):
     return not scope or cluster in scope
 
 
-def credentials_wanted(topology, scope, pull_namespace, pull_secret_name, push_secret_name, global_pull_secret, integrated_registry):
+def _settings_problem(topology, scope, global_pull_secret, integrated_registry, token_type):
+    """Why the role's own settings cannot make the credentials the inventory asks for, naming the
+    setting and the fix; None when they can."""
+    if token_type == TOKEN_LONG_LIVED:
+        return (
+            "credentials_token_type: long_lived cannot make the consumers' pull credentials: the environment "
+            "registries' token server accepts only tokens minted for its audience (segmented.registry/token-server), "
+            "and a long-lived token Secret holds an API token. Use credentials_token_type bound (the default)."
+        )
+    consumers = [cluster["name"] for cluster in topology["consumer_clusters"]]
+    unknown = [name for name in scope if name not in consumers]
+    if unknown:
+        return (
+            "credentials_clusters: {} {} of the inventory (a host with segmented_registry_environment); use {}, "
+            "or leave credentials_clusters empty for all.".format(
+                ", ".join(unknown),
+                "is not a consumer cluster" if len(unknown) == 1 else "are not consumer clusters",
+                ", ".join(consumers) or "none defined",
+            )
+        )
+    if split_namespaced(global_pull_secret) is None:
+        return f"credentials_global_pull_secret {global_pull_secret} is not namespace/name, like openshift-config/segmented-registry-pull."
+    if not integrated_registry and any(cluster["credentials"]["builders"] for cluster in topology["consumer_clusters"]):
+        return (
+            "credentials_integrated_registry is empty but segmented_registry_credentials names builders: "
+            "set segmented_registry_integrated_registry on the registry cluster."
+        )
+    return None
+
+
+def credentials_wanted(topology, scope, pull_namespace, pull_secret_name, push_secret_name, global_pull_secret, integrated_registry, token_type):
     """Every credential the inventory asks for, in inventory order: per consumer cluster of
     ``scope``, its pull credential (for its environment's registry, written where its ``pull``
-    entries say and as ``global_pull_secret``), then a push credential per build namespace."""
+    entries say and as ``global_pull_secret``), then a push credential per build namespace.
+
+    The role's settings are checked first: ``token_type`` long_lived (which cannot make a pull
+    credential), a cluster of ``scope`` that is no consumer, ``global_pull_secret`` not
+    ``namespace/name``, builders without an ``integrated_registry``: each an error naming the
+    setting and the fix, raised before the role writes anything."""
     if not isinstance(topology, dict) or not isinstance(topology.get("consumer_clusters"), list):
         raise AnsibleFilterError(
             f"credentials_wanted takes the topology of validate_inventory (its consumer_clusters and environments), not {type(topology).__name__}"
         )
-    global_namespace, global_name = global_pull_secret.split("/")  # namespace/name: checked by the role
+    problem = _settings_problem(topology, scope, global_pull_secret, integrated_registry, token_type)
+    if problem:
+        raise AnsibleFilterError(f"{problem} Nothing was changed.")
+    global_namespace, global_name = split_namespaced(global_pull_secret)
     wanted = []
     for cluster in topology["consumer_clusters"]:
         if not _in_scope(cluster["name"], scope):

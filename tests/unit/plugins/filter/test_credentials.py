@@ -16,7 +16,13 @@ from tests.unit.plugins.filter.lab import lab_topology
 
 GLOBAL = "openshift-config/segmented-registry-pull"
 PULL_NS = "segmented-registry-consumers"
-SETTINGS = (PULL_NS, "segmented-registry-pull", "segmented-registry-push", GLOBAL, "localhost:5100")
+SETTINGS = (PULL_NS, "segmented-registry-pull", "segmented-registry-push", GLOBAL, "localhost:5100", "bound")
+
+
+def settings(**changes):
+    """SETTINGS with some of the role's settings changed (global_pull_secret, integrated_registry, token_type)."""
+    values = dict(zip(("global_pull_secret", "integrated_registry", "token_type"), SETTINGS[3:]), **changes)
+    return SETTINGS[:3] + (values["global_pull_secret"], values["integrated_registry"], values["token_type"])
 
 
 def pull(cluster, environment, pulls=({"namespace": "myproject", "service_accounts": ["default"]},)):
@@ -51,6 +57,44 @@ def test_a_consumer_without_credentials_gets_only_the_global_pull_secret():
 def test_the_topology_is_required():
     with pytest.raises(AnsibleFilterError, match="topology of validate_inventory"):
         credentials_wanted(None, [], *SETTINGS)
+
+
+def test_a_long_lived_token_type_is_refused_first_naming_the_setting_and_the_fix():
+    with pytest.raises(AnsibleFilterError) as error:
+        credentials_wanted(lab_topology(), ["nosuch"], *settings(token_type="long_lived", global_pull_secret="bad"))
+    message = str(error.value)
+    assert message.startswith("credentials_token_type: long_lived cannot make the consumers' pull credentials"), message
+    assert "Use credentials_token_type bound (the default). Nothing was changed." in message, message
+
+
+@pytest.mark.parametrize("scope,needle", [
+    (["nosuch"], "credentials_clusters: nosuch is not a consumer cluster of the inventory (a host with segmented_registry_environment); "
+                 "use test, uat, prod, or leave credentials_clusters empty for all. Nothing was changed."),
+    (["test", "nosuch", "registry"], "credentials_clusters: nosuch, registry are not consumer clusters of the inventory"),
+], ids=["one", "two"])
+def test_a_cluster_of_the_scope_that_is_no_consumer_is_refused_naming_the_consumers(scope, needle):
+    with pytest.raises(AnsibleFilterError) as error:
+        credentials_wanted(lab_topology(), scope, *SETTINGS)
+    assert needle in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize("value", ["segmented-registry-pull", "openshift-config/", "a/b/c", "Openshift-Config/pull", ""])
+def test_a_global_pull_secret_that_is_not_namespace_slash_name_is_refused(value):
+    with pytest.raises(AnsibleFilterError, match=f"^credentials_global_pull_secret {value} is not namespace/name, "
+                                                 "like openshift-config/segmented-registry-pull. Nothing was changed.$"):
+        credentials_wanted(lab_topology(), [], *settings(global_pull_secret=value))
+
+
+def test_builders_without_an_integrated_registry_are_refused():
+    with pytest.raises(AnsibleFilterError, match="^credentials_integrated_registry is empty but segmented_registry_credentials names builders: "
+                                                 "set segmented_registry_integrated_registry on the registry cluster. Nothing was changed.$"):
+        credentials_wanted(lab_topology(), [], *settings(integrated_registry=""))
+
+
+def test_no_integrated_registry_is_needed_without_builders():
+    topology = lab_topology(test={"segmented_registry_credentials": {"pull": ["myproject/default"]}})
+    wanted = credentials_wanted(topology, [], *settings(integrated_registry=""))
+    assert [item["access"] for item in wanted] == ["pull", "pull", "pull"]
 
 
 def test_each_target_namespace_but_the_global_pull_secrets_gets_its_namespace_and_accounts():
