@@ -38,6 +38,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.role_
     parse_role_variables,
     wanted,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.token_server import token_server_route_host_problems
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import TOUCH_ALL, build_topology
 
 MODULE = "segmented.registry.validate_inventory"
@@ -54,7 +55,9 @@ def _first_line(error):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("environments", "clusters", "check_reachable", "touch", "timeout", "role_variables", "pushers", "token_server_namespace"))
+    _VALID_ARGS = frozenset(
+        ("environments", "clusters", "check_reachable", "touch", "timeout", "role_variables", "pushers", "token_server_namespace", "token_server_route_host")
+    )
 
     def _host_templar(self, raw_vars):
         return self._templar.copy_with_new_env(available_variables=raw_vars)
@@ -155,7 +158,10 @@ class ActionModule(ActionBase):
             topology = build_topology(args["environments"], hosts, touch=args.get("touch") or TOUCH_ALL)
         except TopologyError as error:
             problems.extend(error.problems)
-        problems.extend(pusher_problems(topology.registry.name if topology else "inventory", args.get("pushers"), args.get("token_server_namespace")))
+        registry = topology.registry.name if topology else "inventory"
+        problems.extend(pusher_problems(registry, args.get("pushers"), args.get("token_server_namespace")))
+        route_hosts = {name: environment.route_host for name, environment in topology.environments.items()} if topology else {}
+        problems.extend(token_server_route_host_problems(registry, args.get("token_server_route_host"), route_hosts))
         if role_variables and hosts is not None:  # every problem at once, the inventory's and the roles'
             needs = wanted(role_variables, hosts)
             problems.extend(missing_role_variables(needs, self.role_variable_values(task_vars, needs)))

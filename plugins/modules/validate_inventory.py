@@ -58,6 +58,14 @@ options:
       - The token server's namespace (C(registry_cluster_token_server_namespace)), which holds the signing
         key; no identity of I(pushers) may be in it.
     type: str
+  token_server_route_host:
+    description:
+      - The host name of the token server's Route (C(registry_cluster_token_server_route_host)), a
+        lowercase DNS name that no environment uses as its C(route_host) - the registries send
+        clients to C(https://<host>/token), which must reach the token server.
+      - Not set - not checked.
+    type: str
+    version_added: 0.1.0
   role_variables:
     description:
       - The variables roles require without a default, checked for every inventory host the role
@@ -290,6 +298,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory impor
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import TopologyError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.options import clusters_to_hosts
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.pushers import pusher_problems
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.token_server import token_server_route_host_problems
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import (
     TOUCH_ALL,
     TOUCH_REGISTRY,
@@ -331,6 +340,7 @@ def argument_spec():
         "timeout": {"type": "int", "default": 10},
         "pushers": {"type": "list", "elements": "str"},
         "token_server_namespace": {"type": "str", "no_log": False},
+        "token_server_route_host": {"type": "str", "no_log": False},
         # checked by the action plugin, which has the inventory's variables; shape only here
         "role_variables": {
             "type": "list",
@@ -357,6 +367,8 @@ def main():
         hosts = clusters_to_hosts(module.params["clusters"])
         topology = build_topology(module.params["environments"], hosts, touch=module.params["touch"])
     problems = pusher_problems(topology.registry.name, module.params["pushers"], module.params["token_server_namespace"])
+    route_hosts = {name: environment.route_host for name, environment in topology.environments.items()}
+    problems += token_server_route_host_problems(topology.registry.name, module.params["token_server_route_host"], route_hosts)
     if problems:
         fail(module, problems, clusters={})
 

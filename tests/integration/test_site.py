@@ -3,6 +3,7 @@ says which stage and which hosts, and runs nothing after it."""
 
 from tests.integration.runs import task_result
 
+STAGE_CHECK = "Check the inventory before anything is created"  # roles/registry_cluster: validate_inventory
 GATE = "Stop here if this stage failed: registry cluster (registry_cluster.yml)"
 LATER_PLAYS = ("Registry credentials", "Configure the consumer clusters", "Reconcile the environment registries")
 
@@ -24,10 +25,10 @@ def test_a_failed_stage_stops_the_site_and_is_named(run_playbook, inventory):
     run = run_playbook("playbooks/site.yml", inventory=inventory(edit))
     assert run.status == "failed", run.stdout_text[-3000:]
     # the stage failed on registry; the gate (run once, on one of the others) stopped the rest
-    assert ("registry", "Check the role's own settings") in failed(run), failed(run)
-    assert {task for _host, task in failed(run)} == {"Check the role's own settings", GATE}, failed(run)
-    stage = task_result(run, "Check the role's own settings")
-    assert "registry_cluster_token_server_route_host must be a lowercase DNS name" in stage["msg"]
+    assert ("registry", STAGE_CHECK) in failed(run), failed(run)
+    assert {task for _host, task in failed(run)} == {STAGE_CHECK, GATE}, failed(run)
+    stage = task_result(run, STAGE_CHECK)
+    assert 'registry: registry_cluster_token_server_route_host: "Not A Host Name" is not a lowercase DNS name' in stage["msg"], stage["msg"]
     gate = task_result(run, GATE)
     assert gate["msg"].startswith("site.yml stops: stage registry cluster (registry_cluster.yml) failed on registry, "
                                   "so credentials, consumer clusters and reconcile did not run."), gate["msg"]

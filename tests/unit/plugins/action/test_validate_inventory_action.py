@@ -142,6 +142,37 @@ def test_explicit_arguments_replace_the_inventory(ansible, tmp_path):
     assert result["topology"]["default_clusters"] == []
 
 
+def test_a_bad_token_server_route_host_is_reported_with_the_inventorys_problems(ansible):
+    """token_server_route_host (the registry_cluster role passes registry_cluster_token_server_route_host):
+    an environment's route host is refused naming the environment, beside the inventory's own problems."""
+    args = {"check_reachable": False, "token_server_route_host": "prod-registry.apps.registry.example.com",
+            "pushers": ["no-slash"]}
+    process, report = ansible(INVENTORY, "-a", json.dumps(args))
+    result = task_result(report)
+    assert process.returncode != 0
+    texts = [p["text"] for p in result["problems"]]
+    assert texts == ['hub: registry_cluster_pushers[0]: "no-slash" is not namespace/name of a service account; '
+                     "use for example segmented-registry-promotion/promoter",
+                     'hub: registry_cluster_token_server_route_host: "prod-registry.apps.registry.example.com" is the '
+                     "route_host of environment prod: the token server needs a route host of its own, like "
+                     "registry-token.apps.registry.example.com, that no environment uses"], texts
+
+
+def test_a_token_server_route_host_is_checked_even_when_the_inventory_is_not_valid(ansible):
+    inventory = INVENTORY.replace("segmented_registry_environment: prod", "segmented_registry_environment: nosuch")
+    process, report = ansible(inventory, "-a", json.dumps({"check_reachable": False, "token_server_route_host": "Not A Host"}))
+    texts = [p["text"] for p in task_result(report)["problems"]]
+    assert process.returncode != 0
+    assert any(text.startswith("prod-east: segmented_registry_environment:") for text in texts), texts
+    assert 'inventory: registry_cluster_token_server_route_host: "Not A Host" is not a lowercase DNS name' in " ".join(texts), texts
+
+
+def test_a_token_server_route_host_of_its_own_passes(ansible):
+    args = {"check_reachable": False, "token_server_route_host": "registry-token.apps.registry.example.com"}
+    process, report = ansible(INVENTORY, "-a", json.dumps(args))
+    assert process.returncode == 0, task_result(report)
+
+
 def test_unknown_option_is_refused(ansible):
     process, report = ansible(INVENTORY, "-a", "check_reachability=false")
     result = task_result(report)

@@ -221,6 +221,23 @@ def test_bad_pushers_fail_naming_the_variable_and_probe_nothing(run, calls, push
     assert [call[0] for call in calls] == ["build"]
 
 
+@pytest.mark.parametrize("route_host,words", [
+    ("Not A Host Name", ["registry-cluster: registry_cluster_token_server_route_host:", '"Not A Host Name"', "lowercase DNS name"]),
+    ("prod-registry.apps.registry.example.com",
+     ["registry_cluster_token_server_route_host", "route_host of environment prod", "a route host of its own"]),
+], ids=["not-a-dns-name", "an-environments-route-host"])
+def test_a_bad_token_server_route_host_fails_naming_the_variable_and_probes_nothing(run, calls, route_host, words):
+    result = run(dict(OFFLINE, check_reachable=True, token_server_route_host=route_host), expect=Fail)
+    for word in words:
+        assert word in result["msg"], result["msg"]
+    assert [call[0] for call in calls] == ["build"]
+
+
+def test_a_token_server_route_host_of_its_own_passes(run, calls):
+    run(dict(OFFLINE, token_server_route_host="registry-token.apps.registry.example.com"))
+    assert [call[0] for call in calls] == ["build"]
+
+
 def test_the_defaults_reach_every_managed_cluster(run, calls):
     run({"environments": ENVIRONMENTS, "clusters": CLUSTERS})
     assert calls == [("build", "all"), ("probe", ["prod-cluster", "registry-cluster", "test-cluster"], 10)]
