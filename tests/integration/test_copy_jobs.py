@@ -127,14 +127,21 @@ def test_a_push_the_registry_denies_fails_those_copies_with_its_message_and_the_
     approve(namespace, "app:v1", add=["test", "uat"])
     rbac = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster))
     saved = rbac.read_namespaced_role_binding(PROMOTER_BINDING, "uat")
+    # the promoter may read uat (the plan is made) but not push there: only the Job's push is denied
     rbac.delete_namespaced_role_binding(PROMOTER_BINDING, "uat")
+    rbac.create_namespaced_role_binding("uat", {"metadata": {"name": "copy-jobs-test-puller"}, "subjects": saved.subjects,
+                                                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                                            "name": "segmented-registry:environment-puller"}})
     try:
         result = reconcile(namespace=[namespace], **through_jobs(lab))
     finally:
+        rbac.delete_namespaced_role_binding("copy-jobs-test-puller", "uat")
         rbac.create_namespaced_role_binding("uat", {"metadata": {"name": saved.metadata.name, "labels": saved.metadata.labels},
                                                     "roleRef": saved.role_ref, "subjects": saved.subjects})
     assert result.get("failed")
     failures = result["failures"]
     assert [(f["environment"], f["tag"]) for f in failures] == [("uat", "v1")]
-    assert "denied" in failures[0]["error"] or "UNAUTHORIZED" in failures[0]["error"], failures[0]
+    error = failures[0].get("error", "")
+    # the registry's own answer (distribution: 401 UNAUTHORIZED for a token without the push scope), and where
+    assert "UNAUTHORIZED" in error and "registry.uat.svc:5000 (uat)" in error, error
     assert sha(raw_manifest(ENDPOINTS["test"], f"{namespace}/app:v1")) == pushed["digest"]

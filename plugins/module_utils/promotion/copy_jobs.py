@@ -139,7 +139,8 @@ def environment_endpoint(env: Environment) -> dict[str, Any]:
     against the inventory's ``ca_cert``."""
     service = f"{REGISTRY_SERVICE}.{env.namespace}.svc"
     if env.tls.termination == TERMINATION_EDGE:
-        return {"registry": f"{service}:{REGISTRY_PORT}", "insecure": True, "service": service, "host": service}
+        # the token realm (the token server's Service) is HTTPS all the same
+        return {"registry": f"{service}:{REGISTRY_PORT}", "insecure": True, "ca": SERVICE_CA_KEY, "service": service, "host": service}
     if env.tls.termination == TERMINATION_REENCRYPT and not env.tls.serving_cert_secret:
         return {"registry": f"{service}:{REGISTRY_PORT}", "ca": SERVICE_CA_KEY, "service": service, "host": service}
     return {"registry": f"{env.route_host}:{REGISTRY_PORT}", "ca": EXTRA_CA_KEY, "service": service, "host": env.route_host}
@@ -160,10 +161,12 @@ def plan_document(
     when the plan was made (the copier's mount sources), narrowed to the shard's repositories."""
 
     def registry(endpoint: Mapping[str, Any], token: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"registry": endpoint["registry"], "insecure": bool(endpoint.get("insecure")), "token_file": f"{TOKEN_DIR}/{token}"}
-        if not endpoint.get("insecure"):
-            out["ca_file"] = f"{CA_DIR}/{endpoint['ca']}"
-        return out
+        return {
+            "registry": endpoint["registry"],
+            "insecure": bool(endpoint.get("insecure")),
+            "ca_file": f"{CA_DIR}/{endpoint['ca']}",
+            "token_file": f"{TOKEN_DIR}/{token}",
+        }
 
     environments = sorted({item["environment"] for _, item in shard} | {item["requires"]["environment"] for _, item in shard if item.get("requires")})
     repositories = {item["repository"] for _, item in shard}

@@ -24,7 +24,8 @@ type Registry struct {
 	Registry string `json:"registry"`
 	// Insecure: plain HTTP (an edge-terminated route's pod serves HTTP inside the cluster).
 	Insecure bool `json:"insecure"`
-	// CAFile: PEM certificates trusted for HTTPS, in addition to the system roots.
+	// CAFile: PEM certificates trusted for HTTPS, in addition to the system roots: the
+	// registry's, and its token realm's (a plain-HTTP registry may have an HTTPS realm).
 	CAFile string `json:"ca_file"`
 	// TokenFile: this registry's credential, when not the plan's token_file (the integrated
 	// registry reviews a token for the API server's audiences, an environment registry one for
@@ -212,9 +213,6 @@ func checkRegistry(field string, r Registry) []string {
 	var problems []string
 	if r.Registry == "" || strings.ContainsAny(r.Registry, "/ ") {
 		problems = append(problems, fmt.Sprintf("%s.registry %q: give host[:port], no scheme or path", field, r.Registry))
-	}
-	if r.Insecure && r.CAFile != "" {
-		problems = append(problems, fmt.Sprintf("%s: insecure (plain HTTP) and ca_file exclude each other; drop one", field))
 	}
 	return problems
 }

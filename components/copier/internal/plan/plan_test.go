@@ -40,8 +40,7 @@ func TestProblemsNameTheirFields(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	for _, want := range []string{
-		`source.registry "https://src": give host[:port]`, "destinations.test: insecure (plain HTTP) and ca_file exclude each other",
-		"token_file: required", "parallel_blobs 100", `present.test["ns/app"][0] "sha256:x"`, `items[0].repository "NS/App"`,
+		`source.registry "https://src": give host[:port]`, "token_file: required", "parallel_blobs 100", `present.test["ns/app"][0] "sha256:x"`, `items[0].repository "NS/App"`,
 		`items[0].tag "v 1"`, "items[0].requires: give environment, repository and digest", "items[1].id 1: used twice",
 	} {
 		if !strings.Contains(err.Error(), want) {

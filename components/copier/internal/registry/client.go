@@ -81,7 +81,8 @@ func New(o Options) (*Client, error) {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.Insecure {
 		scheme = "http"
-	} else if o.CAFile != "" {
+	}
+	if o.CAFile != "" { // a plain-HTTP registry's token realm may be HTTPS: the same trust applies
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()

@@ -67,7 +67,7 @@ def test_a_copy_and_the_copy_it_requires_share_a_job():
 
 
 @pytest.mark.parametrize("tls, expected", [
-    (Tls("edge"), {"registry": "registry.test.svc:5000", "insecure": True, "host": "registry.test.svc"}),
+    (Tls("edge"), {"registry": "registry.test.svc:5000", "insecure": True, "ca": "service-ca.crt", "host": "registry.test.svc"}),
     (Tls("reencrypt"), {"registry": "registry.test.svc:5000", "ca": "service-ca.crt", "host": "registry.test.svc"}),
     (Tls("reencrypt", "own-cert"), {"registry": "test-registry.apps.example.com:5000", "ca": "extra-ca.crt",
                                     "host": "test-registry.apps.example.com"}),
@@ -83,7 +83,7 @@ def test_a_job_reaches_an_environment_registry_through_its_service(tls, expected
 
 def endpoints():
     return {"source": {"registry": "image-registry.openshift-image-registry.svc:5000", "ca": "service-ca.crt"},
-            "uat": {"registry": "registry.uat.svc:5000", "insecure": True},
+            "uat": {"registry": "registry.uat.svc:5000", "insecure": True, "ca": "service-ca.crt"},
             "prod": {"registry": "registry.prod.svc:5000", "ca": "service-ca.crt"}}
 
 
@@ -102,6 +102,7 @@ def test_the_plan_holds_the_shard_its_registries_and_what_they_held_and_no_secre
     assert document["source"] == {"registry": "image-registry.openshift-image-registry.svc:5000", "insecure": False,
                                   "token_file": "/var/run/secrets/segmented-registry/integrated", "ca_file": "/etc/copier/ca/service-ca.crt"}
     assert document["destinations"]["uat"] == {"registry": "registry.uat.svc:5000", "insecure": True,
+                                               "ca_file": "/etc/copier/ca/service-ca.crt",
                                                "token_file": "/var/run/secrets/segmented-registry/registry"}
     assert document["destinations"]["prod"]["ca_file"] == "/etc/copier/ca/service-ca.crt"
     assert (document["parallel_images"], document["parallel_blobs"], document["retries"], document["timeout_seconds"]) == (4, 6, 3, 60)
