@@ -14,11 +14,13 @@ from kubernetes import client as kclient
 
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.copy_jobs import RUN_LABEL
 from tests.integration import promotion_lab as pl
-from tests.integration.test_reconcile import (  # noqa: F401 - fixtures
-    ENDPOINTS, SMALL, approve, lab_auth, namespace, raw_manifest, reconcile, sha, tags_of, token,
-)
+from tests.integration import test_reconcile as rc
+from tests.integration.test_reconcile import ENDPOINTS, SMALL, sha, tags_of
 
-PROMOTER_NAMESPACE = pl.PROMOTER.split("/")[0]
+# test_reconcile.py's fixtures, used here by name
+approve, lab_auth, namespace, raw_manifest, reconcile, token = rc.approve, rc.lab_auth, rc.namespace, rc.raw_manifest, rc.reconcile, rc.token
+
+PROMOTER_NAMESPACE = pl.PROMOTER.split("/", maxsplit=1)[0]
 PROMOTER_BINDING = "segmented-registry:promoter:segmented-registry-promotion:promoter"
 
 

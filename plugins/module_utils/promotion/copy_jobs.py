@@ -67,7 +67,7 @@ OPTION_SPEC = {
         "image": {"type": "str", "required": True},
         "jobs": {"type": "int", "default": 1},
         "integrated_service": {"type": "str", "default": "image-registry.openshift-image-registry.svc:5000"},
-        "token_server_service": {"type": "str", "default": "token-server.segmented-registry.svc:8443"},
+        "token_server_service": {"type": "str", "default": "token-server.segmented-registry.svc:8443", "no_log": False},
         "timeout": {"type": "int", "default": 1800},
     },
 }
@@ -125,7 +125,7 @@ def shards(copies: Iterable[dict[str, Any]], jobs: int) -> list[list[dict[str, A
     by_namespace: dict[str, list[dict[str, Any]]] = {}
     for item in copies:
         by_namespace.setdefault(namespace_of(item["repository"]), []).append(item)
-    groups: list[list[dict[str, Any]]] = [[] for _ in range(min(max(1, jobs), len(by_namespace)))]
+    groups: list[list[dict[str, Any]]] = [[] for _number in range(min(max(1, jobs), len(by_namespace)))]
     for namespace in sorted(by_namespace, key=lambda name: (-len(by_namespace[name]), name)):
         smallest = min(range(len(groups)), key=lambda index: (len(groups[index]), index))
         groups[smallest].extend(by_namespace[namespace])
@@ -168,8 +168,9 @@ def plan_document(
             "token_file": f"{TOKEN_DIR}/{token}",
         }
 
-    environments = sorted({item["environment"] for _, item in shard} | {item["requires"]["environment"] for _, item in shard if item.get("requires")})
-    repositories = {item["repository"] for _, item in shard}
+    actions = [item for _number, item in shard]
+    environments = sorted({item["environment"] for item in actions} | {item["requires"]["environment"] for item in actions if item.get("requires")})
+    repositories = {item["repository"] for item in actions}
     items = []
     for number, item in shard:
         entry = {key: item[key] for key in ("environment", "repository", "tag", "digest") if key in item}
@@ -392,7 +393,8 @@ class CopyJobs:
             address = ((found or {}).get("spec") or {}).get("clusterIP")
             if not found or not address or address == "None":
                 raise PromotionError(
-                    f"copy_jobs: the Service {match['namespace']}/{match['name']} has no cluster IP on the registry cluster ({'missing' if not found else 'headless'}); "
+                    f"copy_jobs: the Service {match['namespace']}/{match['name']} has no cluster IP on the registry cluster "
+                    f"({'missing' if not found else 'headless'}); "
                     "the copy Jobs reach every registry through its Service (deploy the environment with roles/registry_cluster, or fix "
                     "copy_jobs.integrated_service / token_server_service)",
                     field="copy_jobs",
@@ -478,7 +480,8 @@ class CopyJobs:
                     else:
                         item["result"] = FAILED
                         item["error"] = (
-                            f"the copy Job {self.namespace}/{name} ended without reporting this copy ({why or 'no report in its log'}); nothing was tagged, run again"
+                            f"the copy Job {self.namespace}/{name} ended without reporting this copy ({why or 'no report in its log'}); "
+                            "a tag is put only after its whole image, so none is left half-copied: run again"
                         )
         finally:
             for name in self.jobs:

@@ -248,7 +248,7 @@ class Job:
                     image_workers=params["parallel_images"],
                     blob_workers=params["parallel_blobs"],
                     pins=pins,
-                    copier=self._copier(source, destinations) if self.copy_jobs else None,
+                    copier=self._copier(self.copy_jobs, source, destinations) if self.copy_jobs else None,
                 )
         finally:
             for item in [source] + list(destinations.values()):
@@ -267,7 +267,7 @@ class Job:
         result["stats"]["api_calls"] = self.api_calls
         return result
 
-    def _copier(self, source: RegistryClient, destinations: Mapping[str, RegistryClient]) -> Any:
+    def _copier(self, settings: copy_jobs.Settings, source: RegistryClient, destinations: Mapping[str, RegistryClient]) -> Any:
         """``copier(copies, actual)`` for ``reconcile``: the copies run as Jobs (``copy_jobs``). The
         registries' token realms are read from their challenges (cached by the clients' reads)."""
 
@@ -283,7 +283,7 @@ class Job:
             params = self.params
             jobs = copy_jobs.CopyJobs(
                 self.api.cluster,
-                self.copy_jobs,
+                settings,
                 self.targets,
                 realms,
                 "".join(ca_certs),
