@@ -31,12 +31,15 @@ Route without ``spec.host`` gets ``<name>-<namespace>.<domain>`` from this route
   router.py --config router.json     (labctl writes the file and starts the process)
 """
 import argparse
+import csv
 import datetime
+import io
 import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +54,7 @@ LOG = logging.getLogger("router")
 HOSTS_BEGIN = "# BEGIN segmented-registry-lab routes (lab/router.py; removed when it stops)"
 HOSTS_END = "# END segmented-registry-lab routes"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+STATS_SOCKET = "haproxy-stats.sock"  # in <work_dir>/run
 
 
 # -- pure part: routes and endpoints in, admission and haproxy files out ---------------------
@@ -150,6 +154,7 @@ def render(routes, slices, decisions, settings):
     out = Files()
     work = settings["work_dir"]
     sni_socket = os.path.join(work, "run", "haproxy-sni.sock")
+    stats_socket = os.path.join(work, "run", STATS_SOCKET)
     tcp_map, https_map, http_map, redirect_map, crt_list = [], [], [], [], []
     backends = []
     for route in sorted(routes, key=_key):
@@ -207,6 +212,8 @@ def render(routes, slices, decisions, settings):
         "global",
         "  maxconn 2000",
         "  tune.ssl.default-dh-param 2048",
+        # the router's statistics (OpenShift's router serves them on port 1936): traffic(), the benchmarks
+        f"  stats socket {stats_socket} mode 600 level user",
         "",
         "defaults",
         "  mode http",
@@ -254,6 +261,20 @@ def render(routes, slices, decisions, settings):
     ]
     out.add("haproxy.cfg", "\n".join(config) + "\n".join(b + "\n" for b in backends))
     return out.files
+
+
+def traffic(work_dir):
+    """Bytes the router carried since HAProxy started: ``{"bytes_in", "bytes_out"}`` of its frontends
+    (``show stat`` on its statistics socket; ``bytes_in`` is what clients sent through it)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(os.path.join(work_dir, "run", STATS_SOCKET))
+        conn.sendall(b"show stat\n")
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
+    frontends = [row for row in rows if row.get("svname") == "FRONTEND" and row.get("pxname") == "public_ssl"]
+    return {"bytes_in": sum(int(row["bin"] or 0) for row in frontends), "bytes_out": sum(int(row["bout"] or 0) for row in frontends)}
 
 
 def ingress_status(decision, settings, previous):
