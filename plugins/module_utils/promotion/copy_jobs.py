@@ -50,6 +50,8 @@ INJECT_ANNOTATION = "service.beta.openshift.io/inject-cabundle"
 SERVICE_CA_KEY = "service-ca.crt"
 EXTRA_CA_KEY = "extra-ca.crt"
 RUN_LABEL = "segmented.registry/copy-run"
+#: How often the Jobs' status is read while they run (one GET per running Job).
+POLL_SECONDS = 0.5
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 REGISTRY_SERVICE = "registry"
 REGISTRY_PORT = 5000
@@ -511,7 +513,7 @@ class CopyJobs:
                 for name in pending:
                     outcomes[name] = f"not finished after copy_jobs.timeout ({self.settings.timeout} s)"
                 break
-            self.sleep(1)
+            self.sleep(POLL_SECONDS)
         return outcomes
 
     def _results(self, name: str) -> tuple[dict[int, dict[str, Any]], str]:
