@@ -25,7 +25,7 @@ import os
 
 from kubernetes.dynamic import DynamicClient
 
-from lab import netns
+from lab import netns, pki
 
 NAMESPACE = "openshift-image-registry"
 NAME = "image-registry"
@@ -80,12 +80,7 @@ def start(lab, service_authority, registry, token_server):
     folder = os.path.join(lab.state, "integrated-service")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     cert, key = service_authority.issue("integrated-service", HOST, hosts=(HOST, HOST + ".cluster.local"), server=True)
-    serving = os.path.join(folder, "serving.pem")
-    fd = os.open(serving, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        for path in (cert, key):
-            with open(path) as part:
-                handle.write(part.read())
+    serving = pki.write_pem_bundle(os.path.join(folder, "serving.pem"), cert, key)
     config = os.path.join(folder, "haproxy.cfg")
     with open(config, "w") as handle:
         handle.write(haproxy_config(serving, lab.ca.cert_path, registry, token_server))

@@ -522,12 +522,7 @@ class Lab:
         folder = os.path.join(self.state, "router")
         os.makedirs(folder, mode=0o700, exist_ok=True)
         cert, key = self.ca.issue("router-default", "*." + ROUTER_DOMAIN, hosts=("*." + ROUTER_DOMAIN,), server=True)
-        default = os.path.join(folder, "default.pem")
-        fd = os.open(default, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            for path in (cert, key):
-                with open(path) as part:
-                    handle.write(part.read())
+        default = pki.write_pem_bundle(os.path.join(folder, "default.pem"), cert, key)
         # the default destination CA of reencrypt Routes: the service CA (OpenShift's), and the lab CA
         # for the lab's own backends (tests/integration/test_lab_router.py)
         destination_ca = os.path.join(folder, "default-destination-ca.crt")

@@ -159,3 +159,13 @@ class Authority:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             _write(path, _key_pem(key), private=True)
         return path
+
+
+def write_pem_bundle(path, cert_path, key_path):
+    """``cert_path`` then ``key_path`` in one file ``path`` (mode 0600): what HAProxy's ``crt`` reads."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        for part_path in (cert_path, key_path):
+            with open(part_path) as part:
+                handle.write(part.read())
+    return path
