@@ -1,7 +1,7 @@
 """Copies as Jobs on the registry cluster against copies in this process (issue 26), side by side in one
 run on the lab. Figures, not asserts.
 
-    bench/run jobs [--runs 2] [--rate 100mbit] [--json out.json]
+    bench/run jobs [--only copy,scale] [--runs 2] [--rate 100mbit] [--tags 10000] [--json out.json]
 
 Each run promotes one tag of a 210 MB image (5 layers of 40 MiB of incompressible data) into the
 test registry with playbooks/promote.yml, as a user runs it, into a fresh repository (nothing to
@@ -15,7 +15,17 @@ Then the same with the link between this machine and the router limited to ``--r
 class on ``lo`` for TCP port 443, both ways, as a slow link between an AWX node and the cluster
 would): the controller's path is throttled, the Jobs' path (pod to Service on the node's bridge) is
 not. The lab's integrated registry is read on 127.0.0.1:5100, not through the router, in both
-paths. Sized for a 2-core machine; it runs on demand, never in CI; it needs the lab up with its node.
+paths.
+
+(scale) A reconcile of ``--tags`` tags (default 10,000: 4 namespaces of 50 streams of 50 tags of one
+small image, so that the Jobs have namespaces to share) approved for test, uat and prod and in none
+of them (3 x tags copies: per repository one image, then tag PUTs), by playbooks/reconcile.yml with
+copy Jobs, once with 1 Job and once with 4: wall time, the copies' outcome, and the CPU seconds of
+the registries' processes (the integrated registry and the environment registries' pods:
+``docker-registry`` and ``registry``) and of the whole machine while it ran. After each run the tags
+are demoted and reconciled away (in this process), so both runs start from empty registries.
+
+Sized for a 2-core machine; it runs on demand, never in CI; it needs the lab up with its node.
 """
 import argparse
 import json
@@ -23,7 +33,7 @@ import os
 import subprocess
 import uuid
 
-from bench.bench_promote import PROMOTE, cleanup, loadavg, median
+from bench.bench_promote import PROMOTE, RECONCILE, cleanup, cpu_busy_seconds, loadavg, median
 from bench.labkit import Bench, log, report, run_playbook
 from lab import router
 
@@ -87,26 +97,105 @@ def measure(bench, namespace, digest, runs, label):
             "router_mib_median": {path: round(median([r["router_bytes"] for r in items]) / MiB, 1) for path, items in rows.items()}}
 
 
+SCALE_NAMESPACES, STREAMS_PER_NAMESPACE = 4, 50
+REGISTRY_PROCESSES = ("docker-registry", "registry")
+
+
+def registry_cpu_seconds():
+    """CPU seconds the registries' processes have used (this machine's /proc: the integrated
+    registry, docker-registry; the environment registries' pods, registry)."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if name in REGISTRY_PROCESSES:
+            total += (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def scale_setup(bench, tags):
+    """The namespaces of the scale run: streams of 50 tags of one small image, recorded, not approved."""
+    per_namespace = max(1, tags // SCALE_NAMESPACES)
+    tag_names = [f"t{i:03}" for i in range(min(50, per_namespace))]
+    streams = [f"s{i:03}" for i in range(max(1, per_namespace // len(tag_names)))]
+    layout = []
+    for number in range(SCALE_NAMESPACES):
+        namespace = f"bench-jobs-scale-{tags}-{number}"
+        bench.ensure_namespace(namespace)
+        digest = bench.lab.push(namespace, streams[0], tag_names[0], 1, 16 * 1024, seed=f"jobs scale {number}")["digest"]
+        for stream in streams:
+            bench.tag_in_source(namespace, stream, tag_names, digest, from_stream=streams[0])
+        layout.append((namespace, digest))
+    return layout, streams, tag_names
+
+
+def approve_scale(bench, layout, streams, tag_names, value):
+    for namespace, _digest in layout:
+        for stream in streams:
+            bench.approve_all(namespace, stream, tag_names, value)
+
+
+def scale_run(bench, layout, streams, tag_names, jobs):
+    approve_scale(bench, layout, streams, tag_names, "prod,test,uat")
+    project = ",".join(namespace for namespace, _digest in layout)
+    report_file = "/tmp/bench-jobs-scale.json"
+    extravars = {"project": project, "segmented_registry_reconcile_report_file": report_file,
+                 "segmented_registry_reconcile_copy_jobs": {"image": copier_image(bench), "jobs": jobs}}
+    machine, registries = cpu_busy_seconds(), registry_cpu_seconds()
+    seconds = run_playbook(RECONCILE, extravars)[0]
+    machine, registries = cpu_busy_seconds() - machine, registry_cpu_seconds() - registries
+    with open(report_file) as handle:
+        result = json.load(handle)
+    outcome = {}
+    for copy in result["copies"]:
+        outcome[copy.get("result")] = outcome.get(copy.get("result"), 0) + 1
+    row = {"jobs": jobs, "seconds": round(seconds, 1), "copies": outcome, "jobs_used": len({c.get("job") for c in result["copies"]}),
+           "registry_cpu_seconds": round(registries, 1), "machine_cpu_seconds": round(machine, 1)}
+    log(f"(scale) {jobs} Job(s): {row}")
+    approve_scale(bench, layout, streams, tag_names, "")
+    run_playbook(RECONCILE, {"project": project})  # demoted: removed in this process
+    return row
+
+
+def bench_scale(bench, tags):
+    layout, streams, tag_names = scale_setup(bench, tags)
+    log(f"(scale) {len(layout)} namespaces x {len(streams)} streams x {len(tag_names)} tags, 3 environments")
+    rows = [scale_run(bench, layout, streams, tag_names, jobs) for jobs in (1, 4)]
+    return {"tags": len(layout) * len(streams) * len(tag_names), "environments": 3, "runs": rows,
+            "four_vs_one": round(rows[1]["seconds"] / rows[0]["seconds"], 2)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="copy,scale", help="the parts to run: copy, scale")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--tags", type=int, default=10000, help="tags of the scale part")
     parser.add_argument("--rate", default="100mbit", help="the controller-router link of the second part (tc rate)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     bench = Bench()
-    namespace = "bench-jobs"
-    bench.ensure_namespace(namespace)
-    digest = bench.lab.push(namespace, "big", "v1", LAYERS, LAYER_SIZE, seed="bench jobs 210 MB")["digest"]
-    figures = {"image_mib": round(LAYERS * LAYER_SIZE / MiB), "load_before": loadavg()}
-    try:
-        figures["full_speed"] = measure(bench, namespace, digest, args.runs, "full speed")
-        limit_link(args.rate)
+    figures = {"load_before": loadavg()}
+    if "copy" in only:
+        namespace = "bench-jobs"
+        bench.ensure_namespace(namespace)
+        digest = bench.lab.push(namespace, "big", "v1", LAYERS, LAYER_SIZE, seed="bench jobs 210 MB")["digest"]
+        figures["image_mib"] = round(LAYERS * LAYER_SIZE / MiB)
         try:
-            figures["limited_link"] = dict(measure(bench, namespace, digest, args.runs, f"link {args.rate}"), rate=args.rate)
+            figures["full_speed"] = measure(bench, namespace, digest, args.runs, "full speed")
+            limit_link(args.rate)
+            try:
+                figures["limited_link"] = dict(measure(bench, namespace, digest, args.runs, f"link {args.rate}"), rate=args.rate)
+            finally:
+                unlimit_link()
         finally:
-            unlimit_link()
-    finally:
-        cleanup(bench, "test", [namespace + "/big-"], digest)
+            cleanup(bench, "test", [namespace + "/big-"], digest)
+    if "scale" in only:
+        figures["scale"] = bench_scale(bench, args.tags)
     figures["load_after"] = loadavg()
     report(figures, args.json)
 
