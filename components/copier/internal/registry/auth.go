@@ -91,6 +91,7 @@ func parseChallenges(h http.Header) []challenge {
 // each token request (a projected service account token is renewed in place).
 type tokens struct {
 	client    *http.Client
+	host      string // the registry's host[:port]: a realm on its host gets the credential unmapped
 	realms    map[string]string
 	tokenFile string
 	clock     func() time.Time
@@ -173,6 +174,12 @@ func (t *tokens) fetch(ctx context.Context, realm, service string, scopes []stri
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return "", fmt.Errorf("%w: realm %q is not an http(s) URL (map it in realms)", ErrToken, target)
 	}
+	// the credential goes only where the plan says (a mapped realm) or to the registry's own host,
+	// as the Python engine's check_realm: a challenge naming another host gets nothing
+	if _, mapped := t.realms[realm]; !mapped && !strings.EqualFold(u.Hostname(), hostname(t.host)) {
+		return "", fmt.Errorf("%w: registry %s names the token realm %s, neither on its own host nor in the plan's realms: "+
+			"the credential is not sent there (map the realm in realms)", ErrToken, t.host, withoutQuery(u))
+	}
 	q := u.Query()
 	if service != "" {
 		q.Set("service", service)
@@ -233,4 +240,12 @@ func withoutQuery(u *url.URL) string {
 	c := *u
 	c.RawQuery, c.User, c.Fragment = "", nil, ""
 	return c.String()
+}
+
+// hostname is host[:port] without the port.
+func hostname(hostport string) string {
+	if u, err := url.Parse("//" + hostport); err == nil {
+		return u.Hostname()
+	}
+	return hostport
 }
