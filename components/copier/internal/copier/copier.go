@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/segmented-registry/copier/internal/keyed"
 	"github.com/segmented-registry/copier/internal/plan"
 	"github.com/segmented-registry/copier/internal/registry"
 )
@@ -75,7 +76,7 @@ type Executor struct {
 	images       map[[2]string]map[string]bool // (env, digest) -> repositories that hold the manifest (mount candidates)
 	present      map[[3]string]bool            // (env, repo, digest) there now (the plan's present, or copied in this run)
 	sourceChecks map[[3]string]*sourceCheck    // (source repo, tag or digest, digest) -> its answer
-	imageLocks   map[[3]string]*sync.Mutex     // (env, repo, digest): one copy of an image into a repository at a time
+	imageLocks   keyed.Mutexes[[3]string]      // (env, repo, digest): one copy of an image into a repository at a time
 	blobSlots    chan struct{}
 }
 
@@ -98,7 +99,6 @@ func (x *Executor) Run(ctx context.Context, items []plan.Item, present map[strin
 	x.images = map[[2]string]map[string]bool{}
 	x.present = map[[3]string]bool{}
 	x.sourceChecks = map[[3]string]*sourceCheck{}
-	x.imageLocks = map[[3]string]*sync.Mutex{}
 	x.blobSlots = make(chan struct{}, max(1, x.BlobWorkers))
 	if x.Clock == nil {
 		x.Clock = time.Now
@@ -185,18 +185,9 @@ func (x *Executor) copy(ctx context.Context, item plan.Item, c *Counters) error 
 	if err := x.checkSource(ctx, sourceRepository, ref, item.Digest); err != nil {
 		return err
 	}
-	key := [3]string{item.Environment, item.Repository, item.Digest}
-	x.mu.Lock()
-	lock, ok := x.imageLocks[key]
-	if !ok {
-		lock = &sync.Mutex{}
-		x.imageLocks[key] = lock
-	}
-	x.mu.Unlock()
 	// Tags of one image into one repository go one at a time: the first copies the tree, the
 	// others only PUT their tag.
-	lock.Lock()
-	defer lock.Unlock()
+	defer x.imageLocks.Lock([3]string{item.Environment, item.Repository, item.Digest})()
 	held, err := x.holds(ctx, destination, item.Environment, item.Repository, item.Digest)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/segmented-registry/copier/internal/plan"
 	"github.com/segmented-registry/copier/internal/testregistry"
 )
 
@@ -37,25 +38,10 @@ type Registry struct {
 	Repositories map[string]map[string]string `json:"repositories"` // repo -> tag -> image name
 }
 
-// Requires is an item's requires; Digest is an image name.
-type Requires struct {
-	Environment string `json:"environment"`
-	Repository  string `json:"repository"`
-	Digest      string `json:"digest"`
-}
-
-// Item is one item of the plan; Digest and ArtifactOf are image names.
-type Item struct {
-	ID               int       `json:"id"`
-	Environment      string    `json:"environment"`
-	Repository       string    `json:"repository"`
-	SourceRepository string    `json:"source_repository,omitempty"`
-	Tag              string    `json:"tag"`
-	Digest           string    `json:"digest"`
-	ByDigest         bool      `json:"by_digest,omitempty"`
-	Requires         *Requires `json:"requires,omitempty"`
-	ArtifactOf       string    `json:"artifact_of,omitempty"`
-}
+// Item is one item of a case's plan, as the plan's own (plan.Item), except that Digest,
+// ArtifactOf and Requires.Digest hold image names of the case, rendered to digests when the
+// plan is written.
+type Item = plan.Item
 
 // Run is what one run of the plan gives.
 type Run struct {

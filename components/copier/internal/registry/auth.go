@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/segmented-registry/copier/internal/keyed"
 )
 
 // Username is the user name the copier presents to a token realm; the password is the token file.
@@ -98,7 +100,7 @@ type tokens struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedToken // realm, service and scopes -> token
-	busy  map[string]*sync.Mutex // the same key -> held while its token is asked for
+	busy  keyed.Mutexes[string]  // the same key -> held while its token is asked for
 }
 
 type cachedToken struct {
@@ -133,15 +135,7 @@ func (t *tokens) cached(realm, service string, scopes []string) string {
 // same key wait for one another, so that images and blobs starting together ask once.
 func (t *tokens) get(ctx context.Context, realm, service string, scopes []string, fresh bool) (string, error) {
 	key := tokenKey(realm, service, scopes)
-	t.mu.Lock()
-	lock, ok := t.busy[key]
-	if !ok {
-		lock = &sync.Mutex{}
-		t.busy[key] = lock
-	}
-	t.mu.Unlock()
-	lock.Lock()
-	defer lock.Unlock()
+	defer t.busy.Lock(key)()
 	if !fresh {
 		if token := t.cached(realm, service, scopes); token != "" {
 			return token, nil

@@ -122,7 +122,7 @@ func New(o Options) (*Client, error) {
 		c.actions = "pull,push"
 	}
 	// the token realm is asked with the same verified TLS (the realm map changes the URL only)
-	c.tokens = &tokens{client: &http.Client{Transport: rt}, host: o.Host, realms: o.Realms, tokenFile: o.TokenFile, clock: time.Now, cache: map[string]cachedToken{}, busy: map[string]*sync.Mutex{}}
+	c.tokens = &tokens{client: &http.Client{Transport: rt}, host: o.Host, realms: o.Realms, tokenFile: o.TokenFile, clock: time.Now, cache: map[string]cachedToken{}}
 	return c, nil
 }
 
