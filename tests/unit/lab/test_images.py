@@ -9,6 +9,7 @@ import re
 import subprocess
 import tarfile
 
+import pytest
 from cryptography import x509
 
 from lab import image, images, pki
@@ -49,55 +50,44 @@ def test_a_changed_file_changes_the_digest(tmp_path):
     assert before != after
 
 
-def test_token_server_image_is_the_one_binary_run_as_a_user(tmp_path):
-    binary = tmp_path / "token-server"
-    binary.write_bytes(b"\x7fELF pretend token server")
+def _only_file_and_config(tmp_path, name, entries, config):
+    """The one file of a one-binary image (its tar member) and the image's config."""
+    binary = tmp_path / name
+    binary.write_bytes(b"\x7fELF pretend " + name.encode())
     layout = str(tmp_path / "oci")
-    images.write_image(layout, images.token_server_entries(str(binary)), images.TOKEN_SERVER_IMAGE_CONFIG, "abc")
+    images.write_image(layout, entries(str(binary)), config, "abc")
     _digest, manifest = image.load_manifest(layout, "abc")
     with open(image._blob_path(layout, manifest["config"]["digest"]), "rb") as handle:
         config = json.load(handle)["config"]
-    assert config["Entrypoint"] == ["/token-server", "--config", "/etc/token-server/config.json"]
-    assert config["User"] == "1001" and config["ExposedPorts"] == {"8080/tcp": {}}
     with open(image._blob_path(layout, manifest["layers"][0]["digest"]), "rb") as handle:
         layer = tarfile.open(fileobj=io.BytesIO(gzip.decompress(handle.read())))
     [member] = layer.getmembers()
-    assert member.name == "token-server" and member.mode == 0o755 and member.isfile()
+    assert member.name == name and member.mode == 0o755 and member.isfile()
+    return config
 
 
-def test_token_server_reference_carries_the_source_hash_of_the_build():
-    assert images.token_server_reference("0123456789ab") == "localhost:5104/segmented-registry/token-server:0123456789ab"
-    reference = images.token_server_reference()
-    version = reference.rsplit(":", 1)[1]
-    assert re.fullmatch(r"[0-9a-f]{12}", version)
-    paths = subprocess.run(["bash", images.BUILD_SCRIPT, "paths"], check=True, capture_output=True, text=True).stdout
-    built = [path for path in paths.split() if "/token-server-" in path]
-    assert built and all(path.endswith("/token-server-" + version) for path in built)
+def test_token_server_image_is_the_one_binary_run_as_a_user(tmp_path):
+    config = _only_file_and_config(tmp_path, "token-server", images.token_server_entries, images.TOKEN_SERVER_IMAGE_CONFIG)
+    assert config["Entrypoint"] == ["/token-server", "--config", "/etc/token-server/config.json"]
+    assert config["User"] == "1001" and config["ExposedPorts"] == {"8080/tcp": {}}
 
 
 def test_copier_image_is_the_one_binary_run_as_a_user(tmp_path):
-    binary = tmp_path / "copier"
-    binary.write_bytes(b"\x7fELF pretend copier")
-    layout = str(tmp_path / "oci")
-    images.write_image(layout, images.copier_entries(str(binary)), images.COPIER_IMAGE_CONFIG, "abc")
-    _digest, manifest = image.load_manifest(layout, "abc")
-    with open(image._blob_path(layout, manifest["config"]["digest"]), "rb") as handle:
-        config = json.load(handle)["config"]
+    config = _only_file_and_config(tmp_path, "copier", images.copier_entries, images.COPIER_IMAGE_CONFIG)
     assert config["Entrypoint"] == ["/copier"] and config["User"] == "1001"
-    with open(image._blob_path(layout, manifest["layers"][0]["digest"]), "rb") as handle:
-        layer = tarfile.open(fileobj=io.BytesIO(gzip.decompress(handle.read())))
-    [member] = layer.getmembers()
-    assert member.name == "copier" and member.mode == 0o755 and member.isfile()
 
 
-def test_copier_reference_carries_the_source_hash_of_the_build():
-    assert images.copier_reference("0123456789ab") == "localhost:5104/segmented-registry/copier:0123456789ab"
-    reference = images.copier_reference()
-    version = reference.rsplit(":", 1)[1]
+@pytest.mark.parametrize("name, reference", [("token-server", images.token_server_reference), ("copier", images.copier_reference)])
+def test_a_component_reference_carries_the_source_hash_of_the_build(name, reference):
+    assert reference("0123456789ab") == f"localhost:5104/segmented-registry/{name}:0123456789ab"
+    version = reference().rsplit(":", 1)[1]
     assert re.fullmatch(r"[0-9a-f]{12}", version)
     paths = subprocess.run(["bash", images.BUILD_SCRIPT, "paths"], check=True, capture_output=True, text=True).stdout
-    built = [path for path in paths.split() if "/copier-" in path]
-    assert built and all(path.endswith("/copier-" + version) for path in built)
+    built = [path for path in paths.split() if f"/{name}-" in path]
+    assert built and all(path.endswith(f"/{name}-" + version) for path in built)
+
+
+def test_the_lab_references_name_the_copier_by_its_version():
     refs = images.references("v3.1.2", "v1.36.3", "0123456789ab", "v1.2.0-abc", "fedcba987654")
     assert refs["copier"] == "localhost:5104/segmented-registry/copier:fedcba987654"
 
