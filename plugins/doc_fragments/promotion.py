@@ -131,7 +131,8 @@ options:
     description:
       - Run the copies as Kubernetes Jobs on the registry cluster instead of in this process, so that no
         image byte passes through the machine that runs Ansible (the plan, check mode, removals and the
-        report stay here). Unset, copies run in this process.
+        report stay here). Unset, copies run in this process. In check mode no Job starts; the Services
+        the Jobs would reach are read and each Job is created as a server-side dry run.
       - Copies are sharded by namespace over at most I(copy_jobs.jobs) Jobs in the namespace of
         I(service_account), each running the copier image as that service account (it needs no right
         beyond the environment registries' push and the integrated registry's pull, which

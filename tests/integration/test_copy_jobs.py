@@ -49,10 +49,18 @@ def test_copies_through_jobs_land_what_the_in_process_path_plans_and_no_image_by
     approve(namespace, "app:v1", add=["test", "uat", "prod"])
     approve(namespace, "multi:v1", add=["test"])
 
+    # check mode is the plan as before: no Job starts, nothing is copied
+    preview = reconcile(check=True, namespace=[namespace], **through_jobs(lab))
+    assert not preview.get("failed"), preview.get("msg")
+    assert preview["copies"] and preview["bytes_planned"] > 3 * SMALL, preview["copies"]
+    assert copy_jobs_left(lab) == [] and raw_manifest(ENDPOINTS["test"], f"{namespace}/app:v1") is None
+
     result = reconcile(namespace=[namespace], **through_jobs(lab))
     assert not result.get("failed"), result.get("msg")
     copies = result["copies"]
     assert copies and {c["result"] for c in copies} == {"copied"}, copies
+    assert sorted((c["environment"], c["repository"], c["tag"]) for c in copies) == sorted(
+        (c["environment"], c["repository"], c["tag"]) for c in preview["copies"])
     assert all(c["job"].startswith("segmented-registry-copy-") for c in copies)
     assert result["bytes_moved"] > 3 * SMALL  # what the Jobs reported sending
     # the machine running Ansible read the registries and sent no image byte

@@ -490,6 +490,21 @@ class CopyJobs:
                 self.cluster.delete(JOB, name, self.namespace, missing_ok=True, propagation="Background")
                 self.api_calls += 1
 
+    def preview(self, copies: list[dict[str, Any]]) -> None:
+        """Check mode: what a real run needs of the registry cluster, asked and nothing changed: the
+        Services the Jobs would reach (each one read), and each Job created as a server-side dry
+        run (its spec validated, the account's right to create it reviewed). Raises
+        ``PromotionError`` or ``ClusterError`` naming what is missing."""
+        if not copies:
+            return
+        if not self.cluster.dry_run:
+            raise PromotionError("copy_jobs: a preview runs in check mode only", field="copy_jobs")
+        aliases = self.host_aliases(self.endpoints())
+        run = "check-mode"
+        for number, _shard in enumerate(shards(copies, self.settings.jobs)):
+            self.cluster.create(JOB, job_manifest(f"segmented-registry-copy-{run}-{number}", self.namespace, run, self.settings, aliases), self.namespace)
+            self.api_calls += 1
+
     def _wait(self, started: float) -> dict[str, str]:
         """Every Job's ``why`` once all have finished (or ``copy_jobs.timeout`` passed)."""
         pending = set(self.jobs)

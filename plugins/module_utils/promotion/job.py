@@ -268,14 +268,16 @@ class Job:
         return result
 
     def _copier(self, settings: copy_jobs.Settings, source: RegistryClient, destinations: Mapping[str, RegistryClient]) -> Any:
-        """``copier(copies, actual)`` for ``reconcile``: the copies run as Jobs (``copy_jobs``). The
-        registries' token realms are read from their challenges (cached by the clients' reads)."""
+        """``copier(copies, actual, preview)`` for ``reconcile``: the copies run as Jobs
+        (``copy_jobs``), or in check mode (``preview``) what they need is checked. The registries'
+        token realms are read from their challenges (cached by the clients' reads)."""
 
-        def run(copies: list[dict[str, Any]], actual: Mapping[str, Any]) -> None:
+        def run(copies: list[dict[str, Any]], actual: Mapping[str, Any], preview: bool) -> None:
             if not copies:
                 return
-            realms = {"source": source.auth.challenge()[1].get("realm")}
-            realms.update({name: client.auth.challenge()[1].get("realm") for name, client in destinations.items()})
+            realms = {"source": source.auth.challenge()[1].get("realm")} if not preview else {}
+            if not preview:
+                realms.update({name: client.auth.challenge()[1].get("realm") for name, client in destinations.items()})
             ca_certs = []
             for path in sorted({env.ca_cert for env in self.targets.values() if env.ca_cert}):
                 with open(path) as handle:
@@ -292,7 +294,10 @@ class Job:
                 params["retries"],
                 params["timeout"],
             )
-            jobs.execute(copies, actual)
+            if preview:
+                jobs.preview(copies)
+            else:
+                jobs.execute(copies, actual)
             self.api_calls += jobs.api_calls
 
         return run

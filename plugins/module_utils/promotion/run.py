@@ -34,7 +34,7 @@ def reconcile(
     read_workers: int = 8,
     clock: Callable[[], float] = time.monotonic,
     pins: Mapping[tuple[str, str, str], tuple[str, str]] | None = None,
-    copier: Callable[[list[dict[str, Any]], Mapping[str, Any]], None] | None = None,
+    copier: Callable[[list[dict[str, Any]], Mapping[str, Any], bool], None] | None = None,
 ) -> dict[str, Any]:
     """Read every registry in scope, plan, and (unless ``check_mode``) execute.
 
@@ -112,8 +112,10 @@ def reconcile(
     executor = Executor(source, destinations, actual, image_workers=image_workers, blob_workers=blob_workers, clock=clock)
     if check_mode:
         executor.estimate(actions)
+        if copier is not None:
+            copier([a for a in actions if a["action"] == COPY], actual, True)
     elif copier is not None:
-        copier([a for a in actions if a["action"] == COPY], actual)
+        copier([a for a in actions if a["action"] == COPY], actual, False)
         executor.execute([a for a in actions if a["action"] != COPY])
     else:
         executor.execute(actions)
