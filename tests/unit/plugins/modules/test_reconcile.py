@@ -64,6 +64,7 @@ def calls(monkeypatch):
 
     def run(entries, environments, source, destinations, scope=None, prune=True, check_mode=False, **kwargs):
         seen.append(("pins", kwargs["pins"]))
+        seen.append(("copier", kwargs["copier"] is not None))
         seen.append(("reconcile", sorted(destinations), scope.to_dict(), prune, check_mode, kwargs["image_workers"],
                      kwargs["blob_workers"]))
         return outcome()
@@ -101,10 +102,16 @@ without = functools.partial(omitted, JOB)
     (dict(JOB, annotation_key="not a key!"), ["annotation_key"]),
     (dict(JOB, environments=[{"name": "test"}]), ["route_host"]),
     (dict(JOB, history_limit=history.MAX_LIMIT + 1), ["history_limit", f"between 0 (keep none) and {history.MAX_LIMIT}"]),
+    (dict(JOB, copy_jobs={"image": "registry.example.com/copier:latest"}), ["copy_jobs.image", "pinned by digest"]),
+    (dict(JOB, copy_jobs={"image": "registry.example.com/copier@sha256:" + "a" * 64, "jobs": 0}), ["copy_jobs.jobs", "at least 1"]),
+    (dict(JOB, copy_jobs={"jobs": 2}), ["image"]),
+    (dict(without("service_account"), registry_token="given", copy_jobs={"image": "r.example.com/c@sha256:" + "a" * 64}),
+     ["copy_jobs needs service_account"]),
 ], ids=["environments-required", "service_account-and-registry_token", "no-credential", "details-choice",
         "parallel_images-type", "prune-type", "environments-elements", "parallel_blobs-range", "token_duration-range",
         "tag-without-stream", "stream-without-one-namespace", "namespace-name", "environment-unknown",
-        "environment-absent", "annotation_key", "environment-without-route_host", "history_limit-range"])
+        "environment-absent", "annotation_key", "environment-without-route_host", "history_limit-range",
+        "copy_jobs-image-unpinned", "copy_jobs-jobs-range", "copy_jobs-image-required", "copy_jobs-without-service_account"])
 def test_bad_arguments_fail_naming_the_option_and_reach_nothing(run_module, calls, args, words):
     refused(run(run_module, Fail, **args), words, calls)
 
@@ -121,9 +128,14 @@ def test_the_defaults_reach_the_run(run_module, calls):
     assert ("mint", "segmented-registry-promotion/promoter", 900, None) in calls
     assert ("mint", "segmented-registry-promotion/promoter", 900, [job.TOKEN_SERVER_AUDIENCE]) in calls
     assert calls[-1][0] == "history"  # after the run, from what it did
-    assert calls[-3] == ("pins", {})
+    assert calls[-4:-2] == [("pins", {}), ("copier", False)]  # copies run in this process
     assert calls[-2] == ("reconcile", ["prod", "test"],
                          {"namespaces": None, "stream": None, "tag": None, "environments": None}, True, False, 4, 6)
+
+
+def test_copy_jobs_hand_the_run_a_copier(run_module, calls):
+    run(run_module, **dict(JOB, copy_jobs={"image": "registry.example.com/copier@sha256:" + "a" * 64, "jobs": 4}))
+    assert ("copier", True) in calls
 
 
 def test_every_option_reaches_the_run_in_its_place(run_module, calls):
@@ -132,7 +144,7 @@ def test_every_option_reaches_the_run_in_its_place(run_module, calls):
     assert ("list", ["myproject"]) in calls
     assert not [call for call in calls if call[0] == "mint"]
     assert calls[-1][0] == "history"  # after the run, from what it did
-    assert calls[-3] == ("pins", {})
+    assert calls[-4:-2] == [("pins", {}), ("copier", False)]
     assert calls[-2] == ("reconcile", ["prod", "test"],
                          {"namespaces": ["myproject"], "stream": "app", "tag": "v1", "environments": ["prod"]},
                          False, False, 2, 3)
