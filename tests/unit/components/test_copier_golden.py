@@ -92,7 +92,7 @@ class Served:
         """``{digest:NAME}``, ``{hex:NAME}``, ``{source}`` and ``{dest:ENV}`` in ``text`` replaced."""
 
         def one(match):
-            kind, _, name = match.group(1).partition(":")
+            kind, _colon, name = match.group(1).partition(":")
             if kind == "source":
                 return self.hosts["source"]
             if kind == "dest":
