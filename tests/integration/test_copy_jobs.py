@@ -12,7 +12,7 @@ import time
 
 from kubernetes import client as kclient
 
-from ansible_collections.segmented.registry.plugins.module_utils.promotion.copy_jobs import RUN_LABEL
+from ansible_collections.segmented.registry.plugins.module_utils.promotion.copy_plan import RUN_LABEL
 from tests.integration import promotion_lab as pl
 from tests.integration import test_reconcile as rc
 from tests.integration.test_reconcile import ENDPOINTS, SMALL, sha, tags_of

@@ -37,7 +37,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.model
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.environments import build_environments
 from ansible_collections.segmented.registry.plugins.module_utils.oci.client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient
 from ansible_collections.segmented.registry.plugins.module_utils.oci.transport import Stats
-from ansible_collections.segmented.registry.plugins.module_utils.promotion import copy_jobs, history, history_api
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import copy_jobs, copy_plan, history, history_api
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.audit import format_table
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import COPY, FAILED, GATED, REMOVE, SKIP
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.run import reconcile
@@ -72,7 +72,7 @@ def argument_spec() -> dict[str, Any]:
         history_limit={"type": "int", "default": history.DEFAULT_LIMIT},
         show_history={"type": "bool", "default": False},
         requester={"type": "str"},
-        copy_jobs=copy_jobs.OPTION_SPEC,
+        copy_jobs=copy_plan.OPTION_SPEC,
         **QUERY_SPEC,
     )
     return spec
@@ -127,7 +127,7 @@ class Job:
             self.absent = absent_names(self.environments)
             self.annotation_key = check_annotation_key(params["annotation_key"])
             #: the copy Jobs' settings (the option ``copy_jobs``), None: copies run in this process
-            self.copy_jobs = copy_jobs.Settings.of(params["copy_jobs"], params["service_account"]) if params["copy_jobs"] else None
+            self.copy_jobs = copy_plan.Settings.of(params["copy_jobs"], params["service_account"]) if params["copy_jobs"] else None
         self.queries = compile_query_option(module)
         self._warn_unverified()
 
@@ -267,7 +267,7 @@ class Job:
         result["stats"]["api_calls"] = self.api_calls
         return result
 
-    def _copier(self, settings: copy_jobs.Settings, source: RegistryClient, destinations: Mapping[str, RegistryClient]) -> Any:
+    def _copier(self, settings: copy_plan.Settings, source: RegistryClient, destinations: Mapping[str, RegistryClient]) -> Any:
         """``copier(copies, actual, preview)`` for ``reconcile``: the copies run as Jobs
         (``copy_jobs``), or in check mode (``preview``) what they need is checked. The registries'
         token realms are read from their challenges (cached by the clients' reads)."""

@@ -1,4 +1,4 @@
-"""The pure part of the copy Jobs (module_utils/promotion/copy_jobs.py): shards, the copier's plan, the Job, the report."""
+"""The copy Jobs' plan (module_utils/promotion/copy_plan.py, pure): shards, the copier's plan, the Job, the report."""
 import base64
 import hashlib
 import gzip
@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils.errors import PromotionError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.model import Environment, Tls
-from ansible_collections.segmented.registry.plugins.module_utils.promotion import copy_jobs
+from ansible_collections.segmented.registry.plugins.module_utils.promotion import copy_plan
 
 DIGEST = "sha256:" + "a" * 64
 IMAGE = "mirror.example.com/segmented-registry/copier@" + DIGEST
@@ -24,7 +24,7 @@ def copy(repository, tag="v1", env="test", **extra):
 
 
 def test_settings_take_a_pinned_image_and_the_service_account():
-    settings = copy_jobs.Settings.of(option(), "segmented-registry-promotion/promoter")
+    settings = copy_plan.Settings.of(option(), "segmented-registry-promotion/promoter")
     assert (settings.jobs, settings.service_account) == (2, "segmented-registry-promotion/promoter")
 
 
@@ -37,7 +37,7 @@ def test_settings_take_a_pinned_image_and_the_service_account():
 ])
 def test_settings_name_the_wrong_field_and_the_fix(changes, account, field, words):
     with pytest.raises(PromotionError) as caught:
-        copy_jobs.Settings.of(option(**changes), account)
+        copy_plan.Settings.of(option(**changes), account)
     assert caught.value.field == field
     assert words in str(caught.value)
 
@@ -45,7 +45,7 @@ def test_settings_name_the_wrong_field_and_the_fix(changes, account, field, word
 def test_shards_keep_a_namespace_whole_and_balance_the_rest():
     copies = [copy("big/a", tag=str(n)) for n in range(5)] + [copy("mid/a", tag=str(n)) for n in range(3)]
     copies += [copy("small/a"), copy("tiny/b")]
-    groups = copy_jobs.shards(copies, 2)
+    groups = copy_plan.shards(copies, 2)
     namespaces = [sorted({item["repository"].split("/")[0] for item in group}) for group in groups]
     assert namespaces == [["big"], ["mid", "small", "tiny"]]
     assert sum(len(group) for group in groups) == len(copies)
@@ -53,16 +53,16 @@ def test_shards_keep_a_namespace_whole_and_balance_the_rest():
 
 def test_shards_never_outnumber_the_namespaces_or_the_bound():
     copies = [copy(f"ns{n}/app") for n in range(7)]
-    assert len(copy_jobs.shards(copies, 3)) == 3
-    assert len(copy_jobs.shards(copies[:2], 8)) == 2
-    assert copy_jobs.shards([], 4) == []
+    assert len(copy_plan.shards(copies, 3)) == 3
+    assert len(copy_plan.shards(copies[:2], 8)) == 2
+    assert copy_plan.shards([], 4) == []
 
 
 def test_a_copy_and_the_copy_it_requires_share_a_job():
     uat = copy("team/app", env="uat")
     prod = copy("team/app", env="prod", requires={"environment": "uat", "repository": "team/app", "digest": DIGEST})
     others = [copy(f"other{n}/app") for n in range(6)]
-    groups = copy_jobs.shards(others + [uat, prod], 4)
+    groups = copy_plan.shards(others + [uat, prod], 4)
     assert any(uat in group and prod in group for group in groups)
 
 
@@ -76,7 +76,7 @@ def test_a_copy_and_the_copy_it_requires_share_a_job():
 ])
 def test_a_job_reaches_an_environment_registry_through_its_service(tls, expected):
     env = Environment("test", "test-registry.apps.example.com", "test-registry.apps.example.com", tls=tls)
-    endpoint = copy_jobs.environment_endpoint(env)
+    endpoint = copy_plan.environment_endpoint(env)
     assert endpoint.pop("service") == "registry.test.svc"
     assert endpoint == expected
 
@@ -92,7 +92,7 @@ def test_the_plan_holds_the_shard_its_registries_and_what_they_held_and_no_secre
     prod = copy("team/app", env="prod", requires={"environment": "uat", "repository": "team/app", "digest": DIGEST},
                 source_repository="team/base", pinned_from="sha256:" + "b" * 64, artifact_of="sha256:" + "c" * 64)
     actual = {"uat": {"team/app": {"old": "sha256:" + "d" * 64}, "elsewhere/x": {"v": DIGEST}}, "prod": {}}
-    document = copy_jobs.plan_document([(3, uat), (7, prod)], endpoints(), {"https://a/token": "https://b/token"}, actual, 4, 6, 3, 60)
+    document = copy_plan.plan_document([(3, uat), (7, prod)], endpoints(), {"https://a/token": "https://b/token"}, actual, 4, 6, 3, 60)
     assert document["items"] == [
         {"id": 3, "environment": "uat", "repository": "team/app", "tag": "v1", "digest": DIGEST},
         {"id": 7, "environment": "prod", "repository": "team/app", "tag": "v1", "digest": DIGEST, "source_repository": "team/base",
@@ -111,18 +111,18 @@ def test_the_plan_holds_the_shard_its_registries_and_what_they_held_and_no_secre
 
 def test_a_plan_packs_into_configmaps_split_by_items_when_too_large():
     document = {"retries": 3, "items": [{"id": 1}]}
-    assert [json.loads(gzip.decompress(base64.b64decode(part))) for part in copy_jobs.pack(document)] == [document]
+    assert [json.loads(gzip.decompress(base64.b64decode(part))) for part in copy_plan.pack(document)] == [document]
     huge = {"retries": 3, "items": [{"id": n, "digest": "sha256:" + hashlib.sha256(str(n).encode()).hexdigest()} for n in range(40000)]}
-    parts = [json.loads(gzip.decompress(base64.b64decode(part))) for part in copy_jobs.pack(huge)]
+    parts = [json.loads(gzip.decompress(base64.b64decode(part))) for part in copy_plan.pack(huge)]
     assert len(parts) > 1
-    assert all(len(base64.b64decode(part)) <= copy_jobs.PLAN_LIMIT_BYTES for part in copy_jobs.pack(huge))
+    assert all(len(base64.b64decode(part)) <= copy_plan.PLAN_LIMIT_BYTES for part in copy_plan.pack(huge))
     assert [item for part in parts for item in part["items"]] == huge["items"]
     assert all(part["retries"] == 3 for part in parts)
 
 
 def test_the_job_runs_the_pinned_copier_as_the_promoter_without_root_or_a_writable_root():
-    settings = copy_jobs.Settings.of(option(), "segmented-registry-promotion/promoter")
-    job = copy_jobs.job_manifest("segmented-registry-copy-x-0", "segmented-registry-promotion", "x", settings,
+    settings = copy_plan.Settings.of(option(), "segmented-registry-promotion/promoter")
+    job = copy_plan.job_manifest("segmented-registry-copy-x-0", "segmented-registry-promotion", "x", settings,
                                  {"10.96.0.9": {"registry.test.svc"}}, parts=2)
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -151,7 +151,7 @@ def test_the_report_is_read_from_the_log_lines_and_nothing_else():
         "{not json",
         json.dumps({"summary": {"copied": 1, "failed": 1}}),
     ])
-    assert copy_jobs.parse_report(log) == {
+    assert copy_plan.parse_report(log) == {
         0: {"result": "copied", "bytes_sent": 10, "blobs_sent": 1, "seconds": 0.5},
         1: {"result": "failed", "error": "denied: requested access to the resource is denied"},
     }
@@ -165,4 +165,4 @@ def test_the_report_is_read_from_the_log_lines_and_nothing_else():
     ([{"type": "Failed", "status": "False"}], (False, "")),
 ])
 def test_a_job_is_finished_once_complete_or_failed(conditions, expected):
-    assert copy_jobs.job_outcome({"status": {"conditions": conditions}}) == expected
+    assert copy_plan.job_outcome({"status": {"conditions": conditions}}) == expected
