@@ -275,9 +275,9 @@ class Job:
         def run(copies: list[dict[str, Any]], actual: Mapping[str, Any], preview: bool) -> None:
             if not copies:
                 return
-            realms = {"source": source.auth.challenge()[1].get("realm")} if not preview else {}
-            if not preview:
-                realms.update({name: client.auth.challenge()[1].get("realm") for name, client in destinations.items()})
+            realms: dict[str, str | None] = {}
+            if not preview:  # a preview starts no Job, so it needs no token endpoint
+                realms = {name: client.auth.challenge()[1].get("realm") for name, client in dict(destinations, source=source).items()}
             ca_certs = []
             for path in sorted({env.ca_cert for env in self.targets.values() if env.ca_cert}):
                 with open(path) as handle:
