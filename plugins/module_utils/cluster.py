@@ -202,14 +202,20 @@ class Cluster:
                 return None
             raise
 
-    def list(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> builtins.list[dict[str, Any]]:
+    def list(
+        self, kind: Kind, namespace: str | None = None, label_selector: str | None = None, field_selector: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
         """The objects of ``kind`` in ``namespace`` (None: all namespaces), one LIST call."""
-        return self.list_from(kind, namespace, label_selector)[0]
+        return self.list_from(kind, namespace, label_selector, field_selector)[0]
 
-    def list_from(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> tuple[builtins.list[dict[str, Any]], str]:
+    def list_from(
+        self, kind: Kind, namespace: str | None = None, label_selector: str | None = None, field_selector: str | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], str]:
         """``(items, resourceVersion)``: the objects and the version to ``watch`` from."""
         where = f" in namespace {namespace}" if namespace else " in all namespaces (cluster-wide)" if kind.namespaced else ""
-        answer = self._request("get", kind.path(namespace=namespace), f"list {kind.plural}{where}", label_selector=label_selector)
+        answer = self._request(
+            "get", kind.path(namespace=namespace), f"list {kind.plural}{where}", label_selector=label_selector, field_selector=field_selector
+        )
         return list(answer.get("items") or []), str((answer.get("metadata") or {}).get("resourceVersion") or "")
 
     def watch(self, kind: Kind, namespace: str | None, resource_version: str, timeout_seconds: int, allow_bookmarks: bool = True) -> Iterator[dict[str, Any]]:
