@@ -53,10 +53,14 @@ from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan 
 JOB = Kind("batch/v1", "Job", "jobs", True)
 POD = Kind("v1", "Pod", "pods", True)
 SERVICE = Kind("v1", "Service", "services", True)
+EVENT = Kind("v1", "Event", "events", True)
 INJECT_ANNOTATION = "service.beta.openshift.io/inject-cabundle"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-#: How often the Jobs' status is read while they run (one GET per running Job).
+#: How often the Jobs' status is read while they run (one LIST of the run's Jobs).
 POLL_SECONDS = 0.5
+#: A Job with no pod after this long has its events read: a pod the cluster refuses to create
+#: (admission, quota) ends the Job's wait with the cluster's reason instead of its whole timeout.
+POD_GRACE_SECONDS = 20
 
 
 class CopyJobs:
@@ -87,12 +91,14 @@ class CopyJobs:
         self.sleep = sleep
         self.clock = clock
         self.namespace = parse_service_account(settings.service_account)[0]
-        self.jobs: list[str] = []
+        self.jobs: dict[str, list[dict[str, Any]]] = {}  # Job name -> its copies
         self.api_calls = 0  # requests to the registry cluster's API (the module's stats)
 
     def endpoints(self) -> dict[str, dict[str, Any]]:
-        out = {"source": {"registry": self.settings.integrated_service, "ca": SERVICE_CA_KEY, "host": self.settings.integrated_service.rsplit(":", 1)[0]}}
-        out["source"]["service"] = out["source"]["host"]
+        """How a Job reaches each registry: ``source`` (the integrated registry's Service) and every
+        environment that is a promotion target (``environment_endpoint``)."""
+        service = self.settings.integrated_service.rsplit(":", 1)[0]
+        out = {"source": {"registry": self.settings.integrated_service, "ca": SERVICE_CA_KEY, "service": service, "host": service}}
         for name, env in self.environments.items():
             if env.is_present:
                 out[name] = environment_endpoint(env)
@@ -152,21 +158,19 @@ class CopyJobs:
             wanted["data"] = data
             return wanted
 
-        self.cluster.edit(CONFIG_MAP, CA_CONFIG_MAP, self.namespace, compute)
+        current = self.cluster.edit(CONFIG_MAP, CA_CONFIG_MAP, self.namespace, compute) or {}
         self.api_calls += 2
         deadline = self.clock() + 60
-        while True:
-            current = self.cluster.get(CONFIG_MAP, CA_CONFIG_MAP, self.namespace) or {}
-            self.api_calls += 1
-            if ((current.get("data") or {}).get(SERVICE_CA_KEY) or "").strip():
-                return
+        while not ((current.get("data") or {}).get(SERVICE_CA_KEY) or "").strip():
             if self.clock() > deadline:
                 raise PromotionError(
                     f"copy_jobs: the service CA did not put {SERVICE_CA_KEY} into ConfigMap {self.namespace}/{CA_CONFIG_MAP} within 60 s "
                     f'(annotation {INJECT_ANNOTATION}: "true"); is OpenShift\'s service CA operator running?',
                     field="copy_jobs",
                 )
-            self.sleep(1)
+            self.sleep(POLL_SECONDS)
+            current = self.cluster.get(CONFIG_MAP, CA_CONFIG_MAP, self.namespace) or {}
+            self.api_calls += 1
 
     def execute(self, copies: list[dict[str, Any]], actual: Mapping[str, Mapping[str, Mapping[str, str]]]) -> None:
         """Run ``copies`` (the plan's copy actions) in Jobs and put each one's result on it."""
@@ -198,15 +202,15 @@ class CopyJobs:
                 }
                 self.cluster.create(CONFIG_MAP, configmap, self.namespace)
             self.api_calls += 1 + len(parts)
-            self.jobs.append(name)
+            self.jobs[name] = shard
             for item in shard:
                 item["job"] = name
         try:
-            outcomes = self._wait(started)
+            outcomes = self._wait(run, started)
             for name, why in outcomes.items():
                 results, problem = self._results(name)
                 why = "; ".join(part for part in (why, problem) if part)
-                for item in (item for item in copies if item.get("job") == name):
+                for item in self.jobs[name]:
                     reported = results.get(index[id(item)])
                     if reported:
                         item.update(reported)
@@ -236,20 +240,20 @@ class CopyJobs:
             self.cluster.create(JOB, job_manifest(f"segmented-registry-copy-{run}-{number}", self.namespace, run, self.settings, aliases), self.namespace)
             self.api_calls += 1
 
-    def _wait(self, started: float) -> dict[str, str]:
-        """Every Job's ``why`` once all have finished (or ``copy_jobs.timeout`` passed)."""
+    def _wait(self, run: str, started: float) -> dict[str, str]:
+        """Every Job's ``why`` once all have finished (or ``copy_jobs.timeout`` passed): one LIST of
+        the run's Jobs per poll, however many they are."""
         pending = set(self.jobs)
         outcomes: dict[str, str] = {}
         deadline = started + self.settings.timeout + 60
         while pending:
+            listed = {job["metadata"]["name"]: job for job in self.cluster.list(JOB, self.namespace, label_selector=f"{RUN_LABEL}={run}")}
+            self.api_calls += 1
             for name in sorted(pending):
-                job = self.cluster.get(JOB, name, self.namespace)
-                self.api_calls += 1
-                if job is None:
-                    outcomes[name] = "the Job was deleted"
-                    pending.discard(name)
-                    continue
-                finished, why = job_outcome(job)
+                finished, why = job_outcome(listed[name]) if name in listed else (True, "the Job was deleted")
+                if not finished and self.clock() - started > POD_GRACE_SECONDS and not _has_pods(listed[name]):
+                    why = self._refused(name)
+                    finished = bool(why)
                 if finished:
                     outcomes[name] = why
                     pending.discard(name)
@@ -261,6 +265,15 @@ class CopyJobs:
                 break
             self.sleep(POLL_SECONDS)
         return outcomes
+
+    def _refused(self, name: str) -> str:
+        """Why the cluster refuses to create the pods of Job ``name`` (its latest FailedCreate event), or ""."""
+        events = self.cluster.list(EVENT, self.namespace, field_selector=f"involvedObject.kind=Job,involvedObject.name={name},reason=FailedCreate")
+        self.api_calls += 1
+        if not events:
+            return ""
+        latest = max(events, key=lambda event: event.get("lastTimestamp") or event.get("eventTime") or "")
+        return f"the cluster refuses to create its pod: {latest.get('message')}"
 
     def _results(self, name: str) -> tuple[dict[int, dict[str, Any]], str]:
         """``(results, problem)``: what the Job's pods reported, oldest pod first (a retried pod's
@@ -279,3 +292,9 @@ class CopyJobs:
             except ClusterError as exc:
                 problem = str(exc)
         return results, problem
+
+
+def _has_pods(job: Mapping[str, Any]) -> bool:
+    """Whether the Job made a pod (running, or ended)."""
+    status = job.get("status") or {}
+    return any(status.get(key) for key in ("active", "succeeded", "failed", "terminating", "ready"))
