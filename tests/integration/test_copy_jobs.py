@@ -10,6 +10,7 @@ import os
 import threading
 import time
 
+import pytest
 from kubernetes import client as kclient
 
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.copy_plan import RUN_LABEL
@@ -22,6 +23,20 @@ approve, lab_auth, namespace, raw_manifest, reconcile, token = rc.approve, rc.la
 
 PROMOTER_NAMESPACE = pl.PROMOTER.split("/", maxsplit=1)[0]
 PROMOTER_BINDING = "segmented-registry:promoter:segmented-registry-promotion:promoter"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restricted_pods(lab):
+    """OpenShift admits the copy Jobs' pods only under the restricted-v2 SCC (non-root, no privilege
+    escalation, every capability dropped, RuntimeDefault seccomp). The lab has no SCC admission; its
+    nearest real check is Kubernetes' own PodSecurity admission at the restricted level, enforced on
+    the Jobs' namespace while these tests run: a Job whose pod the restricted level refuses never
+    starts, and the tests fail."""
+    core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
+    label = "pod-security.kubernetes.io/enforce"
+    core.patch_namespace(PROMOTER_NAMESPACE, {"metadata": {"labels": {label: "restricted"}}})
+    yield
+    core.patch_namespace(PROMOTER_NAMESPACE, {"metadata": {"labels": {label: None}}})
 
 
 def copier_image(lab):
