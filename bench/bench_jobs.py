@@ -41,11 +41,6 @@ MiB = 1024 * 1024
 LAYERS, LAYER_SIZE = 5, 40 * MiB
 
 
-def copier_image(bench):
-    with open(os.path.join(bench.lab.state, "images.json")) as handle:
-        return json.load(handle)["pinned"]["copier"]
-
-
 def router_traffic(bench):
     return router.traffic(os.path.join(bench.lab.state, "router", "haproxy"))
 
@@ -71,7 +66,7 @@ def promote_once(bench, namespace, digest, jobs):
     bench.tag_in_source(namespace, stream, ["v1"], digest, from_stream="big")
     extravars = {"project": namespace, "image": stream + ":v1", "env": "test", "segmented_registry_reconcile_report_file": "/tmp/bench-jobs-report.json"}
     if jobs:
-        extravars["segmented_registry_reconcile_copy_jobs"] = {"image": copier_image(bench), "jobs": 1}
+        extravars["segmented_registry_reconcile_copy_jobs"] = {"image": bench.lab.image_references()["pinned"]["copier"], "jobs": 1}
     before = router_traffic(bench)
     seconds = run_playbook(PROMOTE, extravars)[0]
     after = router_traffic(bench)
@@ -144,7 +139,7 @@ def scale_run(bench, layout, streams, tag_names, jobs):
     project = ",".join(namespace for namespace, _digest in layout)
     report_file = "/tmp/bench-jobs-scale.json"
     extravars = {"project": project, "segmented_registry_reconcile_report_file": report_file,
-                 "segmented_registry_reconcile_copy_jobs": {"image": copier_image(bench), "jobs": jobs}}
+                 "segmented_registry_reconcile_copy_jobs": {"image": bench.lab.image_references()["pinned"]["copier"], "jobs": jobs}}
     machine, registries = cpu_busy_seconds(), registry_cpu_seconds()
     seconds = run_playbook(RECONCILE, extravars)[0]
     machine, registries = cpu_busy_seconds() - machine, registry_cpu_seconds() - registries

@@ -5,8 +5,6 @@ lab's mirror pinned by digest (lab/images.py); the Jobs run on the node as the p
 account and reach the registries through their Services: the environment registries' ``registry``
 Services, the token server's, and the integrated registry's (lab/integrated_service.py). Every
 module run goes through ansible-playbook; the fixtures are test_reconcile.py's."""
-import json
-import os
 import threading
 import time
 
@@ -39,15 +37,10 @@ def restricted_pods(lab):
     core.patch_namespace(PROMOTER_NAMESPACE, {"metadata": {"labels": {label: None}}})
 
 
-def copier_image(lab):
-    with open(os.path.join(lab.state, "images.json")) as handle:
-        return json.load(handle)["pinned"]["copier"]
-
-
 def through_jobs(lab, **extra):
     """The options of a reconcile whose copies run as Jobs, as the promoter."""
     return {"service_account": pl.PROMOTER, "registry_token": None,
-            "copy_jobs": dict({"image": copier_image(lab), "jobs": 2}, **extra)}
+            "copy_jobs": dict({"image": lab.image_references()["pinned"]["copier"], "jobs": 2}, **extra)}
 
 
 def copy_jobs_left(lab):
