@@ -9,8 +9,8 @@ version_added: 0.1.0
 author:
   - segmented.registry contributors (!UNKNOWN)
 description:
-  - Mints one registry credential of one consumer cluster on the registry cluster and distributes it to
-    that consumer cluster as a C(kubernetes.io/dockerconfigjson) Secret.
+  - Mints registry credentials on the registry cluster and distributes each to its consumer cluster as a
+    C(kubernetes.io/dockerconfigjson) Secret - one credential, or many in one call (O(credentials)).
 attributes:
   check_mode:
     support: full
@@ -118,124 +118,157 @@ options:
           - Groups to impersonate.
         type: list
         elements: str
-  cluster:
+  credentials:
     description:
-      - How to reach the consumer cluster - kubernetes.core's authentication options.
-      - Required with O(state=present). With O(state=absent) and without it, only the registry side is
-        revoked (the consumer cluster left the inventory); its Secrets then hold a dead token.
-    type: dict
-    suboptions: *k8s_auth
-  cluster_name:
-    description:
-      - The consumer cluster's inventory host name, for example V(prod); it names the identity and labels
-        every object. A lowercase DNS label of at most 40 characters. Renamed, it takes over the Secrets of the same
-        O(registry) and O(namespace) made under the former name.
-    type: str
-    required: true
-  access:
-    description:
-      - V(pull) - pull from the registry of the environment O(namespace); V(push) - push to the build
-        namespace O(namespace) of the integrated registry.
-    type: str
-    choices: [pull, push]
-    required: true
-  namespace:
-    description:
-      - The namespace on the registry cluster where the identity (its ServiceAccount and generation
-        Secrets) lives and, without O(grant_namespace), gets its access - the environment's namespace
-        (pull) or the build namespace (push). It must exist.
-    type: str
-    required: true
-  grant_namespace:
-    description:
-      - The namespace on the registry cluster where the identity gets its access (its RoleBinding, named
-        C(segmented-<access>-<cluster_name>.<namespace>), with the ServiceAccount of O(namespace) as
-        subject), when the identity lives in another namespace O(namespace). Default - O(namespace).
-      - The credentials role keeps the consumers' pull identities in a namespace of their own
-        (C(credentials_pull_namespace)) and grants them in the environment's namespace, so that an
-        editor of the environment's namespace cannot mint tokens for them.
-    type: str
-  registry:
-    description:
-      - The C(host[:port]) the credential is for - the key of the dockerconfigjson entry (the environment
-        registry's endpoint, or the integrated registry's), for example V(prod-registry.apps.registry.example.com).
-        Required with O(state=present).
-    type: str
-  secret_name:
-    description:
-      - The name of the Secret on the consumer cluster.
-      - Default C(segmented-registry-pull) or C(segmented-registry-push).
-    type: str
-  targets:
-    description:
-      - The namespaces of the consumer cluster that get the Secret. A Secret of this credential in a
-        namespace no longer listed is unlinked and deleted.
+      - Many credentials in one call (a batch) - a list of elements, each taking the options of one credential
+        (every option but O(registry_cluster), which they share, and O(parallel)) with the same meaning, choices,
+        defaults and requirements; in the descriptions of the elements, O(cluster_name) and the others mean the
+        element's own option.
+      - Every element is checked before any cluster is reached; a bad one (any the module would refuse in
+        single mode) is refused with a message naming it, C(credentials[<index>]) and its cluster, and
+        nothing is changed.
+      - The elements then run in threads, O(parallel) at a time; one failing does not stop the others. The
+        module fails if any failed, naming each; RV(credentials) lists every element, in input order.
+      - Without it, O(cluster_name), O(access) and O(namespace) are required; with it, they and the other
+        options of one credential are refused outside the elements.
     type: list
     elements: dict
-    default: []
     suboptions:
-      namespace:
-        description: The namespace.
+      <<: &credential
+        cluster:
+          description:
+            - How to reach the consumer cluster - kubernetes.core's authentication options.
+            - Required with O(state=present). With O(state=absent) and without it, only the registry side is
+              revoked (the consumer cluster left the inventory); its Secrets then hold a dead token.
+          type: dict
+          suboptions: *k8s_auth
+        grant_namespace:
+          description:
+            - The namespace on the registry cluster where the identity gets its access (its RoleBinding, named
+              C(segmented-<access>-<cluster_name>.<namespace>), with the ServiceAccount of O(namespace) as
+              subject), when the identity lives in another namespace O(namespace). Default - O(namespace).
+            - The credentials role keeps the consumers' pull identities in a namespace of their own
+              (C(credentials_pull_namespace)) and grants them in the environment's namespace, so that an
+              editor of the environment's namespace cannot mint tokens for them.
+          type: str
+        registry:
+          description:
+            - The C(host[:port]) the credential is for - the key of the dockerconfigjson entry (the environment
+              registry's endpoint, or the integrated registry's), for example V(prod-registry.apps.registry.example.com).
+              Required with O(state=present).
+          type: str
+        secret_name:
+          description:
+            - The name of the Secret on the consumer cluster.
+            - Default C(segmented-registry-pull) or C(segmented-registry-push).
+          type: str
+        targets:
+          description:
+            - The namespaces of the consumer cluster that get the Secret. A Secret of this credential in a
+              namespace no longer listed is unlinked and deleted.
+          type: list
+          elements: dict
+          default: []
+          suboptions:
+            namespace:
+              description: The namespace.
+              type: str
+              required: true
+            service_accounts:
+              description:
+                - Service accounts of that namespace to link the Secret to. Each must exist. One that was
+                  linked by an earlier run and is no longer listed is unlinked.
+              type: list
+              elements: str
+              default: []
+            secret_name:
+              description:
+                - The Secret's name in this namespace. Default O(secret_name).
+              type: str
+        token_type:
+          description:
+            - V(bound) - a TokenRequest token of O(duration) seconds, bound to its generation Secret.
+            - V(long_lived) - a C(kubernetes.io/service-account-token) Secret (no expiry). OpenShift 4.11+ no
+              longer makes these on its own but still honours them; prefer V(bound). Refused with O(access=pull) -
+              such a Secret holds an API token, which the environment registries' token server does not accept.
+          type: str
+          choices: [bound, long_lived]
+          default: bound
+        duration:
+          description:
+            - The lifetime of a bound token in seconds (at least 600; the API server may cap it, and the
+              expiry it grants is the one recorded).
+          type: int
+          default: 604800
+        renew_before:
+          description:
+            - A bound token within this many seconds of its expiry is replaced by a normal run.
+          type: int
+          default: 172800
+        rotate:
+          description:
+            - Make a new generation even when the current one is valid, and mark the old one for revocation
+              after O(grace) seconds.
+          type: bool
+          default: false
+        grace:
+          description:
+            - Seconds the replaced generation stays valid after a rotation. V(0) revokes it as soon as the new
+              one is written everywhere.
+          type: int
+          default: 0
+        revoke_retired:
+          description:
+            - Revoke now every generation an earlier run replaced and left valid (a rotation's grace period, a
+              renewed generation until its expiry), instead of when its time is up. Set it once every holder
+              has the current generation - playbooks/rotate_credentials.yml and playbooks/credentials.yml do,
+              after the consumers' nodes report the new global pull secret. A generation this run replaces is
+              not affected.
+          type: bool
+          default: false
+        state:
+          description:
+            - V(present) - the credential exists and is distributed. V(absent) - revoked and removed.
+          type: str
+          choices: [present, absent]
+          default: present
+      cluster_name:
+        description: &cluster_name
+          - The consumer cluster's inventory host name, for example V(prod); it names the identity and labels
+            every object. A lowercase DNS label of at most 40 characters. Renamed, it takes over the Secrets of the same
+            O(registry) and O(namespace) made under the former name.
         type: str
         required: true
-      service_accounts:
-        description:
-          - Service accounts of that namespace to link the Secret to. Each must exist. One that was
-            linked by an earlier run and is no longer listed is unlinked.
-        type: list
-        elements: str
-        default: []
-      secret_name:
-        description:
-          - The Secret's name in this namespace. Default O(secret_name).
+      access:
+        description: &access
+          - V(pull) - pull from the registry of the environment O(namespace); V(push) - push to the build
+            namespace O(namespace) of the integrated registry.
         type: str
-  token_type:
+        choices: [pull, push]
+        required: true
+      namespace:
+        description: &namespace
+          - The namespace on the registry cluster where the identity (its ServiceAccount and generation
+            Secrets) lives and, without O(grant_namespace), gets its access - the environment's namespace
+            (pull) or the build namespace (push). It must exist.
+        type: str
+        required: true
+  parallel:
     description:
-      - V(bound) - a TokenRequest token of O(duration) seconds, bound to its generation Secret.
-      - V(long_lived) - a C(kubernetes.io/service-account-token) Secret (no expiry). OpenShift 4.11+ no
-        longer makes these on its own but still honours them; prefer V(bound). Refused with O(access=pull) -
-        such a Secret holds an API token, which the environment registries' token server does not accept.
+      - How many elements of O(credentials) run at once (at least 1).
+    type: int
+    default: 8
+  <<: *credential
+  cluster_name:
+    description: *cluster_name
     type: str
-    choices: [bound, long_lived]
-    default: bound
-  duration:
-    description:
-      - The lifetime of a bound token in seconds (at least 600; the API server may cap it, and the
-        expiry it grants is the one recorded).
-    type: int
-    default: 604800
-  renew_before:
-    description:
-      - A bound token within this many seconds of its expiry is replaced by a normal run.
-    type: int
-    default: 172800
-  rotate:
-    description:
-      - Make a new generation even when the current one is valid, and mark the old one for revocation
-        after O(grace) seconds.
-    type: bool
-    default: false
-  grace:
-    description:
-      - Seconds the replaced generation stays valid after a rotation. V(0) revokes it as soon as the new
-        one is written everywhere.
-    type: int
-    default: 0
-  revoke_retired:
-    description:
-      - Revoke now every generation an earlier run replaced and left valid (a rotation's grace period, a
-        renewed generation until its expiry), instead of when its time is up. Set it once every holder
-        has the current generation - playbooks/rotate_credentials.yml and playbooks/credentials.yml do,
-        after the consumers' nodes report the new global pull secret. A generation this run replaces is
-        not affected.
-    type: bool
-    default: false
-  state:
-    description:
-      - V(present) - the credential exists and is distributed. V(absent) - revoked and removed.
+  access:
+    description: *access
     type: str
-    choices: [present, absent]
-    default: present
+    choices: [pull, push]
+  namespace:
+    description: *namespace
+    type: str
 notes:
   - On the registry cluster, an identity (the ServiceAccount
     C(segmented-<access>-<cluster_name>) in O(namespace)) bound to C(segmented-registry:environment-puller)
@@ -313,51 +346,110 @@ EXAMPLES = r"""
     targets: [{namespace: shop, service_accounts: [default, deployer]}]
     rotate: true
     grace: 600
+
+- name: Every credential of the inventory in one call, eight at a time (what the credentials role passes)
+  segmented.registry.registry_credential:
+    registry_cluster: "{{ hostvars['registry'].segmented_registry_k8s_auth }}"
+    credentials:
+      - cluster: "{{ hostvars['prod'].segmented_registry_k8s_auth }}"
+        cluster_name: prod
+        access: pull
+        namespace: segmented-registry-consumers
+        grant_namespace: prod
+        registry: prod-registry.apps.registry.example.com
+        targets: [{namespace: shop, service_accounts: [default, deployer]}]
+      - cluster: "{{ hostvars['test'].segmented_registry_k8s_auth }}"
+        cluster_name: test
+        access: push
+        namespace: myproject
+        registry: image-registry.openshift-image-registry.svc:5000
+        targets: [{namespace: ci, service_accounts: [builder]}]
+      # a cluster gone from the inventory: its identity revoked on the registry cluster only
+      - {cluster_name: old, access: pull, namespace: segmented-registry-consumers, grant_namespace: prod, state: absent}
+    parallel: 8
+  register: credentials_results
+  # credentials_results.credentials[1].generation is test's push generation
 """
 
 RETURN = r"""
-identity:
-  description: The ServiceAccount on the registry cluster, C(namespace/name).
-  returned: always
-  type: str
-  sample: prod/segmented-pull-prod-east
-generation:
-  description: The generation Secret the distributed token belongs to (null with O(state=absent)).
-  returned: always
-  type: str
-  sample: segmented-pull-prod-east-gen3
-new_generation:
-  description: Whether this run made (or would make) a new generation.
-  returned: state is present
-  type: bool
-reason:
-  description: Why a new generation was made; null when the current one was kept.
-  returned: state is present
-  type: str
-expires:
-  description: When the distributed token expires (epoch seconds); null for a long-lived one or in check mode.
-  returned: state is present
-  type: int
-secrets:
-  description: The Secrets on the consumer cluster, C(namespace/name).
-  returned: always
+credentials:
+  description:
+    - With O(credentials), the result of each element, in input order; the keys of one credential's result
+      are then in its element only (and the top level has RV(credentials) and C(changed)).
+    - A failed element has its naming keys, C(failed), C(msg), C(changed) and RV(credentials[].changes) (what it
+      wrote before it failed) only.
+  returned: with O(credentials)
   type: list
-  elements: str
-revoked:
-  description: Generation Secrets deleted (their tokens revoked).
-  returned: always
-  type: list
-  elements: str
-retired:
-  description: Generation Secrets marked for revocation after a grace period.
-  returned: always
-  type: list
-  elements: str
-changes:
-  description: Every write, in order (what would be written, in check mode). Never a token.
-  returned: always
-  type: list
-  elements: str
+  elements: dict
+  contains:
+    cluster_name:
+      description: The element's O(credentials[].cluster_name).
+      returned: always
+      type: str
+    access:
+      description: The element's O(credentials[].access).
+      returned: always
+      type: str
+    namespace:
+      description: The element's O(credentials[].namespace).
+      returned: always
+      type: str
+    state:
+      description: The element's O(credentials[].state).
+      returned: always
+      type: str
+    failed:
+      description: Whether this credential failed (the module then fails too, naming it).
+      returned: always
+      type: bool
+    msg:
+      description: Why it failed, prefixed with C(credentials[<index>]) and its cluster.
+      returned: failed
+      type: str
+    <<: &result
+      identity:
+        description: The ServiceAccount on the registry cluster, C(namespace/name).
+        returned: for each credential
+        type: str
+        sample: prod/segmented-pull-prod-east
+      generation:
+        description: The generation Secret the distributed token belongs to (null with O(state=absent)).
+        returned: for each credential
+        type: str
+        sample: segmented-pull-prod-east-gen3
+      new_generation:
+        description: Whether this run made (or would make) a new generation.
+        returned: for each credential with state present
+        type: bool
+      reason:
+        description: Why a new generation was made; null when the current one was kept.
+        returned: for each credential with state present
+        type: str
+      expires:
+        description: When the distributed token expires (epoch seconds); null for a long-lived one or in check mode.
+        returned: for each credential with state present
+        type: int
+      secrets:
+        description: The Secrets on the consumer cluster, C(namespace/name).
+        returned: for each credential
+        type: list
+        elements: str
+      revoked:
+        description: Generation Secrets deleted (their tokens revoked).
+        returned: for each credential
+        type: list
+        elements: str
+      retired:
+        description: Generation Secrets marked for revocation after a grace period.
+        returned: for each credential
+        type: list
+        elements: str
+      changes:
+        description: Every write, in order (what would be written, in check mode). Never a token.
+        returned: for each credential
+        type: list
+        elements: str
+<<: *result
 """
 
 import traceback
@@ -366,15 +458,8 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials import labels
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.distribute import Credential
-from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import (
-    STATE_ABSENT,
-    STATE_PRESENT,
-    Spec,
-    Target,
-    spec_problems,
-)
-from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, CredentialsError, failing
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import STATE_ABSENT, STATE_PRESENT, spec_problems
+from ansible_collections.segmented.registry.plugins.module_utils.errors import CredentialsError, failing
 
 try:
     from ansible_collections.segmented.registry.plugins.module_utils.kube import (
@@ -382,11 +467,7 @@ try:
         KUBERNETES_IMPORT_ERROR,
         auth_argument_spec,
     )
-    from ansible_collections.segmented.registry.plugins.module_utils.cluster import Cluster
-    from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import (
-        ClusterUnreachable,
-        probe,
-    )
+    from ansible_collections.segmented.registry.plugins.module_utils.credentials import runs
 except ImportError:  # pragma: no cover - kubernetes.core's client layer missing its dependencies
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = traceback.format_exc()
@@ -395,16 +476,18 @@ except ImportError:  # pragma: no cover - kubernetes.core's client layer missing
         return {}
 
 
-DEFAULT_SECRETS = {labels.ACCESS_PULL: "segmented-registry-pull", labels.ACCESS_PUSH: "segmented-registry-push"}
+#: The options that name one credential: required in single mode, given in each element of credentials.
+NAMING = ("cluster_name", "access", "namespace")
 
 
-def argument_spec():
-    return {
-        "registry_cluster": {"type": "dict", "default": {}, "options": auth_argument_spec()},
+def credential_options(element):
+    """The options of one credential: the module's own in single mode, or (``element``) those of an
+    element of ``credentials``, where the naming options are required."""
+    options = {
         "cluster": {"type": "dict", "options": auth_argument_spec()},
-        "cluster_name": {"type": "str", "required": True},
-        "access": {"type": "str", "choices": [labels.ACCESS_PULL, labels.ACCESS_PUSH], "required": True},
-        "namespace": {"type": "str", "required": True},
+        "cluster_name": {"type": "str"},
+        "access": {"type": "str", "choices": [labels.ACCESS_PULL, labels.ACCESS_PUSH]},
+        "namespace": {"type": "str"},
         "grant_namespace": {"type": "str"},
         "registry": {"type": "str"},
         "secret_name": {"type": "str", "no_log": False},
@@ -426,63 +509,95 @@ def argument_spec():
         "revoke_retired": {"type": "bool", "default": False},
         "state": {"type": "str", "choices": [STATE_PRESENT, STATE_ABSENT], "default": STATE_PRESENT},
     }
+    if element:
+        for name in NAMING:
+            options[name]["required"] = True
+    return options
 
 
-def connect(option, auth, where):
-    """One of the two clusters (named ``where`` in messages), after a bounded probe (a
-    ``ClusterError`` naming the option when the cluster does not answer or refuses the credentials)."""
-    auth = {key: value for key, value in (auth or {}).items() if value is not None}
-    try:
-        probe(auth)
-    except ClusterUnreachable as error:
-        raise ClusterError(
-            f"{option}: cannot use the cluster: {error}. Check {option} (an expired or revoked api_key is refused with 401); nothing was changed", field=option
+def argument_spec():
+    element = {"type": "list", "elements": "dict", "options": credential_options(element=True)}
+    element["required_if"] = [("state", STATE_PRESENT, ("cluster", "registry"))]
+    return dict(
+        registry_cluster={"type": "dict", "default": {}, "options": auth_argument_spec()},
+        credentials=element,
+        parallel={"type": "int", "default": 8},
+        **credential_options(element=False),
+    )
+
+
+def module_of():
+    """The module: single mode needs the naming options and, with state=present, both clusters' and
+    the registry's; batch mode (credentials) takes none of one credential's options outside it."""
+    return AnsibleModule(
+        argument_spec=argument_spec(),
+        supports_check_mode=True,
+        mutually_exclusive=[("credentials", name) for name in credential_options(element=False)],
+        required_one_of=[(name, "credentials") for name in NAMING],
+        required_if=[("state", STATE_PRESENT, ("cluster", "credentials"), True), ("state", STATE_PRESENT, ("registry", "credentials"), True)],
+    )
+
+
+def single(module):
+    """One credential (the module's own options)."""
+    run = runs.Run(runs.spec_of(module.params), module.params["registry_cluster"], module.params["cluster"])
+    with failing(module, partial=run.so_far):
+        problems = spec_problems(run.spec)
+        if problems:
+            raise CredentialsError("; ".join(problems) + ". Nothing was changed")
+        result = run.go(module.check_mode, module.no_log_values.add)
+    for warning in run.warnings:
+        module.warn(warning)
+    if module._diff:
+        result["diff"] = run.credential.diff()
+    module.exit_json(**result)
+
+
+def element_result(run):
+    """An element of the result's credentials: what names it, then its result (or why it failed)."""
+    spec = run.spec
+    named = {"cluster_name": spec.cluster, "access": spec.access, "namespace": spec.namespace, "state": spec.state, "failed": run.error is not None}
+    if run.error is None:
+        return dict(named, **run.result)
+    named["changes"] = []
+    named.update(run.so_far())
+    named.update(run.error.result)
+    named["msg"] = f"{run.name}: {run.error}"
+    return named
+
+
+def batch(module):
+    """Many credentials (credentials), in threads."""
+    params = module.params
+    batch_runs = runs.batch_runs(params["registry_cluster"], params["credentials"])
+    with failing(module, changed=False):
+        problems = runs.batch_problems(params["credentials"], params["parallel"])
+        if problems:
+            raise CredentialsError("; ".join(problems) + ". Nothing was changed")
+        runs.run_all(batch_runs, params["parallel"], module.check_mode, module.no_log_values.add)
+    for run in batch_runs:
+        for warning in run.warnings:
+            module.warn(f"{run.name}: {warning}")
+    result = {"changed": any(run.so_far()["changed"] for run in batch_runs), "credentials": [element_result(run) for run in batch_runs]}
+    if module._diff:
+        result["diff"] = [dict(run.credential.diff(), before_header=run.name, after_header=run.name) for run in batch_runs if run.credential is not None]
+    failed = [run for run in batch_runs if run.error is not None]
+    if failed:
+        module.fail_json(
+            msg=f"{len(failed)} of {len(batch_runs)} credentials failed (the others ran): " + "; ".join(f"{run.name}: {run.error}" for run in failed),
+            **result,
         )
-    return Cluster.of_auth(auth, where)
+    module.exit_json(**result)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, required_if=[("state", STATE_PRESENT, ("cluster", "registry"))])
+    module = module_of()
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
-    params = module.params
-    spec = Spec(
-        cluster=params["cluster_name"],
-        access=params["access"],
-        namespace=params["namespace"],
-        registry=params["registry"],
-        secret_name=params["secret_name"] or DEFAULT_SECRETS[params["access"]],
-        targets=[Target(item["namespace"], list(item["service_accounts"] or ()), item.get("secret_name")) for item in params["targets"]],
-        token_type=params["token_type"],
-        duration=params["duration"],
-        renew_before=params["renew_before"],
-        rotate=params["rotate"],
-        grace=params["grace"],
-        revoke_retired=params["revoke_retired"],
-        state=params["state"],
-        grant_namespace=params["grant_namespace"],
-    )
-    problems = spec_problems(spec)
-    credential = None  # set once both clusters answered
-
-    def so_far():
-        """What a failure reports: nothing changed before the Credential runs, else its changes."""
-        if credential is None:
-            return {"changed": False}
-        return {"changed": bool(credential.changes), "changes": credential.changes}
-
-    with failing(module, partial=so_far):
-        if problems:
-            raise CredentialsError("; ".join(problems) + ". Nothing was changed")
-        registry = connect("registry_cluster", params["registry_cluster"], "the registry cluster")
-        consumer = connect("cluster", params["cluster"], f"cluster {spec.cluster}") if params["cluster"] is not None else None
-        credential = Credential(spec, registry, consumer, check_mode=module.check_mode, mask=module.no_log_values.add)
-        result = credential.run()
-    for warning in credential.warnings:
-        module.warn(warning)
-    if module._diff:
-        result["diff"] = credential.diff()
-    module.exit_json(**result)
+    if module.params["credentials"] is None:
+        single(module)
+    else:
+        batch(module)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import importlib
 import pytest
 
 from ansible_collections.segmented.registry.plugins.module_utils import errors
+from ansible_collections.segmented.registry.plugins.module_utils.credentials import runs
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import CredentialsError
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import ClusterUnreachable
 from tests.unit.plugins.modules.harness import Fail
@@ -96,7 +97,7 @@ def test_registry_credential_names_the_unusable_cluster_and_changes_nothing(run_
     def refused(_auth):
         raise ClusterUnreachable("the API server at https://127.0.0.1:9 rejected the credentials: 401 Unauthorized")
 
-    monkeypatch.setattr(module, "probe", refused)
+    monkeypatch.setattr(runs, "probe", refused)
     result = run_module(module, CREDENTIAL, expect=Fail)
     assert seen == ["ClusterError"]
     assert result == {"msg": "registry_cluster: cannot use the cluster: the API server at https://127.0.0.1:9 rejected "
@@ -117,9 +118,9 @@ def test_registry_credential_reports_what_it_changed_before_it_failed(run_module
             self.changes.append("prod/segmented-registry-pull: created")
             raise CredentialsError("cannot patch prod/default: forbidden; grant patch serviceaccounts")
 
-    monkeypatch.setattr(module, "probe", lambda _auth: {"server": "https://127.0.0.1:9"})
-    monkeypatch.setattr(module.Cluster, "of_auth", classmethod(lambda *_a: object()))
-    monkeypatch.setattr(module, "Credential", HalfWay)
+    monkeypatch.setattr(runs, "probe", lambda _auth: {"server": "https://127.0.0.1:9"})
+    monkeypatch.setattr(runs.Cluster, "of_auth", classmethod(lambda *_a: object()))
+    monkeypatch.setattr(runs, "Credential", HalfWay)
     result = run_module(module, CREDENTIAL, expect=Fail)
     assert seen == ["CredentialsError"]
     assert result == {"msg": "cannot patch prod/default: forbidden; grant patch serviceaccounts", "changed": True,
