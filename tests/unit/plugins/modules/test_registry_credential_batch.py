@@ -3,6 +3,7 @@ before any cluster, the elements run at once in threads, the result in input ord
 element named while the others land, and check and diff mode per element. The work layer is faked
 as in test_registry_credential.py: the probe of each cluster, its client and the Credential."""
 import threading
+import time
 
 import pytest
 
@@ -148,6 +149,7 @@ def test_parallel_bounds_how_many_run_at_once(run_module, fake):
             running[0] += 1
             most[0] = max(most[0], running[0])
         both.wait()  # two are running at once here ...
+        time.sleep(0.3)  # ... long enough for a third to start, were it allowed to
         with lock:
             running[0] -= 1
         return result_of(credential.spec)
