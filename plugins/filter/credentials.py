@@ -3,9 +3,11 @@
 
 """What the credentials role makes, removes and reports, and how long a rotation keeps the old
 generation (documented in credentials_wanted.yml, credentials_consumer_objects.yml,
-credentials_stale.yml, credentials_outcome.yml and credentials_rotation_grace.yml beside this file)."""
+credentials_stale.yml, credentials_batch.yml, credentials_outcome.yml and
+credentials_rotation_grace.yml beside this file)."""
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.labels import (
     ACCESS_PULL,
@@ -16,6 +18,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials.lab
     TOKEN_LONG_LIVED,
     identity_name,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.credentials.spec import STATE_ABSENT, STATE_PRESENT
 from ansible_collections.segmented.registry.plugins.module_utils.names import split_namespaced
 
 #: consumer_cluster_node_rollout_timeout's default (roles/consumer_cluster/defaults/main.yml).
@@ -159,6 +162,63 @@ def credentials_stale(made, wanted, scope, revoke_retired):
     return {"stale": [item for item in found if not item["superseded"]], "superseded": [item for item in found if item["superseded"]]}
 
 
+#: The role's settings of a minting call (credentials_<name>), which credentials_batch puts in each element.
+BATCH_SETTINGS = ("token_type", "duration", "renew_before", "rotate", "grace", "revoke_retired")
+
+
+def _consumer_auth(hostvars, cluster):
+    """The auth options of consumer ``cluster`` (its segmented_registry_k8s_auth; empty: the
+    ``K8S_AUTH_*`` environment variables)."""
+    return hostvars[cluster].get("segmented_registry_k8s_auth") or {}
+
+
+def _minting(settings):
+    """The options a minting element takes from the role's ``settings``: the revoking pass
+    (``revoke_retired``) mints nothing, so it neither rotates nor renews (a generation minted a moment
+    ago may be within a survey's renew_before)."""
+    missing = [name for name in BATCH_SETTINGS if name not in (settings or {})]
+    if missing:
+        raise AnsibleFilterError(
+            f"credentials_batch with state present needs the role's settings {', '.join(BATCH_SETTINGS)}; {', '.join(missing)} missing. Nothing was changed."
+        )
+    revoke_retired = boolean(settings["revoke_retired"])
+    return {
+        "token_type": settings["token_type"],
+        "duration": int(settings["duration"]),
+        "renew_before": 0 if revoke_retired else int(settings["renew_before"]),
+        "rotate": boolean(settings["rotate"]) and not revoke_retired,
+        "grace": int(settings["grace"]),
+        "revoke_retired": revoke_retired,
+    }
+
+
+def credentials_batch(items, hostvars, groups_all, state, settings=None):
+    """The elements of one registry_credential call (its ``credentials``) for ``items``: with
+    ``state`` present, the credentials of credentials_wanted, each with its consumer's auth and the
+    role's ``settings``; with ``state`` absent, the identities of credentials_stale, each with its
+    consumer's auth, or none for a cluster gone from the inventory (``groups_all``): the registry
+    side only."""
+    if state == STATE_PRESENT:
+        minting = _minting(settings)
+        elements = []
+        for item in items:
+            element = {"cluster": _consumer_auth(hostvars, item["cluster"]), "cluster_name": item["cluster"], "access": item["access"]}
+            element.update({name: item[name] for name in ("namespace", "grant_namespace") if name in item})
+            element.update(registry=item["registry"], secret_name=item["secret_name"], targets=item["targets"], **minting)
+            elements.append(element)
+        return elements
+    if state == STATE_ABSENT:
+        elements = []
+        for item in items:
+            element = {"cluster": _consumer_auth(hostvars, item["cluster"])} if item["cluster"] in groups_all else {}
+            element.update(
+                cluster_name=item["cluster"], access=item["access"], namespace=item["namespace"], grant_namespace=item["grant_namespace"], state=STATE_ABSENT
+            )
+            elements.append(element)
+        return elements
+    raise AnsibleFilterError(f"credentials_batch: state {state!r} is not present or absent. Nothing was changed.")
+
+
 def credentials_outcome(results, superseded, global_pull_secret):
     """What the playbooks need next: ``{"written": {cluster: namespace/name of the Secret written
     as its global pull secret}, "retired": [namespace/name of each generation left valid]}`` from
@@ -196,6 +256,7 @@ class FilterModule:
             "credentials_wanted": credentials_wanted,
             "credentials_consumer_objects": credentials_consumer_objects,
             "credentials_stale": credentials_stale,
+            "credentials_batch": credentials_batch,
             "credentials_outcome": credentials_outcome,
             "credentials_rotation_grace": credentials_rotation_grace,
         }

@@ -171,7 +171,8 @@ def test_the_outcome_names_each_global_pull_secret_and_every_generation_left_val
 
 def test_the_filters_are_registered():
     assert set(FilterModule().filters()) == {"credentials_wanted", "credentials_consumer_objects",
-                                             "credentials_stale", "credentials_outcome", "credentials_rotation_grace"}
+                                             "credentials_stale", "credentials_batch", "credentials_outcome",
+                                             "credentials_rotation_grace"}
 
 
 def test_a_rotation_keeps_the_old_generation_for_the_grace_and_the_longest_node_rollout():
