@@ -347,7 +347,7 @@ EXAMPLES = r"""
     rotate: true
     grace: 600
 
-- name: Every credential of the inventory in one call, eight at a time (what the credentials role passes)
+- name: Three credentials in one call, run at once (one of a cluster gone from the inventory)
   segmented.registry.registry_credential:
     registry_cluster: "{{ hostvars['registry'].segmented_registry_k8s_auth }}"
     credentials:
@@ -356,14 +356,14 @@ EXAMPLES = r"""
         access: pull
         namespace: segmented-registry-consumers
         grant_namespace: prod
-        registry: prod-registry.apps.registry.example.com
+        registry: "{{ (segmented_registry_environments | selectattr('name', '==', 'prod') | first).route_host }}"
         targets: [{namespace: shop, service_accounts: [default, deployer]}]
       - cluster: "{{ hostvars['test'].segmented_registry_k8s_auth }}"
         cluster_name: test
         access: push
         namespace: myproject
-        registry: image-registry.openshift-image-registry.svc:5000
-        targets: [{namespace: ci, service_accounts: [builder]}]
+        registry: "{{ hostvars['registry'].segmented_registry_integrated_registry }}"
+        targets: [{namespace: myproject, service_accounts: [builder]}]
       # a cluster gone from the inventory: its identity revoked on the registry cluster only
       - {cluster_name: old, access: pull, namespace: segmented-registry-consumers, grant_namespace: prod, state: absent}
     parallel: 8
