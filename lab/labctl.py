@@ -154,7 +154,8 @@ def memory_by_cluster(rss_mib, clusters, registry_cluster):
 
 class Layout:
     """Which clusters, registries and ports make the lab: read from its inventory (default: the one
-    the lab in state_dir() runs on, lab/fleet.py)."""
+    the lab in state_dir() runs on, lab/fleet.py). ``consumers`` is every consumer cluster of the lab
+    as it was brought up, with the environment it is assigned (the host's segmented_registry_environment)."""
 
     def __init__(self, inventory=None):
         inventory = inventory or fleet.current(state_dir())
@@ -164,6 +165,7 @@ class Layout:
         ).stdout
         hostvars = json.loads(out)["_meta"]["hostvars"]
         self.clusters = []  # [(name, apiserver port)]
+        self.consumers = {}  # {consumer cluster: the environment it is assigned}, by name
         self.registry_cluster = None
         self.integrated_endpoint = None
         environments, registry_vars = None, {}
@@ -171,6 +173,8 @@ class Layout:
             if "segmented_registry_lab_apiserver_port" not in hv:
                 continue
             self.clusters.append((name, int(hv["segmented_registry_lab_apiserver_port"])))
+            if fleet.ENVIRONMENT_VAR in hv:
+                self.consumers[name] = hv[fleet.ENVIRONMENT_VAR]
             if hv.get("segmented_registry_role") == "registry":
                 self.registry_cluster = name
                 self.integrated_endpoint = hv["segmented_registry_integrated_registry"]

@@ -185,3 +185,12 @@ def test_start_up_waits_are_the_labs_for_four_clusters_and_grow_with_the_fleet(t
 
     assert lab(4).per_cluster(180) == 180 and lab(3).per_cluster(90) == 90
     assert lab(17).per_cluster(180) == 765  # 1 + 16: they start at once on the same cores
+
+
+def test_the_layout_names_every_consumer_cluster_with_its_environment(tmp_path):
+    assert labctl.Layout(fleet.BASE).consumers == {"prod": "prod", "test": "test", "uat": "uat"}
+    layout = labctl.Layout(fleet.prepare(str(tmp_path), 16, running=False, reserved_ports=labctl.FIXED_PORTS))
+    assert layout.consumers == {name: v[ENV] for name, v in _consumers(fleet.generate(_base(), 16, labctl.FIXED_PORTS)).items()}
+    assert collections.Counter(layout.consumers.values()) == {"test": 4, "uat": 4, "prod": 8}
+    assert layout.registry_cluster not in layout.consumers
+    assert sorted(layout.consumers) == sorted(name for name, _port in layout.clusters if name != layout.registry_cluster)
