@@ -4,15 +4,19 @@ make (issues 23, 22).
 Nodes pull mirrored images with their copy of the global pull secret, which lags the Secret
 ``openshift-config/pull-secret`` (lab/machine_config.py, the lab's machine-config stand-in, writes
 it after a lag and reports the MachineConfigPools ``Updating`` meanwhile). Node-style pulls
-(``lab.pull``, as ``labctl pull``) of a promoted image run on every consumer cluster in a
-background loop through a rotation with grace 3, a rotation with grace 0 and a forced renewal:
-no pull may fail, and at the end every consumer's global pull secret, and its nodes' copy, hold
-the current generation of its pull credential. The same loop runs through an upgrade: the pull
-identities as earlier versions left them (in the environment namespaces), then one credentials.yml
-run moves them to the collection's namespace.
+(``lab.pull``, as ``labctl pull``) of a promoted image run on consumer clusters in a background
+loop through a rotation with grace 3, a rotation with grace 0 and a forced renewal: no pull may
+fail, and at the end every consumer's global pull secret, and its nodes' copy, hold the current
+generation of its pull credential. That test runs twice: on the lab's three consumers (the normal
+suite), and marked ``fleet`` on every consumer of the lab (``Layout.consumers``; the fleet tier,
+scripts/test-fleet.sh, brings the lab to 16). Every playbook runs with one fork per cluster and one
+for localhost, so no consumer waits for another. The same loop runs through an upgrade, on the
+lab's three: the pull identities as earlier versions left them (in the environment namespaces),
+then one credentials.yml run moves them to the collection's namespace.
 """
 import base64
 import collections
+import functools
 import hashlib
 import json
 import sys
@@ -25,7 +29,7 @@ from kubernetes import client as kclient
 
 from lab import machine_config
 
-CONSUMERS = ("test", "uat", "prod")
+CONSUMERS = ("test", "uat", "prod")  # the lab's own three (inventories/lab)
 LOGICAL = "registry.apps.lab.local"
 CREDENTIAL = ("openshift-config", "segmented-registry-pull")
 PULLS_PER_SECOND = 5  # in total: the token server limits reviews per user; a node does not pull faster
@@ -92,30 +96,53 @@ class NodePulls:
 
 
 @pytest.fixture(scope="module")
-def promoted(lab, run_playbook):
-    """{cluster: the logical reference of an image promoted to its environment}: credentials and
-    consumer configuration as site.yml makes them, then app:v1 pushed and promoted everywhere."""
+def run_forked(lab, run_playbook):
+    """run_playbook with one fork per cluster of the lab and one for localhost (Ansible's default of
+    5 would make consumers wait for each other on a fleet)."""
+    return functools.partial(run_playbook, forks=len(lab.layout.clusters) + 1)
+
+
+@pytest.fixture(scope="module")
+def promoted(lab, run_forked):
+    """{cluster: the logical reference of an image promoted to its environment}, for every consumer
+    of the lab: credentials and consumer configuration as site.yml makes them, then app:v1 pushed
+    and promoted to every environment the consumers are assigned, in promotion order."""
     for playbook in ("playbooks/credentials.yml", "playbooks/consumer_cluster.yml"):
         started = time.monotonic()
-        run = run_playbook(playbook)
+        run = run_forked(playbook)
         assert run.status == "successful", f"{playbook}:\n{run.stdout_text[-4000:]}"
         print(f"{playbook}: {time.monotonic() - started:.0f}s")
     namespace = f"nodepull-{uuid.uuid4().hex[:8]}"  # a new name: nothing to find there already
     kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster)).create_namespace({"metadata": {"name": namespace}})
     digest = lab.push(namespace, "app", "v1", 2, SMALL, seed=f"{namespace}-v1")["digest"]
     started = time.monotonic()
-    for env in CONSUMERS:
-        run = run_playbook("playbooks/promote.yml", extravars={"project": namespace, "image": "app:v1", "env": env})
+    served = set(lab.layout.consumers.values())
+    for env in [env for env, _endpoint in lab.layout.registries if env in served]:
+        run = run_forked("playbooks/promote.yml", extravars={"project": namespace, "image": "app:v1", "env": env})
         assert run.status == "successful", run.stdout_text[-3000:]
     print(f"push and promotions: {time.monotonic() - started:.0f}s")
-    return {cluster: f"{LOGICAL}/{namespace}/app@{digest}" for cluster in CONSUMERS}
+    return {cluster: f"{LOGICAL}/{namespace}/app@{digest}" for cluster in lab.layout.consumers}
 
 
-def test_rotations_and_a_renewal_never_fail_a_node_pull(lab, promoted, run_playbook):
-    for cluster, reference in promoted.items():
+@pytest.fixture
+def consumers(request, lab):
+    """The consumer clusters a test runs on: the lab's three (CONSUMERS), or with the parameter
+    "fleet" every consumer of the lab as brought up (Layout.consumers), which must be a fleet."""
+    if request.param != "fleet":
+        return list(CONSUMERS)
+    if len(lab.layout.consumers) <= len(CONSUMERS):
+        pytest.fail(f"the fleet tier needs the lab at 16 consumer clusters; it runs {len(lab.layout.consumers)}: "
+                    "bash scripts/test-fleet.sh (or lab/labctl down; lab/labctl up --consumers 16)")
+    return sorted(lab.layout.consumers)
+
+
+@pytest.mark.parametrize("consumers", ["three", pytest.param("fleet", marks=pytest.mark.fleet)], indirect=True)
+def test_rotations_and_a_renewal_never_fail_a_node_pull(lab, promoted, run_forked, consumers):
+    references = {cluster: promoted[cluster] for cluster in consumers}
+    for cluster, reference in references.items():
         lab.pull(cluster, reference)  # pullable before the loop starts: a failure below is the lifecycle's
     runs = {}
-    with NodePulls(lab, promoted) as loop:
+    with NodePulls(lab, references) as loop:
         for phase, playbook, extravars in (
                 ("rotation, grace 3", "playbooks/rotate_credentials.yml", {"grace": 3}),
                 ("rotation, grace 0", "playbooks/rotate_credentials.yml", {"grace": 0}),
@@ -123,17 +150,17 @@ def test_rotations_and_a_renewal_never_fail_a_node_pull(lab, promoted, run_playb
                 ("renewal", "playbooks/credentials.yml", {"credentials_renew_before": 604799})):
             loop.after(phase)
             started = time.monotonic()
-            runs[phase] = run_playbook(playbook, extravars=extravars)
+            runs[phase] = run_forked(playbook, extravars=extravars)
             print(f"{phase}: {time.monotonic() - started:.0f}s")
             assert runs[phase].status == "successful", f"{phase}:\n{runs[phase].stdout_text[-4000:]}"
         loop.after("end")
     total = sum(loop.pulls.values())
     print(f"node pulls: {loop.pulls} ({total} in all), failures {len(loop.failures)}")
     assert loop.failures == [], sorted(collections.Counter((p, c, m[-160:]) for p, c, m in loop.failures).items())[:20]
-    for cluster in CONSUMERS:
+    for cluster in consumers:
         # each change of the node's copy was pulled through: the first one and one per phase
         assert len(loop.copies[cluster]) >= 4, (cluster, len(loop.copies[cluster]))
-        registry = dict(lab.layout.registries)[cluster]
+        registry = dict(lab.layout.registries)[lab.layout.consumers[cluster]]  # its environment's
         current = auths_of(lab, cluster, *CREDENTIAL)[registry]
         assert auths_of(lab, cluster, "openshift-config", "pull-secret")[registry] == current, cluster
         assert json.loads(node_copy(lab, cluster))["auths"][registry] == current, cluster
@@ -175,9 +202,10 @@ def test_an_upgrade_moves_the_pull_identities_without_failing_a_node_pull(lab, p
         assert f"{cluster}/segmented-pull-{cluster}" in planned, cluster
     assert [pull_identities(lab, cluster) for cluster in CONSUMERS] == [[f"segmented-pull-{c}"] for c in CONSUMERS]
 
-    for cluster, reference in promoted.items():
+    references = {cluster: promoted[cluster] for cluster in CONSUMERS}
+    for cluster, reference in references.items():
         lab.pull(cluster, reference)
-    with NodePulls(lab, promoted) as loop:
+    with NodePulls(lab, references) as loop:
         loop.after("upgrade")
         started = time.monotonic()
         run = run_playbook("playbooks/credentials.yml")
