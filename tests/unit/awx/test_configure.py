@@ -173,7 +173,8 @@ def test_configure_creates_every_object_as_the_files_describe_them(controller):
     run = configure(controller, "-e", f"segmented_registry_awx_kubeconfig_file={EXAMPLE_KUBECONFIG}",
                     "-e", f"segmented_registry_awx_ca_bundle_file={EXAMPLE_CA_BUNDLE}",
                     "-e", json.dumps({"segmented_registry_awx_credentials_rrule": "DTSTART:20260101T050000Z RRULE:FREQ=DAILY;INTERVAL=1"}),
-                    "-e", "segmented_registry_awx_ee_image=registry.example.com/platform/segmented-registry-ee:0.1.0")
+                    "-e", "segmented_registry_awx_ee_image=registry.example.com/platform/segmented-registry-ee:0.1.0",
+                    "-e", "segmented_registry_awx_forks=18")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
 
     definition = awx.credential_type()
@@ -213,6 +214,7 @@ def test_configure_creates_every_object_as_the_files_describe_them(controller):
         assert created["survey_enabled"] is bool(template["survey"])
         assert created["_survey_spec"].get("spec", []) == template["survey"]
         assert created["ask_job_type_on_launch"] is template.get("ask_job_type_on_launch", False)
+        assert created["forks"] == 18  # segmented_registry_awx_forks: one per cluster and localhost on a fleet
 
     reconcile = awx.job_template("reconcile")
     schedule = one(controller, "schedules", reconcile["schedule"]["name"])
@@ -230,6 +232,23 @@ def test_configure_creates_every_object_as_the_files_describe_them(controller):
     again = configure(controller, "-e", "segmented_registry_awx_ee_image=registry.example.com/platform/segmented-registry-ee:0.1.0")
     assert again.returncode == 0, again.stdout[-4000:]
     assert {endpoint: len(items) for endpoint, items in controller.objects.items()} == count
+
+
+def test_without_forks_the_templates_keep_awxs_default(controller):
+    controller.create("credentials", {"name": "Segmented registry clusters", "organization": 1})
+    run = configure(controller)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    templates = controller.objects["job_templates"]
+    assert len(templates) == len(awx.job_templates())
+    assert [t["name"] for t in templates if "forks" in t] == []
+
+
+@pytest.mark.parametrize("forks", ["0", "many", "-3", "2.5"])
+def test_forks_that_are_not_a_whole_number_of_at_least_1_are_refused_before_anything_is_written(controller, forks):
+    run = configure(controller, "-e", f"segmented_registry_awx_forks={forks}")
+    assert run.returncode != 0
+    assert f"segmented_registry_awx_forks is {forks}: give a whole number of at least 1" in run.stdout, run.stdout[-3000:]
+    assert controller.writes == []
 
 
 def test_without_a_kubeconfig_file_the_credential_must_exist_and_nothing_secret_is_needed(controller):
