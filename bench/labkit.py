@@ -244,14 +244,15 @@ def report(figures, path):
     print(json.dumps(figures, indent=1))
 
 
-def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, module=None, options=()):
-    """``ansible-playbook -i inventory playbook -e extravars [options]`` as a job runs it: ``(wall
-    seconds, stdout, memory)`` where memory samples the processes of ``module`` (None: not sampled)."""
+def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, module=None, options=(), env=None):
+    """``ansible-playbook -i inventory playbook -e extravars [options]`` as a job runs it, with the
+    environment variables ``env`` added (a callback, its settings): ``(wall seconds, stdout,
+    memory)`` where memory samples the processes of ``module`` (None: not sampled)."""
     argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, playbook, *options]
     if extravars:
         argv += ["-e", json.dumps(extravars)]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), PATH=VENV_BIN + ":" + os.environ["PATH"],
-               ANSIBLE_NOCOLOR="1")
+               ANSIBLE_NOCOLOR="1", **(env or {}))
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
     memory = ModuleMemory(f"AnsiballZ_{module}", proc.pid) if module else None
