@@ -222,16 +222,14 @@ def credentials_batch(items, hostvars, groups_all, state, settings=None):
 def credentials_outcome(results, superseded, global_pull_secret):
     """What the playbooks need next: ``{"written": {cluster: namespace/name of the Secret written
     as its global pull secret}, "retired": [namespace/name of each generation left valid]}`` from
-    the results of registry_credential over the wanted credentials and the superseded identities
-    (their generations are the ``segmented-pull-<cluster>`` ones)."""
+    the ``credentials`` result of one registry_credential call over the wanted credentials (each
+    element named by ``cluster_name`` and ``access``; a failed one wrote and retired nothing that
+    counts) and the superseded identities (their generations are the ``segmented-pull-<cluster>`` ones)."""
     written = {}
     for result in results:
-        if result["item"]["access"] == ACCESS_PULL and "secrets" in result:
-            for secret in result["secrets"]:
-                if secret == global_pull_secret:
-                    written[result["item"]["cluster"]] = secret
-                    break
-    retired = [name for result in results for name in result["retired"]]
+        if result["access"] == ACCESS_PULL and global_pull_secret in result.get("secrets", ()):
+            written[result["cluster_name"]] = global_pull_secret
+    retired = [name for result in results for name in result.get("retired", ())]
     retired += [f"{item['namespace']}/{identity_name(ACCESS_PULL, item['cluster'])}" for item in superseded]
     return {"written": written, "retired": retired}
 

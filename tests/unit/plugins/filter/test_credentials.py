@@ -158,11 +158,13 @@ def test_out_of_scope_unnamed_or_foreign_accounts_are_left_alone():
 
 
 def test_the_outcome_names_each_global_pull_secret_and_every_generation_left_valid():
-    results = [{"item": WANTED[0], "secrets": ["myproject/segmented-registry-pull", GLOBAL],
-                "retired": [f"{PULL_NS}/segmented-pull-test-gen1"]},
-               {"item": WANTED[1], "secrets": ["myproject/segmented-registry-push"], "retired": []},
-               {"item": WANTED[2], "secrets": [GLOBAL], "retired": []},
-               {"item": WANTED[3], "skipped": True, "retired": []}]
+    def named(item, **result):
+        return dict(result, cluster_name=item["cluster"], access=item["access"], namespace=item["namespace"])
+    results = [named(WANTED[0], secrets=["myproject/segmented-registry-pull", GLOBAL],
+                     retired=[f"{PULL_NS}/segmented-pull-test-gen1"]),
+               named(WANTED[1], secrets=["myproject/segmented-registry-push"], retired=[]),
+               named(WANTED[2], secrets=[GLOBAL], retired=[]),
+               named(WANTED[3], failed=True, msg="cannot reach the cluster")]  # a failed one: nothing written
     superseded = [stale_item("uat", namespace="uat", superseded=True)]
     assert credentials_outcome(results, superseded, GLOBAL) == {
         "written": {"test": GLOBAL, "uat": GLOBAL},
