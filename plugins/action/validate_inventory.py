@@ -29,7 +29,11 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.optio
     hosts_to_clusters,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.pushers import pusher_problems
-from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import unreachable_problems
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import (
+    UNREACHABLE_FAIL,
+    left_out_consumers,
+    unreachable_problems,
+)
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.role_variables import (
     EMPTY,
     SET,
@@ -56,7 +60,18 @@ def _first_line(error):
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(
-        ("environments", "clusters", "check_reachable", "touch", "timeout", "role_variables", "pushers", "token_server_namespace", "token_server_route_host")
+        (
+            "environments",
+            "clusters",
+            "check_reachable",
+            "touch",
+            "unreachable_consumers",
+            "timeout",
+            "role_variables",
+            "pushers",
+            "token_server_namespace",
+            "token_server_route_host",
+        )
     )
 
     def _host_templar(self, raw_vars):
@@ -177,13 +192,17 @@ class ActionModule(ActionBase):
             module_result = {"changed": False, "clusters": {}}
 
         # The module masks every no_log value in its output, kubeconfig paths included: report
-        # the topology and the credential sources as computed here, on the controller.
+        # the topology, the credential sources and why a consumer is left out as computed here,
+        # on the controller (the same split the module made).
         report = topology.to_dict()
+        failing, left_out = left_out_consumers(
+            topology, unreachable_problems(topology, module_result.get("clusters") or {}), args.get("unreachable_consumers") or UNREACHABLE_FAIL
+        )
         if module_result.get("failed") and module_result.get("clusters"):
-            unreachable = unreachable_problems(topology, module_result["clusters"])
-            if unreachable:
-                module_result.update(error_result(TopologyError(unreachable)))
+            if failing:
+                module_result.update(error_result(TopologyError(failing)))
         elif not module_result.get("failed"):
+            module_result["left_out"] = left_out
             module_result["topology"] = report
             module_result["summary"] = topology.summary()
             module_result["ansible_facts"] = {"segmented_registry_topology": report}

@@ -41,6 +41,18 @@ options:
     type: str
     choices: [all, registry]
     default: all
+  unreachable_consumers:
+    description:
+      - What a consumer cluster that does not answer does to the check.
+      - V(fail) fails it, naming every cluster that did not answer.
+      - V(leave_out) leaves that consumer cluster out instead - it is named in RV(left_out), with why,
+        and the check passes for the others - so a playbook can finish every other cluster and fail the
+        left-out ones by name (C(segmented.registry.site) does).
+      - An unreachable registry cluster fails the check either way; every stage needs it.
+    type: str
+    choices: [fail, leave_out]
+    default: fail
+    version_added: 0.1.0
   timeout:
     description:
       - Seconds to wait for each request to a cluster's API server.
@@ -264,6 +276,18 @@ clusters:
       server: https://api.registry.example.com:6443
       version: v1.31.4
       user: system:serviceaccount:registry-admin:automation
+left_out:
+  description:
+    - The consumer clusters left out because they did not answer, by inventory host name, each with
+      why (the cluster, the variable and the error, like the problem that O(unreachable_consumers=fail)
+      would have failed with).
+    - Empty unless O(unreachable_consumers=leave_out).
+  returned: success
+  type: dict
+  sample:
+    uat: "uat: segmented_registry_k8s_auth: cannot reach the cluster at https://api.uat.example.com:6443
+      (credentials from kubeconfig ~/.kube/config context uat): GET https://api.uat.example.com:6443/version failed: ...;
+      check that the API server is up and that segmented_registry_k8s_auth points at it"
 problems:
   description:
     - Every problem found, each naming the inventory host (or C(segmented_registry_environments[<i>])
@@ -307,6 +331,9 @@ from ansible_collections.segmented.registry.plugins.module_utils.inventory.valid
 
 try:
     from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import (
+        UNREACHABLE_FAIL,
+        UNREACHABLE_LEAVE_OUT,
+        left_out_consumers,
         probe_all,
         unreachable_problems,
     )
@@ -337,6 +364,7 @@ def argument_spec():
         },
         "check_reachable": {"type": "bool", "default": True},
         "touch": {"type": "str", "choices": [TOUCH_ALL, TOUCH_REGISTRY], "default": TOUCH_ALL},
+        "unreachable_consumers": {"type": "str", "choices": [UNREACHABLE_FAIL, UNREACHABLE_LEAVE_OUT], "default": UNREACHABLE_FAIL},
         "timeout": {"type": "int", "default": 10},
         "pushers": {"type": "list", "elements": "str"},
         "token_server_namespace": {"type": "str", "no_log": False},
@@ -372,13 +400,13 @@ def main():
     if problems:
         fail(module, problems, clusters={})
 
-    results = {}
+    results, left_out = {}, {}
     if module.params["check_reachable"]:
         if not HAS_KUBERNETES:
             module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
         reached = topology.managed_clusters if module.params["touch"] == TOUCH_ALL else (topology.registry,)
         results = probe_all({cluster.name: cluster.auth.client_kwargs() for cluster in reached}, timeout=module.params["timeout"])
-        problems = unreachable_problems(topology, results)
+        problems, left_out = left_out_consumers(topology, unreachable_problems(topology, results), module.params["unreachable_consumers"])
         if problems:
             fail(module, problems, clusters=results)
 
@@ -388,6 +416,7 @@ def main():
         topology=report,
         summary=topology.summary(),
         clusters=results,
+        left_out=left_out,
         ansible_facts={"segmented_registry_topology": report},
     )
 

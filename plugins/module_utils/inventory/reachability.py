@@ -11,7 +11,7 @@ options is masked in the texts of the client's errors.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
@@ -178,3 +178,25 @@ def unreachable_problems(topology: Topology, results: Mapping[str, Mapping[str, 
                 )
             )
     return problems
+
+
+#: What an unreachable consumer cluster does to validation (validate_inventory's unreachable_consumers):
+#: fail it, or leave that cluster out of the run. An unreachable registry cluster fails either way.
+UNREACHABLE_FAIL = "fail"
+UNREACHABLE_LEAVE_OUT = "leave_out"
+
+
+def left_out_consumers(topology: Topology, problems: Sequence[Problem], unreachable_consumers: str = UNREACHABLE_FAIL) -> tuple[list[Problem], dict[str, str]]:
+    """``(the problems that fail validation, {consumer cluster: why it is left out})`` from the
+    problems of the clusters that did not answer (``unreachable_problems``).
+
+    With ``UNREACHABLE_FAIL`` every problem fails. With ``UNREACHABLE_LEAVE_OUT`` a consumer cluster's
+    problem leaves that cluster out instead (the why is the problem's text, naming the cluster, the
+    variable and the error); the registry cluster's fails either way, since every stage needs it.
+    """
+    if unreachable_consumers != UNREACHABLE_LEAVE_OUT:
+        return list(problems), {}
+    consumers = {cluster.name for cluster in topology.consumers}
+    failing = [problem for problem in problems if problem.host not in consumers]
+    left_out = {problem.host: str(problem) for problem in problems if problem.host in consumers}
+    return failing, left_out

@@ -266,3 +266,75 @@ def test_validate_playbook_reads_what_the_roles_require_from_their_argument_spec
                        ("test-cluster", "consumer_cluster_logical_registry"),
                        ("uat-cluster", "consumer_cluster_logical_registry"),
                        ("prod-cluster", "consumer_cluster_logical_registry")], result["problems"]
+
+
+@pytest.fixture
+def api_server():
+    """The URL of an API server on loopback that answers GET /version (and nothing else: no
+    SelfSubjectReview, as before Kubernetes 1.28), for a cluster that is reachable without a lab."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            body = json.dumps({"major": "1", "minor": "31", "gitVersion": "v1.31.0", "gitCommit": "0" * 40, "gitTreeState": "clean",
+                               "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23", "compiler": "gc", "platform": "linux/amd64"}).encode()
+            self.send_response(200 if self.path.rstrip("/") == "/version" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # noqa: N802 - http.server's name
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def reachable_inventory(server):
+    """INVENTORY with the hub and prod-east answering (one server under two names: each host must be a
+    cluster of its own); test-east's kubeconfig path does not exist."""
+    return INVENTORY.replace("{kubeconfig: \"{{ kubeconfig_path }}\", context: hub}", "{host: \"%s\", api_key: \"%s\"}" % (server, TOKEN)).replace(
+        "https://api.prod-east.example.com:6443", server.replace("127.0.0.1", "localhost"))
+
+
+def test_leave_out_names_the_unreachable_consumer_with_its_kubeconfig_path(ansible, api_server):
+    """The module masks no_log values in its result, kubeconfig paths included: the action plugin
+    says why a consumer is left out as computed on the controller, the path readable."""
+    process, report = ansible(reachable_inventory(api_server), "-a", "unreachable_consumers=leave_out timeout=2")
+    result = task_result(report)
+    assert process.returncode == 0, result
+    assert list(result["left_out"]) == ["test-east"]
+    why = result["left_out"]["test-east"]
+    assert why.startswith("test-east: segmented_registry_k8s_auth: cannot reach the cluster at an unknown API server "
+                          "(credentials from kubeconfig /srv/kube/config context test-east): cannot build a client:"), why
+    assert "********" not in why
+    assert result["clusters"]["prod-east"]["reachable"] is True
+    assert TOKEN not in json.dumps(report)
+
+
+def test_an_unreachable_consumer_fails_by_default(ansible, api_server):
+    process, report = ansible(reachable_inventory(api_server), "-a", "timeout=2")
+    result = task_result(report)
+    assert process.returncode != 0
+    assert [p["host"] for p in result["problems"]] == ["test-east"], result["msg"]
+    assert "kubeconfig /srv/kube/config context test-east" in result["msg"]
+
+
+def test_an_unreachable_registry_cluster_fails_even_with_leave_out(ansible, api_server):
+    inventory = INVENTORY.replace("https://api.prod-east.example.com:6443", api_server)
+    process, report = ansible(inventory, "-a", "unreachable_consumers=leave_out timeout=2")
+    result = task_result(report)
+    assert process.returncode != 0
+    assert [p["host"] for p in result["problems"]] == ["hub"], result["problems"]
+    assert "left_out" not in result

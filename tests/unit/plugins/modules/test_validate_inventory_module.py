@@ -110,6 +110,35 @@ def test_unreachable_clusters_fail_with_every_problem(run, monkeypatch):
     assert result["clusters"]["test-cluster"]["reachable"] is False
 
 
+def test_leave_out_passes_and_names_the_unreachable_consumers(run, monkeypatch):
+    monkeypatch.setattr(validate_inventory, "probe_all", lambda clusters, timeout: {
+        "registry-cluster": {"reachable": True},
+        "test-cluster": {"reachable": False, "server": "https://api.test:6443", "error": "connection refused"},
+        "prod-cluster": {"reachable": True},
+    })
+    result = run({"environments": ENVIRONMENTS, "clusters": CLUSTERS, "unreachable_consumers": "leave_out"})
+    assert list(result["left_out"]) == ["test-cluster"]
+    assert result["left_out"]["test-cluster"].startswith("test-cluster: segmented_registry_k8s_auth: cannot reach the cluster at https://api.test:6443")
+    assert "connection refused" in result["left_out"]["test-cluster"]
+    assert result["topology"]["registry_cluster"]["name"] == "registry-cluster"
+
+
+def test_an_unreachable_registry_cluster_fails_even_with_leave_out(run, monkeypatch):
+    monkeypatch.setattr(validate_inventory, "probe_all", lambda clusters, timeout: {
+        "registry-cluster": {"reachable": False, "server": "https://api.registry:6443", "error": "timed out"},
+        "test-cluster": {"reachable": False, "server": "https://api.test:6443", "error": "connection refused"},
+        "prod-cluster": {"reachable": True},
+    })
+    result = run({"environments": ENVIRONMENTS, "clusters": CLUSTERS, "unreachable_consumers": "leave_out"}, expect=Fail)
+    assert [p["host"] for p in result["problems"]] == ["registry-cluster"]
+    assert "registry-cluster: segmented_registry_k8s_auth: cannot reach the cluster at https://api.registry:6443" in result["msg"]
+
+
+def test_every_cluster_answering_leaves_nothing_out(run, calls):
+    assert run({"environments": ENVIRONMENTS, "clusters": CLUSTERS, "unreachable_consumers": "leave_out"})["left_out"] == {}
+    assert run({"environments": ENVIRONMENTS, "clusters": CLUSTERS})["left_out"] == {}
+
+
 def test_bad_inventory_fails_with_every_problem(run, monkeypatch):
     monkeypatch.setattr(validate_inventory, "probe_all", lambda *a, **k: pytest.fail("no network expected"))
     clusters = CLUSTERS + [{"name": "qa-cluster", "environment": "qa"},
@@ -190,6 +219,7 @@ def calls(monkeypatch):
     (dict(OFFLINE, touch="some"), ["touch", "all, registry"]),
     (dict(OFFLINE, timeout="soon"), ["timeout", "int"]),
     (dict(OFFLINE, check_reachable="perhaps"), ["check_reachable", "bool"]),
+    (dict(OFFLINE, unreachable_consumers="skip"), ["unreachable_consumers", "fail, leave_out"]),
     (dict(OFFLINE, clusters=[{"role": "registry"}]), ["name", "clusters"]),
     (dict(OFFLINE, clusters=[{"name": "c", "role": "boss"}]), ["role", "registry, consumer"]),
     (dict(OFFLINE, environments=[{"name": "test"}]), ["route_host", "environments"]),
@@ -197,7 +227,7 @@ def calls(monkeypatch):
     (dict(OFFLINE, role_variables=[{"clusters": "registry", "variables": ["v"]}]), ["role", "role_variables"]),
     (dict(OFFLINE, role_variables=[dict(ROLE_VARIABLES, clusters="all")]), ["clusters", "registry, consumers"]),
     (dict(OFFLINE, role_variables=[{"role": "r", "clusters": "registry"}]), ["variables", "role_variables"]),
-], ids=["touch-choice", "timeout-type", "check_reachable-type", "cluster-name-required", "cluster-role-choice",
+], ids=["touch-choice", "timeout-type", "check_reachable-type", "unreachable_consumers-choice", "cluster-name-required", "cluster-role-choice",
         "environment-route_host-required", "environment-state-choice", "role_variables-role-required",
         "role_variables-clusters-choice", "role_variables-variables-required"])
 def test_bad_arguments_fail_naming_the_option_and_reach_nothing(run, calls, args, words):

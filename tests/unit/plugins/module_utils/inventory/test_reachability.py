@@ -12,11 +12,16 @@ from kubernetes.client.rest import ApiException
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.inventory.reachability import (
+    UNREACHABLE_FAIL,
+    UNREACHABLE_LEAVE_OUT,
     ClusterUnreachable,
+    left_out_consumers,
     probe,
     probe_all,
     review_error_user,
+    unreachable_problems,
 )
+from ansible_collections.segmented.registry.plugins.module_utils.inventory.validate import build_topology
 from ansible_collections.segmented.registry.plugins.module_utils.kube import build_configuration
 
 TOKEN = "sha256~not-for-your-eyes-42"
@@ -120,3 +125,45 @@ def test_describe_error_uses_the_status_message():
     error.body = '{"message": "namespaces is forbidden: User \\"x\\" cannot list"}'
     assert kube.describe_error(error) == 'HTTP 403 Forbidden: namespaces is forbidden: User "x" cannot list'
     assert kube.describe_error(ValueError("boom")) == "ValueError: boom"
+
+
+LEFT_OUT_ENVIRONMENTS = [
+    {"name": "test", "route_host": "test-registry.apps.registry.example.com"},
+    {"name": "uat", "route_host": "uat-registry.apps.registry.example.com", "policy": {"after": "test"}},
+]
+LEFT_OUT_HOSTS = {
+    "registry": {"segmented_registry_role": "registry", "segmented_registry_k8s_auth": {"kubeconfig": "/k", "context": "registry"}},
+    "test": {"segmented_registry_environment": "test", "segmented_registry_k8s_auth": {"kubeconfig": "/k", "context": "test"}},
+    "uat": {"segmented_registry_environment": "uat", "segmented_registry_k8s_auth": {"host": "https://127.0.0.1:1"}},
+}
+DOWN = {"reachable": False, "server": "https://127.0.0.1:1", "error": "GET https://127.0.0.1:1/version failed: connection refused"}
+
+
+def split(results, mode):
+    topology = build_topology(LEFT_OUT_ENVIRONMENTS, LEFT_OUT_HOSTS)
+    return left_out_consumers(topology, unreachable_problems(topology, results), mode)
+
+
+def test_fail_fails_every_unreachable_cluster_and_leaves_nothing_out():
+    failing, left_out = split({"registry": {"reachable": True}, "test": {"reachable": True}, "uat": DOWN}, UNREACHABLE_FAIL)
+    assert [problem.host for problem in failing] == ["uat"]
+    assert left_out == {}
+
+
+def test_leave_out_names_the_consumer_with_why_and_fails_nothing():
+    failing, left_out = split({"registry": {"reachable": True}, "test": {"reachable": True}, "uat": DOWN}, UNREACHABLE_LEAVE_OUT)
+    assert failing == []
+    assert list(left_out) == ["uat"]
+    assert left_out["uat"].startswith("uat: segmented_registry_k8s_auth: cannot reach the cluster at https://127.0.0.1:1 "
+                                      "(credentials from host https://127.0.0.1:1): GET https://127.0.0.1:1/version failed: connection refused")
+
+
+def test_an_unreachable_registry_cluster_fails_even_with_leave_out():
+    failing, left_out = split({"registry": DOWN, "test": DOWN, "uat": {"reachable": True}}, UNREACHABLE_LEAVE_OUT)
+    assert [problem.host for problem in failing] == ["registry"]
+    assert "cannot reach the cluster" in str(failing[0])
+    assert list(left_out) == ["test"]
+
+
+def test_every_cluster_answering_leaves_nothing_out():
+    assert split({"registry": {"reachable": True}, "test": {"reachable": True}, "uat": {"reachable": True}}, UNREACHABLE_LEAVE_OUT) == ([], {})
