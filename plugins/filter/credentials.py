@@ -1,10 +1,10 @@
 # Copyright: (c) 2026, segmented.registry contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-"""What the credentials role makes, removes and reports, and how long a rotation keeps the old
-generation (documented in credentials_wanted.yml, credentials_consumer_objects.yml,
-credentials_stale.yml, credentials_batch.yml, credentials_outcome.yml and
-credentials_rotation_grace.yml beside this file)."""
+"""What the credentials role makes, removes and reports, which consumer clusters it leaves out, and
+how long a rotation keeps the old generation (documented in credentials_wanted.yml,
+credentials_consumer_objects.yml, credentials_stale.yml, credentials_batch.yml, credentials_outcome.yml,
+credentials_left_out.yml and credentials_rotation_grace.yml beside this file)."""
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -60,9 +60,9 @@ def _settings_problem(topology, scope, global_pull_secret, integrated_registry, 
     return None
 
 
-def credentials_wanted(topology, scope, pull_namespace, pull_secret_name, push_secret_name, global_pull_secret, integrated_registry, token_type):
+def credentials_wanted(topology, scope, pull_namespace, pull_secret_name, push_secret_name, global_pull_secret, integrated_registry, token_type, leave_out=()):
     """Every credential the inventory asks for, in inventory order: per consumer cluster of
-    ``scope``, its pull credential (for its environment's registry, written where its ``pull``
+    ``scope`` not in ``leave_out`` (nothing of a left-out cluster is minted or written), its pull credential (for its environment's registry, written where its ``pull``
     entries say and as ``global_pull_secret``), then a push credential per build namespace.
 
     The role's settings are checked first: ``token_type`` long_lived (which cannot make a pull
@@ -79,7 +79,7 @@ def credentials_wanted(topology, scope, pull_namespace, pull_secret_name, push_s
     global_namespace, global_name = split_namespaced(global_pull_secret)
     wanted = []
     for cluster in topology["consumer_clusters"]:
-        if not _in_scope(cluster["name"], scope):
+        if not _in_scope(cluster["name"], scope) or cluster["name"] in leave_out:
             continue
         environment = topology["environments"][cluster["environment"]]
         wanted.append(
@@ -127,10 +127,11 @@ def credentials_consumer_objects(wanted, check_mode):
     return out
 
 
-def credentials_stale(made, wanted, scope, revoke_retired):
+def credentials_stale(made, wanted, scope, revoke_retired, leave_out=()):
     """What the inventory no longer asks for, among ``made`` (the registry cluster's ServiceAccounts
     labelled as this role's identities): ``{"stale": [...], "superseded": [...]}``, each item
-    ``{"cluster", "access", "namespace", "grant_namespace", "superseded"}``.
+    ``{"cluster", "access", "namespace", "grant_namespace", "superseded"}``. An identity of a cluster
+    in ``leave_out`` is neither: nothing of a left-out cluster is revoked or removed.
 
     A pull identity of a cluster that still has a pull credential (an earlier version's, elsewhere)
     is superseded: it holds the generation the nodes may still use, so it is removed only with
@@ -147,6 +148,7 @@ def credentials_stale(made, wanted, scope, revoke_retired):
             and meta["name"] == identity_name(access, cluster)
             and (meta["namespace"], access, cluster) not in wanted_keys
             and _in_scope(cluster, scope)
+            and cluster not in leave_out
         ):
             found.append(
                 {
@@ -226,12 +228,31 @@ def credentials_outcome(results, superseded, global_pull_secret):
     element named by ``cluster_name`` and ``access``; a failed one wrote and retired nothing that
     counts) and the superseded identities (their generations are the ``segmented-pull-<cluster>`` ones)."""
     written = {}
+    results = [result for result in results if not result.get("failed")]  # a left-out cluster's (credentials_left_out)
     for result in results:
         if result["access"] == ACCESS_PULL and global_pull_secret in result.get("secrets", ()):
             written[result["cluster_name"]] = global_pull_secret
     retired = [name for result in results for name in result.get("retired", ())]
     retired += [f"{item['namespace']}/{identity_name(ACCESS_PULL, item['cluster'])}" for item in superseded]
     return {"written": written, "retired": retired}
+
+
+def credentials_left_out(results, unreachable, leave_out):
+    """The consumer clusters the role leaves out of the run, each with why: ``{cluster: why}``.
+
+    ``unreachable`` is the ``left_out`` of validate_inventory (``{cluster: why}``, the clusters that
+    did not answer), ``results`` the ``credentials`` result of the role's registry_credential call over
+    the wanted credentials (run with ``ignore_errors``; each element named by ``cluster_name``): a cluster whose credential failed is left out with the credential
+    and the module's message. A cluster of ``leave_out``, left out by the playbook already (it failed
+    earlier in the run), is not named again."""
+    left_out = {cluster: why for cluster, why in unreachable.items() if cluster not in leave_out}
+    for result in results:
+        cluster = result["cluster_name"]
+        if result.get("failed") and cluster not in leave_out:
+            message = " ".join(str(result.get("msg") or "failed").split())
+            why = f"its {result['access']} credential {result['namespace']} failed: {message}"
+            left_out[cluster] = f"{left_out[cluster]}; {why}" if cluster in left_out else f"{cluster}: {why}"
+    return left_out
 
 
 def credentials_rotation_grace(hostvars, grace):
@@ -256,5 +277,6 @@ class FilterModule:
             "credentials_stale": credentials_stale,
             "credentials_batch": credentials_batch,
             "credentials_outcome": credentials_outcome,
+            "credentials_left_out": credentials_left_out,
             "credentials_rotation_grace": credentials_rotation_grace,
         }

@@ -7,6 +7,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.segmented.registry.plugins.filter.credentials import (
     FilterModule,
     credentials_consumer_objects,
+    credentials_left_out,
     credentials_outcome,
     credentials_rotation_grace,
     credentials_stale,
@@ -52,6 +53,12 @@ def test_a_consumer_without_credentials_gets_only_the_global_pull_secret():
     topology = lab_topology(uat={"segmented_registry_credentials": None})
     wanted = credentials_wanted(topology, ["uat"], *SETTINGS)
     assert wanted == [pull("uat", "uat", pulls=())]
+
+
+def test_nothing_of_a_left_out_cluster_is_wanted():
+    wanted = credentials_wanted(lab_topology(), [], *SETTINGS, ["uat"])
+    assert [(item["cluster"], item["access"]) for item in wanted] == [("test", "pull"), ("test", "push"), ("prod", "pull")]
+    assert credentials_wanted(lab_topology(), ["uat", "prod"], *SETTINGS, ["uat"]) == [pull("prod", "prod")]
 
 
 def test_the_topology_is_required():
@@ -157,9 +164,25 @@ def test_out_of_scope_unnamed_or_foreign_accounts_are_left_alone():
     assert credentials_stale(made[:1], WANTED, ["old"], False)["stale"] == [stale_item("old")]
 
 
+def test_nothing_of_a_left_out_cluster_is_stale_or_superseded():
+    """uat left out: its identities, even one the inventory no longer asks for, and its earlier pull
+    identity, stay (its nodes keep the generation they have); the others' are sorted out as always."""
+    wanted = credentials_wanted(lab_topology(), [], *SETTINGS, ["uat"])
+    made = MADE + [identity("pull", "uat", namespace="uat"), identity("push", "uat", namespace="gone"),
+                   identity("push", "test", namespace="gone")]
+    expected = {"stale": [stale_item("test", "push", namespace="gone", grant="gone")], "superseded": []}
+    assert credentials_stale(made, wanted, [], False, ["uat"]) == expected
+    assert credentials_stale(made, wanted, [], True, ["uat"]) == expected
+    # without leave_out, uat's pull identity (not wanted) and the rest of it would go
+    assert {item["cluster"] for item in credentials_stale(made, wanted, [], True)["stale"]} == {"uat", "test"}
+
+
+def named(item, **result):
+    """One element of registry_credential's ``credentials`` result for the wanted ``item``."""
+    return dict(result, cluster_name=item["cluster"], access=item["access"], namespace=item["namespace"])
+
+
 def test_the_outcome_names_each_global_pull_secret_and_every_generation_left_valid():
-    def named(item, **result):
-        return dict(result, cluster_name=item["cluster"], access=item["access"], namespace=item["namespace"])
     results = [named(WANTED[0], secrets=["myproject/segmented-registry-pull", GLOBAL],
                      retired=[f"{PULL_NS}/segmented-pull-test-gen1"]),
                named(WANTED[1], secrets=["myproject/segmented-registry-push"], retired=[]),
@@ -171,9 +194,36 @@ def test_the_outcome_names_each_global_pull_secret_and_every_generation_left_val
         "retired": [f"{PULL_NS}/segmented-pull-test-gen1", "uat/segmented-pull-uat"]}
 
 
+def test_a_failed_credential_writes_and_retires_nothing_in_the_outcome():
+    results = [named(WANTED[0], failed=True, msg="cannot reach test"),
+               named(WANTED[2], secrets=[GLOBAL], retired=[f"{PULL_NS}/segmented-pull-uat-gen1"])]
+    assert credentials_outcome(results, [], GLOBAL) == {"written": {"uat": GLOBAL}, "retired": [f"{PULL_NS}/segmented-pull-uat-gen1"]}
+
+
+UNREACHABLE = {"uat": "uat: segmented_registry_k8s_auth: cannot reach the cluster at https://127.0.0.1:1 (...)"}
+
+
+def test_left_out_names_the_unreachable_clusters_and_those_whose_credential_failed():
+    results = [named(WANTED[0], changed=True, secrets=[GLOBAL], retired=[]),
+               named(WANTED[1], failed=True, msg="the service account myproject/builder\nis missing"),
+               named(WANTED[3], failed=True, msg="GET https://prod/version failed")]
+    assert credentials_left_out(results, UNREACHABLE, []) == {
+        "uat": UNREACHABLE["uat"],
+        "test": "test: its push credential myproject failed: the service account myproject/builder is missing",
+        "prod": "prod: its pull credential segmented-registry-consumers failed: GET https://prod/version failed"}
+
+
+def test_left_out_joins_every_failed_credential_of_a_cluster_and_skips_the_playbooks_own():
+    results = [named(WANTED[0], failed=True, msg="one"), named(WANTED[1], failed=True, msg="two"),
+               named(WANTED[3], failed=True, msg="three")]
+    assert credentials_left_out(results, UNREACHABLE, ["uat", "prod"]) == {
+        "test": "test: its pull credential segmented-registry-consumers failed: one; its push credential myproject failed: two"}
+    assert credentials_left_out([], {}, []) == {}
+
+
 def test_the_filters_are_registered():
-    assert set(FilterModule().filters()) == {"credentials_wanted", "credentials_consumer_objects",
-                                             "credentials_stale", "credentials_batch", "credentials_outcome",
+    assert set(FilterModule().filters()) == {"credentials_wanted", "credentials_consumer_objects", "credentials_stale",
+                                             "credentials_batch", "credentials_outcome", "credentials_left_out",
                                              "credentials_rotation_grace"}
 
 
