@@ -62,8 +62,9 @@ def _settings_problem(topology, scope, global_pull_secret, integrated_registry, 
 
 def credentials_wanted(topology, scope, pull_namespace, pull_secret_name, push_secret_name, global_pull_secret, integrated_registry, token_type, leave_out=()):
     """Every credential the inventory asks for, in inventory order: per consumer cluster of
-    ``scope`` not in ``leave_out`` (nothing of a left-out cluster is minted or written), its pull credential (for its environment's registry, written where its ``pull``
-    entries say and as ``global_pull_secret``), then a push credential per build namespace.
+    ``scope`` not in ``leave_out`` (nothing of a left-out cluster is minted or written), its pull
+    credential (for its environment's registry, written where its ``pull`` entries say and as
+    ``global_pull_secret``), then a push credential per build namespace.
 
     The role's settings are checked first: ``token_type`` long_lived (which cannot make a pull
     credential), a cluster of ``scope`` that is no consumer, ``global_pull_secret`` not
