@@ -38,8 +38,9 @@ def site_around(tmp_path):
 
     def run(failing, left_out=None):
         leave_out_play, gate, report = site_plays()
+        validation_result = {"left_out": {"uat": WHY} if left_out is None else left_out}
         validation = {"name": "Validation (stand-in)", "hosts": "localhost", "gather_facts": False,
-                      "tasks": [{"name": "Validated", "ansible.builtin.set_fact": {"segmented_registry_validation": {"left_out": {"uat": WHY} if left_out is None else left_out}}}]}
+                      "tasks": [{"name": "Validated", "ansible.builtin.set_fact": {"segmented_registry_validation": validation_result}}]}
         stage = {"name": "A stage (stand-in)", "hosts": "all", "gather_facts": False,
                  "tasks": [{"name": "The stage", "ansible.builtin.fail": {"msg": "stage failed"}, "when": "inventory_hostname in " + json.dumps(failing)}]}
         (tmp_path / "site.yml").write_text(yaml.safe_dump([validation, leave_out_play, stage, gate, report], sort_keys=False))
