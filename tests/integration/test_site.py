@@ -5,6 +5,8 @@ does not answer is left out by name, and every other cluster is finished."""
 from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 
+import pytest
+
 from tests.integration.runs import task_result
 
 STAGE_CHECK = "Check the inventory before anything is created"  # roles/registry_cluster: validate_inventory
@@ -85,6 +87,7 @@ def ran_ok(run, play_prefix, host):
                for event in run.events)
 
 
+@pytest.mark.fleet  # the fleet tier (scripts/test-fleet.sh): every consumer of the lab, 16; about 4 min on the lab's three
 def test_an_unreachable_consumer_is_named_the_others_finished_and_a_rerun_converges(lab, run_playbook, inventory):
     """uat's API server address points where nothing listens. site.yml with credentials_rotate, one
     fork per cluster: validation leaves uat out, a play fails it by name, and every other cluster
