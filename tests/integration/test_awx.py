@@ -10,11 +10,33 @@ import os
 import pytest
 import yaml
 from kubernetes import client as kclient
+from kubernetes.client.rest import ApiException
 
 from tests import awx_as_code as awx
+from tests.integration import promotion_lab as pl
 from tests.integration.runs import task_result
 
 SMALL = 64 * 1024
+SOURCE_READER = "segmented-registry:promotion-source-reader"
+
+
+def source_readers(lab, namespace):
+    """(namespace, name) of every service account bound to the promotion job's source reader in
+    ``namespace`` of the registry cluster."""
+    rbac = kclient.RbacAuthorizationV1Api(lab.api_client(lab.layout.registry_cluster))
+    return {(subject.namespace, subject.name) for binding in rbac.list_namespaced_role_binding(namespace).items
+            if binding.role_ref.name == SOURCE_READER for subject in binding.subjects or ()}
+
+
+def with_builder(inventory, cluster, namespace):
+    """The inventory folder ``inventory`` with one more build namespace on ``cluster`` (its builder)."""
+    path = os.path.join(inventory, "hosts.yml")
+    hosts = awx.load_yaml(path)
+    credentials = hosts["all"]["children"]["clusters"]["hosts"][cluster]["segmented_registry_credentials"]
+    credentials["builders"].append({"namespace": namespace, "service_account": "builder"})
+    with open(path, "w") as handle:
+        yaml.safe_dump(hosts, handle)
+    return inventory
 
 
 @pytest.fixture
@@ -141,10 +163,27 @@ def test_validate_reaches_every_cluster_through_one_credential(lab, run_playbook
     assert set(servers) == {"registry", "test", "uat", "prod"} and len(set(servers.values())) == 4, result["clusters"]
 
 
-def test_site_as_the_awx_job_template_runs_it(lab, namespace, run_playbook, awx_inventory, credential):
+def test_site_as_the_awx_job_template_runs_it(lab, namespace, run_playbook, awx_inventory, credential, unique):
     """site.yml through ansible-runner with the injected credential and the site survey's answer:
     every step on every cluster, the last one copying an image that was approved but not yet
-    copied; a second run and a check-mode run change nothing on any host."""
+    copied; a second run and a check-mode run change nothing on any host. The inventory names a
+    build namespace that exists nowhere yet (a day-1 bootstrap; the lab's credentials_create_missing):
+    the first run makes it before the registry cluster stage, which binds the promotion job's source
+    reader in it, so that run converges too."""
+    builds = f"sb-{unique}"
+    awx_inventory = with_builder(awx_inventory, "test", builds)
+    try:
+        site_converges(lab, namespace, run_playbook, awx_inventory, credential, builds)
+    finally:
+        for cluster in (lab.layout.registry_cluster, "test"):
+            try:
+                kclient.CoreV1Api(lab.api_client(cluster)).delete_namespace(builds)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def site_converges(lab, namespace, run_playbook, awx_inventory, credential, builds):
     pushed = lab.push(namespace, "app", "v1", 1, SMALL)
     approved_only = run_playbook("playbooks/promote.yml", inventory=awx_inventory, envvars=credential,
                                  extravars=dict(survey("promote", project=namespace, image="app:v1", env="uat"),
@@ -159,6 +198,7 @@ def test_site_as_the_awx_job_template_runs_it(lab, namespace, run_playbook, awx_
     assert set(first.stats["ok"]) == {"localhost", "registry", "test", "uat", "prod"}, first.stats
     assert lab.where(namespace)["uat"]["tags"] == {f"{namespace}/app:v1": pushed["digest"]}
     assert task_result(first, "Say what the run did")["msg"].startswith('{"copied": 1}'), first.stdout_text[-3000:]
+    assert source_readers(lab, builds) == {tuple(pl.PROMOTER.split("/"))}, first.stdout_text[-3000:]
 
     for options in ({}, {"cmdline": "--check --diff"}):
         again = run_playbook("playbooks/site.yml", inventory=awx_inventory, extravars=extravars, envvars=credential,
