@@ -243,8 +243,8 @@ def credentials_left_out(results, unreachable, leave_out):
 
     ``unreachable`` is the ``left_out`` of validate_inventory (``{cluster: why}``, the clusters that
     did not answer), ``results`` the ``credentials`` result of the role's registry_credential call over
-    the wanted credentials (run with ``ignore_errors``; each element named by ``cluster_name``): a cluster whose credential failed is left out with the credential
-    and the module's message. A cluster of ``leave_out``, left out by the playbook already (it failed
+    the wanted credentials (its failed elements let through; each named by ``cluster_name``): a cluster
+    whose credential failed is left out with the credential and the module's message. A cluster of ``leave_out``, left out by the playbook already (it failed
     earlier in the run), is not named again."""
     left_out = {cluster: why for cluster, why in unreachable.items() if cluster not in leave_out}
     for result in results:

@@ -44,8 +44,8 @@ def site_around(tmp_path, collections_path):
         stage = {"name": "A stage (stand-in)", "hosts": "all", "gather_facts": False,
                  "tasks": [{"name": "The stage", "ansible.builtin.fail": {"msg": "stage failed"}, "when": "inventory_hostname in " + json.dumps(failing)}]}
         (tmp_path / "site.yml").write_text(yaml.safe_dump([validation, leave_out_play, stage, gate, report], sort_keys=False))
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_FORKS="5")
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_STDOUT_CALLBACK="json",
+                   ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_FORKS="5")
         env.pop("ANSIBLE_CONFIG", None)
         argv = [os.path.join(BIN, "ansible-playbook"), "-i", "hosts.yml", "site.yml"] + (["--limit", limit] if limit else [])
         process = subprocess.run(argv, cwd=str(tmp_path), env=env,
