@@ -27,7 +27,7 @@ import builtins
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NoReturn, TypeVar
+from typing import Any, Callable, Generator, Iterator, NoReturn, TypeVar
 
 from ansible_collections.segmented.registry.plugins.module_utils import kube
 from ansible_collections.segmented.registry.plugins.module_utils.errors import ClusterError, Conflict, Gone, Module
@@ -114,6 +114,15 @@ def _lines(response: Any) -> Iterator[bytes]:
                 yield line
     if pending.strip():
         yield pending
+
+
+def _log_path(namespace: str, pod: str) -> str:
+    return Kind("v1", "Pod", "pods", True).path(pod, namespace, "log")
+
+
+def _log_query(container: str | None, follow: bool = False) -> list[tuple[str, str]]:
+    """The query of a pod's log: its container (a pod of several needs it), and whether to follow."""
+    return ([("container", container)] if container else []) + ([("follow", "true")] if follow else [])
 
 
 class Cluster:
@@ -218,9 +227,17 @@ class Cluster:
         )
         return list(answer.get("items") or []), str((answer.get("metadata") or {}).get("resourceVersion") or "")
 
-    def watch(self, kind: Kind, namespace: str | None, resource_version: str, timeout_seconds: int, allow_bookmarks: bool = True) -> Iterator[dict[str, Any]]:
+    def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        resource_version: str,
+        timeout_seconds: int,
+        allow_bookmarks: bool = True,
+    ) -> Iterator[dict[str, Any]]:
         """The events ``{"type", "object"}`` on ``kind`` in ``namespace`` (None: everywhere) after
-        ``resource_version``, until the server ends the watch (after ``timeout_seconds``). Raises
+        ``resource_version``, until the server ends the watch (after ``timeout_seconds``) or the
+        caller stops reading (the stream is then closed, never handed back half read). Raises
         ``Gone`` when the version is too old (list again)."""
         doing = f"watch {kind.plural}" + (f" in namespace {namespace}" if namespace else "")
         try:
@@ -236,6 +253,7 @@ class Cluster:
             )
         except Exception as exc:
             self.fail(exc, doing)
+        ended = False
         try:
             for line in _lines(response):
                 event = json.loads(line)
@@ -245,24 +263,53 @@ class Cluster:
                         raise Gone(f"the API server at {self.where} no longer keeps resourceVersion {resource_version} ({doing}): list again")
                     raise ClusterError(f"the API server at {self.where} ended the watch ({doing}): {obj.get('message')}", status=obj.get("code"))
                 yield {"type": event.get("type"), "object": obj}
+            ended = True
         except ClusterError:
             raise
         except Exception as exc:
             self.fail(exc, doing)
         finally:
+            if not ended:
+                # the rest of the stream is still coming: a connection handed back half read would
+                # give the next request this watch's events
+                response.close()
             response.release_conn()
 
     def log(self, namespace: str, pod: str, container: str | None = None) -> str:
         """The log of a pod's container (the whole of it, as text)."""
         doing = f"read the log of pod {namespace}/{pod}"
-        path = Kind("v1", "Pod", "pods", True).path(pod, namespace, "log")
         try:
-            response = self.dynamic.request("get", path, serialize=False, container=container, _request_timeout=self.timeout)
+            response = self.dynamic.request(
+                "get", _log_path(namespace, pod), serialize=False, query_params=_log_query(container), _request_timeout=self.timeout
+            )
         except Exception as exc:
             self.fail(exc, doing)
         try:
             return bytes(response.data).decode("utf-8", "replace")
         finally:
+            response.release_conn()
+
+    def follow_log(self, namespace: str, pod: str, container: str | None, timeout_seconds: float) -> Generator[str, None, None]:
+        """The lines of a running pod's container log, from its first, as the container writes
+        them, until it ends (or ``timeout_seconds`` pass, or the caller stops reading: the stream
+        is then closed, never handed back half read)."""
+        doing = f"follow the log of pod {namespace}/{pod}"
+        try:
+            response = self.dynamic.request(
+                "get", _log_path(namespace, pod), serialize=False, query_params=_log_query(container, follow=True), _request_timeout=timeout_seconds
+            )
+        except Exception as exc:
+            self.fail(exc, doing)
+        ended = False
+        try:
+            for line in _lines(response):
+                yield line.decode("utf-8", "replace")
+            ended = True
+        except Exception as exc:
+            self.fail(exc, doing)
+        finally:
+            if not ended:
+                response.close()
             response.release_conn()
 
     # -- writes ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ copier puts a manifest last, so no tag is ever left pointing at missing blobs.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from typing import Any, Callable, Mapping
 
@@ -41,11 +42,13 @@ from ansible_collections.segmented.registry.plugins.module_utils.promotion.copy_
     PLAN_FILE,
     Settings,
     environment_endpoint,
+    is_summary,
     job_manifest,
     job_outcome,
     pack,
     parse_report,
     plan_document,
+    pod_outcome,
     shards,
 )
 from ansible_collections.segmented.registry.plugins.module_utils.promotion.plan import FAILED
@@ -56,7 +59,8 @@ SERVICE = Kind("v1", "Service", "services", True)
 EVENT = Kind("v1", "Event", "events", True)
 INJECT_ANNOTATION = "service.beta.openshift.io/inject-cabundle"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-#: How often the Jobs' status is read while they run (one LIST of the run's Jobs).
+#: How often the Jobs and their pods are read while they run (one LIST of each) unless a copier's
+#: summary comes first, and the service CA's ConfigMap while the CA is injected.
 POLL_SECONDS = 0.5
 #: A Job with no pod after this long has its events read: a pod the cluster refuses to create
 #: (admission, quota) ends the Job's wait with the cluster's reason instead of its whole timeout.
@@ -92,6 +96,8 @@ class CopyJobs:
         self.clock = clock
         self.namespace = parse_service_account(settings.service_account)[0]
         self.jobs: dict[str, list[dict[str, Any]]] = {}  # Job name -> its copies
+        #: Job name -> its copier's whole report, read from its log as it was written (``_follow``)
+        self.summaries: dict[str, dict[int, dict[str, Any]]] = {}
         self.api_calls = 0  # requests to the registry cluster's API (the module's stats)
 
     def endpoints(self) -> dict[str, dict[str, Any]]:
@@ -208,7 +214,7 @@ class CopyJobs:
         try:
             outcomes = self._wait(run, started)
             for name, why in outcomes.items():
-                results, problem = self._results(name)
+                results, problem = (self.summaries[name], "") if name in self.summaries else self._results(name)
                 why = "; ".join(part for part in (why, problem) if part)
                 for item in self.jobs[name]:
                     reported = results.get(index[id(item)])
@@ -241,16 +247,42 @@ class CopyJobs:
             self.api_calls += 1
 
     def _wait(self, run: str, started: float) -> dict[str, str]:
-        """Every Job's ``why`` once all have finished (or ``copy_jobs.timeout`` passed): one LIST of
-        the run's Jobs per poll, however many they are."""
+        """Every Job's ``why`` once all have finished (or ``copy_jobs.timeout`` passed). Each look is
+        one LIST of the run's Jobs and one of their pods, however many they are, every
+        ``POLL_SECONDS`` or as soon as a copier's log ends in its summary (``_follow``): the copier's
+        summary line comes a second or so before the kubelet reports the copier ended. A Job is over
+        at its summary, when its copier ended (``pod_outcome``) or when the Job itself is
+        (``job_outcome``: a pod retried, a deadline passed)."""
         pending = set(self.jobs)
         outcomes: dict[str, str] = {}
         deadline = started + self.settings.timeout + 60
+        selector = f"{RUN_LABEL}={run}"
+        woken = threading.Event()
+        followed: set[str] = set()
         while pending:
-            listed = {job["metadata"]["name"]: job for job in self.cluster.list(JOB, self.namespace, label_selector=f"{RUN_LABEL}={run}")}
-            self.api_calls += 1
+            woken.clear()
+            listed = {job["metadata"]["name"]: job for job in self.cluster.list(JOB, self.namespace, label_selector=selector)}
+            pods = self.cluster.list(POD, self.namespace, label_selector=selector)
+            self.api_calls += 2
+            ended: dict[str, str] = {}
+            for pod in pods:
+                job = ((pod.get("metadata") or {}).get("labels") or {}).get(JOB_NAME_LABEL, "")
+                finished, why = pod_outcome(pod)
+                if finished:
+                    ended[job] = why
+                elif pod["metadata"]["name"] not in followed and _copier_started(pod):
+                    followed.add(pod["metadata"]["name"])
+                    self.api_calls += 1
+                    threading.Thread(target=self._follow, args=(job, pod["metadata"]["name"], deadline, woken), daemon=True).start()
             for name in sorted(pending):
-                finished, why = job_outcome(listed[name]) if name in listed else (True, "the Job was deleted")
+                if name in self.summaries:
+                    finished, why = True, ""
+                elif name in ended:
+                    finished, why = True, ended[name]
+                elif name in listed:
+                    finished, why = job_outcome(listed[name])
+                else:
+                    finished, why = True, "the Job was deleted"
                 if not finished and self.clock() - started > POD_GRACE_SECONDS and not _has_pods(listed[name]):
                     why = self._refused(name)
                     finished = bool(why)
@@ -263,8 +295,25 @@ class CopyJobs:
                 for name in pending:
                     outcomes[name] = f"not finished after copy_jobs.timeout ({self.settings.timeout} s)"
                 break
-            self.sleep(POLL_SECONDS)
+            woken.wait(POLL_SECONDS)
         return outcomes
+
+    def _follow(self, job: str, pod: str, deadline: float, woken: threading.Event) -> None:
+        """Reads the log of ``pod`` (of ``job``) as its copier writes it; at the summary line, which
+        the copier writes after every copy's, the Job's report is whole (``summaries``) and
+        ``woken`` wakes ``_wait``. A log that ends or breaks before its summary leaves the Job to its
+        status, and its logs are read again then (``_results``)."""
+        lines: list[str] = []
+        try:
+            for line in self.cluster.follow_log(self.namespace, pod, "copier", max(1.0, deadline - self.clock())):
+                lines.append(line)
+                if is_summary(line):
+                    self.summaries[job] = parse_report("\n".join(lines))
+                    break
+        except ClusterError:
+            pass
+        finally:
+            woken.set()
 
     def _refused(self, name: str) -> str:
         """Why the cluster refuses to create the pods of Job ``name`` (its latest FailedCreate event), or ""."""
@@ -292,6 +341,12 @@ class CopyJobs:
             except ClusterError as exc:
                 problem = str(exc)
         return results, problem
+
+
+def _copier_started(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod's copier has started (its log can be read)."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(status.get("name") == "copier" and (status.get("state") or {}).get("running") for status in statuses)
 
 
 def _has_pods(job: Mapping[str, Any]) -> bool:

@@ -7,7 +7,7 @@ a Job), how a Job reaches each registry (``environment_endpoint``), the copier's
 (``plan_document``, components/copier/README.md) packed into ConfigMaps (``pack``), the Job itself
 (``job_manifest``: the pinned copier as the promotion job's service account, non-root, a read-only
 root filesystem, projected tokens, never a credential in the plan), and the copier's report read
-back (``parse_report``, ``job_outcome``). ``copy_jobs`` runs them on the registry cluster.
+back (``parse_report``, ``is_summary``; ``pod_outcome`` and ``job_outcome``: when a Job is over). ``copy_jobs`` runs them on the registry cluster.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ CA_CONFIG_MAP = "segmented-registry-copier-ca"
 SERVICE_CA_KEY = "service-ca.crt"
 EXTRA_CA_KEY = "extra-ca.crt"
 RUN_LABEL = "segmented.registry/copy-run"
+#: The copier's exit codes that end its Job (the Job's ``podFailurePolicy``): 1, a copy failed; 2, a bad plan.
+EXIT_ENDS_JOB = {1: "a copy failed", 2: "the plan was refused"}
 REGISTRY_SERVICE = "registry"
 REGISTRY_PORT = 5000
 #: A ConfigMap holds at most 1 MiB; a plan (gzip) over this is split over several.
@@ -213,7 +215,9 @@ def job_manifest(name: str, namespace: str, run: str, settings: Settings, host_a
             "backoffLimit": 2,
             "activeDeadlineSeconds": settings.timeout,
             "ttlSecondsAfterFinished": 3600,
-            "podFailurePolicy": {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": "copier", "operator": "In", "values": [1, 2]}}]},
+            "podFailurePolicy": {
+                "rules": [{"action": "FailJob", "onExitCodes": {"containerName": "copier", "operator": "In", "values": sorted(EXIT_ENDS_JOB)}}]
+            },
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
@@ -270,6 +274,18 @@ def job_manifest(name: str, namespace: str, run: str, settings: Settings, host_a
     }
 
 
+def is_summary(line: str) -> bool:
+    """Whether a line of the copier's log is its summary, the line it writes after every copy's."""
+    line = line.strip()
+    if not line.startswith('{"summary"'):
+        return False
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and isinstance(record.get("summary"), dict)
+
+
 def parse_report(log: str) -> dict[int, dict[str, Any]]:
     """The copier's results by item id, from its log (JSON lines; other lines are ignored)."""
     results: dict[int, dict[str, Any]] = {}
@@ -295,4 +311,21 @@ def job_outcome(job: Mapping[str, Any]) -> tuple[bool, str]:
             return True, ""
         if condition.get("type") == "Failed":
             return True, f"{condition.get('reason') or 'Failed'}: {condition.get('message') or ''}".rstrip(": ")
+    return False, ""
+
+
+def pod_outcome(pod: Mapping[str, Any]) -> tuple[bool, str]:
+    """``(finished, why)`` of a Job from one of its pods, as soon as the kubelet reports the copier
+    ended, a second or two before the Job controller marks the Job: exit 0 completes the Job (one
+    completion, ``restartPolicy: Never``), 1 and 2 fail it (its ``podFailurePolicy``). Any other end
+    (killed, evicted) is retried by the Job: not finished, the Job decides (``job_outcome``)."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        ended = (status.get("state") or {}).get("terminated")
+        if status.get("name") != "copier" or not ended:
+            continue
+        code = ended.get("exitCode")
+        if code == 0:
+            return True, ""
+        if code in EXIT_ENDS_JOB:
+            return True, f"its copier exited with code {code}: {EXIT_ENDS_JOB[code]}"
     return False, ""

@@ -68,16 +68,43 @@ class Configuration:
     host = "https://api.example.com:6443"
 
 
+class LogStream:
+    """A pod's log as the API server answers it (whole, or followed): its lines as written."""
+
+    def __init__(self, text):
+        self.text = text
+        self.released = False
+        self.closed = False
+
+    def stream(self, amt=None, decode_content=False):
+        for line in self.text.splitlines(keepends=True):
+            yield line.encode()
+
+    @property
+    def data(self):
+        return self.text.encode()
+
+    def close(self):
+        self.closed = True
+
+    def release_conn(self):
+        self.released = True
+
+
 class Stream:
     """A streamed answer (a watch): one JSON event per line."""
 
     def __init__(self, events):
         self.events = events
         self.released = False
+        self.closed = False
 
     def stream(self, amt=None, decode_content=False):
         for event in self.events:
             yield (json.dumps(event) + "\n").encode()
+
+    def close(self):
+        self.closed = True
 
     def release_conn(self):
         self.released = True
@@ -115,6 +142,8 @@ class FakeApiServer:
         self.writes = []
         self.lookups = []
         self.refusals = []
+        self.streams = []  # the watches and logs answered, in order
+        self.logs = {}  # pod name -> its log
         self.allowed = allowed
         self.tokens = 0
         self.resources = Resources(self)
@@ -154,7 +183,12 @@ class FakeApiServer:
                 del self.refusals[index]
                 raise error
         if params.get("watch"):
-            return self._watch(path, params)
+            self.streams.append(self._watch(path, params))
+            return self.streams[-1]
+        if path.endswith("/log"):
+            pod = path.split("/")[-2]
+            self.streams.append(LogStream(self.logs[pod]))
+            return self.streams[-1]
         answer = self._answer(method, path, body, params)
         return serializer(self, copy.deepcopy(answer)) if serializer else answer
 

@@ -198,6 +198,37 @@ def test_list_from_and_watch_carry_on_from_the_listed_version():
     assert params["watch"] and params["resource_version"] == version and params["timeout_seconds"] == 5 and params["allow_watch_bookmarks"]
 
 
+def test_a_watch_read_to_its_end_hands_its_connection_back_and_one_left_early_is_closed_first():
+    found = fake_cluster([secret("a")])
+    _items, version = found.list_from(SECRET, "app")
+    found.dynamic.put(secret("b"))
+    found.dynamic.put(secret("c"))
+    list(found.watch(SECRET, "app", version, timeout_seconds=5))
+    whole = found.dynamic.streams[-1]
+    assert whole.released and not whole.closed
+    changes = found.watch(SECRET, "app", version, timeout_seconds=5)
+    assert next(changes)["object"]["metadata"]["name"] == "b"
+    changes.close()  # the caller stops reading: the rest of the stream must not reach the next request
+    left = found.dynamic.streams[-1]
+    assert left.closed and left.released
+
+
+def test_a_log_is_read_whole_or_followed_line_by_line_for_the_named_container():
+    found = fake_cluster([])
+    found.dynamic.logs["copier-x"] = 'copier: 1 items\n{"id":0,"result":"copied"}\n{"summary":{"copied":1}}\n'
+    assert found.log("app", "copier-x", "copier") == found.dynamic.logs["copier-x"]
+    assert found.dynamic.requests[-1][3]["query_params"] == [("container", "copier")]
+    assert list(found.follow_log("app", "copier-x", "copier", 30)) == ["copier: 1 items", '{"id":0,"result":"copied"}', '{"summary":{"copied":1}}']
+    assert found.dynamic.requests[-1][3]["query_params"] == [("container", "copier"), ("follow", "true")]
+    assert found.dynamic.requests[-1][3]["_request_timeout"] == 30
+    assert found.dynamic.streams[-1].released and not found.dynamic.streams[-1].closed
+    lines = found.follow_log("app", "copier-x", None, 30)
+    assert next(lines) == "copier: 1 items"
+    lines.close()  # stopped at a line: the container may still be writing, the stream is closed
+    assert found.dynamic.streams[-1].closed and found.dynamic.streams[-1].released
+    assert found.dynamic.requests[-1][3]["query_params"] == [("follow", "true")]
+
+
 def test_a_watch_from_a_version_no_longer_kept_raises_gone():
     found = fake_cluster([secret("a")])
     found.dynamic.oldest = 10_000

@@ -166,3 +166,39 @@ def test_the_report_is_read_from_the_log_lines_and_nothing_else():
 ])
 def test_a_job_is_finished_once_complete_or_failed(conditions, expected):
     assert copy_plan.job_outcome({"status": {"conditions": conditions}}) == expected
+
+
+def _pod(*statuses):
+    return {"status": {"containerStatuses": [{"name": name, "state": state} for name, state in statuses]}}
+
+
+@pytest.mark.parametrize("pod, expected", [
+    (_pod(), (False, "")),
+    (_pod(("copier", {"running": {}})), (False, "")),
+    (_pod(("copier", {"terminated": {"exitCode": 0}})), (True, "")),
+    (_pod(("copier", {"terminated": {"exitCode": 1}})), (True, "its copier exited with code 1: a copy failed")),
+    (_pod(("copier", {"terminated": {"exitCode": 2}})), (True, "its copier exited with code 2: the plan was refused")),
+    # killed or evicted: the Job tries again, so only the Job can say it is over
+    (_pod(("copier", {"terminated": {"exitCode": 137, "reason": "Error"}})), (False, "")),
+    (_pod(("sidecar", {"terminated": {"exitCode": 0}}), ("copier", {"running": {}})), (False, "")),
+], ids=["no-status", "running", "done", "copy-failed", "bad-plan", "killed", "other-container"])
+def test_a_pod_ends_its_job_when_the_copier_exits_with_a_code_the_job_acts_on(pod, expected):
+    assert copy_plan.pod_outcome(pod) == expected
+
+
+def test_the_job_fails_at_once_on_the_exit_codes_a_pod_is_read_as_final():
+    settings = copy_plan.Settings.of(option(), "segmented-registry-promotion/promoter")
+    policy = copy_plan.job_manifest("j", "ns", "run", settings, {})["spec"]["podFailurePolicy"]["rules"]
+    assert policy == [{"action": "FailJob", "onExitCodes": {"containerName": "copier", "operator": "In", "values": [1, 2]}}]
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('{"summary":{"copied":1,"failed":0,"gated":0,"bytes_sent":123}}', True),
+    ('{"summary":{"copied":1,"failed":0,"gated":0,"bytes_sent":123}}\r', True),
+    ('{"id":0,"result":"copied"}', False),
+    ('copier: 1 items from image-registry.openshift-image-registry.svc:5000 into 1 registries', False),
+    ('{"summary":"not an object"}', False),
+    ('{"summary":{"copied":1', False),  # cut off: the copier has not finished the line
+], ids=["summary", "summary-cr", "a-copy", "stderr", "not-an-object", "cut-off"])
+def test_the_summary_line_is_the_copiers_last_word_and_nothing_else_is(line, expected):
+    assert copy_plan.is_summary(line) is expected
