@@ -140,8 +140,8 @@ options:
         Services, verified against the service CA (the ConfigMap C(segmented-registry-copier-ca), filled by
         OpenShift's service CA operator) or the environment's C(ca_cert).
       - Needs I(service_account), and on the registry cluster C(create), C(get), C(list) and C(delete) on
-        C(jobs), C(create), C(get) and C(update) on C(configmaps), C(list) and C(watch) on C(pods), C(get) on
-        C(pods/log), C(list) on C(events) in that namespace, and C(get) on the C(services) the Jobs use.
+        C(jobs), C(create), C(get) and C(update) on C(configmaps), C(list) on C(pods), C(get) on C(pods/log) (the
+        copier's log is followed), C(list) on C(events) in that namespace, and C(get) on the C(services) the Jobs use.
     type: dict
     version_added: 0.1.0
     suboptions:
