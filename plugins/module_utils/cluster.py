@@ -108,8 +108,11 @@ def _lines(response: Any) -> Iterator[bytes]:
     pending = b""
     for chunk in response.stream(amt=None, decode_content=False):
         pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
+        if b"\n" not in chunk:
+            continue
+        # one split per chunk: a chunk of many lines (a long log) is not copied once per line
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
             if line.strip():
                 yield line
     if pending.strip():

@@ -258,3 +258,17 @@ def test_auth_options_without_a_usable_configuration_name_the_options(monkeypatc
     with pytest.raises(ClusterError, match="could not set up the API client from the auth options"):
         Cluster.of_module(Module())
     assert kube.HAS_KUBERNETES
+
+
+@pytest.mark.parametrize("chunks", [
+    [b'{"a":1}\n{"b":2}\n', b'{"c":3}\n'],
+    [b'{"a"', b':1}\n{"b":2}\n{"c"', b":3}"],  # lines cut across chunks, the last one without its newline
+    [b'{"a":1}\n\n', b"\n", b'{"b":2}\n{"c":3}\n'],  # empty lines are left out
+    [b'{"a":1}\n{"b":2}\n{"c":3}\n'],
+], ids=["whole-lines", "cut-lines", "empty-lines", "one-chunk"])
+def test_a_stream_is_cut_into_its_lines_whatever_its_chunks(chunks):
+    class Answer:
+        def stream(self, amt=None, decode_content=False):
+            yield from chunks
+
+    assert list(cluster._lines(Answer())) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
