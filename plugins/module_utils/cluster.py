@@ -256,9 +256,8 @@ class Cluster:
             )
         except Exception as exc:
             self.fail(exc, doing)
-        ended = False
         try:
-            for line in _lines(response):
+            for line in self._stream(response, doing):
                 event = json.loads(line)
                 obj = event.get("object") or {}
                 if event.get("type") == "ERROR":
@@ -266,17 +265,10 @@ class Cluster:
                         raise Gone(f"the API server at {self.where} no longer keeps resourceVersion {resource_version} ({doing}): list again")
                     raise ClusterError(f"the API server at {self.where} ended the watch ({doing}): {obj.get('message')}", status=obj.get("code"))
                 yield {"type": event.get("type"), "object": obj}
-            ended = True
         except ClusterError:
             raise
         except Exception as exc:
             self.fail(exc, doing)
-        finally:
-            if not ended:
-                # the rest of the stream is still coming: a connection handed back half read would
-                # give the next request this watch's events
-                response.close()
-            response.release_conn()
 
     def log(self, namespace: str, pod: str, container: str | None = None) -> str:
         """The log of a pod's container (the whole of it, as text)."""
@@ -303,10 +295,18 @@ class Cluster:
             )
         except Exception as exc:
             self.fail(exc, doing)
+        for line in self._stream(response, doing):
+            yield line.decode("utf-8", "replace")
+
+    def _stream(self, response: Any, doing: str) -> Generator[bytes, None, None]:
+        """The lines of a streamed answer (a watch, a followed log), its connection handed back at
+        the end. A caller that stops reading first (or fails) has it closed instead: the rest of the
+        stream is still coming, and a connection handed back half read would give the next request
+        this stream's lines."""
         ended = False
         try:
             for line in _lines(response):
-                yield line.decode("utf-8", "replace")
+                yield line
             ended = True
         except Exception as exc:
             self.fail(exc, doing)

@@ -68,29 +68,6 @@ class Configuration:
     host = "https://api.example.com:6443"
 
 
-class LogStream:
-    """A pod's log as the API server answers it (whole, or followed): its lines as written."""
-
-    def __init__(self, text):
-        self.text = text
-        self.released = False
-        self.closed = False
-
-    def stream(self, amt=None, decode_content=False):
-        for line in self.text.splitlines(keepends=True):
-            yield line.encode()
-
-    @property
-    def data(self):
-        return self.text.encode()
-
-    def close(self):
-        self.closed = True
-
-    def release_conn(self):
-        self.released = True
-
-
 class Stream:
     """A streamed answer (a watch): one JSON event per line."""
 
@@ -108,6 +85,22 @@ class Stream:
 
     def release_conn(self):
         self.released = True
+
+
+class LogStream(Stream):
+    """A pod's log as the API server answers it (whole, or followed): its lines as written."""
+
+    def __init__(self, text):
+        super().__init__([])
+        self.text = text
+
+    def stream(self, amt=None, decode_content=False):
+        for line in self.text.splitlines(keepends=True):
+            yield line.encode()
+
+    @property
+    def data(self):
+        return self.text.encode()
 
 
 def _merge(target, patch):
