@@ -305,8 +305,7 @@ class Cluster:
         this stream's lines."""
         ended = False
         try:
-            for line in _lines(response):
-                yield line
+            yield from _lines(response)
             ended = True
         except Exception as exc:
             self.fail(exc, doing)
