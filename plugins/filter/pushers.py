@@ -4,6 +4,8 @@
 """The promotion job's identities on the registry cluster and what they read (documented in
 pusher_namespaces.yml, pusher_objects.yml and stale_source_bindings.yml beside this file)."""
 
+from ansible_collections.segmented.registry.plugins.module_utils.kinds import RBAC_API_VERSION, object_stub
+
 #: The ClusterRole the pushers are bound to in each source namespace (templates/pushers.yml.j2).
 SOURCE_READER = "segmented-registry:promotion-source-reader"
 
@@ -36,11 +38,11 @@ def pusher_objects(objects, new_namespaces, check_mode):
 
 def stale_source_bindings(bindings, pushers, found):
     """The pushers' source-reader RoleBindings (among ``bindings``, those labelled as this role's) in
-    a namespace that is no longer a source that exists (``found``). Another deployment's pushers'
-    bindings are left alone."""
+    a namespace that is no longer a source that exists (``found``), as object stubs to remove in one
+    list. Another deployment's pushers' bindings are left alone."""
     names = {f"{SOURCE_READER}:{pusher.replace('/', ':')}" for pusher in pushers}
     return [
-        binding
+        object_stub(RBAC_API_VERSION, "RoleBinding", binding["metadata"]["name"], binding["metadata"]["namespace"])
         for binding in bindings
         if (binding.get("roleRef") or {}).get("name") == SOURCE_READER
         and binding["metadata"]["name"] in names

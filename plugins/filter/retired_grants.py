@@ -4,13 +4,12 @@
 """What earlier versions of the registry-cluster role granted the promotion job (documented in
 retired_grants.yml beside this file)."""
 
-from ansible_collections.segmented.registry.plugins.module_utils.kinds import object_stub
+from ansible_collections.segmented.registry.plugins.module_utils.kinds import RBAC_API_VERSION as RBAC, object_stub
 
 #: The promotion job's identity before it had a namespace of its own (in the token server's).
 RETIRED_PUSHER = "segmented-registry/promoter"
 #: The cluster-wide reads earlier versions bound, as (ClusterRole, last part of the binding's name).
 RETIRED_READS = (("registry-viewer", "registry-viewer"), ("system:image-puller", "image-puller"))
-RBAC = "rbac.authorization.k8s.io/v1"
 
 
 def _binds_cluster_role(binding, name):
@@ -18,17 +17,20 @@ def _binds_cluster_role(binding, name):
     return ref.get("kind") == "ClusterRole" and ref.get("name") == name
 
 
-def retired_grants(namespace_reads, cluster_bindings, pushers, environments):
+def retired_grants(bindings, cluster_bindings, pushers, environments):
     """The objects to remove, each ``{"apiVersion", "kind", "metadata": {"name"[, "namespace"]}}``:
-    the RoleBindings ``segmented-registry:pusher:*`` to system:image-pusher found in the environment
-    namespaces (``namespace_reads``: the results of k8s_info over them), the ClusterRoleBindings of
-    the cluster-wide reads (``cluster_bindings``), RETIRED_PUSHER's environment-promoter RoleBindings
-    and service account unless it is one of ``pushers``, and the cluster-wide image-deleter."""
+    the RoleBindings ``segmented-registry:pusher:*`` to system:image-pusher among ``bindings`` (the
+    RoleBindings labelled as the collection's) in the environment namespaces only (another
+    deployment's elsewhere stay), the ClusterRoleBindings of the cluster-wide reads
+    (``cluster_bindings``), RETIRED_PUSHER's environment-promoter RoleBindings and service account
+    unless it is one of ``pushers``, and the cluster-wide image-deleter."""
+    environment_namespaces = list(dict.fromkeys(env["namespace"] for env in environments))
     out = [
         object_stub(RBAC, "RoleBinding", binding["metadata"]["name"], binding["metadata"]["namespace"])
-        for read in namespace_reads
-        for binding in read["resources"]
-        if binding["metadata"]["name"].startswith("segmented-registry:pusher:") and _binds_cluster_role(binding, "system:image-pusher")
+        for binding in bindings
+        if binding["metadata"].get("namespace") in environment_namespaces
+        and binding["metadata"]["name"].startswith("segmented-registry:pusher:")
+        and _binds_cluster_role(binding, "system:image-pusher")
     ]
     out += [
         object_stub(RBAC, "ClusterRoleBinding", binding["metadata"]["name"])
@@ -40,7 +42,7 @@ def retired_grants(namespace_reads, cluster_bindings, pushers, environments):
         namespace, name = RETIRED_PUSHER.split("/")
         out += [
             object_stub(RBAC, "RoleBinding", f"segmented-registry:promoter:{namespace}:{name}", environment_namespace)
-            for environment_namespace in dict.fromkeys(env["namespace"] for env in environments)
+            for environment_namespace in environment_namespaces
         ]
         out.append(object_stub("v1", "ServiceAccount", name, namespace))
     return out + [

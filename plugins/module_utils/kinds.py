@@ -12,6 +12,8 @@ from typing import Any
 
 IMAGE_STREAM_API_VERSION = "image.openshift.io/v1"
 IMAGE_STREAM_KIND = "ImageStream"
+#: Roles and their bindings (the registry-cluster role's filters name the bindings it removes).
+RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 
 
 def object_stub(api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:

@@ -54,7 +54,8 @@ def test_a_pushers_binding_outside_the_found_sources_is_stale_and_anothers_stays
     ours = f"{SOURCE_READER}:segmented-registry-promotion:promoter"
     found = [binding(ours, "myproject"), binding(ours, "dropped"), binding(f"{SOURCE_READER}:other:promoter", "dropped"),
              binding(ours, "elsewhere", role="view")]
-    assert stale_source_bindings(found, [PROMOTER], ["myproject"]) == [binding(ours, "dropped")]
+    assert stale_source_bindings(found, [PROMOTER], ["myproject"]) == [{
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": ours, "namespace": "dropped"}}]
     assert stale_source_bindings(found, [PROMOTER], ["myproject", "dropped"]) == []
 
 

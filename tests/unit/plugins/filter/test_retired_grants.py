@@ -24,16 +24,16 @@ DELETER = [stub("ClusterRoleBinding", "segmented-registry:image-deleter"), stub(
 
 def test_earlier_grants_in_the_environment_namespaces_and_cluster_wide_reads_are_retired():
     pusher = binding("segmented-registry:pusher:old-x:promoter", "test", role="system:image-pusher")
-    namespace_reads = [{"item": "test", "resources": [
-        pusher, binding("segmented-registry:pusher:kept", "test", role="edit"),
-        binding("segmented-registry:promoter:segmented-registry-promotion:promoter", "test",
-                role="segmented-registry:environment-promoter")]}]
+    elsewhere = binding("segmented-registry:pusher:old-x:promoter", "another-deployment", role="system:image-pusher")
+    bindings = [pusher, binding("segmented-registry:pusher:kept", "test", role="edit"),
+                binding("segmented-registry:promoter:segmented-registry-promotion:promoter", "test",
+                        role="segmented-registry:environment-promoter"), elsewhere]
     cluster = [binding("segmented-registry:a:b:registry-viewer", None, role="registry-viewer"),
                binding("segmented-registry:a:b:image-puller", None, role="system:image-puller"),
                binding("segmented-registry:a:b:image-puller", None, role="registry-viewer"),
                binding("someone:image-puller", None, role="system:image-puller")]
-    # the old promoter still a pusher: only what was found goes
-    assert retired_grants(namespace_reads, cluster, [PROMOTER, "segmented-registry/promoter"], lab_environments()) == [
+    # the old promoter still a pusher: only what was found in the environment namespaces goes
+    assert retired_grants(bindings, cluster, [PROMOTER, "segmented-registry/promoter"], lab_environments()) == [
         stub("RoleBinding", "segmented-registry:pusher:old-x:promoter", "test"),
         stub("ClusterRoleBinding", "segmented-registry:a:b:registry-viewer"),
         stub("ClusterRoleBinding", "segmented-registry:a:b:image-puller")] + DELETER
