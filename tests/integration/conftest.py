@@ -18,6 +18,7 @@ from kubernetes.client.rest import ApiException
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import mint_token
 from lab import fleet, image, labctl, node
+from tests.conftest import lane
 from tests.integration import promotion_lab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,28 +42,7 @@ def lab():
     return lab
 
 
-@pytest.fixture(scope="session", autouse=True)
-def scratch_namespaces_removed(lab):
-    """The namespaces the tests create on the registry cluster are gone when the session ends (not
-    those the registry-cluster role made: labelled managed-by segmented.registry). Their
-    ImageStreams go first, at once, so a reconcile of the whole cluster right after the suite (as
-    scripts/main.sh's site.yml runs it) does not meet the tests' deliberately broken tags while the
-    namespace controller is still at work: a lab the suite has used is a lab main.sh runs on."""
-    core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
-    before = {item.metadata.name for item in core.list_namespace().items}
-    yield
-    if any(not row["running"] for row in lab.status()["components"]):
-        return  # a test left the lab down: nothing to clean on it
-    streams = kclient.CustomObjectsApi(lab.api_client(lab.layout.registry_cluster))
-    for item in core.list_namespace().items:
-        labels = item.metadata.labels or {}
-        if item.metadata.name in before or labels.get("app.kubernetes.io/managed-by") == "segmented.registry":
-            continue
-        streams.delete_collection_namespaced_custom_object("image.openshift.io", "v1", item.metadata.name, "imagestreams")
-        core.delete_namespace(item.metadata.name)
-
-
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def environment_registries(lab, run_playbook):
     """The environment registries as a platform team has them: deployed by the role
     (playbooks/registry_cluster.yml; a run on a lab where they are deployed already changes
@@ -73,6 +53,14 @@ def environment_registries(lab, run_playbook):
     for _env, endpoint in lab.layout.registries[1:]:  # the router admits the Routes on its own
         promotion_lab.wait_for_challenge(lab, endpoint)
     return dict(lab.layout.registries[1:])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registries_deployed(request):
+    """Every file of the lab lane stands on the environment registries (deployed once per run);
+    the files beside it (tests/conftest.py's BESIDE) do not, and deploy nothing."""
+    if lane(request.node.nodeid) == "lab":
+        request.getfixturevalue("environment_registries")
 
 
 @pytest.fixture(scope="session")

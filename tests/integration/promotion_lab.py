@@ -36,6 +36,7 @@ import pytest
 import requests
 import yaml
 from kubernetes import client as kclient
+from kubernetes.client.rest import ApiException
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import TOKEN_SERVER_AUDIENCE, mint_token
 from ansible_collections.segmented.registry.plugins.module_utils.oci import client as oci
@@ -125,6 +126,18 @@ def pods_story(lab, core, namespace, label_selector):
         lines.append(f"node {node.metadata.name}: {len(active)} pods of {node.status.allocatable.get('pods')}, "
                      + ", ".join(f"{c.type}={c.status}" for c in node.status.conditions or []))
     return "\n".join(lines)
+
+
+def remove_namespace(api, name):
+    """Namespace ``name`` removed (``api``: an ApiClient of its cluster; one already gone is no
+    error), its ImageStreams first, at once: a reconcile of the whole cluster must not meet a test's
+    made-up or broken tags while the namespace controller is still at work."""
+    try:
+        kclient.CustomObjectsApi(api).delete_collection_namespaced_custom_object("image.openshift.io", "v1", name, "imagestreams")
+        kclient.CoreV1Api(api).delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
 
 
 def wait_for_challenge(lab, address, timeout=120):

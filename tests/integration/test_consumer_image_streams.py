@@ -11,8 +11,9 @@ import copy
 
 import pytest
 from kubernetes import client as kclient
-from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
+
+from tests.integration import promotion_lab
 
 LOGICAL = "registry.apps.lab.local"
 ASKING = ("uat", "prod")
@@ -83,13 +84,7 @@ def site(lab, run_playbook, inventory, unique):
     for cluster in ASKING:
         if not configured:
             set_image_spec(lab, cluster, specs[cluster])
-        kclient.CustomObjectsApi(lab.api_client(cluster)).delete_collection_namespaced_custom_object(
-            "image.openshift.io", "v1", namespace, "imagestreams")
-        try:
-            kclient.CoreV1Api(lab.api_client(cluster)).delete_namespace(namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        promotion_lab.remove_namespace(lab.api_client(cluster), namespace)
     assert run.status == "successful", run.stdout_text[-4000:]
 
 

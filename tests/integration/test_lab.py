@@ -4,6 +4,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 
 import pytest
 import requests
@@ -296,6 +297,17 @@ def test_endpoint_namespace_is_made_repaired_and_removed(monkeypatch, unique):
     def host_end():
         return subprocess.run(["ip", "link", "show", netns.HOST_VETH], capture_output=True, check=False).returncode == 0
 
+    def hold():
+        """A process inside the namespace, returned once it is in (``ip netns exec`` enters it after
+        it starts: a name deleted before then takes the namespace, and the pair, with it)."""
+        holder = subprocess.Popen(netns.command(["sleep", "120"]))
+        holders.append(holder)
+        inside = os.stat("/run/netns/" + netns.NAME).st_ino
+        deadline = time.monotonic() + 30
+        while os.stat(f"/proc/{int(holder.pid)}/ns/net").st_ino != inside:
+            assert holder.poll() is None and time.monotonic() < deadline, "the holder never entered the namespace"
+            time.sleep(0.05)
+
     holders = []
     try:
         assert not netns.exists()
@@ -310,13 +322,13 @@ def test_endpoint_namespace_is_made_repaired_and_removed(monkeypatch, unique):
         netns.ensure()
         assert netns.exists()
         # the name deleted while a process still runs inside: that namespace and its pair live on
-        holders.append(subprocess.Popen(netns.command(["sleep", "120"])))
+        hold()
         subprocess.run(["ip", "netns", "del", netns.NAME], check=True)
         assert not netns.exists() and host_end()
         netns.ensure()  # a new namespace, and a new pair instead of the orphaned host end
         assert netns.exists()
         assert len([line for line in _ip("addr", "show").splitlines() if " 172.31.254.5/30 " in line]) == 1
-        holders.append(subprocess.Popen(netns.command(["sleep", "120"])))
+        hold()
         netns.remove()  # labctl down while a process runs inside
         assert not netns.exists() and not host_end()
         assert netns.NAME not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout

@@ -2,17 +2,23 @@
 reconcile of one tag in one module run), and what every promotion job reports on the way:
 check-mode previews, environments the inventory does not know, unverified TLS, and clusters the
 job does not touch."""
+import hashlib
 import json
 import re
+import sys
 
 import pytest
+import yaml
 from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
+from lab import image
+from tests.integration import promotion_lab
 from tests.integration.runs import task_result
 
 
 SMALL = 64 * 1024
+KEY = "segmented.registry/environments"
 
 
 @pytest.fixture
@@ -26,6 +32,33 @@ def namespace(lab, unique):
 def streams(lab):
     return DynamicClient(lab.api_client(lab.layout.registry_cluster)).resources.get(
         api_version="image.openshift.io/v1", kind="ImageStream")
+
+
+@pytest.fixture
+def whitelist_namespace(lab, unique):
+    """A namespace for approval-list edits alone (their digests are not real images), removed with
+    its ImageStreams afterwards: a reconcile of the whole cluster later would meet them."""
+    api = lab.api_client(lab.layout.registry_cluster)
+    name = "pw-" + unique
+    kclient.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
+    yield name
+    promotion_lab.remove_namespace(api, name)
+
+
+def record_push(lab, namespace, stream, tag):
+    """A push of a made-up digest, recorded in the stream's status as the integrated registry does."""
+    digest = "sha256:" + hashlib.sha256(f"{namespace}/{stream}:{tag}".encode()).hexdigest()
+    image.record_push(lab.api_client(lab.layout.registry_cluster), namespace, stream, tag, digest,
+                      lab.layout.integrated_endpoint, max_attempts=50)
+    return digest
+
+
+def approvals(streams, namespace, stream, tag):
+    """The tag's approval list as stored (None: no list)."""
+    for item in streams.get(name=stream, namespace=namespace).to_dict()["spec"].get("tags") or []:
+        if item["name"] == tag:
+            return (item.get("annotations") or {}).get(KEY)
+    return None
 
 
 def plain(text):
@@ -178,3 +211,66 @@ def test_a_promotion_whose_copy_fails_says_it_changed_the_approval_list(lab, nam
     result = task_result(again, "Promote: add test")
     assert result["environments_before"] == ["test"] and result["reconcile"]["summary"] == {"copied": 1}
     assert lab.where(namespace)["test"]["tags"] == {f"{namespace}/app:v1": pushed["digest"]}
+
+
+def test_promote_and_demote_playbooks_edit_the_approval_list(lab, whitelist_namespace, streams, run_playbook):
+    namespace = whitelist_namespace
+    digest = record_push(lab, namespace, "app", "v1")
+    # reconcile=false: the approval-list edits alone (the recorded digest is no real image; the
+    # promotion that follows an edit is tested above and in test_reconcile.py)
+    survey = {"project": namespace, "image": "app:v1", "env": "uat", "reconcile": False}
+
+    promoted = run_playbook("playbooks/promote.yml", extravars=survey)
+    assert promoted.status == "successful", promoted.stdout_text[-4000:]
+    assert approvals(streams, namespace, "app", "v1") == "uat"
+    assert f"{namespace}/app:v1 ({digest}): environments default -> uat (changed)" in words(promoted.stdout_text)
+    assert promoted.stats["changed"].get("localhost", 0) == 1
+
+    again = run_playbook("playbooks/promote.yml", extravars=survey)
+    assert again.status == "successful"
+    assert "environments uat -> uat (unchanged: nothing to do)" in words(again.stdout_text)
+    assert (again.stats.get("changed") or {}).get("localhost", 0) == 0
+
+    promoted = run_playbook("playbooks/promote.yml", extravars={"project": namespace, "stream": "app", "tag": "v1",
+                                                                "env": "prod", "reconcile": False})
+    assert promoted.status == "successful", promoted.stdout_text[-4000:]
+    assert approvals(streams, namespace, "app", "v1") == "prod,uat"
+
+    for environment, after in (("uat", "prod"), ("prod", None)):
+        demoted = run_playbook("playbooks/demote.yml", extravars=dict(survey, env=environment))
+        assert demoted.status == "successful", demoted.stdout_text[-4000:]
+        assert approvals(streams, namespace, "app", "v1") == after
+    assert "environments prod -> default (changed)" in words(demoted.stdout_text)
+
+    unknown = run_playbook("playbooks/promote.yml", extravars=dict(survey, env="qa"))
+    assert unknown.status == "failed"
+    assert '"qa" is not a known environment' in words(unknown.stdout_text)
+    incomplete = run_playbook("playbooks/promote.yml", extravars={"project": namespace, "env": "uat"})
+    assert incomplete.status == "failed"
+    assert "Give the image stream tag and the environment as extra variables" in words(incomplete.stdout_text)
+    assert approvals(streams, namespace, "app", "v1") is None
+
+
+def test_promote_uses_k8s_auth_environment_when_the_inventory_has_no_credentials(
+        lab, whitelist_namespace, streams, run_playbook, make_token, unique, tmp_path):
+    """A registry host without segmented_registry_k8s_auth: the K8S_AUTH_* variables apply (AWX)."""
+    namespace = whitelist_namespace
+    record_push(lab, namespace, "app", "v1")
+    token = make_token("sa-" + unique, "promoter", roles={namespace: "registry-editor"})
+    inventory = {"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                 "segmented_registry_environments": [
+                     {"name": name, "route_host": f"{name}-registry.apps.registry.lab.local",
+                      "endpoint": endpoint} for name, endpoint, *_rest in lab.layout.registries if name in ("test", "uat")]},
+        "hosts": {"registry": {"segmented_registry_role": "registry"}}}}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    port = dict(lab.layout.clusters)[lab.layout.registry_cluster]
+    envvars = {"K8S_AUTH_HOST": f"https://127.0.0.1:{int(port)}", "K8S_AUTH_API_KEY": token,
+               "K8S_AUTH_SSL_CA_CERT": lab.ca.cert_path}
+    runner = run_playbook("playbooks/promote.yml", inventory=str(path), envvars=envvars,
+                          extravars={"project": namespace, "image": "app:v1", "env": "test", "reconcile": False,
+                                     "segmented_registry_check_reachable": False})
+    assert runner.status == "successful", runner.stdout_text[-4000:].replace(token, "***")
+    assert token not in runner.stdout_text
+    assert approvals(streams, namespace, "app", "v1") == "test"

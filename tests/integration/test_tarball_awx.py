@@ -59,6 +59,7 @@ from ansible_collections.segmented.registry.plugins.module_utils.credentials imp
 from lab import machine_config
 from lab.labctl import LabError
 from tests import awx_as_code as awx
+from tests.integration import promotion_lab
 
 REPO = awx.REPO
 SMALL = 64 * 1024
@@ -305,15 +306,13 @@ def _newest(generations, cluster):
 @pytest.fixture
 def namespace(lab, unique):
     """A namespace of this test on the registry cluster, removed at its end. Labelled as the
-    session cleanup (conftest.scratch_namespaces_removed) leaves alone: another pytest session on
+    run's cleanup (tests/conftest.py, pytest_sessionfinish) leaves alone: another pytest session on
     the shared lab that ends while this test runs would otherwise remove it under the test."""
     name = "e2e-" + unique
     core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
     core.create_namespace({"metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "segmented.registry"}}})
     yield name
-    kclient.CustomObjectsApi(lab.api_client(lab.layout.registry_cluster)).delete_collection_namespaced_custom_object(
-        "image.openshift.io", "v1", name, "imagestreams")
-    core.delete_namespace(name)
+    promotion_lab.remove_namespace(lab.api_client(lab.layout.registry_cluster), name)
 
 
 def test_from_the_tarball_to_day_8_as_awx_runs_it_with_no_failed_node_pull(
