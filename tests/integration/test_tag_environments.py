@@ -271,15 +271,15 @@ def stream_writes(proxy, namespace, stream):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_pushed_only_tag_add_remove_exact_each_idempotent(lab, streams, namespace, tag_environments):
-    pushed = lab.push(namespace, "app", "v1", layers=1, layer_size=4096)
+def test_pushed_only_tag_add_remove_exact_each_idempotent(lab, registry_api, streams, namespace, tag_environments):
+    digest = record_push(registry_api, lab, namespace, "app", "v1", f"{namespace}/app:v1")
     before = get_stream(streams, namespace, "app")
     assert spec_annotations(before, "v1") is None  # a push writes status only: no spec tag
 
     first = ok(tag_environments(namespace=namespace, name="app:v1", add=["test"], known_environments=KNOWN))
     assert first["changed"] is True
     assert first["environments_before"] == ["default"] and first["environments_after"] == ["test"]
-    assert first["digest"] == pushed["digest"]
+    assert first["digest"] == digest
     after = get_stream(streams, namespace, "app")
     # The spec tag was created without `from`, touching nothing else.
     assert after["spec"]["tags"] == [{"name": "v1", "annotations": {KEY: "test"}, "referencePolicy": {"type": "Source"}}]
