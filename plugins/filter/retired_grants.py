@@ -4,7 +4,7 @@
 """What earlier versions of the registry-cluster role granted the promotion job (documented in
 retired_grants.yml beside this file)."""
 
-from ansible_collections.segmented.registry.plugins.module_utils.kinds import RBAC_API_VERSION as RBAC, object_stub
+from ansible_collections.segmented.registry.plugins.module_utils.kinds import RBAC_API_VERSION, object_stub
 
 #: The promotion job's identity before it had a namespace of its own (in the token server's).
 RETIRED_PUSHER = "segmented-registry/promoter"
@@ -26,14 +26,14 @@ def retired_grants(bindings, cluster_bindings, pushers, environments):
     unless it is one of ``pushers``, and the cluster-wide image-deleter."""
     environment_namespaces = list(dict.fromkeys(env["namespace"] for env in environments))
     out = [
-        object_stub(RBAC, "RoleBinding", binding["metadata"]["name"], binding["metadata"]["namespace"])
+        object_stub(RBAC_API_VERSION, "RoleBinding", binding["metadata"]["name"], binding["metadata"]["namespace"])
         for binding in bindings
         if binding["metadata"].get("namespace") in environment_namespaces
         and binding["metadata"]["name"].startswith("segmented-registry:pusher:")
         and _binds_cluster_role(binding, "system:image-pusher")
     ]
     out += [
-        object_stub(RBAC, "ClusterRoleBinding", binding["metadata"]["name"])
+        object_stub(RBAC_API_VERSION, "ClusterRoleBinding", binding["metadata"]["name"])
         for binding in cluster_bindings
         if binding["metadata"]["name"].startswith("segmented-registry:")
         and any(_binds_cluster_role(binding, role) and binding["metadata"]["name"].split(":")[-1] == suffix for role, suffix in RETIRED_READS)
@@ -41,13 +41,13 @@ def retired_grants(bindings, cluster_bindings, pushers, environments):
     if RETIRED_PUSHER not in pushers:
         namespace, name = RETIRED_PUSHER.split("/")
         out += [
-            object_stub(RBAC, "RoleBinding", f"segmented-registry:promoter:{namespace}:{name}", environment_namespace)
+            object_stub(RBAC_API_VERSION, "RoleBinding", f"segmented-registry:promoter:{namespace}:{name}", environment_namespace)
             for environment_namespace in environment_namespaces
         ]
         out.append(object_stub("v1", "ServiceAccount", name, namespace))
     return out + [
-        object_stub(RBAC, "ClusterRoleBinding", "segmented-registry:image-deleter"),
-        object_stub(RBAC, "ClusterRole", "segmented-registry:image-deleter"),
+        object_stub(RBAC_API_VERSION, "ClusterRoleBinding", "segmented-registry:image-deleter"),
+        object_stub(RBAC_API_VERSION, "ClusterRole", "segmented-registry:image-deleter"),
     ]
 
 
