@@ -8,6 +8,12 @@ callback prints it; this action runs it once for the whole list and gives the ta
 ``diff``, a list with one entry per object that changed, headed ``Kind/namespace/name``, which the
 callbacks print one after the other. An object created or removed is named, never shown: its body
 (a Secret's data) stays out of the diff.
+
+A Secret's values are hidden everywhere in the task's result (which ``-vvv`` prints and an AWX job
+keeps in its events): the objects the server answered, kubernetes.core.k8s's per-object diffs, the
+``kubectl.kubernetes.io/last-applied-configuration`` annotation ``apply`` keeps, and the definition
+echoed in ``invocation``. Each value of ``data`` and ``stringData`` reads ``(hidden)``, its key kept;
+a key changed in place reads ``(hidden, changed)`` on the side after, as ``kubectl diff`` shows it.
 """
 
 from ansible.errors import AnsibleActionFail
@@ -56,6 +62,14 @@ AUTH_OPTIONS = (
     "impersonate_user",
     "impersonate_groups",
 )
+#: kubernetes.core.k8s's option holding the objects, under each of its names (module_args echoes them all).
+DEFINITION_NAMES = ("resource_definition", "definition", "inline")
+#: What a Secret's value reads in the result, and a value changed in place on the side after.
+HIDDEN = "(hidden)"
+HIDDEN_CHANGED = "(hidden, changed)"
+#: A Secret's fields holding values, and the annotation ``apply`` keeps the whole definition in.
+SECRET_FIELDS = ("data", "stringData")
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 #: kubernetes.core's action plugin joins several kubeconfig paths with this (not on Windows).
 KUBECONFIG_SEPARATOR = ":"
 
@@ -103,6 +117,54 @@ def _named(title, created):
     return {"before_header": title, "after_header": title, "before": "" if created else line, "after": line if created else ""}
 
 
+def hidden(side, before=None):
+    """A copy of ``side`` (a Secret, or the part of one a diff holds) with each value of its data and
+    stringData reading HIDDEN, or HIDDEN_CHANGED where ``before`` (the diff's other side) holds the same
+    key with another value, and the last-applied annotation HIDDEN."""
+    if not isinstance(side, dict):
+        return side
+    before = before if isinstance(before, dict) else {}
+    copied = dict(side)
+    for field in SECRET_FIELDS:
+        values = side.get(field)
+        if isinstance(values, dict):
+            earlier = before.get(field) if isinstance(before.get(field), dict) else {}
+            copied[field] = {key: HIDDEN_CHANGED if key in earlier and earlier[key] != value else HIDDEN for key, value in values.items()}
+    metadata = side.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        copied["metadata"] = dict(metadata, annotations=dict(annotations, **{LAST_APPLIED: HIDDEN}))
+    return copied
+
+
+def is_secret(definition, outcome=None):
+    """Whether the object is a Secret, by its definition or by the server's answer for it."""
+    answered = outcome.get("result") if isinstance(outcome, dict) else None
+    return any(isinstance(item, dict) and item.get("kind") == "Secret" for item in (definition, answered))
+
+
+def hide_outcome(outcome):
+    """A Secret's values hidden in kubernetes.core.k8s's outcome for it: the object answered, the diff."""
+    if "result" in outcome:
+        outcome["result"] = hidden(outcome["result"])
+    diff = outcome.get("diff")
+    if isinstance(diff, dict):
+        before = diff.get("before")
+        outcome["diff"] = dict(diff, before=hidden(before), after=hidden(diff.get("after"), before))
+
+
+def hide_definitions(module_result, definitions):
+    """The definition kubernetes.core.k8s echoes in ``invocation``, under each of its names, as the
+    objects given with a Secret's values hidden."""
+    module_args = (module_result.get("invocation") or {}).get("module_args")
+    if not isinstance(module_args, dict):
+        return
+    shown = [hidden(item) if is_secret(item) else item for item in definitions]
+    for name in DEFINITION_NAMES:
+        if name in module_args:
+            module_args[name] = shown
+
+
 def object_diff(definition, outcome, state):
     """The diff entry of one object from kubernetes.core.k8s's outcome for it, None when it did not change."""
     if not isinstance(outcome, dict) or not outcome.get("changed"):
@@ -119,17 +181,29 @@ def object_diff(definition, outcome, state):
     return {"before_header": title, "after_header": title, "before": before, "after": after}
 
 
-def object_diffs(definitions, result, state=None):
-    """One diff entry per object that changed, in the order of ``definitions``, from kubernetes.core.k8s's
-    result: of a list in ``result.results``, of a single object at the top."""
+def outcomes(definitions, result):
+    """``(definition, outcome)`` for each object of kubernetes.core.k8s's result, in the order of
+    ``definitions``: of a list in ``result.results``, of a single object the result itself."""
     listed = result.get("result") if isinstance(result.get("result"), dict) else {}
     if isinstance(listed.get("results"), list):
-        outcomes = listed["results"]
-        given = [definitions[index] if index < len(definitions) else {} for index in range(len(outcomes))]
-    else:  # one object (or a list that failed on one: the definition is known only for one)
-        outcomes = [result]
-        given = [definitions[0] if len(definitions) == 1 else {}]
-    entries = (object_diff(definition, outcome, state) for definition, outcome in zip(given, outcomes))
+        return [
+            (definitions[index] if index < len(definitions) else {}, outcome) for index, outcome in enumerate(listed["results"]) if isinstance(outcome, dict)
+        ]
+    # one object (or a list that failed on one: the definition is known only for one)
+    return [(definitions[0] if len(definitions) == 1 else {}, result)]
+
+
+def hide_secrets(definitions, result):
+    """Every Secret's values hidden in kubernetes.core.k8s's ``result`` (changed in place)."""
+    for definition, outcome in outcomes(definitions, result):
+        if is_secret(definition, outcome):
+            hide_outcome(outcome)
+    hide_definitions(result, definitions)
+
+
+def object_diffs(definitions, result, state=None):
+    """One diff entry per object that changed, in the order of ``definitions``."""
+    entries = (object_diff(definition, outcome, state) for definition, outcome in outcomes(definitions, result))
     return [entry for entry in entries if entry is not None]
 
 
@@ -187,6 +261,7 @@ class ActionModule(ActionBase):
             for path in temporary:
                 self._loader.cleanup_tmp_file(path)  # only the decrypted copies are removed
 
+        hide_secrets(definitions, module_result)
         if self._task.diff:
             module_result["diff"] = object_diffs(definitions, module_result, args.get("state"))
         result.update(module_result)

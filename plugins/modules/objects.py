@@ -19,9 +19,13 @@ notes:
     this action lifts them into RV(diff), one entry per object that changed, in the order of O(definition), so that
     C(--diff) shows every change of a single task (instead of one task per object).
   - An object created or removed is named in RV(diff) (C(Kind/namespace/name) on the side where it exists), never shown
-    in full, so that a Secret created or removed never has its data printed. An object changed in place is shown as
-    M(kubernetes.core.k8s) shows it (its changed fields, a Secret's C(data) included); O(hidden_fields) hides fields, and
-    a task with C(no_log) hides the whole result.
+    in full. An object changed in place is shown as M(kubernetes.core.k8s) shows it (its changed fields);
+    O(hidden_fields) hides fields, and a task with C(no_log) hides the whole result.
+  - A Secret's values never appear in the result (which C(-vvv) prints and an AWX job keeps in its events) - not in
+    RV(diff), not in the objects answered (RV(result)), not in M(kubernetes.core.k8s)'s own diffs, not in the
+    C(kubectl.kubernetes.io/last-applied-configuration) annotation, not in the definition echoed in C(invocation). Each
+    value of its C(data) and C(stringData) reads C((hidden)), its key kept; a key changed in place reads
+    C((hidden, changed)) on the side after, as C(kubectl diff) shows it.
   - The options are those of M(kubernetes.core.k8s) it passes on; any other is refused, by name, before anything runs.
   - The action is a member of the C(segmented.registry.cluster) action group, and the C(module_defaults) of
     M(kubernetes.core.k8s) (C(group/kubernetes.core.k8s) and C(kubernetes.core.k8s)) reach the run too; the task's own
@@ -166,7 +170,8 @@ RETURN = r"""
 diff:
   description:
     - One entry per object that changed (or, in check mode, would), in the order of O(definition); an object created
-      or removed is named on the side where it exists, never shown.
+      or removed is named on the side where it exists, never shown; a Secret's values read C((hidden)), or
+      C((hidden, changed)) after for a key changed in place.
   returned: in diff mode
   type: list
   elements: dict
@@ -196,6 +201,7 @@ diff:
 result:
   description:
     - M(kubernetes.core.k8s)'s result - for one object, the object as the server returned it; for several, RV(result.results).
+      A Secret's values read C((hidden)).
   returned: success
   type: dict
   contains:

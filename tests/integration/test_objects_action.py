@@ -9,7 +9,7 @@ newest and under the oldest ansible-core the collection supports (they apply mod
 differently), and the task's own options win over them; under ``--diff`` the default callback prints
 each change under ``--- before: Kind/namespace/name`` / ``+++ after: ...``, an object created or
 removed named only, and a Secret's data nowhere (neither as given nor base64-encoded, neither in the
-output nor in the diffs of the run's events); check mode writes nothing; ``no_log`` hides the result
+output nor in any event of the run: results, diffs, the definition echoed); check mode writes nothing; ``no_log`` hides the result
 and the diff; a relative kubeconfig path is found where kubernetes.core.k8s's own action plugin
 finds it (files/ next to the playbook).
 
@@ -228,14 +228,14 @@ def test_the_tasks_own_options_win_over_module_defaults(runs, core, version):
 
 def test_the_default_callback_prints_each_change_under_its_header_and_no_secret(runs, core):
     """What ``--diff`` shows: one diff per object that changed, headed; the Secret created is named, its value
-    shown nowhere (the output, the diffs of the run's events; the task's ``result`` is kubernetes.core.k8s's,
-    the Secret as the server returns it, for hidden_fields or no_log to hide); in check mode the same, and
-    nothing is written; a second run changes nothing, shows no diff."""
+    shown nowhere: not in the output, not in any event of the run (what AWX keeps: the objects answered,
+    kubernetes.core.k8s's own diffs, the definition echoed in invocation all read (hidden)); in check
+    mode the same, and nothing is written; a second run changes nothing, shows no diff."""
     namespace, run = runs(NEWEST)
     assert SECRET_VALUE not in run.stdout_text and encoded(SECRET_VALUE) not in run.stdout_text
-    diffs = json.dumps(diffs_in_events(run))
-    assert f"Secret/{namespace}/token" in diffs  # the events' diffs are there, and the Secret's data is not
-    assert SECRET_VALUE not in diffs and encoded(SECRET_VALUE) not in diffs
+    assert f"Secret/{namespace}/token" in json.dumps(diffs_in_events(run))  # the events' diffs are there
+    events = json.dumps(run.events)
+    assert SECRET_VALUE not in events and encoded(SECRET_VALUE) not in events
 
     succeeded(run, "check mode: settings and planned")
     shown = section(run.stdout_text, "check mode: settings and planned")
@@ -256,6 +256,7 @@ def test_the_default_callback_prints_each_change_under_its_header_and_no_secret(
     assert f"--- before: Secret/{namespace}/token\n+++ after: Secret/{namespace}/token\n" in shown, shown
     assert data(core, namespace, "levels") == {"LEVEL": "debug"}
     assert data(core, namespace, "token", kind="secret") == {"token": encoded(SECRET_VALUE)}
+    assert result["result"]["results"][1]["result"]["data"] == {"token": "(hidden)"}  # the object answered
 
     result = succeeded(run, "again: levels and token")
     shown = section(run.stdout_text, "again: levels and token")

@@ -185,6 +185,80 @@ def test_created_and_removed_objects_are_named_never_shown(run_action):
     assert SECRET_VALUE not in shown and encoded(SECRET_VALUE) not in shown
 
 
+def annotated(stored):
+    """``stored`` with the annotation ``apply`` keeps: the whole definition, values and all."""
+    definition = {key: stored[key] for key in ("apiVersion", "kind", "metadata", "data")}
+    annotation = {objects.LAST_APPLIED: json.dumps(definition)}
+    return dict(stored, metadata=dict(stored["metadata"], annotations=annotation))
+
+
+def assert_nowhere(result):
+    shown = json.dumps(result)
+    assert SECRET_VALUE not in shown and encoded(SECRET_VALUE) not in shown, shown
+
+
+@pytest.mark.parametrize("diff", [True, False], ids=["diff", "no-diff"])
+def test_a_secrets_values_are_hidden_everywhere_in_the_result(run_action, diff):
+    """A list: the Secrets' values hidden in the objects answered (and the last-applied annotation), in
+    kubernetes.core.k8s's own diffs and in the definition echoed under every name of the option; a key
+    changed in place reads (hidden, changed) after; a ConfigMap's data stays as it is."""
+    definition = [secret("rotated"), secret("applied"), config_map("settings", LEVEL="debug")]
+    old = {"data": {"token": encoded("old-" + SECRET_VALUE), "kept": encoded("same")}}
+    new = {"data": {"token": encoded(SECRET_VALUE), "kept": encoded("same"), "added": encoded(SECRET_VALUE)}}
+    answer = listed(
+        updated(stored_secret("rotated"), old, new),
+        {
+            "changed": True,
+            "method": "apply",
+            "diff": {"before": {}, "after": annotated(stored_secret("applied"))},
+            "result": annotated(stored_secret("applied")),
+        },
+        updated(definition[2], {"data": {"LEVEL": "info"}}, {"data": {"LEVEL": "debug"}}),
+    )
+    answer["invocation"] = {"module_args": {"resource_definition": copy.deepcopy(definition), "definition": copy.deepcopy(definition)}}
+    result, calls = run_action({"definition": definition}, answer, diff=diff)
+    assert_nowhere(result)
+    assert calls[0][1]["definition"] == definition  # the run itself gets the values
+    rotated, applied, settings = result["result"]["results"]
+    assert rotated["diff"]["before"] == {"data": {"token": "(hidden)", "kept": "(hidden)"}}
+    assert rotated["diff"]["after"] == {"data": {"token": "(hidden, changed)", "kept": "(hidden)", "added": "(hidden)"}}
+    assert rotated["result"]["data"] == {"token": "(hidden)"}
+    assert applied["result"]["metadata"]["annotations"] == {objects.LAST_APPLIED: "(hidden)"}
+    assert applied["diff"]["after"]["data"] == {"token": "(hidden)"}
+    assert settings == answer["result"]["results"][2]
+    for name in ("resource_definition", "definition"):
+        shown = result["invocation"]["module_args"][name]
+        assert shown[0]["stringData"] == {"token": "(hidden)"} and shown[2] == definition[2]
+    if diff:
+        assert result["diff"][0] == {
+            "before_header": "Secret/payments/rotated",
+            "after_header": "Secret/payments/rotated",
+            "before": {"data": {"token": "(hidden)", "kept": "(hidden)"}},
+            "after": {"data": {"token": "(hidden, changed)", "kept": "(hidden)", "added": "(hidden)"}},
+        }
+        assert result["diff"][2]["after"] == {"data": {"LEVEL": "debug"}}
+
+
+def test_a_single_secret_given_as_yaml_is_hidden_at_the_top_and_in_invocation(run_action):
+    """One object, given as a YAML string: its outcome is the result itself; the definition echoed under the
+    option's alias (kubernetes.core.k8s's own name, resource_definition) reads as the objects, hidden."""
+    text = yaml.safe_dump(secret("single"))
+    answer = updated(annotated(stored_secret("single")), {"data": {"token": encoded("old")}}, {"data": {"token": encoded(SECRET_VALUE)}})
+    answer["invocation"] = {"module_args": {"resource_definition": text}}
+    result, _calls = run_action({"definition": text}, answer)
+    assert_nowhere(result)
+    assert result["result"]["data"] == {"token": "(hidden)"}
+    assert result["invocation"]["module_args"]["resource_definition"][0]["stringData"] == {"token": "(hidden)"}
+    assert result["diff"] == [
+        {
+            "before_header": "Secret/payments/single",
+            "after_header": "Secret/payments/single",
+            "before": {"data": {"token": "(hidden)"}},
+            "after": {"data": {"token": "(hidden, changed)"}},
+        }
+    ]
+
+
 def test_state_absent_names_each_object_removed(run_action):
     """state=absent, each object from the definition (the server's answer names none: an empty object)."""
     definition = [config_map("a"), NAMESPACE]
