@@ -73,10 +73,15 @@ def lab_node(lab):
     return lab.node()
 
 
-@pytest.fixture
-def unique():
+def unique_suffix():
     """A short unique DNS-1123 suffix so tests never collide with each other or earlier runs."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def unique():
+    """unique_suffix(), one per test."""
+    return unique_suffix()
 
 
 @pytest.fixture(scope="session")
@@ -180,10 +185,9 @@ def eventually():
     return wait
 
 
-@pytest.fixture
-def inventory(lab, tmp_path):
-    """inventory(edit) -> the path of a copy of the lab inventory, with its templated paths
-    resolved and ``edit(hosts, group_vars)`` applied to it."""
+def inventory_maker(lab, folder):
+    """make(edit=None) -> the path of a copy of the lab inventory under ``folder``, with its templated
+    paths resolved and ``edit(hosts, group_vars)`` applied to it."""
     with open(os.path.join(LAB_INVENTORY, "hosts.yml")) as handle:
         hosts = yaml.safe_load(handle)
     with open(os.path.join(LAB_INVENTORY, "group_vars", "all.yml")) as handle:
@@ -195,9 +199,21 @@ def inventory(lab, tmp_path):
         h, g = copy.deepcopy(hosts), copy.deepcopy(group_vars)
         if edit:
             edit(h["all"]["children"]["clusters"]["hosts"], g)
-        folder = tmp_path / (f"inventory-{len(list(tmp_path.iterdir()))}")
-        (folder / "group_vars").mkdir(parents=True)
-        (folder / "hosts.yml").write_text(yaml.safe_dump(h))
-        (folder / "group_vars" / "all.yml").write_text(yaml.safe_dump(g))
-        return str(folder)
+        path = folder / (f"inventory-{len(list(folder.iterdir()))}")
+        (path / "group_vars").mkdir(parents=True)
+        (path / "hosts.yml").write_text(yaml.safe_dump(h))
+        (path / "group_vars" / "all.yml").write_text(yaml.safe_dump(g))
+        return str(path)
     return make
+
+
+@pytest.fixture
+def inventory(lab, tmp_path):
+    """inventory(edit) -> inventory_maker's inventory, in the test's own folder."""
+    return inventory_maker(lab, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_inventory(lab, tmp_path_factory):
+    """inventory, for a module-scoped fixture (one folder for the module's tests)."""
+    return inventory_maker(lab, tmp_path_factory.mktemp("inventories"))

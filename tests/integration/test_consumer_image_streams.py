@@ -14,6 +14,7 @@ from kubernetes import client as kclient
 from kubernetes.dynamic import DynamicClient
 
 from tests.integration import promotion_lab
+from tests.integration.conftest import unique_suffix
 
 LOGICAL = "registry.apps.lab.local"
 ASKING = ("uat", "prod")
@@ -45,14 +46,16 @@ def changed_on(run, host):
     return (run.stats or {}).get("changed", {}).get(host, 0)
 
 
-@pytest.fixture
-def site(lab, run_playbook, inventory, unique):
+@pytest.fixture(scope="module")
+def site(lab, run_playbook, module_inventory):
     """A namespace of the registry cluster with app:v1 pushed; uat and prod ask for ImageStreams in
     the same namespace (it exists there); prod's Image config has an allowedRegistriesForImport
     list of the administrator's. The consumers configured (credentials.yml, consumer_cluster.yml);
     afterwards restored and the namespaces removed: consumers the role had configured before (the lab
     after scripts/main.sh) configured again as the lab inventory says, with prod's own import list
-    put back; others restored (state: absent) and their Image specs put back."""
+    put back; others restored (state: absent) and their Image specs put back. One for the module: its
+    last test takes the role out (state: absent)."""
+    unique = unique_suffix()
     namespace = f"istreams-{unique}"
     for cluster in (lab.layout.registry_cluster,) + ASKING:
         kclient.CoreV1Api(lab.api_client(cluster)).create_namespace({"metadata": {"name": namespace}})
@@ -67,7 +70,7 @@ def site(lab, run_playbook, inventory, unique):
         for environment in group_vars["segmented_registry_environments"]:
             environment.pop("policy", None)  # prod after uat: here the tag goes to prod alone
 
-    path = inventory(edit)
+    path = module_inventory(edit)
     for playbook in ("playbooks/credentials.yml", "playbooks/consumer_cluster.yml"):
         run = run_playbook(playbook, inventory=path)
         assert run.status == "successful", run.stdout_text[-4000:]

@@ -22,7 +22,7 @@ def test_a_token_server_image_that_does_not_exist_is_named_with_the_kubelets_rea
 
     def edit(hosts, group_vars):
         group_vars["registry_cluster_token_server_image"] = missing
-        group_vars["registry_cluster_rollout_timeout"] = 45
+        group_vars["registry_cluster_rollout_timeout"] = 15  # the kubelet says why within a second or two
 
     try:
         run = run_playbook("playbooks/registry_cluster.yml", inventory=inventory(edit))
@@ -32,7 +32,7 @@ def test_a_token_server_image_that_does_not_exist_is_named_with_the_kubelets_rea
     assert run.status == "failed", run.stdout_text[-3000:]
     message = task_result(run, REASON)["msg"]
     assert "Timed out waiting on resource" in message, message  # the apply's own error is kept
-    assert "Its Pods are not ready (within registry_cluster_rollout_timeout, 45 s): pod segmented-registry/token-server-" \
+    assert "Its Pods are not ready (within registry_cluster_rollout_timeout, 15 s): pod segmented-registry/token-server-" \
         in message, message
     assert re.search(r"container token-server: (ImagePullBackOff|ErrImagePull) \(image " + re.escape(missing) + r"\)",
                      message), message
