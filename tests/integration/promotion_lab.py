@@ -103,8 +103,9 @@ def wait_until(probe, timeout, what, fail=True):
 def pods_story(lab, core, namespace, label_selector):
     """What a reader of a failed wait needs: the lab's processes that stopped (with their last log
     lines: a controller manager or scheduler gone leaves a ReplicaSet without pods), the namespace's
-    ReplicaSets, each pod's phase, conditions and container states, the namespace's recent events and
-    the node's pod count against its capacity (a kubelet that is full leaves new pods Pending)."""
+    ReplicaSets, each pod's phase, IP, conditions, container states and last log lines, the
+    namespace's recent events and the node's pod count against its capacity (a kubelet that is full
+    leaves new pods Pending)."""
     lines = []
     for component in lab.status()["components"]:
         if not component["running"]:
@@ -116,7 +117,14 @@ def pods_story(lab, core, namespace, label_selector):
     for pod in core.list_namespaced_pod(namespace, label_selector=label_selector).items:
         conditions = ", ".join(f"{c.type}={c.status}" for c in pod.status.conditions or [])
         states = "; ".join(f"{s.name}: {s.state.to_dict()}" for s in pod.status.container_statuses or [])
-        lines.append(f"pod {pod.metadata.name} {pod.status.phase} [{conditions}] {states}")
+        lines.append(f"pod {pod.metadata.name} {pod.status.phase} {pod.status.pod_ip} [{conditions}] {states}")
+        for status in pod.status.container_statuses or []:
+            if status.state.running or status.state.terminated:
+                try:
+                    log = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=status.name, tail_lines=5)
+                except ApiException as exc:
+                    log = f"(no log: {exc.status} {exc.reason})"
+                lines.append(f"  log of {status.name}: " + (log.strip().replace("\n", " | ") or "(empty)"))
     events = core.list_namespaced_event(namespace).items
     events.sort(key=lambda e: str(e.last_timestamp or e.event_time or ""))
     lines += [f"event {e.involved_object.name}: {e.reason}: {e.message}" for e in events[-10:]]

@@ -8,6 +8,7 @@ layers are larger than the 5 MiB chunk (multipart uploads, moved with UploadPart
 back, follow a presigned redirect, delete the manifest; and see with signed ListObjectsV2 calls
 which objects landed in the bucket.
 """
+import datetime
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ MiB = 1 << 20
 BUCKET = objectstore.bucket("test")
 CHUNK = 5 * MiB  # the s3 driver's minimum chunksize (and S3's minimum part size)
 V2 = "docker/registry/v2"
+SELECTOR = ",".join(f"{key}={value}" for key, value in objectstore.LABELS.items())
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +36,62 @@ def bins(lab, lab_node):
 
 
 @pytest.fixture(scope="module")
-def store(bins):
-    """The object store answers on its Service's cluster IP (labctl up waited for it)."""
+def store(lab, bins):
+    """The object store answers on its Service's cluster IP (labctl up waited for it). Afterwards, a
+    store that no longer answers (a test here replaces its pod) gets one more new pod, so that a
+    failure here is reported here and not again by every later test that keeps images in it."""
     deadline = time.monotonic() + 60
     while not objectstore.healthy():
         assert time.monotonic() < deadline, f"the object store does not answer at {objectstore.ENDPOINT}"
         time.sleep(0.5)
-    return objectstore.ENDPOINT
+    yield objectstore.ENDPOINT
+    if not objectstore.healthy():
+        core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
+        core.delete_collection_namespaced_pod(objectstore.NAMESPACE, label_selector=SELECTOR)
+        pl.wait_until(objectstore.healthy, 120, "the object store answering again", fail=False)
+
+
+def _restart(lab):
+    """A rollout of the store's Deployment, as ``kubectl rollout restart`` makes one: with its
+    Recreate strategy the old pod is gone, and its bolt file closed, before the new one starts."""
+    apps = kclient.AppsV1Api(lab.api_client(lab.layout.registry_cluster))
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    apps.patch_namespaced_deployment(objectstore.NAME, objectstore.NAMESPACE, {
+        "spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}})
+
+
+def _store_story(lab, core, pod_ip):
+    """pods_story, and what this machine sees of the store: the processes holding its bolt file open
+    (with their state: D is a process the kernel cannot stop yet) and the network namespaces that
+    hold the new pod's address (two mean an address handed out while an older pod still had it)."""
+    path = os.path.join(lab.state, objectstore.DATA_DIR, "s3.db")
+    stat = os.stat(path)
+    holders, addresses = [], []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:  # the file as the holder opened it: by device and inode (a pod sees it at /data/s3.db)
+            if any(os.stat(f"/proc/{pid}/fd/{fd}")[1:3] == stat[1:3] for fd in os.listdir(f"/proc/{pid}/fd")):
+                with open(f"/proc/{pid}/stat") as handle:
+                    name, rest = handle.read().split("(", 1)[1].rsplit(")", 1)
+                holders.append(f"pid {pid} ({name}) state {rest.split()[0]}")
+        except OSError:
+            continue
+    if pod_ip:
+        seen = set()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                namespace = os.readlink(f"/proc/{pid}/ns/net")
+            except OSError:
+                continue
+            if namespace in seen:
+                continue
+            seen.add(namespace)
+            shown = subprocess.run(["nsenter", "-t", pid, "-n", "ip", "-4", "-o", "addr"], capture_output=True, text=True,
+                                   check=False).stdout
+            if f" {pod_ip}/" in shown:
+                addresses.append(f"{namespace} (pid {pid})")
+    return (pl.pods_story(lab, core, objectstore.NAMESPACE, SELECTOR)
+            + f"\nprocesses holding {path}: {', '.join(holders) or 'none'}"
+            + f"\nnetwork namespaces holding {pod_ip}: {', '.join(addresses) or 'none'}")
 
 
 def _registry_config(listen, rootdirectory, redirect=False):
@@ -126,7 +177,7 @@ def test_store_answers_on_its_service_ip_and_accepts_only_its_signed_key_pair(la
     core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
     service = core.read_namespaced_service(objectstore.NAME, objectstore.NAMESPACE)
     assert service.spec.cluster_ip == objectstore.SERVICE_IP
-    pods = core.list_namespaced_pod(objectstore.NAMESPACE, label_selector="app.kubernetes.io/name=lab-objectstore")
+    pods = core.list_namespaced_pod(objectstore.NAMESPACE, label_selector=SELECTOR)
     assert [p.spec.node_name for p in pods.items] == [node.NODE_NAME]
     # its bolt file is in the lab's state folder on this machine
     assert os.path.getsize(os.path.join(lab.state, objectstore.DATA_DIR, "s3.db")) > 0
@@ -159,18 +210,19 @@ def test_store_answers_on_its_service_ip_and_accepts_only_its_signed_key_pair(la
     assert ranged.status_code == 206 and ranged.content == body[10:20]
     assert objectstore.list_objects(BUCKET, key) == {key: 1000}
 
-    # the objects are on disk: a new pod (the Deployment's replacement) serves them
+    # the objects are on disk: a new pod (the Deployment's rollout) serves them
     old = pods.items[0].metadata.uid
-    core.delete_namespaced_pod(pods.items[0].metadata.name, objectstore.NAMESPACE)
+    _restart(lab)
 
     def replaced():
-        current = core.list_namespaced_pod(objectstore.NAMESPACE, label_selector="app.kubernetes.io/name=lab-objectstore")
+        current = core.list_namespaced_pod(objectstore.NAMESPACE, label_selector=SELECTOR)
         return [p for p in current.items if p.metadata.uid != old and p.metadata.deletion_timestamp is None
                 and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
 
     if not pl.wait_until(replaced, 240, "a new Ready object store pod", fail=False):
-        pytest.fail("no new Ready object store pod within 240 s:\n"
-                    + pl.pods_story(lab, core, objectstore.NAMESPACE, "app.kubernetes.io/name=lab-objectstore"))
+        current = core.list_namespaced_pod(objectstore.NAMESPACE, label_selector=SELECTOR).items
+        pod_ip = next((p.status.pod_ip for p in current if p.metadata.uid != old), None)
+        pytest.fail("no new Ready object store pod within 240 s:\n" + _store_story(lab, core, pod_ip))
     pl.wait_until(objectstore.healthy, 30, "the new pod answering through the Service")
     assert objectstore.request("GET", objectstore.object_url(BUCKET, key)).content == body
     assert objectstore.request("DELETE", objectstore.object_url(BUCKET, key)).status_code == 204
