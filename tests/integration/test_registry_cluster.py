@@ -88,8 +88,8 @@ def test_each_environment_registry_is_a_pod_behind_its_route_with_tls(lab, core,
         assert [c.type for c in route.status.ingress[0].conditions] == ["Admitted"]
         claim = core.read_namespaced_persistent_volume_claim("registry-storage", env)
         assert claim.status.phase == "Bound" and claim.spec.resources.requests["storage"] == "1Gi"
-        configs = core.read_namespaced_secret("registry-config", env).data  # the garbage collection job's switch
-        assert {key: yaml.safe_load(base64.b64decode(configs[key]))["storage"]["maintenance"]["readonly"]["enabled"]
+        configs = core.read_namespaced_config_map("registry-config", env).data  # the garbage collection job's switch
+        assert {key: yaml.safe_load(configs[key])["storage"]["maintenance"]["readonly"]["enabled"]
                 for key in ("config.yml", "readonly.yml")} == {"config.yml": False, "readonly.yml": True}
         answer = requests.get(f"https://{environment_registries[env]}/v2/", verify=lab.ca.cert_path, timeout=10)
         assert answer.status_code == 401 and answer.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
@@ -310,21 +310,22 @@ def test_a_configuration_change_is_previewed_then_rolls_the_pod_and_the_images_s
     digest = pushed_image(lab, skopeo, oci_layout, "uat", repository, promoter)
     before = {p.metadata.uid for p in registry_pods(core, "uat")}
 
+    # what the role made up to 0.1.0, the configuration as a Secret: the next run removes it
+    core.create_namespaced_secret("uat", {"metadata": {"name": "registry-config", "labels": {"app.kubernetes.io/managed-by": "segmented.registry"}},
+                                          "data": {"config.yml": base64.b64encode(b"version: 0.1").decode()}})
+
     preview = run_playbook(PLAYBOOK, extravars={"registry_cluster_log_level": "debug"}, cmdline="--check --diff")
     assert preview.status == "successful", preview.stdout_text[-3000:]
     assert changed(preview) >= 3  # the configuration of test, uat and prod
-    # the diff: each configuration Secret's key changed (its value hidden, as segmented.registry.objects
-    # hides every Secret's) and each pod template's checksum; neither side's configuration printed
-    text = re.sub(r"\x1b\[[0-9;]*m", "", preview.stdout_text)
-    lines = [line.strip() for line in text.splitlines()]
-    new_configs = [line.split("config.yml:", 1)[1].strip().strip("'\"")
-                   for line in lines if line.startswith("+") and "config.yml:" in line]
-    assert new_configs == ["(hidden, changed)"] * 3, new_configs
-    assert core.read_namespaced_secret("registry-config", "uat").data["config.yml"] not in text
-    assert "level: info" not in text and "level: debug" not in text
+    # the diff: each configuration ConfigMap's log level, line by line, and each pod template's checksum
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", preview.stdout_text).splitlines()]
+    assert sum(1 for line in lines if line.startswith("+") and "level: debug" in line) == 3, preview.stdout_text[-3000:]
+    assert sum(1 for line in lines if line.startswith("-") and "level: info" in line) == 3, preview.stdout_text[-3000:]
     assert sum(1 for line in lines if line.startswith("+") and "segmented.registry/config-checksum:" in line) == 3
+    assert "-Secret/uat/registry-config" in lines, preview.stdout_text[-3000:]  # removed, named only
     assert {p.metadata.uid for p in registry_pods(core, "uat")} == before, "check mode rolled a pod"
-    assert "level: info" in base64.b64decode(core.read_namespaced_secret("registry-config", "uat").data["config.yml"]).decode()
+    assert "level: info" in core.read_namespaced_config_map("registry-config", "uat").data["config.yml"]
+    core.read_namespaced_secret("registry-config", "uat")  # check mode removed nothing
 
     try:
         rolled = run_playbook(PLAYBOOK, extravars={"registry_cluster_log_level": "debug"})
@@ -334,6 +335,9 @@ def test_a_configuration_change_is_previewed_then_rolls_the_pod_and_the_images_s
         seen = registry_call(lab, "uat", "HEAD", f"/v2/{repository}/manifests/v1", f"repository:{repository}:pull",
                              promoter, headers={"Accept": MANIFEST_TYPES})
         assert seen.status_code == 200 and seen.headers["Docker-Content-Digest"] == digest
+        with pytest.raises(ApiException) as gone:
+            core.read_namespaced_secret("registry-config", "uat")
+        assert gone.value.status == 404
     finally:
         restored = run_playbook(PLAYBOOK)
         assert restored.status == "successful", restored.stdout_text[-3000:]
@@ -389,7 +393,8 @@ def test_reencrypt_and_passthrough_routes_and_an_absent_environment(lab, core, a
             assert answer.status_code == 401, name
             assert f'service="env-{name}"' in answer.headers["WWW-Authenticate"]
         pod = registry_pods(core, reenc)[0]
-        assert pod.spec.containers[0].readiness_probe.http_get.scheme == "HTTPS"
+        container = pod.spec.containers[0]
+        assert [probe.http_get.scheme for probe in (container.startup_probe, container.readiness_probe, container.liveness_probe)] == ["HTTPS"] * 3
         claims = {name: core.read_namespaced_persistent_volume_claim("registry-storage", name).spec
                   for name in (reenc, passthrough)}
         assert (claims[reenc].storage_class_name, claims[reenc].resources.requests["storage"]) == (own_class, "96Mi")

@@ -75,7 +75,7 @@ def gc_may(authz, verb, resource, subresource=None, name=None):
 def in_service(apps, core, before):
     """The pods read config.yml again, after two rollouts (read-only, then back): one new pod."""
     deployment = apps.read_namespaced_deployment("registry", ENV)
-    assert deployment.spec.template.spec.volumes[0].secret.items[0].key == "config.yml"
+    assert deployment.spec.template.spec.volumes[0].config_map.items[0].key == "config.yml"
     after = registry_pods(core)
     assert len(after) == 1 and after[0].metadata.uid not in before
 

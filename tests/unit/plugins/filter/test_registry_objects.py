@@ -4,7 +4,7 @@ import os
 
 import yaml
 
-from ansible_collections.segmented.registry.plugins.filter.registry_objects import FilterModule, registry_objects
+from ansible_collections.segmented.registry.plugins.filter.registry_objects import FilterModule, registry_objects, retired_objects
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "registry_cluster", "templates")
 
@@ -14,7 +14,8 @@ def test_every_object_of_the_registry_and_each_pushers_binding_in_that_namespace
     assert {o["metadata"]["namespace"] for o in objects} == {"retired"}
     names = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert names[:2] == [("Route", "registry"), ("Service", "registry")], "the way in goes first"
-    assert names.index(("Deployment", "registry")) < names.index(("Secret", "registry-config"))
+    assert names.index(("Deployment", "registry")) < names.index(("ConfigMap", "registry-config"))
+    assert ("Secret", "registry-config") in names, "what versions up to 0.1.0 made goes too"
     assert names[-2:] == [("RoleBinding", "segmented-registry:promoter:segmented-registry-promotion:promoter"),
                           ("RoleBinding", "segmented-registry:promoter:ci:pusher")]
     assert ("PersistentVolumeClaim", "registry-storage") not in names, "the storage stays"
@@ -38,7 +39,18 @@ def test_the_kinds_and_names_are_those_the_templates_make():
     assert made - {("PersistentVolumeClaim", "registry-storage")} <= removed, made - removed
 
 
-def test_the_filter_is_registered():
-    assert set(FilterModule().filters()) == {"registry_objects"}
-    with open(os.path.join(TEMPLATES, "..", "..", "..", "plugins", "filter", "registry_objects.yml")) as handle:
-        assert yaml.safe_load(handle)["DOCUMENTATION"]["name"] == "registry_objects"
+def test_retired_objects_are_the_configuration_secret_of_each_namespace_and_nothing_the_templates_make():
+    objects = retired_objects(["test", "uat"])
+    assert [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects] == [
+        ("Secret", "test", "registry-config"), ("Secret", "uat", "registry-config")]
+    assert retired_objects([]) == []
+    for template in ("registry.yml.j2", "registry-gc.yml.j2"):
+        with open(os.path.join(TEMPLATES, template)) as handle:
+            assert "kind: Secret\nmetadata:\n  name: registry-config" not in handle.read()
+
+
+def test_the_filters_are_registered():
+    assert set(FilterModule().filters()) == {"registry_objects", "retired_objects"}
+    for name in FilterModule().filters():
+        with open(os.path.join(TEMPLATES, "..", "..", "..", "plugins", "filter", name + ".yml")) as handle:
+            assert yaml.safe_load(handle)["DOCUMENTATION"]["name"] == name
