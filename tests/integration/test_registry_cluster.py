@@ -319,8 +319,9 @@ def test_a_configuration_change_is_previewed_then_rolls_the_pod_and_the_images_s
     assert changed(preview) >= 3  # the configuration of test, uat and prod
     # the diff: each configuration ConfigMap's log level, line by line, and each pod template's checksum
     lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", preview.stdout_text).splitlines()]
-    assert sum(1 for line in lines if line.startswith("+") and "level: debug" in line) == 3, preview.stdout_text[-3000:]
-    assert sum(1 for line in lines if line.startswith("-") and "level: info" in line) == 3, preview.stdout_text[-3000:]
+    # config.yml and readonly.yml of test, uat and prod
+    assert sum(1 for line in lines if line.startswith("+") and "level: debug" in line) == 6, preview.stdout_text[-3000:]
+    assert sum(1 for line in lines if line.startswith("-") and "level: info" in line) == 6, preview.stdout_text[-3000:]
     assert sum(1 for line in lines if line.startswith("+") and "segmented.registry/config-checksum:" in line) == 3
     assert "-Secret/uat/registry-config" in lines, preview.stdout_text[-3000:]  # removed, named only
     assert {p.metadata.uid for p in registry_pods(core, "uat")} == before, "check mode rolled a pod"
