@@ -395,7 +395,7 @@ def test_reencrypt_and_passthrough_routes_and_an_absent_environment(lab, core, a
             assert f'service="env-{name}"' in answer.headers["WWW-Authenticate"]
         pod = registry_pods(core, reenc)[0]
         container = pod.spec.containers[0]
-        assert [probe.http_get.scheme for probe in (container.startup_probe, container.readiness_probe, container.liveness_probe)] == ["HTTPS"] * 3
+        assert [probe.http_get.scheme for probe in (container.readiness_probe, container.liveness_probe)] == ["HTTPS"] * 2
         claims = {name: core.read_namespaced_persistent_volume_claim("registry-storage", name).spec
                   for name in (reenc, passthrough)}
         assert (claims[reenc].storage_class_name, claims[reenc].resources.requests["storage"]) == (own_class, "96Mi")
