@@ -39,10 +39,13 @@ def registry_objects(namespace, pushers):
     return [object_stub(api_version, kind, name, namespace) for kind, api_version, name in objects]
 
 
-def retired_objects(namespaces):
-    """Object stubs of RETIRED_OBJECTS in each of ``namespaces`` (the environments present), as
-    kubernetes.core.k8s takes a list to delete."""
-    return [object_stub(api_version, kind, name, namespace) for namespace in namespaces for kind, api_version, name in RETIRED_OBJECTS]
+def retired_objects(environments):
+    """Object stubs of RETIRED_OBJECTS in the namespace of each of ``environments`` (the role's
+    environments, each with ``namespace`` and ``state``) that is present, as kubernetes.core.k8s
+    takes a list to delete. An absent environment's namespace goes whole (tasks/environment.yml)."""
+    return [object_stub(api_version, kind, name, environment["namespace"])
+            for environment in environments if environment["state"] == "present"
+            for kind, api_version, name in RETIRED_OBJECTS]
 
 
 class FilterModule:

@@ -40,9 +40,11 @@ def test_the_kinds_and_names_are_those_the_templates_make():
 
 
 def test_retired_objects_are_the_configuration_secret_of_each_namespace_and_nothing_the_templates_make():
-    objects = retired_objects(["test", "uat"])
+    objects = retired_objects([{"name": "test", "namespace": "test", "state": "present"},
+                               {"name": "old", "namespace": "registry-old", "state": "absent"},
+                               {"name": "uat", "namespace": "registry-uat", "state": "present"}])
     assert [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects] == [
-        ("Secret", "test", "registry-config"), ("Secret", "uat", "registry-config")]
+        ("Secret", "test", "registry-config"), ("Secret", "registry-uat", "registry-config")]
     assert retired_objects([]) == []
     for template in ("registry.yml.j2", "registry-gc.yml.j2"):
         with open(os.path.join(TEMPLATES, template)) as handle:
