@@ -22,7 +22,6 @@ import glob
 import json
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -30,6 +29,7 @@ from kubernetes import client as kclient
 from kubernetes.client.rest import ApiException
 
 from tests.integration.conftest import REPO
+from tests.integration.runs import at_once, task_result
 
 # the dev tier's one lab test: every module, once
 pytestmark = pytest.mark.dev
@@ -105,7 +105,7 @@ def wait_for_terminated(core, name, eventually):
 ROLLBACK_HISTORY = ("myproject", "segmented-registry-history-app", "v1.2.3.uat")
 
 
-def rollback_example(lab, run_playbook, tmp_path):
+def rollback_example(lab, run_playbook):
     """``myproject/app:v1.2.3`` approved for uat, and a history there of two promotions (an earlier
     digest, pushed as tag ``rollback-example``, then the tag's own): what the rollback example
     needs to plan. Returns how to put things back as they were."""
@@ -115,11 +115,10 @@ def rollback_example(lab, run_playbook, tmp_path):
     now = [tag for tag in stream["status"]["tags"] if tag["tag"] == "v1.2.3"][0]["items"][0]["image"]
     earlier = lab.push("myproject", "app", "rollback-example", 1, 4096, seed="module examples, rollback")["digest"]
     auth = {"kubeconfig": lab.kubeconfig, "context": lab.layout.registry_cluster}
-    out = tmp_path / "approval.json"
     edit = run_playbook("tests/integration/playbooks/tag_environments.yml", extravars={
-        "te_args": {"namespace": "myproject", "name": "app:v1.2.3", "add": ["uat"]}, "te_auth": auth, "te_out": str(out)})
+        "te_args": {"namespace": "myproject", "name": "app:v1.2.3", "add": ["uat"]}, "te_auth": auth})
     assert edit.status == "successful", edit.stdout_text[-3000:]
-    approved_before = "uat" in json.loads(out.read_text())["environments_before"]
+    approved_before = "uat" in task_result(edit, "Edit the environment list")["environments_before"]
     namespace, name, key = ROLLBACK_HISTORY
     entries = [{"time": time, "action": "promote", "environment": "uat", "tag": "v1.2.3", "digest_before": before,
                 "digest_after": after, "by": "module examples", "result": "ok", "message": ""}
@@ -146,13 +145,13 @@ def rollback_example(lab, run_playbook, tmp_path):
             core.patch_namespaced_config_map(name, namespace, {"data": {key: kept}})
         if not approved_before:
             back = run_playbook("tests/integration/playbooks/tag_environments.yml", extravars={
-                "te_args": {"namespace": "myproject", "name": "app:v1.2.3", "remove": ["uat"]}, "te_auth": auth, "te_out": str(out)})
+                "te_args": {"namespace": "myproject", "name": "app:v1.2.3", "remove": ["uat"]}, "te_auth": auth})
             assert back.status == "successful", back.stdout_text[-3000:]
     return restore
 
 
 @pytest.fixture
-def example_names(lab, eventually, run_playbook, tmp_path_factory):
+def example_names(lab, eventually, run_playbook):
     """The names the examples use, on the lab: made when missing (left as found afterwards)."""
     api = lab.api_client(lab.layout.registry_cluster)
     core = kclient.CoreV1Api(api)
@@ -191,7 +190,7 @@ def example_names(lab, eventually, run_playbook, tmp_path_factory):
             "metadata": {"name": PULL_SECRET[1]}, "type": "kubernetes.io/dockerconfigjson",
             "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}})
         made = True
-    restore_rollback_example = rollback_example(lab, run_playbook, tmp_path_factory.mktemp("rollback-example"))
+    restore_rollback_example = rollback_example(lab, run_playbook)
     yield
     restore_rollback_example()
     if made:
@@ -219,8 +218,8 @@ def test_every_module_example_runs_on_the_lab(lab, run_playbook, example_names, 
         playbook = tmp_path / os.path.basename(path).replace(".py", ".yml")
         playbook.write_text(yaml.safe_dump([example_play(path)], sort_keys=False))
         playbooks.append(str(playbook))
-    with ThreadPoolExecutor(max_workers=len(playbooks)) as pool:  # one playbook per module, side by side
-        runs = list(pool.map(lambda playbook: run_playbook(playbook, extravars=EXTRA_VARS), playbooks))
+    # one playbook per module, side by side
+    runs = at_once(*(lambda playbook=playbook: run_playbook(playbook, extravars=EXTRA_VARS) for playbook in playbooks))
     failed = [row for run in runs for row in failures(run)]
     assert not failed, "module EXAMPLES that fail on the lab:\n" + "\n".join(failed)
     for playbook, run in zip(playbooks, runs):

@@ -128,12 +128,11 @@ def test_consumers_the_job_does_not_touch_never_stop_a_promotion(lab, namespace,
 def test_an_environment_the_inventory_does_not_know_is_reported_everywhere(
         lab, namespace, run_playbook, tmp_path):
     pushed = lab.push(namespace, "app", "v1", 1, SMALL)
-    out = tmp_path / "te.json"
     auth = {"kubeconfig": lab.kubeconfig, "context": lab.layout.registry_cluster}
     # written by hand (no known_environments): a typo the inventory does not define
     edit = run_playbook("tests/integration/playbooks/tag_environments.yml", extravars={
         "te_args": {"namespace": namespace, "name": "app:v1", "approved": ["test", "tset"]},
-        "te_auth": auth, "te_out": str(out)})
+        "te_auth": auth})
     assert edit.status == "successful", edit.stdout_text[-3000:]
 
     reconciled = run_playbook("playbooks/reconcile.yml", extravars={"project": namespace})

@@ -80,14 +80,13 @@ def reconcile(lab, token, run_playbook, lab_auth, tmp_path):
 
 
 @pytest.fixture
-def approve(run_playbook, lab_auth, tmp_path):
+def approve(run_playbook, lab_auth):
     """approve(namespace, "stream:tag", add=[...] / remove=[...]): issue 3's module."""
     def run(namespace, name, **change):
-        out = tmp_path / (f"te-{uuid.uuid4().hex}.json")
         runner = run_playbook(TE, extravars={"te_args": dict(change, namespace=namespace, name=name),
-                                             "te_auth": lab_auth, "te_out": str(out)})
+                                             "te_auth": lab_auth})
         assert runner.status == "successful", runner.stdout_text[-3000:]
-        result = json.loads(out.read_text())
+        result = task_result(runner, "Edit the environment list")
         assert not result.get("failed"), result.get("msg")
         return result
     return run

@@ -27,6 +27,7 @@ from kubernetes.dynamic import DynamicClient
 
 from lab import image, pki
 from tests.integration import promotion_lab
+from tests.integration.runs import host_results, task_result
 
 KEY = "segmented.registry/environments"
 KNOWN = ["test", "uat", "prod"]
@@ -120,17 +121,16 @@ def scrub(text, *secrets):
 
 
 @pytest.fixture
-def tag_environments(run_playbook, lab_auth, tmp_path):
+def tag_environments(run_playbook, lab_auth):
     """tag_environments(check=False, diff=False, auth=None, envvars=None, **module options) -> the
     registered result (a failed one too: check result['failed'])."""
     def run(check=False, diff=False, auth=None, envvars=None, **args):
-        out = tmp_path / (f"result-{uuid.uuid4().hex}.json")
         runner = run_playbook(TE, extravars={"te_args": args, "te_auth": dict(lab_auth if auth is None else auth),
-                                             "te_check": check, "te_diff": diff, "te_out": str(out)},
+                                             "te_check": check, "te_diff": diff},
                               envvars=envvars)
         secrets = [(auth or {}).get("api_key"), (envvars or {}).get("K8S_AUTH_API_KEY")]
         assert runner.status == "successful", scrub(runner.stdout_text, *secrets)
-        result = json.loads(out.read_text())
+        result = task_result(runner, "Edit the environment list")
         text = json.dumps(result)
         for secret in secrets:
             assert not secret or secret not in text, "a token leaked into the result"
@@ -574,7 +574,7 @@ STORM_HOSTS = 24
 STORM_TAGS = ["pushed-a", "spec", "pushed-b"]
 
 
-def storm_inventory(path, lab, namespace, stream, out, count=STORM_HOSTS, tags=lambda index: STORM_TAGS, old=True):
+def storm_inventory(path, lab, namespace, stream, count=STORM_HOSTS, tags=lambda index: STORM_TAGS, old=True):
     """Hosts storm-01.. (``count``): host i adds env-i to ``tags(i)`` (and, with ``old``, the even
     ones remove old-i)."""
     hosts = {}
@@ -587,8 +587,7 @@ def storm_inventory(path, lab, namespace, stream, out, count=STORM_HOSTS, tags=l
         "hosts": hosts,
         "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                  "storm_namespace": namespace, "storm_stream": stream,
-                 "storm_kubeconfig": lab.kubeconfig, "storm_context": cluster_of(lab),
-                 "storm_out": out}}}}}
+                 "storm_kubeconfig": lab.kubeconfig, "storm_context": cluster_of(lab)}}}}}
     with open(path, "w") as handle:
         yaml.safe_dump(inventory, handle)
     return hosts
@@ -615,18 +614,15 @@ def serial_result(hosts, initial):
 
 def run_storm(run_playbook, tmp_path, lab, namespace, stream, forks, label, **inventory_options):
     """Run the storm playbook (default max_attempts); every edit must succeed."""
-    out = tmp_path / label
-    out.mkdir()
     inventory = tmp_path / (f"{label}-inventory.yml")
-    hosts = storm_inventory(str(inventory), lab, namespace, stream, str(out), **inventory_options)
+    hosts = storm_inventory(str(inventory), lab, namespace, stream, **inventory_options)
     started = time.monotonic()
     runner = run_playbook(STORM, inventory=str(inventory), envvars={"ANSIBLE_FORKS": str(forks)})
     seconds = time.monotonic() - started
     assert runner.status == "successful", runner.stdout_text[-5000:]
-    results = []
-    for name in hosts:
-        with open(out / (f"{name}.json")) as handle:
-            results.extend(json.load(handle))
+    by_host = host_results(runner, "Add this host's environment")
+    assert set(by_host) == set(hosts), by_host.keys()
+    results = [result for host in hosts for result in by_host[host]["results"]]
     assert len(results) == sum(len(host["storm_tags"]) for host in hosts.values())
     assert not [result.get("msg") for result in results if result.get("failed")]
     return hosts, results, seconds
