@@ -75,6 +75,7 @@ ENVIRONMENT_READER = "segmented-registry-lab:environment-reader"
 # a source namespace
 PROMOTER = "segmented-registry-promotion/promoter"
 PROMOTION_SOURCE_READER = "segmented-registry:promotion-source-reader"
+BUILD_NAMESPACE = "myproject"  # where the lab inventory's builder pushes (inventories/lab/hosts.yml)
 ROUTER_DOMAIN = "apps.registry.lab.local"  # the registry cluster's ingress domain (*.apps...)
 ROUTER_HTTPS_PORT = 443
 ROUTER_HTTP_PORT = 80
@@ -880,7 +881,7 @@ def main(argv=None):
     sub.add_parser("status", help="show what runs (exit 1 if anything is down)")
     sub.add_parser("inventory", help="print the path of the inventory the lab runs on")
     push = sub.add_parser("push", help="push a built multi-layer image to the integrated registry")
-    push.add_argument("--namespace", default="myproject")
+    push.add_argument("--namespace", default=BUILD_NAMESPACE)
     push.add_argument("--stream", default="app")
     push.add_argument("--tag", default="v1")
     push.add_argument("--layers", type=int, default=3)

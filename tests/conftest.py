@@ -14,6 +14,9 @@ BESIDE = {INTEGRATION + name for name in (
     "test_tag_environments.py", "test_objects_action.py", "test_validate_inventory.py", "test_lab_openshift_defaults.py",
     "test_lab_node.py")}
 
+# the report section of a failed lab test that names the tasks that failed in its playbook runs
+# (tests/integration/conftest.py adds it)
+FAILED_TASKS_SECTION = "failed tasks of its playbook runs"
 
 NAMESPACES_BEFORE = pytest.StashKey()
 
@@ -95,7 +98,8 @@ def pytest_sessionfinish(session):
     """The namespaces the tests created on the registry cluster are gone when the whole run ends
     (in the run's own process, after every worker: a lane that ends early removes nothing the
     other still uses), not those the registry-cluster role made (labelled managed-by
-    segmented.registry). Their ImageStreams go first, at once, so a reconcile of the whole cluster
+    segmented.registry) nor the lab inventory's build namespace (labctl.BUILD_NAMESPACE: main.sh
+    pushes there and site.yml mints its builder's credential, right after the suite too). Their ImageStreams go first, at once, so a reconcile of the whole cluster
     right after the suite (as scripts/main.sh's site.yml runs it) does not meet the tests'
     deliberately broken tags while the namespace controller is still at work: a lab the suite has
     used is a lab main.sh runs on."""
@@ -112,7 +116,8 @@ def pytest_sessionfinish(session):
         return  # a test left the lab down: nothing to clean on it
     lab = labctl.Lab()
     for name, labels in now.items():
-        if name not in before and labels.get("app.kubernetes.io/managed-by") != "segmented.registry":
+        if (name not in before and name != labctl.BUILD_NAMESPACE
+                and labels.get("app.kubernetes.io/managed-by") != "segmented.registry"):
             remove_namespace(lab.api_client(lab.layout.registry_cluster), name)
 
 
@@ -121,3 +126,13 @@ def collections_path():
     """The folder to give ansible-playbook as ANSIBLE_COLLECTIONS_PATH to find this checkout as
     segmented.registry (scripts/setup.sh links it there)."""
     return os.path.join(REPO, ".venv", "collections")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """At the end of the run (the part of a CI log that is always shown): each failed lab test's
+    failed playbook tasks, one line each."""
+    for report in terminalreporter.stats.get("failed", []):
+        for name, text in report.sections:
+            if name == FAILED_TASKS_SECTION:
+                terminalreporter.write_sep("-", f"{FAILED_TASKS_SECTION}: {report.nodeid}")
+                terminalreporter.write_line(text)

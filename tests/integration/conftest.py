@@ -18,11 +18,29 @@ from kubernetes.client.rest import ApiException
 
 from ansible_collections.segmented.registry.plugins.module_utils.credentials.mint import mint_token
 from lab import fleet, image, labctl, node
-from tests.conftest import lane
-from tests.integration import promotion_lab
+from tests.conftest import FAILED_TASKS_SECTION, lane
+from tests.integration import promotion_lab, runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAB_INVENTORY = fleet.current(labctl.state_dir())  # inventories/lab, or the one labctl up --consumers wrote
+
+
+# {test node id: the failed tasks of its playbook runs}, for the report of a test that fails
+FAILED_TASKS = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report holds a section with the tasks that failed in the playbooks it ran
+    (runs.failed_tasks: host, task, message), whatever its assertion printed; under pytest-xdist the
+    section travels with the report, and the run's summary repeats it (tests/conftest.py)."""
+    outcome = yield
+    report = outcome.get_result()
+    failed = FAILED_TASKS.get(item.nodeid, [])
+    if report.when == "teardown":
+        FAILED_TASKS.pop(item.nodeid, None)
+    if report.failed and failed:
+        report.sections.append((FAILED_TASKS_SECTION, "\n".join(failed)))
 
 
 def pytest_collection_modifyitems(items):
@@ -102,8 +120,13 @@ def run_playbook():
                 quiet=True,
                 **options
             )
+            events = list(runner.events)
+            failed = runs.failed_tasks(events)
+            if failed and os.environ.get("PYTEST_CURRENT_TEST"):
+                FAILED_TASKS.setdefault(os.environ["PYTEST_CURRENT_TEST"].split(" ")[0], []).extend(
+                    f"{os.path.basename(playbook)}: {line}" for line in failed)
             return types.SimpleNamespace(status=runner.status, rc=runner.rc, stats=runner.stats,
-                                         events=list(runner.events), stdout_text=runner.stdout.read())
+                                         events=events, stdout_text=runner.stdout.read())
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
     return run
