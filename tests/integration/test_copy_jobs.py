@@ -93,7 +93,9 @@ def test_copies_through_jobs_land_what_the_in_process_path_plans_and_no_image_by
 
 def test_a_copy_job_killed_mid_copy_leaves_no_partial_tag_and_the_rerun_converges(
         lab, lab_node, environment_registries, namespace, approve, reconcile, token):
-    pushed = lab.push(namespace, "big", "v1", 4, 8 * 1024 * 1024)
+    # 4 layers of 48 MiB: about a second of copying in the pod, so the kill lands mid-copy (at 8 MiB
+    # the copy could be done before the pod was seen Running)
+    pushed = lab.push(namespace, "big", "v1", 4, 48 * 1024 * 1024)
     approve(namespace, "big:v1", add=["test"])
     core = kclient.CoreV1Api(lab.api_client(lab.layout.registry_cluster))
     batch = kclient.BatchV1Api(lab.api_client(lab.layout.registry_cluster))

@@ -60,10 +60,24 @@ def _restart(lab):
         "spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}})
 
 
+# the store's health check at the address given as argv[1], as the kubelet's probe asks it: the
+# status, or the error (connection refused, a timeout)
+HEALTH_CHECK = f"""
+import sys, urllib.request
+try:
+    print(urllib.request.urlopen(f"http://{{sys.argv[1]}}:{objectstore.PORT}{objectstore.HEALTH_PATH}", timeout=5).status)
+except Exception as exc:
+    print(repr(exc))
+"""
+
+
 def _store_story(lab, core, pod_ip):
     """pods_story, and what this machine sees of the store: the processes holding its bolt file open
-    (with their state: D is a process the kernel cannot stop yet) and the network namespaces that
-    hold the new pod's address (two mean an address handed out while an older pod still had it)."""
+    (with their state: D is a process the kernel cannot stop yet, and their network namespace), the
+    network namespaces that hold the new pod's address (two mean an address handed out while an
+    older pod still had it), what the store's health check answers from this machine (as the
+    kubelet's probe asks) and from inside each holder's namespace, the host's neighbour entry for
+    the address, and the kubelet's log lines about the pod."""
     path = os.path.join(lab.state, objectstore.DATA_DIR, "s3.db")
     stat = os.stat(path)
     holders, addresses = [], []
@@ -72,26 +86,50 @@ def _store_story(lab, core, pod_ip):
             if any(os.stat(f"/proc/{pid}/fd/{fd}")[1:3] == stat[1:3] for fd in os.listdir(f"/proc/{pid}/fd")):
                 with open(f"/proc/{pid}/stat") as handle:
                     name, rest = handle.read().split("(", 1)[1].rsplit(")", 1)
-                holders.append(f"pid {pid} ({name}) state {rest.split()[0]}")
+                holders.append((pid, f"pid {pid} ({name}) state {rest.split()[0]} in {os.readlink(f'/proc/{pid}/ns/net')}"))
         except OSError:
             continue
+    checks = []
+    for pid, _ in holders:
+        inside = subprocess.run(["nsenter", "-t", pid, "-n", "python3", "-c", HEALTH_CHECK, "127.0.0.1"],
+                                capture_output=True, text=True, check=False, timeout=20)
+        checks.append(f"health check inside pid {pid}'s namespace: {(inside.stdout + inside.stderr).strip()}")
     if pod_ip:
-        seen = set()
+        # a namespace by a process in it, or by a mount of it with no process left (a pod sandbox's
+        # that outlived its pod: containerd keeps them as mounts under its state folder)
+        entered = {}
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                namespace = os.readlink(f"/proc/{pid}/ns/net")
+                entered.setdefault(os.readlink(f"/proc/{pid}/ns/net"), (f"pid {pid}", f"/proc/{pid}/ns/net"))
             except OSError:
                 continue
-            if namespace in seen:
-                continue
-            seen.add(namespace)
-            shown = subprocess.run(["nsenter", "-t", pid, "-n", "ip", "-4", "-o", "addr"], capture_output=True, text=True,
-                                   check=False).stdout
+        with open("/proc/self/mountinfo") as handle:
+            for line in handle:
+                fields = line.split()
+                if fields[fields.index("-") + 1] == "nsfs" and fields[3].startswith("net:["):
+                    entered.setdefault(fields[3], (f"mount {fields[4]}", fields[4]))
+        for namespace, (by, where) in sorted(entered.items()):
+            shown = subprocess.run(["nsenter", f"--net={where}", "ip", "-4", "-o", "addr"], capture_output=True,
+                                   text=True, check=False).stdout
             if f" {pod_ip}/" in shown:
-                addresses.append(f"{namespace} (pid {pid})")
+                addresses.append(f"{namespace} ({by})")
+        outside = subprocess.run(["python3", "-c", HEALTH_CHECK, pod_ip], capture_output=True, text=True,
+                                 check=False, timeout=20)
+        checks.append(f"health check from this machine: {(outside.stdout + outside.stderr).strip()}")
+        neighbour = subprocess.run(["ip", "neigh", "show", pod_ip], capture_output=True, text=True, check=False)
+        checks.append(f"neighbour entry: {neighbour.stdout.strip() or 'none'}")
+    pods = core.list_namespaced_pod(objectstore.NAMESPACE, label_selector=SELECTOR).items
+    names = [p.metadata.name for p in pods]
+    try:
+        with open(lab.procs.log_path("kubelet"), errors="replace") as handle:
+            about = [line.strip()[:300] for line in handle if any(name in line for name in names)]
+    except OSError as exc:
+        about = [f"(no kubelet log: {exc})"]
     return (pl.pods_story(lab, core, objectstore.NAMESPACE, SELECTOR)
-            + f"\nprocesses holding {path}: {', '.join(holders) or 'none'}"
-            + f"\nnetwork namespaces holding {pod_ip}: {', '.join(addresses) or 'none'}")
+            + f"\nprocesses holding {path}: {', '.join(text for _, text in holders) or 'none'}"
+            + f"\nnetwork namespaces holding {pod_ip}: {', '.join(addresses) or 'none'}"
+            + "".join("\n" + line for line in checks)
+            + "\nkubelet log lines about the pods (last 15):" + "".join("\n  " + line for line in about[-15:]))
 
 
 def _registry_config(listen, rootdirectory, redirect=False):
