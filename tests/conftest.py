@@ -99,10 +99,10 @@ def pytest_sessionfinish(session):
     (in the run's own process, after every worker: a lane that ends early removes nothing the
     other still uses), not those the registry-cluster role made (labelled managed-by
     segmented.registry) nor the lab inventory's build namespace (labctl.BUILD_NAMESPACE: main.sh
-    pushes there and site.yml mints its builder's credential, right after the suite too). Their ImageStreams go first, at once, so a reconcile of the whole cluster
-    right after the suite (as scripts/main.sh's site.yml runs it) does not meet the tests'
-    deliberately broken tags while the namespace controller is still at work: a lab the suite has
-    used is a lab main.sh runs on."""
+    pushes there and site.yml mints its builder's credential, right after the suite too). Their
+    ImageStreams go first, at once, so a reconcile of the whole cluster right after the suite (as
+    scripts/main.sh's site.yml runs it) does not meet the tests' deliberately broken tags while the
+    namespace controller is still at work: a lab the suite has used is a lab main.sh runs on."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
     before = session.config.stash.get(NAMESPACES_BEFORE, None)

@@ -43,9 +43,12 @@ def retired_objects(environments):
     """Object stubs of RETIRED_OBJECTS in the namespace of each of ``environments`` (the role's
     environments, each with ``namespace`` and ``state``) that is present, as kubernetes.core.k8s
     takes a list to delete. An absent environment's namespace goes whole (tasks/environment.yml)."""
-    return [object_stub(api_version, kind, name, environment["namespace"])
-            for environment in environments if environment["state"] == "present"
-            for kind, api_version, name in RETIRED_OBJECTS]
+    return [
+        object_stub(api_version, kind, name, environment["namespace"])
+        for environment in environments
+        if environment["state"] == "present"
+        for kind, api_version, name in RETIRED_OBJECTS
+    ]
 
 
 class FilterModule:

@@ -91,7 +91,7 @@ def _store_story(lab, core, pod_ip):
         except OSError:
             continue
     checks = []
-    for pid, _ in holders:
+    for pid, _holder in holders:
         inside = subprocess.run(["nsenter", "-t", pid, "-n", "python3", "-c", HEALTH_CHECK, "127.0.0.1"],
                                 capture_output=True, text=True, check=False, timeout=20)
         checks.append(f"health check inside pid {pid}'s namespace: {(inside.stdout + inside.stderr).strip()}")
@@ -127,7 +127,7 @@ def _store_story(lab, core, pod_ip):
     except OSError as exc:
         about = [f"(no kubelet log: {exc})"]
     return (pl.pods_story(lab, core, objectstore.NAMESPACE, SELECTOR)
-            + f"\nprocesses holding {path}: {', '.join(text for _, text in holders) or 'none'}"
+            + f"\nprocesses holding {path}: {', '.join(text for _pid, text in holders) or 'none'}"
             + f"\nnetwork namespaces holding {pod_ip}: {', '.join(addresses) or 'none'}"
             + "".join("\n" + line for line in checks)
             + "\nkubelet log lines about the pods (last 15):" + "".join("\n  " + line for line in about[-15:]))
