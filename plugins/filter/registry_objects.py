@@ -39,16 +39,27 @@ def registry_objects(namespace, pushers):
     return [object_stub(api_version, kind, name, namespace) for kind, api_version, name in objects]
 
 
-def retired_objects(environments):
+def retired_objects(environments, found=None):
     """Object stubs of RETIRED_OBJECTS in the namespace of each of ``environments`` (the role's
     environments, each with ``namespace`` and ``state``) that is present, as kubernetes.core.k8s
-    takes a list to delete. An absent environment's namespace goes whole (tasks/environment.yml)."""
+    takes a list to delete. An absent environment's namespace goes whole (tasks/environment.yml).
+    ``found``: the objects of RETIRED_OBJECTS the cluster holds, as a list read answers them (only
+    ``metadata.namespace`` and ``metadata.name`` are looked at, and ``kind`` where given: the
+    items of a list carry none); given, only those are removed, so that a cluster where none is
+    left needs no module run."""
     return [
         object_stub(api_version, kind, name, environment["namespace"])
         for environment in environments
         if environment["state"] == "present"
         for kind, api_version, name in RETIRED_OBJECTS
+        if found is None or any(_is(item, kind, environment["namespace"], name) for item in found)
     ]
+
+
+def _is(item, kind, namespace, name):
+    """Whether ``item`` (an object as read) is ``kind`` ``namespace/name``."""
+    meta = item.get("metadata") or {}
+    return item.get("kind", kind) == kind and meta.get("namespace") == namespace and meta.get("name") == name
 
 
 class FilterModule:

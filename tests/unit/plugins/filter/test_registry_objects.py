@@ -46,6 +46,16 @@ def test_retired_objects_are_the_configuration_secret_of_each_namespace_and_noth
     assert [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects] == [
         ("Secret", "test", "registry-config"), ("Secret", "registry-uat", "registry-config")]
     assert retired_objects([]) == []
+    found = [{"kind": "Secret", "metadata": {"namespace": "registry-uat", "name": "registry-config"}},
+             {"metadata": {"namespace": "registry-old", "name": "registry-config"}},
+             {"kind": "ConfigMap", "metadata": {"namespace": "test", "name": "registry-config"}},
+             {"kind": "Secret", "metadata": {"namespace": "test", "name": "something-else"}}]
+    objects = retired_objects([{"name": "test", "namespace": "test", "state": "present"},
+                               {"name": "old", "namespace": "registry-old", "state": "absent"},
+                               {"name": "uat", "namespace": "registry-uat", "state": "present"}], found)
+    assert [(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects] == [
+        ("Secret", "registry-uat", "registry-config")], "only those found, of environments present"
+    assert retired_objects([{"name": "test", "namespace": "test", "state": "present"}], []) == [], "none found: nothing to run"
     for template in ("registry.yml.j2", "registry-gc.yml.j2"):
         with open(os.path.join(TEMPLATES, template)) as handle:
             assert "kind: Secret\nmetadata:\n  name: registry-config" not in handle.read()
