@@ -684,6 +684,35 @@ def test_check_mode_previews_namespaces_and_accounts_an_earlier_step_would_make(
     assert versions(lab) == before
 
 
+def test_create_missing_makes_only_what_is_missing(lab, distributed, run_playbook, inventory, unique, restore):
+    """credentials_create_missing: a namespace and a service account the inventory names that the
+    consumer lacks are made; a second run finds both and runs no module for them (the task's item of
+    every cluster is skipped, after the lookups that read what is there)."""
+    namespace, account = f"made-{unique}", f"made-{unique}"
+    core = core_of(lab, "test")
+
+    def edit(hosts, group_vars):
+        group_vars["credentials_create_missing"] = True
+        hosts["test"]["segmented_registry_credentials"]["pull"] += [f"{namespace}/default", f"{APP_NS}/{account}"]
+    path = inventory(edit)
+    try:
+        run = play(run_playbook, PLAYBOOK, inventory=path)
+        assert run.status == "successful", run.stdout_text[-3000:]
+        assert _exists(core, namespace, "default") and _exists(core, APP_NS, account)
+        again = play(run_playbook, PLAYBOOK, inventory=path)
+        assert again.status == "successful", again.stdout_text[-3000:]
+        items = [event["event"] for event in again.events
+                 if event.get("event") in ("runner_item_on_ok", "runner_item_on_failed", "runner_item_on_skipped")
+                 and (event.get("event_data") or {}).get("task") == "Namespaces and service accounts on the consumer clusters"]
+        assert items and set(items) == {"runner_item_on_skipped"}, items
+    finally:
+        core.delete_namespace(namespace)
+        try:
+            core.delete_namespaced_service_account(account, APP_NS)
+        except ApiException as exc:
+            assert exc.status == 404
+
+
 def test_unknown_cluster_is_refused(lab, distributed, run_playbook):
     before = versions(lab)
     run = play(run_playbook, PLAYBOOK, extravars={"credentials_clusters": ["nosuch"]})
